@@ -1,0 +1,76 @@
+/**
+ * Protocol constants and the configuration of one group's core. Defaults are PhxPaxos's
+ * (inventory §12); every duration is in milliseconds of the node's monotonic clock.
+ */
+import type { Random } from '../util/random.js';
+
+export interface ProtocolTiming {
+  readonly prepareTimeoutStartMs: number;
+  readonly prepareTimeoutMaxMs: number;
+  readonly acceptTimeoutStartMs: number;
+  readonly acceptTimeoutMaxMs: number;
+  /** After a rejected round the proposer retries after a random delay in [min, max]. */
+  readonly retryDelayMinMs: number;
+  readonly retryDelayMaxMs: number;
+  /** A learner asks its peers whether it is behind every [min, max] ms. */
+  readonly askForLearnMinMs: number;
+  readonly askForLearnMaxMs: number;
+  /** A teacher's lock is released when the learner neither confirms nor acks for this long. */
+  readonly teachLockTimeoutMs: number;
+  /** A teaching session ends when no ack arrives for this long. */
+  readonly teachAckTimeoutMs: number;
+  /** How many instances a teacher may stream beyond the last ack. */
+  readonly teachAckLead: number;
+  /** A learner acks every this many instances. */
+  readonly learnAckLead: number;
+  /** Prepare/accept/chosen/learn messages for at most this many future instances are kept. */
+  readonly futureWindowInstances: number;
+  /** First delay before re-executing a value whose execution failed; doubles up to the max. */
+  readonly executeRetryStartMs: number;
+  readonly executeRetryMaxMs: number;
+}
+
+export const DEFAULT_TIMING: ProtocolTiming = Object.freeze({
+  prepareTimeoutStartMs: 2000,
+  prepareTimeoutMaxMs: 8000,
+  acceptTimeoutStartMs: 1000,
+  acceptTimeoutMaxMs: 8000,
+  retryDelayMinMs: 10,
+  retryDelayMaxMs: 39,
+  askForLearnMinMs: 2500,
+  askForLearnMaxMs: 2999,
+  teachLockTimeoutMs: 5000,
+  teachAckTimeoutMs: 5000,
+  teachAckLead: 21,
+  learnAckLead: 4,
+  futureWindowInstances: 300,
+  executeRetryStartMs: 10,
+  executeRetryMaxMs: 1000,
+});
+
+/** CRC-32 of `data` continuing from `seed` (production passes `zlib.crc32`). */
+export type ChecksumFunction = (data: Uint8Array, seed: number) => number;
+
+/**
+ * Deliberate bugs, switched on only by the simulator's canary runs to prove its checkers fail.
+ * Production code never constructs these; they are not part of any public option.
+ */
+export interface CoreFaults {
+  /** The acceptor's promise is not reloaded after a restart. */
+  readonly forgetPromise?: boolean;
+  /** The acceptor accepts ballots below its promise. */
+  readonly acceptLowerBallot?: boolean;
+  /** A chosen notification is learned without comparing it to the local accepted ballot. */
+  readonly learnUnchecked?: boolean;
+}
+
+export interface GroupCoreConfig {
+  readonly groupIndex: number;
+  readonly nodeId: number;
+  /** Voting members, this node included. Majorities are counted over this set. */
+  readonly members: readonly number[];
+  readonly random: Random;
+  readonly checksum: ChecksumFunction;
+  readonly timing: ProtocolTiming;
+  readonly faults?: CoreFaults;
+}

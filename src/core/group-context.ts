@@ -1,0 +1,60 @@
+/**
+ * State every role of one group shares: who we are, the membership, the current instance, the
+ * checksum chain, the local clock reading, and the outbox. The roles read and update it; only
+ * GroupCore moves the instance forward.
+ */
+import type { GroupCoreConfig } from './config.js';
+import type { PaxosMessage } from './messages.js';
+import { Outbox } from './outbox.js';
+
+export class GroupContext {
+  readonly config: GroupCoreConfig;
+  readonly outbox = new Outbox();
+  /** The instance this node is deciding; everything below it is chosen and executed here. */
+  instanceId: number;
+  /** Checksum chain up to instanceId - 1 (0: unknown, adopted from the next peer that knows it). */
+  lastChecksum: number;
+  /** The node's monotonic clock, as of the last tick. */
+  nowMs = 0;
+  private readonly memberSet: ReadonlySet<number>;
+
+  constructor(config: GroupCoreConfig, instanceId: number, lastChecksum: number) {
+    this.config = config;
+    this.instanceId = instanceId;
+    this.lastChecksum = lastChecksum;
+    this.memberSet = new Set(config.members);
+  }
+
+  get nodeId(): number {
+    return this.config.nodeId;
+  }
+
+  get members(): readonly number[] {
+    return this.config.members;
+  }
+
+  get majority(): number {
+    return Math.floor(this.config.members.length / 2) + 1;
+  }
+
+  isMember(nodeId: number): boolean {
+    return this.memberSet.has(nodeId);
+  }
+
+  /** Send to every member but this node. */
+  broadcastToOthers(message: PaxosMessage, afterPersist: boolean): void {
+    for (const member of this.config.members) {
+      if (member !== this.config.nodeId) this.outbox.send(member, message, afterPersist);
+    }
+  }
+
+  /** Chain `value` onto `previous`; an unknown previous checksum keeps the chain unknown. */
+  chainChecksum(previous: number, instanceId: number, value: Uint8Array): number {
+    if (instanceId > 0 && previous === 0) return 0;
+    return this.config.checksum(value, previous);
+  }
+
+  randomBetween(minMs: number, maxMs: number): number {
+    return this.config.random.int(minMs, maxMs + 1);
+  }
+}

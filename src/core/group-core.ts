@@ -1,0 +1,434 @@
+/**
+ * One Paxos group on one node: proposer, acceptor and learner around a single current instance,
+ * pure and synchronous. Inputs: `tick`, `step`, `propose`, and the driver's reports (`onExecuted`,
+ * `onLogRead`, `halt`). Output: a `Ready` (see ready.ts for the order a driver must follow).
+ *
+ * An instance is decided here when it is learned (by a chosen notification that matches the local
+ * acceptor, by "a prepare/accept for the next instance", or from a teacher's stream), then executed
+ * by the driver; only after a successful execution does the node move to the next instance. A
+ * failed execution is retried, never skipped.
+ */
+import { Acceptor, type AcceptorState } from './acceptor.js';
+import { ballotsEqual, formatBallot, type Ballot } from './ballot.js';
+import type { GroupCoreConfig } from './config.js';
+import { FutureWindow } from './future-window.js';
+import { GroupContext } from './group-context.js';
+import { Learner } from './learner.js';
+import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
+import { Proposer } from './proposer.js';
+import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from './ready.js';
+import { Teacher } from './teacher.js';
+import { assert, assertNever } from '../util/assert.js';
+import { bytesEqual } from '../util/bytes.js';
+
+/** What a node knows about a group when it starts (see runtime/restore.ts). */
+export interface RestoredGroupState {
+  readonly nowInstanceId: number;
+  /** The promise carries over from the newest record; accepted fields are for `nowInstanceId` only. */
+  readonly acceptor: AcceptorState;
+  /** Checksum chain up to nowInstanceId - 1 (0: unknown). */
+  readonly lastChecksum: number;
+  readonly minChosenInstanceId: number;
+}
+
+export type ProposeResult = 'accepted' | 'busy' | 'halted' | 'notMember';
+
+export type ExecutionReport =
+  | { readonly ok: true; readonly result: unknown }
+  | { readonly ok: false; readonly error: unknown };
+
+interface Commit {
+  readonly token: number;
+  readonly value: Uint8Array;
+  readonly timeoutAt: number;
+  /** The instance this proposal is being decided in; null until the proposer started on it. */
+  instanceId: number | null;
+}
+
+export interface GroupStatus {
+  readonly groupIndex: number;
+  readonly nodeId: number;
+  readonly nowInstanceId: number;
+  readonly proposerPhase: string;
+  readonly proposalId: number;
+  readonly promised: string;
+  readonly isLearning: boolean;
+  readonly highestSeenInstanceId: number;
+  readonly futureMessages: number;
+  readonly executing: boolean;
+  readonly halted: HaltReason | null;
+}
+
+export class GroupCore {
+  private readonly context: GroupContext;
+  private readonly acceptor: Acceptor;
+  private readonly proposer: Proposer;
+  private readonly learner: Learner;
+  private readonly teacher: Teacher;
+  private readonly future: FutureWindow;
+  private commit: Commit | null = null;
+  /** The current instance's chosen value, once learned, until it is executed. */
+  private learned: ChosenValue | null = null;
+  private executing = false;
+  private executeRetryAt: number | null = null;
+  private executeRetryDelayMs: number;
+  /** The value chosen at instanceId - 1, kept for the one-behind shortcut. */
+  private previous: ChosenValue | null = null;
+  private halted: HaltReason | null = null;
+  private readyInFlight = false;
+
+  constructor(config: GroupCoreConfig, restored: RestoredGroupState, nowMs: number) {
+    assert(config.members.includes(config.nodeId) || config.members.length > 0, 'a group needs members');
+    assert(Number.isSafeInteger(restored.nowInstanceId) && restored.nowInstanceId >= 0, 'bad start instance');
+    this.context = new GroupContext(config, restored.nowInstanceId, restored.lastChecksum);
+    this.context.nowMs = nowMs;
+    const acceptorState = config.faults?.forgetPromise
+      ? { ...restored.acceptor, promised: restored.acceptor.accepted }
+      : restored.acceptor;
+    this.acceptor = new Acceptor(this.context, acceptorState);
+    this.proposer = new Proposer(this.context, {
+      deliverToLocalAcceptor: (message) => this.deliverToLocalAcceptor(message),
+      onChosenByMajority: (ballot) => this.onChosenByMajority(ballot),
+    }, restored.acceptor.promised);
+    this.learner = new Learner(this.context);
+    this.teacher = new Teacher(this.context, restored.minChosenInstanceId);
+    this.future = new FutureWindow(config.timing.futureWindowInstances, config.timing.futureWindowInstances * 4);
+    this.executeRetryDelayMs = config.timing.executeRetryStartMs;
+  }
+
+  get nowInstanceId(): number {
+    return this.context.instanceId;
+  }
+
+  get isHalted(): boolean {
+    return this.halted !== null;
+  }
+
+  /** Advance the node's clock; fires whatever timers are due. */
+  tick(nowMs: number): void {
+    this.context.nowMs = Math.max(this.context.nowMs, nowMs);
+    if (this.halted !== null) return;
+    const now = this.context.nowMs;
+    const commit = this.commit;
+    // A proposal whose value is chosen and only waits for its execution does not time out.
+    const isExecuting = commit !== null && this.learned?.proposalToken === commit.token;
+    if (commit !== null && now >= commit.timeoutAt && !isExecuting) {
+      this.commit = null;
+      if (commit.instanceId !== null) this.proposer.exitPhase();
+      this.context.outbox.result({ token: commit.token, outcome: { kind: 'timeout', mayBeChosen: commit.instanceId !== null } });
+    }
+    this.proposer.tick(now);
+    this.learner.tick(now);
+    this.teacher.tick(now);
+    if (this.executeRetryAt !== null && now >= this.executeRetryAt) {
+      this.executeRetryAt = null;
+      this.emitExecute();
+    }
+    this.afterInput();
+  }
+
+  /** The earliest clock reading at which `tick` has work to do. */
+  nextTimerAt(): number | undefined {
+    if (this.halted !== null) return undefined;
+    let at = this.learner.nextTimerAt();
+    const candidates = [this.proposer.nextTimerAt(), this.teacher.nextTimerAt(), this.commit?.timeoutAt,
+      this.executeRetryAt ?? undefined];
+    for (const candidate of candidates) if (candidate !== undefined && candidate < at) at = candidate;
+    return at;
+  }
+
+  /**
+   * Offer a value for the next instance this node can decide. The outcome arrives later as a
+   * ProposalResult with `token`. One proposal at a time per group: the runtime queues and batches.
+   */
+  propose(value: Uint8Array, token: number, timeoutMs: number): ProposeResult {
+    if (this.halted !== null) return 'halted';
+    if (!this.context.isMember(this.context.nodeId)) return 'notMember';
+    if (this.commit !== null) return 'busy';
+    this.commit = { token, value, timeoutAt: this.context.nowMs + timeoutMs, instanceId: null };
+    this.afterInput();
+    return 'accepted';
+  }
+
+  get hasPendingProposal(): boolean {
+    return this.commit !== null;
+  }
+
+  step(message: PaxosMessage): void {
+    if (this.halted !== null) return;
+    this.dispatch(message);
+    this.afterInput();
+  }
+
+  /** The driver executed the value chosen at `instanceId` (successfully or not). */
+  onExecuted(instanceId: number, report: ExecutionReport): void {
+    if (this.halted !== null) return;
+    const learned = this.learned;
+    assert(learned !== null && this.executing && learned.instanceId === instanceId,
+      `execution report for ${instanceId} while executing ${learned?.instanceId ?? 'nothing'}`);
+    this.executing = false;
+    if (!report.ok) {
+      this.onExecuteFailed(learned, report.error);
+    } else {
+      this.finishCommit(learned, { kind: 'chosen', instanceId, result: report.result });
+      this.executeRetryDelayMs = this.context.config.timing.executeRetryStartMs;
+      this.moveToNextInstance(learned);
+    }
+    this.afterInput();
+  }
+
+  /** A log read requested in `Ready.reads` completed. */
+  onLogRead(instanceId: number, record: AcceptorRecord | undefined): void {
+    if (this.halted !== null) return;
+    this.teacher.onLogRead(instanceId, record);
+    this.afterInput();
+  }
+
+  /** Stop the group for good: a storage failure, or a divergence found by the core itself. */
+  halt(reason: HaltReason): void {
+    if (this.halted !== null) return;
+    this.halted = reason;
+    this.context.outbox.halt(reason);
+    const commit = this.commit;
+    if (commit !== null) {
+      this.commit = null;
+      this.context.outbox.result({
+        token: commit.token, outcome: { kind: 'halted', mayBeChosen: commit.instanceId !== null, reason },
+      });
+    }
+  }
+
+  hasReady(): boolean {
+    return !this.readyInFlight && !this.context.outbox.isEmpty();
+  }
+
+  ready(): Ready {
+    assert(!this.readyInFlight, 'ready() called before the previous Ready was advanced');
+    this.readyInFlight = true;
+    return this.context.outbox.take();
+  }
+
+  advance(): void {
+    assert(this.readyInFlight, 'advance() without a Ready in flight');
+    this.readyInFlight = false;
+  }
+
+  status(): GroupStatus {
+    return {
+      groupIndex: this.context.config.groupIndex,
+      nodeId: this.context.nodeId,
+      nowInstanceId: this.context.instanceId,
+      proposerPhase: this.proposer.phase,
+      proposalId: this.proposer.proposalId,
+      promised: formatBallot(this.acceptor.promised),
+      isLearning: this.learner.isLearning,
+      highestSeenInstanceId: this.learner.highestSeenInstanceId,
+      futureMessages: this.future.size,
+      executing: this.executing,
+      halted: this.halted,
+    };
+  }
+
+  private dispatch(message: PaxosMessage): void {
+    const now = this.context.instanceId;
+    switch (message.kind) {
+      case 'prepare':
+      case 'accept':
+        this.onAcceptorMessage(message);
+        return;
+      case 'prepareReply':
+        if (!this.context.isMember(message.from)) return;
+        if (message.instanceId === now) this.proposer.onPrepareReply(message);
+        else if (message.instanceId === now - 1) this.proposer.onExpiredReply(message);
+        return;
+      case 'acceptReply':
+        if (!this.context.isMember(message.from)) return;
+        if (message.instanceId === now) this.proposer.onAcceptReply(message);
+        else if (message.instanceId === now - 1) this.proposer.onExpiredReply(message);
+        return;
+      case 'chosen':
+        if (message.instanceId > now) this.keepForLater(message);
+        else if (message.instanceId === now) this.onChosen(message);
+        return;
+      case 'askForLearn':
+        this.learner.seen(message.instanceId);
+        this.teacher.onAskForLearn(message, this.previous);
+        return;
+      case 'sendNowInstanceId':
+        this.learner.onSendNowInstanceId(message);
+        return;
+      case 'confirmAskForLearn':
+        this.teacher.onConfirmAskForLearn(message);
+        return;
+      case 'learnValue':
+        this.onLearnValue(message);
+        return;
+      case 'learnValueAck':
+        this.teacher.onLearnValueAck(message);
+        return;
+      default:
+        assertNever(message, 'message kind');
+    }
+  }
+
+  private onAcceptorMessage(message: PrepareMessage | AcceptMessage): void {
+    if (!this.context.isMember(message.from)) return;
+    const now = this.context.instanceId;
+    if (message.instanceId === now + 1) {
+      // The sender moved on, so `now` was chosen, most likely with this same ballot (PhxPaxos #90).
+      this.learnIfAccepted(message.ballot);
+    }
+    if (message.instanceId > now) {
+      this.keepForLater(message);
+      return;
+    }
+    if (message.instanceId < now) return;
+    if (message.kind === 'prepare') {
+      this.acceptor.onPrepare(message);
+    } else if (this.checksumAgrees(message.lastChecksum, message.from)) {
+      this.acceptor.onAccept(message);
+    }
+  }
+
+  private deliverToLocalAcceptor(message: PrepareMessage | AcceptMessage): void {
+    if (message.kind === 'prepare') this.acceptor.onPrepare(message);
+    else this.acceptor.onAccept(message);
+  }
+
+  private onChosenByMajority(ballot: Ballot): void {
+    const context = this.context;
+    const message: ChosenMessage = {
+      kind: 'chosen', from: context.nodeId, instanceId: context.instanceId, ballot, lastChecksum: context.lastChecksum,
+    };
+    this.onChosen(message);
+    context.broadcastToOthers(message, false);
+  }
+
+  private onChosen(message: ChosenMessage): void {
+    if (!this.checksumAgrees(message.lastChecksum, message.from)) return;
+    this.learnIfAccepted(message.ballot);
+  }
+
+  /** Learn the local acceptor's value, provided it accepted exactly the chosen ballot. */
+  private learnIfAccepted(ballot: Ballot): void {
+    if (this.learned !== null || !this.acceptor.hasAccepted) return;
+    const unchecked = this.context.config.faults?.learnUnchecked === true;
+    if (!unchecked && !ballotsEqual(this.acceptor.accepted, ballot)) return;
+    this.learn(this.acceptor.accepted, this.acceptor.acceptedValue, this.acceptor.acceptedChecksum);
+  }
+
+  private onLearnValue(message: LearnValueMessage): void {
+    const now = this.context.instanceId;
+    if (message.instanceId > now) {
+      this.keepForLater(message);
+      return;
+    }
+    if (message.instanceId === now && this.learned === null) {
+      const computed = this.context.chainChecksum(this.context.lastChecksum, now, message.value);
+      if (message.checksum !== 0 && computed !== 0 && computed !== message.checksum) {
+        this.diverged(`instance ${now}: value from node ${message.from} has checksum ${message.checksum}, ` +
+          `this node's chain gives ${computed}`);
+        return;
+      }
+      const checksum = computed !== 0 ? computed : message.checksum;
+      this.acceptor.adoptLearned(message.ballot, message.value, checksum);
+      this.learn(message.ballot, message.value, checksum);
+      if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
+      return;
+    }
+    if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);
+  }
+
+  private learn(ballot: Ballot, value: Uint8Array, checksum: number): void {
+    const commit = this.commit;
+    const instanceId = this.context.instanceId;
+    const isOwn = commit !== null && commit.instanceId === instanceId && bytesEqual(commit.value, value);
+    this.learned = { instanceId, ballot, value, checksum, proposalToken: isOwn ? commit.token : null };
+    this.proposer.exitPhase();
+    this.emitExecute();
+  }
+
+  private emitExecute(): void {
+    const learned = this.learned;
+    if (learned === null || this.executing) return;
+    this.executing = true;
+    this.context.outbox.executeNext(learned);
+  }
+
+  private onExecuteFailed(learned: ChosenValue, error: unknown): void {
+    const timing = this.context.config.timing;
+    this.proposer.cancelSkipPrepare();
+    this.executeRetryAt = this.context.nowMs + this.executeRetryDelayMs;
+    this.executeRetryDelayMs = Math.min(this.executeRetryDelayMs * 2, timing.executeRetryMaxMs);
+    if (learned.proposalToken !== null) {
+      this.finishCommit(learned, { kind: 'executeFailed', instanceId: learned.instanceId, error });
+      this.learned = { ...learned, proposalToken: null };
+    }
+  }
+
+  /** Report the outcome of the proposal bound to the instance just decided, if there is one. */
+  private finishCommit(learned: ChosenValue, ownOutcome: ProposalOutcome): void {
+    const commit = this.commit;
+    if (commit === null || commit.instanceId !== learned.instanceId) return;
+    this.commit = null;
+    const outcome: ProposalOutcome = learned.proposalToken === commit.token
+      ? ownOutcome
+      : { kind: 'conflict', instanceId: learned.instanceId };
+    this.context.outbox.result({ token: commit.token, outcome });
+  }
+
+  private moveToNextInstance(learned: ChosenValue): void {
+    const context = this.context;
+    this.previous = learned;
+    this.learned = null;
+    this.executeRetryAt = null;
+    context.lastChecksum = learned.checksum;
+    context.instanceId++;
+    this.acceptor.newInstance();
+    this.proposer.newInstance();
+    for (const message of this.future.take(context.instanceId)) {
+      if (this.halted !== null || context.instanceId !== learned.instanceId + 1) break;
+      this.dispatch(message);
+    }
+  }
+
+  private keepForLater(message: PaxosMessage): void {
+    this.learner.seen(message.instanceId);
+    this.future.add(message, this.context.instanceId);
+  }
+
+  /**
+   * PhxPaxos ChecksumLogic: a peer's chain up to this instance must equal ours. An unknown chain
+   * here (after a restart that could not read it) adopts the peer's.
+   */
+  private checksumAgrees(peerChecksum: number, from: number): boolean {
+    const context = this.context;
+    if (peerChecksum === 0 || peerChecksum === context.lastChecksum) return true;
+    if (context.instanceId > 0 && context.lastChecksum === 0) {
+      context.lastChecksum = peerChecksum;
+      return true;
+    }
+    this.diverged(`instance ${context.instanceId}: node ${from} has checksum ${peerChecksum} before it, ` +
+      `this node has ${context.lastChecksum}`);
+    return false;
+  }
+
+  private diverged(message: string): void {
+    this.halt({ code: 'DIVERGED', message: `group ${this.context.config.groupIndex} diverged at ${message}` });
+  }
+
+  private afterInput(): void {
+    if (this.halted !== null) return;
+    this.startCommitIfReady();
+    this.teacher.pump();
+  }
+
+  /** PhxPaxos CheckNewValue: start on the waiting proposal once this node may decide its instance. */
+  private startCommitIfReady(): void {
+    const commit = this.commit;
+    if (commit === null || commit.instanceId !== null || this.learned !== null) return;
+    if (!this.learner.isLatest) return;
+    commit.instanceId = this.context.instanceId;
+    this.proposer.newValue(commit.value);
+  }
+}

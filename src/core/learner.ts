@@ -1,0 +1,93 @@
+/**
+ * The learner's catch-up side (PhxPaxos learner.cpp): it notices that it is behind, asks every
+ * member, picks the first peer that answers as its teacher, receives the streamed values and
+ * acks them. Learning itself (recording, executing, advancing) is GroupCore's job.
+ */
+import type { GroupContext } from './group-context.js';
+import type { SendNowInstanceIdMessage } from './messages.js';
+
+export class Learner {
+  private readonly context: GroupContext;
+  /** The highest instance any peer is known to be at. */
+  highestSeenInstanceId = 0;
+  /** A teacher was confirmed and has not gone quiet yet. */
+  isLearning = false;
+  /** Set when a peer's log no longer holds our next instance; catching up then needs a checkpoint. */
+  needsCheckpointFrom: number | null = null;
+  private askAt: number;
+  private lastAckedInstanceId = -1;
+
+  constructor(context: GroupContext) {
+    this.context = context;
+    this.askAt = context.nowMs + this.askInterval();
+  }
+
+  /** PhxPaxos IsIMLatest: a node two or more instances behind does not start proposals. */
+  get isLatest(): boolean {
+    return this.context.instanceId + 1 >= this.highestSeenInstanceId;
+  }
+
+  /** Some peer is at `instanceId`; if that puts us two behind, ask soon instead of at the next timer. */
+  seen(instanceId: number): void {
+    if (instanceId <= this.highestSeenInstanceId) return;
+    this.highestSeenInstanceId = instanceId;
+    if (!this.isLatest && !this.isLearning) {
+      const soon = this.context.nowMs + this.context.randomBetween(0, this.context.config.timing.retryDelayMaxMs);
+      if (soon < this.askAt) this.askAt = soon;
+    }
+  }
+
+  tick(nowMs: number): void {
+    if (nowMs < this.askAt) return;
+    this.askAt = nowMs + this.askInterval();
+    this.isLearning = false;
+    this.askForLearn();
+  }
+
+  nextTimerAt(): number {
+    return this.askAt;
+  }
+
+  /** A stream is alive: push the next ask further out (PhxPaxos ResetAskforLearnNoop). */
+  postponeAsk(): void {
+    this.askAt = this.context.nowMs + this.askInterval();
+  }
+
+  onSendNowInstanceId(message: SendNowInstanceIdMessage): void {
+    const context = this.context;
+    this.seen(message.nowInstanceId);
+    if (message.instanceId !== context.instanceId || message.nowInstanceId <= context.instanceId) return;
+    if (message.minChosenInstanceId > context.instanceId) {
+      this.needsCheckpointFrom = message.from;
+      return;
+    }
+    if (this.isLearning) return;
+    this.isLearning = true;
+    this.postponeAsk();
+    context.outbox.send(message.from, {
+      kind: 'confirmAskForLearn', from: context.nodeId, instanceId: context.instanceId,
+    }, false);
+  }
+
+  /**
+   * Ack streamed values every `learnAckLead` instances. `nextNeededInstanceId` says the learner holds
+   * everything below it durably (the ack leaves only after this Ready's records are on disk).
+   */
+  ackStreamed(teacher: number, nextNeededInstanceId: number): void {
+    const context = this.context;
+    this.postponeAsk();
+    if (nextNeededInstanceId < this.lastAckedInstanceId + context.config.timing.learnAckLead) return;
+    this.lastAckedInstanceId = nextNeededInstanceId;
+    context.outbox.send(teacher, { kind: 'learnValueAck', from: context.nodeId, instanceId: nextNeededInstanceId }, true);
+  }
+
+  private askForLearn(): void {
+    const context = this.context;
+    context.broadcastToOthers({ kind: 'askForLearn', from: context.nodeId, instanceId: context.instanceId }, false);
+  }
+
+  private askInterval(): number {
+    const timing = this.context.config.timing;
+    return this.context.randomBetween(timing.askForLearnMinMs, timing.askForLearnMaxMs);
+  }
+}

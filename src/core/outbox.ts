@@ -1,0 +1,70 @@
+/**
+ * Collects what the roles want done while the core processes inputs; `GroupCore.ready()` empties it
+ * into a Ready. Records for the same instance collapse to the newest: they are all written before
+ * any reply that depends on them leaves, so only the last one matters.
+ */
+import type { PaxosMessage } from './messages.js';
+import type { AcceptorRecord, ChosenValue, HaltReason, OutboundMessage, ProposalResult, Ready } from './ready.js';
+
+export class Outbox {
+  private records: AcceptorRecord[] = [];
+  private messages: OutboundMessage[] = [];
+  private reads: number[] = [];
+  private results: ProposalResult[] = [];
+  private execute: ChosenValue | null = null;
+  private halted: HaltReason | null = null;
+
+  persist(record: AcceptorRecord): void {
+    const last = this.records[this.records.length - 1];
+    if (last !== undefined && last.instanceId === record.instanceId) this.records[this.records.length - 1] = record;
+    else this.records.push(record);
+  }
+
+  send(to: number, message: PaxosMessage, afterPersist: boolean): void {
+    this.messages.push({ to, message, afterPersist });
+  }
+
+  read(instanceId: number): void {
+    this.reads.push(instanceId);
+  }
+
+  result(result: ProposalResult): void {
+    this.results.push(result);
+  }
+
+  executeNext(chosen: ChosenValue): void {
+    this.execute = chosen;
+  }
+
+  halt(reason: HaltReason): void {
+    this.halted = reason;
+  }
+
+  get hasPendingRecords(): boolean {
+    return this.records.length > 0;
+  }
+
+  isEmpty(): boolean {
+    return this.records.length === 0 && this.messages.length === 0 && this.reads.length === 0 &&
+      this.results.length === 0 && this.execute === null && this.halted === null;
+  }
+
+  take(): Ready {
+    const ready: Ready = {
+      records: this.records,
+      mustSync: this.records.length > 0,
+      messages: this.messages,
+      reads: this.reads,
+      execute: this.execute,
+      results: this.results,
+      halted: this.halted,
+    };
+    this.records = [];
+    this.messages = [];
+    this.reads = [];
+    this.results = [];
+    this.execute = null;
+    this.halted = null;
+    return ready;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * What the core asks its driver to do. A driver takes a Ready with `GroupCore.ready()`, handles it
+ * in this order, then calls `advance()`:
+ *   1. send the messages with `afterPersist: false` (a proposer's accept broadcast, learn streams);
+ *   2. persist `records` (fsync when `mustSync`), all of them before anything below;
+ *   3. send the messages with `afterPersist: true` (every acceptor reply, every learn ack, a prepare
+ *      whose ballot the local acceptor just promised): they reveal state that must survive a crash;
+ *   4. answer `reads` with `onLogRead`;
+ *   5. execute `execute` on the state machines and report with `onExecuted`;
+ *   6. hand `results` to the callers.
+ */
+import type { Ballot } from './ballot.js';
+import type { PaxosMessage } from './messages.js';
+
+/** The acceptor's durable state for one instance (PhxPaxos AcceptorStateData). */
+export interface AcceptorRecord {
+  readonly instanceId: number;
+  readonly promised: Ballot;
+  /** The null ballot when nothing was accepted in this instance. */
+  readonly accepted: Ballot;
+  readonly value: Uint8Array;
+  /** Checksum chain including this instance's accepted value (0: unknown). */
+  readonly checksum: number;
+}
+
+export interface OutboundMessage {
+  readonly to: number;
+  readonly message: PaxosMessage;
+  /** True when the message may only leave after this Ready's records are durable. */
+  readonly afterPersist: boolean;
+}
+
+/** A chosen value to execute, in instance order, exactly once. */
+export interface ChosenValue {
+  readonly instanceId: number;
+  readonly ballot: Ballot;
+  readonly value: Uint8Array;
+  /** Checksum chain including this value (0: unknown). */
+  readonly checksum: number;
+  /** The local proposal this value belongs to, when it is this node's own. */
+  readonly proposalToken: number | null;
+}
+
+export type ProposalOutcome =
+  /** The value was chosen at `instanceId` and executed here; `result` is the state machine's. */
+  | { readonly kind: 'chosen'; readonly instanceId: number; readonly result: unknown }
+  /** Another value won the instance this proposal was bound to; this value was not chosen there. */
+  | { readonly kind: 'conflict'; readonly instanceId: number }
+  /** No outcome in time. `mayBeChosen` is false only when the value was never sent to anyone. */
+  | { readonly kind: 'timeout'; readonly mayBeChosen: boolean }
+  /** Chosen at `instanceId`, but the state machine failed; execution is retried, never skipped. */
+  | { readonly kind: 'executeFailed'; readonly instanceId: number; readonly error: unknown }
+  /** The group stopped (divergence or a storage failure) before an outcome was known. */
+  | { readonly kind: 'halted'; readonly mayBeChosen: boolean; readonly reason: HaltReason };
+
+export interface ProposalResult {
+  readonly token: number;
+  readonly outcome: ProposalOutcome;
+}
+
+export interface HaltReason {
+  readonly code: 'DIVERGED' | 'GROUP_HALTED';
+  readonly message: string;
+}
+
+export interface Ready {
+  readonly records: readonly AcceptorRecord[];
+  readonly mustSync: boolean;
+  readonly messages: readonly OutboundMessage[];
+  readonly reads: readonly number[];
+  readonly execute: ChosenValue | null;
+  readonly results: readonly ProposalResult[];
+  /** Set once, in the Ready that first reports the halt. */
+  readonly halted: HaltReason | null;
+}

@@ -1,0 +1,143 @@
+/**
+ * The teaching side of catch-up (PhxPaxos LearnerSender): one learner at a time, streaming chosen
+ * values read from the log, at most `ackLead` instances beyond the learner's last ack. The lock is
+ * taken when we answer an ask-for-learn and kept only if the learner confirms; a session ends when
+ * it is complete, when acks stop, or when the log cannot supply a value.
+ */
+import type { GroupContext } from './group-context.js';
+import type { AskForLearnMessage, ConfirmAskForLearnMessage, LearnValueAckMessage } from './messages.js';
+import type { AcceptorRecord, ChosenValue } from './ready.js';
+import { isNullBallot } from './ballot.js';
+
+interface TeachingSession {
+  readonly learner: number;
+  readonly beginInstanceId: number;
+  confirmed: boolean;
+  /** Next instance to request from the log. */
+  nextToRead: number;
+  /** Next instance to send; reads come back in order. */
+  nextToSend: number;
+  /** The learner holds everything below this. */
+  ackedInstanceId: number;
+  lastActivityAt: number;
+}
+
+export class Teacher {
+  private readonly context: GroupContext;
+  private session: TeachingSession | null = null;
+  private ackLead: number;
+  minChosenInstanceId: number;
+
+  constructor(context: GroupContext, minChosenInstanceId: number) {
+    this.context = context;
+    this.ackLead = context.config.timing.teachAckLead;
+    this.minChosenInstanceId = minChosenInstanceId;
+  }
+
+  get teaching(): number | null {
+    return this.session?.confirmed ? this.session.learner : null;
+  }
+
+  /**
+   * A peer at `message.instanceId` asks whether it is behind. `previous` is the value chosen at our
+   * instance - 1, when we still hold it in memory (for the one-behind shortcut).
+   */
+  onAskForLearn(message: AskForLearnMessage, previous: ChosenValue | null): void {
+    const context = this.context;
+    const asker = message.from;
+    if (message.instanceId >= context.instanceId) return;
+    if (message.instanceId >= this.minChosenInstanceId && !this.tryLock(asker, message.instanceId)) {
+      if (message.instanceId === context.instanceId - 1 && previous !== null) {
+        // Busy with another learner, but this one needs a single value: send it without a session.
+        context.outbox.send(asker, {
+          kind: 'learnValue', from: context.nodeId, instanceId: previous.instanceId, ballot: previous.ballot,
+          value: previous.value, checksum: previous.checksum, needAck: false,
+        }, false);
+      }
+      return;
+    }
+    context.outbox.send(asker, {
+      kind: 'sendNowInstanceId', from: context.nodeId, instanceId: message.instanceId,
+      nowInstanceId: context.instanceId, minChosenInstanceId: this.minChosenInstanceId,
+    }, false);
+  }
+
+  onConfirmAskForLearn(message: ConfirmAskForLearnMessage): void {
+    const session = this.session;
+    if (session === null || session.confirmed) return;
+    if (session.learner !== message.from || session.beginInstanceId !== message.instanceId) return;
+    session.confirmed = true;
+    session.lastActivityAt = this.context.nowMs;
+    this.pump();
+  }
+
+  onLearnValueAck(message: LearnValueAckMessage): void {
+    const session = this.session;
+    if (session === null || !session.confirmed || session.learner !== message.from) return;
+    if (message.instanceId <= session.ackedInstanceId) return;
+    session.ackedInstanceId = message.instanceId;
+    session.lastActivityAt = this.context.nowMs;
+    if (message.instanceId > session.nextToSend) {
+      // The learner is already past what we would send next: it caught up some other way.
+      this.endSession(true);
+      return;
+    }
+    this.pump();
+  }
+
+  /** A value requested through `Ready.reads` came back (undefined: not in the log). */
+  onLogRead(instanceId: number, record: AcceptorRecord | undefined): void {
+    const session = this.session;
+    if (session === null || !session.confirmed || instanceId !== session.nextToSend) return;
+    if (record === undefined || record.instanceId !== instanceId || isNullBallot(record.accepted)) {
+      this.endSession(false);
+      return;
+    }
+    session.nextToSend++;
+    this.context.outbox.send(session.learner, {
+      kind: 'learnValue', from: this.context.nodeId, instanceId, ballot: record.accepted, value: record.value,
+      checksum: record.checksum, needAck: true,
+    }, false);
+    if (session.nextToSend >= this.context.instanceId) this.endSession(true);
+  }
+
+  /** Request more values from the log while the ack window allows. */
+  pump(): void {
+    const session = this.session;
+    if (session === null || !session.confirmed) return;
+    const limit = Math.min(this.context.instanceId, session.ackedInstanceId + this.ackLead);
+    while (session.nextToRead < limit) this.context.outbox.read(session.nextToRead++);
+  }
+
+  tick(nowMs: number): void {
+    const session = this.session;
+    if (session === null) return;
+    const timing = this.context.config.timing;
+    const timeout = session.confirmed ? timing.teachAckTimeoutMs : timing.teachLockTimeoutMs;
+    if (nowMs - session.lastActivityAt < timeout) return;
+    if (session.confirmed && this.ackLead > timing.learnAckLead * 2) this.ackLead -= timing.learnAckLead;
+    this.session = null;
+  }
+
+  nextTimerAt(): number | undefined {
+    const session = this.session;
+    if (session === null) return undefined;
+    const timing = this.context.config.timing;
+    return session.lastActivityAt + (session.confirmed ? timing.teachAckTimeoutMs : timing.teachLockTimeoutMs);
+  }
+
+  private tryLock(learner: number, beginInstanceId: number): boolean {
+    // A learner that asks again (it lost our answer, or its timer ran out) replaces its own session.
+    if (this.session !== null && this.session.learner !== learner) return false;
+    this.session = {
+      learner, beginInstanceId, confirmed: false, nextToRead: beginInstanceId, nextToSend: beginInstanceId,
+      ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs,
+    };
+    return true;
+  }
+
+  private endSession(completed: boolean): void {
+    if (completed) this.ackLead = this.context.config.timing.teachAckLead;
+    this.session = null;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Start-up of one group (PhxPaxos Instance::Init): load the acceptor's newest record, replay chosen
+ * values the state machines do not hold, and decide the instance to resume at. The protection
+ * checks refuse to start on a log that cannot be consistent with the state machines' checkpoints.
+ */
+import type { AcceptorState } from '../core/acceptor.js';
+import { NULL_BALLOT } from '../core/ballot.js';
+import type { RestoredGroupState } from '../core/group-core.js';
+import { PaxosError } from '../errors.js';
+import { EMPTY_BYTES } from '../util/bytes.js';
+import type { LogStore } from './interfaces.js';
+import type { StateMachineRegistry } from './state-machine-registry.js';
+
+export async function restoreGroup(
+  store: LogStore, groupIndex: number, registry: StateMachineRegistry,
+): Promise<RestoredGroupState> {
+  const maxInstanceId = await store.maxInstanceId(groupIndex);
+  const newest = maxInstanceId === undefined ? undefined : await store.get(groupIndex, maxInstanceId);
+  if (maxInstanceId !== undefined && newest === undefined) {
+    throw startupError(groupIndex, `the newest instance ${maxInstanceId} has no readable record`);
+  }
+  const logEnd = maxInstanceId ?? 0;
+  let minChosenInstanceId = await store.minChosenInstanceId(groupIndex);
+  const replayFrom = registry.replayFromInstanceId();
+  const promised = newest?.promised ?? NULL_BALLOT;
+  let nowInstanceId: number;
+  let acceptor: AcceptorState;
+
+  if (replayFrom < logEnd) {
+    if (replayFrom < minChosenInstanceId) {
+      throw startupError(groupIndex, `state machines need instance ${replayFrom}, but the log starts at ` +
+        `${minChosenInstanceId}; a checkpoint is required`);
+    }
+    await replay(store, groupIndex, registry, replayFrom, logEnd);
+    nowInstanceId = logEnd;
+    acceptor = stateOf(newest);
+  } else if (replayFrom > logEnd) {
+    const logIsEmpty = maxInstanceId === undefined;
+    if (!logIsEmpty && replayFrom > logEnd + 1) {
+      throw startupError(groupIndex, `state machine checkpoint is at instance ${replayFrom - 1} but the log ends ` +
+        `at ${logEnd}; the log is behind the checkpoint (wipe this group's log to rejoin)`);
+    }
+    if (logIsEmpty) {
+      minChosenInstanceId = replayFrom;
+      await store.setMinChosenInstanceId(groupIndex, replayFrom);
+    }
+    nowInstanceId = replayFrom;
+    acceptor = { promised, accepted: NULL_BALLOT, value: EMPTY_BYTES, checksum: 0 };
+  } else {
+    nowInstanceId = logEnd;
+    acceptor = stateOf(newest);
+  }
+
+  let lastChecksum = 0;
+  if (nowInstanceId > 0 && nowInstanceId > minChosenInstanceId) {
+    lastChecksum = (await store.get(groupIndex, nowInstanceId - 1))?.checksum ?? 0;
+  }
+  return { nowInstanceId, acceptor, lastChecksum, minChosenInstanceId };
+}
+
+function stateOf(record: { promised: AcceptorState['promised']; accepted: AcceptorState['accepted'];
+  value: Uint8Array; checksum: number } | undefined): AcceptorState {
+  if (record === undefined) return { promised: NULL_BALLOT, accepted: NULL_BALLOT, value: EMPTY_BYTES, checksum: 0 };
+  return { promised: record.promised, accepted: record.accepted, value: record.value, checksum: record.checksum };
+}
+
+async function replay(
+  store: LogStore, groupIndex: number, registry: StateMachineRegistry, from: number, to: number,
+): Promise<void> {
+  for (let instanceId = from; instanceId < to; instanceId++) {
+    const record = await store.get(groupIndex, instanceId);
+    if (record === undefined || record.accepted.proposalId === 0) {
+      throw startupError(groupIndex, `instance ${instanceId} is below the log's end but has no chosen value`);
+    }
+    try {
+      await registry.execute(instanceId, record.value, undefined, true);
+    } catch (error) {
+      throw startupError(groupIndex, `replaying instance ${instanceId} failed: ${String(error)}`, error);
+    }
+  }
+}
+
+function startupError(groupIndex: number, detail: string, cause?: unknown): PaxosError {
+  return new PaxosError('STARTUP_FAILED', `group ${groupIndex}: ${detail}`, { cause });
+}

@@ -1,0 +1,60 @@
+/**
+ * Routes chosen values to the state machines of one group by their id, and answers which instance
+ * start-up must replay from.
+ */
+import type { ExecuteInput, StateMachine } from './interfaces.js';
+import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
+
+export class StateMachineRegistry {
+  private readonly byId = new Map<number, StateMachine>();
+  private readonly groupIndex: number;
+
+  constructor(groupIndex: number, stateMachines: readonly StateMachine[] = []) {
+    this.groupIndex = groupIndex;
+    for (const stateMachine of stateMachines) this.add(stateMachine);
+  }
+
+  add(stateMachine: StateMachine): void {
+    if (!isUserStateMachineId(stateMachine.id)) {
+      throw new RangeError(`state machine id ${stateMachine.id} is outside 1..99999999 (higher ids are reserved)`);
+    }
+    if (this.byId.has(stateMachine.id)) throw new RangeError(`state machine id ${stateMachine.id} is already registered`);
+    this.byId.set(stateMachine.id, stateMachine);
+  }
+
+  get stateMachines(): readonly StateMachine[] {
+    return [...this.byId.values()];
+  }
+
+  /**
+   * Replay must start above the *lowest* checkpoint, so every state machine sees every value it
+   * has not kept; each one then skips what its own checkpoint already covers.
+   */
+  replayFromInstanceId(): number {
+    let lowest = Infinity;
+    for (const stateMachine of this.byId.values()) {
+      lowest = Math.min(lowest, this.checkpointOf(stateMachine));
+    }
+    return lowest === Infinity ? 0 : lowest + 1;
+  }
+
+  /**
+   * Execute one chosen value. Throws when the addressed state machine fails or does not exist here:
+   * an unknown id is a configuration error, and skipping it would silently diverge this node.
+   */
+  async execute(instanceId: number, value: Uint8Array, context: unknown, isReplay: boolean): Promise<unknown> {
+    const { stateMachineId, payload } = unframeValue(value);
+    if (stateMachineId === NO_STATE_MACHINE_ID) return undefined;
+    const stateMachine = this.byId.get(stateMachineId);
+    if (stateMachine === undefined) {
+      throw new Error(`group ${this.groupIndex} instance ${instanceId}: no state machine with id ${stateMachineId}`);
+    }
+    if (isReplay && instanceId <= this.checkpointOf(stateMachine)) return undefined;
+    const input: ExecuteInput = { groupIndex: this.groupIndex, instanceId, value: payload, context };
+    return await stateMachine.execute(input);
+  }
+
+  private checkpointOf(stateMachine: StateMachine): number {
+    return stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1;
+  }
+}
