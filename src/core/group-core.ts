@@ -274,10 +274,7 @@ export class GroupCore {
   private onAcceptorMessage(message: PrepareMessage | AcceptMessage): void {
     if (!this.context.isMember(message.from)) return;
     const now = this.context.instanceId;
-    if (message.instanceId === now + 1) {
-      // The sender moved on, so `now` was chosen, most likely with this same ballot (PhxPaxos #90).
-      this.learnIfAccepted(message.ballot);
-    }
+    if (message.instanceId === now + 1 && message.kind === 'accept') this.learnFromNextAccept(message);
     if (message.instanceId > now) {
       this.keepForLater(message);
       return;
@@ -315,6 +312,20 @@ export class GroupCore {
     const unchecked = this.context.config.faults?.learnUnchecked === true;
     if (!unchecked && !ballotsEqual(this.acceptor.accepted, ballot)) return;
     this.learn(this.acceptor.accepted, this.acceptor.acceptedValue, this.acceptor.acceptedChecksum);
+  }
+
+  /**
+   * "An accept for now+1 means now was chosen" (PhxPaxos #90), made sound. A proposer keeps its
+   * ballot into the next instance even when another proposer's value won this one, so a matching
+   * ballot alone does not prove that our accepted value was chosen. The accept also carries the
+   * sender's checksum chain through `now`: only when it equals ours with the accepted value do we
+   * learn here. Prepares carry no checksum and never take this shortcut.
+   */
+  private learnFromNextAccept(message: AcceptMessage): void {
+    const acceptor = this.acceptor;
+    if (this.learned !== null || !acceptor.hasAccepted || !ballotsEqual(acceptor.accepted, message.ballot)) return;
+    if (message.lastChecksum === 0 || message.lastChecksum !== acceptor.acceptedChecksum) return;
+    this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
   }
 
   private onLearnValue(message: LearnValueMessage): void {

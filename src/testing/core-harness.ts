@@ -25,7 +25,12 @@ export interface MessageFilter {
   readonly to?: number;
   readonly kind?: MessageKind;
   readonly instanceId?: number;
+  /** Any further condition on the message (e.g. its ballot). */
+  readonly where?: (message: PaxosMessage) => boolean;
 }
+
+/** The message type of one kind, for typed access to kind-specific fields. */
+export type MessageOfKind<K extends MessageKind> = Extract<PaxosMessage, { kind: K }>;
 
 export interface HarnessNode {
   readonly id: number;
@@ -52,6 +57,8 @@ export interface CoreHarnessOptions {
 export class CoreHarness {
   readonly nodes = new Map<number, HarnessNode>();
   readonly network: InFlightMessage[] = [];
+  /** Every message a core sent, in order, whatever became of it (injected messages are not here). */
+  readonly sent: InFlightMessage[] = [];
   readonly trace: string[] = [];
   nowMs = 0;
   private seq = 0;
@@ -109,16 +116,66 @@ export class CoreHarness {
     let delivered = 0;
     for (const entry of this.pending(filter)) {
       if (delivered >= limit) break;
-      this.removeFromNetwork(entry.seq);
       delivered++;
-      const node = this.node(entry.to);
-      if (node.crashed) continue;
-      this.log(`deliver ${describe(entry.message)} -> n${entry.to}`);
-      node.core.tick(this.nowMs);
-      node.core.step(entry.message);
-      this.process(entry.to);
+      this.deliverEntry(entry);
     }
     return delivered;
+  }
+
+  /** Deliver matching messages newest first (a reordering network). */
+  deliverInReverse(filter: MessageFilter = {}): number {
+    const entries = this.pending(filter).reverse();
+    for (const entry of entries) this.deliverEntry(entry);
+    return entries.length;
+  }
+
+  /**
+   * Hand matching messages to their nodes without handling the Readies that result: nothing is
+   * persisted, sent or executed until the next `process`, `deliver` or `tick` of that node, so a
+   * `crash` right after models a crash between receiving a message and the fsync.
+   */
+  stepOnly(filter: MessageFilter = {}, limit = Infinity): number {
+    let stepped = 0;
+    for (const entry of this.pending(filter)) {
+      if (stepped >= limit) break;
+      this.removeFromNetwork(entry.seq);
+      stepped++;
+      const node = this.node(entry.to);
+      if (node.crashed) continue;
+      this.log(`step (unprocessed) ${describe(entry.message)} -> n${entry.to}`);
+      node.core.tick(this.nowMs);
+      node.core.step(entry.message);
+    }
+    return stepped;
+  }
+
+  /** Put a hand-made message in flight to `to`, as if the network carried it. */
+  inject(to: number, message: PaxosMessage): InFlightMessage {
+    const entry = { seq: this.seq++, to, message };
+    this.network.push(entry);
+    this.log(`inject ${describe(message)} -> n${to}`);
+    return entry;
+  }
+
+  /** Put a second copy of every matching in-flight message at the end of the queue. */
+  duplicate(filter: MessageFilter = {}): number {
+    const copies = this.pending(filter);
+    for (const entry of copies) {
+      this.network.push({ seq: this.seq++, to: entry.to, message: entry.message });
+      this.log(`duplicate ${describe(entry.message)} -> n${entry.to}`);
+    }
+    return copies.length;
+  }
+
+  /** The in-flight messages of one kind that match the filter, typed, oldest first. */
+  inFlight<K extends MessageKind>(kind: K, filter: Omit<MessageFilter, 'kind'> = {}): MessageOfKind<K>[] {
+    return this.pending({ ...filter, kind }).map((entry) => entry.message as MessageOfKind<K>);
+  }
+
+  /** The messages of one kind the cores ever sent that match the filter, typed, oldest first. */
+  sentOfKind<K extends MessageKind>(kind: K, filter: Omit<MessageFilter, 'kind'> = {}): MessageOfKind<K>[] {
+    return this.sent.filter((entry) => matches(entry, { ...filter, kind }))
+      .map((entry) => entry.message as MessageOfKind<K>);
   }
 
   drop(filter: MessageFilter = {}): number {
@@ -203,7 +260,9 @@ export class CoreHarness {
       node.writes.push(record);
     }
     for (const outbound of ready.messages) {
-      this.network.push({ seq: this.seq++, to: outbound.to, message: outbound.message });
+      const entry = { seq: this.seq++, to: outbound.to, message: outbound.message };
+      this.network.push(entry);
+      this.sent.push(entry);
     }
     for (const instanceId of ready.reads) node.core.onLogRead(instanceId, node.durable.get(instanceId));
     if (ready.execute !== null) {
@@ -232,6 +291,16 @@ export class CoreHarness {
       groupIndex: 0, nodeId: id, members: this.members, random: this.random.fork(), checksum: fullCrc32,
       timing: this.timing, faults: this.faults,
     }, state, this.nowMs);
+  }
+
+  private deliverEntry(entry: InFlightMessage): void {
+    this.removeFromNetwork(entry.seq);
+    const node = this.node(entry.to);
+    if (node.crashed) return;
+    this.log(`deliver ${describe(entry.message)} -> n${entry.to}`);
+    node.core.tick(this.nowMs);
+    node.core.step(entry.message);
+    this.process(entry.to);
   }
 
   private removeFromNetwork(seq: number): void {
@@ -268,8 +337,10 @@ function matches(entry: InFlightMessage, filter: MessageFilter): boolean {
   return (filter.from === undefined || entry.message.from === filter.from) &&
     (filter.to === undefined || entry.to === filter.to) &&
     (filter.kind === undefined || entry.message.kind === filter.kind) &&
-    (filter.instanceId === undefined || entry.message.instanceId === filter.instanceId);
+    (filter.instanceId === undefined || entry.message.instanceId === filter.instanceId) &&
+    (filter.where === undefined || filter.where(entry.message));
 }
+
 
 export function describe(message: PaxosMessage): string {
   const ballot = 'ballot' in message ? ` b=${formatBallotShort(message.ballot)}` : '';

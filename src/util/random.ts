@@ -52,6 +52,18 @@ export class SeededRandom implements Random {
     return items[this.int(0, items.length)] as T;
   }
 
+  /** A shuffled copy (Fisher–Yates). */
+  shuffle<T>(items: readonly T[]): T[] {
+    const copy = [...items];
+    for (let i = copy.length - 1; i > 0; i--) {
+      const j = this.int(0, i + 1);
+      const held = copy[i] as T;
+      copy[i] = copy[j] as T;
+      copy[j] = held;
+    }
+    return copy;
+  }
+
   /** An independent stream derived from this one, so adding draws here does not shift it. */
   fork(): SeededRandom {
     return new SeededRandom(this.next32() * 0x100000 + (this.next32() & 0xfffff));

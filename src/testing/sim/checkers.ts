@@ -1,0 +1,209 @@
+/**
+ * The simulator's safety checkers. They watch every message a node sends (before the network can
+ * lose it) and every value a state machine executes, and record a violation the moment one of
+ * these stops holding:
+ *   - agreement: at most one value is chosen per (group, instance), where "chosen" means a
+ *     majority of acceptors sent an accept reply for the same ballot, and one ballot names one value;
+ *   - promises: an acceptor never grants a ballot below one it granted before, in the same or an
+ *     earlier instance (promises carry over to later instances; skip-prepare relies on it);
+ *   - validity: only values some client proposed are chosen;
+ *   - execution: every node executes instances 0, 1, 2, ... in order, each exactly once per process
+ *     life, and every executed value is the value chosen there, with the same checksum chain;
+ *   - durability: every proposal reported successful is executed at its instance on every node by
+ *     the end of the run.
+ */
+import { compareBallots, formatBallot, type Ballot } from '../../core/ballot.js';
+import type { PaxosMessage } from '../../core/messages.js';
+import { bytesEqual } from '../../util/bytes.js';
+import { fullCrc32 } from '../crc32.js';
+
+export class Violations {
+  readonly list: string[] = [];
+
+  add(message: string): void {
+    if (this.list.length < 20) this.list.push(message);
+  }
+
+  get any(): boolean {
+    return this.list.length > 0;
+  }
+}
+
+function key(...parts: number[]): string {
+  return parts.join(':');
+}
+
+function ballotKey(ballot: Ballot): string {
+  return formatBallot(ballot);
+}
+
+/** What the network tap sees: agreement, promises and validity. */
+export class AgreementChecker {
+  private readonly majority: number;
+  private readonly violations: Violations;
+  /** (group, instance, ballot) → the value proposed under it. */
+  private readonly ballotValues = new Map<string, Uint8Array>();
+  /** (group, instance, ballot) → acceptors that accepted it. */
+  private readonly acceptances = new Map<string, Set<number>>();
+  /** (group, instance) → the chosen value. */
+  readonly chosen = new Map<string, Uint8Array>();
+  /** (group, node) → instance → highest ballot granted there. */
+  private readonly grants = new Map<string, Map<number, Ballot>>();
+  private readonly proposed = new Set<string>();
+  chosenCount = 0;
+
+  constructor(memberCount: number, violations: Violations) {
+    this.majority = Math.floor(memberCount / 2) + 1;
+    this.violations = violations;
+  }
+
+  noteProposed(value: Uint8Array): void {
+    this.proposed.add(Buffer.from(value).toString('latin1'));
+  }
+
+  chosenValue(groupIndex: number, instanceId: number): Uint8Array | undefined {
+    return this.chosen.get(key(groupIndex, instanceId));
+  }
+
+  onSend(groupIndex: number, message: PaxosMessage): void {
+    switch (message.kind) {
+      case 'accept':
+        this.onAccept(groupIndex, message.instanceId, message.ballot, message.value);
+        return;
+      case 'acceptReply':
+        if (message.rejectedBy !== 0) return;
+        this.onGrant(groupIndex, message.from, message.instanceId, message.ballot, 'accepted');
+        this.onAccepted(groupIndex, message.from, message.instanceId, message.ballot);
+        return;
+      case 'prepareReply':
+        if (message.rejectedBy === 0) this.onGrant(groupIndex, message.from, message.instanceId, message.ballot, 'promised');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onAccept(groupIndex: number, instanceId: number, ballot: Ballot, value: Uint8Array): void {
+    const id = `${key(groupIndex, instanceId)}:${ballotKey(ballot)}`;
+    const earlier = this.ballotValues.get(id);
+    if (earlier === undefined) this.ballotValues.set(id, value);
+    else if (!bytesEqual(earlier, value)) {
+      this.violations.add(`group ${groupIndex} instance ${instanceId}: ballot ${ballotKey(ballot)} carried two values`);
+    }
+  }
+
+  private onAccepted(groupIndex: number, acceptor: number, instanceId: number, ballot: Ballot): void {
+    const id = `${key(groupIndex, instanceId)}:${ballotKey(ballot)}`;
+    let acceptors = this.acceptances.get(id);
+    if (acceptors === undefined) {
+      acceptors = new Set();
+      this.acceptances.set(id, acceptors);
+    }
+    acceptors.add(acceptor);
+    if (acceptors.size < this.majority) return;
+    const value = this.ballotValues.get(id);
+    if (value === undefined) {
+      this.violations.add(`group ${groupIndex} instance ${instanceId}: ballot ${ballotKey(ballot)} accepted by a ` +
+        'majority but no accept message carried it');
+      return;
+    }
+    const instanceKey = key(groupIndex, instanceId);
+    const chosen = this.chosen.get(instanceKey);
+    if (chosen === undefined) {
+      this.chosen.set(instanceKey, value);
+      this.chosenCount++;
+      if (!this.proposed.has(Buffer.from(value).toString('latin1'))) {
+        this.violations.add(`group ${groupIndex} instance ${instanceId}: chosen value was never proposed`);
+      }
+    } else if (!bytesEqual(chosen, value)) {
+      this.violations.add(`group ${groupIndex} instance ${instanceId}: two different values chosen ` +
+        `(the second under ballot ${ballotKey(ballot)})`);
+    }
+  }
+
+  private onGrant(groupIndex: number, node: number, instanceId: number, ballot: Ballot, what: string): void {
+    const nodeKey = key(groupIndex, node);
+    let byInstance = this.grants.get(nodeKey);
+    if (byInstance === undefined) {
+      byInstance = new Map();
+      this.grants.set(nodeKey, byInstance);
+    }
+    for (const [earlierInstance, granted] of byInstance) {
+      if (earlierInstance <= instanceId && compareBallots(ballot, granted) < 0) {
+        this.violations.add(`group ${groupIndex} node ${node} ${what} ballot ${ballotKey(ballot)} at instance ` +
+          `${instanceId} after granting ${ballotKey(granted)} at instance ${earlierInstance}`);
+        return;
+      }
+    }
+    const current = byInstance.get(instanceId);
+    if (current === undefined || compareBallots(ballot, current) > 0) byInstance.set(instanceId, ballot);
+  }
+}
+
+interface LifeKey {
+  readonly node: number;
+  readonly life: number;
+  readonly groupIndex: number;
+}
+
+interface LifeProgress {
+  nextInstanceId: number;
+  chain: number;
+}
+
+/** What state machines see: order, exactly-once, agreement with the chosen values, the chain. */
+export class ExecutionChecker {
+  private readonly violations: Violations;
+  private readonly agreement: AgreementChecker;
+  private readonly lives = new Map<string, LifeProgress>();
+  /** (group, instance) → {value, chain} as first executed anywhere. */
+  private readonly canonical = new Map<string, { value: Uint8Array; chain: number }>();
+  /** (node, group) → instance → value, for the node's current life. */
+  private readonly current = new Map<string, Map<number, Uint8Array>>();
+  executions = 0;
+
+  constructor(agreement: AgreementChecker, violations: Violations) {
+    this.agreement = agreement;
+    this.violations = violations;
+  }
+
+  /** A process life started: its state machines are empty and must see instance 0 first. */
+  onLifeStart(node: number, groupIndex: number): void {
+    this.current.set(key(node, groupIndex), new Map());
+  }
+
+  onExecute(life: LifeKey, instanceId: number, value: Uint8Array): void {
+    this.executions++;
+    const lifeKey = key(life.node, life.life, life.groupIndex);
+    let progress = this.lives.get(lifeKey);
+    if (progress === undefined) {
+      progress = { nextInstanceId: 0, chain: 0 };
+      this.lives.set(lifeKey, progress);
+    }
+    const where = `node ${life.node} (life ${life.life}) group ${life.groupIndex}`;
+    if (instanceId !== progress.nextInstanceId) {
+      this.violations.add(`${where} executed instance ${instanceId}, expected ${progress.nextInstanceId}`);
+      return;
+    }
+    progress.nextInstanceId++;
+    progress.chain = fullCrc32(value, progress.chain);
+    this.current.get(key(life.node, life.groupIndex))?.set(instanceId, value);
+    const instanceKey = key(life.groupIndex, instanceId);
+    const chosen = this.agreement.chosenValue(life.groupIndex, instanceId);
+    if (chosen === undefined) {
+      this.violations.add(`${where} executed instance ${instanceId} before any value was chosen there`);
+    } else if (!bytesEqual(chosen, value)) {
+      this.violations.add(`${where} executed at instance ${instanceId} a value that is not the chosen one`);
+    }
+    const canonical = this.canonical.get(instanceKey);
+    if (canonical === undefined) this.canonical.set(instanceKey, { value, chain: progress.chain });
+    else if (canonical.chain !== progress.chain) {
+      this.violations.add(`${where} checksum chain differs from other nodes at instance ${instanceId}`);
+    }
+  }
+
+  /** Value the node executed at `instanceId` in its current life, if any. */
+  executedBy(node: number, groupIndex: number, instanceId: number): Uint8Array | undefined {
+    return this.current.get(key(node, groupIndex))?.get(instanceId);
+  }
+}

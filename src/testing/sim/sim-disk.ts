@@ -1,0 +1,228 @@
+/**
+ * A simulated disk for one node. It outlives the node's processes: a crash keeps what was synced,
+ * a random prefix of what was written but not synced (the OS may have flushed some of it), and
+ * possibly only part of the last such write (a torn tail, which a real log store detects by CRC and
+ * truncates). Operations complete in order after a random latency; a process that crashed never
+ * sees its pending operations complete, and a paused one sees them only when it resumes.
+ */
+import type { AcceptorRecord } from '../../core/ready.js';
+import type { LogStore } from '../../runtime/interfaces.js';
+import type { SeededRandom } from '../../util/random.js';
+import type { SimScheduler } from './scheduler.js';
+
+export interface DiskFaults {
+  latencyMinMs: number;
+  latencyMaxMs: number;
+  /** Share of operations that take up to 20x the maximum latency. */
+  slowRate: number;
+  /** Share of writes that fail with an I/O error (the group halts). */
+  writeErrorRate: number;
+  /** Chance that the last surviving unsynced write is torn at a crash. */
+  tornTailRate: number;
+}
+
+interface GroupData {
+  records: Map<number, AcceptorRecord>;
+  minChosenInstanceId: number;
+  systemVariables: Uint8Array | undefined;
+  masterVariables: Uint8Array | undefined;
+}
+
+interface UnsyncedWrite {
+  readonly groupIndex: number;
+  readonly records: readonly AcceptorRecord[];
+}
+
+/** Runs a completion for the process that issued it, or not at all if that process is gone. */
+export type ProcessGate = (run: () => void) => void;
+
+export class SimDisk {
+  faults: DiskFaults;
+  private durable = new Map<number, GroupData>();
+  private visible = new Map<number, GroupData>();
+  private unsynced: UnsyncedWrite[] = [];
+  private busyUntil = 0;
+  private readonly scheduler: SimScheduler;
+  private readonly random: SeededRandom;
+  writes = 0;
+  syncs = 0;
+  writeErrors = 0;
+  /** Called once, with the completion time, when the next write is issued (to crash mid-write). */
+  onNextWrite: ((completeAt: number) => void) | null = null;
+
+  constructor(scheduler: SimScheduler, random: SeededRandom, faults: DiskFaults) {
+    this.scheduler = scheduler;
+    this.random = random;
+    this.faults = faults;
+  }
+
+  /** The LogStore one process life sees. */
+  open(gate: ProcessGate): LogStore {
+    return new SimDiskStore(this, gate);
+  }
+
+  /** Power loss: decide what of the unsynced writes reached the platter. */
+  crash(): { lostWrites: number; torn: boolean } {
+    const kept = this.random.int(0, this.unsynced.length + 1);
+    const survivors = this.unsynced.slice(0, kept);
+    let torn = false;
+    const last = survivors[survivors.length - 1];
+    if (last !== undefined && last.records.length > 1 && this.random.chance(this.faults.tornTailRate)) {
+      survivors[survivors.length - 1] = { ...last, records: last.records.slice(0, this.random.int(1, last.records.length)) };
+      torn = true;
+    }
+    for (const write of survivors) applyRecords(groupOf(this.durable, write.groupIndex), write.records);
+    const lostWrites = this.unsynced.length - kept;
+    this.unsynced = [];
+    this.visible = cloneAll(this.durable);
+    this.onNextWrite = null;
+    return { lostWrites, torn };
+  }
+
+  /** Every record that is durable now, for checkers and debugging. */
+  durableRecords(groupIndex: number): ReadonlyMap<number, AcceptorRecord> {
+    return groupOf(this.durable, groupIndex).records;
+  }
+
+  schedule<T>(gate: ProcessGate, operation: () => T, isWrite = false): Promise<T> {
+    const { latencyMinMs, latencyMaxMs, slowRate } = this.faults;
+    let latency = latencyMinMs + this.random.float() * (latencyMaxMs - latencyMinMs);
+    if (this.random.chance(slowRate)) latency *= 1 + this.random.float() * 20;
+    const completeAt = Math.max(this.scheduler.now, this.busyUntil) + latency;
+    this.busyUntil = completeAt;
+    if (isWrite && this.onNextWrite !== null) {
+      const trap = this.onNextWrite;
+      this.onNextWrite = null;
+      trap(completeAt);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.scheduler.at(completeAt, () => gate(() => {
+        try {
+          resolve(operation());
+        } catch (error) {
+          reject(error);
+        }
+      }));
+    });
+  }
+
+  write(groupIndex: number, records: readonly AcceptorRecord[], sync: boolean): void {
+    if (this.random.chance(this.faults.writeErrorRate)) {
+      this.writeErrors++;
+      throw new Error('EIO: simulated write error');
+    }
+    this.writes++;
+    applyRecords(groupOf(this.visible, groupIndex), records);
+    this.unsynced.push({ groupIndex, records });
+    if (sync) this.sync();
+  }
+
+  /** fsync: everything written so far becomes durable (one log file, so one flush covers all groups). */
+  sync(): void {
+    this.syncs++;
+    for (const write of this.unsynced) applyRecords(groupOf(this.durable, write.groupIndex), write.records);
+    this.unsynced = [];
+  }
+
+  read(groupIndex: number): GroupData {
+    return groupOf(this.visible, groupIndex);
+  }
+
+  /** Metadata updates are written and synced at once (PhxPaxos writes them with sync). */
+  updateMetadata(groupIndex: number, update: (data: GroupData) => void): void {
+    this.sync();
+    update(groupOf(this.visible, groupIndex));
+    update(groupOf(this.durable, groupIndex));
+  }
+}
+
+class SimDiskStore implements LogStore {
+  private readonly disk: SimDisk;
+  private readonly gate: ProcessGate;
+
+  constructor(disk: SimDisk, gate: ProcessGate) {
+    this.disk = disk;
+    this.gate = gate;
+  }
+
+  put(groupIndex: number, records: readonly AcceptorRecord[], options: { readonly sync: boolean }): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.write(groupIndex, records, options.sync), true);
+  }
+
+  get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).records.get(instanceId));
+  }
+
+  maxInstanceId(groupIndex: number): Promise<number | undefined> {
+    return this.disk.schedule(this.gate, () => {
+      let max: number | undefined;
+      for (const key of this.disk.read(groupIndex).records.keys()) if (max === undefined || key > max) max = key;
+      return max;
+    });
+  }
+
+  deleteBelow(groupIndex: number, instanceId: number): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
+      for (const key of data.records.keys()) if (key < instanceId) data.records.delete(key);
+      data.minChosenInstanceId = Math.max(data.minChosenInstanceId, instanceId);
+    }));
+  }
+
+  minChosenInstanceId(groupIndex: number): Promise<number> {
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).minChosenInstanceId);
+  }
+
+  setMinChosenInstanceId(groupIndex: number, instanceId: number): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
+      data.minChosenInstanceId = instanceId;
+    }));
+  }
+
+  systemVariables(groupIndex: number): Promise<Uint8Array | undefined> {
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).systemVariables);
+  }
+
+  setSystemVariables(groupIndex: number, value: Uint8Array): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
+      data.systemVariables = value;
+    }));
+  }
+
+  masterVariables(groupIndex: number): Promise<Uint8Array | undefined> {
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).masterVariables);
+  }
+
+  setMasterVariables(groupIndex: number, value: Uint8Array): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
+      data.masterVariables = value;
+    }));
+  }
+
+  clear(groupIndex: number): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
+      data.records.clear();
+      data.minChosenInstanceId = 0;
+    }));
+  }
+
+  async close(): Promise<void> {}
+}
+
+function groupOf(groups: Map<number, GroupData>, groupIndex: number): GroupData {
+  let data = groups.get(groupIndex);
+  if (data === undefined) {
+    data = { records: new Map(), minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined };
+    groups.set(groupIndex, data);
+  }
+  return data;
+}
+
+function applyRecords(data: GroupData, records: readonly AcceptorRecord[]): void {
+  for (const record of records) data.records.set(record.instanceId, record);
+}
+
+function cloneAll(groups: Map<number, GroupData>): Map<number, GroupData> {
+  const copy = new Map<number, GroupData>();
+  for (const [groupIndex, data] of groups) copy.set(groupIndex, { ...data, records: new Map(data.records) });
+  return copy;
+}

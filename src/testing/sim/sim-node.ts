@@ -1,0 +1,245 @@
+/**
+ * One simulated node: a process that can start, crash, restart from its simulated disk alone, and
+ * pause. Each life builds fresh state machines and a fresh runtime (GroupCore + GroupDriver per
+ * group) exactly as production start-up does (restoreGroup replays the log). Everything that
+ * reaches the process (messages, disk completions, its one timer) goes through a gate that drops
+ * it when the life that asked for it is over, and holds it while the process is paused.
+ */
+import { DEFAULT_TIMING, type CoreFaults, type ProtocolTiming } from '../../core/config.js';
+import { GroupCore } from '../../core/group-core.js';
+import type { PaxosMessage } from '../../core/messages.js';
+import type { HaltReason } from '../../core/ready.js';
+import { PaxosError } from '../../errors.js';
+import { GroupDriver, type DriverFaults } from '../../runtime/group-driver.js';
+import { SILENT_LOGGER, type ExecuteInput, type StateMachine } from '../../runtime/interfaces.js';
+import type { ProposeSuccess } from '../../runtime/proposal-queue.js';
+import { restoreGroup } from '../../runtime/restore.js';
+import { StateMachineRegistry } from '../../runtime/state-machine-registry.js';
+import { frameValue } from '../../runtime/value-frame.js';
+import type { SeededRandom } from '../../util/random.js';
+import { fullCrc32 } from '../crc32.js';
+import type { ExecutionChecker } from './checkers.js';
+import type { SimScheduler } from './scheduler.js';
+import type { SimDisk } from './sim-disk.js';
+import type { SimNetwork } from './sim-network.js';
+
+export type NodeState = 'down' | 'starting' | 'up';
+
+export interface SimClockSettings {
+  /** Local clock = offsetMs + true time × rate. */
+  readonly offsetMs: number;
+  readonly rate: number;
+}
+
+export interface SimNodeOptions {
+  readonly id: number;
+  readonly members: readonly number[];
+  readonly groupCount: number;
+  readonly scheduler: SimScheduler;
+  readonly network: SimNetwork;
+  readonly disk: SimDisk;
+  readonly clock: SimClockSettings;
+  readonly random: SeededRandom;
+  readonly executions: ExecutionChecker;
+  readonly timing?: Partial<ProtocolTiming>;
+  /** Chance that one execution attempt fails (it must be retried, never skipped). */
+  readonly executeFailureRate: number;
+  readonly coreFaults?: CoreFaults;
+  readonly driverFaults?: DriverFaults;
+  readonly trace: (line: string) => void;
+  readonly onFatal: (error: unknown) => void;
+  readonly onHalt: (node: number, groupIndex: number, reason: HaltReason) => void;
+}
+
+/** The two user state machines every simulated group runs. */
+export const SIM_STATE_MACHINE_IDS = [1, 2] as const;
+
+export class SimNode {
+  readonly id: number;
+  state: NodeState = 'down';
+  paused = false;
+  life = 0;
+  private drivers: GroupDriver[] = [];
+  private readonly options: SimNodeOptions;
+  private heldWhilePaused: (() => void)[] = [];
+  private armedWakeAt: number | null = null;
+
+  constructor(options: SimNodeOptions) {
+    this.options = options;
+    this.id = options.id;
+    options.network.attach(this.id, (groupIndex, message) => this.receive(groupIndex, message));
+  }
+
+  get isUp(): boolean {
+    return this.state === 'up';
+  }
+
+  localNow(): number {
+    const { offsetMs, rate } = this.options.clock;
+    return offsetMs + this.options.scheduler.now * rate;
+  }
+
+  /** Crash this node halfway through its next disk write. */
+  crashDuringNextWrite(onCrash: () => void): void {
+    this.options.disk.onNextWrite = (completeAt) => {
+      const scheduler = this.options.scheduler;
+      const life = this.life;
+      scheduler.at(scheduler.now + (completeAt - scheduler.now) / 2, () => {
+        if (life === this.life && this.state !== 'down') onCrash();
+      });
+    };
+  }
+
+  nowInstanceId(groupIndex: number): number | undefined {
+    return this.drivers[groupIndex]?.nowInstanceId;
+  }
+
+  isExecuting(groupIndex: number): boolean {
+    return this.drivers[groupIndex]?.status().executing === true;
+  }
+
+  disableDiskFaults(): void {
+    this.options.disk.faults = { ...this.options.disk.faults, writeErrorRate: 0 };
+  }
+
+  isHalted(groupIndex: number): boolean {
+    return this.drivers[groupIndex]?.halted != null;
+  }
+
+  status(groupIndex: number): ReturnType<GroupDriver['status']> | undefined {
+    return this.drivers[groupIndex]?.status();
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'down') return;
+    const life = ++this.life;
+    this.state = 'starting';
+    this.options.trace(`n${this.id} start life ${life}`);
+    const gate = this.gateFor(life);
+    const store = this.options.disk.open(gate);
+    const drivers: GroupDriver[] = [];
+    try {
+      for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
+        this.options.executions.onLifeStart(this.id, groupIndex);
+        const registry = new StateMachineRegistry(groupIndex, this.stateMachines(life, groupIndex));
+        const restored = await restoreGroup(store, groupIndex, registry);
+        if (life !== this.life) return;
+        const core = new GroupCore({
+          groupIndex, nodeId: this.id, members: this.options.members, random: this.options.random.fork(),
+          checksum: fullCrc32, timing: { ...DEFAULT_TIMING, ...this.options.timing }, faults: this.options.coreFaults,
+        }, restored, this.localNow());
+        drivers.push(new GroupDriver({
+          groupIndex, core, store, registry, clock: { now: () => this.localNow() },
+          send: (group, to, message) => {
+            if (life === this.life && !this.paused) this.options.network.send(group, to, message);
+          },
+          logger: SILENT_LOGGER, syncWrites: true, queueCapacity: 64,
+          onTimersChanged: () => { if (life === this.life) this.armWake(); },
+          onFatal: this.options.onFatal,
+          onHalt: (reason) => this.options.onHalt(this.id, groupIndex, reason),
+          faults: this.options.driverFaults,
+        }));
+      }
+    } catch (error) {
+      if (life === this.life) this.options.onFatal(error);
+      return;
+    }
+    if (life !== this.life) return;
+    this.drivers = drivers;
+    this.state = 'up';
+    this.options.trace(`n${this.id} up at ${drivers.map((driver) => driver.nowInstanceId).join(',')}`);
+    this.armWake();
+  }
+
+  crash(): { lostWrites: number; torn: boolean } {
+    const drivers = this.drivers;
+    this.life++;
+    this.state = 'down';
+    this.paused = false;
+    this.heldWhilePaused = [];
+    this.armedWakeAt = null;
+    this.drivers = [];
+    for (const driver of drivers) driver.stop();
+    const outcome = this.options.disk.crash();
+    this.options.trace(`n${this.id} crash (lost ${outcome.lostWrites} unsynced writes${outcome.torn ? ', torn tail' : ''})`);
+    return outcome;
+  }
+
+  pause(): void {
+    if (this.state === 'down' || this.paused) return;
+    this.paused = true;
+    this.options.trace(`n${this.id} pause`);
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.options.trace(`n${this.id} resume`);
+    const held = this.heldWhilePaused;
+    this.heldWhilePaused = [];
+    for (const run of held) run();
+    this.tickAll();
+  }
+
+  propose(groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number): Promise<ProposeSuccess> {
+    const driver = this.drivers[groupIndex];
+    if (!this.isUp || driver === undefined || this.paused) {
+      return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`));
+    }
+    return driver.propose(frameValue(stateMachineId, payload), { timeoutMs });
+  }
+
+  private receive(groupIndex: number, message: PaxosMessage): void {
+    const life = this.life;
+    this.gateFor(life)(() => this.drivers[groupIndex]?.step(message));
+  }
+
+  /** Runs `run` for process life `life` only: never after a crash, and not while paused. */
+  private gateFor(life: number): (run: () => void) => void {
+    return (run) => {
+      if (life !== this.life || this.state === 'down') return;
+      if (this.paused) this.heldWhilePaused.push(run);
+      else run();
+    };
+  }
+
+  private armWake(): void {
+    let earliest: number | undefined;
+    for (const driver of this.drivers) {
+      const at = driver.nextTimerAt();
+      if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
+    }
+    if (earliest === undefined) return;
+    const { offsetMs, rate } = this.options.clock;
+    const scheduler = this.options.scheduler;
+    const trueTime = Math.max((earliest - offsetMs) / rate, scheduler.now) + 1e-6;
+    if (this.armedWakeAt !== null && this.armedWakeAt <= trueTime) return;
+    this.armedWakeAt = trueTime;
+    const life = this.life;
+    scheduler.at(trueTime, () => {
+      if (this.armedWakeAt !== trueTime) return;
+      this.armedWakeAt = null;
+      this.gateFor(life)(() => this.tickAll());
+    });
+  }
+
+  private tickAll(): void {
+    for (const driver of this.drivers) driver.tick();
+    this.armWake();
+  }
+
+  private stateMachines(life: number, groupIndex: number): StateMachine[] {
+    const { executions, executeFailureRate, random } = this.options;
+    return SIM_STATE_MACHINE_IDS.map((id) => ({
+      id,
+      execute: (input: ExecuteInput): string => {
+        // Start-up replay is not failed on purpose: a real process would exit and be restarted.
+        if (this.state === 'up' && executeFailureRate > 0 && random.chance(executeFailureRate)) {
+          throw new Error(`simulated failure of state machine ${id}`);
+        }
+        executions.onExecute({ node: this.id, life, groupIndex }, input.instanceId, frameValue(id, input.value));
+        return `executed ${input.instanceId}`;
+      },
+    }));
+  }
+}

@@ -1,0 +1,60 @@
+/** Aggregates many runs into the summary `npm run sim` prints. */
+import type { CanaryName, SimRunResult } from './simulator.js';
+
+export interface SimSummary {
+  seeds: number;
+  failures: number;
+  failedSeeds: number[];
+  instancesChosen: number;
+  executions: number;
+  crashes: number;
+  crashesDuringWrite: number;
+  partitions: number;
+  pauses: number;
+  messages: number;
+  messagesLost: number;
+  messagesDuplicated: number;
+  proposalsChosen: number;
+  simulatedSeconds: number;
+  wallSeconds: number;
+  seedsPerSecond: number;
+  instancesPerSecond: number;
+  canary: CanaryName | null;
+}
+
+export function emptySummary(canary: CanaryName | null): SimSummary {
+  return {
+    seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, executions: 0, crashes: 0, crashesDuringWrite: 0,
+    partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, proposalsChosen: 0,
+    simulatedSeconds: 0, wallSeconds: 0, seedsPerSecond: 0, instancesPerSecond: 0, canary,
+  };
+}
+
+export function addRun(summary: SimSummary, run: SimRunResult): void {
+  summary.seeds++;
+  if (!run.ok) {
+    summary.failures++;
+    summary.failedSeeds.push(run.seed);
+  }
+  summary.instancesChosen += run.instancesChosen;
+  summary.executions += run.executions;
+  summary.crashes += run.faults.crashes;
+  summary.crashesDuringWrite += run.faults.crashesDuringWrite;
+  summary.partitions += run.faults.partitions;
+  summary.pauses += run.faults.pauses;
+  summary.messages += run.network.sent;
+  summary.messagesLost += run.network.lost;
+  summary.messagesDuplicated += run.network.duplicated;
+  summary.proposalsChosen += run.workload.chosen;
+  summary.simulatedSeconds += run.simulatedMs / 1000;
+}
+
+export function finishSummary(summary: SimSummary, wallMs: number): SimSummary {
+  summary.failedSeeds.sort((a, b) => a - b);
+  summary.wallSeconds = Math.round(wallMs) / 1000;
+  const seconds = Math.max(wallMs / 1000, 1e-3);
+  summary.seedsPerSecond = Math.round((summary.seeds / seconds) * 100) / 100;
+  summary.instancesPerSecond = Math.round(summary.instancesChosen / seconds);
+  summary.simulatedSeconds = Math.round(summary.simulatedSeconds);
+  return summary;
+}

@@ -1,0 +1,211 @@
+/**
+ * One simulated run, decided entirely by its seed: a cluster of 3 or 5 nodes with the real core and
+ * runtime over a simulated network, disks and clocks; a safety phase with client load and faults;
+ * then a liveness phase in which every fault is healed and the cluster must decide a new value and
+ * bring every node up to date within a bound. Checkers watch throughout (checkers.ts).
+ */
+import type { CoreFaults } from '../../core/config.js';
+import type { PaxosMessage } from '../../core/messages.js';
+import { MESSAGE_KINDS } from '../../core/messages.js';
+import type { DriverFaults } from '../../runtime/group-driver.js';
+import { bytesEqual } from '../../util/bytes.js';
+import { SeededRandom } from '../../util/random.js';
+import { AgreementChecker, ExecutionChecker, Violations } from './checkers.js';
+import { FaultInjector, type FaultStats } from './fault-injector.js';
+import { SimScheduler } from './scheduler.js';
+import { SimDisk } from './sim-disk.js';
+import { SimNetwork, type NetworkStats } from './sim-network.js';
+import { SimNode } from './sim-node.js';
+import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
+import { Workload, type WorkloadStats } from './workload.js';
+
+/** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
+export const CANARIES = ['reply-before-persist', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked'] as const;
+export type CanaryName = (typeof CANARIES)[number];
+
+export interface SimRunOptions {
+  readonly seed: number;
+  readonly canary?: CanaryName;
+  /** Keep the event trace in the result. */
+  readonly trace?: boolean;
+}
+
+export interface SimRunResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violations: readonly string[];
+  readonly config: string;
+  readonly instancesChosen: number;
+  readonly executions: number;
+  readonly faults: FaultStats;
+  readonly network: NetworkStats;
+  readonly workload: WorkloadStats;
+  readonly simulatedMs: number;
+  readonly events: number;
+  readonly wallMs: number;
+  /** A hash of every message sent and every trace line: equal for two runs of one seed. */
+  readonly traceHash: string;
+  readonly trace: readonly string[];
+}
+
+/** Bound on the liveness phase: after healing, the cluster must decide and converge within it. */
+export const LIVENESS_BOUND_MS = 60_000;
+const EVENT_BUDGET = 3_000_000;
+
+export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
+  const started = performance.now();
+  const random = new SeededRandom(options.seed);
+  const config = chooseSwarm(random);
+  const scheduler = new SimScheduler();
+  const violations = new Violations();
+  const traceLines: string[] = [];
+  let hash = 0x811c9dc5;
+  const mix = (value: number): void => {
+    hash = Math.imul(hash ^ (value | 0), 0x01000193) >>> 0;
+  };
+  const trace = (line: string): void => {
+    for (let i = 0; i < line.length; i++) mix(line.charCodeAt(i));
+    if (options.trace) traceLines.push(`${scheduler.now.toFixed(3).padStart(11)}ms ${line}`);
+  };
+  const members = Array.from({ length: config.nodeCount }, (_, index) => index + 1);
+  const agreement = new AgreementChecker(members.length, violations);
+  const executions = new ExecutionChecker(agreement, violations);
+  const kindIndex = new Map(MESSAGE_KINDS.map((kind, index) => [kind, index]));
+  const tap = (groupIndex: number, to: number, message: PaxosMessage): void => {
+    mix(kindIndex.get(message.kind) ?? -1);
+    mix(message.from);
+    mix(to);
+    mix(message.instanceId);
+    mix(Math.floor(scheduler.now * 1000));
+    if (options.trace) trace(`send g${groupIndex} ${message.kind}#${message.instanceId} n${message.from}->n${to}`);
+    agreement.onSend(groupIndex, message);
+  };
+  const network = new SimNetwork(scheduler, random.fork(), { ...config.network }, tap);
+  const { coreFaults, driverFaults } = canaryFaults(options.canary);
+  const nodes = members.map((id, index) => new SimNode({
+    id, members, groupCount: config.groupCount, scheduler, network,
+    disk: new SimDisk(scheduler, random.fork(), { ...config.disk }),
+    clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
+    executeFailureRate: config.executeFailureRate, coreFaults, driverFaults, trace,
+    onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
+    onHalt: (node, groupIndex, reason) => {
+      trace(`n${node} g${groupIndex} halted: ${reason.code}`);
+      if (reason.code === 'DIVERGED') violations.add(`node ${node} group ${groupIndex}: ${reason.message}`);
+      else restartAfterHalt(node);
+    },
+  }));
+  const faults = new FaultInjector(scheduler, random.fork(), nodes, network, config, trace);
+  function restartAfterHalt(id: number): void {
+    const node = nodes[id - 1];
+    if (node !== undefined) faults.restartAfterHalt(node);
+  }
+  const workload = new Workload({
+    scheduler, random: random.fork(), nodes, groupCount: config.groupCount, agreement,
+    concurrency: config.clientConcurrency, gapMs: config.clientGapMs, timeoutMs: config.proposeTimeoutMs,
+    trace: (line) => {
+      const node = Number(/^n(\d+)/.exec(line)?.[1]);
+      if (Number.isFinite(node)) faults.lastProposer = node;
+      trace(line);
+    },
+  });
+
+  for (const node of nodes) void node.start();
+  workload.start();
+  faults.start(config.safetyMs);
+  let withinBudget = await scheduler.run(config.safetyMs, () => violations.any, EVENT_BUDGET);
+
+  workload.stop();
+  healForLiveness(nodes, network, config, faults);
+  if (withinBudget && !violations.any) {
+    withinBudget = await checkLiveness(scheduler, nodes, config, workload, violations);
+  }
+  if (!withinBudget) violations.add(`event budget of ${EVENT_BUDGET} exhausted: livelock or runaway timer`);
+  if (!violations.any) checkAcknowledged(nodes, workload, executions, violations);
+
+  return {
+    seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),
+    instancesChosen: agreement.chosenCount, executions: executions.executions, faults: faults.stats,
+    network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
+    wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
+  };
+}
+
+function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults; driverFaults?: DriverFaults } {
+  switch (canary) {
+    case undefined: return {};
+    case 'reply-before-persist': return { driverFaults: { replyBeforePersist: true } };
+    case 'forget-promise': return { coreFaults: { forgetPromise: true } };
+    case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
+    case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
+  }
+}
+
+function healForLiveness(nodes: readonly SimNode[], network: SimNetwork, config: SwarmConfig, faults: FaultInjector): void {
+  network.faults = { ...network.faults, lossRate: 0, duplicateRate: 0, slowRate: 0 };
+  faults.healAll();
+  for (const node of nodes) {
+    // A group that halted on a write error stays down until its process restarts (as in production).
+    const halted = Array.from({ length: config.groupCount }, (_, group) => node.isHalted(group)).some(Boolean);
+    if (halted) {
+      node.crash();
+      faults.restart(node);
+    }
+  }
+}
+
+async function checkLiveness(scheduler: SimScheduler, nodes: readonly SimNode[], config: SwarmConfig,
+  workload: Workload, violations: Violations): Promise<boolean> {
+  for (const node of nodes) node.disableDiskFaults();
+  const deadline = scheduler.now + LIVENESS_BOUND_MS;
+  const decided = new Set<number>();
+  const probe = (groupIndex: number): void => {
+    if (decided.has(groupIndex) || scheduler.now >= deadline) return;
+    const up = nodes.filter((node) => node.isUp);
+    const node = up[groupIndex % Math.max(1, up.length)];
+    if (node === undefined) {
+      scheduler.after(100, () => probe(groupIndex));
+      return;
+    }
+    void workload.propose(node, groupIndex, 10_000, 'probe').then((code) => {
+      if (code === 'OK') decided.add(groupIndex);
+      else scheduler.after(50, () => probe(groupIndex));
+    });
+  };
+  scheduler.after(0, () => {
+    for (let groupIndex = 0; groupIndex < config.groupCount; groupIndex++) probe(groupIndex);
+  });
+  const converged = (): boolean => decided.size === config.groupCount && allCaughtUp(nodes, config.groupCount);
+  const withinBudget = await scheduler.run(deadline, () => converged() || violations.any, EVENT_BUDGET * 2);
+  if (!withinBudget || violations.any) return withinBudget;
+  if (!converged()) {
+    const where = nodes.map((node) => `n${node.id}:${node.state}@` +
+      Array.from({ length: config.groupCount }, (_, g) => node.nowInstanceId(g) ?? '-').join('/')).join(' ');
+    violations.add(`liveness: ${decided.size}/${config.groupCount} groups decided a new value and nodes ` +
+      `${allCaughtUp(nodes, config.groupCount) ? 'converged' : 'did not converge'} within ` +
+      `${LIVENESS_BOUND_MS} ms of healing (${where})`);
+  }
+  return true;
+}
+
+function allCaughtUp(nodes: readonly SimNode[], groupCount: number): boolean {
+  for (let groupIndex = 0; groupIndex < groupCount; groupIndex++) {
+    const positions = nodes.map((node) => (node.isUp && !node.isExecuting(groupIndex) ? node.nowInstanceId(groupIndex) : -1));
+    const first = positions[0];
+    if (first === undefined || first < 0 || positions.some((position) => position !== first)) return false;
+  }
+  return true;
+}
+
+function checkAcknowledged(nodes: readonly SimNode[], workload: Workload, executions: ExecutionChecker,
+  violations: Violations): void {
+  for (const acked of workload.acked) {
+    for (const node of nodes) {
+      const executed = executions.executedBy(node.id, acked.groupIndex, acked.instanceId);
+      if (executed === undefined || !bytesEqual(executed, acked.value)) {
+        violations.add(`acknowledged value of node ${acked.node} at group ${acked.groupIndex} instance ` +
+          `${acked.instanceId} is ${executed === undefined ? 'missing' : 'different'} on node ${node.id}`);
+        return;
+      }
+    }
+  }
+}

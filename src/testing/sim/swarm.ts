@@ -1,0 +1,85 @@
+/**
+ * Swarm testing: the seed picks the cluster and the fault mix, not only the fault timing, so that
+ * many seeds cover many kinds of runs (TigerBeetle's VOPR does the same). Every run has message
+ * loss, duplication and reordering, at least one crash and restart, and at least one partition.
+ */
+import type { SeededRandom } from '../../util/random.js';
+import type { DiskFaults } from './sim-disk.js';
+import type { NetworkFaults } from './sim-network.js';
+import type { SimClockSettings } from './sim-node.js';
+
+export interface SwarmConfig {
+  readonly nodeCount: 3 | 5;
+  readonly groupCount: number;
+  readonly network: NetworkFaults;
+  readonly disk: DiskFaults;
+  readonly clocks: readonly SimClockSettings[];
+  /** Length of the phase with faults and client load, in simulated ms. */
+  readonly safetyMs: number;
+  /** Mean gap between fault actions. */
+  readonly faultGapMs: number;
+  readonly crashWeight: number;
+  readonly partitionWeight: number;
+  readonly pauseWeight: number;
+  /** Chance that a crash takes every node down at once. */
+  readonly crashAllChance: number;
+  readonly restartDelayMaxMs: number;
+  readonly partitionMaxMs: number;
+  readonly pauseMaxMs: number;
+  readonly executeFailureRate: number;
+  /** Client proposals in flight per node and group, the gap between them, and their timeout. */
+  readonly clientConcurrency: number;
+  readonly clientGapMs: number;
+  readonly proposeTimeoutMs: number;
+}
+
+export function chooseSwarm(random: SeededRandom): SwarmConfig {
+  const nodeCount = random.chance(0.6) ? 3 : 5;
+  const maxDelayMs = random.pick([2, 10, 30, 80]);
+  const clocks: SimClockSettings[] = [];
+  const drifts = random.chance(0.5);
+  for (let i = 0; i < nodeCount; i++) {
+    clocks.push({ offsetMs: random.int(0, 100_000), rate: drifts ? 0.95 + random.float() * 0.1 : 1 });
+  }
+  const slowDisk = random.chance(0.3);
+  return {
+    nodeCount,
+    groupCount: random.chance(0.75) ? 1 : 2,
+    network: {
+      lossRate: 0.01 + random.float() * random.pick([0.04, 0.15, 0.3]),
+      duplicateRate: 0.01 + random.float() * random.pick([0.05, 0.2, 0.4]),
+      minDelayMs: random.float() * maxDelayMs * 0.3,
+      maxDelayMs,
+      slowRate: random.pick([0, 0.01, 0.05]),
+    },
+    disk: {
+      latencyMinMs: slowDisk ? 1 : 0.05,
+      latencyMaxMs: slowDisk ? random.pick([5, 20]) : random.pick([0.3, 1, 3]),
+      slowRate: random.pick([0, 0.01, 0.05]),
+      writeErrorRate: random.chance(0.15) ? 0.002 : 0,
+      tornTailRate: 0.5,
+    },
+    clocks,
+    safetyMs: random.int(8_000, 20_000),
+    faultGapMs: random.int(300, 2_000),
+    crashWeight: random.pick([1, 2, 4]),
+    partitionWeight: random.pick([1, 2, 4]),
+    pauseWeight: random.pick([0, 1, 2]),
+    crashAllChance: random.pick([0, 0.05, 0.15]),
+    restartDelayMaxMs: random.pick([300, 1_500, 5_000]),
+    partitionMaxMs: random.pick([1_000, 4_000, 8_000]),
+    pauseMaxMs: random.pick([500, 3_000]),
+    executeFailureRate: random.chance(0.2) ? 0.05 : 0,
+    clientConcurrency: random.int(1, 4),
+    clientGapMs: random.pick([20, 80, 250]),
+    proposeTimeoutMs: random.pick([2_000, 5_000, 10_000]),
+  };
+}
+
+export function describeSwarm(config: SwarmConfig): string {
+  const n = config.network;
+  return `nodes=${config.nodeCount} groups=${config.groupCount} loss=${n.lossRate.toFixed(3)} ` +
+    `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
+    `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
+    `safety=${config.safetyMs}ms faultGap=${config.faultGapMs}ms clients=${config.clientConcurrency}`;
+}

@@ -1,0 +1,523 @@
+// Unit tests of GroupCore: learning, the future window, membership, the checksum chain, execution
+// and the outcomes of a node's own proposals. Driven through CoreHarness (a hand-driven cluster)
+// or a GroupCore built directly and fed hand-made messages.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GroupCore } from '../../src/core/group-core.js';
+import type { ChosenMessage, LearnValueMessage } from '../../src/core/messages.js';
+import type { ProposalOutcome, Ready } from '../../src/core/ready.js';
+import { CoreHarness } from '../../src/testing/core-harness.js';
+import { utf8 } from '../../src/util/bytes.js';
+import {
+  acceptMsg, ballot, chain, drain, makeCore, ofKind, prepareMsg, text,
+} from './fixtures.js';
+
+const B1 = ballot(1, 1);
+
+function chosenMsg(from: number, instanceId: number, b: ReturnType<typeof ballot>, lastChecksum = 0): ChosenMessage {
+  return { kind: 'chosen', from, instanceId, ballot: b, lastChecksum };
+}
+
+function learnValueMsg(from: number, instanceId: number, value: string, checksum: number,
+  needAck = true): LearnValueMessage {
+  return { kind: 'learnValue', from, instanceId, ballot: ballot(1, from), value: utf8(value), checksum, needAck };
+}
+
+/** Step a message into a core and return the Ready it produced. */
+function stepAndDrain(core: GroupCore, ...messages: Parameters<GroupCore['step']>[0][]): Ready {
+  for (const message of messages) core.step(message);
+  return drain(core);
+}
+
+/** Execute whatever the Ready asks for successfully; returns the follow-up Ready. */
+function executeOk(core: GroupCore, ready: Ready, result: unknown = 'ok'): Ready {
+  assert.ok(ready.execute, 'expected a value to execute');
+  core.onExecuted(ready.execute.instanceId, { ok: true, result });
+  return drain(core);
+}
+
+function outcomeOf(harness: CoreHarness, node: number, token: number): ProposalOutcome | undefined {
+  return harness.resultFor(node, token)?.outcome;
+}
+
+/** Node 1 runs instance `now` with value `value`; accepts to the nodes in `skipAccept` are dropped. */
+function chooseOnNode1(harness: CoreHarness, value: string, skipAccept: number[] = []): number {
+  const token = harness.propose(1, value);
+  harness.deliver({ kind: 'prepare' });
+  harness.deliver({ kind: 'prepareReply' });
+  for (const id of skipAccept) harness.drop({ kind: 'accept', to: id });
+  harness.deliver({ kind: 'accept' });
+  harness.deliver({ kind: 'acceptReply' });
+  return token;
+}
+
+describe('GroupCore: learning a chosen value', () => {
+  test('a chosen notification is learned only where the local acceptor accepted exactly that ballot', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    assert.deepEqual(harness.executedValues(1), ['a'], 'the proposer learns on its accept majority');
+    assert.equal(harness.pending({ kind: 'chosen' }).length, 2);
+    harness.deliver({ kind: 'chosen', to: 3 });
+    assert.deepEqual(harness.executedValues(3), [], 'node 3 accepted nothing');
+    assert.equal(harness.node(3).core.nowInstanceId, 0);
+    harness.deliver({ kind: 'chosen', to: 2 });
+    assert.deepEqual(harness.executedValues(2), ['a']);
+    assert.equal(harness.node(2).core.nowInstanceId, 1);
+  });
+
+  test('a chosen notification naming another ballot is not learned', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.drop({ kind: 'chosen' });
+    const node2 = harness.node(2);
+    for (const other of [ballot(2, 1), ballot(1, 3), ballot(0, 0)]) {
+      node2.core.step(chosenMsg(1, 0, other));
+      harness.process(2);
+    }
+    assert.deepEqual(harness.executedValues(2), []);
+    node2.core.step(chosenMsg(1, 0, B1));
+    harness.process(2);
+    assert.deepEqual(harness.executedValues(2), ['a']);
+  });
+
+  test('the canary fault learnUnchecked learns whatever ballot is named', () => {
+    const harness = new CoreHarness({ nodes: 3, faults: { learnUnchecked: true } });
+    chooseOnNode1(harness, 'a');
+    harness.drop({ kind: 'chosen' });
+    harness.node(2).core.step(chosenMsg(1, 0, ballot(7, 3)));
+    harness.process(2);
+    assert.deepEqual(harness.executedValues(2), ['a']);
+  });
+
+  test('an accept for now+1 with the same ballot and chain learns now, then is handled in the new instance', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.drop({ kind: 'chosen', to: 3 });
+    harness.deliver({ kind: 'chosen', to: 2 });
+    assert.equal(harness.node(3).core.nowInstanceId, 0);
+    harness.propose(1, 'b');
+    assert.equal(harness.pending({ kind: 'prepare' }).length, 0, 'node 1 skips phase 1');
+    const [accept] = harness.pending({ kind: 'accept', to: 3, instanceId: 1 });
+    assert.ok(accept?.message.kind === 'accept');
+    assert.equal(accept.message.lastChecksum, chain(0, 'a'));
+    harness.deliver({ kind: 'accept', to: 3, instanceId: 1 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+    assert.equal(harness.node(3).core.nowInstanceId, 1);
+    const replies = harness.pending({ kind: 'acceptReply', from: 3, instanceId: 1 });
+    assert.equal(replies.length, 1, 'the accept for instance 1 was replayed and accepted');
+    assert.equal(harness.node(3).core.status().futureMessages, 0);
+  });
+
+  test('an accept for now+1 with the same ballot but another or unknown chain does not learn now', () => {
+    for (const lastChecksum of [chain(0, 'not a'), 0]) {
+      const harness = new CoreHarness({ nodes: 3 });
+      chooseOnNode1(harness, 'a');
+      harness.drop({ kind: 'chosen' });
+      const node3 = harness.node(3);
+      node3.core.step(acceptMsg(1, 1, B1, 'b', lastChecksum));
+      harness.process(3);
+      assert.deepEqual(harness.executedValues(3), [], `lastChecksum ${lastChecksum}`);
+      assert.equal(node3.core.nowInstanceId, 0);
+      assert.equal(node3.core.status().futureMessages, 1, 'the accept is kept for later');
+    }
+  });
+
+  test('a prepare for now+1 does not learn now, even with the accepted ballot', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.drop({ kind: 'chosen' });
+    harness.node(3).core.step(prepareMsg(1, 1, B1));
+    harness.process(3);
+    assert.deepEqual(harness.executedValues(3), []);
+    assert.equal(harness.node(3).core.status().futureMessages, 1);
+  });
+
+  test('a value chosen while the node waits for its own execution does not time out', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const token = harness.propose(1, 'a', 1000);
+    harness.deliver({ kind: 'prepare' });
+    harness.deliver({ kind: 'prepareReply' });
+    harness.deliver({ kind: 'accept' });
+    // Node 1 learns when it steps the second accept reply; its clock passes the deadline before
+    // the driver gets to execute the value.
+    const node1 = harness.node(1);
+    const replies = harness.pending({ kind: 'acceptReply', to: 1 });
+    harness.drop({ kind: 'acceptReply', to: 1 });
+    for (const entry of replies) node1.core.step(entry.message);
+    node1.core.tick(5000);
+    harness.process(1);
+    assert.deepEqual(outcomeOf(harness, 1, token), { kind: 'chosen', instanceId: 0, result: 'result of a' });
+    assert.equal(node1.results.length, 1);
+  });
+});
+
+describe('GroupCore: messages for later instances', () => {
+  test('are kept, and replayed when the node reaches their instance', () => {
+    const core = makeCore({ nodeId: 3 });
+    let ready = stepAndDrain(core, acceptMsg(1, 2, B1, 'c'));
+    assert.equal(ready.records.length, 0, 'nothing is accepted for a future instance');
+    assert.equal(ready.messages.length, 0);
+    assert.equal(core.status().futureMessages, 1);
+    assert.equal(core.status().highestSeenInstanceId, 2);
+
+    ready = stepAndDrain(core, acceptMsg(1, 0, B1, 'a'), chosenMsg(1, 0, B1));
+    assert.equal(text(ready.execute?.value), 'a');
+    executeOk(core, ready);
+    assert.equal(core.nowInstanceId, 1);
+    assert.equal(core.status().futureMessages, 1, 'instance 2 is still ahead');
+
+    ready = stepAndDrain(core, acceptMsg(1, 1, B1, 'b'), chosenMsg(1, 1, B1));
+    ready = executeOk(core, ready);
+    assert.equal(core.nowInstanceId, 2);
+    assert.equal(core.status().futureMessages, 0);
+    const [reply] = ofKind(ready.messages, 'acceptReply');
+    assert.equal(reply?.message.instanceId, 2, 'the kept accept was handled in instance 2');
+    assert.equal(reply?.message.rejectedBy, 0);
+    assert.equal(text(ready.records.find((record) => record.instanceId === 2)?.value), 'c');
+  });
+
+  test('a chosen notification for a later instance is replayed too', () => {
+    const core = makeCore({ nodeId: 3 });
+    stepAndDrain(core, acceptMsg(1, 0, B1, 'a'), chosenMsg(1, 1, B1));
+    assert.equal(core.status().futureMessages, 1);
+    executeOk(core, stepAndDrain(core, chosenMsg(1, 0, B1)));
+    const ready = stepAndDrain(core, acceptMsg(1, 1, B1, 'b'));
+    assert.equal(ready.execute, null, 'the replayed notification came before the accept and was not learned');
+    // What the window keeps for an instance is replayed once: a new notification is needed.
+    executeOk(core, stepAndDrain(core, chosenMsg(1, 1, B1)));
+    assert.equal(core.nowInstanceId, 2);
+  });
+
+  test('are bounded by futureWindowInstances', () => {
+    const core = makeCore({ nodeId: 3, timing: { futureWindowInstances: 3 } });
+    stepAndDrain(core, acceptMsg(1, 3, B1, 'too far'));
+    assert.equal(core.status().futureMessages, 0, 'now + 3 is outside a window of 3');
+    assert.equal(core.status().highestSeenInstanceId, 3, 'but the node learns that it is behind');
+    stepAndDrain(core, acceptMsg(1, 2, B1, 'c'), acceptMsg(1, 1, B1, 'b'));
+    assert.equal(core.status().futureMessages, 2);
+  });
+
+  test('messages about past instances are ignored', () => {
+    const core = makeCore({ nodeId: 3 }, { nowInstanceId: 5 });
+    const ready = stepAndDrain(core, prepareMsg(1, 4, B1), acceptMsg(1, 4, B1, 'old'), chosenMsg(1, 4, B1));
+    assert.equal(ready.records.length, 0);
+    assert.equal(ready.messages.length, 0);
+    assert.equal(ready.execute, null);
+    assert.equal(core.status().futureMessages, 0);
+  });
+});
+
+describe('GroupCore: membership', () => {
+  test('prepares and accepts from non-members are ignored', () => {
+    const core = makeCore({ nodeId: 1, members: [1, 2, 3] });
+    core.step(prepareMsg(9, 0, ballot(5, 9)));
+    core.step(acceptMsg(9, 0, ballot(5, 9), 'x'));
+    core.step(acceptMsg(9, 1, ballot(5, 9), 'x'));
+    assert.equal(core.hasReady(), false);
+    assert.equal(core.status().promised, '0.0');
+    assert.equal(core.status().futureMessages, 0);
+    // A member's prepare does get an answer.
+    const ready = stepAndDrain(core, prepareMsg(2, 0, ballot(5, 2)));
+    assert.equal(ofKind(ready.messages, 'prepareReply').length, 1);
+  });
+
+  test('replies from non-members do not count towards a majority', () => {
+    const core = makeCore({ nodeId: 1, members: [1, 2, 3] });
+    core.propose(utf8('v'), 1, 10_000);
+    drain(core);
+    const b = ballot(1, 1);
+    core.step({ kind: 'prepareReply', from: 8, instanceId: 0, ballot: b, rejectedBy: 0, acceptedBallot: ballot(0, 0),
+      acceptedValue: null });
+    core.step({ kind: 'prepareReply', from: 9, instanceId: 0, ballot: b, rejectedBy: 0, acceptedBallot: ballot(0, 0),
+      acceptedValue: null });
+    assert.equal(core.status().proposerPhase, 'preparing');
+  });
+
+  test('a node outside the membership cannot propose', () => {
+    const core = makeCore({ nodeId: 4, members: [1, 2, 3] });
+    assert.equal(core.propose(utf8('v'), 1, 1000), 'notMember');
+    assert.equal(core.hasPendingProposal, false);
+  });
+});
+
+describe('GroupCore: checksum chain', () => {
+  const LAST = 1234;
+
+  function coreAtOne(): GroupCore {
+    return makeCore({ nodeId: 2 }, { nowInstanceId: 1, lastChecksum: LAST });
+  }
+
+  test('an accept with another chain halts the group with DIVERGED', () => {
+    const core = coreAtOne();
+    const ready = stepAndDrain(core, acceptMsg(1, 1, B1, 'v', 999));
+    assert.equal(ready.halted?.code, 'DIVERGED');
+    assert.match(ready.halted?.message ?? '', /diverged/);
+    assert.equal(ready.records.length, 0, 'the divergent value is not accepted');
+    assert.equal(ofKind(ready.messages, 'acceptReply').length, 0);
+    assert.equal(core.isHalted, true);
+    assert.equal(core.status().halted?.code, 'DIVERGED');
+    core.step(prepareMsg(1, 1, ballot(9, 1)));
+    core.tick(100_000);
+    assert.equal(core.hasReady(), false, 'a halted group does nothing');
+    assert.equal(core.nextTimerAt(), undefined);
+    assert.equal(core.propose(utf8('x'), 1, 1000), 'halted');
+  });
+
+  test('an accept with the same chain (or 0, "do not check") is accepted', () => {
+    for (const lastChecksum of [LAST, 0]) {
+      const core = coreAtOne();
+      const ready = stepAndDrain(core, acceptMsg(1, 1, B1, 'v', lastChecksum));
+      assert.equal(ready.halted, null);
+      assert.equal(ready.records[0]?.checksum, chain(LAST, 'v'));
+    }
+  });
+
+  test('a chosen notification with another chain halts the group', () => {
+    const core = coreAtOne();
+    stepAndDrain(core, acceptMsg(1, 1, B1, 'v', LAST));
+    const ready = stepAndDrain(core, chosenMsg(1, 1, B1, 999));
+    assert.equal(ready.halted?.code, 'DIVERGED');
+    assert.equal(ready.execute, null);
+  });
+
+  test('a streamed value whose checksum does not follow this node\'s chain halts the group', () => {
+    const core = coreAtOne();
+    const ready = stepAndDrain(core, learnValueMsg(1, 1, 'v', chain(999, 'v')));
+    assert.equal(ready.halted?.code, 'DIVERGED');
+    assert.equal(ready.execute, null);
+    assert.equal(ready.records.length, 0);
+
+    const good = coreAtOne();
+    const learned = stepAndDrain(good, learnValueMsg(1, 1, 'v', chain(LAST, 'v')));
+    assert.equal(learned.halted, null);
+    assert.equal(learned.execute?.checksum, chain(LAST, 'v'));
+    assert.equal(learned.records[0]?.checksum, chain(LAST, 'v'));
+  });
+
+  test('a halt gives the pending proposal a halted outcome; mayBeChosen says whether it was sent', () => {
+    const started = coreAtOne();
+    assert.equal(started.propose(utf8('mine'), 7, 10_000), 'accepted');
+    drain(started);
+    const ready = stepAndDrain(started, acceptMsg(1, 1, B1, 'v', 999));
+    assert.equal(ready.results.length, 1);
+    const outcome = ready.results[0]?.outcome;
+    assert.equal(ready.results[0]?.token, 7);
+    assert.ok(outcome?.kind === 'halted');
+    assert.equal(outcome.mayBeChosen, true);
+    assert.equal(outcome.reason.code, 'DIVERGED');
+    assert.equal(started.hasPendingProposal, false);
+
+    const waiting = coreAtOne();
+    stepAndDrain(waiting, chosenMsg(1, 5, B1));
+    assert.equal(waiting.propose(utf8('mine'), 8, 10_000), 'accepted');
+    assert.equal(waiting.status().proposerPhase, 'idle', 'two behind: not started');
+    const halted = stepAndDrain(waiting, acceptMsg(1, 1, B1, 'v', 999));
+    assert.deepEqual(halted.results.map((result) => result.outcome.kind === 'halted' && result.outcome.mayBeChosen),
+      [false]);
+  });
+
+  test('an unknown chain (0 after instance 0) adopts the first peer checksum', () => {
+    const core = makeCore({ nodeId: 2 }, { nowInstanceId: 5, lastChecksum: 0 });
+    const ready = stepAndDrain(core, acceptMsg(1, 5, B1, 'v', LAST));
+    assert.equal(ready.halted, null);
+    assert.equal(ready.records[0]?.checksum, chain(LAST, 'v'), 'the accepted value chains onto the adopted checksum');
+    const diverged = stepAndDrain(core, chosenMsg(1, 5, B1, 999));
+    assert.equal(diverged.halted?.code, 'DIVERGED', 'once adopted, the chain is checked');
+  });
+
+  test('an unknown chain is adopted from a chosen notification, and the value executes with it', () => {
+    const core = makeCore({ nodeId: 2 }, { nowInstanceId: 5, lastChecksum: 0 });
+    stepAndDrain(core, acceptMsg(1, 5, B1, 'v', 0));
+    const ready = stepAndDrain(core, chosenMsg(1, 5, B1, LAST));
+    assert.equal(ready.halted, null);
+    assert.equal(ready.execute?.checksum, 0, 'accepted before the chain was known: checksum unknown');
+    executeOk(core, ready);
+    assert.equal(core.nowInstanceId, 6);
+  });
+
+  test('a streamed value on an unknown chain takes the teacher\'s checksum', () => {
+    const core = makeCore({ nodeId: 2 }, { nowInstanceId: 5, lastChecksum: 0 });
+    const ready = stepAndDrain(core, learnValueMsg(1, 5, 'v', 777));
+    assert.equal(ready.halted, null);
+    assert.equal(ready.execute?.checksum, 777);
+    assert.equal(ready.records[0]?.checksum, 777);
+    executeOk(core, ready);
+    assert.equal(stepAndDrain(core, acceptMsg(1, 6, B1, 'w', 777)).halted, null, 'the chain continues from 777');
+    const other = makeCore({ nodeId: 2 }, { nowInstanceId: 5, lastChecksum: 0 });
+    executeOk(other, stepAndDrain(other, learnValueMsg(1, 5, 'v', 777)));
+    assert.equal(stepAndDrain(other, acceptMsg(1, 6, B1, 'w', 778)).halted?.code, 'DIVERGED');
+  });
+});
+
+describe('GroupCore: execution', () => {
+  test('a failed execution is retried after a delay and the node does not advance until it succeeds', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const node2 = harness.node(2);
+    node2.failExecutions = true;
+    chooseOnNode1(harness, 'a');
+    harness.deliver({ kind: 'chosen' });
+    assert.deepEqual(harness.executedValues(2), []);
+    assert.equal(node2.core.nowInstanceId, 0);
+    assert.equal(node2.core.status().executing, false);
+
+    // Instance 1 is decided meanwhile; node 2 keeps what it hears about it, and does not skip 0.
+    harness.propose(1, 'b');
+    harness.stabilize();
+    assert.deepEqual(harness.executedValues(1), ['a', 'b']);
+    assert.equal(node2.core.nowInstanceId, 0);
+    assert.ok(node2.core.status().futureMessages > 0);
+
+    harness.tick(10); // first retry (10 ms): fails again; the next waits 20 ms
+    assert.equal(node2.core.nowInstanceId, 0);
+    node2.failExecutions = false;
+    harness.tick(19);
+    assert.deepEqual(harness.executedValues(2), [], 'the second delay is 20 ms');
+    harness.tick(1);
+    assert.deepEqual(harness.executedValues(2), ['a', 'b'], 'executed in order once it works');
+    assert.equal(node2.core.nowInstanceId, 2);
+  });
+
+  test('retry delays double up to executeRetryMaxMs', () => {
+    const core = makeCore({ nodeId: 1, members: [1], timing: { executeRetryStartMs: 10, executeRetryMaxMs: 80 } });
+    core.propose(utf8('v'), 1, 1_000_000);
+    let ready = drain(core);
+    // One-node group: feed the local acceptor's replies back.
+    for (let round = 0; round < 2 && ready.execute === null; round++) {
+      for (const outbound of ready.messages) core.step(outbound.message);
+      ready = drain(core);
+    }
+    assert.ok(ready.execute, 'the value is chosen');
+    const instanceId = ready.execute.instanceId;
+    let now = 0;
+    const delays: number[] = [];
+    for (let attempt = 0; attempt < 5; attempt++) {
+      core.onExecuted(instanceId, { ok: false, error: new Error('nope') });
+      drain(core);
+      let delay = 1;
+      for (; delay <= 200; delay++) {
+        core.tick(now + delay);
+        if (drain(core).execute !== null) break;
+      }
+      delays.push(delay);
+      now += delay;
+    }
+    assert.deepEqual(delays, [10, 20, 40, 80, 80]);
+    core.onExecuted(instanceId, { ok: true, result: 'done' });
+    assert.equal(core.nowInstanceId, 1);
+  });
+
+  test('an own proposal whose execution fails reports executeFailed once, and the next proposal prepares again', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const node1 = harness.node(1);
+    node1.failExecutions = true;
+    const token = chooseOnNode1(harness, 'a');
+    const outcome = outcomeOf(harness, 1, token);
+    assert.ok(outcome?.kind === 'executeFailed');
+    assert.equal(outcome.instanceId, 0);
+    assert.equal(node1.core.nowInstanceId, 0);
+    node1.failExecutions = false;
+    harness.tick(10);
+    assert.deepEqual(harness.executedValues(1), ['a']);
+    assert.equal(node1.results.length, 1, 'no second outcome for the same proposal');
+    harness.stabilize();
+    harness.propose(1, 'b');
+    assert.equal(harness.pending({ kind: 'prepare', from: 1, instanceId: 1 }).length, 2,
+      'after a failed execution the proposer runs phase 1 again');
+  });
+
+  test('an execution report for another instance is an invariant violation', () => {
+    const core = makeCore({ nodeId: 3 });
+    const ready = stepAndDrain(core, acceptMsg(1, 0, B1, 'a'), chosenMsg(1, 0, B1));
+    assert.ok(ready.execute);
+    assert.throws(() => core.onExecuted(1, { ok: true, result: undefined }), /invariant/);
+  });
+});
+
+describe('GroupCore: outcomes of own proposals', () => {
+  test('chosen, with the state machine\'s result', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const token = chooseOnNode1(harness, 'a');
+    assert.deepEqual(outcomeOf(harness, 1, token), { kind: 'chosen', instanceId: 0, result: 'result of a' });
+    harness.stabilize();
+    const second = harness.propose(1, 'b');
+    harness.stabilize();
+    assert.deepEqual(outcomeOf(harness, 1, second), { kind: 'chosen', instanceId: 1, result: 'result of b' });
+  });
+
+  test('conflict when another node\'s value wins the instance', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const token = harness.propose(1, 'mine');
+    harness.drop({ kind: 'prepare', from: 1 });
+    const theirs = harness.propose(2, 'theirs');
+    harness.stabilize();
+    for (const id of [1, 2, 3]) assert.deepEqual(harness.executedValues(id), ['theirs']);
+    assert.deepEqual(outcomeOf(harness, 1, token), { kind: 'conflict', instanceId: 0 });
+    assert.equal(outcomeOf(harness, 2, theirs)?.kind, 'chosen');
+    assert.equal(harness.node(1).core.hasPendingProposal, false);
+  });
+
+  test('timeout with mayBeChosen=false when the value was never sent', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const node3 = harness.node(3);
+    node3.core.step(chosenMsg(1, 5, B1));
+    harness.process(3);
+    assert.equal(node3.core.status().highestSeenInstanceId, 5);
+    const token = harness.propose(3, 'late', 500);
+    assert.equal(harness.pending({ from: 3, kind: 'prepare' }).length, 0, 'two or more behind: no proposal');
+    assert.equal(harness.pending({ from: 3, kind: 'accept' }).length, 0);
+    assert.equal(node3.core.status().proposerPhase, 'idle');
+    harness.drop();
+    node3.core.tick(499);
+    harness.process(3);
+    assert.equal(outcomeOf(harness, 3, token), undefined);
+    node3.core.tick(500);
+    harness.process(3);
+    assert.deepEqual(outcomeOf(harness, 3, token), { kind: 'timeout', mayBeChosen: false });
+    assert.equal(node3.core.hasPendingProposal, false);
+  });
+
+  test('timeout with mayBeChosen=true once accepts were sent', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const token = harness.propose(1, 'a', 500);
+    harness.deliver({ kind: 'prepare' });
+    harness.deliver({ kind: 'prepareReply' });
+    assert.equal(harness.pending({ kind: 'accept' }).length, 2);
+    harness.drop({ kind: 'accept' });
+    harness.drop({ kind: 'acceptReply' });
+    harness.tick(500);
+    assert.deepEqual(outcomeOf(harness, 1, token), { kind: 'timeout', mayBeChosen: true });
+    assert.equal(harness.node(1).core.status().proposerPhase, 'idle', 'the proposer stops sending');
+  });
+
+  test('propose answers busy while a proposal is pending', () => {
+    const core = makeCore({ nodeId: 1 });
+    assert.equal(core.propose(utf8('a'), 1, 1000), 'accepted');
+    assert.equal(core.hasPendingProposal, true);
+    assert.equal(core.propose(utf8('b'), 2, 1000), 'busy');
+    const ready = drain(core);
+    const prepares = ofKind(ready.messages, 'prepare');
+    assert.equal(prepares.length, 2);
+  });
+
+  test('a node that knows it is two or more behind waits, and proposes once it has caught up', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.stabilize();
+    harness.propose(1, 'b');
+    harness.stabilize();
+    const node3 = harness.node(3);
+    assert.equal(node3.core.nowInstanceId, 2);
+    node3.core.step(chosenMsg(1, 4, B1));
+    harness.process(3);
+    harness.drop();
+    const token = harness.propose(3, 'c');
+    assert.equal(harness.pending({ from: 3, kind: 'prepare' }).length, 0);
+    // One behind is still "latest" (PhxPaxos IsIMLatest): seeing instance 3 lets it propose.
+    const fresh = new CoreHarness({ nodes: 3 });
+    fresh.node(3).core.step(chosenMsg(1, 1, B1));
+    fresh.process(3);
+    fresh.propose(3, 'd');
+    assert.equal(fresh.pending({ from: 3, kind: 'prepare' }).length, 2);
+    assert.equal(outcomeOf(harness, 3, token), undefined);
+  });
+});
