@@ -111,6 +111,7 @@ export class FaultInjector {
       // Power loss while a write is in flight: the reply that depends on it must not have left.
       const target = this.random.pick(up);
       target.crashDuringNextWrite(() => {
+        if (!this.active) return;
         this.stats.crashesDuringWrite++;
         this.crash(target, restartLater);
       });

@@ -25,13 +25,15 @@ export interface NetworkStats {
   lost: number;
   cut: number;
   duplicated: number;
+  /** Messages sent, by kind (shows which protocol paths a run exercised). */
+  byKind: Record<string, number>;
 }
 
 type Receiver = (groupIndex: number, message: PaxosMessage) => void;
 
 export class SimNetwork {
   faults: NetworkFaults;
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, duplicated: 0 };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, duplicated: 0, byKind: {} };
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
   private readonly tap: MessageTap;
@@ -52,6 +54,7 @@ export class SimNetwork {
   send(groupIndex: number, to: number, message: PaxosMessage): void {
     const from = message.from;
     this.stats.sent++;
+    this.stats.byKind[message.kind] = (this.stats.byKind[message.kind] ?? 0) + 1;
     this.tap(groupIndex, to, message);
     if (from === to) {
       this.scheduler.after(0, () => this.deliver(groupIndex, to, message));

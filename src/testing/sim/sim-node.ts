@@ -153,7 +153,8 @@ export class SimNode {
 
   crash(): { lostWrites: number; torn: boolean } {
     const drivers = this.drivers;
-    this.life++;
+    // Everything the old life asked for is dropped by its gate from now on (state 'down', and the
+    // next start begins a new life).
     this.state = 'down';
     this.paused = false;
     this.heldWhilePaused = [];

@@ -14,6 +14,7 @@ export interface SimSummary {
   messages: number;
   messagesLost: number;
   messagesDuplicated: number;
+  messagesByKind: Record<string, number>;
   proposalsChosen: number;
   simulatedSeconds: number;
   wallSeconds: number;
@@ -25,7 +26,7 @@ export interface SimSummary {
 export function emptySummary(canary: CanaryName | null): SimSummary {
   return {
     seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, executions: 0, crashes: 0, crashesDuringWrite: 0,
-    partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, proposalsChosen: 0,
+    partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, messagesByKind: {}, proposalsChosen: 0,
     simulatedSeconds: 0, wallSeconds: 0, seedsPerSecond: 0, instancesPerSecond: 0, canary,
   };
 }
@@ -45,6 +46,9 @@ export function addRun(summary: SimSummary, run: SimRunResult): void {
   summary.messages += run.network.sent;
   summary.messagesLost += run.network.lost;
   summary.messagesDuplicated += run.network.duplicated;
+  for (const [kind, count] of Object.entries(run.network.byKind)) {
+    summary.messagesByKind[kind] = (summary.messagesByKind[kind] ?? 0) + count;
+  }
   summary.proposalsChosen += run.workload.chosen;
   summary.simulatedSeconds += run.simulatedMs / 1000;
 }

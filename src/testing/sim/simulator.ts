@@ -101,7 +101,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   }
   const workload = new Workload({
     scheduler, random: random.fork(), nodes, groupCount: config.groupCount, agreement,
-    concurrency: config.clientConcurrency, gapMs: config.clientGapMs, timeoutMs: config.proposeTimeoutMs,
+    concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes, gapMs: config.clientGapMs, timeoutMs: config.proposeTimeoutMs,
     trace: (line) => {
       const node = Number(/^n(\d+)/.exec(line)?.[1]);
       if (Number.isFinite(node)) faults.lastProposer = node;

@@ -29,6 +29,8 @@ export interface SwarmConfig {
   readonly executeFailureRate: number;
   /** Client proposals in flight per node and group, the gap between them, and their timeout. */
   readonly clientConcurrency: number;
+  /** Nodes whose clients propose: all of them (dueling proposers) or one (as behind a master). */
+  readonly proposingNodes: 'all' | 'one';
   readonly clientGapMs: number;
   readonly proposeTimeoutMs: number;
 }
@@ -60,17 +62,18 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
       tornTailRate: 0.5,
     },
     clocks,
-    safetyMs: random.int(8_000, 20_000),
+    safetyMs: random.int(15_000, 40_000),
     faultGapMs: random.int(300, 2_000),
     crashWeight: random.pick([1, 2, 4]),
     partitionWeight: random.pick([1, 2, 4]),
     pauseWeight: random.pick([0, 1, 2]),
     crashAllChance: random.pick([0, 0.05, 0.15]),
-    restartDelayMaxMs: random.pick([300, 1_500, 5_000]),
+    restartDelayMaxMs: random.pick([300, 1_500, 5_000, 15_000]),
     partitionMaxMs: random.pick([1_000, 4_000, 8_000]),
     pauseMaxMs: random.pick([500, 3_000]),
     executeFailureRate: random.chance(0.2) ? 0.05 : 0,
     clientConcurrency: random.int(1, 4),
+    proposingNodes: random.chance(0.35) ? 'one' : 'all',
     clientGapMs: random.pick([20, 80, 250]),
     proposeTimeoutMs: random.pick([2_000, 5_000, 10_000]),
   };
@@ -81,5 +84,6 @@ export function describeSwarm(config: SwarmConfig): string {
   return `nodes=${config.nodeCount} groups=${config.groupCount} loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
-    `safety=${config.safetyMs}ms faultGap=${config.faultGapMs}ms clients=${config.clientConcurrency}`;
+    `safety=${config.safetyMs}ms faultGap=${config.faultGapMs}ms clients=${config.clientConcurrency}` +
+    `@${config.proposingNodes}`;
 }

@@ -31,6 +31,7 @@ export interface WorkloadOptions {
   readonly groupCount: number;
   readonly agreement: AgreementChecker;
   readonly concurrency: number;
+  readonly proposingNodes: 'all' | 'one';
   readonly gapMs: number;
   readonly timeoutMs: number;
   readonly trace: (line: string) => void;
@@ -50,7 +51,8 @@ export class Workload {
 
   start(): void {
     this.running = true;
-    for (const node of this.options.nodes) {
+    const { nodes, proposingNodes, random } = this.options;
+    for (const node of proposingNodes === 'all' ? nodes : [random.pick(nodes)]) {
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) this.scheduleNext(node, groupIndex);
     }
   }

@@ -1,0 +1,373 @@
+// Catch-up ("ask for learn") at unit level: the Teacher and the Learner on a GroupContext, then the
+// whole exchange between GroupCores in a CoreHarness.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GroupContext } from '../../src/core/group-context.js';
+import { Learner } from '../../src/core/learner.js';
+import type { SendNowInstanceIdMessage } from '../../src/core/messages.js';
+import type { AcceptorRecord, ChosenValue, OutboundMessage } from '../../src/core/ready.js';
+import { Teacher } from '../../src/core/teacher.js';
+import { CoreHarness } from '../../src/testing/core-harness.js';
+import { utf8 } from '../../src/util/bytes.js';
+import { ballot, makeContext, ofKind, text } from './fixtures.js';
+
+function record(instanceId: number): AcceptorRecord {
+  return { instanceId, promised: ballot(3, 1), accepted: ballot(3, 1), value: utf8(`v${instanceId}`),
+    checksum: 1000 + instanceId };
+}
+
+function ask(from: number, instanceId: number): { kind: 'askForLearn'; from: number; instanceId: number } {
+  return { kind: 'askForLearn', from, instanceId };
+}
+
+interface TeacherFixture {
+  readonly context: GroupContext;
+  readonly teacher: Teacher;
+  take(): { messages: readonly OutboundMessage[]; reads: readonly number[] };
+}
+
+/** Node 1 at instance 50 (everything below is chosen), min chosen instance `minChosen`. */
+function teacherAt(instanceId = 50, minChosen = 0): TeacherFixture {
+  const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId, nowMs: 1000 });
+  const teacher = new Teacher(context, minChosen);
+  return { context, teacher, take: () => context.outbox.take() };
+}
+
+/** Node 2 asked at `begin` and confirmed; returns the reads the confirmation requested. */
+function confirmedSession(fixture: TeacherFixture, begin = 10): readonly number[] {
+  fixture.teacher.onAskForLearn(ask(2, begin), null);
+  fixture.take();
+  fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: begin });
+  return fixture.take().reads;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, index) => from + index);
+}
+
+describe('Teacher', () => {
+  test('answers a node that is behind with sendNowInstanceId', () => {
+    const fixture = teacherAt(50, 3);
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    const { messages, reads } = fixture.take();
+    assert.deepEqual(reads, []);
+    assert.equal(messages.length, 1);
+    assert.deepEqual(messages[0], {
+      to: 2, afterPersist: false,
+      message: { kind: 'sendNowInstanceId', from: 1, instanceId: 10, nowInstanceId: 50, minChosenInstanceId: 3 },
+    });
+    assert.equal(fixture.teacher.teaching, null, 'not teaching until the learner confirms');
+  });
+
+  test('stays silent to a node that is not behind', () => {
+    const fixture = teacherAt(50);
+    fixture.teacher.onAskForLearn(ask(2, 50), null);
+    fixture.teacher.onAskForLearn(ask(3, 70), null);
+    assert.equal(fixture.take().messages.length, 0);
+    assert.equal(fixture.teacher.nextTimerAt(), undefined, 'no lock was taken');
+  });
+
+  test('a confirmation starts streaming reads, at most ackLead (21) beyond the begin', () => {
+    const fixture = teacherAt(50);
+    const reads = confirmedSession(fixture, 10);
+    assert.deepEqual(reads, range(10, 31));
+    assert.equal(fixture.teacher.teaching, 2);
+    fixture.teacher.pump();
+    assert.deepEqual(fixture.take().reads, [], 'nothing more until an ack');
+  });
+
+  test('reads stop at the teacher\'s own instance', () => {
+    const fixture = teacherAt(15);
+    assert.deepEqual(confirmedSession(fixture, 10), range(10, 15));
+  });
+
+  test('a confirmation from another node or for another begin is ignored', () => {
+    const fixture = teacherAt(50);
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.take();
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 3, instanceId: 10 });
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 11 });
+    assert.deepEqual(fixture.take().reads, []);
+    assert.equal(fixture.teacher.teaching, null);
+  });
+
+  test('values read from the log are streamed in order with needAck', () => {
+    const fixture = teacherAt(50);
+    confirmedSession(fixture, 10);
+    fixture.teacher.onLogRead(11, record(11));
+    assert.equal(fixture.take().messages.length, 0, 'an out-of-order read is not sent');
+    fixture.teacher.onLogRead(10, record(10));
+    const [sent] = ofKind(fixture.take().messages, 'learnValue');
+    assert.ok(sent);
+    assert.equal(sent.to, 2);
+    assert.equal(sent.afterPersist, false);
+    assert.deepEqual({ ...sent.message, value: text(sent.message.value) }, {
+      kind: 'learnValue', from: 1, instanceId: 10, ballot: ballot(3, 1), value: 'v10', checksum: 1010, needAck: true,
+    });
+  });
+
+  test('a missing or unchosen record ends the session', () => {
+    for (const bad of [undefined, { ...record(10), accepted: ballot(0, 0) }, record(9)]) {
+      const fixture = teacherAt(50);
+      confirmedSession(fixture, 10);
+      fixture.teacher.onLogRead(10, bad);
+      assert.equal(fixture.take().messages.length, 0);
+      assert.equal(fixture.teacher.teaching, null);
+    }
+  });
+
+  test('acks open the window', () => {
+    const fixture = teacherAt(50);
+    confirmedSession(fixture, 10);
+    for (let instanceId = 10; instanceId < 14; instanceId++) fixture.teacher.onLogRead(instanceId, record(instanceId));
+    fixture.take();
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 14 });
+    assert.deepEqual(fixture.take().reads, range(31, 35));
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 12 });
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 3, instanceId: 14 });
+    assert.deepEqual(fixture.take().reads, [], 'stale acks and acks from other nodes change nothing');
+  });
+
+  test('an ack beyond what was sent ends the session (the learner caught up another way)', () => {
+    const fixture = teacherAt(50);
+    confirmedSession(fixture, 10);
+    fixture.teacher.onLogRead(10, record(10));
+    fixture.take();
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 20 });
+    assert.equal(fixture.teacher.teaching, null);
+    assert.deepEqual(fixture.take().reads, []);
+  });
+
+  test('the session ends once the teacher\'s last chosen instance is sent', () => {
+    const fixture = teacherAt(12);
+    confirmedSession(fixture, 10);
+    fixture.teacher.onLogRead(10, record(10));
+    assert.equal(fixture.teacher.teaching, 2);
+    fixture.teacher.onLogRead(11, record(11));
+    assert.equal(fixture.teacher.teaching, null);
+    assert.equal(ofKind(fixture.take().messages, 'learnValue').length, 2);
+  });
+
+  test('no ack for teachAckTimeoutMs ends the session and shrinks the lead by the learner\'s ack lead', () => {
+    const fixture = teacherAt(100);
+    confirmedSession(fixture, 10);
+    assert.equal(fixture.teacher.nextTimerAt(), 1000 + 5000);
+    fixture.teacher.tick(5999);
+    assert.equal(fixture.teacher.teaching, 2);
+    fixture.teacher.tick(6000);
+    assert.equal(fixture.teacher.teaching, null);
+    assert.equal(fixture.teacher.nextTimerAt(), undefined);
+    fixture.context.nowMs = 7000;
+    fixture.teacher.onAskForLearn(ask(3, 40), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId').length, 1, 'the lock is free again');
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 3, instanceId: 40 });
+    assert.deepEqual(fixture.take().reads, range(40, 57), 'ack lead 21 - 4 = 17');
+  });
+
+  test('a completed session restores the full ack lead', () => {
+    const fixture = teacherAt(100);
+    confirmedSession(fixture, 10);
+    fixture.teacher.tick(6000);
+    fixture.context.nowMs = 6000;
+    fixture.teacher.onAskForLearn(ask(2, 98), null);
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 98 });
+    fixture.take();
+    fixture.teacher.onLogRead(98, record(98));
+    fixture.teacher.onLogRead(99, record(99));
+    assert.equal(fixture.teacher.teaching, null);
+    fixture.teacher.onAskForLearn(ask(3, 10), null);
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 3, instanceId: 10 });
+    assert.equal(fixture.take().reads.length, 21);
+  });
+
+  test('an unconfirmed lock expires after teachLockTimeoutMs', () => {
+    const fixture = teacherAt(50);
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.take();
+    fixture.teacher.onAskForLearn(ask(3, 20), null);
+    assert.equal(fixture.take().messages.length, 0, 'busy with node 2');
+    fixture.teacher.tick(1000 + 5000);
+    fixture.teacher.onAskForLearn(ask(3, 20), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId')[0]?.to, 3);
+  });
+
+  test('the same learner asking again replaces its own session', () => {
+    const fixture = teacherAt(50);
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.teacher.onAskForLearn(ask(2, 12), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId').length, 2);
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 12 });
+    assert.deepEqual(fixture.take().reads, range(12, 33));
+  });
+
+  test('one-behind shortcut: with the lock busy, a node one behind gets the previous value without a session', () => {
+    const fixture = teacherAt(50);
+    confirmedSession(fixture, 10);
+    const previous: ChosenValue = { instanceId: 49, ballot: ballot(4, 3), value: utf8('prev'), checksum: 4949,
+      proposalToken: null };
+    fixture.teacher.onAskForLearn(ask(3, 49), previous);
+    const { messages } = fixture.take();
+    assert.equal(messages.length, 1);
+    const [single] = ofKind(messages, 'learnValue');
+    assert.ok(single);
+    assert.equal(single.to, 3);
+    assert.equal(single.message.instanceId, 49);
+    assert.equal(single.message.needAck, false);
+    assert.equal(single.message.checksum, 4949);
+    assert.deepEqual(single.message.ballot, ballot(4, 3));
+    assert.equal(text(single.message.value), 'prev');
+    assert.equal(fixture.teacher.teaching, 2, 'the session with node 2 goes on');
+    fixture.teacher.onAskForLearn(ask(3, 48), previous);
+    fixture.teacher.onAskForLearn(ask(3, 49), null);
+    assert.equal(fixture.take().messages.length, 0, 'two behind, or no value in memory: silence');
+  });
+
+  test('a node below the min chosen instance is told so without taking the lock', () => {
+    const fixture = teacherAt(50, 20);
+    fixture.teacher.onAskForLearn(ask(2, 5), null);
+    const [reply] = ofKind(fixture.take().messages, 'sendNowInstanceId');
+    assert.equal(reply?.message.minChosenInstanceId, 20);
+    fixture.teacher.onAskForLearn(ask(3, 30), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId')[0]?.to, 3, 'node 3 gets the lock');
+  });
+});
+
+describe('Learner', () => {
+  function learnerAt(instanceId: number, nowMs = 0): { context: GroupContext; learner: Learner } {
+    const context = makeContext({ nodeId: 3, members: [1, 2, 3], instanceId, nowMs });
+    return { context, learner: new Learner(context) };
+  }
+
+  function nowFrom(from: number, instanceId: number, nowInstanceId: number, minChosen = 0): SendNowInstanceIdMessage {
+    return { kind: 'sendNowInstanceId', from, instanceId, nowInstanceId, minChosenInstanceId: minChosen };
+  }
+
+  test('asks every other member every 2500-2999 ms', () => {
+    const { context, learner } = learnerAt(7, 100);
+    const first = learner.nextTimerAt();
+    assert.ok(first >= 2600 && first <= 3099, `first ask at ${first}`);
+    learner.tick(first - 1);
+    assert.equal(context.outbox.take().messages.length, 0);
+    context.nowMs = first;
+    learner.tick(first);
+    const asks = ofKind(context.outbox.take().messages, 'askForLearn');
+    assert.deepEqual(asks.map((outbound) => [outbound.to, outbound.message.instanceId, outbound.message.from]),
+      [[1, 7, 3], [2, 7, 3]]);
+    const next = learner.nextTimerAt() - first;
+    assert.ok(next >= 2500 && next <= 2999, `next ask after ${next}`);
+  });
+
+  test('confirms only the first peer that answers', () => {
+    const { context, learner } = learnerAt(7);
+    learner.onSendNowInstanceId(nowFrom(1, 7, 40));
+    learner.onSendNowInstanceId(nowFrom(2, 7, 45));
+    const confirms = ofKind(context.outbox.take().messages, 'confirmAskForLearn');
+    assert.deepEqual(confirms.map((outbound) => [outbound.to, outbound.message.instanceId]), [[1, 7]]);
+    assert.equal(learner.isLearning, true);
+    assert.equal(learner.highestSeenInstanceId, 45);
+  });
+
+  test('the ask timer clears isLearning, so a later answer can be confirmed again', () => {
+    const { context, learner } = learnerAt(7);
+    learner.onSendNowInstanceId(nowFrom(1, 7, 40));
+    context.outbox.take();
+    const at = learner.nextTimerAt();
+    context.nowMs = at;
+    learner.tick(at);
+    assert.equal(learner.isLearning, false);
+    context.outbox.take();
+    learner.onSendNowInstanceId(nowFrom(2, 7, 45));
+    assert.equal(ofKind(context.outbox.take().messages, 'confirmAskForLearn')[0]?.to, 2);
+  });
+
+  test('ignores answers to an old question or from a peer that is not ahead', () => {
+    const { context, learner } = learnerAt(7);
+    learner.onSendNowInstanceId(nowFrom(1, 6, 40));
+    learner.onSendNowInstanceId(nowFrom(2, 7, 7));
+    assert.equal(context.outbox.take().messages.length, 0);
+    assert.equal(learner.isLearning, false);
+  });
+
+  test('a peer whose log starts above this node marks the need for a checkpoint', () => {
+    const { context, learner } = learnerAt(7);
+    learner.onSendNowInstanceId(nowFrom(2, 7, 400, 100));
+    assert.equal(learner.needsCheckpointFrom, 2);
+    assert.equal(context.outbox.take().messages.length, 0);
+    assert.equal(learner.isLearning, false);
+  });
+
+  test('is latest up to one behind; seeing two ahead asks within retryDelayMaxMs', () => {
+    const { context, learner } = learnerAt(7, 1000);
+    learner.seen(8);
+    assert.equal(learner.isLatest, true);
+    assert.ok(learner.nextTimerAt() >= 3500, 'one behind does not hurry');
+    learner.seen(9);
+    assert.equal(learner.isLatest, false);
+    assert.ok(learner.nextTimerAt() >= 1000 && learner.nextTimerAt() <= 1039, `ask at ${learner.nextTimerAt()}`);
+    learner.seen(3);
+    assert.equal(learner.highestSeenInstanceId, 9, 'seen never goes down');
+    context.instanceId = 8;
+    assert.equal(learner.isLatest, true);
+  });
+
+  test('acks streamed values every learnAckLead instances, after persistence', () => {
+    const { context, learner } = learnerAt(0);
+    const acked: number[] = [];
+    for (let next = 1; next <= 12; next++) {
+      learner.ackStreamed(1, next);
+      for (const outbound of ofKind(context.outbox.take().messages, 'learnValueAck')) {
+        assert.equal(outbound.afterPersist, true);
+        assert.equal(outbound.to, 1);
+        acked.push(outbound.message.instanceId);
+      }
+    }
+    assert.deepEqual(acked, [3, 7, 11]);
+  });
+});
+
+describe('Catch-up between cores', () => {
+  /** Deliver everything except what goes to or comes from `isolated`, which is dropped. */
+  function stabilizeWithout(harness: CoreHarness, isolated: number): void {
+    for (let round = 0; round < 10_000; round++) {
+      harness.process();
+      harness.drop({ to: isolated });
+      harness.drop({ from: isolated });
+      if (harness.network.length === 0) return;
+      harness.deliver({}, harness.network.length);
+    }
+    throw new Error('no quiescence');
+  }
+
+  test('a node that missed 30 instances learns them through one teacher, within the ack window', () => {
+    const harness = new CoreHarness({ nodes: 3, seed: 5 });
+    const values = range(0, 30).map((index) => `value-${index}`);
+    for (const value of values) {
+      harness.propose(1, value);
+      stabilizeWithout(harness, 3);
+    }
+    assert.deepEqual(harness.executedValues(1), values);
+    assert.equal(harness.node(3).core.nowInstanceId, 0);
+
+    // Node 3 asks; both peers answer; node 3 confirms the first and the stream starts.
+    const askAt = harness.node(3).core.nextTimerAt() ?? NaN;
+    harness.tick(askAt - harness.nowMs);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 2);
+    harness.deliver({ kind: 'askForLearn', from: 3 });
+    assert.equal(harness.pending({ kind: 'sendNowInstanceId', to: 3 }).length, 2);
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    const confirms = harness.pending({ kind: 'confirmAskForLearn', from: 3 });
+    assert.equal(confirms.length, 1, 'only the first responder is confirmed');
+    const teacher = confirms[0]?.to;
+    harness.deliver({ kind: 'confirmAskForLearn' });
+    const streamed = harness.pending({ kind: 'learnValue', to: 3 });
+    assert.equal(streamed.length, 21, 'the teacher runs at most 21 ahead of the last ack');
+    assert.ok(streamed.every((entry) => entry.message.from === teacher));
+
+    harness.stabilize();
+    assert.deepEqual(harness.executedValues(3), values);
+    assert.equal(harness.node(3).core.nowInstanceId, 30);
+    const durable = harness.node(3).durable.get(29);
+    assert.equal(text(durable?.value), 'value-29', 'learned values are persisted');
+    assert.equal(durable?.checksum, harness.node(1).durable.get(29)?.checksum, 'and chained identically');
+  });
+});
