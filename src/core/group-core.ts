@@ -110,9 +110,7 @@ export class GroupCore {
     if (this.halted !== null) return;
     const now = this.context.nowMs;
     const commit = this.commit;
-    // A proposal whose value is chosen and only waits for its execution does not time out.
-    const isExecuting = commit !== null && this.learned?.proposalToken === commit.token;
-    if (commit !== null && now >= commit.timeoutAt && !isExecuting) {
+    if (commit !== null && now >= commit.timeoutAt && !this.isExecutingCommit()) {
       this.commit = null;
       if (commit.instanceId !== null) this.proposer.exitPhase();
       this.context.outbox.result({ token: commit.token, outcome: { kind: 'timeout', mayBeChosen: commit.instanceId !== null } });
@@ -131,7 +129,8 @@ export class GroupCore {
   nextTimerAt(): number | undefined {
     if (this.halted !== null) return undefined;
     let at = this.learner.nextTimerAt();
-    const candidates = [this.proposer.nextTimerAt(), this.teacher.nextTimerAt(), this.commit?.timeoutAt,
+    const commitTimeoutAt = this.commit !== null && !this.isExecutingCommit() ? this.commit.timeoutAt : undefined;
+    const candidates = [this.proposer.nextTimerAt(), this.teacher.nextTimerAt(), commitTimeoutAt,
       this.executeRetryAt ?? undefined];
     for (const candidate of candidates) if (candidate !== undefined && candidate < at) at = candidate;
     return at;
@@ -227,6 +226,11 @@ export class GroupCore {
       executing: this.executing,
       halted: this.halted,
     };
+  }
+
+  /** A proposal whose value is chosen and only waits for its execution does not time out. */
+  private isExecutingCommit(): boolean {
+    return this.commit !== null && this.learned !== null && this.learned.proposalToken === this.commit.token;
   }
 
   private dispatch(message: PaxosMessage): void {

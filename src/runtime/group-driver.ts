@@ -257,6 +257,10 @@ export class GroupDriver {
     this.haltReason = reason;
     this.options.logger.error('group halted', { group: this.groupIndex, code: reason.code, message: reason.message });
     this.queue.rejectAll(() => haltError(reason, false));
+    // A proposal whose outcome sat in a Ready that was dropped when its write failed would
+    // otherwise never settle; the core will report nothing more, so it fails here.
+    for (const proposal of this.inFlight.values()) proposal.reject(haltError(reason, true));
+    this.inFlight.clear();
     this.options.onHalt?.(reason);
   }
 }

@@ -268,6 +268,7 @@ export class CoreHarness {
     if (ready.execute !== null) {
       const chosen = ready.execute;
       if (node.failExecutions) {
+        this.log(`execute n${node.id} #${chosen.instanceId} failed on purpose`);
         node.core.onExecuted(chosen.instanceId, { ok: false, error: new Error('execution failed on purpose') });
       } else {
         node.executed.push(chosen);

@@ -81,3 +81,20 @@ export function deliverRandomlyUntil(harness: CoreHarness, random: SeededRandom,
   }
   throw new Error(`not done after ${maxSteps} steps\n${harness.trace.slice(-200).join('\n')}`);
 }
+
+/** Propose on `id` and let time run, delivering everything, until the proposal has an outcome. */
+export function proposeAndWait(harness: CoreHarness, id: number, value: string, maxMs = 120_000): ProposalOutcome {
+  const token = harness.propose(id, value);
+  harness.runUntil(() => outcomeOf(harness, id, token) !== undefined, maxMs);
+  return outcomeOf(harness, id, token) as ProposalOutcome;
+}
+
+/** Propose until the value is chosen, retrying after each conflict as a client would. */
+export function proposeUntilChosen(harness: CoreHarness, id: number, value: string, attempts = 5): number {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const outcome = proposeAndWait(harness, id, value);
+    if (outcome.kind === 'chosen') return outcome.instanceId;
+    assert.equal(outcome.kind, 'conflict', `unexpected outcome ${JSON.stringify(outcome)}`);
+  }
+  throw new Error(`"${value}" not chosen after ${attempts} attempts`);
+}

@@ -67,7 +67,7 @@ export class FaultInjector {
   restartAfterHalt(node: SimNode): void {
     this.scheduler.after(this.random.float() * this.config.restartDelayMaxMs, () => {
       if (node.state === 'down') return;
-      this.crash(node, true);
+      this.crash(node, false);
     });
   }
 
@@ -99,33 +99,34 @@ export class FaultInjector {
     if (!this.active) return;
     if (this.random.chance(this.config.crashAllChance)) {
       this.trace('crash every node');
-      for (const node of this.nodes) if (node.state !== 'down') this.crash(node, true);
+      for (const node of this.nodes) if (node.state !== 'down') this.crash(node, false);
       return;
     }
     const up = this.nodes.filter((node) => node.state !== 'down');
     if (up.length === 0) return;
     const proposer = up.find((node) => node.id === this.lastProposer);
     const roll = this.random.float();
-    const restartLater = mustRestart || this.random.chance(0.9);
+    // Most crashed nodes come back soon; some stay down long enough to fall far behind.
+    const longOutage = !mustRestart && this.random.chance(0.1);
     if (!mustRestart && roll < 0.4) {
       // Power loss while a write is in flight: the reply that depends on it must not have left.
       const target = this.random.pick(up);
       target.crashDuringNextWrite(() => {
         if (!this.active) return;
         this.stats.crashesDuringWrite++;
-        this.crash(target, restartLater);
+        this.crash(target, longOutage);
       });
       return;
     }
     const target = roll < 0.7 && proposer !== undefined ? proposer : this.random.pick(up);
-    this.crash(target, restartLater);
+    this.crash(target, longOutage);
   }
 
-  private crash(node: SimNode, restartLater: boolean): void {
+  private crash(node: SimNode, longOutage: boolean): void {
     node.crash();
     this.stats.crashes++;
-    if (!restartLater) return;
-    this.scheduler.after(this.random.float() * this.config.restartDelayMaxMs, () => this.restart(node));
+    const delayMs = longOutage ? this.config.safetyMs / 2 : this.random.float() * this.config.restartDelayMaxMs;
+    this.scheduler.after(delayMs, () => this.restart(node));
   }
 
   private pauseOne(): void {

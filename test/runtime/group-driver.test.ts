@@ -1,0 +1,286 @@
+// GroupDriver with a MemoryLogStore (or a store whose writes a test completes by hand), a fake
+// transport and a manual clock.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { GroupCore } from '../../src/core/group-core.js';
+import type { PaxosMessage } from '../../src/core/messages.js';
+import type { AcceptorRecord, HaltReason } from '../../src/core/ready.js';
+import { PaxosError } from '../../src/errors.js';
+import { MemoryLogStore } from '../../src/io/memory-log-store.js';
+import { GroupDriver } from '../../src/runtime/group-driver.js';
+import { SILENT_LOGGER, type Clock, type ExecuteInput, type LogStore, type StateMachine } from '../../src/runtime/interfaces.js';
+import type { ProposeSuccess } from '../../src/runtime/proposal-queue.js';
+import { restoreGroup } from '../../src/runtime/restore.js';
+import { StateMachineRegistry } from '../../src/runtime/state-machine-registry.js';
+import { frameValue } from '../../src/runtime/value-frame.js';
+import { fromUtf8, utf8 } from '../../src/util/bytes.js';
+import { ballot, makeConfig, prepareMsg, promiseMsg } from '../core/fixtures.js';
+
+const SM_ID = 1;
+
+class ManualClock implements Clock {
+  ms = 0;
+  now(): number {
+    return this.ms;
+  }
+}
+
+class EchoStateMachine implements StateMachine {
+  readonly id = SM_ID;
+  readonly inputs: ExecuteInput[] = [];
+  execute(input: ExecuteInput): unknown {
+    this.inputs.push(input);
+    return `executed ${fromUtf8(input.value)}`;
+  }
+}
+
+interface PendingPut {
+  readonly records: readonly AcceptorRecord[];
+  readonly sync: boolean;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** A MemoryLogStore whose writes wait until the test resolves (or fails) them. */
+class GatedStore extends MemoryLogStore {
+  readonly puts: PendingPut[] = [];
+
+  override put(groupIndex: number, records: readonly AcceptorRecord[], options?: { readonly sync: boolean }): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.puts.push({
+        records, sync: options?.sync ?? false,
+        resolve: () => { super.put(groupIndex, records).then(resolve, reject); },
+        reject,
+      });
+    });
+  }
+}
+
+/** A MemoryLogStore whose writes fail from the `failFrom`-th one on (1-based). */
+class FailingStore extends MemoryLogStore {
+  writes = 0;
+  constructor(private readonly failFrom: number) {
+    super();
+  }
+
+  override async put(groupIndex: number, records: readonly AcceptorRecord[]): Promise<void> {
+    this.writes++;
+    if (this.writes >= this.failFrom) throw new Error('disk on fire');
+    await super.put(groupIndex, records);
+  }
+}
+
+interface Sent {
+  readonly to: number;
+  readonly message: PaxosMessage;
+}
+
+interface Rig {
+  readonly driver: GroupDriver;
+  readonly clock: ManualClock;
+  readonly machine: EchoStateMachine;
+  readonly sent: Sent[];
+  readonly halts: HaltReason[];
+  readonly fatal: unknown[];
+}
+
+/**
+ * Node 1 of a group with `members`. Messages to itself come back through the "transport" on a
+ * later turn, as a real loopback would deliver them.
+ */
+async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8): Promise<Rig> {
+  const clock = new ManualClock();
+  const machine = new EchoStateMachine();
+  const registry = new StateMachineRegistry(0, [machine]);
+  const restored = await restoreGroup(store, 0, registry);
+  const core = new GroupCore(makeConfig({ nodeId: 1, members }), restored, clock.now());
+  const sent: Sent[] = [];
+  const halts: HaltReason[] = [];
+  const fatal: unknown[] = [];
+  const driver: GroupDriver = new GroupDriver({
+    groupIndex: 0, core, store, registry, clock, logger: SILENT_LOGGER, syncWrites: true, queueCapacity,
+    send: (_group, to, message) => {
+      sent.push({ to, message });
+      if (to === 1) setImmediate(() => driver.step(message));
+    },
+    onTimersChanged: () => {},
+    onFatal: (error) => fatal.push(error),
+    onHalt: (reason) => halts.push(reason),
+  });
+  return { driver, clock, machine, sent, halts, fatal };
+}
+
+function framed(text: string): Uint8Array {
+  return frameValue(SM_ID, utf8(text));
+}
+
+async function turns(count = 5): Promise<void> {
+  for (let i = 0; i < count; i++) await nextTurn();
+}
+
+type Settled = { ok: true; value: ProposeSuccess } | { ok: false; error: PaxosError } | 'pending';
+
+/** Track a promise's state without awaiting it. */
+function track(promise: Promise<ProposeSuccess>): () => Settled {
+  let state: Settled = 'pending';
+  promise.then((value) => { state = { ok: true, value }; }, (error: PaxosError) => { state = { ok: false, error }; });
+  return () => state;
+}
+
+function expectError(state: Settled, code: string): PaxosError {
+  assert.ok(state !== 'pending', `expected ${code}, but the proposal is still pending`);
+  assert.ok(!state.ok, `expected ${code}, but the proposal succeeded`);
+  assert.ok(state.error instanceof PaxosError);
+  assert.equal(state.error.code, code);
+  return state.error;
+}
+
+describe('GroupDriver', () => {
+  test('a one-node group proposes and resolves with the state machine\'s result', async () => {
+    const store = new MemoryLogStore();
+    const { driver, machine, fatal } = await rig(store);
+    const first = await driver.propose(framed('x'), { timeoutMs: 5000, context: 'my context' });
+    assert.deepEqual(first, { instanceId: 0, result: 'executed x' });
+    assert.equal(machine.inputs[0]?.context, 'my context', 'the proposer\'s context reaches its own execution');
+    const second = await driver.propose(framed('y'), { timeoutMs: 5000 });
+    assert.deepEqual(second, { instanceId: 1, result: 'executed y' });
+    assert.equal(driver.nowInstanceId, 2);
+    const record = await store.get(0, 1);
+    assert.equal(fromUtf8(record?.value.subarray(4) ?? new Uint8Array()), 'y');
+    assert.deepEqual(fatal, []);
+  });
+
+  test('proposals queue behind each other and resolve in order', async () => {
+    const { driver } = await rig(new MemoryLogStore());
+    const results = await Promise.all(['a', 'b', 'c'].map((value) => driver.propose(framed(value), { timeoutMs: 5000 })));
+    assert.deepEqual(results.map((result) => [result.instanceId, result.result]),
+      [[0, 'executed a'], [1, 'executed b'], [2, 'executed c']]);
+  });
+
+  test('a value for no state machine resolves with undefined', async () => {
+    const { driver, machine } = await rig(new MemoryLogStore());
+    assert.deepEqual(await driver.propose(frameValue(0, utf8('noop')), { timeoutMs: 5000 }),
+      { instanceId: 0, result: undefined });
+    assert.deepEqual(machine.inputs, []);
+  });
+
+  test('a full queue rejects with OVERLOADED at once', async () => {
+    const store = new GatedStore();
+    const { driver } = await rig(store, [1], 1);
+    const first = track(driver.propose(framed('a'), { timeoutMs: 5000 }));
+    const second = track(driver.propose(framed('b'), { timeoutMs: 5000 }));
+    const third = track(driver.propose(framed('c'), { timeoutMs: 5000 }));
+    await turns();
+    assert.equal(first(), 'pending');
+    assert.equal(second(), 'pending', 'one waits in the queue');
+    expectError(third(), 'OVERLOADED');
+  });
+
+  test('records are written with sync and acceptor replies leave only after the write completed', async () => {
+    const store = new GatedStore();
+    const { driver, sent } = await rig(store, [1, 2, 3]);
+    track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    await turns();
+    assert.equal(store.puts.length, 1);
+    assert.equal(store.puts[0]?.sync, true);
+    assert.deepEqual(store.puts[0]?.records.map((record) => record.promised), [ballot(1, 1)]);
+    assert.equal(sent.length, 0, 'neither the prepare nor the local promise leaves before the promise is durable');
+
+    store.puts[0]?.resolve();
+    await turns();
+    assert.deepEqual(sent.map((entry) => `${entry.message.kind}->${entry.to}`).sort(),
+      ['prepare->2', 'prepare->3', 'prepareReply->1']);
+
+    // A promise from node 2 completes phase 1: the accepts go out at once, the local accept reply waits.
+    driver.step(promiseMsg(2, 0, ballot(1, 1)));
+    await turns();
+    assert.equal(store.puts.length, 2);
+    const afterPhase1 = sent.slice(3).map((entry) => [entry.message.kind, entry.to]);
+    assert.deepEqual(afterPhase1, [['accept', 2], ['accept', 3]]);
+
+    store.puts[1]?.resolve();
+    await turns();
+    assert.deepEqual(sent.slice(5).map((entry) => [entry.message.kind, entry.to]), [['acceptReply', 1]]);
+  });
+
+  test('a failing write halts the group with GROUP_HALTED and rejects every pending proposal', async () => {
+    const store = new FailingStore(1);
+    const { driver, halts, sent, fatal } = await rig(store);
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    const second = track(driver.propose(framed('b'), { timeoutMs: 60_000 }));
+    await turns(10);
+    const inFlight = expectError(first(), 'GROUP_HALTED');
+    assert.equal(inFlight.mayBeChosen, true, 'the first proposal had started');
+    const queued = expectError(second(), 'GROUP_HALTED');
+    assert.equal(queued.mayBeChosen, false, 'the second was never sent');
+    assert.equal(halts.length, 1);
+    assert.equal(halts[0]?.code, 'GROUP_HALTED');
+    assert.match(halts[0]?.message ?? '', /disk on fire/);
+    assert.deepEqual(driver.halted, halts[0]);
+    assert.equal(sent.length, 0, 'nothing that depended on the failed write left');
+    await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000 }), (error: unknown) =>
+      error instanceof PaxosError && error.code === 'GROUP_HALTED');
+    assert.deepEqual(fatal, []);
+  });
+
+  test('a write failure after the group made progress halts it too', async () => {
+    const store = new FailingStore(3);
+    const { driver, halts } = await rig(store);
+    assert.equal((await driver.propose(framed('a'), { timeoutMs: 60_000 })).instanceId, 0);
+    const next = track(driver.propose(framed('b'), { timeoutMs: 60_000 }));
+    await turns(10);
+    expectError(next(), 'GROUP_HALTED');
+    assert.equal(halts.length, 1);
+    assert.equal(driver.status().halted?.code, 'GROUP_HALTED');
+  });
+
+  test('a proposal whose outcome was due in a Ready whose write failed is still settled', async () => {
+    const store = new GatedStore();
+    const { driver, clock } = await rig(store, [1, 2, 3]);
+    const proposal = track(driver.propose(framed('a'), { timeoutMs: 100 }));
+    await turns();
+    assert.equal(store.puts.length, 1);
+    // While the first write is in flight, the proposal times out and a peer's prepare arrives:
+    // both land in the next Ready, whose write then fails.
+    clock.ms = 200;
+    driver.tick();
+    driver.step(prepareMsg(2, 0, ballot(5, 2)));
+    store.puts[0]?.resolve();
+    await turns();
+    assert.equal(store.puts.length, 2);
+    store.puts[1]?.reject(new Error('disk on fire'));
+    await turns(10);
+    assert.equal(driver.halted?.code, 'GROUP_HALTED');
+    const state = proposal();
+    assert.ok(state !== 'pending', 'the caller must not wait forever');
+    assert.ok(!state.ok);
+    assert.ok(['TIMEOUT', 'GROUP_HALTED'].includes(state.error.code));
+    assert.equal(state.error.mayBeChosen, true);
+  });
+
+  test('a proposal that cannot be decided in time rejects with TIMEOUT', async () => {
+    const { driver, clock, sent } = await rig(new MemoryLogStore(), [1, 2, 3]);
+    const proposal = track(driver.propose(framed('a'), { timeoutMs: 100 }));
+    await turns();
+    assert.ok(sent.some((entry) => entry.message.kind === 'prepare'));
+    clock.ms = 100;
+    driver.tick();
+    await turns();
+    const error = expectError(proposal(), 'TIMEOUT');
+    assert.equal(error.mayBeChosen, true);
+    assert.equal(error.retryable, true);
+  });
+
+  test('stop rejects queued and in-flight proposals with STOPPED', async () => {
+    const { driver } = await rig(new MemoryLogStore(), [1, 2, 3]);
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    const second = track(driver.propose(framed('b'), { timeoutMs: 60_000 }));
+    await turns();
+    driver.stop();
+    await turns();
+    assert.equal(expectError(first(), 'STOPPED').mayBeChosen, true);
+    assert.equal(expectError(second(), 'STOPPED').mayBeChosen, false);
+    await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000 }), /stopped/);
+  });
+});

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { runSeed, CANARIES } from '../../src/testing/sim/simulator.js';
+import { REGRESSION_SEEDS } from './regression-seeds.js';
+
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
+
+function runCli(args: string[]): { status: number | null; summary: Record<string, unknown>; stdout: string } {
+  const run = spawnSync(process.execPath, [CLI, 'sim', ...args, '--json'], { encoding: 'utf8', timeout: 8 * 60_000 });
+  const lines = run.stdout.trim().split('\n');
+  const summary = JSON.parse(lines[lines.length - 1] ?? '{}') as Record<string, unknown>;
+  return { status: run.status, summary, stdout: run.stdout };
+}
+
+test('the same seed gives the same run, event for event', async () => {
+  for (const seed of [5, 17, 42]) {
+    const first = await runSeed({ seed, trace: true });
+    const second = await runSeed({ seed, trace: true });
+    assert.equal(first.traceHash, second.traceHash, `seed ${seed}`);
+    assert.deepEqual(first.trace, second.trace, `seed ${seed}`);
+    assert.equal(first.instancesChosen, second.instancesChosen);
+    assert.ok(first.trace.length > 100, 'the trace records the run');
+  }
+  const other = await runSeed({ seed: 6 });
+  const five = await runSeed({ seed: 5 });
+  assert.notEqual(other.traceHash, five.traceHash, 'different seeds give different runs');
+});
+
+test('every seed has a crash with its restart, a partition, loss, duplication and reordering', async () => {
+  let lost = 0;
+  let duplicated = 0;
+  for (let seed = 100; seed < 120; seed++) {
+    const run = await runSeed({ seed });
+    assert.ok(run.ok, `seed ${seed}: ${run.violations.join('; ')}`);
+    assert.ok(run.faults.crashes >= 1 && run.faults.restarts >= 1, `seed ${seed} crashes`);
+    assert.ok(run.faults.partitions >= 1, `seed ${seed} partitions`);
+    assert.ok(run.network.lost + run.network.duplicated > 0, `seed ${seed} loss and duplication`);
+    assert.ok(run.instancesChosen > 0, `seed ${seed} decided nothing`);
+    assert.match(run.config, /loss=0\.0*[1-9]/, 'a loss rate above zero');
+    lost += run.network.lost;
+    duplicated += run.network.duplicated;
+  }
+  assert.ok(lost > 100 && duplicated > 100, `lost ${lost}, duplicated ${duplicated}`);
+});
+
+test('regression seeds pass', async () => {
+  for (const { seed, found } of REGRESSION_SEEDS) {
+    const run = await runSeed({ seed });
+    assert.ok(run.ok, `seed ${seed} (once found: ${found}): ${run.violations.join('; ')}`);
+  }
+});
+
+test('300 seeds pass', () => {
+  const { status, summary, stdout } = runCli(['--seeds', '300', '--start', '1000']);
+  assert.equal(summary.failures, 0, stdout);
+  assert.equal(status, 0);
+  assert.equal(summary.seeds, 300);
+  assert.ok((summary.instancesChosen as number) > 3000, 'the cluster decides thousands of instances');
+  assert.ok((summary.crashes as number) >= 300 && (summary.partitions as number) >= 300);
+  const byKind = summary.messagesByKind as Record<string, number>;
+  for (const kind of ['learnValue', 'learnValueAck', 'confirmAskForLearn', 'chosen']) {
+    assert.ok((byKind[kind] ?? 0) > 0, `catch-up path ${kind} was exercised`);
+  }
+});
+
+for (const canary of CANARIES) {
+  test(`canary ${canary} is caught within 200 seeds`, () => {
+    const { status, summary, stdout } = runCli(['--seeds', '200', '--canary', canary, '--stop-on-failure']);
+    assert.ok((summary.failures as number) >= 1, `canary ${canary} survived 200 seeds:\n${stdout}`);
+    assert.equal(status, 1, 'a failing run exits with status 1');
+    assert.match(stdout, /replay: npm run sim -- --seed \d+ --canary/);
+  });
+}
