@@ -132,7 +132,8 @@ export class FaultInjector {
   private pauseOne(): void {
     const candidates = this.nodes.filter((node) => node.isUp && !node.paused);
     if (candidates.length === 0) return;
-    const node = this.random.pick(candidates);
+    const proposer = candidates.find((node) => node.id === this.lastProposer);
+    const node = proposer !== undefined && this.random.chance(0.4) ? proposer : this.random.pick(candidates);
     node.pause();
     this.stats.pauses++;
     this.scheduler.after(this.random.float() * this.config.pauseMaxMs, () => node.resume());

@@ -68,7 +68,8 @@ export class SimDisk {
     let torn = false;
     const last = survivors[survivors.length - 1];
     if (last !== undefined && last.records.length > 1 && this.random.chance(this.faults.tornTailRate)) {
-      survivors[survivors.length - 1] = { ...last, records: last.records.slice(0, this.random.int(1, last.records.length)) };
+      const keptRecords = last.records.slice(0, this.random.int(1, last.records.length));
+      survivors[survivors.length - 1] = { ...last, records: keptRecords };
       torn = true;
     }
     for (const write of survivors) applyRecords(groupOf(this.durable, write.groupIndex), write.records);

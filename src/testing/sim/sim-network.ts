@@ -5,6 +5,7 @@
  * would be. Every message accepted for sending is shown to the checkers' tap first.
  */
 import type { PaxosMessage } from '../../core/messages.js';
+import type { Transport } from '../../runtime/interfaces.js';
 import type { SeededRandom } from '../../util/random.js';
 import type { SimScheduler } from './scheduler.js';
 
@@ -29,15 +30,13 @@ export interface NetworkStats {
   byKind: Record<string, number>;
 }
 
-type Receiver = (groupIndex: number, message: PaxosMessage) => void;
-
 export class SimNetwork {
   faults: NetworkFaults;
   readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, duplicated: 0, byKind: {} };
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
   private readonly tap: MessageTap;
-  private readonly receivers = new Map<number, Receiver>();
+  private readonly receivers = new Map<number, (groupIndex: number, message: PaxosMessage) => void>();
   private readonly cutLinks = new Set<string>();
 
   constructor(scheduler: SimScheduler, random: SeededRandom, faults: NetworkFaults, tap: MessageTap) {
@@ -47,8 +46,16 @@ export class SimNetwork {
     this.tap = tap;
   }
 
-  attach(nodeId: number, receiver: Receiver): void {
-    this.receivers.set(nodeId, receiver);
+  /** The Transport a node's runtime uses; `accepts()` lets the node refuse sends (crashed, paused). */
+  transportFor(nodeId: number, accepts: () => boolean): Transport {
+    return {
+      send: (groupIndex, to, message) => {
+        if (accepts()) this.send(groupIndex, to, message);
+      },
+      onMessage: (handler) => {
+        this.receivers.set(nodeId, handler);
+      },
+    };
   }
 
   send(groupIndex: number, to: number, message: PaxosMessage): void {

@@ -11,7 +11,7 @@ import type { PaxosMessage } from '../../core/messages.js';
 import type { HaltReason } from '../../core/ready.js';
 import { PaxosError } from '../../errors.js';
 import { GroupDriver, type DriverFaults } from '../../runtime/group-driver.js';
-import { SILENT_LOGGER, type ExecuteInput, type StateMachine } from '../../runtime/interfaces.js';
+import { SILENT_LOGGER, type ExecuteInput, type StateMachine, type Transport } from '../../runtime/interfaces.js';
 import type { ProposeSuccess } from '../../runtime/proposal-queue.js';
 import { restoreGroup } from '../../runtime/restore.js';
 import { StateMachineRegistry } from '../../runtime/state-machine-registry.js';
@@ -63,11 +63,13 @@ export class SimNode {
   private readonly options: SimNodeOptions;
   private heldWhilePaused: (() => void)[] = [];
   private armedWakeAt: number | null = null;
+  private readonly transport: Transport;
 
   constructor(options: SimNodeOptions) {
     this.options = options;
     this.id = options.id;
-    options.network.attach(this.id, (groupIndex, message) => this.receive(groupIndex, message));
+    this.transport = options.network.transportFor(this.id, () => this.state === 'up' && !this.paused);
+    this.transport.onMessage((groupIndex, message) => this.receive(groupIndex, message));
   }
 
   get isUp(): boolean {
@@ -131,7 +133,7 @@ export class SimNode {
         drivers.push(new GroupDriver({
           groupIndex, core, store, registry, clock: { now: () => this.localNow() },
           send: (group, to, message) => {
-            if (life === this.life && !this.paused) this.options.network.send(group, to, message);
+            if (life === this.life) this.transport.send(group, to, message);
           },
           logger: SILENT_LOGGER, syncWrites: true, queueCapacity: 64,
           onTimersChanged: () => { if (life === this.life) this.armWake(); },

@@ -101,7 +101,8 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   }
   const workload = new Workload({
     scheduler, random: random.fork(), nodes, groupCount: config.groupCount, agreement,
-    concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes, gapMs: config.clientGapMs, timeoutMs: config.proposeTimeoutMs,
+    concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes, gapMs: config.clientGapMs,
+    timeoutMs: config.proposeTimeoutMs,
     trace: (line) => {
       const node = Number(/^n(\d+)/.exec(line)?.[1]);
       if (Number.isFinite(node)) faults.lastProposer = node;
@@ -140,7 +141,9 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
   }
 }
 
-function healForLiveness(nodes: readonly SimNode[], network: SimNetwork, config: SwarmConfig, faults: FaultInjector): void {
+function healForLiveness(
+  nodes: readonly SimNode[], network: SimNetwork, config: SwarmConfig, faults: FaultInjector,
+): void {
   network.faults = { ...network.faults, lossRate: 0, duplicateRate: 0, slowRate: 0 };
   faults.healAll();
   for (const node of nodes) {
@@ -189,7 +192,8 @@ async function checkLiveness(scheduler: SimScheduler, nodes: readonly SimNode[],
 
 function allCaughtUp(nodes: readonly SimNode[], groupCount: number): boolean {
   for (let groupIndex = 0; groupIndex < groupCount; groupIndex++) {
-    const positions = nodes.map((node) => (node.isUp && !node.isExecuting(groupIndex) ? node.nowInstanceId(groupIndex) : -1));
+    const positions = nodes.map((node) =>
+      (node.isUp && !node.isExecuting(groupIndex) ? node.nowInstanceId(groupIndex) : -1));
     const first = positions[0];
     if (first === undefined || first < 0 || positions.some((position) => position !== first)) return false;
   }

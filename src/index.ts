@@ -1,0 +1,30 @@
+/**
+ * multipaxos: Multi-Paxos for Node.js in the design of PhxPaxos.
+ *
+ * This release exposes the protocol core and the runtime pieces that drive it. The `PaxosNode`
+ * API over TCP with durable file storage is built on exactly these parts.
+ */
+export { PaxosError, isRetryable, type PaxosErrorCode, type PaxosErrorOptions } from './errors.js';
+
+export { GroupCore, type RestoredGroupState, type ProposeResult, type ExecutionReport, type GroupStatus } from './core/group-core.js';
+export type { Ready, AcceptorRecord, OutboundMessage, ChosenValue, ProposalResult, ProposalOutcome, HaltReason } from './core/ready.js';
+export type { PaxosMessage, MessageKind } from './core/messages.js';
+export { MESSAGE_KINDS } from './core/messages.js';
+export { type Ballot, NULL_BALLOT, compareBallots, ballotsEqual } from './core/ballot.js';
+export { DEFAULT_TIMING, type ProtocolTiming, type GroupCoreConfig, type ChecksumFunction } from './core/config.js';
+export type { AcceptorState } from './core/acceptor.js';
+
+export type { LogStore, Transport, Clock, StateMachine, ExecuteInput, Logger } from './runtime/interfaces.js';
+export { SILENT_LOGGER } from './runtime/interfaces.js';
+export { GroupDriver, type GroupDriverOptions, type ProposeOptions } from './runtime/group-driver.js';
+export type { ProposeSuccess } from './runtime/proposal-queue.js';
+export { MAX_PROPOSE_ATTEMPTS } from './runtime/proposal-queue.js';
+export { StateMachineRegistry } from './runtime/state-machine-registry.js';
+export { restoreGroup } from './runtime/restore.js';
+export {
+  frameValue, unframeValue, isUserStateMachineId, NO_STATE_MACHINE_ID, SYSTEM_STATE_MACHINE_ID,
+  MASTER_STATE_MACHINE_ID, BATCH_STATE_MACHINE_ID, type FramedValue,
+} from './runtime/value-frame.js';
+
+export { MemoryLogStore } from './io/memory-log-store.js';
+export { type Random, SeededRandom } from './util/random.js';
