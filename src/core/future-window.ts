@@ -50,6 +50,11 @@ export class FutureWindow {
     return list;
   }
 
+  /** What is kept for `instanceId`, left in place. */
+  peek(instanceId: number): readonly PaxosMessage[] {
+    return this.byInstance.get(instanceId) ?? [];
+  }
+
   private remove(instanceId: number): void {
     const list = this.byInstance.get(instanceId);
     if (list === undefined) return;

@@ -78,7 +78,7 @@ export class GroupCore {
   private readyInFlight = false;
 
   constructor(config: GroupCoreConfig, restored: RestoredGroupState, nowMs: number) {
-    assert(config.members.includes(config.nodeId) || config.members.length > 0, 'a group needs members');
+    assert(config.members.length > 0, 'a group needs at least one member');
     assert(Number.isSafeInteger(restored.nowInstanceId) && restored.nowInstanceId >= 0, 'bad start instance');
     this.context = new GroupContext(config, restored.nowInstanceId, restored.lastChecksum);
     this.context.nowMs = nowMs;
@@ -354,9 +354,12 @@ export class GroupCore {
     if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);
   }
 
-  private learn(ballot: Ballot, value: Uint8Array, checksum: number): void {
+  private learn(ballot: Ballot, value: Uint8Array, knownChecksum: number): void {
     const commit = this.commit;
     const instanceId = this.context.instanceId;
+    // A chain adopted from a peer after this value was accepted makes its checksum computable now.
+    const checksum = knownChecksum !== 0 ? knownChecksum
+      : this.context.chainChecksum(this.context.lastChecksum, instanceId, value);
     const isOwn = commit !== null && commit.instanceId === instanceId && bytesEqual(commit.value, value);
     this.learned = { instanceId, ballot, value, checksum, proposalToken: isOwn ? commit.token : null };
     this.proposer.exitPhase();
@@ -401,9 +404,13 @@ export class GroupCore {
     context.instanceId++;
     this.acceptor.newInstance();
     this.proposer.newInstance();
-    for (const message of this.future.take(context.instanceId)) {
+    for (const message of replayOrder(this.future.take(context.instanceId))) {
       if (this.halted !== null || context.instanceId !== learned.instanceId + 1) break;
       this.dispatch(message);
+    }
+    // An accept already waiting for the instance after this one may show this one was chosen.
+    for (const message of this.future.peek(context.instanceId + 1)) {
+      if (message.kind === 'accept') this.learnFromNextAccept(message);
     }
   }
 
@@ -446,4 +453,13 @@ export class GroupCore {
     commit.instanceId = this.context.instanceId;
     this.proposer.newValue(commit.value);
   }
+}
+
+/**
+ * Kept messages are replayed acceptor messages first: a chosen notification can only be learned
+ * after the accept it refers to, whatever order they arrived in.
+ */
+function replayOrder(messages: PaxosMessage[]): PaxosMessage[] {
+  const rank = (message: PaxosMessage): number => (message.kind === 'prepare' || message.kind === 'accept' ? 0 : 1);
+  return messages.sort((a, b) => rank(a) - rank(b));
 }

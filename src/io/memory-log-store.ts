@@ -40,6 +40,7 @@ export class MemoryLogStore implements LogStore {
     const log = this.group(groupIndex);
     for (const key of log.records.keys()) if (key < instanceId) log.records.delete(key);
     if (instanceId > log.minChosenInstanceId) log.minChosenInstanceId = instanceId;
+    if (log.records.size === 0) log.maxInstanceId = undefined;
   }
 
   async minChosenInstanceId(groupIndex: number): Promise<number> {

@@ -160,6 +160,9 @@ export class GroupDriver {
         if (this.stopped) return;
         this.options.logger.error('log write failed; the group halts', { group: this.groupIndex, error: String(error) });
         this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: log write failed: ${String(error)}` });
+        // Outcomes already decided (chosen and executed earlier, or timed out) do not depend on
+        // this write; deliver them. The messages and the execution that did depend on it are dropped.
+        for (const { token, outcome } of ready.results) this.settle(token, outcome);
         return;
       }
     }

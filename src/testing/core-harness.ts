@@ -226,6 +226,27 @@ export class CoreHarness {
     this.log(`crash n${id}`);
   }
 
+  /**
+   * Crash in the middle of a Ready (see ready.ts): the messages that need no persistence leave,
+   * then the node stops before its records are written; everything else in the Ready is lost.
+   * Use after `stepOnly`, or after calling `node.core` directly, so that the Ready is still pending.
+   */
+  crashBeforePersist(id: number): void {
+    const node = this.node(id);
+    if (node.core.hasReady()) {
+      const ready = node.core.ready();
+      for (const outbound of ready.messages) {
+        if (outbound.afterPersist) continue;
+        const entry = { seq: this.seq++, to: outbound.to, message: outbound.message };
+        this.network.push(entry);
+        this.sent.push(entry);
+      }
+      this.log(`n${id} sent ${ready.messages.filter((outbound) => !outbound.afterPersist).length} messages, ` +
+        `lost ${ready.records.length} unwritten records`);
+    }
+    this.crash(id);
+  }
+
   /** Start the node again from its durable records only, replaying chosen values. */
   restart(id: number): void {
     const node = this.node(id);

@@ -56,7 +56,9 @@ export function emptyRestored(overrides: Partial<RestoredGroupState> = {}): Rest
   };
 }
 
-export function makeCore(options: ConfigOptions = {}, restored: Partial<RestoredGroupState> = {}, nowMs = 0): GroupCore {
+export function makeCore(
+  options: ConfigOptions = {}, restored: Partial<RestoredGroupState> = {}, nowMs = 0,
+): GroupCore {
   return new GroupCore(makeConfig(options), emptyRestored(restored), nowMs);
 }
 
@@ -102,11 +104,13 @@ export function acceptRejectMsg(from: number, instanceId: number, b: Ballot, rej
 }
 
 /** Outbound messages of one kind, narrowed to that kind. */
+export type OutboundOfKind<K extends PaxosMessage['kind']> =
+  OutboundMessage & { readonly message: Extract<PaxosMessage, { kind: K }> };
+
 export function ofKind<K extends PaxosMessage['kind']>(
   messages: readonly OutboundMessage[], kind: K,
-): (OutboundMessage & { readonly message: Extract<PaxosMessage, { kind: K }> })[] {
-  return messages.filter((outbound): outbound is OutboundMessage & { readonly message: Extract<PaxosMessage, { kind: K }> } =>
-    outbound.message.kind === kind);
+): OutboundOfKind<K>[] {
+  return messages.filter((outbound): outbound is OutboundOfKind<K> => outbound.message.kind === kind);
 }
 
 export function text(bytes: Uint8Array | null | undefined): string | null {

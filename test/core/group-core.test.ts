@@ -206,6 +206,35 @@ describe('GroupCore: messages for later instances', () => {
   });
 });
 
+describe('GroupCore: restored state and late replies', () => {
+  test('a restored node proposes above the promise it made before the restart', () => {
+    const core = makeCore({ nodeId: 1 }, {
+      nowInstanceId: 3, acceptor: { promised: ballot(9, 2), accepted: ballot(0, 0), value: utf8(''), checksum: 0 },
+    });
+    assert.equal(core.status().proposalId, 10);
+    assert.equal(core.status().promised, '9.2');
+    core.propose(utf8('v'), 1, 10_000);
+    const [prepare] = ofKind(drain(core).messages, 'prepare');
+    assert.deepEqual(prepare?.message.ballot, ballot(10, 1));
+    assert.equal(prepare?.message.instanceId, 3);
+  });
+
+  test('a reject for the previous instance still raises the next ballot; older ones are ignored', () => {
+    const reject = (instanceId: number): Parameters<GroupCore['step']>[0] => ({
+      kind: 'acceptReply', from: 2, instanceId, ballot: ballot(1, 1), rejectedBy: 50,
+    });
+    const late = makeCore({ nodeId: 1 }, { nowInstanceId: 4 });
+    late.step(reject(3));
+    late.propose(utf8('v'), 1, 10_000);
+    assert.deepEqual(ofKind(drain(late).messages, 'prepare')[0]?.message.ballot, ballot(51, 1));
+
+    const older = makeCore({ nodeId: 1 }, { nowInstanceId: 4 });
+    older.step(reject(2));
+    older.propose(utf8('v'), 1, 10_000);
+    assert.deepEqual(ofKind(drain(older).messages, 'prepare')[0]?.message.ballot, ballot(1, 1));
+  });
+});
+
 describe('GroupCore: membership', () => {
   test('prepares and accepts from non-members are ignored', () => {
     const core = makeCore({ nodeId: 1, members: [1, 2, 3] });

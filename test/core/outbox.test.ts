@@ -4,7 +4,7 @@ import { NULL_BALLOT } from '../../src/core/ballot.js';
 import { Outbox } from '../../src/core/outbox.js';
 import type { AcceptorRecord } from '../../src/core/ready.js';
 import { VoteCounter } from '../../src/core/vote-counter.js';
-import { utf8 } from '../../src/util/bytes.js';
+import { fromUtf8, utf8 } from '../../src/util/bytes.js';
 import { ballot, prepareMsg } from './fixtures.js';
 
 function record(instanceId: number, value: string): AcceptorRecord {
@@ -20,7 +20,7 @@ test('consecutive records of one instance collapse to the newest; others are kep
   outbox.persist(record(1, 'd'));
   assert.equal(outbox.hasPendingRecords, true);
   const ready = outbox.take();
-  assert.deepEqual(ready.records.map((r) => [r.instanceId, new TextDecoder().decode(r.value)]),
+  assert.deepEqual(ready.records.map((r) => [r.instanceId, fromUtf8(r.value)]),
     [[1, 'b'], [2, 'c'], [1, 'd']]);
   assert.equal(ready.mustSync, true);
   assert.equal(outbox.isEmpty(), true, 'take empties the outbox');

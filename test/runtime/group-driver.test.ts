@@ -15,7 +15,9 @@ import { restoreGroup } from '../../src/runtime/restore.js';
 import { StateMachineRegistry } from '../../src/runtime/state-machine-registry.js';
 import { frameValue } from '../../src/runtime/value-frame.js';
 import { fromUtf8, utf8 } from '../../src/util/bytes.js';
-import { ballot, makeConfig, prepareMsg, promiseMsg } from '../core/fixtures.js';
+import {
+  acceptMsg, acceptOkMsg, ballot, makeConfig, prepareMsg, prepareRejectMsg, promiseMsg,
+} from '../core/fixtures.js';
 
 const SM_ID = 1;
 
@@ -29,9 +31,19 @@ class ManualClock implements Clock {
 class EchoStateMachine implements StateMachine {
   readonly id = SM_ID;
   readonly inputs: ExecuteInput[] = [];
+  /** How many of the next executions throw. */
+  failNext = 0;
   execute(input: ExecuteInput): unknown {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error(`cannot execute ${fromUtf8(input.value)}`);
+    }
     this.inputs.push(input);
     return `executed ${fromUtf8(input.value)}`;
+  }
+
+  get executed(): string[] {
+    return this.inputs.map((input) => fromUtf8(input.value));
   }
 }
 
@@ -46,7 +58,9 @@ interface PendingPut {
 class GatedStore extends MemoryLogStore {
   readonly puts: PendingPut[] = [];
 
-  override put(groupIndex: number, records: readonly AcceptorRecord[], options?: { readonly sync: boolean }): Promise<void> {
+  override put(
+    groupIndex: number, records: readonly AcceptorRecord[], options?: { readonly sync: boolean },
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.puts.push({
         records, sync: options?.sync ?? false,
@@ -115,7 +129,7 @@ function framed(text: string): Uint8Array {
   return frameValue(SM_ID, utf8(text));
 }
 
-async function turns(count = 5): Promise<void> {
+async function turns(count = 20): Promise<void> {
   for (let i = 0; i < count; i++) await nextTurn();
 }
 
@@ -209,7 +223,7 @@ describe('GroupDriver', () => {
     const { driver, halts, sent, fatal } = await rig(store);
     const first = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
     const second = track(driver.propose(framed('b'), { timeoutMs: 60_000 }));
-    await turns(10);
+    await turns();
     const inFlight = expectError(first(), 'GROUP_HALTED');
     assert.equal(inFlight.mayBeChosen, true, 'the first proposal had started');
     const queued = expectError(second(), 'GROUP_HALTED');
@@ -229,7 +243,7 @@ describe('GroupDriver', () => {
     const { driver, halts } = await rig(store);
     assert.equal((await driver.propose(framed('a'), { timeoutMs: 60_000 })).instanceId, 0);
     const next = track(driver.propose(framed('b'), { timeoutMs: 60_000 }));
-    await turns(10);
+    await turns();
     expectError(next(), 'GROUP_HALTED');
     assert.equal(halts.length, 1);
     assert.equal(driver.status().halted?.code, 'GROUP_HALTED');
@@ -250,7 +264,7 @@ describe('GroupDriver', () => {
     await turns();
     assert.equal(store.puts.length, 2);
     store.puts[1]?.reject(new Error('disk on fire'));
-    await turns(10);
+    await turns();
     assert.equal(driver.halted?.code, 'GROUP_HALTED');
     const state = proposal();
     assert.ok(state !== 'pending', 'the caller must not wait forever');
@@ -282,5 +296,90 @@ describe('GroupDriver', () => {
     assert.equal(expectError(first(), 'STOPPED').mayBeChosen, true);
     assert.equal(expectError(second(), 'STOPPED').mayBeChosen, false);
     await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000 }), /stopped/);
+  });
+
+  test('a failed execution rejects with EXECUTE_FAILED, is retried, and the group goes on', async () => {
+    const { driver, machine, clock } = await rig(new MemoryLogStore());
+    machine.failNext = 1;
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    const second = track(driver.propose(framed('b'), { timeoutMs: 60_000 }));
+    await turns();
+    const error = expectError(first(), 'EXECUTE_FAILED');
+    assert.equal(error.mayBeChosen, true);
+    assert.match(String((error.cause as Error).message), /cannot execute a/);
+    assert.equal(second(), 'pending');
+    assert.equal(driver.nowInstanceId, 0, 'the failed instance is not skipped');
+    clock.ms += 10;
+    driver.tick();
+    await turns();
+    assert.deepEqual(machine.executed, ['a', 'b']);
+    const state = second();
+    assert.ok(state !== 'pending' && state.ok);
+    assert.deepEqual(state.value, { instanceId: 1, result: 'executed b' });
+  });
+
+  test('a proposal that loses its instance to another value is retried in the next one', async () => {
+    const { driver, machine, clock, sent } = await rig(new MemoryLogStore(), [1, 2, 3]);
+    const proposal = track(driver.propose(framed('mine'), { timeoutMs: 60_000 }));
+    await turns();
+    const theirs = ballot(5, 2);
+    driver.step(prepareMsg(2, 0, theirs));
+    driver.step(acceptMsg(2, 0, theirs, framed('theirs')));
+    driver.step({ kind: 'chosen', from: 2, instanceId: 0, ballot: theirs, lastChecksum: 0 });
+    await turns();
+    assert.deepEqual(machine.executed, ['theirs']);
+    assert.equal(proposal(), 'pending', 'a conflict is retried, not reported');
+    const retry = sent.filter((entry) => entry.message.kind === 'prepare' && entry.message.instanceId === 1);
+    assert.ok(retry.length > 0, 'the retry runs in instance 1');
+
+    // Both peers promised 5.2: they reject, and after a short delay node 1 prepares above it.
+    driver.step(prepareRejectMsg(2, 1, ballot(1, 1), 5));
+    driver.step(prepareRejectMsg(3, 1, ballot(1, 1), 5));
+    await turns();
+    clock.ms += 40;
+    driver.tick();
+    await turns();
+    const higher = sent.filter((entry) => entry.message.kind === 'prepare' && entry.message.instanceId === 1 &&
+      entry.message.ballot.proposalId === 6);
+    assert.ok(higher.length > 0, 'a prepare with ballot 6.1');
+    driver.step(promiseMsg(2, 1, ballot(6, 1)));
+    await turns();
+    driver.step(acceptOkMsg(2, 1, ballot(6, 1)));
+    await turns();
+    const state = proposal();
+    assert.ok(state !== 'pending' && state.ok, JSON.stringify(state));
+    assert.deepEqual(state.value, { instanceId: 1, result: 'executed mine' });
+  });
+
+  test('after losing three instances in a row a proposal rejects with CONFLICT', async () => {
+    const { driver, machine } = await rig(new MemoryLogStore(), [1, 2, 3]);
+    const proposal = track(driver.propose(framed('mine'), { timeoutMs: 60_000 }));
+    await turns();
+    const theirs = ballot(5, 2);
+    driver.step(prepareMsg(2, 0, theirs));
+    for (let instanceId = 0; instanceId < 3; instanceId++) {
+      assert.equal(proposal(), 'pending');
+      driver.step(acceptMsg(2, instanceId, theirs, framed(`theirs ${instanceId}`)));
+      driver.step({ kind: 'chosen', from: 2, instanceId, ballot: theirs, lastChecksum: 0 });
+      await turns();
+    }
+    assert.deepEqual(machine.executed, ['theirs 0', 'theirs 1', 'theirs 2']);
+    const error = expectError(proposal(), 'CONFLICT');
+    assert.equal(error.retryable, true);
+    assert.equal(error.mayBeChosen, false);
+  });
+
+  test('a divergence found by the core halts the group with DIVERGED and rejects the pending proposal', async () => {
+    const { driver, halts } = await rig(new MemoryLogStore(), [1, 2, 3]);
+    const proposal = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    await turns();
+    // At instance 0 the chain before it is empty: a peer claiming otherwise has another history.
+    driver.step(acceptMsg(2, 0, ballot(5, 2), framed('x'), 12345));
+    await turns();
+    assert.equal(halts[0]?.code, 'DIVERGED');
+    assert.equal(driver.halted?.code, 'DIVERGED');
+    assert.equal(expectError(proposal(), 'DIVERGED').mayBeChosen, true);
+    await assert.rejects(driver.propose(framed('b'), { timeoutMs: 1000 }), (error: unknown) =>
+      error instanceof PaxosError && error.code === 'DIVERGED');
   });
 });

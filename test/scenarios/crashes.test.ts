@@ -5,8 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoreHarness } from '../../src/testing/core-harness.js';
+import { utf8 } from '../../src/util/bytes.js';
 import {
   assertChosen, assertExecuted, durableValues, outcomeOf, proposeAndSettle, proposeAndWait, proposeUntilChosen,
+  valuesOf,
 } from './helpers.js';
 
 test('a promise lost in a crash before it was persisted was never counted; a persisted one survives', () => {
@@ -188,4 +190,52 @@ test('with 3 of 5 nodes down nothing is chosen; progress resumes when one comes 
   h.restart(5);
   h.runUntil(() => [4, 5].every((id) => h.executedValues(id).length === 2));
   assertExecuted(h, [1, 2, 3, 4, 5], ['v0', 'v1']);
+});
+
+test('a proposer crashes after its accepts left but before its own accept was written', () => {
+  const h = new CoreHarness({ nodes: 3 });
+  assertChosen(h, 1, proposeAndSettle(h, 1, 'v0'), 0);
+  const n1 = h.node(1);
+  // n1 skips phase 1 for instance 1. Its accepts leave before its own write (ready.ts step 1), and it
+  // crashes right then.
+  assert.equal(n1.core.propose(utf8('A'), 1000, 60_000), 'accepted');
+  h.crashBeforePersist(1);
+  assert.deepEqual(valuesOf(h.inFlight('accept', { from: 1 })), ['A', 'A']);
+  assert.equal(n1.durable.get(1), undefined, "n1's own accept never reached its disk");
+  // n2 and n3 accept A: it is chosen, though nobody knows it yet.
+  h.deliver({ kind: 'accept' });
+  h.drop({ kind: 'acceptReply' });
+
+  h.restart(1);
+  assert.ok(n1.core.status().proposalId > 1);
+  // Whatever the cluster proposes next, instance 1 keeps A.
+  for (const [id, value] of [[1, 'B'], [2, 'C']] as const) proposeUntilChosen(h, id, value);
+  h.runUntil(() => [1, 2, 3].every((id) => h.executedValues(id).length === 4));
+  assert.deepEqual(h.executedValues(1).slice(0, 2), ['v0', 'A']);
+  assertExecuted(h, [2, 3], h.executedValues(1));
+  assert.deepEqual([...h.executedValues(1)].sort(), ['A', 'B', 'C', 'v0']);
+});
+
+test('a learner crashes mid-stream and resumes from what it had written', () => {
+  const h = new CoreHarness({ nodes: 3 });
+  const values = Array.from({ length: 20 }, (_, index) => `v${index}`);
+  for (const value of values) proposeAndSettle(h, 1, value, [3]);
+  h.tick(3000);
+  h.drop({ kind: 'askForLearn', from: 3, to: 2 });
+  h.deliver({ kind: 'askForLearn' });
+  h.deliver({ kind: 'sendNowInstanceId' });
+  h.deliver({ kind: 'confirmAskForLearn' });
+  h.deliver({ kind: 'learnValue' }, 12);
+  assert.equal(h.node(3).core.status().nowInstanceId, 12);
+  h.crash(3);
+  h.drop({ to: 3 });
+  h.restart(3);
+  // It resumes at its newest record (instance 11, treated as undecided) with 0-10 replayed.
+  assert.equal(h.node(3).core.status().nowInstanceId, 11);
+  assert.deepEqual(h.executedValues(3), values.slice(0, 11));
+  h.runUntil(() => h.executedValues(3).length === 20, 30_000);
+  assertExecuted(h, [1, 2, 3], values);
+  for (let instanceId = 0; instanceId < 20; instanceId++) {
+    assert.equal(h.node(3).durable.get(instanceId)?.checksum, h.node(1).durable.get(instanceId)?.checksum);
+  }
 });

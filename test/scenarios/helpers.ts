@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { formatBallot, type Ballot } from '../../src/core/ballot.js';
 import type { ProposalOutcome } from '../../src/core/ready.js';
-import type { CoreHarness } from '../../src/testing/core-harness.js';
+import type { CoreHarness, MessageFilter } from '../../src/testing/core-harness.js';
 import { fromUtf8 } from '../../src/util/bytes.js';
 import type { SeededRandom } from '../../src/util/random.js';
 
@@ -97,4 +97,15 @@ export function proposeUntilChosen(harness: CoreHarness, id: number, value: stri
     assert.equal(outcome.kind, 'conflict', `unexpected outcome ${JSON.stringify(outcome)}`);
   }
   throw new Error(`"${value}" not chosen after ${attempts} attempts`);
+}
+
+/** Deliver everything until nothing is in flight, dropping every message that matches `lost`. */
+export function settleDropping(harness: CoreHarness, lost: MessageFilter, maxRounds = 10_000): void {
+  for (let round = 0; round < maxRounds; round++) {
+    harness.process();
+    harness.drop(lost);
+    if (harness.network.length === 0) return;
+    harness.deliver({}, harness.network.length);
+  }
+  throw new Error(`no quiescence after ${maxRounds} rounds`);
 }

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import {
-  assertChosen, assertExecuted, durableValues, outcomeOf, proposeAndSettle, settleWithout, valuesOf,
+  assertChosen, assertExecuted, durableValues, outcomeOf, proposeAndSettle, settleDropping, settleWithout,
+  valuesOf,
 } from './helpers.js';
 
 /** n1 proposes `count` values while `isolated` nodes are cut off; returns the values. */
@@ -262,5 +263,123 @@ test('a duplicated promise or accept is counted once', () => {
   h.deliver({ kind: 'acceptReply' });
   assertChosen(h, 1, token, 0);
   h.stabilize();
+  assertExecuted(h, [1, 2, 3, 4, 5], ['A']);
+});
+
+test('a learner keeps catching up while new values are chosen during its stream', () => {
+  const h = new CoreHarness({ nodes: 3 });
+  const values = chooseWhileCutOff(h, 25, [3]);
+  h.tick(3000);
+  h.drop({ kind: 'askForLearn', from: 3, to: 2 });
+  h.deliver({ kind: 'askForLearn' });
+  h.deliver({ kind: 'sendNowInstanceId' });
+  h.deliver({ kind: 'confirmAskForLearn' });
+  // Half of the first batch arrives, then three more values are chosen with n3 connected again: it
+  // holds their accepts and notifications for later and does not answer them.
+  h.deliver({ kind: 'learnValue' }, 10);
+  assert.equal(h.node(3).core.status().nowInstanceId, 10);
+  for (const value of ['n25', 'n26', 'n27']) {
+    h.propose(1, value);
+    for (let round = 0; round < 10; round++) {
+      h.deliver({ kind: 'accept' });
+      h.deliver({ kind: 'acceptReply' });
+      h.deliver({ kind: 'chosen' });
+    }
+    values.push(value);
+  }
+  assertExecuted(h, [1, 2], values);
+  assert.ok(h.node(3).core.status().futureMessages >= 6);
+  assert.equal(h.node(3).core.status().nowInstanceId, 10);
+  h.stabilize();
+  assertExecuted(h, [1, 2, 3], values);
+  assert.equal(h.node(3).core.status().futureMessages, 0);
+});
+
+test('the teacher crashes mid-stream: the learner later finishes with another teacher', () => {
+  const h = new CoreHarness({ nodes: 3 });
+  const values = chooseWhileCutOff(h, 30, [3]);
+  h.tick(3000);
+  h.drop({ kind: 'askForLearn', from: 3, to: 2 });
+  h.deliver({ kind: 'askForLearn' });
+  h.deliver({ kind: 'sendNowInstanceId' });
+  h.deliver({ kind: 'confirmAskForLearn' });
+  h.deliver({ kind: 'learnValue' }, 8);
+  h.crash(1);
+  h.drop({ from: 1 });
+  assert.equal(h.node(3).core.status().nowInstanceId, 8);
+  assert.equal(h.node(3).core.status().isLearning, true);
+  // n3 notices nothing arrives any more, asks again, and n2 teaches it the rest.
+  h.runUntil(() => h.executedValues(3).length === 30, 30_000);
+  assertExecuted(h, [2, 3], values);
+  assert.ok(h.sentOfKind('learnValue', { from: 2, to: 3 }).some((message) => message.instanceId === 8));
+  // n1 comes back and catches up too.
+  h.restart(1);
+  h.runUntil(() => h.node(1).core.status().nowInstanceId === 30, 30_000);
+  assertExecuted(h, [1, 2, 3], values);
+});
+
+test('lost acks stall a stream only until the learner asks again', () => {
+  const h = new CoreHarness({ nodes: 3 });
+  const values = chooseWhileCutOff(h, 50, [3]);
+  h.tick(3000);
+  h.drop({ kind: 'askForLearn', from: 3, to: 2 });
+  h.deliver({ kind: 'askForLearn' });
+  h.deliver({ kind: 'sendNowInstanceId' });
+  h.deliver({ kind: 'confirmAskForLearn' });
+  h.deliver({ kind: 'learnValue' });
+  h.drop({ kind: 'learnValueAck' });
+  assert.equal(h.node(3).core.status().nowInstanceId, 21, 'the first window arrived');
+  assert.equal(h.inFlight('learnValue').length, 0, 'and the teacher waits for acks that were lost');
+  // Every ack is lost from now on; each new ask starts a new session from where n3 is.
+  const start = h.nowMs;
+  while (h.executedValues(3).length < 50 && h.nowMs - start < 60_000) {
+    settleDropping(h, { kind: 'learnValueAck' });
+    h.tick(5);
+  }
+  assertExecuted(h, [1, 2, 3], values);
+  const confirms = h.sentOfKind('confirmAskForLearn', { from: 3 }).map((message) => message.instanceId);
+  assert.deepEqual(confirms, [0, 21, 42], 'one session per window of 21 values');
+});
+
+test('a stream delivered twice and in reverse order still teaches every value once, in order', () => {
+  const h = new CoreHarness({ nodes: 3 });
+  const values = chooseWhileCutOff(h, 15, [3]);
+  h.tick(3000);
+  h.drop({ kind: 'askForLearn', from: 3, to: 2 });
+  h.deliver({ kind: 'askForLearn' });
+  h.deliver({ kind: 'sendNowInstanceId' });
+  h.deliver({ kind: 'confirmAskForLearn' });
+  assert.equal(h.inFlight('learnValue').length, 15);
+  h.duplicate({ kind: 'learnValue' });
+  h.deliverInReverse({ kind: 'learnValue' });
+  assertExecuted(h, [3], values);
+  assert.equal(h.node(3).executed.length, 15, 'each value executed once');
+  settleWithout(h, []);
+  assertExecuted(h, [1, 2, 3], values);
+});
+
+test('a proposer whose own acceptor refused its accept still completes through catch-up', () => {
+  const h = new CoreHarness({ nodes: 5 });
+  const a = h.propose(1, 'A');
+  h.deliver({ kind: 'prepare', from: 1 });
+  // n5 prepares 1.5 at n1 only: n1's acceptor now refuses n1's own ballot 1.1.
+  h.propose(5, 'B');
+  h.deliver({ kind: 'prepare', from: 5, to: 1 });
+  h.drop({ from: 5 });
+  h.drop({ kind: 'prepareReply', to: 5 });
+  h.deliver({ kind: 'prepareReply', to: 1 });
+  h.deliver({ kind: 'accept', from: 1 });
+  const replies = h.inFlight('acceptReply', { to: 1 }).map((reply) => [reply.from, reply.rejectedBy]);
+  assert.deepEqual(replies, [[1, 1], [2, 0], [3, 0], [4, 0], [5, 1]]);
+  h.deliver({ kind: 'acceptReply', to: 1 });
+  // A is chosen by n2, n3 and n4, who learn it from n1's notification; n1 itself cannot.
+  h.deliver({ kind: 'chosen' });
+  assertExecuted(h, [2, 3, 4], ['A']);
+  assert.deepEqual(h.executedValues(1), []);
+  assert.equal(outcomeOf(h, 1, a), undefined);
+  // n1 learns its own value through ask-for-learn, and reports it chosen.
+  h.runUntil(() => outcomeOf(h, 1, a) !== undefined, 10_000);
+  assertChosen(h, 1, a, 0);
+  h.runUntil(() => h.executedValues(5).length === 1, 10_000);
   assertExecuted(h, [1, 2, 3, 4, 5], ['A']);
 });

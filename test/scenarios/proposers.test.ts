@@ -51,6 +51,7 @@ test('dueling proposers: one value per instance, the loser gets conflict, retrie
 });
 
 test('dueling proposers under random delivery: every value is executed once, in one order, on every node', () => {
+  let totalConflicts = 0;
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     const h = new CoreHarness({ nodes: 3, seed });
     const random = new SeededRandom(seed * 7919);
@@ -82,7 +83,9 @@ test('dueling proposers under random delivery: every value is executed once, in 
       const outcome = outcomeOf(h, id, tokens.get(value) as number);
       assert.equal(outcome?.kind === 'chosen' && order[outcome.instanceId], value, `seed ${seed}, value ${value}`);
     }
+    totalConflicts += conflicts.length;
   }
+  assert.ok(totalConflicts > 0, 'the duels produced conflicts');
 });
 
 test('a higher ballot in the middle of an accept phase: the old proposer re-prepares and adopts the value a ' +
