@@ -278,7 +278,7 @@ export class GroupCore {
   private onAcceptorMessage(message: PrepareMessage | AcceptMessage): void {
     if (!this.context.isMember(message.from)) return;
     const now = this.context.instanceId;
-    if (message.instanceId === now + 1 && message.kind === 'accept') this.learnFromNextAccept(message);
+    if (message.instanceId === now + 1) this.learnFromNextAccept(message);
     if (message.instanceId > now) {
       this.keepForLater(message);
       return;
@@ -325,10 +325,14 @@ export class GroupCore {
    * sender's checksum chain through `now`: only when it equals ours with the accepted value do we
    * learn here. Prepares carry no checksum and never take this shortcut.
    */
-  private learnFromNextAccept(message: AcceptMessage): void {
+  private learnFromNextAccept(message: PrepareMessage | AcceptMessage): void {
     const acceptor = this.acceptor;
     if (this.learned !== null || !acceptor.hasAccepted || !ballotsEqual(acceptor.accepted, message.ballot)) return;
-    if (message.lastChecksum === 0 || message.lastChecksum !== acceptor.acceptedChecksum) return;
+    const byBallotOnly = this.context.config.faults?.learnNextByBallotOnly === true;
+    if (!byBallotOnly) {
+      if (message.kind !== 'accept') return;
+      if (message.lastChecksum === 0 || message.lastChecksum !== acceptor.acceptedChecksum) return;
+    }
     this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
   }
 

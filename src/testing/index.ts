@@ -2,7 +2,7 @@
  * multipaxos/testing: the deterministic simulator and the hand-driven core harness, for testing
  * this library and the state machines built on it.
  */
-export { runSeed, CANARIES, LIVENESS_BOUND_MS, type CanaryName, type SimRunOptions, type SimRunResult } from './sim/simulator.js';
+export { runSeed, CANARIES, FREQUENT_CANARIES, LIVENESS_BOUND_MS, type CanaryName, type SimRunOptions, type SimRunResult } from './sim/simulator.js';
 export { addRun, emptySummary, finishSummary, type SimSummary } from './sim/sim-summary.js';
 export { chooseSwarm, describeSwarm, type SwarmConfig } from './sim/swarm.js';
 export { SimScheduler } from './sim/scheduler.js';

@@ -20,7 +20,13 @@ import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 /** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
-export const CANARIES = ['reply-before-persist', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked'] as const;
+export const CANARIES = [
+  'reply-before-persist', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked', 'learn-next-by-ballot',
+] as const;
+/** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
+export const FREQUENT_CANARIES: readonly CanaryName[] = [
+  'reply-before-persist', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
+];
 export type CanaryName = (typeof CANARIES)[number];
 
 export interface SimRunOptions {
@@ -138,6 +144,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'forget-promise': return { coreFaults: { forgetPromise: true } };
     case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
+    case 'learn-next-by-ballot': return { coreFaults: { learnNextByBallotOnly: true } };
   }
 }
 
