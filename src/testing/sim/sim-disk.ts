@@ -1,9 +1,10 @@
 /**
- * A simulated disk for one node. It outlives the node's processes: a crash keeps what was synced,
- * a random prefix of what was written but not synced (the OS may have flushed some of it), and
- * possibly only part of the last such write (a torn tail, which a real log store detects by CRC and
- * truncates). Operations complete in order after a random latency; a process that crashed never
- * sees its pending operations complete, and a paused one sees them only when it resumes.
+ * A simulated disk for one node. It outlives the node's processes. Writes are appended in order;
+ * a write is durable once a sync covering it completed. A crash keeps everything durable, a random
+ * prefix of the rest (writes in flight or completed without sync: the OS may have flushed some),
+ * and possibly only part of the last write it keeps (a torn tail, which a real log store detects by
+ * CRC and truncates). Operations complete in order after a random latency; a process that crashed
+ * never sees its pending operations complete, and a paused one sees them only when it resumes.
  */
 import type { AcceptorRecord } from '../../core/ready.js';
 import type { LogStore } from '../../runtime/interfaces.js';
@@ -17,7 +18,7 @@ export interface DiskFaults {
   slowRate: number;
   /** Share of writes that fail with an I/O error (the group halts). */
   writeErrorRate: number;
-  /** Chance that the last surviving unsynced write is torn at a crash. */
+  /** Chance that the last surviving write that was not yet durable is torn at a crash. */
   tornTailRate: number;
 }
 
@@ -28,9 +29,10 @@ interface GroupData {
   masterVariables: Uint8Array | undefined;
 }
 
-interface UnsyncedWrite {
+interface VolatileWrite {
   readonly groupIndex: number;
   readonly records: readonly AcceptorRecord[];
+  completed: boolean;
 }
 
 /** Runs a completion for the process that issued it, or not at all if that process is gone. */
@@ -40,7 +42,8 @@ export class SimDisk {
   faults: DiskFaults;
   private durable = new Map<number, GroupData>();
   private visible = new Map<number, GroupData>();
-  private unsynced: UnsyncedWrite[] = [];
+  /** Writes not yet durable, in issue order: in flight, or completed without a sync. */
+  private volatile: VolatileWrite[] = [];
   private busyUntil = 0;
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
@@ -61,10 +64,10 @@ export class SimDisk {
     return new SimDiskStore(this, gate);
   }
 
-  /** Power loss: decide what of the unsynced writes reached the platter. */
+  /** Power loss: decide what of the writes that were not durable reached the platter. */
   crash(): { lostWrites: number; torn: boolean } {
-    const kept = this.random.int(0, this.unsynced.length + 1);
-    const survivors = this.unsynced.slice(0, kept);
+    const kept = this.random.int(0, this.volatile.length + 1);
+    const survivors = this.volatile.slice(0, kept);
     let torn = false;
     const last = survivors[survivors.length - 1];
     if (last !== undefined && last.records.length > 1 && this.random.chance(this.faults.tornTailRate)) {
@@ -73,8 +76,8 @@ export class SimDisk {
       torn = true;
     }
     for (const write of survivors) applyRecords(groupOf(this.durable, write.groupIndex), write.records);
-    const lostWrites = this.unsynced.length - kept;
-    this.unsynced = [];
+    const lostWrites = this.volatile.length - kept;
+    this.volatile = [];
     this.visible = cloneAll(this.durable);
     this.onNextWrite = null;
     return { lostWrites, torn };
@@ -107,22 +110,33 @@ export class SimDisk {
     });
   }
 
-  write(groupIndex: number, records: readonly AcceptorRecord[], sync: boolean): void {
-    if (this.random.chance(this.faults.writeErrorRate)) {
-      this.writeErrors++;
-      throw new Error('EIO: simulated write error');
-    }
-    this.writes++;
-    applyRecords(groupOf(this.visible, groupIndex), records);
-    this.unsynced.push({ groupIndex, records });
-    if (sync) this.sync();
+  /** Append records; with `sync`, they and every completed write before them become durable. */
+  put(gate: ProcessGate, groupIndex: number, records: readonly AcceptorRecord[], sync: boolean): Promise<void> {
+    const write: VolatileWrite = { groupIndex, records, completed: false };
+    this.volatile.push(write);
+    return this.schedule(gate, () => {
+      if (this.random.chance(this.faults.writeErrorRate)) {
+        this.writeErrors++;
+        this.volatile = this.volatile.filter((entry) => entry !== write);
+        throw new Error('EIO: simulated write error');
+      }
+      this.writes++;
+      write.completed = true;
+      applyRecords(groupOf(this.visible, groupIndex), records);
+      if (sync) this.sync();
+    }, true);
   }
 
-  /** fsync: everything written so far becomes durable (one log file, so one flush covers all groups). */
+  /**
+   * fsync: every completed write becomes durable (one log file, so one flush covers all groups).
+   * Operations complete in order, so the completed writes are a prefix of the volatile ones.
+   */
   sync(): void {
     this.syncs++;
-    for (const write of this.unsynced) applyRecords(groupOf(this.durable, write.groupIndex), write.records);
-    this.unsynced = [];
+    while (this.volatile[0]?.completed === true) {
+      const write = this.volatile.shift() as VolatileWrite;
+      applyRecords(groupOf(this.durable, write.groupIndex), write.records);
+    }
   }
 
   read(groupIndex: number): GroupData {
@@ -147,7 +161,7 @@ class SimDiskStore implements LogStore {
   }
 
   put(groupIndex: number, records: readonly AcceptorRecord[], options: { readonly sync: boolean }): Promise<void> {
-    return this.disk.schedule(this.gate, () => this.disk.write(groupIndex, records, options.sync), true);
+    return this.disk.put(this.gate, groupIndex, records, options.sync);
   }
 
   get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {

@@ -164,7 +164,7 @@ export class SimNode {
     this.drivers = [];
     for (const driver of drivers) driver.stop();
     const outcome = this.options.disk.crash();
-    this.options.trace(`n${this.id} crash (lost ${outcome.lostWrites} unsynced writes${outcome.torn ? ', torn tail' : ''})`);
+    this.options.trace(`n${this.id} crash (lost ${outcome.lostWrites} writes not yet durable${outcome.torn ? ', torn tail' : ''})`);
     return outcome;
   }
 

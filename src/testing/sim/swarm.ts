@@ -72,9 +72,9 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     partitionMaxMs: random.pick([1_000, 4_000, 8_000]),
     pauseMaxMs: random.pick([500, 3_000]),
     executeFailureRate: random.chance(0.2) ? 0.05 : 0,
-    clientConcurrency: random.int(1, 4),
+    clientConcurrency: random.int(1, 6),
     proposingNodes: random.chance(0.35) ? 'one' : 'all',
-    clientGapMs: random.pick([20, 80, 250]),
+    clientGapMs: random.pick([5, 20, 80, 250]),
     proposeTimeoutMs: random.pick([2_000, 5_000, 10_000]),
   };
 }
