@@ -187,6 +187,9 @@ export class GroupCore {
   halt(reason: HaltReason): void {
     if (this.halted !== null) return;
     this.halted = reason;
+    // Nothing produced since the last Ready may act any more: its records might be the ones that
+    // could not be written, and its messages might depend on them.
+    this.context.outbox.discardActions();
     this.context.outbox.halt(reason);
     const commit = this.commit;
     if (commit !== null) {

@@ -40,6 +40,14 @@ export class Outbox {
     this.halted = reason;
   }
 
+  /** Drop everything but proposal results (used when the group halts). */
+  discardActions(): void {
+    this.records = [];
+    this.messages = [];
+    this.reads = [];
+    this.execute = null;
+  }
+
   get hasPendingRecords(): boolean {
     return this.records.length > 0;
   }

@@ -75,3 +75,21 @@ test('the vote counter counts distinct nodes and resets', () => {
   votes.reset();
   assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [0, 0, 0]);
 });
+
+test('a halt discards pending records, messages, reads and execution but keeps proposal results', () => {
+  const outbox = new Outbox();
+  outbox.persist(record(3, 'x'));
+  outbox.send(2, prepareMsg(1, 3, ballot(4, 1)), true);
+  outbox.read(1);
+  outbox.executeNext({ instanceId: 2, ballot: ballot(1, 1), value: utf8('v'), checksum: 0, proposalToken: null });
+  outbox.result({ token: 9, outcome: { kind: 'timeout', mayBeChosen: true } });
+  outbox.discardActions();
+  outbox.halt({ code: 'GROUP_HALTED', message: 'disk failed' });
+  const ready = outbox.take();
+  assert.deepEqual(ready.records, []);
+  assert.deepEqual(ready.messages, []);
+  assert.deepEqual(ready.reads, []);
+  assert.equal(ready.execute, null);
+  assert.deepEqual(ready.results.map((result) => result.token), [9]);
+  assert.equal(ready.halted?.code, 'GROUP_HALTED');
+});
