@@ -16,6 +16,8 @@ import type { StateMachineRegistry } from './state-machine-registry.js';
 export interface DriverFaults {
   /** Acceptor replies leave before the records they depend on are durable. */
   readonly replyBeforePersist?: boolean;
+  /** Records are written without fsync (a power cut loses them after the replies left). */
+  readonly skipFsync?: boolean;
 }
 
 export interface GroupDriverOptions {
@@ -154,7 +156,7 @@ export class GroupDriver {
     }
     if (ready.records.length > 0) {
       try {
-        const sync = this.options.syncWrites && ready.mustSync;
+        const sync = this.options.syncWrites && ready.mustSync && this.options.faults?.skipFsync !== true;
         await this.options.store.put(this.groupIndex, ready.records, { sync });
       } catch (error) {
         if (this.stopped) return;

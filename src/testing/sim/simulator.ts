@@ -21,11 +21,12 @@ import { Workload, type WorkloadStats } from './workload.js';
 
 /** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
 export const CANARIES = [
-  'reply-before-persist', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked', 'learn-next-by-ballot',
+  'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
+  'learn-next-by-ballot',
 ] as const;
 /** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
-  'reply-before-persist', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
+  'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -141,6 +142,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
   switch (canary) {
     case undefined: return {};
     case 'reply-before-persist': return { driverFaults: { replyBeforePersist: true } };
+    case 'skip-fsync': return { driverFaults: { skipFsync: true } };
     case 'forget-promise': return { coreFaults: { forgetPromise: true } };
     case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };

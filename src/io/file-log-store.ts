@@ -1,0 +1,467 @@
+/**
+ * The default LogStore: an append-only log in pre-allocated segment files, shared by every group of
+ * a node, with an in-memory index rebuilt at start-up.
+ *
+ * Group commit: while one write + fdatasync runs, every `put` that arrives (from any group) waits in
+ * a queue; the next flush writes them all with one write and one fdatasync. The flush runs on
+ * libuv's thread pool, so the event loop never blocks on the disk.
+ *
+ * Durability: `put` with sync resolves only after fdatasync of the data; segment creation, rolling
+ * and deletion are made durable by fsync of the directory; metadata is replaced atomically.
+ * Start-up truncates a torn tail (a damaged frame that nothing valid follows) and refuses to start
+ * on damage anywhere else, naming the file and offset. After a failed write the store refuses
+ * further writes: the group halts rather than continue on state it could not persist.
+ */
+import { join } from 'node:path';
+import type { AcceptorRecord } from '../core/ready.js';
+import { PaxosError } from '../errors.js';
+import { SILENT_LOGGER, type LogStore, type Logger } from '../runtime/interfaces.js';
+import { NODE_FILE_SYSTEM, type FileSystem } from './file-system.js';
+import { decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, RECORD_FIXED_BYTES } from './record-codec.js';
+import { createSegment, listSegments, noteRecord, scanSegment, segmentName, type Segment } from './segment.js';
+import { emptyGroupMeta, readMeta, writeMeta, type GroupMeta } from './store-meta.js';
+
+export interface FileLogStoreOptions {
+  /** The store's directory; created if missing. */
+  readonly directory: string;
+  /** fdatasync on `put({sync: true})` (default true). Off trades durability for speed. */
+  readonly sync?: boolean;
+  /** Size of each pre-allocated segment (default 64 MiB). */
+  readonly segmentBytes?: number;
+  /** Open for inspection only: nothing is written, created, repaired or deleted. */
+  readonly readOnly?: boolean;
+  readonly fileSystem?: FileSystem;
+  readonly logger?: Logger;
+  /** Test-only: skip the fdatasync (to prove the crash tests catch it). */
+  readonly faults?: { readonly skipDatasync?: boolean };
+}
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const TWO_32 = 0x1_0000_0000;
+
+interface PendingPut {
+  readonly groupIndex: number;
+  readonly epoch: number;
+  readonly records: readonly AcceptorRecord[];
+  readonly sync: boolean;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface GroupIndex {
+  /** instance → segment sequence × 2^32 + offset of its newest record. */
+  readonly locations: Map<number, number>;
+  maxInstanceId: number | undefined;
+}
+
+/** What start-up found, for `log inspect` and the logs. */
+export interface RecoveryReport {
+  readonly segments: number;
+  readonly records: number;
+  readonly truncatedTail: { readonly file: string; readonly offset: number; readonly reason: string } | null;
+}
+
+export class FileLogStore implements LogStore {
+  private readonly options: Required<Omit<FileLogStoreOptions, 'faults'>> & Pick<FileLogStoreOptions, 'faults'>;
+  private readonly fs: FileSystem;
+  private readonly logDirectory: string;
+  private readonly segments = new Map<number, Segment>();
+  private active: Segment | null = null;
+  /** The next segment, being pre-allocated while the active one fills. */
+  private nextSegment: Promise<Segment> | null = null;
+  private nextSequenceReserved: number | null = null;
+  private syncEnabled: boolean;
+  private readonly groups = new Map<number, GroupIndex>();
+  private meta = new Map<number, GroupMeta>();
+  private queue: PendingPut[] = [];
+  private flushing = false;
+  private metaWrites: Promise<void> = Promise.resolve();
+  private failure: Error | null = null;
+  private closed = false;
+  recovery: RecoveryReport = { segments: 0, records: 0, truncatedTail: null };
+  /** Flushes done and records written, for benchmarks and metrics. */
+  readonly stats = { flushes: 0, records: 0, bytes: 0 };
+
+  private constructor(options: FileLogStoreOptions) {
+    this.options = {
+      directory: options.directory, sync: options.sync ?? true,
+      segmentBytes: options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+      readOnly: options.readOnly ?? false, fileSystem: options.fileSystem ?? NODE_FILE_SYSTEM,
+      logger: options.logger ?? SILENT_LOGGER, faults: options.faults,
+    };
+    this.fs = this.options.fileSystem;
+    this.syncEnabled = this.options.sync;
+    this.logDirectory = join(options.directory, 'log');
+  }
+
+  static async open(options: FileLogStoreOptions): Promise<FileLogStore> {
+    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096) {
+      throw new PaxosError('BAD_OPTIONS', `segmentBytes must be an integer of at least 4096; got ${segmentBytes}`);
+    }
+    const store = new FileLogStore(options);
+    await store.recover();
+    return store;
+  }
+
+  /** Turn fdatasync on or off at run time (PhxPaxos SetLogSync). */
+  setSync(sync: boolean): void {
+    this.syncEnabled = sync;
+  }
+
+  put(groupIndex: number, records: readonly AcceptorRecord[], options: { readonly sync: boolean }): Promise<void> {
+    const refusal = this.writeRefusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    if (records.length === 0) return Promise.resolve();
+    const epoch = this.groupMeta(groupIndex).epoch;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ groupIndex, epoch, records, sync: options.sync, resolve, reject });
+      if (!this.flushing) void this.flushLoop();
+    });
+  }
+
+  async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
+    this.assertOpen();
+    const location = this.groups.get(groupIndex)?.locations.get(instanceId);
+    if (location === undefined) return undefined;
+    const sequence = Math.floor(location / TWO_32);
+    const offset = location % TWO_32;
+    const segment = this.segments.get(sequence);
+    if (segment === undefined) return undefined;
+    const handle = await this.handleOf(segment);
+    const header = await handle.read(FRAME_HEADER_BYTES, offset);
+    const bodyLength = header.length === FRAME_HEADER_BYTES ? header.readUInt32LE(0) : 0;
+    const frame = decodeFrame(await handle.read(FRAME_HEADER_BYTES + bodyLength, offset), 0);
+    if (frame.kind !== 'record' || frame.stored.record.instanceId !== instanceId || frame.stored.groupIndex !== groupIndex) {
+      throw new PaxosError('STORAGE_CORRUPT', `${segment.path}: record of group ${groupIndex} instance ${instanceId} ` +
+        `at offset ${offset} no longer reads back (${frame.kind === 'bad' ? frame.reason : 'wrong record'})`);
+    }
+    return frame.stored.record;
+  }
+
+  async maxInstanceId(groupIndex: number): Promise<number | undefined> {
+    this.assertOpen();
+    return this.groups.get(groupIndex)?.maxInstanceId;
+  }
+
+  async minChosenInstanceId(groupIndex: number): Promise<number> {
+    this.assertOpen();
+    return this.groupMeta(groupIndex).minChosenInstanceId;
+  }
+
+  setMinChosenInstanceId(groupIndex: number, instanceId: number): Promise<void> {
+    return this.updateMeta(groupIndex, (meta) => {
+      meta.minChosenInstanceId = instanceId;
+    });
+  }
+
+  async deleteBelow(groupIndex: number, instanceId: number): Promise<void> {
+    await this.updateMeta(groupIndex, (meta) => {
+      meta.minChosenInstanceId = Math.max(meta.minChosenInstanceId, instanceId);
+    });
+    const index = this.groups.get(groupIndex);
+    if (index !== undefined) {
+      for (const key of index.locations.keys()) if (key < instanceId) index.locations.delete(key);
+      if (index.locations.size === 0) index.maxInstanceId = undefined;
+    }
+    await this.unlinkDeadSegments();
+  }
+
+  async systemVariables(groupIndex: number): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    return this.groupMeta(groupIndex).systemVariables?.slice();
+  }
+
+  setSystemVariables(groupIndex: number, value: Uint8Array): Promise<void> {
+    return this.updateMeta(groupIndex, (meta) => {
+      meta.systemVariables = value.slice();
+    });
+  }
+
+  async masterVariables(groupIndex: number): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    return this.groupMeta(groupIndex).masterVariables?.slice();
+  }
+
+  setMasterVariables(groupIndex: number, value: Uint8Array): Promise<void> {
+    return this.updateMeta(groupIndex, (meta) => {
+      meta.masterVariables = value.slice();
+    });
+  }
+
+  /** Forget every record of the group (a new epoch), keeping its system and master variables. */
+  async clear(groupIndex: number): Promise<void> {
+    await this.updateMeta(groupIndex, (meta) => {
+      meta.epoch++;
+      meta.minChosenInstanceId = 0;
+    });
+    this.groups.delete(groupIndex);
+    await this.unlinkDeadSegments();
+  }
+
+  /** Wait for queued writes, then close every file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.flushing || this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
+    await this.metaWrites.catch(() => undefined);
+    this.closed = true;
+    const next = this.nextSegment;
+    this.nextSegment = null;
+    if (next !== null) {
+      const segment = await next.catch(() => null);
+      if (segment !== null) await segment.handle?.close();
+    }
+    for (const segment of this.segments.values()) {
+      await segment.handle?.close();
+      segment.handle = null;
+    }
+  }
+
+  /** Every live record of a group in instance order (for inspection and checkpoints). */
+  async *records(groupIndex: number, from = 0, to = Infinity): AsyncGenerator<AcceptorRecord> {
+    const index = this.groups.get(groupIndex);
+    if (index === undefined) return;
+    const instances = [...index.locations.keys()].filter((id) => id >= from && id <= to).sort((a, b) => a - b);
+    for (const instanceId of instances) {
+      const record = await this.get(groupIndex, instanceId);
+      if (record !== undefined) yield record;
+    }
+  }
+
+  get groupIndexes(): number[] {
+    return [...new Set([...this.groups.keys(), ...this.meta.keys()])].sort((a, b) => a - b);
+  }
+
+  private async flushLoop(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        const refusal = this.writeRefusal();
+        if (refusal !== null) {
+          for (const put of batch) put.reject(refusal);
+          continue;
+        }
+        try {
+          await this.writeBatch(batch);
+          for (const put of batch) put.resolve();
+        } catch (error) {
+          this.failure = new PaxosError('GROUP_HALTED', `log write failed in ${this.active?.path ?? this.logDirectory}: ` +
+            `${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          this.options.logger.error('log write failed; the store refuses further writes', { error: String(error) });
+          for (const put of batch) put.reject(this.failure);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** One write and (if any put asked for it) one fdatasync for the whole batch. */
+  private async writeBatch(batch: readonly PendingPut[]): Promise<void> {
+    let bytes = 0;
+    for (const put of batch) for (const record of put.records) bytes += frameBytes(record);
+    const segment = await this.activeSegmentWithRoom(bytes);
+    const buffer = Buffer.allocUnsafe(bytes);
+    let offset = 0;
+    for (const put of batch) {
+      for (const record of put.records) offset = encodeRecord(buffer, offset, put.groupIndex, put.epoch, record);
+    }
+    const start = segment.writeOffset;
+    const handle = await this.handleOf(segment);
+    await handle.write(buffer, start);
+    if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
+      await handle.datasync();
+    }
+    offset = start;
+    for (const put of batch) {
+      for (const record of put.records) {
+        this.index(put.groupIndex, put.epoch, record.instanceId, segment, offset);
+        offset += frameBytes(record);
+      }
+    }
+    segment.writeOffset = start + bytes;
+    this.stats.flushes++;
+    this.stats.records += batch.reduce((sum, put) => sum + put.records.length, 0);
+    this.stats.bytes += bytes;
+  }
+
+  private index(groupIndex: number, epoch: number, instanceId: number, segment: Segment, offset: number): void {
+    noteRecord(segment, groupIndex, epoch, instanceId);
+    const meta = this.groupMeta(groupIndex);
+    if (epoch !== meta.epoch || instanceId < meta.minChosenInstanceId) return;
+    let index = this.groups.get(groupIndex);
+    if (index === undefined) {
+      index = { locations: new Map(), maxInstanceId: undefined };
+      this.groups.set(groupIndex, index);
+    }
+    index.locations.set(instanceId, segment.sequence * TWO_32 + offset);
+    if (index.maxInstanceId === undefined || instanceId > index.maxInstanceId) index.maxInstanceId = instanceId;
+  }
+
+  /** The active segment, rolled over to a fresh one when `bytes` do not fit. */
+  private async activeSegmentWithRoom(bytes: number): Promise<Segment> {
+    const active = this.active;
+    if (active !== null && active.writeOffset + bytes <= active.capacity) return active;
+    const pending = this.nextSegment;
+    this.nextSegment = null;
+    this.nextSequenceReserved = null;
+    let next = pending === null ? null : await pending;
+    if (next === null || next.capacity < bytes) {
+      // A batch larger than a segment gets one of its own size; a spare too small for it stays
+      // behind empty (later sequence numbers must hold later writes) and is unlinked as dead.
+      next = await this.makeSegment(this.nextSequence(), Math.max(bytes, this.options.segmentBytes));
+    }
+    this.active = next;
+    this.options.logger.info('log segment rolled', { segment: next.path });
+    this.prepareNextSegment();
+    return next;
+  }
+
+  private prepareNextSegment(): void {
+    if (this.options.readOnly || this.nextSegment !== null) return;
+    const sequence = this.nextSequence();
+    const pending = this.makeSegment(sequence, this.options.segmentBytes);
+    pending.catch(() => undefined);
+    this.nextSegment = pending;
+    this.nextSequenceReserved = sequence;
+  }
+
+  private nextSequence(): number {
+    let highest = 0;
+    for (const sequence of this.segments.keys()) highest = Math.max(highest, sequence);
+    return highest + 1;
+  }
+
+  private async makeSegment(sequence: number, capacity: number): Promise<Segment> {
+    const segment: Segment = {
+      sequence, path: join(this.logDirectory, segmentName(sequence)), handle: null, capacity, writeOffset: 0,
+      highest: new Map(),
+    };
+    this.segments.set(sequence, segment);
+    try {
+      await createSegment(this.fs, this.logDirectory, sequence, capacity);
+    } catch (error) {
+      this.segments.delete(sequence);
+      throw error;
+    }
+    return segment;
+  }
+
+  private async handleOf(segment: Segment): Promise<import('./file-system.js').FileHandle> {
+    if (segment.handle === null) segment.handle = await this.fs.open(segment.path, this.options.readOnly);
+    return segment.handle;
+  }
+
+  /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
+  private async unlinkDeadSegments(): Promise<void> {
+    if (this.options.readOnly) return;
+    let unlinked = 0;
+    for (const segment of [...this.segments.values()]) {
+      const inUse = segment === this.active || segment.sequence === this.nextSequenceReserved;
+      if (inUse || !this.isDead(segment)) continue;
+      await segment.handle?.close();
+      segment.handle = null;
+      this.segments.delete(segment.sequence);
+      await this.fs.unlink(segment.path);
+      unlinked++;
+    }
+    if (unlinked > 0) await this.fs.syncDirectory(this.logDirectory);
+  }
+
+  private isDead(segment: Segment): boolean {
+    if (segment.highest.size === 0) return true;
+    for (const [groupIndex, byEpoch] of segment.highest) {
+      const meta = this.groupMeta(groupIndex);
+      for (const [epoch, highest] of byEpoch) {
+        if (epoch === meta.epoch && highest >= meta.minChosenInstanceId) return false;
+      }
+    }
+    return true;
+  }
+
+  private updateMeta(groupIndex: number, change: (meta: GroupMeta) => void): Promise<void> {
+    const refusal = this.writeRefusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    change(this.groupMeta(groupIndex));
+    const write = this.metaWrites.then(() => writeMeta(this.fs, this.options.directory, this.meta));
+    this.metaWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  private groupMeta(groupIndex: number): GroupMeta {
+    let meta = this.meta.get(groupIndex);
+    if (meta === undefined) {
+      meta = emptyGroupMeta();
+      this.meta.set(groupIndex, meta);
+    }
+    return meta;
+  }
+
+  private writeRefusal(): Error | null {
+    if (this.closed) return new PaxosError('STOPPED', 'the log store is closed');
+    if (this.options.readOnly) return new PaxosError('BAD_OPTIONS', 'the log store was opened read-only');
+    return this.failure;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new PaxosError('STOPPED', 'the log store is closed');
+  }
+
+  /** Start-up: read the metadata, scan every segment in order, rebuild the index, repair a torn tail. */
+  private async recover(): Promise<void> {
+    const { directory, readOnly } = this.options;
+    if (!readOnly) {
+      await this.fs.mkdir(this.logDirectory);
+      await this.fs.syncDirectory(directory);
+    } else if (!(await this.fs.exists(this.logDirectory))) {
+      throw new PaxosError('BAD_OPTIONS', `${directory} holds no log (no ${this.logDirectory})`);
+    }
+    this.meta = await readMeta(this.fs, directory);
+    const sequences = await listSegments(this.fs, this.logDirectory);
+    let records = 0;
+    let truncatedTail: RecoveryReport['truncatedTail'] = null;
+    const scans = [];
+    for (const sequence of sequences) {
+      const path = join(this.logDirectory, segmentName(sequence));
+      scans.push({ sequence, path, scan: scanSegment(await this.fs.readFile(path)) });
+    }
+    const lastWithData = scans.findLastIndex(({ scan }) => scan.dataEnd > 0 || scan.damage !== null);
+    for (const [position, { sequence, path, scan }] of scans.entries()) {
+      const segment: Segment = { sequence, path, handle: null, capacity: scan.fileBytes, writeOffset: scan.dataEnd,
+        highest: new Map() };
+      this.segments.set(sequence, segment);
+      for (const [i, stored] of scan.records.entries()) {
+        this.index(stored.groupIndex, stored.epoch, stored.record.instanceId, segment, scan.offsets[i] as number);
+      }
+      records += scan.records.length;
+      const damage = scan.damage;
+      if (damage === null) continue;
+      if (!damage.isTail || position !== lastWithData) {
+        throw new PaxosError('STORAGE_CORRUPT', `${path}: ${damage.reason} at offset ${damage.offset}` +
+          (damage.isTail ? ' (valid data follows in later segments)' : ' (valid records follow it)'));
+      }
+      truncatedTail = { file: path, offset: damage.offset, reason: damage.reason };
+      this.options.logger.warn('truncating a torn tail left by an interrupted write', truncatedTail);
+      if (!readOnly) await this.zero(segment, damage.offset, damage.dirtyEnd);
+    }
+    this.recovery = { segments: sequences.length, records, truncatedTail };
+    if (readOnly) return;
+    const last = sequences.length === 0 ? undefined : this.segments.get(sequences[sequences.length - 1] as number);
+    this.active = last ?? await this.makeSegment(1, this.options.segmentBytes);
+    this.prepareNextSegment();
+  }
+
+  private async zero(segment: Segment, from: number, to: number): Promise<void> {
+    if (to <= from) return;
+    const handle = await this.handleOf(segment);
+    await handle.write(Buffer.alloc(to - from), from);
+    await handle.datasync();
+  }
+}
+
+/** Bytes a record occupies in the log, for sizing segments and benchmarks. */
+export function recordBytesOnDisk(valueBytes: number): number {
+  return FRAME_HEADER_BYTES + RECORD_FIXED_BYTES + valueBytes;
+}

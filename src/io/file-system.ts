@@ -1,0 +1,104 @@
+/**
+ * The file operations the log store needs, behind an interface so tests can interpose (a power-cut
+ * simulation that loses unsynced writes, injected faults). `NODE_FILE_SYSTEM` is the real one.
+ */
+import { open, readdir, readFile, rename, unlink, mkdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+
+export interface FileHandle {
+  /** Write all of `data` at `position`. */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** Read up to `length` bytes at `position`; fewer at the end of the file. */
+  read(length: number, position: number): Promise<Buffer>;
+  /** fdatasync: the file's data is on stable storage when this resolves. */
+  datasync(): Promise<void>;
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface FileSystem {
+  /** Open an existing file for reading and, unless `readOnly`, writing. */
+  open(path: string, readOnly: boolean): Promise<FileHandle>;
+  /** Create a new file (failing if it exists), open for writing. */
+  create(path: string): Promise<FileHandle>;
+  readFile(path: string): Promise<Buffer>;
+  readdir(path: string): Promise<string[]>;
+  mkdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+  /** fsync a directory, making creations, renames and unlinks in it durable. */
+  syncDirectory(path: string): Promise<void>;
+}
+
+class NodeFileHandle implements FileHandle {
+  private readonly handle: Awaited<ReturnType<typeof open>>;
+
+  constructor(handle: Awaited<ReturnType<typeof open>>) {
+    this.handle = handle;
+  }
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.handle.write(data, written, data.length - written, position + written);
+      if (bytesWritten === 0) throw new Error('write made no progress');
+      written += bytesWritten;
+    }
+  }
+
+  async read(length: number, position: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await this.handle.read(buffer, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buffer.subarray(0, filled);
+  }
+
+  datasync(): Promise<void> {
+    return this.handle.datasync();
+  }
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+export const NODE_FILE_SYSTEM: FileSystem = {
+  async open(path, readOnly) {
+    return new NodeFileHandle(await open(path, readOnly ? constants.O_RDONLY : constants.O_RDWR));
+  },
+  async create(path) {
+    return new NodeFileHandle(await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644));
+  },
+  readFile: (path) => readFile(path),
+  readdir: (path) => readdir(path),
+  async mkdir(path) {
+    await mkdir(path, { recursive: true });
+  },
+  unlink: (path) => unlink(path),
+  rename: (from, to) => rename(from, to),
+  async exists(path) {
+    try {
+      await stat(path);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  async syncDirectory(path) {
+    const handle = await open(path, constants.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+};
