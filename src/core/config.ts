@@ -25,6 +25,14 @@ export interface ProtocolTiming {
   readonly learnAckLead: number;
   /** Prepare/accept/chosen/learn messages for at most this many future instances are kept. */
   readonly futureWindowInstances: number;
+  /**
+   * An instance that holds a locally accepted value but stays undecided, with no proposal running
+   * here, for a random time in [min, max] is finished by proposing a no-op (phase 1 adopts the
+   * accepted value). Without this, a value chosen just before its proposer crashed waits for the
+   * next proposal to be learned.
+   */
+  readonly stallMinMs: number;
+  readonly stallMaxMs: number;
   /** First delay before re-executing a value whose execution failed; doubles up to the max. */
   readonly executeRetryStartMs: number;
   readonly executeRetryMaxMs: number;
@@ -44,6 +52,8 @@ export const DEFAULT_TIMING: ProtocolTiming = Object.freeze({
   teachAckLead: 21,
   learnAckLead: 4,
   futureWindowInstances: 300,
+  stallMinMs: 3000,
+  stallMaxMs: 4000,
   executeRetryStartMs: 10,
   executeRetryMaxMs: 1000,
 });

@@ -3,9 +3,10 @@
  * checksum chain, the local clock reading, and the outbox. The roles read and update it; only
  * GroupCore moves the instance forward.
  */
-import type { GroupCoreConfig } from './config.js';
+import type { ChecksumFunction, GroupCoreConfig } from './config.js';
 import type { PaxosMessage } from './messages.js';
 import { Outbox } from './outbox.js';
+import { NULL_BALLOT, type Ballot } from './ballot.js';
 
 export class GroupContext {
   readonly config: GroupCoreConfig;
@@ -14,6 +15,8 @@ export class GroupContext {
   instanceId: number;
   /** Checksum chain up to instanceId - 1 (0: unknown, adopted from the next peer that knows it). */
   lastChecksum: number;
+  /** A ballot under which the value chosen at instanceId - 1 was accepted (null ballot: unknown). */
+  previousChosenBallot: Ballot = NULL_BALLOT;
   /** The node's monotonic clock, as of the last tick. */
   nowMs = 0;
   private readonly memberSet: ReadonlySet<number>;
@@ -51,10 +54,20 @@ export class GroupContext {
   /** Chain `value` onto `previous`; an unknown previous checksum keeps the chain unknown. */
   chainChecksum(previous: number, instanceId: number, value: Uint8Array): number {
     if (instanceId > 0 && previous === 0) return 0;
-    return this.config.checksum(value, previous);
+    return chainStep(this.config.checksum, previous, value);
   }
 
   randomBetween(minMs: number, maxMs: number): number {
     return this.config.random.int(minMs, maxMs + 1);
   }
+}
+
+/**
+ * One link of the checksum chain: CRC-32 of the value, seeded with the previous link. 0 means
+ * "unknown" on the wire and on disk, so a CRC that happens to be 0 is stored as 1; otherwise one
+ * unlucky value would switch checking off for the rest of the log.
+ */
+export function chainStep(checksum: ChecksumFunction, previous: number, value: Uint8Array): number {
+  const link = checksum(value, previous) >>> 0;
+  return link === 0 ? 1 : link;
 }

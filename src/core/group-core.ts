@@ -4,12 +4,13 @@
  * `onLogRead`, `halt`). Output: a `Ready` (see ready.ts for the order a driver must follow).
  *
  * An instance is decided here when it is learned (by a chosen notification that matches the local
- * acceptor, by "a prepare/accept for the next instance", or from a teacher's stream), then executed
+ * acceptor, by an accept for the next instance that names the local accepted ballot as the chosen
+ * one, by the proposer's own accept majority, or from a teacher's stream), then executed
  * by the driver; only after a successful execution does the node move to the next instance. A
  * failed execution is retried, never skipped.
  */
 import { Acceptor, type AcceptorState } from './acceptor.js';
-import { ballotsEqual, formatBallot, type Ballot } from './ballot.js';
+import { ballotsEqual, formatBallot, isNullBallot, NULL_BALLOT, type Ballot } from './ballot.js';
 import type { GroupCoreConfig } from './config.js';
 import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
@@ -19,7 +20,7 @@ import { Proposer } from './proposer.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from './ready.js';
 import { Teacher } from './teacher.js';
 import { assert, assertNever } from '../util/assert.js';
-import { bytesEqual } from '../util/bytes.js';
+import { bytesEqual, EMPTY_BYTES } from '../util/bytes.js';
 
 /** What a node knows about a group when it starts (see runtime/restore.ts). */
 export interface RestoredGroupState {
@@ -76,6 +77,8 @@ export class GroupCore {
   private previous: ChosenValue | null = null;
   private halted: HaltReason | null = null;
   private readyInFlight = false;
+  /** When an undecided instance with a locally accepted value gets finished with a no-op. */
+  private stallAt: number | null = null;
 
   constructor(config: GroupCoreConfig, restored: RestoredGroupState, nowMs: number) {
     assert(config.members.length > 0, 'a group needs at least one member');
@@ -88,7 +91,7 @@ export class GroupCore {
     this.acceptor = new Acceptor(this.context, acceptorState);
     this.proposer = new Proposer(this.context, {
       deliverToLocalAcceptor: (message) => this.deliverToLocalAcceptor(message),
-      onChosenByMajority: (ballot) => this.onChosenByMajority(ballot),
+      onChosenByMajority: (ballot, value) => this.onChosenByMajority(ballot, value),
     }, restored.acceptor.promised);
     this.learner = new Learner(this.context);
     this.teacher = new Teacher(this.context, restored.minChosenInstanceId);
@@ -122,6 +125,10 @@ export class GroupCore {
       this.executeRetryAt = null;
       this.emitExecute();
     }
+    if (this.stallAt !== null && now >= this.stallAt) {
+      this.stallAt = null;
+      if (this.isStalled()) this.proposer.completeInstance(EMPTY_BYTES);
+    }
     this.afterInput();
   }
 
@@ -131,7 +138,7 @@ export class GroupCore {
     let at = this.learner.nextTimerAt();
     const commitTimeoutAt = this.commit !== null && !this.isExecutingCommit() ? this.commit.timeoutAt : undefined;
     const candidates = [this.proposer.nextTimerAt(), this.teacher.nextTimerAt(), commitTimeoutAt,
-      this.executeRetryAt ?? undefined];
+      this.executeRetryAt ?? undefined, this.stallAt ?? undefined];
     for (const candidate of candidates) if (candidate !== undefined && candidate < at) at = candidate;
     return at;
   }
@@ -254,6 +261,7 @@ export class GroupCore {
         else if (message.instanceId === now - 1) this.proposer.onExpiredReply(message);
         return;
       case 'chosen':
+        if (!this.context.isMember(message.from)) return;
         if (message.instanceId > now) this.keepForLater(message);
         else if (message.instanceId === now) this.onChosen(message);
         return;
@@ -262,13 +270,14 @@ export class GroupCore {
         this.teacher.onAskForLearn(message, this.previous);
         return;
       case 'sendNowInstanceId':
-        this.learner.onSendNowInstanceId(message);
+        if (this.context.isMember(message.from)) this.learner.onSendNowInstanceId(message);
         return;
       case 'confirmAskForLearn':
         this.teacher.onConfirmAskForLearn(message);
         return;
       case 'learnValue':
-        this.onLearnValue(message);
+        // Only members teach; anyone may ask (followers learn without being members).
+        if (this.context.isMember(message.from)) this.onLearnValue(message);
         return;
       case 'learnValueAck':
         this.teacher.onLearnValueAck(message);
@@ -299,12 +308,21 @@ export class GroupCore {
     else this.acceptor.onAccept(message);
   }
 
-  private onChosenByMajority(ballot: Ballot): void {
+  private onChosenByMajority(ballot: Ballot, value: Uint8Array): void {
     const context = this.context;
     const message: ChosenMessage = {
       kind: 'chosen', from: context.nodeId, instanceId: context.instanceId, ballot, lastChecksum: context.lastChecksum,
     };
-    this.onChosen(message);
+    if (this.learned === null && !ballotsEqual(this.acceptor.accepted, ballot)) {
+      // The local acceptor refused this ballot (it had promised a higher one), yet a majority
+      // accepted it: the proposer itself knows the chosen value. Record it durably and learn it,
+      // or, should every notification be lost, nobody would ever learn this instance.
+      const checksum = context.chainChecksum(context.lastChecksum, context.instanceId, value);
+      this.acceptor.adoptLearned(ballot, value, checksum);
+      this.learn(ballot, value, checksum);
+    } else {
+      this.onChosen(message);
+    }
     context.broadcastToOthers(message, false);
   }
 
@@ -322,20 +340,19 @@ export class GroupCore {
   }
 
   /**
-   * "An accept for now+1 means now was chosen" (PhxPaxos #90), made sound. A proposer keeps its
-   * ballot into the next instance even when another proposer's value won this one, so a matching
-   * ballot alone does not prove that our accepted value was chosen. The accept also carries the
-   * sender's checksum chain through `now`: only when it equals ours with the accepted value do we
-   * learn here. Prepares carry no checksum and never take this shortcut.
+   * "An accept for now+1 means now was chosen" (PhxPaxos #90), made sound. PhxPaxos compares the
+   * accept's own ballot with the local accepted one, but a proposer keeps its ballot into the next
+   * instance even when another proposer's value won this one, so that can learn a value that lost.
+   * Here the accept names a ballot under which the *chosen* value of `now` was accepted
+   * (`previousBallot`); one ballot names one value, so a match proves the local value is the chosen
+   * one, without trusting any hash. Prepares carry no such ballot and never take this shortcut.
    */
   private learnFromNextAccept(message: PrepareMessage | AcceptMessage): void {
     const acceptor = this.acceptor;
-    if (this.learned !== null || !acceptor.hasAccepted || !ballotsEqual(acceptor.accepted, message.ballot)) return;
+    if (this.learned !== null || !acceptor.hasAccepted) return;
     const byBallotOnly = this.context.config.faults?.learnNextByBallotOnly === true;
-    if (!byBallotOnly) {
-      if (message.kind !== 'accept') return;
-      if (message.lastChecksum === 0 || message.lastChecksum !== acceptor.acceptedChecksum) return;
-    }
+    const chosenBallot = byBallotOnly ? message.ballot : message.kind === 'accept' ? message.previousBallot : NULL_BALLOT;
+    if (isNullBallot(chosenBallot) || !ballotsEqual(acceptor.accepted, chosenBallot)) return;
     this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
   }
 
@@ -408,6 +425,7 @@ export class GroupCore {
     this.learned = null;
     this.executeRetryAt = null;
     context.lastChecksum = learned.checksum;
+    context.previousChosenBallot = learned.ballot;
     context.instanceId++;
     this.acceptor.newInstance();
     this.proposer.newInstance();
@@ -450,6 +468,22 @@ export class GroupCore {
     if (this.halted !== null) return;
     this.startCommitIfReady();
     this.teacher.pump();
+    this.watchForStall();
+  }
+
+  /** Undecided here, a value accepted locally, and nobody on this node trying to decide it. */
+  private isStalled(): boolean {
+    return this.learned === null && this.acceptor.hasAccepted && this.commit === null && !this.proposer.isProposing &&
+      this.learner.isLatest;
+  }
+
+  private watchForStall(): void {
+    if (!this.isStalled()) {
+      this.stallAt = null;
+    } else if (this.stallAt === null) {
+      const timing = this.context.config.timing;
+      this.stallAt = this.context.nowMs + this.context.randomBetween(timing.stallMinMs, timing.stallMaxMs);
+    }
   }
 
   /** PhxPaxos CheckNewValue: start on the waiting proposal once this node may decide its instance. */

@@ -27,12 +27,18 @@ export interface PrepareReplyMessage extends MessageBase {
   readonly acceptedValue: Uint8Array | null;
 }
 
-/** Phase 2a. `lastChecksum` is the sender's checksum chain up to instanceId - 1 (0: unknown). */
+/**
+ * Phase 2a. `lastChecksum` is the sender's checksum chain up to instanceId - 1 (0: unknown).
+ * `previousBallot` is a ballot under which the value the sender learned for instanceId - 1 was
+ * accepted (the null ballot when it does not know): a receiver still deciding that instance whose
+ * acceptor accepted exactly that ballot holds the chosen value, since one ballot names one value.
+ */
 export interface AcceptMessage extends MessageBase {
   readonly kind: 'accept';
   readonly ballot: Ballot;
   readonly value: Uint8Array;
   readonly lastChecksum: number;
+  readonly previousBallot: Ballot;
 }
 
 /** Phase 2b. */

@@ -14,8 +14,8 @@ import { assert } from '../util/assert.js';
 export interface ProposerHost {
   /** Hand a message to this node's own acceptor, synchronously. */
   deliverToLocalAcceptor(message: PrepareMessage | AcceptMessage): void;
-  /** A majority accepted `ballot` in the current instance. */
-  onChosenByMajority(ballot: Ballot): void;
+  /** A majority accepted `value` under `ballot` in the current instance: it is chosen. */
+  onChosenByMajority(ballot: Ballot, value: Uint8Array): void;
 }
 
 export type ProposerPhase = 'idle' | 'preparing' | 'accepting';
@@ -74,6 +74,16 @@ export class Proposer {
     else this.prepare(this.wasRejected);
   }
 
+  /**
+   * Finish an instance that holds an accepted value nobody learned: run phase 1 with a new ballot,
+   * which adopts the highest accepted value, and propose `noop` only if no value was accepted by
+   * the majority that answers.
+   */
+  completeInstance(noop: Uint8Array): void {
+    if (this.value === null) this.value = noop;
+    this.prepare(true);
+  }
+
   prepare(newBallot: boolean): void {
     this.phase = 'preparing';
     this.canSkipPrepare = false;
@@ -125,8 +135,10 @@ export class Proposer {
     }
     if (this.votes.grantedCount >= this.context.majority) {
       const ballot = this.ballot;
+      const chosen = this.sentAccept;
+      assert(chosen !== null && compareBallots(chosen.ballot, ballot) === 0, 'accept majority without an accept sent');
       this.exitPhase();
-      this.host.onChosenByMajority(ballot);
+      this.host.onChosenByMajority(ballot, chosen.value);
     } else if (this.roundFailed()) {
       this.armRetry();
     }
@@ -184,7 +196,7 @@ export class Proposer {
     this.acceptTimeoutMs = Math.min(this.acceptTimeoutMs * 2, this.context.config.timing.acceptTimeoutMaxMs);
     const message: AcceptMessage = {
       kind: 'accept', from: this.context.nodeId, instanceId: this.context.instanceId, ballot, value,
-      lastChecksum: this.context.lastChecksum,
+      lastChecksum: this.context.lastChecksum, previousBallot: this.context.previousChosenBallot,
     };
     // Others first, the local acceptor last (PhxPaxos): the ballot is already durably promised here.
     this.context.broadcastToOthers(message, false);

@@ -190,7 +190,7 @@ export class GroupDriver {
     const proposal = chosen.proposalToken === null ? undefined : this.inFlight.get(chosen.proposalToken);
     let report: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
-      const result = await this.options.registry.execute(chosen.instanceId, chosen.value, proposal?.context, false);
+      const result = await this.options.registry.execute(chosen.instanceId, chosen.value, proposal?.context);
       report = { ok: true, result };
     } catch (error) {
       this.options.logger.warn('execution failed; it will be retried', {

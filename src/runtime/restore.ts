@@ -38,7 +38,8 @@ export async function restoreGroup(
     const logIsEmpty = maxInstanceId === undefined;
     if (!logIsEmpty && replayFrom > logEnd + 1) {
       throw startupError(groupIndex, `state machine checkpoint is at instance ${replayFrom - 1} but the log ends ` +
-        `at ${logEnd}; the log is behind the checkpoint (wipe this group's log to rejoin)`);
+        `at ${logEnd}: the log is behind the checkpoint. Do not wipe the log of a node that has voted (it ` +
+        'would forget its promises); restore the log, or replace the node with a fresh one under a new id');
     }
     if (logIsEmpty) {
       minChosenInstanceId = replayFrom;
@@ -73,7 +74,7 @@ async function replay(
       throw startupError(groupIndex, `instance ${instanceId} is below the log's end but has no chosen value`);
     }
     try {
-      await registry.execute(instanceId, record.value, undefined, true);
+      await registry.execute(instanceId, record.value, undefined);
     } catch (error) {
       throw startupError(groupIndex, `replaying instance ${instanceId} failed: ${String(error)}`, error);
     }

@@ -8,6 +8,8 @@ import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value
 export class StateMachineRegistry {
   private readonly byId = new Map<number, StateMachine>();
   private readonly groupIndex: number;
+  /** Each state machine's checkpoint as of start-up: instances at or below it are never re-executed. */
+  private readonly startCheckpoints = new Map<number, number>();
 
   constructor(groupIndex: number, stateMachines: readonly StateMachine[] = []) {
     this.groupIndex = groupIndex;
@@ -31,30 +33,38 @@ export class StateMachineRegistry {
    * has not kept; each one then skips what its own checkpoint already covers.
    */
   replayFromInstanceId(): number {
+    this.captureCheckpoints();
     let lowest = Infinity;
-    for (const stateMachine of this.byId.values()) {
-      lowest = Math.min(lowest, this.checkpointOf(stateMachine));
-    }
+    for (const checkpoint of this.startCheckpoints.values()) lowest = Math.min(lowest, checkpoint);
     return lowest === Infinity ? 0 : lowest + 1;
+  }
+
+  /**
+   * Remember every state machine's checkpoint as start-up sees it. Start-up resumes at the newest
+   * logged instance, which may be at or below some state machine's checkpoint (its effects are
+   * already durable there); that instance is then decided again live and must be skipped for it.
+   */
+  captureCheckpoints(): void {
+    this.startCheckpoints.clear();
+    for (const stateMachine of this.byId.values()) {
+      this.startCheckpoints.set(stateMachine.id, stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1);
+    }
   }
 
   /**
    * Execute one chosen value. Throws when the addressed state machine fails or does not exist here:
    * an unknown id is a configuration error, and skipping it would silently diverge this node.
    */
-  async execute(instanceId: number, value: Uint8Array, context: unknown, isReplay: boolean): Promise<unknown> {
+  async execute(instanceId: number, value: Uint8Array, context: unknown): Promise<unknown> {
     const { stateMachineId, payload } = unframeValue(value);
     if (stateMachineId === NO_STATE_MACHINE_ID) return undefined;
     const stateMachine = this.byId.get(stateMachineId);
     if (stateMachine === undefined) {
       throw new Error(`group ${this.groupIndex} instance ${instanceId}: no state machine with id ${stateMachineId}`);
     }
-    if (isReplay && instanceId <= this.checkpointOf(stateMachine)) return undefined;
+    if (instanceId <= (this.startCheckpoints.get(stateMachineId) ?? -1)) return undefined;
     const input: ExecuteInput = { groupIndex: this.groupIndex, instanceId, value: payload, context };
     return await stateMachine.execute(input);
   }
 
-  private checkpointOf(stateMachine: StateMachine): number {
-    return stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1;
-  }
 }

@@ -79,9 +79,9 @@ export function prepareMsg(from: number, instanceId: number, b: Ballot): Prepare
 }
 
 export function acceptMsg(from: number, instanceId: number, b: Ballot, value: string | Uint8Array,
-  lastChecksum = 0): AcceptMessage {
+  lastChecksum = 0, previousBallot: Ballot = NULL_BALLOT): AcceptMessage {
   return { kind: 'accept', from, instanceId, ballot: b, value: typeof value === 'string' ? utf8(value) : value,
-    lastChecksum };
+    lastChecksum, previousBallot };
 }
 
 export function promiseMsg(from: number, instanceId: number, b: Ballot, accepted: Ballot = NULL_BALLOT,

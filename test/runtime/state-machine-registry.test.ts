@@ -30,7 +30,7 @@ describe('StateMachineRegistry', () => {
     const two = new RecordingStateMachine(2, undefined, 'from two');
     const registry = new StateMachineRegistry(4, [one, two]);
     const context = { caller: 'me' };
-    assert.equal(await registry.execute(9, frameValue(2, utf8('x')), context, false), 'from two');
+    assert.equal(await registry.execute(9, frameValue(2, utf8('x')), context), 'from two');
     assert.deepEqual(one.inputs, []);
     assert.equal(two.inputs.length, 1);
     const input = two.inputs[0];
@@ -44,23 +44,23 @@ describe('StateMachineRegistry', () => {
     const asyncMachine: StateMachine = { id: 3, execute: async () => 'later' };
     const failing: StateMachine = { id: 4, execute: async () => { throw new Error('boom'); } };
     const registry = new StateMachineRegistry(0, [asyncMachine, failing]);
-    assert.equal(await registry.execute(0, frameValue(3, utf8('')), undefined, false), 'later');
-    await assert.rejects(registry.execute(0, frameValue(4, utf8('')), undefined, false), /boom/);
+    assert.equal(await registry.execute(0, frameValue(3, utf8('')), undefined), 'later');
+    await assert.rejects(registry.execute(0, frameValue(4, utf8('')), undefined), /boom/);
   });
 
   test('id 0 (and a value too short for an id) is a no-op', async () => {
     const one = new RecordingStateMachine(1);
     const registry = new StateMachineRegistry(0, [one]);
-    assert.equal(await registry.execute(0, frameValue(0, utf8('x')), undefined, false), undefined);
-    assert.equal(await registry.execute(1, utf8('ab'), undefined, false), undefined);
+    assert.equal(await registry.execute(0, frameValue(0, utf8('x')), undefined), undefined);
+    assert.equal(await registry.execute(1, utf8('ab'), undefined), undefined);
     assert.deepEqual(one.inputs, []);
   });
 
   test('an unknown id throws rather than being skipped', async () => {
     const registry = new StateMachineRegistry(3, [new RecordingStateMachine(1)]);
-    await assert.rejects(registry.execute(5, frameValue(2, utf8('x')), undefined, false),
+    await assert.rejects(registry.execute(5, frameValue(2, utf8('x')), undefined),
       /group 3 instance 5: no state machine with id 2/);
-    await assert.rejects(registry.execute(5, frameValue(SYSTEM_STATE_MACHINE_ID, utf8('x')), undefined, false));
+    await assert.rejects(registry.execute(5, frameValue(SYSTEM_STATE_MACHINE_ID, utf8('x')), undefined));
   });
 
   test('refuses reserved, invalid and duplicate ids', () => {
@@ -73,13 +73,14 @@ describe('StateMachineRegistry', () => {
     assert.deepEqual(registry.stateMachines.map((machine) => machine.id), [8]);
   });
 
-  test('replay skips instances at or below each state machine\'s own checkpoint', async () => {
+  test('instances at or below each state machine\'s start-up checkpoint are skipped, in replay and live', async () => {
     const behind = new RecordingStateMachine(1, 4);
     const ahead = new RecordingStateMachine(2, 6);
     const registry = new StateMachineRegistry(0, [behind, ahead]);
+    assert.equal(registry.replayFromInstanceId(), 5, 'start-up captures the checkpoints');
     for (let instanceId = 5; instanceId <= 8; instanceId++) {
-      await registry.execute(instanceId, frameValue(1, utf8(`a${instanceId}`)), undefined, true);
-      await registry.execute(instanceId, frameValue(2, utf8(`b${instanceId}`)), undefined, true);
+      await registry.execute(instanceId, frameValue(1, utf8(`a${instanceId}`)), undefined);
+      await registry.execute(instanceId, frameValue(2, utf8(`b${instanceId}`)), undefined);
     }
     assert.deepEqual(behind.payloads, ['a5', 'a6', 'a7', 'a8']);
     assert.deepEqual(ahead.payloads, ['b7', 'b8']);

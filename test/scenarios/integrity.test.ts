@@ -84,7 +84,7 @@ test('divergence through an accept or a chosen notification whose chain differs 
     const wrongChain = ((c1 ?? 0) + 1) >>> 0;
     const ballot = { proposalId: 7, nodeId: 1 };
     const message: PaxosMessage = kind === 'accept'
-      ? { kind, from: 1, instanceId: 2, ballot, value: utf8('x'), lastChecksum: wrongChain }
+      ? { kind, from: 1, instanceId: 2, ballot, value: utf8('x'), lastChecksum: wrongChain, previousBallot: ballot }
       : { kind, from: 1, instanceId: 2, ballot, lastChecksum: wrongChain };
     h.inject(3, message);
     h.deliver({ to: 3, kind });

@@ -307,7 +307,7 @@ test("a non-member's messages are ignored", () => {
   h.inject(1, { kind: 'prepare', from: stranger, instanceId: 0, ballot: { proposalId: 100, nodeId: stranger } });
   h.inject(2, {
     kind: 'accept', from: stranger, instanceId: 0, ballot: { proposalId: 100, nodeId: stranger }, value: utf8('evil'),
-    lastChecksum: 0,
+    lastChecksum: 0, previousBallot: { proposalId: 0, nodeId: 0 },
   });
   h.deliver();
   assert.equal(h.network.length, 0, 'no reply to a non-member');

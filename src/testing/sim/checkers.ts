@@ -6,14 +6,17 @@
  *     majority of acceptors sent an accept reply for the same ballot, and one ballot names one value;
  *   - promises: an acceptor never grants a ballot below one it granted before, in the same or an
  *     earlier instance (promises carry over to later instances; skip-prepare relies on it);
- *   - validity: only values some client proposed are chosen;
+ *   - validity: only values some client proposed are chosen (or the library's no-op, which finishes
+ *     an instance that stalled);
  *   - execution: every node executes instances 0, 1, 2, ... in order, each exactly once per process
- *     life, and every executed value is the value chosen there, with the same checksum chain;
+ *     life (no state machine sees a no-op), and every executed value is the value chosen there,
+ *     with the same checksum chain;
  *   - durability: every proposal reported successful is executed at its instance on every node by
  *     the end of the run.
  */
 import { compareBallots, formatBallot, type Ballot } from '../../core/ballot.js';
 import type { PaxosMessage } from '../../core/messages.js';
+import { unframeValue, NO_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
 import { bytesEqual } from '../../util/bytes.js';
 import { fullCrc32 } from '../crc32.js';
 
@@ -27,6 +30,11 @@ export class Violations {
   get any(): boolean {
     return this.list.length > 0;
   }
+}
+
+/** A value no state machine executes (the no-op that finishes a stalled instance). */
+export function isNoop(value: Uint8Array): boolean {
+  return unframeValue(value).stateMachineId === NO_STATE_MACHINE_ID;
 }
 
 function key(...parts: number[]): string {
@@ -51,6 +59,7 @@ export class AgreementChecker {
   private readonly grants = new Map<string, Map<number, Ballot>>();
   private readonly proposed = new Set<string>();
   chosenCount = 0;
+  noopsChosen = 0;
 
   constructor(memberCount: number, violations: Violations) {
     this.majority = Math.floor(memberCount / 2) + 1;
@@ -112,7 +121,8 @@ export class AgreementChecker {
     if (chosen === undefined) {
       this.chosen.set(instanceKey, value);
       this.chosenCount++;
-      if (!this.proposed.has(Buffer.from(value).toString('latin1'))) {
+      if (isNoop(value)) this.noopsChosen++;
+      if (!isNoop(value) && !this.proposed.has(Buffer.from(value).toString('latin1'))) {
         this.violations.add(`group ${groupIndex} instance ${instanceId}: chosen value was never proposed`);
       }
     } else if (!bytesEqual(chosen, value)) {
@@ -161,6 +171,7 @@ export class ExecutionChecker {
   /** (node, group) → instance → value, for the node's current life. */
   private readonly current = new Map<string, Map<number, Uint8Array>>();
   executions = 0;
+  noopsSkipped = 0;
 
   constructor(agreement: AgreementChecker, violations: Violations) {
     this.agreement = agreement;
@@ -181,8 +192,17 @@ export class ExecutionChecker {
       this.lives.set(lifeKey, progress);
     }
     const where = `node ${life.node} (life ${life.life}) group ${life.groupIndex}`;
+    // Instances in between may only be no-ops, which no state machine sees.
+    for (; progress.nextInstanceId < instanceId; progress.nextInstanceId++) {
+      const skipped = this.agreement.chosenValue(life.groupIndex, progress.nextInstanceId);
+      if (skipped === undefined || !isNoop(skipped)) {
+        this.violations.add(`${where} executed instance ${instanceId}, expected ${progress.nextInstanceId}`);
+        return;
+      }
+      this.noopsSkipped++;
+    }
     if (instanceId !== progress.nextInstanceId) {
-      this.violations.add(`${where} executed instance ${instanceId}, expected ${progress.nextInstanceId}`);
+      this.violations.add(`${where} executed instance ${instanceId} again (expected ${progress.nextInstanceId})`);
       return;
     }
     progress.nextInstanceId++;

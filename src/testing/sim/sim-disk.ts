@@ -161,11 +161,15 @@ class SimDiskStore implements LogStore {
   }
 
   put(groupIndex: number, records: readonly AcceptorRecord[], options: { readonly sync: boolean }): Promise<void> {
-    return this.disk.put(this.gate, groupIndex, records, options.sync);
+    // Copied at issue, as a real write captures its buffer: later changes by the caller do not reach the disk.
+    return this.disk.put(this.gate, groupIndex, records.map(copyRecord), options.sync);
   }
 
   get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
-    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).records.get(instanceId));
+    return this.disk.schedule(this.gate, () => {
+      const record = this.disk.read(groupIndex).records.get(instanceId);
+      return record === undefined ? undefined : copyRecord(record);
+    });
   }
 
   maxInstanceId(groupIndex: number): Promise<number | undefined> {
@@ -194,20 +198,22 @@ class SimDiskStore implements LogStore {
   }
 
   systemVariables(groupIndex: number): Promise<Uint8Array | undefined> {
-    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).systemVariables);
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).systemVariables?.slice());
   }
 
   setSystemVariables(groupIndex: number, value: Uint8Array): Promise<void> {
+    value = value.slice();
     return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
       data.systemVariables = value;
     }));
   }
 
   masterVariables(groupIndex: number): Promise<Uint8Array | undefined> {
-    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).masterVariables);
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).masterVariables?.slice());
   }
 
   setMasterVariables(groupIndex: number, value: Uint8Array): Promise<void> {
+    value = value.slice();
     return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
       data.masterVariables = value;
     }));
@@ -230,6 +236,10 @@ function groupOf(groups: Map<number, GroupData>, groupIndex: number): GroupData 
     groups.set(groupIndex, data);
   }
   return data;
+}
+
+function copyRecord(record: AcceptorRecord): AcceptorRecord {
+  return { ...record, value: record.value.slice() };
 }
 
 function applyRecords(data: GroupData, records: readonly AcceptorRecord[]): void {

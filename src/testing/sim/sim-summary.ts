@@ -6,6 +6,7 @@ export interface SimSummary {
   failures: number;
   failedSeeds: number[];
   instancesChosen: number;
+  noopsChosen: number;
   executions: number;
   crashes: number;
   crashesDuringWrite: number;
@@ -25,7 +26,7 @@ export interface SimSummary {
 
 export function emptySummary(canary: CanaryName | null): SimSummary {
   return {
-    seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, executions: 0, crashes: 0, crashesDuringWrite: 0,
+    seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, noopsChosen: 0, executions: 0, crashes: 0, crashesDuringWrite: 0,
     partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, messagesByKind: {},
     proposalsChosen: 0,
     simulatedSeconds: 0, wallSeconds: 0, seedsPerSecond: 0, instancesPerSecond: 0, canary,
@@ -39,6 +40,7 @@ export function addRun(summary: SimSummary, run: SimRunResult): void {
     summary.failedSeeds.push(run.seed);
   }
   summary.instancesChosen += run.instancesChosen;
+  summary.noopsChosen += run.noopsChosen;
   summary.executions += run.executions;
   summary.crashes += run.faults.crashes;
   summary.crashesDuringWrite += run.faults.crashesDuringWrite;

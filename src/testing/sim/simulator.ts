@@ -43,6 +43,8 @@ export interface SimRunResult {
   readonly violations: readonly string[];
   readonly config: string;
   readonly instancesChosen: number;
+  /** Instances finished with the no-op because they stalled with an accepted value. */
+  readonly noopsChosen: number;
   readonly executions: number;
   readonly faults: FaultStats;
   readonly network: NetworkStats;
@@ -132,7 +134,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
 
   return {
     seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),
-    instancesChosen: agreement.chosenCount, executions: executions.executions, faults: faults.stats,
+    instancesChosen: agreement.chosenCount, noopsChosen: agreement.noopsChosen, executions: executions.executions, faults: faults.stats,
     network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
     wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
   };

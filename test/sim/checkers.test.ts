@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Ballot } from '../../src/core/ballot.js';
+import { AgreementChecker, ExecutionChecker, Violations } from '../../src/testing/sim/checkers.js';
+import { frameValue } from '../../src/runtime/value-frame.js';
+import { utf8 } from '../../src/util/bytes.js';
+
+const b = (proposalId: number, nodeId: number): Ballot => ({ proposalId, nodeId });
+
+function choose(agreement: AgreementChecker, instanceId: number, ballot: Ballot, value: Uint8Array,
+  acceptors: number[]): void {
+  agreement.onSend(0, { kind: 'accept', from: ballot.nodeId, instanceId, ballot, value, lastChecksum: 0,
+    previousBallot: b(0, 0) });
+  for (const from of acceptors) agreement.onSend(0, { kind: 'acceptReply', from, instanceId, ballot, rejectedBy: 0 });
+}
+
+test('agreement: a second value chosen for an instance is a violation', () => {
+  const violations = new Violations();
+  const agreement = new AgreementChecker(3, violations);
+  const first = frameValue(1, utf8('a'));
+  const second = frameValue(1, utf8('b'));
+  agreement.noteProposed(first);
+  agreement.noteProposed(second);
+  choose(agreement, 0, b(1, 1), first, [1, 2]);
+  assert.equal(violations.any, false);
+  choose(agreement, 0, b(2, 2), first, [2, 3]);
+  assert.equal(violations.any, false, 'the same value again is fine');
+  choose(agreement, 0, b(3, 3), second, [1, 3]);
+  assert.match(violations.list.join('\n'), /two different values chosen/);
+});
+
+test('agreement: a value nobody proposed, one ballot with two values, and a broken promise are violations', () => {
+  const violations = new Violations();
+  const agreement = new AgreementChecker(3, violations);
+  choose(agreement, 0, b(1, 1), frameValue(1, utf8('never proposed')), [1, 2]);
+  assert.match(violations.list[0] ?? '', /never proposed/);
+  agreement.onSend(0, { kind: 'accept', from: 1, instanceId: 1, ballot: b(1, 1), value: utf8('x'), lastChecksum: 0,
+    previousBallot: b(0, 0) });
+  agreement.onSend(0, { kind: 'accept', from: 1, instanceId: 1, ballot: b(1, 1), value: utf8('y'), lastChecksum: 0,
+    previousBallot: b(0, 0) });
+  assert.match(violations.list[1] ?? '', /carried two values/);
+  const reply = (instanceId: number, ballot: Ballot) => ({ kind: 'prepareReply' as const, from: 2, instanceId, ballot,
+    rejectedBy: 0, acceptedBallot: b(0, 0), acceptedValue: null });
+  agreement.onSend(0, reply(5, b(4, 1)));
+  agreement.onSend(0, reply(6, b(3, 3)));
+  assert.match(violations.list[2] ?? '', /promised ballot 3\.3 at instance 6 after granting 4\.1 at instance 5/);
+});
+
+test('execution: order, the chosen value, and skipped instances only where the no-op was chosen', () => {
+  const violations = new Violations();
+  const agreement = new AgreementChecker(3, violations);
+  const executions = new ExecutionChecker(agreement, violations);
+  const values = [frameValue(1, utf8('a')), new Uint8Array(0), frameValue(2, utf8('c')), frameValue(1, utf8('d'))];
+  for (const value of values) agreement.noteProposed(value);
+  values.forEach((value, instanceId) => choose(agreement, instanceId, b(1, 1), value, [1, 2]));
+  assert.equal(agreement.noopsChosen, 1);
+  const life = { node: 2, life: 1, groupIndex: 0 };
+  executions.onLifeStart(2, 0);
+  executions.onExecute(life, 0, values[0] as Uint8Array);
+  executions.onExecute(life, 2, values[2] as Uint8Array);
+  assert.equal(violations.any, false, 'instance 1 held the no-op');
+  executions.onExecute(life, 2, values[2] as Uint8Array);
+  assert.match(violations.list[0] ?? '', /executed instance 2 again/);
+  const other = { node: 3, life: 1, groupIndex: 0 };
+  executions.onLifeStart(3, 0);
+  executions.onExecute(other, 0, values[0] as Uint8Array);
+  executions.onExecute(other, 3, values[3] as Uint8Array);
+  assert.match(violations.list[1] ?? '', /executed instance 3, expected 2/);
+  const third = { node: 1, life: 4, groupIndex: 0 };
+  executions.onExecute(third, 0, frameValue(1, utf8('z')));
+  assert.match(violations.list[2] ?? '', /not the chosen one/);
+});
