@@ -26,7 +26,8 @@ export interface SimSummary {
 
 export function emptySummary(canary: CanaryName | null): SimSummary {
   return {
-    seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, noopsChosen: 0, executions: 0, crashes: 0, crashesDuringWrite: 0,
+    seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, noopsChosen: 0, executions: 0, crashes: 0,
+    crashesDuringWrite: 0,
     partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, messagesByKind: {},
     proposalsChosen: 0,
     simulatedSeconds: 0, wallSeconds: 0, seedsPerSecond: 0, instancesPerSecond: 0, canary,

@@ -134,7 +134,8 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
 
   return {
     seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),
-    instancesChosen: agreement.chosenCount, noopsChosen: agreement.noopsChosen, executions: executions.executions, faults: faults.stats,
+    instancesChosen: agreement.chosenCount, noopsChosen: agreement.noopsChosen, executions: executions.executions,
+    faults: faults.stats,
     network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
     wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
   };
