@@ -17,7 +17,9 @@ import type { AcceptorRecord } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type LogStore, type Logger } from '../runtime/interfaces.js';
 import { NODE_FILE_SYSTEM, type FileSystem } from './file-system.js';
-import { decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, RECORD_FIXED_BYTES } from './record-codec.js';
+import {
+  decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES,
+} from './record-codec.js';
 import { createSegment, listSegments, noteRecord, scanSegment, segmentName, type Segment } from './segment.js';
 import { emptyGroupMeta, readMeta, writeMeta, type GroupMeta } from './store-meta.js';
 
@@ -70,9 +72,13 @@ export class FileLogStore implements LogStore {
   /** The next segment, being pre-allocated while the active one fills. */
   private nextSegment: Promise<Segment> | null = null;
   private nextSequenceReserved: number | null = null;
+  /** The active segment may hold data not yet fdatasynced (written without sync, or by an earlier life). */
+  private activeUnsynced = false;
   private syncEnabled: boolean;
   private readonly groups = new Map<number, GroupIndex>();
   private meta = new Map<number, GroupMeta>();
+  /** The metadata as last written to disk: what a failed metadata write falls back to. */
+  private durableMeta = new Map<number, GroupMeta>();
   private queue: PendingPut[] = [];
   private flushing = false;
   private metaWrites: Promise<void> = Promise.resolve();
@@ -130,7 +136,9 @@ export class FileLogStore implements LogStore {
     if (segment === undefined) return undefined;
     const handle = await this.handleOf(segment);
     const header = await handle.read(FRAME_HEADER_BYTES, offset);
-    const bodyLength = header.length === FRAME_HEADER_BYTES ? header.readUInt32LE(0) : 0;
+    // Never trust a length read back from disk: a damaged one must not size the read (a 4 GiB read
+    // aborts the process). An implausible length is then reported by decodeFrame from the header.
+    const bodyLength = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
     const frame = decodeFrame(await handle.read(FRAME_HEADER_BYTES + bodyLength, offset), 0);
     if (frame.kind !== 'record' || frame.stored.record.instanceId !== instanceId || frame.stored.groupIndex !== groupIndex) {
       throw new PaxosError('STORAGE_CORRUPT', `${segment.path}: record of group ${groupIndex} instance ${instanceId} ` +
@@ -273,6 +281,9 @@ export class FileLogStore implements LogStore {
     await handle.write(buffer, start);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       await handle.datasync();
+      this.activeUnsynced = false;
+    } else {
+      this.activeUnsynced = true;
     }
     offset = start;
     for (const put of batch) {
@@ -304,6 +315,13 @@ export class FileLogStore implements LogStore {
   private async activeSegmentWithRoom(bytes: number): Promise<Segment> {
     const active = this.active;
     if (active !== null && active.writeOffset + bytes <= active.capacity) return active;
+    // Seal the old segment durably before a later one gets data: recovery takes damage anywhere but
+    // in the last segment with data for corruption, so an unsynced tail left behind would make a
+    // power cut look like corruption (and a later synced write would not cover it).
+    if (active !== null && this.activeUnsynced && this.options.faults?.skipDatasync !== true) {
+      await (await this.handleOf(active)).datasync();
+    }
+    this.activeUnsynced = false;
     const pending = this.nextSegment;
     this.nextSegment = null;
     this.nextSequenceReserved = null;
@@ -357,17 +375,19 @@ export class FileLogStore implements LogStore {
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
   private async unlinkDeadSegments(): Promise<void> {
     if (this.options.readOnly) return;
-    let unlinked = 0;
-    for (const segment of [...this.segments.values()]) {
-      const inUse = segment === this.active || segment.sequence === this.nextSequenceReserved;
-      if (inUse || !this.isDead(segment)) continue;
+    // Only segments before the active one are sealed: any later one is a spare, possibly still being
+    // created or awaited by a roll. The dead ones leave the map before the first await, so a concurrent
+    // call (another group's deleteBelow) does not unlink them a second time.
+    const activeSequence = this.active?.sequence ?? 0;
+    const dead = [...this.segments.values()]
+      .filter((segment) => segment.sequence < activeSequence && this.isDead(segment));
+    for (const segment of dead) this.segments.delete(segment.sequence);
+    for (const segment of dead) {
       await segment.handle?.close();
       segment.handle = null;
-      this.segments.delete(segment.sequence);
       await this.fs.unlink(segment.path);
-      unlinked++;
     }
-    if (unlinked > 0) await this.fs.syncDirectory(this.logDirectory);
+    if (dead.length > 0) await this.fs.syncDirectory(this.logDirectory);
   }
 
   private isDead(segment: Segment): boolean {
@@ -385,7 +405,24 @@ export class FileLogStore implements LogStore {
     const refusal = this.writeRefusal();
     if (refusal !== null) return Promise.reject(refusal);
     change(this.groupMeta(groupIndex));
-    const write = this.metaWrites.then(() => writeMeta(this.fs, this.options.directory, this.meta));
+    const write = this.metaWrites.then(async () => {
+      const snapshot = copyMeta(this.meta);
+      try {
+        if (this.failure !== null) throw this.failure;
+        await writeMeta(this.fs, this.options.directory, snapshot);
+      } catch (error) {
+        // Like a failed log write, a failed metadata write halts the store; and the store forgets
+        // the changes it could not persist rather than report them.
+        this.meta = copyMeta(this.durableMeta);
+        if (this.failure === null) {
+          this.failure = new PaxosError('GROUP_HALTED', `metadata write failed in ${this.options.directory}: ` +
+            `${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          this.options.logger.error('metadata write failed; the store refuses further writes', { error: String(error) });
+        }
+        throw this.failure;
+      }
+      this.durableMeta = snapshot;
+    });
     this.metaWrites = write.catch(() => undefined);
     return write;
   }
@@ -419,6 +456,7 @@ export class FileLogStore implements LogStore {
       throw new PaxosError('BAD_OPTIONS', `${directory} holds no log (no ${this.logDirectory})`);
     }
     this.meta = await readMeta(this.fs, directory);
+    this.durableMeta = copyMeta(this.meta);
     const sequences = await listSegments(this.fs, this.logDirectory);
     let records = 0;
     let truncatedTail: RecoveryReport['truncatedTail'] = null;
@@ -448,8 +486,22 @@ export class FileLogStore implements LogStore {
     }
     this.recovery = { segments: sequences.length, records, truncatedTail };
     if (readOnly) return;
-    const last = sequences.length === 0 ? undefined : this.segments.get(sequences[sequences.length - 1] as number);
-    this.active = last ?? await this.makeSegment(1, this.options.segmentBytes);
+    // Resume appending in the last segment with data (right after a truncated tail); an empty segment
+    // after it (the spare pre-allocated by the previous life) stays the spare, so a restart neither
+    // abandons the rest of a segment nor adds one.
+    const resumeAt = Math.max(lastWithData, 0);
+    const segmentAt = (position: number): Segment | undefined => {
+      const sequence = sequences[position];
+      return sequence === undefined ? undefined : this.segments.get(sequence);
+    };
+    const resume = segmentAt(resumeAt);
+    const spare = segmentAt(resumeAt + 1);
+    this.active = resume ?? await this.makeSegment(1, this.options.segmentBytes);
+    this.activeUnsynced = resume !== undefined;
+    if (spare !== undefined) {
+      this.nextSegment = Promise.resolve(spare);
+      this.nextSequenceReserved = spare.sequence;
+    }
     this.prepareNextSegment();
   }
 
@@ -459,6 +511,11 @@ export class FileLogStore implements LogStore {
     await handle.write(Buffer.alloc(to - from), from);
     await handle.datasync();
   }
+}
+
+/** Variables are replaced whole, never changed in place, so copying each group's fields suffices. */
+function copyMeta(meta: ReadonlyMap<number, GroupMeta>): Map<number, GroupMeta> {
+  return new Map([...meta].map(([groupIndex, group]) => [groupIndex, { ...group }]));
 }
 
 /** Bytes a record occupies in the log, for sizing segments and benchmarks. */

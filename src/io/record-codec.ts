@@ -60,7 +60,10 @@ export type FrameResult =
 /** Decode the frame at `offset` of `source` (which may end before the frame does). */
 export function decodeFrame(source: Buffer, offset: number): FrameResult {
   if (offset + FRAME_HEADER_BYTES > source.length) {
-    return offset === source.length ? { kind: 'end' } : { kind: 'bad', reason: 'truncated frame header' };
+    // No frame fits in what is left, so the writer never starts one here: zeros are the unused end of
+    // a segment filled to within a header of its size, anything else is damage.
+    const rest = source.subarray(offset);
+    return rest.every((byte) => byte === 0) ? { kind: 'end' } : { kind: 'bad', reason: 'truncated frame header' };
   }
   const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
   const bodyLength = view.getUint32(offset, true);

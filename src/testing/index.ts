@@ -11,3 +11,4 @@ export { SimDisk, type DiskFaults } from './sim/sim-disk.js';
 export { AgreementChecker, ExecutionChecker, Violations } from './sim/checkers.js';
 export { CoreHarness, restoreFromRecords, type CoreHarnessOptions, type HarnessNode, type MessageFilter } from './core-harness.js';
 export { fullCrc32 } from './crc32.js';
+export { LazyFileSystem, type LazyFileSystemOptions } from './lazy-file-system.js';
