@@ -165,7 +165,7 @@ function levelKey(instanceId: number): Buffer {
 
 function encoded(record: AcceptorRecord): Buffer {
   const buffer = Buffer.allocUnsafe(frameBytes(record));
-  encodeRecord(buffer, 0, 0, 0, record);
+  encodeRecord(buffer, 0, 0, 0, { write: 0, start: 0 }, record);
   return buffer;
 }
 

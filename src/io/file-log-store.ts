@@ -83,6 +83,8 @@ export class FileLogStore implements LogStore {
   private flushing = false;
   private metaWrites: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
+  /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
+  private nextWrite = 0;
   private closed = false;
   recovery: RecoveryReport = { segments: 0, records: 0, truncatedTail: null };
   /** Flushes done and records written, for benchmarks and metrics. */
@@ -271,11 +273,13 @@ export class FileLogStore implements LogStore {
     let bytes = 0;
     for (const put of batch) for (const record of put.records) bytes += frameBytes(record);
     const segment = await this.activeSegmentWithRoom(bytes);
+    const tag = { write: this.nextWrite, start: segment.writeOffset };
     const buffer = Buffer.allocUnsafe(bytes);
     let offset = 0;
     for (const put of batch) {
-      for (const record of put.records) offset = encodeRecord(buffer, offset, put.groupIndex, put.epoch, record);
+      for (const record of put.records) offset = encodeRecord(buffer, offset, put.groupIndex, put.epoch, tag, record);
     }
+    this.nextWrite++;
     const start = segment.writeOffset;
     const handle = await this.handleOf(segment);
     await handle.write(buffer, start);
@@ -461,11 +465,15 @@ export class FileLogStore implements LogStore {
     let records = 0;
     let truncatedTail: RecoveryReport['truncatedTail'] = null;
     const scans = [];
+    let highestWrite = -1;
     for (const sequence of sequences) {
       const path = join(this.logDirectory, segmentName(sequence));
-      scans.push({ sequence, path, scan: scanSegment(await this.fs.readFile(path)) });
+      const scan = scanSegment(await this.fs.readFile(path), highestWrite);
+      highestWrite = scan.highestWrite;
+      scans.push({ sequence, path, scan });
     }
-    const lastWithData = scans.findLastIndex(({ scan }) => scan.dataEnd > 0 || scan.damage !== null);
+    this.nextWrite = highestWrite + 1;
+    const lastWithData = scans.findLastIndex(({ scan }) => scan.dataEnd > 0 || scan.tail !== null);
     for (const [position, { sequence, path, scan }] of scans.entries()) {
       const segment: Segment = { sequence, path, handle: null, capacity: scan.fileBytes, writeOffset: scan.dataEnd,
         highest: new Map() };
@@ -474,15 +482,18 @@ export class FileLogStore implements LogStore {
         this.index(stored.groupIndex, stored.epoch, stored.record.instanceId, segment, scan.offsets[i] as number);
       }
       records += scan.records.length;
-      const damage = scan.damage;
-      if (damage === null) continue;
-      if (!damage.isTail || position !== lastWithData) {
-        throw new PaxosError('STORAGE_CORRUPT', `${path}: ${damage.reason} at offset ${damage.offset}` +
-          (damage.isTail ? ' (valid data follows in later segments)' : ' (valid records follow it)'));
+      const tail = scan.tail;
+      if (tail === null) continue;
+      if (tail.kind === 'corrupt' || position !== lastWithData) {
+        const detail = tail.kind === 'torn' ? 'valid data follows in later segments' : tail.detail;
+        throw new PaxosError('STORAGE_CORRUPT', `${path}: ${tail.reason} at offset ${tail.offset}` +
+          (detail === undefined ? '' : ` (${detail})`));
       }
-      truncatedTail = { file: path, offset: damage.offset, reason: damage.reason };
+      // The remains of the write in flight at a crash (never acknowledged): cut them, and zero them
+      // so that a later life appending here can never run into them.
+      truncatedTail = { file: path, offset: tail.offset, reason: tail.reason };
       this.options.logger.warn('truncating a torn tail left by an interrupted write', truncatedTail);
-      if (!readOnly) await this.zero(segment, damage.offset, damage.dirtyEnd);
+      if (!readOnly) await this.zero(segment, tail.offset, tail.dirtyEnd);
     }
     this.recovery = { segments: sequences.length, records, truncatedTail };
     if (readOnly) return;

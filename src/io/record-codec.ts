@@ -2,12 +2,15 @@
  * The on-disk frame of one acceptor record:
  *
  *   u32 bodyLength | u32 crc32(body) | body
- *   body = u8 kind (1) | u32 group | u32 epoch | u64 instanceId
+ *   body = u8 kind (1) | u32 group | u32 epoch | u64 write | u32 writeStart | u64 instanceId
  *        | u64 promised.proposalId | u32 promised.nodeId
  *        | u64 accepted.proposalId | u32 accepted.nodeId
  *        | u32 checksum | value bytes (the rest)
  *
  * All integers little-endian. A zero length marks the end of the data in a pre-allocated segment.
+ * `write` numbers the group-commit write the frame belongs to (increasing across the log and across
+ * process lives) and `writeStart` is the segment offset where that write begins: together they let
+ * start-up tell the remains of one interrupted write from corruption.
  * Decoding never trusts its input: every failure is a typed result naming what is wrong.
  */
 import type { AcceptorRecord } from '../core/ready.js';
@@ -15,7 +18,7 @@ import { readUint64, writeUint64 } from '../util/uint64.js';
 import { crc32 } from 'node:zlib';
 
 export const FRAME_HEADER_BYTES = 8;
-export const RECORD_FIXED_BYTES = 1 + 4 + 4 + 8 + 8 + 4 + 8 + 4 + 4;
+export const RECORD_FIXED_BYTES = 1 + 4 + 4 + 8 + 4 + 8 + 8 + 4 + 8 + 4 + 4;
 export const RECORD_KIND_ACCEPTOR = 1;
 /** No single record may exceed this (a bound on what a corrupt length can make us allocate). */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
@@ -23,6 +26,9 @@ export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 export interface StoredRecord {
   readonly groupIndex: number;
   readonly epoch: number;
+  /** The group-commit write that stored it, and the segment offset where that write begins. */
+  readonly write: number;
+  readonly writeStart: number;
   readonly record: AcceptorRecord;
 }
 
@@ -31,7 +37,13 @@ export function frameBytes(record: AcceptorRecord): number {
 }
 
 /** Encode into `target` at `offset`; returns the offset after the frame. */
-export function encodeRecord(target: Buffer, offset: number, groupIndex: number, epoch: number,
+export interface WriteTag {
+  readonly write: number;
+  /** Segment offset of the write's first frame. */
+  readonly start: number;
+}
+
+export function encodeRecord(target: Buffer, offset: number, groupIndex: number, epoch: number, tag: WriteTag,
   record: AcceptorRecord): number {
   const bodyLength = RECORD_FIXED_BYTES + record.value.length;
   const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
@@ -39,12 +51,14 @@ export function encodeRecord(target: Buffer, offset: number, groupIndex: number,
   view.setUint8(body, RECORD_KIND_ACCEPTOR);
   view.setUint32(body + 1, groupIndex, true);
   view.setUint32(body + 5, epoch, true);
-  writeUint64(view, body + 9, record.instanceId);
-  writeUint64(view, body + 17, record.promised.proposalId);
-  view.setUint32(body + 25, record.promised.nodeId, true);
-  writeUint64(view, body + 29, record.accepted.proposalId);
-  view.setUint32(body + 37, record.accepted.nodeId, true);
-  view.setUint32(body + 41, record.checksum >>> 0, true);
+  writeUint64(view, body + 9, tag.write);
+  view.setUint32(body + 17, tag.start, true);
+  writeUint64(view, body + 21, record.instanceId);
+  writeUint64(view, body + 29, record.promised.proposalId);
+  view.setUint32(body + 37, record.promised.nodeId, true);
+  writeUint64(view, body + 41, record.accepted.proposalId);
+  view.setUint32(body + 49, record.accepted.nodeId, true);
+  view.setUint32(body + 53, record.checksum >>> 0, true);
   target.set(record.value, body + RECORD_FIXED_BYTES);
   view.setUint32(offset, bodyLength, true);
   view.setUint32(offset + 4, crc32(target.subarray(body, body + bodyLength)), true);
@@ -80,20 +94,26 @@ export function decodeFrame(source: Buffer, offset: number): FrameResult {
 
 function decodeBody(source: Buffer, view: DataView, body: number, bodyLength: number): FrameResult {
   if (view.getUint8(body) !== RECORD_KIND_ACCEPTOR) return { kind: 'bad', reason: `unknown record kind ${view.getUint8(body)}` };
-  const instanceId = readUint64(view, body + 9);
-  const promisedId = readUint64(view, body + 17);
-  const acceptedId = readUint64(view, body + 29);
-  if (instanceId < 0 || promisedId < 0 || acceptedId < 0) return { kind: 'bad', reason: 'integer out of range' };
+  const write = readUint64(view, body + 9);
+  const instanceId = readUint64(view, body + 21);
+  const promisedId = readUint64(view, body + 29);
+  const acceptedId = readUint64(view, body + 41);
+  if (write < 0 || instanceId < 0 || promisedId < 0 || acceptedId < 0) {
+    return { kind: 'bad', reason: 'integer out of range' };
+  }
   const record: AcceptorRecord = {
     instanceId,
-    promised: { proposalId: promisedId, nodeId: view.getUint32(body + 25, true) },
-    accepted: { proposalId: acceptedId, nodeId: view.getUint32(body + 37, true) },
-    checksum: view.getUint32(body + 41, true),
+    promised: { proposalId: promisedId, nodeId: view.getUint32(body + 37, true) },
+    accepted: { proposalId: acceptedId, nodeId: view.getUint32(body + 49, true) },
+    checksum: view.getUint32(body + 53, true),
     value: Uint8Array.prototype.slice.call(source, body + RECORD_FIXED_BYTES, body + bodyLength),
   };
   return {
     kind: 'record',
-    stored: { groupIndex: view.getUint32(body + 1, true), epoch: view.getUint32(body + 5, true), record },
+    stored: {
+      groupIndex: view.getUint32(body + 1, true), epoch: view.getUint32(body + 5, true), write,
+      writeStart: view.getUint32(body + 17, true), record,
+    },
     end: body + bodyLength,
   };
 }

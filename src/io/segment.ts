@@ -56,47 +56,136 @@ export interface ScanResult {
   readonly offsets: number[];
   /** Where the valid data ends (the next append goes here). */
   readonly dataEnd: number;
-  /** Set when the data ends in a damaged frame. */
-  readonly damage: SegmentDamage | null;
+  /** Set when something other than zeros follows the end of the data. */
+  readonly tail: SegmentTail | null;
+  /** The highest write number seen, residue included. */
+  readonly highestWrite: number;
   readonly fileBytes: number;
 }
 
-export interface SegmentDamage {
+export interface SegmentTail {
   readonly offset: number;
   readonly reason: string;
-  /** True when no valid frame follows the damaged one: the tail of an interrupted write. */
-  readonly isTail: boolean;
-  /** The last non-zero byte after the damage + 1 (what a repair must zero). */
+  /**
+   * 'torn': what follows is the remains of the newest write, interrupted (its pages may reach the
+   * disk in any order, so some of its frames can be intact); safe to cut. 'corrupt': anything else,
+   * for instance valid frames of a later write behind a damaged one.
+   */
+  readonly kind: 'torn' | 'corrupt';
+  /** The last non-zero byte after the data + 1 (what a repair must zero). */
   readonly dirtyEnd: number;
+  readonly detail?: string;
 }
 
-export function scanSegment(data: Buffer): ScanResult {
+/**
+ * Scan a segment's frames in order. `writesBefore` is the highest write number in earlier segments
+ * (-1 if none). The data ends at a zero length, at a damaged frame, or at a frame whose write number
+ * goes backwards (residue of an earlier life). Whatever follows the end is classified.
+ */
+export function scanSegment(data: Buffer, writesBefore: number): ScanResult {
   const records: StoredRecord[] = [];
   const offsets: number[] = [];
   let offset = 0;
+  let highest = writesBefore;
+  let lastHere = -1;
   for (;;) {
     const frame = decodeFrame(data, offset);
-    if (frame.kind === 'end') return { records, offsets, dataEnd: offset, damage: null, fileBytes: data.length };
-    if (frame.kind === 'bad') {
-      const isTail = !hasValidFrameAfter(data, offset + 1);
-      const damage = { offset, reason: frame.reason, isTail, dirtyEnd: lastNonZero(data, offset) + 1 };
-      return { records, offsets, dataEnd: offset, damage, fileBytes: data.length };
+    if (frame.kind === 'record' && frame.stored.write >= highest) {
+      highest = frame.stored.write;
+      lastHere = highest;
+      records.push(frame.stored);
+      offsets.push(offset);
+      offset = frame.end;
+      continue;
     }
-    records.push(frame.stored);
-    offsets.push(offset);
-    offset = frame.end;
+    const reason = frame.kind === 'bad' ? frame.reason : frame.kind === 'record' ? 'a write number goes backwards' : '';
+    const tail = classifyTail(data, offset, reason, highest, lastHere);
+    const highestWrite = Math.max(highest, tail?.residueWrite ?? -1);
+    return { records, offsets, dataEnd: offset, tail: tail?.tail ?? null, highestWrite, fileBytes: data.length };
   }
 }
 
-/** Does any position at or after `from` hold a frame that decodes (length plausible, CRC right)? */
-function hasValidFrameAfter(data: Buffer, from: number): boolean {
-  for (let position = from; position + FRAME_HEADER_BYTES <= data.length; position++) {
+/**
+ * After the data ends at `offset`: nothing but zeros is a clean end, and damage that nothing valid
+ * follows is the tail of an interrupted write. Valid frames after the damage may still be the
+ * remains of the one write that was in flight at a crash, whose pages can reach the disk in any
+ * order. Then they all carry one write number and say where that write began: either the write is
+ * the next one and began exactly where the data ends, or it is the newest one, already begun before
+ * the damage in this segment. And the gap before them shows a lost page: zeros from the end of the
+ * data to a page boundary, or a whole page of zeros (a page that never reached the pre-allocated,
+ * zero-filled segment keeps its old content).
+ * Anything else (frames of several writes, of an older one, or a gap with no lost page, like a
+ * flipped bit) is damage to the log itself.
+ */
+function classifyTail(data: Buffer, offset: number, reason: string, highestWrite: number, lastHere: number):
+  { tail: SegmentTail; residueWrite: number } | null {
+  const firstDirty = nextNonZero(data, offset);
+  if (firstDirty === -1) return null;
+  const dirtyEnd = lastNonZero(data, offset) + 1;
+  const writes = new Set<number>();
+  const starts = new Set<number>();
+  let firstValid = -1;
+  for (let position = firstDirty; position + FRAME_HEADER_BYTES <= dirtyEnd; position++) {
     if (data[position] === 0 && data[position + 1] === 0 && data[position + 2] === 0 && data[position + 3] === 0) {
       continue;
     }
-    if (decodeFrame(data, position).kind === 'record') return true;
+    const frame = decodeFrame(data, position);
+    if (frame.kind !== 'record') continue;
+    if (firstValid === -1) firstValid = position;
+    writes.add(frame.stored.write);
+    starts.add(frame.stored.writeStart);
+  }
+  const why = reason === '' ? 'data after the end of the log' : reason;
+  if (writes.size === 0) return { tail: { offset, reason: why, kind: 'torn', dirtyEnd }, residueWrite: -1 };
+  const write = writes.size === 1 && starts.size === 1 ? [...writes][0] as number : -1;
+  const start = [...starts][0] ?? -1;
+  const isNext = write !== -1 && write === highestWrite + 1 && start === offset;
+  const isNewestHere = write !== -1 && write === highestWrite && write === lastHere && start < offset;
+  if ((isNext || isNewestHere) && hasLostPage(data, offset, firstValid)) {
+    return { tail: { offset, reason: why, kind: 'torn', dirtyEnd }, residueWrite: write };
+  }
+  const found = [...writes].sort((a, b) => a - b).join(', ');
+  return {
+    tail: { offset, reason: why, kind: 'corrupt', dirtyEnd,
+      detail: `valid records follow it, of writes ${found}; the newest write before it is ${highestWrite}` },
+    residueWrite: -1,
+  };
+}
+
+/** The unit in which a write's pages reach the disk (the page size). */
+const BLOCK_BYTES = 4096;
+
+/**
+ * Does the gap [from, to) show a page that never reached the disk? Either the rest of the page the
+ * gap starts in is zeros (the first page of the write kept its old content: data up to `from`, zeros
+ * after), or a whole page inside the gap is zeros.
+ */
+function hasLostPage(data: Buffer, from: number, to: number): boolean {
+  const firstBoundary = Math.ceil(from / BLOCK_BYTES) * BLOCK_BYTES;
+  if (firstBoundary > from && firstBoundary <= to && isZero(data, from, firstBoundary)) return true;
+  for (let block = firstBoundary; block + BLOCK_BYTES <= to; block += BLOCK_BYTES) {
+    if (isZero(data, block, block + BLOCK_BYTES)) return true;
   }
   return false;
+}
+
+function isZero(data: Buffer, from: number, to: number): boolean {
+  return data.compare(ZERO_PROBE, 0, to - from, from, to) === 0;
+}
+
+const ZERO_PROBE = Buffer.alloc(64 * 1024);
+
+/** The first non-zero byte at or after `from`, or -1. Compares 64 KiB at a time natively. */
+function nextNonZero(data: Buffer, from: number): number {
+  let position = from;
+  while (position < data.length) {
+    const end = Math.min(position + ZERO_PROBE.length, data.length);
+    if (data.compare(ZERO_PROBE, 0, end - position, position, end) !== 0) {
+      for (let i = position; i < end; i++) if (data[i] !== 0) return i;
+    }
+    position = end;
+  }
+  return -1;
 }
 
 function lastNonZero(data: Buffer, from: number): number {

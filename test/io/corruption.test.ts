@@ -127,7 +127,7 @@ const TORN: readonly TornCase[] = [
     name: 'half of a new frame was written after the last one',
     damage: async (path) => {
       const frame = Buffer.alloc(FRAME);
-      encodeRecord(frame, 0, 0, 0, item(COUNT));
+      encodeRecord(frame, 0, 0, 0, { write: 0, start: 0 }, item(COUNT));
       await patch(path, COUNT * FRAME, frame.subarray(0, Math.floor(FRAME / 2)));
       return COUNT * FRAME;
     },
@@ -137,7 +137,7 @@ const TORN: readonly TornCase[] = [
     name: 'only the header of a new frame was written',
     damage: async (path) => {
       const frame = Buffer.alloc(FRAME);
-      encodeRecord(frame, 0, 0, 0, item(COUNT));
+      encodeRecord(frame, 0, 0, 0, { write: 0, start: 0 }, item(COUNT));
       await patch(path, COUNT * FRAME, frame.subarray(0, 8));
       return COUNT * FRAME;
     },
@@ -230,7 +230,7 @@ describe('damage that is not a torn tail', () => {
     { name: 'the record kind', offset: at + 8, bit: 1 },
     { name: 'the instance id', offset: at + 8 + 9, bit: 0 },
     { name: 'the promised ballot', offset: at + 8 + 17, bit: 6 },
-    { name: 'the value', offset: at + 8 + 45 + 50, bit: 3 },
+    { name: 'the value', offset: at + 8 + 57 + 50, bit: 3 },
     { name: 'the last byte of the value', offset: at + FRAME - 1, bit: 0 },
   ];
   for (const { name, offset, bit } of positions) {
@@ -251,7 +251,7 @@ describe('damage that is not a torn tail', () => {
     const dir = await directory('flip-first');
     await writeLog(dir, COUNT);
     const path = segmentPath(dir, 1);
-    await flipBit(path, 8 + 45 + 3, 4);
+    await flipBit(path, 8 + 57 + 3, 4);
     await rejectsCorrupt(open(dir), ...names(path, 0));
   });
 
@@ -327,14 +327,14 @@ describe('damage after open', () => {
   const TARGET = 3;
   const at = TARGET * FRAME;
   const damages: readonly { name: string; damage: (path: string) => Promise<void> }[] = [
-    { name: 'a flipped bit in the value', damage: (path) => flipBit(path, at + 8 + 45 + 7, 1) },
+    { name: 'a flipped bit in the value', damage: (path) => flipBit(path, at + 8 + 57 + 7, 1) },
     { name: 'a flipped bit in the group', damage: (path) => flipBit(path, at + 8 + 1, 0) },
     { name: 'the frame zeroed', damage: (path) => patch(path, at, Buffer.alloc(FRAME)) },
     {
       name: 'a valid frame of another instance in its place',
       damage: async (path) => {
         const other = Buffer.alloc(FRAME);
-        encodeRecord(other, 0, 0, 0, item(TARGET + 2));
+        encodeRecord(other, 0, 0, 0, { write: 0, start: 0 }, item(TARGET + 2));
         await patch(path, at, other);
       },
     },
@@ -342,7 +342,7 @@ describe('damage after open', () => {
       name: 'a valid frame of the same instance of another group in its place',
       damage: async (path) => {
         const other = Buffer.alloc(FRAME);
-        encodeRecord(other, 0, 1, 0, item(TARGET));
+        encodeRecord(other, 0, 1, 0, { write: 0, start: 0 }, item(TARGET));
         await patch(path, at, other);
       },
     },

@@ -21,11 +21,13 @@ export async function segmentsOf(directory: string): Promise<Map<number, { bytes
   records: { group: number; epoch: number; instance: number; offset: number }[]; dataEnd: number }>> {
   const result = new Map<number, { bytes: number; records: { group: number; epoch: number; instance: number;
     offset: number }[]; dataEnd: number }>();
+  let highestWrite = -1;
   for (const name of (await readdir(join(directory, 'log'))).sort()) {
     const match = /^(\d{10})\.log$/.exec(name);
     if (match === null) continue;
     const data = await readFile(join(directory, 'log', name));
-    const scan = scanSegment(data);
+    const scan = scanSegment(data, highestWrite);
+    highestWrite = scan.highestWrite;
     result.set(Number(match[1]), {
       bytes: data.length,
       dataEnd: scan.dataEnd,
