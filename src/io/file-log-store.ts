@@ -282,11 +282,17 @@ export class FileLogStore implements LogStore {
     this.nextWrite++;
     const start = segment.writeOffset;
     const handle = await this.handleOf(segment);
-    await handle.write(buffer, start);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
-      await handle.datasync();
+      // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
+      if (handle.writeDurably !== undefined && !this.activeUnsynced) {
+        await handle.writeDurably(buffer, start);
+      } else {
+        await handle.write(buffer, start);
+        await handle.datasync();
+      }
       this.activeUnsynced = false;
     } else {
+      await handle.write(buffer, start);
       this.activeUnsynced = true;
     }
     offset = start;

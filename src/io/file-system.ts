@@ -12,6 +12,11 @@ export interface FileHandle {
   read(length: number, position: number): Promise<Buffer>;
   /** fdatasync: the file's data is on stable storage when this resolves. */
   datasync(): Promise<void>;
+  /**
+   * Write and make the data durable in one step (O_DSYNC): one round trip to the disk thread instead
+   * of two. Optional; without it the store calls `write` then `datasync`.
+   */
+  writeDurably?(data: Uint8Array, position: number): Promise<void>;
   size(): Promise<number>;
   close(): Promise<void>;
 }
@@ -31,20 +36,26 @@ export interface FileSystem {
   syncDirectory(path: string): Promise<void>;
 }
 
-class NodeFileHandle implements FileHandle {
-  private readonly handle: Awaited<ReturnType<typeof open>>;
+type NodeHandle = Awaited<ReturnType<typeof open>>;
 
-  constructor(handle: Awaited<ReturnType<typeof open>>) {
+class NodeFileHandle implements FileHandle {
+  private readonly handle: NodeHandle;
+  private readonly path: string;
+  /** A second descriptor of the same file opened with O_DSYNC, for durable writes. */
+  private durable: Promise<NodeHandle> | null = null;
+
+  constructor(handle: NodeHandle, path: string) {
     this.handle = handle;
+    this.path = path;
   }
 
-  async write(data: Uint8Array, position: number): Promise<void> {
-    let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.handle.write(data, written, data.length - written, position + written);
-      if (bytesWritten === 0) throw new Error('write made no progress');
-      written += bytesWritten;
-    }
+  write(data: Uint8Array, position: number): Promise<void> {
+    return writeFully(this.handle, data, position);
+  }
+
+  async writeDurably(data: Uint8Array, position: number): Promise<void> {
+    this.durable ??= open(this.path, constants.O_RDWR | constants.O_DSYNC);
+    await writeFully(await this.durable, data, position);
   }
 
   async read(length: number, position: number): Promise<Buffer> {
@@ -66,17 +77,29 @@ class NodeFileHandle implements FileHandle {
     return (await this.handle.stat()).size;
   }
 
-  close(): Promise<void> {
-    return this.handle.close();
+  async close(): Promise<void> {
+    const durable = this.durable;
+    this.durable = null;
+    if (durable !== null) await (await durable).close();
+    await this.handle.close();
+  }
+}
+
+async function writeFully(handle: NodeHandle, data: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    written += bytesWritten;
   }
 }
 
 export const NODE_FILE_SYSTEM: FileSystem = {
   async open(path, readOnly) {
-    return new NodeFileHandle(await open(path, readOnly ? constants.O_RDONLY : constants.O_RDWR));
+    return new NodeFileHandle(await open(path, readOnly ? constants.O_RDONLY : constants.O_RDWR), path);
   },
   async create(path) {
-    return new NodeFileHandle(await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644));
+    return new NodeFileHandle(await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644), path);
   },
   readFile: (path) => readFile(path),
   readdir: (path) => readdir(path),
