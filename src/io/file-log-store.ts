@@ -271,17 +271,27 @@ export class FileLogStore implements LogStore {
   /** One write and (if any put asked for it) one fdatasync for the whole batch. */
   private async writeBatch(batch: readonly PendingPut[]): Promise<void> {
     let bytes = 0;
-    for (const put of batch) for (const record of put.records) bytes += frameBytes(record);
-    const segment = await this.activeSegmentWithRoom(bytes);
-    const tag = { write: this.nextWrite, start: segment.writeOffset };
-    const buffer = Buffer.allocUnsafe(bytes);
-    let offset = 0;
+    let records = 0;
     for (const put of batch) {
-      for (const record of put.records) offset = encodeRecord(buffer, offset, put.groupIndex, put.epoch, tag, record);
+      records += put.records.length;
+      for (const record of put.records) bytes += frameBytes(record);
+    }
+    const segment = this.activeHasRoom(bytes) ? this.active as Segment : await this.activeSegmentWithRoom(bytes);
+    const start = segment.writeOffset;
+    const tag = { write: this.nextWrite, start };
+    const buffer = Buffer.allocUnsafe(bytes);
+    const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    const offsets = new Array<number>(records);
+    let offset = 0;
+    let position = 0;
+    for (const put of batch) {
+      for (const record of put.records) {
+        offsets[position++] = start + offset;
+        offset = encodeRecord(buffer, offset, put.groupIndex, put.epoch, tag, record, view);
+      }
     }
     this.nextWrite++;
-    const start = segment.writeOffset;
-    const handle = await this.handleOf(segment);
+    const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
       if (handle.writeDurably !== undefined && !this.activeUnsynced) {
@@ -295,17 +305,44 @@ export class FileLogStore implements LogStore {
       await handle.write(buffer, start);
       this.activeUnsynced = true;
     }
-    offset = start;
+    position = 0;
     for (const put of batch) {
-      for (const record of put.records) {
-        this.index(put.groupIndex, put.epoch, record.instanceId, segment, offset);
-        offset += frameBytes(record);
-      }
+      this.indexPut(put, segment, offsets, position);
+      position += put.records.length;
     }
     segment.writeOffset = start + bytes;
     this.stats.flushes++;
-    this.stats.records += batch.reduce((sum, put) => sum + put.records.length, 0);
+    this.stats.records += records;
     this.stats.bytes += bytes;
+  }
+
+  /** Index the records of one put (one group and epoch), at `offsets[from...]`. */
+  private indexPut(put: PendingPut, segment: Segment, offsets: readonly number[], from: number): void {
+    let highest = -1;
+    for (const record of put.records) if (record.instanceId > highest) highest = record.instanceId;
+    if (highest >= 0) noteRecord(segment, put.groupIndex, put.epoch, highest);
+    const meta = this.groupMeta(put.groupIndex);
+    if (put.epoch !== meta.epoch) return;
+    let index = this.groups.get(put.groupIndex);
+    if (index === undefined) {
+      index = { locations: new Map(), maxInstanceId: undefined };
+      this.groups.set(put.groupIndex, index);
+    }
+    const base = segment.sequence * TWO_32;
+    let position = from;
+    for (const record of put.records) {
+      const offset = offsets[position++] as number;
+      if (record.instanceId < meta.minChosenInstanceId) continue;
+      index.locations.set(record.instanceId, base + offset);
+      if (index.maxInstanceId === undefined || record.instanceId > index.maxInstanceId) {
+        index.maxInstanceId = record.instanceId;
+      }
+    }
+  }
+
+  private activeHasRoom(bytes: number): boolean {
+    const active = this.active;
+    return active !== null && active.writeOffset + bytes <= active.capacity;
   }
 
   private index(groupIndex: number, epoch: number, instanceId: number, segment: Segment, offset: number): void {

@@ -44,9 +44,9 @@ export interface WriteTag {
 }
 
 export function encodeRecord(target: Buffer, offset: number, groupIndex: number, epoch: number, tag: WriteTag,
-  record: AcceptorRecord): number {
+  record: AcceptorRecord, targetView?: DataView): number {
   const bodyLength = RECORD_FIXED_BYTES + record.value.length;
-  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+  const view = targetView ?? new DataView(target.buffer, target.byteOffset, target.byteLength);
   const body = offset + FRAME_HEADER_BYTES;
   view.setUint8(body, RECORD_KIND_ACCEPTOR);
   view.setUint32(body + 1, groupIndex, true);

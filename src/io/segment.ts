@@ -9,8 +9,7 @@ import { decodeFrame, FRAME_HEADER_BYTES, type StoredRecord } from './record-cod
 import type { FileHandle, FileSystem } from './file-system.js';
 
 const SEGMENT_PATTERN = /^(\d{10})\.log$/;
-const ZERO_CHUNK = Buffer.alloc(8 * 1024 * 1024);
-const PREALLOCATE_FLUSH_BYTES = 8 * 1024 * 1024;
+const ZERO_CHUNK = Buffer.alloc(256 * 1024);
 
 export function segmentName(sequence: number): string {
   return `${String(sequence).padStart(10, '0')}.log`;
@@ -40,11 +39,12 @@ export async function createSegment(fs: FileSystem, directory: string, sequence:
   if (await fs.exists(temporary)) await fs.unlink(temporary);
   const handle = await fs.create(temporary);
   try {
-    // Flush as we go: one large flush at the end would hold the disk for tens of milliseconds while
-    // the active segment's commits wait behind it.
+    // Each chunk is written durably as it goes (O_DSYNC): one large flush at the end would hold the
+    // disk and the file system's journal for tens of milliseconds while commits wait behind it.
     for (let offset = 0; offset < bytes; offset += ZERO_CHUNK.length) {
-      await handle.write(ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, bytes - offset)), offset);
-      if ((offset + ZERO_CHUNK.length) % PREALLOCATE_FLUSH_BYTES === 0) await handle.datasync();
+      const chunk = ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, bytes - offset));
+      if (handle.writeDurably !== undefined) await handle.writeDurably(chunk, offset);
+      else await handle.write(chunk, offset);
     }
     await handle.datasync();
   } finally {
