@@ -345,6 +345,7 @@ export class FileLogStore implements LogStore {
     return active !== null && active.writeOffset + bytes <= active.capacity;
   }
 
+  /** Index one record found at start-up. */
   private index(groupIndex: number, epoch: number, instanceId: number, segment: Segment, offset: number): void {
     noteRecord(segment, groupIndex, epoch, instanceId);
     const meta = this.groupMeta(groupIndex);
@@ -507,17 +508,13 @@ export class FileLogStore implements LogStore {
     const sequences = await listSegments(this.fs, this.logDirectory);
     let records = 0;
     let truncatedTail: RecoveryReport['truncatedTail'] = null;
+    // One segment at a time, indexing as we go, so only one segment's bytes are ever held.
     const scans = [];
     let highestWrite = -1;
     for (const sequence of sequences) {
       const path = join(this.logDirectory, segmentName(sequence));
-      const scan = scanSegment(await this.fs.readFile(path), highestWrite);
+      const scan = scanSegment(await this.fs.readFile(path), highestWrite, false);
       highestWrite = scan.highestWrite;
-      scans.push({ sequence, path, scan });
-    }
-    this.nextWrite = highestWrite + 1;
-    const lastWithData = scans.findLastIndex(({ scan }) => scan.dataEnd > 0 || scan.tail !== null);
-    for (const [position, { sequence, path, scan }] of scans.entries()) {
       const segment: Segment = { sequence, path, handle: null, capacity: scan.fileBytes, writeOffset: scan.dataEnd,
         highest: new Map() };
       this.segments.set(sequence, segment);
@@ -525,7 +522,11 @@ export class FileLogStore implements LogStore {
         this.index(stored.groupIndex, stored.epoch, stored.record.instanceId, segment, scan.offsets[i] as number);
       }
       records += scan.records.length;
-      const tail = scan.tail;
+      scans.push({ path, segment, tail: scan.tail, hasData: scan.dataEnd > 0 || scan.tail !== null });
+    }
+    this.nextWrite = highestWrite + 1;
+    const lastWithData = scans.findLastIndex((scan) => scan.hasData);
+    for (const [position, { path, segment, tail }] of scans.entries()) {
       if (tail === null) continue;
       if (tail.kind === 'corrupt' || position !== lastWithData) {
         const detail = tail.kind === 'torn' ? 'valid data follows in later segments' : tail.detail;

@@ -71,8 +71,11 @@ export type FrameResult =
   | { readonly kind: 'end' }
   | { readonly kind: 'bad'; readonly reason: string };
 
-/** Decode the frame at `offset` of `source` (which may end before the frame does). */
-export function decodeFrame(source: Buffer, offset: number): FrameResult {
+/**
+ * Decode the frame at `offset` of `source` (which may end before the frame does). With `copyValue`
+ * false the value is a view into `source` (for scans that only index).
+ */
+export function decodeFrame(source: Buffer, offset: number, copyValue = true): FrameResult {
   if (offset + FRAME_HEADER_BYTES > source.length) {
     // No frame fits in what is left, so the writer never starts one here: zeros are the unused end of
     // a segment filled to within a header of its size, anything else is damage.
@@ -89,10 +92,11 @@ export function decodeFrame(source: Buffer, offset: number): FrameResult {
   if (body + bodyLength > source.length) return { kind: 'bad', reason: 'record runs past the end of the file' };
   const expected = view.getUint32(offset + 4, true);
   if (crc32(source.subarray(body, body + bodyLength)) !== expected) return { kind: 'bad', reason: 'CRC mismatch' };
-  return decodeBody(source, view, body, bodyLength);
+  return decodeBody(source, view, body, bodyLength, copyValue);
 }
 
-function decodeBody(source: Buffer, view: DataView, body: number, bodyLength: number): FrameResult {
+function decodeBody(source: Buffer, view: DataView, body: number, bodyLength: number, copyValue: boolean):
+  FrameResult {
   if (view.getUint8(body) !== RECORD_KIND_ACCEPTOR) return { kind: 'bad', reason: `unknown record kind ${view.getUint8(body)}` };
   const write = readUint64(view, body + 9);
   const instanceId = readUint64(view, body + 21);
@@ -106,7 +110,8 @@ function decodeBody(source: Buffer, view: DataView, body: number, bodyLength: nu
     promised: { proposalId: promisedId, nodeId: view.getUint32(body + 37, true) },
     accepted: { proposalId: acceptedId, nodeId: view.getUint32(body + 49, true) },
     checksum: view.getUint32(body + 53, true),
-    value: Uint8Array.prototype.slice.call(source, body + RECORD_FIXED_BYTES, body + bodyLength),
+    value: copyValue ? Uint8Array.prototype.slice.call(source, body + RECORD_FIXED_BYTES, body + bodyLength)
+      : source.subarray(body + RECORD_FIXED_BYTES, body + bodyLength),
   };
   return {
     kind: 'record',

@@ -86,14 +86,14 @@ export interface SegmentTail {
  * (-1 if none). The data ends at a zero length, at a damaged frame, or at a frame whose write number
  * goes backwards (residue of an earlier life). Whatever follows the end is classified.
  */
-export function scanSegment(data: Buffer, writesBefore: number): ScanResult {
+export function scanSegment(data: Buffer, writesBefore: number, copyValues = true): ScanResult {
   const records: StoredRecord[] = [];
   const offsets: number[] = [];
   let offset = 0;
   let highest = writesBefore;
   let lastHere = -1;
   for (;;) {
-    const frame = decodeFrame(data, offset);
+    const frame = decodeFrame(data, offset, copyValues);
     if (frame.kind === 'record' && frame.stored.write >= highest) {
       highest = frame.stored.write;
       lastHere = highest;
