@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { chainStep } from '../core/group-context.js';
 import { formatBallot, type Ballot } from '../core/ballot.js';
 import type { AcceptorRecord } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
@@ -25,7 +26,8 @@ its records and verifies it:
     with valid data after it is corruption);
   - the checksum chain: for consecutive instances i-1, i whose checksums are both non-zero,
     checksum[i] must be crc32(value[i], checksum[i-1]), and instance 0's non-zero checksum must be
-    crc32(value[0], 0); a checksum of 0 means unknown and restarts the chain;
+    crc32(value[0], 0) (a CRC that comes out 0 is stored as 1, since 0 means unknown); a checksum of 0
+    means unknown and restarts the chain;
   - and reports per group the min and max instance held, the min chosen instance, and the first
     chain break with its instance numbers.
   --data DIR   the store's directory (the one holding meta and log/)
@@ -81,11 +83,16 @@ export type ChainLink = 'ok' | 'break' | 'unknown';
 /** Check the link from `previous` (the record of instance - 1, if held) into `record`. */
 export function checkChainLink(previous: AcceptorRecord | undefined, record: AcceptorRecord): ChainLink {
   if (record.checksum === 0) return 'unknown';
-  if (record.instanceId === 0) return crc32(record.value, 0) === record.checksum ? 'ok' : 'break';
+  if (record.instanceId === 0) return link(0, record.value) === record.checksum ? 'ok' : 'break';
   if (previous === undefined || previous.instanceId !== record.instanceId - 1 || previous.checksum === 0) {
     return 'unknown';
   }
-  return crc32(record.value, previous.checksum) === record.checksum ? 'ok' : 'break';
+  return link(previous.checksum, record.value) === record.checksum ? 'ok' : 'break';
+}
+
+/** One link of the chain exactly as the core computes it (a CRC of 0 is stored as 1). */
+function link(previous: number, value: Uint8Array): number {
+  return chainStep(crc32, previous, value);
 }
 
 interface GroupSummary {
