@@ -1,6 +1,6 @@
 /** `npm run bench -- <name> [options]`: the project's benchmarks (built into dist/bench). */
 import { STORAGE_USAGE, storageBench } from './storage-bench.js';
-import { UsageError } from '../src/cli/flags.js';
+import { runCommand } from '../src/cli/run-command.js';
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
 
@@ -9,32 +9,4 @@ benchmarks:
 
 ${STORAGE_USAGE}`;
 
-async function main(argv: readonly string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  switch (name) {
-    case 'storage':
-      return storageBench(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-      console.log(USAGE);
-      return name === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown benchmark "${name}"`);
-  }
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      console.error(`bench: ${error.message}\n\n${USAGE}`);
-      process.exitCode = 2;
-    } else {
-      console.error(error);
-      process.exitCode = 1;
-    }
-  },
-);
+runCommand('bench', USAGE, { storage: storageBench }, process.argv.slice(2));
