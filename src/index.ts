@@ -27,4 +27,6 @@ export {
 } from './runtime/value-frame.js';
 
 export { MemoryLogStore } from './io/memory-log-store.js';
+export { FileLogStore, DEFAULT_SEGMENT_BYTES, type FileLogStoreOptions, type RecoveryReport } from './io/file-log-store.js';
+export { NODE_FILE_SYSTEM, type FileSystem, type FileHandle } from './io/file-system.js';
 export { type Random, SeededRandom } from './util/random.js';
