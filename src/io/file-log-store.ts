@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { AcceptorRecord } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type LogStore, type Logger } from '../runtime/interfaces.js';
-import { NODE_FILE_SYSTEM, type FileSystem } from './file-system.js';
+import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-system.js';
 import {
   decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES,
 } from './record-codec.js';
@@ -82,6 +82,7 @@ export class FileLogStore implements LogStore {
   private queue: PendingPut[] = [];
   private flushing = false;
   private metaWrites: Promise<void> = Promise.resolve();
+  private metaWritesInFlight = 0;
   private failure: Error | null = null;
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
@@ -121,6 +122,9 @@ export class FileLogStore implements LogStore {
     const refusal = this.writeRefusal();
     if (refusal !== null) return Promise.reject(refusal);
     if (records.length === 0) return Promise.resolve();
+    // A put issued while a metadata change (a clear's new epoch, a low-water mark) is on its way to
+    // disk waits for it: its records must never depend on metadata a crash could still undo.
+    if (this.metaWritesInFlight > 0) return this.metaWrites.then(() => this.put(groupIndex, records, options));
     const epoch = this.groupMeta(groupIndex).epoch;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ groupIndex, epoch, records, sync: options.sync, resolve, reject });
@@ -201,11 +205,14 @@ export class FileLogStore implements LogStore {
 
   /** Forget every record of the group (a new epoch), keeping its system and master variables. */
   async clear(groupIndex: number): Promise<void> {
-    await this.updateMeta(groupIndex, (meta) => {
+    const refusal = this.writeRefusal();
+    if (refusal !== null) throw refusal;
+    const written = this.updateMeta(groupIndex, (meta) => {
       meta.epoch++;
       meta.minChosenInstanceId = 0;
     });
     this.groups.delete(groupIndex);
+    await written;
     await this.unlinkDeadSegments();
   }
 
@@ -402,7 +409,8 @@ export class FileLogStore implements LogStore {
 
   private async makeSegment(sequence: number, capacity: number): Promise<Segment> {
     const segment: Segment = {
-      sequence, path: join(this.logDirectory, segmentName(sequence)), handle: null, capacity, writeOffset: 0,
+      sequence, path: join(this.logDirectory, segmentName(sequence)), handle: null, opening: null, capacity,
+      writeOffset: 0,
       highest: new Map(),
     };
     this.segments.set(sequence, segment);
@@ -415,9 +423,17 @@ export class FileLogStore implements LogStore {
     return segment;
   }
 
-  private async handleOf(segment: Segment): Promise<import('./file-system.js').FileHandle> {
-    if (segment.handle === null) segment.handle = await this.fs.open(segment.path, this.options.readOnly);
-    return segment.handle;
+  private async handleOf(segment: Segment): Promise<FileHandle> {
+    if (segment.handle !== null) return segment.handle;
+    segment.opening ??= this.fs.open(segment.path, this.options.readOnly).then((handle) => {
+      segment.handle = handle;
+      segment.opening = null;
+      return handle;
+    }, (error: unknown) => {
+      segment.opening = null;
+      throw error;
+    });
+    return segment.opening;
   }
 
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
@@ -438,10 +454,11 @@ export class FileLogStore implements LogStore {
     if (dead.length > 0) await this.fs.syncDirectory(this.logDirectory);
   }
 
+  /** Dead by the *durable* metadata: a change still in memory could be undone by a crash. */
   private isDead(segment: Segment): boolean {
     if (segment.highest.size === 0) return true;
     for (const [groupIndex, byEpoch] of segment.highest) {
-      const meta = this.groupMeta(groupIndex);
+      const meta = this.durableMeta.get(groupIndex) ?? emptyGroupMeta();
       for (const [epoch, highest] of byEpoch) {
         if (epoch === meta.epoch && highest >= meta.minChosenInstanceId) return false;
       }
@@ -453,6 +470,7 @@ export class FileLogStore implements LogStore {
     const refusal = this.writeRefusal();
     if (refusal !== null) return Promise.reject(refusal);
     change(this.groupMeta(groupIndex));
+    this.metaWritesInFlight++;
     const write = this.metaWrites.then(async () => {
       const snapshot = copyMeta(this.meta);
       try {
@@ -471,7 +489,9 @@ export class FileLogStore implements LogStore {
       }
       this.durableMeta = snapshot;
     });
-    this.metaWrites = write.catch(() => undefined);
+    this.metaWrites = write.catch(() => undefined).finally(() => {
+      this.metaWritesInFlight--;
+    });
     return write;
   }
 
@@ -515,8 +535,10 @@ export class FileLogStore implements LogStore {
       const path = join(this.logDirectory, segmentName(sequence));
       const scan = scanSegment(await this.fs.readFile(path), highestWrite, false);
       highestWrite = scan.highestWrite;
-      const segment: Segment = { sequence, path, handle: null, capacity: scan.fileBytes, writeOffset: scan.dataEnd,
-        highest: new Map() };
+      const segment: Segment = {
+        sequence, path, handle: null, opening: null, capacity: scan.fileBytes, writeOffset: scan.dataEnd,
+        highest: new Map(),
+      };
       this.segments.set(sequence, segment);
       for (const [i, stored] of scan.records.entries()) {
         this.index(stored.groupIndex, stored.epoch, stored.record.instanceId, segment, scan.offsets[i] as number);
@@ -541,6 +563,17 @@ export class FileLogStore implements LogStore {
     }
     this.recovery = { segments: sequences.length, records, truncatedTail };
     if (readOnly) return;
+    // What was just indexed may still sit in the page cache (the previous process died between a
+    // write and its flush): make it durable before anything new is written after it, or a power cut
+    // could keep the new write and lose the old, which start-up could then not tell from corruption.
+    // (Descriptors are closed again: nothing is held open for writing until the first write.)
+    for (const { segment } of scans) {
+      if (segment.writeOffset === 0 || !this.syncEnabled) continue;
+      const handle = await this.handleOf(segment);
+      await handle.datasync();
+      await handle.close();
+      segment.handle = null;
+    }
     // Resume appending in the last segment with data (right after a truncated tail); an empty segment
     // after it (the spare pre-allocated by the previous life) stays the spare, so a restart neither
     // abandons the rest of a segment nor adds one.
@@ -552,7 +585,7 @@ export class FileLogStore implements LogStore {
     const resume = segmentAt(resumeAt);
     const spare = segmentAt(resumeAt + 1);
     this.active = resume ?? await this.makeSegment(1, this.options.segmentBytes);
-    this.activeUnsynced = resume !== undefined;
+    this.activeUnsynced = false;
     if (spare !== undefined) {
       this.nextSegment = Promise.resolve(spare);
       this.nextSequenceReserved = spare.sequence;

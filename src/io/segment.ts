@@ -5,7 +5,9 @@
  * tail (nothing valid follows it) or corruption (something valid does).
  */
 import { join } from 'node:path';
-import { decodeFrame, FRAME_HEADER_BYTES, type StoredRecord } from './record-codec.js';
+import {
+  decodeFrame, FRAME_HEADER_BYTES, RECORD_FIXED_BYTES, RECORD_KIND_ACCEPTOR, type StoredRecord,
+} from './record-codec.js';
 import type { FileHandle, FileSystem } from './file-system.js';
 
 const SEGMENT_PATTERN = /^(\d{10})\.log$/;
@@ -130,10 +132,8 @@ function classifyTail(data: Buffer, offset: number, reason: string, highestWrite
   const starts = new Set<number>();
   let firstValid = -1;
   for (let position = firstDirty; position + FRAME_HEADER_BYTES <= dirtyEnd; position++) {
-    if (data[position] === 0 && data[position + 1] === 0 && data[position + 2] === 0 && data[position + 3] === 0) {
-      continue;
-    }
-    const frame = decodeFrame(data, position);
+    if (!looksLikeFrame(data, position, highestWrite)) continue;
+    const frame = decodeFrame(data, position, false);
     if (frame.kind !== 'record') continue;
     if (firstValid === -1) firstValid = position;
     writes.add(frame.stored.write);
@@ -155,6 +155,25 @@ function classifyTail(data: Buffer, offset: number, reason: string, highestWrite
     residueWrite: -1,
   };
 }
+
+/**
+ * A cheap look at the header fields before paying for a CRC: inside random value bytes about one
+ * offset in 70 has a plausible length, and a CRC over megabytes at each would take minutes.
+ */
+function looksLikeFrame(data: Buffer, position: number, highestWrite: number): boolean {
+  if (position + FRAME_HEADER_BYTES + RECORD_FIXED_BYTES > data.length) return false;
+  const bodyLength = data.readUInt32LE(position);
+  if (bodyLength < RECORD_FIXED_BYTES || position + FRAME_HEADER_BYTES + bodyLength > data.length) return false;
+  const body = position + FRAME_HEADER_BYTES;
+  if (data[body] !== RECORD_KIND_ACCEPTOR) return false;
+  const writeHigh = data.readUInt32LE(body + 13);
+  const write = writeHigh * 0x1_0000_0000 + data.readUInt32LE(body + 9);
+  if (writeHigh >= 0x20_0000 || write > highestWrite + PLAUSIBLE_WRITES_AHEAD) return false;
+  return data.readUInt32LE(body + 17) <= position;
+}
+
+/** Frames of writes further ahead than this are not looked for (none can exist without corruption). */
+const PLAUSIBLE_WRITES_AHEAD = 1 << 20;
 
 /** The unit in which a write's pages reach the disk (the page size). */
 const BLOCK_BYTES = 4096;
@@ -202,6 +221,8 @@ export interface Segment {
   readonly sequence: number;
   readonly path: string;
   handle: FileHandle | null;
+  /** An open in progress, so concurrent readers share one descriptor. */
+  opening: Promise<FileHandle> | null;
   capacity: number;
   writeOffset: number;
   /** group → epoch → highest instance with a record here (decides when the segment may go). */
