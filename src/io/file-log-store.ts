@@ -83,6 +83,8 @@ export class FileLogStore implements LogStore {
   private flushing = false;
   private metaWrites: Promise<void> = Promise.resolve();
   private metaWritesInFlight = 0;
+  /** Puts waiting for in-flight metadata writes (see put). */
+  private readonly deferred: PendingPut[] = [];
   private failure: Error | null = null;
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
@@ -122,14 +124,26 @@ export class FileLogStore implements LogStore {
     const refusal = this.writeRefusal();
     if (refusal !== null) return Promise.reject(refusal);
     if (records.length === 0) return Promise.resolve();
-    // A put issued while a metadata change (a clear's new epoch, a low-water mark) is on its way to
-    // disk waits for it: its records must never depend on metadata a crash could still undo.
-    if (this.metaWritesInFlight > 0) return this.metaWrites.then(() => this.put(groupIndex, records, options));
     const epoch = this.groupMeta(groupIndex).epoch;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ groupIndex, epoch, records, sync: options.sync, resolve, reject });
+      const put: PendingPut = { groupIndex, epoch, records, sync: options.sync, resolve, reject };
+      // A put issued while a metadata change (a clear's new epoch, a low-water mark) is on its way
+      // to disk waits for it, its records must never depend on metadata a crash could still undo;
+      // and every put after it waits too, so puts are written in call order.
+      if (this.metaWritesInFlight > 0 || this.deferred.length > 0) {
+        this.deferred.push(put);
+        return;
+      }
+      this.queue.push(put);
       if (!this.flushing) void this.flushLoop();
     });
+  }
+
+  /** Metadata is durable again: puts that waited for it join the write queue, in call order. */
+  private releaseDeferred(): void {
+    if (this.metaWritesInFlight > 0 || this.deferred.length === 0) return;
+    this.queue.push(...this.deferred.splice(0));
+    if (!this.flushing) void this.flushLoop();
   }
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
@@ -219,7 +233,9 @@ export class FileLogStore implements LogStore {
   /** Wait for queued writes, then close every file. */
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.flushing || this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
+    while (this.flushing || this.queue.length > 0 || this.deferred.length > 0 || this.metaWritesInFlight > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     await this.metaWrites.catch(() => undefined);
     this.closed = true;
     const next = this.nextSegment;
@@ -491,6 +507,7 @@ export class FileLogStore implements LogStore {
     });
     this.metaWrites = write.catch(() => undefined).finally(() => {
       this.metaWritesInFlight--;
+      this.releaseDeferred();
     });
     return write;
   }

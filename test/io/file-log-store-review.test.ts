@@ -97,3 +97,20 @@ test('concurrent reads of a segment share one descriptor, and close closes it', 
   assert.equal(closes, 1);
   await rm(dir, { recursive: true, force: true });
 });
+
+test('puts stay in call order around a metadata write (a later put never overtakes a waiting one)', async () => {
+  const dir = await tmp('d');
+  const store = await FileLogStore.open({ directory: dir, segmentBytes: 65536 });
+  await store.put(0, [rec(0)], { sync: true });
+  const trimming = store.deleteBelow(1, 0);
+  const first = store.put(0, [rec(9, 100, 1)], { sync: true });
+  await trimming;
+  const second = store.put(0, [rec(9, 100, 2)], { sync: true });
+  await Promise.all([first, second]);
+  assert.equal((await store.get(0, 9))?.promised.proposalId, 2, 'the later put is the newest record');
+  await store.close();
+  const again = await FileLogStore.open({ directory: dir, segmentBytes: 65536 });
+  assert.equal((await again.get(0, 9))?.promised.proposalId, 2);
+  await again.close();
+  await rm(dir, { recursive: true, force: true });
+});
