@@ -3,8 +3,9 @@
  * in this order, then calls `advance()`:
  *   1. send the messages with `afterPersist: false` (a proposer's accept broadcast, learn streams);
  *   2. persist `records` (fsync when `mustSync`), all of them before anything below;
- *   3. send the messages with `afterPersist: true` (every acceptor reply, every learn ack, a prepare
- *      whose ballot the local acceptor just promised): they reveal state that must survive a crash;
+ *   3. send the messages with `afterPersist: true` (every acceptor promise and accept, every learn
+ *      ack, a prepare whose ballot the local acceptor just promised): they reveal state that must
+ *      survive a crash (a rejection reveals nothing that needs to, and leaves in step 1);
  *   4. answer `reads` with `onLogRead`;
  *   5. execute `execute` on the state machines and report with `onExecuted`;
  *   6. hand `results` to the callers.

@@ -29,7 +29,10 @@ export interface LogStore {
   close(): Promise<void>;
 }
 
-/** Carries messages between nodes. Sending never throws and never blocks: Paxos tolerates loss. */
+/**
+ * Carries messages between nodes. Sending never throws and never blocks: Paxos tolerates loss
+ * between nodes. Messages a node sends to itself (its own acceptor's replies) must be delivered.
+ */
 export interface Transport {
   send(groupIndex: number, to: number, message: PaxosMessage): void;
   /** Register the single receiver of inbound messages. */
