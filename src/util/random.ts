@@ -16,7 +16,11 @@ export class SeededRandom implements Random {
   private c: number;
   private d: number;
 
+  /** The seed this stream started from. */
+  readonly seed: number;
+
   constructor(seed: number) {
+    this.seed = seed;
     this.a = 0x9e3779b9;
     this.b = 0x243f6a88;
     this.c = 0xb7e15162;

@@ -55,6 +55,18 @@ test('the simulator catches the ballot-only next-instance shortcut (seed 105422)
   assert.ok(correct.ok, correct.violations.join('; '));
 });
 
+test('a third of the seeds run the real FileLogStore over a simulated, power-cut file system, and pass', async () => {
+  let found = 0;
+  for (let seed = 1; found < 5 && seed < 100; seed++) {
+    const run = await runSeed({ seed });
+    if (!run.config.includes('storage=file-log')) continue;
+    found++;
+    assert.ok(run.ok, `seed ${seed}: ${run.violations.join('; ')}`);
+    assert.ok(run.instancesChosen > 0 && run.faults.crashes > 0, `seed ${seed} did something`);
+  }
+  assert.equal(found, 5);
+});
+
 test('regression seeds pass', async () => {
   for (const { seed, found } of REGRESSION_SEEDS) {
     const run = await runSeed({ seed });

@@ -11,7 +11,9 @@ import type { PaxosMessage } from '../../core/messages.js';
 import type { HaltReason } from '../../core/ready.js';
 import { PaxosError } from '../../errors.js';
 import { GroupDriver, type DriverFaults } from '../../runtime/group-driver.js';
-import { SILENT_LOGGER, type ExecuteInput, type StateMachine, type Transport } from '../../runtime/interfaces.js';
+import {
+  SILENT_LOGGER, type ExecuteInput, type LogStore, type StateMachine, type Transport,
+} from '../../runtime/interfaces.js';
 import type { ProposeSuccess } from '../../runtime/proposal-queue.js';
 import { restoreGroup } from '../../runtime/restore.js';
 import { StateMachineRegistry } from '../../runtime/state-machine-registry.js';
@@ -21,6 +23,9 @@ import { fullCrc32 } from '../crc32.js';
 import type { ExecutionChecker } from './checkers.js';
 import type { SimScheduler } from './scheduler.js';
 import type { SimDisk } from './sim-disk.js';
+import type { SimFileStorage } from './sim-file-system.js';
+import { FileLogStore } from '../../io/file-log-store.js';
+import { LazyFileSystem } from '../lazy-file-system.js';
 import type { SimNetwork } from './sim-network.js';
 
 export type NodeState = 'down' | 'starting' | 'up';
@@ -38,6 +43,11 @@ export interface SimNodeOptions {
   readonly scheduler: SimScheduler;
   readonly network: SimNetwork;
   readonly disk: SimDisk;
+  /**
+   * When set, the node runs the real FileLogStore over this simulated file system (under a
+   * LazyFileSystem that loses unsynced writes at a crash) instead of the SimDisk store.
+   */
+  readonly files?: SimFileStorage;
   readonly clock: SimClockSettings;
   readonly random: SeededRandom;
   readonly executions: ExecutionChecker;
@@ -83,7 +93,8 @@ export class SimNode {
 
   /** Crash this node halfway through its next disk write. */
   crashDuringNextWrite(onCrash: () => void): void {
-    this.options.disk.onNextWrite = (completeAt) => {
+    const target = this.options.files ?? this.options.disk;
+    target.onNextWrite = (completeAt) => {
       const scheduler = this.options.scheduler;
       const life = this.life;
       scheduler.at(scheduler.now + (completeAt - scheduler.now) / 2, () => {
@@ -118,7 +129,17 @@ export class SimNode {
     this.state = 'starting';
     this.options.trace(`n${this.id} start life ${life}`);
     const gate = this.gateFor(life);
-    const store = this.options.disk.open(gate);
+    const files = this.options.files;
+    let store: LogStore;
+    try {
+      store = files === undefined ? this.options.disk.open(gate) : await FileLogStore.open({
+        directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate) }),
+      });
+    } catch (error) {
+      if (life === this.life) this.options.onFatal(error);
+      return;
+    }
+    if (life !== this.life) return;
     const drivers: GroupDriver[] = [];
     try {
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
@@ -163,7 +184,8 @@ export class SimNode {
     this.armedWakeAt = null;
     this.drivers = [];
     for (const driver of drivers) driver.stop();
-    const outcome = this.options.disk.crash();
+    // Under the file store, what the crash loses is the lazy file system's memory, gone with the process.
+    const outcome = this.options.files === undefined ? this.options.disk.crash() : { lostWrites: 0, torn: false };
     this.options.trace(`n${this.id} crash (lost ${outcome.lostWrites} writes not yet durable${outcome.torn ? ', torn tail' : ''})`);
     return outcome;
   }

@@ -14,6 +14,7 @@ import { AgreementChecker, ExecutionChecker, Violations } from './checkers.js';
 import { FaultInjector, type FaultStats } from './fault-injector.js';
 import { SimScheduler } from './scheduler.js';
 import { SimDisk } from './sim-disk.js';
+import { SimFileStorage } from './sim-file-system.js';
 import { SimNetwork, type NetworkStats } from './sim-network.js';
 import { SimNode } from './sim-node.js';
 import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
@@ -94,6 +95,10 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   const nodes = members.map((id, index) => new SimNode({
     id, members, groupCount: config.groupCount, scheduler, network,
     disk: new SimDisk(scheduler, random.fork(), { ...config.disk }),
+    ...(config.storage === 'file-log'
+      ? { files: new SimFileStorage(scheduler, new SeededRandom(options.seed * 7919 + id),
+        { ...config.disk, writeErrorRate: 0 }) }
+      : {}),
     clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
     executeFailureRate: config.executeFailureRate, coreFaults, driverFaults, trace,
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),

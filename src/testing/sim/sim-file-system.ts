@@ -1,0 +1,180 @@
+/**
+ * An in-memory file system for the simulator, so nodes can run the real FileLogStore. What it
+ * holds is what the node's disk holds: it outlives the node's processes. Every operation completes
+ * after a random latency, in order, through the process's gate (dropped if the process died, held
+ * while it is paused). Run it under LazyFileSystem, which keeps unsynced writes in the process's
+ * memory: a crash then loses them, and a crash during a write-back keeps only some of its pages.
+ */
+import { dirname } from 'node:path';
+import type { FileHandle, FileSystem } from '../../io/file-system.js';
+import type { SeededRandom } from '../../util/random.js';
+import type { DiskFaults, ProcessGate } from './sim-disk.js';
+import type { SimScheduler } from './scheduler.js';
+
+/** The disk: files and directories by path. */
+export class SimFileStorage {
+  readonly files = new Map<string, Buffer>();
+  readonly directories = new Set<string>(['/']);
+  /** Called once, with the completion time, when the next data write is issued (to crash mid-write). */
+  onNextWrite: ((completeAt: number) => void) | null = null;
+  private busyUntil = 0;
+  private readonly scheduler: SimScheduler;
+  private readonly random: SeededRandom;
+  faults: DiskFaults;
+
+  constructor(scheduler: SimScheduler, random: SeededRandom, faults: DiskFaults) {
+    this.scheduler = scheduler;
+    this.random = random;
+    this.faults = faults;
+  }
+
+  /** The file system one process life sees. */
+  open(gate: ProcessGate): FileSystem {
+    return new SimFileSystem(this, gate);
+  }
+
+  schedule<T>(gate: ProcessGate, operation: () => T, isWrite = false): Promise<T> {
+    const { latencyMinMs, latencyMaxMs, slowRate } = this.faults;
+    let latency = latencyMinMs + this.random.float() * (latencyMaxMs - latencyMinMs);
+    if (this.random.chance(slowRate)) latency *= 1 + this.random.float() * 20;
+    const completeAt = Math.max(this.scheduler.now, this.busyUntil) + latency;
+    this.busyUntil = completeAt;
+    if (isWrite && this.onNextWrite !== null) {
+      const trap = this.onNextWrite;
+      this.onNextWrite = null;
+      trap(completeAt);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.scheduler.at(completeAt, () => gate(() => {
+        try {
+          resolve(operation());
+        } catch (error) {
+          reject(error);
+        }
+      }));
+    });
+  }
+
+  file(path: string): Buffer {
+    const data = this.files.get(path);
+    if (data === undefined) throw Object.assign(new Error(`ENOENT: no such file, ${path}`), { code: 'ENOENT' });
+    return data;
+  }
+}
+
+class SimFileSystem implements FileSystem {
+  private readonly storage: SimFileStorage;
+  private readonly gate: ProcessGate;
+
+  constructor(storage: SimFileStorage, gate: ProcessGate) {
+    this.storage = storage;
+    this.gate = gate;
+  }
+
+  open(path: string): Promise<FileHandle> {
+    return this.storage.schedule(this.gate, () => {
+      this.storage.file(path);
+      return new SimFileHandle(this.storage, this.gate, path);
+    });
+  }
+
+  create(path: string): Promise<FileHandle> {
+    return this.storage.schedule(this.gate, () => {
+      if (this.storage.files.has(path)) throw Object.assign(new Error(`EEXIST: ${path}`), { code: 'EEXIST' });
+      if (!this.storage.directories.has(dirname(path))) throw new Error(`ENOENT: no directory for ${path}`);
+      this.storage.files.set(path, Buffer.alloc(0));
+      return new SimFileHandle(this.storage, this.gate, path);
+    });
+  }
+
+  readFile(path: string): Promise<Buffer> {
+    return this.storage.schedule(this.gate, () => Buffer.from(this.storage.file(path)));
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return this.storage.schedule(this.gate, () => {
+      const prefix = path.endsWith('/') ? path : `${path}/`;
+      const names: string[] = [];
+      for (const entry of [...this.storage.files.keys(), ...this.storage.directories]) {
+        if (entry.startsWith(prefix) && !entry.slice(prefix.length).includes('/') && entry.length > prefix.length) {
+          names.push(entry.slice(prefix.length));
+        }
+      }
+      return names.sort();
+    });
+  }
+
+  mkdir(path: string): Promise<void> {
+    return this.storage.schedule(this.gate, () => {
+      for (let current = path; current !== '/' && current !== '.'; current = dirname(current)) {
+        this.storage.directories.add(current);
+      }
+    });
+  }
+
+  unlink(path: string): Promise<void> {
+    return this.storage.schedule(this.gate, () => {
+      this.storage.file(path);
+      this.storage.files.delete(path);
+    });
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return this.storage.schedule(this.gate, () => {
+      const data = this.storage.file(from);
+      this.storage.files.delete(from);
+      this.storage.files.set(to, data);
+    });
+  }
+
+  exists(path: string): Promise<boolean> {
+    return this.storage.schedule(this.gate, () => this.storage.files.has(path) || this.storage.directories.has(path));
+  }
+
+  syncDirectory(): Promise<void> {
+    return this.storage.schedule(this.gate, () => undefined);
+  }
+}
+
+class SimFileHandle implements FileHandle {
+  private readonly storage: SimFileStorage;
+  private readonly gate: ProcessGate;
+  private readonly path: string;
+
+  constructor(storage: SimFileStorage, gate: ProcessGate, path: string) {
+    this.storage = storage;
+    this.gate = gate;
+    this.path = path;
+  }
+
+  write(data: Uint8Array, position: number): Promise<void> {
+    const copy = Buffer.from(data);
+    return this.storage.schedule(this.gate, () => {
+      let file = this.storage.file(this.path);
+      if (position + copy.length > file.length) {
+        const grown = Buffer.alloc(position + copy.length);
+        file.copy(grown);
+        file = grown;
+        this.storage.files.set(this.path, file);
+      }
+      copy.copy(file, position);
+    }, true);
+  }
+
+  read(length: number, position: number): Promise<Buffer> {
+    return this.storage.schedule(this.gate, () => {
+      const file = this.storage.file(this.path);
+      return Buffer.from(file.subarray(Math.min(position, file.length), Math.min(position + length, file.length)));
+    });
+  }
+
+  datasync(): Promise<void> {
+    return this.storage.schedule(this.gate, () => undefined);
+  }
+
+  size(): Promise<number> {
+    return this.storage.schedule(this.gate, () => this.storage.file(this.path).length);
+  }
+
+  async close(): Promise<void> {}
+}
