@@ -10,12 +10,9 @@ import type { AcceptorRecord } from '../../core/ready.js';
 import type { LogStore } from '../../runtime/interfaces.js';
 import type { SeededRandom } from '../../util/random.js';
 import type { SimScheduler } from './scheduler.js';
+import { SimDevice, type DeviceLatency, type ProcessGate } from './sim-device.js';
 
-export interface DiskFaults {
-  latencyMinMs: number;
-  latencyMaxMs: number;
-  /** Share of operations that take up to 20x the maximum latency. */
-  slowRate: number;
+export interface DiskFaults extends DeviceLatency {
   /** Share of writes that fail with an I/O error (the group halts). */
   writeErrorRate: number;
   /** Chance that the last surviving write that was not yet durable is torn at a crash. */
@@ -35,8 +32,7 @@ interface VolatileWrite {
   completed: boolean;
 }
 
-/** Runs a completion for the process that issued it, or not at all if that process is gone. */
-export type ProcessGate = (run: () => void) => void;
+export type { ProcessGate };
 
 export class SimDisk {
   faults: DiskFaults;
@@ -44,19 +40,17 @@ export class SimDisk {
   private visible = new Map<number, GroupData>();
   /** Writes not yet durable, in issue order: in flight, or completed without a sync. */
   private volatile: VolatileWrite[] = [];
-  private busyUntil = 0;
-  private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
   writes = 0;
   syncs = 0;
   writeErrors = 0;
-  /** Called once, with the completion time, when the next write is issued (to crash mid-write). */
-  onNextWrite: ((completeAt: number) => void) | null = null;
+  /** Timing of this disk's operations; its trap crashes a node in the middle of its next write. */
+  readonly device: SimDevice;
 
   constructor(scheduler: SimScheduler, random: SeededRandom, faults: DiskFaults) {
-    this.scheduler = scheduler;
     this.random = random;
     this.faults = faults;
+    this.device = new SimDevice(scheduler, random, () => this.faults);
   }
 
   /** The LogStore one process life sees. */
@@ -79,7 +73,7 @@ export class SimDisk {
     const lostWrites = this.volatile.length - kept;
     this.volatile = [];
     this.visible = cloneAll(this.durable);
-    this.onNextWrite = null;
+    this.device.onNextWrite = null;
     return { lostWrites, torn };
   }
 
@@ -89,26 +83,9 @@ export class SimDisk {
   }
 
   schedule<T>(gate: ProcessGate, operation: () => T, isWrite = false): Promise<T> {
-    const { latencyMinMs, latencyMaxMs, slowRate } = this.faults;
-    let latency = latencyMinMs + this.random.float() * (latencyMaxMs - latencyMinMs);
-    if (this.random.chance(slowRate)) latency *= 1 + this.random.float() * 20;
-    const completeAt = Math.max(this.scheduler.now, this.busyUntil) + latency;
-    this.busyUntil = completeAt;
-    if (isWrite && this.onNextWrite !== null) {
-      const trap = this.onNextWrite;
-      this.onNextWrite = null;
-      trap(completeAt);
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.scheduler.at(completeAt, () => gate(() => {
-        try {
-          resolve(operation());
-        } catch (error) {
-          reject(error);
-        }
-      }));
-    });
+    return this.device.schedule(gate, operation, isWrite);
   }
+
 
   /** Append records; with `sync`, they and every completed write before them become durable. */
   put(gate: ProcessGate, groupIndex: number, records: readonly AcceptorRecord[], sync: boolean): Promise<void> {

@@ -8,24 +8,18 @@
 import { dirname } from 'node:path';
 import type { FileHandle, FileSystem } from '../../io/file-system.js';
 import type { SeededRandom } from '../../util/random.js';
-import type { DiskFaults, ProcessGate } from './sim-disk.js';
+import { SimDevice, type DeviceLatency, type ProcessGate } from './sim-device.js';
 import type { SimScheduler } from './scheduler.js';
 
 /** The disk: files and directories by path. */
 export class SimFileStorage {
   readonly files = new Map<string, Buffer>();
   readonly directories = new Set<string>(['/']);
-  /** Called once, with the completion time, when the next data write is issued (to crash mid-write). */
-  onNextWrite: ((completeAt: number) => void) | null = null;
-  private busyUntil = 0;
-  private readonly scheduler: SimScheduler;
-  private readonly random: SeededRandom;
-  faults: DiskFaults;
+  /** Timing of this disk's operations; its trap crashes a node in the middle of its next write. */
+  readonly device: SimDevice;
 
-  constructor(scheduler: SimScheduler, random: SeededRandom, faults: DiskFaults) {
-    this.scheduler = scheduler;
-    this.random = random;
-    this.faults = faults;
+  constructor(scheduler: SimScheduler, random: SeededRandom, latency: DeviceLatency) {
+    this.device = new SimDevice(scheduler, random, () => latency);
   }
 
   /** The file system one process life sees. */
@@ -34,26 +28,9 @@ export class SimFileStorage {
   }
 
   schedule<T>(gate: ProcessGate, operation: () => T, isWrite = false): Promise<T> {
-    const { latencyMinMs, latencyMaxMs, slowRate } = this.faults;
-    let latency = latencyMinMs + this.random.float() * (latencyMaxMs - latencyMinMs);
-    if (this.random.chance(slowRate)) latency *= 1 + this.random.float() * 20;
-    const completeAt = Math.max(this.scheduler.now, this.busyUntil) + latency;
-    this.busyUntil = completeAt;
-    if (isWrite && this.onNextWrite !== null) {
-      const trap = this.onNextWrite;
-      this.onNextWrite = null;
-      trap(completeAt);
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.scheduler.at(completeAt, () => gate(() => {
-        try {
-          resolve(operation());
-        } catch (error) {
-          reject(error);
-        }
-      }));
-    });
+    return this.device.schedule(gate, operation, isWrite);
   }
+
 
   file(path: string): Buffer {
     const data = this.files.get(path);

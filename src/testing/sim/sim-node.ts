@@ -93,7 +93,7 @@ export class SimNode {
 
   /** Crash this node halfway through its next disk write. */
   crashDuringNextWrite(onCrash: () => void): void {
-    const target = this.options.files ?? this.options.disk;
+    const target = (this.options.files ?? this.options.disk).device;
     target.onNextWrite = (completeAt) => {
       const scheduler = this.options.scheduler;
       const life = this.life;

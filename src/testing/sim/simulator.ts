@@ -97,7 +97,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
     disk: new SimDisk(scheduler, random.fork(), { ...config.disk }),
     ...(config.storage === 'file-log'
       ? { files: new SimFileStorage(scheduler, new SeededRandom(options.seed * 7919 + id),
-        { ...config.disk, writeErrorRate: 0 }) }
+        { ...config.disk }) }
       : {}),
     clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
     executeFailureRate: config.executeFailureRate, coreFaults, driverFaults, trace,
