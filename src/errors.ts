@@ -14,6 +14,7 @@ export type PaxosErrorCode =
   | 'GROUP_HALTED'
   | 'DIVERGED'
   | 'STOPPED'
+  | 'ABORTED'
   | 'BAD_OPTIONS'
   | 'INVALID_GROUP'
   | 'STARTUP_FAILED'

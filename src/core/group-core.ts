@@ -156,6 +156,11 @@ export class GroupCore {
     return 'accepted';
   }
 
+  /** The lowest instance this node still holds (below it, the log was cleaned behind a checkpoint). */
+  get minChosenInstanceId(): number {
+    return this.teacher.minChosenInstanceId;
+  }
+
   get hasPendingProposal(): boolean {
     return this.commit !== null;
   }

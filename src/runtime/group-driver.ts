@@ -9,7 +9,11 @@ import type { PaxosMessage } from '../core/messages.js';
 import type { ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
-import { MAX_PROPOSE_ATTEMPTS, ProposalQueue, type PendingProposal, type ProposeSuccess } from './proposal-queue.js';
+import { BatchContexts, encodeBatch } from './batch-value.js';
+import {
+  MAX_PROPOSE_ATTEMPTS, ProposalQueue, settle, type BatchLimits, type PendingProposal, type ProposeSuccess,
+  type QueueLimits,
+} from './proposal-queue.js';
 import type { StateMachineRegistry } from './state-machine-registry.js';
 
 /** Deliberate bugs for the simulator's canaries; never set in production. */
@@ -30,7 +34,10 @@ export interface GroupDriverOptions {
   readonly logger: Logger;
   /** fsync acceptor records (default on; off trades durability for speed, as PhxPaxos bSync). */
   readonly syncWrites: boolean;
-  readonly queueCapacity: number;
+  /** How many proposals, and how many bytes of them, may wait; beyond that OVERLOADED. */
+  readonly queueLimits: QueueLimits;
+  /** How many waiting proposals, and how many bytes, one instance may carry. */
+  readonly batchLimits: BatchLimits;
   /** Called when the earliest timer may have changed, so the host can re-arm its one wake-up. */
   readonly onTimersChanged: () => void;
   /** A broken invariant: the node must stop. */
@@ -42,22 +49,26 @@ export interface GroupDriverOptions {
 export interface ProposeOptions {
   readonly timeoutMs: number;
   readonly context?: unknown;
+  /** Aborting gives up waiting: ABORTED, with mayBeChosen true once the value was sent. */
+  readonly signal?: AbortSignal;
 }
 
 export class GroupDriver {
   private readonly options: GroupDriverOptions;
   private readonly core: GroupCore;
   private readonly queue: ProposalQueue;
-  private readonly inFlight = new Map<number, PendingProposal>();
+  /** The proposals each in-flight token carries, in batch order. */
+  private readonly inFlight = new Map<number, PendingProposal[]>();
   private nextToken = 1;
   private pumping = false;
+  private idle: Promise<void> = Promise.resolve();
   private stopped = false;
   private haltReason: HaltReason | null = null;
 
   constructor(options: GroupDriverOptions) {
     this.options = options;
     this.core = options.core;
-    this.queue = new ProposalQueue(options.queueCapacity);
+    this.queue = new ProposalQueue(options.queueLimits);
   }
 
   get groupIndex(): number {
@@ -76,18 +87,31 @@ export class GroupDriver {
     return this.core.status();
   }
 
+  /** Queue and waiting bytes, for metrics. */
+  get queueDepth(): { readonly proposals: number; readonly bytes: number } {
+    return { proposals: this.queue.length, bytes: this.queue.bytes };
+  }
+
+  get minChosenInstanceId(): number {
+    return this.core.minChosenInstanceId;
+  }
+
+  /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
     if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
     if (this.haltReason !== null) return Promise.reject(haltError(this.haltReason, false));
+    if (options.signal?.aborted === true) return Promise.reject(abortError(false));
     return new Promise<ProposeSuccess>((resolve, reject) => {
       const proposal: PendingProposal = {
         value, context: options.context, deadline: this.options.clock.now() + options.timeoutMs, attempts: 0,
-        resolve, reject,
+        settled: false, resolve, reject,
       };
-      if (!this.queue.push(proposal)) {
-        reject(new PaxosError('OVERLOADED', `group ${this.groupIndex} has ${this.queue.length} proposals waiting`));
+      const full = this.queue.push(proposal);
+      if (full !== undefined) {
+        reject(new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`));
         return;
       }
+      if (options.signal !== undefined) this.watchAbort(proposal, options.signal);
       this.feedProposals();
       this.kick();
     });
@@ -105,13 +129,14 @@ export class GroupDriver {
     const now = this.options.clock.now();
     this.core.tick(now);
     this.queue.expire(now);
+    this.expireInFlight(now);
     this.feedProposals();
     this.kick();
   }
 
   nextTimerAt(): number | undefined {
     const coreAt = this.core.nextTimerAt();
-    const queueAt = this.queue.earliestDeadline();
+    const queueAt = minDefined(this.queue.earliestDeadline(), this.earliestInFlightDeadline());
     if (coreAt === undefined) return queueAt;
     return queueAt === undefined ? coreAt : Math.min(coreAt, queueAt);
   }
@@ -121,15 +146,23 @@ export class GroupDriver {
     if (this.stopped) return;
     this.stopped = true;
     this.queue.rejectAll(() => new PaxosError('STOPPED', 'the node stopped before the proposal was sent'));
-    for (const proposal of this.inFlight.values()) {
-      proposal.reject(new PaxosError('STOPPED', 'the node stopped while the proposal was in flight', { mayBeChosen: true }));
+    for (const batch of this.inFlight.values()) {
+      for (const proposal of batch) {
+        settle(proposal, new PaxosError('STOPPED', 'the node stopped while the proposal was in flight',
+          { mayBeChosen: true }));
+      }
     }
     this.inFlight.clear();
   }
 
+  /** Resolves once no Ready is being handled (so the store can be closed under it). */
+  async whenIdle(): Promise<void> {
+    while (this.pumping) await this.idle;
+  }
+
   private kick(): void {
     if (!this.pumping && !this.stopped) {
-      this.pump().catch((error: unknown) => this.options.onFatal(error));
+      this.idle = this.pump().catch((error: unknown) => this.options.onFatal(error));
     }
     this.options.onTimersChanged();
   }
@@ -187,10 +220,12 @@ export class GroupDriver {
   }
 
   private async execute(chosen: ChosenValue): Promise<void> {
-    const proposal = chosen.proposalToken === null ? undefined : this.inFlight.get(chosen.proposalToken);
+    const batch = chosen.proposalToken === null ? undefined : this.inFlight.get(chosen.proposalToken);
     let report: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
-      const result = await this.options.registry.execute(chosen.instanceId, chosen.value, proposal?.context);
+      const context = batch === undefined ? undefined
+        : batch.length === 1 ? batch[0]?.context : new BatchContexts(batch.map((proposal) => proposal.context));
+      const result = await this.options.registry.execute(chosen.instanceId, chosen.value, context);
       report = { ok: true, result };
     } catch (error) {
       this.options.logger.warn('execution failed; it will be retried', {
@@ -204,58 +239,117 @@ export class GroupDriver {
   }
 
   private settle(token: number, outcome: ProposalOutcome): void {
-    const proposal = this.inFlight.get(token);
-    if (proposal === undefined) return;
+    const batch = this.inFlight.get(token);
+    if (batch === undefined) return;
     this.inFlight.delete(token);
     switch (outcome.kind) {
-      case 'chosen':
-        proposal.resolve({ instanceId: outcome.instanceId, result: outcome.result });
+      case 'chosen': {
+        const results = batch.length === 1 ? [outcome.result] : outcome.result as readonly unknown[];
+        batch.forEach((proposal, batchIndex) => {
+          settle(proposal, { instanceId: outcome.instanceId, batchIndex, result: results[batchIndex] });
+        });
         return;
-      case 'conflict':
-        if (proposal.attempts < MAX_PROPOSE_ATTEMPTS) this.queue.pushFront(proposal);
-        else {
-          proposal.reject(new PaxosError('CONFLICT',
+      }
+      case 'conflict': {
+        const retry = batch.filter((proposal) => !proposal.settled && proposal.attempts < MAX_PROPOSE_ATTEMPTS);
+        for (const proposal of batch) {
+          if (retry.includes(proposal)) continue;
+          settle(proposal, new PaxosError('CONFLICT',
             `other values won ${MAX_PROPOSE_ATTEMPTS} instances in a row, the last ${outcome.instanceId}`));
         }
+        this.queue.pushFront(retry);
         return;
+      }
       case 'timeout':
-        proposal.reject(new PaxosError('TIMEOUT', 'no outcome within the timeout; the value may still be chosen',
-          { mayBeChosen: outcome.mayBeChosen }));
+        for (const proposal of batch) {
+          settle(proposal, new PaxosError('TIMEOUT', 'no outcome within the timeout; the value may still be chosen',
+            { mayBeChosen: outcome.mayBeChosen }));
+        }
         return;
       case 'executeFailed':
-        proposal.reject(new PaxosError('EXECUTE_FAILED',
-          `chosen at instance ${outcome.instanceId}, but the state machine failed; it will be retried`,
-          { mayBeChosen: true, cause: outcome.error }));
+        for (const proposal of batch) {
+          settle(proposal, new PaxosError('EXECUTE_FAILED',
+            `chosen at instance ${outcome.instanceId}, but the state machine failed; it will be retried`,
+            { mayBeChosen: true, cause: outcome.error }));
+        }
         return;
       case 'halted':
-        proposal.reject(haltError(outcome.reason, outcome.mayBeChosen));
+        for (const proposal of batch) settle(proposal, haltError(outcome.reason, outcome.mayBeChosen));
         return;
     }
   }
 
-  /** Hand the next waiting proposal to the core when it has none. */
+  /**
+   * Hand the core the next batch when it has no proposal: everything that queued meanwhile, up to
+   * the batch limits. One proposal goes as itself; several go as one batch value.
+   */
   private feedProposals(): void {
-    while (!this.stopped && this.haltReason === null && !this.core.hasPendingProposal) {
-      const proposal = this.queue.shift();
-      if (proposal === undefined) return;
-      const remainingMs = proposal.deadline - this.options.clock.now();
-      if (remainingMs <= 0) {
-        proposal.reject(new PaxosError('TIMEOUT', 'the proposal timed out before it could be proposed'));
-        continue;
+    while (!this.stopped && this.haltReason === null && !this.core.hasPendingProposal && this.queue.length > 0) {
+      const now = this.options.clock.now();
+      this.queue.expire(now);
+      const batch = this.queue.takeBatch(this.options.batchLimits);
+      if (batch.length === 0) return;
+      let latestDeadline = 0;
+      for (const proposal of batch) {
+        proposal.attempts++;
+        latestDeadline = Math.max(latestDeadline, proposal.deadline);
       }
+      const value = batch.length === 1 ? (batch[0] as PendingProposal).value
+        : encodeBatch(batch.map((proposal) => proposal.value));
       const token = this.nextToken++;
-      proposal.attempts++;
-      this.core.tick(this.options.clock.now());
-      const accepted = this.core.propose(proposal.value, token, remainingMs);
+      this.core.tick(now);
+      // The core's timeout covers the latest caller; earlier deadlines are enforced here, per caller.
+      const accepted = this.core.propose(value, token, latestDeadline - now);
       if (accepted === 'accepted') {
-        this.inFlight.set(token, proposal);
+        this.inFlight.set(token, batch);
       } else if (accepted === 'notMember') {
-        proposal.reject(new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`));
+        for (const proposal of batch) {
+          settle(proposal, new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`));
+        }
       } else {
-        this.queue.pushFront(proposal);
+        for (const proposal of batch) proposal.attempts--;
+        this.queue.pushFront(batch);
         return;
       }
     }
+  }
+
+  /** A caller whose own deadline passed while its batch is in flight learns TIMEOUT now. */
+  private expireInFlight(nowMs: number): void {
+    for (const batch of this.inFlight.values()) {
+      for (const proposal of batch) {
+        if (!proposal.settled && proposal.deadline <= nowMs) {
+          settle(proposal, new PaxosError('TIMEOUT', 'no outcome within the timeout; the value may still be chosen',
+            { mayBeChosen: true }));
+        }
+      }
+    }
+  }
+
+  private earliestInFlightDeadline(): number | undefined {
+    let earliest: number | undefined;
+    for (const batch of this.inFlight.values()) {
+      for (const proposal of batch) {
+        if (!proposal.settled) earliest = minDefined(earliest, proposal.deadline);
+      }
+    }
+    return earliest;
+  }
+
+  private watchAbort(proposal: PendingProposal, signal: AbortSignal): void {
+    const onAbort = (): void => {
+      if (proposal.settled) return;
+      const wasWaiting = this.queue.remove(proposal);
+      settle(proposal, abortError(!wasWaiting));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const release = (): void => signal.removeEventListener('abort', onAbort);
+    const { resolve, reject } = proposal;
+    // Drop the listener with the answer, so a long-lived signal does not keep every proposal alive.
+    Object.assign(proposal, {
+      resolve: (success: ProposeSuccess) => { release(); resolve(success); },
+      reject: (error: PaxosError) => { release(); reject(error); },
+    });
   }
 
   private onHalted(reason: HaltReason): void {
@@ -264,10 +358,23 @@ export class GroupDriver {
     this.queue.rejectAll(() => haltError(reason, false));
     // A proposal whose outcome sat in a Ready that was dropped when its write failed would
     // otherwise never settle; the core will report nothing more, so it fails here.
-    for (const proposal of this.inFlight.values()) proposal.reject(haltError(reason, true));
+    for (const batch of this.inFlight.values()) {
+      for (const proposal of batch) settle(proposal, haltError(reason, true));
+    }
     this.inFlight.clear();
     this.options.onHalt?.(reason);
   }
+}
+
+function abortError(mayBeChosen: boolean): PaxosError {
+  return new PaxosError('ABORTED', mayBeChosen
+    ? 'the caller gave up after the value was sent; it may still be chosen'
+    : 'the caller gave up before the value was sent', { mayBeChosen });
+}
+
+function minDefined(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  return b === undefined ? a : Math.min(a, b);
 }
 
 function haltError(reason: HaltReason, mayBeChosen: boolean): PaxosError {

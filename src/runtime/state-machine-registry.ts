@@ -2,14 +2,22 @@
  * Routes chosen values to the state machines of one group by their id, and answers which instance
  * start-up must replay from.
  */
+import { BatchContexts, decodeBatch } from './batch-value.js';
 import type { ExecuteInput, StateMachine } from './interfaces.js';
-import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
+import { BATCH_STATE_MACHINE_ID, isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
+
+/** How far a batch got before one of its entries failed: a retry resumes after the last success. */
+interface BatchProgress {
+  readonly instanceId: number;
+  readonly results: unknown[];
+}
 
 export class StateMachineRegistry {
   private readonly byId = new Map<number, StateMachine>();
   private readonly groupIndex: number;
   /** Each state machine's checkpoint as of start-up: instances at or below it are never re-executed. */
   private readonly startCheckpoints = new Map<number, number>();
+  private batchProgress: BatchProgress | null = null;
 
   constructor(groupIndex: number, stateMachines: readonly StateMachine[] = []) {
     this.groupIndex = groupIndex;
@@ -54,8 +62,25 @@ export class StateMachineRegistry {
   /**
    * Execute one chosen value. Throws when the addressed state machine fails or does not exist here:
    * an unknown id is a configuration error, and skipping it would silently diverge this node.
+   * A batch executes its entries in order and returns their results as an array; when an entry
+   * fails, the retry resumes at that entry, so no entry ever runs twice.
    */
   async execute(instanceId: number, value: Uint8Array, context: unknown): Promise<unknown> {
+    const { stateMachineId, payload } = unframeValue(value);
+    if (stateMachineId !== BATCH_STATE_MACHINE_ID) return await this.executeOne(instanceId, value, context);
+    const entries = decodeBatch(payload);
+    const contexts = context instanceof BatchContexts ? context.contexts : [];
+    const progress = this.batchProgress?.instanceId === instanceId
+      ? this.batchProgress : { instanceId, results: [] };
+    this.batchProgress = progress;
+    for (let index = progress.results.length; index < entries.length; index++) {
+      progress.results.push(await this.executeOne(instanceId, entries[index] as Uint8Array, contexts[index]));
+    }
+    this.batchProgress = null;
+    return progress.results;
+  }
+
+  private async executeOne(instanceId: number, value: Uint8Array, context: unknown): Promise<unknown> {
     const { stateMachineId, payload } = unframeValue(value);
     if (stateMachineId === NO_STATE_MACHINE_ID) return undefined;
     const stateMachine = this.byId.get(stateMachineId);
@@ -66,5 +91,4 @@ export class StateMachineRegistry {
     const input: ExecuteInput = { groupIndex: this.groupIndex, instanceId, value: payload, context };
     return await stateMachine.execute(input);
   }
-
 }

@@ -103,7 +103,7 @@ interface Rig {
  * Node 1 of a group with `members`. Messages to itself come back through the "transport" on a
  * later turn, as a real loopback would deliver them.
  */
-async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8): Promise<Rig> {
+async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8, batchCount = 1): Promise<Rig> {
   const clock = new ManualClock();
   const machine = new EchoStateMachine();
   const registry = new StateMachineRegistry(0, [machine]);
@@ -113,7 +113,8 @@ async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8):
   const halts: HaltReason[] = [];
   const fatal: unknown[] = [];
   const driver: GroupDriver = new GroupDriver({
-    groupIndex: 0, core, store, registry, clock, logger: SILENT_LOGGER, syncWrites: true, queueCapacity,
+    groupIndex: 0, core, store, registry, clock, logger: SILENT_LOGGER, syncWrites: true,
+    queueLimits: { maxCount: queueCapacity, maxBytes: 1 << 20 }, batchLimits: { maxCount: batchCount, maxBytes: 1 << 20 },
     send: (_group, to, message) => {
       sent.push({ to, message });
       if (to === 1) setImmediate(() => driver.step(message));
@@ -155,10 +156,10 @@ describe('GroupDriver', () => {
     const store = new MemoryLogStore();
     const { driver, machine, fatal } = await rig(store);
     const first = await driver.propose(framed('x'), { timeoutMs: 5000, context: 'my context' });
-    assert.deepEqual(first, { instanceId: 0, result: 'executed x' });
+    assert.deepEqual(first, { instanceId: 0, batchIndex: 0, result: 'executed x' });
     assert.equal(machine.inputs[0]?.context, 'my context', 'the proposer\'s context reaches its own execution');
     const second = await driver.propose(framed('y'), { timeoutMs: 5000 });
-    assert.deepEqual(second, { instanceId: 1, result: 'executed y' });
+    assert.deepEqual(second, { instanceId: 1, batchIndex: 0, result: 'executed y' });
     assert.equal(driver.nowInstanceId, 2);
     const record = await store.get(0, 1);
     assert.equal(fromUtf8(record?.value.subarray(4) ?? new Uint8Array()), 'y');
@@ -175,7 +176,7 @@ describe('GroupDriver', () => {
   test('a value for no state machine resolves with undefined', async () => {
     const { driver, machine } = await rig(new MemoryLogStore());
     assert.deepEqual(await driver.propose(frameValue(0, utf8('noop')), { timeoutMs: 5000 }),
-      { instanceId: 0, result: undefined });
+      { instanceId: 0, batchIndex: 0, result: undefined });
     assert.deepEqual(machine.inputs, []);
   });
 
@@ -315,7 +316,7 @@ describe('GroupDriver', () => {
     assert.deepEqual(machine.executed, ['a', 'b']);
     const state = second();
     assert.ok(state !== 'pending' && state.ok);
-    assert.deepEqual(state.value, { instanceId: 1, result: 'executed b' });
+    assert.deepEqual(state.value, { instanceId: 1, batchIndex: 0, result: 'executed b' });
   });
 
   test('a proposal that loses its instance to another value is retried in the next one', async () => {
@@ -348,7 +349,7 @@ describe('GroupDriver', () => {
     await turns();
     const state = proposal();
     assert.ok(state !== 'pending' && state.ok, JSON.stringify(state));
-    assert.deepEqual(state.value, { instanceId: 1, result: 'executed mine' });
+    assert.deepEqual(state.value, { instanceId: 1, batchIndex: 0, result: 'executed mine' });
   });
 
   test('after losing three instances in a row a proposal rejects with CONFLICT', async () => {
@@ -381,5 +382,115 @@ describe('GroupDriver', () => {
     assert.equal(expectError(proposal(), 'DIVERGED').mayBeChosen, true);
     await assert.rejects(driver.propose(framed('b'), { timeoutMs: 1000 }), (error: unknown) =>
       error instanceof PaxosError && error.code === 'DIVERGED');
+  });
+});
+
+/** Complete the gated writes one by one until `done` holds. */
+async function writeUntil(store: GatedStore, done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) {
+    store.puts.shift()?.resolve();
+    await turns();
+  }
+  assert.ok(done(), 'the condition never held');
+}
+
+describe('GroupDriver batching', () => {
+  test('proposals that queue while an instance is in flight share the next one, each with its batchIndex', async () => {
+    const store = new GatedStore();
+    const { driver, machine } = await rig(store, [1], 16, 16);
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000, context: 'ctx a' }));
+    await turns();
+    const rest = ['b', 'c', 'd'].map((value) => track(driver.propose(framed(value), { timeoutMs: 60_000, context: `ctx ${value}` })));
+    while (store.puts.length > 0) {
+      store.puts.shift()?.resolve();
+      await turns();
+    }
+    const states = [first, ...rest].map((state) => state());
+    assert.deepEqual(states.map((state) => state !== 'pending' && state.ok ? state.value : state), [
+      { instanceId: 0, batchIndex: 0, result: 'executed a' },
+      { instanceId: 1, batchIndex: 0, result: 'executed b' },
+      { instanceId: 1, batchIndex: 1, result: 'executed c' },
+      { instanceId: 1, batchIndex: 2, result: 'executed d' },
+    ]);
+    assert.deepEqual(machine.executed, ['a', 'b', 'c', 'd']);
+    assert.deepEqual(machine.inputs.map((input) => [input.instanceId, input.context]),
+      [[0, 'ctx a'], [1, 'ctx b'], [1, 'ctx c'], [1, 'ctx d']], 'each entry gets its own proposer context');
+  });
+
+  test('a batch entry that fails is retried alone: the entries before it never run twice', async () => {
+    const store = new GatedStore();
+    const { driver, machine, clock } = await rig(store, [1], 16, 16);
+    const execute = machine.execute.bind(machine);
+    let failures = 0;
+    machine.execute = (input) => {
+      if (fromUtf8(input.value) === 'c' && failures++ === 0) throw new Error('c fails once');
+      return execute(input);
+    };
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    await turns();
+    const batch = ['b', 'c', 'd'].map((value) => track(driver.propose(framed(value), { timeoutMs: 60_000 })));
+    await writeUntil(store, () => batch.every((state) => state() !== 'pending'));
+    assert.ok(first() !== 'pending');
+    for (const state of batch) assert.equal(expectError(state(), 'EXECUTE_FAILED').mayBeChosen, true);
+    assert.deepEqual(machine.executed, ['a', 'b']);
+    clock.ms += 20;
+    driver.tick();
+    await turns();
+    assert.deepEqual(machine.executed, ['a', 'b', 'c', 'd'], 'b ran once, c and d after the retry');
+    assert.equal(driver.nowInstanceId, 2);
+  });
+
+  test('the batch limits cap how many proposals one instance carries', async () => {
+    const store = new GatedStore();
+    const { driver } = await rig(store, [1], 16, 2);
+    const all = ['a', 'b', 'c', 'd', 'e'].map((value) => track(driver.propose(framed(value), { timeoutMs: 60_000 })));
+    while (store.puts.length > 0 || all.some((state) => state() === 'pending')) {
+      store.puts.shift()?.resolve();
+      await turns();
+    }
+    assert.deepEqual(all.map((state) => {
+      const settled = state();
+      return settled !== 'pending' && settled.ok ? [settled.value.instanceId, settled.value.batchIndex] : settled;
+    }), [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1]]);
+  });
+
+  test('a caller whose deadline passes while its batch is in flight gets TIMEOUT; the others go on', async () => {
+    const store = new GatedStore();
+    const { driver, clock } = await rig(store, [1], 16, 16);
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000 }));
+    await turns();
+    const short = track(driver.propose(framed('short'), { timeoutMs: 100 }));
+    const long = track(driver.propose(framed('long'), { timeoutMs: 60_000 }));
+    await writeUntil(store, () => driver.queueDepth.proposals === 0);
+    assert.equal(long(), 'pending', 'the batch of short and long is in flight');
+    clock.ms = 150;
+    driver.tick();
+    await turns();
+    assert.equal(expectError(short(), 'TIMEOUT').mayBeChosen, true);
+    assert.equal(long(), 'pending');
+    await writeUntil(store, () => long() !== 'pending');
+    const state = long();
+    assert.ok(state !== 'pending' && state.ok);
+    assert.deepEqual(state.value, { instanceId: 1, batchIndex: 1, result: 'executed long' });
+    assert.ok(first() !== 'pending' && first() !== undefined);
+  });
+
+  test('an aborted proposal rejects with ABORTED: mayBeChosen false while queued, true once sent', async () => {
+    const store = new GatedStore();
+    const { driver, machine } = await rig(store, [1], 16, 16);
+    const inFlight = new AbortController();
+    const queued = new AbortController();
+    const first = track(driver.propose(framed('a'), { timeoutMs: 60_000, signal: inFlight.signal }));
+    await turns();
+    const second = track(driver.propose(framed('b'), { timeoutMs: 60_000, signal: queued.signal }));
+    inFlight.abort();
+    queued.abort();
+    await turns();
+    assert.equal(expectError(first(), 'ABORTED').mayBeChosen, true);
+    assert.equal(expectError(second(), 'ABORTED').mayBeChosen, false);
+    await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000, signal: AbortSignal.abort() }),
+      (error: unknown) => error instanceof PaxosError && error.code === 'ABORTED' && !error.mayBeChosen);
+    await writeUntil(store, () => store.puts.length === 0);
+    assert.deepEqual(machine.executed, ['a'], 'the sent value is still chosen; the queued one never is');
   });
 });

@@ -156,7 +156,7 @@ export class SimNode {
           send: (group, to, message) => {
             if (life === this.life) this.transport.send(group, to, message);
           },
-          logger: SILENT_LOGGER, syncWrites: true, queueCapacity: 64,
+          logger: SILENT_LOGGER, syncWrites: true, queueLimits: { maxCount: 64, maxBytes: 1 << 20 }, batchLimits: { maxCount: 1, maxBytes: 1 << 20 },
           onTimersChanged: () => { if (life === this.life) this.armWake(); },
           onFatal: this.options.onFatal,
           onHalt: (reason) => this.options.onHalt(this.id, groupIndex, reason),
