@@ -1,12 +1,16 @@
 /** `npm run bench -- <name> [options]`: the project's benchmarks (built into dist/bench). */
+import { PROPOSE_USAGE, proposeBench } from './propose-bench.js';
 import { STORAGE_USAGE, storageBench } from './storage-bench.js';
 import { runCommand } from '../src/cli/run-command.js';
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
 
 benchmarks:
+  propose   proposals/s and latency through real node processes on loopback, fsync on
   storage   durable commit throughput and latency, recovery and bulk delete of the log store
+
+${PROPOSE_USAGE}
 
 ${STORAGE_USAGE}`;
 
-runCommand('bench', USAGE, { storage: storageBench }, process.argv.slice(2));
+runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench }, process.argv.slice(2));

@@ -17,6 +17,7 @@ export type PaxosErrorCode =
   | 'ABORTED'
   | 'BAD_OPTIONS'
   | 'INVALID_GROUP'
+  | 'INSTANCE_UNAVAILABLE'
   | 'STARTUP_FAILED'
   | 'STORAGE_CORRUPT';
 

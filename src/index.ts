@@ -1,9 +1,15 @@
 /**
  * multipaxos: Multi-Paxos for Node.js in the design of PhxPaxos.
  *
- * This release exposes the protocol core and the runtime pieces that drive it. The `PaxosNode`
- * API over TCP with durable file storage is built on exactly these parts.
+ * `PaxosNode` is the library as a service uses it: durable file storage, TCP between nodes, many
+ * groups, natural batching. The protocol core and the runtime pieces it is built from are exported
+ * too, for custom transports, stores and tests.
  */
+export { PaxosNode, type NodeProposeOptions, type NodeProposeResult, type NodeMetrics, type GroupMetrics } from './node/paxos-node.js';
+export {
+  NODE_DEFAULTS, type PaxosNodeOptions, type MemberAddress, type NodeAddress, type ClosableTransport,
+} from './node/node-options.js';
+export type { InstanceValue } from './node/instance-values.js';
 export { PaxosError, isRetryable, type PaxosErrorCode, type PaxosErrorOptions } from './errors.js';
 
 export { GroupCore, type RestoredGroupState, type ProposeResult, type ExecutionReport, type GroupStatus } from './core/group-core.js';
@@ -30,3 +36,11 @@ export { MemoryLogStore } from './io/memory-log-store.js';
 export { FileLogStore, DEFAULT_SEGMENT_BYTES, type FileLogStoreOptions, type RecoveryReport } from './io/file-log-store.js';
 export { NODE_FILE_SYSTEM, type FileSystem, type FileHandle } from './io/file-system.js';
 export { type Random, SeededRandom } from './util/random.js';
+
+export { TcpTransport } from './io/tcp-transport.js';
+export { TRANSPORT_DEFAULTS, type TcpTransportOptions, type PeerAddress } from './io/tcp-transport-options.js';
+export type { TransportStats, PeerStats } from './io/transport-stats.js';
+export { WireError, type WireErrorReason } from './io/wire-error.js';
+export { encodeMessage, decodeMessage, encodedSize, MESSAGE_KIND_CODES } from './io/message-codec.js';
+export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeMessageFrames } from './io/wire-frame.js';
+export { encodeBatch, decodeBatch, BatchContexts } from './runtime/batch-value.js';

@@ -67,3 +67,19 @@ export class BatchContexts {
     this.contexts = contexts;
   }
 }
+
+/**
+ * A batch entry failed after the entries before it ran. Those are done for good (a retry resumes
+ * at the failed entry), so their callers learn they were chosen, with their results.
+ */
+export class BatchEntryError extends Error {
+  readonly index: number;
+  readonly results: readonly unknown[];
+
+  constructor(index: number, results: readonly unknown[], cause: unknown) {
+    super(`batch entry ${index} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'BatchEntryError';
+    this.index = index;
+    this.results = results;
+  }
+}

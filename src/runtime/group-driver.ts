@@ -9,7 +9,7 @@ import type { PaxosMessage } from '../core/messages.js';
 import type { ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
-import { BatchContexts, encodeBatch } from './batch-value.js';
+import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
 import {
   MAX_PROPOSE_ATTEMPTS, ProposalQueue, settle, type BatchLimits, type PendingProposal, type ProposeSuccess,
   type QueueLimits,
@@ -62,6 +62,9 @@ export class GroupDriver {
   private nextToken = 1;
   private pumping = false;
   private idle: Promise<void> = Promise.resolve();
+  private syncWrites: boolean;
+  /** Values this node handed its core (a batch counts once), and the caller values they carried (retries included). */
+  readonly counters = { valuesProposed: 0, proposalsSent: 0 };
   private stopped = false;
   private haltReason: HaltReason | null = null;
 
@@ -69,6 +72,12 @@ export class GroupDriver {
     this.options = options;
     this.core = options.core;
     this.queue = new ProposalQueue(options.queueLimits);
+    this.syncWrites = options.syncWrites;
+  }
+
+  /** PhxPaxos SetLogSync: fsync acceptor records or not, from the next write on. */
+  setSyncWrites(enabled: boolean): void {
+    this.syncWrites = enabled;
   }
 
   get groupIndex(): number {
@@ -100,18 +109,22 @@ export class GroupDriver {
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
     if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
     if (this.haltReason !== null) return Promise.reject(haltError(this.haltReason, false));
-    if (options.signal?.aborted === true) return Promise.reject(abortError(false));
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal'));
+    }
+    if (signal?.aborted === true) return Promise.reject(abortError(false));
     return new Promise<ProposeSuccess>((resolve, reject) => {
       const proposal: PendingProposal = {
         value, context: options.context, deadline: this.options.clock.now() + options.timeoutMs, attempts: 0,
         settled: false, resolve, reject,
       };
+      if (signal !== undefined) this.watchAbort(proposal, signal);
       const full = this.queue.push(proposal);
       if (full !== undefined) {
-        reject(new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`));
+        settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`));
         return;
       }
-      if (options.signal !== undefined) this.watchAbort(proposal, options.signal);
       this.feedProposals();
       this.kick();
     });
@@ -119,22 +132,33 @@ export class GroupDriver {
 
   step(message: PaxosMessage): void {
     if (this.stopped) return;
-    this.core.tick(this.options.clock.now());
-    this.core.step(message);
+    try {
+      this.core.tick(this.options.clock.now());
+      this.core.step(message);
+    } catch (error) {
+      this.options.onFatal(error);
+      return;
+    }
     this.kick();
   }
 
   tick(): void {
     if (this.stopped) return;
     const now = this.options.clock.now();
-    this.core.tick(now);
-    this.queue.expire(now);
-    this.expireInFlight(now);
-    this.feedProposals();
+    try {
+      this.core.tick(now);
+      this.queue.expire(now);
+      this.expireInFlight(now);
+      this.feedProposals();
+    } catch (error) {
+      this.options.onFatal(error);
+      return;
+    }
     this.kick();
   }
 
   nextTimerAt(): number | undefined {
+    if (this.stopped) return undefined;
     const coreAt = this.core.nextTimerAt();
     const queueAt = minDefined(this.queue.earliestDeadline(), this.earliestInFlightDeadline());
     if (coreAt === undefined) return queueAt;
@@ -151,6 +175,22 @@ export class GroupDriver {
         settle(proposal, new PaxosError('STOPPED', 'the node stopped while the proposal was in flight',
           { mayBeChosen: true }));
       }
+    }
+    this.inFlight.clear();
+  }
+
+  /**
+   * A broken invariant (a bug): the group stops for good, as halted, and every caller is told.
+   * Nothing more is sent or written for it.
+   */
+  failFatally(error: unknown): void {
+    if (this.stopped) return;
+    const reason: HaltReason = { code: 'GROUP_HALTED', message: `group ${this.groupIndex}: broken invariant: ${String(error)}` };
+    this.haltReason = reason;
+    this.stopped = true;
+    this.queue.rejectAll(() => haltError(reason, false));
+    for (const batch of this.inFlight.values()) {
+      for (const proposal of batch) settle(proposal, haltError(reason, true));
     }
     this.inFlight.clear();
   }
@@ -189,7 +229,7 @@ export class GroupDriver {
     }
     if (ready.records.length > 0) {
       try {
-        const sync = this.options.syncWrites && ready.mustSync && this.options.faults?.skipFsync !== true;
+        const sync = this.syncWrites && ready.mustSync && this.options.faults?.skipFsync !== true;
         await this.options.store.put(this.groupIndex, ready.records, { sync });
       } catch (error) {
         if (this.stopped) return;
@@ -266,13 +306,20 @@ export class GroupDriver {
             { mayBeChosen: outcome.mayBeChosen }));
         }
         return;
-      case 'executeFailed':
-        for (const proposal of batch) {
+      case 'executeFailed': {
+        // Entries before a failed one ran, and will not run again: their callers were served.
+        const done = outcome.error instanceof BatchEntryError ? outcome.error.results : [];
+        batch.forEach((proposal, batchIndex) => {
+          if (batchIndex < done.length) {
+            settle(proposal, { instanceId: outcome.instanceId, batchIndex, result: done[batchIndex] });
+            return;
+          }
           settle(proposal, new PaxosError('EXECUTE_FAILED',
             `chosen at instance ${outcome.instanceId}, but the state machine failed; it will be retried`,
             { mayBeChosen: true, cause: outcome.error }));
-        }
+        });
         return;
+      }
       case 'halted':
         for (const proposal of batch) settle(proposal, haltError(outcome.reason, outcome.mayBeChosen));
         return;
@@ -302,6 +349,8 @@ export class GroupDriver {
       const accepted = this.core.propose(value, token, latestDeadline - now);
       if (accepted === 'accepted') {
         this.inFlight.set(token, batch);
+        this.counters.valuesProposed++;
+        this.counters.proposalsSent += batch.length;
       } else if (accepted === 'notMember') {
         for (const proposal of batch) {
           settle(proposal, new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`));

@@ -8,6 +8,7 @@
 import { PaxosError } from '../errors.js';
 
 export const MAX_PROPOSE_ATTEMPTS = 3;
+const BATCH_ENTRY_OVERHEAD_BYTES = 4;
 
 export interface ProposeSuccess {
   readonly instanceId: number;
@@ -81,13 +82,16 @@ export class ProposalQueue {
   takeBatch(limits: BatchLimits): PendingProposal[] {
     let count = 0;
     let bytes = 0;
+    let taken = 0;
     while (count < this.waiting.length && count < limits.maxCount) {
       const size = (this.waiting[count] as PendingProposal).value.length;
-      if (count > 0 && bytes + size > limits.maxBytes) break;
-      bytes += size;
+      // Each entry of a batch also carries its length.
+      if (count > 0 && bytes + size + BATCH_ENTRY_OVERHEAD_BYTES > limits.maxBytes) break;
+      bytes += size + BATCH_ENTRY_OVERHEAD_BYTES;
+      taken += size;
       count++;
     }
-    this.waitingBytes -= bytes;
+    this.waitingBytes -= taken;
     return this.waiting.splice(0, count);
   }
 

@@ -2,7 +2,7 @@
  * Routes chosen values to the state machines of one group by their id, and answers which instance
  * start-up must replay from.
  */
-import { BatchContexts, decodeBatch } from './batch-value.js';
+import { BatchContexts, BatchEntryError, decodeBatch } from './batch-value.js';
 import type { ExecuteInput, StateMachine } from './interfaces.js';
 import { BATCH_STATE_MACHINE_ID, isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
 
@@ -74,7 +74,11 @@ export class StateMachineRegistry {
       ? this.batchProgress : { instanceId, results: [] };
     this.batchProgress = progress;
     for (let index = progress.results.length; index < entries.length; index++) {
-      progress.results.push(await this.executeOne(instanceId, entries[index] as Uint8Array, contexts[index]));
+      try {
+        progress.results.push(await this.executeOne(instanceId, entries[index] as Uint8Array, contexts[index]));
+      } catch (error) {
+        throw new BatchEntryError(index, [...progress.results], error);
+      }
     }
     this.batchProgress = null;
     return progress.results;

@@ -139,7 +139,8 @@ async function driverOver(store: LogStore): Promise<{ driver: GroupDriver; halts
   const fatal: unknown[] = [];
   const logger = new RecordingLogger();
   const driver: GroupDriver = new GroupDriver({
-    groupIndex: 0, core, store, registry, clock, logger, syncWrites: true, queueLimits: { maxCount: 8, maxBytes: 1 << 20 }, batchLimits: { maxCount: 1, maxBytes: 1 << 20 },
+    groupIndex: 0, core, store, registry, clock, logger, syncWrites: true,
+    queueLimits: { maxCount: 8, maxBytes: 1 << 20 }, batchLimits: { maxCount: 1, maxBytes: 1 << 20 },
     send: (_group, to, message) => {
       if (to === 1) setImmediate(() => driver.step(message));
     },

@@ -114,7 +114,8 @@ async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8, 
   const fatal: unknown[] = [];
   const driver: GroupDriver = new GroupDriver({
     groupIndex: 0, core, store, registry, clock, logger: SILENT_LOGGER, syncWrites: true,
-    queueLimits: { maxCount: queueCapacity, maxBytes: 1 << 20 }, batchLimits: { maxCount: batchCount, maxBytes: 1 << 20 },
+    queueLimits: { maxCount: queueCapacity, maxBytes: 1 << 20 },
+    batchLimits: { maxCount: batchCount, maxBytes: 1 << 20 },
     send: (_group, to, message) => {
       sent.push({ to, message });
       if (to === 1) setImmediate(() => driver.step(message));
@@ -431,7 +432,10 @@ describe('GroupDriver batching', () => {
     const batch = ['b', 'c', 'd'].map((value) => track(driver.propose(framed(value), { timeoutMs: 60_000 })));
     await writeUntil(store, () => batch.every((state) => state() !== 'pending'));
     assert.ok(first() !== 'pending');
-    for (const state of batch) assert.equal(expectError(state(), 'EXECUTE_FAILED').mayBeChosen, true);
+    const served = batch[0]?.();
+    assert.ok(served !== undefined && served !== 'pending' && served.ok, 'b ran: its caller is told it was chosen');
+    assert.deepEqual(served.value, { instanceId: 1, batchIndex: 0, result: 'executed b' });
+    for (const state of batch.slice(1)) assert.equal(expectError(state(), 'EXECUTE_FAILED').mayBeChosen, true);
     assert.deepEqual(machine.executed, ['a', 'b']);
     clock.ms += 20;
     driver.tick();
@@ -490,7 +494,10 @@ describe('GroupDriver batching', () => {
     assert.equal(expectError(second(), 'ABORTED').mayBeChosen, false);
     await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000, signal: AbortSignal.abort() }),
       (error: unknown) => error instanceof PaxosError && error.code === 'ABORTED' && !error.mayBeChosen);
+    const notASignal = { aborted: false } as unknown as AbortSignal;
+    await assert.rejects(driver.propose(framed('bad signal'), { timeoutMs: 1000, signal: notASignal }),
+      (error: unknown) => error instanceof PaxosError && error.code === 'BAD_OPTIONS');
     await writeUntil(store, () => store.puts.length === 0);
-    assert.deepEqual(machine.executed, ['a'], 'the sent value is still chosen; the queued one never is');
+    assert.deepEqual(machine.executed, ['a'], 'the sent value is still chosen; the queued and refused ones never are');
   });
 });

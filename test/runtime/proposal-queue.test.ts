@@ -53,8 +53,10 @@ test('a batch stops at its count and byte limits, and always takes at least one'
   const values = ['aaaa', 'bbbb', 'cccc', 'dddd', 'e'.repeat(50)].map((name) => pending(name, 100));
   for (const tracked of values) queue.push(tracked.proposal);
   assert.deepEqual(queue.takeBatch({ maxCount: 2, maxBytes: 1000 }).map((p) => p.context), ['aaaa', 'bbbb']);
-  assert.deepEqual(queue.takeBatch({ maxCount: 10, maxBytes: 9 }).map((p) => p.context), ['cccc', 'dddd']);
-  assert.deepEqual(queue.takeBatch({ maxCount: 10, maxBytes: 9 }).map((p) => p.context), ['e'.repeat(50)]);
+  // Each entry counts its bytes and the 4-byte length a batch gives it.
+  assert.deepEqual(queue.takeBatch({ maxCount: 10, maxBytes: 15 }).map((p) => p.context), ['cccc']);
+  assert.deepEqual(queue.takeBatch({ maxCount: 10, maxBytes: 16 }).map((p) => p.context), ['dddd']);
+  assert.deepEqual(queue.takeBatch({ maxCount: 10, maxBytes: 16 }).map((p) => p.context), ['e'.repeat(50)]);
   assert.equal(queue.bytes, 0);
 });
 

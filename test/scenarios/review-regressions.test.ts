@@ -139,7 +139,9 @@ async function startLife(store: MemoryLogStore, stateMachines: StateMachine[]): 
   const driver: GroupDriver = new GroupDriver({
     groupIndex: 0, core, store, registry, clock: { now: () => 0 },
     send: (_group: number, _to: number, message: PaxosMessage) => queueMicrotask(() => driver.step(message)),
-    logger: SILENT_LOGGER, syncWrites: true, queueLimits: { maxCount: 8, maxBytes: 1 << 20 }, batchLimits: { maxCount: 1, maxBytes: 1 << 20 }, onTimersChanged: () => {},
+    logger: SILENT_LOGGER, syncWrites: true,
+    queueLimits: { maxCount: 8, maxBytes: 1 << 20 },
+    batchLimits: { maxCount: 1, maxBytes: 1 << 20 }, onTimersChanged: () => {},
     onFatal: (error) => {
       throw error;
     },

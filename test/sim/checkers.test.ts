@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { Ballot } from '../../src/core/ballot.js';
 import { AgreementChecker, ExecutionChecker, Violations } from '../../src/testing/sim/checkers.js';
 import { frameValue } from '../../src/runtime/value-frame.js';
+import { encodeBatch } from '../../src/runtime/batch-value.js';
 import { utf8 } from '../../src/util/bytes.js';
 
 const b = (proposalId: number, nodeId: number): Ballot => ({ proposalId, nodeId });
@@ -69,4 +70,41 @@ test('execution: order, the chosen value, and skipped instances only where the n
   const third = { node: 1, life: 4, groupIndex: 0 };
   executions.onExecute(third, 0, frameValue(1, utf8('z')));
   assert.match(violations.list[2] ?? '', /not the chosen one/);
+});
+
+test('execution of a batch: every entry once, in order, and all of them before the next instance', () => {
+  const violations = new Violations();
+  const agreement = new AgreementChecker(3, violations);
+  const executions = new ExecutionChecker(agreement, violations);
+  const entries = ['a', 'b', 'c'].map((text) => frameValue(1, utf8(text)));
+  for (const entry of entries) agreement.noteProposed(entry);
+  const next = frameValue(2, utf8('next'));
+  agreement.noteProposed(next);
+  choose(agreement, 0, b(1, 1), encodeBatch(entries), [1, 2]);
+  choose(agreement, 1, b(1, 1), next, [1, 2]);
+  assert.equal(violations.any, false, 'a batch of proposed values is a valid chosen value');
+
+  const good = { node: 1, life: 1, groupIndex: 0 };
+  executions.onLifeStart(1, 0);
+  for (const entry of entries) executions.onExecute(good, 0, entry);
+  executions.onExecute(good, 1, next);
+  assert.equal(violations.any, false);
+  assert.deepEqual(executions.executedBy(1, 0, 0, 2), entries[2]);
+
+  const repeats = { node: 2, life: 1, groupIndex: 0 };
+  executions.onLifeStart(2, 0);
+  executions.onExecute(repeats, 0, entries[0] as Uint8Array);
+  executions.onExecute(repeats, 0, entries[0] as Uint8Array);
+  assert.match(violations.list[0] ?? '', /instance 0 \(entry 1\) a value that is not the chosen one/);
+
+  const unfinished = { node: 3, life: 1, groupIndex: 0 };
+  executions.onLifeStart(3, 0);
+  executions.onExecute(unfinished, 0, entries[0] as Uint8Array);
+  executions.onExecute(unfinished, 1, next);
+  assert.match(violations.list[1] ?? '', /before finishing the batch of instance 0 \(1 of 3 entries\)/);
+
+  const forged = frameValue(1, utf8('never proposed'));
+  choose(agreement, 2, b(1, 1), encodeBatch([next, forged]), [1, 2]);
+  assert.match(violations.list[2] ?? '', /chosen value was never proposed/);
+  assert.match(violations.list[3] ?? '', /instance 2: a value chosen earlier was chosen again/);
 });

@@ -16,7 +16,8 @@
  */
 import { compareBallots, formatBallot, type Ballot } from '../../core/ballot.js';
 import type { PaxosMessage } from '../../core/messages.js';
-import { unframeValue, NO_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
+import { decodeBatch } from '../../runtime/batch-value.js';
+import { BATCH_STATE_MACHINE_ID, unframeValue, NO_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
 import { bytesEqual } from '../../util/bytes.js';
 import { fullCrc32 } from '../crc32.js';
 
@@ -37,6 +38,12 @@ export function isNoop(value: Uint8Array): boolean {
   return unframeValue(value).stateMachineId === NO_STATE_MACHINE_ID;
 }
 
+/** The values a chosen value carries: a batch's entries, or the value itself. */
+export function entriesOf(value: Uint8Array): Uint8Array[] {
+  const { stateMachineId, payload } = unframeValue(value);
+  return stateMachineId === BATCH_STATE_MACHINE_ID ? decodeBatch(payload) : [value];
+}
+
 function key(...parts: number[]): string {
   return parts.join(':');
 }
@@ -47,6 +54,7 @@ function ballotKey(ballot: Ballot): string {
 
 /** What the network tap sees: agreement, promises and validity. */
 export class AgreementChecker {
+  private readonly chosenEntries = new Set<string>();
   private readonly majority: number;
   private readonly violations: Violations;
   /** (group, instance, ballot) → the value proposed under it. */
@@ -122,12 +130,25 @@ export class AgreementChecker {
       this.chosen.set(instanceKey, value);
       this.chosenCount++;
       if (isNoop(value)) this.noopsChosen++;
-      if (!isNoop(value) && !this.proposed.has(Buffer.from(value).toString('latin1'))) {
+      const proposed = (entry: Uint8Array): boolean => this.proposed.has(Buffer.from(entry).toString('latin1'));
+      if (!isNoop(value) && !entriesOf(value).every(proposed)) {
         this.violations.add(`group ${groupIndex} instance ${instanceId}: chosen value was never proposed`);
       }
+      if (!isNoop(value)) this.noteChosenEntries(groupIndex, instanceId, entriesOf(value));
     } else if (!bytesEqual(chosen, value)) {
       this.violations.add(`group ${groupIndex} instance ${instanceId}: two different values chosen ` +
         `(the second under ballot ${ballotKey(ballot)})`);
+    }
+  }
+
+  /** Every proposed value is unique, so none may be chosen twice (in two instances, or twice in a batch). */
+  private noteChosenEntries(groupIndex: number, instanceId: number, entries: readonly Uint8Array[]): void {
+    for (const entry of entries) {
+      const text = Buffer.from(entry).toString('latin1');
+      if (this.chosenEntries.has(text)) {
+        this.violations.add(`group ${groupIndex} instance ${instanceId}: a value chosen earlier was chosen again`);
+      }
+      this.chosenEntries.add(text);
     }
   }
 
@@ -159,6 +180,8 @@ interface LifeKey {
 interface LifeProgress {
   nextInstanceId: number;
   chain: number;
+  /** The instance whose entries are being executed (a batch executes one entry at a time). */
+  partial: { readonly instanceId: number; readonly expected: Uint8Array[]; readonly executed: Uint8Array[] } | null;
 }
 
 /** What state machines see: order, exactly-once, agreement with the chosen values, the chain. */
@@ -168,8 +191,8 @@ export class ExecutionChecker {
   private readonly lives = new Map<string, LifeProgress>();
   /** (group, instance) → {value, chain} as first executed anywhere. */
   private readonly canonical = new Map<string, { value: Uint8Array; chain: number }>();
-  /** (node, group) → instance → value, for the node's current life. */
-  private readonly current = new Map<string, Map<number, Uint8Array>>();
+  /** (node, group) → instance → the entries executed there, for the node's current life. */
+  private readonly current = new Map<string, Map<number, Uint8Array[]>>();
   executions = 0;
   noopsSkipped = 0;
 
@@ -183,15 +206,29 @@ export class ExecutionChecker {
     this.current.set(key(node, groupIndex), new Map());
   }
 
+  /**
+   * A state machine executed `value` at `instanceId`: the whole chosen value, or one entry of a
+   * chosen batch (entries must come in order, each once, and all of them before the next instance).
+   */
   onExecute(life: LifeKey, instanceId: number, value: Uint8Array): void {
     this.executions++;
     const lifeKey = key(life.node, life.life, life.groupIndex);
     let progress = this.lives.get(lifeKey);
     if (progress === undefined) {
-      progress = { nextInstanceId: 0, chain: 0 };
+      progress = { nextInstanceId: 0, chain: 0, partial: null };
       this.lives.set(lifeKey, progress);
     }
     const where = `node ${life.node} (life ${life.life}) group ${life.groupIndex}`;
+    const partial = progress.partial;
+    if (partial !== null && partial.instanceId === instanceId) {
+      this.onEntry(life, progress, value, where);
+      return;
+    }
+    if (partial !== null) {
+      this.violations.add(`${where} executed instance ${instanceId} before finishing the batch of instance ` +
+        `${partial.instanceId} (${partial.executed.length} of ${partial.expected.length} entries)`);
+      return;
+    }
     // Instances in between may only be no-ops, which no state machine sees.
     for (; progress.nextInstanceId < instanceId; progress.nextInstanceId++) {
       const skipped = this.agreement.chosenValue(life.groupIndex, progress.nextInstanceId);
@@ -205,25 +242,41 @@ export class ExecutionChecker {
       this.violations.add(`${where} executed instance ${instanceId} again (expected ${progress.nextInstanceId})`);
       return;
     }
-    progress.nextInstanceId++;
-    progress.chain = fullCrc32(value, progress.chain);
-    this.current.get(key(life.node, life.groupIndex))?.set(instanceId, value);
-    const instanceKey = key(life.groupIndex, instanceId);
     const chosen = this.agreement.chosenValue(life.groupIndex, instanceId);
     if (chosen === undefined) {
       this.violations.add(`${where} executed instance ${instanceId} before any value was chosen there`);
-    } else if (!bytesEqual(chosen, value)) {
-      this.violations.add(`${where} executed at instance ${instanceId} a value that is not the chosen one`);
+      return;
     }
+    progress.partial = { instanceId, expected: entriesOf(chosen), executed: [] };
+    this.onEntry(life, progress, value, where);
+  }
+
+  private onEntry(life: LifeKey, progress: LifeProgress, value: Uint8Array, where: string): void {
+    const partial = progress.partial as NonNullable<LifeProgress['partial']>;
+    const { instanceId, expected, executed } = partial;
+    const entry = expected[executed.length];
+    if (entry === undefined || !bytesEqual(entry, value)) {
+      this.violations.add(`${where} executed at instance ${instanceId} (entry ${executed.length}) a value that ` +
+        `is not the chosen one${entry === undefined ? ' (past the end of the batch)' : ''}`);
+      return;
+    }
+    executed.push(value);
+    this.current.get(key(life.node, life.groupIndex))?.set(instanceId, executed);
+    if (executed.length < expected.length) return;
+    progress.partial = null;
+    progress.nextInstanceId++;
+    const chosen = this.agreement.chosenValue(life.groupIndex, instanceId) as Uint8Array;
+    progress.chain = fullCrc32(chosen, progress.chain);
+    const instanceKey = key(life.groupIndex, instanceId);
     const canonical = this.canonical.get(instanceKey);
-    if (canonical === undefined) this.canonical.set(instanceKey, { value, chain: progress.chain });
+    if (canonical === undefined) this.canonical.set(instanceKey, { value: chosen, chain: progress.chain });
     else if (canonical.chain !== progress.chain) {
       this.violations.add(`${where} checksum chain differs from other nodes at instance ${instanceId}`);
     }
   }
 
-  /** Value the node executed at `instanceId` in its current life, if any. */
-  executedBy(node: number, groupIndex: number, instanceId: number): Uint8Array | undefined {
-    return this.current.get(key(node, groupIndex))?.get(instanceId);
+  /** The value (or batch entry) the node executed at `instanceId` in its current life, if any. */
+  executedBy(node: number, groupIndex: number, instanceId: number, batchIndex: number): Uint8Array | undefined {
+    return this.current.get(key(node, groupIndex))?.get(instanceId)?.[batchIndex];
   }
 }

@@ -54,6 +54,8 @@ export interface SimNodeOptions {
   readonly timing?: Partial<ProtocolTiming>;
   /** Chance that one execution attempt fails (it must be retried, never skipped). */
   readonly executeFailureRate: number;
+  /** How many waiting proposals one instance may carry. */
+  readonly maxBatchCount: number;
   readonly coreFaults?: CoreFaults;
   readonly driverFaults?: DriverFaults;
   readonly trace: (line: string) => void;
@@ -156,7 +158,8 @@ export class SimNode {
           send: (group, to, message) => {
             if (life === this.life) this.transport.send(group, to, message);
           },
-          logger: SILENT_LOGGER, syncWrites: true, queueLimits: { maxCount: 64, maxBytes: 1 << 20 }, batchLimits: { maxCount: 1, maxBytes: 1 << 20 },
+          logger: SILENT_LOGGER, syncWrites: true, queueLimits: { maxCount: 64, maxBytes: 1 << 20 },
+          batchLimits: { maxCount: this.options.maxBatchCount, maxBytes: 1 << 20 },
           onTimersChanged: () => { if (life === this.life) this.armWake(); },
           onFatal: this.options.onFatal,
           onHalt: (reason) => this.options.onHalt(this.id, groupIndex, reason),
@@ -263,7 +266,8 @@ export class SimNode {
           throw new Error(`simulated failure of state machine ${id}`);
         }
         executions.onExecute({ node: this.id, life, groupIndex }, input.instanceId, frameValue(id, input.value));
-        return `executed ${input.instanceId}`;
+        // The payload comes back, so the workload can check each caller got its own entry's result.
+        return Buffer.from(input.value).toString('latin1');
       },
     }));
   }

@@ -100,7 +100,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
         { ...config.disk }) }
       : {}),
     clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
-    executeFailureRate: config.executeFailureRate, coreFaults, driverFaults, trace,
+    executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, coreFaults, driverFaults, trace,
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
     onHalt: (node, groupIndex, reason) => {
       trace(`n${node} g${groupIndex} halted: ${reason.code}`);
@@ -114,7 +114,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
     if (node !== undefined) faults.restartAfterHalt(node);
   }
   const workload = new Workload({
-    scheduler, random: random.fork(), nodes, groupCount: config.groupCount, agreement,
+    scheduler, random: random.fork(), nodes, groupCount: config.groupCount, agreement, violations,
     concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes, gapMs: config.clientGapMs,
     timeoutMs: config.proposeTimeoutMs,
     trace: (line) => {
@@ -221,7 +221,7 @@ function checkAcknowledged(nodes: readonly SimNode[], workload: Workload, execut
   violations: Violations): void {
   for (const acked of workload.acked) {
     for (const node of nodes) {
-      const executed = executions.executedBy(node.id, acked.groupIndex, acked.instanceId);
+      const executed = executions.executedBy(node.id, acked.groupIndex, acked.instanceId, acked.batchIndex);
       if (executed === undefined || !bytesEqual(executed, acked.value)) {
         violations.add(`acknowledged value of node ${acked.node} at group ${acked.groupIndex} instance ` +
           `${acked.instanceId} is ${executed === undefined ? 'missing' : 'different'} on node ${node.id}`);

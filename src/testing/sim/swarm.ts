@@ -13,6 +13,8 @@ export interface SwarmConfig {
   readonly groupCount: number;
   /** Which LogStore the nodes run: the SimDisk model, or the real FileLogStore on a simulated file system. */
   readonly storage: 'sim-disk' | 'file-log';
+  /** How many waiting proposals one instance may carry (1: batching off). */
+  readonly maxBatchCount: number;
   readonly network: NetworkFaults;
   readonly disk: DiskFaults;
   readonly clocks: readonly SimClockSettings[];
@@ -50,6 +52,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     nodeCount,
     groupCount: random.chance(0.75) ? 1 : 2,
     storage: chooseStorage(random.seed),
+    maxBatchCount: chooseBatchCount(random.seed),
     network: {
       lossRate: 0.01 + random.float() * random.pick([0.04, 0.15, 0.3]),
       duplicateRate: 0.01 + random.float() * random.pick([0.05, 0.2, 0.4]),
@@ -85,6 +88,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
 export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage} ` +
+    `batch=${config.maxBatchCount} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
@@ -98,4 +102,9 @@ export function describeSwarm(config: SwarmConfig): string {
  */
 function chooseStorage(seed: number): SwarmConfig['storage'] {
   return new SeededRandom(seed * 2654435761 + 0x9e37).chance(0.3) ? 'file-log' : 'sim-disk';
+}
+
+/** Batching in most seeds, from its own stream for the same reason as the storage choice. */
+function chooseBatchCount(seed: number): number {
+  return new SeededRandom(seed * 40503 + 0x5bd1).pick([1, 4, 16, 64]);
 }

@@ -7,13 +7,14 @@ import type { PaxosError } from '../../errors.js';
 import { frameValue } from '../../runtime/value-frame.js';
 import { utf8 } from '../../util/bytes.js';
 import type { SeededRandom } from '../../util/random.js';
-import type { AgreementChecker } from './checkers.js';
+import type { AgreementChecker, Violations } from './checkers.js';
 import type { SimScheduler } from './scheduler.js';
 import { SIM_STATE_MACHINE_IDS, type SimNode } from './sim-node.js';
 
 export interface AckedProposal {
   readonly groupIndex: number;
   readonly instanceId: number;
+  readonly batchIndex: number;
   readonly value: Uint8Array;
   readonly node: number;
 }
@@ -30,6 +31,7 @@ export interface WorkloadOptions {
   readonly nodes: readonly SimNode[];
   readonly groupCount: number;
   readonly agreement: AgreementChecker;
+  readonly violations: Violations;
   readonly concurrency: number;
   readonly proposingNodes: 'all' | 'one';
   readonly gapMs: number;
@@ -72,7 +74,14 @@ export class Workload {
     return node.propose(groupIndex, stateMachineId, payload, timeoutMs).then(
       (success) => {
         this.stats.chosen++;
-        this.acked.push({ groupIndex, instanceId: success.instanceId, value: framed, node: node.id });
+        const expected = Buffer.from(payload).toString('latin1');
+        if (success.result !== expected) {
+          this.options.violations.add(`n${node.id} g${groupIndex}: the proposal of "${expected}" (instance ` +
+            `${success.instanceId}, batch index ${success.batchIndex}) got the result "${String(success.result)}"`);
+        }
+        this.acked.push({
+          groupIndex, instanceId: success.instanceId, batchIndex: success.batchIndex, value: framed, node: node.id,
+        });
         this.options.trace(`n${node.id} g${groupIndex} chosen at ${success.instanceId}`);
         return 'OK';
       },

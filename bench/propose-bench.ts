@@ -1,0 +1,116 @@
+/**
+ * `npm run bench -- propose`: proposals per second and their latency through real node processes
+ * on loopback, fsync on. A closed loop of `--concurrency` callers runs inside node 1 (as a service
+ * embedding the library would), spread over the groups; each caller proposes its next value as
+ * soon as the last one is chosen and executed. Natural batching decides how many values share an
+ * instance. `--matrix` runs the README's table in one go.
+ */
+import { cpus, totalmem } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseFlags, type FlagSpec } from '../src/cli/flags.js';
+import { NodeCluster } from '../src/testing/process-cluster.js';
+
+const FLAGS: FlagSpec = {
+  nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
+  'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean',
+};
+
+export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
+                              [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
+
+Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
+callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
+line: {"nodes","groups","concurrency","valueBytes","seconds","proposalsPerSec","p50Ms","p99Ms",
+"errors","valuesPerInstance",...}. --matrix runs groups 1 and 8 × concurrency 1, 16, 64 (100-byte
+values) and prints a table (or one JSON line per run with --json).`;
+
+interface RunSettings {
+  readonly nodes: number;
+  readonly groups: number;
+  readonly concurrency: number;
+  readonly valueBytes: number;
+  readonly seconds: number;
+  readonly extraFlags: readonly string[];
+}
+
+export async function proposeBench(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, FLAGS);
+  if (flags.help === true) {
+    console.log(PROPOSE_USAGE);
+    return 0;
+  }
+  const extraFlags: string[] = [];
+  if (typeof flags['max-batch'] === 'number') extraFlags.push('--max-batch', String(flags['max-batch']));
+  if (flags.sync === false) extraFlags.push('--sync=false');
+  const base: RunSettings = {
+    nodes: (flags.nodes as number | undefined) ?? 3,
+    groups: (flags.groups as number | undefined) ?? 1,
+    concurrency: (flags.concurrency as number | undefined) ?? 64,
+    valueBytes: (flags['value-bytes'] as number | undefined) ?? 100,
+    seconds: (flags.seconds as number | undefined) ?? 10,
+    extraFlags,
+  };
+  const json = flags.json === true;
+  if (flags.matrix !== true) {
+    console.log(JSON.stringify(await runOnce(base)));
+    return 0;
+  }
+  if (!json) console.log(environment());
+  const rows: Record<string, unknown>[] = [];
+  for (const groups of [1, 8]) {
+    for (const concurrency of [1, 16, 64]) {
+      const row = await runOnce({ ...base, groups, concurrency, valueBytes: 100 });
+      rows.push(row);
+      if (json) console.log(JSON.stringify(row));
+    }
+  }
+  if (!json) printTable(rows);
+  return 0;
+}
+
+async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> {
+  const cluster = await NodeCluster.create({
+    nodes: settings.nodes, groups: settings.groups, extraFlags: settings.extraFlags,
+    requestTimeoutMs: (settings.seconds + 60) * 1000,
+  });
+  try {
+    await cluster.startAll();
+    // Warm up: connections, the first prepare of every group, the JIT.
+    await cluster.request(1, { type: 'load', concurrency: settings.concurrency, seconds: 1, valueBytes: settings.valueBytes });
+    await sleep(100);
+    const reply = await cluster.request(1, {
+      type: 'load', concurrency: settings.concurrency, seconds: settings.seconds, valueBytes: settings.valueBytes,
+    });
+    if (!reply.ok) throw new Error(`load failed: ${reply.code} ${reply.message}`);
+    return {
+      nodes: settings.nodes, groups: settings.groups, concurrency: settings.concurrency,
+      valueBytes: settings.valueBytes, seconds: round(reply.elapsedMs as number / 1000),
+      proposalsPerSec: Math.round(reply.proposalsPerSec as number), p50Ms: round(reply.p50Ms as number),
+      p99Ms: round(reply.p99Ms as number), errors: reply.errors, errorsByCode: reply.errorsByCode,
+      completed: reply.completed, instances: reply.instances,
+      valuesPerInstance: round(reply.valuesPerInstance as number),
+      sync: !settings.extraFlags.includes('--sync=false'),
+    };
+  } finally {
+    await Promise.all(cluster.ids.map((id) => cluster.stop(id)));
+    await cluster.destroy();
+  }
+}
+
+function environment(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} × ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+function printTable(rows: readonly Record<string, unknown>[]): void {
+  console.log('| groups | concurrency | proposals/s | p50 ms | p99 ms | values/instance | errors |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(`| ${row.groups} | ${row.concurrency} | ${row.proposalsPerSec} | ${row.p50Ms} | ${row.p99Ms} | ` +
+      `${row.valuesPerInstance} | ${row.errors} |`);
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

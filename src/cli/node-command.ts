@@ -1,0 +1,115 @@
+/**
+ * `multipaxos node`: run one node of a cluster with the echo state machine (examples/echo), and
+ * propose what arrives on standard input, one value per line (typed, or piped by a script). Each
+ * executed value is printed; the proposer also prints where its value was chosen. SIGINT and
+ * SIGTERM stop the node gracefully. Started with an IPC channel, it also serves node-control.ts.
+ */
+import { createInterface } from 'node:readline';
+import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
+import { PaxosError } from '../errors.js';
+import { PaxosNode } from '../node/paxos-node.js';
+import type { Logger } from '../runtime/interfaces.js';
+import { SILENT_LOGGER } from '../runtime/interfaces.js';
+import { parseFlags, UsageError, type FlagSpec } from './flags.js';
+import { serveControlChannel } from './node-control.js';
+import { parseAddress, parsePeers } from './peer-list.js';
+
+const FLAGS: FlagSpec = {
+  id: 'number', listen: 'string', peers: 'string', data: 'string', groups: 'number', cluster: 'string',
+  sync: 'boolean', quiet: 'boolean', verbose: 'boolean', 'timeout-ms': 'number', 'max-batch': 'number', help: 'boolean',
+};
+
+export const NODE_USAGE = `usage: multipaxos node --id N --listen HOST:PORT --peers 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
+                       --data DIR [--groups G] [--cluster NAME] [--sync=false] [--quiet] [--verbose]
+
+Runs one node with the echo state machine. Each line typed (or piped) on standard input is proposed
+("G:text" proposes to group G, otherwise group 0); every node prints each value it executes, and
+the proposer prints the instance it was chosen in. Ctrl-C stops it cleanly.
+  --id N           this node's id (a positive integer, never reused)
+  --listen H:P     the address to listen on
+  --peers LIST     every node of the cluster as ID=HOST:PORT, comma-separated (this one may be included)
+  --data DIR       the node's log directory (created if missing)
+  --groups G       independent Paxos groups (default 1)
+  --cluster NAME   nodes refuse peers from another cluster (default multipaxos)
+  --sync=false     do not fsync (fast, and not durable: for experiments only)
+  --timeout-ms T   propose timeout (default 10000)
+  --max-batch N    proposals one instance may carry (default 1000; 1 turns batching off)
+  --quiet          do not print executed values
+  --verbose        log the node's own events to standard error`;
+
+export async function nodeCommand(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, FLAGS);
+  if (flags.help === true) {
+    console.log(NODE_USAGE);
+    return 0;
+  }
+  const nodeId = required(flags.id, '--id') as number;
+  const listen = parseAddress(required(flags.listen, '--listen') as string, '--listen');
+  const members = parsePeers(required(flags.peers, '--peers') as string, '--peers');
+  if (!members.some((member) => member.id === nodeId)) members.push({ id: nodeId, ...listen });
+  const quiet = flags.quiet === true;
+  const echo = new EchoStateMachine(quiet ? undefined : ({ groupIndex, instanceId, value }) => {
+    console.log(`executed group ${groupIndex} instance ${instanceId}: ${Buffer.from(value).toString('utf8')}`);
+  });
+  // Signals, and a parent process that goes away, stop the node, even while it is starting.
+  let requestStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => { requestStop = resolve; });
+  process.once('SIGINT', () => requestStop());
+  process.once('SIGTERM', () => requestStop());
+  if (process.send !== undefined) {
+    process.once('disconnect', () => requestStop());
+    if (!process.connected) requestStop();
+  }
+  const node = await PaxosNode.start({
+    nodeId, members, listen, dataDir: required(flags.data, '--data') as string,
+    groups: flags.groups as number | undefined, clusterId: flags.cluster as string | undefined,
+    sync: flags.sync as boolean | undefined, proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
+    maxBatchCount: flags['max-batch'] as number | undefined,
+    stateMachines: [echo], logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER,
+  });
+  const address = node.address();
+  if (!quiet) console.log(`node ${nodeId} listening on ${address?.host}:${address?.port}; type a value to propose it`);
+
+  const stopped = stopRequested.then(() => node.stop());
+  const control = serveControlChannel(node, echo, () => {
+    requestStop();
+    return stopped;
+  });
+  const input = control === null ? proposeFromInput(node, quiet) : null;
+  try {
+    await stopped;
+  } finally {
+    input?.close();
+    control?.close();
+  }
+  if (!quiet) console.log(`node ${nodeId} stopped`);
+  return 0;
+}
+
+function proposeFromInput(node: PaxosNode, quiet: boolean): ReturnType<typeof createInterface> {
+  const lines = createInterface({ input: process.stdin, terminal: false });
+  lines.on('line', (line) => {
+    const match = /^(\d+):(.*)$/.exec(line);
+    const group = match === null ? 0 : Number(match[1]);
+    const text = match === null ? line : match[2] as string;
+    if (text.length === 0) return;
+    node.propose(group, text).then(({ instanceId, batchIndex }) => {
+      if (!quiet) console.log(`chosen: group ${group} instance ${instanceId} batch index ${batchIndex}: ${text}`);
+    }, (error: unknown) => {
+      const detail = error instanceof PaxosError ? `${error.code}${error.mayBeChosen ? ' (may still be chosen)' : ''}: ${error.message}` : String(error);
+      console.error(`not chosen: ${text}: ${detail}`);
+    });
+  });
+  return lines;
+}
+
+function required(value: unknown, flag: string): unknown {
+  if (value === undefined) throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+const STDERR_LOGGER: Logger = {
+  info: (message, fields) => console.error(`info ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
+  warn: (message, fields) => console.error(`warn ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
+  error: (message, fields) => console.error(`error ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
+};

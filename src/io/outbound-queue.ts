@@ -1,0 +1,129 @@
+/**
+ * The messages waiting to be written to one peer, bounded in count and in encoded bytes. When a new
+ * message does not fit, the oldest ones are dropped: Paxos tolerates loss, and the newest messages
+ * (higher ballots, later instances) are the useful ones after an outage.
+ *
+ * A ring of parallel arrays, so queuing a message allocates nothing once the ring has grown; the
+ * ring grows by doubling up to the message bound, so an idle peer costs little.
+ */
+import type { PaxosMessage } from '../core/messages.js';
+
+const INITIAL_CAPACITY = 16;
+
+export class OutboundQueue {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+  private groups: number[] = [];
+  private messages: (PaxosMessage | undefined)[] = [];
+  private sizes: number[] = [];
+  private times: number[] = [];
+  private capacity = 0;
+  private head = 0;
+  private count = 0;
+  private bytes = 0;
+
+  constructor(maxMessages: number, maxBytes: number) {
+    this.maxMessages = maxMessages;
+    this.maxBytes = maxBytes;
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Encoded bytes of the queued messages (frames included). */
+  get byteLength(): number {
+    return this.bytes;
+  }
+
+  /**
+   * Queue a message whose frame is `size` bytes, at time `now`. Returns how many older messages were
+   * dropped to make room, or -1 when the message alone exceeds the byte bound and was not queued.
+   */
+  push(group: number, message: PaxosMessage, size: number, now: number): number {
+    if (size > this.maxBytes) return -1;
+    let dropped = 0;
+    while (this.count >= this.maxMessages || this.bytes + size > this.maxBytes) {
+      this.shift();
+      dropped++;
+    }
+    if (this.count === this.capacity) this.grow();
+    const slot = this.slot(this.count);
+    this.groups[slot] = group;
+    this.messages[slot] = message;
+    this.sizes[slot] = size;
+    this.times[slot] = now;
+    this.count++;
+    this.bytes += size;
+    return dropped;
+  }
+
+  /** The i-th oldest entry's parts (0 is the oldest); i must be below `length`. */
+  groupAt(i: number): number {
+    return this.groups[this.slot(i)] as number;
+  }
+
+  messageAt(i: number): PaxosMessage {
+    return this.messages[this.slot(i)] as PaxosMessage;
+  }
+
+  sizeAt(i: number): number {
+    return this.sizes[this.slot(i)] as number;
+  }
+
+  timeAt(i: number): number {
+    return this.times[this.slot(i)] as number;
+  }
+
+  /** Remove the oldest entry (the queue must not be empty). */
+  shift(): void {
+    const slot = this.head;
+    this.bytes -= this.sizes[slot] as number;
+    this.messages[slot] = undefined;
+    this.head = slot + 1 === this.capacity ? 0 : slot + 1;
+    this.count--;
+  }
+
+  /** Drop the entries queued before `time`; returns how many. */
+  dropQueuedBefore(time: number): number {
+    let dropped = 0;
+    while (this.count > 0 && (this.times[this.head] as number) < time) {
+      this.shift();
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /** Drop everything; returns how many entries there were. */
+  clear(): number {
+    const dropped = this.count;
+    while (this.count > 0) this.shift();
+    return dropped;
+  }
+
+  private slot(i: number): number {
+    const slot = this.head + i;
+    return slot >= this.capacity ? slot - this.capacity : slot;
+  }
+
+  private grow(): void {
+    const capacity = Math.min(this.maxMessages, Math.max(INITIAL_CAPACITY, this.capacity * 2));
+    const groups: number[] = new Array<number>(capacity).fill(0);
+    const messages: (PaxosMessage | undefined)[] = new Array<PaxosMessage | undefined>(capacity).fill(undefined);
+    const sizes: number[] = new Array<number>(capacity).fill(0);
+    const times: number[] = new Array<number>(capacity).fill(0);
+    for (let i = 0; i < this.count; i++) {
+      const slot = this.slot(i);
+      groups[i] = this.groups[slot] as number;
+      messages[i] = this.messages[slot];
+      sizes[i] = this.sizes[slot] as number;
+      times[i] = this.times[slot] as number;
+    }
+    this.groups = groups;
+    this.messages = messages;
+    this.sizes = sizes;
+    this.times = times;
+    this.capacity = capacity;
+    this.head = 0;
+  }
+}

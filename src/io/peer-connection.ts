@@ -1,0 +1,153 @@
+/**
+ * One TCP connection of the transport: its socket, its frame decoder, where it stands in the
+ * handshake, its deadlines, and write backpressure. It decides nothing about peers: every frame,
+ * decoding failure, drain and close goes to its owner (the TcpTransport), which holds the policy.
+ */
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { HANDSHAKE_MAX_FRAME_BYTES } from './handshake.js';
+import type { TransportCounters } from './transport-stats.js';
+import { FrameDecoder, type DecodedFrame } from './wire-frame.js';
+
+/** The lower node id dials; the higher accepts. */
+export type ConnectionRole = 'dialer' | 'acceptor';
+
+export type ConnectionState =
+  /** A dial whose TCP connection is not made yet. */
+  | 'connecting'
+  /** Connected; frames other than the handshake are refused. */
+  | 'handshaking'
+  /** Authenticated: `peerId` is who is at the other end. */
+  | 'open'
+  | 'closed';
+
+export interface ConnectionOwner {
+  /** A dial's TCP connection is made. */
+  connected(connection: PeerConnection): void;
+  /** A frame whose CRC checked out. */
+  frame(connection: PeerConnection, frame: DecodedFrame): void;
+  /** The decoder refused the stream (its error is a WireError, or a bug). */
+  frameError(connection: PeerConnection, error: unknown): void;
+  /** The socket accepts writes again after backpressure. */
+  drained(connection: PeerConnection): void;
+  /**
+   * The socket is fully closed. `previous` is the state it was in (a dial closed while 'connecting'
+   * never reached the peer); `partialFrame` says whether a frame was cut short.
+   */
+  closed(connection: PeerConnection, previous: ConnectionState, partialFrame: boolean): void;
+}
+
+export function monotonicNow(): number {
+  return performance.now();
+}
+
+export class PeerConnection {
+  readonly socket: Socket;
+  readonly role: ConnectionRole;
+  readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME_BYTES);
+  /** The peer a dialer is meant to reach, or the peer an acceptor authenticated; 0 until known. */
+  peerId: number;
+  state: ConnectionState;
+  /** When a connection still not open is closed (monotonic ms). */
+  readonly handshakeDeadline: number;
+  /** The latest time bytes arrived (monotonic ms). */
+  lastDataAt: number;
+  /** socket.write returned false: nothing more is written until 'drain'. */
+  blocked = false;
+  /** Why this side closed it, for the log line (null: the peer or the network closed it). */
+  closeReason: string | null = null;
+  /** The socket error that ended it, if one did. */
+  socketError: Error | null = null;
+  /** Resolves once the socket has closed. */
+  readonly closedPromise: Promise<void>;
+  private readonly owner: ConnectionOwner;
+  private readonly counters: TransportCounters;
+
+  constructor(owner: ConnectionOwner, counters: TransportCounters, socket: Socket, role: ConnectionRole, peerId: number,
+    handshakeTimeoutMs: number) {
+    this.owner = owner;
+    this.counters = counters;
+    this.socket = socket;
+    this.role = role;
+    this.peerId = peerId;
+    this.state = role === 'dialer' ? 'connecting' : 'handshaking';
+    const now = monotonicNow();
+    this.handshakeDeadline = now + handshakeTimeoutMs;
+    this.lastDataAt = now;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    this.closedPromise = new Promise((resolve) => {
+      socket.once('close', () => {
+        const partial = this.decoder.bufferedBytes > 0;
+        const previous = this.state;
+        this.state = 'closed';
+        this.owner.closed(this, previous, partial);
+        resolve();
+      });
+    });
+    socket.on('error', (error) => {
+      this.socketError ??= error;
+    });
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('drain', () => {
+      this.blocked = false;
+      if (this.state !== 'closed') this.owner.drained(this);
+    });
+    if (role === 'dialer') {
+      socket.once('connect', () => {
+        if (this.state !== 'connecting') return;
+        this.state = 'handshaking';
+        this.owner.connected(this);
+      });
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Authenticated: from now on frames up to `maxFrameBytes` are accepted. */
+  open(peerId: number, maxFrameBytes: number): void {
+    this.peerId = peerId;
+    this.state = 'open';
+    this.decoder.maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Write one buffer of whole frames; returns false when the socket wants a 'drain' first. */
+  write(buffer: Buffer, frames: number): boolean {
+    this.counters.writes++;
+    this.counters.framesSent += frames;
+    this.counters.bytesSent += buffer.length;
+    const accepted = this.socket.write(buffer);
+    if (!accepted) this.blocked = true;
+    return accepted;
+  }
+
+  /** Close at once (queued writes are abandoned: Paxos tolerates the loss). */
+  close(reason: string): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    this.closeReason ??= reason;
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    this.counters.bytesReceived += chunk.length;
+    this.lastDataAt = monotonicNow();
+    const decoder = this.decoder;
+    decoder.push(chunk, this.lastDataAt);
+    // One try around the loop, not one per frame. Besides the decoder's WireError, it catches a
+    // bug in frame handling: that closes this connection instead of escaping a socket listener and
+    // taking the process down.
+    try {
+      while (!this.socket.destroyed) {
+        const frame = decoder.next();
+        if (frame === undefined) return;
+        this.counters.framesReceived++;
+        this.owner.frame(this, frame);
+      }
+    } catch (error) {
+      this.owner.frameError(this, error);
+    }
+  }
+}

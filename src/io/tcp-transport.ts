@@ -1,0 +1,632 @@
+/**
+ * The production Transport: Paxos messages between nodes over TCP (DESIGN §6).
+ *
+ * - One connection per pair of nodes, used both ways. The node with the lower id dials, the higher
+ *   only accepts, so two nodes never race to open two connections. The dialer sends a handshake
+ *   (cluster id, its id, the id it means to reach; the version is in every frame header); the
+ *   acceptor checks it and answers with an acknowledgement the dialer checks in turn (handshake.ts).
+ *   Nothing but the handshake is accepted before that, and frames stay below 256 bytes until then,
+ *   so an unauthenticated connection costs almost no memory. A new connection from a peer that
+ *   already has one replaces it: the peer restarted, or the old connection is half-open.
+ * - Sending never blocks or throws. Messages wait in a bounded per-peer queue (the oldest are
+ *   dropped when it is full: Paxos tolerates loss); those queued in one event-loop turn go out
+ *   as one buffer in one socket.write, flushed by one setImmediate for all peers. A socket that
+ *   asks for 'drain' gets nothing more until it drains. Messages that waited longer than
+ *   maxQueueAgeMs when their turn comes are dropped (a peer back from an outage needs the current
+ *   protocol state, not seconds-old prepares).
+ * - Messages to this node itself skip the network: they are delivered in a microtask, never
+ *   dropped, in order.
+ * - Inbound bytes are untrusted. A frame that fails its CRC, its length or version bounds, does not
+ *   decode, or is not a handshake before authentication closes the connection (DESIGN §6). Three
+ *   cases drop only the frame and keep the connection: a message kind this version does not know
+ *   (a newer peer may add optional kinds), a group index at or above groupCount (a peer configured
+ *   with more groups), and a sender id other than the authenticated peer's. Each case has a counter
+ *   and a rate-limited log line. A partial frame that receives nothing for stallTimeoutMs closes the
+ *   connection, and memory per connection stays below maxFrameBytes.
+ * - A failed or closed dial is retried with exponential backoff and jitter, reset by a successful
+ *   handshake; never after close().
+ *
+ * One interval timer per transport checks handshake deadlines and stalls; each peer has at most one
+ * reconnect timer.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { PaxosMessage } from '../core/messages.js';
+import { PaxosError } from '../errors.js';
+import type { Transport } from '../runtime/interfaces.js';
+import { assert } from '../util/assert.js';
+import {
+  decodeHandshake, encodeHandshake, refuseHandshake, refuseHandshakeAck, type Handshake, type LocalIdentity,
+} from './handshake.js';
+import { LogLimiter } from './log-limiter.js';
+import { FIRST_MESSAGE_KIND_CODE, decodeMessage } from './message-codec.js';
+import { OutboundQueue } from './outbound-queue.js';
+import { PeerConnection, monotonicNow, type ConnectionOwner, type ConnectionState } from './peer-connection.js';
+import {
+  checkAddress, checkNodeId, resolveTransportOptions, type PeerAddress, type ResolvedTransportOptions,
+  type TcpTransportOptions,
+} from './tcp-transport-options.js';
+import { TransportCounters, type PeerStats, type TransportStats } from './transport-stats.js';
+import { isWireError } from './wire-error.js';
+import {
+  FRAME_KIND_HANDSHAKE, FRAME_KIND_HANDSHAKE_ACK, encodeFrame, messageFrameBytes, viewOf,
+  writeMessageFrame, type DecodedFrame,
+} from './wire-frame.js';
+
+/** One socket.write carries at most this much (or one frame, if larger): bounds the copy per write. */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** Connections accepted but not yet authenticated; more are refused at once (connection floods). */
+const MAX_PENDING_HANDSHAKES = 256;
+
+type MessageHandler = (groupIndex: number, message: PaxosMessage) => void;
+
+interface Peer {
+  readonly nodeId: number;
+  address: PeerAddress;
+  readonly queue: OutboundQueue;
+  /** The authenticated connection, if any. */
+  connection: PeerConnection | null;
+  /** A dial in progress (only when this node dials the peer). */
+  pending: PeerConnection | null;
+  /** Failed dials since the last successful handshake: drives the backoff. */
+  attempt: number;
+  reconnectTimer: NodeJS.Timeout | null;
+  /** Listed for this turn's flush. */
+  flushQueued: boolean;
+}
+
+export class TcpTransport implements Transport {
+  private readonly options: ResolvedTransportOptions;
+  private readonly identity: LocalIdentity;
+  private readonly counters = new TransportCounters();
+  private readonly log: LogLimiter;
+  private readonly server: Server;
+  private readonly peers = new Map<number, Peer>();
+  /** Every socket not yet closed, in any state. */
+  private readonly connections = new Set<PeerConnection>();
+  private pendingHandshakes = 0;
+  private handler: MessageHandler | null = null;
+  private readonly owner: ConnectionOwner;
+  private flushList: Peer[] = [];
+  private flushScheduled = false;
+  private readonly flushAllBound = (): void => this.flushAll();
+  private selfGroups: number[] = [];
+  private selfMessages: PaxosMessage[] = [];
+  private selfScheduled = false;
+  private readonly deliverSelfBound = (): void => this.deliverSelf();
+  private housekeeping: NodeJS.Timeout | null = null;
+  private boundAddress: PeerAddress | null = null;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+
+  private constructor(options: ResolvedTransportOptions) {
+    this.options = options;
+    this.identity = { nodeId: options.nodeId, clusterId: options.clusterIdBytes };
+    this.log = new LogLimiter(options.logger);
+    for (const [nodeId, address] of options.peers) this.peers.set(nodeId, this.newPeer(nodeId, address));
+    this.owner = {
+      connected: (connection) => this.onConnected(connection),
+      frame: (connection, frame) => this.onFrame(connection, frame),
+      frameError: (connection, error) => this.onFrameError(connection, error),
+      drained: (connection) => this.onDrained(connection),
+      closed: (connection, previous, partial) => this.onClosed(connection, previous, partial),
+    };
+    this.server = createServer((socket) => this.onAccept(socket));
+    this.server.on('error', (error) => {
+      this.log.error('server-error', 'transport listener error', { error: error.message });
+    });
+  }
+
+  /** Validate the options, listen, and start dialing the peers with higher ids. */
+  static async start(options: TcpTransportOptions): Promise<TcpTransport> {
+    const transport = new TcpTransport(resolveTransportOptions(options));
+    await transport.listen();
+    transport.begin();
+    return transport;
+  }
+
+  /** The address actually listened on (the real port when the options said 0). */
+  address(): PeerAddress {
+    assert(this.boundAddress !== null, 'TcpTransport.address() after start');
+    return this.boundAddress;
+  }
+
+  get nodeId(): number {
+    return this.options.nodeId;
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler;
+  }
+
+  send(groupIndex: number, to: number, message: PaxosMessage): void {
+    if (this.closed) return;
+    if (!(groupIndex >= 0 && groupIndex < this.options.groupCount && Number.isInteger(groupIndex))) {
+      this.counters.droppedBadGroup++;
+      return;
+    }
+    if (to === this.options.nodeId) {
+      this.selfGroups.push(groupIndex);
+      this.selfMessages.push(message);
+      if (!this.selfScheduled) {
+        this.selfScheduled = true;
+        queueMicrotask(this.deliverSelfBound);
+      }
+      return;
+    }
+    const peer = this.peers.get(to);
+    if (peer === undefined) {
+      this.counters.droppedUnknownPeer++;
+      return;
+    }
+    const size = messageFrameBytes(message);
+    if (size - 4 > this.options.maxFrameBytes) {
+      this.counters.droppedOversized++;
+      this.log.warn('send-oversized', 'transport dropped a message larger than maxFrameBytes',
+        { to, kind: message.kind, frameBytes: size, maxFrameBytes: this.options.maxFrameBytes });
+      return;
+    }
+    const dropped = peer.queue.push(groupIndex, message, size, monotonicNow());
+    if (dropped !== 0) this.onQueueOverflow(peer, dropped);
+    this.scheduleFlush(peer);
+  }
+
+  /**
+   * Set, change or (with undefined) remove a peer's address. A new or changed address of a peer this
+   * node dials is dialed at once; a removed peer's connection and queue are dropped and its
+   * handshakes refused from then on.
+   */
+  setPeerAddress(nodeId: number, address: PeerAddress | undefined): void {
+    checkNodeId('nodeId', nodeId);
+    if (nodeId === this.options.nodeId) return;
+    const peer = this.peers.get(nodeId);
+    if (address === undefined) {
+      if (peer !== undefined) this.removePeer(peer);
+      return;
+    }
+    const checked = checkAddress('address', address, 1);
+    if (peer === undefined) {
+      const added = this.newPeer(nodeId, checked);
+      this.peers.set(nodeId, added);
+      if (!this.closed && this.boundAddress !== null) this.dial(added);
+      return;
+    }
+    if (peer.address.host === checked.host && peer.address.port === checked.port) return;
+    peer.address = checked;
+    if (!this.dials(peer)) return;
+    this.detach(peer, 'the peer address changed');
+    peer.attempt = 0;
+    if (!this.closed) this.dial(peer);
+  }
+
+  stats(): TransportStats {
+    const peers: PeerStats[] = [];
+    for (const peer of this.peers.values()) {
+      peers.push({
+        nodeId: peer.nodeId, connected: peer.connection?.isOpen ?? false,
+        queuedMessages: peer.queue.length, queuedBytes: peer.queue.byteLength,
+      });
+    }
+    let receiveBufferBytes = 0;
+    for (const connection of this.connections) {
+      receiveBufferBytes += Math.max(connection.decoder.allocatedBytes, connection.decoder.bufferedBytes);
+    }
+    return { ...this.counters, receiveBufferBytes, openConnections: this.connections.size, peers };
+  }
+
+  /** Close every connection and the listener and stop every timer; resolves once all are closed. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closed = true;
+    if (this.housekeeping !== null) clearInterval(this.housekeeping);
+    this.housekeeping = null;
+    for (const peer of this.peers.values()) this.cancelReconnect(peer);
+    const waits: Promise<void>[] = [];
+    for (const connection of this.connections) {
+      connection.close('the transport is closing');
+      waits.push(connection.closedPromise);
+    }
+    waits.push(new Promise((resolve) => {
+      this.server.close(() => resolve());
+    }));
+    this.selfGroups = [];
+    this.selfMessages = [];
+    this.closing = Promise.all(waits).then(() => undefined);
+    return this.closing;
+  }
+
+  private async listen(): Promise<void> {
+    const { host, port } = this.options.listen;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (error: Error): void => reject(new PaxosError('STARTUP_FAILED',
+        `the transport cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+      this.server.once('error', fail);
+      this.server.listen(port, host, () => {
+        this.server.off('error', fail);
+        resolve();
+      });
+    });
+    const bound = this.server.address();
+    assert(bound !== null && typeof bound === 'object', 'a TCP listener has an address');
+    this.boundAddress = { host: bound.address, port: bound.port };
+  }
+
+  private begin(): void {
+    const { handshakeTimeoutMs, stallTimeoutMs } = this.options;
+    const period = Math.max(5, Math.min(1000, Math.floor(Math.min(handshakeTimeoutMs, stallTimeoutMs) / 4)));
+    this.housekeeping = setInterval(() => this.checkDeadlines(), period);
+    this.housekeeping.unref();
+    for (const peer of this.peers.values()) this.dial(peer);
+  }
+
+  private newPeer(nodeId: number, address: PeerAddress): Peer {
+    return {
+      nodeId, address, queue: new OutboundQueue(this.options.maxQueueMessages, this.options.maxQueueBytes),
+      connection: null, pending: null, attempt: 0, reconnectTimer: null, flushQueued: false,
+    };
+  }
+
+  /** This node dials the peers with higher ids. */
+  private dials(peer: Peer): boolean {
+    return peer.nodeId > this.options.nodeId;
+  }
+
+  // Outbound.
+
+  private scheduleFlush(peer: Peer): void {
+    const connection = peer.connection;
+    if (peer.flushQueued || connection === null || connection.blocked || peer.queue.length === 0) return;
+    peer.flushQueued = true;
+    this.flushList.push(peer);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAllBound);
+    }
+  }
+
+  private flushAll(): void {
+    const peers = this.flushList;
+    this.flushList = [];
+    this.flushScheduled = false;
+    for (const peer of peers) {
+      peer.flushQueued = false;
+      if (!this.closed) this.flushPeer(peer);
+    }
+  }
+
+  /** Write the peer's queue in buffers of up to WRITE_BATCH_BYTES until it is empty or the socket pushes back. */
+  private flushPeer(peer: Peer): void {
+    const connection = peer.connection;
+    if (connection === null || !connection.isOpen || connection.blocked) return;
+    const queue = peer.queue;
+    if (queue.length === 0) return;
+    const stale = queue.dropQueuedBefore(monotonicNow() - this.options.maxQueueAgeMs);
+    if (stale > 0) this.counters.droppedStale += stale;
+    while (queue.length > 0) {
+      let count = 0;
+      let bytes = 0;
+      while (count < queue.length) {
+        const size = queue.sizeAt(count);
+        if (count > 0 && bytes + size > WRITE_BATCH_BYTES) break;
+        bytes += size;
+        count++;
+      }
+      const buffer = Buffer.allocUnsafe(bytes);
+      const view = viewOf(buffer);
+      let offset = 0;
+      for (let i = 0; i < count; i++) {
+        offset = writeMessageFrame(buffer, view, offset, queue.groupAt(0), queue.messageAt(0));
+        queue.shift();
+      }
+      // Every byte must be written: the buffer is uninitialized memory.
+      assert(offset === bytes, `encoded ${offset} bytes where ${bytes} were computed`);
+      if (!connection.write(buffer, count)) return;
+    }
+  }
+
+  private onQueueOverflow(peer: Peer, dropped: number): void {
+    this.counters.droppedQueueFull += dropped < 0 ? 1 : dropped;
+    this.log.warn('queue-full', 'transport queue full: dropped the oldest messages', {
+      peer: peer.nodeId, connected: peer.connection !== null, queuedMessages: peer.queue.length,
+      queuedBytes: peer.queue.byteLength, droppedQueueFull: this.counters.droppedQueueFull,
+    });
+  }
+
+  private deliverSelf(): void {
+    const groups = this.selfGroups;
+    const messages = this.selfMessages;
+    this.selfGroups = [];
+    this.selfMessages = [];
+    this.selfScheduled = false;
+    for (let i = 0; i < messages.length && !this.closed; i++) {
+      this.deliver(groups[i] as number, messages[i] as PaxosMessage);
+    }
+  }
+
+  private deliver(groupIndex: number, message: PaxosMessage): void {
+    const handler = this.handler;
+    if (handler === null) {
+      this.counters.droppedNoHandler++;
+      return;
+    }
+    this.counters.messagesDelivered++;
+    try {
+      handler(groupIndex, message);
+    } catch (error) {
+      this.counters.handlerErrors++;
+      this.log.error('handler-error', 'the transport message handler threw', {
+        groupIndex, kind: message.kind, from: message.from,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  // Connections.
+
+  private dial(peer: Peer): void {
+    if (this.closed || !this.dials(peer) || peer.connection !== null || peer.pending !== null ||
+      peer.reconnectTimer !== null || this.peers.get(peer.nodeId) !== peer) return;
+    const socket = createConnection({ host: peer.address.host, port: peer.address.port });
+    const connection = new PeerConnection(this.owner, this.counters, socket, 'dialer', peer.nodeId,
+      this.options.handshakeTimeoutMs);
+    peer.pending = connection;
+    this.connections.add(connection);
+  }
+
+  private scheduleReconnect(peer: Peer): void {
+    if (this.closed || peer.reconnectTimer !== null || peer.pending !== null || peer.connection !== null ||
+      this.peers.get(peer.nodeId) !== peer) return;
+    const { reconnectMinMs, reconnectMaxMs, random } = this.options;
+    const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(peer.attempt, 30));
+    // Equal jitter: half the delay is fixed, half random, so peers that failed together spread out.
+    const delay = Math.floor(ceiling / 2) + random.int(0, Math.ceil(ceiling / 2) + 1);
+    peer.attempt++;
+    peer.reconnectTimer = setTimeout(() => {
+      peer.reconnectTimer = null;
+      this.counters.reconnects++;
+      this.dial(peer);
+    }, delay);
+    peer.reconnectTimer.unref();
+  }
+
+  private cancelReconnect(peer: Peer): void {
+    if (peer.reconnectTimer !== null) clearTimeout(peer.reconnectTimer);
+    peer.reconnectTimer = null;
+  }
+
+  /** Forget the peer's connections (closing them) without scheduling a reconnect. */
+  private detach(peer: Peer, reason: string): void {
+    this.cancelReconnect(peer);
+    const { connection, pending } = peer;
+    peer.connection = null;
+    peer.pending = null;
+    connection?.close(reason);
+    pending?.close(reason);
+  }
+
+  private removePeer(peer: Peer): void {
+    this.peers.delete(peer.nodeId);
+    this.detach(peer, 'the peer was removed');
+    this.counters.droppedUnknownPeer += peer.queue.clear();
+  }
+
+  private onAccept(socket: Socket): void {
+    if (this.closed || this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      if (!this.closed) {
+        this.counters.handshakesFailed++;
+        this.log.warn('handshake-flood', 'transport refused a connection: too many handshakes in progress',
+          { remote: remoteOf(socket), pending: this.pendingHandshakes });
+      }
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
+    this.counters.connectionsAccepted++;
+    this.pendingHandshakes++;
+    const connection = new PeerConnection(this.owner, this.counters, socket, 'acceptor', 0,
+      this.options.handshakeTimeoutMs);
+    this.connections.add(connection);
+  }
+
+  private onConnected(connection: PeerConnection): void {
+    this.counters.connectionsDialed++;
+    const body = encodeHandshake({ nodeId: this.options.nodeId, targetNodeId: connection.peerId,
+      clusterId: this.options.clusterIdBytes });
+    connection.write(encodeFrame(FRAME_KIND_HANDSHAKE, 0, body), 1);
+  }
+
+  private onDrained(connection: PeerConnection): void {
+    const peer = this.peers.get(connection.peerId);
+    if (peer !== undefined && peer.connection === connection && !this.closed) this.flushPeer(peer);
+  }
+
+  private onClosed(connection: PeerConnection, previous: ConnectionState, partialFrame: boolean): void {
+    this.connections.delete(connection);
+    if (connection.role === 'acceptor' && previous === 'handshaking') this.pendingHandshakes--;
+    if (partialFrame && connection.closeReason === null) this.counters.truncatedFrames++;
+    const peer = this.peers.get(connection.peerId);
+    if (peer === undefined) return;
+    const wasCurrent = peer.connection === connection;
+    const wasPending = peer.pending === connection;
+    if (wasCurrent) peer.connection = null;
+    if (wasPending) peer.pending = null;
+    if (wasPending && previous === 'connecting') {
+      this.counters.connectFailures++;
+      this.log.warn(`connect-failed:${peer.nodeId}`, 'transport cannot connect to a peer', {
+        peer: peer.nodeId, host: peer.address.host, port: peer.address.port, attempt: peer.attempt,
+        error: connection.socketError?.message ?? connection.closeReason ?? 'closed',
+      });
+    }
+    if (wasCurrent && !this.closed) {
+      this.log.info(`peer-down:${peer.nodeId}`, 'transport lost its connection to a peer', {
+        peer: peer.nodeId, reason: connection.closeReason ?? connection.socketError?.message ?? 'closed by the peer',
+      });
+    }
+    if ((wasCurrent || wasPending) && this.dials(peer)) this.scheduleReconnect(peer);
+  }
+
+  // Inbound frames.
+
+  private onFrame(connection: PeerConnection, frame: DecodedFrame): void {
+    if (!connection.isOpen) {
+      if (connection.role === 'acceptor') this.acceptHandshake(connection, frame);
+      else this.acceptHandshakeAck(connection, frame);
+      return;
+    }
+    if (frame.kind < FIRST_MESSAGE_KIND_CODE) {
+      this.counters.malformedFrames++;
+      this.refuse(connection, 'malformed-frame', `connection frame kind ${frame.kind} after the handshake`);
+      return;
+    }
+    if (frame.group >= this.options.groupCount) {
+      this.counters.badGroup++;
+      this.log.warn('bad-group', 'transport dropped a frame for a group it does not have', {
+        peer: connection.peerId, group: frame.group, groupCount: this.options.groupCount,
+      });
+      return;
+    }
+    let message: PaxosMessage;
+    try {
+      message = decodeMessage(frame.kind, frame.body);
+    } catch (error) {
+      if (isWireError(error) && error.reason === 'unknown-kind') {
+        this.counters.unknownKinds++;
+        this.log.warn('unknown-kind', 'transport dropped a message of an unknown kind',
+          { peer: connection.peerId, kind: frame.kind });
+        return;
+      }
+      this.counters.malformedFrames++;
+      this.refuse(connection, 'malformed-frame', error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (message.from !== connection.peerId) {
+      this.counters.spoofedSender++;
+      this.log.warn('spoofed-sender', 'transport dropped a message whose sender is not the connected peer',
+        { peer: connection.peerId, claimedFrom: message.from, kind: message.kind });
+      return;
+    }
+    this.deliver(frame.group, message);
+  }
+
+  private acceptHandshake(connection: PeerConnection, frame: DecodedFrame): void {
+    if (frame.kind !== FRAME_KIND_HANDSHAKE || frame.group !== 0) {
+      this.failHandshake(connection, `frame kind ${frame.kind} before the handshake`);
+      return;
+    }
+    let hello: Handshake;
+    try {
+      hello = decodeHandshake(frame.body);
+    } catch (error) {
+      this.failHandshake(connection, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    const refusal = refuseHandshake(this.identity, hello, (nodeId) => this.peers.has(nodeId));
+    const peer = this.peers.get(hello.nodeId);
+    if (refusal !== null || peer === undefined) {
+      this.failHandshake(connection, refusal ?? 'unknown peer', hello.nodeId);
+      return;
+    }
+    this.pendingHandshakes--;
+    connection.open(hello.nodeId, this.options.maxFrameBytes);
+    const ack = encodeHandshake({ nodeId: this.options.nodeId, targetNodeId: hello.nodeId,
+      clusterId: this.options.clusterIdBytes });
+    connection.write(encodeFrame(FRAME_KIND_HANDSHAKE_ACK, 0, ack), 1);
+    const previous = peer.connection;
+    peer.connection = connection;
+    if (previous !== null) {
+      this.counters.connectionsReplaced++;
+      previous.close('replaced by a newer connection from the same peer');
+    }
+    this.opened(peer, connection);
+  }
+
+  private acceptHandshakeAck(connection: PeerConnection, frame: DecodedFrame): void {
+    if (frame.kind !== FRAME_KIND_HANDSHAKE_ACK || frame.group !== 0) {
+      this.failHandshake(connection, `frame kind ${frame.kind} before the handshake acknowledgement`);
+      return;
+    }
+    let ack: Handshake;
+    try {
+      ack = decodeHandshake(frame.body);
+    } catch (error) {
+      this.failHandshake(connection, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    const refusal = refuseHandshakeAck(this.identity, connection.peerId, ack);
+    if (refusal !== null) {
+      this.failHandshake(connection, refusal, ack.nodeId);
+      return;
+    }
+    const peer = this.peers.get(connection.peerId);
+    if (peer === undefined || peer.pending !== connection) {
+      connection.close('the dial is no longer wanted');
+      return;
+    }
+    peer.pending = null;
+    peer.connection = connection;
+    peer.attempt = 0;
+    connection.open(connection.peerId, this.options.maxFrameBytes);
+    this.opened(peer, connection);
+  }
+
+  private opened(peer: Peer, connection: PeerConnection): void {
+    this.counters.handshakesCompleted++;
+    this.log.info(`peer-up:${peer.nodeId}`, 'transport connected to a peer', {
+      peer: peer.nodeId, role: connection.role, remote: remoteOf(connection.socket),
+    });
+    this.scheduleFlush(peer);
+  }
+
+  private failHandshake(connection: PeerConnection, reason: string, claimedNodeId?: number): void {
+    this.counters.handshakesFailed++;
+    this.refuse(connection, 'handshake-failed', reason, claimedNodeId);
+  }
+
+  /** The decoder refused the stream, or handling a frame threw (a bug: logged as an error too). */
+  private onFrameError(connection: PeerConnection, error: unknown): void {
+    if (!isWireError(error)) {
+      this.log.error('frame-handling-bug', 'transport failed to handle a frame', {
+        peer: connection.peerId, error: error instanceof Error ? error.stack ?? error.message : String(error),
+      });
+    }
+    const reason = isWireError(error) ? error.reason : 'bug';
+    switch (reason) {
+      case 'bad-crc': this.counters.crcErrors++; break;
+      case 'oversized': this.counters.oversizedFrames++; break;
+      case 'bad-version': this.counters.badVersion++; break;
+      default: this.counters.malformedFrames++; break;
+    }
+    this.refuse(connection, reason, error instanceof Error ? error.message : String(error));
+  }
+
+  /** Close a connection for something its peer sent, with one (rate-limited) log line. */
+  private refuse(connection: PeerConnection, key: string, reason: string, claimedNodeId?: number): void {
+    this.log.warn(key, 'transport closed a connection', {
+      reason, peer: connection.peerId === 0 ? claimedNodeId : connection.peerId, role: connection.role,
+      state: connection.state, remote: remoteOf(connection.socket),
+    });
+    connection.close(reason);
+  }
+
+  private checkDeadlines(): void {
+    const now = monotonicNow();
+    for (const connection of this.connections) {
+      if (connection.state === 'closed') continue;
+      if (!connection.isOpen && now >= connection.handshakeDeadline) {
+        if (connection.state === 'connecting') {
+          connection.close('connect timeout');
+          continue;
+        }
+        this.failHandshake(connection, 'handshake timeout');
+        continue;
+      }
+      if (connection.decoder.bufferedBytes > 0 && now - connection.lastDataAt >= this.options.stallTimeoutMs) {
+        this.counters.stalledConnections++;
+        this.refuse(connection, 'stalled', `a partial frame received nothing for ${this.options.stallTimeoutMs} ms`);
+      }
+    }
+  }
+}
+
+function remoteOf(socket: Socket): string {
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+}

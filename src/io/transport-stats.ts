@@ -1,0 +1,79 @@
+/**
+ * The counters of a TcpTransport: plain numbers an operator can export or assert on. Every way a
+ * connection or a frame can be refused has its own counter, so a misbehaving peer or a network
+ * that corrupts data shows up in metrics rather than only in logs.
+ */
+export class TransportCounters {
+  /** Frames written (handshakes included) and frames received whose CRC checked out. */
+  framesSent = 0;
+  framesReceived = 0;
+  bytesSent = 0;
+  bytesReceived = 0;
+  /** socket.write calls: every message queued for a peer in one event-loop turn shares one. */
+  writes = 0;
+  /** Paxos messages handed to the handler, from peers and from this node itself. */
+  messagesDelivered = 0;
+
+  connectionsAccepted = 0;
+  /** Outgoing connections that reached the peer (TCP connected). */
+  connectionsDialed = 0;
+  /** Dials that failed before the TCP connection was made. */
+  connectFailures = 0;
+  /** Dials made again after a connection failed or closed. */
+  reconnects = 0;
+  /** Authenticated connections replaced by a newer one from the same peer (the peer restarted). */
+  connectionsReplaced = 0;
+  handshakesCompleted = 0;
+  /** Refused or timed-out handshakes, and frames other than the handshake before it. */
+  handshakesFailed = 0;
+
+  crcErrors = 0;
+  oversizedFrames = 0;
+  /** Lengths below the minimum, unknown control frames, bodies that do not decode. */
+  malformedFrames = 0;
+  badVersion = 0;
+  /** Paxos frames of a kind this version does not know (dropped; the connection stays). */
+  unknownKinds = 0;
+  /** Frames for a group index at or above groupCount (dropped). */
+  badGroup = 0;
+  /** Messages whose `from` is not the authenticated peer (dropped). */
+  spoofedSender = 0;
+  /** Connections closed because a partial frame made no progress for stallTimeoutMs. */
+  stalledConnections = 0;
+  /** Connections the peer closed in the middle of a frame. */
+  truncatedFrames = 0;
+
+  /** Oldest messages dropped from a full outbound queue (or a message larger than the queue). */
+  droppedQueueFull = 0;
+  /** Queued messages older than maxQueueAgeMs when their turn to be written came. */
+  droppedStale = 0;
+  /** Messages whose frame would exceed maxFrameBytes (the peer would refuse it). */
+  droppedOversized = 0;
+  /** Messages to a node that is not a peer, and queues dropped when a peer was removed. */
+  droppedUnknownPeer = 0;
+  /** Sends with a group index outside [0, groupCount). */
+  droppedBadGroup = 0;
+  /** Messages that arrived before a handler was registered. */
+  droppedNoHandler = 0;
+  /** Errors thrown by the message handler (caught and logged; delivery goes on). */
+  handlerErrors = 0;
+}
+
+export type TransportCounterName = {
+  [K in keyof TransportCounters]: TransportCounters[K] extends number ? K : never
+}[keyof TransportCounters];
+
+export interface PeerStats {
+  readonly nodeId: number;
+  /** An authenticated connection is open. */
+  readonly connected: boolean;
+  readonly queuedMessages: number;
+  readonly queuedBytes: number;
+}
+
+export type TransportStats = Readonly<Record<TransportCounterName, number>> & {
+  /** Bytes held for incomplete inbound frames, over all connections. */
+  readonly receiveBufferBytes: number;
+  readonly openConnections: number;
+  readonly peers: readonly PeerStats[];
+};

@@ -1,0 +1,212 @@
+/**
+ * The options of a PaxosNode, their defaults, and their validation. Everything is checked once, at
+ * start, and an invalid option is refused with BAD_OPTIONS and a message that names the field.
+ */
+import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
+import { PaxosError } from '../errors.js';
+import type { Clock, LogStore, Logger, StateMachine, Transport } from '../runtime/interfaces.js';
+import { SILENT_LOGGER } from '../runtime/interfaces.js';
+import type { Random } from '../util/random.js';
+
+export interface NodeAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A member of the cluster: its node id (chosen by the operator, never reused) and its address. */
+export interface MemberAddress extends NodeAddress {
+  readonly id: number;
+}
+
+/** A transport the node starts with and closes when it stops (the TCP transport is one). */
+export interface ClosableTransport extends Transport {
+  close?(): Promise<void>;
+}
+
+export interface PaxosNodeOptions {
+  /** This node's id: a positive integer, unique in the cluster and never reused. */
+  readonly nodeId: number;
+  /** Every member, this node included, with the address its peers reach it at. */
+  readonly members: readonly MemberAddress[];
+  /** Where to listen (default: this node's address in `members`). Port 0 picks a free port. */
+  readonly listen?: NodeAddress;
+  /** Nodes refuse connections from another cluster (default "multipaxos"). */
+  readonly clusterId?: string;
+  /** Directory of the durable log (created if missing). Required unless `store` is given. */
+  readonly dataDir?: string;
+  /** A LogStore to use instead of the file store in `dataDir`; the node does not close it. */
+  readonly store?: LogStore;
+  /** A Transport to use instead of TCP; the node closes it on stop when it has `close`. */
+  readonly transport?: ClosableTransport;
+  /** How many independent Paxos groups this node runs (default 1). */
+  readonly groups?: number;
+  /** The state machines of every group, or a function giving each group its own. */
+  readonly stateMachines?: readonly StateMachine[] | ((groupIndex: number) => readonly StateMachine[]);
+  /** fsync before a vote or a learned value is acknowledged (default true). */
+  readonly sync?: boolean;
+  /** Default propose timeout in ms (default 10,000). */
+  readonly proposeTimeoutMs?: number;
+  /** Per group: proposals that may wait before OVERLOADED (default 10,000). */
+  readonly maxQueuedProposals?: number;
+  /** Per group: bytes of waiting proposals before OVERLOADED (default 64 MiB). */
+  readonly maxQueuedBytes?: number;
+  /** At most this many proposals share one instance (default 1,000; 1 turns batching off). */
+  readonly maxBatchCount?: number;
+  /** At most this many bytes of proposals share one instance (default 1 MiB). */
+  readonly maxBatchBytes?: number;
+  /** A larger value is refused with VALUE_TOO_LARGE (default 8 MiB). */
+  readonly maxValueBytes?: number;
+  /** The transport's frame limit (default 16 MiB); must hold the largest value and batch. */
+  readonly maxFrameBytes?: number;
+  readonly timing?: Partial<ProtocolTiming>;
+  readonly logger?: Logger;
+  /** Defaults to a generator seeded from the OS. */
+  readonly random?: Random;
+  /** A monotonic clock in ms (default performance.now). */
+  readonly clock?: Clock;
+}
+
+export interface ResolvedNodeOptions {
+  readonly nodeId: number;
+  readonly members: readonly MemberAddress[];
+  readonly listen: NodeAddress | undefined;
+  readonly clusterId: string;
+  readonly dataDir: string | undefined;
+  readonly store: LogStore | undefined;
+  readonly transport: ClosableTransport | undefined;
+  readonly groups: number;
+  readonly stateMachines: (groupIndex: number) => readonly StateMachine[];
+  readonly sync: boolean;
+  readonly proposeTimeoutMs: number;
+  readonly maxQueuedProposals: number;
+  readonly maxQueuedBytes: number;
+  readonly maxBatchCount: number;
+  readonly maxBatchBytes: number;
+  readonly maxValueBytes: number;
+  readonly maxFrameBytes: number;
+  readonly timing: ProtocolTiming;
+  readonly logger: Logger;
+  readonly random: Random | undefined;
+  readonly clock: Clock | undefined;
+}
+
+export const NODE_DEFAULTS = Object.freeze({
+  clusterId: 'multipaxos',
+  groups: 1,
+  sync: true,
+  proposeTimeoutMs: 10_000,
+  maxQueuedProposals: 10_000,
+  maxQueuedBytes: 64 * 1024 * 1024,
+  maxBatchCount: 1_000,
+  maxBatchBytes: 1024 * 1024,
+  maxValueBytes: 8 * 1024 * 1024,
+  maxFrameBytes: 16 * 1024 * 1024,
+});
+
+/** Room in a frame beyond the value: message fields, batch lengths, framing. */
+const FRAME_HEADROOM_BYTES = 64 * 1024;
+const MAX_GROUPS = 10_000;
+const MAX_NODE_ID = 0xffff_ffff;
+
+export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptions {
+  if (typeof options !== 'object' || options === null) throw bad('options', 'must be an object');
+  const nodeId = integer(options.nodeId, 'nodeId', 1, MAX_NODE_ID);
+  const members = resolveMembers(options.members, options.transport !== undefined);
+  if (!members.some((member) => member.id === nodeId)) {
+    throw bad('members', `must include this node (nodeId ${nodeId})`);
+  }
+  const listen = options.listen === undefined ? undefined : address(options.listen, 'listen', true);
+  const clusterId = options.clusterId ?? NODE_DEFAULTS.clusterId;
+  if (typeof clusterId !== 'string' || clusterId.length === 0 || Buffer.byteLength(clusterId) > 128) {
+    throw bad('clusterId', 'must be a non-empty string of at most 128 bytes');
+  }
+  if (options.store === undefined && (typeof options.dataDir !== 'string' || options.dataDir.length === 0)) {
+    throw bad('dataDir', 'is required (a directory path) unless a store is given');
+  }
+  if (options.store !== undefined && options.dataDir !== undefined) {
+    throw bad('dataDir', 'cannot be combined with store');
+  }
+  const groups = integer(options.groups ?? NODE_DEFAULTS.groups, 'groups', 1, MAX_GROUPS);
+  const maxValueBytes = integer(options.maxValueBytes ?? NODE_DEFAULTS.maxValueBytes, 'maxValueBytes', 1, 2 ** 30);
+  const maxBatchBytes = integer(options.maxBatchBytes ?? NODE_DEFAULTS.maxBatchBytes, 'maxBatchBytes', 1, 2 ** 30);
+  const maxFrameBytes = integer(options.maxFrameBytes ?? NODE_DEFAULTS.maxFrameBytes, 'maxFrameBytes', 1024, 2 ** 31);
+  const largestValue = Math.max(maxValueBytes, maxBatchBytes);
+  if (maxFrameBytes < largestValue + FRAME_HEADROOM_BYTES) {
+    throw bad('maxFrameBytes', `must exceed max(maxValueBytes, maxBatchBytes) by ${FRAME_HEADROOM_BYTES} bytes ` +
+      `(at least ${largestValue + FRAME_HEADROOM_BYTES})`);
+  }
+  return {
+    nodeId, members, listen, clusterId, groups, maxValueBytes, maxBatchBytes, maxFrameBytes,
+    dataDir: options.dataDir,
+    store: options.store,
+    transport: options.transport,
+    stateMachines: resolveStateMachines(options.stateMachines),
+    sync: boolean(options.sync ?? NODE_DEFAULTS.sync, 'sync'),
+    proposeTimeoutMs: integer(options.proposeTimeoutMs ?? NODE_DEFAULTS.proposeTimeoutMs, 'proposeTimeoutMs', 1,
+      2 ** 31 - 1),
+    maxQueuedProposals: integer(options.maxQueuedProposals ?? NODE_DEFAULTS.maxQueuedProposals, 'maxQueuedProposals',
+      1, 2 ** 31),
+    maxQueuedBytes: integer(options.maxQueuedBytes ?? NODE_DEFAULTS.maxQueuedBytes, 'maxQueuedBytes', 1, 2 ** 40),
+    maxBatchCount: integer(options.maxBatchCount ?? NODE_DEFAULTS.maxBatchCount, 'maxBatchCount', 1, 1_000_000),
+    timing: resolveTiming(options.timing),
+    logger: options.logger ?? SILENT_LOGGER,
+    random: options.random,
+    clock: options.clock,
+  };
+}
+
+function resolveMembers(value: unknown, customTransport: boolean): MemberAddress[] {
+  if (!Array.isArray(value) || value.length === 0) throw bad('members', 'must be a non-empty array');
+  const seen = new Set<number>();
+  return value.map((member: unknown, index) => {
+    const field = `members[${index}]`;
+    if (typeof member !== 'object' || member === null) throw bad(field, 'must be {id, host, port}');
+    const { id } = member as { id: unknown };
+    const checkedId = integer(id, `${field}.id`, 1, MAX_NODE_ID);
+    if (seen.has(checkedId)) throw bad(`${field}.id`, `${checkedId} appears twice`);
+    seen.add(checkedId);
+    // With a custom transport, addresses are the transport's business and may be left out.
+    const { host, port } = member as { host?: unknown; port?: unknown };
+    if (customTransport && host === undefined && port === undefined) return { id: checkedId, host: '', port: 0 };
+    return { id: checkedId, ...address({ host, port }, field, false) };
+  });
+}
+
+function address(value: unknown, field: string, portZeroAllowed: boolean): NodeAddress {
+  if (typeof value !== 'object' || value === null) throw bad(field, 'must be {host, port}');
+  const { host, port } = value as { host: unknown; port: unknown };
+  if (typeof host !== 'string' || host.length === 0) throw bad(`${field}.host`, 'must be a non-empty string');
+  return { host, port: integer(port, `${field}.port`, portZeroAllowed ? 0 : 1, 65_535) };
+}
+
+function resolveStateMachines(
+  value: PaxosNodeOptions['stateMachines'],
+): (groupIndex: number) => readonly StateMachine[] {
+  if (value === undefined) return () => [];
+  if (typeof value === 'function') return value;
+  if (!Array.isArray(value)) throw bad('stateMachines', 'must be an array or a function of the group index');
+  return () => value;
+}
+
+function resolveTiming(value: Partial<ProtocolTiming> | undefined): ProtocolTiming {
+  if (value === undefined) return DEFAULT_TIMING;
+  const timing = { ...DEFAULT_TIMING, ...value };
+  for (const [name, ms] of Object.entries(timing)) integer(ms, `timing.${name}`, 1, 2 ** 31);
+  return timing;
+}
+
+function integer(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw bad(field, `must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function boolean(value: unknown, field: string): boolean {
+  if (typeof value !== 'boolean') throw bad(field, `must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function bad(field: string, problem: string): PaxosError {
+  return new PaxosError('BAD_OPTIONS', `option ${field} ${problem}`);
+}

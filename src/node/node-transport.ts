@@ -1,0 +1,37 @@
+/**
+ * The transport a PaxosNode runs on: the TCP transport built from the node's options, or one the
+ * caller supplied. Either way the node sees one shape: send/onMessage, and optionally its address,
+ * counters, and close.
+ */
+import { TcpTransport } from '../io/tcp-transport.js';
+import type { Transport } from '../runtime/interfaces.js';
+import type { Random } from '../util/random.js';
+import type { NodeAddress, ResolvedNodeOptions } from './node-options.js';
+
+export interface NodeTransport {
+  readonly transport: Transport;
+  close?(): Promise<void>;
+  address?(): NodeAddress | undefined;
+  stats?(): Readonly<Record<string, unknown>>;
+}
+
+export async function openTcpTransport(options: ResolvedNodeOptions, random: Random): Promise<NodeTransport> {
+  const own = options.members.find((member) => member.id === options.nodeId) as NodeAddress;
+  const peers = new Map(options.members.map((member) => [member.id, { host: member.host, port: member.port }]));
+  const transport = await TcpTransport.start({
+    nodeId: options.nodeId,
+    clusterId: options.clusterId,
+    listen: options.listen ?? { host: own.host, port: own.port },
+    peers,
+    groupCount: options.groups,
+    maxFrameBytes: options.maxFrameBytes,
+    logger: options.logger,
+    random,
+  });
+  return {
+    transport,
+    close: () => transport.close(),
+    address: () => transport.address(),
+    stats: () => ({ ...transport.stats() }),
+  };
+}

@@ -1,0 +1,343 @@
+/**
+ * PaxosNode: the library as a service embeds it (PhxPaxos node.h in a Node idiom). It owns one
+ * durable log store, one transport and one timer, and runs every group of the node over them: a
+ * GroupCore and a GroupDriver per group, each with its own state machines and proposal queue.
+ *
+ *   const node = await PaxosNode.start({ nodeId: 1, members, dataDir, stateMachines: [echo] });
+ *   const { instanceId, batchIndex, result } = await node.propose(0, 'hello');
+ *   await node.stop();
+ */
+import { randomInt } from 'node:crypto';
+import { GroupCore } from '../core/group-core.js';
+import type { HaltReason } from '../core/ready.js';
+import { PaxosError, type PaxosErrorCode } from '../errors.js';
+import { fullCrc32 } from '../io/crc32.js';
+import { FileLogStore } from '../io/file-log-store.js';
+import { GroupDriver } from '../runtime/group-driver.js';
+import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
+import type { ProposeSuccess } from '../runtime/proposal-queue.js';
+import { restoreGroup } from '../runtime/restore.js';
+import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
+import { frameValue, NO_STATE_MACHINE_ID } from '../runtime/value-frame.js';
+import { SeededRandom, type Random } from '../util/random.js';
+import { expandInstanceValue, type InstanceValue } from './instance-values.js';
+import {
+  resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
+} from './node-options.js';
+import { NodeTimer } from './node-timer.js';
+import { openTcpTransport, type NodeTransport } from './node-transport.js';
+
+export interface NodeProposeOptions {
+  /** Give up after this many ms (default: the node's proposeTimeoutMs). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  /** Handed to the state machine when it executes this value on this node (PhxPaxos SMCtx). */
+  readonly context?: unknown;
+  /** The state machine to address; may be left out when the group has exactly one. */
+  readonly stateMachineId?: number;
+}
+
+/** A proposal's outcome: where it was chosen, its place in that instance's batch, and the result. */
+export type NodeProposeResult = ProposeSuccess;
+
+export interface GroupMetrics {
+  readonly groupIndex: number;
+  readonly nowInstanceId: number;
+  readonly minChosenInstanceId: number;
+  readonly queuedProposals: number;
+  readonly queuedBytes: number;
+  /** Instances in which this node proposed, and the caller values they carried. */
+  readonly valuesProposed: number;
+  readonly proposalsSent: number;
+  readonly halted: string | null;
+}
+
+export interface NodeMetrics {
+  readonly nodeId: number;
+  readonly proposalsSucceeded: number;
+  readonly proposalsFailed: Readonly<Partial<Record<PaxosErrorCode, number>>>;
+  readonly groups: readonly GroupMetrics[];
+  /** The transport's counters, when it keeps any. */
+  readonly transport: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** setTimeout's limit. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const MONOTONIC_CLOCK: Clock = { now: () => performance.now() };
+
+export class PaxosNode {
+  readonly nodeId: number;
+  private readonly options: ResolvedNodeOptions;
+  private readonly store: LogStore;
+  private readonly ownsStore: boolean;
+  private readonly transport: NodeTransport;
+  private readonly drivers: GroupDriver[];
+  private readonly registries: StateMachineRegistry[];
+  private readonly timer: NodeTimer;
+  private proposalsSucceeded = 0;
+  private readonly proposalsFailed: Partial<Record<PaxosErrorCode, number>> = {};
+  private stopping: Promise<void> | null = null;
+
+  private constructor(parts: {
+    options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
+    drivers: GroupDriver[]; registries: StateMachineRegistry[]; timer: NodeTimer;
+  }) {
+    this.options = parts.options;
+    this.nodeId = parts.options.nodeId;
+    this.store = parts.store;
+    this.ownsStore = parts.ownsStore;
+    this.transport = parts.transport;
+    this.drivers = parts.drivers;
+    this.registries = parts.registries;
+    this.timer = parts.timer;
+  }
+
+  /**
+   * Open the log, restore every group (replaying what the state machines do not hold), start the
+   * transport, and begin. Rejects with BAD_OPTIONS, STARTUP_FAILED or STORAGE_CORRUPT.
+   */
+  static async start(options: PaxosNodeOptions): Promise<PaxosNode> {
+    const resolved = resolveNodeOptions(options);
+    const clock = resolved.clock ?? MONOTONIC_CLOCK;
+    const random = resolved.random ?? new SeededRandom(randomInt(0, 2 ** 47));
+    const ownsStore = resolved.store === undefined;
+    const store = resolved.store ?? await FileLogStore.open({
+      directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
+    });
+    let transport: NodeTransport | undefined;
+    try {
+      const drivers: GroupDriver[] = [];
+      const registries: StateMachineRegistry[] = [];
+      const timer = new NodeTimer(clock, () => drivers);
+      transport = resolved.transport === undefined
+        ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
+      const { transport: wire } = transport;
+      for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
+        const stateMachines = resolved.stateMachines(groupIndex);
+        for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
+        const registry = new StateMachineRegistry(groupIndex, stateMachines);
+        const restored = await restoreGroup(store, groupIndex, registry);
+        const core = new GroupCore({
+          groupIndex, nodeId: resolved.nodeId, members: resolved.members.map((member) => member.id),
+          random: forkRandom(random), checksum: fullCrc32, timing: resolved.timing,
+        }, restored, clock.now());
+        registries.push(registry);
+        drivers.push(new GroupDriver({
+          groupIndex, core, store, registry, clock, logger: resolved.logger, syncWrites: resolved.sync,
+          send: (group, to, message) => wire.send(group, to, message),
+          queueLimits: { maxCount: resolved.maxQueuedProposals, maxBytes: resolved.maxQueuedBytes },
+          batchLimits: { maxCount: resolved.maxBatchCount, maxBytes: resolved.maxBatchBytes },
+          onTimersChanged: () => timer.changed(),
+          onFatal: (error) => {
+            resolved.logger.error('broken invariant; the group stops', { group: groupIndex, error: String(error) });
+            drivers[groupIndex]?.failFatally(error);
+          },
+          onHalt: (reason: HaltReason) => resolved.logger.error('group halted', {
+            group: groupIndex, code: reason.code, message: reason.message,
+          }),
+        }));
+      }
+      wire.onMessage((groupIndex, message) => drivers[groupIndex]?.step(message));
+      for (const driver of drivers) driver.tick();
+      resolved.logger.info('node started', {
+        nodeId: resolved.nodeId, groups: resolved.groups, instances: drivers.map((driver) => driver.nowInstanceId),
+      });
+      return new PaxosNode({ options: resolved, store, ownsStore, transport, drivers, registries, timer });
+    } catch (error) {
+      await transport?.close?.().catch(() => {});
+      if (ownsStore) await store.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Propose a value to a group. Resolves once the value is chosen *and* executed here, with the
+   * instance it was chosen in, its index in that instance's batch, and what its state machine's
+   * `execute` returned. Rejects with a PaxosError: `mayBeChosen` says whether it may still be chosen.
+   */
+  propose(
+    groupIndex: number, value: Uint8Array | string, options: NodeProposeOptions = {},
+  ): Promise<NodeProposeResult> {
+    const proposal = this.startProposal(groupIndex, value, options);
+    proposal.then(() => { this.proposalsSucceeded++; }, (error: unknown) => {
+      const code = error instanceof PaxosError ? error.code : 'EXECUTE_FAILED';
+      this.proposalsFailed[code] = (this.proposalsFailed[code] ?? 0) + 1;
+    });
+    return proposal;
+  }
+
+  /** The instance this node is deciding in the group (every instance below it is chosen here). */
+  nowInstanceId(groupIndex: number): number {
+    return this.driver(groupIndex).nowInstanceId;
+  }
+
+  /** The lowest instance whose value this node still holds. */
+  minChosenInstanceId(groupIndex: number): number {
+    return this.driver(groupIndex).minChosenInstanceId;
+  }
+
+  /**
+   * Register a state machine with one group, or with every group when `groupIndex` is left out.
+   * Values for it that were chosen before it was added wait (their execution is retried) until it is.
+   */
+  addStateMachine(stateMachine: StateMachine): void;
+  addStateMachine(groupIndex: number, stateMachine: StateMachine): void;
+  addStateMachine(first: number | StateMachine, second?: StateMachine): void {
+    const stateMachine = typeof first === 'number' ? second : first;
+    validateStateMachine(stateMachine);
+    if (stateMachine.checkpointInstanceId !== undefined) {
+      // Start-up decided where replay begins from the checkpoints it saw; a later one cannot be honoured.
+      throw new PaxosError('BAD_OPTIONS', `state machine ${stateMachine.id} keeps a checkpoint: give it in the ` +
+        'stateMachines option, so start-up can replay what it does not hold');
+    }
+    const registries = typeof first === 'number' ? [this.registries[this.driver(first).groupIndex]] : this.registries;
+    for (const registry of registries) registry?.add(stateMachine);
+  }
+
+  /**
+   * The values chosen at one instance (batches expanded). Rejects with INSTANCE_UNAVAILABLE when
+   * the instance is not chosen here yet or was cleaned from the log.
+   */
+  async instanceValues(groupIndex: number, instanceId: number): Promise<InstanceValue[]> {
+    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
+    const driver = this.driver(groupIndex);
+    if (!Number.isSafeInteger(instanceId) || instanceId < 0) {
+      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} is not a valid instance id`);
+    }
+    if (instanceId >= driver.nowInstanceId) {
+      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} is not chosen here yet ` +
+        `(group ${groupIndex} is at ${driver.nowInstanceId})`);
+    }
+    if (instanceId < driver.minChosenInstanceId) {
+      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} was cleaned from the log ` +
+        `(group ${groupIndex} keeps instances from ${driver.minChosenInstanceId})`);
+    }
+    const record = await this.store.get(groupIndex, instanceId);
+    if (record === undefined) {
+      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} of group ${groupIndex} has no record`);
+    }
+    try {
+      return expandInstanceValue(record.value);
+    } catch (error) {
+      throw new PaxosError('STORAGE_CORRUPT', `group ${groupIndex} instance ${instanceId}: ${String(error)}`);
+    }
+  }
+
+  /** PhxPaxos SetLogSync: fsync votes and learned values (true, the default) or not, on every group. */
+  setLogSync(enabled: boolean): void {
+    if (typeof enabled !== 'boolean') throw new PaxosError('BAD_OPTIONS', 'setLogSync takes true or false');
+    for (const driver of this.drivers) driver.setSyncWrites(enabled);
+    // The file store also has its own switch (it was opened with the `sync` option).
+    if (this.store instanceof FileLogStore) this.store.setSync(enabled);
+  }
+
+  /** The address the transport listens on (its real port when `listen.port` was 0). */
+  address(): NodeAddress | undefined {
+    return this.transport.address?.();
+  }
+
+  metrics(): NodeMetrics {
+    return {
+      nodeId: this.nodeId,
+      proposalsSucceeded: this.proposalsSucceeded,
+      proposalsFailed: { ...this.proposalsFailed },
+      groups: this.drivers.map((driver) => ({
+        groupIndex: driver.groupIndex,
+        nowInstanceId: driver.nowInstanceId,
+        minChosenInstanceId: driver.minChosenInstanceId,
+        queuedProposals: driver.queueDepth.proposals,
+        queuedBytes: driver.queueDepth.bytes,
+        valuesProposed: driver.counters.valuesProposed,
+        proposalsSent: driver.counters.proposalsSent,
+        halted: driver.halted?.code ?? null,
+      })),
+      transport: this.transport.stats?.(),
+    };
+  }
+
+  /**
+   * Stop gracefully: pending proposals reject with STOPPED (mayBeChosen when already sent), the
+   * write in flight completes, sockets end and the log is closed. Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.timer.stop();
+    for (const driver of this.drivers) driver.stop();
+    await Promise.all(this.drivers.map((driver) => driver.whenIdle()));
+    await this.transport.close?.();
+    if (this.ownsStore) await this.store.close();
+    this.options.logger.info('node stopped', { nodeId: this.nodeId });
+  }
+
+  private startProposal(
+    groupIndex: number, value: Uint8Array | string, options: NodeProposeOptions,
+  ): Promise<ProposeSuccess> {
+    if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
+    let driver: GroupDriver;
+    let stateMachineId: number;
+    try {
+      driver = this.driver(groupIndex);
+      stateMachineId = this.stateMachineFor(groupIndex, options.stateMachineId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const payload = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    if (!(payload instanceof Uint8Array)) {
+      return Promise.reject(new PaxosError('BAD_OPTIONS', 'a value must be a Uint8Array or a string'));
+    }
+    const framed = frameValue(stateMachineId, payload);
+    if (framed.length > this.options.maxValueBytes) {
+      return Promise.reject(new PaxosError('VALUE_TOO_LARGE',
+        `the value has ${payload.length} bytes; the limit (maxValueBytes) is ${this.options.maxValueBytes - 4}`));
+    }
+    const timeoutMs = options.timeoutMs ?? this.options.proposeTimeoutMs;
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
+      return Promise.reject(new PaxosError('BAD_OPTIONS',
+        `timeoutMs must be a positive number of at most ${MAX_TIMEOUT_MS}, got ${timeoutMs}`));
+    }
+    return driver.propose(framed, { timeoutMs, context: options.context, signal: options.signal });
+  }
+
+  private stateMachineFor(groupIndex: number, requested: number | undefined): number {
+    const registered = (this.registries[groupIndex] as StateMachineRegistry).stateMachines;
+    if (requested !== undefined) {
+      if (!registered.some((stateMachine) => stateMachine.id === requested)) {
+        throw new PaxosError('BAD_OPTIONS', `group ${groupIndex} has no state machine with id ${requested}`);
+      }
+      return requested;
+    }
+    if (registered.length === 0) return NO_STATE_MACHINE_ID;
+    if (registered.length === 1) return (registered[0] as StateMachine).id;
+    throw new PaxosError('BAD_OPTIONS', `group ${groupIndex} has ${registered.length} state machines; ` +
+      'name one with stateMachineId');
+  }
+
+  private driver(groupIndex: number): GroupDriver {
+    const driver = Number.isInteger(groupIndex) ? this.drivers[groupIndex] : undefined;
+    if (driver === undefined) {
+      throw new PaxosError('INVALID_GROUP', `group ${groupIndex} does not exist (this node runs groups ` +
+        `0..${this.drivers.length - 1})`);
+    }
+    return driver;
+  }
+}
+
+function validateStateMachine(stateMachine: unknown): asserts stateMachine is StateMachine {
+  const candidate = stateMachine as Partial<StateMachine> | undefined;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.execute !== 'function') {
+    throw new PaxosError('BAD_OPTIONS', 'a state machine must be an object with an id and an execute function');
+  }
+}
+
+function customTransport(transport: ClosableTransport): NodeTransport {
+  const close = transport.close?.bind(transport);
+  return { transport, close };
+}
+
+function forkRandom(random: Random): Random {
+  return new SeededRandom(random.int(0, 2 ** 31));
+}
