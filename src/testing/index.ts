@@ -12,3 +12,4 @@ export { AgreementChecker, ExecutionChecker, Violations } from './sim/checkers.j
 export { CoreHarness, restoreFromRecords, type CoreHarnessOptions, type HarnessNode, type MessageFilter } from './core-harness.js';
 export { fullCrc32 } from './crc32.js';
 export { LazyFileSystem, type LazyFileSystemOptions } from './lazy-file-system.js';
+export { NodeCluster, type ClusterOptions, type ControlReply, type GroupSummary } from './process-cluster.js';
