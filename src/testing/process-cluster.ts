@@ -10,6 +10,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { GroupSummary } from '../cli/node-control.js';
+
+export type { GroupSummary };
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -30,16 +33,6 @@ export interface ControlReply {
   readonly [field: string]: unknown;
 }
 
-export interface GroupSummary {
-  readonly group: number;
-  readonly nowInstanceId: number;
-  readonly minChosenInstanceId: number;
-  readonly executed: number;
-  readonly executedDigest: number;
-  readonly logDigest: number;
-  readonly logEntries: number;
-  readonly duplicates: number;
-}
 
 interface RunningNode {
   readonly child: ChildProcess;

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Socket } from 'node:net';
 import type { PaxosMessage } from '../../src/core/messages.js';
-import type { Logger } from '../../src/runtime/interfaces.js';
 import { encodeHandshake } from '../../src/io/handshake.js';
 import { TcpTransport } from '../../src/io/tcp-transport.js';
 import type { PeerAddress, TcpTransportOptions } from '../../src/io/tcp-transport-options.js';
@@ -13,6 +12,9 @@ import {
 } from '../../src/io/wire-frame.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { SeededRandom } from '../../src/util/random.js';
+import { RecordingLogger } from './file-store-fixtures.js';
+
+export { RecordingLogger, type LogLine } from './file-store-fixtures.js';
 
 export const CLUSTER = 'transport-test';
 export const LOCALHOST = '127.0.0.1';
@@ -22,25 +24,6 @@ export const UNUSED_ADDRESS: PeerAddress = { host: LOCALHOST, port: 1 };
 export interface Received {
   readonly group: number;
   readonly message: PaxosMessage;
-}
-
-export interface LogLine {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly message: string;
-  readonly fields: Record<string, unknown> | undefined;
-}
-
-export class RecordingLogger implements Logger {
-  readonly lines: LogLine[] = [];
-  info(message: string, fields?: Record<string, unknown>): void {
-    this.lines.push({ level: 'info', message, fields });
-  }
-  warn(message: string, fields?: Record<string, unknown>): void {
-    this.lines.push({ level: 'warn', message, fields });
-  }
-  error(message: string, fields?: Record<string, unknown>): void {
-    this.lines.push({ level: 'error', message, fields });
-  }
 }
 
 export class TestNode {
