@@ -6,6 +6,8 @@ import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
 import { PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger, StateMachine, Transport } from '../runtime/interfaces.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
+import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
+import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { Random } from '../util/random.js';
 
 export interface NodeAddress {
@@ -58,6 +60,18 @@ export interface PaxosNodeOptions {
   readonly maxValueBytes?: number;
   /** The transport's frame limit (default 16 MiB); must hold the largest value and batch. */
   readonly maxFrameBytes?: number;
+  /**
+   * Master election (opt-in, per group): `groups` lists the groups whose master this node bids for
+   * ('all', or indexes; default none), `leaseMs` the lease (default 10,000, at least 1,000), and
+   * `driftBound` the most any clock's rate may differ from true time (default 0.01 = ±1%).
+   */
+  readonly master?: {
+    readonly groups?: readonly number[] | 'all';
+    readonly leaseMs?: number;
+    readonly driftBound?: number;
+  };
+  /** Called when a group's master changes as this node sees it (undefined: no live master). */
+  readonly onMasterChange?: (groupIndex: number, master: MasterInfo | undefined) => void;
   readonly timing?: Partial<ProtocolTiming>;
   readonly logger?: Logger;
   /** Defaults to a generator seeded from the OS. */
@@ -84,6 +98,8 @@ export interface ResolvedNodeOptions {
   readonly maxBatchBytes: number;
   readonly maxValueBytes: number;
   readonly maxFrameBytes: number;
+  readonly master: { readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number };
+  readonly onMasterChange: ((groupIndex: number, master: MasterInfo | undefined) => void) | undefined;
   readonly timing: ProtocolTiming;
   readonly logger: Logger;
   readonly random: Random | undefined;
@@ -148,6 +164,8 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
       1, 2 ** 31),
     maxQueuedBytes: integer(options.maxQueuedBytes ?? NODE_DEFAULTS.maxQueuedBytes, 'maxQueuedBytes', 1, 2 ** 40),
     maxBatchCount: integer(options.maxBatchCount ?? NODE_DEFAULTS.maxBatchCount, 'maxBatchCount', 1, 1_000_000),
+    master: resolveMaster(options.master, groups),
+    onMasterChange: resolveCallback(options.onMasterChange, 'onMasterChange'),
     timing: resolveTiming(options.timing),
     logger: options.logger ?? SILENT_LOGGER,
     random: options.random,
@@ -186,6 +204,29 @@ function resolveStateMachines(
   if (typeof value === 'function') return value;
   if (!Array.isArray(value)) throw bad('stateMachines', 'must be an array or a function of the group index');
   return () => value;
+}
+
+function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): ResolvedNodeOptions['master'] {
+  if (value === undefined) return { groups: [], ...DEFAULT_MASTER_OPTIONS };
+  if (typeof value !== 'object' || value === null) throw bad('master', 'must be {groups, leaseMs, driftBound}');
+  const all = Array.from({ length: groupCount }, (_, index) => index);
+  let groups: number[];
+  if (value.groups === undefined) groups = [];
+  else if (value.groups === 'all') groups = all;
+  else if (Array.isArray(value.groups)) {
+    groups = value.groups.map((group, index) => integer(group, `master.groups[${index}]`, 0, groupCount - 1));
+  } else throw bad('master.groups', "must be 'all' or an array of group indexes");
+  const leaseMs = integer(value.leaseMs ?? DEFAULT_MASTER_OPTIONS.leaseMs, 'master.leaseMs', 1_000, 2 ** 31 - 1);
+  const driftBound = value.driftBound ?? DEFAULT_MASTER_OPTIONS.driftBound;
+  if (typeof driftBound !== 'number' || !(driftBound >= 0 && driftBound <= 0.2)) {
+    throw bad('master.driftBound', `must be a number in [0, 0.2], got ${JSON.stringify(driftBound)}`);
+  }
+  return { groups: [...new Set(groups)], leaseMs, driftBound };
+}
+
+function resolveCallback<T>(value: T | undefined, field: string): T | undefined {
+  if (value !== undefined && typeof value !== 'function') throw bad(field, 'must be a function');
+  return value;
 }
 
 function resolveTiming(value: Partial<ProtocolTiming> | undefined): ProtocolTiming {

@@ -8,18 +8,15 @@
  *   await node.stop();
  */
 import { randomInt } from 'node:crypto';
-import { GroupCore } from '../core/group-core.js';
-import type { HaltReason } from '../core/ready.js';
 import { PaxosError, type PaxosErrorCode } from '../errors.js';
-import { fullCrc32 } from '../io/crc32.js';
 import { FileLogStore } from '../io/file-log-store.js';
-import { GroupDriver } from '../runtime/group-driver.js';
+import type { GroupDriver } from '../runtime/group-driver.js';
 import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
+import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
-import { restoreGroup } from '../runtime/restore.js';
-import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
 import { frameValue, NO_STATE_MACHINE_ID } from '../runtime/value-frame.js';
-import { SeededRandom, type Random } from '../util/random.js';
+import { SeededRandom } from '../util/random.js';
+import { buildGroupRuntime, validateStateMachine, type GroupRuntime } from './group-runtime.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
@@ -71,8 +68,7 @@ export class PaxosNode {
   private readonly store: LogStore;
   private readonly ownsStore: boolean;
   private readonly transport: NodeTransport;
-  private readonly drivers: GroupDriver[];
-  private readonly registries: StateMachineRegistry[];
+  private readonly groups: readonly GroupRuntime[];
   private readonly timer: NodeTimer;
   private proposalsSucceeded = 0;
   private readonly proposalsFailed: Partial<Record<PaxosErrorCode, number>> = {};
@@ -80,15 +76,14 @@ export class PaxosNode {
 
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
-    drivers: GroupDriver[]; registries: StateMachineRegistry[]; timer: NodeTimer;
+    groups: readonly GroupRuntime[]; timer: NodeTimer;
   }) {
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
     this.store = parts.store;
     this.ownsStore = parts.ownsStore;
     this.transport = parts.transport;
-    this.drivers = parts.drivers;
-    this.registries = parts.registries;
+    this.groups = parts.groups;
     this.timer = parts.timer;
   }
 
@@ -106,43 +101,25 @@ export class PaxosNode {
     });
     let transport: NodeTransport | undefined;
     try {
-      const drivers: GroupDriver[] = [];
-      const registries: StateMachineRegistry[] = [];
-      const timer = new NodeTimer(clock, () => drivers);
+      const groups: GroupRuntime[] = [];
+      const timer = new NodeTimer(clock, () => groups.flatMap((group) =>
+        group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]));
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
+      const context = {
+        options: resolved, store, clock, random, send: wire.send.bind(wire), onTimersChanged: () => timer.changed(),
+      };
       for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
-        const stateMachines = resolved.stateMachines(groupIndex);
-        for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
-        const registry = new StateMachineRegistry(groupIndex, stateMachines);
-        const restored = await restoreGroup(store, groupIndex, registry);
-        const core = new GroupCore({
-          groupIndex, nodeId: resolved.nodeId, members: resolved.members.map((member) => member.id),
-          random: forkRandom(random), checksum: fullCrc32, timing: resolved.timing,
-        }, restored, clock.now());
-        registries.push(registry);
-        drivers.push(new GroupDriver({
-          groupIndex, core, store, registry, clock, logger: resolved.logger, syncWrites: resolved.sync,
-          send: (group, to, message) => wire.send(group, to, message),
-          queueLimits: { maxCount: resolved.maxQueuedProposals, maxBytes: resolved.maxQueuedBytes },
-          batchLimits: { maxCount: resolved.maxBatchCount, maxBytes: resolved.maxBatchBytes },
-          onTimersChanged: () => timer.changed(),
-          onFatal: (error) => {
-            resolved.logger.error('broken invariant; the group stops', { group: groupIndex, error: String(error) });
-            drivers[groupIndex]?.failFatally(error);
-          },
-          onHalt: (reason: HaltReason) => resolved.logger.error('group halted', {
-            group: groupIndex, code: reason.code, message: reason.message,
-          }),
-        }));
+        groups.push(await buildGroupRuntime(context, groupIndex));
       }
-      wire.onMessage((groupIndex, message) => drivers[groupIndex]?.step(message));
-      for (const driver of drivers) driver.tick();
+      wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
+      for (const group of groups) group.driver.tick();
+      timer.changed();
       resolved.logger.info('node started', {
-        nodeId: resolved.nodeId, groups: resolved.groups, instances: drivers.map((driver) => driver.nowInstanceId),
+        nodeId: resolved.nodeId, groups: resolved.groups, instances: groups.map((group) => group.driver.nowInstanceId),
       });
-      return new PaxosNode({ options: resolved, store, ownsStore, transport, drivers, registries, timer });
+      return new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer });
     } catch (error) {
       await transport?.close?.().catch(() => {});
       if (ownsStore) await store.close().catch(() => {});
@@ -168,12 +145,12 @@ export class PaxosNode {
 
   /** The instance this node is deciding in the group (every instance below it is chosen here). */
   nowInstanceId(groupIndex: number): number {
-    return this.driver(groupIndex).nowInstanceId;
+    return this.group(groupIndex).driver.nowInstanceId;
   }
 
   /** The lowest instance whose value this node still holds. */
   minChosenInstanceId(groupIndex: number): number {
-    return this.driver(groupIndex).minChosenInstanceId;
+    return this.group(groupIndex).driver.minChosenInstanceId;
   }
 
   /**
@@ -190,8 +167,37 @@ export class PaxosNode {
       throw new PaxosError('BAD_OPTIONS', `state machine ${stateMachine.id} keeps a checkpoint: give it in the ` +
         'stateMachines option, so start-up can replay what it does not hold');
     }
-    const registries = typeof first === 'number' ? [this.registries[this.driver(first).groupIndex]] : this.registries;
-    for (const registry of registries) registry?.add(stateMachine);
+    const groups = typeof first === 'number' ? [this.group(first)] : this.groups;
+    for (const group of groups) group.registry.add(stateMachine);
+  }
+
+  /**
+   * The group's master as this node sees it, or undefined when no lease is live here.
+   * `leaseExpiresAt` is on this node's monotonic clock (performance.now()).
+   */
+  master(groupIndex: number): MasterInfo | undefined {
+    return this.group(groupIndex).master.master();
+  }
+
+  /** Whether this node holds the group's master lease now (always false where it does not bid). */
+  isMaster(groupIndex: number): boolean {
+    return this.group(groupIndex).master.isMaster();
+  }
+
+  /** PhxPaxos SetMasterLease: the lease of this node's bids from the next one on (at least 1,000 ms). */
+  setMasterLease(groupIndex: number, leaseMs: number): void {
+    if (!Number.isInteger(leaseMs) || leaseMs < 1_000 || leaseMs > 2 ** 31 - 1) {
+      throw new PaxosError('BAD_OPTIONS', `a master lease must be an integer of at least 1000 ms, got ${leaseMs}`);
+    }
+    this.electingGroup(groupIndex).setLease(leaseMs);
+  }
+
+  /**
+   * Stop being master: this node steps down at once on its own side and makes no bid for two
+   * leases. The others still count the lease they granted, then elect another master.
+   */
+  dropMaster(groupIndex: number): void {
+    this.electingGroup(groupIndex).drop();
   }
 
   /**
@@ -200,7 +206,7 @@ export class PaxosNode {
    */
   async instanceValues(groupIndex: number, instanceId: number): Promise<InstanceValue[]> {
     if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
-    const driver = this.driver(groupIndex);
+    const driver = this.group(groupIndex).driver;
     if (!Number.isSafeInteger(instanceId) || instanceId < 0) {
       throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} is not a valid instance id`);
     }
@@ -226,7 +232,7 @@ export class PaxosNode {
   /** PhxPaxos SetLogSync: fsync votes and learned values (true, the default) or not, on every group. */
   setLogSync(enabled: boolean): void {
     if (typeof enabled !== 'boolean') throw new PaxosError('BAD_OPTIONS', 'setLogSync takes true or false');
-    for (const driver of this.drivers) driver.setSyncWrites(enabled);
+    for (const { driver } of this.groups) driver.setSyncWrites(enabled);
     // The file store also has its own switch (it was opened with the `sync` option).
     if (this.store instanceof FileLogStore) this.store.setSync(enabled);
   }
@@ -241,7 +247,7 @@ export class PaxosNode {
       nodeId: this.nodeId,
       proposalsSucceeded: this.proposalsSucceeded,
       proposalsFailed: { ...this.proposalsFailed },
-      groups: this.drivers.map((driver) => ({
+      groups: this.groups.map(({ driver }) => ({
         groupIndex: driver.groupIndex,
         nowInstanceId: driver.nowInstanceId,
         minChosenInstanceId: driver.minChosenInstanceId,
@@ -266,8 +272,11 @@ export class PaxosNode {
 
   private async shutDown(): Promise<void> {
     this.timer.stop();
-    for (const driver of this.drivers) driver.stop();
-    await Promise.all(this.drivers.map((driver) => driver.whenIdle()));
+    for (const { driver, masterManager } of this.groups) {
+      masterManager?.stop();
+      driver.stop();
+    }
+    await Promise.all(this.groups.map(({ driver }) => driver.whenIdle()));
     await this.transport.close?.();
     if (this.ownsStore) await this.store.close();
     this.options.logger.info('node stopped', { nodeId: this.nodeId });
@@ -280,7 +289,7 @@ export class PaxosNode {
     let driver: GroupDriver;
     let stateMachineId: number;
     try {
-      driver = this.driver(groupIndex);
+      driver = this.group(groupIndex).driver;
       stateMachineId = this.stateMachineFor(groupIndex, options.stateMachineId);
     } catch (error) {
       return Promise.reject(error);
@@ -303,7 +312,7 @@ export class PaxosNode {
   }
 
   private stateMachineFor(groupIndex: number, requested: number | undefined): number {
-    const registered = (this.registries[groupIndex] as StateMachineRegistry).stateMachines;
+    const registered = this.group(groupIndex).registry.stateMachines;
     if (requested !== undefined) {
       if (!registered.some((stateMachine) => stateMachine.id === requested)) {
         throw new PaxosError('BAD_OPTIONS', `group ${groupIndex} has no state machine with id ${requested}`);
@@ -316,28 +325,26 @@ export class PaxosNode {
       'name one with stateMachineId');
   }
 
-  private driver(groupIndex: number): GroupDriver {
-    const driver = Number.isInteger(groupIndex) ? this.drivers[groupIndex] : undefined;
-    if (driver === undefined) {
+  private group(groupIndex: number): GroupRuntime {
+    const group = Number.isInteger(groupIndex) ? this.groups[groupIndex] : undefined;
+    if (group === undefined) {
       throw new PaxosError('INVALID_GROUP', `group ${groupIndex} does not exist (this node runs groups ` +
-        `0..${this.drivers.length - 1})`);
+        `0..${this.groups.length - 1})`);
     }
-    return driver;
+    return group;
   }
-}
 
-function validateStateMachine(stateMachine: unknown): asserts stateMachine is StateMachine {
-  const candidate = stateMachine as Partial<StateMachine> | undefined;
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.execute !== 'function') {
-    throw new PaxosError('BAD_OPTIONS', 'a state machine must be an object with an id and an execute function');
+  private electingGroup(groupIndex: number): NonNullable<GroupRuntime['masterManager']> {
+    const manager = this.group(groupIndex).masterManager;
+    if (manager === undefined) {
+      throw new PaxosError('BAD_OPTIONS', `this node does not take part in group ${groupIndex}'s master election ` +
+        '(see the master.groups option)');
+    }
+    return manager;
   }
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {
   const close = transport.close?.bind(transport);
   return { transport, close };
-}
-
-function forkRandom(random: Random): Random {
-  return new SeededRandom(random.int(0, 2 ** 31));
 }

@@ -18,6 +18,7 @@ export class StateMachineRegistry {
   /** Each state machine's checkpoint as of start-up: instances at or below it are never re-executed. */
   private readonly startCheckpoints = new Map<number, number>();
   private batchProgress: BatchProgress | null = null;
+  private readonly systemIds = new Set<number>();
 
   constructor(groupIndex: number, stateMachines: readonly StateMachine[] = []) {
     this.groupIndex = groupIndex;
@@ -32,8 +33,22 @@ export class StateMachineRegistry {
     this.byId.set(stateMachine.id, stateMachine);
   }
 
+  /**
+   * Register one of the library's own state machines (a reserved id). It keeps its state durably
+   * as it executes and skips what it already applied, so it neither limits where start-up replay
+   * begins nor has values skipped for it.
+   */
+  addSystem(stateMachine: StateMachine): void {
+    if (isUserStateMachineId(stateMachine.id) || this.byId.has(stateMachine.id)) {
+      throw new RangeError(`state machine id ${stateMachine.id} is not a free reserved id`);
+    }
+    this.byId.set(stateMachine.id, stateMachine);
+    this.systemIds.add(stateMachine.id);
+  }
+
+  /** The user's state machines. */
   get stateMachines(): readonly StateMachine[] {
-    return [...this.byId.values()];
+    return [...this.byId.values()].filter((stateMachine) => !this.systemIds.has(stateMachine.id));
   }
 
   /**
@@ -54,7 +69,7 @@ export class StateMachineRegistry {
    */
   captureCheckpoints(): void {
     this.startCheckpoints.clear();
-    for (const stateMachine of this.byId.values()) {
+    for (const stateMachine of this.stateMachines) {
       this.startCheckpoints.set(stateMachine.id, stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1);
     }
   }

@@ -1,0 +1,92 @@
+/**
+ * Everything one group of a PaxosNode runs on: its state machines (the user's and the master
+ * lease), the core restored from the log, the driver, and the master manager when the group elects
+ * a master. Built once at start-up, in group order.
+ */
+import { GroupCore } from '../core/group-core.js';
+import type { PaxosMessage } from '../core/messages.js';
+import type { HaltReason } from '../core/ready.js';
+import { PaxosError } from '../errors.js';
+import { fullCrc32 } from '../io/crc32.js';
+import { GroupDriver } from '../runtime/group-driver.js';
+import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
+import { MasterManager } from '../runtime/master/master-manager.js';
+import { MasterStateMachine, type MasterInfo } from '../runtime/master/master-state-machine.js';
+import { restoreGroup } from '../runtime/restore.js';
+import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
+import { SeededRandom, type Random } from '../util/random.js';
+import type { ResolvedNodeOptions } from './node-options.js';
+
+export interface GroupRuntime {
+  readonly groupIndex: number;
+  readonly driver: GroupDriver;
+  readonly registry: StateMachineRegistry;
+  readonly master: MasterStateMachine;
+  /** Present when this group elects a master. */
+  readonly masterManager: MasterManager | undefined;
+}
+
+export interface GroupRuntimeContext {
+  readonly options: ResolvedNodeOptions;
+  readonly store: LogStore;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly send: (groupIndex: number, to: number, message: PaxosMessage) => void;
+  readonly onTimersChanged: () => void;
+}
+
+export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex: number): Promise<GroupRuntime> {
+  const { options, store, clock, random } = context;
+  const stateMachines = options.stateMachines(groupIndex);
+  for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
+  const registry = new StateMachineRegistry(groupIndex, stateMachines);
+  // Every group can execute master bids, whether or not this node takes part in the election.
+  let manager: MasterManager | undefined;
+  const master = await MasterStateMachine.load({
+    groupIndex, nodeId: options.nodeId, store, clock, onBidApplied: () => manager?.checkChange(),
+  });
+  registry.addSystem(master);
+  const restored = await restoreGroup(store, groupIndex, registry);
+  const core = new GroupCore({
+    groupIndex, nodeId: options.nodeId, members: options.members.map((member) => member.id),
+    random: forkRandom(random), checksum: fullCrc32, timing: options.timing,
+  }, restored, clock.now());
+  let driver: GroupDriver | undefined = undefined;
+  driver = new GroupDriver({
+    groupIndex, core, store, registry, clock, logger: options.logger, syncWrites: options.sync,
+    send: context.send,
+    queueLimits: { maxCount: options.maxQueuedProposals, maxBytes: options.maxQueuedBytes },
+    batchLimits: { maxCount: options.maxBatchCount, maxBytes: options.maxBatchBytes },
+    onTimersChanged: context.onTimersChanged,
+    onFatal: (error) => {
+      options.logger.error('broken invariant; the group stops', { group: groupIndex, error: String(error) });
+      driver?.failFatally(error);
+      manager?.stop();
+    },
+    onHalt: (reason: HaltReason) => {
+      options.logger.error('group halted', { group: groupIndex, code: reason.code, message: reason.message });
+      manager?.stop();
+    },
+  });
+  const groupDriver = driver;
+  if (options.master.groups.includes(groupIndex)) {
+    manager = new MasterManager({
+      nodeId: options.nodeId, machine: master, clock, random: forkRandom(random), settings: options.master,
+      propose: (value, bidContext, timeoutMs) => groupDriver.propose(value, { timeoutMs, context: bidContext }),
+      onMasterChange: (info: MasterInfo | undefined) => options.onMasterChange?.(groupIndex, info),
+      onTimersChanged: context.onTimersChanged,
+    });
+  }
+  return { groupIndex, driver: groupDriver, registry, master, masterManager: manager };
+}
+
+export function validateStateMachine(stateMachine: unknown): asserts stateMachine is StateMachine {
+  const candidate = stateMachine as Partial<StateMachine> | undefined;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.execute !== 'function') {
+    throw new PaxosError('BAD_OPTIONS', 'a state machine must be an object with an id and an execute function');
+  }
+}
+
+function forkRandom(random: Random): Random {
+  return new SeededRandom(random.int(0, 2 ** 31));
+}

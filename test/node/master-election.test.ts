@@ -1,0 +1,99 @@
+// Master election through PaxosNode over TCP: one master at a time, everyone agrees on it, and it
+// changes when the master drops its lease or stops.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PaxosError, PaxosNode, type MemberAddress } from '../../src/index.js';
+
+const roots: string[] = [];
+after(async () => {
+  for (const root of roots) await rm(root, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`${what} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('three nodes elect one master per group, agree on it, and elect another after a drop and a stop', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'master-election-'));
+  roots.push(root);
+  const members: MemberAddress[] = [];
+  for (let id = 1; id <= 3; id++) members.push({ id, host: '127.0.0.1', port: await freePort() });
+  const changes: string[] = [];
+  const nodes = await Promise.all(members.map(({ id }) => PaxosNode.start({
+    nodeId: id, members, dataDir: join(root, `n${id}`), groups: 2, master: { groups: 'all', leaseMs: 1_000 },
+    onMasterChange: (group, master) => changes.push(`n${id} g${group} -> ${master?.nodeId ?? 'none'}`),
+  })));
+  try {
+    const holders = (group: number): PaxosNode[] => nodes.filter((node) => node.isMaster(group));
+    for (const group of [0, 1]) {
+      const master = await waitFor(() => {
+        const current = holders(group);
+        if (current.length !== 1) return undefined;
+        const seen = nodes.map((node) => node.master(group)?.nodeId);
+        return seen.every((id) => id === current[0]!.nodeId) ? current[0] : undefined;
+      }, 10_000, `one master of group ${group} that every node agrees on`);
+      const versions = new Set(nodes.map((node) => node.master(group)?.version));
+      assert.equal(versions.size, 1, 'every node has the same master version');
+      assert.ok(changes.some((line) => line.endsWith(`g${group} -> ${master.nodeId}`)), changes.join('\n'));
+    }
+
+    // Group 0: the master drops its lease; it steps down at once, and another node takes over.
+    const first = holders(0)[0]!;
+    first.dropMaster(0);
+    assert.equal(first.isMaster(0), false, 'steps down at once');
+    assert.equal(first.master(0), undefined);
+    const second = await waitFor(() => holders(0).find((node) => node !== first), 5_000, 'a new master after the drop');
+    assert.notEqual(second.nodeId, first.nodeId);
+    assert.ok(holders(0).length === 1);
+
+    // The new master stops: the remaining two elect one of themselves within the lease and a bit.
+    await second.stop();
+    const rest = nodes.filter((node) => node !== second);
+    const third = await waitFor(() => rest.find((node) => node.isMaster(0)), 6_000, 'a master after a stop');
+    assert.equal(rest.filter((node) => node.isMaster(0)).length, 1);
+    assert.notEqual(third.nodeId, second.nodeId);
+
+    assert.throws(() => first.setMasterLease(0, 10), (error: unknown) => error instanceof PaxosError &&
+      error.code === 'BAD_OPTIONS');
+    first.setMasterLease(0, 2_000);
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop()));
+  }
+});
+
+test('master options are validated, and a node outside a group\'s election cannot drop or set its lease', async () => {
+  const member = { id: 1, host: '127.0.0.1', port: await freePort() };
+  const base = { nodeId: 1, members: [member], dataDir: join(tmpdir(), 'unused-master-options') };
+  await assert.rejects(PaxosNode.start({ ...base, master: { leaseMs: 999 } }), /option master\.leaseMs/);
+  await assert.rejects(PaxosNode.start({ ...base, master: { driftBound: 0.5 } }), /option master\.driftBound/);
+  await assert.rejects(PaxosNode.start({ ...base, master: { groups: [1] } }), /option master\.groups\[0\]/);
+  const root = await mkdtemp(join(tmpdir(), 'master-options-'));
+  roots.push(root);
+  const node = await PaxosNode.start({ ...base, dataDir: root, groups: 2, master: { groups: [1], leaseMs: 1_000 } });
+  try {
+    assert.throws(() => node.dropMaster(0), /does not take part in group 0's master election/);
+    await waitFor(() => node.isMaster(1) ? true : undefined, 5_000, 'a one-node group elects itself');
+    assert.equal(node.isMaster(0), false);
+  } finally {
+    await node.stop();
+  }
+});
