@@ -17,6 +17,7 @@ import { parseAddress, parsePeers } from './peer-list.js';
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', peers: 'string', data: 'string', groups: 'number', cluster: 'string',
   sync: 'boolean', quiet: 'boolean', verbose: 'boolean', 'timeout-ms': 'number', 'max-batch': 'number', help: 'boolean',
+  'master-lease': 'number',
 };
 
 export const NODE_USAGE = `usage: multipaxos node --id N --listen HOST:PORT --peers 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
@@ -34,6 +35,7 @@ the proposer prints the instance it was chosen in. Ctrl-C stops it cleanly.
   --sync=false     do not fsync (fast, and not durable: for experiments only)
   --timeout-ms T   propose timeout (default 10000)
   --max-batch N    proposals one instance may carry (default 1000; 1 turns batching off)
+  --master-lease MS  elect a master in every group with this lease (at least 1000; default: no election)
   --quiet          do not print executed values
   --verbose        log the node's own events to standard error`;
 
@@ -65,6 +67,10 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
     groups: flags.groups as number | undefined, clusterId: flags.cluster as string | undefined,
     sync: flags.sync as boolean | undefined, proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
     maxBatchCount: flags['max-batch'] as number | undefined,
+    ...(flags['master-lease'] === undefined ? {} : { master: { groups: 'all', leaseMs: flags['master-lease'] as number } }),
+    onMasterChange: quiet ? undefined : (group, master) => {
+      console.log(`master of group ${group}: ${master === undefined ? 'none' : `node ${master.nodeId}`}`);
+    },
     stateMachines: [echo], logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER,
   });
   const address = node.address();

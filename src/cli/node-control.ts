@@ -6,6 +6,7 @@
  *   propose {group, value, timeoutMs?}       → {ok, instanceId, batchIndex} | {ok: false, code, mayBeChosen}
  *   load {concurrency, seconds, valueBytes}  → closed-loop proposals spread over the groups, then
  *                                              {completed, errors, errorsByCode, p50Ms, p99Ms, ...}
+ *   master                                   → per group: the master this node sees, and whether it is master
  *   summary                                  → per group: nowInstanceId, the echo digest, the log digest
  *   values {group, instanceId}               → the values chosen there, as UTF-8 strings
  *   stop                                     → graceful stop, then the process exits 0
@@ -17,7 +18,7 @@ import type { PaxosNode } from '../node/paxos-node.js';
 
 export interface ControlRequest {
   readonly id: number;
-  readonly type: 'propose' | 'load' | 'summary' | 'values' | 'stop';
+  readonly type: 'propose' | 'load' | 'summary' | 'master' | 'values' | 'stop';
   readonly instanceId?: number;
   readonly group?: number;
   readonly value?: string;
@@ -40,6 +41,10 @@ export interface GroupSummary {
   readonly logEntries: number;
   /** Values that appear more than once in the log (every test value is unique, so this must be 0). */
   readonly duplicates: number;
+  /** The master as this node sees it (0: none), and whether this node holds the lease. */
+  readonly masterNodeId: number;
+  readonly masterVersion: number;
+  readonly isMaster: boolean;
 }
 
 export interface ControlChannel {
@@ -95,6 +100,13 @@ async function handle(
       return await runLoad(node, request.concurrency ?? 1, request.seconds ?? 1, request.valueBytes ?? 100);
     case 'summary':
       return { ok: true, groups: await summarize(node, echo), metrics: node.metrics() };
+    case 'master':
+      // Cheap, and answered from the clock at the moment of asking: what a caller would act on.
+      return {
+        ok: true, groups: node.metrics().groups.map(({ groupIndex }) => ({
+          group: groupIndex, masterNodeId: node.master(groupIndex)?.nodeId ?? 0, isMaster: node.isMaster(groupIndex),
+        })),
+      };
     case 'values': {
       const values = await node.instanceValues(request.group ?? 0, request.instanceId ?? -1);
       return { ok: true, values: values.map(({ value }) => Buffer.from(value).toString('utf8')) };
@@ -139,9 +151,11 @@ async function summarize(node: PaxosNode, echo: EchoStateMachine): Promise<Group
       }
     }
     const { executed, digest } = echo.summary(groupIndex);
+    const master = node.master(groupIndex);
     groups.push({
       group: groupIndex, nowInstanceId, minChosenInstanceId, executed, executedDigest: digest, logDigest, logEntries,
-      duplicates,
+      duplicates, masterNodeId: master?.nodeId ?? 0, masterVersion: master?.version ?? -1,
+      isMaster: node.isMaster(groupIndex),
     });
   }
   return groups;

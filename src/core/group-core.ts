@@ -434,6 +434,7 @@ export class GroupCore {
     context.instanceId++;
     this.acceptor.newInstance();
     this.proposer.newInstance();
+    this.learner.onInstanceAdvanced();
     for (const message of replayOrder(this.future.take(context.instanceId))) {
       if (this.halted !== null || context.instanceId !== learned.instanceId + 1) break;
       this.dispatch(message);

@@ -16,6 +16,8 @@ export class Learner {
   needsCheckpointFrom: number | null = null;
   private askAt: number;
   private lastAckedInstanceId = -1;
+  /** Where the current teacher was when the session began: the stream ends there. */
+  private learningUntil = 0;
 
   constructor(context: GroupContext) {
     this.context = context;
@@ -48,6 +50,19 @@ export class Learner {
     return this.askAt;
   }
 
+  /**
+   * This node moved to a new instance. A session ends when it reaches where its teacher was; if
+   * the group moved on meanwhile (values chosen while this node was catching up, whose messages
+   * it missed), the next session starts soon rather than at the next periodic ask.
+   */
+  onInstanceAdvanced(): void {
+    if (!this.isLearning || this.context.instanceId < this.learningUntil) return;
+    this.isLearning = false;
+    if (this.isLatest) return;
+    const soon = this.context.nowMs + this.context.randomBetween(0, this.context.config.timing.retryDelayMaxMs);
+    if (soon < this.askAt) this.askAt = soon;
+  }
+
   /** A stream is alive: push the next ask further out (PhxPaxos ResetAskforLearnNoop). */
   postponeAsk(): void {
     this.askAt = this.context.nowMs + this.askInterval();
@@ -63,6 +78,7 @@ export class Learner {
     }
     if (this.isLearning) return;
     this.isLearning = true;
+    this.learningUntil = message.nowInstanceId;
     this.postponeAsk();
     context.outbox.send(message.from, {
       kind: 'confirmAskForLearn', from: context.nodeId, instanceId: context.instanceId,

@@ -126,6 +126,22 @@ export class NodeCluster {
     await node.exited;
   }
 
+  /** SIGSTOP: the process freezes, sockets and all, as a long GC pause or a stalled VM would. */
+  pause(id: number): void {
+    this.running.get(id)?.child.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after pause. */
+  resume(id: number): void {
+    this.running.get(id)?.child.kill('SIGCONT');
+  }
+
+  /** Per group: the master node `id` sees (0: none) and whether it believes it is the master. */
+  async masters(id: number, timeoutMs?: number): Promise<{ group: number; masterNodeId: number; isMaster: boolean }[]> {
+    const reply = await this.request(id, { type: 'master' }, timeoutMs);
+    return reply.groups as { group: number; masterNodeId: number; isMaster: boolean }[];
+  }
+
   /**
    * Graceful stop through the control channel; resolves with the exit code. A node that has not
    * exited 20 s later is killed, and the stop fails.

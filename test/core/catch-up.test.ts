@@ -267,6 +267,38 @@ describe('Learner', () => {
     assert.equal(learner.highestSeenInstanceId, 45);
   });
 
+  test('a session ends where the teacher was; still behind, the learner asks again within the retry delay', () => {
+    const { context, learner } = learnerAt(7, 1_000);
+    learner.onSendNowInstanceId(nowFrom(1, 7, 10));
+    context.outbox.take();
+    const periodic = learner.nextTimerAt();
+    assert.ok(periodic >= 3_500, 'a confirmed session postpones the periodic ask');
+    for (let instanceId = 8; instanceId <= 9; instanceId++) {
+      context.instanceId = instanceId;
+      learner.onInstanceAdvanced();
+      assert.equal(learner.isLearning, true, `still streaming at ${instanceId}`);
+    }
+    learner.seen(25); // meanwhile the group moved on: messages for instance 25 arrived
+    context.instanceId = 10;
+    learner.onInstanceAdvanced();
+    assert.equal(learner.isLearning, false, 'the stream reached where the teacher was');
+    assert.ok(learner.nextTimerAt() <= 1_000 + 39, `asks again soon, not at ${learner.nextTimerAt()}`);
+    context.nowMs = learner.nextTimerAt();
+    learner.tick(context.nowMs);
+    assert.equal(ofKind(context.outbox.take().messages, 'askForLearn').length, 2);
+  });
+
+  test('a session that ends caught up does not ask early', () => {
+    const { context, learner } = learnerAt(7, 1_000);
+    learner.onSendNowInstanceId(nowFrom(1, 7, 9));
+    context.outbox.take();
+    const periodic = learner.nextTimerAt();
+    context.instanceId = 9;
+    learner.onInstanceAdvanced();
+    assert.equal(learner.isLearning, false);
+    assert.equal(learner.nextTimerAt(), periodic);
+  });
+
   test('the ask timer clears isLearning, so a later answer can be confirmed again', () => {
     const { context, learner } = learnerAt(7);
     learner.onSendNowInstanceId(nowFrom(1, 7, 40));

@@ -15,13 +15,13 @@ class ManualClock {
 }
 
 function bid(nodeId: number, version: number, leaseMs = 5_000): Uint8Array {
-  return encodeMasterBid({ nodeId, version, leaseMs });
+  return encodeMasterBid({ nodeId, version, leaseMs, nonce: 7 });
 }
 
 test('a bid round-trips; a malformed one is refused', () => {
-  assert.deepEqual(decodeMasterBid(bid(7, -1, 3000)), { nodeId: 7, version: -1, leaseMs: 3000 });
-  assert.deepEqual(decodeMasterBid(bid(7, 2 ** 40, 3000)), { nodeId: 7, version: 2 ** 40, leaseMs: 3000 });
-  assert.throws(() => decodeMasterBid(new Uint8Array(15)), /16 bytes/);
+  assert.deepEqual(decodeMasterBid(bid(7, -1, 3000)), { nodeId: 7, version: -1, leaseMs: 3000, nonce: 7 });
+  assert.deepEqual(decodeMasterBid(bid(7, 2 ** 40, 3000)), { nodeId: 7, version: 2 ** 40, leaseMs: 3000, nonce: 7 });
+  assert.throws(() => decodeMasterBid(new Uint8Array(16)), /20 bytes/);
 });
 
 test('the first bid with the current version wins; stale bids change nothing', async () => {
@@ -84,7 +84,8 @@ test('the manager bids with the version it saw and a lease shortened by the drif
   assert.equal(bids.length, 1);
   const { stateMachineId, payload } = unframeValue(bids[0]!.value);
   assert.equal(stateMachineId, 100_000_001);
-  assert.deepEqual(decodeMasterBid(payload), { nodeId: 1, version: -1, leaseMs: 10_000 });
+  const decoded = decodeMasterBid(payload);
+  assert.deepEqual({ ...decoded, nonce: 0 }, { nodeId: 1, version: -1, leaseMs: 10_000, nonce: 0 });
   assert.ok(Math.abs(bids[0]!.leaseEndsAt - (1_000 + 10_000 * 0.95 / 1.05 - 100)) < 1e-6);
   const next = manager.nextTimerAt() as number;
   assert.ok(next > clock.ms + 1_000 && next < clock.ms + 4_000, `next bid in a quarter lease or so: ${next}`);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Ballot } from '../../src/core/ballot.js';
 import { AgreementChecker, ExecutionChecker, Violations } from '../../src/testing/sim/checkers.js';
+import { MasterLeaseChecker } from '../../src/testing/sim/master-lease-checker.js';
 import { frameValue } from '../../src/runtime/value-frame.js';
 import { encodeBatch } from '../../src/runtime/batch-value.js';
 import { utf8 } from '../../src/util/bytes.js';
@@ -107,4 +108,24 @@ test('execution of a batch: every entry once, in order, and all of them before t
   choose(agreement, 2, b(1, 1), encodeBatch([next, forged]), [1, 2]);
   assert.match(violations.list[2] ?? '', /chosen value was never proposed/);
   assert.match(violations.list[3] ?? '', /instance 2: a value chosen earlier was chosen again/);
+});
+
+test('master leases: two nodes holding one group\'s lease at the same true time is a violation', () => {
+  const violations = new Violations();
+  const leases = new MasterLeaseChecker(violations);
+  leases.hold(0, 1, 0, 1_000);
+  leases.hold(0, 1, 500, 1_500);
+  leases.hold(1, 2, 200, 900);
+  assert.equal(violations.any, false, 'renewals by one node, and other groups, never conflict');
+  leases.hold(0, 2, 1_500, 2_500);
+  assert.equal(violations.any, false, 'touching intervals do not overlap');
+  leases.release(0, 2, 1_800);
+  leases.hold(0, 3, 1_800, 2_000);
+  assert.equal(violations.any, false, 'a drop ends the belief at once');
+  leases.releaseAll(3, 1_900);
+  leases.hold(0, 1, 1_950, 2_600);
+  assert.equal(violations.any, false, 'a crash ends every belief of the node');
+  leases.hold(0, 2, 2_500, 3_000);
+  assert.match(violations.list[0] ?? '', /group 0: nodes 1 and 2 both believed they held the master lease at true time 2500/);
+  assert.equal(leases.masterChanges, 6);
 });

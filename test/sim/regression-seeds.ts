@@ -14,4 +14,10 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 5298, found: 'a proposal whose value was chosen but still executing past its timeout kept its ' +
     'timeout as the next timer, so the node woke up forever at the same instant' },
   { seed: 5806, found: 'same as seed 5298' },
+  { seed: 154, found: 'a restarted node still catching up proposed a master bid with the same bytes as one it ' +
+    'made in an earlier life, took that old chosen bid for its new one, and believed it held a superseded ' +
+    'lease while another node was master (bids now carry a random nonce)' },
+  { seed: 61, found: 'same as seed 154' },
+  { seed: 101651, found: 'a learner that finished a catch-up session still behind (the master\'s renewals kept ' +
+    'the group moving) waited for the next periodic ask, 2.5-3 s, each time, and did not converge within 60 s' },
 ];

@@ -82,9 +82,13 @@ export class MasterManager {
 
   tick(): void {
     if (this.stopped) return;
+    const hadMaster = this.reportedMaster !== undefined;
     this.checkChange();
     const now = this.options.clock.now();
-    if (now < this.nextBidAt) return;
+    // A lease that just ran out is bid for at once, not at the next quarter-lease tick: failover
+    // then takes the lease plus one round of consensus.
+    const leaseJustEnded = hadMaster && this.reportedMaster === undefined;
+    if (now < this.nextBidAt && !leaseJustEnded) return;
     const cycle = Math.max(1, (this.leaseMs - BID_MARGIN_MS) / 4);
     this.nextBidAt = now + cycle / 2 + this.options.random.float() * cycle;
     const master = this.options.machine.master();
@@ -108,6 +112,7 @@ export class MasterManager {
     const context: OwnBidContext = { leaseEndsAt: now + ownLease };
     const value = frameValue(MASTER_STATE_MACHINE_ID, encodeMasterBid({
       nodeId: this.options.nodeId, version: this.options.machine.masterVersion, leaseMs: this.leaseMs,
+      nonce: this.options.random.int(0, 0x1_0000_0000),
     }));
     this.bidding = true;
     this.options.propose(value, context, Math.max(1, ownLease)).catch(() => undefined).finally(() => {

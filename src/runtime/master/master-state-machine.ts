@@ -101,7 +101,7 @@ export class MasterStateMachine implements StateMachine {
     const expiresAt = bid.nodeId === this.options.nodeId
       ? (typeof ownContext?.leaseEndsAt === 'number' ? ownContext.leaseEndsAt : 0)
       : this.options.clock.now() + bid.leaseMs;
-    const next: MasterBid = { nodeId: bid.nodeId, version: input.instanceId, leaseMs: bid.leaseMs };
+    const next: MasterBid = { nodeId: bid.nodeId, version: input.instanceId, leaseMs: bid.leaseMs, nonce: 0 };
     // Durable before it takes effect: start-up restores from it, not from a replay.
     await this.options.store.setMasterVariables(this.options.groupIndex, encodeMasterVariables(next));
     this.masterNodeId = next.nodeId;

@@ -17,7 +17,9 @@
 import { compareBallots, formatBallot, type Ballot } from '../../core/ballot.js';
 import type { PaxosMessage } from '../../core/messages.js';
 import { decodeBatch } from '../../runtime/batch-value.js';
-import { BATCH_STATE_MACHINE_ID, unframeValue, NO_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
+import {
+  BATCH_STATE_MACHINE_ID, isUserStateMachineId, unframeValue, NO_STATE_MACHINE_ID,
+} from '../../runtime/value-frame.js';
 import { bytesEqual } from '../../util/bytes.js';
 import { fullCrc32 } from '../crc32.js';
 
@@ -42,6 +44,14 @@ export function isNoop(value: Uint8Array): boolean {
 export function entriesOf(value: Uint8Array): Uint8Array[] {
   const { stateMachineId, payload } = unframeValue(value);
   return stateMachineId === BATCH_STATE_MACHINE_ID ? decodeBatch(payload) : [value];
+}
+
+/**
+ * The entries the workload's state machines see: the library's own values (master bids) are
+ * proposed by the library, may legitimately repeat, and are checked by their own checker.
+ */
+export function userEntriesOf(value: Uint8Array): Uint8Array[] {
+  return entriesOf(value).filter((entry) => isUserStateMachineId(unframeValue(entry).stateMachineId));
 }
 
 function key(...parts: number[]): string {
@@ -131,10 +141,10 @@ export class AgreementChecker {
       this.chosenCount++;
       if (isNoop(value)) this.noopsChosen++;
       const proposed = (entry: Uint8Array): boolean => this.proposed.has(Buffer.from(entry).toString('latin1'));
-      if (!isNoop(value) && !entriesOf(value).every(proposed)) {
+      if (!isNoop(value) && !userEntriesOf(value).every(proposed)) {
         this.violations.add(`group ${groupIndex} instance ${instanceId}: chosen value was never proposed`);
       }
-      if (!isNoop(value)) this.noteChosenEntries(groupIndex, instanceId, entriesOf(value));
+      if (!isNoop(value)) this.noteChosenEntries(groupIndex, instanceId, userEntriesOf(value));
     } else if (!bytesEqual(chosen, value)) {
       this.violations.add(`group ${groupIndex} instance ${instanceId}: two different values chosen ` +
         `(the second under ballot ${ballotKey(ballot)})`);
@@ -232,7 +242,7 @@ export class ExecutionChecker {
     // Instances in between may only be no-ops, which no state machine sees.
     for (; progress.nextInstanceId < instanceId; progress.nextInstanceId++) {
       const skipped = this.agreement.chosenValue(life.groupIndex, progress.nextInstanceId);
-      if (skipped === undefined || !isNoop(skipped)) {
+      if (skipped === undefined || userEntriesOf(skipped).length > 0) {
         this.violations.add(`${where} executed instance ${instanceId}, expected ${progress.nextInstanceId}`);
         return;
       }
@@ -247,7 +257,7 @@ export class ExecutionChecker {
       this.violations.add(`${where} executed instance ${instanceId} before any value was chosen there`);
       return;
     }
-    progress.partial = { instanceId, expected: entriesOf(chosen), executed: [] };
+    progress.partial = { instanceId, expected: userEntriesOf(chosen), executed: [] };
     this.onEntry(life, progress, value, where);
   }
 
@@ -277,6 +287,12 @@ export class ExecutionChecker {
 
   /** The value (or batch entry) the node executed at `instanceId` in its current life, if any. */
   executedBy(node: number, groupIndex: number, instanceId: number, batchIndex: number): Uint8Array | undefined {
-    return this.current.get(key(node, groupIndex))?.get(instanceId)?.[batchIndex];
+    const executed = this.current.get(key(node, groupIndex))?.get(instanceId);
+    const chosen = this.agreement.chosenValue(groupIndex, instanceId);
+    if (executed === undefined || chosen === undefined) return undefined;
+    // Only user entries were executed (and recorded); skip the library's own entries before this one.
+    const userIndex = entriesOf(chosen).slice(0, batchIndex)
+      .filter((entry) => isUserStateMachineId(unframeValue(entry).stateMachineId)).length;
+    return executed[userIndex];
   }
 }

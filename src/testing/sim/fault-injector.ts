@@ -16,12 +16,15 @@ export interface FaultStats {
   partitions: number;
   pauses: number;
   crashesDuringWrite: number;
+  masterDrops: number;
 }
 
 export type PartitionShape = 'isolate' | 'split' | 'one-way' | 'bridge' | 'ring';
 
 export class FaultInjector {
-  readonly stats: FaultStats = { crashes: 0, restarts: 0, partitions: 0, pauses: 0, crashesDuringWrite: 0 };
+  readonly stats: FaultStats = {
+    crashes: 0, restarts: 0, partitions: 0, pauses: 0, crashesDuringWrite: 0, masterDrops: 0,
+  };
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
   private readonly nodes: readonly SimNode[];
@@ -88,6 +91,12 @@ export class FaultInjector {
   }
 
   private randomFault(): void {
+    const master = this.config.master;
+    if (master !== null && master.dropChance > 0 && this.random.chance(master.dropChance)) {
+      const up = this.nodes.filter((node) => node.isUp && !node.paused);
+      if (up.length > 0) this.stats.masterDrops += this.random.pick(up).dropMaster();
+      return;
+    }
     const { crashWeight, partitionWeight, pauseWeight } = this.config;
     const roll = this.random.float() * (crashWeight + partitionWeight + pauseWeight);
     if (roll < crashWeight) this.crashOne(false);
@@ -145,6 +154,11 @@ export class FaultInjector {
       ? ['isolate', 'split', 'one-way', 'bridge', 'ring'] : ['isolate', 'split', 'one-way']);
     const ids = this.nodes.map((node) => node.id);
     const shuffled = this.random.shuffle(ids);
+    // Cutting the master off is what tests the lease: it keeps believing while the others elect.
+    const master = this.config.master === null ? undefined : this.nodes.find((node) => node.holdsMasterLease);
+    if (master !== undefined && this.random.chance(0.5)) {
+      shuffled.unshift(...shuffled.splice(shuffled.indexOf(master.id), 1));
+    }
     this.applyShape(shape, shuffled);
     this.partitioned = true;
     this.stats.partitions++;

@@ -18,7 +18,10 @@ import type { ProposeSuccess } from '../../runtime/proposal-queue.js';
 import { restoreGroup } from '../../runtime/restore.js';
 import { StateMachineRegistry } from '../../runtime/state-machine-registry.js';
 import { frameValue } from '../../runtime/value-frame.js';
-import type { SeededRandom } from '../../util/random.js';
+import { MasterManager } from '../../runtime/master/master-manager.js';
+import { MasterStateMachine } from '../../runtime/master/master-state-machine.js';
+import type { MasterLeaseChecker } from './master-lease-checker.js';
+import { SeededRandom } from '../../util/random.js';
 import { fullCrc32 } from '../crc32.js';
 import type { ExecutionChecker } from './checkers.js';
 import type { SimScheduler } from './scheduler.js';
@@ -56,6 +59,9 @@ export interface SimNodeOptions {
   readonly executeFailureRate: number;
   /** How many waiting proposals one instance may carry. */
   readonly maxBatchCount: number;
+  /** Master election on every group (null: off); `ignoreDrift` is the master-ignores-drift canary. */
+  readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly ignoreDrift: boolean } | null;
+  readonly leases: MasterLeaseChecker;
   readonly coreFaults?: CoreFaults;
   readonly driverFaults?: DriverFaults;
   readonly trace: (line: string) => void;
@@ -72,6 +78,8 @@ export class SimNode {
   paused = false;
   life = 0;
   private drivers: GroupDriver[] = [];
+  private masters: MasterStateMachine[] = [];
+  private managers: MasterManager[] = [];
   private readonly options: SimNodeOptions;
   private heldWhilePaused: (() => void)[] = [];
   private armedWakeAt: number | null = null;
@@ -143,10 +151,19 @@ export class SimNode {
     }
     if (life !== this.life) return;
     const drivers: GroupDriver[] = [];
+    const masters: MasterStateMachine[] = [];
+    const managers: MasterManager[] = [];
     try {
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
         this.options.executions.onLifeStart(this.id, groupIndex);
         const registry = new StateMachineRegistry(groupIndex, this.stateMachines(life, groupIndex));
+        const master = await MasterStateMachine.load({
+          groupIndex, nodeId: this.id, store, clock: { now: () => this.localNow() },
+          onBidApplied: () => { if (life === this.life) this.reportLease(groupIndex, master); },
+        });
+        if (life !== this.life) return;
+        registry.addSystem(master);
+        masters.push(master);
         const restored = await restoreGroup(store, groupIndex, registry);
         if (life !== this.life) return;
         const core = new GroupCore({
@@ -165,6 +182,18 @@ export class SimNode {
           onHalt: (reason) => this.options.onHalt(this.id, groupIndex, reason),
           faults: this.options.driverFaults,
         }));
+        const settings = this.options.master;
+        const driver = drivers[groupIndex] as GroupDriver;
+        if (settings !== null) {
+          managers.push(new MasterManager({
+            nodeId: this.id, machine: master, clock: { now: () => this.localNow() },
+            // Its own stream, so that turning election on leaves the node's other draws alone.
+            random: new SeededRandom(this.options.random.seed * 31 + life * 1_000 + groupIndex),
+            settings, ignoreDrift: settings.ignoreDrift,
+            propose: (value, context, timeoutMs) => driver.propose(value, { timeoutMs, context }),
+            onTimersChanged: () => { if (life === this.life) this.armWake(); },
+          }));
+        }
       }
     } catch (error) {
       if (life === this.life) this.options.onFatal(error);
@@ -172,6 +201,8 @@ export class SimNode {
     }
     if (life !== this.life) return;
     this.drivers = drivers;
+    this.masters = masters;
+    this.managers = managers;
     this.state = 'up';
     this.options.trace(`n${this.id} up at ${drivers.map((driver) => driver.nowInstanceId).join(',')}`);
     this.armWake();
@@ -187,6 +218,10 @@ export class SimNode {
     this.armedWakeAt = null;
     this.drivers = [];
     for (const driver of drivers) driver.stop();
+    for (const manager of this.managers) manager.stop();
+    this.masters = [];
+    this.managers = [];
+    this.options.leases.releaseAll(this.id, this.options.scheduler.now);
     // Under the file store, what the crash loses is the lazy file system's memory, gone with the process.
     const outcome = this.options.files === undefined ? this.options.disk.crash() : { lostWrites: 0, torn: false };
     this.options.trace(`n${this.id} crash (lost ${outcome.lostWrites} writes not yet durable${outcome.torn ? ', torn tail' : ''})`);
@@ -231,9 +266,37 @@ export class SimNode {
     };
   }
 
+  /** Whether this node believes it holds some group's master lease. */
+  get holdsMasterLease(): boolean {
+    return this.masters.some((master) => master.isMaster());
+  }
+
+  /** Drop the lease of every group this node is master of; returns how many it dropped. */
+  dropMaster(): number {
+    let dropped = 0;
+    this.masters.forEach((master, groupIndex) => {
+      if (!master.isMaster()) return;
+      this.managers[groupIndex]?.drop();
+      this.options.leases.release(groupIndex, this.id, this.options.scheduler.now);
+      this.options.trace(`n${this.id} g${groupIndex} drops the master lease`);
+      dropped++;
+    });
+    return dropped;
+  }
+
+  /** A winning bid executed here: if it gave this node the lease, tell the checker until when (true time). */
+  private reportLease(groupIndex: number, master: MasterStateMachine): void {
+    const info = master.master();
+    if (info === undefined || info.nodeId !== this.id) return;
+    const { offsetMs, rate } = this.options.clock;
+    const end = (info.leaseExpiresAt - offsetMs) / rate;
+    this.options.trace(`n${this.id} g${groupIndex} holds the master lease (version ${info.version})`);
+    this.options.leases.hold(groupIndex, this.id, this.options.scheduler.now, end);
+  }
+
   private armWake(): void {
     let earliest: number | undefined;
-    for (const driver of this.drivers) {
+    for (const driver of [...this.drivers, ...this.managers]) {
       const at = driver.nextTimerAt();
       if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
     }
@@ -253,6 +316,7 @@ export class SimNode {
 
   private tickAll(): void {
     for (const driver of this.drivers) driver.tick();
+    for (const manager of this.managers) manager.tick();
     this.armWake();
   }
 

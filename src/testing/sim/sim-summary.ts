@@ -17,6 +17,9 @@ export interface SimSummary {
   messagesDuplicated: number;
   messagesByKind: Record<string, number>;
   proposalsChosen: number;
+  masterChanges: number;
+  masterDrops: number;
+  membershipChanges: number;
   simulatedSeconds: number;
   wallSeconds: number;
   seedsPerSecond: number;
@@ -29,7 +32,7 @@ export function emptySummary(canary: CanaryName | null): SimSummary {
     seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, noopsChosen: 0, executions: 0, crashes: 0,
     crashesDuringWrite: 0,
     partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, messagesByKind: {},
-    proposalsChosen: 0,
+    proposalsChosen: 0, masterChanges: 0, masterDrops: 0, membershipChanges: 0,
     simulatedSeconds: 0, wallSeconds: 0, seedsPerSecond: 0, instancesPerSecond: 0, canary,
   };
 }
@@ -54,6 +57,9 @@ export function addRun(summary: SimSummary, run: SimRunResult): void {
     summary.messagesByKind[kind] = (summary.messagesByKind[kind] ?? 0) + count;
   }
   summary.proposalsChosen += run.workload.chosen;
+  summary.masterChanges += run.masterChanges;
+  summary.masterDrops += run.faults.masterDrops;
+  summary.membershipChanges += run.membershipChanges;
   summary.simulatedSeconds += run.simulatedMs / 1000;
 }
 

@@ -17,17 +17,19 @@ import { SimDisk } from './sim-disk.js';
 import { SimFileStorage } from './sim-file-system.js';
 import { SimNetwork, type NetworkStats } from './sim-network.js';
 import { SimNode } from './sim-node.js';
+import { MasterLeaseChecker } from './master-lease-checker.js';
 import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 /** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
-  'learn-next-by-ballot',
+  'learn-next-by-ballot', 'master-ignores-drift',
 ] as const;
 /** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
+  'master-ignores-drift',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -47,6 +49,10 @@ export interface SimRunResult {
   /** Instances finished with the no-op because they stalled with an accepted value. */
   readonly noopsChosen: number;
   readonly executions: number;
+  /** Times a group's master lease went to a different node. */
+  readonly masterChanges: number;
+  /** Membership changes applied (membership changes are not simulated yet: always 0). */
+  readonly membershipChanges: number;
   readonly faults: FaultStats;
   readonly network: NetworkStats;
   readonly workload: WorkloadStats;
@@ -80,6 +86,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   const members = Array.from({ length: config.nodeCount }, (_, index) => index + 1);
   const agreement = new AgreementChecker(members.length, violations);
   const executions = new ExecutionChecker(agreement, violations);
+  const leases = new MasterLeaseChecker(violations);
   const kindIndex = new Map(MESSAGE_KINDS.map((kind, index) => [kind, index]));
   const tap = (groupIndex: number, to: number, message: PaxosMessage): void => {
     mix(kindIndex.get(message.kind) ?? -1);
@@ -100,7 +107,9 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
         { ...config.disk }) }
       : {}),
     clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
-    executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, coreFaults, driverFaults, trace,
+    executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases,
+    master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
+    coreFaults, driverFaults, trace,
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
     onHalt: (node, groupIndex, reason) => {
       trace(`n${node} g${groupIndex} halted: ${reason.code}`);
@@ -140,6 +149,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   return {
     seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),
     instancesChosen: agreement.chosenCount, noopsChosen: agreement.noopsChosen, executions: executions.executions,
+    masterChanges: leases.masterChanges, membershipChanges: 0,
     faults: faults.stats,
     network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
     wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
@@ -155,6 +165,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
     case 'learn-next-by-ballot': return { coreFaults: { learnNextByBallotOnly: true } };
+    case 'master-ignores-drift': return {}; // applied to the master managers, not the core
   }
 }
 

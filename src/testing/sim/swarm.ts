@@ -15,6 +15,8 @@ export interface SwarmConfig {
   readonly storage: 'sim-disk' | 'file-log';
   /** How many waiting proposals one instance may carry (1: batching off). */
   readonly maxBatchCount: number;
+  /** Master election on every group, or null; `dropChance` is the share of faults that are dropMaster. */
+  readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly dropChance: number } | null;
   readonly network: NetworkFaults;
   readonly disk: DiskFaults;
   readonly clocks: readonly SimClockSettings[];
@@ -48,11 +50,19 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     clocks.push({ offsetMs: random.int(0, 100_000), rate: drifts ? 0.95 + random.float() * 0.1 : 1 });
   }
   const slowDisk = random.chance(0.3);
+  const master = chooseMaster(random.seed);
+  if (master !== null) {
+    // Leases are where drift matters: run every clock at the edge of the bound, fast or slow.
+    const rates = new SeededRandom(random.seed * 8191 + 0x51ed);
+    const edges = [1 - master.driftBound, 1 + master.driftBound];
+    for (const clock of clocks) Object.assign(clock, { rate: rates.pick(edges) });
+  }
   return {
     nodeCount,
     groupCount: random.chance(0.75) ? 1 : 2,
     storage: chooseStorage(random.seed),
     maxBatchCount: chooseBatchCount(random.seed),
+    master,
     network: {
       lossRate: 0.01 + random.float() * random.pick([0.04, 0.15, 0.3]),
       duplicateRate: 0.01 + random.float() * random.pick([0.05, 0.2, 0.4]),
@@ -88,7 +98,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
 export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage} ` +
-    `batch=${config.maxBatchCount} ` +
+    `batch=${config.maxBatchCount} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
@@ -107,4 +117,14 @@ function chooseStorage(seed: number): SwarmConfig['storage'] {
 /** Batching in most seeds, from its own stream for the same reason as the storage choice. */
 function chooseBatchCount(seed: number): number {
   return new SeededRandom(seed * 40503 + 0x5bd1).pick([1, 4, 16, 64]);
+}
+
+/**
+ * Master election in about half of the seeds, with a drift bound that covers the simulated clocks
+ * (their rates lie within 0.95–1.05). Drawn from its own stream, like the storage choice.
+ */
+function chooseMaster(seed: number): SwarmConfig['master'] {
+  const random = new SeededRandom(seed * 69069 + 0x3c6e);
+  if (!random.chance(0.5)) return null;
+  return { leaseMs: random.pick([1_000, 2_000, 4_000]), driftBound: 0.05, dropChance: random.pick([0, 0.2, 0.5]) };
 }
