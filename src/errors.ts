@@ -8,6 +8,7 @@ export type PaxosErrorCode =
   | 'TIMEOUT'
   | 'OVERLOADED'
   | 'NOT_MEMBER'
+  | 'MEMBERSHIP_CONFLICT'
   | 'FOLLOWER_CANNOT_PROPOSE'
   | 'VALUE_TOO_LARGE'
   | 'EXECUTE_FAILED'

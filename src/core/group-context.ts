@@ -19,25 +19,34 @@ export class GroupContext {
   previousChosenBallot: Ballot = NULL_BALLOT;
   /** The node's monotonic clock, as of the last tick. */
   nowMs = 0;
-  private readonly memberSet: ReadonlySet<number>;
+  private memberList: readonly number[];
+  private memberSet: ReadonlySet<number>;
 
   constructor(config: GroupCoreConfig, instanceId: number, lastChecksum: number) {
     this.config = config;
     this.instanceId = instanceId;
     this.lastChecksum = lastChecksum;
+    this.memberList = [...config.members];
     this.memberSet = new Set(config.members);
+  }
+
+  /** The membership from the next instance on (a membership change was executed). */
+  setMembers(members: readonly number[]): void {
+    this.memberList = [...members];
+    this.memberSet = new Set(members);
   }
 
   get nodeId(): number {
     return this.config.nodeId;
   }
 
+  /** Voting members, this node included when it is one. Majorities are counted over this set. */
   get members(): readonly number[] {
-    return this.config.members;
+    return this.memberList;
   }
 
   get majority(): number {
-    return Math.floor(this.config.members.length / 2) + 1;
+    return Math.floor(this.memberList.length / 2) + 1;
   }
 
   isMember(nodeId: number): boolean {
@@ -46,7 +55,7 @@ export class GroupContext {
 
   /** Send to every member but this node. */
   broadcastToOthers(message: PaxosMessage, afterPersist: boolean): void {
-    for (const member of this.config.members) {
+    for (const member of this.memberList) {
       if (member !== this.config.nodeId) this.outbox.send(member, message, afterPersist);
     }
   }

@@ -156,6 +156,22 @@ export class GroupCore {
     return 'accepted';
   }
 
+  /**
+   * The group's membership changed at the instance being executed: from the next instance on,
+   * majorities are counted over `members`, and only they vote. Promises were gathered from the old
+   * set, whose majorities need not intersect the new one's, so the proposer prepares afresh.
+   */
+  setMembers(members: readonly number[]): void {
+    assert(members.length > 0, 'a group needs at least one member');
+    assert(new Set(members).size === members.length, `duplicate members: ${members.join(',')}`);
+    this.context.setMembers(members);
+    this.proposer.cancelSkipPrepare();
+  }
+
+  get members(): readonly number[] {
+    return this.context.members;
+  }
+
   /** The lowest instance this node still holds (below it, the log was cleaned behind a checkpoint). */
   get minChosenInstanceId(): number {
     return this.teacher.minChosenInstanceId;

@@ -12,6 +12,8 @@ import { GroupDriver } from '../runtime/group-driver.js';
 import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
 import { MasterManager } from '../runtime/master/master-manager.js';
 import { MasterStateMachine, type MasterInfo } from '../runtime/master/master-state-machine.js';
+import type { Membership } from '../runtime/membership/membership-codec.js';
+import { MembershipStateMachine } from '../runtime/membership/membership-state-machine.js';
 import { restoreGroup } from '../runtime/restore.js';
 import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
 import { SeededRandom, type Random } from '../util/random.js';
@@ -22,6 +24,7 @@ export interface GroupRuntime {
   readonly driver: GroupDriver;
   readonly registry: StateMachineRegistry;
   readonly master: MasterStateMachine;
+  readonly membership: MembershipStateMachine;
   /** Present when this group elects a master. */
   readonly masterManager: MasterManager | undefined;
 }
@@ -33,6 +36,8 @@ export interface GroupRuntimeContext {
   readonly random: Random;
   readonly send: (groupIndex: number, to: number, message: PaxosMessage) => void;
   readonly onTimersChanged: () => void;
+  /** A membership change took effect in a group: the transport learns the members' addresses. */
+  readonly onMembershipChanged: (groupIndex: number, membership: Membership) => void;
 }
 
 export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex: number): Promise<GroupRuntime> {
@@ -46,11 +51,23 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
     groupIndex, nodeId: options.nodeId, store, clock, onBidApplied: () => manager?.checkChange(),
   });
   registry.addSystem(master);
+  // The core is built after start-up replay; changes executed from then on reach it here.
+  const built: { core?: GroupCore } = {};
+  const membership = await MembershipStateMachine.load({
+    groupIndex, store, configured: options.members,
+    onApplied: (next) => {
+      // Executed at instance N: majorities for N + 1 on are counted over the new members.
+      built.core?.setMembers(next.members.map((member) => member.id));
+      context.onMembershipChanged(groupIndex, next);
+    },
+  });
+  registry.addSystem(membership);
   const restored = await restoreGroup(store, groupIndex, registry);
   const core = new GroupCore({
-    groupIndex, nodeId: options.nodeId, members: options.members.map((member) => member.id),
+    groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
     random: forkRandom(random), checksum: fullCrc32, timing: options.timing,
   }, restored, clock.now());
+  built.core = core;
   let driver: GroupDriver | undefined = undefined;
   driver = new GroupDriver({
     groupIndex, core, store, registry, clock, logger: options.logger, syncWrites: options.sync,
@@ -77,7 +94,7 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
       onTimersChanged: context.onTimersChanged,
     });
   }
-  return { groupIndex, driver: groupDriver, registry, master, masterManager: manager };
+  return { groupIndex, driver: groupDriver, registry, master, membership, masterManager: manager };
 }
 
 export function validateStateMachine(stateMachine: unknown): asserts stateMachine is StateMachine {

@@ -13,6 +13,8 @@ export interface NodeTransport {
   close?(): Promise<void>;
   address?(): NodeAddress | undefined;
   stats?(): Readonly<Record<string, unknown>>;
+  /** Where a (new) member can be reached. */
+  setPeerAddress?(nodeId: number, address: NodeAddress): void;
 }
 
 export async function openTcpTransport(options: ResolvedNodeOptions, random: Random): Promise<NodeTransport> {
@@ -33,5 +35,6 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     close: () => transport.close(),
     address: () => transport.address(),
     stats: () => ({ ...transport.stats() }),
+    setPeerAddress: (nodeId, address) => transport.setPeerAddress(nodeId, address),
   };
 }

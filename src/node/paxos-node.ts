@@ -17,6 +17,10 @@ import type { ProposeSuccess } from '../runtime/proposal-queue.js';
 import { frameValue, NO_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import { SeededRandom } from '../util/random.js';
 import { buildGroupRuntime, validateStateMachine, type GroupRuntime } from './group-runtime.js';
+import type { Member, Membership } from '../runtime/membership/membership-codec.js';
+import { encodeMembership } from '../runtime/membership/membership-codec.js';
+import type { MembershipOutcome } from '../runtime/membership/membership-state-machine.js';
+import { SYSTEM_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
@@ -107,8 +111,17 @@ export class PaxosNode {
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
+      const nodeTransport = transport;
       const context = {
         options: resolved, store, clock, random, send: wire.send.bind(wire), onTimersChanged: () => timer.changed(),
+        onMembershipChanged: (groupIndex: number, membership: Membership) => {
+          for (const member of membership.members) {
+            if (member.id !== resolved.nodeId) nodeTransport.setPeerAddress?.(member.id, member);
+          }
+          resolved.logger.info('membership changed', {
+            group: groupIndex, version: membership.version, members: membership.members.map((member) => member.id),
+          });
+        },
       };
       for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
         groups.push(await buildGroupRuntime(context, groupIndex));
@@ -169,6 +182,52 @@ export class PaxosNode {
     }
     const groups = typeof first === 'number' ? [this.group(first)] : this.groups;
     for (const group of groups) group.registry.add(stateMachine);
+  }
+
+  /**
+   * The group's membership as this node has executed it: the group identity (0 until the first
+   * change), the version (the instance of the last change; -1 for the configured members) and the
+   * voting members with their addresses.
+   */
+  members(groupIndex: number): Membership {
+    return this.group(groupIndex).membership.membership;
+  }
+
+  /** Add a voting member (PhxPaxos AddMember). Rejects with MEMBERSHIP_CONFLICT if the membership changed meanwhile. */
+  async addMember(groupIndex: number, member: Member, options: { timeoutMs?: number } = {}): Promise<Membership> {
+    const current = this.members(groupIndex);
+    const added = validateMember(member);
+    if (current.members.some((existing) => existing.id === added.id)) {
+      throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`);
+    }
+    return await this.changeMembership(groupIndex, current, [...current.members, added], options.timeoutMs);
+  }
+
+  /** Remove a voting member (PhxPaxos RemoveMember). */
+  async removeMember(groupIndex: number, nodeId: number, options: { timeoutMs?: number } = {}): Promise<Membership> {
+    const current = this.members(groupIndex);
+    if (!current.members.some((member) => member.id === nodeId)) {
+      throw new PaxosError('BAD_OPTIONS', `node ${nodeId} is not a member of group ${groupIndex}`);
+    }
+    if (current.members.length === 1) throw new PaxosError('BAD_OPTIONS', 'the last member cannot be removed');
+    const remaining = current.members.filter((member) => member.id !== nodeId);
+    return await this.changeMembership(groupIndex, current, remaining, options.timeoutMs);
+  }
+
+  /** Replace one member by another in one change (PhxPaxos ChangeMember). */
+  async changeMember(
+    groupIndex: number, fromNodeId: number, to: Member, options: { timeoutMs?: number } = {},
+  ): Promise<Membership> {
+    const current = this.members(groupIndex);
+    const added = validateMember(to);
+    if (!current.members.some((member) => member.id === fromNodeId)) {
+      throw new PaxosError('BAD_OPTIONS', `node ${fromNodeId} is not a member of group ${groupIndex}`);
+    }
+    if (current.members.some((member) => member.id === added.id)) {
+      throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`);
+    }
+    const next = [...current.members.filter((member) => member.id !== fromNodeId), added];
+    return await this.changeMembership(groupIndex, current, next, options.timeoutMs);
   }
 
   /**
@@ -325,6 +384,25 @@ export class PaxosNode {
       'name one with stateMachineId');
   }
 
+  /** Propose `members` against the version this node has; the log decides whether it still holds. */
+  private async changeMembership(
+    groupIndex: number, current: Membership, members: readonly Member[], timeoutMs: number | undefined,
+  ): Promise<Membership> {
+    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
+    const gid = current.gid !== 0 ? current.gid : randomInt(1, 2 ** 47);
+    const change = encodeMembership({ gid, version: current.version, members, nonce: randomInt(0, 2 ** 32) });
+    const { result } = await this.group(groupIndex).driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change),
+      { timeoutMs: timeoutMs ?? this.options.proposeTimeoutMs });
+    const outcome = result as MembershipOutcome;
+    if (!outcome.applied) {
+      throw new PaxosError('MEMBERSHIP_CONFLICT', outcome.reason === 'gid'
+        ? `group ${groupIndex} belongs to another cluster (gid ${outcome.current.gid})`
+        : `group ${groupIndex}'s membership changed to version ${outcome.current.version} meanwhile; ` +
+          'read members() and try again');
+    }
+    return this.members(groupIndex);
+  }
+
   private group(groupIndex: number): GroupRuntime {
     const group = Number.isInteger(groupIndex) ? this.groups[groupIndex] : undefined;
     if (group === undefined) {
@@ -342,6 +420,17 @@ export class PaxosNode {
     }
     return manager;
   }
+}
+
+function validateMember(member: unknown): Member {
+  const candidate = member as Partial<Member> | undefined;
+  if (typeof candidate !== 'object' || candidate === null || !Number.isInteger(candidate.id) ||
+    (candidate.id as number) < 1 || (candidate.id as number) > 0xffff_ffff || typeof candidate.host !== 'string' ||
+    candidate.host.length === 0 || !Number.isInteger(candidate.port) || (candidate.port as number) < 1 ||
+    (candidate.port as number) > 65_535) {
+    throw new PaxosError('BAD_OPTIONS', `a member is {id, host, port} with a positive id; got ${JSON.stringify(member)}`);
+  }
+  return { id: candidate.id as number, host: candidate.host, port: candidate.port as number };
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {
