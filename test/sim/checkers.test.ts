@@ -18,7 +18,7 @@ function choose(agreement: AgreementChecker, instanceId: number, ballot: Ballot,
 
 test('agreement: a second value chosen for an instance is a violation', () => {
   const violations = new Violations();
-  const agreement = new AgreementChecker(3, violations);
+  const agreement = new AgreementChecker([1, 2, 3], violations);
   const first = frameValue(1, utf8('a'));
   const second = frameValue(1, utf8('b'));
   agreement.noteProposed(first);
@@ -33,7 +33,7 @@ test('agreement: a second value chosen for an instance is a violation', () => {
 
 test('agreement: a value nobody proposed, one ballot with two values, and a broken promise are violations', () => {
   const violations = new Violations();
-  const agreement = new AgreementChecker(3, violations);
+  const agreement = new AgreementChecker([1, 2, 3], violations);
   choose(agreement, 0, b(1, 1), frameValue(1, utf8('never proposed')), [1, 2]);
   assert.match(violations.list[0] ?? '', /never proposed/);
   agreement.onSend(0, { kind: 'accept', from: 1, instanceId: 1, ballot: b(1, 1), value: utf8('x'), lastChecksum: 0,
@@ -50,7 +50,7 @@ test('agreement: a value nobody proposed, one ballot with two values, and a brok
 
 test('execution: order, the chosen value, and skipped instances only where the no-op was chosen', () => {
   const violations = new Violations();
-  const agreement = new AgreementChecker(3, violations);
+  const agreement = new AgreementChecker([1, 2, 3], violations);
   const executions = new ExecutionChecker(agreement, violations);
   const values = [frameValue(1, utf8('a')), new Uint8Array(0), frameValue(2, utf8('c')), frameValue(1, utf8('d'))];
   for (const value of values) agreement.noteProposed(value);
@@ -75,7 +75,7 @@ test('execution: order, the chosen value, and skipped instances only where the n
 
 test('execution of a batch: every entry once, in order, and all of them before the next instance', () => {
   const violations = new Violations();
-  const agreement = new AgreementChecker(3, violations);
+  const agreement = new AgreementChecker([1, 2, 3], violations);
   const executions = new ExecutionChecker(agreement, violations);
   const entries = ['a', 'b', 'c'].map((text) => frameValue(1, utf8(text)));
   for (const entry of entries) agreement.noteProposed(entry);
@@ -128,4 +128,25 @@ test('master leases: two nodes holding one group\'s lease at the same true time 
   leases.hold(0, 2, 2_500, 3_000);
   assert.match(violations.list[0] ?? '', /group 0: nodes 1 and 2 both believed they held the master lease at true time 2500/);
   assert.equal(leases.masterChanges, 6);
+});
+
+test('membership: votes count over the members of each instance, and every node must see the same change', () => {
+  const violations = new Violations();
+  const agreement = new AgreementChecker([1, 2, 3], violations);
+  const value = frameValue(1, utf8('v'));
+  agreement.noteProposed(value);
+  choose(agreement, 5, b(1, 1), value, [1, 4]);
+  assert.equal(agreement.chosenValue(0, 5), undefined, 'node 4 is no member: one vote of three is no majority');
+  agreement.noteMembership(0, 5, [1, 4]);
+  agreement.noteMembership(0, 5, [4, 1]);
+  assert.equal(violations.any, false, 'the same members, in any order');
+  assert.deepEqual([...agreement.membersAt(0, 5)], [1, 2, 3], 'a change at 5 applies from 6 on');
+  assert.deepEqual([...agreement.membersAt(0, 6)], [1, 4]);
+  choose(agreement, 6, b(1, 1), value, [4]);
+  assert.equal(agreement.chosenValue(0, 6), undefined, 'one of two is no majority');
+  choose(agreement, 6, b(1, 1), value, [1]);
+  assert.ok(agreement.chosenValue(0, 6) !== undefined, 'two of two is');
+  agreement.noteMembership(0, 5, [1, 2]);
+  assert.match(violations.list[0] ?? '', /membership version 5 is \{1,4\} on one node and \{1,2\} on another/);
+  assert.equal(agreement.membershipChanges, 1);
 });

@@ -46,12 +46,12 @@ test('every seed has a crash with its restart, a partition, loss, duplication an
 
 // PhxPaxos's "accept for now+1 teaches now" rule on ballot equality alone can learn a value that
 // lost its instance. The simulator finds it in about 1 seed in 2,500; this seed is one of them.
-test('the simulator catches the ballot-only next-instance shortcut (seed 100636)', async () => {
-  const run = await runSeed({ seed: 100636, canary: 'learn-next-by-ballot' });
-  assert.ok(!run.ok, 'seed 100636 no longer reaches the bad interleaving; find another with ' +
+test('the simulator catches the ballot-only next-instance shortcut (seed 200281)', async () => {
+  const run = await runSeed({ seed: 200281, canary: 'learn-next-by-ballot' });
+  assert.ok(!run.ok, 'seed 200281 no longer reaches the bad interleaving; find another with ' +
     'npm run sim -- --seeds 20000 --canary learn-next-by-ballot');
   assert.match(run.violations.join('\n'), /not the chosen one|two different values|diverged/);
-  const correct = await runSeed({ seed: 100636 });
+  const correct = await runSeed({ seed: 200281 });
   assert.ok(correct.ok, correct.violations.join('; '));
 });
 
@@ -83,7 +83,7 @@ test('300 seeds pass', () => {
   assert.ok((summary.crashes as number) >= 300 && (summary.partitions as number) >= 300);
   assert.ok((summary.masterChanges as number) > 100, `master leases change hands: ${String(summary.masterChanges)}`);
   assert.ok((summary.masterDrops as number) > 10, `masters drop their lease: ${String(summary.masterDrops)}`);
-  assert.equal(summary.membershipChanges, 0);
+  assert.ok((summary.membershipChanges as number) > 50, `memberships change: ${String(summary.membershipChanges)}`);
   const byKind = summary.messagesByKind as Record<string, number>;
   for (const kind of ['learnValue', 'learnValueAck', 'confirmAskForLearn', 'chosen']) {
     assert.ok((byKind[kind] ?? 0) > 0, `catch-up path ${kind} was exercised`);

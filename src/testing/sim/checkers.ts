@@ -65,7 +65,9 @@ function ballotKey(ballot: Ballot): string {
 /** What the network tap sees: agreement, promises and validity. */
 export class AgreementChecker {
   private readonly chosenEntries = new Set<string>();
-  private readonly majority: number;
+  private readonly initialMembers: ReadonlySet<number>;
+  /** group → the membership changes executed so far, by version (the instance of the change). */
+  private readonly memberships = new Map<number, Map<number, ReadonlySet<number>>>();
   private readonly violations: Violations;
   /** (group, instance, ballot) → the value proposed under it. */
   private readonly ballotValues = new Map<string, Uint8Array>();
@@ -79,9 +81,46 @@ export class AgreementChecker {
   chosenCount = 0;
   noopsChosen = 0;
 
-  constructor(memberCount: number, violations: Violations) {
-    this.majority = Math.floor(memberCount / 2) + 1;
+  constructor(members: readonly number[], violations: Violations) {
+    this.initialMembers = new Set(members);
     this.violations = violations;
+  }
+
+  /** Membership changes applied: count votes at instance v + 1 on over `members`. */
+  membershipChanges = 0;
+
+  /**
+   * A node executed the membership change chosen at `version`. Every node must see the same members
+   * for a version (the sequence is the same everywhere, so a node's view is a prefix of it).
+   */
+  noteMembership(groupIndex: number, version: number, members: readonly number[]): void {
+    let changes = this.memberships.get(groupIndex);
+    if (changes === undefined) {
+      changes = new Map();
+      this.memberships.set(groupIndex, changes);
+    }
+    const known = changes.get(version);
+    const sorted = [...members].sort((a, b) => a - b);
+    if (known === undefined) {
+      changes.set(version, new Set(sorted));
+      this.membershipChanges++;
+    } else if ([...known].join(',') !== sorted.join(',')) {
+      this.violations.add(`group ${groupIndex}: membership version ${version} is {${[...known].join(',')}} on one ` +
+        `node and {${sorted.join(',')}} on another`);
+    }
+  }
+
+  /** The voting members of one instance: set by the latest change chosen before it. */
+  membersAt(groupIndex: number, instanceId: number): ReadonlySet<number> {
+    let latest = -1;
+    let members = this.initialMembers;
+    for (const [version, set] of this.memberships.get(groupIndex) ?? []) {
+      if (version < instanceId && version > latest) {
+        latest = version;
+        members = set;
+      }
+    }
+    return members;
   }
 
   noteProposed(value: Uint8Array): void {
@@ -127,7 +166,10 @@ export class AgreementChecker {
       this.acceptances.set(id, acceptors);
     }
     acceptors.add(acceptor);
-    if (acceptors.size < this.majority) return;
+    const members = this.membersAt(groupIndex, instanceId);
+    let votes = 0;
+    for (const voter of acceptors) if (members.has(voter)) votes++;
+    if (votes < Math.floor(members.size / 2) + 1) return;
     const value = this.ballotValues.get(id);
     if (value === undefined) {
       this.violations.add(`group ${groupIndex} instance ${instanceId}: ballot ${ballotKey(ballot)} accepted by a ` +

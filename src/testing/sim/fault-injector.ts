@@ -17,13 +17,14 @@ export interface FaultStats {
   pauses: number;
   crashesDuringWrite: number;
   masterDrops: number;
+  membershipProposals: number;
 }
 
 export type PartitionShape = 'isolate' | 'split' | 'one-way' | 'bridge' | 'ring';
 
 export class FaultInjector {
   readonly stats: FaultStats = {
-    crashes: 0, restarts: 0, partitions: 0, pauses: 0, crashesDuringWrite: 0, masterDrops: 0,
+    crashes: 0, restarts: 0, partitions: 0, pauses: 0, crashesDuringWrite: 0, masterDrops: 0, membershipProposals: 0,
   };
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
@@ -97,11 +98,48 @@ export class FaultInjector {
       if (up.length > 0) this.stats.masterDrops += this.random.pick(up).dropMaster();
       return;
     }
+    if (this.config.membershipChangeChance > 0 && this.random.chance(this.config.membershipChangeChance)) {
+      this.changeMembership();
+      return;
+    }
     const { crashWeight, partitionWeight, pauseWeight } = this.config;
     const roll = this.random.float() * (crashWeight + partitionWeight + pauseWeight);
     if (roll < crashWeight) this.crashOne(false);
     else if (roll < crashWeight + partitionWeight) this.partition();
     else this.pauseOne();
+  }
+
+  /**
+   * A running node proposes a membership change for a random group: remove a member (keeping at
+   * least two), add a node that is not one, or replace one by another. It is made against the
+   * version that node has, so a stale one fails whole (and it may be made by a non-member, which
+   * cannot propose).
+   */
+  private changeMembership(): void {
+    const up = this.nodes.filter((node) => node.isUp && !node.paused);
+    if (up.length === 0) return;
+    const proposer = this.random.pick(up);
+    const groupIndex = this.random.int(0, this.config.groupCount);
+    const members = proposer.members(groupIndex);
+    if (members === undefined) return;
+    const outsiders = this.nodes.map((node) => node.id).filter((id) => !members.includes(id));
+    const choices: string[] = [];
+    if (members.length > 2) choices.push('remove');
+    if (outsiders.length > 0) choices.push('add', 'replace');
+    if (choices.length === 0) return;
+    const choice = this.random.pick(choices);
+    let next: number[];
+    if (choice === 'remove') {
+      const removed = this.random.pick(members);
+      next = members.filter((id) => id !== removed);
+    } else if (choice === 'add') {
+      next = [...members, this.random.pick(outsiders)];
+    } else {
+      const removed = this.random.pick(members);
+      next = [...members.filter((id) => id !== removed), this.random.pick(outsiders)];
+    }
+    this.stats.membershipProposals++;
+    void proposer.proposeMembership(groupIndex, next, this.random.int(0, 0x1_0000_0000));
   }
 
   private crashOne(mustRestart: boolean): void {

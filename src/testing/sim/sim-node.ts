@@ -21,6 +21,10 @@ import { frameValue } from '../../runtime/value-frame.js';
 import { MasterManager } from '../../runtime/master/master-manager.js';
 import { MasterStateMachine } from '../../runtime/master/master-state-machine.js';
 import type { MasterLeaseChecker } from './master-lease-checker.js';
+import { encodeMembership } from '../../runtime/membership/membership-codec.js';
+import { MembershipStateMachine } from '../../runtime/membership/membership-state-machine.js';
+import { SYSTEM_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
+import type { AgreementChecker } from './checkers.js';
 import { SeededRandom } from '../../util/random.js';
 import { fullCrc32 } from '../crc32.js';
 import type { ExecutionChecker } from './checkers.js';
@@ -62,6 +66,8 @@ export interface SimNodeOptions {
   /** Master election on every group (null: off); `ignoreDrift` is the master-ignores-drift canary. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly ignoreDrift: boolean } | null;
   readonly leases: MasterLeaseChecker;
+  /** Sees every membership change a node applies. */
+  readonly agreement: AgreementChecker;
   readonly coreFaults?: CoreFaults;
   readonly driverFaults?: DriverFaults;
   readonly trace: (line: string) => void;
@@ -79,6 +85,7 @@ export class SimNode {
   life = 0;
   private drivers: GroupDriver[] = [];
   private masters: MasterStateMachine[] = [];
+  private memberships: MembershipStateMachine[] = [];
   private managers: MasterManager[] = [];
   private readonly options: SimNodeOptions;
   private heldWhilePaused: (() => void)[] = [];
@@ -152,6 +159,7 @@ export class SimNode {
     if (life !== this.life) return;
     const drivers: GroupDriver[] = [];
     const masters: MasterStateMachine[] = [];
+    const memberships: MembershipStateMachine[] = [];
     const managers: MasterManager[] = [];
     try {
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
@@ -164,12 +172,28 @@ export class SimNode {
         if (life !== this.life) return;
         registry.addSystem(master);
         masters.push(master);
+        const built: { core?: GroupCore } = {};
+        const membership = await MembershipStateMachine.load({
+          groupIndex, store, configured: this.options.members.map((id) => ({ id, host: `n${id}`, port: 1 })),
+          onApplied: (next) => {
+            const ids = next.members.map((member) => member.id);
+            built.core?.setMembers(ids);
+            if (life !== this.life) return;
+            this.options.agreement.noteMembership(groupIndex, next.version, ids);
+            this.options.trace(`n${this.id} g${groupIndex} members {${ids.join(',')}} from version ${next.version}`);
+          },
+        });
+        if (life !== this.life) return;
+        registry.addSystem(membership);
+        memberships.push(membership);
         const restored = await restoreGroup(store, groupIndex, registry);
         if (life !== this.life) return;
         const core = new GroupCore({
-          groupIndex, nodeId: this.id, members: this.options.members, random: this.options.random.fork(),
+          groupIndex, nodeId: this.id, members: membership.membership.members.map((member) => member.id),
+          random: this.options.random.fork(),
           checksum: fullCrc32, timing: { ...DEFAULT_TIMING, ...this.options.timing }, faults: this.options.coreFaults,
         }, restored, this.localNow());
+        built.core = core;
         drivers.push(new GroupDriver({
           groupIndex, core, store, registry, clock: { now: () => this.localNow() },
           send: (group, to, message) => {
@@ -202,6 +226,7 @@ export class SimNode {
     if (life !== this.life) return;
     this.drivers = drivers;
     this.masters = masters;
+    this.memberships = memberships;
     this.managers = managers;
     this.state = 'up';
     this.options.trace(`n${this.id} up at ${drivers.map((driver) => driver.nowInstanceId).join(',')}`);
@@ -220,6 +245,7 @@ export class SimNode {
     for (const driver of drivers) driver.stop();
     for (const manager of this.managers) manager.stop();
     this.masters = [];
+    this.memberships = [];
     this.managers = [];
     this.options.leases.releaseAll(this.id, this.options.scheduler.now);
     // Under the file store, what the crash loses is the lazy file system's memory, gone with the process.
@@ -264,6 +290,29 @@ export class SimNode {
       if (this.paused) this.heldWhilePaused.push(run);
       else run();
     };
+  }
+
+  /** The voting members of a group as this node has executed them (undefined while down). */
+  members(groupIndex: number): readonly number[] | undefined {
+    return this.memberships[groupIndex]?.membership.members.map((member) => member.id);
+  }
+
+  membershipVersion(groupIndex: number): number {
+    return this.memberships[groupIndex]?.membership.version ?? -2;
+  }
+
+  /** Propose a new membership for a group, made against the version this node has. */
+  proposeMembership(groupIndex: number, members: readonly number[], nonce: number): Promise<unknown> {
+    const driver = this.drivers[groupIndex];
+    const current = this.memberships[groupIndex]?.membership;
+    if (!this.isUp || this.paused || driver === undefined || current === undefined) return Promise.resolve();
+    const change = encodeMembership({
+      gid: current.gid === 0 ? 1 : current.gid, version: current.version, nonce,
+      members: members.map((id) => ({ id, host: `n${id}`, port: 1 })),
+    });
+    this.options.trace(`n${this.id} g${groupIndex} proposes members {${members.join(',')}} against version ` +
+      `${current.version}`);
+    return driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change), { timeoutMs: 5_000 }).catch(() => undefined);
   }
 
   /** Whether this node believes it holds some group's master lease. */

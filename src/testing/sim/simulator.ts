@@ -51,7 +51,7 @@ export interface SimRunResult {
   readonly executions: number;
   /** Times a group's master lease went to a different node. */
   readonly masterChanges: number;
-  /** Membership changes applied (membership changes are not simulated yet: always 0). */
+  /** Membership changes chosen and applied. */
   readonly membershipChanges: number;
   readonly faults: FaultStats;
   readonly network: NetworkStats;
@@ -84,7 +84,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
     if (options.trace) traceLines.push(`${scheduler.now.toFixed(3).padStart(11)}ms ${line}`);
   };
   const members = Array.from({ length: config.nodeCount }, (_, index) => index + 1);
-  const agreement = new AgreementChecker(members.length, violations);
+  const agreement = new AgreementChecker(members, violations);
   const executions = new ExecutionChecker(agreement, violations);
   const leases = new MasterLeaseChecker(violations);
   const kindIndex = new Map(MESSAGE_KINDS.map((kind, index) => [kind, index]));
@@ -107,7 +107,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
         { ...config.disk }) }
       : {}),
     clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
-    executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases,
+    executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases, agreement,
     master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
     coreFaults, driverFaults, trace,
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
@@ -149,7 +149,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   return {
     seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),
     instancesChosen: agreement.chosenCount, noopsChosen: agreement.noopsChosen, executions: executions.executions,
-    masterChanges: leases.masterChanges, membershipChanges: 0,
+    masterChanges: leases.masterChanges, membershipChanges: agreement.membershipChanges,
     faults: faults.stats,
     network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
     wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
@@ -189,41 +189,66 @@ async function checkLiveness(scheduler: SimScheduler, nodes: readonly SimNode[],
   for (const node of nodes) node.disableDiskFaults();
   const deadline = scheduler.now + LIVENESS_BOUND_MS;
   const decided = new Set<number>();
+  /** Per group, where the furthest node was when the probe was decided: every node must get there. */
+  const targets = new Map<number, number>();
   const probe = (groupIndex: number): void => {
     if (decided.has(groupIndex) || scheduler.now >= deadline) return;
-    const up = nodes.filter((node) => node.isUp);
+    // Only a member can propose: the membership may have changed during the run.
+    const up = nodes.filter((node) => node.isUp && (node.members(groupIndex)?.includes(node.id) ?? false));
     const node = up[groupIndex % Math.max(1, up.length)];
     if (node === undefined) {
       scheduler.after(100, () => probe(groupIndex));
       return;
     }
     void workload.propose(node, groupIndex, 10_000, 'probe').then((code) => {
-      if (code === 'OK') decided.add(groupIndex);
+      if (code === 'OK') {
+        decided.add(groupIndex);
+        targets.set(groupIndex, Math.max(...nodes.map((each) => each.nowInstanceId(groupIndex) ?? 0)));
+      }
       else scheduler.after(50, () => probe(groupIndex));
     });
   };
   scheduler.after(0, () => {
     for (let groupIndex = 0; groupIndex < config.groupCount; groupIndex++) probe(groupIndex);
   });
-  const converged = (): boolean => decided.size === config.groupCount && allCaughtUp(nodes, config.groupCount);
+  // Every node must also get past every acknowledged value (some are chosen after the probe).
+  const withAcked = (): Map<number, number> => {
+    const all = new Map(targets);
+    for (const acked of workload.acked) {
+      all.set(acked.groupIndex, Math.max(all.get(acked.groupIndex) ?? 0, acked.instanceId + 1));
+    }
+    return all;
+  };
+  const converged = (): boolean => decided.size === config.groupCount &&
+    allCaughtUp(nodes, config.groupCount, withAcked());
   const withinBudget = await scheduler.run(deadline, () => converged() || violations.any, EVENT_BUDGET * 2);
   if (!withinBudget || violations.any) return withinBudget;
   if (!converged()) {
     const where = nodes.map((node) => `n${node.id}:${node.state}@` +
       Array.from({ length: config.groupCount }, (_, g) => node.nowInstanceId(g) ?? '-').join('/')).join(' ');
     violations.add(`liveness: ${decided.size}/${config.groupCount} groups decided a new value and nodes ` +
-      `${allCaughtUp(nodes, config.groupCount) ? 'converged' : 'did not converge'} within ` +
+      `${allCaughtUp(nodes, config.groupCount, withAcked()) ? 'converged' : 'did not converge'} within ` +
       `${LIVENESS_BOUND_MS} ms of healing (${where})`);
   }
   return true;
 }
 
-function allCaughtUp(nodes: readonly SimNode[], groupCount: number): boolean {
+/**
+ * Members are caught up when they all stand at the same instance. Nodes outside the membership
+ * receive no broadcasts and learn only by asking, so while the group keeps deciding (master
+ * renewals) they trail by up to one ask interval: they must reach where the furthest node was when
+ * the liveness probe was decided.
+ */
+function allCaughtUp(nodes: readonly SimNode[], groupCount: number, targets: ReadonlyMap<number, number>): boolean {
   for (let groupIndex = 0; groupIndex < groupCount; groupIndex++) {
-    const positions = nodes.map((node) =>
-      (node.isUp && !node.isExecuting(groupIndex) ? node.nowInstanceId(groupIndex) : -1));
-    const first = positions[0];
-    if (first === undefined || first < 0 || positions.some((position) => position !== first)) return false;
+    if (nodes.some((node) => !node.isUp || node.isExecuting(groupIndex))) return false;
+    const newest = nodes.reduce((best, node) => (node.membershipVersion(groupIndex) > best.membershipVersion(groupIndex)
+      ? node : best));
+    const members = newest.members(groupIndex) ?? [];
+    const positions = nodes.filter((node) => members.includes(node.id)).map((node) => node.nowInstanceId(groupIndex));
+    if (positions.length === 0 || positions.some((position) => position !== positions[0])) return false;
+    const target = targets.get(groupIndex) ?? 0;
+    if (nodes.some((node) => (node.nowInstanceId(groupIndex) ?? -1) < target)) return false;
   }
   return true;
 }

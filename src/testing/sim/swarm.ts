@@ -17,6 +17,8 @@ export interface SwarmConfig {
   readonly maxBatchCount: number;
   /** Master election on every group, or null; `dropChance` is the share of faults that are dropMaster. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly dropChance: number } | null;
+  /** Share of faults that are membership changes (0: the membership never changes). */
+  readonly membershipChangeChance: number;
   readonly network: NetworkFaults;
   readonly disk: DiskFaults;
   readonly clocks: readonly SimClockSettings[];
@@ -63,6 +65,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     storage: chooseStorage(random.seed),
     maxBatchCount: chooseBatchCount(random.seed),
     master,
+    membershipChangeChance: chooseMembershipChanges(random.seed),
     network: {
       lossRate: 0.01 + random.float() * random.pick([0.04, 0.15, 0.3]),
       duplicateRate: 0.01 + random.float() * random.pick([0.05, 0.2, 0.4]),
@@ -99,6 +102,7 @@ export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage} ` +
     `batch=${config.maxBatchCount} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
+    `membership=${config.membershipChangeChance} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
@@ -127,4 +131,10 @@ function chooseMaster(seed: number): SwarmConfig['master'] {
   const random = new SeededRandom(seed * 69069 + 0x3c6e);
   if (!random.chance(0.5)) return null;
   return { leaseMs: random.pick([1_000, 2_000, 4_000]), driftBound: 0.05, dropChance: random.pick([0, 0.2, 0.5]) };
+}
+
+/** Membership changes during faults in about a third of the seeds, from their own stream. */
+function chooseMembershipChanges(seed: number): number {
+  const random = new SeededRandom(seed * 48271 + 0x2f1b);
+  return random.chance(0.35) ? random.pick([0.2, 0.4]) : 0;
 }
