@@ -84,6 +84,8 @@ export interface GroupCoreConfig {
   readonly nodeId: number;
   /** Voting members, this node included. Majorities are counted over this set. */
   readonly members: readonly number[];
+  /** Followers this node pushes every chosen value to, once it executed it (PhxPaxos TransmitToFollower). */
+  readonly followers?: readonly number[];
   readonly random: Random;
   readonly checksum: ChecksumFunction;
   readonly timing: ProtocolTiming;

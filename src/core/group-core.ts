@@ -442,6 +442,13 @@ export class GroupCore {
 
   private moveToNextInstance(learned: ChosenValue): void {
     const context = this.context;
+    // Followers learn by push: the value is durable and executed here, so nothing waits on a write.
+    for (const follower of context.config.followers ?? []) {
+      context.outbox.send(follower, {
+        kind: 'learnValue', from: context.nodeId, instanceId: learned.instanceId, ballot: learned.ballot,
+        value: learned.value, checksum: learned.checksum, needAck: false,
+      }, false);
+    }
     this.previous = learned;
     this.learned = null;
     this.executeRetryAt = null;

@@ -65,6 +65,7 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
   const restored = await restoreGroup(store, groupIndex, registry);
   const core = new GroupCore({
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
+    followers: options.followers.filter((follower) => follower.follows === options.nodeId).map(({ id }) => id),
     random: forkRandom(random), checksum: fullCrc32, timing: options.timing,
   }, restored, clock.now());
   built.core = core;

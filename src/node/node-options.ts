@@ -20,6 +20,11 @@ export interface MemberAddress extends NodeAddress {
   readonly id: number;
 }
 
+/** A follower, its address, and the member whose chosen values it receives. */
+export interface FollowerAddress extends MemberAddress {
+  readonly follows: number;
+}
+
 /** A transport the node starts with and closes when it stops (the TCP transport is one). */
 export interface ClosableTransport extends Transport {
   close?(): Promise<void>;
@@ -70,6 +75,12 @@ export interface PaxosNodeOptions {
     readonly leaseMs?: number;
     readonly driftBound?: number;
   };
+  /**
+   * Followers (PhxPaxos followers): nodes that learn every chosen value, pushed by the member they
+   * follow (and by asking otherwise), execute it and serve local reads, but never vote or propose.
+   * List them on every node; a node whose id is listed here is a follower.
+   */
+  readonly followers?: readonly FollowerAddress[];
   /** Called when a group's master changes as this node sees it (undefined: no live master). */
   readonly onMasterChange?: (groupIndex: number, master: MasterInfo | undefined) => void;
   readonly timing?: Partial<ProtocolTiming>;
@@ -99,6 +110,9 @@ export interface ResolvedNodeOptions {
   readonly maxValueBytes: number;
   readonly maxFrameBytes: number;
   readonly master: { readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number };
+  readonly followers: readonly FollowerAddress[];
+  /** This node is a follower: it learns and executes, never votes or proposes. */
+  readonly isFollower: boolean;
   readonly onMasterChange: ((groupIndex: number, master: MasterInfo | undefined) => void) | undefined;
   readonly timing: ProtocolTiming;
   readonly logger: Logger;
@@ -128,8 +142,10 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
   if (typeof options !== 'object' || options === null) throw bad('options', 'must be an object');
   const nodeId = integer(options.nodeId, 'nodeId', 1, MAX_NODE_ID);
   const members = resolveMembers(options.members, options.transport !== undefined);
-  if (!members.some((member) => member.id === nodeId)) {
-    throw bad('members', `must include this node (nodeId ${nodeId})`);
+  const followers = resolveFollowers(options.followers, members, options.transport !== undefined);
+  const isFollower = followers.some((follower) => follower.id === nodeId);
+  if (!isFollower && !members.some((member) => member.id === nodeId)) {
+    throw bad('members', `must include this node (nodeId ${nodeId}), unless it is listed in followers`);
   }
   const listen = options.listen === undefined ? undefined : address(options.listen, 'listen', true);
   const clusterId = options.clusterId ?? NODE_DEFAULTS.clusterId;
@@ -164,7 +180,9 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
       1, 2 ** 31),
     maxQueuedBytes: integer(options.maxQueuedBytes ?? NODE_DEFAULTS.maxQueuedBytes, 'maxQueuedBytes', 1, 2 ** 40),
     maxBatchCount: integer(options.maxBatchCount ?? NODE_DEFAULTS.maxBatchCount, 'maxBatchCount', 1, 1_000_000),
-    master: resolveMaster(options.master, groups),
+    master: resolveFollowerMaster(resolveMaster(options.master, groups), isFollower),
+    followers,
+    isFollower,
     onMasterChange: resolveCallback(options.onMasterChange, 'onMasterChange'),
     timing: resolveTiming(options.timing),
     logger: options.logger ?? SILENT_LOGGER,
@@ -187,6 +205,30 @@ function resolveMembers(value: unknown, customTransport: boolean): MemberAddress
     const { host, port } = member as { host?: unknown; port?: unknown };
     if (customTransport && host === undefined && port === undefined) return { id: checkedId, host: '', port: 0 };
     return { id: checkedId, ...address({ host, port }, field, false) };
+  });
+}
+
+function resolveFollowers(
+  value: PaxosNodeOptions['followers'], members: readonly MemberAddress[], customTransport: boolean,
+): FollowerAddress[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw bad('followers', 'must be an array of {id, host, port, follows}');
+  const memberIds = new Set(members.map((member) => member.id));
+  const seen = new Set<number>();
+  return value.map((follower: unknown, index) => {
+    const field = `followers[${index}]`;
+    if (typeof follower !== 'object' || follower === null) throw bad(field, 'must be {id, host, port, follows}');
+    const { id, follows } = follower as { id: unknown; follows: unknown };
+    const checkedId = integer(id, `${field}.id`, 1, MAX_NODE_ID);
+    if (memberIds.has(checkedId) || seen.has(checkedId)) throw bad(`${field}.id`, `${checkedId} is listed twice`);
+    seen.add(checkedId);
+    const followed = integer(follows, `${field}.follows`, 1, MAX_NODE_ID);
+    if (!memberIds.has(followed)) throw bad(`${field}.follows`, `node ${followed} is not a member`);
+    const { host, port } = follower as { host?: unknown; port?: unknown };
+    if (customTransport && host === undefined && port === undefined) {
+      return { id: checkedId, host: '', port: 0, follows: followed };
+    }
+    return { id: checkedId, ...address({ host, port }, field, false), follows: followed };
   });
 }
 
@@ -222,6 +264,11 @@ function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): R
     throw bad('master.driftBound', `must be a number in [0, 0.2], got ${JSON.stringify(driftBound)}`);
   }
   return { groups: [...new Set(groups)], leaseMs, driftBound };
+}
+
+function resolveFollowerMaster(master: ResolvedNodeOptions['master'], isFollower: boolean): ResolvedNodeOptions['master'] {
+  if (isFollower && master.groups.length > 0) throw bad('master.groups', 'must be empty on a follower (it never bids)');
+  return master;
 }
 
 function resolveCallback<T>(value: T | undefined, field: string): T | undefined {

@@ -18,8 +18,9 @@ export interface NodeTransport {
 }
 
 export async function openTcpTransport(options: ResolvedNodeOptions, random: Random): Promise<NodeTransport> {
-  const own = options.members.find((member) => member.id === options.nodeId) as NodeAddress;
-  const peers = new Map(options.members.map((member) => [member.id, { host: member.host, port: member.port }]));
+  const everyone = [...options.members, ...options.followers];
+  const own = everyone.find((node) => node.id === options.nodeId) as NodeAddress;
+  const peers = new Map(everyone.map((node) => [node.id, { host: node.host, port: node.port }]));
   const transport = await TcpTransport.start({
     nodeId: options.nodeId,
     clusterId: options.clusterId,

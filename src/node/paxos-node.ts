@@ -238,6 +238,11 @@ export class PaxosNode {
     return this.group(groupIndex).master.master();
   }
 
+  /** This node follows a member: it learns and executes every chosen value, and never votes or proposes. */
+  get isFollower(): boolean {
+    return this.options.isFollower;
+  }
+
   /** Whether this node holds the group's master lease now (always false where it does not bid). */
   isMaster(groupIndex: number): boolean {
     return this.group(groupIndex).master.isMaster();
@@ -345,6 +350,7 @@ export class PaxosNode {
     groupIndex: number, value: Uint8Array | string, options: NodeProposeOptions,
   ): Promise<ProposeSuccess> {
     if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
+    if (this.options.isFollower) return Promise.reject(followerError());
     let driver: GroupDriver;
     let stateMachineId: number;
     try {
@@ -389,6 +395,7 @@ export class PaxosNode {
     groupIndex: number, current: Membership, members: readonly Member[], timeoutMs: number | undefined,
   ): Promise<Membership> {
     if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
+    if (this.options.isFollower) throw followerError();
     const gid = current.gid !== 0 ? current.gid : randomInt(1, 2 ** 47);
     const change = encodeMembership({ gid, version: current.version, members, nonce: randomInt(0, 2 ** 32) });
     const { result } = await this.group(groupIndex).driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change),
@@ -420,6 +427,10 @@ export class PaxosNode {
     }
     return manager;
   }
+}
+
+function followerError(): PaxosError {
+  return new PaxosError('FOLLOWER_CANNOT_PROPOSE', 'this node is a follower: it learns and executes, never proposes');
 }
 
 function validateMember(member: unknown): Member {

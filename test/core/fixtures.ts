@@ -15,6 +15,7 @@ import { SeededRandom } from '../../src/util/random.js';
 export interface ConfigOptions {
   readonly nodeId?: number;
   readonly members?: readonly number[];
+  readonly followers?: readonly number[];
   readonly seed?: number;
   readonly timing?: Partial<ProtocolTiming>;
   readonly faults?: CoreFaults;
@@ -25,6 +26,7 @@ export function makeConfig(options: ConfigOptions = {}): GroupCoreConfig {
     groupIndex: 0,
     nodeId: options.nodeId ?? 1,
     members: options.members ?? [1, 2, 3],
+    followers: options.followers,
     random: new SeededRandom(options.seed ?? 7),
     checksum: fullCrc32,
     timing: { ...DEFAULT_TIMING, ...options.timing },

@@ -548,3 +548,33 @@ describe('GroupCore: outcomes of own proposals', () => {
     assert.equal(ofKind(drain(core).messages, 'prepare').length, 2);
   });
 });
+
+describe('GroupCore: membership and followers', () => {
+  test('a node pushes each executed value to its followers, and only after it executed it', () => {
+    const core = makeCore({ nodeId: 2, members: [1, 2, 3], followers: [9] });
+    const ready = stepAndDrain(core, acceptMsg(1, 0, ballot(1, 1), utf8('a')), chosenMsg(1, 0, ballot(1, 1)));
+    assert.deepEqual(ofKind(ready.messages, 'learnValue'), [], 'nothing before execution');
+    const after = executeOk(core, ready);
+    const pushed = ofKind(after.messages, 'learnValue');
+    assert.equal(pushed.length, 1);
+    assert.equal(pushed[0]?.to, 9);
+    assert.equal(pushed[0]?.afterPersist, false);
+    assert.equal(text(pushed[0]!.message.value), 'a');
+    assert.equal(pushed[0]?.message.instanceId, 0);
+    assert.equal(pushed[0]?.message.needAck, false);
+  });
+
+  test('after setMembers, majorities and broadcasts follow the new members and the proposer prepares again', () => {
+    const core = makeCore({ nodeId: 1, members: [1, 2, 3] });
+    core.setMembers([1, 4]);
+    assert.deepEqual(core.members, [1, 4]);
+    core.propose(utf8('x'), 1, 10_000);
+    const ready = drain(core);
+    const prepares = ofKind(ready.messages, 'prepare');
+    assert.deepEqual(prepares.map((outbound) => outbound.to), [4], 'only the new member hears the prepare');
+    core.setMembers([2, 3]);
+    assert.equal(core.propose(utf8('y'), 2, 10_000), 'notMember', 'a node outside the membership cannot propose');
+    assert.throws(() => core.setMembers([]), /at least one member/);
+    assert.throws(() => core.setMembers([2, 2]), /duplicate members/);
+  });
+});
