@@ -116,13 +116,14 @@ export class FaultInjector {
    * cannot propose).
    */
   private changeMembership(): void {
-    const up = this.nodes.filter((node) => node.isUp && !node.paused);
+    const up = this.nodes.filter((node) => node.isUp && !node.paused && !node.isFollower);
     if (up.length === 0) return;
     const proposer = this.random.pick(up);
     const groupIndex = this.random.int(0, this.config.groupCount);
     const members = proposer.members(groupIndex);
     if (members === undefined) return;
-    const outsiders = this.nodes.map((node) => node.id).filter((id) => !members.includes(id));
+    const outsiders = this.nodes.filter((node) => !node.isFollower).map((node) => node.id)
+      .filter((id) => !members.includes(id));
     const choices: string[] = [];
     if (members.length > 2) choices.push('remove');
     if (outsiders.length > 0) choices.push('add', 'replace');

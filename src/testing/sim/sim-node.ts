@@ -46,6 +46,10 @@ export interface SimClockSettings {
 export interface SimNodeOptions {
   readonly id: number;
   readonly members: readonly number[];
+  /** Followers this node pushes executed values to. */
+  readonly followers: readonly number[];
+  /** This node is a follower: it learns, never votes and is never proposed on. */
+  readonly isFollower: boolean;
   readonly groupCount: number;
   readonly scheduler: SimScheduler;
   readonly network: SimNetwork;
@@ -97,6 +101,10 @@ export class SimNode {
     this.id = options.id;
     this.transport = options.network.transportFor(this.id, () => this.state === 'up' && !this.paused);
     this.transport.onMessage((groupIndex, message) => this.receive(groupIndex, message));
+  }
+
+  get isFollower(): boolean {
+    return this.options.isFollower;
   }
 
   get isUp(): boolean {
@@ -190,7 +198,7 @@ export class SimNode {
         if (life !== this.life) return;
         const core = new GroupCore({
           groupIndex, nodeId: this.id, members: membership.membership.members.map((member) => member.id),
-          random: this.options.random.fork(),
+          random: this.options.random.fork(), followers: this.options.followers,
           checksum: fullCrc32, timing: { ...DEFAULT_TIMING, ...this.options.timing }, faults: this.options.coreFaults,
         }, restored, this.localNow());
         built.core = core;
@@ -208,7 +216,7 @@ export class SimNode {
         }));
         const settings = this.options.master;
         const driver = drivers[groupIndex] as GroupDriver;
-        if (settings !== null) {
+        if (settings !== null && !this.options.isFollower) {
           managers.push(new MasterManager({
             nodeId: this.id, machine: master, clock: { now: () => this.localNow() },
             // Its own stream, so that turning election on leaves the node's other draws alone.

@@ -16,7 +16,7 @@ import { SimScheduler } from './scheduler.js';
 import { SimDisk } from './sim-disk.js';
 import { SimFileStorage } from './sim-file-system.js';
 import { SimNetwork, type NetworkStats } from './sim-network.js';
-import { SimNode } from './sim-node.js';
+import { SimNode, type SimNodeOptions } from './sim-node.js';
 import { MasterLeaseChecker } from './master-lease-checker.js';
 import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
 import { Workload, type WorkloadStats } from './workload.js';
@@ -38,6 +38,12 @@ export interface SimRunOptions {
   readonly canary?: CanaryName;
   /** Keep the event trace in the result. */
   readonly trace?: boolean;
+  /**
+   * Turn off the cluster-management features (master election, membership changes, followers):
+   * the seed then runs as it did before they existed (clock rates aside, in seeds that would elect
+   * masters), which keeps rare seeds found then useful.
+   */
+  readonly withoutClusterManagement?: boolean;
 }
 
 export interface SimRunResult {
@@ -71,7 +77,9 @@ const EVENT_BUDGET = 3_000_000;
 export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   const started = performance.now();
   const random = new SeededRandom(options.seed);
-  const config = chooseSwarm(random);
+  const chosen = chooseSwarm(random);
+  const config: SwarmConfig = options.withoutClusterManagement === true
+    ? { ...chosen, master: null, membershipChangeChance: 0, follower: null } : chosen;
   const scheduler = new SimScheduler();
   const violations = new Violations();
   const traceLines: string[] = [];
@@ -99,14 +107,17 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   };
   const network = new SimNetwork(scheduler, random.fork(), { ...config.network }, tap);
   const { coreFaults, driverFaults } = canaryFaults(options.canary);
-  const nodes = members.map((id, index) => new SimNode({
+  const makeNode = (id: number, clock: SimNodeOptions['clock'], nodeRandom: SeededRandom,
+    diskRandom: SeededRandom): SimNode => new SimNode({
     id, members, groupCount: config.groupCount, scheduler, network,
-    disk: new SimDisk(scheduler, random.fork(), { ...config.disk }),
+    followers: config.follower !== null && config.follower.follows === id ? [config.follower.id] : [],
+    isFollower: config.follower?.id === id,
+    disk: new SimDisk(scheduler, diskRandom, { ...config.disk }),
     ...(config.storage === 'file-log'
       ? { files: new SimFileStorage(scheduler, new SeededRandom(options.seed * 7919 + id),
         { ...config.disk }) }
       : {}),
-    clock: config.clocks[index] ?? { offsetMs: 0, rate: 1 }, random: random.fork(), executions,
+    clock, random: nodeRandom, executions,
     executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases, agreement,
     master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
     coreFaults, driverFaults, trace,
@@ -116,14 +127,27 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
       if (reason.code === 'DIVERGED') violations.add(`node ${node} group ${groupIndex}: ${reason.message}`);
       else restartAfterHalt(node);
     },
-  }));
+  });
+  // The argument order keeps each member's draws from the main stream as they always were.
+  const nodes = members.map((id, index) => {
+    const diskRandom = random.fork();
+    const clock = config.clocks[index] ?? { offsetMs: 0, rate: 1 };
+    return makeNode(id, clock, random.fork(), diskRandom);
+  });
+  const voters = [...nodes];
+  if (config.follower !== null) {
+    // A follower draws from its own streams, so that seeds without one are unchanged.
+    const id = config.follower.id;
+    nodes.push(makeNode(id, { offsetMs: 0, rate: 1 }, new SeededRandom(options.seed * 131 + 1),
+      new SeededRandom(options.seed * 131 + 2)));
+  }
   const faults = new FaultInjector(scheduler, random.fork(), nodes, network, config, trace);
   function restartAfterHalt(id: number): void {
     const node = nodes[id - 1];
     if (node !== undefined) faults.restartAfterHalt(node);
   }
   const workload = new Workload({
-    scheduler, random: random.fork(), nodes, groupCount: config.groupCount, agreement, violations,
+    scheduler, random: random.fork(), nodes: voters, groupCount: config.groupCount, agreement, violations,
     concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes, gapMs: config.clientGapMs,
     timeoutMs: config.proposeTimeoutMs,
     trace: (line) => {

@@ -17,6 +17,8 @@ export interface SwarmConfig {
   readonly maxBatchCount: number;
   /** Master election on every group, or null; `dropChance` is the share of faults that are dropMaster. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly dropChance: number } | null;
+  /** A follower node (id after the members) and the member it follows, or null. */
+  readonly follower: { readonly id: number; readonly follows: number } | null;
   /** Share of faults that are membership changes (0: the membership never changes). */
   readonly membershipChangeChance: number;
   readonly network: NetworkFaults;
@@ -66,6 +68,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     maxBatchCount: chooseBatchCount(random.seed),
     master,
     membershipChangeChance: chooseMembershipChanges(random.seed),
+    follower: chooseFollower(random.seed, nodeCount),
     network: {
       lossRate: 0.01 + random.float() * random.pick([0.04, 0.15, 0.3]),
       duplicateRate: 0.01 + random.float() * random.pick([0.05, 0.2, 0.4]),
@@ -102,7 +105,7 @@ export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage} ` +
     `batch=${config.maxBatchCount} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
-    `membership=${config.membershipChangeChance} ` +
+    `membership=${config.membershipChangeChance} follower=${config.follower === null ? 'none' : config.follower.follows} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
@@ -137,4 +140,10 @@ function chooseMaster(seed: number): SwarmConfig['master'] {
 function chooseMembershipChanges(seed: number): number {
   const random = new SeededRandom(seed * 48271 + 0x2f1b);
   return random.chance(0.35) ? random.pick([0.2, 0.4]) : 0;
+}
+
+/** A follower in about a third of the seeds, following a random member; from its own stream. */
+function chooseFollower(seed: number, nodeCount: number): SwarmConfig['follower'] {
+  const random = new SeededRandom(seed * 16807 + 0x7a3d);
+  return random.chance(0.3) ? { id: nodeCount + 1, follows: random.int(1, nodeCount + 1) } : null;
 }
