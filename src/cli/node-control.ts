@@ -9,17 +9,23 @@
  *   master                                   → per group: the master this node sees, and whether it is master
  *   summary                                  → per group: nowInstanceId, the echo digest, the log digest
  *   values {group, instanceId}               → the values chosen there, as UTF-8 strings
+ *   members {group}                          → the membership this node has executed
+ *   addMember {group, member} / removeMember {group, nodeId} → the new membership, or the error
  *   stop                                     → graceful stop, then the process exits 0
  */
 import { crc32 } from 'node:zlib';
 import type { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError } from '../errors.js';
+import { isUserStateMachineId } from '../runtime/value-frame.js';
 import type { PaxosNode } from '../node/paxos-node.js';
 
 export interface ControlRequest {
   readonly id: number;
-  readonly type: 'propose' | 'load' | 'summary' | 'master' | 'values' | 'stop';
+  readonly type: 'propose' | 'load' | 'summary' | 'master' | 'values' | 'members' | 'addMember' | 'removeMember' |
+    'stop';
   readonly instanceId?: number;
+  readonly member?: { readonly id: number; readonly host: string; readonly port: number };
+  readonly nodeId?: number;
   readonly group?: number;
   readonly value?: string;
   readonly timeoutMs?: number;
@@ -37,7 +43,7 @@ export interface GroupSummary {
   readonly executedDigest: number;
   /** CRC-32 over every chosen value in the log, instance by instance, below nowInstanceId. */
   readonly logDigest: number;
-  /** Values for a state machine in the log below nowInstanceId (batch entries counted one by one). */
+  /** Values for a user state machine in the log below nowInstanceId (batch entries counted one by one). */
   readonly logEntries: number;
   /** Values that appear more than once in the log (every test value is unique, so this must be 0). */
   readonly duplicates: number;
@@ -111,6 +117,19 @@ async function handle(
       const values = await node.instanceValues(request.group ?? 0, request.instanceId ?? -1);
       return { ok: true, values: values.map(({ value }) => Buffer.from(value).toString('utf8')) };
     }
+    case 'members':
+      return { ok: true, membership: node.members(request.group ?? 0) };
+    case 'addMember':
+    case 'removeMember':
+      try {
+        const membership = request.type === 'addMember'
+          ? await node.addMember(request.group ?? 0, request.member as { id: number; host: string; port: number })
+          : await node.removeMember(request.group ?? 0, request.nodeId ?? 0);
+        return { ok: true, membership };
+      } catch (error) {
+        if (!(error instanceof PaxosError)) throw error;
+        return { ok: false, code: error.code, mayBeChosen: error.mayBeChosen, message: error.message };
+      }
     case 'stop':
       await stopNode();
       return { ok: true };
@@ -143,7 +162,8 @@ async function summarize(node: PaxosNode, echo: EchoStateMachine): Promise<Group
         const id = Buffer.alloc(4);
         id.writeUInt32LE(stateMachineId);
         logDigest = crc32(value, crc32(id, logDigest));
-        if (stateMachineId === 0) continue;
+        // The echo state machine sees user values only (not master bids or membership changes).
+        if (!isUserStateMachineId(stateMachineId)) continue;
         logEntries++;
         const text = Buffer.from(value).toString('latin1');
         if (seen.has(text)) duplicates++;

@@ -302,8 +302,10 @@ export class GroupDriver {
       }
       case 'timeout':
         for (const proposal of batch) {
-          settle(proposal, new PaxosError('TIMEOUT', 'no outcome within the timeout; the value may still be chosen',
-            { mayBeChosen: outcome.mayBeChosen }));
+          settle(proposal, new PaxosError('TIMEOUT', outcome.mayBeChosen
+            ? 'no outcome within the timeout; the value may still be chosen'
+            : 'no outcome within the timeout; the value was never sent, so it will not be chosen',
+          { mayBeChosen: outcome.mayBeChosen }));
         }
         return;
       case 'executeFailed': {

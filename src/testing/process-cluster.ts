@@ -69,10 +69,13 @@ export class NodeCluster {
     return this.running.has(id);
   }
 
-  /** Start node `id` (1-based) and wait until it is up. */
-  async start(id: number): Promise<void> {
+  /**
+   * Start node `id` (1-based) and wait until it is up. `members` are the node ids it is configured
+   * with (default: every node of the cluster).
+   */
+  async start(id: number, members: readonly number[] = this.ids): Promise<void> {
     if (this.running.has(id)) throw new Error(`node ${id} is already running`);
-    const peers = this.ports.map((port, index) => `${index + 1}=127.0.0.1:${port}`).join(',');
+    const peers = members.map((member) => `${member}=127.0.0.1:${this.ports[member - 1]}`).join(',');
     const args = ['node', '--id', String(id), '--listen', `127.0.0.1:${this.ports[id - 1]}`, '--peers', peers,
       '--data', join(this.dataRoot, `node-${id}`), '--groups', String(this.options.groups), '--quiet',
       ...(this.options.extraFlags ?? [])];
@@ -192,6 +195,10 @@ export class NodeCluster {
   async summary(id: number): Promise<GroupSummary[]> {
     const reply = await this.request(id, { type: 'summary' });
     return reply.groups as GroupSummary[];
+  }
+
+  address(id: number): { id: number; host: string; port: number } {
+    return { id, host: '127.0.0.1', port: this.ports[id - 1] as number };
   }
 
   async values(id: number, group: number, instanceId: number): Promise<string[]> {
