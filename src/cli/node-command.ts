@@ -12,12 +12,13 @@ import type { Logger } from '../runtime/interfaces.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { serveControlChannel } from './node-control.js';
+import { startAdminServer } from './admin-server.js';
 import { parseAddress, parsePeers } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', peers: 'string', data: 'string', groups: 'number', cluster: 'string',
   sync: 'boolean', quiet: 'boolean', verbose: 'boolean', 'timeout-ms': 'number', 'max-batch': 'number', help: 'boolean',
-  'master-lease': 'number',
+  'master-lease': 'number', admin: 'string',
 };
 
 export const NODE_USAGE = `usage: multipaxos node --id N --listen HOST:PORT --peers 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
@@ -36,6 +37,7 @@ the proposer prints the instance it was chosen in. Ctrl-C stops it cleanly.
   --timeout-ms T   propose timeout (default 10000)
   --max-batch N    proposals one instance may carry (default 1000; 1 turns batching off)
   --master-lease MS  elect a master in every group with this lease (at least 1000; default: no election)
+  --admin H:P      serve the admin endpoint (multipaxos members / master) on this address
   --quiet          do not print executed values
   --verbose        log the node's own events to standard error`;
 
@@ -76,7 +78,17 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
   const address = node.address();
   if (!quiet) console.log(`node ${nodeId} listening on ${address?.host}:${address?.port}; type a value to propose it`);
 
-  const stopped = stopRequested.then(() => node.stop());
+  const adminAddress = flags.admin === undefined ? undefined : parseAddress(flags.admin as string, '--admin');
+  const admin = adminAddress === undefined ? undefined
+    : await startAdminServer(node, adminAddress.host, adminAddress.port);
+  const stopped = stopRequested.then(async () => {
+    if (admin !== undefined) {
+      const closed = new Promise<void>((resolve) => admin.close(() => resolve()));
+      admin.closeAllConnections();
+      await closed;
+    }
+    await node.stop();
+  });
   const control = serveControlChannel(node, echo, () => {
     requestStop();
     return stopped;

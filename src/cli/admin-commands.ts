@@ -1,0 +1,130 @@
+/**
+ * `multipaxos members list|add|remove|change` and `multipaxos master show|drop`: talk to a running
+ * node's administration endpoint (`multipaxos node --admin HOST:PORT`). Human output by default,
+ * the endpoint's JSON with --json. Exit status 1 when the node refuses, with its error code.
+ */
+import { request } from 'node:http';
+import { parseFlags, UsageError, type FlagSpec } from './flags.js';
+import { parseAddress } from './peer-list.js';
+
+const FLAGS: FlagSpec = {
+  node: 'string', group: 'number', id: 'number', host: 'string', port: 'number', from: 'number', json: 'boolean',
+  help: 'boolean', 'timeout-ms': 'number',
+};
+
+export const MEMBERS_USAGE = `usage: multipaxos members list   --node HOST:PORT [--group G] [--json]
+       multipaxos members add    --node HOST:PORT --id N --host H --port P [--group G] [--json]
+       multipaxos members remove --node HOST:PORT --id N [--group G] [--json]
+       multipaxos members change --node HOST:PORT --from N --id M --host H --port P [--group G] [--json]
+
+Shows or changes a group's voting members through a running node's admin endpoint (the node was
+started with --admin HOST:PORT). A change is proposed through the log against the membership
+version that node has; if the membership changed meanwhile it fails with MEMBERSHIP_CONFLICT.`;
+
+export const MASTER_USAGE = `usage: multipaxos master show --node HOST:PORT [--group G] [--json]
+       multipaxos master drop --node HOST:PORT [--group G] [--json]
+
+Shows the master of a group as a running node sees it, or makes that node give up its lease
+(it steps down at once; the others elect a new master when the lease they granted runs out).`;
+
+interface Reply {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+export async function membersCommand(argv: readonly string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const flags = parseFlags(rest, FLAGS);
+  if (action === undefined || action === '--help' || flags.help === true) {
+    console.log(MEMBERS_USAGE);
+    return action === undefined ? 2 : 0;
+  }
+  const group = (flags.group as number | undefined) ?? 0;
+  const member = (): Record<string, unknown> => ({
+    id: required(flags.id, '--id'), host: required(flags.host, '--host'), port: required(flags.port, '--port'),
+  });
+  let reply: Reply;
+  switch (action) {
+    case 'list': reply = await call(flags, 'GET', `/v1/members?group=${group}`); break;
+    case 'add': reply = await call(flags, 'POST', `/v1/members?group=${group}`, member()); break;
+    case 'remove':
+      reply = await call(flags, 'DELETE', `/v1/members/${String(required(flags.id, '--id'))}?group=${group}`);
+      break;
+    case 'change':
+      reply = await call(flags, 'POST', `/v1/members/change?group=${group}`,
+        { from: required(flags.from, '--from'), ...member() });
+      break;
+    default: throw new UsageError(`unknown members action "${action}" (list, add, remove, change)`);
+  }
+  return print(reply, flags.json === true, (body) => {
+    const members = body.members as { id: number; host: string; port: number }[];
+    const lines = [`group ${group}: version ${String(body.version)}, gid ${String(body.gid)}`];
+    for (const { id, host, port } of members) lines.push(`  node ${id}  ${host}:${port}`);
+    return lines.join('\n');
+  });
+}
+
+export async function masterCommand(argv: readonly string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const flags = parseFlags(rest, FLAGS);
+  if (action === undefined || action === '--help' || flags.help === true) {
+    console.log(MASTER_USAGE);
+    return action === undefined ? 2 : 0;
+  }
+  const group = (flags.group as number | undefined) ?? 0;
+  if (action === 'show') {
+    return print(await call(flags, 'GET', `/v1/master?group=${group}`), flags.json === true, (body) => {
+      const master = body.master as { nodeId: number; version: number } | null;
+      if (master === null) return `group ${group}: no master (as node ${String(body.nodeId)} sees it)`;
+      return `group ${group}: master is node ${master.nodeId} (version ${master.version}; ` +
+        `${body.isMaster === true ? 'this node' : `seen from node ${String(body.nodeId)}`})`;
+    });
+  }
+  if (action === 'drop') {
+    return print(await call(flags, 'POST', `/v1/master/drop?group=${group}`), flags.json === true,
+      (body) => `node ${String(body.nodeId)} dropped its master lease of group ${group}`);
+  }
+  throw new UsageError(`unknown master action "${action}" (show, drop)`);
+}
+
+function print(reply: Reply, json: boolean, human: (body: Record<string, unknown>) => string): number {
+  if (json) console.log(JSON.stringify(reply.body));
+  if (reply.status >= 400) {
+    if (!json) console.error(`error ${String(reply.body.error)}: ${String(reply.body.message)}`);
+    return 1;
+  }
+  if (!json) console.log(human(reply.body));
+  return 0;
+}
+
+function required(value: unknown, flag: string): unknown {
+  if (value === undefined) throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+async function call(
+  flags: Record<string, unknown>, method: string, path: string, body?: unknown,
+): Promise<Reply> {
+  const { host, port } = parseAddress(required(flags.node, '--node') as string, '--node');
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const timeoutMs = (flags['timeout-ms'] as number | undefined) ?? 30_000;
+  return await new Promise<Reply>((resolve, reject) => {
+    const outgoing = request({
+      host, port, method, path, timeout: timeoutMs,
+      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+    }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        try {
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch {
+          reject(new Error(`the node at ${host}:${port} answered ${response.statusCode} with something that is not JSON`));
+        }
+      });
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)));
+    outgoing.on('error', (error) => reject(new Error(`cannot reach the node at ${host}:${port}: ${error.message}`)));
+    outgoing.end(payload);
+  });
+}
