@@ -34,7 +34,7 @@ export class Learner {
     if (instanceId <= this.highestSeenInstanceId) return;
     this.highestSeenInstanceId = instanceId;
     if (!this.isLatest && !this.isLearning) {
-      const soon = this.context.nowMs + this.context.randomBetween(0, this.context.config.timing.retryDelayMaxMs);
+      const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
       if (soon < this.askAt) this.askAt = soon;
     }
   }
@@ -59,7 +59,7 @@ export class Learner {
     if (!this.isLearning || this.context.instanceId < this.learningUntil) return;
     this.isLearning = false;
     if (this.isLatest) return;
-    const soon = this.context.nowMs + this.context.randomBetween(0, this.context.config.timing.retryDelayMaxMs);
+    const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
     if (soon < this.askAt) this.askAt = soon;
   }
 

@@ -38,12 +38,6 @@ export interface SimRunOptions {
   readonly canary?: CanaryName;
   /** Keep the event trace in the result. */
   readonly trace?: boolean;
-  /**
-   * Turn off the cluster-management features (master election, membership changes, followers):
-   * the seed then runs as it did before they existed (clock rates aside, in seeds that would elect
-   * masters), which keeps rare seeds found then useful.
-   */
-  readonly withoutClusterManagement?: boolean;
 }
 
 export interface SimRunResult {
@@ -77,9 +71,7 @@ const EVENT_BUDGET = 3_000_000;
 export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   const started = performance.now();
   const random = new SeededRandom(options.seed);
-  const chosen = chooseSwarm(random);
-  const config: SwarmConfig = options.withoutClusterManagement === true
-    ? { ...chosen, master: null, membershipChangeChance: 0, follower: null } : chosen;
+  const config = chooseSwarm(random);
   const scheduler = new SimScheduler();
   const violations = new Violations();
   const traceLines: string[] = [];
