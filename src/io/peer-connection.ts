@@ -37,6 +37,9 @@ export interface ConnectionOwner {
   closed(connection: PeerConnection, previous: ConnectionState, partialFrame: boolean): void;
 }
 
+/** What became of a `PeerConnection.write`. */
+export type WriteResult = 'written' | 'blocked' | 'refused';
+
 export function monotonicNow(): number {
   return performance.now();
 }
@@ -52,6 +55,8 @@ export class PeerConnection {
   readonly handshakeDeadline: number;
   /** The latest time bytes arrived (monotonic ms). */
   lastDataAt: number;
+  /** When the handshake completed (monotonic ms), or -1 before. */
+  openedAt = -1;
   /** socket.write returned false: nothing more is written until 'drain'. */
   blocked = false;
   /** Why this side closed it, for the log line (null: the peer or the network closed it). */
@@ -102,25 +107,46 @@ export class PeerConnection {
     }
   }
 
-  get isOpen(): boolean {
+  /** The handshake completed (the socket may be closing since: see `isOpen`). */
+  get authenticated(): boolean {
     return this.state === 'open';
+  }
+
+  /**
+   * Authenticated and still able to carry messages. A socket this side destroyed, or one that ended,
+   * stays in 'open' until its 'close' event (a later phase of the event loop): anything written to
+   * it meanwhile would be lost, so it does not count as open.
+   */
+  get isOpen(): boolean {
+    return this.state === 'open' && this.writable;
+  }
+
+  /** The socket takes writes: neither destroyed nor ended. */
+  get writable(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
   }
 
   /** Authenticated: from now on frames up to `maxFrameBytes` are accepted. */
   open(peerId: number, maxFrameBytes: number): void {
     this.peerId = peerId;
     this.state = 'open';
+    this.openedAt = monotonicNow();
     this.decoder.maxFrameBytes = maxFrameBytes;
   }
 
-  /** Write one buffer of whole frames; returns false when the socket wants a 'drain' first. */
-  write(buffer: Buffer, frames: number): boolean {
+  /**
+   * Write one buffer of whole frames. 'written': the socket took it; 'blocked': the socket took it
+   * (it is buffered) but wants a 'drain' before more; 'refused': the socket is destroyed or ended and
+   * nothing was written, so the caller still owns what the buffer holds.
+   */
+  write(buffer: Buffer, frames: number): WriteResult {
+    if (!this.writable) return 'refused';
     this.counters.writes++;
     this.counters.framesSent += frames;
     this.counters.bytesSent += buffer.length;
-    const accepted = this.socket.write(buffer);
-    if (!accepted) this.blocked = true;
-    return accepted;
+    if (this.socket.write(buffer) === true) return 'written';
+    this.blocked = true;
+    return 'blocked';
   }
 
   /** Close at once (queued writes are abandoned: Paxos tolerates the loss). */

@@ -38,12 +38,18 @@ export interface TcpTransportOptions {
   readonly maxQueueBytes?: number;
   /** A queued message older than this when its turn to be written comes is dropped. Default 5,000. */
   readonly maxQueueAgeMs?: number;
-  /** Reconnection backoff: starts here, doubles per failed attempt up to the max, with jitter. */
+  /**
+   * Reconnection backoff: starts here, doubles per attempt up to the max, with jitter. It starts
+   * over once a connection has stayed open for twice the max.
+   */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
   /** A connection not authenticated this long after it began (TCP connect included) is closed. */
   readonly handshakeTimeoutMs?: number;
-  /** A partial frame that receives no byte for this long closes its connection. Default 30,000. */
+  /**
+   * A frame not complete this long after its first byte arrived closes its connection, however
+   * slowly its bytes keep coming. Default 30,000.
+   */
   readonly stallTimeoutMs?: number;
   readonly logger?: Logger;
   /** Jitter for reconnection delays. Default: seeded from the OS. */

@@ -6,14 +6,24 @@
  *   (cluster id, its id, the id it means to reach; the version is in every frame header); the
  *   acceptor checks it and answers with an acknowledgement the dialer checks in turn (handshake.ts).
  *   Nothing but the handshake is accepted before that, and frames stay below 256 bytes until then,
- *   so an unauthenticated connection costs almost no memory. A new connection from a peer that
- *   already has one replaces it: the peer restarted, or the old connection is half-open.
+ *   so an unauthenticated connection costs almost no memory. At most MAX_PENDING_HANDSHAKES accepted
+ *   connections wait for their handshake, at most MAX_PENDING_PER_ADDRESS of them from one address;
+ *   beyond either bound the oldest waiting one is closed, so a flood of idle connections cannot lock
+ *   out a real peer (each still has handshakeTimeoutMs). A new connection from a peer that already
+ *   has one replaces it: the peer restarted, or the old connection is half-open. Replacements that
+ *   keep coming (two processes with the same node id) are logged as an error.
  * - Sending never blocks or throws. Messages wait in a bounded per-peer queue (the oldest are
  *   dropped when it is full: Paxos tolerates loss); those queued in one event-loop turn go out
  *   as one buffer in one socket.write, flushed by one setImmediate for all peers. A socket that
  *   asks for 'drain' gets nothing more until it drains. Messages that waited longer than
  *   maxQueueAgeMs when their turn comes are dropped (a peer back from an outage needs the current
- *   protocol state, not seconds-old prepares).
+ *   protocol state, not seconds-old prepares). Messages are encoded when they are written, not when
+ *   they are sent (that is what lets a turn's messages share one buffer), so a caller must not
+ *   change a message or its value after `send` (the core never does); a message that can no longer
+ *   be encoded as sized (say, its value's buffer was transferred) is dropped, counted
+ *   (droppedUnencodable) and logged, and the others go out. A queue is only ever written to a
+ *   connection that can still carry it: when this side closes a peer's connection it forgets it at
+ *   once, so what is sent meanwhile waits for the next connection.
  * - Messages to this node itself skip the network: they are delivered in a microtask, never
  *   dropped, in order.
  * - Inbound bytes are untrusted. A frame that fails its CRC, its length or version bounds, does not
@@ -21,10 +31,13 @@
  *   cases drop only the frame and keep the connection: a message kind this version does not know
  *   (a newer peer may add optional kinds), a group index at or above groupCount (a peer configured
  *   with more groups), and a sender id other than the authenticated peer's. Each case has a counter
- *   and a rate-limited log line. A partial frame that receives nothing for stallTimeoutMs closes the
- *   connection, and memory per connection stays below maxFrameBytes.
- * - A failed or closed dial is retried with exponential backoff and jitter, reset by a successful
- *   handshake; never after close().
+ *   and a rate-limited log line. A frame that is not complete stallTimeoutMs after its first byte
+ *   arrived closes the connection (however slowly its bytes keep coming), and memory per connection
+ *   stays below maxFrameBytes.
+ * - A failed or closed dial is retried with exponential backoff and jitter; never after close(). The
+ *   backoff is reset only by a connection that stayed open for STABLE_CONNECTION_FACTOR ×
+ *   reconnectMaxMs, so connections that keep being closed soon after their handshake (two processes
+ *   dialing with the same node id, each replacing the other's) back off instead of ping-ponging.
  *
  * One interval timer per transport checks handshake deadlines and stalls; each peer has at most one
  * reconnect timer.
@@ -54,8 +67,19 @@ import {
 
 /** One socket.write carries at most this much (or one frame, if larger): bounds the copy per write. */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
-/** Connections accepted but not yet authenticated; more are refused at once (connection floods). */
-const MAX_PENDING_HANDSHAKES = 256;
+/** Connections accepted but not yet authenticated; beyond it the oldest is closed (connection floods). */
+export const MAX_PENDING_HANDSHAKES = 256;
+/** The same, per remote address: one host cannot take every slot. */
+export const MAX_PENDING_PER_ADDRESS = 8;
+/**
+ * A connection resets its peer's backoff once it stayed open this many times reconnectMaxMs. More
+ * than once: a rival dialer with the same node id waits up to reconnectMaxMs before replacing a
+ * connection again, so a connection that merely survived one such wait proves nothing.
+ */
+const STABLE_CONNECTION_FACTOR = 2;
+/** Replacements of one peer's connection within REPLACEMENT_WINDOW_MS that are logged as an error. */
+const REPLACEMENT_ALARM = 5;
+const REPLACEMENT_WINDOW_MS = 60_000;
 
 type MessageHandler = (groupIndex: number, message: PaxosMessage) => void;
 
@@ -67,11 +91,14 @@ interface Peer {
   connection: PeerConnection | null;
   /** A dial in progress (only when this node dials the peer). */
   pending: PeerConnection | null;
-  /** Failed dials since the last successful handshake: drives the backoff. */
+  /** Reconnects since the last connection that stayed open long enough: drives the backoff. */
   attempt: number;
   reconnectTimer: NodeJS.Timeout | null;
   /** Listed for this turn's flush. */
   flushQueued: boolean;
+  /** Replacements of this peer's accepted connection since `replacedSince` (monotonic ms). */
+  replacedCount: number;
+  replacedSince: number;
 }
 
 export class TcpTransport implements Transport {
@@ -83,7 +110,12 @@ export class TcpTransport implements Transport {
   private readonly peers = new Map<number, Peer>();
   /** Every socket not yet closed, in any state. */
   private readonly connections = new Set<PeerConnection>();
-  private pendingHandshakes = 0;
+  /**
+   * Accepted connections waiting for their handshake, oldest first: all of them (with the remote
+   * address each was accepted from: a closed socket may no longer tell), and by remote address.
+   */
+  private readonly unauthenticated = new Map<PeerConnection, string>();
+  private readonly unauthenticatedByAddress = new Map<string, Set<PeerConnection>>();
   private handler: MessageHandler | null = null;
   private readonly owner: ConnectionOwner;
   private flushList: Peer[] = [];
@@ -138,6 +170,11 @@ export class TcpTransport implements Transport {
     this.handler = handler;
   }
 
+  /**
+   * Queue `message` for node `to` (never blocks, never throws). The message is encoded when it is
+   * written, later in this turn or after a reconnection: neither it nor its value may be changed
+   * after this call.
+   */
   send(groupIndex: number, to: number, message: PaxosMessage): void {
     if (this.closed) return;
     if (!(groupIndex >= 0 && groupIndex < this.options.groupCount && Number.isInteger(groupIndex))) {
@@ -158,7 +195,12 @@ export class TcpTransport implements Transport {
       this.counters.droppedUnknownPeer++;
       return;
     }
-    const size = messageFrameBytes(message);
+    const size = frameSizeOf(message);
+    if (size < 0) {
+      this.counters.droppedUnencodable++;
+      this.logUnencodable(to, message, 'it is not a message this version can encode');
+      return;
+    }
     if (size - 4 > this.options.maxFrameBytes) {
       this.counters.droppedOversized++;
       this.log.warn('send-oversized', 'transport dropped a message larger than maxFrameBytes',
@@ -210,7 +252,10 @@ export class TcpTransport implements Transport {
     for (const connection of this.connections) {
       receiveBufferBytes += Math.max(connection.decoder.allocatedBytes, connection.decoder.bufferedBytes);
     }
-    return { ...this.counters, receiveBufferBytes, openConnections: this.connections.size, peers };
+    return {
+      ...this.counters, receiveBufferBytes, openConnections: this.connections.size,
+      pendingHandshakes: this.unauthenticated.size, peers,
+    };
   }
 
   /** Close every connection and the listener and stop every timer; resolves once all are closed. */
@@ -261,7 +306,8 @@ export class TcpTransport implements Transport {
   private newPeer(nodeId: number, address: PeerAddress): Peer {
     return {
       nodeId, address, queue: new OutboundQueue(this.options.maxQueueMessages, this.options.maxQueueBytes),
-      connection: null, pending: null, attempt: 0, reconnectTimer: null, flushQueued: false,
+      connection: null, pending: null, attempt: 0, reconnectTimer: null, flushQueued: false, replacedCount: 0,
+      replacedSince: 0,
     };
   }
 
@@ -274,7 +320,8 @@ export class TcpTransport implements Transport {
 
   private scheduleFlush(peer: Peer): void {
     const connection = peer.connection;
-    if (peer.flushQueued || connection === null || connection.blocked || peer.queue.length === 0) return;
+    if (peer.flushQueued || connection === null || !connection.isOpen || connection.blocked ||
+      peer.queue.length === 0) return;
     peer.flushQueued = true;
     this.flushList.push(peer);
     if (!this.flushScheduled) {
@@ -293,34 +340,85 @@ export class TcpTransport implements Transport {
     }
   }
 
-  /** Write the peer's queue in buffers of up to WRITE_BATCH_BYTES until it is empty or the socket pushes back. */
+  /**
+   * Write the peer's queue in buffers of up to WRITE_BATCH_BYTES until it is empty, the socket pushes
+   * back, or the connection can no longer carry it. Runs in setImmediate and 'drain' callbacks, so it
+   * never throws: a message that cannot be encoded is dropped by `encodeBatch`, and anything else
+   * (a bug) is logged and leaves the rest of the queue for the next flush.
+   */
   private flushPeer(peer: Peer): void {
+    try {
+      this.writeQueue(peer);
+    } catch (error) {
+      this.log.error('flush-bug', 'transport failed to flush a peer queue', {
+        peer: peer.nodeId, error: error instanceof Error ? error.stack ?? error.message : String(error),
+      });
+    }
+  }
+
+  private writeQueue(peer: Peer): void {
     const connection = peer.connection;
     if (connection === null || !connection.isOpen || connection.blocked) return;
     const queue = peer.queue;
     if (queue.length === 0) return;
     const stale = queue.dropQueuedBefore(monotonicNow() - this.options.maxQueueAgeMs);
     if (stale > 0) this.counters.droppedStale += stale;
-    while (queue.length > 0) {
-      let count = 0;
-      let bytes = 0;
-      while (count < queue.length) {
-        const size = queue.sizeAt(count);
-        if (count > 0 && bytes + size > WRITE_BATCH_BYTES) break;
-        bytes += size;
-        count++;
-      }
-      const buffer = Buffer.allocUnsafe(bytes);
-      const view = viewOf(buffer);
-      let offset = 0;
-      for (let i = 0; i < count; i++) {
-        offset = writeMessageFrame(buffer, view, offset, queue.groupAt(0), queue.messageAt(0));
-        queue.shift();
-      }
-      // Every byte must be written: the buffer is uninitialized memory.
-      assert(offset === bytes, `encoded ${offset} bytes where ${bytes} were computed`);
-      if (!connection.write(buffer, count)) return;
+    while (queue.length > 0 && connection.isOpen && !connection.blocked) {
+      const batch = this.encodeBatch(peer);
+      // Messages leave the queue only once the socket took their bytes.
+      if (batch.frames > 0 && connection.write(batch.buffer, batch.frames) === 'refused') return;
+      for (let i = 0; i < batch.count; i++) queue.shift();
+      if (batch.unencodable > 0) this.counters.droppedUnencodable += batch.unencodable;
     }
+  }
+
+  /**
+   * Encode the oldest queued messages, up to WRITE_BATCH_BYTES (at least one), into one buffer
+   * without removing them from the queue. A message whose encoding throws or differs from the size
+   * computed at `send` (it was changed after it was sent) is left out of the buffer, logged, and
+   * counted in `unencodable`; it still counts in `count`, the messages the batch consumed.
+   */
+  private encodeBatch(peer: Peer): { buffer: Buffer; frames: number; count: number; unencodable: number } {
+    const queue = peer.queue;
+    let count = 0;
+    let bytes = 0;
+    while (count < queue.length) {
+      const size = queue.sizeAt(count);
+      if (count > 0 && bytes + size > WRITE_BATCH_BYTES) break;
+      bytes += size;
+      count++;
+    }
+    const buffer = Buffer.allocUnsafe(bytes);
+    const view = viewOf(buffer);
+    let offset = 0;
+    let unencodable = 0;
+    for (let i = 0; i < count; i++) {
+      const message = queue.messageAt(i);
+      const size = queue.sizeAt(i);
+      let end = -1;
+      let problem = '';
+      try {
+        end = writeMessageFrame(buffer, view, offset, queue.groupAt(i), message);
+        if (end - offset !== size) problem = `it encodes to ${end - offset} bytes where ${size} were queued`;
+      } catch (error) {
+        problem = error instanceof Error ? error.message : String(error);
+      }
+      if (problem === '') {
+        offset = end;
+        continue;
+      }
+      // Leave its bytes out: the next frame is written where this one began.
+      unencodable++;
+      this.logUnencodable(peer.nodeId, message, `it changed after it was sent: ${problem}`);
+    }
+    // Every byte written must be a whole frame: the buffer is uninitialized memory.
+    return { buffer: buffer.subarray(0, offset), frames: count - unencodable, count, unencodable };
+  }
+
+  private logUnencodable(to: number, message: PaxosMessage, reason: string): void {
+    this.log.error('send-unencodable', 'transport dropped a message it cannot encode', {
+      to, kind: (message as { kind?: unknown }).kind, reason,
+    });
   }
 
   private onQueueOverflow(peer: Peer, dropped: number): void {
@@ -409,22 +507,81 @@ export class TcpTransport implements Transport {
     this.counters.droppedUnknownPeer += peer.queue.clear();
   }
 
+  /**
+   * Close a connection this side gave up on. Its socket is destroyed now but reports 'close' only in a
+   * later phase of the event loop, so a peer's current connection is forgotten here, at once (and
+   * redialed if this side dials): messages sent meanwhile stay queued for the next connection
+   * instead of being written into a dead socket.
+   */
+  private closeConnection(connection: PeerConnection, reason: string): void {
+    connection.close(reason);
+    this.forgetUnauthenticated(connection);
+    const peer = this.peers.get(connection.peerId);
+    if (peer !== undefined && peer.connection === connection) this.lost(peer, connection);
+  }
+
+  /** The peer's current connection is gone, closed by either side. */
+  private lost(peer: Peer, connection: PeerConnection): void {
+    peer.connection = null;
+    const now = monotonicNow();
+    if (connection.openedAt >= 0 &&
+      now - connection.openedAt >= STABLE_CONNECTION_FACTOR * this.options.reconnectMaxMs) peer.attempt = 0;
+    if (!this.closed) {
+      this.log.info(`peer-down:${peer.nodeId}`, 'transport lost its connection to a peer', {
+        peer: peer.nodeId, reason: connection.closeReason ?? connection.socketError?.message ?? 'closed by the peer',
+        openMs: Math.round(now - connection.openedAt),
+      });
+    }
+    if (this.dials(peer)) this.scheduleReconnect(peer);
+  }
+
   private onAccept(socket: Socket): void {
-    if (this.closed || this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      if (!this.closed) {
-        this.counters.handshakesFailed++;
-        this.log.warn('handshake-flood', 'transport refused a connection: too many handshakes in progress',
-          { remote: remoteOf(socket), pending: this.pendingHandshakes });
-      }
+    if (this.closed) {
       socket.on('error', () => {});
       socket.destroy();
       return;
     }
+    const address = socket.remoteAddress ?? '?';
+    const fromAddress = this.unauthenticatedByAddress.get(address);
+    if (fromAddress !== undefined && fromAddress.size >= MAX_PENDING_PER_ADDRESS) {
+      this.evictUnauthenticated(first(fromAddress), `${MAX_PENDING_PER_ADDRESS} from its address`);
+    } else if (this.unauthenticated.size >= MAX_PENDING_HANDSHAKES) {
+      this.evictUnauthenticated(first(this.unauthenticated.keys()), `${MAX_PENDING_HANDSHAKES} in all`);
+    }
     this.counters.connectionsAccepted++;
-    this.pendingHandshakes++;
     const connection = new PeerConnection(this.owner, this.counters, socket, 'acceptor', 0,
       this.options.handshakeTimeoutMs);
     this.connections.add(connection);
+    this.unauthenticated.set(connection, address);
+    // Looked up again: the eviction may have emptied (and so removed) this address's set.
+    const sameAddress = this.unauthenticatedByAddress.get(address);
+    if (sameAddress === undefined) this.unauthenticatedByAddress.set(address, new Set([connection]));
+    else sameAddress.add(connection);
+  }
+
+  /**
+   * Too many accepted connections wait for their handshake: close the oldest. Refusing the newest
+   * instead would let a flood of idle connections lock out every real peer for as long as it lasts.
+   */
+  private evictUnauthenticated(connection: PeerConnection | undefined, bound: string): void {
+    if (connection === undefined) return;
+    this.counters.handshakesFailed++;
+    this.counters.handshakesEvicted++;
+    this.log.warn('handshake-flood', 'transport closed its oldest unauthenticated connection: too many handshakes '
+      + 'in progress', { remote: remoteOf(connection.socket), bound, pending: this.unauthenticated.size,
+      handshakesEvicted: this.counters.handshakesEvicted });
+    this.closeConnection(connection, `evicted: more than ${bound} handshakes in progress`);
+  }
+
+  /** The connection no longer waits for its handshake (authenticated, refused, or closed). */
+  private forgetUnauthenticated(connection: PeerConnection): void {
+    const address = this.unauthenticated.get(connection);
+    if (address === undefined) return;
+    this.unauthenticated.delete(connection);
+    const sameAddress = this.unauthenticatedByAddress.get(address);
+    if (sameAddress === undefined) return;
+    sameAddress.delete(connection);
+    if (sameAddress.size === 0) this.unauthenticatedByAddress.delete(address);
   }
 
   private onConnected(connection: PeerConnection): void {
@@ -441,33 +598,29 @@ export class TcpTransport implements Transport {
 
   private onClosed(connection: PeerConnection, previous: ConnectionState, partialFrame: boolean): void {
     this.connections.delete(connection);
-    if (connection.role === 'acceptor' && previous === 'handshaking') this.pendingHandshakes--;
+    this.forgetUnauthenticated(connection);
     if (partialFrame && connection.closeReason === null) this.counters.truncatedFrames++;
     const peer = this.peers.get(connection.peerId);
     if (peer === undefined) return;
-    const wasCurrent = peer.connection === connection;
-    const wasPending = peer.pending === connection;
-    if (wasCurrent) peer.connection = null;
-    if (wasPending) peer.pending = null;
-    if (wasPending && previous === 'connecting') {
-      this.counters.connectFailures++;
-      this.log.warn(`connect-failed:${peer.nodeId}`, 'transport cannot connect to a peer', {
-        peer: peer.nodeId, host: peer.address.host, port: peer.address.port, attempt: peer.attempt,
-        error: connection.socketError?.message ?? connection.closeReason ?? 'closed',
-      });
+    if (peer.pending === connection) {
+      peer.pending = null;
+      if (previous === 'connecting') {
+        this.counters.connectFailures++;
+        this.log.warn(`connect-failed:${peer.nodeId}`, 'transport cannot connect to a peer', {
+          peer: peer.nodeId, host: peer.address.host, port: peer.address.port, attempt: peer.attempt,
+          error: connection.socketError?.message ?? connection.closeReason ?? 'closed',
+        });
+      }
+      if (this.dials(peer)) this.scheduleReconnect(peer);
     }
-    if (wasCurrent && !this.closed) {
-      this.log.info(`peer-down:${peer.nodeId}`, 'transport lost its connection to a peer', {
-        peer: peer.nodeId, reason: connection.closeReason ?? connection.socketError?.message ?? 'closed by the peer',
-      });
-    }
-    if ((wasCurrent || wasPending) && this.dials(peer)) this.scheduleReconnect(peer);
+    // Still current only when the peer or the network closed it; this side forgets its own at once.
+    if (peer.connection === connection) this.lost(peer, connection);
   }
 
   // Inbound frames.
 
   private onFrame(connection: PeerConnection, frame: DecodedFrame): void {
-    if (!connection.isOpen) {
+    if (!connection.authenticated) {
       if (connection.role === 'acceptor') this.acceptHandshake(connection, frame);
       else this.acceptHandshakeAck(connection, frame);
       return;
@@ -525,18 +678,37 @@ export class TcpTransport implements Transport {
       this.failHandshake(connection, refusal ?? 'unknown peer', hello.nodeId);
       return;
     }
-    this.pendingHandshakes--;
+    this.forgetUnauthenticated(connection);
     connection.open(hello.nodeId, this.options.maxFrameBytes);
     const ack = encodeHandshake({ nodeId: this.options.nodeId, targetNodeId: hello.nodeId,
       clusterId: this.options.clusterIdBytes });
     connection.write(encodeFrame(FRAME_KIND_HANDSHAKE_ACK, 0, ack), 1);
     const previous = peer.connection;
     peer.connection = connection;
-    if (previous !== null) {
-      this.counters.connectionsReplaced++;
-      previous.close('replaced by a newer connection from the same peer');
-    }
+    if (previous !== null) this.replaced(peer, previous);
     this.opened(peer, connection);
+  }
+
+  /**
+   * A peer's new connection replaced its old one. Once is a restart or a half-open connection; again
+   * and again is two processes claiming the same node id, each replacing the other's connection.
+   */
+  private replaced(peer: Peer, previous: PeerConnection): void {
+    this.counters.connectionsReplaced++;
+    previous.close('replaced by a newer connection from the same peer');
+    const now = monotonicNow();
+    if (peer.replacedCount === 0 || now - peer.replacedSince >= REPLACEMENT_WINDOW_MS) {
+      peer.replacedSince = now;
+      peer.replacedCount = 0;
+    }
+    peer.replacedCount++;
+    if (peer.replacedCount >= REPLACEMENT_ALARM) {
+      this.log.error(`replaced:${peer.nodeId}`, `connection from node ${peer.nodeId} replaced ${peer.replacedCount} `
+        + 'times in a minute; two processes with the same node id?', {
+        peer: peer.nodeId, replaced: peer.replacedCount, remote: remoteOf(peer.connection?.socket ?? previous.socket),
+        connectionsReplaced: this.counters.connectionsReplaced,
+      });
+    }
   }
 
   private acceptHandshakeAck(connection: PeerConnection, frame: DecodedFrame): void {
@@ -563,7 +735,7 @@ export class TcpTransport implements Transport {
     }
     peer.pending = null;
     peer.connection = connection;
-    peer.attempt = 0;
+    // The backoff is not reset here but once the connection has lasted (see `lost`).
     connection.open(connection.peerId, this.options.maxFrameBytes);
     this.opened(peer, connection);
   }
@@ -604,14 +776,14 @@ export class TcpTransport implements Transport {
       reason, peer: connection.peerId === 0 ? claimedNodeId : connection.peerId, role: connection.role,
       state: connection.state, remote: remoteOf(connection.socket),
     });
-    connection.close(reason);
+    this.closeConnection(connection, reason);
   }
 
   private checkDeadlines(): void {
     const now = monotonicNow();
     for (const connection of this.connections) {
-      if (connection.state === 'closed') continue;
-      if (!connection.isOpen && now >= connection.handshakeDeadline) {
+      if (connection.state === 'closed' || !connection.writable) continue;
+      if (!connection.authenticated && now >= connection.handshakeDeadline) {
         if (connection.state === 'connecting') {
           connection.close('connect timeout');
           continue;
@@ -619,12 +791,31 @@ export class TcpTransport implements Transport {
         this.failHandshake(connection, 'handshake timeout');
         continue;
       }
-      if (connection.decoder.bufferedBytes > 0 && now - connection.lastDataAt >= this.options.stallTimeoutMs) {
+      // From the frame's first byte, not its latest one: a peer trickling a byte now and then must not
+      // hold a frame's worth of memory for ever.
+      const since = connection.decoder.partialSince;
+      if (since >= 0 && now - since >= this.options.stallTimeoutMs) {
         this.counters.stalledConnections++;
-        this.refuse(connection, 'stalled', `a partial frame received nothing for ${this.options.stallTimeoutMs} ms`);
+        this.refuse(connection, 'stalled', `a frame did not complete within ${this.options.stallTimeoutMs} ms `
+          + 'of its first byte');
       }
     }
   }
+}
+
+/** The bytes of the frame of `message`, or -1 when it cannot be encoded (not a message this version knows). */
+function frameSizeOf(message: PaxosMessage): number {
+  try {
+    const size = messageFrameBytes(message);
+    return Number.isSafeInteger(size) ? size : -1;
+  } catch {
+    return -1;
+  }
+}
+
+function first<T>(items: Iterable<T>): T | undefined {
+  for (const item of items) return item;
+  return undefined;
 }
 
 function remoteOf(socket: Socket): string {

@@ -24,8 +24,13 @@ export class TransportCounters {
   /** Authenticated connections replaced by a newer one from the same peer (the peer restarted). */
   connectionsReplaced = 0;
   handshakesCompleted = 0;
-  /** Refused or timed-out handshakes, and frames other than the handshake before it. */
+  /** Refused, timed-out and evicted handshakes, and frames other than the handshake before it. */
   handshakesFailed = 0;
+  /**
+   * Unauthenticated connections closed to make room for a newer one: more than MAX_PENDING_HANDSHAKES
+   * in all, or MAX_PENDING_PER_ADDRESS from one address, were waiting for their handshake.
+   */
+  handshakesEvicted = 0;
 
   crcErrors = 0;
   oversizedFrames = 0;
@@ -38,7 +43,7 @@ export class TransportCounters {
   badGroup = 0;
   /** Messages whose `from` is not the authenticated peer (dropped). */
   spoofedSender = 0;
-  /** Connections closed because a partial frame made no progress for stallTimeoutMs. */
+  /** Connections closed because a frame was not complete stallTimeoutMs after its first byte. */
   stalledConnections = 0;
   /** Connections the peer closed in the middle of a frame. */
   truncatedFrames = 0;
@@ -47,6 +52,12 @@ export class TransportCounters {
   droppedQueueFull = 0;
   /** Queued messages older than maxQueueAgeMs when their turn to be written came. */
   droppedStale = 0;
+  /**
+   * Messages that could not be encoded: not a message this version knows, or changed after `send`
+   * so that it no longer encodes to the size it was queued with (say, its value's buffer was
+   * transferred). Messages are encoded when written, so callers must not change them after sending.
+   */
+  droppedUnencodable = 0;
   /** Messages whose frame would exceed maxFrameBytes (the peer would refuse it). */
   droppedOversized = 0;
   /** Messages to a node that is not a peer, and queues dropped when a peer was removed. */
@@ -75,5 +86,7 @@ export type TransportStats = Readonly<Record<TransportCounterName, number>> & {
   /** Bytes held for incomplete inbound frames, over all connections. */
   readonly receiveBufferBytes: number;
   readonly openConnections: number;
+  /** Accepted connections waiting for their handshake (at most MAX_PENDING_HANDSHAKES). */
+  readonly pendingHandshakes: number;
   readonly peers: readonly PeerStats[];
 };

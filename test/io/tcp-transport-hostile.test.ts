@@ -5,9 +5,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PaxosMessage } from '../../src/core/messages.js';
 import type { TransportCounterName } from '../../src/io/transport-stats.js';
+import { MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS } from '../../src/io/tcp-transport.js';
 import { encodeFrame, encodeMessageFrame } from '../../src/io/wire-frame.js';
 import {
-  CLUSTER, RawPeer, UNUSED_ADDRESS, ask, closeAll, handshakeFrame, sleep, startNode, waitFor, type TestNode,
+  CLUSTER, RawPeer, UNUSED_ADDRESS, ask, closeAll, handshakeFrame, sleep, startNode, waitFor,
+  type TestNode,
 } from './transport-fixtures.js';
 
 const MAX_FRAME = 64 * 1024;
@@ -70,8 +72,12 @@ function sent(message: PaxosMessage): Buffer {
   return encodeMessageFrame(0, message);
 }
 
-test('a Paxos frame before the handshake closes the connection', async () => {
-  await expectCounted('handshakesFailed', true, (peer) => peer.write(sent(ask(1, 1))));
+test('a Paxos frame before the handshake closes the connection and is not delivered', async () => {
+  const delivered = two.received.length;
+  await expectCounted('handshakesFailed', true, (peer) => peer.write(sent(ask(1, 4242))));
+  assert.ok(two.received.every((entry) => entry.message.instanceId !== 4242), 'the frame was not delivered');
+  assert.equal(two.from(1).length, 0);
+  assert.equal(two.received.length, delivered + 1, 'only the honest round trip');
 });
 
 test('a handshake from another cluster is refused', async () => {
@@ -131,7 +137,13 @@ test('a length above maxFrameBytes closes the connection before any body arrives
     const header = Buffer.alloc(6);
     header.writeUInt32LE(MAX_FRAME + 1, 0);
     header[4] = 1;
-    peer.write(header);
+    // The first two bytes of the length are held (nothing is allocated for a frame yet)...
+    peer.write(header.subarray(0, 2));
+    await waitFor(() => two.stats().receiveBufferBytes > 0, 'the start of the length is held');
+    assert.equal(two.stats().receiveBufferBytes, 2, 'only the bytes received, no frame buffer');
+    assert.ok(!peer.closed);
+    // ...and the rest of it closes the connection: the length is refused before any body arrives.
+    peer.write(header.subarray(2));
   });
   assert.equal(two.stats().receiveBufferBytes, 0);
 });
@@ -208,10 +220,72 @@ test('a partial frame that stalls is closed after stallTimeoutMs, its memory fre
     peer.write(frame.subarray(0, 1000));
     began = Date.now();
     await waitFor(() => two.stats().receiveBufferBytes > 0, 'the partial frame is held');
-    assert.ok(two.stats().receiveBufferBytes <= MAX_FRAME + 4, 'at most one frame of memory');
+    const held = two.stats().receiveBufferBytes;
+    assert.ok(held > 0 && held <= MAX_FRAME + 4, `${held} bytes: at most one frame of memory`);
   });
   assert.ok(Date.now() - began >= STALL_MS - 20, 'not closed before the stall timeout');
   assert.equal(two.stats().receiveBufferBytes, 0);
+});
+
+test('a frame trickled a byte at a time is closed stallTimeoutMs after its first byte', async () => {
+  let began = 0;
+  let closedAfter = 0;
+  await expectCounted('stalledConnections', true, async (peer) => {
+    await peer.handshake(1, 2);
+    const frame = encodeFrame(16, 0, Buffer.alloc(MAX_FRAME - 10));
+    // One byte every STALL_MS / 4: never silent for STALL_MS, but far too slow to finish the frame.
+    began = Date.now();
+    for (let i = 0; i < 40 && !peer.closed; i++) {
+      peer.write(frame.subarray(i, i + 1));
+      await sleep(STALL_MS / 4);
+      if (i === 6) {
+        const held = two.stats().receiveBufferBytes;
+        assert.ok(held > 0 && held <= MAX_FRAME + 4, `${held} bytes held while the frame trickles in`);
+      }
+    }
+    closedAfter = Date.now() - began;
+    assert.ok(peer.closed, `still open ${closedAfter} ms after the frame began`);
+  });
+  assert.ok(closedAfter >= STALL_MS - 20, `closed after ${closedAfter} ms, not before the stall timeout`);
+  assert.ok(closedAfter < STALL_MS * 4, `closed after ${closedAfter} ms, soon after the stall timeout`);
+  assert.equal(two.stats().receiveBufferBytes, 0);
+});
+
+test('messages sent in the turn a connection is dropped for a bad frame wait for the next one', async () => {
+  const first = await raw();
+  let second: RawPeer | undefined;
+  const count = 100;
+  try {
+    await first.handshake(1, 2);
+    // Sent from inside the delivery of a message whose connection is about to be closed: the bad frame
+    // right behind it arrives in the same chunk.
+    two.onReceive = (_group, message) => {
+      if (message.from !== 1 || message.instanceId !== 700) return;
+      for (let i = 0; i < count; i++) two.transport.send(i % 4, 1, ask(2, 800 + i));
+    };
+    const crcErrors = two.stats().crcErrors;
+    const bad = sent(ask(1, 701));
+    bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 1;
+    first.write(Buffer.concat([sent(ask(1, 700)), bad]));
+    await first.waitClosed();
+    assert.equal(two.stats().crcErrors, crcErrors + 1);
+    const queued = two.stats().peers.find((peer) => peer.nodeId === 1);
+    assert.deepEqual(queued, { nodeId: 1, connected: false, queuedMessages: count, queuedBytes: count * 26 },
+      'the messages wait in the queue');
+    assert.equal(first.frames.filter((frame) => frame.kind === 21).length, 0);
+    second = await raw();
+    await second.handshake(1, 2);
+    const next = second;
+    const received = (): number[] => next.frames.filter((frame) => frame.kind === 21)
+      .map((frame) => frame.body.readUInt32LE(4));
+    await waitFor(() => received().length === count, 'every message arrives on the next connection');
+    assert.deepEqual(received(), Array.from({ length: count }, (_, i) => 800 + i));
+  } finally {
+    two.onReceive = null;
+    first.destroy();
+    second?.destroy();
+  }
+  await honestPeersStillTalk();
 });
 
 test('a new connection from a peer replaces its old one', async () => {
@@ -235,12 +309,64 @@ test('a new connection from a peer replaces its old one', async () => {
   await honestPeersStillTalk();
 });
 
-test('a flood of bad connections logs a bounded number of lines', async () => {
-  const before = two.logger.lines.length;
-  const peers = await Promise.all(Array.from({ length: 30 }, () => raw()));
-  for (const peer of peers) peer.write(Buffer.from('garbage garbage garbage'));
-  await Promise.all(peers.map((peer) => peer.waitClosed()));
-  const lines = two.logger.lines.slice(before).filter((line) => line.level === 'warn');
-  assert.ok(lines.length <= 2, `${lines.length} warn lines for 30 bad connections`);
+test('idle connections from one address hold at most MAX_PENDING_PER_ADDRESS slots', async () => {
+  const evicted = two.stats().handshakesEvicted;
+  const accepted = two.stats().connectionsAccepted;
+  const idle = await Promise.all(Array.from({ length: 20 }, () => raw()));
+  const peer = await raw();
+  try {
+    await waitFor(() => two.stats().connectionsAccepted === accepted + 21, 'every connection accepted');
+    assert.equal(two.stats().pendingHandshakes, MAX_PENDING_PER_ADDRESS);
+    assert.equal(two.stats().handshakesEvicted, evicted + 21 - MAX_PENDING_PER_ADDRESS);
+    // The newest connection, from the same address as the flood, is not one of those evicted.
+    await peer.handshake(1, 2);
+    const count = two.from(1).length;
+    peer.write(sent(ask(1, 31)));
+    await waitFor(() => two.from(1).length === count + 1, 'the real peer is heard');
+    await waitFor(() => idle.filter((socket) => socket.closed).length === 21 - MAX_PENDING_PER_ADDRESS,
+      'the oldest idle connections are closed');
+  } finally {
+    for (const socket of idle) socket.destroy();
+    peer.destroy();
+  }
   await honestPeersStillTalk();
 });
+
+test('a flood of idle connections reaches the pending cap, evicts the oldest, and never locks out a peer',
+  async (t) => {
+    // A node of its own, whose handshake deadline outlasts the test: the idle sockets stay until evicted.
+    const target = await startNode(2, { 1: UNUSED_ADDRESS }, { handshakeTimeoutMs: 30_000 });
+    const flood = MAX_PENDING_HANDSHAKES + 44;
+    const idle: RawPeer[] = [];
+    const later: TestNode[] = [];
+    t.after(async () => {
+      for (const socket of idle) socket.destroy();
+      await closeAll([...later, target]);
+    });
+    // From 127.0.0.2, 127.0.1.2, ...: no address reaches its own bound, so the total does.
+    idle.push(...await Promise.all(Array.from({ length: flood },
+      (_, i) => RawPeer.connect(target.address.port, `127.0.${Math.floor(i / MAX_PENDING_PER_ADDRESS)}.2`))));
+    await waitFor(() => target.stats().connectionsAccepted === flood, 'every idle connection accepted');
+    assert.equal(target.stats().pendingHandshakes, MAX_PENDING_HANDSHAKES, 'the cap is reached');
+    assert.equal(target.stats().handshakesEvicted, flood - MAX_PENDING_HANDSHAKES);
+    await waitFor(() => idle.filter((socket) => socket.closed).length === flood - MAX_PENDING_HANDSHAKES,
+      'the oldest are closed');
+    // A real peer connects at once and talks both ways.
+    const began = Date.now();
+    const one = await startNode(1, { 2: target.address });
+    later.push(one);
+    await waitFor(() => one.connectedTo(2) && target.connectedTo(1), 'the real peer connects', 3_000);
+    one.transport.send(0, 2, ask(1, 1));
+    target.transport.send(1, 1, ask(2, 2));
+    await waitFor(() => target.from(1).length === 1 && one.from(2).length === 1, 'a round trip', 3_000);
+    assert.ok(Date.now() - began < 3_000);
+    assert.equal(one.stats().connectFailures + one.stats().reconnects, 0, 'connected on the first dial');
+    assert.equal(target.stats().pendingHandshakes, MAX_PENDING_HANDSHAKES - 1, 'its slot was freed by its handshake');
+    // The flood is logged in a bounded number of lines, and so is its garbage.
+    for (const socket of idle) if (!socket.closed) socket.write(Buffer.from('garbage garbage garbage'));
+    await Promise.all(idle.map((socket) => socket.waitClosed()));
+    const warnings = target.logger.lines.filter((line) => line.level === 'warn');
+    assert.ok(warnings.length <= 2, `${warnings.length} warn lines for ${flood} bad connections`);
+    assert.equal(target.stats().pendingHandshakes, 0);
+    assert.ok(one.connectedTo(2));
+  });

@@ -2,15 +2,18 @@
 // coalesced writes, bounded queues, reconnection, backpressure, and close.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
+import { createHook } from 'node:async_hooks';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { PaxosMessage } from '../../src/core/messages.js';
-import { FrameDecoder, messageFrameBytes } from '../../src/io/wire-frame.js';
+import { FrameDecoder, encodeMessageFrame, messageFrameBytes } from '../../src/io/wire-frame.js';
 import { encodeHandshake } from '../../src/io/handshake.js';
+import { PeerConnection, type ConnectionOwner } from '../../src/io/peer-connection.js';
+import { TransportCounters } from '../../src/io/transport-stats.js';
 import { encodeFrame, FRAME_KIND_HANDSHAKE_ACK } from '../../src/io/wire-frame.js';
 import { utf8 } from '../../src/util/bytes.js';
 import {
-  CLUSTER, LOCALHOST, UNUSED_ADDRESS, ask, closeAll, freePort, sleep, startCluster, startNode, waitFor,
-  type TestNode,
+  CLUSTER, FakePeer, LOCALHOST, RawPeer, UNUSED_ADDRESS, ask, closeAll, freePort, sleep, startCluster, startNode,
+  waitFor, type TestNode,
 } from './transport-fixtures.js';
 
 function accept(from: number, instanceId: number, valueBytes: number): PaxosMessage {
@@ -180,22 +183,191 @@ test('a changed peer address is dialed at once; a removed peer is dropped', asyn
   assert.throws(() => one.transport.setPeerAddress(2, { host: '', port: 1 }), { code: 'BAD_OPTIONS' });
 });
 
+/** How many handles of each kind keep the process alive (unref'd timers are not listed). */
+function handleCounts(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const kind of process.getActiveResourcesInfo()) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  return counts;
+}
+
+/** Every Timeout created from now until `stop`, and which of them were neither cleared nor fired. */
+function trackTimeouts(): { live: Set<number>; stop: () => void } {
+  const live = new Set<number>();
+  const hook = createHook({
+    init: (asyncId, type) => {
+      if (type === 'Timeout') live.add(asyncId);
+    },
+    destroy: (asyncId) => {
+      live.delete(asyncId);
+    },
+  });
+  hook.enable();
+  return { live, stop: () => hook.disable() };
+}
+
+function immediate(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 test('close() ends every connection and timer; nothing is dialed or delivered after it', async (t) => {
-  const port = await freePort();
-  const one = await startNode(1, { 2: { host: LOCALHOST, port } });
-  const later: TestNode[] = [];
-  t.after(() => closeAll([one, ...later]));
-  await waitFor(() => one.stats().connectFailures >= 1, 'a failed dial, so a reconnect is pending');
-  await one.transport.close();
-  await one.transport.close();
-  assert.equal(one.stats().openConnections, 0);
-  const two = await startNode(2, { 1: UNUSED_ADDRESS }, { listen: { host: LOCALHOST, port } });
-  later.push(two);
+  // Node 1 will have: a connected peer (2), a dial stuck in its handshake (3), a failed dial whose
+  // reconnect is pending (4, where nothing listens), and an accepted socket that never handshakes.
+  const two = await startNode(2, { 1: UNUSED_ADDRESS });
+  const three = await FakePeer.listen(3, 1, false);
+  const fourPort = await freePort();
+  let four: Server | null = null;
+  let fourDialed = 0;
+  t.after(async () => {
+    await two.transport.close();
+    await three.close();
+    await new Promise<void>((resolve) => (four === null ? resolve() : four.close(() => resolve())));
+  });
+  await sleep(20);
+  const handlesBefore = handleCounts();
+  const timeouts = trackTimeouts();
+  const one = await startNode(1, { 2: two.address, 3: three.address, 4: { host: LOCALHOST, port: fourPort } },
+    { reconnectMinMs: 200, reconnectMaxMs: 200 });
+  const idle = await RawPeer.connect(one.address.port);
+  try {
+    await waitFor(() => one.connectedTo(2) && three.connections.length === 1 && one.stats().pendingHandshakes === 1 &&
+      one.stats().connectFailures >= 1, 'every kind of connection and a pending reconnect');
+    // The reconnect to node 4 waits 100-200 ms: it is pending now.
+    assert.equal(one.stats().openConnections, 3, 'node 2, node 3 (handshaking) and the idle socket');
+    await one.transport.close();
+    assert.equal(one.stats().openConnections, 0);
+    await idle.waitClosed();
+    await three.connections[0]?.waitClosed();
+    await waitFor(() => two.stats().openConnections === 0, 'node 2 sees the connection close');
+    await immediate();
+    await immediate();
+    const handlesAfter = handleCounts();
+    for (const kind of ['TCPSocketWrap', 'TCPServerWrap', 'Timeout']) {
+      assert.ok((handlesAfter.get(kind) ?? 0) <= (handlesBefore.get(kind) ?? 0),
+        `${kind}: ${handlesAfter.get(kind) ?? 0} after close, ${handlesBefore.get(kind) ?? 0} before the transport`);
+    }
+    // The transport's timers are unref'd, so they are checked through async_hooks instead.
+    assert.deepEqual([...timeouts.live], [], 'every timer the transport created is cleared');
+  } finally {
+    timeouts.stop();
+    idle.destroy();
+  }
+  // Nothing is dialed after close: not node 4 once it listens, not node 2 or 3 again.
+  four = createServer((socket) => {
+    fourDialed++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => four?.listen(fourPort, LOCALHOST, resolve));
+  const accepted = two.stats().connectionsAccepted;
   one.transport.send(0, 2, ask(1, 1));
   one.transport.send(0, 1, ask(1, 1));
-  await sleep(300);
-  assert.equal(two.stats().connectionsAccepted, 0, 'no dial after close');
+  await sleep(500);
+  assert.equal(fourDialed, 0, 'no reconnect after close');
+  assert.equal(two.stats().connectionsAccepted, accepted, 'no dial after close');
+  assert.equal(three.connections.length, 1);
   assert.equal(one.received.length, 0);
+  assert.equal(two.received.length, 0);
+});
+
+test('messages sent in the turn the dialer drops its connection for a bad frame go out on the next one', async (t) => {
+  const fake = await FakePeer.listen(2, 1);
+  const one = await startNode(1, { 2: fake.address });
+  t.after(async () => {
+    await one.transport.close();
+    await fake.close();
+  });
+  await waitFor(() => one.connectedTo(2), 'connected to the fake node 2');
+  const count = 200;
+  // Sent from inside the delivery of a message whose connection is about to be closed: the bad frame
+  // right behind it arrives in the same chunk.
+  one.onReceive = (_group, message) => {
+    if (message.instanceId !== 500) return;
+    for (let i = 0; i < count; i++) one.transport.send(i % 4, 2, ask(1, 1000 + i));
+  };
+  const bad = encodeMessageFrame(0, ask(2, 501));
+  bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 1;
+  fake.connections[0]?.write(Buffer.concat([encodeMessageFrame(0, ask(2, 500)), bad]));
+  await waitFor(() => one.stats().crcErrors === 1, 'the bad frame closes the connection');
+  assert.equal(one.received.length, 1);
+  const received = (): number[] => (fake.connections[1]?.frames ?? []).filter((frame) => frame.kind === 21)
+    .map((frame) => frame.body.readUInt32LE(4));
+  await waitFor(() => received().length === count, 'every message arrives on the next connection');
+  assert.deepEqual(received(), Array.from({ length: count }, (_, i) => 1000 + i));
+  assert.deepEqual(fake.connections[1]?.frames.filter((frame) => frame.kind === 21).map((frame) => frame.group),
+    Array.from({ length: count }, (_, i) => i % 4));
+  assert.equal((fake.connections[0]?.frames ?? []).filter((frame) => frame.kind === 21).length, 0);
+  assert.ok(one.stats().reconnects >= 1);
+  assert.equal(one.stats().peers[0]?.queuedMessages, 0);
+});
+
+test('a connection whose socket is destroyed is no longer open and refuses writes until its close', async (t) => {
+  const server = createServer((socket) => socket.on('error', () => {}).resume());
+  await new Promise<void>((resolve) => server.listen(0, LOCALHOST, resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  const counters = new TransportCounters();
+  const events: string[] = [];
+  const owner: ConnectionOwner = {
+    connected: () => events.push('connected'),
+    frame: () => events.push('frame'),
+    frameError: () => events.push('frameError'),
+    drained: () => events.push('drained'),
+    closed: () => events.push('closed'),
+  };
+  const socket = connect({ host: LOCALHOST, port: address.port });
+  const connection = new PeerConnection(owner, counters, socket, 'dialer', 2, 5_000);
+  await waitFor(() => events.includes('connected'), 'connected');
+  connection.open(2, 1 << 20);
+  assert.ok(connection.isOpen);
+  assert.equal(connection.write(encodeMessageFrame(0, ask(1, 1)), 1), 'written');
+  const sent = { ...counters };
+  connection.close('a test');
+  // Still 'open' until the 'close' event, but no longer able to carry anything.
+  assert.equal(connection.state, 'open');
+  assert.ok(!connection.isOpen);
+  assert.equal(connection.write(encodeMessageFrame(0, ask(1, 2)), 1), 'refused');
+  assert.deepEqual({ ...counters }, sent, 'a refused write is not counted as sent');
+  await connection.closedPromise;
+  assert.deepEqual(events, ['connected', 'closed']);
+});
+
+test('two dialers with the same node id back off instead of replacing each other endlessly', async (t) => {
+  const two = await startNode(2, { 1: UNUSED_ADDRESS });
+  const options = { reconnectMinMs: 10, reconnectMaxMs: 1_000 };
+  const first = await startNode(1, { 2: two.address }, options);
+  const second = await startNode(1, { 2: two.address }, { ...options, random: undefined });
+  t.after(() => closeAll([first, second, two]));
+  await sleep(2_000);
+  const replaced = two.stats().connectionsReplaced;
+  assert.ok(replaced >= 2, `the dialers did replace each other (${replaced})`);
+  assert.ok(replaced < 20, `${replaced} replacements in 2 s`);
+  const alarm = two.logger.lines.find((line) => line.level === 'error' && line.message.includes('same node id'));
+  assert.ok(alarm !== undefined, 'the replacements are logged as an error');
+  assert.match(alarm.message, /^connection from node 1 replaced \d+ times in a minute/);
+});
+
+test('a message changed after send so that it no longer encodes is dropped and counted, not thrown', async (t) => {
+  const nodes = await startCluster([1, 2]);
+  t.after(() => closeAll(nodes));
+  const [one, two] = nodes as [TestNode, TestNode];
+  const spoiled = accept(1, 2, 1000);
+  one.transport.send(0, 2, ask(1, 1));
+  one.transport.send(0, 2, spoiled);
+  one.transport.send(0, 2, ask(1, 3));
+  // Transferring the value's buffer detaches it: the value is now empty, not the 1000 bytes queued.
+  const value = spoiled.kind === 'accept' ? spoiled.value : new Uint8Array(0);
+  structuredClone(value.buffer, { transfer: [value.buffer as ArrayBuffer] });
+  assert.equal(value.length, 0);
+  await waitFor(() => two.received.length === 2, 'the other messages arrive');
+  assert.deepEqual(two.received.map((entry) => entry.message.instanceId), [1, 3]);
+  assert.equal(one.stats().droppedUnencodable, 1);
+  assert.ok(one.logger.lines.some((line) => line.level === 'error' && line.message.includes('cannot encode')));
+  // Something that is not a message at all is refused by send itself.
+  one.transport.send(0, 2, { kind: 'nonsense', from: 1, instanceId: 4 } as unknown as PaxosMessage);
+  assert.equal(one.stats().droppedUnencodable, 2);
+  one.transport.send(0, 2, ask(1, 5));
+  await waitFor(() => two.received.length === 3, 'and the connection carries on');
+  assert.ok(one.connectedTo(2));
 });
 
 test('a message whose frame exceeds maxFrameBytes is dropped at the sender', async (t) => {

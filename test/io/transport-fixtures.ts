@@ -1,14 +1,14 @@
 // Helpers for TcpTransport tests on 127.0.0.1: nodes that record what they receive, a logger that
 // records its lines, a raw socket that speaks (or mangles) the wire protocol, and bounded waits.
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { PaxosMessage } from '../../src/core/messages.js';
 import { encodeHandshake } from '../../src/io/handshake.js';
 import { TcpTransport } from '../../src/io/tcp-transport.js';
 import type { PeerAddress, TcpTransportOptions } from '../../src/io/tcp-transport-options.js';
 import type { TransportStats } from '../../src/io/transport-stats.js';
 import {
-  FRAME_KIND_HANDSHAKE, FrameDecoder, encodeFrame, type DecodedFrame,
+  FRAME_KIND_HANDSHAKE, FRAME_KIND_HANDSHAKE_ACK, FrameDecoder, encodeFrame, type DecodedFrame,
 } from '../../src/io/wire-frame.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { SeededRandom } from '../../src/util/random.js';
@@ -30,11 +30,16 @@ export class TestNode {
   readonly received: Received[] = [];
   readonly logger: RecordingLogger;
   readonly transport: TcpTransport;
+  /** Called (inside the transport's delivery) after each message is recorded. */
+  onReceive: ((group: number, message: PaxosMessage) => void) | null = null;
 
   constructor(transport: TcpTransport, logger: RecordingLogger) {
     this.transport = transport;
     this.logger = logger;
-    transport.onMessage((group, message) => this.received.push({ group, message }));
+    transport.onMessage((group, message) => {
+      this.received.push({ group, message });
+      this.onReceive?.(group, message);
+    });
   }
 
   get id(): number {
@@ -125,14 +130,19 @@ export class RawPeer {
   private ended = false;
   private readonly closedPromise: Promise<void>;
 
-  private constructor(socket: Socket) {
+  /** Called with each frame received, after it is recorded. */
+  onFrame: ((frame: DecodedFrame) => void) | null = null;
+
+  constructor(socket: Socket) {
     this.socket = socket;
     socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => {
       this.decoder.push(chunk);
       try {
         for (let frame = this.decoder.next(); frame !== undefined; frame = this.decoder.next()) {
-          this.frames.push({ kind: frame.kind, group: frame.group, body: Buffer.from(frame.body) });
+          const copy = { kind: frame.kind, group: frame.group, body: Buffer.from(frame.body) };
+          this.frames.push(copy);
+          this.onFrame?.(copy);
         }
       } catch {
         socket.destroy();
@@ -144,8 +154,9 @@ export class RawPeer {
     }));
   }
 
-  static async connect(port: number): Promise<RawPeer> {
-    const socket = connect({ host: LOCALHOST, port });
+  /** Connect to 127.0.0.1:`port`, from `localAddress` (any 127.x.y.z on Linux) if given. */
+  static async connect(port: number, localAddress?: string): Promise<RawPeer> {
+    const socket = connect({ host: LOCALHOST, port, ...(localAddress === undefined ? {} : { localAddress }) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -175,5 +186,46 @@ export class RawPeer {
 
   destroy(): void {
     this.socket.destroy();
+  }
+}
+
+/**
+ * A raw server playing node `nodeId` for the dialer `dialerId`: it answers each handshake with an
+ * acknowledgement (unless `acknowledge` is false: the dial then hangs in its handshake) and records
+ * every connection, whose frames a test reads and whose socket it writes anything to.
+ */
+export class FakePeer {
+  readonly connections: RawPeer[] = [];
+  private readonly server: Server;
+  private listeningPort = 0;
+
+  private constructor(nodeId: number, dialerId: number, acknowledge: boolean) {
+    this.server = createServer((socket) => {
+      const peer = new RawPeer(socket);
+      this.connections.push(peer);
+      peer.onFrame = (frame) => {
+        if (frame.kind === FRAME_KIND_HANDSHAKE && acknowledge) {
+          peer.write(handshakeFrame(nodeId, dialerId, CLUSTER, FRAME_KIND_HANDSHAKE_ACK));
+        }
+      };
+    });
+  }
+
+  static async listen(nodeId: number, dialerId: number, acknowledge = true): Promise<FakePeer> {
+    const fake = new FakePeer(nodeId, dialerId, acknowledge);
+    await new Promise<void>((resolve) => fake.server.listen(0, LOCALHOST, resolve));
+    const address = fake.server.address();
+    assert.ok(address !== null && typeof address === 'object');
+    fake.listeningPort = address.port;
+    return fake;
+  }
+
+  get address(): PeerAddress {
+    return { host: LOCALHOST, port: this.listeningPort };
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections) connection.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
