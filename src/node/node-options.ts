@@ -235,7 +235,9 @@ function resolveFollowers(
 function address(value: unknown, field: string, portZeroAllowed: boolean): NodeAddress {
   if (typeof value !== 'object' || value === null) throw bad(field, 'must be {host, port}');
   const { host, port } = value as { host: unknown; port: unknown };
-  if (typeof host !== 'string' || host.length === 0) throw bad(`${field}.host`, 'must be a non-empty string');
+  if (typeof host !== 'string' || host.length === 0 || Buffer.byteLength(host) > 255) {
+    throw bad(`${field}.host`, 'must be a non-empty string of at most 255 bytes');
+  }
   return { host, port: integer(port, `${field}.port`, portZeroAllowed ? 0 : 1, 65_535) };
 }
 

@@ -18,7 +18,7 @@ import { frameValue, NO_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import { SeededRandom } from '../util/random.js';
 import { buildGroupRuntime, validateStateMachine, type GroupRuntime } from './group-runtime.js';
 import type { Member, Membership } from '../runtime/membership/membership-codec.js';
-import { encodeMembership } from '../runtime/membership/membership-codec.js';
+import { encodeMembership, MAX_HOST_BYTES } from '../runtime/membership/membership-codec.js';
 import type { MembershipOutcome } from '../runtime/membership/membership-state-machine.js';
 import { SYSTEM_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
@@ -200,6 +200,7 @@ export class PaxosNode {
     if (current.members.some((existing) => existing.id === added.id)) {
       throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`);
     }
+    this.refuseFollower(added.id);
     return await this.changeMembership(groupIndex, current, [...current.members, added], options.timeoutMs);
   }
 
@@ -226,6 +227,7 @@ export class PaxosNode {
     if (current.members.some((member) => member.id === added.id)) {
       throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`);
     }
+    this.refuseFollower(added.id);
     const next = [...current.members.filter((member) => member.id !== fromNodeId), added];
     return await this.changeMembership(groupIndex, current, next, options.timeoutMs);
   }
@@ -390,6 +392,12 @@ export class PaxosNode {
       'name one with stateMachineId');
   }
 
+  private refuseFollower(nodeId: number): void {
+    if (this.options.followers.some((follower) => follower.id === nodeId)) {
+      throw new PaxosError('BAD_OPTIONS', `node ${nodeId} is configured as a follower; a follower never votes`);
+    }
+  }
+
   /** Propose `members` against the version this node has; the log decides whether it still holds. */
   private async changeMembership(
     groupIndex: number, current: Membership, members: readonly Member[], timeoutMs: number | undefined,
@@ -440,6 +448,9 @@ function validateMember(member: unknown): Member {
     candidate.host.length === 0 || !Number.isInteger(candidate.port) || (candidate.port as number) < 1 ||
     (candidate.port as number) > 65_535) {
     throw new PaxosError('BAD_OPTIONS', `a member is {id, host, port} with a positive id; got ${JSON.stringify(member)}`);
+  }
+  if (Buffer.byteLength(candidate.host) > MAX_HOST_BYTES) {
+    throw new PaxosError('BAD_OPTIONS', `a member's host has at most ${MAX_HOST_BYTES} bytes`);
   }
   return { id: candidate.id as number, host: candidate.host, port: candidate.port as number };
 }

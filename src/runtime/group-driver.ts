@@ -10,6 +10,7 @@ import type { ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/re
 import { PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
 import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
+import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
 import {
   MAX_PROPOSE_ATTEMPTS, ProposalQueue, settle, type BatchLimits, type PendingProposal, type ProposeSuccess,
   type QueueLimits,
@@ -117,7 +118,8 @@ export class GroupDriver {
     return new Promise<ProposeSuccess>((resolve, reject) => {
       const proposal: PendingProposal = {
         value, context: options.context, deadline: this.options.clock.now() + options.timeoutMs, attempts: 0,
-        settled: false, resolve, reject,
+        settled: false, resolve, reject, alone: !isUserStateMachineId(unframeValue(value).stateMachineId) &&
+          unframeValue(value).stateMachineId !== NO_STATE_MACHINE_ID,
       };
       if (signal !== undefined) this.watchAbort(proposal, signal);
       const full = this.queue.push(proposal);

@@ -24,6 +24,12 @@ export interface PendingProposal {
   /** Absolute clock reading after which the caller gets TIMEOUT. */
   readonly deadline: number;
   attempts: number;
+  /**
+   * A value for one of the library's own state machines (a master bid, a membership change) is
+   * never batched: start-up replays from the user state machines' checkpoints, which could
+   * otherwise cover an instance whose system entry was not yet applied durably.
+   */
+  readonly alone?: boolean;
   /** Set once the caller has its answer (a timeout or an abort can come before the outcome). */
   settled: boolean;
   readonly resolve: (success: ProposeSuccess) => void;
@@ -84,7 +90,9 @@ export class ProposalQueue {
     let bytes = 0;
     let taken = 0;
     while (count < this.waiting.length && count < limits.maxCount) {
-      const size = (this.waiting[count] as PendingProposal).value.length;
+      const next = this.waiting[count] as PendingProposal;
+      if (count > 0 && (next.alone === true || (this.waiting[0] as PendingProposal).alone === true)) break;
+      const size = next.value.length;
       // Each entry of a batch also carries its length.
       if (count > 0 && bytes + size + BATCH_ENTRY_OVERHEAD_BYTES > limits.maxBytes) break;
       bytes += size + BATCH_ENTRY_OVERHEAD_BYTES;

@@ -52,6 +52,7 @@ test('a follower learns every value by push, executes it in order, and cannot pr
     assert.ok(follower.nowInstanceId(0) >= target, `the follower is at ${follower.nowInstanceId(0)}, not ${target}`);
     assert.equal(echoes.get(9)!.summary(0).digest, echoes.get(2)!.summary(0).digest, 'the same sequence, executed');
     assert.deepEqual(nodes[0]!.members(0).members.map((member) => member.id), [1, 2, 3], 'a follower is no member');
+    await assert.rejects(nodes[0]!.addMember(0, { id: 9, host: '127.0.0.1', port: 1 }), /configured as a follower/);
   } finally {
     await Promise.all(nodes.map((node) => node.stop()));
   }

@@ -100,3 +100,16 @@ test('the manager bids with the version it saw and a lease shortened by the drif
   manager.tick();
   assert.equal(bids.length, 2, 'bids again once the lease ran out and the drop is over');
 });
+
+test('a bid of ours that wins while we dropped the lease does not make us master', async () => {
+  const clock = new ManualClock();
+  const machine = await MasterStateMachine.load({ groupIndex: 0, nodeId: 1, store: new MemoryLogStore(), clock });
+  machine.drop(clock.ms + 10_000);
+  const context = { leaseEndsAt: clock.ms + 5_000 };
+  await machine.execute({ groupIndex: 0, instanceId: 0, value: bid(1, -1), context });
+  clock.ms += 10_001;
+  assert.equal(machine.isMaster(), false);
+  assert.equal(machine.masterVersion, 0, 'the bid still won: the version moved');
+  assert.equal(await machine.execute({ groupIndex: 0, instanceId: 1, value: Uint8Array.of(9), context: undefined }),
+    false, 'a malformed bid is ignored, never thrown');
+});

@@ -12,7 +12,9 @@ test('a membership round-trips; malformed records are refused', () => {
   assert.deepEqual(decodeMembership(encodeMembership({ ...membership, version: -1 })).version, -1);
   const bytes = encodeMembership(membership);
   for (let cut = 0; cut < bytes.length; cut++) assert.throws(() => decodeMembership(bytes.subarray(0, cut)));
-  assert.throws(() => decodeMembership(encodeMembership({ ...membership, members: [] })), /lists 0 members/);
+  const none = Uint8Array.from(encodeMembership(membership));
+  new DataView(none.buffer).setUint16(20, 0, true);
+  assert.throws(() => decodeMembership(none), /lists 0 members/);
   assert.throws(() => decodeMembership(encodeMembership({ ...membership, members: [member(1), member(1)] })),
     /lists a node twice/);
   const trailing = new Uint8Array(bytes.length + 1);
@@ -47,4 +49,31 @@ test('changes apply against the version and gid they were made for; the state is
   const restarted = await load();
   assert.equal(restarted.membership.version, 7, 'restored from the store, not from the configuration');
   assert.deepEqual(restarted.membership.members.map((m) => m.id), [1, 2, 4]);
+});
+
+test('a malformed change is refused the same way everywhere, never thrown (which would wedge the group)', async () => {
+  const store = new MemoryLogStore();
+  const machine = await MembershipStateMachine.load({ groupIndex: 0, store, configured: [member(1)] });
+  const value = Uint8Array.of(1, 2, 3);
+  const outcome = await machine.execute({ groupIndex: 0, instanceId: 3, value, context: undefined });
+  assert.deepEqual((outcome as { applied: boolean; reason: string }).reason, 'malformed');
+  assert.equal(machine.membership.version, -1);
+  const longHost = [{ id: 1, host: 'h'.repeat(256), port: 1 }];
+  assert.throws(() => encodeMembership({ gid: 1, version: 0, nonce: 0, members: longHost }), /more than 255 bytes/);
+  assert.throws(() => encodeMembership({ gid: 1, version: 0, nonce: 0, members: [] }), /1 to 1000 members/);
+});
+
+test('the configured members are written down at first start; a restart configured otherwise is refused', async () => {
+  const store = new MemoryLogStore();
+  await MembershipStateMachine.load({ groupIndex: 0, store, configured: [member(1), member(2), member(3)] });
+  assert.ok(await store.systemVariables(0) !== undefined, 'persisted at first start');
+  await MembershipStateMachine.load({ groupIndex: 0, store, configured: [member(3), member(1), member(2)] });
+  await assert.rejects(MembershipStateMachine.load({ groupIndex: 0, store, configured: [member(1), member(2)] }),
+    /members \{1,2\} differ from \{1,2,3\}, which this node first started with/);
+  const three = [member(1), member(2), member(3)];
+  const machine = await MembershipStateMachine.load({ groupIndex: 0, store, configured: three });
+  await machine.execute({ groupIndex: 0, instanceId: 0, context: undefined,
+    value: encodeMembership({ gid: 5, version: -1, members: [member(1), member(2)], nonce: 1 }) });
+  const afterChange = await MembershipStateMachine.load({ groupIndex: 0, store, configured: [member(1), member(9)] });
+  assert.deepEqual(afterChange.membership.members.map((m) => m.id), [1, 2], 'after a change the log wins');
 });

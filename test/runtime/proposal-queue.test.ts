@@ -124,3 +124,17 @@ test('settle answers a proposal once; later answers are ignored', () => {
   assert.equal(a.rejected.length, 1);
   assert.deepEqual(a.resolved, []);
 });
+
+test('a value marked alone (a master bid, a membership change) is never batched with others', () => {
+  const queue = new ProposalQueue(ROOMY);
+  const [a, b, c, d] = [pending('a', 100), pending('b', 100), pending('c', 100), pending('d', 100)];
+  const system = { ...pending('sys', 100).proposal, alone: true };
+  queue.push(a.proposal);
+  queue.push(b.proposal);
+  queue.push(system);
+  queue.push(c.proposal);
+  queue.push(d.proposal);
+  assert.deepEqual(queue.takeBatch(ROOMY), [a.proposal, b.proposal], 'the batch stops before it');
+  assert.deepEqual(queue.takeBatch(ROOMY), [system], 'it goes alone');
+  assert.deepEqual(queue.takeBatch(ROOMY), [c.proposal, d.proposal]);
+});

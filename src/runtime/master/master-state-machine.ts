@@ -95,12 +95,17 @@ export class MasterStateMachine implements StateMachine {
   }
 
   async execute(input: ExecuteInput): Promise<boolean> {
-    const bid = decodeMasterBid(input.value);
+    let bid: MasterBid;
+    try {
+      bid = decodeMasterBid(input.value);
+    } catch {
+      return false; // every node ignores the same malformed bid; throwing would wedge the group
+    }
     if (bid.version !== this.version) return false; // a stale bid: another won since it was made
     const ownContext = input.context as OwnBidContext | undefined;
-    const expiresAt = bid.nodeId === this.options.nodeId
-      ? (typeof ownContext?.leaseEndsAt === 'number' ? ownContext.leaseEndsAt : 0)
-      : this.options.clock.now() + bid.leaseMs;
+    // A bid of ours that wins while we dropped the lease gives us nothing: we said we would not lead.
+    const ownLeaseEnd = typeof ownContext?.leaseEndsAt === 'number' && !this.isDropped() ? ownContext.leaseEndsAt : 0;
+    const expiresAt = bid.nodeId === this.options.nodeId ? ownLeaseEnd : this.options.clock.now() + bid.leaseMs;
     const next: MasterBid = { nodeId: bid.nodeId, version: input.instanceId, leaseMs: bid.leaseMs, nonce: 0 };
     // Durable before it takes effect: start-up restores from it, not from a replay.
     await this.options.store.setMasterVariables(this.options.groupIndex, encodeMasterVariables(next));

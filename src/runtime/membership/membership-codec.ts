@@ -27,10 +27,28 @@ export interface Membership {
 
 const HEADER_BYTES = 22;
 const MEMBER_FIXED_BYTES = 8;
-const MAX_MEMBERS = 1_000;
+export const MAX_MEMBERS = 1_000;
 
+/** Longest host name a member may have, in UTF-8 bytes (DNS names are at most 253). */
+export const MAX_HOST_BYTES = 255;
+
+/** Throws on a membership this codec cannot represent exactly (it would decode as something else). */
 export function encodeMembership(membership: Membership): Uint8Array {
+  if (membership.members.length === 0 || membership.members.length > MAX_MEMBERS) {
+    throw new RangeError(`a membership has 1 to ${MAX_MEMBERS} members, not ${membership.members.length}`);
+  }
   const hosts = membership.members.map((member) => Buffer.from(member.host, 'utf8'));
+  membership.members.forEach((member, index) => {
+    if (!Number.isInteger(member.id) || member.id < 1 || member.id > 0xffff_ffff) {
+      throw new RangeError(`member id ${member.id} is not in [1, 2^32 - 1]`);
+    }
+    if (!Number.isInteger(member.port) || member.port < 0 || member.port > 65_535) {
+      throw new RangeError(`member ${member.id} has port ${member.port}`);
+    }
+    if ((hosts[index] as Buffer).length > MAX_HOST_BYTES) {
+      throw new RangeError(`member ${member.id}'s host has more than ${MAX_HOST_BYTES} bytes`);
+    }
+  });
   const size = HEADER_BYTES + hosts.reduce((sum, host) => sum + MEMBER_FIXED_BYTES + host.length, 0);
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);

@@ -8,6 +8,7 @@
  * Like the master state machine, it keeps its state in the store (system variables), written
  * durably as each change executes, and restores from there rather than from a replay.
  */
+import { PaxosError } from '../../errors.js';
 import type { ExecuteInput, LogStore, StateMachine } from '../interfaces.js';
 import { SYSTEM_STATE_MACHINE_ID } from '../value-frame.js';
 import { decodeMembership, encodeMembership, type Member, type Membership } from './membership-codec.js';
@@ -15,7 +16,7 @@ import { decodeMembership, encodeMembership, type Member, type Membership } from
 /** What executing a membership change returned to its proposer. */
 export type MembershipOutcome =
   | { readonly applied: true; readonly version: number }
-  | { readonly applied: false; readonly reason: 'version' | 'gid'; readonly current: Membership };
+  | { readonly applied: false; readonly reason: 'version' | 'gid' | 'malformed'; readonly current: Membership };
 
 export interface MembershipStateMachineOptions {
   readonly groupIndex: number;
@@ -36,11 +37,26 @@ export class MembershipStateMachine implements StateMachine {
     this.state = state;
   }
 
+  /**
+   * Restore from the store. On first start the configured members are written down: until the
+   * first change they are the membership, and every node must use the same ones, so a restart
+   * configured with other members is refused rather than silently counting other majorities.
+   */
   static async load(options: MembershipStateMachineOptions): Promise<MembershipStateMachine> {
     const stored = await options.store.systemVariables(options.groupIndex);
-    const state = stored === undefined
-      ? { gid: 0, version: -1, members: [...options.configured], nonce: 0 }
-      : decodeMembership(stored);
+    if (stored === undefined) {
+      const initial: Membership = { gid: 0, version: -1, members: [...options.configured], nonce: 0 };
+      await options.store.setSystemVariables(options.groupIndex, encodeMembership(initial));
+      return new MembershipStateMachine(options, initial);
+    }
+    const state = decodeMembership(stored);
+    const ids = (members: readonly Member[]): string => members.map((member) => member.id).sort((a, b) => a - b)
+      .join(',');
+    if (state.version === -1 && ids(state.members) !== ids(options.configured)) {
+      throw new PaxosError('BAD_OPTIONS', `group ${options.groupIndex}: members {${ids(options.configured)}} ` +
+        `differ from {${ids(state.members)}}, which this node first started with; until the first membership ` +
+        'change every node must be configured with the same members (change them through the log instead)');
+    }
     return new MembershipStateMachine(options, state);
   }
 
@@ -49,7 +65,13 @@ export class MembershipStateMachine implements StateMachine {
   }
 
   async execute(input: ExecuteInput): Promise<MembershipOutcome> {
-    const change = decodeMembership(input.value);
+    let change: Membership;
+    try {
+      change = decodeMembership(input.value);
+    } catch {
+      // Every node refuses the same bytes the same way; throwing would retry it forever and wedge the group.
+      return { applied: false, reason: 'malformed', current: this.state };
+    }
     if (this.state.gid !== 0 && change.gid !== this.state.gid) {
       return { applied: false, reason: 'gid', current: this.state };
     }
