@@ -1,31 +1,15 @@
 // Followers over TCP: a follower receives every chosen value pushed by the member it follows,
 // executes it in order, and never proposes or votes.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError, PaxosNode, type MemberAddress } from '../../src/index.js';
-
-const roots: string[] = [];
-after(async () => {
-  for (const root of roots) await rm(root, { recursive: true, force: true });
-});
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
+import { freePort, tempRoot } from '../support/local.js';
 
 test('a follower learns every value by push, executes it in order, and cannot propose', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'followers-'));
-  roots.push(root);
+  const root = await tempRoot('followers');
   const members: MemberAddress[] = [];
   for (let id = 1; id <= 3; id++) members.push({ id, host: '127.0.0.1', port: await freePort() });
   const followers = [{ id: 9, host: '127.0.0.1', port: await freePort(), follows: 2 }];

@@ -1,26 +1,11 @@
 // Master election through PaxosNode over TCP: one master at a time, everyone agrees on it, and it
 // changes when the master drops its lease or stops.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PaxosError, PaxosNode, type MemberAddress } from '../../src/index.js';
-
-const roots: string[] = [];
-after(async () => {
-  for (const root of roots) await rm(root, { recursive: true, force: true });
-});
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
+import { freePort, tempRoot } from '../support/local.js';
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -33,8 +18,7 @@ async function waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: s
 }
 
 test('three nodes elect one master per group, agree on it, and elect another after a drop and a stop', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'master-election-'));
-  roots.push(root);
+  const root = await tempRoot('master-election');
   const members: MemberAddress[] = [];
   for (let id = 1; id <= 3; id++) members.push({ id, host: '127.0.0.1', port: await freePort() });
   const changes: string[] = [];
@@ -86,8 +70,7 @@ test('master options are validated, and a node outside a group\'s election canno
   await assert.rejects(PaxosNode.start({ ...base, master: { leaseMs: 999 } }), /option master\.leaseMs/);
   await assert.rejects(PaxosNode.start({ ...base, master: { driftBound: 0.5 } }), /option master\.driftBound/);
   await assert.rejects(PaxosNode.start({ ...base, master: { groups: [1] } }), /option master\.groups\[0\]/);
-  const root = await mkdtemp(join(tmpdir(), 'master-options-'));
-  roots.push(root);
+  const root = await tempRoot('master-options');
   const node = await PaxosNode.start({ ...base, dataDir: root, groups: 2, master: { groups: [1], leaseMs: 1_000 } });
   try {
     assert.throws(() => node.dropMaster(0), /does not take part in group 0's master election/);

@@ -1,27 +1,11 @@
 // Membership changes through PaxosNode over TCP: grow a three-node group to four with a node that
 // starts from an empty disk, shrink it back, replace a member, and refuse a stale change.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError, PaxosNode, type MemberAddress } from '../../src/index.js';
-
-const roots: string[] = [];
-after(async () => {
-  for (const root of roots) await rm(root, { recursive: true, force: true });
-});
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
+import { freePort, tempRoot } from '../support/local.js';
 
 async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -32,8 +16,7 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
 }
 
 test('grow 3 → 4 with a fresh node, shrink back to 3, replace a member; proposals go on throughout', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'membership-'));
-  roots.push(root);
+  const root = await tempRoot('membership');
   const addresses: MemberAddress[] = [];
   for (let id = 1; id <= 5; id++) addresses.push({ id, host: '127.0.0.1', port: await freePort() });
   const initial = addresses.slice(0, 3);

@@ -2,11 +2,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError, PaxosNode, type MemberAddress, type PaxosNodeOptions, type StateMachine } from '../../src/index.js';
+import { freePort } from '../support/local.js';
 
 const roots: string[] = [];
 after(async () => {
@@ -19,14 +19,6 @@ async function dataRoot(): Promise<string> {
   return root;
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function members(count: number): Promise<MemberAddress[]> {
   const list: MemberAddress[] = [];

@@ -1,0 +1,33 @@
+// Helpers for tests that run real nodes on this machine: free loopback ports and temporary
+// directories removed when the test file ends.
+import { after } from 'node:test';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A loopback port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+const roots: string[] = [];
+let cleanupRegistered = false;
+
+/** A fresh temporary directory, deleted after the test file's tests. */
+export async function tempRoot(prefix: string): Promise<string> {
+  if (!cleanupRegistered) {
+    cleanupRegistered = true;
+    after(async () => {
+      for (const root of roots.splice(0)) await rm(root, { recursive: true, force: true });
+    });
+  }
+  const root = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  roots.push(root);
+  return root;
+}
