@@ -8,7 +8,11 @@
 export { PaxosNode, type NodeProposeOptions, type NodeProposeResult, type NodeMetrics, type GroupMetrics } from './node/paxos-node.js';
 export {
   NODE_DEFAULTS, type PaxosNodeOptions, type MemberAddress, type NodeAddress, type ClosableTransport,
+  type FollowerAddress,
 } from './node/node-options.js';
+export type { MasterInfo } from './runtime/master/master-state-machine.js';
+export { DEFAULT_MASTER_OPTIONS, type MasterOptions } from './runtime/master/master-manager.js';
+export type { Member, Membership } from './runtime/membership/membership-codec.js';
 export type { InstanceValue } from './node/instance-values.js';
 export { PaxosError, isRetryable, type PaxosErrorCode, type PaxosErrorOptions } from './errors.js';
 

@@ -14,13 +14,13 @@ import type { GroupDriver } from '../runtime/group-driver.js';
 import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
-import { frameValue, NO_STATE_MACHINE_ID } from '../runtime/value-frame.js';
+import {
+  encodeMembership, MAX_HOST_BYTES, type Member, type Membership,
+} from '../runtime/membership/membership-codec.js';
+import type { MembershipOutcome } from '../runtime/membership/membership-state-machine.js';
+import { frameValue, NO_STATE_MACHINE_ID, SYSTEM_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import { SeededRandom } from '../util/random.js';
 import { buildGroupRuntime, validateStateMachine, type GroupRuntime } from './group-runtime.js';
-import type { Member, Membership } from '../runtime/membership/membership-codec.js';
-import { encodeMembership, MAX_HOST_BYTES } from '../runtime/membership/membership-codec.js';
-import type { MembershipOutcome } from '../runtime/membership/membership-state-machine.js';
-import { SYSTEM_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
@@ -47,7 +47,7 @@ export interface GroupMetrics {
   readonly minChosenInstanceId: number;
   readonly queuedProposals: number;
   readonly queuedBytes: number;
-  /** Instances in which this node proposed, and the caller values they carried. */
+  /** Values this node handed its core (a batch counts once), and the caller values they carried. */
   readonly valuesProposed: number;
   readonly proposalsSent: number;
   readonly halted: string | null;
