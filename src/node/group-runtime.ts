@@ -14,6 +14,7 @@ import { MasterManager } from '../runtime/master/master-manager.js';
 import { MasterStateMachine, type MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { Membership } from '../runtime/membership/membership-codec.js';
 import { MembershipStateMachine } from '../runtime/membership/membership-state-machine.js';
+import { resumeAfterMembershipChange } from '../runtime/membership/resume-after-change.js';
 import { restoreGroup } from '../runtime/restore.js';
 import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
 import { SeededRandom, type Random } from '../util/random.js';
@@ -62,7 +63,8 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
     },
   });
   registry.addSystem(membership);
-  const restored = await restoreGroup(store, groupIndex, registry);
+  const restored = await resumeAfterMembershipChange(store, groupIndex,
+    await restoreGroup(store, groupIndex, registry), membership.membership.version);
   const core = new GroupCore({
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
     followers: options.followers.filter((follower) => follower.follows === options.nodeId).map(({ id }) => id),

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryLogStore } from '../../src/io/memory-log-store.js';
 import { decodeMembership, encodeMembership, type Member } from '../../src/runtime/membership/membership-codec.js';
 import { MembershipStateMachine } from '../../src/runtime/membership/membership-state-machine.js';
+import { resumeAfterMembershipChange } from '../../src/runtime/membership/resume-after-change.js';
 
 const member = (id: number): Member => ({ id, host: `node-${id}.example`, port: 7000 + id });
 
@@ -76,4 +77,22 @@ test('the configured members are written down at first start; a restart configur
     value: encodeMembership({ gid: 5, version: -1, members: [member(1), member(2)], nonce: 1 }) });
   const afterChange = await MembershipStateMachine.load({ groupIndex: 0, store, configured: [member(1), member(9)] });
   assert.deepEqual(afterChange.membership.members.map((m) => m.id), [1, 2], 'after a change the log wins');
+});
+
+test('a node that restarts at the instance of a change it executed resumes after it, keeping its promise', async () => {
+  const store = new MemoryLogStore();
+  const promised = { proposalId: 9, nodeId: 2 };
+  await store.put(0, [{ instanceId: 7, promised, accepted: { proposalId: 8, nodeId: 2 }, value: Uint8Array.of(1),
+    checksum: 1234 }]);
+  const restored = {
+    nowInstanceId: 7, lastChecksum: 99, minChosenInstanceId: 0,
+    acceptor: { promised, accepted: { proposalId: 8, nodeId: 2 }, value: Uint8Array.of(1), checksum: 1234 },
+  };
+  const resumed = await resumeAfterMembershipChange(store, 0, restored, 7);
+  assert.equal(resumed.nowInstanceId, 8);
+  assert.equal(resumed.lastChecksum, 1234, 'the chain continues from the change');
+  assert.deepEqual(resumed.acceptor.promised, promised, 'the promise is kept');
+  assert.equal(resumed.acceptor.accepted.proposalId, 0, 'nothing accepted in the new instance');
+  assert.equal(await resumeAfterMembershipChange(store, 0, restored, 6), restored, 'an older change: unchanged');
+  assert.equal(await resumeAfterMembershipChange(store, 0, restored, -1), restored, 'no change yet: unchanged');
 });

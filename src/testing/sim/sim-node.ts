@@ -23,6 +23,7 @@ import { MasterStateMachine } from '../../runtime/master/master-state-machine.js
 import type { MasterLeaseChecker } from './master-lease-checker.js';
 import { encodeMembership } from '../../runtime/membership/membership-codec.js';
 import { MembershipStateMachine } from '../../runtime/membership/membership-state-machine.js';
+import { resumeAfterMembershipChange } from '../../runtime/membership/resume-after-change.js';
 import { SYSTEM_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
 import type { AgreementChecker } from './checkers.js';
 import { SeededRandom } from '../../util/random.js';
@@ -194,7 +195,8 @@ export class SimNode {
         if (life !== this.life) return;
         registry.addSystem(membership);
         memberships.push(membership);
-        const restored = await restoreGroup(store, groupIndex, registry);
+        const restored = await resumeAfterMembershipChange(store, groupIndex,
+          await restoreGroup(store, groupIndex, registry), membership.membership.version);
         if (life !== this.life) return;
         const core = new GroupCore({
           groupIndex, nodeId: this.id, members: membership.membership.members.map((member) => member.id),
