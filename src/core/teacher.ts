@@ -128,7 +128,10 @@ export class Teacher {
 
   private tryLock(learner: number, beginInstanceId: number): boolean {
     // A learner that asks again (it lost our answer, or its timer ran out) replaces its own session.
-    if (this.session !== null && this.session.learner !== learner) return false;
+    // A session nobody confirmed yet is not held against another learner either: a learner that
+    // asks every peer and confirms one would otherwise hold every other peer's lock, and two
+    // learners asking in turn could starve the second forever (simulator seed 522).
+    if (this.session !== null && this.session.learner !== learner && this.session.confirmed) return false;
     this.session = {
       learner, beginInstanceId, confirmed: false, nextToRead: beginInstanceId, nextToSend: beginInstanceId,
       ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs,

@@ -180,15 +180,21 @@ describe('Teacher', () => {
     assert.equal(fixture.take().reads.length, 21);
   });
 
-  test('an unconfirmed lock expires after teachLockTimeoutMs', () => {
+  test('an unconfirmed session does not hold the teacher against another learner; a confirmed one does', () => {
     const fixture = teacherAt(50);
     fixture.teacher.onAskForLearn(ask(2, 10), null);
     fixture.take();
     fixture.teacher.onAskForLearn(ask(3, 20), null);
-    assert.equal(fixture.take().messages.length, 0, 'busy with node 2');
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId')[0]?.to, 3, 'node 2 never confirmed');
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 10 });
+    assert.deepEqual(fixture.take().reads, [], 'node 2 lost the unconfirmed session');
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 3, instanceId: 20 });
+    assert.deepEqual(fixture.take().reads, range(20, 41));
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId').length, 0, 'busy teaching node 3');
     fixture.teacher.tick(1000 + 5000);
-    fixture.teacher.onAskForLearn(ask(3, 20), null);
-    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId')[0]?.to, 3);
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId')[0]?.to, 2, 'the quiet session ended');
   });
 
   test('the same learner asking again replaces its own session', () => {

@@ -69,38 +69,39 @@ test('a learner far behind catches up: askForLearn -> sendNowInstanceId -> confi
 
 test('the one-behind shortcut: a teacher busy with another learner sends a single unacked learnValue', () => {
   const h = new CoreHarness({ nodes: 3 });
-  // n3 is cut off for 10 instances; n2 takes part in all of them but misses the last notification.
-  const values = chooseWhileCutOff(h, 9, [3]);
-  h.propose(1, 'v9');
+  // n3 is cut off for 31 instances (more than one stream window, so its session lasts); n2 takes
+  // part in all of them but misses the last notification.
+  const values = chooseWhileCutOff(h, 30, [3]);
+  h.propose(1, 'v30');
   h.drop({ to: 3 });
   h.deliver({ kind: 'accept' });
   h.deliver({ kind: 'acceptReply' });
   h.drop({ kind: 'chosen', to: 2 });
   h.drop({ to: 3 });
-  values.push('v9');
-  assert.equal(h.node(1).core.status().nowInstanceId, 10);
-  assert.equal(h.node(2).core.status().nowInstanceId, 9, 'n2 is exactly one instance behind n1');
+  values.push('v30');
+  assert.equal(h.node(1).core.status().nowInstanceId, 31);
+  assert.equal(h.node(2).core.status().nowInstanceId, 30, 'n2 is exactly one instance behind n1');
 
   h.tick(3000);
-  // n1 takes n3 as its learner.
+  // n1 takes n3 as its learner: n3 asks and confirms.
   h.deliver({ kind: 'askForLearn', from: 3, to: 1 });
   h.drop({ kind: 'askForLearn', from: 3 });
   assert.equal(h.inFlight('sendNowInstanceId', { from: 1, to: 3 }).length, 1);
+  h.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
+  h.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
   // Then n2 asks: n1 is busy, and n2 needs a single value.
   h.deliver({ kind: 'askForLearn', from: 2 });
   assert.equal(h.inFlight('sendNowInstanceId', { from: 1, to: 2 }).length, 0);
   const single = h.inFlight('learnValue', { from: 1, to: 2 });
   assert.equal(single.length, 1);
-  assert.equal(single[0]?.instanceId, 9);
+  assert.equal(single[0]?.instanceId, 30);
   assert.equal(single[0].needAck, false);
-  assert.deepEqual(valuesOf(single), ['v9']);
+  assert.deepEqual(valuesOf(single), ['v30']);
   h.deliver({ kind: 'learnValue', to: 2 });
   assertExecuted(h, [2], values);
   assert.equal(h.inFlight('learnValueAck').length, 0, 'no ack for an unacked value');
 
   // n3's session goes on undisturbed.
-  h.deliver({ kind: 'askForLearn' });
-  h.deliver({ kind: 'sendNowInstanceId' });
   h.stabilize();
   assertExecuted(h, [1, 2, 3], values);
 });

@@ -18,6 +18,8 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     'made in an earlier life, took that old chosen bid for its new one, and believed it held a superseded ' +
     'lease while another node was master (bids now carry a random nonce)' },
   { seed: 61, found: 'same as seed 154' },
+  { seed: 522, found: 'two learners outside the membership asked every peer in turn; each ask took every ' +
+    'teacher\'s lock though the learner confirmed only one, so one of them was starved for good' },
   { seed: 101651, found: 'a learner that finished a catch-up session still behind (the master\'s renewals kept ' +
     'the group moving) waited for the next periodic ask, 2.5-3 s, each time, and did not converge within 60 s' },
 ];
