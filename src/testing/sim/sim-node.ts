@@ -344,12 +344,12 @@ export class SimNode {
   }
 
   /** A winning bid executed here: if it gave this node the lease, tell the checker until when (true time). */
-  private reportLease(groupIndex: number, master: MasterStateMachine): void {
+  private reportLease(groupIndex: number, master: MasterStateMachine, fromBid = true): void {
     const info = master.master();
     if (info === undefined || info.nodeId !== this.id) return;
     const { offsetMs, rate } = this.options.clock;
     const end = (info.leaseExpiresAt - offsetMs) / rate;
-    this.options.trace(`n${this.id} g${groupIndex} holds the master lease (version ${info.version})`);
+    if (fromBid) this.options.trace(`n${this.id} g${groupIndex} holds the master lease (version ${info.version})`);
     this.options.leases.hold(groupIndex, this.id, this.options.scheduler.now, end);
   }
 
@@ -376,6 +376,9 @@ export class SimNode {
   private tickAll(): void {
     for (const driver of this.drivers) driver.tick();
     for (const manager of this.managers) manager.tick();
+    // Also check the belief whenever the node wakes, not only when a bid executes: a belief that
+    // came back some other way would otherwise go unseen.
+    this.masters.forEach((master, groupIndex) => this.reportLease(groupIndex, master, false));
     this.armWake();
   }
 
