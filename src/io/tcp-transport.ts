@@ -50,6 +50,7 @@ import { assert } from '../util/assert.js';
 import {
   decodeHandshake, encodeHandshake, refuseHandshake, refuseHandshakeAck, type Handshake, type LocalIdentity,
 } from './handshake.js';
+import { decodeGroupIdentity, encodeGroupIdentity, FRAME_KIND_GROUP_IDENTITY } from './group-identity.js';
 import { LogLimiter } from './log-limiter.js';
 import { FIRST_MESSAGE_KIND_CODE, decodeMessage } from './message-codec.js';
 import { OutboundQueue } from './outbound-queue.js';
@@ -121,6 +122,9 @@ export class TcpTransport implements Transport {
   private flushList: Peer[] = [];
   private flushScheduled = false;
   private readonly flushAllBound = (): void => this.flushAll();
+  /** Each group's identity (gid) as this node knows it, and as each connection's peer announced it. */
+  private readonly groupIdentities = new Map<number, number>();
+  private readonly peerGroupIdentities = new WeakMap<PeerConnection, Map<number, number>>();
   private selfGroups: number[] = [];
   private selfMessages: PaxosMessage[] = [];
   private selfScheduled = false;
@@ -238,6 +242,18 @@ export class TcpTransport implements Transport {
     this.detach(peer, 'the peer address changed');
     peer.attempt = 0;
     if (!this.closed) this.dial(peer);
+  }
+
+  /**
+   * The identity (gid) of a group is known: announce it to every connected peer (and to every peer
+   * that connects later). Messages for the group from a peer that announced another are dropped.
+   */
+  setGroupIdentity(groupIndex: number, gid: number): void {
+    if (this.closed || !Number.isSafeInteger(gid) || gid <= 0 || this.groupIdentities.get(groupIndex) === gid) return;
+    this.groupIdentities.set(groupIndex, gid);
+    for (const connection of this.connections) {
+      if (connection.authenticated) this.announceIdentity(connection, groupIndex, gid);
+    }
   }
 
   stats(): TransportStats {
@@ -625,6 +641,10 @@ export class TcpTransport implements Transport {
       else this.acceptHandshakeAck(connection, frame);
       return;
     }
+    if (frame.kind === FRAME_KIND_GROUP_IDENTITY) {
+      this.onGroupIdentity(connection, frame);
+      return;
+    }
     if (frame.kind < FIRST_MESSAGE_KIND_CODE) {
       this.counters.malformedFrames++;
       this.refuse(connection, 'malformed-frame', `connection frame kind ${frame.kind} after the handshake`);
@@ -649,6 +669,16 @@ export class TcpTransport implements Transport {
       }
       this.counters.malformedFrames++;
       this.refuse(connection, 'malformed-frame', error instanceof Error ? error.message : String(error));
+      return;
+    }
+    const local = this.groupIdentities.get(frame.group);
+    const remote = this.peerGroupIdentities.get(connection)?.get(frame.group);
+    if (local !== undefined && remote !== undefined && local !== remote) {
+      this.counters.foreignGroupIdentity++;
+      this.log.warn(`foreign-group:${connection.peerId}:${frame.group}`, 'transport dropped a message from ' +
+        'another cluster: the peer announced another identity for this group', {
+        peer: connection.peerId, group: frame.group, gid: local, peerGid: remote,
+      });
       return;
     }
     if (message.from !== connection.peerId) {
@@ -742,10 +772,36 @@ export class TcpTransport implements Transport {
 
   private opened(peer: Peer, connection: PeerConnection): void {
     this.counters.handshakesCompleted++;
+    for (const [groupIndex, gid] of this.groupIdentities) this.announceIdentity(connection, groupIndex, gid);
     this.log.info(`peer-up:${peer.nodeId}`, 'transport connected to a peer', {
       peer: peer.nodeId, role: connection.role, remote: remoteOf(connection.socket),
     });
     this.scheduleFlush(peer);
+  }
+
+  private announceIdentity(connection: PeerConnection, groupIndex: number, gid: number): void {
+    connection.write(encodeFrame(FRAME_KIND_GROUP_IDENTITY, groupIndex, encodeGroupIdentity(gid)), 1);
+  }
+
+  private onGroupIdentity(connection: PeerConnection, frame: DecodedFrame): void {
+    if (frame.group >= this.options.groupCount) {
+      this.counters.badGroup++;
+      return;
+    }
+    let gid: number;
+    try {
+      gid = decodeGroupIdentity(frame.body);
+    } catch (error) {
+      this.counters.malformedFrames++;
+      this.refuse(connection, 'malformed-frame', error instanceof Error ? error.message : String(error));
+      return;
+    }
+    let known = this.peerGroupIdentities.get(connection);
+    if (known === undefined) {
+      known = new Map();
+      this.peerGroupIdentities.set(connection, known);
+    }
+    known.set(frame.group, gid);
   }
 
   private failHandshake(connection: PeerConnection, reason: string, claimedNodeId?: number): void {

@@ -43,6 +43,8 @@ export class TransportCounters {
   badGroup = 0;
   /** Messages whose `from` is not the authenticated peer (dropped). */
   spoofedSender = 0;
+  /** Messages for a group whose identity (gid) the peer announced differently: another cluster (dropped). */
+  foreignGroupIdentity = 0;
   /** Connections closed because a frame was not complete stallTimeoutMs after its first byte. */
   stalledConnections = 0;
   /** Connections the peer closed in the middle of a frame. */

@@ -15,6 +15,8 @@ export interface NodeTransport {
   stats?(): Readonly<Record<string, unknown>>;
   /** Where a (new) member can be reached. */
   setPeerAddress?(nodeId: number, address: NodeAddress): void;
+  /** A group's identity (gid) is known: messages for it carrying another are refused. */
+  setGroupIdentity?(groupIndex: number, gid: number): void;
 }
 
 export async function openTcpTransport(options: ResolvedNodeOptions, random: Random): Promise<NodeTransport> {
@@ -37,5 +39,6 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     address: () => transport.address(),
     stats: () => ({ ...transport.stats() }),
     setPeerAddress: (nodeId, address) => transport.setPeerAddress(nodeId, address),
+    setGroupIdentity: (groupIndex, gid) => transport.setGroupIdentity(groupIndex, gid),
   };
 }

@@ -118,6 +118,7 @@ export class PaxosNode {
           for (const member of membership.members) {
             if (member.id !== resolved.nodeId) nodeTransport.setPeerAddress?.(member.id, member);
           }
+          if (membership.gid !== 0) nodeTransport.setGroupIdentity?.(groupIndex, membership.gid);
           resolved.logger.info('membership changed', {
             group: groupIndex, version: membership.version, members: membership.members.map((member) => member.id),
           });
@@ -125,6 +126,10 @@ export class PaxosNode {
       };
       for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
         groups.push(await buildGroupRuntime(context, groupIndex));
+      }
+      for (const group of groups) {
+        const { gid } = group.membership.membership;
+        if (gid !== 0) nodeTransport.setGroupIdentity?.(group.groupIndex, gid);
       }
       wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
       for (const group of groups) group.driver.tick();

@@ -1,6 +1,7 @@
 // TcpTransport against a raw socket that sends what no honest peer would: every bad frame and bad
 // handshake closes the connection or drops the frame, bumps the right counter, keeps memory bounded,
 // and leaves the transport working for its legitimate peers.
+import { FRAME_KIND_GROUP_IDENTITY } from '../../src/io/group-identity.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PaxosMessage } from '../../src/core/messages.js';
@@ -370,3 +371,14 @@ test('a flood of idle connections reaches the pending cap, evicts the oldest, an
     assert.equal(target.stats().pendingHandshakes, 0);
     assert.ok(one.connectedTo(2));
   });
+
+test('a malformed group identity closes the connection', async () => {
+  await expectCounted('malformedFrames', true, async (attacker) => {
+    await attacker.handshake(1, 2);
+    attacker.write(encodeFrame(FRAME_KIND_GROUP_IDENTITY, 0, Buffer.from('not a gid')));
+  });
+  await expectCounted('malformedFrames', true, async (attacker) => {
+    await attacker.handshake(1, 2);
+    attacker.write(encodeFrame(FRAME_KIND_GROUP_IDENTITY, 0, Buffer.alloc(8)));
+  });
+});

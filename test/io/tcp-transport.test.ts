@@ -468,3 +468,33 @@ test('a peer that stops reading: writes wait for drain, the queue stays bounded,
   peer.resume();
   await waitFor(() => one.stats().peers[0]?.queuedMessages === 0, 'the queue drains once the peer reads');
 });
+
+test('group identities: a message for a group whose gid the peer announced differently is dropped', async (t) => {
+  const nodes = await startCluster([1, 2]);
+  t.after(() => closeAll(nodes));
+  const [one, two] = nodes as [TestNode, TestNode];
+  // Nothing known yet: delivered. Group 1 stays unknown on one side throughout: always delivered.
+  one.transport.send(0, 2, ask(1, 100));
+  await waitFor(() => two.received.length === 1, 'delivered before any identity is known');
+  one.transport.setGroupIdentity(0, 777);
+  two.transport.setGroupIdentity(0, 888);
+  two.transport.setGroupIdentity(1, 5);
+  await sleep(50);
+  one.transport.send(0, 2, ask(1, 101));
+  two.transport.send(0, 1, ask(2, 102));
+  one.transport.send(1, 2, ask(1, 103));
+  await waitFor(() => two.received.length === 2, 'the group-1 message arrives');
+  await sleep(50);
+  assert.deepEqual(two.received.map((entry) => entry.message.instanceId), [100, 103]);
+  assert.equal(one.received.length, 0, 'node 1 drops node 2\'s group-0 message too');
+  assert.equal(two.stats().foreignGroupIdentity, 1);
+  assert.equal(one.stats().foreignGroupIdentity, 1);
+  // Agreeing identities, including one announced to a connection opened before it was known.
+  one.transport.setGroupIdentity(1, 5);
+  two.transport.setGroupIdentity(0, 777);
+  await sleep(50);
+  one.transport.send(0, 2, ask(1, 104));
+  one.transport.send(1, 2, ask(1, 105));
+  await waitFor(() => two.received.length === 4, 'matching identities pass');
+  assert.deepEqual(two.received.slice(2).map((entry) => entry.message.instanceId), [104, 105]);
+});
