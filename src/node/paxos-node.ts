@@ -137,7 +137,9 @@ export class PaxosNode {
       resolved.logger.info('node started', {
         nodeId: resolved.nodeId, groups: resolved.groups, instances: groups.map((group) => group.driver.nowInstanceId),
       });
-      return new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer });
+      const node = new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer });
+      node.createGroupIdentities();
+      return node;
     } catch (error) {
       await transport?.close?.().catch(() => {});
       if (ownsStore) await store.close().catch(() => {});
@@ -400,6 +402,29 @@ export class PaxosNode {
   private refuseFollower(nodeId: number): void {
     if (this.options.followers.some((follower) => follower.id === nodeId)) {
       throw new PaxosError('BAD_OPTIONS', `node ${nodeId} is configured as a follower; a follower never votes`);
+    }
+  }
+
+  /**
+   * The group identity (PhxPaxos's gid) is created on first start: the configured member with the
+   * lowest id proposes the configured membership again, under a fresh random gid, as the group's
+   * first membership change (the others wait for it, so that they do not duel). Until it is chosen
+   * the group works as before; if it fails, the first membership change creates the gid instead.
+   */
+  private createGroupIdentities(): void {
+    if (this.options.isFollower) return;
+    for (const group of this.groups) {
+      const current = group.membership.membership;
+      if (current.gid !== 0) continue;
+      const lowest = Math.min(...current.members.map((member) => member.id));
+      if (lowest !== this.nodeId) continue;
+      this.changeMembership(group.groupIndex, current, current.members, undefined).then(
+        (membership) => this.options.logger.info('group identity created', {
+          group: group.groupIndex, gid: membership.gid,
+        }),
+        (error: unknown) => this.options.logger.warn('group identity not created; the first membership change ' +
+          'will create it', { group: group.groupIndex, error: String(error) }),
+      );
     }
   }
 

@@ -71,7 +71,11 @@ describe('PaxosNode over TCP', () => {
     const nodes = await Promise.all(echoes.map((echo, index) => start(index, echo)));
     try {
       const first = await nodes[0]!.propose(0, 'hello');
-      assert.equal(first.instanceId, 0);
+      // Instance 0 holds the group identity node 1 (the lowest id) proposed at first start.
+      assert.equal(first.instanceId, 1);
+      const created = nodes[0]!.members(0);
+      assert.ok(created.gid > 0 && created.version === 0, `the gid was created at first start: ${JSON.stringify(created)}`);
+      assert.equal((await nodes[0]!.instanceValues(0, 0))[0]?.stateMachineId, 100_000_000);
       assert.equal(first.batchIndex, 0);
       assert.equal(Buffer.from(first.result as Uint8Array).toString(), 'hello', 'the proposer gets its result');
       const bytes = await nodes[1]!.propose(1, Uint8Array.of(1, 2, 3), { context: 'mine' });
