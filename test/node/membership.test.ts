@@ -31,15 +31,18 @@ test('grow 3 → 4 with a fresh node, shrink back to 3, replace a member; propos
   try {
     const n1 = nodes.get(1)!;
     assert.deepEqual(n1.members(0).members.map((member) => member.id), [1, 2, 3]);
-    assert.equal(n1.members(0).version, -1);
     await n1.propose(0, 'before');
+    // Node 1 (the lowest id) proposed the group identity at first start, ahead of 'before'.
+    assert.equal(n1.members(0).version, 0);
+    const gid = n1.members(0).gid;
+    assert.ok(gid > 0);
 
     // Grow: node 4 starts empty, configured with the members it is about to join.
     const withFour = addresses.slice(0, 4);
     nodes.set(4, await start(4, withFour));
     const grown = await n1.addMember(0, addresses[3]!);
     assert.deepEqual(grown.members.map((member) => member.id), [1, 2, 3, 4]);
-    assert.ok(grown.gid > 0, 'the first change creates the group identity');
+    assert.equal(grown.gid, gid, 'changes keep the group identity');
     const version = grown.version;
     for (let i = 0; i < 5; i++) await nodes.get((i % 4) + 1)!.propose(0, `grown ${i}`);
     await waitFor(() => [...nodes.values()].every((node) => node.members(0).version === version), 10_000,
