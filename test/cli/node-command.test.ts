@@ -48,9 +48,9 @@ test('three node processes: a line typed on one is chosen and executed on all; S
     await Promise.all(nodes.map((child, index) => waitForOutput(child, outputOf(index), /listening on/)));
     nodes[0]!.stdin.write('hello from the terminal\n');
     await waitForOutput(nodes[0]!, () => outputs[0] as string,
-      /chosen: group 0 instance \d+ batch index 0: hello from the terminal/);
+      /chosen: group 0 instance 1 batch index 0: hello from the terminal/);
     await Promise.all(nodes.map((child, index) => waitForOutput(child, () => outputs[index] as string,
-      /executed group 0 instance \d+: hello from the terminal/)));
+      /executed group 0 instance 1: hello from the terminal/)));
     const exits = nodes.map((child) => new Promise<number | null>((resolve) => child.once('exit', resolve)));
     for (const child of nodes) child.kill('SIGINT');
     assert.deepEqual(await Promise.all(exits), [0, 0, 0], outputs.join('\n---\n'));

@@ -12,7 +12,7 @@ function run(path: string): { status: number | null; stdout: string; stderr: str
 test('examples/echo/embed: three nodes agree on a value and the proposer gets it back', () => {
   const { status, stdout, stderr } = run('../../examples/echo/embed.js');
   assert.equal(status, 0, stderr);
-  assert.match(stdout, /chosen at instance \d+; node 1 got back "hello, paxos"/);
+  assert.match(stdout, /chosen at instance 1; node 1 got back "hello, paxos"/);
   for (const id of [1, 2, 3]) assert.match(stdout, new RegExp(`node ${id} executed "hello, paxos"`));
 });
 

@@ -126,6 +126,16 @@ describe('three real node processes', { timeout: 180_000 }, () => {
 
   test('agree over TCP with proposals on every node in every group, and stop cleanly', async () => {
     const nodes = await cluster(2);
+    // Node 1 proposes each group's identity at first start; let that settle before the crowd arrives.
+    for (const group of [0, 1]) {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const reply = await nodes.request(1, { type: 'members', group });
+        if ((reply.membership as { version: number }).version >= 0) break;
+        assert.ok(Date.now() < deadline, `group ${group} has no identity after 10 s`);
+        await sleep(20);
+      }
+    }
     const proposals = [];
     for (const id of nodes.ids) {
       for (let i = 0; i < 30; i++) {
@@ -139,8 +149,7 @@ describe('three real node processes', { timeout: 180_000 }, () => {
       if (reply.ok) acked.push(acknowledged(group, value, reply));
       else assert.equal(reply.code, 'CONFLICT', `only lost races may fail: ${JSON.stringify(reply)}`);
     }
-    // Three nodes proposing at once duel; losers retry twice, then give up with CONFLICT.
-    assert.ok(acked.length > 45, `most proposals succeed (${acked.length} of 90)`);
+    assert.ok(acked.length >= 80, `most proposals succeed (${acked.length} of 90)`);
     const summary = await converge(nodes);
     assert.ok(summary.every((group) => group.nowInstanceId > 0));
     await verifyAcked(nodes, acked);
