@@ -1,4 +1,5 @@
 /** `npm run bench -- <name> [options]`: the project's benchmarks (built into dist/bench). */
+import { KV_USAGE, kvBench } from './kv-bench.js';
 import { PROPOSE_USAGE, proposeBench } from './propose-bench.js';
 import { STORAGE_USAGE, storageBench } from './storage-bench.js';
 import { runCommand } from '../src/cli/run-command.js';
@@ -8,9 +9,12 @@ const USAGE = `usage: npm run bench -- <benchmark> [options]
 benchmarks:
   propose   proposals/s and latency through real node processes on loopback, fsync on
   storage   durable commit throughput and latency, recovery and bulk delete of the log store
+  kv        closed-loop puts against a 3-node cluster of ours and a 3-member etcd cluster, side by side
 
 ${PROPOSE_USAGE}
 
-${STORAGE_USAGE}`;
+${STORAGE_USAGE}
 
-runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench }, process.argv.slice(2));
+${KV_USAGE}`;
+
+runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench, kv: kvBench }, process.argv.slice(2));

@@ -18,10 +18,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 export async function startAdminServer(node: PaxosNode, host: string, port: number): Promise<Server> {
   const server = createServer((request, response) => {
-    route(node, request).then(
-      ({ status, body }) => reply(response, status, body),
-      (error: unknown) => reply(response, statusOf(error), errorBody(error)),
-    );
+    answerAdminRequest(node, request).then(({ status, body }) => reply(response, status, body));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -30,9 +27,24 @@ export async function startAdminServer(node: PaxosNode, host: string, port: numb
   return server;
 }
 
-interface Routed {
+export interface Routed {
   readonly status: number;
   readonly body: unknown;
+}
+
+/** Whether a path belongs to the admin API (the KV server serves it too, on the same port). */
+export function isAdminPath(path: string): boolean {
+  return path === '/v1/members' || path.startsWith('/v1/members/') || path === '/v1/master' ||
+    path.startsWith('/v1/master/');
+}
+
+/** The answer to one admin request; failures become a status and an error body, never a throw. */
+export async function answerAdminRequest(node: PaxosNode, request: IncomingMessage): Promise<Routed> {
+  try {
+    return await route(node, request);
+  } catch (error) {
+    return { status: statusOf(error), body: errorBody(error) };
+  }
 }
 
 async function route(node: PaxosNode, request: IncomingMessage): Promise<Routed> {

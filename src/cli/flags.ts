@@ -34,3 +34,29 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): Flags {
   }
   return flags;
 }
+
+/**
+ * Flags mixed with positional arguments (`kv put KEY VALUE --version 3`). A flag that takes a
+ * value consumes the next argument; after `--` everything is positional (a value may start with --).
+ */
+export function parseCommandLine(argv: readonly string[], spec: FlagSpec): { flags: Flags; positionals: string[] } {
+  const flagArgs: string[] = [];
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    flagArgs.push(arg);
+    const name = arg.slice(2).split('=', 1)[0] as string;
+    if (!arg.includes('=') && spec[name] !== undefined && spec[name] !== 'boolean' && i + 1 < argv.length) {
+      flagArgs.push(argv[++i] as string);
+    }
+  }
+  return { flags: parseFlags(flagArgs, spec), positionals };
+}

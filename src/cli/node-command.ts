@@ -8,8 +8,8 @@ import { createInterface } from 'node:readline';
 import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
-import type { Logger } from '../runtime/interfaces.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
+import { STDERR_LOGGER } from './stderr-logger.js';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { serveControlChannel } from './node-control.js';
 import { startAdminServer } from './admin-server.js';
@@ -125,9 +125,3 @@ function required(value: unknown, flag: string): unknown {
   if (value === undefined) throw new UsageError(`${flag} is required`);
   return value;
 }
-
-const STDERR_LOGGER: Logger = {
-  info: (message, fields) => console.error(`info ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
-  warn: (message, fields) => console.error(`warn ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
-  error: (message, fields) => console.error(`error ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
-};

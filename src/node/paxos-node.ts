@@ -11,6 +11,7 @@ import { randomInt } from 'node:crypto';
 import { PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
+import type { MessageKind } from '../core/messages.js';
 import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
@@ -50,6 +51,17 @@ export interface GroupMetrics {
   /** Values this node handed its core (a batch counts once), and the caller values they carried. */
   readonly valuesProposed: number;
   readonly proposalsSent: number;
+  /** Log writes, and how many of them were fsynced. */
+  readonly logWrites: number;
+  readonly syncedLogWrites: number;
+  /** Instances executed here (values learned by catch-up included). */
+  readonly instancesExecuted: number;
+  /** Paxos messages by kind (catch-up is askForLearn, learnValue and their replies). */
+  readonly messagesIn: Readonly<Partial<Record<MessageKind, number>>>;
+  readonly messagesOut: Readonly<Partial<Record<MessageKind, number>>>;
+  /** The master this node sees (0: none), and whether it is this node. */
+  readonly masterNodeId: number;
+  readonly isMaster: boolean;
   readonly halted: string | null;
 }
 
@@ -320,7 +332,7 @@ export class PaxosNode {
       nodeId: this.nodeId,
       proposalsSucceeded: this.proposalsSucceeded,
       proposalsFailed: { ...this.proposalsFailed },
-      groups: this.groups.map(({ driver }) => ({
+      groups: this.groups.map(({ driver, master }) => ({
         groupIndex: driver.groupIndex,
         nowInstanceId: driver.nowInstanceId,
         minChosenInstanceId: driver.minChosenInstanceId,
@@ -328,6 +340,13 @@ export class PaxosNode {
         queuedBytes: driver.queueDepth.bytes,
         valuesProposed: driver.counters.valuesProposed,
         proposalsSent: driver.counters.proposalsSent,
+        logWrites: driver.counters.logWrites,
+        syncedLogWrites: driver.counters.syncedLogWrites,
+        instancesExecuted: driver.counters.instancesExecuted,
+        messagesIn: { ...driver.counters.messagesIn },
+        messagesOut: { ...driver.counters.messagesOut },
+        masterNodeId: master.master()?.nodeId ?? 0,
+        isMaster: master.isMaster(),
         halted: driver.halted?.code ?? null,
       })),
       transport: this.transport.stats?.(),

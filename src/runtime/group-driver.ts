@@ -64,8 +64,16 @@ export class GroupDriver {
   private pumping = false;
   private idle: Promise<void> = Promise.resolve();
   private syncWrites: boolean;
-  /** Values this node handed its core (a batch counts once), and the caller values they carried (retries included). */
-  readonly counters = { valuesProposed: 0, proposalsSent: 0 };
+  /**
+   * What this group did, for metrics: values handed to the core (a batch counts once) and the
+   * caller values they carried (retries included), log writes and how many were fsynced, values
+   * executed (catch-up included), and Paxos messages by kind in each direction.
+   */
+  readonly counters = {
+    valuesProposed: 0, proposalsSent: 0, logWrites: 0, syncedLogWrites: 0, instancesExecuted: 0,
+    messagesIn: {} as Partial<Record<PaxosMessage['kind'], number>>,
+    messagesOut: {} as Partial<Record<PaxosMessage['kind'], number>>,
+  };
   private stopped = false;
   private haltReason: HaltReason | null = null;
 
@@ -134,6 +142,7 @@ export class GroupDriver {
 
   step(message: PaxosMessage): void {
     if (this.stopped) return;
+    this.counters.messagesIn[message.kind] = (this.counters.messagesIn[message.kind] ?? 0) + 1;
     try {
       this.core.tick(this.options.clock.now());
       this.core.step(message);
@@ -233,6 +242,8 @@ export class GroupDriver {
       try {
         const sync = this.syncWrites && ready.mustSync && this.options.faults?.skipFsync !== true;
         await this.options.store.put(this.groupIndex, ready.records, { sync });
+        this.counters.logWrites++;
+        if (sync) this.counters.syncedLogWrites++;
       } catch (error) {
         if (this.stopped) return;
         this.options.logger.error('log write failed; the group halts', { group: this.groupIndex, error: String(error) });
@@ -258,6 +269,7 @@ export class GroupDriver {
   }
 
   private send(to: number, message: PaxosMessage): void {
+    this.counters.messagesOut[message.kind] = (this.counters.messagesOut[message.kind] ?? 0) + 1;
     this.options.send(this.groupIndex, to, message);
   }
 
@@ -269,6 +281,7 @@ export class GroupDriver {
         : batch.length === 1 ? batch[0]?.context : new BatchContexts(batch.map((proposal) => proposal.context));
       const result = await this.options.registry.execute(chosen.instanceId, chosen.value, context);
       report = { ok: true, result };
+      this.counters.instancesExecuted++;
     } catch (error) {
       this.options.logger.warn('execution failed; it will be retried', {
         group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),

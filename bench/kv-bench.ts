@@ -1,0 +1,249 @@
+/**
+ * `npm run bench -- kv`: the same closed-loop put workload against a local 3-node cluster of ours
+ * and a local 3-member etcd cluster (etcd's defaults, fsync on), in one run. Each system's cluster
+ * is started once and every (value size, clients) cell runs against it; the table puts the two side
+ * by side with the ratio of their throughputs. etcd is whatever `etcd` is on PATH (or --etcd-bin);
+ * nothing is downloaded, and without etcd only ours runs.
+ */
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
+import { ETCD_NOT_FOUND, etcdVersion, findEtcd, startEtcdTarget, type KvBenchTarget } from './etcd-cluster.js';
+import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
+
+const FLAGS: FlagSpec = {
+  values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
+  'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean',
+};
+const SYSTEMS = ['ours', 'etcd'] as const;
+export type KvSystem = (typeof SYSTEMS)[number];
+
+export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
+                         [--warmup-ms 1000] [--systems ours,etcd] [--etcd-bin PATH] [--groups 1] [--json]
+
+Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
+etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
+with the ratio of their throughputs. Each system's cluster starts once; then, for every value size
+and every client count, that many clients each keep one put in flight (key bench-{client}-{seq},
+a fixed value of ASCII letters) for --warmup-ms unmeasured and --duration-ms measured. Puts go to
+the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/put).
+  --values LIST      value sizes in bytes (default 100,2048)
+  --clients LIST     concurrent clients (default 1,16,64,256)
+  --duration-ms N    measured time per cell (default 5000)
+  --warmup-ms N      unmeasured time before each cell (default 1000)
+  --systems LIST     ours, etcd or both (default ours,etcd; ours always runs first)
+  --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
+  --groups N         groups of ours (default 1)
+  --json             one JSON object per line per cell and system, and nothing else on stdout:
+                       {"system":"ours"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
+                        "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
+
+export interface KvBenchSettings {
+  readonly valueSizes: readonly number[];
+  readonly clients: readonly number[];
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly systems: readonly KvSystem[];
+  readonly etcdBin: string | undefined;
+  readonly groups: number;
+  readonly json: boolean;
+  readonly help: boolean;
+}
+
+export interface KvCellResult extends ClosedLoopResult {
+  readonly system: KvSystem;
+  readonly valueBytes: number;
+  readonly clients: number;
+}
+
+/** The settings of a run; UsageError for anything malformed. */
+export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
+  const flags = parseFlags(argv, FLAGS);
+  const durationMs = (flags['duration-ms'] as number | undefined) ?? 5000;
+  const warmupMs = (flags['warmup-ms'] as number | undefined) ?? 1000;
+  const groups = (flags.groups as number | undefined) ?? 1;
+  if (durationMs < 1) throw new UsageError(`--duration-ms must be at least 1; got ${durationMs}`);
+  if (warmupMs < 0) throw new UsageError(`--warmup-ms must not be negative; got ${warmupMs}`);
+  if (groups < 1) throw new UsageError(`--groups must be at least 1; got ${groups}`);
+  const systems = listOf('systems', (flags.systems as string | undefined) ?? SYSTEMS.join(','), (item) => {
+    const system = SYSTEMS.find((name) => name === item);
+    if (system === undefined) throw new UsageError(`--systems takes ${SYSTEMS.join(', ')}; got "${item}"`);
+    return system;
+  });
+  return {
+    valueSizes: listOf('values', (flags.values as string | undefined) ?? '100,2048', positiveInteger('values')),
+    clients: listOf('clients', (flags.clients as string | undefined) ?? '1,16,64,256', positiveInteger('clients')),
+    durationMs,
+    warmupMs,
+    systems: SYSTEMS.filter((system) => systems.includes(system)),
+    etcdBin: flags['etcd-bin'] as string | undefined,
+    groups,
+    json: flags.json === true,
+    help: flags.help === true,
+  };
+}
+
+function listOf<T>(flag: string, raw: string, parse: (item: string) => T): T[] {
+  const items = raw.split(',').map((item) => item.trim());
+  if (items.some((item) => item === '')) throw new UsageError(`--${flag} needs a comma-separated list; got "${raw}"`);
+  return [...new Set(items.map(parse))];
+}
+
+function positiveInteger(flag: string): (item: string) => number {
+  return (item) => {
+    const value = Number(item);
+    if (!/^\d+$/.test(item) || !Number.isSafeInteger(value) || value < 1) {
+      throw new UsageError(`--${flag} takes positive integers; got "${item}"`);
+    }
+    return value;
+  };
+}
+
+export async function kvBench(argv: readonly string[]): Promise<number> {
+  const settings = parseKvFlags(argv);
+  if (settings.help) {
+    console.log(KV_USAGE);
+    return 0;
+  }
+  let systems = settings.systems;
+  let etcdBinary: string | undefined;
+  let etcdLabel = '';
+  let etcdNote = settings.systems.includes('etcd') ? '' : 'etcd: not run';
+  if (systems.includes('etcd')) {
+    etcdBinary = findEtcd(settings.etcdBin);
+    const version = etcdBinary === undefined ? undefined : etcdVersion(etcdBinary);
+    if (etcdBinary === undefined || version === undefined) {
+      const where = settings.etcdBin === undefined ? 'on PATH' : `at ${settings.etcdBin}`;
+      if (!systems.includes('ours')) {
+        console.error(`etcd not found ${where}: install it with "apt-get install etcd-server" (Debian) to run it`);
+        return 1;
+      }
+      console.error(ETCD_NOT_FOUND);
+      console.error(`(no runnable etcd ${where})`);
+      etcdNote = `etcd: not run (not found ${where})`;
+      systems = systems.filter((system) => system !== 'etcd');
+    } else {
+      etcdLabel = `etcd ${version} (${etcdBinary})`;
+    }
+  }
+
+  const machine = describeMachine();
+  const log = (line: string): void => console.error(`kv: ${line}`);
+  log(`${machine}${etcdLabel === '' ? '' : `; ${etcdLabel}`}`);
+  const values = new Map(settings.valueSizes.map((size) => [size, randomLetters(size)]));
+  const maxClients = Math.max(...settings.clients);
+  const results: KvCellResult[] = [];
+  const failures: string[] = [];
+  for (const system of systems) {
+    log(`starting ${system === 'ours' ? `ours (3 nodes, ${settings.groups} group(s))` : `${etcdLabel}, 3 members`}`);
+    let target: KvBenchTarget;
+    try {
+      target = system === 'ours'
+        ? await startOurs(settings.groups, maxClients)
+        : await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients });
+    } catch (error) {
+      failures.push(`${system}: ${(error as Error).message}`);
+      log(`${system} failed to start: ${(error as Error).stack ?? String(error)}`);
+      continue;
+    }
+    try {
+      for (const [valueBytes, value] of values) {
+        for (const clients of settings.clients) {
+          log(`${system}: ${valueBytes} B values × ${clients} clients…`);
+          const result = await runClosedLoop({
+            clients, durationMs: settings.durationMs, warmupMs: settings.warmupMs,
+            put: (clientIndex, sequence) => target.put(`bench-${clientIndex}-${sequence}`, value),
+          });
+          const cell: KvCellResult = { system, valueBytes, clients, ...result };
+          results.push(cell);
+          log(`${system}: ${valueBytes} B × ${clients}: ${Math.round(cell.opsPerSec)} ops/s, ` +
+            `p50 ${fixed(cell.p50Ms)} ms, p99 ${fixed(cell.p99Ms)} ms, ${cell.errors} errors`);
+          if (settings.json) console.log(JSON.stringify(jsonLine(cell)));
+        }
+      }
+    } finally {
+      log(`stopping ${system}`);
+      await target.stop();
+    }
+  }
+
+  if (!settings.json) {
+    console.log(`Closed-loop puts, 3 replicas each (fsync on), ${settings.durationMs} ms measured per cell after ` +
+      `${settings.warmupMs} ms of warm-up; ours: ${settings.groups} group(s)` +
+      `; ${etcdLabel === '' ? etcdNote : `${etcdLabel} via its v3 JSON gateway`}.`);
+    console.log(`Machine: ${machine}.`);
+    console.log('');
+    printTable(settings, results);
+  }
+  for (const failure of failures) console.error(`kv: failed: ${failure}`);
+  return failures.length === 0 ? 0 : 1;
+}
+
+/** Loaded only when ours runs, so `--systems etcd` does not depend on it. */
+async function startOurs(groups: number, clients: number): Promise<KvBenchTarget> {
+  const { startOursTarget } = await import('./kv-ours-target.js');
+  return startOursTarget({ groups, clients });
+}
+
+function jsonLine(cell: KvCellResult): Record<string, unknown> {
+  return {
+    system: cell.system, valueBytes: cell.valueBytes, clients: cell.clients, ops: cell.ops,
+    opsPerSec: round(cell.opsPerSec, 1), p50Ms: round(cell.p50Ms, 3), p99Ms: round(cell.p99Ms, 3),
+    errors: cell.errors, warmupErrors: cell.warmupErrors, durationMs: Math.round(cell.durationMs),
+  };
+}
+
+function printTable(settings: KvBenchSettings, results: readonly KvCellResult[]): void {
+  const find = (system: KvSystem, valueBytes: number, clients: number): KvCellResult | undefined =>
+    results.find((cell) => cell.system === system && cell.valueBytes === valueBytes && cell.clients === clients);
+  console.log('| valueBytes | clients | ours ops/s | ours p50/p99 ms | etcd ops/s | etcd p50/p99 ms | ' +
+    'ours/etcd | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const valueBytes of settings.valueSizes) {
+    for (const clients of settings.clients) {
+      const ours = find('ours', valueBytes, clients);
+      const etcd = find('etcd', valueBytes, clients);
+      const ratio = ours !== undefined && etcd !== undefined && etcd.opsPerSec > 0
+        ? (ours.opsPerSec / etcd.opsPerSec).toFixed(2) : '-';
+      const errors = `${ours?.errors ?? '-'} / ${etcd?.errors ?? '-'}`;
+      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${latencyCell(ours)} | ${opsCell(etcd)} | ` +
+        `${latencyCell(etcd)} | ${ratio} | ${errors} |`);
+    }
+  }
+  console.log('');
+  console.log('errors: ours / etcd, failed puts in the measured window.');
+}
+
+function opsCell(cell: KvCellResult | undefined): string {
+  return cell === undefined ? '-' : String(Math.round(cell.opsPerSec));
+}
+
+function latencyCell(cell: KvCellResult | undefined): string {
+  return cell === undefined ? '-' : `${fixed(cell.p50Ms)} / ${fixed(cell.p99Ms)}`;
+}
+
+function fixed(value: number): string {
+  return Number.isNaN(value) ? '-' : value.toFixed(2);
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function describeMachine(): string {
+  const all = cpus();
+  const model = all[0]?.model.trim() ?? 'unknown CPU';
+  return `${all.length} × ${model}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${process.platform}, ` +
+    `Node ${process.version}`;
+}
+
+const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** `size` random ASCII letters (so `size` bytes in UTF-8). */
+export function randomLetters(size: number): string {
+  const bytes = randomBytes(size);
+  let text = '';
+  for (const byte of bytes) text += LETTERS[byte % LETTERS.length] as string;
+  return text;
+}

@@ -1,0 +1,71 @@
+/**
+ * Our side of `npm run bench -- kv`: the product as a user runs it. `multipaxos cluster up` starts
+ * three `kv serve` processes (fsync on) in a temporary directory; puts go through KvClient, which
+ * sends each key's write to its group's master, as etcd's puts go to its leader.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { KvClient } from '../src/kv/client.js';
+import type { KvBenchTarget } from './etcd-cluster.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+
+export async function startOursTarget(options: { groups: number; clients: number }): Promise<KvBenchTarget> {
+  const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
+  // cluster up refuses ports in use; a few random bases find free ones.
+  for (let attempt = 0; ; attempt++) {
+    const basePort = 20_000 + Math.floor(Math.random() * 200) * 100;
+    try {
+      return await startCluster(dir, basePort, options.groups);
+    } catch (error) {
+      if (attempt >= 4 || !String(error).includes('is in use')) {
+        await rm(dir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  }
+}
+
+async function startCluster(dir: string, basePort: number, groups: number): Promise<KvBenchTarget> {
+  const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', join(dir, `data-${basePort}`),
+    '--base-port', String(basePort), '--groups', String(groups), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => { stderr = `${stderr}${chunk.toString('utf8')}`.slice(-4_000); });
+  const endpoints = await new Promise<string[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`our cluster was not ready within ${READY_TIMEOUT_MS} ms`)),
+      READY_TIMEOUT_MS);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const event = JSON.parse(line) as { event: string; endpoints?: string[] };
+      if (event.event === 'ready') {
+        clearTimeout(timer);
+        resolve(event.endpoints as string[]);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`cluster up exited before it was ready: ${stderr.trim()}`));
+    });
+  }).catch(async (error: unknown) => {
+    child.kill('SIGTERM');
+    await exited;
+    throw error;
+  });
+  const client = new KvClient({ endpoints, timeoutMs: 10_000 });
+  return {
+    async put(key, value) {
+      await client.put(key, value);
+    },
+    async stop() {
+      client.close();
+      child.kill('SIGTERM');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

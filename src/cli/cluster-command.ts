@@ -1,0 +1,236 @@
+/**
+ * `multipaxos cluster up`: a local KV cluster of child processes (`multipaxos kv serve`), for
+ * trying the service and for scripts. It prints the endpoints, then a status line whenever a node
+ * comes or goes or a master changes, and once every group has a master serving it, a line
+ * `ready URL,URL,...`. SIGINT/SIGTERM stop every node cleanly and exit 0. The data directory keeps
+ * the cluster's shape (cluster.json), so starting again resumes with the data intact.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { KvClient } from '../kv/client.js';
+import { parseFlags, UsageError, type FlagSpec } from './flags.js';
+import { DEFAULT_BASE_PORT } from './kv-client-command.js';
+import { KV_DEFAULT_GROUPS, KV_DEFAULT_LEASE_MS } from './kv-serve-command.js';
+
+const FLAGS: FlagSpec = {
+  nodes: 'number', dir: 'string', 'base-port': 'number', groups: 'number', host: 'string', 'master-lease': 'number',
+  sync: 'boolean', json: 'boolean', help: 'boolean',
+};
+
+export const CLUSTER_USAGE = `usage: multipaxos cluster up [--nodes 3] [--dir ./data] [--base-port ${DEFAULT_BASE_PORT}] [--groups ${KV_DEFAULT_GROUPS}]
+                           [--master-lease MS] [--host 127.0.0.1] [--sync=false] [--json]
+
+Starts a local replicated KV cluster: one \`multipaxos kv serve\` process per node, node i with its
+HTTP API on BASE+i and Paxos on BASE+100+i, its data in DIR/node-i. Prints the endpoints, a status
+line on every change, and "ready URL,URL,..." once every group has a master. Ctrl-C stops it
+cleanly; run it again with the same --dir and the data is still there. \`npm start\` runs it.
+  --nodes N          voting members (default 3; 1 to 9)
+  --dir DIR          data directory (default ./data)
+  --base-port P      see above (default ${DEFAULT_BASE_PORT}: HTTP on ${DEFAULT_BASE_PORT + 1}.., Paxos on ${DEFAULT_BASE_PORT + 101}..)
+  --groups G         Paxos groups the keys are spread over (default ${KV_DEFAULT_GROUPS})
+  --master-lease MS  master lease (default ${KV_DEFAULT_LEASE_MS})
+  --json             print events as JSON lines instead of text`;
+
+interface ClusterShape {
+  readonly nodes: number;
+  readonly groups: number;
+  readonly basePort: number;
+  readonly host: string;
+}
+
+interface NodeProcess {
+  readonly id: number;
+  readonly endpoint: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  running: boolean;
+}
+
+const POLL_MS = 500;
+const STOP_GRACE_MS = 15_000;
+const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export async function clusterCommand(argv: readonly string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const flags = parseFlags(rest, FLAGS);
+  if (action === undefined || action === '--help' || flags.help === true) {
+    console.log(CLUSTER_USAGE);
+    return action === undefined ? 2 : 0;
+  }
+  if (action !== 'up') throw new UsageError(`unknown cluster action "${action}" (up)`);
+  const json = flags.json === true;
+  const dir = resolve((flags.dir as string | undefined) ?? './data');
+  const shape = await loadShape(dir, {
+    nodes: flags.nodes as number | undefined, groups: flags.groups as number | undefined,
+    basePort: flags['base-port'] as number | undefined, host: flags.host as string | undefined,
+  });
+  const ids = Array.from({ length: shape.nodes }, (_, index) => index + 1);
+  for (const id of ids) {
+    for (const port of [shape.basePort + id, shape.basePort + 100 + id]) await checkPortFree(shape.host, port);
+  }
+  const say = (event: string, fields: Record<string, unknown>, text: string): void => {
+    console.log(json ? JSON.stringify({ event, ...fields }) : text);
+  };
+
+  let stopping = false;
+  let wakeUp: () => void = () => {};
+  const onSignal = (): void => {
+    stopping = true;
+    wakeUp();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const peers = ids.map((id) => `${id}=${shape.host}:${shape.basePort + 100 + id}`).join(',');
+  const nodes = ids.map((id) => startNode(id, shape, peers, dir, flags, (line) => {
+    if (!stopping) say('exit', { nodeId: id, detail: line }, `node ${id} ${line}`);
+  }));
+  const endpoints = nodes.map((node) => node.endpoint);
+  say('starting', { nodes: shape.nodes, groups: shape.groups, dir, endpoints },
+    `multipaxos cluster: ${shape.nodes} nodes, ${shape.groups} groups, data in ${dir}\n` +
+    nodes.map((node) => `  node ${node.id}  ${node.endpoint}  paxos ${shape.host}:${shape.basePort + 100 + node.id}` +
+      `  pid ${node.child.pid ?? '?'}`).join('\n'));
+
+  const client = new KvClient({ endpoints, timeoutMs: 1_000 });
+  let ready = false;
+  let lastSummary = '';
+  try {
+    while (!stopping) {
+      if (nodes.every((node) => !node.running)) {
+        say('failed', {}, 'every node exited; see the messages above');
+        return 1;
+      }
+      const view = await observe(client, nodes, shape.groups);
+      if (view.summary !== lastSummary) {
+        lastSummary = view.summary;
+        say('status', { up: view.up, masters: view.masters }, `status: ${view.summary}`);
+      }
+      if (!ready && view.masters.every((master) => master !== null)) {
+        ready = true;
+        say('ready', { endpoints }, `ready ${endpoints.join(',')}`);
+      }
+      await Promise.race([sleep(POLL_MS, undefined, { ref: false }), new Promise<void>((wake) => { wakeUp = wake; })]);
+    }
+  } finally {
+    client.close();
+    if (!json) console.log('stopping...');
+    await stopNodes(nodes);
+  }
+  say('stopped', {}, 'stopped');
+  return 0;
+}
+
+/** The shape saved in the data directory wins over defaults; a different one given by flag is refused. */
+async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<ClusterShape> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'cluster.json');
+  let saved: ClusterShape | undefined;
+  try {
+    saved = JSON.parse(await readFile(file, 'utf8')) as ClusterShape;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`${file}: ${(error as Error).message}`);
+  }
+  const shape: ClusterShape = {
+    nodes: given.nodes ?? saved?.nodes ?? 3,
+    groups: given.groups ?? saved?.groups ?? KV_DEFAULT_GROUPS,
+    basePort: given.basePort ?? saved?.basePort ?? DEFAULT_BASE_PORT,
+    host: given.host ?? saved?.host ?? '127.0.0.1',
+  };
+  if (!Number.isInteger(shape.nodes) || shape.nodes < 1 || shape.nodes > 9) throw new UsageError('--nodes must be 1 to 9');
+  if (!Number.isInteger(shape.groups) || shape.groups < 1 || shape.groups > 64) {
+    throw new UsageError('--groups must be 1 to 64');
+  }
+  if (!Number.isInteger(shape.basePort) || shape.basePort < 1 || shape.basePort + 200 > 65_535) {
+    throw new UsageError('--base-port must leave room for 200 ports below 65536');
+  }
+  if (saved !== undefined) {
+    for (const field of ['nodes', 'groups'] as const) {
+      if (saved[field] !== shape[field]) {
+        throw new UsageError(`${dir} holds a cluster of ${saved.nodes} nodes and ${saved.groups} groups; ` +
+          `start it with those, or use another --dir`);
+      }
+    }
+  }
+  await writeFile(file, `${JSON.stringify(shape, null, 2)}\n`);
+  return shape;
+}
+
+function startNode(
+  id: number, shape: ClusterShape, peers: string, dir: string, flags: Record<string, unknown>,
+  onExit: (line: string) => void,
+): NodeProcess {
+  const args = [CLI, 'kv', 'serve', '--id', String(id), '--listen', `${shape.host}:${shape.basePort + 100 + id}`,
+    '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--data', join(dir, `node-${id}`),
+    '--groups', String(shape.groups), '--json'];
+  if (flags['master-lease'] !== undefined) args.push('--master-lease', String(flags['master-lease']));
+  if (flags.sync === false) args.push('--sync=false');
+  // An IPC channel: a node stops by itself if this process dies without stopping it.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const host = shape.host.includes(':') ? `[${shape.host}]` : shape.host;
+  const node: NodeProcess = {
+    id, endpoint: `http://${host}:${shape.basePort + id}`, child, running: true,
+    exited: new Promise<void>((done) => child.once('exit', (code, signal) => {
+      node.running = false;
+      onExit(`exited (${signal === null ? `status ${code}` : `signal ${signal}`})`);
+      done();
+    })),
+  };
+  child.stdout?.resume();
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
+    console.error(`[node ${id}] ${line}`);
+  });
+  return node;
+}
+
+interface ClusterView {
+  readonly up: number[];
+  /** Per group, the node serving it as master, or null. */
+  readonly masters: (number | null)[];
+  readonly summary: string;
+}
+
+async function observe(client: KvClient, nodes: readonly NodeProcess[], groups: number): Promise<ClusterView> {
+  const masters: (number | null)[] = new Array<number | null>(groups).fill(null);
+  const up: number[] = [];
+  await Promise.all(nodes.map(async (node) => {
+    if (!node.running) return;
+    try {
+      const status = await client.status(node.endpoint, { timeoutMs: 1_000 });
+      up.push(node.id);
+      for (const group of (status.groups as { group: number; serving: boolean }[] | undefined) ?? []) {
+        if (group.serving && group.group < groups) masters[group.group] = node.id;
+      }
+    } catch {
+      // Not answering (yet): it counts as down in this round.
+    }
+  }));
+  up.sort((a, b) => a - b);
+  const summary = `nodes up ${up.length}/${nodes.length} [${up.join(',')}] | ` +
+    masters.map((master, group) => `g${group} master ${master ?? 'none'}`).join(' | ');
+  return { up, masters, summary };
+}
+
+async function stopNodes(nodes: readonly NodeProcess[]): Promise<void> {
+  for (const node of nodes) if (node.running) node.child.kill('SIGTERM');
+  const all = Promise.all(nodes.map((node) => node.exited));
+  const timedOut = await Promise.race([all.then(() => false), sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => true)]);
+  if (timedOut) {
+    for (const node of nodes) if (node.running) node.child.kill('SIGKILL');
+    await all;
+  }
+}
+
+async function checkPortFree(host: string, port: number): Promise<void> {
+  await new Promise<void>((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(new UsageError(error.code === 'EADDRINUSE'
+      ? `port ${port} on ${host} is in use (is another cluster running? try --base-port)`
+      : `cannot listen on ${host}:${port}: ${error.message}`)));
+    probe.listen(port, host, () => probe.close(() => resolvePort()));
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * `multipaxos kv put|get|del` and `multipaxos status`: the KV client on the command line. The
+ * endpoints default to $MULTIPAXOS_ENDPOINTS, then to the ones `multipaxos cluster up` uses by
+ * default, so after `npm start` the commands work without flags. Exit status: 0 done, 1 refused
+ * or failed (the error code and whether a write may have been applied are printed), 3 for `get` of
+ * a key that is not set.
+ */
+import { KvClient } from '../kv/client.js';
+import { KvError } from '../kv/kv-error.js';
+import { parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
+
+const FLAGS: FlagSpec = {
+  endpoints: 'string', version: 'number', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
+};
+
+export const DEFAULT_BASE_PORT = 8080;
+export const DEFAULT_ENDPOINTS = [1, 2, 3].map((index) => `http://127.0.0.1:${DEFAULT_BASE_PORT + index}`);
+
+export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N] [common options]
+       multipaxos kv get KEY [--stale] [common options]
+       multipaxos kv del KEY [--version N] [common options]
+
+  put         set KEY to VALUE; with --version N only if the key is at version N (0: never written)
+  get         read KEY on its group's master (linearizable); --stale reads any node's local state
+  del         delete KEY (it keeps its version); with --version N only if it is at version N
+common options:
+  --endpoints URL,URL   HTTP endpoints of the cluster (default $MULTIPAXOS_ENDPOINTS, else
+                        ${DEFAULT_ENDPOINTS.join(',')})
+  --timeout-ms T        give up after T ms (default 10000)
+  --json                print the answer as JSON
+Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get).`;
+
+export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--json]
+
+Shows every node of the cluster: whether it answers, and per group its instance, its master, and
+whether it serves (holds the lease with its fence current).`;
+
+export async function kvClientCommand(action: string, argv: readonly string[]): Promise<number> {
+  const { flags, positionals } = parseCommandLine(argv, FLAGS);
+  if (flags.help === true) {
+    console.log(KV_CLIENT_USAGE);
+    return 0;
+  }
+  const client = new KvClient({ endpoints: endpointsOf(flags), timeoutMs: flags['timeout-ms'] as number | undefined });
+  const json = flags.json === true;
+  const version = flags.version as number | undefined;
+  try {
+    switch (action) {
+      case 'put': {
+        const [key, value] = expectArguments(positionals, ['KEY', 'VALUE']) as [string, string];
+        const written = await client.put(key, value, { version });
+        console.log(json ? JSON.stringify(written) : `OK ${key} version ${written.version}`);
+        return 0;
+      }
+      case 'get': {
+        const [key] = expectArguments(positionals, ['KEY']) as [string];
+        if (version !== undefined) throw new UsageError('get takes no --version');
+        const read = await client.get(key, { stale: flags.stale === true });
+        if (json) console.log(JSON.stringify(read));
+        else if (read.value === null) console.error(`${key} is not set (version ${read.version})`);
+        else console.log(read.value);
+        return read.value === null ? 3 : 0;
+      }
+      case 'del': case 'delete': {
+        const [key] = expectArguments(positionals, ['KEY']) as [string];
+        const deleted = await client.delete(key, { version });
+        console.log(json ? JSON.stringify(deleted) : `OK ${key} deleted, version ${deleted.version}`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown kv action "${action}" (serve, put, get, del)`);
+    }
+  } catch (error) {
+    if (!(error instanceof KvError)) throw error;
+    if (json) console.log(JSON.stringify(error.toJSON()));
+    else {
+      console.error(`error ${error.code}: ${error.message}` +
+        (error.mayHaveBeenApplied ? ' (the write may have been applied: read the key to find out)' : ''));
+    }
+    return 1;
+  } finally {
+    client.close();
+  }
+}
+
+export async function statusCommand(argv: readonly string[]): Promise<number> {
+  const { flags, positionals } = parseCommandLine(argv, FLAGS);
+  if (flags.help === true) {
+    console.log(STATUS_USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`status takes no arguments; got "${positionals[0]}"`);
+  const endpoints = endpointsOf(flags);
+  const client = new KvClient({ endpoints, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000 });
+  try {
+    const nodes = await Promise.all(endpoints.map(async (endpoint) => {
+      try {
+        return { endpoint, up: true, status: await client.status(endpoint) };
+      } catch (error) {
+        return { endpoint, up: false, error: error instanceof Error ? error.message : String(error) };
+      }
+    }));
+    if (flags.json === true) console.log(JSON.stringify({ nodes }));
+    else for (const node of nodes) console.log(describeNode(node));
+    return nodes.some((node) => node.up) ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+interface GroupLine {
+  readonly group: number;
+  readonly nowInstanceId: number;
+  readonly master?: { readonly nodeId: number } | null;
+  readonly serving: boolean;
+}
+
+export function describeNode(
+  node: { endpoint: string; up: boolean; status?: Record<string, unknown>; error?: string },
+): string {
+  if (!node.up || node.status === undefined) return `${node.endpoint}  down (${node.error ?? 'no answer'})`;
+  const groups = (node.status.groups as GroupLine[] | undefined) ?? [];
+  const parts = groups.map((group) => `g${group.group}: instance ${group.nowInstanceId}, ` +
+    `master ${group.master?.nodeId ?? 'none'}${group.serving ? ' (this node)' : ''}`);
+  return `node ${String(node.status.nodeId)}  ${node.endpoint}  ${parts.join(' | ')}`;
+}
+
+export function endpointsOf(flags: Flags): string[] {
+  const text = (flags.endpoints as string | undefined) ?? process.env.MULTIPAXOS_ENDPOINTS;
+  if (text === undefined || text.length === 0) return DEFAULT_ENDPOINTS;
+  const endpoints = text.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  if (endpoints.length === 0) throw new UsageError('--endpoints lists no endpoint');
+  return endpoints;
+}
+
+function expectArguments(positionals: readonly string[], names: readonly string[]): string[] {
+  if (positionals.length !== names.length) {
+    throw new UsageError(`expected ${names.join(' ')}, got ${positionals.length} argument(s)`);
+  }
+  return [...positionals];
+}

@@ -1,0 +1,149 @@
+/**
+ * `multipaxos kv serve`: run one node of the replicated KV service: a PaxosNode with the KV state
+ * machine in every group and master election, and the HTTP API (src/kv/http-server.ts). Settings
+ * come from flags or a JSON config file whose keys are the flag names (flags win). SIGINT and
+ * SIGTERM stop it cleanly (exit 0), as does the parent going away when it was started with an IPC
+ * channel (by `multipaxos cluster up`).
+ */
+import { readFile } from 'node:fs/promises';
+import { KvHttpServer } from '../kv/http-server.js';
+import { KvService } from '../kv/kv-service.js';
+import { SILENT_LOGGER } from '../runtime/interfaces.js';
+import { STDERR_LOGGER } from './stderr-logger.js';
+import { parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { parseAddress, parsePeers } from './peer-list.js';
+
+const FLAGS: FlagSpec = {
+  id: 'number', listen: 'string', http: 'string', advertise: 'string', peers: 'string', followers: 'string',
+  data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
+  'timeout-ms': 'number', 'max-batch': 'number', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
+};
+
+export const KV_SERVE_USAGE = `usage: multipaxos kv serve --id N --listen HOST:PORT --http HOST:PORT
+                          --peers 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT --data DIR [options]
+       multipaxos kv serve --config FILE [flags that override it]
+
+Runs one node of the replicated KV service: Paxos between nodes on --listen, the HTTP API on --http
+(PUT/GET/DELETE /v1/kv/{key}, /status, /metrics, /v1/members, /v1/master). Ctrl-C stops it cleanly.
+  --id N             this node's id (a positive integer, never reused)
+  --listen H:P       the Paxos address (every node lists it in --peers)
+  --http H:P         the HTTP API address (port 0: any free port)
+  --advertise URL    how other nodes and clients reach the HTTP API (default http://<--http>)
+  --peers LIST       the voting members as ID=HOST:PORT (Paxos addresses), comma-separated
+  --followers LIST   nodes that only learn, as ID@LEADER=HOST:PORT (LEADER: the member it follows)
+  --data DIR         the node's log directory (created if missing)
+  --groups G         Paxos groups the keys are spread over, each with its own master (default 3)
+  --master-lease MS  the master lease (default 3000; at least 1000)
+  --cluster NAME     nodes refuse peers from another cluster (default multipaxos)
+  --sync=false       do not fsync (fast, not durable: for experiments only)
+  --timeout-ms T     how long a write may take before it fails with TIMEOUT (default 5000)
+  --max-batch N      writes one Paxos instance may carry (default 1000)
+  --config FILE      a JSON object with any of these flags as keys, e.g. {"id": 1, "http": "0.0.0.0:8081"}
+  --json             print the start-up line as JSON
+  --verbose          log the node's events to standard error`;
+
+export const KV_DEFAULT_GROUPS = 3;
+export const KV_DEFAULT_LEASE_MS = 3_000;
+
+export async function kvServeCommand(argv: readonly string[]): Promise<number> {
+  const flags = await withConfig(parseFlags(argv, FLAGS));
+  if (flags.help === true) {
+    console.log(KV_SERVE_USAGE);
+    return 0;
+  }
+  const nodeId = required(flags.id, '--id') as number;
+  const listen = parseAddress(required(flags.listen, '--listen') as string, '--listen');
+  const http = parseAddress(required(flags.http, '--http') as string, '--http');
+  const members = parsePeers(required(flags.peers, '--peers') as string, '--peers');
+  const followers = flags.followers === undefined ? [] : parseFollowers(flags.followers as string);
+  const isFollower = followers.some((follower) => follower.id === nodeId);
+  if (!isFollower && !members.some((member) => member.id === nodeId)) members.push({ id: nodeId, ...listen });
+
+  let requestStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => { requestStop = resolve; });
+  process.once('SIGINT', () => requestStop());
+  process.once('SIGTERM', () => requestStop());
+  if (process.send !== undefined) {
+    process.once('disconnect', () => requestStop());
+    if (!process.connected) requestStop();
+    // The channel only watches the parent: it must not keep this process alive once it has stopped.
+    process.channel?.unref();
+  }
+
+  const server = await KvHttpServer.listen({
+    host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined,
+  });
+  let service: KvService;
+  try {
+    service = await KvService.start({
+      nodeId, members, followers, listen, dataDir: required(flags.data, '--data') as string,
+      groups: (flags.groups as number | undefined) ?? KV_DEFAULT_GROUPS,
+      masterLeaseMs: (flags['master-lease'] as number | undefined) ?? KV_DEFAULT_LEASE_MS,
+      clusterId: flags.cluster as string | undefined, sync: flags.sync as boolean | undefined,
+      proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
+      maxBatchCount: flags['max-batch'] as number | undefined,
+      httpEndpoint: server.endpoint, logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER,
+    });
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  server.attach(service);
+  const address = service.node.address();
+  const started = {
+    nodeId, http: server.endpoint, paxos: `${address?.host}:${address?.port}`, groups: service.groups,
+    follower: isFollower, pid: process.pid,
+  };
+  console.log(flags.json === true ? JSON.stringify({ event: 'started', ...started })
+    : `kv node ${nodeId} serving ${server.endpoint} (paxos ${started.paxos}, ${service.groups} groups` +
+      `${isFollower ? ', follower' : ''})`);
+
+  await stopRequested;
+  await server.close();
+  await service.stop();
+  if (flags.json !== true) console.log(`kv node ${nodeId} stopped`);
+  return 0;
+}
+
+/** Merge the config file under the flags: a flag given on the command line wins. */
+async function withConfig(flags: Flags): Promise<Flags> {
+  if (flags.config === undefined) return flags;
+  const path = flags.config as string;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--config ${path}: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`--config ${path} must hold a JSON object`);
+  }
+  const fromFile: string[] = [];
+  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (name === 'config' || FLAGS[name] === undefined) throw new UsageError(`--config ${path}: unknown setting "${name}"`);
+    if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      throw new UsageError(`--config ${path}: "${name}" must be a string, number or boolean`);
+    }
+    fromFile.push(`--${name}=${String(value)}`);
+  }
+  const merged = parseFlags(fromFile, FLAGS);
+  for (const [name, value] of Object.entries(flags)) if (value !== undefined) merged[name] = value;
+  return merged;
+}
+
+/** `4@1=HOST:PORT,5@2=HOST:PORT`: follower 4 follows member 1, and so on. */
+function parseFollowers(text: string): { id: number; host: string; port: number; follows: number }[] {
+  const follows = new Map<number, number>();
+  const plain = text.split(',').filter((entry) => entry.length > 0).map((entry) => {
+    const match = /^(\d+)@(\d+)=(.*)$/.exec(entry);
+    if (match === null) throw new UsageError(`--followers entries must be ID@LEADER=HOST:PORT; got "${entry}"`);
+    follows.set(Number(match[1]), Number(match[2]));
+    return `${match[1]}=${match[3]}`;
+  }).join(',');
+  return parsePeers(plain, '--followers').map((peer) => ({ ...peer, follows: follows.get(peer.id) as number }));
+}
+
+function required(value: unknown, flag: string): unknown {
+  if (value === undefined) throw new UsageError(`${flag} is required`);
+  return value;
+}

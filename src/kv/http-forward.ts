@@ -1,0 +1,80 @@
+/**
+ * Forwarding a KV request from a node that is not its group's master to the master, so that any
+ * node's endpoint serves every key (curl needs no redirects). One hop only: the forwarded request
+ * carries FORWARDED_HEADER, and a node that is not the master either answers it with NOT_MASTER.
+ * The outcome stays honest: a write whose forwarded request failed after it was sent may have
+ * been applied, and says so.
+ */
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { KvError } from './kv-error.js';
+
+export const FORWARDED_HEADER = 'x-multipaxos-forwarded-by';
+export const TIMEOUT_HEADER = 'x-multipaxos-timeout-ms';
+
+export interface ForwardedReply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+export interface ForwardRequest {
+  readonly endpoint: string;
+  readonly method: string;
+  /** Path and query, as received. */
+  readonly path: string;
+  readonly body: string | undefined;
+  readonly fromNodeId: number;
+  readonly timeoutMs: number;
+  readonly isWrite: boolean;
+}
+
+/** Most replies are small; beyond this a reply is refused rather than buffered. */
+const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+
+export class Forwarder {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
+
+  forward(forwarded: ForwardRequest): Promise<ForwardedReply> {
+    const url = new URL(forwarded.path, forwarded.endpoint);
+    const body = forwarded.body === undefined ? undefined : Buffer.from(forwarded.body, 'utf8');
+    return new Promise<ForwardedReply>((resolve, reject) => {
+      const headers: Record<string, string | number> = {
+        [FORWARDED_HEADER]: String(forwarded.fromNodeId),
+        [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(forwarded.timeoutMs))),
+      };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = body.length;
+      }
+      const outgoing = httpRequest(url, { method: forwarded.method, agent: this.agent, headers }, (reply) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        reply.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_REPLY_BYTES) reply.destroy(new Error('the master\'s reply is too large'));
+          else chunks.push(chunk);
+        });
+        reply.once('end', () => resolve({ status: reply.statusCode ?? 502, headers: reply.headers, body: Buffer.concat(chunks) }));
+        reply.once('error', (error) => reject(failure(forwarded, error, true)));
+      });
+      // The master answers within its own timeout (sent along); this is only the backstop.
+      outgoing.setTimeout(forwarded.timeoutMs + 1_000, () => outgoing.destroy(new Error('the master did not answer in time')));
+      outgoing.once('error', (error) => reject(failure(forwarded, error, !isRefused(error))));
+      outgoing.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function isRefused(error: Error): boolean {
+  return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+}
+
+function failure(forwarded: ForwardRequest, error: Error, maySent: boolean): KvError {
+  const mayHaveBeenApplied = forwarded.isWrite && maySent;
+  return new KvError('UNAVAILABLE', `forwarding to the master at ${forwarded.endpoint} failed: ${error.message}` +
+    (mayHaveBeenApplied ? '; the write may have been applied' : ''), { mayHaveBeenApplied, cause: error });
+}

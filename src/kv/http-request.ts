@@ -1,0 +1,114 @@
+/**
+ * Parsing what a KV HTTP request carries, strictly: the key in the path, the query parameters
+ * each route allows, and the PUT body. Anything else is a KvError with a 4xx status and a message
+ * that says what was wrong; nothing a client sends can make the server throw anything else.
+ */
+import type { IncomingMessage } from 'node:http';
+import { MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
+import { KvError } from './kv-error.js';
+
+export const KV_PATH_PREFIX = '/v1/kv/';
+/** A JSON string escapes a byte in at most six characters (\u00XX); the rest is the field names. */
+export const MAX_BODY_BYTES = MAX_KV_VALUE_BYTES * 6 + 4096;
+
+export interface PutBody {
+  readonly value: string;
+  readonly version: number | undefined;
+}
+
+/** The key of `/v1/kv/{key}` (percent-decoded), or undefined for any other path. */
+export function keyOfPath(pathname: string): string | undefined {
+  if (!pathname.startsWith(KV_PATH_PREFIX)) return undefined;
+  const encoded = pathname.slice(KV_PATH_PREFIX.length);
+  if (encoded.length === 0) throw new KvError('BAD_REQUEST', 'the key is missing: use /v1/kv/{key}');
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    throw new KvError('BAD_REQUEST', 'the key is not valid percent-encoded UTF-8');
+  }
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new KvError('KEY_TOO_LARGE', `the key has more than ${MAX_KEY_BYTES} bytes`);
+  }
+  return key;
+}
+
+/** Refuse query parameters the route does not know, so a typo is not silently ignored. */
+export function checkQuery(url: URL, allowed: readonly string[]): void {
+  for (const name of url.searchParams.keys()) {
+    if (!allowed.includes(name)) {
+      const known = allowed.length === 0 ? 'none' : allowed.join(', ');
+      throw new KvError('BAD_REQUEST', `unknown query parameter "${name}" (allowed here: ${known})`);
+    }
+  }
+}
+
+export function booleanParameter(url: URL, name: string): boolean {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === 'false') return false;
+  if (raw === 'true' || raw === '') return true;
+  throw new KvError('BAD_REQUEST', `${name} must be true or false, got "${raw}"`);
+}
+
+export function versionParameter(url: URL): number | undefined {
+  const raw = url.searchParams.get('version');
+  if (raw === null) return undefined;
+  return parseVersion(raw);
+}
+
+/** The PUT body {"value": string, "version"?: n}; unknown fields are refused. */
+export function parsePutBody(text: string): PutBody {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new KvError('BAD_REQUEST', 'the body is not valid JSON; send {"value": "...", "version": n}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new KvError('BAD_REQUEST', 'the body must be a JSON object: {"value": "...", "version": n}');
+  }
+  const body = parsed as Record<string, unknown>;
+  for (const field of Object.keys(body)) {
+    if (field !== 'value' && field !== 'version') {
+      throw new KvError('BAD_REQUEST', `unknown field "${field}" (a PUT body has value and, optionally, version)`);
+    }
+  }
+  if (typeof body.value !== 'string') throw new KvError('BAD_REQUEST', 'value must be a string');
+  const bytes = Buffer.byteLength(body.value, 'utf8');
+  if (bytes > MAX_KV_VALUE_BYTES) {
+    throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes} bytes; the limit is ${MAX_KV_VALUE_BYTES}`);
+  }
+  const version = body.version;
+  if (version !== undefined && version !== null && (typeof version !== 'number' || !isVersion(version))) {
+    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got ${JSON.stringify(version)}`);
+  }
+  return { value: body.value, version: version ?? undefined };
+}
+
+/** The whole body as UTF-8, refused beyond MAX_BODY_BYTES before it is buffered. */
+export async function readBody(request: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new KvError('VALUE_TOO_LARGE', `the body has ${declared} bytes; the limit is ${limit}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new KvError('VALUE_TOO_LARGE', `the body exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseVersion(raw: string): number {
+  const version = Number(raw);
+  if (!/^\d+$/.test(raw) || !isVersion(version)) {
+    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got "${raw}"`);
+  }
+  return version;
+}
+
+function isVersion(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}

@@ -1,0 +1,273 @@
+/**
+ * The KV service's HTTP/1.1 JSON API, on every node (curl-friendly):
+ *
+ *   PUT    /v1/kv/{key}          {"value": "...", "version": n}   → {"key", "version"}
+ *   GET    /v1/kv/{key}[?stale=true]                              → {"key", "value", "version"}
+ *   DELETE /v1/kv/{key}[?version=n]                               → {"key", "version"}
+ *   GET    /status                node, groups, instances, masters, members
+ *   GET    /metrics               Prometheus text
+ *   /v1/members, /v1/master        membership and master election (see src/cli/admin-server.ts)
+ *
+ * A request for a key whose group this node is not master of is forwarded to the master (one hop).
+ * Errors are `{"error": CODE, "message", "mayHaveBeenApplied", ...}` with the status of KvError.
+ * The server listens before the node starts (so a node can announce its real endpoint in its
+ * fences); until `attach` it answers UNAVAILABLE.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { answerAdminRequest, isAdminPath } from '../cli/admin-server.js';
+import { FORWARDED_HEADER, Forwarder, TIMEOUT_HEADER } from './http-forward.js';
+import {
+  booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
+} from './http-request.js';
+import { KvError } from './kv-error.js';
+import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
+import type { KvService } from './kv-service.js';
+
+export interface KvHttpServerOptions {
+  readonly host: string;
+  /** 0 picks a free port; `endpoint` then tells which. */
+  readonly port: number;
+  /** How others reach this server when it differs from host:port (a proxy, NAT, 0.0.0.0). */
+  readonly advertisedEndpoint?: string;
+}
+
+const MAX_TIMEOUT_MS = 60_000;
+
+interface Reply {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export class KvHttpServer {
+  readonly endpoint: string;
+  readonly requests = new KvRequestMetrics();
+  private readonly server: Server;
+  private readonly forwarder = new Forwarder();
+  private service: KvService | undefined;
+
+  private constructor(server: Server, endpoint: string) {
+    this.server = server;
+    this.endpoint = endpoint;
+  }
+
+  static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
+    const created: { instance?: KvHttpServer } = {};
+    const server = createServer((request, response) => {
+      (created.instance as KvHttpServer).handle(request, response);
+    });
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `http://${host}:${port}`);
+    return created.instance;
+  }
+
+  /** Start serving the KV API with this node's service. */
+  attach(service: KvService): void {
+    this.service = service;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    this.forwarder.close();
+    await closed;
+  }
+
+  private handle(request: IncomingMessage, response: ServerResponse): void {
+    const started = performance.now();
+    let operation: KvOperation | undefined;
+    this.route(request, response, (op) => { operation = op; }).then(
+      (reply) => {
+        if (operation !== undefined) this.requests.record(operation, 'OK', (performance.now() - started) / 1000);
+        send(response, reply);
+      },
+      (error: unknown) => {
+        const failure = error instanceof KvError ? error
+          : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
+        const seconds = (performance.now() - started) / 1000;
+        if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
+        send(response, { status: failure.httpStatus, body: failure.toJSON(), headers: this.commonHeaders() });
+      },
+    );
+  }
+
+  private async route(
+    request: IncomingMessage, response: ServerResponse, countAs: (operation: KvOperation) => void,
+  ): Promise<Reply> {
+    const url = new URL(request.url ?? '/', 'http://kv.invalid');
+    const method = request.method ?? 'GET';
+    if (url.pathname === '/status' || url.pathname === '/metrics') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET');
+      checkQuery(url, []);
+      return url.pathname === '/status' ? this.status() : this.metrics();
+    }
+    if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
+    const key = keyOfPath(url.pathname);
+    if (key === undefined) {
+      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`);
+    }
+    const service = this.attached();
+    const timeoutMs = timeoutOf(request);
+    const abort = new AbortController();
+    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
+    const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
+    const forwardable = (body: string | undefined, isWrite: boolean) =>
+      (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body, timeoutMs, isWrite);
+    switch (method) {
+      case 'GET': {
+        countAs('get');
+        checkQuery(url, ['stale']);
+        const stale = booleanParameter(url, 'stale');
+        const record = await service.get(key, { stale }).catch(forwardable(undefined, false));
+        if ('status' in record) return record;
+        if (record.value === undefined) {
+          throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { version: record.version });
+        }
+        const value = Buffer.from(record.value).toString('utf8');
+        return { status: 200, body: { key, value, version: record.version }, headers };
+      }
+      case 'PUT': {
+        countAs('put');
+        checkQuery(url, []);
+        const text = await readBody(request);
+        const body = parsePutBody(text);
+        const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal: abort.signal })
+          .catch(forwardable(text, true));
+        return 'status' in written ? written : { status: 200, body: { key, version: written.version }, headers };
+      }
+      case 'DELETE': {
+        countAs('delete');
+        checkQuery(url, ['version']);
+        const version = versionParameter(url);
+        const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal })
+          .catch(forwardable(undefined, true));
+        return 'status' in deleted ? deleted : { status: 200, body: { key, version: deleted.version }, headers };
+      }
+      default:
+        throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
+    }
+  }
+
+  /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
+  private async forwardOrThrow(
+    error: unknown, request: IncomingMessage, body: string | undefined, timeoutMs: number, isWrite: boolean,
+  ): Promise<Reply> {
+    const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
+    if (endpoint === undefined || request.headers[FORWARDED_HEADER] !== undefined || endpoint === this.endpoint) {
+      throw error;
+    }
+    this.requests.forwarded++;
+    const reply = await this.forwarder.forward({
+      endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
+      fromNodeId: this.attached().nodeId, timeoutMs, isWrite,
+    });
+    return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  private status(): Reply {
+    const service = this.service;
+    if (service === undefined) return { status: 503, body: { starting: true, endpoint: this.endpoint } };
+    const membership = service.node.members(0);
+    return {
+      status: 200,
+      headers: this.commonHeaders(),
+      body: {
+        nodeId: service.nodeId,
+        endpoint: this.endpoint,
+        follower: service.node.isFollower,
+        members: membership.members,
+        groups: service.status(),
+        kv: service.machine.stats(),
+        uptimeSeconds: Math.round(process.uptime()),
+      },
+    };
+  }
+
+  private metrics(): Reply {
+    const out = new PrometheusWriter();
+    this.requests.render(out);
+    if (this.service !== undefined) {
+      renderNodeMetrics(out, this.service.node.metrics());
+      const stats = this.service.machine.stats();
+      out.family('multipaxos_kv_keys', 'gauge', 'Keys holding a value on this node.');
+      out.sample('multipaxos_kv_keys', {}, stats.keys);
+      out.family('multipaxos_kv_tombstones', 'gauge', 'Deleted keys, kept for their versions.');
+      out.sample('multipaxos_kv_tombstones', {}, stats.tombstones);
+      out.family('multipaxos_kv_value_bytes', 'gauge', 'Bytes of values held on this node.');
+      out.sample('multipaxos_kv_value_bytes', {}, stats.valueBytes);
+    }
+    renderProcessMetrics(out);
+    return { status: 200, body: new RawText(out.text(), 'text/plain; version=0.0.4; charset=utf-8') };
+  }
+
+  private attached(): KvService {
+    if (this.service === undefined) throw new KvError('UNAVAILABLE', 'the node is starting');
+    return this.service;
+  }
+
+  private commonHeaders(): Record<string, string> {
+    if (this.service === undefined) return {};
+    return {
+      'x-multipaxos-node': String(this.service.nodeId),
+      'x-multipaxos-endpoint': this.endpoint,
+      'x-multipaxos-groups': String(this.service.groups),
+    };
+  }
+}
+
+/** A body passed through as it came (a forwarded reply). */
+class RawJson {
+  constructor(readonly bytes: Buffer) {}
+}
+
+class RawText {
+  constructor(readonly text: string, readonly contentType: string) {}
+}
+
+function timeoutOf(request: IncomingMessage): number {
+  const raw = request.headers[TIMEOUT_HEADER];
+  if (raw === undefined) return 5_000;
+  const value = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw new KvError('BAD_REQUEST', `${TIMEOUT_HEADER} must be an integer from 1 to ${MAX_TIMEOUT_MS}`);
+  }
+  return value;
+}
+
+function methodNotAllowed(method: string, path: string, allowed: string): KvError {
+  return new KvError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allowed})`);
+}
+
+function forwardedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of ['x-multipaxos-node', 'x-multipaxos-endpoint', 'x-multipaxos-groups', 'x-multipaxos-group']) {
+    const value = headers[name];
+    if (typeof value === 'string') kept[name] = value;
+  }
+  return kept;
+}
+
+function send(response: ServerResponse, reply: Reply): void {
+  if (response.headersSent || response.destroyed) return;
+  let payload: Buffer;
+  let contentType = 'application/json';
+  if (reply.body instanceof RawJson) payload = reply.body.bytes;
+  else if (reply.body instanceof RawText) {
+    payload = Buffer.from(reply.body.text, 'utf8');
+    contentType = reply.body.contentType;
+  } else payload = Buffer.from(`${JSON.stringify(reply.body)}\n`, 'utf8');
+  response.writeHead(reply.status, {
+    ...reply.headers, 'content-type': contentType, 'content-length': payload.length,
+  });
+  response.end(response.req.method === 'HEAD' ? undefined : payload);
+}

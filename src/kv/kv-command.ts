@@ -1,0 +1,229 @@
+/**
+ * The commands the KV service proposes through Paxos, as bytes. Every node decodes the same bytes,
+ * so decoding is strict: anything `encodeKvCommand` cannot have written is refused (the state machine
+ * then refuses the command identically on every node), and a decoded command re-encodes to the very
+ * same bytes.
+ *
+ * Layout (big-endian):
+ *   u8 format (0x4b) | u8 kind (1 put, 2 delete, 3 fence) | u32 fence node id | u64 fence master version
+ *   put:    | expected version | u32 key length | key (UTF-8) | u32 value length | value
+ *   delete: | expected version | u32 key length | key (UTF-8)
+ *   fence:  | u32 http address length | http address (UTF-8)
+ * An expected version is a presence byte (0 absent, 1 present) followed, when present, by a u64.
+ * Every u64 holds a safe integer (0 .. 2^53 - 1), so numbers never need BigInt.
+ */
+
+/** Which master's term a write belongs to: the node that fenced the group and the master version it held. */
+export interface Fence {
+  readonly nodeId: number;
+  readonly masterVersion: number;
+}
+
+export type KvCommand =
+  | {
+    readonly kind: 'put'; readonly key: string; readonly value: Uint8Array;
+    readonly expectedVersion: number | undefined; readonly fence: Fence;
+  }
+  | { readonly kind: 'delete'; readonly key: string; readonly expectedVersion: number | undefined; readonly fence: Fence }
+  | { readonly kind: 'fence'; readonly fence: Fence; readonly httpAddress: string };
+
+/** UTF-8 bytes of a key (at least 1). */
+export const MAX_KEY_BYTES = 4096;
+export const MAX_KV_VALUE_BYTES = 1024 * 1024;
+export const MAX_HTTP_ADDRESS_BYTES = 255;
+
+export class KvCommandError extends Error {
+  override readonly name = 'KvCommandError';
+}
+
+const FORMAT = 0x4b;
+const KIND_PUT = 1;
+const KIND_DELETE = 2;
+const KIND_FENCE = 3;
+const TWO_32 = 0x1_0000_0000;
+/** Above this, the high word of a u64 makes it exceed Number.MAX_SAFE_INTEGER. */
+const MAX_SAFE_HIGH_WORD = 0x1f_ffff;
+
+const encoder = new TextEncoder();
+// ignoreBOM: a key that starts with U+FEFF must keep it, or it would decode to a different key.
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** With the u flag, \p{Surrogate} matches only unpaired surrogates, which UTF-8 cannot carry. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+export function encodeKvCommand(command: KvCommand): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const header = new DataView(new ArrayBuffer(14));
+  header.setUint8(0, FORMAT);
+  header.setUint8(1, kindByte(command));
+  header.setUint32(2, checkNodeId(command.fence.nodeId));
+  setUint64(header, 6, checkVersion(command.fence.masterVersion, 'master version'));
+  parts.push(new Uint8Array(header.buffer));
+  if (command.kind === 'fence') {
+    parts.push(...lengthPrefixed(text(command.httpAddress, 'http address', 0, MAX_HTTP_ADDRESS_BYTES)));
+  } else {
+    parts.push(expectedVersionBytes(command.expectedVersion));
+    parts.push(...lengthPrefixed(text(command.key, 'key', 1, MAX_KEY_BYTES)));
+    if (command.kind === 'put') {
+      if (!(command.value instanceof Uint8Array) || command.value.length > MAX_KV_VALUE_BYTES) {
+        throw new KvCommandError(`a value is a Uint8Array of at most ${MAX_KV_VALUE_BYTES} bytes`);
+      }
+      parts.push(...lengthPrefixed(command.value));
+    }
+  }
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+export function decodeKvCommand(bytes: Uint8Array): KvCommand {
+  const reader = new Reader(bytes);
+  const format = reader.uint8();
+  if (format !== FORMAT) throw new KvCommandError(`unknown KV command format 0x${format.toString(16)}`);
+  const kind = reader.uint8();
+  if (kind !== KIND_PUT && kind !== KIND_DELETE && kind !== KIND_FENCE) {
+    throw new KvCommandError(`unknown KV command kind ${kind}`);
+  }
+  const nodeId = reader.uint32();
+  if (nodeId === 0) throw new KvCommandError('a fence names node 0');
+  const fence: Fence = { nodeId, masterVersion: reader.uint64('master version') };
+  let command: KvCommand;
+  if (kind === KIND_FENCE) {
+    command = { kind: 'fence', fence, httpAddress: reader.text('http address', 0, MAX_HTTP_ADDRESS_BYTES) };
+  } else {
+    const expectedVersion = reader.optionalUint64('expected version');
+    const key = reader.text('key', 1, MAX_KEY_BYTES);
+    command = kind === KIND_DELETE
+      ? { kind: 'delete', key, expectedVersion, fence }
+      // A copy: the input is usually a view into a whole batch, which must not stay alive (or change) under us.
+      : { kind: 'put', key, value: new Uint8Array(reader.lengthPrefixed('value', 0, MAX_KV_VALUE_BYTES)),
+        expectedVersion, fence };
+  }
+  reader.end();
+  return command;
+}
+
+function kindByte(command: KvCommand): number {
+  switch (command.kind) {
+    case 'put': return KIND_PUT;
+    case 'delete': return KIND_DELETE;
+    case 'fence': return KIND_FENCE;
+    default: throw new KvCommandError(`unknown KV command kind ${String((command as { kind: unknown }).kind)}`);
+  }
+}
+
+function checkNodeId(nodeId: number): number {
+  if (!Number.isInteger(nodeId) || nodeId < 1 || nodeId >= TWO_32) {
+    throw new KvCommandError(`node id ${nodeId} is not in [1, 2^32 - 1]`);
+  }
+  return nodeId;
+}
+
+function checkVersion(version: number, what: string): number {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new KvCommandError(`${what} ${version} is not a safe integer in [0, 2^53 - 1]`);
+  }
+  return version;
+}
+
+function setUint64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, Math.floor(value / TWO_32));
+  view.setUint32(offset + 4, value % TWO_32);
+}
+
+function expectedVersionBytes(expectedVersion: number | undefined): Uint8Array {
+  if (expectedVersion === undefined) return Uint8Array.of(0);
+  const view = new DataView(new ArrayBuffer(9));
+  view.setUint8(0, 1);
+  setUint64(view, 1, checkVersion(expectedVersion, 'expected version'));
+  return new Uint8Array(view.buffer);
+}
+
+function text(value: string, what: string, minBytes: number, maxBytes: number): Uint8Array {
+  // TextEncoder would silently turn a lone surrogate into U+FFFD, which decodes as a different string.
+  if (typeof value !== 'string' || LONE_SURROGATE.test(value)) {
+    throw new KvCommandError(`${what} is not a well-formed string`);
+  }
+  const bytes = encoder.encode(value);
+  if (bytes.length < minBytes || bytes.length > maxBytes) {
+    throw new KvCommandError(`${what} has ${bytes.length} UTF-8 bytes, not ${minBytes} to ${maxBytes}`);
+  }
+  return bytes;
+}
+
+function lengthPrefixed(bytes: Uint8Array): Uint8Array[] {
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, bytes.length);
+  return [length, bytes];
+}
+
+/** Reads fields in order; every read checks the buffer's bounds first. */
+class Reader {
+  private readonly view: DataView;
+  private offset = 0;
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  uint8(): number {
+    this.need(1, 'a byte');
+    return this.view.getUint8(this.offset++);
+  }
+
+  uint32(): number {
+    this.need(4, 'a u32');
+    const value = this.view.getUint32(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
+  uint64(what: string): number {
+    this.need(8, what);
+    const high = this.view.getUint32(this.offset);
+    const low = this.view.getUint32(this.offset + 4);
+    if (high > MAX_SAFE_HIGH_WORD) throw new KvCommandError(`${what} is not a safe integer`);
+    this.offset += 8;
+    return high * TWO_32 + low;
+  }
+
+  optionalUint64(what: string): number | undefined {
+    const presence = this.uint8();
+    if (presence === 0) return undefined;
+    if (presence !== 1) throw new KvCommandError(`${what} has presence byte ${presence}`);
+    return this.uint64(what);
+  }
+
+  /** A view into the input: callers copy or decode it. */
+  lengthPrefixed(what: string, minBytes: number, maxBytes: number): Uint8Array {
+    const length = this.uint32();
+    if (length < minBytes || length > maxBytes) {
+      throw new KvCommandError(`${what} has ${length} bytes, not ${minBytes} to ${maxBytes}`);
+    }
+    this.need(length, what);
+    const field = this.bytes.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return field;
+  }
+
+  text(what: string, minBytes: number, maxBytes: number): string {
+    const field = this.lengthPrefixed(what, minBytes, maxBytes);
+    try {
+      return strictDecoder.decode(field);
+    } catch {
+      throw new KvCommandError(`${what} is not valid UTF-8`);
+    }
+  }
+
+  end(): void {
+    const trailing = this.bytes.length - this.offset;
+    if (trailing !== 0) throw new KvCommandError(`a KV command has ${trailing} trailing bytes`);
+  }
+
+  private need(count: number, what: string): void {
+    if (this.offset + count > this.bytes.length) throw new KvCommandError(`a KV command is truncated in ${what}`);
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The errors of the KV service, shared by the server, the HTTP API and the client. `code` is
+ * stable; `mayHaveBeenApplied` is the honest outcome of a write that failed: false means it
+ * certainly was not applied (so retrying it is safe), true means it may have been.
+ */
+export type KvErrorCode =
+  | 'BAD_REQUEST'
+  | 'KEY_TOO_LARGE'
+  | 'VALUE_TOO_LARGE'
+  | 'VERSION_CONFLICT'
+  | 'NOT_MASTER'
+  | 'NO_MASTER'
+  | 'TIMEOUT'
+  | 'OVERLOADED'
+  | 'UNAVAILABLE'
+  | 'ABORTED'
+  | 'KEY_NOT_FOUND'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'INTERNAL';
+
+/** Where a group's master can be reached, when a node knows. */
+export interface MasterHint {
+  readonly nodeId: number;
+  /** Its HTTP endpoint (`http://host:port`), learned from the master's fence on the log. */
+  readonly endpoint: string | undefined;
+}
+
+export interface KvErrorDetails {
+  readonly mayHaveBeenApplied?: boolean;
+  /** VERSION_CONFLICT: the key's current version. */
+  readonly version?: number;
+  /** NOT_MASTER: who is. */
+  readonly master?: MasterHint;
+  readonly cause?: unknown;
+}
+
+const HTTP_STATUS: Readonly<Record<KvErrorCode, number>> = {
+  BAD_REQUEST: 400,
+  KEY_TOO_LARGE: 413,
+  VALUE_TOO_LARGE: 413,
+  KEY_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  VERSION_CONFLICT: 409,
+  OVERLOADED: 429,
+  ABORTED: 499,
+  INTERNAL: 500,
+  NOT_MASTER: 503,
+  NO_MASTER: 503,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+};
+
+export class KvError extends Error {
+  readonly code: KvErrorCode;
+  readonly mayHaveBeenApplied: boolean;
+  readonly version: number | undefined;
+  readonly master: MasterHint | undefined;
+
+  constructor(code: KvErrorCode, message: string, details: KvErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'KvError';
+    this.code = code;
+    this.mayHaveBeenApplied = details.mayHaveBeenApplied ?? false;
+    this.version = details.version;
+    this.master = details.master;
+  }
+
+  get httpStatus(): number {
+    return HTTP_STATUS[this.code];
+  }
+
+  /** The JSON body the HTTP API answers with. */
+  toJSON(): Record<string, unknown> {
+    return {
+      error: this.code,
+      message: this.message,
+      mayHaveBeenApplied: this.mayHaveBeenApplied,
+      ...(this.version === undefined ? {} : { version: this.version }),
+      ...(this.master === undefined ? {}
+        : { master: { nodeId: this.master.nodeId, endpoint: this.master.endpoint ?? null } }),
+    };
+  }
+}
+
+export function isKvErrorCode(value: unknown): value is KvErrorCode {
+  return typeof value === 'string' && Object.hasOwn(HTTP_STATUS, value);
+}

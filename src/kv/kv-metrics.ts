@@ -1,0 +1,154 @@
+/**
+ * The KV server's metrics in the Prometheus text format (version 0.0.4): requests by operation
+ * and outcome, their latency as histograms, and the node underneath (instances, executions,
+ * fsyncs, catch-up traffic, queue depths, proposal errors by code, transport counters).
+ */
+import type { NodeMetrics } from '../node/paxos-node.js';
+
+export type KvOperation = 'put' | 'get' | 'delete';
+
+/** Upper bounds of the latency buckets, in seconds: from a fast local read to a slow election. */
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+class Histogram {
+  readonly counts = new Array<number>(BUCKETS.length).fill(0);
+  count = 0;
+  sum = 0;
+
+  observe(seconds: number): void {
+    this.count++;
+    this.sum += seconds;
+    const index = BUCKETS.findIndex((bound) => seconds <= bound);
+    if (index >= 0) this.counts[index] = (this.counts[index] as number) + 1;
+  }
+}
+
+export class KvRequestMetrics {
+  private readonly outcomes = new Map<string, number>();
+  private readonly latencies = new Map<KvOperation, Histogram>();
+  forwarded = 0;
+
+  /** Count one request: `outcome` is OK or the error code it ended with. */
+  record(operation: KvOperation, outcome: string, seconds: number): void {
+    const key = `${operation}\u0000${outcome}`;
+    this.outcomes.set(key, (this.outcomes.get(key) ?? 0) + 1);
+    let histogram = this.latencies.get(operation);
+    if (histogram === undefined) this.latencies.set(operation, histogram = new Histogram());
+    histogram.observe(seconds);
+  }
+
+  render(out: PrometheusWriter): void {
+    out.family('multipaxos_kv_requests_total', 'counter', 'KV requests served here, by operation and outcome.');
+    for (const [key, value] of this.outcomes) {
+      const [op, outcome] = key.split('\u0000') as [string, string];
+      out.sample('multipaxos_kv_requests_total', { op, outcome }, value);
+    }
+    out.family('multipaxos_kv_request_duration_seconds', 'histogram', 'Time to answer a KV request, by operation.');
+    for (const [op, histogram] of this.latencies) {
+      let cumulative = 0;
+      BUCKETS.forEach((bound, index) => {
+        cumulative += histogram.counts[index] as number;
+        out.sample('multipaxos_kv_request_duration_seconds_bucket', { op, le: String(bound) }, cumulative);
+      });
+      out.sample('multipaxos_kv_request_duration_seconds_bucket', { op, le: '+Inf' }, histogram.count);
+      out.sample('multipaxos_kv_request_duration_seconds_sum', { op }, histogram.sum);
+      out.sample('multipaxos_kv_request_duration_seconds_count', { op }, histogram.count);
+    }
+    out.family('multipaxos_kv_forwarded_total', 'counter', 'KV requests forwarded to the master of their group.');
+    out.sample('multipaxos_kv_forwarded_total', {}, this.forwarded);
+  }
+}
+
+/** Builds the exposition text: each family's HELP and TYPE once, then its samples. */
+export class PrometheusWriter {
+  private readonly lines: string[] = [];
+
+  family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  }
+
+  sample(name: string, labels: Readonly<Record<string, string>>, value: number): void {
+    const pairs = Object.entries(labels).map(([label, text]) => `${label}="${escapeLabel(text)}"`);
+    this.lines.push(`${name}${pairs.length === 0 ? '' : `{${pairs.join(',')}}`} ${formatNumber(value)}`);
+  }
+
+  text(): string {
+    return `${this.lines.join('\n')}\n`;
+  }
+}
+
+/** The node's own metrics, per group where they are per group. */
+export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): void {
+  out.family('multipaxos_proposals_total', 'counter', 'Proposals made on this node that were chosen and executed.');
+  out.sample('multipaxos_proposals_total', {}, metrics.proposalsSucceeded);
+  out.family('multipaxos_proposal_errors_total', 'counter', 'Proposals made on this node that failed, by error code.');
+  for (const [code, count] of Object.entries(metrics.proposalsFailed)) {
+    out.sample('multipaxos_proposal_errors_total', { code }, count ?? 0);
+  }
+  const perGroup: readonly [string, 'counter' | 'gauge', string, (group: NodeMetrics['groups'][number]) => number][] = [
+    ['multipaxos_instance_id', 'gauge', 'The instance this node is deciding (all below are chosen here).',
+      (group) => group.nowInstanceId],
+    ['multipaxos_instances_executed_total', 'counter', 'Instances executed here, catch-up included.',
+      (group) => group.instancesExecuted],
+    ['multipaxos_log_writes_total', 'counter', 'Writes to the Paxos log.', (group) => group.logWrites],
+    ['multipaxos_log_fsyncs_total', 'counter', 'Writes to the Paxos log that were fsynced before anything depended on them.',
+      (group) => group.syncedLogWrites],
+    ['multipaxos_catchup_values_received_total', 'counter', 'Chosen values received from a teacher while catching up.',
+      (group) => group.messagesIn.learnValue ?? 0],
+    ['multipaxos_catchup_values_sent_total', 'counter', 'Chosen values sent to a node that was catching up.',
+      (group) => group.messagesOut.learnValue ?? 0],
+    ['multipaxos_queue_proposals', 'gauge', 'Proposals waiting in the group queue.', (group) => group.queuedProposals],
+    ['multipaxos_queue_bytes', 'gauge', 'Bytes of proposals waiting in the group queue.', (group) => group.queuedBytes],
+    ['multipaxos_values_proposed_total', 'counter', 'Values (a batch counts once) this node proposed.',
+      (group) => group.valuesProposed],
+    ['multipaxos_is_master', 'gauge', '1 while this node holds the group master lease.', (group) => group.isMaster ? 1 : 0],
+    ['multipaxos_master_node_id', 'gauge', 'The master this node sees (0: none).', (group) => group.masterNodeId],
+    ['multipaxos_group_halted', 'gauge', '1 when the group stopped on a broken invariant or a failed write.',
+      (group) => group.halted === null ? 0 : 1],
+  ];
+  for (const [name, type, help, read] of perGroup) {
+    out.family(name, type, help);
+    for (const group of metrics.groups) out.sample(name, { group: String(group.groupIndex) }, read(group));
+  }
+  for (const direction of ['received', 'sent'] as const) {
+    const name = `multipaxos_messages_${direction}_total`;
+    out.family(name, 'counter', `Paxos messages ${direction}, by group and kind.`);
+    for (const group of metrics.groups) {
+      const counts = direction === 'received' ? group.messagesIn : group.messagesOut;
+      for (const [kind, count] of Object.entries(counts)) {
+        out.sample(name, { group: String(group.groupIndex), kind }, count ?? 0);
+      }
+    }
+  }
+  for (const [field, value] of Object.entries(metrics.transport ?? {})) {
+    if (typeof value !== 'number') continue;
+    const name = `multipaxos_transport_${snakeCase(field)}`;
+    out.family(name, 'counter', `TCP transport counter ${field}.`);
+    out.sample(name, {}, value);
+  }
+}
+
+export function renderProcessMetrics(out: PrometheusWriter): void {
+  const memory = process.memoryUsage();
+  out.family('process_resident_memory_bytes', 'gauge', 'Resident set size.');
+  out.sample('process_resident_memory_bytes', {}, memory.rss);
+  out.family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use.');
+  out.sample('nodejs_heap_used_bytes', {}, memory.heapUsed);
+  out.family('process_uptime_seconds', 'gauge', 'Seconds since the process started.');
+  out.sample('process_uptime_seconds', {}, process.uptime());
+}
+
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`).replace(/[^a-z0-9_]/g, '_');
+}
+
+function escapeLabel(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function formatNumber(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}

@@ -1,0 +1,163 @@
+/**
+ * The replicated state of the KV service (PhxKV's PhxKVSM, plus fencing): per group, a map from key
+ * to its value and version, the group's current fence, and the last instance executed.
+ *
+ * Versioned writes (PhxKV): a never-written key has version 0 and a deleted key keeps its version
+ * (a delete stores a tombstone). A put or delete may name the version it expects; it applies only if
+ * that is the key's current version, then the key's version becomes current + 1. Besides optimistic
+ * concurrency, this makes a client's retry of a conditional write harmless if the first try was chosen.
+ *
+ * Fencing: a node that becomes master of a group proposes a fence carrying the master version it
+ * holds; a fence applies only if its master version is above the current fence's, so a late fence from
+ * an earlier master cannot take the group back. Puts and deletes carry the fence of the node that
+ * proposed them and apply only if it is the group's current fence. Hence only the node that fenced
+ * the group most recently can write, and once its fence has executed locally it has seen every write
+ * that will ever be applied before its own; that is what lets a master serve reads from its own state.
+ *
+ * Execution is deterministic: every node executes the same commands in the same order and reaches the
+ * same state and outcome. Malformed commands produce an outcome, never an exception, because a throw
+ * would make the runtime retry the instance forever on every node. There is no checkpoint: the state
+ * is rebuilt by replaying the log at start-up.
+ */
+import type { ExecuteInput, StateMachine } from '../runtime/interfaces.js';
+import { groupOfKey } from './key-hash.js';
+import { decodeKvCommand, KvCommandError, type Fence, type KvCommand } from './kv-command.js';
+
+export const KV_STATE_MACHINE_ID = 1;
+
+export type KvOutcome =
+  /** put/delete: the key's new version; fence: the fence's master version. */
+  | { readonly ok: true; readonly version: number }
+  /** The key's current version. */
+  | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number }
+  /** The group's current fence (a GroupFence, so it also says where that master serves HTTP). */
+  | { readonly ok: false; readonly code: 'FENCED'; readonly fence: Fence | undefined }
+  | { readonly ok: false; readonly code: 'MALFORMED'; readonly message: string }
+  /** The key does not hash to the group the command was proposed in. */
+  | { readonly ok: false; readonly code: 'WRONG_GROUP'; readonly message: string };
+
+export interface GroupFence extends Fence {
+  readonly httpAddress: string;
+}
+
+export interface KvEntry {
+  /** undefined: never written, or deleted. */
+  readonly value: Uint8Array | undefined;
+  readonly version: number;
+}
+
+export interface KvStats {
+  /** Live keys (tombstones excluded), over all groups. */
+  readonly keys: number;
+  readonly tombstones: number;
+  /** Total bytes of live values. */
+  readonly valueBytes: number;
+}
+
+interface GroupState {
+  readonly entries: Map<string, KvEntry>;
+  fence: GroupFence | undefined;
+  lastInstanceId: number;
+}
+
+const NEVER_WRITTEN: KvEntry = Object.freeze({ value: undefined, version: 0 });
+
+export class KvStateMachine implements StateMachine {
+  readonly id = KV_STATE_MACHINE_ID;
+  private readonly groups: GroupState[];
+  // Running totals so stats() stays O(1) however many keys there are.
+  private liveKeys = 0;
+  private tombstones = 0;
+  private valueBytes = 0;
+
+  constructor(options: { readonly groups: number }) {
+    if (!Number.isInteger(options.groups) || options.groups < 1) {
+      throw new RangeError(`a KV state machine has at least 1 group, not ${options.groups}`);
+    }
+    this.groups = Array.from({ length: options.groups }, () => ({
+      entries: new Map<string, KvEntry>(), fence: undefined, lastInstanceId: -1,
+    }));
+  }
+
+  execute({ groupIndex, instanceId, value }: ExecuteInput): KvOutcome {
+    const group = this.group(groupIndex);
+    // Equal is allowed: the runtime executes every entry of a batch with the batch's instance id.
+    if (!Number.isSafeInteger(instanceId) || instanceId < 0 || instanceId < group.lastInstanceId) {
+      throw new Error(`group ${groupIndex}: instance ${instanceId} after instance ${group.lastInstanceId}`);
+    }
+    group.lastInstanceId = instanceId;
+    let command: KvCommand;
+    try {
+      command = decodeKvCommand(value);
+    } catch (error) {
+      if (error instanceof KvCommandError) return { ok: false, code: 'MALFORMED', message: error.message };
+      throw error;
+    }
+    if (command.kind === 'fence') return this.applyFence(group, command.fence, command.httpAddress);
+    const owner = groupOfKey(command.key, this.groups.length);
+    if (owner !== groupIndex) {
+      return { ok: false, code: 'WRONG_GROUP', message: `the key belongs to group ${owner}, not ${groupIndex}` };
+    }
+    if (!sameFence(command.fence, group.fence)) return { ok: false, code: 'FENCED', fence: group.fence };
+    const current = group.entries.get(command.key) ?? NEVER_WRITTEN;
+    if (command.expectedVersion !== undefined && command.expectedVersion !== current.version) {
+      return { ok: false, code: 'VERSION_CONFLICT', version: current.version };
+    }
+    // decodeKvCommand already copied the value out of the batch, so it can be kept as it is.
+    const stored = command.kind === 'put' ? command.value : undefined;
+    const version = current.version + 1;
+    this.store(group, command.key, current, { value: stored, version });
+    return { ok: true, version };
+  }
+
+  /** The key's value and version in a group (value undefined, version 0: never written). Do not mutate the value. */
+  read(groupIndex: number, key: string): KvEntry {
+    return this.group(groupIndex).entries.get(key) ?? NEVER_WRITTEN;
+  }
+
+  fence(groupIndex: number): GroupFence | undefined {
+    return this.group(groupIndex).fence;
+  }
+
+  /** -1 until the group executes its first instance. */
+  lastExecutedInstanceId(groupIndex: number): number {
+    return this.group(groupIndex).lastInstanceId;
+  }
+
+  stats(): KvStats {
+    return { keys: this.liveKeys, tombstones: this.tombstones, valueBytes: this.valueBytes };
+  }
+
+  private applyFence(group: GroupState, fence: Fence, httpAddress: string): KvOutcome {
+    if (group.fence !== undefined && fence.masterVersion <= group.fence.masterVersion) {
+      return { ok: false, code: 'FENCED', fence: group.fence };
+    }
+    group.fence = Object.freeze({ nodeId: fence.nodeId, masterVersion: fence.masterVersion, httpAddress });
+    return { ok: true, version: fence.masterVersion };
+  }
+
+  private store(group: GroupState, key: string, previous: KvEntry, next: KvEntry): void {
+    if (previous !== NEVER_WRITTEN) this.count(previous, -1);
+    this.count(next, +1);
+    group.entries.set(key, Object.freeze(next));
+  }
+
+  private count(entry: KvEntry, sign: 1 | -1): void {
+    if (entry.value === undefined) {
+      this.tombstones += sign;
+    } else {
+      this.liveKeys += sign;
+      this.valueBytes += sign * entry.value.length;
+    }
+  }
+
+  private group(groupIndex: number): GroupState {
+    const group = Number.isInteger(groupIndex) ? this.groups[groupIndex] : undefined;
+    if (group === undefined) throw new RangeError(`group ${groupIndex} is not in [0, ${this.groups.length - 1}]`);
+    return group;
+  }
+}
+
+function sameFence(a: Fence, b: Fence | undefined): boolean {
+  return b !== undefined && a.nodeId === b.nodeId && a.masterVersion === b.masterVersion;
+}
