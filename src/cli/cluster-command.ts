@@ -218,7 +218,8 @@ async function observe(client: KvClient, nodes: readonly NodeProcess[], groups: 
 async function stopNodes(nodes: readonly NodeProcess[]): Promise<void> {
   for (const node of nodes) if (node.running) node.child.kill('SIGTERM');
   const all = Promise.all(nodes.map((node) => node.exited));
-  const timedOut = await Promise.race([all.then(() => false), sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => true)]);
+  const grace = sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => true);
+  const timedOut = await Promise.race([all.then(() => false), grace]);
   if (timedOut) {
     for (const node of nodes) if (node.running) node.child.kill('SIGKILL');
     await all;
