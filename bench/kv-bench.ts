@@ -13,8 +13,10 @@ import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 
 const FLAGS: FlagSpec = {
   values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
-  'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean',
+  'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean', 'system-warmup-ms': 'number',
 };
+/** Clients of the one-time warm-up of each system after it starts. */
+const SYSTEM_WARMUP_CLIENTS = 16;
 const SYSTEMS = ['ours', 'etcd'] as const;
 export type KvSystem = (typeof SYSTEMS)[number];
 
@@ -31,6 +33,9 @@ the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/p
   --clients LIST     concurrent clients (default 1,16,64,256)
   --duration-ms N    measured time per cell (default 5000)
   --warmup-ms N      unmeasured time before each cell (default 1000)
+  --system-warmup-ms N  unmeasured puts (${SYSTEM_WARMUP_CLIENTS} clients) once after each system starts, before any cell
+                     (default 5000): our nodes run JIT-compiled JavaScript, which needs a few thousand
+                     requests to reach steady speed; etcd gets the same warm-up
   --systems LIST     ours, etcd or both (default ours,etcd; ours always runs first)
   --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
   --groups N         groups of ours (default 1)
@@ -43,6 +48,7 @@ export interface KvBenchSettings {
   readonly clients: readonly number[];
   readonly durationMs: number;
   readonly warmupMs: number;
+  readonly systemWarmupMs: number;
   readonly systems: readonly KvSystem[];
   readonly etcdBin: string | undefined;
   readonly groups: number;
@@ -62,6 +68,8 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
   const durationMs = (flags['duration-ms'] as number | undefined) ?? 5000;
   const warmupMs = (flags['warmup-ms'] as number | undefined) ?? 1000;
   const groups = (flags.groups as number | undefined) ?? 1;
+  const systemWarmupMs = (flags['system-warmup-ms'] as number | undefined) ?? 5000;
+  if (systemWarmupMs < 0) throw new UsageError(`--system-warmup-ms must not be negative; got ${systemWarmupMs}`);
   if (durationMs < 1) throw new UsageError(`--duration-ms must be at least 1; got ${durationMs}`);
   if (warmupMs < 0) throw new UsageError(`--warmup-ms must not be negative; got ${warmupMs}`);
   if (groups < 1) throw new UsageError(`--groups must be at least 1; got ${groups}`);
@@ -75,6 +83,7 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
     clients: listOf('clients', (flags.clients as string | undefined) ?? '1,16,64,256', positiveInteger('clients')),
     durationMs,
     warmupMs,
+    systemWarmupMs,
     systems: SYSTEMS.filter((system) => systems.includes(system)),
     etcdBin: flags['etcd-bin'] as string | undefined,
     groups,
@@ -147,6 +156,14 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
       continue;
     }
     try {
+      if (settings.systemWarmupMs > 0) {
+        log(`${system}: warming up for ${settings.systemWarmupMs} ms`);
+        const warmValue = values.values().next().value as string;
+        await runClosedLoop({
+          clients: SYSTEM_WARMUP_CLIENTS, durationMs: settings.systemWarmupMs, warmupMs: 0,
+          put: (clientIndex, sequence) => target.put(`warmup-${clientIndex}-${sequence}`, warmValue),
+        });
+      }
       for (const [valueBytes, value] of values) {
         for (const clients of settings.clients) {
           log(`${system}: ${valueBytes} B values × ${clients} clients…`);

@@ -1,5 +1,6 @@
 /** `npm run bench -- <name> [options]`: the project's benchmarks (built into dist/bench). */
 import { KV_USAGE, kvBench } from './kv-bench.js';
+import { KV_RESTART_USAGE, kvRestartBench } from './kv-restart-bench.js';
 import { PROPOSE_USAGE, proposeBench } from './propose-bench.js';
 import { STORAGE_USAGE, storageBench } from './storage-bench.js';
 import { runCommand } from '../src/cli/run-command.js';
@@ -10,11 +11,14 @@ benchmarks:
   propose   proposals/s and latency through real node processes on loopback, fsync on
   storage   durable commit throughput and latency, recovery and bulk delete of the log store
   kv        closed-loop puts against a 3-node cluster of ours and a 3-member etcd cluster, side by side
+  kv-restart  how long a KV node takes to start again with a million keys (replayed from the log)
 
 ${PROPOSE_USAGE}
 
 ${STORAGE_USAGE}
 
-${KV_USAGE}`;
+${KV_USAGE}
 
-runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench, kv: kvBench }, process.argv.slice(2));
+${KV_RESTART_USAGE}`;
+
+runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench, kv: kvBench, 'kv-restart': kvRestartBench }, process.argv.slice(2));

@@ -4,7 +4,7 @@
  *   node dist/examples/echo/embed.js
  * In your project, import from 'multipaxos' instead of the relative path.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,3 +21,4 @@ const { instanceId, result } = await nodes[0]!.propose(0, 'hello, paxos');
 console.log(`chosen at instance ${instanceId}; node 1 got back "${Buffer.from(result as Uint8Array)}"`);
 while (nodes.some((node) => node.nowInstanceId(0) <= instanceId)) await sleep(10); // the others learn it
 await Promise.all(nodes.map((node) => node.stop()));
+rmSync(dataRoot, { recursive: true, force: true });

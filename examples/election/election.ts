@@ -5,7 +5,7 @@
  *   node dist/examples/election/election.js
  * In your project, import from 'multipaxos' instead of the relative path.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,3 +33,4 @@ for (let second = 1; second <= 10; second++) {
   }
 }
 await Promise.all(nodes.map((node) => node.stop()));
+rmSync(dataRoot, { recursive: true, force: true });

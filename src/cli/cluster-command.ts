@@ -41,6 +41,7 @@ interface ClusterShape {
   readonly groups: number;
   readonly basePort: number;
   readonly host: string;
+  readonly masterLeaseMs: number;
 }
 
 interface NodeProcess {
@@ -68,11 +69,13 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const shape = await loadShape(dir, {
     nodes: flags.nodes as number | undefined, groups: flags.groups as number | undefined,
     basePort: flags['base-port'] as number | undefined, host: flags.host as string | undefined,
+    masterLeaseMs: flags['master-lease'] as number | undefined,
   });
   const ids = Array.from({ length: shape.nodes }, (_, index) => index + 1);
   for (const id of ids) {
     for (const port of [shape.basePort + id, shape.basePort + 100 + id]) await checkPortFree(shape.host, port);
   }
+  await writeFile(join(dir, 'cluster.json'), `${JSON.stringify(shape, null, 2)}\n`);
   const say = (event: string, fields: Record<string, unknown>, text: string): void => {
     console.log(json ? JSON.stringify({ event, ...fields }) : text);
   };
@@ -91,7 +94,10 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
     if (!stopping) say('exit', { nodeId: id, detail: line }, `node ${id} ${line}`);
   }));
   const endpoints = nodes.map((node) => node.endpoint);
-  say('starting', { nodes: shape.nodes, groups: shape.groups, dir, endpoints },
+  const described = nodes.map((node) => ({
+    id: node.id, endpoint: node.endpoint, paxos: `${shape.host}:${shape.basePort + 100 + node.id}`, pid: node.child.pid,
+  }));
+  say('starting', { nodes: described, groups: shape.groups, dir, endpoints },
     `multipaxos cluster: ${shape.nodes} nodes, ${shape.groups} groups, data in ${dir}\n` +
     nodes.map((node) => `  node ${node.id}  ${node.endpoint}  paxos ${shape.host}:${shape.basePort + 100 + node.id}` +
       `  pid ${node.child.pid ?? '?'}`).join('\n'));
@@ -127,7 +133,6 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
 
 /** The shape saved in the data directory wins over defaults; a different one given by flag is refused. */
 async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<ClusterShape> {
-  await mkdir(dir, { recursive: true });
   const file = join(dir, 'cluster.json');
   let saved: ClusterShape | undefined;
   try {
@@ -140,7 +145,11 @@ async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<Clu
     groups: given.groups ?? saved?.groups ?? KV_DEFAULT_GROUPS,
     basePort: given.basePort ?? saved?.basePort ?? DEFAULT_BASE_PORT,
     host: given.host ?? saved?.host ?? '127.0.0.1',
+    masterLeaseMs: given.masterLeaseMs ?? saved?.masterLeaseMs ?? KV_DEFAULT_LEASE_MS,
   };
+  if (!Number.isInteger(shape.masterLeaseMs) || shape.masterLeaseMs < 1_000) {
+    throw new UsageError('--master-lease must be at least 1000 ms');
+  }
   if (!Number.isInteger(shape.nodes) || shape.nodes < 1 || shape.nodes > 9) throw new UsageError('--nodes must be 1 to 9');
   if (!Number.isInteger(shape.groups) || shape.groups < 1 || shape.groups > 64) {
     throw new UsageError('--groups must be 1 to 64');
@@ -156,7 +165,7 @@ async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<Clu
       }
     }
   }
-  await writeFile(file, `${JSON.stringify(shape, null, 2)}\n`);
+  await mkdir(dir, { recursive: true });
   return shape;
 }
 
@@ -166,8 +175,7 @@ function startNode(
 ): NodeProcess {
   const args = [CLI, 'kv', 'serve', '--id', String(id), '--listen', `${shape.host}:${shape.basePort + 100 + id}`,
     '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--data', join(dir, `node-${id}`),
-    '--groups', String(shape.groups), '--json'];
-  if (flags['master-lease'] !== undefined) args.push('--master-lease', String(flags['master-lease']));
+    '--groups', String(shape.groups), '--master-lease', String(shape.masterLeaseMs), '--json'];
   if (flags.sync === false) args.push('--sync=false');
   // An IPC channel: a node stops by itself if this process dies without stopping it.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -197,8 +205,8 @@ interface ClusterView {
 async function observe(client: KvClient, nodes: readonly NodeProcess[], groups: number): Promise<ClusterView> {
   const masters: (number | null)[] = new Array<number | null>(groups).fill(null);
   const up: number[] = [];
+  // A node that exited is still asked: someone may have started it again by hand.
   await Promise.all(nodes.map(async (node) => {
-    if (!node.running) return;
     try {
       const status = await client.status(node.endpoint, { timeoutMs: 1_000 });
       up.push(node.id);

@@ -6,6 +6,7 @@
  * channel (by `multipaxos cluster up`).
  */
 import { readFile } from 'node:fs/promises';
+import { PaxosError } from '../errors.js';
 import { KvHttpServer } from '../kv/http-server.js';
 import { KvService } from '../kv/kv-service.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
@@ -86,6 +87,8 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
     });
   } catch (error) {
     await server.close();
+    // A bad setting is the user's to fix: say what it is, without a stack trace.
+    if (error instanceof PaxosError && error.code === 'BAD_OPTIONS') throw new UsageError(error.message);
     throw error;
   }
   server.attach(service);

@@ -125,8 +125,10 @@ export class KvClient {
     if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string');
     const isWrite = method !== 'GET';
     const deadline = performance.now() + (options.timeoutMs ?? this.timeoutMs);
-    /** Whether an earlier attempt of this write may have been applied: then it is never sent again. */
     let failures = 0;
+    let redirects = 0;
+    /** Connections refused in a row: when every endpoint refuses twice over, the cluster is down. */
+    let refusals = 0;
     let endpoint = this.endpointFor(key);
     for (;;) {
       let reply: HttpReply;
@@ -134,23 +136,31 @@ export class KvClient {
         reply = await this.send(endpoint, method, path, body, deadline, options.signal);
       } catch (error) {
         const failure = error as KvError;
+        // A write that may have been applied is never sent again: it could apply twice.
         if (isWrite && failure.mayHaveBeenApplied) throw failure;
         if (failure.code === 'ABORTED' || failure.code === 'TIMEOUT') throw failure;
+        refusals = isRefused(failure) ? refusals + 1 : 0;
+        if (refusals >= 2 * this.endpoints.length) {
+          throw new KvError('UNAVAILABLE', `no endpoint accepts connections (${this.endpoints.join(', ')})`,
+            { cause: failure });
+        }
         endpoint = this.rotate(key, endpoint);
         await this.pause(++failures, deadline, options.signal, failure);
         continue;
       }
-      this.learn(key, reply);
+      refusals = 0;
+      // A stale read may be answered by any node: it says nothing of who the master is.
+      if (!path.includes('?stale=true')) this.learn(key, reply);
       if (reply.status >= 200 && reply.status < 300) return reply;
       const failure = errorOf(reply);
       if (failure.code === 'NOT_MASTER' && failure.master?.endpoint !== undefined) {
         endpoint = normalizeEndpoint(failure.master.endpoint);
-        await this.pause(++failures, deadline, options.signal, failure, 0);
+        // Follow a redirect at once; if nodes keep pointing elsewhere, the cluster is changing: back off.
+        await this.pause(++failures, deadline, options.signal, failure, redirects++ === 0 ? 0 : undefined);
         continue;
       }
       const retryable = RETRY_SAME_ENDPOINT.has(failure.code) || failure.code === 'NOT_MASTER' ||
-        (failure.code === 'UNAVAILABLE' && (!isWrite || !failure.mayHaveBeenApplied)) ||
-        (!isWrite && failure.code === 'TIMEOUT');
+        ((failure.code === 'UNAVAILABLE' || failure.code === 'TIMEOUT') && (!isWrite || !failure.mayHaveBeenApplied));
       if (!retryable) throw failure;
       if (!RETRY_SAME_ENDPOINT.has(failure.code)) endpoint = this.rotate(key, endpoint);
       await this.pause(++failures, deadline, options.signal, failure);
@@ -222,14 +232,15 @@ export class KvClient {
       let sent = false;
       const headers: Record<string, string | number> = {
         // The server gives up a little before we do, so that its answer, not our timer, tells the outcome.
-        [TIMEOUT_HEADER]: String(Math.max(1, Math.min(60_000, timeoutMs - Math.min(250, timeoutMs / 10)))),
+        [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(Math.min(60_000, timeoutMs - Math.min(250, timeoutMs / 10))))),
       };
       if (payload !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = payload.length;
       }
-      const target = new URL(path, endpoint);
-      const outgoing = httpRequest(target, { method, agent: this.agent, headers, signal }, (incoming) => {
+      // The path goes as it is: a URL would resolve the dot segments of the keys "." and "..".
+      const options = { method, path, agent: this.agent, headers, signal };
+      const outgoing = httpRequest(new URL(endpoint), options, (incoming) => {
         const chunks: Buffer[] = [];
         incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
         incoming.once('error', (error) => reject(networkError(error, isWrite, true)));
@@ -274,6 +285,10 @@ function networkError(error: Error, isWrite: boolean, sent: boolean): KvError {
     { mayHaveBeenApplied, cause: error });
 }
 
+function isRefused(failure: KvError): boolean {
+  return (failure.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+}
+
 function errorOf(reply: HttpReply): KvError {
   const { body } = reply;
   const code: KvErrorCode = isKvErrorCode(body.error) ? body.error : 'INTERNAL';
@@ -292,7 +307,8 @@ function kvPath(key: string): string {
 }
 
 function normalizeEndpoint(endpoint: string): string {
-  const withScheme = /^https?:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`;
+  // Only an endpoint without a scheme gets http://: "ftp://host" is not the host "ftp".
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`;
   let url: URL;
   try {
     url = new URL(withScheme);

@@ -35,7 +35,8 @@ export class Forwarder {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
   forward(forwarded: ForwardRequest): Promise<ForwardedReply> {
-    const url = new URL(forwarded.path, forwarded.endpoint);
+    // The path goes as received: a URL would resolve the dot segments of keys "." and "..".
+    const url = new URL(forwarded.endpoint);
     const body = forwarded.body === undefined ? undefined : Buffer.from(forwarded.body, 'utf8');
     return new Promise<ForwardedReply>((resolve, reject) => {
       const headers: Record<string, string | number> = {
@@ -46,7 +47,8 @@ export class Forwarder {
         headers['content-type'] = 'application/json';
         headers['content-length'] = body.length;
       }
-      const outgoing = httpRequest(url, { method: forwarded.method, agent: this.agent, headers }, (reply) => {
+      const options = { method: forwarded.method, path: forwarded.path, agent: this.agent, headers };
+      const outgoing = httpRequest(url, options, (reply) => {
         const chunks: Buffer[] = [];
         let size = 0;
         reply.on('data', (chunk: Buffer) => {

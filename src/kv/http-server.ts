@@ -20,7 +20,7 @@ import { FORWARDED_HEADER, Forwarder, TIMEOUT_HEADER } from './http-forward.js';
 import {
   booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
 } from './http-request.js';
-import { KvError } from './kv-error.js';
+import { isKvErrorCode, KvError } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
 import type { KvService } from './kv-service.js';
 
@@ -88,7 +88,8 @@ export class KvHttpServer {
     let operation: KvOperation | undefined;
     this.route(request, response, (op) => { operation = op; }).then(
       (reply) => {
-        if (operation !== undefined) this.requests.record(operation, 'OK', (performance.now() - started) / 1000);
+        const seconds = (performance.now() - started) / 1000;
+        if (operation !== undefined) this.requests.record(operation, outcomeOf(reply), seconds);
         send(response, reply);
       },
       (error: unknown) => {
@@ -112,7 +113,7 @@ export class KvHttpServer {
       return url.pathname === '/status' ? this.status() : this.metrics();
     }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
-    const key = keyOfPath(url.pathname);
+    const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`);
     }
@@ -128,7 +129,7 @@ export class KvHttpServer {
         countAs('get');
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
-        const record = await service.get(key, { stale }).catch(forwardable(undefined, false));
+        const record = await service.get(key, { stale, timeoutMs }).catch(forwardable(undefined, false));
         if ('status' in record) return record;
         if (record.value === undefined) {
           throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { version: record.version });
@@ -232,6 +233,29 @@ class RawJson {
 
 class RawText {
   constructor(readonly text: string, readonly contentType: string) {}
+}
+
+/**
+ * The path as it was sent: URL parsing resolves dot segments, which would turn the keys "." and ".."
+ * (sent as /v1/kv/. and /v1/kv/..) into other paths.
+ */
+function rawPathOf(request: IncomingMessage, url: URL): string {
+  const raw = request.url ?? '/';
+  return raw.startsWith('/') ? raw.split('?', 1)[0] as string : url.pathname;
+}
+
+/** How a request ended: OK, or its error code (a forwarded reply carries the master's). */
+function outcomeOf(reply: Reply): string {
+  if (reply.status < 400) return 'OK';
+  if (reply.body instanceof RawJson) {
+    try {
+      const code = (JSON.parse(reply.body.bytes.toString('utf8')) as { error?: unknown } | null)?.error;
+      if (isKvErrorCode(code)) return code;
+    } catch {
+      // Not JSON: counted as INTERNAL below.
+    }
+  }
+  return 'INTERNAL';
 }
 
 function timeoutOf(request: IncomingMessage): number {

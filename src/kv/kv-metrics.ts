@@ -77,6 +77,9 @@ export class PrometheusWriter {
   }
 }
 
+/** The transport's figures that are levels, not counts (TcpTransport.stats). */
+const TRANSPORT_GAUGES: ReadonlySet<string> = new Set(['receiveBufferBytes', 'openConnections', 'pendingHandshakes']);
+
 /** The node's own metrics, per group where they are per group. */
 export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): void {
   out.family('multipaxos_proposals_total', 'counter', 'Proposals made on this node that were chosen and executed.');
@@ -123,7 +126,9 @@ export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): 
   for (const [field, value] of Object.entries(metrics.transport ?? {})) {
     if (typeof value !== 'number') continue;
     const name = `multipaxos_transport_${snakeCase(field)}`;
-    out.family(name, 'counter', `TCP transport counter ${field}.`);
+    // Most are counters; these go down as well as up.
+    const gauge = TRANSPORT_GAUGES.has(field);
+    out.family(name, gauge ? 'gauge' : 'counter', `TCP transport ${gauge ? 'gauge' : 'counter'} ${field}.`);
     out.sample(name, {}, value);
   }
 }

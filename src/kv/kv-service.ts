@@ -13,6 +13,7 @@
  * nodes from both believing they are master (DESIGN §7); the fence is what keeps a deposed
  * master's late proposals from being applied behind the new master's back.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import type { PaxosNodeOptions } from '../node/node-options.js';
@@ -39,6 +40,8 @@ export interface KvWriteOptions {
 export interface KvReadOptions {
   /** Read this node's state, whatever its role: fast, possibly behind the master. */
   readonly stale?: boolean;
+  /** How long a linearizable read may wait for this master's fence (default: the service's timeout). */
+  readonly timeoutMs?: number;
 }
 
 export interface KvRecord {
@@ -61,6 +64,8 @@ export interface KvGroupStatus {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
+const CONFLICT_BACKOFF_MS = 10;
+const FENCE_WATCH_MS = 250;
 /** With the u flag a surrogate pair is one code point, so this matches only unpaired halves (not UTF-8). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -72,6 +77,8 @@ export class KvService {
   /** Per group: the fence this node established and believes current, and a fence on its way. */
   private readonly fences: ({ current: Fence | undefined; pending: Promise<Fence> | undefined })[];
   private readonly defaultTimeoutMs: number;
+  /** Fences again where this node is master without a current fence (a fence that failed or timed out). */
+  private readonly fenceWatch: ReturnType<typeof setInterval>;
 
   private constructor(node: PaxosNode, machine: KvStateMachine, groups: number, options: KvServiceOptions) {
     this.node = node;
@@ -80,6 +87,8 @@ export class KvService {
     this.httpEndpoint = options.httpEndpoint;
     this.fences = Array.from({ length: groups }, () => ({ current: undefined, pending: undefined }));
     this.defaultTimeoutMs = options.proposeTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.fenceWatch = setInterval(() => this.fenceWhereMaster(), FENCE_WATCH_MS);
+    this.fenceWatch.unref();
   }
 
   static async start(options: KvServiceOptions): Promise<KvService> {
@@ -138,7 +147,9 @@ export class KvService {
     const group = this.checkedGroup(key);
     if (options.stale !== true) {
       this.requireMaster(group);
-      const fence = await this.establishFence(group, this.defaultTimeoutMs);
+      const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+      checkTimeout(timeoutMs);
+      const fence = await this.establishFence(group, timeoutMs);
       // The lease may have ended while the fence was being chosen: check both again, at the read.
       this.requireMaster(group);
       if (!this.isCurrentFence(group, fence)) throw this.notMaster(group);
@@ -173,6 +184,7 @@ export class KvService {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.fenceWatch);
     await this.node.stop();
   }
 
@@ -187,8 +199,13 @@ export class KvService {
     // A write refused for a stale fence was certainly not applied: fence again and retry, once.
     for (let attempt = 1; ; attempt++) {
       this.requireMaster(group);
-      const fence = await this.establishFence(group, remaining(deadline), options.signal);
-      const outcome = await this.propose(group, encodeKvCommand(command(fence)), remaining(deadline), options.signal);
+      const fence = await this.establishFence(group, remaining(deadline), options.signal).catch((error: unknown) => {
+        // Whatever happened to the fence, this write was not proposed.
+        throw error instanceof KvError && error.mayHaveBeenApplied
+          ? new KvError(error.code, `${error.message} (while fencing; the write was not proposed)`, { cause: error })
+          : error;
+      });
+      const outcome = await this.propose(group, encodeKvCommand(command(fence)), deadline, options.signal);
       if (outcome.ok) return { version: outcome.version };
       if (outcome.code === 'VERSION_CONFLICT') {
         throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
@@ -216,7 +233,7 @@ export class KvService {
     if (master === undefined || master.nodeId !== this.nodeId) throw this.notMaster(group);
     const fence: Fence = { nodeId: this.nodeId, masterVersion: master.version };
     const command: KvCommand = { kind: 'fence', fence, httpAddress: this.httpEndpoint };
-    const outcome = await this.propose(group, encodeKvCommand(command), timeoutMs);
+    const outcome = await this.propose(group, encodeKvCommand(command), performance.now() + timeoutMs);
     // A fence proposed twice (a retry whose first copy was chosen) finds itself current.
     if (outcome.ok || this.isCurrentFence(group, fence)) {
       (this.fences[group] as (typeof this.fences)[number]).current = fence;
@@ -225,12 +242,24 @@ export class KvService {
     throw this.notMaster(group);
   }
 
-  private async propose(group: number, value: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<KvOutcome> {
-    try {
-      const { result } = await this.node.propose(group, value, { timeoutMs, signal });
-      return result as KvOutcome;
-    } catch (error) {
-      throw fromPaxosError(error);
+  /**
+   * Propose until chosen or the deadline. CONFLICT (other values, such as bids and fences around an
+   * election, won every instance tried) means ours was certainly not chosen, so it is tried again.
+   */
+  private async propose(group: number, value: Uint8Array, deadline: number, signal?: AbortSignal): Promise<KvOutcome> {
+    for (;;) {
+      try {
+        const { result } = await this.node.propose(group, value, { timeoutMs: remaining(deadline), signal });
+        return result as KvOutcome;
+      } catch (error) {
+        if (error instanceof PaxosError && error.code === 'CONFLICT' && !error.mayBeChosen) {
+          await sleep(CONFLICT_BACKOFF_MS * (1 + Math.random()), undefined, { signal }).catch(() => {
+            throw new KvError('ABORTED', 'the caller aborted before the write was chosen');
+          });
+          continue;
+        }
+        throw fromPaxosError(error);
+      }
     }
   }
 
@@ -243,6 +272,15 @@ export class KvService {
     }
     // Fence at once, so writes and reads need not wait for it and the others learn our endpoint.
     this.establishFence(group, this.defaultTimeoutMs).catch(() => {});
+  }
+
+  private fenceWhereMaster(): void {
+    for (let group = 0; group < this.groups; group++) {
+      const state = this.fences[group];
+      if (state === undefined || state.pending !== undefined || !this.node.isMaster(group)) continue;
+      if (state.current !== undefined && this.isCurrentFence(group, state.current)) continue;
+      this.establishFence(group, this.defaultTimeoutMs).catch(() => {});
+    }
   }
 
   private isCurrentFence(group: number, fence: Fence): boolean {

@@ -1,6 +1,6 @@
 /**
- * multipaxos/testing: the deterministic simulator and the hand-driven core harness, for testing
- * this library and the state machines built on it.
+ * multipaxos/testing: the deterministic simulator, the hand-driven core harness and a linearizability
+ * checker (with a model of the KV service), for testing this library and the state machines built on it.
  */
 export { runSeed, CANARIES, FREQUENT_CANARIES, LIVENESS_BOUND_MS, type CanaryName, type SimRunOptions, type SimRunResult } from './sim/simulator.js';
 export { addRun, emptySummary, finishSummary, type SimSummary } from './sim/sim-summary.js';
@@ -13,3 +13,12 @@ export { CoreHarness, restoreFromRecords, type CoreHarnessOptions, type HarnessN
 export { fullCrc32 } from './crc32.js';
 export { LazyFileSystem, type LazyFileSystemOptions } from './lazy-file-system.js';
 export { NodeCluster, type ClusterOptions, type ControlReply, type GroupSummary } from './process-cluster.js';
+export {
+  checkLinearizability, UNKNOWN, type CheckOptions, type CheckResult, type Counterexample, type Model, type Operation,
+  type Unknown,
+} from './linearizability.js';
+export {
+  historyRecorder, kvModel, type HistoryRecorder, type KvClientLike, type KvInput, type KvOperation, type KvOutput,
+  type KvReadOutput, type KvState, type KvWriteCallOptions, type KvWriteOutput, type OperationHandle,
+  type RecordedOperation, type RecorderCounts,
+} from './kv-model.js';

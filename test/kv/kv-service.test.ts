@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeKvCommand, type Fence } from '../../src/kv/kv-command.js';
 import { KvError } from '../../src/kv/kv-error.js';
+import type { KvService } from '../../src/kv/kv-service.js';
 import type { KvOutcome } from '../../src/kv/kv-state-machine.js';
 import { keyInGroup, startKvCluster } from './kv-fixtures.js';
 
@@ -13,26 +14,33 @@ function isKvError(code: string): (error: unknown) => boolean {
 
 test('the master writes with versions, reads its own writes, and other nodes refuse or read stale', async () => {
   const cluster = await startKvCluster({ groups: 2 });
+  const onMaster = <T>(call: (master: KvService) => Promise<T>): Promise<T> => cluster.onMaster(0, call);
   try {
-    const master = await cluster.serving(0);
-    const key = keyInGroup(master, 0);
-    assert.deepEqual(await master.put(key, 'one'), { version: 1 });
-    assert.deepEqual(await master.put(key, 'two', { version: 1 }), { version: 2 });
-    await assert.rejects(master.put(key, 'stale', { version: 1 }), (error: unknown) =>
+    const key = keyInGroup(await cluster.serving(0), 0);
+    assert.deepEqual(await onMaster((master) => master.put(key, 'one')), { version: 1 });
+    assert.deepEqual(await onMaster((master) => master.put(key, 'two', { version: 1 })), { version: 2 });
+    await assert.rejects(onMaster((master) => master.put(key, 'stale', { version: 1 })), (error: unknown) =>
       error instanceof KvError && error.code === 'VERSION_CONFLICT' && error.version === 2 && !error.mayHaveBeenApplied);
-    const read = await master.get(key);
+    const read = await onMaster((master) => master.get(key));
     assert.equal(Buffer.from(read.value as Uint8Array).toString(), 'two');
     assert.equal(read.version, 2);
-    assert.deepEqual(await master.delete(key, { version: 2 }), { version: 3 });
-    const deleted = await master.get(key);
+    assert.deepEqual(await onMaster((master) => master.delete(key, { version: 2 })), { version: 3 });
+    const deleted = await onMaster((master) => master.get(key));
     assert.equal(deleted.value, undefined);
     assert.equal(deleted.version, 3, 'a deleted key keeps its version');
-    assert.deepEqual(await master.put(key, 'back', { version: 3 }), { version: 4 });
-    const never = keyInGroup(master, 0, 'never');
-    assert.deepEqual(await master.get(never), { key: never, value: undefined, version: 0 });
+    assert.deepEqual(await onMaster((master) => master.put(key, 'back', { version: 3 })), { version: 4 });
+    const never = keyInGroup(await cluster.serving(0), 0, 'never');
+    assert.deepEqual(await onMaster((master) => master.get(never)), { key: never, value: undefined, version: 0 });
 
+    const master = await cluster.serving(0);
     const other = cluster.services.find((service) => service !== master && !service.node.isMaster(0));
     assert.ok(other !== undefined);
+    // The master's endpoint reaches the others in its fence; wait until this one has executed it.
+    const fenceSeen = Date.now() + 5_000;
+    while (other.machine.fence(0)?.nodeId !== master.nodeId) {
+      assert.ok(Date.now() < fenceSeen, 'the other node executes the master fence');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     await assert.rejects(other.put(key, 'x'), (error: unknown) => error instanceof KvError &&
       error.code === 'NOT_MASTER' && error.master?.nodeId === master.nodeId &&
       error.master.endpoint === cluster.endpoints[master.nodeId - 1]);
@@ -86,6 +94,31 @@ test('after the master drops its lease, the new master fences and writes; the ol
     assert.equal(((await first.node.propose(0, staleFence)).result as { code: string }).code, 'FENCED');
     assert.equal(second.machine.fence(0)?.nodeId, second.nodeId);
     assert.deepEqual(await second.put(key, 'still writable', { version: 2 }), { version: 3 });
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('a follower serves stale reads of every write and points writes and linearizable reads to the master', async () => {
+  const cluster = await startKvCluster({ groups: 1, followers: 1 });
+  try {
+    const follower = cluster.services[3];
+    assert.ok(follower !== undefined && follower.node.isFollower);
+    for (let i = 0; i < 20; i++) await cluster.onMaster(0, (master) => master.put(`f-${i}`, `value ${i}`));
+    const master = await cluster.serving(0);
+    const deadline = Date.now() + 5_000;
+    while ((await follower.get('f-19', { stale: true })).version !== 1) {
+      assert.ok(Date.now() < deadline, 'the follower executes every write');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (let i = 0; i < 20; i++) {
+      const read = await follower.get(`f-${i}`, { stale: true });
+      assert.equal(Buffer.from(read.value as Uint8Array).toString(), `value ${i}`);
+    }
+    await assert.rejects(follower.put('f-0', 'from a follower'), (error: unknown) => error instanceof KvError &&
+      error.code === 'NOT_MASTER' && error.master?.nodeId === master.nodeId);
+    await assert.rejects(follower.get('f-0'), isKvError('NOT_MASTER'));
+    assert.equal(follower.status()[0]?.isMaster, false);
   } finally {
     await cluster.stop();
   }

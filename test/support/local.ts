@@ -17,16 +17,15 @@ export async function freePort(): Promise<number> {
 }
 
 const roots: string[] = [];
-let cleanupRegistered = false;
+
+// Registered when a test file imports this module, so it is a hook of the file, not of whichever test
+// first asked for a directory (a hook added while a test runs is not run after the file's tests).
+after(async () => {
+  for (const root of roots.splice(0)) await rm(root, { recursive: true, force: true });
+});
 
 /** A fresh temporary directory, deleted after the test file's tests. */
 export async function tempRoot(prefix: string): Promise<string> {
-  if (!cleanupRegistered) {
-    cleanupRegistered = true;
-    after(async () => {
-      for (const root of roots.splice(0)) await rm(root, { recursive: true, force: true });
-    });
-  }
   const root = await mkdtemp(join(tmpdir(), `${prefix}-`));
   roots.push(root);
   return root;

@@ -1,0 +1,423 @@
+// KvClient against a real 3-node cluster (versions, following the master, a master that steps
+// down) and against scripted HTTP servers, to pin down exactly what it retries and what it does not.
+import { after, afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KvClient } from '../../src/kv/client.js';
+import { KvError } from '../../src/kv/kv-error.js';
+import type { KvService } from '../../src/kv/kv-service.js';
+import { freePort } from '../support/local.js';
+import { httpCall, metricValue, waitFor } from './http-helpers.js';
+import { keyInGroup, startKvCluster, type KvTestCluster } from './kv-fixtures.js';
+
+// Clients and fake servers a test opened, closed after it whatever happened.
+const clients: KvClient[] = [];
+const fakes: FakeServer[] = [];
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await Promise.all(fakes.splice(0).map((fake) => fake.close()));
+});
+
+// One cluster for the tests that need one, stopped when their suite ends: before the file's own
+// hooks (such as the removal of the data directories) run.
+const cluster: KvTestCluster = await startKvCluster({ groups: 2 });
+
+function clientOf(endpoints: readonly string[], timeoutMs?: number): KvClient {
+  const client = new KvClient({ endpoints, timeoutMs });
+  clients.push(client);
+  return client;
+}
+
+function kvError(code: string, check: (error: KvError) => boolean = () => true): (error: unknown) => boolean {
+  return (error: unknown) => {
+    assert.ok(error instanceof KvError, `expected a KvError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return check(error);
+  };
+}
+
+function endpointOf(target: KvTestCluster, service: KvService): string {
+  return target.endpoints[service.nodeId - 1] as string;
+}
+
+/** The group's serving master, once every node knows its endpoint (so any node forwards to it). */
+async function servingMaster(target: KvTestCluster, group: number): Promise<KvService> {
+  const master = await target.serving(group);
+  await waitFor(`every node to learn the master of group ${group}`, () =>
+    target.services.every((service) => service.masterHint(group)?.endpoint === endpointOf(target, master)));
+  return master;
+}
+
+function forwardedTotal(target: KvTestCluster): number {
+  return target.servers.reduce((sum, server) => sum + server.requests.forwarded, 0);
+}
+
+describe('KvClient on a real cluster', () => {
+  after(async () => {
+    await cluster.stop();
+  });
+
+  test('put, get, delete and compare-and-set on a real cluster', async () => {
+    const master = await servingMaster(cluster, 0);
+    await servingMaster(cluster, 1);
+    const client = clientOf(cluster.endpoints);
+    const key = keyInGroup(master, 0, 'client');
+    assert.deepEqual(await client.put(key, 'one'), { key, version: 1 });
+    assert.deepEqual(await client.get(key), { key, value: 'one', version: 1 });
+    assert.deepEqual(await client.put(key, 'two', { version: 1 }), { key, version: 2 });
+    await assert.rejects(client.put(key, 'lost', { version: 1 }),
+      kvError('VERSION_CONFLICT', (error) => error.version === 2 && !error.mayHaveBeenApplied));
+    await assert.rejects(client.delete(key, { version: 1 }), kvError('VERSION_CONFLICT', (error) => error.version === 2));
+    assert.deepEqual(await client.get(key), { key, value: 'two', version: 2 }, 'the refused writes changed nothing');
+    assert.deepEqual(await client.delete(key, { version: 2 }), { key, version: 3 });
+    assert.deepEqual(await client.get(key), { key, value: null, version: 3 }, 'a deleted key keeps its version');
+    assert.deepEqual(await client.put(key, 'three', { version: 3 }), { key, version: 4 });
+    const status = await client.status(endpointOf(cluster, master));
+    assert.equal(status.nodeId, master.nodeId);
+    assert.equal((status.groups as { isMaster: boolean }[])[0]?.isMaster, true);
+
+    const missing = keyInGroup(master, 1, 'client-missing');
+    assert.deepEqual(await client.get(missing), { key: missing, value: null, version: 0 });
+    assert.deepEqual(await client.put(missing, '', { version: 0 }), { key: missing, version: 1 });
+    assert.deepEqual(await client.get(missing), { key: missing, value: '', version: 1 });
+    await waitFor('a stale read to see the write', async () =>
+      (await client.get(key, { stale: true })).value === 'three');
+
+    await assert.rejects(client.put('', 'x'), kvError('BAD_REQUEST'));
+    await assert.rejects(client.get(''), kvError('BAD_REQUEST'));
+    await assert.rejects(client.put('k'.repeat(4097), 'x'), kvError('KEY_TOO_LARGE'));
+    await assert.rejects(client.put(key, 'v'.repeat(1024 * 1024 + 1)), kvError('VALUE_TOO_LARGE'));
+  });
+
+  test('keys that need percent-encoding, and the dot keys, round-trip through the client', async () => {
+    await servingMaster(cluster, 0);
+    await servingMaster(cluster, 1);
+    const client = clientOf(cluster.endpoints);
+    const keys = [
+      'a/b', 'with space', '100%', '%2F', 'q?x=1&y=2', 'h#f', 'ünï/日本/🎉', '.', '..', '../up', 'a/./b', 'x+y',
+    ];
+    for (const key of keys) {
+      const value = `v:${key}`;
+      assert.deepEqual(await client.put(key, value), { key, version: 1 }, `put ${JSON.stringify(key)}`);
+      assert.deepEqual(await client.get(key), { key, value, version: 1 }, `get ${JSON.stringify(key)}`);
+      assert.deepEqual(await client.delete(key), { key, version: 2 }, `delete ${JSON.stringify(key)}`);
+      assert.deepEqual(await client.get(key), { key, value: null, version: 2 });
+    }
+  });
+
+  test('the client follows the master: after one forwarded call it goes to the master directly', async () => {
+    const master = await servingMaster(cluster, 0);
+    await servingMaster(cluster, 1);
+    const other = cluster.services.find((service) => service !== master) as KvService;
+    const otherServer = cluster.servers[other.nodeId - 1];
+    assert.ok(otherServer !== undefined);
+    // Only the non-master's endpoint is known: the client learns the master from the answers.
+    const client = clientOf([endpointOf(cluster, other)]);
+    const key = keyInGroup(master, 0, 'follow');
+    const forwardedBefore = otherServer.requests.forwarded;
+    assert.deepEqual(await client.put(key, 'first'), { key, version: 1 });
+    assert.equal(otherServer.requests.forwarded, forwardedBefore + 1, 'the first call was forwarded');
+
+    const total = forwardedTotal(cluster);
+    assert.deepEqual(await client.put(key, 'second', { version: 1 }), { key, version: 2 });
+    assert.deepEqual(await client.get(key), { key, value: 'second', version: 2 });
+    assert.deepEqual(await client.get(keyInGroup(master, 0, 'follow-other')), {
+      key: keyInGroup(master, 0, 'follow-other'), value: null, version: 0,
+    });
+    assert.deepEqual(await client.delete(key), { key, version: 3 });
+    await assert.rejects(client.put(key, 'x', { version: 1 }), kvError('VERSION_CONFLICT'));
+    assert.equal(forwardedTotal(cluster), total, 'later calls for the group went to the master itself');
+  });
+
+  test('after the master drops its lease, a put through the client succeeds once another node serves', async () => {
+    const own = await startKvCluster({ groups: 1 });
+    try {
+      const first = await servingMaster(own, 0);
+      const client = clientOf(own.endpoints, 15_000);
+      assert.deepEqual(await client.put('drop', 'before'), { key: 'drop', version: 1 });
+      first.node.dropMaster(0);
+      const began = performance.now();
+      assert.deepEqual(await client.put('drop', 'after', { version: 1 }), { key: 'drop', version: 2 });
+      assert.ok(performance.now() - began < 15_000);
+      // It got there through refusals: the deposed master answered NO_MASTER or NOT_MASTER at least once.
+      let refusals = 0;
+      for (const endpoint of own.endpoints) {
+        const text = (await httpCall(endpoint, 'GET', '/metrics')).text;
+        for (const outcome of ['NO_MASTER', 'NOT_MASTER']) {
+          refusals += metricValue(text, 'multipaxos_kv_requests_total', { op: 'put', outcome }) ?? 0;
+        }
+      }
+      assert.ok(refusals >= 1, 'the put was refused and retried');
+      const now = await own.serving(0);
+      assert.notEqual(now.nodeId, first.nodeId, 'another node is master');
+      assert.deepEqual(await client.get('drop'), { key: 'drop', value: 'after', version: 2 });
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
+// ----- Scripted servers -----
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+interface FakeServer {
+  readonly endpoint: string;
+  readonly seen: Seen[];
+  close(): Promise<void>;
+}
+
+/** An HTTP server that records each request (once its body is in) and lets `script` answer it. */
+type Script = (request: Seen, response: ServerResponse, index: number) => void;
+
+async function fakeServer(script: Script): Promise<FakeServer> {
+  const seen: Seen[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.once('end', () => {
+      const entry: Seen = {
+        method: request.method ?? '', url: request.url ?? '', headers: request.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      seen.push(entry);
+      script(entry, response, seen.length - 1);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const fake: FakeServer = {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+  fakes.push(fake);
+  return fake;
+}
+
+function answer(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json', ...headers });
+  response.end(text);
+}
+
+function failure(code: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { error: code, message: `scripted ${code}`, mayHaveBeenApplied: false, ...extra };
+}
+
+/** A server that must never be asked (the test checks that it was not). */
+async function untouched(): Promise<FakeServer> {
+  return await fakeServer((_, response) => answer(response, 500, failure('INTERNAL')));
+}
+
+test('an endpoint that refuses connections is skipped and the next one serves the write', async () => {
+  const closed = `http://127.0.0.1:${await freePort()}`;
+  const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 1 }));
+  const client = clientOf([closed, serving.endpoint], 5_000);
+  assert.deepEqual(await client.put('k', 'v'), { key: 'k', version: 1 });
+  assert.equal(serving.seen.length, 1);
+  const [request] = serving.seen;
+  assert.deepEqual([request?.method, request?.url, JSON.parse(request?.body ?? 'null')], ['PUT', '/v1/kv/k', { value: 'v' }]);
+});
+
+test('NOT_MASTER with an endpoint sends the call to that master, and later calls go there first', async () => {
+  const master = await fakeServer((request, response) => answer(response, 200,
+    request.method === 'GET' ? { key: 'k', value: 'v', version: 1 } : { key: 'k', version: 1 },
+    { 'x-multipaxos-groups': '1', 'x-multipaxos-group': '0', 'x-multipaxos-endpoint': master.endpoint }));
+  const follower = await fakeServer((_, response) => answer(response, 503,
+    failure('NOT_MASTER', { master: { nodeId: 2, endpoint: master.endpoint } })));
+  const client = clientOf([follower.endpoint], 5_000);
+  assert.deepEqual(await client.put('k', 'v'), { key: 'k', version: 1 });
+  assert.deepEqual([follower.seen.length, master.seen.length], [1, 1]);
+  assert.deepEqual(await client.get('k'), { key: 'k', value: 'v', version: 1 });
+  assert.deepEqual([follower.seen.length, master.seen.length], [1, 2], 'the client remembered the master');
+});
+
+test('NOT_MASTER without an endpoint moves on to the next endpoint', async () => {
+  const follower = await fakeServer((_, response) => answer(response, 503,
+    failure('NOT_MASTER', { master: { nodeId: 2, endpoint: null } })));
+  const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 4 }));
+  const client = clientOf([follower.endpoint, serving.endpoint], 5_000);
+  assert.deepEqual(await client.delete('k'), { key: 'k', version: 4 });
+  assert.deepEqual([follower.seen.length, serving.seen.length], [1, 1]);
+  assert.equal(serving.seen[0]?.method, 'DELETE');
+});
+
+test('NO_MASTER and OVERLOADED are retried on the same endpoint until it serves', async () => {
+  for (const [status, code] of [[503, 'NO_MASTER'], [429, 'OVERLOADED']] as const) {
+    const flaky = await fakeServer((_, response, index) => {
+      if (index < 2) answer(response, status, failure(code));
+      else answer(response, 200, { key: 'k', version: 9 });
+    });
+    const spare = await untouched();
+    const client = clientOf([flaky.endpoint, spare.endpoint], 5_000);
+    assert.deepEqual(await client.put('k', 'v', { version: 8 }), { key: 'k', version: 9 }, code);
+    assert.equal(flaky.seen.length, 3, `${code}: retried where it was refused`);
+    assert.ok(flaky.seen.every((seen) => seen.body === '{"value":"v","version":8}'), 'the same write each time');
+    assert.equal(spare.seen.length, 0);
+  }
+});
+
+test('a write that timed out on the server and may have been applied is not retried', async () => {
+  const slow = await fakeServer((_, response) => answer(response, 504,
+    { ...failure('TIMEOUT'), mayHaveBeenApplied: true }));
+  const spare = await untouched();
+  // (A fresh client each time: a client that knows no master spreads its calls over the endpoints.)
+  await assert.rejects(clientOf([slow.endpoint, spare.endpoint], 5_000).put('k', 'v'),
+    kvError('TIMEOUT', (error) => error.mayHaveBeenApplied));
+  await assert.rejects(clientOf([slow.endpoint, spare.endpoint], 5_000).delete('k'),
+    kvError('TIMEOUT', (error) => error.mayHaveBeenApplied));
+  assert.deepEqual([slow.seen.length, spare.seen.length], [2, 0], 'each write was sent exactly once');
+});
+
+test('a read that timed out on the server is retried on another endpoint', async () => {
+  const slow = await fakeServer((_, response) => answer(response, 504, failure('TIMEOUT')));
+  const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', value: 'v', version: 2 }));
+  const client = clientOf([slow.endpoint, serving.endpoint], 5_000);
+  assert.deepEqual(await client.get('k'), { key: 'k', value: 'v', version: 2 });
+  assert.deepEqual([slow.seen.length, serving.seen.length], [1, 1]);
+});
+
+test('a connection lost after a write was sent fails the write as maybe applied; a read moves on', async () => {
+  const cut = await fakeServer((_, response) => response.socket?.destroy());
+  const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', value: 'v', version: 3 }));
+  const client = clientOf([cut.endpoint, serving.endpoint], 5_000);
+  await assert.rejects(client.put('k', 'v'), kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
+  assert.deepEqual([cut.seen.length, serving.seen.length], [1, 0], 'the write was not sent again');
+
+  const reader = clientOf([cut.endpoint, serving.endpoint], 5_000);
+  assert.deepEqual(await reader.get('k'), { key: 'k', value: 'v', version: 3 });
+  assert.deepEqual([cut.seen.length, serving.seen.length], [2, 1], 'the read was retried on the next endpoint');
+});
+
+test('UNAVAILABLE moves a write on only when it certainly was not applied', async () => {
+  const refusing = await fakeServer((_, response) => answer(response, 503, failure('UNAVAILABLE')));
+  const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 5 }));
+  assert.deepEqual(await clientOf([refusing.endpoint, serving.endpoint], 5_000).put('k', 'v'), { key: 'k', version: 5 });
+  assert.deepEqual([refusing.seen.length, serving.seen.length], [1, 1]);
+
+  const unsure = await fakeServer((_, response) => answer(response, 503,
+    { ...failure('UNAVAILABLE'), mayHaveBeenApplied: true }));
+  await assert.rejects(clientOf([unsure.endpoint, serving.endpoint], 5_000).put('k', 'v'),
+    kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
+  assert.deepEqual([unsure.seen.length, serving.seen.length], [1, 1], 'the maybe-applied write was not sent again');
+  // A read is retried whatever the write outcome says.
+  const reply = { key: 'k', value: 'v', version: 5 };
+  const reader = await fakeServer((_, response) => answer(response, 200, reply));
+  assert.deepEqual(await clientOf([unsure.endpoint, reader.endpoint], 5_000).get('k'), reply);
+  assert.deepEqual([unsure.seen.length, reader.seen.length], [2, 1]);
+});
+
+test('an abort while the client waits to retry ends the call as ABORTED, not applied', async () => {
+  const electing = await fakeServer((_, response) => answer(response, 503, failure('NO_MASTER')));
+  const controller = new AbortController();
+  const pending = clientOf([electing.endpoint], 10_000).put('k', 'v', { signal: controller.signal });
+  await waitFor('a few refusals', () => electing.seen.length >= 3, 5_000);
+  controller.abort();
+  const began = performance.now();
+  await assert.rejects(pending, kvError('ABORTED', (error) => !error.mayHaveBeenApplied));
+  assert.ok(performance.now() - began < 500, 'aborted promptly');
+});
+
+test('a deadline reached while retrying is a TIMEOUT that was not applied', async () => {
+  const electing = await fakeServer((_, response) => answer(response, 503, failure('NO_MASTER')));
+  const began = performance.now();
+  await assert.rejects(clientOf([electing.endpoint], 10_000).put('k', 'v', { timeoutMs: 600 }),
+    kvError('TIMEOUT', (error) => !error.mayHaveBeenApplied && /NO_MASTER/.test(error.message)));
+  const elapsed = performance.now() - began;
+  assert.ok(elapsed < 1_200, `gave up after ${Math.round(elapsed)} ms`);
+  assert.ok(electing.seen.length >= 3, 'it retried until then');
+});
+
+test('VERSION_CONFLICT is thrown with the current version, and not retried', async () => {
+  const server = await fakeServer((_, response) => answer(response, 409, failure('VERSION_CONFLICT', { version: 7 })));
+  const client = clientOf([server.endpoint], 5_000);
+  await assert.rejects(client.put('k', 'v', { version: 3 }),
+    kvError('VERSION_CONFLICT', (error) => error.version === 7 && !error.mayHaveBeenApplied));
+  await assert.rejects(client.delete('k', { version: 3 }), kvError('VERSION_CONFLICT', (error) => error.version === 7));
+  assert.equal(server.seen.length, 2);
+  assert.equal(server.seen[0]?.body, '{"value":"v","version":3}');
+  assert.equal(server.seen[1]?.url, '/v1/kv/k?version=3');
+});
+
+test('a server that never answers: TIMEOUT at the deadline, maybe applied for a write', async () => {
+  const silent = await fakeServer(() => {});
+  const client = clientOf([silent.endpoint], 10_000);
+  for (const [call, isWrite] of [[() => client.put('k', 'v', { timeoutMs: 400 }), true],
+    [() => client.get('k', { timeoutMs: 400 }), false]] as const) {
+    const began = performance.now();
+    await assert.rejects(call(), kvError('TIMEOUT', (error) => error.mayHaveBeenApplied === isWrite));
+    const elapsed = performance.now() - began;
+    assert.ok(elapsed >= 350 && elapsed < 1_400, `gave up after ${Math.round(elapsed)} ms`);
+  }
+  assert.equal(silent.seen.length, 2, 'one attempt each');
+});
+
+test('an AbortSignal aborts a pending call, and an already-aborted one rejects at once', async () => {
+  const silent = await fakeServer(() => {});
+  const client = clientOf([silent.endpoint], 10_000);
+  const controller = new AbortController();
+  const pending = client.put('k', 'v', { signal: controller.signal });
+  await waitFor('the request to arrive', () => silent.seen.length === 1, 5_000);
+  const began = performance.now();
+  controller.abort();
+  await assert.rejects(pending, kvError('ABORTED', (error) => error.mayHaveBeenApplied));
+  assert.ok(performance.now() - began < 500, 'aborted promptly');
+
+  const aborted = AbortSignal.abort();
+  const start = performance.now();
+  await assert.rejects(client.put('k', 'v', { signal: aborted }), kvError('ABORTED', (error) => !error.mayHaveBeenApplied));
+  await assert.rejects(client.get('k', { signal: aborted }), kvError('ABORTED'));
+  assert.ok(performance.now() - start < 200);
+  await sleep(50);
+  assert.equal(silent.seen.length, 1, 'nothing was sent for the aborted signal');
+});
+
+test('a reply that is not JSON is UNAVAILABLE', async () => {
+  const broken = await fakeServer((_, response) => {
+    response.writeHead(200, { 'content-type': 'text/html' });
+    response.end('<html>proxy error</html>');
+  });
+  const client = clientOf([broken.endpoint], 2_000);
+  await assert.rejects(client.put('k', 'v'), kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
+  assert.equal(broken.seen.length, 1, 'a write with an unknown outcome is not sent again');
+  // A read keeps trying, then gives up at its deadline with the last error in the message.
+  await assert.rejects(client.get('k', { timeoutMs: 300 }),
+    kvError('TIMEOUT', (error) => /UNAVAILABLE/.test(error.message) && !error.mayHaveBeenApplied));
+  assert.ok(broken.seen.length > 2, 'the read was retried');
+});
+
+test('the timeout the client sends is an integer below the call\'s timeout', async () => {
+  const server = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 1 }));
+  const client = clientOf([server.endpoint], 10_000);
+  for (const timeoutMs of [1_234, 2_000, 9_999, 120_000]) {
+    await client.put('k', 'v', { timeoutMs });
+    const sent = server.seen[server.seen.length - 1]?.headers['x-multipaxos-timeout-ms'];
+    assert.ok(typeof sent === 'string' && /^\d+$/.test(sent), `an integer header, got ${String(sent)}`);
+    const value = Number(sent);
+    assert.ok(value >= 1 && value < timeoutMs && value <= 60_000, `${value} for a call of ${timeoutMs} ms`);
+    assert.ok(value >= Math.min(60_000, timeoutMs - 260), `${value} leaves the server most of ${timeoutMs} ms`);
+  }
+  await client.get('k', { timeoutMs: 500 });
+  assert.ok(Number(server.seen[server.seen.length - 1]?.headers['x-multipaxos-timeout-ms']) < 500);
+});
+
+test('the constructor refuses no endpoints and endpoints that are not http', () => {
+  assert.throws(() => new KvClient({ endpoints: [] }), kvError('BAD_REQUEST'));
+  for (const endpoint of ['https://127.0.0.1:8081', 'ftp://127.0.0.1:21', 'ws://localhost:1', 'http://', 'not a url']) {
+    assert.throws(() => new KvClient({ endpoints: [endpoint] }), kvError('BAD_REQUEST'), endpoint);
+  }
+  // Without a scheme, http:// is assumed.
+  clientOf(['127.0.0.1:8081', 'localhost:8082', 'http://[::1]:8083']).close();
+});
