@@ -35,8 +35,9 @@ async function startCluster(dir: string, basePort: number, groups: number): Prom
   const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', join(dir, `data-${basePort}`),
     '--base-port', String(basePort), '--groups', String(groups), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // The reason comes first (a usage error is followed by the whole usage text): keep the head.
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => { stderr = `${stderr}${chunk.toString('utf8')}`.slice(-4_000); });
+  child.stderr?.on('data', (chunk: Buffer) => { stderr = `${stderr}${chunk.toString('utf8')}`.slice(0, 4_000); });
   const endpoints = await new Promise<string[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`our cluster was not ready within ${READY_TIMEOUT_MS} ms`)),
       READY_TIMEOUT_MS);
@@ -49,7 +50,7 @@ async function startCluster(dir: string, basePort: number, groups: number): Prom
     });
     void exited.then(() => {
       clearTimeout(timer);
-      reject(new Error(`cluster up exited before it was ready: ${stderr.trim()}`));
+      reject(new Error(`cluster up exited before it was ready: ${stderr.trim().split('\n')[0] ?? ''}`));
     });
   }).catch(async (error: unknown) => {
     child.kill('SIGTERM');

@@ -15,6 +15,7 @@ import { KvError } from '../../src/kv/kv-error.js';
 import {
   CLI, kvServeProcess, killEverything, processesMentioning, spawnCli, startClusterUp, type Exit, type Spawned,
 } from '../support/cluster-up.js';
+import { servingMaster } from '../support/kv-nemesis.js';
 
 const LEASE_MS = 1_000;
 const GROUPS = 2;
@@ -32,27 +33,6 @@ interface Write {
   readonly code?: string;
   /** When the answer came (performance.now()). */
   readonly at: number;
-}
-
-interface GroupStatus {
-  readonly group: number;
-  readonly serving: boolean;
-}
-
-/** The node serving `group` (its lease held and its fence current) among `endpoints`, if one does. */
-async function servingNode(client: KvClient, endpoints: readonly string[], group: number): Promise<number | undefined> {
-  const answers = await Promise.all(endpoints.map(async (endpoint) => {
-    try {
-      return await client.status(endpoint, { timeoutMs: 500 });
-    } catch {
-      return undefined;
-    }
-  }));
-  for (const status of answers) {
-    const groups = status?.groups as GroupStatus[] | undefined;
-    if (groups?.find((entry) => entry.group === group)?.serving === true) return status?.nodeId as number;
-  }
-  return undefined;
 }
 
 /** What a linearizable read of `key` may return after its writer's `writes` (in order): see the checks below. */
@@ -121,7 +101,7 @@ test('kill -9 of the master of group 0 under a write load: failover, no lost wri
     });
 
     await sleep(KILL_AFTER_MS);
-    const first = await servingNode(probe, endpoints, 0);
+    const first = await servingMaster(probe, endpoints, 0);
     assert.ok(first !== undefined, 'group 0 has a serving master under load');
     const victim = await kvServeProcess(dir, first);
     assert.ok(victim !== undefined, `the kv serve process of node ${first} is found`);
@@ -137,7 +117,7 @@ test('kill -9 of the master of group 0 under a write load: failover, no lost wri
     const survivors = endpoints.filter((_, index) => index + 1 !== first);
     let second: number | undefined;
     while (second === undefined && performance.now() - killedAt < LEASE_MS + 5_000) {
-      second = await servingNode(probe, survivors, 0);
+      second = await servingMaster(probe, survivors, 0);
       if (second === undefined) await sleep(50);
     }
     const failoverMs = performance.now() - killedAt;
