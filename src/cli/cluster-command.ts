@@ -105,6 +105,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const client = new KvClient({ endpoints, timeoutMs: 1_000 });
   let ready = false;
   let lastSummary = '';
+  let killed: number[] = [];
   try {
     while (!stopping) {
       if (nodes.every((node) => !node.running)) {
@@ -116,7 +117,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
         lastSummary = view.summary;
         say('status', { up: view.up, masters: view.masters }, `status: ${view.summary}`);
       }
-      if (!ready && view.masters.every((master) => master !== null)) {
+      if (!ready && !stopping && view.masters.every((master) => master !== null)) {
         ready = true;
         say('ready', { endpoints }, `ready ${endpoints.join(',')}`);
       }
@@ -125,7 +126,12 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   } finally {
     client.close();
     if (!json) console.log('stopping...');
-    await stopNodes(nodes);
+    killed = await stopNodes(nodes);
+  }
+  if (killed.length > 0) {
+    say('stopped', { killed }, `stopped; node(s) ${killed.join(', ')} did not stop within ${STOP_GRACE_MS} ms ` +
+      'and were killed');
+    return 1;
   }
   say('stopped', {}, 'stopped');
   return 0;
@@ -223,15 +229,17 @@ async function observe(client: KvClient, nodes: readonly NodeProcess[], groups: 
   return { up, masters, summary };
 }
 
-async function stopNodes(nodes: readonly NodeProcess[]): Promise<void> {
+/** Stop every node; those that do not stop within the grace period are killed and returned. */
+async function stopNodes(nodes: readonly NodeProcess[]): Promise<number[]> {
   for (const node of nodes) if (node.running) node.child.kill('SIGTERM');
   const all = Promise.all(nodes.map((node) => node.exited));
   const grace = sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => true);
   const timedOut = await Promise.race([all.then(() => false), grace]);
-  if (timedOut) {
-    for (const node of nodes) if (node.running) node.child.kill('SIGKILL');
-    await all;
-  }
+  if (!timedOut) return [];
+  const stuck = nodes.filter((node) => node.running);
+  for (const node of stuck) node.child.kill('SIGKILL');
+  await all;
+  return stuck.map((node) => node.id);
 }
 
 async function checkPortFree(host: string, port: number): Promise<void> {

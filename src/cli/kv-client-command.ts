@@ -41,7 +41,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
-  const client = new KvClient({ endpoints: endpointsOf(flags), timeoutMs: flags['timeout-ms'] as number | undefined });
+  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined);
   const json = flags.json === true;
   const version = flags.version as number | undefined;
   try {
@@ -91,7 +91,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`status takes no arguments; got "${positionals[0]}"`);
   const endpoints = endpointsOf(flags);
-  const client = new KvClient({ endpoints, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000 });
+  const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000);
   try {
     const nodes = await Promise.all(endpoints.map(async (endpoint) => {
       try {
@@ -123,6 +123,16 @@ export function describeNode(
   const parts = groups.map((group) => `g${group.group}: instance ${group.nowInstanceId}, ` +
     `master ${group.master?.nodeId ?? 'none'}${group.serving ? ' (this node)' : ''}`);
   return `node ${String(node.status.nodeId)}  ${node.endpoint}  ${parts.join(' | ')}`;
+}
+
+/** A client for the command line: a bad endpoint or timeout is a usage error. */
+function newClient(endpoints: readonly string[], timeoutMs: number | undefined): KvClient {
+  try {
+    return new KvClient({ endpoints, timeoutMs });
+  } catch (error) {
+    if (error instanceof KvError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 export function endpointsOf(flags: Flags): string[] {

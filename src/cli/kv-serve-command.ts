@@ -73,6 +73,12 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
 
   const server = await KvHttpServer.listen({
     host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined,
+  }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EADDRINUSE' || error.code === 'EADDRNOTAVAIL' || error.code === 'EACCES') {
+      throw new UsageError(`--http ${http.host}:${http.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use'
+        : error.message}`);
+    }
+    throw error;
   });
   let service: KvService;
   try {

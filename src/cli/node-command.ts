@@ -12,7 +12,7 @@ import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { STDERR_LOGGER } from './stderr-logger.js';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { serveControlChannel } from './node-control.js';
-import { startAdminServer } from './admin-server.js';
+import { startAdminServer } from '../node/admin-api.js';
 import { parseAddress, parsePeers } from './peer-list.js';
 
 const FLAGS: FlagSpec = {

@@ -14,7 +14,8 @@
  */
 import { Agent, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TIMEOUT_HEADER } from './http-forward.js';
+import { TIMEOUT_HEADER } from './http-headers.js';
+import { LONE_SURROGATE } from './kv-command.js';
 import { groupOfKey } from './key-hash.js';
 import { isKvErrorCode, KvError, type KvErrorCode } from './kv-error.js';
 
@@ -71,7 +72,7 @@ export class KvClient {
       throw new KvError('BAD_REQUEST', 'a KvClient needs at least one endpoint');
     }
     this.endpoints = options.endpoints.map((endpoint) => normalizeEndpoint(endpoint));
-    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.timeoutMs = checkedTimeout(options.timeoutMs ?? 10_000);
   }
 
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<{ key: string; version: number }> {
@@ -101,13 +102,13 @@ export class KvClient {
   /** One node's /status (the first endpoint that answers, or the one given). */
   async status(endpoint?: string, options: KvCallOptions = {}): Promise<Record<string, unknown>> {
     const targets = endpoint === undefined ? this.endpoints : [normalizeEndpoint(endpoint)];
-    const deadline = performance.now() + (options.timeoutMs ?? this.timeoutMs);
+    const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
     let last: unknown;
     for (const target of targets) {
       try {
         const reply = await this.send(target, 'GET', '/status', undefined, deadline, options.signal);
         if (reply.status === 200) return reply.body;
-        last = errorOf(reply);
+        last = errorOf(reply, false);
       } catch (error) {
         last = error;
       }
@@ -124,7 +125,7 @@ export class KvClient {
   ): Promise<HttpReply> {
     if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string');
     const isWrite = method !== 'GET';
-    const deadline = performance.now() + (options.timeoutMs ?? this.timeoutMs);
+    const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
     let failures = 0;
     let redirects = 0;
     /** Connections refused in a row: when every endpoint refuses twice over, the cluster is down. */
@@ -152,7 +153,7 @@ export class KvClient {
       // A stale read may be answered by any node: it says nothing of who the master is.
       if (!path.includes('?stale=true')) this.learn(key, reply);
       if (reply.status >= 200 && reply.status < 300) return reply;
-      const failure = errorOf(reply);
+      const failure = errorOf(reply, isWrite);
       if (failure.code === 'NOT_MASTER' && failure.master?.endpoint !== undefined) {
         endpoint = normalizeEndpoint(failure.master.endpoint);
         // Follow a redirect at once; if nodes keep pointing elsewhere, the cluster is changing: back off.
@@ -289,12 +290,13 @@ function isRefused(failure: KvError): boolean {
   return (failure.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
 }
 
-function errorOf(reply: HttpReply): KvError {
+/** An answer's error. Without a word on it (a proxy's 502, say), a write may have been applied. */
+function errorOf(reply: HttpReply, isWrite: boolean): KvError {
   const { body } = reply;
   const code: KvErrorCode = isKvErrorCode(body.error) ? body.error : 'INTERNAL';
   const master = body.master as { nodeId?: unknown; endpoint?: unknown } | undefined;
   return new KvError(code, typeof body.message === 'string' ? body.message : `HTTP ${reply.status}`, {
-    mayHaveBeenApplied: body.mayHaveBeenApplied === true,
+    mayHaveBeenApplied: typeof body.mayHaveBeenApplied === 'boolean' ? body.mayHaveBeenApplied : isWrite,
     version: typeof body.version === 'number' ? body.version : undefined,
     master: typeof master?.nodeId === 'number'
       ? { nodeId: master.nodeId, endpoint: typeof master.endpoint === 'string' ? master.endpoint : undefined }
@@ -302,7 +304,15 @@ function errorOf(reply: HttpReply): KvError {
   });
 }
 
+function checkedTimeout(timeoutMs: unknown): number {
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2 ** 31 - 1) {
+    throw new KvError('BAD_REQUEST', `timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`);
+  }
+  return timeoutMs;
+}
+
 function kvPath(key: string): string {
+  if (LONE_SURROGATE.test(key)) throw new KvError('BAD_REQUEST', 'a key must be well-formed Unicode');
   return `/v1/kv/${encodeURIComponent(key)}`;
 }
 

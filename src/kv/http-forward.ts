@@ -6,10 +6,9 @@
  * been applied, and says so.
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError } from './kv-error.js';
 
-export const FORWARDED_HEADER = 'x-multipaxos-forwarded-by';
-export const TIMEOUT_HEADER = 'x-multipaxos-timeout-ms';
 
 export interface ForwardedReply {
   readonly status: number;

@@ -4,7 +4,7 @@
  * that says what was wrong; nothing a client sends can make the server throw anything else.
  */
 import type { IncomingMessage } from 'node:http';
-import { MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
+import { LONE_SURROGATE, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
 import { KvError } from './kv-error.js';
 
 export const KV_PATH_PREFIX = '/v1/kv/';
@@ -74,6 +74,8 @@ export function parsePutBody(text: string): PutBody {
     }
   }
   if (typeof body.value !== 'string') throw new KvError('BAD_REQUEST', 'value must be a string');
+  // JSON can spell an unpaired surrogate (\ud800), which UTF-8 cannot store: it would come back changed.
+  if (LONE_SURROGATE.test(body.value)) throw new KvError('BAD_REQUEST', 'value must be well-formed Unicode');
   const bytes = Buffer.byteLength(body.value, 'utf8');
   if (bytes > MAX_KV_VALUE_BYTES) {
     throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes} bytes; the limit is ${MAX_KV_VALUE_BYTES}`);
@@ -85,18 +87,40 @@ export function parsePutBody(text: string): PutBody {
   return { value: body.value, version: version ?? undefined };
 }
 
-/** The whole body as UTF-8, refused beyond MAX_BODY_BYTES before it is buffered. */
-export async function readBody(request: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
+/** The bytes of request bodies a server holds at once, so slow senders cannot exhaust its memory. */
+export class BodyBudget {
+  inFlight = 0;
+  constructor(readonly limit: number) {}
+}
+
+/**
+ * The whole body as UTF-8, refused beyond MAX_BODY_BYTES before it is buffered, and with
+ * OVERLOADED when the server's budget for bodies being received is spent.
+ */
+export async function readBody(request: IncomingMessage, budget?: BodyBudget, limit = MAX_BODY_BYTES): Promise<string> {
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     throw new KvError('VALUE_TOO_LARGE', `the body has ${declared} bytes; the limit is ${limit}`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new KvError('VALUE_TOO_LARGE', `the body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
+  let counted = 0;
+  try {
+    for await (const chunk of request) {
+      const length = (chunk as Buffer).length;
+      size += length;
+      if (size > limit) throw new KvError('VALUE_TOO_LARGE', `the body exceeds ${limit} bytes`);
+      if (budget !== undefined) {
+        budget.inFlight += length;
+        counted += length;
+        if (budget.inFlight > budget.limit) {
+          throw new KvError('OVERLOADED', 'the server is receiving too many request bodies; try again');
+        }
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } finally {
+    if (budget !== undefined) budget.inFlight -= counted;
   }
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -6,7 +6,7 @@
  *   DELETE /v1/kv/{key}[?version=n]                               → {"key", "version"}
  *   GET    /status                node, groups, instances, masters, members
  *   GET    /metrics               Prometheus text
- *   /v1/members, /v1/master        membership and master election (see src/cli/admin-server.ts)
+ *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
  *
  * A request for a key whose group this node is not master of is forwarded to the master (one hop).
  * Errors are `{"error": CODE, "message", "mayHaveBeenApplied", ...}` with the status of KvError.
@@ -15,10 +15,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { answerAdminRequest, isAdminPath } from '../cli/admin-server.js';
-import { FORWARDED_HEADER, Forwarder, TIMEOUT_HEADER } from './http-forward.js';
+import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
+import { Forwarder } from './http-forward.js';
+import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
-  booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
+  BodyBudget, booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
 } from './http-request.js';
 import { isKvErrorCode, KvError } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
@@ -33,6 +34,9 @@ export interface KvHttpServerOptions {
 }
 
 const MAX_TIMEOUT_MS = 60_000;
+const MAX_CONNECTIONS = 4_096;
+/** More than this in bodies being received at once is refused with OVERLOADED (429). */
+const MAX_BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
 interface Reply {
   readonly status: number;
@@ -45,6 +49,8 @@ export class KvHttpServer {
   readonly requests = new KvRequestMetrics();
   private readonly server: Server;
   private readonly forwarder = new Forwarder();
+  /** Bytes of request bodies being received, over all connections. */
+  private readonly bodies = new BodyBudget(MAX_BODY_BYTES_IN_FLIGHT);
   private service: KvService | undefined;
 
   private constructor(server: Server, endpoint: string) {
@@ -58,6 +64,11 @@ export class KvHttpServer {
       (created.instance as KvHttpServer).handle(request, response);
     });
     server.keepAliveTimeout = 30_000;
+    // Bound what slow or idle clients can hold: a whole request within 60 s (a request's own
+    // timeout is at most 60 s too), its headers within 10 s, and a bounded number of connections.
+    server.requestTimeout = 60_000;
+    server.headersTimeout = 10_000;
+    server.maxConnections = MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port, options.host, () => {
@@ -94,7 +105,8 @@ export class KvHttpServer {
       },
       (error: unknown) => {
         const failure = error instanceof KvError ? error
-          : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
+          : request.destroyed ? new KvError('ABORTED', 'the client went away', { mayHaveBeenApplied: request.method !== 'GET' })
+            : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
         send(response, { status: failure.httpStatus, body: failure.toJSON(), headers: this.commonHeaders() });
@@ -105,7 +117,8 @@ export class KvHttpServer {
   private async route(
     request: IncomingMessage, response: ServerResponse, countAs: (operation: KvOperation) => void,
   ): Promise<Reply> {
-    const url = new URL(request.url ?? '/', 'http://kv.invalid');
+    const url = parseUrl(request.url);
+    const began = performance.now();
     const method = request.method ?? 'GET';
     if (url.pathname === '/status' || url.pathname === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET');
@@ -123,7 +136,8 @@ export class KvHttpServer {
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
     const forwardable = (body: string | undefined, isWrite: boolean) =>
-      (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body, timeoutMs, isWrite);
+      (error: unknown): Promise<Reply> =>
+        this.forwardOrThrow(error, request, body, timeoutMs - (performance.now() - began), isWrite);
     switch (method) {
       case 'GET': {
         countAs('get');
@@ -140,7 +154,7 @@ export class KvHttpServer {
       case 'PUT': {
         countAs('put');
         checkQuery(url, []);
-        const text = await readBody(request);
+        const text = await readBody(request, this.bodies);
         const body = parsePutBody(text);
         const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal: abort.signal })
           .catch(forwardable(text, true));
@@ -256,6 +270,14 @@ function outcomeOf(reply: Reply): string {
     }
   }
   return 'INTERNAL';
+}
+
+function parseUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://kv.invalid');
+  } catch {
+    throw new KvError('BAD_REQUEST', 'the request target is not a valid path');
+  }
 }
 
 function timeoutOf(request: IncomingMessage): number {

@@ -13,6 +13,9 @@
  * Every u64 holds a safe integer (0 .. 2^53 - 1), so numbers never need BigInt.
  */
 
+/** With the u flag a surrogate pair is one code point, so this matches only unpaired halves (not UTF-8). */
+export const LONE_SURROGATE = /\p{Cs}/u;
+
 /** Which master's term a write belongs to: the node that fenced the group and the master version it held. */
 export interface Fence {
   readonly nodeId: number;
@@ -47,8 +50,6 @@ const MAX_SAFE_HIGH_WORD = 0x1f_ffff;
 const encoder = new TextEncoder();
 // ignoreBOM: a key that starts with U+FEFF must keep it, or it would decode to a different key.
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-/** With the u flag, \p{Surrogate} matches only unpaired surrogates, which UTF-8 cannot carry. */
-const LONE_SURROGATE = /\p{Surrogate}/u;
 
 export function encodeKvCommand(command: KvCommand): Uint8Array {
   const parts: Uint8Array[] = [];

@@ -19,8 +19,12 @@ import { PaxosNode } from '../node/paxos-node.js';
 import type { PaxosNodeOptions } from '../node/node-options.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import { groupOfKey } from './key-hash.js';
-import { encodeKvCommand, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES, type Fence, type KvCommand } from './kv-command.js';
+import {
+  encodeKvCommand, LONE_SURROGATE, MAX_HTTP_ADDRESS_BYTES, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES, type Fence,
+  type KvCommand,
+} from './kv-command.js';
 import { KvError, type MasterHint } from './kv-error.js';
+import { checkGroupCount } from './kv-settings.js';
 import { KvStateMachine, type KvOutcome } from './kv-state-machine.js';
 
 export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines' | 'master'> {
@@ -63,19 +67,29 @@ export interface KvGroupStatus {
   readonly members: readonly number[];
 }
 
+/**
+ * This node's fencing of one group. A fence counts only in the tenure it was proposed in (the
+ * master version at which this node last became master): a fence from an earlier tenure may have
+ * been overtaken by another master's fence that is still to be chosen, so each tenure fences anew.
+ */
+interface FenceState {
+  tenure: number | undefined;
+  current: Fence | undefined;
+  pending: Promise<Fence> | undefined;
+  pendingTenure: number | undefined;
+}
+
 const DEFAULT_TIMEOUT_MS = 5_000;
 const CONFLICT_BACKOFF_MS = 10;
 const FENCE_WATCH_MS = 250;
-/** With the u flag a surrogate pair is one code point, so this matches only unpaired halves (not UTF-8). */
-const LONE_SURROGATE = /\p{Cs}/u;
 
 export class KvService {
   readonly node: PaxosNode;
   readonly machine: KvStateMachine;
   readonly groups: number;
   private readonly httpEndpoint: string;
-  /** Per group: the fence this node established and believes current, and a fence on its way. */
-  private readonly fences: ({ current: Fence | undefined; pending: Promise<Fence> | undefined })[];
+  /** Per group: this node's tenure as master, the fence it established in it, and a fence on its way. */
+  private readonly fences: FenceState[];
   private readonly defaultTimeoutMs: number;
   /** Fences again where this node is master without a current fence (a fence that failed or timed out). */
   private readonly fenceWatch: ReturnType<typeof setInterval>;
@@ -85,7 +99,9 @@ export class KvService {
     this.machine = machine;
     this.groups = groups;
     this.httpEndpoint = options.httpEndpoint;
-    this.fences = Array.from({ length: groups }, () => ({ current: undefined, pending: undefined }));
+    this.fences = Array.from({ length: groups }, () => ({
+      tenure: undefined, current: undefined, pending: undefined, pendingTenure: undefined,
+    }));
     this.defaultTimeoutMs = options.proposeTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.fenceWatch = setInterval(() => this.fenceWhereMaster(), FENCE_WATCH_MS);
     this.fenceWatch.unref();
@@ -93,6 +109,8 @@ export class KvService {
 
   static async start(options: KvServiceOptions): Promise<KvService> {
     const groups = options.groups ?? 1;
+    checkEndpoint(options.httpEndpoint);
+    if (options.dataDir !== undefined && options.store === undefined) await checkGroupCount(options.dataDir, groups);
     const machine = new KvStateMachine({ groups });
     const isFollower = (options.followers ?? []).some((follower) => follower.id === options.nodeId);
     // The node reports master changes from its start on; the service exists only once it has started.
@@ -149,12 +167,14 @@ export class KvService {
       this.requireMaster(group);
       const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
       checkTimeout(timeoutMs);
-      const fence = await this.establishFence(group, timeoutMs);
+      const fence = await this.establishFence(group, performance.now() + timeoutMs);
       // The lease may have ended while the fence was being chosen: check both again, at the read.
       this.requireMaster(group);
       if (!this.isCurrentFence(group, fence)) throw this.notMaster(group);
     }
-    return { key, ...this.machine.read(group, key) };
+    const { value, version } = this.machine.read(group, key);
+    // A copy: the state machine's own bytes must not be changed by a caller.
+    return { key, value: value === undefined ? undefined : Uint8Array.prototype.slice.call(value), version };
   }
 
   /** Where the group's master can be reached, as far as this node knows. */
@@ -170,14 +190,16 @@ export class KvService {
   status(): readonly KvGroupStatus[] {
     return Array.from({ length: this.groups }, (_, group) => {
       const hint = this.masterHint(group);
-      const current = this.fences[group]?.current;
+      const state = this.fences[group] as FenceState;
+      const current = state.current;
       return {
         group,
         nowInstanceId: this.node.nowInstanceId(group),
         lastExecutedInstanceId: this.machine.lastExecutedInstanceId(group),
         master: hint,
         isMaster: this.node.isMaster(group),
-        serving: this.node.isMaster(group) && current !== undefined && this.isCurrentFence(group, current),
+        serving: this.node.isMaster(group) && current !== undefined && state.tenure !== undefined &&
+          current.masterVersion >= state.tenure && this.isCurrentFence(group, current),
         members: this.node.members(group).members.map((member) => member.id),
       };
     });
@@ -199,12 +221,9 @@ export class KvService {
     // A write refused for a stale fence was certainly not applied: fence again and retry, once.
     for (let attempt = 1; ; attempt++) {
       this.requireMaster(group);
-      const fence = await this.establishFence(group, remaining(deadline), options.signal).catch((error: unknown) => {
-        // Whatever happened to the fence, this write was not proposed.
-        throw error instanceof KvError && error.mayHaveBeenApplied
-          ? new KvError(error.code, `${error.message} (while fencing; the write was not proposed)`, { cause: error })
-          : error;
-      });
+      const fence = await this.establishFence(group, deadline, options.signal);
+      // The lease may have ended while the fence was being chosen.
+      this.requireMaster(group);
       const outcome = await this.propose(group, encodeKvCommand(command(fence)), deadline, options.signal);
       if (outcome.ok) return { version: outcome.version };
       if (outcome.code === 'VERSION_CONFLICT') {
@@ -220,39 +239,88 @@ export class KvService {
     }
   }
 
-  /** This node's fence in the group, proposing one first when it has none that is current. */
-  private async establishFence(group: number, timeoutMs: number, signal?: AbortSignal): Promise<Fence> {
-    const state = this.fences[group] as (typeof this.fences)[number];
-    if (state.current !== undefined && this.isCurrentFence(group, state.current)) return state.current;
-    state.pending ??= this.proposeFence(group, timeoutMs).finally(() => { state.pending = undefined; });
-    return await abortable(state.pending, signal);
+  /**
+   * This node's fence in the group for its current tenure, proposing one first when it has none.
+   * Each caller waits until its own deadline; the fence itself is proposed with the service's
+   * timeout. A failure here means the caller's own read or write was not proposed.
+   */
+  private async establishFence(group: number, deadline: number, signal?: AbortSignal): Promise<Fence> {
+    const state = this.fences[group] as FenceState;
+    const tenure = this.tenure(group);
+    if (tenure === undefined) throw this.notMaster(group);
+    const current = state.current;
+    if (current !== undefined && current.masterVersion >= tenure && this.isCurrentFence(group, current)) return current;
+    if (state.pending === undefined || state.pendingTenure !== tenure) {
+      const pending: Promise<Fence> = this.proposeFence(group, tenure).finally(() => {
+        if (state.pending === pending) state.pending = undefined;
+      });
+      pending.catch(() => {}); // its waiters may all have given up
+      state.pending = pending;
+      state.pendingTenure = tenure;
+    }
+    try {
+      return await withDeadline(state.pending, deadline, signal);
+    } catch (error) {
+      const failure = error instanceof KvError ? error : new KvError('INTERNAL', String(error), { cause: error });
+      throw new KvError(failure.code, `fencing group ${group} before the operation: ${failure.message}; ` +
+        'the operation itself was not proposed', { master: failure.master, cause: error });
+    }
   }
 
-  private async proposeFence(group: number, timeoutMs: number): Promise<Fence> {
+  private async proposeFence(group: number, tenure: number): Promise<Fence> {
+    const state = this.fences[group] as FenceState;
+    const stillOurs = (): boolean => state.tenure === tenure && this.node.isMaster(group);
     const master = this.node.master(group);
-    if (master === undefined || master.nodeId !== this.nodeId) throw this.notMaster(group);
+    if (master === undefined || master.nodeId !== this.nodeId || !stillOurs()) throw this.notMaster(group);
     const fence: Fence = { nodeId: this.nodeId, masterVersion: master.version };
     const command: KvCommand = { kind: 'fence', fence, httpAddress: this.httpEndpoint };
-    const outcome = await this.propose(group, encodeKvCommand(command), performance.now() + timeoutMs);
+    const outcome = await this.propose(group, encodeKvCommand(command), performance.now() + this.defaultTimeoutMs,
+      undefined, stillOurs);
+    // Chosen after the tenure ended, it may be overtaken by a fence still to come: not ours to use.
+    if (state.tenure !== tenure) throw this.notMaster(group);
     // A fence proposed twice (a retry whose first copy was chosen) finds itself current.
     if (outcome.ok || this.isCurrentFence(group, fence)) {
-      (this.fences[group] as (typeof this.fences)[number]).current = fence;
+      state.current = fence;
       return fence;
     }
     throw this.notMaster(group);
+  }
+
+  /** The master version at which this node became master of the group this time; undefined when it is not. */
+  private tenure(group: number): number | undefined {
+    const state = this.fences[group] as FenceState;
+    const master = this.node.master(group);
+    if (master === undefined || master.nodeId !== this.nodeId) {
+      this.endTenure(state);
+      return undefined;
+    }
+    state.tenure ??= master.version;
+    return state.tenure;
+  }
+
+  private endTenure(state: FenceState): void {
+    state.tenure = undefined;
+    state.current = undefined;
+    state.pending = undefined;
+    state.pendingTenure = undefined;
   }
 
   /**
    * Propose until chosen or the deadline. CONFLICT (other values, such as bids and fences around an
    * election, won every instance tried) means ours was certainly not chosen, so it is tried again.
    */
-  private async propose(group: number, value: Uint8Array, deadline: number, signal?: AbortSignal): Promise<KvOutcome> {
+  private async propose(
+    group: number, value: Uint8Array, deadline: number, signal?: AbortSignal,
+    stillOurs: () => boolean = () => this.node.isMaster(group),
+  ): Promise<KvOutcome> {
     for (;;) {
       try {
         const { result } = await this.node.propose(group, value, { timeoutMs: remaining(deadline), signal });
         return result as KvOutcome;
       } catch (error) {
         if (error instanceof PaxosError && error.code === 'CONFLICT' && !error.mayBeChosen) {
+          // Not chosen: try again, unless this node is no longer the master it proposed as.
+          if (!stillOurs()) throw this.notMaster(group);
           await sleep(CONFLICT_BACKOFF_MS * (1 + Math.random()), undefined, { signal }).catch(() => {
             throw new KvError('ABORTED', 'the caller aborted before the write was chosen');
           });
@@ -266,20 +334,18 @@ export class KvService {
   private onMasterChange(group: number, master: MasterInfo | undefined): void {
     const state = this.fences[group];
     if (state === undefined) return;
-    if (master?.nodeId !== this.nodeId) {
-      state.current = undefined;
-      return;
-    }
+    // Master changes are reported as each bid executes, so a tenure that ended is always seen to end.
+    this.endTenure(state);
+    if (master?.nodeId !== this.nodeId) return;
     // Fence at once, so writes and reads need not wait for it and the others learn our endpoint.
-    this.establishFence(group, this.defaultTimeoutMs).catch(() => {});
+    this.establishFence(group, performance.now() + this.defaultTimeoutMs).catch(() => {});
   }
 
   private fenceWhereMaster(): void {
     for (let group = 0; group < this.groups; group++) {
       const state = this.fences[group];
       if (state === undefined || state.pending !== undefined || !this.node.isMaster(group)) continue;
-      if (state.current !== undefined && this.isCurrentFence(group, state.current)) continue;
-      this.establishFence(group, this.defaultTimeoutMs).catch(() => {});
+      this.establishFence(group, performance.now() + this.defaultTimeoutMs).catch(() => {});
     }
   }
 
@@ -334,6 +400,21 @@ function fromPaxosError(error: unknown): KvError {
   }
 }
 
+/** The endpoint travels in every fence: one that cannot be encoded would leave the group unable to fence. */
+function checkEndpoint(endpoint: unknown): void {
+  let valid = typeof endpoint === 'string' && Buffer.byteLength(endpoint) <= MAX_HTTP_ADDRESS_BYTES &&
+    !LONE_SURROGATE.test(endpoint);
+  try {
+    valid &&= new URL(endpoint as string).protocol === 'http:';
+  } catch {
+    valid = false;
+  }
+  if (!valid) {
+    throw new PaxosError('BAD_OPTIONS', `httpEndpoint must be an http:// URL of at most ${MAX_HTTP_ADDRESS_BYTES} ` +
+      `bytes, got ${JSON.stringify(endpoint)}`);
+  }
+}
+
 function checkVersion(version: number | undefined): void {
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
     throw new KvError('BAD_REQUEST', `a version is an integer of at least 0, got ${String(version)}`);
@@ -352,12 +433,18 @@ function remaining(deadline: number): number {
   return left;
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(new KvError('ABORTED', 'the caller aborted before the write was proposed'));
+/** Wait for a shared promise until this caller's own deadline or abort. */
+function withDeadline<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | undefined): Promise<T> {
+  if (signal?.aborted === true) return Promise.reject(new KvError('ABORTED', 'the caller aborted'));
+  const left = deadline - performance.now();
+  if (left <= 0) return Promise.reject(new KvError('TIMEOUT', 'the deadline passed'));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new KvError('ABORTED', 'the caller aborted before the write was proposed'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    const onAbort = (): void => reject(new KvError('ABORTED', 'the caller aborted'));
+    const timer = setTimeout(() => reject(new KvError('TIMEOUT', 'the deadline passed')), left);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    });
   });
 }

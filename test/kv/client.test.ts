@@ -421,3 +421,17 @@ test('the constructor refuses no endpoints and endpoints that are not http', () 
   // Without a scheme, http:// is assumed.
   clientOf(['127.0.0.1:8081', 'localhost:8082', 'http://[::1]:8083']).close();
 });
+
+test('timeouts must be positive finite numbers, and keys well-formed Unicode, before anything is sent', async () => {
+  for (const timeoutMs of [Number.NaN, Infinity, 0, -1]) {
+    assert.throws(() => new KvClient({ endpoints: ['http://127.0.0.1:1'], timeoutMs }), kvError('BAD_REQUEST'),
+      String(timeoutMs));
+  }
+  const client = clientOf(['http://127.0.0.1:1']);
+  try {
+    await assert.rejects(client.put('a', 'x', { timeoutMs: Number.NaN }), kvError('BAD_REQUEST'));
+    await assert.rejects(client.get('\ud800'), kvError('BAD_REQUEST'));
+  } finally {
+    client.close();
+  }
+});

@@ -243,6 +243,10 @@ describe('the KV HTTP API of a 3-node cluster', () => {
       code: 'BAD_REQUEST' },
     { name: 'a text DELETE version', method: 'DELETE', path: '/v1/kv/a?version=one', status: 400, code: 'BAD_REQUEST' },
     { name: 'an empty DELETE version', method: 'DELETE', path: '/v1/kv/a?version=', status: 400, code: 'BAD_REQUEST' },
+    { name: 'a value with an unpaired surrogate', method: 'PUT', path: '/v1/kv/a', body: '{"value":"\\ud800"}',
+      status: 400, code: 'BAD_REQUEST', message: /Unicode/ },
+    { name: 'an absolute-form target that is not a URL', method: 'PUT', path: 'http://[::1', body: '{"value":"x"}',
+      status: 400, code: 'BAD_REQUEST' },
     ...['abc', '0', '-5', '1.5', '60001', '1e3', ''].map((timeout): BadRequestCase => ({
       name: `x-multipaxos-timeout-ms: "${timeout}"`, method: 'GET', path: '/v1/kv/a',
       headers: { 'x-multipaxos-timeout-ms': timeout }, status: 400, code: 'BAD_REQUEST', message: /timeout/,

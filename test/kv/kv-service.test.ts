@@ -4,7 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeKvCommand, type Fence } from '../../src/kv/kv-command.js';
 import { KvError } from '../../src/kv/kv-error.js';
-import type { KvService } from '../../src/kv/kv-service.js';
+import { KvService } from '../../src/kv/kv-service.js';
+import { PaxosError } from '../../src/errors.js';
+import { join } from 'node:path';
+import { freePort, tempRoot } from '../support/local.js';
 import type { KvOutcome } from '../../src/kv/kv-state-machine.js';
 import { keyInGroup, startKvCluster } from './kv-fixtures.js';
 
@@ -121,5 +124,22 @@ test('a follower serves stale reads of every write and points writes and lineari
     assert.equal(follower.status()[0]?.isMaster, false);
   } finally {
     await cluster.stop();
+  }
+});
+
+test('a node refuses to start with another group count than its data was written with, or a bad endpoint', async () => {
+  const root = await tempRoot('kv-groups');
+  const port = await freePort();
+  const members = [{ id: 1, host: '127.0.0.1', port }];
+  const options = { nodeId: 1, members, dataDir: join(root, 'n1'), httpEndpoint: 'http://127.0.0.1:1' };
+  const first = await KvService.start({ ...options, groups: 3 });
+  await first.stop();
+  await assert.rejects(KvService.start({ ...options, groups: 2 }), (error: unknown) =>
+    error instanceof PaxosError && error.code === 'BAD_OPTIONS' && /written with 3 groups/.test(error.message));
+  const again = await KvService.start({ ...options, groups: 3 });
+  await again.stop();
+  for (const httpEndpoint of ['x'.repeat(300), 'ftp://host', 'not a url']) {
+    await assert.rejects(KvService.start({ ...options, groups: 3, httpEndpoint }), (error: unknown) =>
+      error instanceof PaxosError && error.code === 'BAD_OPTIONS', httpEndpoint);
   }
 });

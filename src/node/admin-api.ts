@@ -12,7 +12,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { PaxosError } from '../errors.js';
-import type { PaxosNode } from '../node/paxos-node.js';
+import type { PaxosNode } from './paxos-node.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 

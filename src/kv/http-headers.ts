@@ -1,0 +1,6 @@
+/** The HTTP headers the KV server and its clients agree on. */
+
+/** A request forwarded by a node that is not the master, so it is forwarded only once. */
+export const FORWARDED_HEADER = 'x-multipaxos-forwarded-by';
+/** How long the caller will wait (ms): the server answers before then, so its answer tells the outcome. */
+export const TIMEOUT_HEADER = 'x-multipaxos-timeout-ms';

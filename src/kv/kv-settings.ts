@@ -1,0 +1,54 @@
+/**
+ * The settings a KV node must keep for the life of its data: the number of groups. Keys map to
+ * groups by hash, and replay refuses a write whose key hashes elsewhere; started again with another
+ * count, a node would silently drop acknowledged writes (and nodes with different counts would
+ * diverge). So the count is written down at first start and a different one is refused.
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PaxosError } from '../errors.js';
+
+const FILE = 'kv-settings.json';
+
+export async function checkGroupCount(dataDir: string, groups: number): Promise<void> {
+  const path = join(dataDir, FILE);
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (text === undefined) {
+    await mkdir(dataDir, { recursive: true });
+    await writeDurably(path, `${JSON.stringify({ groups })}\n`);
+    return;
+  }
+  let saved: unknown;
+  try {
+    saved = (JSON.parse(text) as { groups?: unknown }).groups;
+  } catch {
+    throw new PaxosError('BAD_OPTIONS', `${path} is not valid JSON; it records the node's group count`);
+  }
+  if (saved !== groups) {
+    throw new PaxosError('BAD_OPTIONS', `the data in ${dataDir} was written with ${String(saved)} groups; this node was ` +
+      `started with ${groups}. Keys map to groups by hash: start it with ${String(saved)} groups`);
+  }
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  const file = await open(temporary, 'w');
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
+  const directory = await open(join(path, '..'), 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
