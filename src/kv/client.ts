@@ -56,6 +56,7 @@ interface HttpReply {
 
 /** How long a call waits before trying again while the cluster elects a master or sheds load. */
 const BACKOFF_MS = [20, 50, 100, 200, 400, 500];
+const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 const RETRY_SAME_ENDPOINT: ReadonlySet<KvErrorCode> = new Set(['NO_MASTER', 'OVERLOADED']);
 
 export class KvClient {
@@ -243,7 +244,13 @@ export class KvClient {
       const options = { method, path, agent: this.agent, headers, signal };
       const outgoing = httpRequest(new URL(endpoint), options, (incoming) => {
         const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let size = 0;
+        incoming.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          // A value is at most 1 MiB (6 MiB as escaped JSON): a bigger answer is not from a KV node.
+          if (size > MAX_REPLY_BYTES) incoming.destroy(new Error(`${endpoint} answered more than ${MAX_REPLY_BYTES} bytes`));
+          else chunks.push(chunk);
+        });
         incoming.once('error', (error) => reject(networkError(error, isWrite, true)));
         incoming.once('end', () => {
           let parsed: unknown;

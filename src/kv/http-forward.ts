@@ -25,6 +25,8 @@ export interface ForwardRequest {
   readonly fromNodeId: number;
   readonly timeoutMs: number;
   readonly isWrite: boolean;
+  /** Fires when the original client goes away: the forwarded request is abandoned too. */
+  readonly signal?: AbortSignal;
 }
 
 /** Most replies are small; beyond this a reply is refused rather than buffered. */
@@ -37,7 +39,19 @@ export class Forwarder {
     // The path goes as received: a URL would resolve the dot segments of keys "." and "..".
     const url = new URL(forwarded.endpoint);
     const body = forwarded.body === undefined ? undefined : Buffer.from(forwarded.body, 'utf8');
-    return new Promise<ForwardedReply>((resolve, reject) => {
+    return new Promise<ForwardedReply>((resolvePromise, rejectPromise) => {
+      // The master answers within its own timeout (sent along); this is the backstop, and it runs
+      // from now, so a request waiting for one of the agent's sockets is bounded too.
+      const backstop = setTimeout(() => outgoing.destroy(new Error('the master did not answer in time')),
+        forwarded.timeoutMs + 1_000);
+      const onAbort = (): void => { outgoing.destroy(new Error('the client went away')); };
+      forwarded.signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = (): void => {
+        clearTimeout(backstop);
+        forwarded.signal?.removeEventListener('abort', onAbort);
+      };
+      const resolve = (reply: ForwardedReply): void => { settle(); resolvePromise(reply); };
+      const reject = (error: KvError): void => { settle(); rejectPromise(error); };
       const headers: Record<string, string | number> = {
         [FORWARDED_HEADER]: String(forwarded.fromNodeId),
         [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(forwarded.timeoutMs))),
@@ -55,11 +69,11 @@ export class Forwarder {
           if (size > MAX_REPLY_BYTES) reply.destroy(new Error('the master\'s reply is too large'));
           else chunks.push(chunk);
         });
-        reply.once('end', () => resolve({ status: reply.statusCode ?? 502, headers: reply.headers, body: Buffer.concat(chunks) }));
+        reply.once('end', () => {
+          resolve({ status: reply.statusCode ?? 502, headers: reply.headers, body: Buffer.concat(chunks) });
+        });
         reply.once('error', (error) => reject(failure(forwarded, error, true)));
       });
-      // The master answers within its own timeout (sent along); this is only the backstop.
-      outgoing.setTimeout(forwarded.timeoutMs + 1_000, () => outgoing.destroy(new Error('the master did not answer in time')));
       outgoing.once('error', (error) => reject(failure(forwarded, error, !isRefused(error))));
       outgoing.end(body);
     });

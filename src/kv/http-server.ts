@@ -137,7 +137,7 @@ export class KvHttpServer {
     const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
     const forwardable = (body: string | undefined, isWrite: boolean) =>
       (error: unknown): Promise<Reply> =>
-        this.forwardOrThrow(error, request, body, timeoutMs - (performance.now() - began), isWrite);
+        this.forwardOrThrow(error, request, body, timeoutMs - (performance.now() - began), isWrite, abort.signal);
     switch (method) {
       case 'GET': {
         countAs('get');
@@ -176,6 +176,7 @@ export class KvHttpServer {
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
   private async forwardOrThrow(
     error: unknown, request: IncomingMessage, body: string | undefined, timeoutMs: number, isWrite: boolean,
+    signal: AbortSignal,
   ): Promise<Reply> {
     const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
     if (endpoint === undefined || request.headers[FORWARDED_HEADER] !== undefined || endpoint === this.endpoint) {
@@ -184,7 +185,7 @@ export class KvHttpServer {
     this.requests.forwarded++;
     const reply = await this.forwarder.forward({
       endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
-      fromNodeId: this.attached().nodeId, timeoutMs, isWrite,
+      fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
   }
