@@ -119,9 +119,10 @@ export class KvService {
       ...options,
       stateMachines: [machine],
       master: isFollower ? { groups: [] } : { groups: 'all', leaseMs: options.masterLeaseMs },
+      // The service learns of the change first: its fencing must not depend on the caller's code.
       onMasterChange: (group, master) => {
-        options.onMasterChange?.(group, master);
         started.service?.onMasterChange(group, master);
+        options.onMasterChange?.(group, master);
       },
     });
     const service = new KvService(node, machine, groups, options);
@@ -170,7 +171,7 @@ export class KvService {
       const fence = await this.establishFence(group, performance.now() + timeoutMs);
       // The lease may have ended while the fence was being chosen: check both again, at the read.
       this.requireMaster(group);
-      if (!this.isCurrentFence(group, fence)) throw this.notMaster(group);
+      if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
     }
     const { value, version } = this.machine.read(group, key);
     // A copy: the state machine's own bytes must not be changed by a caller.
@@ -222,8 +223,9 @@ export class KvService {
     for (let attempt = 1; ; attempt++) {
       this.requireMaster(group);
       const fence = await this.establishFence(group, deadline, options.signal);
-      // The lease may have ended while the fence was being chosen.
+      // The lease may have ended while the fence was being chosen (or a new tenure begun).
       this.requireMaster(group);
+      if (this.fences[group]?.current !== fence) continue;
       const outcome = await this.propose(group, encodeKvCommand(command(fence)), deadline, options.signal);
       if (outcome.ok) return { version: outcome.version };
       if (outcome.code === 'VERSION_CONFLICT') {
@@ -314,8 +316,10 @@ export class KvService {
     stillOurs: () => boolean = () => this.node.isMaster(group),
   ): Promise<KvOutcome> {
     for (;;) {
+      // Outside the try: running out of time before proposing is a TIMEOUT of something not proposed.
+      const timeoutMs = remaining(deadline);
       try {
-        const { result } = await this.node.propose(group, value, { timeoutMs: remaining(deadline), signal });
+        const { result } = await this.node.propose(group, value, { timeoutMs, signal });
         return result as KvOutcome;
       } catch (error) {
         if (error instanceof PaxosError && error.code === 'CONFLICT' && !error.mayBeChosen) {
@@ -365,8 +369,12 @@ export class KvService {
 
   private notMaster(group: number): KvError {
     const hint = this.masterHint(group);
-    if (hint === undefined || hint.nodeId === this.nodeId) {
+    if (hint === undefined) {
       return new KvError('NO_MASTER', `group ${group} has no master right now (an election takes up to a lease)`);
+    }
+    if (hint.nodeId === this.nodeId) {
+      // This node's tenure changed under the operation; it was not proposed. Retrying is safe.
+      return new KvError('NO_MASTER', `node ${this.nodeId} is taking up group ${group}'s mastership again; try again`);
     }
     return new KvError('NOT_MASTER', `node ${this.nodeId} is not the master of group ${group}; node ${hint.nodeId} is`,
       { master: hint });
@@ -439,12 +447,19 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, signal: AbortSig
   const left = deadline - performance.now();
   if (left <= 0) return Promise.reject(new KvError('TIMEOUT', 'the deadline passed'));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new KvError('ABORTED', 'the caller aborted'));
-    const timer = setTimeout(() => reject(new KvError('TIMEOUT', 'the deadline passed')), left);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => {
+    const done = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-    });
+    };
+    const onAbort = (): void => {
+      done();
+      reject(new KvError('ABORTED', 'the caller aborted'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new KvError('TIMEOUT', 'the deadline passed'));
+    }, left);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then((value) => { done(); resolve(value); }, (error: unknown) => { done(); reject(error); });
   });
 }

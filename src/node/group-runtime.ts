@@ -93,7 +93,14 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
     manager = new MasterManager({
       nodeId: options.nodeId, machine: master, clock, random: forkRandom(random), settings: options.master,
       propose: (value, bidContext, timeoutMs) => groupDriver.propose(value, { timeoutMs, context: bidContext }),
-      onMasterChange: (info: MasterInfo | undefined) => options.onMasterChange?.(groupIndex, info),
+      // User code must not fail a bid's execution or a timer tick: a throw is logged and dropped.
+      onMasterChange: (info: MasterInfo | undefined) => {
+        try {
+          options.onMasterChange?.(groupIndex, info);
+        } catch (error) {
+          options.logger.error('onMasterChange threw; ignored', { group: groupIndex, error: String(error) });
+        }
+      },
       onTimersChanged: context.onTimersChanged,
     });
   }

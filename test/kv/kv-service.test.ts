@@ -143,3 +143,28 @@ test('a node refuses to start with another group count than its data was written
       error instanceof PaxosError && error.code === 'BAD_OPTIONS', httpEndpoint);
   }
 });
+
+test('an onMasterChange callback that throws changes nothing: the node still fences, serves and writes', async () => {
+  const root = await tempRoot('kv-callback');
+  const members = [{ id: 1, host: '127.0.0.1', port: await freePort() }];
+  let calls = 0;
+  const service = await KvService.start({
+    nodeId: 1, members, dataDir: join(root, 'n1'), groups: 1, masterLeaseMs: 1_000, httpEndpoint: 'http://127.0.0.1:1',
+    onMasterChange: () => {
+      calls++;
+      throw new Error('a careless callback');
+    },
+  });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (service.status()[0]?.serving !== true) {
+      assert.ok(Date.now() < deadline, 'the node serves');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(calls >= 1);
+    assert.deepEqual(await service.put('k', 'v'), { version: 1 });
+    assert.equal((await service.get('k')).version, 1);
+  } finally {
+    await service.stop();
+  }
+});
