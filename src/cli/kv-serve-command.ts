@@ -11,6 +11,7 @@ import { KvHttpServer } from '../kv/http-server.js';
 import { KvService } from '../kv/kv-service.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { STDERR_LOGGER } from './stderr-logger.js';
+import { stopSignal } from './stop-signal.js';
 import { parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { parseAddress, parsePeers } from './peer-list.js';
 
@@ -60,16 +61,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const isFollower = followers.some((follower) => follower.id === nodeId);
   if (!isFollower && !members.some((member) => member.id === nodeId)) members.push({ id: nodeId, ...listen });
 
-  let requestStop: () => void = () => {};
-  const stopRequested = new Promise<void>((resolve) => { requestStop = resolve; });
-  process.once('SIGINT', () => requestStop());
-  process.once('SIGTERM', () => requestStop());
-  if (process.send !== undefined) {
-    process.once('disconnect', () => requestStop());
-    if (!process.connected) requestStop();
-    // The channel only watches the parent: it must not keep this process alive once it has stopped.
-    process.channel?.unref();
-  }
+  const { requested: stopRequested } = stopSignal({ unrefChannel: true });
 
   const server = await KvHttpServer.listen({
     host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined,

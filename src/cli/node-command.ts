@@ -10,6 +10,7 @@ import { PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { STDERR_LOGGER } from './stderr-logger.js';
+import { stopSignal } from './stop-signal.js';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { serveControlChannel } from './node-control.js';
 import { startAdminServer } from '../node/admin-api.js';
@@ -56,14 +57,8 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
     console.log(`executed group ${groupIndex} instance ${instanceId}: ${Buffer.from(value).toString('utf8')}`);
   });
   // Signals, and a parent process that goes away, stop the node, even while it is starting.
-  let requestStop: () => void = () => {};
-  const stopRequested = new Promise<void>((resolve) => { requestStop = resolve; });
-  process.once('SIGINT', () => requestStop());
-  process.once('SIGTERM', () => requestStop());
-  if (process.send !== undefined) {
-    process.once('disconnect', () => requestStop());
-    if (!process.connected) requestStop();
-  }
+  // The control channel (when there is one) is closed when the node stops; it may keep it alive until then.
+  const { requested: stopRequested, request: requestStop } = stopSignal({ unrefChannel: false });
   const node = await PaxosNode.start({
     nodeId, members, listen, dataDir: required(flags.data, '--data') as string,
     groups: flags.groups as number | undefined, clusterId: flags.cluster as string | undefined,
