@@ -15,7 +15,10 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): Flags {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"`);
-    const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    // Split at the first '=' only: a value may hold more (--peers=1=host:port,2=host:port).
+    const equals = arg.indexOf('=');
+    const name = equals < 0 ? arg.slice(2) : arg.slice(2, equals);
+    const inline = equals < 0 ? undefined : arg.slice(equals + 1);
     const type = spec[name];
     if (type === undefined) throw new UsageError(`unknown flag --${name}`);
     if (type === 'boolean') {
