@@ -298,3 +298,17 @@ test('kv: SIGINT in the middle of an etcd run kills every member and removes the
       await rm(root, { recursive: true, force: true });
     }
   });
+
+test('npm run bench -- kv --systems ours: a short real run against our cluster prints one JSON line per cell', () => {
+  const run = spawnSync(process.execPath, [BENCH, 'kv', '--systems', 'ours', '--values', '100', '--clients', '1,4',
+    '--duration-ms', '300', '--warmup-ms', '50', '--system-warmup-ms', '0', '--json'],
+  { encoding: 'utf8', timeout: 90_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const lines = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(lines.map((line) => [line.system, line.valueBytes, line.clients]), [['ours', 100, 1], ['ours', 100, 4]]);
+  for (const line of lines) {
+    assert.ok((line.ops as number) > 0 && (line.opsPerSec as number) > 0, JSON.stringify(line));
+    assert.equal(line.errors, 0);
+    assert.ok((line.p50Ms as number) > 0 && (line.p99Ms as number) >= (line.p50Ms as number));
+  }
+});
