@@ -118,7 +118,8 @@ export class KvService {
     const node = await PaxosNode.start({
       ...options,
       stateMachines: [machine],
-      master: isFollower ? { groups: [] } : { groups: 'all', leaseMs: options.masterLeaseMs },
+      // Spread: the groups' masters (and so the write load) start out on different nodes.
+      master: isFollower ? { groups: [] } : { groups: 'all', leaseMs: options.masterLeaseMs, spread: true },
       // The service learns of the change first: its fencing must not depend on the caller's code.
       onMasterChange: (group, master) => {
         started.service?.onMasterChange(group, master);

@@ -92,6 +92,7 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
   if (options.master.groups.includes(groupIndex)) {
     manager = new MasterManager({
       nodeId: options.nodeId, machine: master, clock, random: forkRandom(random), settings: options.master,
+      firstBidDelayMs: firstBidDelay(options, groupIndex, membership.membership.members.map((member) => member.id)),
       propose: (value, bidContext, timeoutMs) => groupDriver.propose(value, { timeoutMs, context: bidContext }),
       // User code must not fail a bid's execution or a timer tick: a throw is logged and dropped.
       onMasterChange: (info: MasterInfo | undefined) => {
@@ -116,4 +117,17 @@ export function validateStateMachine(stateMachine: unknown): asserts stateMachin
 
 function forkRandom(random: Random): Random {
   return new SeededRandom(random.int(0, 2 ** 31));
+}
+
+/**
+ * With master.spread, group g prefers the member at index g mod n (members by id); the others give
+ * it a head start of half a lease (at most 2 s) before their first bid: time for the preferred
+ * node's bid and, if that first bid loses a race (to the group identity, say), its next one. Only the start is
+ * steered: once a group has a master, nobody bids until its lease ends, so nothing moves back.
+ */
+export function firstBidDelay(options: ResolvedNodeOptions, groupIndex: number, memberIds: readonly number[]): number {
+  if (!options.master.spread || memberIds.length === 0) return 0;
+  const sorted = [...memberIds].sort((a, b) => a - b);
+  const preferred = sorted[groupIndex % sorted.length];
+  return preferred === options.nodeId ? 0 : Math.min(2_000, options.master.leaseMs / 2);
 }

@@ -69,11 +69,15 @@ export interface PaxosNodeOptions {
    * Master election (opt-in, per group): `groups` lists the groups whose master this node bids for
    * ('all', or indexes; default none), `leaseMs` the lease (default 10,000, at least 1,000), and
    * `driftBound` the most any clock's rate may differ from true time (default 0.01 = ±1%).
+   * `spread`: at start, a node waits a little before its first bid in the groups it is not the
+   * preferred master of (group g prefers the member at index g mod n, by id), so the masters of
+   * many groups, and their load, start out on different nodes (default false).
    */
   readonly master?: {
     readonly groups?: readonly number[] | 'all';
     readonly leaseMs?: number;
     readonly driftBound?: number;
+    readonly spread?: boolean;
   };
   /**
    * Followers (PhxPaxos followers): nodes that learn every chosen value, pushed by the member they
@@ -109,7 +113,9 @@ export interface ResolvedNodeOptions {
   readonly maxBatchBytes: number;
   readonly maxValueBytes: number;
   readonly maxFrameBytes: number;
-  readonly master: { readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number };
+  readonly master: {
+    readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number; readonly spread: boolean;
+  };
   readonly followers: readonly FollowerAddress[];
   /** This node is a follower: it learns and executes, never votes or proposes. */
   readonly isFollower: boolean;
@@ -251,7 +257,7 @@ function resolveStateMachines(
 }
 
 function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): ResolvedNodeOptions['master'] {
-  if (value === undefined) return { groups: [], ...DEFAULT_MASTER_OPTIONS };
+  if (value === undefined) return { groups: [], ...DEFAULT_MASTER_OPTIONS, spread: false };
   if (typeof value !== 'object' || value === null) throw bad('master', 'must be {groups, leaseMs, driftBound}');
   const all = Array.from({ length: groupCount }, (_, index) => index);
   let groups: number[];
@@ -265,7 +271,9 @@ function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): R
   if (typeof driftBound !== 'number' || !(driftBound >= 0 && driftBound <= 0.2)) {
     throw bad('master.driftBound', `must be a number in [0, 0.2], got ${JSON.stringify(driftBound)}`);
   }
-  return { groups: [...new Set(groups)], leaseMs, driftBound };
+  const spread = value.spread ?? false;
+  if (typeof spread !== 'boolean') throw bad('master.spread', `must be true or false, got ${JSON.stringify(spread)}`);
+  return { groups: [...new Set(groups)], leaseMs, driftBound, spread };
 }
 
 function resolveFollowerMaster(master: ResolvedNodeOptions['master'], isFollower: boolean): ResolvedNodeOptions['master'] {

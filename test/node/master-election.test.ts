@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PaxosError, PaxosNode, type MemberAddress } from '../../src/index.js';
+import { firstBidDelay } from '../../src/node/group-runtime.js';
+import { resolveNodeOptions, type ResolvedNodeOptions } from '../../src/node/node-options.js';
 import { freePort, tempRoot } from '../support/local.js';
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
@@ -79,4 +81,21 @@ test('master options are validated, and a node outside a group\'s election canno
   } finally {
     await node.stop();
   }
+});
+
+test('master.spread: each group prefers one member by id, and the others wait half a lease (at most 2 s) to bid', () => {
+  const members = [3, 1, 2].map((id) => ({ id, host: '127.0.0.1', port: 7000 + id }));
+  const resolved = (nodeId: number, spread: boolean, leaseMs = 3_000): ResolvedNodeOptions => resolveNodeOptions({
+    nodeId, members, dataDir: '/unused', groups: 4, master: { groups: 'all', leaseMs, spread },
+  });
+  const ids = members.map((member) => member.id);
+  // Group g prefers the member at g mod 3 in id order: 1, 2, 3, then 1 again.
+  const delays = (spread: boolean, leaseMs?: number): number[][] => [1, 2, 3].map((nodeId) =>
+    [0, 1, 2, 3].map((group) => firstBidDelay(resolved(nodeId, spread, leaseMs), group, ids)));
+  assert.deepEqual(delays(true), [[0, 1500, 1500, 0], [1500, 0, 1500, 1500], [1500, 1500, 0, 1500]]);
+  assert.deepEqual(delays(true, 10_000)[0], [0, 2000, 2000, 0]);
+  assert.deepEqual(delays(false), [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
+  assert.throws(() => resolveNodeOptions({ nodeId: 1, members, dataDir: '/unused',
+    master: { groups: 'all', spread: 'yes' as unknown as boolean } }), (error: unknown) =>
+    error instanceof PaxosError && error.code === 'BAD_OPTIONS' && /master.spread/.test(error.message));
 });

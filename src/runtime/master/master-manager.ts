@@ -36,6 +36,8 @@ export interface MasterManagerOptions {
   readonly propose: (value: Uint8Array, context: OwnBidContext, timeoutMs: number) => Promise<unknown>;
   readonly onMasterChange?: (master: MasterInfo | undefined) => void;
   readonly onTimersChanged: () => void;
+  /** Wait this long before the first bid (a node that is not the group's preferred master). */
+  readonly firstBidDelayMs?: number;
   /** Test-only canary: the master trusts its whole lease, ignoring the drift bound. */
   readonly ignoreDrift?: boolean;
 }
@@ -51,7 +53,7 @@ export class MasterManager {
   constructor(options: MasterManagerOptions) {
     this.options = options;
     this.leaseMs = options.settings.leaseMs;
-    this.nextBidAt = options.clock.now();
+    this.nextBidAt = options.clock.now() + (options.firstBidDelayMs ?? 0);
     this.reportedMaster = options.machine.master()?.nodeId;
   }
 
