@@ -3,7 +3,7 @@
 // admin routes on the same port, and many concurrent writes.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { Agent, request, type ClientRequest, type RequestOptions } from 'node:http';
 import type { KvService } from '../../src/kv/kv-service.js';
 import { httpCall, jsonOf, kvPath, metricValue, waitFor, type HttpAnswer } from './http-helpers.js';
 import { keyInGroup, startKvCluster, type KvTestCluster } from './kv-fixtures.js';
@@ -48,6 +48,26 @@ function assertError(answer: HttpAnswer, status: number, code: string): Record<s
   assert.ok((body.message as string).length > 0);
   assert.equal(body.mayHaveBeenApplied, false);
   return body;
+}
+
+/** A request whose body `send` writes (maybe never finishing it); resolves with the first answer. */
+function partialRequest(
+  options: RequestOptions, timeoutMs: number, send: (outgoing: ClientRequest) => void,
+): Promise<HttpAnswer> {
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    const outgoing = request(options, (incoming) => {
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.once('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, text });
+        outgoing.destroy();
+      });
+    });
+    outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    outgoing.once('error', reject);
+    send(outgoing);
+  });
 }
 
 async function metricsText(endpoint: string): Promise<string> {
@@ -292,42 +312,18 @@ describe('the KV HTTP API of a 3-node cluster', () => {
 
     // A body declared far larger than the limit is refused at once, without waiting for it.
     const { hostname, port } = new URL(endpoint);
-    const declared = await new Promise<HttpAnswer>((resolve, reject) => {
-      const outgoing = request({
-        hostname, port, path: '/v1/kv/huge', method: 'PUT', agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': 500_000_000 },
-      }, (incoming) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.once('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, text });
-          outgoing.destroy();
-        });
-      });
-      outgoing.setTimeout(5_000, () => outgoing.destroy(new Error('no answer to a huge content-length')));
-      outgoing.once('error', reject);
-      outgoing.write('{"value":"');
-    });
+    const declared = await partialRequest({
+      hostname, port, path: '/v1/kv/huge', method: 'PUT', agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': 500_000_000 },
+    }, 5_000, (outgoing) => { outgoing.write('{"value":"'); });
     assert.match(assertError(declared, 413, 'VALUE_TOO_LARGE').message as string, /500000000/);
 
     // A chunked body (no content-length) that grows beyond the limit is refused too. (The client keeps
     // its connection alive, so the server drains the rest instead of closing under the client's writes.)
     const agent = new Agent({ keepAlive: true });
-    const chunked = await new Promise<HttpAnswer>((resolve, reject) => {
-      const outgoing = request({
-        hostname, port, path: '/v1/kv/huge', method: 'PUT', agent, headers: { 'content-type': 'application/json' },
-      }, (incoming) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.once('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, text });
-          outgoing.destroy();
-        });
-      });
-      outgoing.setTimeout(10_000, () => outgoing.destroy(new Error('no answer to a huge chunked body')));
-      outgoing.once('error', reject);
+    const chunked = await partialRequest({
+      hostname, port, path: '/v1/kv/huge', method: 'PUT', agent, headers: { 'content-type': 'application/json' },
+    }, 10_000, (outgoing) => {
       outgoing.write('{"value":"');
       const chunk = 'x'.repeat(MIB);
       const pump = (): void => {
