@@ -44,6 +44,9 @@ test('grow 3 → 4 with a fresh node, shrink back to 3, replace a member; propos
     assert.deepEqual(grown.members.map((member) => member.id), [1, 2, 3, 4]);
     assert.equal(grown.gid, gid, 'changes keep the group identity');
     const version = grown.version;
+    // Node 4 proposes only once it has executed the change that made it a member (until then it
+    // answers NOT_MEMBER, rightly): addMember returned when node 1 executed it.
+    await waitFor(() => nodes.get(4)!.members(0).version === version, 10_000, 'node 4 applies the change');
     for (let i = 0; i < 5; i++) await nodes.get((i % 4) + 1)!.propose(0, `grown ${i}`);
     await waitFor(() => [...nodes.values()].every((node) => node.members(0).version === version), 10_000,
       'every node applies the change');
