@@ -54,6 +54,9 @@ class Load {
         }
       } catch {
         this.count('node-down'); // the node was killed while the request was pending: outcome unknown
+        // A request to a dying node can fail at once; without a pause this loop would run on
+        // microtasks alone and starve the event loop, which then never sees the node exit.
+        await sleep(10);
       }
     }
   }
