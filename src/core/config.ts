@@ -2,6 +2,7 @@
  * Protocol constants and the configuration of one group's core. Defaults are PhxPaxos's
  * (inventory §12); every duration is in milliseconds of the node's monotonic clock.
  */
+import type { Incarnation } from './proposal-identity.js';
 import type { Random } from '../util/random.js';
 
 export interface ProtocolTiming {
@@ -77,6 +78,11 @@ export interface CoreFaults {
    * the checksum condition (see learnFromNextAccept). Rare to hit: about 1 seed in 2,500.
    */
   readonly learnNextByBallotOnly?: boolean;
+  /**
+   * A proposer recognises its value among the chosen ones by equal bytes (PhxPaxos), not by its
+   * identity: two callers proposing the same bytes are both told their value was chosen.
+   */
+  readonly ownByBytes?: boolean;
 }
 
 export interface GroupCoreConfig {
@@ -87,6 +93,11 @@ export interface GroupCoreConfig {
   /** Followers this node pushes every chosen value to, once it executed it (PhxPaxos TransmitToFollower). */
   readonly followers?: readonly number[];
   readonly random: Random;
+  /**
+   * 64 random bits that tell this process life from every other life of this node: part of every
+   * proposal's identity. Drawn from the OS in production, from the seed under simulation.
+   */
+  readonly incarnation: Incarnation;
   readonly checksum: ChecksumFunction;
   readonly timing: ProtocolTiming;
   readonly faults?: CoreFaults;

@@ -16,6 +16,7 @@ import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
 import { Learner } from './learner.js';
 import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
+import { isProposal, proposalBody, wrapProposal, type ProposalIdentity } from './proposal-identity.js';
 import { Proposer } from './proposer.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from './ready.js';
 import { Teacher } from './teacher.js';
@@ -40,6 +41,9 @@ export type ExecutionReport =
 
 interface Commit {
   readonly token: number;
+  /** Who this proposal is: the only test of whether a chosen value is this commit's. */
+  readonly identity: ProposalIdentity;
+  /** The value as proposed: the caller's bytes in an envelope carrying `identity`. */
   readonly value: Uint8Array;
   readonly timeoutAt: number;
   /** The instance this proposal is being decided in; null until the proposer started on it. */
@@ -79,6 +83,8 @@ export class GroupCore {
   private readyInFlight = false;
   /** When an undecided instance with a locally accepted value gets finished with a no-op. */
   private stallAt: number | null = null;
+  /** This life's proposals so far: the sequence part of each proposal's identity. */
+  private proposalSequence = 0;
 
   constructor(config: GroupCoreConfig, restored: RestoredGroupState, nowMs: number) {
     assert(config.members.length > 0, 'a group needs at least one member');
@@ -151,7 +157,11 @@ export class GroupCore {
     if (this.halted !== null) return 'halted';
     if (!this.context.isMember(this.context.nodeId)) return 'notMember';
     if (this.commit !== null) return 'busy';
-    this.commit = { token, value, timeoutAt: this.context.nowMs + timeoutMs, instanceId: null };
+    const identity: ProposalIdentity = {
+      nodeId: this.context.nodeId, incarnation: this.context.config.incarnation, sequence: ++this.proposalSequence,
+    };
+    const timeoutAt = this.context.nowMs + timeoutMs;
+    this.commit = { token, identity, value: wrapProposal(identity, value), timeoutAt, instanceId: null };
     this.afterInput();
     return 'accepted';
   }
@@ -405,10 +415,21 @@ export class GroupCore {
     // A chain adopted from a peer after this value was accepted makes its checksum computable now.
     const checksum = knownChecksum !== 0 ? knownChecksum
       : this.context.chainChecksum(this.context.lastChecksum, instanceId, value);
-    const isOwn = commit !== null && commit.instanceId === instanceId && bytesEqual(commit.value, value);
+    const isOwn = commit !== null && commit.instanceId === instanceId && this.isCommitValue(commit, value);
     this.learned = { instanceId, ballot, value, checksum, proposalToken: isOwn ? commit.token : null };
     this.proposer.exitPhase();
     this.emitExecute();
+  }
+
+  /**
+   * Whether a chosen value is this commit's: by the identity it carries, never by equal bytes
+   * (see proposal-identity.ts). The ownByBytes canary restores the byte comparison.
+   */
+  private isCommitValue(commit: Commit, value: Uint8Array): boolean {
+    if (this.context.config.faults?.ownByBytes === true) {
+      return bytesEqual(proposalBody(commit.value), proposalBody(value));
+    }
+    return isProposal(value, commit.identity);
   }
 
   private emitExecute(): void {

@@ -5,6 +5,7 @@
  */
 import { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
+import type { Incarnation } from '../core/proposal-identity.js';
 import type { HaltReason } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import { fullCrc32 } from '../io/crc32.js';
@@ -35,6 +36,8 @@ export interface GroupRuntimeContext {
   readonly store: LogStore;
   readonly clock: Clock;
   readonly random: Random;
+  /** This process life's incarnation, part of every proposal's identity. */
+  readonly incarnation: Incarnation;
   readonly send: (groupIndex: number, to: number, message: PaxosMessage) => void;
   readonly onTimersChanged: () => void;
   /** A membership change took effect in a group: the transport learns the members' addresses. */
@@ -68,7 +71,7 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
   const core = new GroupCore({
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
     followers: options.followers.filter((follower) => follower.follows === options.nodeId).map(({ id }) => id),
-    random: forkRandom(random), checksum: fullCrc32, timing: options.timing,
+    random: forkRandom(random), incarnation: context.incarnation, checksum: fullCrc32, timing: options.timing,
   }, restored, clock.now());
   built.core = core;
   let driver: GroupDriver | undefined = undefined;

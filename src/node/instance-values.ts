@@ -1,7 +1,8 @@
 /**
- * PhxPaxos GetInstanceValue: what a chosen instance carried, with the state machine id stripped
- * and batches expanded into their entries.
+ * PhxPaxos GetInstanceValue: what a chosen instance carried, with the proposal's identity and the
+ * state machine id stripped and batches expanded into their entries.
  */
+import { proposalBody } from '../core/proposal-identity.js';
 import { decodeBatch } from '../runtime/batch-value.js';
 import { BATCH_STATE_MACHINE_ID, unframeValue } from '../runtime/value-frame.js';
 
@@ -12,7 +13,7 @@ export interface InstanceValue {
 }
 
 export function expandInstanceValue(chosen: Uint8Array): InstanceValue[] {
-  const { stateMachineId, payload } = unframeValue(chosen);
+  const { stateMachineId, payload } = unframeValue(proposalBody(chosen));
   if (stateMachineId !== BATCH_STATE_MACHINE_ID) return [{ stateMachineId, value: payload }];
   return decodeBatch(payload).map((entry) => {
     const framed = unframeValue(entry);

@@ -26,6 +26,7 @@ import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
+import { drawIncarnation } from './incarnation.js';
 import { NodeTimer } from './node-timer.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
 
@@ -110,6 +111,8 @@ export class PaxosNode {
   static async start(options: PaxosNodeOptions): Promise<PaxosNode> {
     const resolved = resolveNodeOptions(options);
     const clock = resolved.clock ?? MONOTONIC_CLOCK;
+    // Drawn before anything else uses `random`, so an injected stream stays reproducible.
+    const incarnation = drawIncarnation(resolved.random);
     const random = resolved.random ?? new SeededRandom(randomInt(0, 2 ** 47));
     const ownsStore = resolved.store === undefined;
     const store = resolved.store ?? await FileLogStore.open({
@@ -125,7 +128,8 @@ export class PaxosNode {
       const { transport: wire } = transport;
       const nodeTransport = transport;
       const context = {
-        options: resolved, store, clock, random, send: wire.send.bind(wire), onTimersChanged: () => timer.changed(),
+        options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
+        onTimersChanged: () => timer.changed(),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
           for (const member of membership.members) {
             if (member.id !== resolved.nodeId) nodeTransport.setPeerAddress?.(member.id, member);

@@ -2,6 +2,7 @@
  * Routes chosen values to the state machines of one group by their id, and answers which instance
  * start-up must replay from.
  */
+import { proposalBody } from '../core/proposal-identity.js';
 import { BatchContexts, BatchEntryError, decodeBatch } from './batch-value.js';
 import type { ExecuteInput, StateMachine } from './interfaces.js';
 import { BATCH_STATE_MACHINE_ID, isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
@@ -80,7 +81,9 @@ export class StateMachineRegistry {
    * A batch executes its entries in order and returns their results as an array; when an entry
    * fails, the retry resumes at that entry, so no entry ever runs twice.
    */
-  async execute(instanceId: number, value: Uint8Array, context: unknown): Promise<unknown> {
+  async execute(instanceId: number, chosen: Uint8Array, context: unknown): Promise<unknown> {
+    // The proposal's identity only tells its proposer the value is its own; state machines see the body.
+    const value = proposalBody(chosen);
     const { stateMachineId, payload } = unframeValue(value);
     if (stateMachineId !== BATCH_STATE_MACHINE_ID) return await this.executeOne(instanceId, value, context);
     const entries = decodeBatch(payload);

@@ -1,12 +1,16 @@
 /**
  * The bytes the group agrees on: a 4-byte little-endian state machine id, then the payload
  * (PhxPaxos PackPaxosValue). Id 0 is "no state machine" and executes as a no-op; ids from
- * 100000000 up are reserved for the library's own state machines.
+ * 100000000 up are reserved for the library's own state machines. The core wraps each proposal in
+ * an envelope with another reserved id (core/proposal-identity.ts) around this frame.
  */
+import { PROPOSAL_ENVELOPE_ID } from '../core/proposal-identity.js';
+
 export const NO_STATE_MACHINE_ID = 0;
 export const SYSTEM_STATE_MACHINE_ID = 100_000_000;
 export const MASTER_STATE_MACHINE_ID = 100_000_001;
 export const BATCH_STATE_MACHINE_ID = 100_000_002;
+export { PROPOSAL_ENVELOPE_ID };
 export const FIRST_RESERVED_STATE_MACHINE_ID = 100_000_000;
 
 export interface FramedValue {

@@ -8,6 +8,7 @@ import type { Ballot } from '../core/ballot.js';
 import { DEFAULT_TIMING, type CoreFaults, type ProtocolTiming } from '../core/config.js';
 import { GroupCore, type RestoredGroupState } from '../core/group-core.js';
 import type { MessageKind, PaxosMessage } from '../core/messages.js';
+import { proposalBody, randomIncarnation, type Incarnation } from '../core/proposal-identity.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, ProposalResult } from '../core/ready.js';
 import { NULL_BALLOT } from '../core/ballot.js';
 import { EMPTY_BYTES, fromUtf8, utf8 } from '../util/bytes.js';
@@ -35,6 +36,8 @@ export type MessageOfKind<K extends MessageKind> = Extract<PaxosMessage, { kind:
 export interface HarnessNode {
   readonly id: number;
   core: GroupCore;
+  /** This life's incarnation: with the node id and a count, it makes each proposal's identity. */
+  incarnation: Incarnation;
   readonly durable: Map<number, AcceptorRecord>;
   /** Values executed in this life of the node, in order. */
   executed: ChosenValue[];
@@ -74,9 +77,10 @@ export class CoreHarness {
     this.faults = options.faults;
     this.members = Array.from({ length: options.nodes }, (_, index) => index + 1);
     for (const id of this.members) {
+      const incarnation = randomIncarnation(this.random);
       const node: HarnessNode = {
-        id, core: this.createCore(id, emptyState()), durable: new Map(), executed: [], results: [], halted: null,
-        crashed: false, failExecutions: false, writes: [],
+        id, core: this.createCore(id, emptyState(), incarnation), incarnation, durable: new Map(), executed: [],
+        results: [], halted: null, crashed: false, failExecutions: false, writes: [],
       };
       this.nodes.set(id, node);
     }
@@ -251,7 +255,8 @@ export class CoreHarness {
   restart(id: number): void {
     const node = this.node(id);
     const state = restoreFromRecords(node.durable);
-    node.core = this.createCore(id, state);
+    node.incarnation = randomIncarnation(this.random);
+    node.core = this.createCore(id, state, node.incarnation);
     node.crashed = false;
     node.halted = null;
     node.executed = [];
@@ -267,7 +272,7 @@ export class CoreHarness {
 
   /** Executed values of a node as strings. */
   executedValues(id: number): string[] {
-    return this.node(id).executed.map((chosen) => fromUtf8(chosen.value));
+    return this.node(id).executed.map((chosen) => fromUtf8(proposalBody(chosen.value)));
   }
 
   resultFor(id: number, token: number): ProposalResult | undefined {
@@ -293,8 +298,9 @@ export class CoreHarness {
         node.core.onExecuted(chosen.instanceId, { ok: false, error: new Error('execution failed on purpose') });
       } else {
         node.executed.push(chosen);
-        this.log(`execute n${node.id} #${chosen.instanceId} "${fromUtf8(chosen.value)}"`);
-        node.core.onExecuted(chosen.instanceId, { ok: true, result: `result of ${fromUtf8(chosen.value)}` });
+        const body = fromUtf8(proposalBody(chosen.value));
+        this.log(`execute n${node.id} #${chosen.instanceId} "${body}"`);
+        node.core.onExecuted(chosen.instanceId, { ok: true, result: `result of ${body}` });
       }
     }
     for (const result of ready.results) {
@@ -308,9 +314,9 @@ export class CoreHarness {
     node.core.advance();
   }
 
-  private createCore(id: number, state: RestoredGroupState): GroupCore {
+  private createCore(id: number, state: RestoredGroupState, incarnation: Incarnation): GroupCore {
     return new GroupCore({
-      groupIndex: 0, nodeId: id, members: this.members, random: this.random.fork(), checksum: fullCrc32,
+      groupIndex: 0, nodeId: id, members: this.members, random: this.random.fork(), incarnation, checksum: fullCrc32,
       timing: this.timing, faults: this.faults,
     }, state, this.nowMs);
   }

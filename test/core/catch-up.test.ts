@@ -6,6 +6,7 @@ import type { GroupContext } from '../../src/core/group-context.js';
 import { Learner } from '../../src/core/learner.js';
 import type { SendNowInstanceIdMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, ChosenValue, OutboundMessage } from '../../src/core/ready.js';
+import { proposalBody } from '../../src/core/proposal-identity.js';
 import { Teacher } from '../../src/core/teacher.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import { utf8 } from '../../src/util/bytes.js';
@@ -405,7 +406,7 @@ describe('Catch-up between cores', () => {
     assert.deepEqual(harness.executedValues(3), values);
     assert.equal(harness.node(3).core.nowInstanceId, 30);
     const durable = harness.node(3).durable.get(29);
-    assert.equal(text(durable?.value), 'value-29', 'learned values are persisted');
+    assert.equal(text(durable === undefined ? undefined : proposalBody(durable.value)), 'value-29', 'learned values are persisted');
     assert.equal(durable?.checksum, harness.node(1).durable.get(29)?.checksum, 'and chained identically');
   });
 });

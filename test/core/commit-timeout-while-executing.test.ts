@@ -12,7 +12,8 @@ import { fullCrc32 } from '../../src/testing/crc32.js';
 // driver woke the node at the same instant forever.
 test('a chosen proposal waiting for execution past its timeout does not keep a due timer', () => {
   const core = new GroupCore({
-    groupIndex: 0, nodeId: 1, members: [1], random: new SeededRandom(1), checksum: fullCrc32, timing: DEFAULT_TIMING,
+    groupIndex: 0, nodeId: 1, members: [1], random: new SeededRandom(1), incarnation: { high: 0, low: 1 },
+    checksum: fullCrc32, timing: DEFAULT_TIMING,
   }, {
     nowInstanceId: 0, lastChecksum: 0, minChosenInstanceId: 0,
     acceptor: { promised: NULL_BALLOT, accepted: NULL_BALLOT, value: EMPTY_BYTES, checksum: 0 },

@@ -28,6 +28,8 @@ export function makeConfig(options: ConfigOptions = {}): GroupCoreConfig {
     members: options.members ?? [1, 2, 3],
     followers: options.followers,
     random: new SeededRandom(options.seed ?? 7),
+    // One life per node and seed; a test of several lives gives each its own seed.
+    incarnation: { high: options.nodeId ?? 1, low: options.seed ?? 7 },
     checksum: fullCrc32,
     timing: { ...DEFAULT_TIMING, ...options.timing },
     faults: options.faults,
@@ -120,8 +122,8 @@ export function text(bytes: Uint8Array | null | undefined): string | null {
 }
 
 /** The checksum chain the core computes, for expected values in assertions. */
-export function chain(previous: number, ...values: string[]): number {
+export function chain(previous: number, ...values: (string | Uint8Array)[]): number {
   let checksum = previous;
-  for (const value of values) checksum = fullCrc32(utf8(value), checksum);
+  for (const value of values) checksum = fullCrc32(typeof value === 'string' ? utf8(value) : value, checksum);
   return checksum;
 }

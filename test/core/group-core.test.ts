@@ -7,6 +7,7 @@ import type { GroupCore } from '../../src/core/group-core.js';
 import type { ChosenMessage, LearnValueMessage } from '../../src/core/messages.js';
 import type { ProposalOutcome, Ready } from '../../src/core/ready.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
+import { proposalBody } from '../../src/core/proposal-identity.js';
 import { utf8 } from '../../src/util/bytes.js';
 import {
   acceptMsg, ballot, chain, drain, makeCore, ofKind, prepareMsg, text,
@@ -99,7 +100,10 @@ describe('GroupCore: learning a chosen value', () => {
     assert.equal(harness.pending({ kind: 'prepare' }).length, 0, 'node 1 skips phase 1');
     const [accept] = harness.pending({ kind: 'accept', to: 3, instanceId: 1 });
     assert.ok(accept?.message.kind === 'accept');
-    assert.equal(accept.message.lastChecksum, chain(0, 'a'));
+    // The chain runs over the agreed bytes: the value in its identity envelope.
+    const agreed = harness.node(1).executed[0]?.value;
+    assert.ok(agreed !== undefined && text(proposalBody(agreed)) === 'a');
+    assert.equal(accept.message.lastChecksum, chain(0, agreed));
     harness.deliver({ kind: 'accept', to: 3, instanceId: 1 });
     assert.deepEqual(harness.executedValues(3), ['a']);
     assert.equal(harness.node(3).core.nowInstanceId, 1);

@@ -4,7 +4,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NodeCluster, type ControlReply, type GroupSummary } from '../../src/testing/process-cluster.js';
+import { NodeCluster, type ControlReply } from '../../src/testing/process-cluster.js';
+import { converge, waitForGroupIdentities } from '../support/node-convergence.js';
 
 interface Acked {
   readonly group: number;
@@ -66,32 +67,6 @@ class Load {
   }
 }
 
-/** Wait until every running node reports the same position and digests in every group. */
-async function converge(cluster: NodeCluster, timeoutMs = 40_000): Promise<GroupSummary[]> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const summaries = await Promise.all(cluster.ids.map((id) => cluster.summary(id)));
-    const first = summaries[0] as GroupSummary[];
-    const same = summaries.every((summary) => summary.every((group, index) => {
-      const reference = first[index] as GroupSummary;
-      return group.nowInstanceId === reference.nowInstanceId && group.logDigest === reference.logDigest &&
-        group.executedDigest === reference.executedDigest && group.executed === reference.executed;
-    }));
-    if (same) {
-      for (const group of first) {
-        // Checks no comparison between nodes can make: a bug every node shares.
-        assert.equal(group.duplicates, 0, `group ${group.group}: a value was chosen twice`);
-        assert.equal(group.executed, group.logEntries, `group ${group.group}: executions ≠ values in the log`);
-      }
-      return first;
-    }
-    last = JSON.stringify(summaries);
-    if (Date.now() > deadline) assert.fail(`nodes did not converge within ${timeoutMs} ms: ${last}`);
-    await sleep(250);
-  }
-}
-
 /** Every acknowledged value is in every node's log at the instance and batch index it was reported at. */
 async function verifyAcked(cluster: NodeCluster, acked: readonly Acked[]): Promise<void> {
   const byInstance = new Map<string, Acked[]>();
@@ -129,16 +104,7 @@ describe('three real node processes', { timeout: 180_000 }, () => {
 
   test('agree over TCP with proposals on every node in every group, and stop cleanly', async () => {
     const nodes = await cluster(2);
-    // Node 1 proposes each group's identity at first start; let that settle before the crowd arrives.
-    for (const group of [0, 1]) {
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const reply = await nodes.request(1, { type: 'members', group });
-        if ((reply.membership as { version: number }).version >= 0) break;
-        assert.ok(Date.now() < deadline, `group ${group} has no identity after 10 s`);
-        await sleep(20);
-      }
-    }
+    await waitForGroupIdentities(nodes, [0, 1]);
     const proposals = [];
     for (const id of nodes.ids) {
       for (let i = 0; i < 30; i++) {

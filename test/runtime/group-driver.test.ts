@@ -3,6 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { proposalBody, proposalIdentityOf } from '../../src/core/proposal-identity.js';
 import { GroupCore } from '../../src/core/group-core.js';
 import type { PaxosMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, HaltReason } from '../../src/core/ready.js';
@@ -163,7 +164,11 @@ describe('GroupDriver', () => {
     assert.deepEqual(second, { instanceId: 1, batchIndex: 0, result: 'executed y' });
     assert.equal(driver.nowInstanceId, 2);
     const record = await store.get(0, 1);
-    assert.equal(fromUtf8(record?.value.subarray(4) ?? new Uint8Array()), 'y');
+    // The log holds the agreed bytes: the framed value in an envelope naming its proposal.
+    assert.ok(record !== undefined);
+    assert.equal(fromUtf8(proposalBody(record.value).subarray(4)), 'y');
+    assert.equal(proposalIdentityOf(record.value)?.nodeId, 1);
+    assert.equal(proposalIdentityOf(record.value)?.sequence, 2, 'the second proposal of this life');
     assert.deepEqual(fatal, []);
   });
 

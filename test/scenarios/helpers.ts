@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { formatBallot, type Ballot } from '../../src/core/ballot.js';
 import type { ProposalOutcome } from '../../src/core/ready.js';
 import type { CoreHarness, MessageFilter } from '../../src/testing/core-harness.js';
+import { proposalBody } from '../../src/core/proposal-identity.js';
 import { fromUtf8 } from '../../src/util/bytes.js';
 import type { SeededRandom } from '../../src/util/random.js';
 
@@ -51,8 +52,9 @@ export function ballotsOf(messages: readonly { readonly ballot: Ballot }[]): str
   return messages.map((message) => formatBallot(message.ballot));
 }
 
+/** The values messages carry, as their proposers gave them (without the identity envelope). */
 export function valuesOf(messages: readonly { readonly value: Uint8Array }[]): string[] {
-  return messages.map((message) => fromUtf8(message.value));
+  return messages.map((message) => fromUtf8(proposalBody(message.value)));
 }
 
 /** The value each durable record of node `id` holds, by instance, from 0 up to `count` - 1. */
@@ -60,7 +62,7 @@ export function durableValues(harness: CoreHarness, id: number, count: number): 
   const durable = harness.node(id).durable;
   return Array.from({ length: count }, (_, instanceId) => {
     const record = durable.get(instanceId);
-    return record === undefined ? undefined : fromUtf8(record.value);
+    return record === undefined ? undefined : fromUtf8(proposalBody(record.value));
   });
 }
 

@@ -14,11 +14,11 @@ import {
 } from './helpers.js';
 
 /** The checksum chain of `values` as every node must compute it (full CRC-32 seeded by the previous). */
-function chainOf(values: readonly string[]): number[] {
+function chainOf(values: readonly (string | Uint8Array)[]): number[] {
   const chain: number[] = [];
   let previous = 0;
   for (const value of values) {
-    previous = fullCrc32(utf8(value), previous);
+    previous = fullCrc32(typeof value === 'string' ? utf8(value) : value, previous);
     chain.push(previous);
   }
   return chain;
@@ -176,7 +176,10 @@ test('the checksum chain is identical on every node, however each one learned', 
   h.runUntil(() => [1, 2, 3].every((id) => h.executedValues(id).length === values.length));
   assertExecuted(h, [1, 2, 3], values);
 
-  const expected = chainOf(values);
+  // The chain runs over the agreed bytes (each value in its proposal's identity envelope), as node 1
+  // holds them; assertExecuted above showed that their bodies are the proposed values.
+  const agreed = values.map((_, instanceId) => h.node(1).durable.get(instanceId)?.value ?? new Uint8Array(0));
+  const expected = chainOf(agreed);
   for (const id of [1, 2, 3]) {
     const chain = values.map((_, instanceId) => h.node(id).durable.get(instanceId)?.checksum);
     assert.deepEqual(chain, expected, `n${id}'s durable checksums`);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crc32 } from 'node:zlib';
 import { GroupCore } from '../../src/core/group-core.js';
+import { wrapProposal } from '../../src/core/proposal-identity.js';
 import type { PaxosMessage } from '../../src/core/messages.js';
 import { MemoryLogStore } from '../../src/io/memory-log-store.js';
 import { GroupDriver } from '../../src/runtime/group-driver.js';
@@ -55,10 +56,16 @@ function forge(prefix: Uint8Array, target: number, seed: number): Uint8Array {
 
 
 test('a value crafted to collide in CRC-32 with the chosen one is not learned through the next accept', () => {
-  const V = utf8('V');
-  const W = forge(utf8('W'), crc32(V, 0), 0);
-  assert.ok(!bytesEqual(V, W));
   const h = new CoreHarness({ nodes: 5 });
+  // The chain runs over the agreed bytes, each value in its proposal's envelope: n5's first
+  // proposal carries V, n1's first carries W, forged so that the two envelopes collide.
+  const V = utf8('V');
+  const agreedV = wrapProposal({ nodeId: 5, incarnation: h.node(5).incarnation, sequence: 1 }, V);
+  const headerW = wrapProposal({ nodeId: 1, incarnation: h.node(1).incarnation, sequence: 1 }, new Uint8Array(0));
+  const W = forge(utf8('W'), crc32(agreedV, 0), crc32(headerW, 0));
+  assert.ok(!bytesEqual(V, W));
+  assert.equal(crc32(wrapProposal({ nodeId: 1, incarnation: h.node(1).incarnation, sequence: 1 }, W), 0),
+    crc32(agreedV, 0), 'the forged value collides');
   // n1 holds promises for 1.1 and gets W accepted by itself and n2 only.
   h.node(1).core.propose(W, 999, 60_000);
   h.process(1);
@@ -84,7 +91,7 @@ test('a value crafted to collide in CRC-32 with the chosen one is not learned th
   assert.deepEqual(h.node(2).executed, [], 'n2 must not learn W from an accept that names V\'s ballot');
   h.runUntil(() => [1, 2, 3, 4, 5].every((id) => h.node(id).executed.length >= 2));
   for (const id of [1, 2, 3, 4, 5]) {
-    assert.ok(bytesEqual(h.node(id).executed[0]?.value ?? new Uint8Array(), V), `n${id} executed V at 0`);
+    assert.ok(bytesEqual(h.node(id).executed[0]?.value ?? new Uint8Array(), agreedV), `n${id} executed V at 0`);
     assert.equal(h.node(id).halted, null);
   }
 });

@@ -16,6 +16,7 @@
  */
 import { compareBallots, formatBallot, type Ballot } from '../../core/ballot.js';
 import type { PaxosMessage } from '../../core/messages.js';
+import { proposalBody } from '../../core/proposal-identity.js';
 import { decodeBatch } from '../../runtime/batch-value.js';
 import {
   BATCH_STATE_MACHINE_ID, isUserStateMachineId, unframeValue, NO_STATE_MACHINE_ID,
@@ -40,10 +41,11 @@ export function isNoop(value: Uint8Array): boolean {
   return unframeValue(value).stateMachineId === NO_STATE_MACHINE_ID;
 }
 
-/** The values a chosen value carries: a batch's entries, or the value itself. */
+/** The values a chosen value carries, as proposed: a batch's entries, or the value itself. */
 export function entriesOf(value: Uint8Array): Uint8Array[] {
-  const { stateMachineId, payload } = unframeValue(value);
-  return stateMachineId === BATCH_STATE_MACHINE_ID ? decodeBatch(payload) : [value];
+  const body = proposalBody(value);
+  const { stateMachineId, payload } = unframeValue(body);
+  return stateMachineId === BATCH_STATE_MACHINE_ID ? decodeBatch(payload) : [body];
 }
 
 /**
@@ -64,7 +66,9 @@ function ballotKey(ballot: Ballot): string {
 
 /** What the network tap sees: agreement, promises and validity. */
 export class AgreementChecker {
-  private readonly chosenEntries = new Set<string>();
+  /** Entry bytes → how often they were chosen, and how often proposed. */
+  private readonly chosenEntries = new Map<string, number>();
+  private readonly proposed = new Map<string, number>();
   private readonly initialMembers: ReadonlySet<number>;
   /** group → the membership changes executed so far, by version (the instance of the change). */
   private readonly memberships = new Map<number, Map<number, ReadonlySet<number>>>();
@@ -77,7 +81,6 @@ export class AgreementChecker {
   readonly chosen = new Map<string, Uint8Array>();
   /** (group, node) → instance → highest ballot granted there. */
   private readonly grants = new Map<string, Map<number, Ballot>>();
-  private readonly proposed = new Set<string>();
   chosenCount = 0;
   noopsChosen = 0;
 
@@ -124,7 +127,8 @@ export class AgreementChecker {
   }
 
   noteProposed(value: Uint8Array): void {
-    this.proposed.add(Buffer.from(value).toString('latin1'));
+    const text = Buffer.from(value).toString('latin1');
+    this.proposed.set(text, (this.proposed.get(text) ?? 0) + 1);
   }
 
   chosenValue(groupIndex: number, instanceId: number): Uint8Array | undefined {
@@ -193,14 +197,21 @@ export class AgreementChecker {
     }
   }
 
-  /** Every proposed value is unique, so none may be chosen twice (in two instances, or twice in a batch). */
+  /**
+   * A value is chosen at most as often as it was proposed (in two instances, or twice in a batch,
+   * only if two proposals carried it): a retry must never make one proposal execute twice.
+   */
   private noteChosenEntries(groupIndex: number, instanceId: number, entries: readonly Uint8Array[]): void {
     for (const entry of entries) {
       const text = Buffer.from(entry).toString('latin1');
-      if (this.chosenEntries.has(text)) {
-        this.violations.add(`group ${groupIndex} instance ${instanceId}: a value chosen earlier was chosen again`);
+      const times = (this.chosenEntries.get(text) ?? 0) + 1;
+      const proposed = this.proposed.get(text);
+      // A value never proposed at all is reported as such, once.
+      if (proposed !== undefined && times > proposed) {
+        this.violations.add(`group ${groupIndex} instance ${instanceId}: a value was chosen ${times} times but ` +
+          `proposed ${proposed} times`);
       }
-      this.chosenEntries.add(text);
+      this.chosenEntries.set(text, times);
     }
   }
 

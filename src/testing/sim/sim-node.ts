@@ -8,6 +8,7 @@
 import { DEFAULT_TIMING, type CoreFaults, type ProtocolTiming } from '../../core/config.js';
 import { GroupCore } from '../../core/group-core.js';
 import type { PaxosMessage } from '../../core/messages.js';
+import { randomIncarnation } from '../../core/proposal-identity.js';
 import type { HaltReason } from '../../core/ready.js';
 import { PaxosError } from '../../errors.js';
 import { GroupDriver, type DriverFaults } from '../../runtime/group-driver.js';
@@ -96,10 +97,16 @@ export class SimNode {
   private heldWhilePaused: (() => void)[] = [];
   private armedWakeAt: number | null = null;
   private readonly transport: Transport;
+  /**
+   * Each life draws its incarnation (part of every proposal's identity) from here: fresh bits per
+   * life, as a real process gets from the OS, on a stream of its own so the node's other draws stay put.
+   */
+  private readonly incarnations: SeededRandom;
 
   constructor(options: SimNodeOptions) {
     this.options = options;
     this.id = options.id;
+    this.incarnations = new SeededRandom(options.random.seed % 0x7fff_ffff + options.id);
     this.transport = options.network.transportFor(this.id, () => this.state === 'up' && !this.paused);
     this.transport.onMessage((groupIndex, message) => this.receive(groupIndex, message));
   }
@@ -166,6 +173,7 @@ export class SimNode {
       return;
     }
     if (life !== this.life) return;
+    const incarnation = randomIncarnation(this.incarnations);
     const drivers: GroupDriver[] = [];
     const masters: MasterStateMachine[] = [];
     const memberships: MembershipStateMachine[] = [];
@@ -200,7 +208,7 @@ export class SimNode {
         if (life !== this.life) return;
         const core = new GroupCore({
           groupIndex, nodeId: this.id, members: membership.membership.members.map((member) => member.id),
-          random: this.options.random.fork(), followers: this.options.followers,
+          random: this.options.random.fork(), followers: this.options.followers, incarnation,
           checksum: fullCrc32, timing: { ...DEFAULT_TIMING, ...this.options.timing }, faults: this.options.coreFaults,
         }, restored, this.localNow());
         built.core = core;

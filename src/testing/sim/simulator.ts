@@ -24,12 +24,12 @@ import { Workload, type WorkloadStats } from './workload.js';
 /** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
-  'learn-next-by-ballot', 'master-ignores-drift',
+  'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes',
 ] as const;
 /** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
-  'master-ignores-drift',
+  'master-ignores-drift', 'own-by-bytes',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -140,7 +140,8 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   }
   const workload = new Workload({
     scheduler, random: random.fork(), nodes: voters, groupCount: config.groupCount, agreement, violations,
-    concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes, gapMs: config.clientGapMs,
+    concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes,
+    distinctValues: config.distinctValues, gapMs: config.clientGapMs,
     timeoutMs: config.proposeTimeoutMs,
     trace: (line) => {
       const node = Number(/^n(\d+)/.exec(line)?.[1]);
@@ -181,6 +182,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
     case 'learn-next-by-ballot': return { coreFaults: { learnNextByBallotOnly: true } };
+    case 'own-by-bytes': return { coreFaults: { ownByBytes: true } };
     case 'master-ignores-drift': return {}; // applied to the master managers, not the core
   }
 }

@@ -41,6 +41,11 @@ export interface SwarmConfig {
   readonly clientConcurrency: number;
   /** Nodes whose clients propose: all of them (dueling proposers) or one (as behind a master). */
   readonly proposingNodes: 'all' | 'one';
+  /**
+   * How many distinct payloads clients propose: null for a unique value per proposal, or a handful,
+   * so that byte-identical proposals from several nodes and callers race for the same instances.
+   */
+  readonly distinctValues: number | null;
   readonly clientGapMs: number;
   readonly proposeTimeoutMs: number;
 }
@@ -55,6 +60,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
   }
   const slowDisk = random.chance(0.3);
   const master = chooseMaster(random.seed);
+  const duplicates = chooseDistinctValues(random.seed);
   if (master !== null) {
     // Leases are where drift matters: run every clock at the edge of the bound, fast or slow.
     const rates = new SeededRandom(random.seed * 8191 + 0x51ed);
@@ -95,7 +101,9 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     pauseMaxMs: random.pick([500, 3_000]),
     executeFailureRate: random.chance(0.2) ? 0.05 : 0,
     clientConcurrency: random.int(1, 6),
-    proposingNodes: random.chance(0.35) ? 'one' : 'all',
+    // Equal bytes race only when several nodes propose them.
+    proposingNodes: random.chance(0.35) && duplicates === null ? 'one' : 'all',
+    distinctValues: duplicates,
     clientGapMs: random.pick([5, 20, 80, 250]),
     proposeTimeoutMs: random.pick([2_000, 5_000, 10_000]),
   };
@@ -110,7 +118,7 @@ export function describeSwarm(config: SwarmConfig): string {
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
     `safety=${config.safetyMs}ms faultGap=${config.faultGapMs}ms clients=${config.clientConcurrency}` +
-    `@${config.proposingNodes}`;
+    `@${config.proposingNodes} values=${config.distinctValues ?? 'unique'}`;
 }
 
 /**
@@ -151,4 +159,13 @@ function chooseMembershipChanges(seed: number): number {
 function chooseFollower(seed: number, nodeCount: number): SwarmConfig['follower'] {
   const random = new SeededRandom(seed * 16807 + 0x7a3d);
   return random.chance(0.3) ? { id: nodeCount + 1, follows: random.int(1, nodeCount + 1) } : null;
+}
+
+/**
+ * In about a third of the seeds every node proposes from a handful of payloads (a lost write hides
+ * behind equal bytes, never behind unique ones); from its own stream.
+ */
+function chooseDistinctValues(seed: number): number | null {
+  const random = new SeededRandom(seed * 22695477 + 0x1d0f);
+  return random.chance(0.35) ? random.pick([1, 2, 4]) : null;
 }

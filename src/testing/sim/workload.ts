@@ -1,7 +1,9 @@
 /**
- * Clients: on every node and group, a few concurrent proposals of unique values, each framed for
- * one of the group's state machines. Outcomes are recorded; the successes are the promises the
- * checkers later hold the cluster to.
+ * Clients: on every node and group, a few concurrent proposals, each framed for one of the group's
+ * state machines: unique values, or (in a share of the seeds) a handful of payloads proposed over
+ * and over from every node. Outcomes are recorded; the successes are the promises the checkers
+ * later hold the cluster to. Each success names the one place (instance, batch index) its value
+ * executed at: two successes naming one place are a lost write, whatever the bytes.
  */
 import type { PaxosError } from '../../errors.js';
 import { frameValue } from '../../runtime/value-frame.js';
@@ -34,6 +36,8 @@ export interface WorkloadOptions {
   readonly violations: Violations;
   readonly concurrency: number;
   readonly proposingNodes: 'all' | 'one';
+  /** Propose only this many distinct payloads (null: every payload unique). */
+  readonly distinctValues: number | null;
   readonly gapMs: number;
   readonly timeoutMs: number;
   readonly trace: (line: string) => void;
@@ -44,6 +48,8 @@ export class Workload {
   readonly stats: WorkloadStats = { issued: 0, chosen: 0, failures: {} };
   private readonly options: WorkloadOptions;
   private readonly inFlight = new Map<string, number>();
+  /** (group, instance, batch index) → the success that claimed it. */
+  private readonly claimed = new Map<string, string>();
   private sequence = 0;
   private running = false;
 
@@ -67,7 +73,11 @@ export class Workload {
   propose(node: SimNode, groupIndex: number, timeoutMs: number, label = 'v'): Promise<string> {
     const { random, agreement } = this.options;
     const stateMachineId = random.pick(SIM_STATE_MACHINE_IDS);
-    const payload = utf8(`${label}${this.sequence++}@n${node.id}g${groupIndex}`);
+    const { distinctValues } = this.options;
+    const sequence = this.sequence++;
+    const payload = utf8(distinctValues === null ? `${label}${sequence}@n${node.id}g${groupIndex}`
+      : `${label}${random.int(0, distinctValues)}`);
+    const caller = `proposal #${sequence} of n${node.id}`;
     const framed = frameValue(stateMachineId, payload);
     agreement.noteProposed(framed);
     this.stats.issued++;
@@ -79,6 +89,13 @@ export class Workload {
           this.options.violations.add(`n${node.id} g${groupIndex}: the proposal of "${expected}" (instance ` +
             `${success.instanceId}, batch index ${success.batchIndex}) got the result "${String(success.result)}"`);
         }
+        const slot = `g${groupIndex} instance ${success.instanceId} batch index ${success.batchIndex}`;
+        const earlier = this.claimed.get(slot);
+        if (earlier !== undefined) {
+          this.options.violations.add(`${caller} and ${earlier} were both told they were chosen at ${slot}: ` +
+            'one execution, two successes (a lost write)');
+        }
+        this.claimed.set(slot, caller);
         this.acked.push({
           groupIndex, instanceId: success.instanceId, batchIndex: success.batchIndex, value: framed, node: node.id,
         });
