@@ -206,7 +206,9 @@ export class SimNode {
     for (const run of held) run();
   }
 
-  propose(groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number): Promise<NodeProposeResult> {
+  propose(
+    groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number,
+  ): Promise<NodeProposeResult> {
     const node = this.running();
     if (node === undefined) return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`));
     return this.call(node.propose(groupIndex, payload, { stateMachineId, timeoutMs }));
@@ -321,11 +323,12 @@ export class SimNode {
 
   private nodeOptions(life: number, gate: ProcessGate, store: LogStore): OptionsWithTestFaults {
     const { options } = this;
+    const { follower } = options;
     const isCurrent = (): boolean => life === this.life;
     return {
       nodeId: this.id,
       members: options.members.map(address),
-      followers: options.follower === null ? [] : [{ ...address(options.follower.id), follows: options.follower.follows }],
+      followers: follower === null ? [] : [{ ...address(follower.id), follows: follower.follows }],
       groups: options.groupCount,
       store,
       transport: {
