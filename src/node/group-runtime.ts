@@ -19,7 +19,7 @@ import { resumeAfterMembershipChange } from '../runtime/membership/resume-after-
 import { restoreGroup } from '../runtime/restore.js';
 import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
 import { SeededRandom, type Random } from '../util/random.js';
-import type { ResolvedNodeOptions } from './node-options.js';
+import type { GroupHalt, ResolvedNodeOptions } from './node-options.js';
 
 export interface GroupRuntime {
   readonly groupIndex: number;
@@ -72,8 +72,17 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
     followers: options.followers.filter((follower) => follower.follows === options.nodeId).map(({ id }) => id),
     random: forkRandom(random), incarnation: context.incarnation, checksum: fullCrc32, timing: options.timing,
+    faults: options.testFaults.core,
   }, restored, clock.now());
   built.core = core;
+  // User code must not break the group's error path: a throw is logged and dropped.
+  const reportHalt = (halt: GroupHalt): void => {
+    try {
+      options.onHalt?.(groupIndex, halt);
+    } catch (error) {
+      options.logger.error('onHalt threw; ignored', { group: groupIndex, error: String(error) });
+    }
+  };
   let driver: GroupDriver | undefined = undefined;
   driver = new GroupDriver({
     groupIndex, core, store, registry, clock, logger: options.logger, syncWrites: options.sync,
@@ -85,16 +94,21 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
       options.logger.error('broken invariant; the group stops', { group: groupIndex, error: String(error) });
       driver?.failFatally(error);
       manager?.stop();
+      const message = `group ${groupIndex}: broken invariant: ${String(error)}`;
+      reportHalt({ code: 'GROUP_HALTED', message, cause: error });
     },
     onHalt: (reason: HaltReason) => {
       options.logger.error('group halted', { group: groupIndex, code: reason.code, message: reason.message });
       manager?.stop();
+      reportHalt(reason);
     },
+    faults: options.testFaults.driver,
   });
   const groupDriver = driver;
   if (options.master.groups.includes(groupIndex)) {
     manager = new MasterManager({
       nodeId: options.nodeId, machine: master, clock, random: forkRandom(random), settings: options.master,
+      ignoreDrift: options.testFaults.masterIgnoresDrift,
       firstBidDelayMs: firstBidDelay(options, groupIndex, membership.membership.members.map((member) => member.id)),
       propose: (value, bidContext, timeoutMs) => groupDriver.propose(value, { timeoutMs, context: bidContext }),
       // User code must not fail a bid's execution or a timer tick: a throw is logged and dropped.

@@ -3,12 +3,15 @@
  * start, and an invalid option is refused with BAD_OPTIONS and a message that names the field.
  */
 import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
+import type { HaltReason } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
-import type { Clock, LogStore, Logger, StateMachine, Transport } from '../runtime/interfaces.js';
+import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
+import type { Membership } from '../runtime/membership/membership-codec.js';
 import type { Random } from '../util/random.js';
+import { testFaultsOf, type NodeTestFaults } from './test-faults.js';
 
 export interface NodeAddress {
   readonly host: string;
@@ -23,6 +26,12 @@ export interface MemberAddress extends NodeAddress {
 /** A follower, its address, and the member whose chosen values it receives. */
 export interface FollowerAddress extends MemberAddress {
   readonly follows: number;
+}
+
+/** Why a group stopped for good on this node (the node's other groups go on). */
+export interface GroupHalt extends HaltReason {
+  /** The exception, when the halt is a broken invariant (a bug) rather than a storage error or divergence. */
+  readonly cause?: unknown;
 }
 
 /** A transport the node starts with and closes when it stops (the TCP transport is one). */
@@ -87,12 +96,27 @@ export interface PaxosNodeOptions {
   readonly followers?: readonly FollowerAddress[];
   /** Called when a group's master changes as this node sees it (undefined: no live master). */
   readonly onMasterChange?: (groupIndex: number, master: MasterInfo | undefined) => void;
+  /**
+   * Called as each membership change executes on this node, before the next instance (the group
+   * identity's creation included).
+   */
+  readonly onMembershipChange?: (groupIndex: number, membership: Membership) => void;
+  /**
+   * Called when a group halts: GROUP_HALTED after a storage error (restarting the process is the
+   * remedy) or a broken invariant (`cause` is set), DIVERGED when its log disagrees with the cluster's.
+   */
+  readonly onHalt?: (groupIndex: number, halt: GroupHalt) => void;
   readonly timing?: Partial<ProtocolTiming>;
   readonly logger?: Logger;
   /** Defaults to a generator seeded from the OS. */
   readonly random?: Random;
   /** A monotonic clock in ms (default performance.now). */
   readonly clock?: Clock;
+  /**
+   * Runs the node's one timer, at moments of `clock` (default setTimeout). With `clock`, `random`,
+   * `store` and `transport`, it makes a node deterministic: the simulator runs nodes this way.
+   */
+  readonly timers?: TimerHost;
 }
 
 export interface ResolvedNodeOptions {
@@ -120,10 +144,15 @@ export interface ResolvedNodeOptions {
   /** This node is a follower: it learns and executes, never votes or proposes. */
   readonly isFollower: boolean;
   readonly onMasterChange: ((groupIndex: number, master: MasterInfo | undefined) => void) | undefined;
+  readonly onMembershipChange: ((groupIndex: number, membership: Membership) => void) | undefined;
+  readonly onHalt: ((groupIndex: number, halt: GroupHalt) => void) | undefined;
   readonly timing: ProtocolTiming;
   readonly logger: Logger;
   readonly random: Random | undefined;
   readonly clock: Clock | undefined;
+  readonly timers: TimerHost | undefined;
+  /** Test only: the simulator's canaries (see test-faults.ts); empty otherwise. */
+  readonly testFaults: NodeTestFaults;
 }
 
 export const NODE_DEFAULTS = Object.freeze({
@@ -190,10 +219,14 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
     followers,
     isFollower,
     onMasterChange: resolveCallback(options.onMasterChange, 'onMasterChange'),
+    onMembershipChange: resolveCallback(options.onMembershipChange, 'onMembershipChange'),
+    onHalt: resolveCallback(options.onHalt, 'onHalt'),
     timing: resolveTiming(options.timing),
     logger: options.logger ?? SILENT_LOGGER,
     random: options.random,
     clock: options.clock,
+    timers: resolveTimers(options.timers),
+    testFaults: testFaultsOf(options),
   };
 }
 
@@ -283,6 +316,11 @@ function resolveFollowerMaster(master: ResolvedNodeOptions['master'], isFollower
 
 function resolveCallback<T>(value: T | undefined, field: string): T | undefined {
   if (value !== undefined && typeof value !== 'function') throw bad(field, 'must be a function');
+  return value;
+}
+
+function resolveTimers(value: TimerHost | undefined): TimerHost | undefined {
+  if (value !== undefined && typeof value?.setTimer !== 'function') throw bad('timers', 'must have a setTimer function');
   return value;
 }
 

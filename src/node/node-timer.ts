@@ -1,9 +1,11 @@
 /**
  * The one timer of a node (DESIGN §10: one timer per node, not per request). Every group reports
- * when its earliest deadline may have changed; once per turn the node re-arms a single setTimeout
- * for the earliest deadline of all groups, and when it fires every group is ticked.
+ * when its earliest deadline may have changed; once per turn the node re-arms a single timer on
+ * its TimerHost for the earliest deadline of all groups, and when it fires every group is ticked.
+ * The re-arm waits for the end of the turn (a microtask) so that many changes cost one computation;
+ * microtasks run in a fixed order, so this stays deterministic under simulation.
  */
-import type { Clock } from '../runtime/interfaces.js';
+import type { TimerHost } from '../runtime/interfaces.js';
 
 export interface TimedGroup {
   nextTimerAt(): number | undefined;
@@ -11,15 +13,15 @@ export interface TimedGroup {
 }
 
 export class NodeTimer {
-  private readonly clock: Clock;
+  private readonly host: TimerHost;
   private readonly groups: () => readonly TimedGroup[];
-  private timer: NodeJS.Timeout | null = null;
+  private cancel: (() => void) | null = null;
   private armedAt: number | null = null;
   private recomputeQueued = false;
   private stopped = false;
 
-  constructor(clock: Clock, groups: () => readonly TimedGroup[]) {
-    this.clock = clock;
+  constructor(host: TimerHost, groups: () => readonly TimedGroup[]) {
+    this.host = host;
     this.groups = groups;
   }
 
@@ -35,8 +37,8 @@ export class NodeTimer {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.cancel?.();
+    this.cancel = null;
     this.armedAt = null;
   }
 
@@ -49,14 +51,13 @@ export class NodeTimer {
     }
     if (earliest === undefined) return;
     if (this.armedAt !== null && this.armedAt <= earliest) return;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.cancel?.();
     this.armedAt = earliest;
-    const delay = Math.max(0, Math.ceil(earliest - this.clock.now()));
-    this.timer = setTimeout(() => this.fire(), delay);
+    this.cancel = this.host.setTimer(earliest, () => this.fire());
   }
 
   private fire(): void {
-    this.timer = null;
+    this.cancel = null;
     this.armedAt = null;
     if (this.stopped) return;
     for (const group of this.groups()) group.tick();

@@ -7,11 +7,12 @@
  *   const { instanceId, batchIndex, result } = await node.propose(0, 'hello');
  *   await node.stop();
  */
-import { randomInt } from 'node:crypto';
 import { PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
+import type { GroupStatus } from '../core/group-core.js';
 import type { MessageKind } from '../core/messages.js';
+import { randomIncarnation } from '../core/proposal-identity.js';
 import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
@@ -20,15 +21,16 @@ import {
 } from '../runtime/membership/membership-codec.js';
 import type { MembershipOutcome } from '../runtime/membership/membership-state-machine.js';
 import { frameValue, NO_STATE_MACHINE_ID, SYSTEM_STATE_MACHINE_ID } from '../runtime/value-frame.js';
-import { SeededRandom } from '../util/random.js';
+import type { Random } from '../util/random.js';
+import { CRYPTO_RANDOM } from './crypto-random.js';
 import { buildGroupRuntime, validateStateMachine, type GroupRuntime } from './group-runtime.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
-import { drawIncarnation } from './incarnation.js';
 import { NodeTimer } from './node-timer.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
+import { timeoutTimerHost } from './timeout-timer-host.js';
 
 export interface NodeProposeOptions {
   /** Give up after this many ms (default: the node's proposeTimeoutMs). */
@@ -87,13 +89,15 @@ export class PaxosNode {
   private readonly transport: NodeTransport;
   private readonly groups: readonly GroupRuntime[];
   private readonly timer: NodeTimer;
+  /** Draws group identities and nonces: the injected Random, or the OS's. */
+  private readonly random: Random;
   private proposalsSucceeded = 0;
   private readonly proposalsFailed: Partial<Record<PaxosErrorCode, number>> = {};
   private stopping: Promise<void> | null = null;
 
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
-    groups: readonly GroupRuntime[]; timer: NodeTimer;
+    groups: readonly GroupRuntime[]; timer: NodeTimer; random: Random;
   }) {
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
@@ -102,6 +106,7 @@ export class PaxosNode {
     this.transport = parts.transport;
     this.groups = parts.groups;
     this.timer = parts.timer;
+    this.random = parts.random;
   }
 
   /**
@@ -111,9 +116,12 @@ export class PaxosNode {
   static async start(options: PaxosNodeOptions): Promise<PaxosNode> {
     const resolved = resolveNodeOptions(options);
     const clock = resolved.clock ?? MONOTONIC_CLOCK;
-    // Drawn before anything else uses `random`, so an injected stream stays reproducible.
-    const incarnation = drawIncarnation(resolved.random);
-    const random = resolved.random ?? new SeededRandom(randomInt(0, 2 ** 47));
+    // Everything that reads time, arms a timer or draws randomness gets it from here: inject all
+    // three (with a store and a transport) and the node is deterministic.
+    const random = resolved.random ?? CRYPTO_RANDOM;
+    const timers = resolved.timers ?? timeoutTimerHost(clock);
+    // This life's part of every proposal's identity: fresh bits from the OS, or from the injected stream.
+    const incarnation = randomIncarnation(random);
     const ownsStore = resolved.store === undefined;
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
@@ -121,7 +129,7 @@ export class PaxosNode {
     let transport: NodeTransport | undefined;
     try {
       const groups: GroupRuntime[] = [];
-      const timer = new NodeTimer(clock, () => groups.flatMap((group) =>
+      const timer = new NodeTimer(timers, () => groups.flatMap((group) =>
         group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]));
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
@@ -138,6 +146,11 @@ export class PaxosNode {
           resolved.logger.info('membership changed', {
             group: groupIndex, version: membership.version, members: membership.members.map((member) => member.id),
           });
+          try {
+            resolved.onMembershipChange?.(groupIndex, membership);
+          } catch (error) {
+            resolved.logger.error('onMembershipChange threw; ignored', { group: groupIndex, error: String(error) });
+          }
         },
       };
       for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
@@ -153,7 +166,7 @@ export class PaxosNode {
       resolved.logger.info('node started', {
         nodeId: resolved.nodeId, groups: resolved.groups, instances: groups.map((group) => group.driver.nowInstanceId),
       });
-      const node = new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer });
+      const node = new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer, random });
       node.createGroupIdentities();
       return node;
     } catch (error) {
@@ -182,6 +195,15 @@ export class PaxosNode {
   /** The instance this node is deciding in the group (every instance below it is chosen here). */
   nowInstanceId(groupIndex: number): number {
     return this.group(groupIndex).driver.nowInstanceId;
+  }
+
+  /**
+   * What the group's core is doing (proposer phase, promise, learning, executing) and whether the
+   * group halted (storage error, divergence or broken invariant), for diagnostics and tests.
+   */
+  status(groupIndex: number): GroupStatus {
+    const { driver } = this.group(groupIndex);
+    return { ...driver.status(), halted: driver.halted };
   }
 
   /** The lowest instance whose value this node still holds. */
@@ -457,8 +479,8 @@ export class PaxosNode {
   ): Promise<Membership> {
     if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
     if (this.options.isFollower) throw followerError();
-    const gid = current.gid !== 0 ? current.gid : randomInt(1, 2 ** 47);
-    const change = encodeMembership({ gid, version: current.version, members, nonce: randomInt(0, 2 ** 32) });
+    const gid = current.gid !== 0 ? current.gid : this.random.int(1, 2 ** 47);
+    const change = encodeMembership({ gid, version: current.version, members, nonce: this.random.int(0, 2 ** 32) });
     const { result } = await this.group(groupIndex).driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change),
       { timeoutMs: timeoutMs ?? this.options.proposeTimeoutMs });
     const outcome = result as MembershipOutcome;

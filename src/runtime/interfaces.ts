@@ -44,6 +44,16 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * Runs callbacks at moments of the node's clock: setTimeout in production, the simulator's event
+ * queue under simulation (where the node's clock is converted to true time). A node keeps at most
+ * one timer armed, so the host needs no bookkeeping of its own.
+ */
+export interface TimerHost {
+  /** Run `run` once, when the clock reads `atMs` or later. The returned function cancels it. */
+  setTimer(atMs: number, run: () => void): () => void;
+}
+
 export interface ExecuteInput {
   readonly groupIndex: number;
   readonly instanceId: number;

@@ -51,6 +51,9 @@ describe('PaxosNode options', () => {
     ['maxFrameBytes', { maxFrameBytes: 1024 * 1024 }, /option maxFrameBytes must exceed/],
     ['timing', { timing: { prepareTimeoutStartMs: -1 } }, /option timing\.prepareTimeoutStartMs/],
     ['stateMachines', { stateMachines: 'echo' }, /option stateMachines/],
+    ['timers', { timers: {} }, /option timers must have a setTimer function/],
+    ['onHalt', { onHalt: 1 }, /option onHalt must be a function/],
+    ['onMembershipChange', { onMembershipChange: 'x' }, /option onMembershipChange must be a function/],
   ];
   for (const [field, change, message] of cases) {
     test(`an invalid ${field} is refused with BAD_OPTIONS naming it`, async () => {

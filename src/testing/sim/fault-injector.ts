@@ -140,7 +140,7 @@ export class FaultInjector {
       next = [...members.filter((id) => id !== removed), this.random.pick(outsiders)];
     }
     this.stats.membershipProposals++;
-    void proposer.proposeMembership(groupIndex, next, this.random.int(0, 0x1_0000_0000));
+    void proposer.proposeMembership(groupIndex, next);
   }
 
   private crashOne(mustRestart: boolean): void {

@@ -16,6 +16,7 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 export class SimScheduler {
   private readonly events = new BinaryHeap<SimEvent>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq));
   private seq = 0;
+  private readonly observers: (() => void)[] = [];
   /** True (simulated) time in milliseconds. */
   now = 0;
   eventsRun = 0;
@@ -28,6 +29,14 @@ export class SimScheduler {
     this.at(this.now + delayMs, run);
   }
 
+  /**
+   * Call `observe` after every event, once everything the event set off has run (and before the
+   * first event): checkers that watch state rather than actions look there.
+   */
+  afterEach(observe: () => void): void {
+    this.observers.push(observe);
+  }
+
   get pending(): number {
     return this.events.size;
   }
@@ -37,7 +46,7 @@ export class SimScheduler {
    * Returns false when the event budget ran out (a livelock or a runaway timer).
    */
   async run(until: number, stop: () => boolean, maxEvents: number): Promise<boolean> {
-    await settle();
+    await this.settle();
     while (!stop()) {
       const next = this.events.peek();
       if (next === undefined || next.at > until) {
@@ -49,8 +58,13 @@ export class SimScheduler {
       next.run();
       this.eventsRun++;
       if (this.eventsRun > maxEvents) return false;
-      await settle();
+      await this.settle();
     }
     return true;
+  }
+
+  private async settle(): Promise<void> {
+    await settle();
+    for (const observe of this.observers) observe();
   }
 }

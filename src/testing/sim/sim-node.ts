@@ -1,57 +1,43 @@
 /**
  * One simulated node: a process that can start, crash, restart from its simulated disk alone, and
- * pause. Each life builds fresh state machines and a fresh runtime (GroupCore + GroupDriver per
- * group) exactly as production start-up does (restoreGroup replays the log). Everything that
- * reaches the process (messages, disk completions, its one timer) goes through a gate that drops
- * it when the life that asked for it is over, and holds it while the process is paused.
+ * pause. Each life starts the node we ship, `PaxosNode.start`, with the simulated clock, timer,
+ * network, store and randomness injected. Everything that reaches the process (messages, disk
+ * completions, its one timer) goes through a gate that drops it when the life that asked for it is
+ * over, and holds it while the process is paused. A crash does not stop the node: the old
+ * PaxosNode is abandoned, and with its gate shut it never acts again.
  */
-import { DEFAULT_TIMING, type CoreFaults, type ProtocolTiming } from '../../core/config.js';
-import { GroupCore } from '../../core/group-core.js';
+import type { CoreFaults, ProtocolTiming } from '../../core/config.js';
+import type { GroupStatus } from '../../core/group-core.js';
 import type { PaxosMessage } from '../../core/messages.js';
-import { randomIncarnation } from '../../core/proposal-identity.js';
 import type { HaltReason } from '../../core/ready.js';
 import { PaxosError } from '../../errors.js';
-import { GroupDriver, type DriverFaults } from '../../runtime/group-driver.js';
-import {
-  SILENT_LOGGER, type ExecuteInput, type LogStore, type StateMachine, type Transport,
-} from '../../runtime/interfaces.js';
-import type { ProposeSuccess } from '../../runtime/proposal-queue.js';
-import { restoreGroup } from '../../runtime/restore.js';
-import { StateMachineRegistry } from '../../runtime/state-machine-registry.js';
+import { FileLogStore } from '../../io/file-log-store.js';
+import type { MemberAddress } from '../../node/node-options.js';
+import { PaxosNode, type NodeProposeResult } from '../../node/paxos-node.js';
+import { NODE_TEST_FAULTS, type OptionsWithTestFaults } from '../../node/test-faults.js';
+import type { DriverFaults } from '../../runtime/group-driver.js';
+import { SILENT_LOGGER, type ExecuteInput, type LogStore, type StateMachine, type Transport } from '../../runtime/interfaces.js';
+import type { Membership } from '../../runtime/membership/membership-codec.js';
 import { frameValue } from '../../runtime/value-frame.js';
-import { MasterManager } from '../../runtime/master/master-manager.js';
-import { MasterStateMachine } from '../../runtime/master/master-state-machine.js';
+import type { SeededRandom } from '../../util/random.js';
+import { LazyFileSystem } from '../lazy-file-system.js';
+import type { AgreementChecker, ExecutionChecker } from './checkers.js';
 import type { MasterLeaseChecker } from './master-lease-checker.js';
-import { encodeMembership } from '../../runtime/membership/membership-codec.js';
-import { MembershipStateMachine } from '../../runtime/membership/membership-state-machine.js';
-import { resumeAfterMembershipChange } from '../../runtime/membership/resume-after-change.js';
-import { SYSTEM_STATE_MACHINE_ID } from '../../runtime/value-frame.js';
-import type { AgreementChecker } from './checkers.js';
-import { SeededRandom } from '../../util/random.js';
-import { fullCrc32 } from '../crc32.js';
-import type { ExecutionChecker } from './checkers.js';
 import type { SimScheduler } from './scheduler.js';
+import { SimClock, type SimClockSettings } from './sim-clock.js';
+import type { ProcessGate } from './sim-device.js';
 import type { SimDisk } from './sim-disk.js';
 import type { SimFileStorage } from './sim-file-system.js';
-import { FileLogStore } from '../../io/file-log-store.js';
-import { LazyFileSystem } from '../lazy-file-system.js';
 import type { SimNetwork } from './sim-network.js';
+import { simTimerHost } from './sim-timer-host.js';
 
 export type NodeState = 'down' | 'starting' | 'up';
-
-export interface SimClockSettings {
-  /** Local clock = offsetMs + true time × rate. */
-  readonly offsetMs: number;
-  readonly rate: number;
-}
 
 export interface SimNodeOptions {
   readonly id: number;
   readonly members: readonly number[];
-  /** Followers this node pushes executed values to. */
-  readonly followers: readonly number[];
-  /** This node is a follower: it learns, never votes and is never proposed on. */
-  readonly isFollower: boolean;
+  /** The cluster's follower and the member it follows, if there is one. */
+  readonly follower: { readonly id: number; readonly follows: number } | null;
   readonly groupCount: number;
   readonly scheduler: SimScheduler;
   readonly network: SimNetwork;
@@ -84,35 +70,38 @@ export interface SimNodeOptions {
 /** The two user state machines every simulated group runs. */
 export const SIM_STATE_MACHINE_IDS = [1, 2] as const;
 
+/** How long a membership change proposed by the fault injector may take. */
+const MEMBERSHIP_TIMEOUT_MS = 5_000;
+
 export class SimNode {
   readonly id: number;
   state: NodeState = 'down';
   paused = false;
   life = 0;
-  private drivers: GroupDriver[] = [];
-  private masters: MasterStateMachine[] = [];
-  private memberships: MembershipStateMachine[] = [];
-  private managers: MasterManager[] = [];
+  private node: PaxosNode | undefined;
   private readonly options: SimNodeOptions;
+  private readonly clock: SimClock;
   private heldWhilePaused: (() => void)[] = [];
-  private armedWakeAt: number | null = null;
-  private readonly transport: Transport;
-  /**
-   * Each life draws its incarnation (part of every proposal's identity) from here: fresh bits per
-   * life, as a real process gets from the OS, on a stream of its own so the node's other draws stay put.
-   */
-  private readonly incarnations: SeededRandom;
+  private readonly network: Transport;
+  /** The current life's receiver of inbound messages (its PaxosNode registers it). */
+  private receiver: ((groupIndex: number, message: PaxosMessage) => void) | undefined;
+  /** Client calls waiting on the current life: a crash fails them, as a dead process's connections would. */
+  private readonly calls = new Set<(error: PaxosError) => void>();
+  /** Per group, the master version whose lease this node was last seen to hold (for the trace). */
+  private readonly leaseVersions = new Map<number, number>();
 
   constructor(options: SimNodeOptions) {
     this.options = options;
     this.id = options.id;
-    this.incarnations = new SeededRandom(options.random.seed % 0x7fff_ffff + options.id);
-    this.transport = options.network.transportFor(this.id, () => this.state === 'up' && !this.paused);
-    this.transport.onMessage((groupIndex, message) => this.receive(groupIndex, message));
+    this.clock = new SimClock(options.scheduler, options.clock);
+    this.network = options.network.transportFor(this.id, () => this.state !== 'down' && !this.paused);
+    this.network.onMessage((groupIndex, message) => {
+      this.gateFor(this.life)(() => this.receiver?.(groupIndex, message));
+    });
   }
 
   get isFollower(): boolean {
-    return this.options.isFollower;
+    return this.options.follower?.id === this.id;
   }
 
   get isUp(): boolean {
@@ -120,8 +109,7 @@ export class SimNode {
   }
 
   localNow(): number {
-    const { offsetMs, rate } = this.options.clock;
-    return offsetMs + this.options.scheduler.now * rate;
+    return this.clock.now();
   }
 
   /** Crash this node halfway through its next disk write. */
@@ -137,11 +125,11 @@ export class SimNode {
   }
 
   nowInstanceId(groupIndex: number): number | undefined {
-    return this.drivers[groupIndex]?.nowInstanceId;
+    return this.node?.nowInstanceId(groupIndex);
   }
 
   isExecuting(groupIndex: number): boolean {
-    return this.drivers[groupIndex]?.status().executing === true;
+    return this.node?.status(groupIndex).executing === true;
   }
 
   disableDiskFaults(): void {
@@ -149,122 +137,52 @@ export class SimNode {
   }
 
   isHalted(groupIndex: number): boolean {
-    return this.drivers[groupIndex]?.halted != null;
+    return this.node?.status(groupIndex).halted != null;
   }
 
-  status(groupIndex: number): ReturnType<GroupDriver['status']> | undefined {
-    return this.drivers[groupIndex]?.status();
+  status(groupIndex: number): GroupStatus | undefined {
+    return this.node?.status(groupIndex);
   }
 
   async start(): Promise<void> {
     if (this.state !== 'down') return;
     const life = ++this.life;
     this.state = 'starting';
+    this.receiver = undefined;
     this.options.trace(`n${this.id} start life ${life}`);
     const gate = this.gateFor(life);
-    const files = this.options.files;
-    let store: LogStore;
     try {
-      store = files === undefined ? this.options.disk.open(gate) : await FileLogStore.open({
-        directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate) }),
-      });
-    } catch (error) {
-      if (life === this.life) this.options.onFatal(error);
-      return;
-    }
-    if (life !== this.life) return;
-    const incarnation = randomIncarnation(this.incarnations);
-    const drivers: GroupDriver[] = [];
-    const masters: MasterStateMachine[] = [];
-    const memberships: MembershipStateMachine[] = [];
-    const managers: MasterManager[] = [];
-    try {
+      const store = await this.openStore(gate);
+      if (life !== this.life) return;
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
         this.options.executions.onLifeStart(this.id, groupIndex);
-        const registry = new StateMachineRegistry(groupIndex, this.stateMachines(life, groupIndex));
-        const master = await MasterStateMachine.load({
-          groupIndex, nodeId: this.id, store, clock: { now: () => this.localNow() },
-          onBidApplied: () => { if (life === this.life) this.reportLease(groupIndex, master); },
-        });
-        if (life !== this.life) return;
-        registry.addSystem(master);
-        masters.push(master);
-        const built: { core?: GroupCore } = {};
-        const membership = await MembershipStateMachine.load({
-          groupIndex, store, configured: this.options.members.map((id) => ({ id, host: `n${id}`, port: 1 })),
-          onApplied: (next) => {
-            const ids = next.members.map((member) => member.id);
-            built.core?.setMembers(ids);
-            if (life !== this.life) return;
-            this.options.agreement.noteMembership(groupIndex, next.version, ids);
-            this.options.trace(`n${this.id} g${groupIndex} members {${ids.join(',')}} from version ${next.version}`);
-          },
-        });
-        if (life !== this.life) return;
-        registry.addSystem(membership);
-        memberships.push(membership);
-        const restored = await resumeAfterMembershipChange(store, groupIndex,
-          await restoreGroup(store, groupIndex, registry), membership.membership.version);
-        if (life !== this.life) return;
-        const core = new GroupCore({
-          groupIndex, nodeId: this.id, members: membership.membership.members.map((member) => member.id),
-          random: this.options.random.fork(), followers: this.options.followers, incarnation,
-          checksum: fullCrc32, timing: { ...DEFAULT_TIMING, ...this.options.timing }, faults: this.options.coreFaults,
-        }, restored, this.localNow());
-        built.core = core;
-        drivers.push(new GroupDriver({
-          groupIndex, core, store, registry, clock: { now: () => this.localNow() },
-          send: (group, to, message) => {
-            if (life === this.life) this.transport.send(group, to, message);
-          },
-          logger: SILENT_LOGGER, syncWrites: true, queueLimits: { maxCount: 64, maxBytes: 1 << 20 },
-          batchLimits: { maxCount: this.options.maxBatchCount, maxBytes: 1 << 20 },
-          onTimersChanged: () => { if (life === this.life) this.armWake(); },
-          onFatal: this.options.onFatal,
-          onHalt: (reason) => this.options.onHalt(this.id, groupIndex, reason),
-          faults: this.options.driverFaults,
-        }));
-        const settings = this.options.master;
-        const driver = drivers[groupIndex] as GroupDriver;
-        if (settings !== null && !this.options.isFollower) {
-          managers.push(new MasterManager({
-            nodeId: this.id, machine: master, clock: { now: () => this.localNow() },
-            // Its own stream, so that turning election on leaves the node's other draws alone.
-            random: new SeededRandom(this.options.random.seed * 31 + life * 1_000 + groupIndex),
-            settings, ignoreDrift: settings.ignoreDrift,
-            propose: (value, context, timeoutMs) => driver.propose(value, { timeoutMs, context }),
-            onTimersChanged: () => { if (life === this.life) this.armWake(); },
-          }));
-        }
       }
+      const node = await PaxosNode.start(this.nodeOptions(life, gate, store));
+      if (life !== this.life) return;
+      this.node = node;
     } catch (error) {
       if (life === this.life) this.options.onFatal(error);
       return;
     }
-    if (life !== this.life) return;
-    this.drivers = drivers;
-    this.masters = masters;
-    this.memberships = memberships;
-    this.managers = managers;
     this.state = 'up';
-    this.options.trace(`n${this.id} up at ${drivers.map((driver) => driver.nowInstanceId).join(',')}`);
-    this.armWake();
+    this.options.trace(`n${this.id} up at ${Array.from({ length: this.options.groupCount },
+      (_, groupIndex) => this.nowInstanceId(groupIndex)).join(',')}`);
   }
 
   crash(): { lostWrites: number; torn: boolean } {
-    const drivers = this.drivers;
     // Everything the old life asked for is dropped by its gate from now on (state 'down', and the
-    // next start begins a new life).
+    // next start begins a new life); its PaxosNode is abandoned, not stopped.
     this.state = 'down';
     this.paused = false;
     this.heldWhilePaused = [];
-    this.armedWakeAt = null;
-    this.drivers = [];
-    for (const driver of drivers) driver.stop();
-    for (const manager of this.managers) manager.stop();
-    this.masters = [];
-    this.memberships = [];
-    this.managers = [];
+    this.node = undefined;
+    this.receiver = undefined;
+    this.leaseVersions.clear();
+    const calls = [...this.calls];
+    this.calls.clear();
+    for (const fail of calls) {
+      fail(new PaxosError('STOPPED', `node ${this.id} crashed`, { mayBeChosen: true }));
+    }
     this.options.leases.releaseAll(this.id, this.options.scheduler.now);
     // Under the file store, what the crash loses is the lazy file system's memory, gone with the process.
     const outcome = this.options.files === undefined ? this.options.disk.crash() : { lostWrites: 0, torn: false };
@@ -278,6 +196,7 @@ export class SimNode {
     this.options.trace(`n${this.id} pause`);
   }
 
+  /** Run what arrived while paused (messages, disk completions, the timer), in arrival order. */
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
@@ -285,109 +204,179 @@ export class SimNode {
     const held = this.heldWhilePaused;
     this.heldWhilePaused = [];
     for (const run of held) run();
-    this.tickAll();
   }
 
-  propose(groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number): Promise<ProposeSuccess> {
-    const driver = this.drivers[groupIndex];
-    if (!this.isUp || driver === undefined || this.paused) {
-      return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`));
+  propose(
+    groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number,
+  ): Promise<NodeProposeResult> {
+    const node = this.running();
+    if (node === undefined) return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`));
+    return this.call(node.propose(groupIndex, payload, { stateMachineId, timeoutMs }));
+  }
+
+  /** The voting members of a group as this node has executed them (undefined while not up). */
+  members(groupIndex: number): readonly number[] | undefined {
+    return this.node?.members(groupIndex).members.map((member) => member.id);
+  }
+
+  membershipVersion(groupIndex: number): number {
+    return this.node?.members(groupIndex).version ?? -2;
+  }
+
+  /**
+   * Propose a new membership for a group against the version this node has: one member added,
+   * removed or replaced, through the node's public methods. The outcome does not matter here.
+   */
+  proposeMembership(groupIndex: number, members: readonly number[]): Promise<unknown> {
+    const node = this.running();
+    if (node === undefined) return Promise.resolve();
+    const current = node.members(groupIndex);
+    const ids = current.members.map((member) => member.id);
+    const added = members.filter((id) => !ids.includes(id));
+    const removed = ids.filter((id) => !members.includes(id));
+    this.options.trace(`n${this.id} g${groupIndex} proposes members {${members.join(',')}} against version ` +
+      `${current.version}`);
+    const options = { timeoutMs: MEMBERSHIP_TIMEOUT_MS };
+    let change: Promise<Membership>;
+    if (added.length === 1 && removed.length === 1) {
+      change = node.changeMember(groupIndex, removed[0] as number, address(added[0] as number), options);
+    } else if (added.length === 1 && removed.length === 0) {
+      change = node.addMember(groupIndex, address(added[0] as number), options);
+    } else if (added.length === 0 && removed.length === 1) {
+      change = node.removeMember(groupIndex, removed[0] as number, options);
+    } else {
+      throw new Error(`the simulator changes one member at a time: {${ids.join(',')}} to {${members.join(',')}}`);
     }
-    return driver.propose(frameValue(stateMachineId, payload), { timeoutMs });
+    return change.catch(() => undefined);
   }
 
-  private receive(groupIndex: number, message: PaxosMessage): void {
-    const life = this.life;
-    this.gateFor(life)(() => this.drivers[groupIndex]?.step(message));
+  /** Whether this node believes it holds some group's master lease. */
+  get holdsMasterLease(): boolean {
+    const node = this.node;
+    return node !== undefined && this.groups().some((groupIndex) => node.isMaster(groupIndex));
+  }
+
+  /** Drop the lease of every group this node is master of; returns how many it dropped. */
+  dropMaster(): number {
+    const node = this.node;
+    if (node === undefined) return 0;
+    let dropped = 0;
+    for (const groupIndex of this.groups()) {
+      if (!node.isMaster(groupIndex)) continue;
+      node.dropMaster(groupIndex);
+      this.options.leases.release(groupIndex, this.id, this.options.scheduler.now);
+      this.options.trace(`n${this.id} g${groupIndex} drops the master lease`);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /**
+   * Tell the lease checker about every lease this node believes it holds now, until when in true
+   * time. The simulator calls it after every event, so a belief is seen the moment a bid gives it
+   * and whenever the node wakes.
+   */
+  reportLeases(): void {
+    const node = this.node;
+    if (node === undefined) return;
+    for (const groupIndex of this.groups()) {
+      const info = node.master(groupIndex);
+      if (info === undefined || info.nodeId !== this.id) continue;
+      if (this.leaseVersions.get(groupIndex) !== info.version) {
+        this.leaseVersions.set(groupIndex, info.version);
+        this.options.trace(`n${this.id} g${groupIndex} holds the master lease (version ${info.version})`);
+      }
+      this.options.leases.hold(groupIndex, this.id, this.options.scheduler.now,
+        this.clock.trueTimeOf(info.leaseExpiresAt));
+    }
+  }
+
+  /** The node, when it is up and not paused (a paused process takes no calls). */
+  private running(): PaxosNode | undefined {
+    return this.isUp && !this.paused ? this.node : undefined;
+  }
+
+  private call<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.calls.add(reject);
+      promise.then((value) => {
+        this.calls.delete(reject);
+        resolve(value);
+      }, (error: unknown) => {
+        this.calls.delete(reject);
+        reject(error);
+      });
+    });
+  }
+
+  private groups(): number[] {
+    return Array.from({ length: this.options.groupCount }, (_, groupIndex) => groupIndex);
+  }
+
+  private async openStore(gate: ProcessGate): Promise<LogStore> {
+    const files = this.options.files;
+    if (files === undefined) return this.options.disk.open(gate);
+    return await FileLogStore.open({
+      directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate) }),
+    });
+  }
+
+  private nodeOptions(life: number, gate: ProcessGate, store: LogStore): OptionsWithTestFaults {
+    const { options } = this;
+    const { follower } = options;
+    const isCurrent = (): boolean => life === this.life;
+    return {
+      nodeId: this.id,
+      members: options.members.map(address),
+      followers: follower === null ? [] : [{ ...address(follower.id), follows: follower.follows }],
+      groups: options.groupCount,
+      store,
+      transport: {
+        send: (groupIndex, to, message) => {
+          if (isCurrent()) this.network.send(groupIndex, to, message);
+        },
+        onMessage: (handler) => {
+          if (isCurrent()) this.receiver = handler;
+        },
+      },
+      clock: this.clock,
+      timers: simTimerHost(options.scheduler, this.clock, gate),
+      random: options.random.fork(),
+      stateMachines: (groupIndex) => this.stateMachines(life, groupIndex),
+      maxBatchCount: options.maxBatchCount,
+      maxQueuedProposals: 64,
+      maxQueuedBytes: 1 << 20,
+      maxBatchBytes: 1 << 20,
+      ...(options.timing === undefined ? {} : { timing: options.timing }),
+      ...(options.master === null || this.isFollower ? {} : {
+        master: { groups: 'all', leaseMs: options.master.leaseMs, driftBound: options.master.driftBound },
+      }),
+      logger: SILENT_LOGGER,
+      onMembershipChange: (groupIndex, next) => {
+        if (!isCurrent()) return;
+        const ids = next.members.map((member) => member.id);
+        options.agreement.noteMembership(groupIndex, next.version, ids);
+        options.trace(`n${this.id} g${groupIndex} members {${ids.join(',')}} from version ${next.version}`);
+      },
+      onHalt: (groupIndex, halt) => {
+        if (!isCurrent()) return;
+        // A broken invariant is a bug; a storage error or a divergence is the simulator's to judge.
+        if (halt.cause !== undefined) options.onFatal(halt.cause);
+        else options.onHalt(this.id, groupIndex, halt);
+      },
+      [NODE_TEST_FAULTS]: {
+        core: options.coreFaults, driver: options.driverFaults, masterIgnoresDrift: options.master?.ignoreDrift,
+      },
+    };
   }
 
   /** Runs `run` for process life `life` only: never after a crash, and not while paused. */
-  private gateFor(life: number): (run: () => void) => void {
+  private gateFor(life: number): ProcessGate {
     return (run) => {
       if (life !== this.life || this.state === 'down') return;
       if (this.paused) this.heldWhilePaused.push(run);
       else run();
     };
-  }
-
-  /** The voting members of a group as this node has executed them (undefined while down). */
-  members(groupIndex: number): readonly number[] | undefined {
-    return this.memberships[groupIndex]?.membership.members.map((member) => member.id);
-  }
-
-  membershipVersion(groupIndex: number): number {
-    return this.memberships[groupIndex]?.membership.version ?? -2;
-  }
-
-  /** Propose a new membership for a group, made against the version this node has. */
-  proposeMembership(groupIndex: number, members: readonly number[], nonce: number): Promise<unknown> {
-    const driver = this.drivers[groupIndex];
-    const current = this.memberships[groupIndex]?.membership;
-    if (!this.isUp || this.paused || driver === undefined || current === undefined) return Promise.resolve();
-    const change = encodeMembership({
-      gid: current.gid === 0 ? 1 : current.gid, version: current.version, nonce,
-      members: members.map((id) => ({ id, host: `n${id}`, port: 1 })),
-    });
-    this.options.trace(`n${this.id} g${groupIndex} proposes members {${members.join(',')}} against version ` +
-      `${current.version}`);
-    return driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change), { timeoutMs: 5_000 }).catch(() => undefined);
-  }
-
-  /** Whether this node believes it holds some group's master lease. */
-  get holdsMasterLease(): boolean {
-    return this.masters.some((master) => master.isMaster());
-  }
-
-  /** Drop the lease of every group this node is master of; returns how many it dropped. */
-  dropMaster(): number {
-    let dropped = 0;
-    this.masters.forEach((master, groupIndex) => {
-      if (!master.isMaster()) return;
-      this.managers[groupIndex]?.drop();
-      this.options.leases.release(groupIndex, this.id, this.options.scheduler.now);
-      this.options.trace(`n${this.id} g${groupIndex} drops the master lease`);
-      dropped++;
-    });
-    return dropped;
-  }
-
-  /** A winning bid executed here: if it gave this node the lease, tell the checker until when (true time). */
-  private reportLease(groupIndex: number, master: MasterStateMachine, fromBid = true): void {
-    const info = master.master();
-    if (info === undefined || info.nodeId !== this.id) return;
-    const { offsetMs, rate } = this.options.clock;
-    const end = (info.leaseExpiresAt - offsetMs) / rate;
-    if (fromBid) this.options.trace(`n${this.id} g${groupIndex} holds the master lease (version ${info.version})`);
-    this.options.leases.hold(groupIndex, this.id, this.options.scheduler.now, end);
-  }
-
-  private armWake(): void {
-    let earliest: number | undefined;
-    for (const driver of [...this.drivers, ...this.managers]) {
-      const at = driver.nextTimerAt();
-      if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
-    }
-    if (earliest === undefined) return;
-    const { offsetMs, rate } = this.options.clock;
-    const scheduler = this.options.scheduler;
-    const trueTime = Math.max((earliest - offsetMs) / rate, scheduler.now) + 1e-6;
-    if (this.armedWakeAt !== null && this.armedWakeAt <= trueTime) return;
-    this.armedWakeAt = trueTime;
-    const life = this.life;
-    scheduler.at(trueTime, () => {
-      if (this.armedWakeAt !== trueTime) return;
-      this.armedWakeAt = null;
-      this.gateFor(life)(() => this.tickAll());
-    });
-  }
-
-  private tickAll(): void {
-    for (const driver of this.drivers) driver.tick();
-    for (const manager of this.managers) manager.tick();
-    // Also check the belief whenever the node wakes, not only when a bid executes: a belief that
-    // came back some other way would otherwise go unseen.
-    this.masters.forEach((master, groupIndex) => this.reportLease(groupIndex, master, false));
-    this.armWake();
   }
 
   private stateMachines(life: number, groupIndex: number): StateMachine[] {
@@ -405,4 +394,9 @@ export class SimNode {
       },
     }));
   }
+}
+
+/** Simulated nodes need no real address; the membership records carry a placeholder. */
+function address(id: number): MemberAddress {
+  return { id, host: `n${id}`, port: 1 };
 }

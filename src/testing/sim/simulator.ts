@@ -101,9 +101,7 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   const { coreFaults, driverFaults } = canaryFaults(options.canary);
   const makeNode = (id: number, clock: SimNodeOptions['clock'], nodeRandom: SeededRandom,
     diskRandom: SeededRandom): SimNode => new SimNode({
-    id, members, groupCount: config.groupCount, scheduler, network,
-    followers: config.follower !== null && config.follower.follows === id ? [config.follower.id] : [],
-    isFollower: config.follower?.id === id,
+    id, members, groupCount: config.groupCount, scheduler, network, follower: config.follower,
     disk: new SimDisk(scheduler, diskRandom, { ...config.disk }),
     ...(config.storage === 'file-log'
       ? { files: new SimFileStorage(scheduler, new SeededRandom(options.seed * 7919 + id),
@@ -132,6 +130,11 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
     const id = config.follower.id;
     nodes.push(makeNode(id, { offsetMs: 0, rate: 1 }, new SeededRandom(options.seed * 131 + 1),
       new SeededRandom(options.seed * 131 + 2)));
+  }
+  if (config.master !== null) {
+    scheduler.afterEach(() => {
+      for (const node of nodes) node.reportLeases();
+    });
   }
   const faults = new FaultInjector(scheduler, random.fork(), nodes, network, config, trace);
   function restartAfterHalt(id: number): void {

@@ -6,7 +6,7 @@
 import { SeededRandom } from '../../util/random.js';
 import type { DiskFaults } from './sim-disk.js';
 import type { NetworkFaults } from './sim-network.js';
-import type { SimClockSettings } from './sim-node.js';
+import type { SimClockSettings } from './sim-clock.js';
 
 export interface SwarmConfig {
   readonly nodeCount: 3 | 5;
