@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { chainStep } from '../core/group-context.js';
 import { formatBallot, type Ballot } from '../core/ballot.js';
+import { formatProposalIdentity, proposalBody, proposalIdentityOf } from '../core/proposal-identity.js';
 import type { AcceptorRecord } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import { FileLogStore, type RecoveryReport } from '../io/file-log-store.js';
@@ -35,11 +36,13 @@ its records and verifies it:
   --from I     only instances >= I; --to J: only instances <= J (the chain link into I is checked)
   --json       one JSON object per line instead of text:
                  {"type":"record","group":0,"instance":7,"promised":{"proposalId":3,"nodeId":1},
-                  "accepted":{"proposalId":3,"nodeId":1},"checksum":123,"valueBytes":1024,
+                  "accepted":{"proposalId":3,"nodeId":1},"checksum":123,"valueBytes":1024,"proposal":"n1/4f2a09c17b3e5d80/7",
                   "preview":"000102ff6869","previewEncoding":"hex","previewTruncated":false,
                   "chain":"ok"}
-               preview: the value's first 32 bytes as text when they are printable ASCII, else
-               its first 16 bytes in hex; chain: "ok" | "break" | "unknown" (the link into
+               proposal: node/incarnation/sequence of the proposal the value is, or null (a
+               no-op); preview: the value's first 32 bytes as its proposer gave them (without
+               the identity envelope), as text when they are printable ASCII, else its first 16
+               bytes in hex; chain: "ok" | "break" | "unknown" (the link into
                this instance)
                then one summary object:
                  {"type":"summary","directory":"/abs/dir","ok":true,"segments":2,"frames":130,
@@ -252,11 +255,17 @@ async function firstInstance(store: FileLogStore, groupIndex: number): Promise<n
 }
 
 function recordJson(groupIndex: number, record: AcceptorRecord, link: ChainLink): string {
-  const preview = previewValue(record.value);
+  const preview = previewValue(proposalBody(record.value));
   return JSON.stringify({ type: 'record', group: groupIndex, instance: record.instanceId,
     promised: ballot(record.promised), accepted: ballot(record.accepted), checksum: record.checksum,
-    valueBytes: record.value.length, preview: preview.text, previewEncoding: preview.encoding,
-    previewTruncated: preview.truncated, chain: link });
+    valueBytes: record.value.length, proposal: proposalOf(record), preview: preview.text,
+    previewEncoding: preview.encoding, previewTruncated: preview.truncated, chain: link });
+}
+
+/** Who proposed the value (node/incarnation/sequence), or null for a value without an identity. */
+function proposalOf(record: AcceptorRecord): string | null {
+  const identity = proposalIdentityOf(record.value);
+  return identity === undefined ? null : formatProposalIdentity(identity);
 }
 
 function ballot(value: Ballot): Ballot {
@@ -264,11 +273,13 @@ function ballot(value: Ballot): Ballot {
 }
 
 function recordText(record: AcceptorRecord, link: ChainLink): string {
-  const preview = previewValue(record.value);
+  const preview = previewValue(proposalBody(record.value));
   const shown = preview.encoding === 'text' ? JSON.stringify(preview.text) : `hex ${preview.text}`;
+  const proposal = proposalOf(record);
   return `  ${String(record.instanceId).padStart(10)}  ${formatBallot(record.promised).padEnd(12)}  ` +
     `${formatBallot(record.accepted).padEnd(12)}  ${hex32(record.checksum)}  ${String(record.value.length).padStart(8)}  ` +
-    `${(link === 'break' ? 'BREAK' : link).padEnd(7)}  ${shown}${preview.truncated ? '…' : ''}`;
+    `${(link === 'break' ? 'BREAK' : link).padEnd(7)}  ${shown}${preview.truncated ? '…' : ''}` +
+    `${proposal === null ? '' : `  from ${proposal}`}`;
 }
 
 function hex32(value: number): string {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { crc32 } from 'node:zlib';
+import { wrapProposal } from '../../src/core/proposal-identity.js';
 import type { AcceptorRecord } from '../../src/core/ready.js';
 import { FileLogStore } from '../../src/io/file-log-store.js';
 
@@ -31,8 +32,14 @@ function jsonLines(stdout: string): Record<string, unknown>[] {
 function valueOf(groupIndex: number, instanceId: number): Buffer {
   // Every third value is binary, the rest text; all are unique so a test can find one in a segment.
   const text = `g${groupIndex}-value-${String(instanceId).padStart(4, '0')}-${'x'.repeat(instanceId % 7)}`;
-  return instanceId % 3 === 0 ? Buffer.concat([Buffer.from([0, 1, 2, 0xff]), Buffer.from(text)]) : Buffer.from(text);
+  const binary = instanceId % 3 === 0;
+  const body = binary ? Buffer.concat([Buffer.from([0, 1, 2, 0xff]), Buffer.from(text)]) : Buffer.from(text);
+  // Group 2's values are in their proposal's identity envelope, as a node writes them.
+  if (groupIndex !== 2) return body;
+  return Buffer.from(wrapProposal({ nodeId: 1, incarnation: IDENTITY_INCARNATION, sequence: instanceId + 1 }, body));
 }
+
+const IDENTITY_INCARNATION = { high: 0xabc, low: 1 };
 
 /** Records first..last of a group with a correct checksum chain (instance 0 chains from 0). */
 function chain(groupIndex: number, first: number, last: number, startChecksum: number): AcceptorRecord[] {
@@ -131,6 +138,9 @@ test('text output lists every live record and the per-group summary; the directo
       /group 2: instances 0\.\.9, min chosen 0, 10 records listed; chain ok \(10 links checked, 0 unknown\)/);
     assert.match(run.stdout, /^ +7 +4\.2 +4\.2 +0x[0-9a-f]{8} +14 +ok +"g0-value-0007-"/m);
     assert.match(run.stdout, /^ +6 +3\.1 +3\.1 +0x[0-9a-f]{8} +24 +ok +hex 000102ff6730/m);
+    // A value in its identity envelope shows its body and who proposed it.
+    assert.match(run.stdout,
+      /^ +4 +\S+ +\S+ +0x[0-9a-f]{8} +42 +ok +"g2-value-0004-xxxx" {2}from n1\/00000abc00000001\/5$/m);
     const group0 = run.stdout.slice(0, run.stdout.indexOf('\ngroup 2\n'));
     assert.match(group0, /^ +5 +4\.3 /m);
     assert.doesNotMatch(group0, /^ +4 +\d/m, 'instance 4 was deleted');
@@ -152,7 +162,7 @@ test('--json prints one object per record and a final summary; --group, --from a
     const expected = records.get(0)?.[7];
     assert.deepEqual(seven, {
       type: 'record', group: 0, instance: 7, promised: { proposalId: 4, nodeId: 2 }, accepted: { proposalId: 4, nodeId: 2 },
-      checksum: expected?.checksum, valueBytes: 14, preview: 'g0-value-0007-', previewEncoding: 'text',
+      checksum: expected?.checksum, valueBytes: 14, proposal: null, preview: 'g0-value-0007-', previewEncoding: 'text',
       previewTruncated: false, chain: 'ok',
     });
     const summary = all.at(-1);

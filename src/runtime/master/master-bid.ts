@@ -4,10 +4,12 @@
  * lease it asks for, plus a random nonce. Layout: u32 node id | u64 version + 1 | u32 lease ms |
  * u32 nonce (little-endian).
  *
- * The nonce makes every bid's bytes unique. A proposer recognizes its own value by its bytes; without
- * the nonce, a restarted node still catching up could propose the same bytes as a bid it made in an
- * earlier life, see that old bid chosen, take it for the new one, and believe it holds a lease that
- * was long superseded (the simulator found this).
+ * The nonce once made every bid's bytes unique, when a proposer recognised its value by its bytes:
+ * a restarted node still catching up could propose the same bytes as a bid of an earlier life, see
+ * that old bid chosen, take it for the new one, and believe it held a lease long superseded (the
+ * simulator found this). A proposer now recognises its value by the proposal identity the core
+ * wraps around it (core/proposal-identity.ts), whose incarnation differs between lives; the nonce
+ * stays in the layout so that logs keep one format.
  */
 import { readUint64, writeUint64 } from '../../util/uint64.js';
 

@@ -21,7 +21,10 @@ export interface Membership {
   /** The instance of the change that set this membership (-1: the configured one, never changed). */
   readonly version: number;
   readonly members: readonly Member[];
-  /** Makes every proposal's bytes unique (a proposer recognizes its own value by its bytes). */
+  /**
+   * Random; kept in the layout from when a proposer recognised its value by its bytes. The
+   * proposal identity (core/proposal-identity.ts) now decides that.
+   */
   readonly nonce: number;
 }
 
