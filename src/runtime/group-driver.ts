@@ -6,7 +6,7 @@
  */
 import type { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
-import type { ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
+import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
 import { PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
 import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
@@ -245,12 +245,7 @@ export class GroupDriver {
         this.counters.logWrites++;
         if (sync) this.counters.syncedLogWrites++;
       } catch (error) {
-        if (this.stopped) return;
-        this.options.logger.error('log write failed; the group halts', { group: this.groupIndex, error: String(error) });
-        this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: log write failed: ${String(error)}` });
-        // Outcomes already decided (chosen and executed earlier, or timed out) do not depend on
-        // this write; deliver them. The messages and the execution that did depend on it are dropped.
-        for (const { token, outcome } of ready.results) this.settle(token, outcome);
+        if (!this.stopped) this.storageFailed('log write', error, ready);
         return;
       }
     }
@@ -259,13 +254,32 @@ export class GroupDriver {
       for (const outbound of ready.messages) if (outbound.afterPersist) this.send(outbound.to, outbound.message);
     }
     for (const instanceId of ready.reads) {
-      const record = await this.options.store.get(this.groupIndex, instanceId).catch(() => undefined);
+      let record: AcceptorRecord | undefined;
+      try {
+        record = await this.options.store.get(this.groupIndex, instanceId);
+      } catch (error) {
+        // Not "no such record": the teacher would end the session and the learner ask again, and
+        // a broken disk would be hidden behind endless catch-up retries.
+        if (!this.stopped) this.storageFailed('log read', error, ready);
+        return;
+      }
       if (this.stopped) return;
       this.core.onLogRead(instanceId, record);
     }
     if (ready.execute !== null) await this.execute(ready.execute);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
+  }
+
+  /**
+   * A storage error halts the group (GROUP_HALTED): its log can no longer be trusted to hold what
+   * the protocol relies on. Outcomes already decided (chosen and executed earlier, or timed out) do
+   * not depend on the failed operation; they are delivered. What did depend on it is dropped.
+   */
+  private storageFailed(operation: string, error: unknown, ready: Ready): void {
+    this.options.logger.error(`${operation} failed; the group halts`, { group: this.groupIndex, error: String(error) });
+    this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: ${operation} failed: ${String(error)}` });
+    for (const { token, outcome } of ready.results) this.settle(token, outcome);
   }
 
   private send(to: number, message: PaxosMessage): void {
