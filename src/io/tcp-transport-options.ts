@@ -4,7 +4,7 @@
  * than surfacing later as a confusing network failure.
  */
 import { randomInt } from 'node:crypto';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type Logger } from '../runtime/interfaces.js';
 import { SeededRandom, type Random } from '../util/random.js';
 import { MAX_CLUSTER_ID_BYTES, clusterIdBytes } from './handshake.js';
@@ -185,7 +185,7 @@ function integer(field: string, value: unknown, min: number, max: number): numbe
 }
 
 function bad(field: string, rule: string, value: unknown): never {
-  throw new PaxosError('BAD_OPTIONS', `TcpTransport option ${field} ${rule}; got ${describe(value)}`);
+  throw new PaxosError('BAD_OPTIONS', `TcpTransport option ${field} ${rule}; got ${describe(value)}`, NOT_CHOSEN);
 }
 
 function describe(value: unknown): string {

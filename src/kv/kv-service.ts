@@ -14,7 +14,7 @@
  * master's late proposals from being applied behind the new master's back.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import type { PaxosNodeOptions } from '../node/node-options.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
@@ -420,7 +420,7 @@ function checkEndpoint(endpoint: unknown): void {
   }
   if (!valid) {
     throw new PaxosError('BAD_OPTIONS', `httpEndpoint must be an http:// URL of at most ${MAX_HTTP_ADDRESS_BYTES} ` +
-      `bytes, got ${JSON.stringify(endpoint)}`);
+      `bytes, got ${JSON.stringify(endpoint)}`, NOT_CHOSEN);
   }
 }
 

@@ -3,7 +3,7 @@
  * start, and an invalid option is refused with BAD_OPTIONS and a message that names the field.
  */
 import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger, StateMachine, Transport } from '../runtime/interfaces.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
@@ -306,5 +306,5 @@ function boolean(value: unknown, field: string): boolean {
 }
 
 function bad(field: string, problem: string): PaxosError {
-  return new PaxosError('BAD_OPTIONS', `option ${field} ${problem}`);
+  return new PaxosError('BAD_OPTIONS', `option ${field} ${problem}`, NOT_CHOSEN);
 }

@@ -7,7 +7,7 @@
 import type { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
 import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
 import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
@@ -116,11 +116,11 @@ export class GroupDriver {
 
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
-    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
+    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
     if (this.haltReason !== null) return Promise.reject(haltError(this.haltReason, false));
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal'));
+      return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal', NOT_CHOSEN));
     }
     if (signal?.aborted === true) return Promise.reject(abortError(false));
     return new Promise<ProposeSuccess>((resolve, reject) => {
@@ -132,7 +132,7 @@ export class GroupDriver {
       if (signal !== undefined) this.watchAbort(proposal, signal);
       const full = this.queue.push(proposal);
       if (full !== undefined) {
-        settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`));
+        settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`, NOT_CHOSEN));
         return;
       }
       this.feedProposals();
@@ -180,7 +180,7 @@ export class GroupDriver {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.queue.rejectAll(() => new PaxosError('STOPPED', 'the node stopped before the proposal was sent'));
+    this.queue.rejectAll(() => new PaxosError('STOPPED', 'the node stopped before the proposal was sent', NOT_CHOSEN));
     for (const batch of this.inFlight.values()) {
       for (const proposal of batch) {
         settle(proposal, new PaxosError('STOPPED', 'the node stopped while the proposal was in flight',
@@ -324,7 +324,7 @@ export class GroupDriver {
         for (const proposal of batch) {
           if (retry.includes(proposal)) continue;
           settle(proposal, new PaxosError('CONFLICT',
-            `other values won ${MAX_PROPOSE_ATTEMPTS} instances in a row, the last ${outcome.instanceId}`));
+            `other values won ${MAX_PROPOSE_ATTEMPTS} instances in a row, the last ${outcome.instanceId}`, NOT_CHOSEN));
         }
         this.queue.pushFront(retry);
         return;
@@ -384,7 +384,8 @@ export class GroupDriver {
         this.counters.proposalsSent += batch.length;
       } else if (accepted === 'notMember') {
         for (const proposal of batch) {
-          settle(proposal, new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`));
+          settle(proposal, new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`,
+            NOT_CHOSEN));
         }
       } else {
         for (const proposal of batch) proposal.attempts--;

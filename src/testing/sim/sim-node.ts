@@ -9,7 +9,7 @@ import { DEFAULT_TIMING, type CoreFaults, type ProtocolTiming } from '../../core
 import { GroupCore } from '../../core/group-core.js';
 import type { PaxosMessage } from '../../core/messages.js';
 import type { HaltReason } from '../../core/ready.js';
-import { PaxosError } from '../../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../../errors.js';
 import { GroupDriver, type DriverFaults } from '../../runtime/group-driver.js';
 import {
   SILENT_LOGGER, type ExecuteInput, type LogStore, type StateMachine, type Transport,
@@ -283,7 +283,7 @@ export class SimNode {
   propose(groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number): Promise<ProposeSuccess> {
     const driver = this.drivers[groupIndex];
     if (!this.isUp || driver === undefined || this.paused) {
-      return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`));
+      return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`, NOT_CHOSEN));
     }
     return driver.propose(frameValue(stateMachineId, payload), { timeoutMs });
   }
