@@ -10,10 +10,9 @@ import { SeededRandom, type Random } from '../util/random.js';
 import { MAX_CLUSTER_ID_BYTES, clusterIdBytes } from './handshake.js';
 import { DEFAULT_MAX_FRAME_BYTES, MIN_FRAME_LENGTH } from './wire-frame.js';
 
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
-}
+import type { PeerAddress } from '../runtime/interfaces.js';
+
+export type { PeerAddress };
 
 export interface TcpTransportOptions {
   /** This node's id: an integer in [1, 2^32 - 1], unique in the cluster. */

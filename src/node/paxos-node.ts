@@ -12,7 +12,7 @@ import { NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { MessageKind } from '../core/messages.js';
-import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
+import type { Clock, LogStore, StateMachine, Transport } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
 import {
@@ -123,14 +123,10 @@ export class PaxosNode {
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
-      const nodeTransport = transport;
       const context = {
         options: resolved, store, clock, random, send: wire.send.bind(wire), onTimersChanged: () => timer.changed(),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
-          for (const member of membership.members) {
-            if (member.id !== resolved.nodeId) nodeTransport.setPeerAddress?.(member.id, member);
-          }
-          if (membership.gid !== 0) nodeTransport.setGroupIdentity?.(groupIndex, membership.gid);
+          announceMembership(wire, resolved.nodeId, groupIndex, membership);
           resolved.logger.info('membership changed', {
             group: groupIndex, version: membership.version, members: membership.members.map((member) => member.id),
           });
@@ -139,9 +135,9 @@ export class PaxosNode {
       for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
         groups.push(await buildGroupRuntime(context, groupIndex));
       }
-      for (const group of groups) {
-        const { gid } = group.membership.membership;
-        if (gid !== 0) nodeTransport.setGroupIdentity?.(group.groupIndex, gid);
+      // The restored membership may hold members added at run time, which no option names.
+      for (const { groupIndex, membership } of groups) {
+        announceMembership(wire, resolved.nodeId, groupIndex, membership.membership);
       }
       wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
       for (const group of groups) group.driver.tick();
@@ -323,8 +319,8 @@ export class PaxosNode {
   setLogSync(enabled: boolean): void {
     if (typeof enabled !== 'boolean') throw new PaxosError('BAD_OPTIONS', 'setLogSync takes true or false', NOT_CHOSEN);
     for (const { driver } of this.groups) driver.setSyncWrites(enabled);
-    // The file store also has its own switch (it was opened with the `sync` option).
-    if (this.store instanceof FileLogStore) this.store.setSync(enabled);
+    // A store may also have its own switch (the file store was opened with the `sync` option).
+    this.store.setSync?.(enabled);
   }
 
   /** The address the transport listens on (its real port when `listen.port` was 0). */
@@ -513,6 +509,14 @@ function validateMember(member: unknown): Member {
     throw new PaxosError('BAD_OPTIONS', `a member's host has at most ${MAX_HOST_BYTES} bytes`, NOT_CHOSEN);
   }
   return { id: candidate.id as number, host: candidate.host, port: candidate.port as number };
+}
+
+/** Tell the transport where the group's members are and which cluster's group it is. */
+function announceMembership(transport: Transport, nodeId: number, groupIndex: number, membership: Membership): void {
+  for (const { id, host, port } of membership.members) {
+    if (id !== nodeId) transport.setPeerAddress?.(id, { host, port });
+  }
+  if (membership.gid !== 0) transport.setGroupIdentity?.(groupIndex, membership.gid);
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {
