@@ -213,7 +213,7 @@ export class PaxosNode {
     const current = this.members(groupIndex);
     const added = validateMember(member);
     if (current.members.some((existing) => existing.id === added.id)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
+      throw new PaxosError('ALREADY_MEMBER', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     this.refuseFollower(added.id);
     return await this.changeMembership(groupIndex, current, [...current.members, added], options.timeoutMs);
@@ -223,10 +223,10 @@ export class PaxosNode {
   async removeMember(groupIndex: number, nodeId: number, options: { timeoutMs?: number } = {}): Promise<Membership> {
     const current = this.members(groupIndex);
     if (!current.members.some((member) => member.id === nodeId)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${nodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
+      throw new PaxosError('NO_SUCH_MEMBER', `node ${nodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     if (current.members.length === 1) {
-      throw new PaxosError('BAD_OPTIONS', 'the last member cannot be removed', NOT_CHOSEN);
+      throw new PaxosError('LAST_MEMBER', 'the last member cannot be removed', NOT_CHOSEN);
     }
     const remaining = current.members.filter((member) => member.id !== nodeId);
     return await this.changeMembership(groupIndex, current, remaining, options.timeoutMs);
@@ -239,10 +239,10 @@ export class PaxosNode {
     const current = this.members(groupIndex);
     const added = validateMember(to);
     if (!current.members.some((member) => member.id === fromNodeId)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${fromNodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
+      throw new PaxosError('NO_SUCH_MEMBER', `node ${fromNodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     if (current.members.some((member) => member.id === added.id)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
+      throw new PaxosError('ALREADY_MEMBER', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     this.refuseFollower(added.id);
     const next = [...current.members.filter((member) => member.id !== fromNodeId), added];
@@ -484,7 +484,7 @@ export class PaxosNode {
   private electingGroup(groupIndex: number): NonNullable<GroupRuntime['masterManager']> {
     const manager = this.group(groupIndex).masterManager;
     if (manager === undefined) {
-      throw new PaxosError('BAD_OPTIONS', `this node does not take part in group ${groupIndex}'s master election ` +
+      throw new PaxosError('NOT_ELECTING', `this node does not take part in group ${groupIndex}'s master election ` +
         '(see the master.groups option)', NOT_CHOSEN);
     }
     return manager;

@@ -1,45 +1,13 @@
 // PaxosNode over a caller's own Transport and LogStore: the optional parts of each seam are used.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  MemoryLogStore, PaxosNode, type PaxosMessage, type PeerAddress, type Transport,
-} from '../../src/index.js';
-
-/** Delivers a node's messages to itself and records what the node tells it. */
-class LoopbackTransport implements Transport {
-  readonly peers = new Map<number, PeerAddress>();
-  readonly identities = new Map<number, number>();
-  private handler: (groupIndex: number, message: PaxosMessage) => void = () => {};
-
-  send(groupIndex: number, to: number, message: PaxosMessage): void {
-    if (to === 1) setImmediate(() => this.handler(groupIndex, message));
-  }
-
-  onMessage(handler: (groupIndex: number, message: PaxosMessage) => void): void {
-    this.handler = handler;
-  }
-
-  setPeerAddress(nodeId: number, address: PeerAddress): void {
-    this.peers.set(nodeId, address);
-  }
-
-  setGroupIdentity(groupIndex: number, gid: number): void {
-    this.identities.set(groupIndex, gid);
-  }
-}
+import { MemoryLogStore, PaxosNode } from '../../src/index.js';
+import { LoopbackTransport, waitFor } from './loopback-transport.js';
 
 class SyncSwitchStore extends MemoryLogStore {
   readonly syncCalls: boolean[] = [];
   setSync(enabled: boolean): void {
     this.syncCalls.push(enabled);
-  }
-}
-
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !check(); waited += 10) {
-    if (waited > 5_000) assert.fail(`timed out waiting until ${what}`);
-    await sleep(10);
   }
 }
 
