@@ -46,6 +46,8 @@ export interface KvReadOptions {
   readonly stale?: boolean;
   /** How long a linearizable read may wait for this master's fence (default: the service's timeout). */
   readonly timeoutMs?: number;
+  /** Aborting gives up waiting for the fence: ABORTED (a read changes nothing). */
+  readonly signal?: AbortSignal;
 }
 
 export interface KvRecord {
@@ -165,11 +167,12 @@ export class KvService {
    */
   async get(key: string, options: KvReadOptions = {}): Promise<KvRecord> {
     const group = this.checkedGroup(key);
+    if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted');
     if (options.stale !== true) {
       this.requireMaster(group);
       const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
       checkTimeout(timeoutMs);
-      const fence = await this.establishFence(group, performance.now() + timeoutMs);
+      const fence = await this.establishFence(group, performance.now() + timeoutMs, options.signal);
       // The lease may have ended while the fence was being chosen: check both again, at the read.
       this.requireMaster(group);
       if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);

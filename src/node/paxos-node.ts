@@ -39,6 +39,14 @@ export interface NodeProposeOptions {
   readonly stateMachineId?: number;
 }
 
+/** Options of addMember, removeMember and changeMember, which wait for the change to be chosen. */
+export interface MembershipChangeOptions {
+  /** Give up after this many ms (default: the node's proposeTimeoutMs). */
+  readonly timeoutMs?: number;
+  /** Aborting gives up waiting: ABORTED, with mayBeChosen true once the change was sent. */
+  readonly signal?: AbortSignal;
+}
+
 /** A proposal's outcome: where it was chosen, its place in that instance's batch, and the result. */
 export type NodeProposeResult = ProposeSuccess;
 
@@ -209,18 +217,18 @@ export class PaxosNode {
   }
 
   /** Add a voting member (PhxPaxos AddMember). Rejects with MEMBERSHIP_CONFLICT if the membership changed meanwhile. */
-  async addMember(groupIndex: number, member: Member, options: { timeoutMs?: number } = {}): Promise<Membership> {
+  async addMember(groupIndex: number, member: Member, options: MembershipChangeOptions = {}): Promise<Membership> {
     const current = this.members(groupIndex);
     const added = validateMember(member);
     if (current.members.some((existing) => existing.id === added.id)) {
       throw new PaxosError('ALREADY_MEMBER', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     this.refuseFollower(added.id);
-    return await this.changeMembership(groupIndex, current, [...current.members, added], options.timeoutMs);
+    return await this.changeMembership(groupIndex, current, [...current.members, added], options);
   }
 
   /** Remove a voting member (PhxPaxos RemoveMember). */
-  async removeMember(groupIndex: number, nodeId: number, options: { timeoutMs?: number } = {}): Promise<Membership> {
+  async removeMember(groupIndex: number, nodeId: number, options: MembershipChangeOptions = {}): Promise<Membership> {
     const current = this.members(groupIndex);
     if (!current.members.some((member) => member.id === nodeId)) {
       throw new PaxosError('NO_SUCH_MEMBER', `node ${nodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
@@ -229,12 +237,12 @@ export class PaxosNode {
       throw new PaxosError('LAST_MEMBER', 'the last member cannot be removed', NOT_CHOSEN);
     }
     const remaining = current.members.filter((member) => member.id !== nodeId);
-    return await this.changeMembership(groupIndex, current, remaining, options.timeoutMs);
+    return await this.changeMembership(groupIndex, current, remaining, options);
   }
 
   /** Replace one member by another in one change (PhxPaxos ChangeMember). */
   async changeMember(
-    groupIndex: number, fromNodeId: number, to: Member, options: { timeoutMs?: number } = {},
+    groupIndex: number, fromNodeId: number, to: Member, options: MembershipChangeOptions = {},
   ): Promise<Membership> {
     const current = this.members(groupIndex);
     const added = validateMember(to);
@@ -246,7 +254,7 @@ export class PaxosNode {
     }
     this.refuseFollower(added.id);
     const next = [...current.members.filter((member) => member.id !== fromNodeId), added];
-    return await this.changeMembership(groupIndex, current, next, options.timeoutMs);
+    return await this.changeMembership(groupIndex, current, next, options);
   }
 
   /**
@@ -441,7 +449,7 @@ export class PaxosNode {
       if (current.gid !== 0) continue;
       const lowest = Math.min(...current.members.map((member) => member.id));
       if (lowest !== this.nodeId) continue;
-      this.changeMembership(group.groupIndex, current, current.members, undefined).then(
+      this.changeMembership(group.groupIndex, current, current.members, {}).then(
         (membership) => this.options.logger.info('group identity created', {
           group: group.groupIndex, gid: membership.gid,
         }),
@@ -453,14 +461,14 @@ export class PaxosNode {
 
   /** Propose `members` against the version this node has; the log decides whether it still holds. */
   private async changeMembership(
-    groupIndex: number, current: Membership, members: readonly Member[], timeoutMs: number | undefined,
+    groupIndex: number, current: Membership, members: readonly Member[], options: MembershipChangeOptions,
   ): Promise<Membership> {
     if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN);
     if (this.options.isFollower) throw followerError();
     const gid = current.gid !== 0 ? current.gid : randomInt(1, 2 ** 47);
     const change = encodeMembership({ gid, version: current.version, members, nonce: randomInt(0, 2 ** 32) });
     const { result } = await this.group(groupIndex).driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change),
-      { timeoutMs: timeoutMs ?? this.options.proposeTimeoutMs });
+      { timeoutMs: options.timeoutMs ?? this.options.proposeTimeoutMs, signal: options.signal });
     const outcome = result as MembershipOutcome;
     if (!outcome.applied) {
       // mayBeChosen stays true: the change was chosen, and refused by every node alike.
