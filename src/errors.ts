@@ -1,7 +1,8 @@
 /**
  * The one error class of the public API. Match on `code`, which is stable; the message is for
  * people. For proposals, `mayBeChosen` says whether the value could still be (or already is)
- * chosen: false means it certainly was not.
+ * chosen: false means it certainly was not. It defaults to true, so a throw site that forgets to
+ * say claims the safe answer; every site that knows nothing was (or will be) chosen says false.
  */
 export type PaxosErrorCode =
   | 'CONFLICT'
@@ -9,6 +10,10 @@ export type PaxosErrorCode =
   | 'OVERLOADED'
   | 'NOT_MEMBER'
   | 'MEMBERSHIP_CONFLICT'
+  | 'ALREADY_MEMBER'
+  | 'NO_SUCH_MEMBER'
+  | 'LAST_MEMBER'
+  | 'NOT_ELECTING'
   | 'FOLLOWER_CANNOT_PROPOSE'
   | 'VALUE_TOO_LARGE'
   | 'EXECUTE_FAILED'
@@ -22,18 +27,28 @@ export type PaxosErrorCode =
   | 'STARTUP_FAILED'
   | 'STORAGE_CORRUPT';
 
+/**
+ * The options of an error raised where the caller's value certainly was not, and will not be,
+ * chosen: nothing was proposed, or another value won its instance.
+ */
+export const NOT_CHOSEN: PaxosErrorOptions = Object.freeze({ mayBeChosen: false });
+
 const RETRYABLE: ReadonlySet<PaxosErrorCode> = new Set<PaxosErrorCode>(['CONFLICT', 'TIMEOUT', 'OVERLOADED']);
 
 const BRAND = Symbol.for('multipaxos.PaxosError');
 
 export interface PaxosErrorOptions {
+  /** Default true: only a site that knows the value was certainly not chosen may say false. */
   readonly mayBeChosen?: boolean;
   readonly cause?: unknown;
 }
 
 export class PaxosError extends Error {
   readonly code: PaxosErrorCode;
-  /** Whether retrying the same call may succeed. */
+  /**
+   * Whether retrying the same call may succeed and is safe: never while the value may be chosen
+   * (a retried TIMEOUT could then apply the value twice).
+   */
   readonly retryable: boolean;
   /** For proposals: false only when the value was certainly not chosen. */
   readonly mayBeChosen: boolean;
@@ -42,8 +57,8 @@ export class PaxosError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'PaxosError';
     this.code = code;
-    this.retryable = RETRYABLE.has(code);
-    this.mayBeChosen = options.mayBeChosen ?? false;
+    this.mayBeChosen = options.mayBeChosen ?? true;
+    this.retryable = isRetryable(code, this.mayBeChosen);
     Object.defineProperty(this, BRAND, { value: true });
   }
 
@@ -52,6 +67,7 @@ export class PaxosError extends Error {
   }
 }
 
-export function isRetryable(code: PaxosErrorCode): boolean {
-  return RETRYABLE.has(code);
+/** Whether an error with this code and outcome may be retried as it is (see `PaxosError.retryable`). */
+export function isRetryable(code: PaxosErrorCode, mayBeChosen = true): boolean {
+  return RETRYABLE.has(code) && !mayBeChosen;
 }

@@ -5,7 +5,10 @@
  * groups, natural batching. The protocol core and the runtime pieces it is built from are exported
  * too, for custom transports, stores and tests.
  */
-export { PaxosNode, type NodeProposeOptions, type NodeProposeResult, type NodeMetrics, type GroupMetrics } from './node/paxos-node.js';
+export {
+  PaxosNode, type NodeProposeOptions, type NodeProposeResult, type NodeMetrics, type GroupMetrics,
+  type MembershipChangeOptions,
+} from './node/paxos-node.js';
 export {
   NODE_DEFAULTS, type PaxosNodeOptions, type MemberAddress, type NodeAddress, type ClosableTransport,
   type FollowerAddress,

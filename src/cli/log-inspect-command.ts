@@ -11,7 +11,7 @@ import { chainStep } from '../core/group-context.js';
 import { formatBallot, type Ballot } from '../core/ballot.js';
 import { formatProposalIdentity, proposalBody, proposalIdentityOf } from '../core/proposal-identity.js';
 import type { AcceptorRecord } from '../core/ready.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { FileLogStore, type RecoveryReport } from '../io/file-log-store.js';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
 
@@ -201,9 +201,9 @@ async function checkDirectory(directory: string): Promise<void> {
     isDirectory = (await stat(directory)).isDirectory();
   } catch (error) {
     throw new PaxosError('BAD_OPTIONS', `cannot read ${directory}: ${errorCode(error) === 'ENOENT' ? 'no such directory'
-      : error instanceof Error ? error.message : String(error)}`);
+      : error instanceof Error ? error.message : String(error)}`, NOT_CHOSEN);
   }
-  if (!isDirectory) throw new PaxosError('BAD_OPTIONS', `${directory} is not a directory`);
+  if (!isDirectory) throw new PaxosError('BAD_OPTIONS', `${directory} is not a directory`, NOT_CHOSEN);
 }
 
 function errorCode(error: unknown): string {

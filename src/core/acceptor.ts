@@ -1,7 +1,8 @@
 /**
  * The acceptor (PhxPaxos acceptor.cpp). Its promise is kept across instances, which is what lets a
  * proposer that holds the promises skip phase 1 for the following instances. Every change is
- * persisted before the reply that reveals it leaves: the reply is marked `afterPersist`.
+ * persisted before the reply that reveals it leaves: a promise or accept reply is marked `afterPersist`
+ * (persist-order.ts).
  */
 import { compareBallots, isNullBallot, NULL_BALLOT, type Ballot } from './ballot.js';
 import type { GroupContext } from './group-context.js';
@@ -44,12 +45,12 @@ export class Acceptor {
       context.outbox.send(message.from, {
         kind: 'prepareReply', from: context.nodeId, instanceId: context.instanceId, ballot: message.ballot,
         rejectedBy: 0, acceptedBallot: this.accepted, acceptedValue: this.hasAccepted ? this.acceptedValue : null,
-      }, true);
+      });
     } else {
       context.outbox.send(message.from, {
         kind: 'prepareReply', from: context.nodeId, instanceId: context.instanceId, ballot: message.ballot,
         rejectedBy: this.promised.proposalId, acceptedBallot: NULL_BALLOT, acceptedValue: null,
-      }, false);
+      });
     }
   }
 
@@ -64,12 +65,12 @@ export class Acceptor {
       this.persist();
       context.outbox.send(message.from, {
         kind: 'acceptReply', from: context.nodeId, instanceId: context.instanceId, ballot: message.ballot, rejectedBy: 0,
-      }, true);
+      });
     } else {
       context.outbox.send(message.from, {
         kind: 'acceptReply', from: context.nodeId, instanceId: context.instanceId, ballot: message.ballot,
         rejectedBy: this.promised.proposalId,
-      }, false);
+      });
     }
   }
 

@@ -54,9 +54,9 @@ export class GroupContext {
   }
 
   /** Send to every member but this node. */
-  broadcastToOthers(message: PaxosMessage, afterPersist: boolean): void {
+  broadcastToOthers(message: PaxosMessage): void {
     for (const member of this.memberList) {
-      if (member !== this.config.nodeId) this.outbox.send(member, message, afterPersist);
+      if (member !== this.config.nodeId) this.outbox.send(member, message);
     }
   }
 

@@ -354,7 +354,7 @@ export class GroupCore {
     } else {
       this.onChosen(message);
     }
-    context.broadcastToOthers(message, false);
+    context.broadcastToOthers(message);
   }
 
   private onChosen(message: ChosenMessage): void {
@@ -468,7 +468,7 @@ export class GroupCore {
       context.outbox.send(follower, {
         kind: 'learnValue', from: context.nodeId, instanceId: learned.instanceId, ballot: learned.ballot,
         value: learned.value, checksum: learned.checksum, needAck: false,
-      }, false);
+      });
     }
     this.previous = learned;
     this.learned = null;

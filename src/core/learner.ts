@@ -82,7 +82,7 @@ export class Learner {
     this.postponeAsk();
     context.outbox.send(message.from, {
       kind: 'confirmAskForLearn', from: context.nodeId, instanceId: context.instanceId,
-    }, false);
+    });
   }
 
   /**
@@ -94,12 +94,12 @@ export class Learner {
     this.postponeAsk();
     if (nextNeededInstanceId < this.lastAckedInstanceId + context.config.timing.learnAckLead) return;
     this.lastAckedInstanceId = nextNeededInstanceId;
-    context.outbox.send(teacher, { kind: 'learnValueAck', from: context.nodeId, instanceId: nextNeededInstanceId }, true);
+    context.outbox.send(teacher, { kind: 'learnValueAck', from: context.nodeId, instanceId: nextNeededInstanceId });
   }
 
   private askForLearn(): void {
     const context = this.context;
-    context.broadcastToOthers({ kind: 'askForLearn', from: context.nodeId, instanceId: context.instanceId }, false);
+    context.broadcastToOthers({ kind: 'askForLearn', from: context.nodeId, instanceId: context.instanceId });
   }
 
   private askInterval(): number {

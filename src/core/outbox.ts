@@ -4,6 +4,7 @@
  * any reply that depends on them leaves, so only the last one matters.
  */
 import type { PaxosMessage } from './messages.js';
+import { waitsForPersist } from './persist-order.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, OutboundMessage, ProposalResult, Ready } from './ready.js';
 
 export class Outbox {
@@ -20,8 +21,9 @@ export class Outbox {
     else this.records.push(record);
   }
 
-  send(to: number, message: PaxosMessage, afterPersist: boolean): void {
-    this.messages.push({ to, message, afterPersist });
+  /** Whether the message waits for this Ready's records is decided in one place (persist-order.ts). */
+  send(to: number, message: PaxosMessage): void {
+    this.messages.push({ to, message, afterPersist: waitsForPersist(message) });
   }
 
   read(instanceId: number): void {

@@ -102,7 +102,7 @@ export class Proposer {
     // The local acceptor promises first; the others hear of this ballot only once that promise is
     // durable, so a restarted node can never reuse it.
     this.host.deliverToLocalAcceptor(message);
-    this.context.broadcastToOthers(message, true);
+    this.context.broadcastToOthers(message);
   }
 
   onPrepareReply(message: PrepareReplyMessage): void {
@@ -199,7 +199,7 @@ export class Proposer {
       lastChecksum: this.context.lastChecksum, previousBallot: this.context.previousChosenBallot,
     };
     // Others first, the local acceptor last (PhxPaxos): the ballot is already durably promised here.
-    this.context.broadcastToOthers(message, false);
+    this.context.broadcastToOthers(message);
     this.host.deliverToLocalAcceptor(message);
   }
 

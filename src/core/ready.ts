@@ -5,7 +5,8 @@
  *   2. persist `records` (fsync when `mustSync`), all of them before anything below;
  *   3. send the messages with `afterPersist: true` (every acceptor promise and accept, every learn
  *      ack, a prepare whose ballot the local acceptor just promised): they reveal state that must
- *      survive a crash (a rejection reveals nothing that needs to, and leaves in step 1);
+ *      survive a crash (a rejection reveals nothing that needs to, and leaves in step 1). The rule
+ *      is decided in one place, `waitsForPersist` (persist-order.ts);
  *   4. answer `reads` with `onLogRead`;
  *   5. execute `execute` on the state machines and report with `onExecuted`;
  *   6. hand `results` to the callers.
@@ -27,7 +28,7 @@ export interface AcceptorRecord {
 export interface OutboundMessage {
   readonly to: number;
   readonly message: PaxosMessage;
-  /** True when the message may only leave after this Ready's records are durable. */
+  /** True when the message may only leave after this Ready's records are durable (`waitsForPersist`). */
   readonly afterPersist: boolean;
 }
 

@@ -52,14 +52,14 @@ export class Teacher {
         context.outbox.send(asker, {
           kind: 'learnValue', from: context.nodeId, instanceId: previous.instanceId, ballot: previous.ballot,
           value: previous.value, checksum: previous.checksum, needAck: false,
-        }, false);
+        });
       }
       return;
     }
     context.outbox.send(asker, {
       kind: 'sendNowInstanceId', from: context.nodeId, instanceId: message.instanceId,
       nowInstanceId: context.instanceId, minChosenInstanceId: this.minChosenInstanceId,
-    }, false);
+    });
   }
 
   onConfirmAskForLearn(message: ConfirmAskForLearnMessage): void {
@@ -97,7 +97,7 @@ export class Teacher {
     this.context.outbox.send(session.learner, {
       kind: 'learnValue', from: this.context.nodeId, instanceId, ballot: record.accepted, value: record.value,
       checksum: record.checksum, needAck: true,
-    }, false);
+    });
     if (session.nextToSend >= this.context.instanceId) this.endSession(true);
   }
 

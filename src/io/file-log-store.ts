@@ -14,7 +14,7 @@
  */
 import { join } from 'node:path';
 import type { AcceptorRecord } from '../core/ready.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type LogStore, type Logger } from '../runtime/interfaces.js';
 import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-system.js';
 import {
@@ -108,7 +108,8 @@ export class FileLogStore implements LogStore {
   static async open(options: FileLogStoreOptions): Promise<FileLogStore> {
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096) {
-      throw new PaxosError('BAD_OPTIONS', `segmentBytes must be an integer of at least 4096; got ${segmentBytes}`);
+      throw new PaxosError('BAD_OPTIONS',
+        `segmentBytes must be an integer of at least 4096; got ${segmentBytes}`, NOT_CHOSEN);
     }
     const store = new FileLogStore(options);
     await store.recover();
@@ -538,7 +539,7 @@ export class FileLogStore implements LogStore {
       await this.fs.mkdir(this.logDirectory);
       await this.fs.syncDirectory(directory);
     } else if (!(await this.fs.exists(this.logDirectory))) {
-      throw new PaxosError('BAD_OPTIONS', `${directory} holds no log (no ${this.logDirectory})`);
+      throw new PaxosError('BAD_OPTIONS', `${directory} holds no log (no ${this.logDirectory})`, NOT_CHOSEN);
     }
     this.meta = await readMeta(this.fs, directory);
     this.durableMeta = copyMeta(this.meta);
@@ -570,7 +571,7 @@ export class FileLogStore implements LogStore {
       if (tail.kind === 'corrupt' || position !== lastWithData) {
         const detail = tail.kind === 'torn' ? 'valid data follows in later segments' : tail.detail;
         throw new PaxosError('STORAGE_CORRUPT', `${path}: ${tail.reason} at offset ${tail.offset}` +
-          (detail === undefined ? '' : ` (${detail})`));
+          (detail === undefined ? '' : ` (${detail})`), NOT_CHOSEN);
       }
       // The remains of the write in flight at a crash (never acknowledged): cut them, and zero them
       // so that a later life appending here can never run into them.

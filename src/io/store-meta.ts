@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { FileSystem } from './file-system.js';
 
 export interface GroupMeta {
@@ -94,5 +94,5 @@ export async function writeMeta(
 }
 
 function corrupt(path: string, detail: string): PaxosError {
-  return new PaxosError('STORAGE_CORRUPT', `${path}: ${detail}`);
+  return new PaxosError('STORAGE_CORRUPT', `${path}: ${detail}`, NOT_CHOSEN);
 }

@@ -4,16 +4,15 @@
  * than surfacing later as a confusing network failure.
  */
 import { randomInt } from 'node:crypto';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type Logger } from '../runtime/interfaces.js';
 import { SeededRandom, type Random } from '../util/random.js';
 import { MAX_CLUSTER_ID_BYTES, clusterIdBytes } from './handshake.js';
 import { DEFAULT_MAX_FRAME_BYTES, MIN_FRAME_LENGTH } from './wire-frame.js';
 
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
-}
+import type { PeerAddress } from '../runtime/interfaces.js';
+
+export type { PeerAddress };
 
 export interface TcpTransportOptions {
   /** This node's id: an integer in [1, 2^32 - 1], unique in the cluster. */
@@ -185,7 +184,7 @@ function integer(field: string, value: unknown, min: number, max: number): numbe
 }
 
 function bad(field: string, rule: string, value: unknown): never {
-  throw new PaxosError('BAD_OPTIONS', `TcpTransport option ${field} ${rule}; got ${describe(value)}`);
+  throw new PaxosError('BAD_OPTIONS', `TcpTransport option ${field} ${rule}; got ${describe(value)}`, NOT_CHOSEN);
 }
 
 function describe(value: unknown): string {

@@ -44,7 +44,7 @@
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { PaxosMessage } from '../core/messages.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Transport } from '../runtime/interfaces.js';
 import { assert } from '../util/assert.js';
 import {
@@ -299,7 +299,7 @@ export class TcpTransport implements Transport {
     const { host, port } = this.options.listen;
     await new Promise<void>((resolve, reject) => {
       const fail = (error: Error): void => reject(new PaxosError('STARTUP_FAILED',
-        `the transport cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+        `the transport cannot listen on ${host}:${port}: ${error.message}`, { ...NOT_CHOSEN, cause: error }));
       this.server.once('error', fail);
       this.server.listen(port, host, () => {
         this.server.off('error', fail);

@@ -143,7 +143,8 @@ export class KvHttpServer {
         countAs('get');
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
-        const record = await service.get(key, { stale, timeoutMs }).catch(forwardable(undefined, false));
+        const record = await service.get(key, { stale, timeoutMs, signal: abort.signal })
+          .catch(forwardable(undefined, false));
         if ('status' in record) return record;
         if (record.value === undefined) {
           throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { version: record.version });

@@ -14,7 +14,7 @@
  * master's late proposals from being applied behind the new master's back.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import type { PaxosNodeOptions } from '../node/node-options.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
@@ -46,6 +46,8 @@ export interface KvReadOptions {
   readonly stale?: boolean;
   /** How long a linearizable read may wait for this master's fence (default: the service's timeout). */
   readonly timeoutMs?: number;
+  /** Aborting gives up waiting for the fence: ABORTED (a read changes nothing). */
+  readonly signal?: AbortSignal;
 }
 
 export interface KvRecord {
@@ -165,11 +167,12 @@ export class KvService {
    */
   async get(key: string, options: KvReadOptions = {}): Promise<KvRecord> {
     const group = this.checkedGroup(key);
+    if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted');
     if (options.stale !== true) {
       this.requireMaster(group);
       const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
       checkTimeout(timeoutMs);
-      const fence = await this.establishFence(group, performance.now() + timeoutMs);
+      const fence = await this.establishFence(group, performance.now() + timeoutMs, options.signal);
       // The lease may have ended while the fence was being chosen: check both again, at the read.
       this.requireMaster(group);
       if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
@@ -420,7 +423,7 @@ function checkEndpoint(endpoint: unknown): void {
   }
   if (!valid) {
     throw new PaxosError('BAD_OPTIONS', `httpEndpoint must be an http:// URL of at most ${MAX_HTTP_ADDRESS_BYTES} ` +
-      `bytes, got ${JSON.stringify(endpoint)}`);
+      `bytes, got ${JSON.stringify(endpoint)}`, NOT_CHOSEN);
   }
 }
 

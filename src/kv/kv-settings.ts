@@ -6,7 +6,7 @@
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 
 const FILE = 'kv-settings.json';
 
@@ -27,11 +27,11 @@ export async function checkGroupCount(dataDir: string, groups: number): Promise<
   try {
     saved = (JSON.parse(text) as { groups?: unknown }).groups;
   } catch {
-    throw new PaxosError('BAD_OPTIONS', `${path} is not valid JSON; it records the node's group count`);
+    throw new PaxosError('BAD_OPTIONS', `${path} is not valid JSON; it records the node's group count`, NOT_CHOSEN);
   }
   if (saved !== groups) {
     throw new PaxosError('BAD_OPTIONS', `the data in ${dataDir} was written with ${String(saved)} groups; this node was ` +
-      `started with ${groups}. Keys map to groups by hash: start it with ${String(saved)} groups`);
+      `started with ${groups}. Keys map to groups by hash: start it with ${String(saved)} groups`, NOT_CHOSEN);
   }
 }
 

@@ -129,8 +129,11 @@ function statusOf(error: unknown): number {
   if (!(error instanceof PaxosError)) return 500;
   switch (error.code) {
     case 'BAD_OPTIONS': case 'INVALID_GROUP': return 400;
-    case 'MEMBERSHIP_CONFLICT': case 'CONFLICT': return 409;
-    case 'FOLLOWER_CANNOT_PROPOSE': case 'NOT_MEMBER': return 403;
+    // Refused by the group's current state: the request was well formed, and may succeed later.
+    case 'MEMBERSHIP_CONFLICT': case 'CONFLICT': case 'ALREADY_MEMBER': case 'LAST_MEMBER': return 409;
+    case 'NO_SUCH_MEMBER': return 404;
+    // This node's role does not allow it; another node may.
+    case 'FOLLOWER_CANNOT_PROPOSE': case 'NOT_MEMBER': case 'NOT_ELECTING': return 403;
     case 'OVERLOADED': case 'STOPPED': case 'GROUP_HALTED': return 503;
     case 'TIMEOUT': return 504;
     default: return 500;

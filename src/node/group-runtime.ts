@@ -7,7 +7,7 @@ import { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
 import type { Incarnation } from '../core/proposal-identity.js';
 import type { HaltReason } from '../core/ready.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { fullCrc32 } from '../io/crc32.js';
 import { GroupDriver } from '../runtime/group-driver.js';
 import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
@@ -128,7 +128,8 @@ export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex
 export function validateStateMachine(stateMachine: unknown): asserts stateMachine is StateMachine {
   const candidate = stateMachine as Partial<StateMachine> | undefined;
   if (typeof candidate !== 'object' || candidate === null || typeof candidate.execute !== 'function') {
-    throw new PaxosError('BAD_OPTIONS', 'a state machine must be an object with an id and an execute function');
+    throw new PaxosError('BAD_OPTIONS',
+      'a state machine must be an object with an id and an execute function', NOT_CHOSEN);
   }
 }
 

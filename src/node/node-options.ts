@@ -4,7 +4,7 @@
  */
 import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
 import type { HaltReason } from '../core/ready.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
@@ -344,5 +344,5 @@ function boolean(value: unknown, field: string): boolean {
 }
 
 function bad(field: string, problem: string): PaxosError {
-  return new PaxosError('BAD_OPTIONS', `option ${field} ${problem}`);
+  return new PaxosError('BAD_OPTIONS', `option ${field} ${problem}`, NOT_CHOSEN);
 }

@@ -1,7 +1,7 @@
 /**
  * The transport a PaxosNode runs on: the TCP transport built from the node's options, or one the
- * caller supplied. Either way the node sees one shape: send/onMessage, and optionally its address,
- * counters, and close.
+ * caller supplied. Either way the node sees one shape: the `Transport` itself (messages, peer
+ * addresses, group identities), and optionally its address, counters, and close.
  */
 import { TcpTransport } from '../io/tcp-transport.js';
 import type { Transport } from '../runtime/interfaces.js';
@@ -13,10 +13,6 @@ export interface NodeTransport {
   close?(): Promise<void>;
   address?(): NodeAddress | undefined;
   stats?(): Readonly<Record<string, unknown>>;
-  /** Where a (new) member can be reached. */
-  setPeerAddress?(nodeId: number, address: NodeAddress): void;
-  /** A group's identity (gid) is known: messages for it carrying another are refused. */
-  setGroupIdentity?(groupIndex: number, gid: number): void;
 }
 
 export async function openTcpTransport(options: ResolvedNodeOptions, random: Random): Promise<NodeTransport> {
@@ -38,7 +34,5 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     close: () => transport.close(),
     address: () => transport.address(),
     stats: () => ({ ...transport.stats() }),
-    setPeerAddress: (nodeId, address) => transport.setPeerAddress(nodeId, address),
-    setGroupIdentity: (groupIndex, gid) => transport.setGroupIdentity(groupIndex, gid),
   };
 }

@@ -7,13 +7,13 @@
  *   const { instanceId, batchIndex, result } = await node.propose(0, 'hello');
  *   await node.stop();
  */
-import { PaxosError, type PaxosErrorCode } from '../errors.js';
+import { NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
 import type { MessageKind } from '../core/messages.js';
 import { randomIncarnation } from '../core/proposal-identity.js';
-import type { Clock, LogStore, StateMachine } from '../runtime/interfaces.js';
+import type { Clock, LogStore, StateMachine, Transport } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
 import {
@@ -40,6 +40,14 @@ export interface NodeProposeOptions {
   readonly context?: unknown;
   /** The state machine to address; may be left out when the group has exactly one. */
   readonly stateMachineId?: number;
+}
+
+/** Options of addMember, removeMember and changeMember, which wait for the change to be chosen. */
+export interface MembershipChangeOptions {
+  /** Give up after this many ms (default: the node's proposeTimeoutMs). */
+  readonly timeoutMs?: number;
+  /** Aborting gives up waiting: ABORTED, with mayBeChosen true once the change was sent. */
+  readonly signal?: AbortSignal;
 }
 
 /** A proposal's outcome: where it was chosen, its place in that instance's batch, and the result. */
@@ -134,15 +142,11 @@ export class PaxosNode {
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
-      const nodeTransport = transport;
       const context = {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
-          for (const member of membership.members) {
-            if (member.id !== resolved.nodeId) nodeTransport.setPeerAddress?.(member.id, member);
-          }
-          if (membership.gid !== 0) nodeTransport.setGroupIdentity?.(groupIndex, membership.gid);
+          announceMembership(wire, resolved.nodeId, groupIndex, membership);
           resolved.logger.info('membership changed', {
             group: groupIndex, version: membership.version, members: membership.members.map((member) => member.id),
           });
@@ -156,9 +160,9 @@ export class PaxosNode {
       for (let groupIndex = 0; groupIndex < resolved.groups; groupIndex++) {
         groups.push(await buildGroupRuntime(context, groupIndex));
       }
-      for (const group of groups) {
-        const { gid } = group.membership.membership;
-        if (gid !== 0) nodeTransport.setGroupIdentity?.(group.groupIndex, gid);
+      // The restored membership may hold members added at run time, which no option names.
+      for (const { groupIndex, membership } of groups) {
+        announceMembership(wire, resolved.nodeId, groupIndex, membership.membership);
       }
       wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
       for (const group of groups) group.driver.tick();
@@ -223,7 +227,7 @@ export class PaxosNode {
     if (stateMachine.checkpointInstanceId !== undefined) {
       // Start-up decided where replay begins from the checkpoints it saw; a later one cannot be honoured.
       throw new PaxosError('BAD_OPTIONS', `state machine ${stateMachine.id} keeps a checkpoint: give it in the ` +
-        'stateMachines option, so start-up can replay what it does not hold');
+        'stateMachines option, so start-up can replay what it does not hold', NOT_CHOSEN);
     }
     const groups = typeof first === 'number' ? [this.group(first)] : this.groups;
     for (const group of groups) group.registry.add(stateMachine);
@@ -239,42 +243,44 @@ export class PaxosNode {
   }
 
   /** Add a voting member (PhxPaxos AddMember). Rejects with MEMBERSHIP_CONFLICT if the membership changed meanwhile. */
-  async addMember(groupIndex: number, member: Member, options: { timeoutMs?: number } = {}): Promise<Membership> {
+  async addMember(groupIndex: number, member: Member, options: MembershipChangeOptions = {}): Promise<Membership> {
     const current = this.members(groupIndex);
     const added = validateMember(member);
     if (current.members.some((existing) => existing.id === added.id)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`);
+      throw new PaxosError('ALREADY_MEMBER', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     this.refuseFollower(added.id);
-    return await this.changeMembership(groupIndex, current, [...current.members, added], options.timeoutMs);
+    return await this.changeMembership(groupIndex, current, [...current.members, added], options);
   }
 
   /** Remove a voting member (PhxPaxos RemoveMember). */
-  async removeMember(groupIndex: number, nodeId: number, options: { timeoutMs?: number } = {}): Promise<Membership> {
+  async removeMember(groupIndex: number, nodeId: number, options: MembershipChangeOptions = {}): Promise<Membership> {
     const current = this.members(groupIndex);
     if (!current.members.some((member) => member.id === nodeId)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${nodeId} is not a member of group ${groupIndex}`);
+      throw new PaxosError('NO_SUCH_MEMBER', `node ${nodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
     }
-    if (current.members.length === 1) throw new PaxosError('BAD_OPTIONS', 'the last member cannot be removed');
+    if (current.members.length === 1) {
+      throw new PaxosError('LAST_MEMBER', 'the last member cannot be removed', NOT_CHOSEN);
+    }
     const remaining = current.members.filter((member) => member.id !== nodeId);
-    return await this.changeMembership(groupIndex, current, remaining, options.timeoutMs);
+    return await this.changeMembership(groupIndex, current, remaining, options);
   }
 
   /** Replace one member by another in one change (PhxPaxos ChangeMember). */
   async changeMember(
-    groupIndex: number, fromNodeId: number, to: Member, options: { timeoutMs?: number } = {},
+    groupIndex: number, fromNodeId: number, to: Member, options: MembershipChangeOptions = {},
   ): Promise<Membership> {
     const current = this.members(groupIndex);
     const added = validateMember(to);
     if (!current.members.some((member) => member.id === fromNodeId)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${fromNodeId} is not a member of group ${groupIndex}`);
+      throw new PaxosError('NO_SUCH_MEMBER', `node ${fromNodeId} is not a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     if (current.members.some((member) => member.id === added.id)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${added.id} is already a member of group ${groupIndex}`);
+      throw new PaxosError('ALREADY_MEMBER', `node ${added.id} is already a member of group ${groupIndex}`, NOT_CHOSEN);
     }
     this.refuseFollower(added.id);
     const next = [...current.members.filter((member) => member.id !== fromNodeId), added];
-    return await this.changeMembership(groupIndex, current, next, options.timeoutMs);
+    return await this.changeMembership(groupIndex, current, next, options);
   }
 
   /**
@@ -298,7 +304,8 @@ export class PaxosNode {
   /** PhxPaxos SetMasterLease: the lease of this node's bids from the next one on (at least 1,000 ms). */
   setMasterLease(groupIndex: number, leaseMs: number): void {
     if (!Number.isInteger(leaseMs) || leaseMs < 1_000 || leaseMs > 2 ** 31 - 1) {
-      throw new PaxosError('BAD_OPTIONS', `a master lease must be an integer of at least 1000 ms, got ${leaseMs}`);
+      throw new PaxosError('BAD_OPTIONS',
+        `a master lease must be an integer of at least 1000 ms, got ${leaseMs}`, NOT_CHOSEN);
     }
     this.electingGroup(groupIndex).setLease(leaseMs);
   }
@@ -316,36 +323,38 @@ export class PaxosNode {
    * the instance is not chosen here yet or was cleaned from the log.
    */
   async instanceValues(groupIndex: number, instanceId: number): Promise<InstanceValue[]> {
-    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
+    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN);
     const driver = this.group(groupIndex).driver;
     if (!Number.isSafeInteger(instanceId) || instanceId < 0) {
-      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} is not a valid instance id`);
+      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} is not a valid instance id`, NOT_CHOSEN);
     }
     if (instanceId >= driver.nowInstanceId) {
       throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} is not chosen here yet ` +
-        `(group ${groupIndex} is at ${driver.nowInstanceId})`);
+        `(group ${groupIndex} is at ${driver.nowInstanceId})`, NOT_CHOSEN);
     }
     if (instanceId < driver.minChosenInstanceId) {
       throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} was cleaned from the log ` +
-        `(group ${groupIndex} keeps instances from ${driver.minChosenInstanceId})`);
+        `(group ${groupIndex} keeps instances from ${driver.minChosenInstanceId})`, NOT_CHOSEN);
     }
     const record = await this.store.get(groupIndex, instanceId);
     if (record === undefined) {
-      throw new PaxosError('INSTANCE_UNAVAILABLE', `instance ${instanceId} of group ${groupIndex} has no record`);
+      throw new PaxosError('INSTANCE_UNAVAILABLE',
+        `instance ${instanceId} of group ${groupIndex} has no record`, NOT_CHOSEN);
     }
     try {
       return expandInstanceValue(record.value);
     } catch (error) {
-      throw new PaxosError('STORAGE_CORRUPT', `group ${groupIndex} instance ${instanceId}: ${String(error)}`);
+      throw new PaxosError('STORAGE_CORRUPT',
+        `group ${groupIndex} instance ${instanceId}: ${String(error)}`, NOT_CHOSEN);
     }
   }
 
   /** PhxPaxos SetLogSync: fsync votes and learned values (true, the default) or not, on every group. */
   setLogSync(enabled: boolean): void {
-    if (typeof enabled !== 'boolean') throw new PaxosError('BAD_OPTIONS', 'setLogSync takes true or false');
+    if (typeof enabled !== 'boolean') throw new PaxosError('BAD_OPTIONS', 'setLogSync takes true or false', NOT_CHOSEN);
     for (const { driver } of this.groups) driver.setSyncWrites(enabled);
-    // The file store also has its own switch (it was opened with the `sync` option).
-    if (this.store instanceof FileLogStore) this.store.setSync(enabled);
+    // A store may also have its own switch (the file store was opened with the `sync` option).
+    this.store.setSync?.(enabled);
   }
 
   /** The address the transport listens on (its real port when `listen.port` was 0). */
@@ -403,7 +412,7 @@ export class PaxosNode {
   private startProposal(
     groupIndex: number, value: Uint8Array | string, options: NodeProposeOptions,
   ): Promise<ProposeSuccess> {
-    if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
+    if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
     if (this.options.isFollower) return Promise.reject(followerError());
     let driver: GroupDriver;
     let stateMachineId: number;
@@ -415,17 +424,18 @@ export class PaxosNode {
     }
     const payload = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (!(payload instanceof Uint8Array)) {
-      return Promise.reject(new PaxosError('BAD_OPTIONS', 'a value must be a Uint8Array or a string'));
+      return Promise.reject(new PaxosError('BAD_OPTIONS', 'a value must be a Uint8Array or a string', NOT_CHOSEN));
     }
     const framed = frameValue(stateMachineId, payload);
     if (framed.length > this.options.maxValueBytes) {
       return Promise.reject(new PaxosError('VALUE_TOO_LARGE',
-        `the value has ${payload.length} bytes; the limit (maxValueBytes) is ${this.options.maxValueBytes - 4}`));
+        `the value has ${payload.length} bytes; the limit (maxValueBytes) is ${this.options.maxValueBytes - 4}`,
+        NOT_CHOSEN));
     }
     const timeoutMs = options.timeoutMs ?? this.options.proposeTimeoutMs;
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
       return Promise.reject(new PaxosError('BAD_OPTIONS',
-        `timeoutMs must be a positive number of at most ${MAX_TIMEOUT_MS}, got ${timeoutMs}`));
+        `timeoutMs must be a positive number of at most ${MAX_TIMEOUT_MS}, got ${timeoutMs}`, NOT_CHOSEN));
     }
     return driver.propose(framed, { timeoutMs, context: options.context, signal: options.signal });
   }
@@ -434,19 +444,21 @@ export class PaxosNode {
     const registered = this.group(groupIndex).registry.stateMachines;
     if (requested !== undefined) {
       if (!registered.some((stateMachine) => stateMachine.id === requested)) {
-        throw new PaxosError('BAD_OPTIONS', `group ${groupIndex} has no state machine with id ${requested}`);
+        throw new PaxosError('BAD_OPTIONS', `group ${groupIndex} has no state machine with id ${requested}`,
+          NOT_CHOSEN);
       }
       return requested;
     }
     if (registered.length === 0) return NO_STATE_MACHINE_ID;
     if (registered.length === 1) return (registered[0] as StateMachine).id;
     throw new PaxosError('BAD_OPTIONS', `group ${groupIndex} has ${registered.length} state machines; ` +
-      'name one with stateMachineId');
+      'name one with stateMachineId', NOT_CHOSEN);
   }
 
   private refuseFollower(nodeId: number): void {
     if (this.options.followers.some((follower) => follower.id === nodeId)) {
-      throw new PaxosError('BAD_OPTIONS', `node ${nodeId} is configured as a follower; a follower never votes`);
+      throw new PaxosError('BAD_OPTIONS',
+        `node ${nodeId} is configured as a follower; a follower never votes`, NOT_CHOSEN);
     }
   }
 
@@ -463,7 +475,7 @@ export class PaxosNode {
       if (current.gid !== 0) continue;
       const lowest = Math.min(...current.members.map((member) => member.id));
       if (lowest !== this.nodeId) continue;
-      this.changeMembership(group.groupIndex, current, current.members, undefined).then(
+      this.changeMembership(group.groupIndex, current, current.members, {}).then(
         (membership) => this.options.logger.info('group identity created', {
           group: group.groupIndex, gid: membership.gid,
         }),
@@ -475,16 +487,17 @@ export class PaxosNode {
 
   /** Propose `members` against the version this node has; the log decides whether it still holds. */
   private async changeMembership(
-    groupIndex: number, current: Membership, members: readonly Member[], timeoutMs: number | undefined,
+    groupIndex: number, current: Membership, members: readonly Member[], options: MembershipChangeOptions,
   ): Promise<Membership> {
-    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped');
+    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN);
     if (this.options.isFollower) throw followerError();
     const gid = current.gid !== 0 ? current.gid : this.random.int(1, 2 ** 47);
     const change = encodeMembership({ gid, version: current.version, members, nonce: this.random.int(0, 2 ** 32) });
     const { result } = await this.group(groupIndex).driver.propose(frameValue(SYSTEM_STATE_MACHINE_ID, change),
-      { timeoutMs: timeoutMs ?? this.options.proposeTimeoutMs });
+      { timeoutMs: options.timeoutMs ?? this.options.proposeTimeoutMs, signal: options.signal });
     const outcome = result as MembershipOutcome;
     if (!outcome.applied) {
+      // mayBeChosen stays true: the change was chosen, and refused by every node alike.
       throw new PaxosError('MEMBERSHIP_CONFLICT', outcome.reason === 'gid'
         ? `group ${groupIndex} belongs to another cluster (gid ${outcome.current.gid})`
         : `group ${groupIndex}'s membership changed to version ${outcome.current.version} meanwhile; ` +
@@ -497,7 +510,7 @@ export class PaxosNode {
     const group = Number.isInteger(groupIndex) ? this.groups[groupIndex] : undefined;
     if (group === undefined) {
       throw new PaxosError('INVALID_GROUP', `group ${groupIndex} does not exist (this node runs groups ` +
-        `0..${this.groups.length - 1})`);
+        `0..${this.groups.length - 1})`, NOT_CHOSEN);
     }
     return group;
   }
@@ -505,15 +518,16 @@ export class PaxosNode {
   private electingGroup(groupIndex: number): NonNullable<GroupRuntime['masterManager']> {
     const manager = this.group(groupIndex).masterManager;
     if (manager === undefined) {
-      throw new PaxosError('BAD_OPTIONS', `this node does not take part in group ${groupIndex}'s master election ` +
-        '(see the master.groups option)');
+      throw new PaxosError('NOT_ELECTING', `this node does not take part in group ${groupIndex}'s master election ` +
+        '(see the master.groups option)', NOT_CHOSEN);
     }
     return manager;
   }
 }
 
 function followerError(): PaxosError {
-  return new PaxosError('FOLLOWER_CANNOT_PROPOSE', 'this node is a follower: it learns and executes, never proposes');
+  return new PaxosError('FOLLOWER_CANNOT_PROPOSE',
+    'this node is a follower: it learns and executes, never proposes', NOT_CHOSEN);
 }
 
 function validateMember(member: unknown): Member {
@@ -522,12 +536,21 @@ function validateMember(member: unknown): Member {
     (candidate.id as number) < 1 || (candidate.id as number) > 0xffff_ffff || typeof candidate.host !== 'string' ||
     candidate.host.length === 0 || !Number.isInteger(candidate.port) || (candidate.port as number) < 1 ||
     (candidate.port as number) > 65_535) {
-    throw new PaxosError('BAD_OPTIONS', `a member is {id, host, port} with a positive id; got ${JSON.stringify(member)}`);
+    throw new PaxosError('BAD_OPTIONS',
+      `a member is {id, host, port} with a positive id; got ${JSON.stringify(member)}`, NOT_CHOSEN);
   }
   if (Buffer.byteLength(candidate.host) > MAX_HOST_BYTES) {
-    throw new PaxosError('BAD_OPTIONS', `a member's host has at most ${MAX_HOST_BYTES} bytes`);
+    throw new PaxosError('BAD_OPTIONS', `a member's host has at most ${MAX_HOST_BYTES} bytes`, NOT_CHOSEN);
   }
   return { id: candidate.id as number, host: candidate.host, port: candidate.port as number };
+}
+
+/** Tell the transport where the group's members are and which cluster's group it is. */
+function announceMembership(transport: Transport, nodeId: number, groupIndex: number, membership: Membership): void {
+  for (const { id, host, port } of membership.members) {
+    if (id !== nodeId) transport.setPeerAddress?.(id, { host, port });
+  }
+  if (membership.gid !== 0) transport.setGroupIdentity?.(groupIndex, membership.gid);
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {

@@ -6,8 +6,8 @@
  */
 import type { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
-import type { ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
-import { PaxosError } from '../errors.js';
+import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
 import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
 import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
@@ -116,11 +116,11 @@ export class GroupDriver {
 
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
-    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped'));
+    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
     if (this.haltReason !== null) return Promise.reject(haltError(this.haltReason, false));
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal'));
+      return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal', NOT_CHOSEN));
     }
     if (signal?.aborted === true) return Promise.reject(abortError(false));
     return new Promise<ProposeSuccess>((resolve, reject) => {
@@ -132,7 +132,7 @@ export class GroupDriver {
       if (signal !== undefined) this.watchAbort(proposal, signal);
       const full = this.queue.push(proposal);
       if (full !== undefined) {
-        settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`));
+        settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`, NOT_CHOSEN));
         return;
       }
       this.feedProposals();
@@ -180,7 +180,7 @@ export class GroupDriver {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.queue.rejectAll(() => new PaxosError('STOPPED', 'the node stopped before the proposal was sent'));
+    this.queue.rejectAll(() => new PaxosError('STOPPED', 'the node stopped before the proposal was sent', NOT_CHOSEN));
     for (const batch of this.inFlight.values()) {
       for (const proposal of batch) {
         settle(proposal, new PaxosError('STOPPED', 'the node stopped while the proposal was in flight',
@@ -245,12 +245,7 @@ export class GroupDriver {
         this.counters.logWrites++;
         if (sync) this.counters.syncedLogWrites++;
       } catch (error) {
-        if (this.stopped) return;
-        this.options.logger.error('log write failed; the group halts', { group: this.groupIndex, error: String(error) });
-        this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: log write failed: ${String(error)}` });
-        // Outcomes already decided (chosen and executed earlier, or timed out) do not depend on
-        // this write; deliver them. The messages and the execution that did depend on it are dropped.
-        for (const { token, outcome } of ready.results) this.settle(token, outcome);
+        if (!this.stopped) this.storageFailed('log write', error, ready);
         return;
       }
     }
@@ -259,13 +254,32 @@ export class GroupDriver {
       for (const outbound of ready.messages) if (outbound.afterPersist) this.send(outbound.to, outbound.message);
     }
     for (const instanceId of ready.reads) {
-      const record = await this.options.store.get(this.groupIndex, instanceId).catch(() => undefined);
+      let record: AcceptorRecord | undefined;
+      try {
+        record = await this.options.store.get(this.groupIndex, instanceId);
+      } catch (error) {
+        // Not "no such record": the teacher would end the session and the learner ask again, and
+        // a broken disk would be hidden behind endless catch-up retries.
+        if (!this.stopped) this.storageFailed('log read', error, ready);
+        return;
+      }
       if (this.stopped) return;
       this.core.onLogRead(instanceId, record);
     }
     if (ready.execute !== null) await this.execute(ready.execute);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
+  }
+
+  /**
+   * A storage error halts the group (GROUP_HALTED): its log can no longer be trusted to hold what
+   * the protocol relies on. Outcomes already decided (chosen and executed earlier, or timed out) do
+   * not depend on the failed operation; they are delivered. What did depend on it is dropped.
+   */
+  private storageFailed(operation: string, error: unknown, ready: Ready): void {
+    this.options.logger.error(`${operation} failed; the group halts`, { group: this.groupIndex, error: String(error) });
+    this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: ${operation} failed: ${String(error)}` });
+    for (const { token, outcome } of ready.results) this.settle(token, outcome);
   }
 
   private send(to: number, message: PaxosMessage): void {
@@ -310,7 +324,7 @@ export class GroupDriver {
         for (const proposal of batch) {
           if (retry.includes(proposal)) continue;
           settle(proposal, new PaxosError('CONFLICT',
-            `other values won ${MAX_PROPOSE_ATTEMPTS} instances in a row, the last ${outcome.instanceId}`));
+            `other values won ${MAX_PROPOSE_ATTEMPTS} instances in a row, the last ${outcome.instanceId}`, NOT_CHOSEN));
         }
         this.queue.pushFront(retry);
         return;
@@ -370,7 +384,8 @@ export class GroupDriver {
         this.counters.proposalsSent += batch.length;
       } else if (accepted === 'notMember') {
         for (const proposal of batch) {
-          settle(proposal, new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`));
+          settle(proposal, new PaxosError('NOT_MEMBER', `node is not a member of group ${this.groupIndex}`,
+            NOT_CHOSEN));
         }
       } else {
         for (const proposal of batch) proposal.attempts--;

@@ -27,6 +27,17 @@ export interface LogStore {
   /** Remove every record of the group, keeping system and master variables (checkpoint install). */
   clear(groupIndex: number): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: turn the store's own syncing off or on from the next write (PhxPaxos SetLogSync;
+   * `PaxosNode.setLogSync` calls it). A store that syncs only when `put` asks may leave it out.
+   */
+  setSync?(enabled: boolean): void;
+}
+
+/** Where a node can be reached. */
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
 }
 
 /**
@@ -37,6 +48,17 @@ export interface Transport {
   send(groupIndex: number, to: number, message: PaxosMessage): void;
   /** Register the single receiver of inbound messages. */
   onMessage(handler: (groupIndex: number, message: PaxosMessage) => void): void;
+  /**
+   * Optional: where a member can be reached. `PaxosNode` calls it for every member but itself each
+   * time a membership change executes (and at start-up for the restored membership), so a member
+   * added at run time becomes reachable. A transport that finds its peers another way may leave it out.
+   */
+  setPeerAddress?(nodeId: number, address: PeerAddress): void;
+  /**
+   * Optional: the group's identity (gid) is known, at start-up or when it is first created. A
+   * transport that carries it can refuse messages for the group from a cluster with another gid.
+   */
+  setGroupIdentity?(groupIndex: number, gid: number): void;
 }
 
 /** A monotonic clock in milliseconds. Only the runtime reads it; the core receives its readings. */

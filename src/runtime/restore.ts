@@ -6,7 +6,7 @@
 import type { AcceptorState } from '../core/acceptor.js';
 import { NULL_BALLOT } from '../core/ballot.js';
 import type { RestoredGroupState } from '../core/group-core.js';
-import { PaxosError } from '../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { EMPTY_BYTES } from '../util/bytes.js';
 import type { LogStore } from './interfaces.js';
 import type { StateMachineRegistry } from './state-machine-registry.js';
@@ -82,5 +82,5 @@ async function replay(
 }
 
 function startupError(groupIndex: number, detail: string, cause?: unknown): PaxosError {
-  return new PaxosError('STARTUP_FAILED', `group ${groupIndex}: ${detail}`, { cause });
+  return new PaxosError('STARTUP_FAILED', `group ${groupIndex}: ${detail}`, { ...NOT_CHOSEN, cause });
 }

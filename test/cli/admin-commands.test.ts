@@ -52,10 +52,10 @@ test('members list/add/remove/change and master show/drop against a running node
   assert.deepEqual((JSON.parse(added.stdout) as { members: { id: number }[] }).members.map((m) => m.id), [1, 2]);
   const again = cli('members', 'add', ...node, '--id', '2', '--host', '127.0.0.1', '--port', String(spare));
   assert.equal(again.status, 1);
-  assert.match(again.stderr, /error BAD_OPTIONS: node 2 is already a member/);
+  assert.match(again.stderr, /error ALREADY_MEMBER: node 2 is already a member/);
   const badRemove = cli('members', 'remove', ...node, '--id', '7');
   assert.equal(badRemove.status, 1);
-  assert.match(badRemove.stderr, /node 7 is not a member/);
+  assert.match(badRemove.stderr, /error NO_SUCH_MEMBER: node 7 is not a member/);
 
   const show = cli('master', 'show', ...node);
   assert.equal(show.status, 0, show.stderr);
@@ -80,6 +80,10 @@ test('members list/add/remove/change and master show/drop against a running node
   await bad('/v1/nope', { method: 'GET' }, 404, /no such path/);
   await bad('/v1/members?group=abc', { method: 'GET' }, 400, /group must be an integer/);
   await bad('/v1/members?group=5', { method: 'GET' }, 400, /group 5 does not exist/);
+  // A request the membership refuses is a conflict with the group's state, not a malformed one.
+  await bad('/v1/members', { method: 'POST', body: `{"id": 2, "host": "127.0.0.1", "port": ${spare}}` }, 409,
+    /already a member/);
+  await bad('/v1/members/7', { method: 'DELETE' }, 404, /node 7 is not a member/);
   assert.equal(cli('members', 'list', '--node', '127.0.0.1:1').status, 1, 'an unreachable node is an error');
   assert.equal(cli('members', 'frobnicate', ...node).status, 2);
   assert.equal(cli('members', 'add', ...node, '--id', '3').status, 2, 'a missing flag is a usage error');

@@ -29,7 +29,7 @@ test('consecutive records of one instance collapse to the newest; others are kep
 
 test('take hands over messages, reads, results, execute and halt exactly once', () => {
   const outbox = new Outbox();
-  outbox.send(2, prepareMsg(1, 0, ballot(1, 1)), true);
+  outbox.send(2, prepareMsg(1, 0, ballot(1, 1)));
   outbox.read(4);
   outbox.result({ token: 9, outcome: { kind: 'timeout', mayBeChosen: false } });
   outbox.executeNext({ instanceId: 0, ballot: ballot(1, 1), value: utf8('v'), checksum: 0, proposalToken: null });
@@ -50,7 +50,7 @@ test('take hands over messages, reads, results, execute and halt exactly once', 
 test('each of the outputs alone makes the outbox non-empty', () => {
   const fills: ((outbox: Outbox) => void)[] = [
     (outbox) => outbox.persist(record(0, 'a')),
-    (outbox) => outbox.send(1, prepareMsg(1, 0, ballot(1, 1)), false),
+    (outbox) => outbox.send(1, prepareMsg(1, 0, ballot(1, 1))),
     (outbox) => outbox.read(0),
     (outbox) => outbox.result({ token: 1, outcome: { kind: 'conflict', instanceId: 0 } }),
     (outbox) => outbox.executeNext({ instanceId: 0, ballot: ballot(1, 1), value: utf8('v'), checksum: 0,
@@ -79,7 +79,7 @@ test('the vote counter counts distinct nodes and resets', () => {
 test('a halt discards pending records, messages, reads and execution but keeps proposal results', () => {
   const outbox = new Outbox();
   outbox.persist(record(3, 'x'));
-  outbox.send(2, prepareMsg(1, 3, ballot(4, 1)), true);
+  outbox.send(2, prepareMsg(1, 3, ballot(4, 1)));
   outbox.read(1);
   outbox.executeNext({ instanceId: 2, ballot: ballot(1, 1), value: utf8('v'), checksum: 0, proposalToken: null });
   outbox.result({ token: 9, outcome: { kind: 'timeout', mayBeChosen: true } });

@@ -32,6 +32,9 @@ test('the master writes with versions, reads its own writes, and other nodes ref
     assert.equal(deleted.value, undefined);
     assert.equal(deleted.version, 3, 'a deleted key keeps its version');
     assert.deepEqual(await onMaster((master) => master.put(key, 'back', { version: 3 })), { version: 4 });
+    const aborted = AbortSignal.abort();
+    await assert.rejects(onMaster((master) => master.get(key, { signal: aborted })), isKvError('ABORTED'));
+    await assert.rejects(onMaster((master) => master.get(key, { stale: true, signal: aborted })), isKvError('ABORTED'));
     const never = keyInGroup(await cluster.serving(0), 0, 'never');
     assert.deepEqual(await onMaster((master) => master.get(never)), { key: never, value: undefined, version: 0 });
 

@@ -60,8 +60,8 @@ test('grow 3 → 4 with a fresh node, shrink back to 3, replace a member; propos
     await n1.removeMember(0, 3);
     assert.deepEqual(n1.members(0).members.map((member) => member.id), [1, 2, 4]);
     await assert.rejects(
-      (n1 as unknown as { changeMembership: (g: number, c: unknown, m: unknown, t?: number) => Promise<unknown> })
-        .changeMembership(0, stale, stale.members, undefined),
+      (n1 as unknown as { changeMembership: (g: number, c: unknown, m: unknown, o: object) => Promise<unknown> })
+        .changeMembership(0, stale, stale.members, {}),
       (error: unknown) => error instanceof PaxosError && error.code === 'MEMBERSHIP_CONFLICT');
     assert.deepEqual(n1.members(0).members.map((member) => member.id), [1, 2, 4], 'nothing half-applied');
 

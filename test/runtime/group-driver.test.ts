@@ -86,6 +86,16 @@ class FailingStore extends MemoryLogStore {
   }
 }
 
+/** A MemoryLogStore whose reads fail once `failReads` is set. */
+class ReadFailingStore extends MemoryLogStore {
+  failReads = false;
+
+  override async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
+    if (this.failReads) throw new Error('disk on fire');
+    return await super.get(groupIndex, instanceId);
+  }
+}
+
 interface Sent {
   readonly to: number;
   readonly message: PaxosMessage;
@@ -245,6 +255,27 @@ describe('GroupDriver', () => {
     assert.deepEqual(fatal, []);
   });
 
+  test('a failed log read for a learner halts the group like a failed write; it is not a missing record', async () => {
+    const store = new ReadFailingStore();
+    const { driver, halts, sent, fatal } = await rig(store);
+    await driver.propose(framed('a'), { timeoutMs: 60_000 });
+    await driver.propose(framed('b'), { timeoutMs: 60_000 });
+    store.failReads = true;
+    // Node 2 (anyone may ask) is behind at 0: node 1 teaches it from the log.
+    driver.step({ kind: 'askForLearn', from: 2, instanceId: 0 });
+    await turns();
+    assert.ok(sent.some((entry) => entry.message.kind === 'sendNowInstanceId' && entry.to === 2));
+    driver.step({ kind: 'confirmAskForLearn', from: 2, instanceId: 0 });
+    await turns();
+    assert.equal(halts.length, 1, 'a storage error halts the group');
+    assert.equal(halts[0]?.code, 'GROUP_HALTED');
+    assert.match(halts[0]?.message ?? '', /log read failed.*disk on fire/);
+    assert.equal(sent.filter((entry) => entry.message.kind === 'learnValue').length, 0);
+    await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000 }), (error: unknown) =>
+      error instanceof PaxosError && error.code === 'GROUP_HALTED');
+    assert.deepEqual(fatal, []);
+  });
+
   test('a write failure after the group made progress halts it too', async () => {
     const store = new FailingStore(3);
     const { driver, halts } = await rig(store);
@@ -290,7 +321,7 @@ describe('GroupDriver', () => {
     await turns();
     const error = expectError(proposal(), 'TIMEOUT');
     assert.equal(error.mayBeChosen, true);
-    assert.equal(error.retryable, true);
+    assert.equal(error.retryable, false, 'retrying a value that may be chosen could apply it twice');
   });
 
   test('stop rejects queued and in-flight proposals with STOPPED', async () => {

@@ -8,7 +8,7 @@
  * Like the master state machine, it keeps its state in the store (system variables), written
  * durably as each change executes, and restores from there rather than from a replay.
  */
-import { PaxosError } from '../../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../../errors.js';
 import type { ExecuteInput, LogStore, StateMachine } from '../interfaces.js';
 import { SYSTEM_STATE_MACHINE_ID } from '../value-frame.js';
 import { decodeMembership, encodeMembership, type Member, type Membership } from './membership-codec.js';
@@ -55,7 +55,7 @@ export class MembershipStateMachine implements StateMachine {
     if (state.version === -1 && ids(state.members) !== ids(options.configured)) {
       throw new PaxosError('BAD_OPTIONS', `group ${options.groupIndex}: members {${ids(options.configured)}} ` +
         `differ from {${ids(state.members)}}, which this node first started with; until the first membership ` +
-        'change every node must be configured with the same members (change them through the log instead)');
+        'change every node must be configured with the same members (change them through the log instead)', NOT_CHOSEN);
     }
     return new MembershipStateMachine(options, state);
   }

@@ -10,7 +10,7 @@ import type { CoreFaults, ProtocolTiming } from '../../core/config.js';
 import type { GroupStatus } from '../../core/group-core.js';
 import type { PaxosMessage } from '../../core/messages.js';
 import type { HaltReason } from '../../core/ready.js';
-import { PaxosError } from '../../errors.js';
+import { NOT_CHOSEN, PaxosError } from '../../errors.js';
 import { FileLogStore } from '../../io/file-log-store.js';
 import type { MemberAddress } from '../../node/node-options.js';
 import { PaxosNode, type NodeProposeResult } from '../../node/paxos-node.js';
@@ -210,7 +210,7 @@ export class SimNode {
     groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number,
   ): Promise<NodeProposeResult> {
     const node = this.running();
-    if (node === undefined) return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`));
+    if (node === undefined) return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`, NOT_CHOSEN));
     return this.call(node.propose(groupIndex, payload, { stateMachineId, timeoutMs }));
   }
 

@@ -1,0 +1,60 @@
+// PaxosNode over a caller's own Transport and LogStore: the optional parts of each seam are used.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryLogStore, PaxosNode } from '../../src/index.js';
+import { LoopbackTransport, waitFor } from './loopback-transport.js';
+
+class SyncSwitchStore extends MemoryLogStore {
+  readonly syncCalls: boolean[] = [];
+  setSync(enabled: boolean): void {
+    this.syncCalls.push(enabled);
+  }
+}
+
+test('a custom transport learns a new member\'s address and the group identity', async () => {
+  const transport = new LoopbackTransport();
+  const node = await PaxosNode.start({
+    nodeId: 1, members: [{ id: 1, host: '127.0.0.1', port: 1 }], transport, store: new MemoryLogStore(),
+  });
+  try {
+    await waitFor(() => node.members(0).gid !== 0, 'the group identity is created');
+    assert.equal(transport.identities.get(0), node.members(0).gid);
+    await node.addMember(0, { id: 2, host: '10.0.0.2', port: 7002 });
+    assert.deepEqual(transport.peers.get(2), { host: '10.0.0.2', port: 7002 });
+    assert.equal(transport.peers.has(1), false, 'a node is never told its own address');
+  } finally {
+    await node.stop();
+  }
+});
+
+test('after a restart the transport learns the members the log holds, not only the configured ones', async () => {
+  const store = new MemoryLogStore();
+  const members = [{ id: 1, host: '127.0.0.1', port: 1 }];
+  const first = await PaxosNode.start({ nodeId: 1, members, transport: new LoopbackTransport(), store });
+  await waitFor(() => first.members(0).gid !== 0, 'the group identity is created');
+  await first.addMember(0, { id: 2, host: '10.0.0.2', port: 7002 });
+  await first.stop();
+  const transport = new LoopbackTransport();
+  // stop() leaves a store the caller gave open, so the second life reads the first one's log.
+  const second = await PaxosNode.start({ nodeId: 1, members, transport, store });
+  try {
+    assert.deepEqual(transport.peers.get(2), { host: '10.0.0.2', port: 7002 });
+    assert.equal(transport.identities.get(0), second.members(0).gid);
+  } finally {
+    await second.stop();
+  }
+});
+
+test('setLogSync reaches a custom store that has its own sync switch', async () => {
+  const store = new SyncSwitchStore();
+  const node = await PaxosNode.start({
+    nodeId: 1, members: [{ id: 1, host: '127.0.0.1', port: 1 }], transport: new LoopbackTransport(), store,
+  });
+  try {
+    node.setLogSync(false);
+    node.setLogSync(true);
+    assert.deepEqual(store.syncCalls, [false, true]);
+  } finally {
+    await node.stop();
+  }
+});
