@@ -1,5 +1,5 @@
 /**
- * The production Transport: Paxos messages between nodes over TCP (DESIGN §6).
+ * The production Transport: Paxos messages between nodes over TCP.
  *
  * - One connection per pair of nodes, used both ways. The node with the lower id dials, the higher
  *   only accepts, so two nodes never race to open two connections. The dialer sends a handshake
@@ -27,7 +27,7 @@
  * - Messages to this node itself skip the network: they are delivered in a microtask, never
  *   dropped, in order.
  * - Inbound bytes are untrusted. A frame that fails its CRC, its length or version bounds, does not
- *   decode, or is not a handshake before authentication closes the connection (DESIGN §6). Three
+ *   decode, or is not a handshake before authentication closes the connection. Three
  *   cases drop only the frame and keep the connection: a message kind this version does not know
  *   (a newer peer may add optional kinds), a group index at or above groupCount (a peer configured
  *   with more groups), and a sender id other than the authenticated peer's. Each case has a counter

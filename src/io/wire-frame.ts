@@ -1,5 +1,5 @@
 /**
- * The frame every byte on a transport connection belongs to (DESIGN §6):
+ * The frame every byte on a transport connection belongs to:
  *
  *   u32 length | u8 version | u8 kind | u32 group | u32 crc32 | body
  *

@@ -10,7 +10,7 @@
  * node. A read on the master is therefore served from local state while the lease holds (checked
  * at the moment of the read) and the group's fence is this node's: it sees every write
  * acknowledged before it began, by this master or an earlier one. The lease is what keeps two
- * nodes from both believing they are master (DESIGN §7); the fence is what keeps a deposed
+ * nodes from both believing they are master; the fence is what keeps a deposed
  * master's late proposals from being applied behind the new master's back.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

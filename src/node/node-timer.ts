@@ -1,5 +1,5 @@
 /**
- * The one timer of a node (DESIGN §10: one timer per node, not per request). Every group reports
+ * The one timer of a node (one timer per node, not per request). Every group reports
  * when its earliest deadline may have changed; once per turn the node re-arms a single timer on
  * its TimerHost for the earliest deadline of all groups, and when it fires every group is ticked.
  * The re-arm waits for the end of the turn (a microtask) so that many changes cost one computation;

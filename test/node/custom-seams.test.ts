@@ -1,7 +1,8 @@
 // PaxosNode over a caller's own Transport and LogStore: the optional parts of each seam are used.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryLogStore, PaxosNode } from '../../src/index.js';
+import { MemoryLogStore } from '../../src/building-blocks.js';
+import { PaxosNode } from '../../src/index.js';
 import { LoopbackTransport, waitFor } from './loopback-transport.js';
 
 class SyncSwitchStore extends MemoryLogStore {

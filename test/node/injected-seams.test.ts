@@ -2,9 +2,8 @@
 // simulator runs it: nothing real is read or armed, and one seed gives one node.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  MemoryLogStore, PaxosNode, SeededRandom, type Membership, type PaxosMessage, type Transport,
-} from '../../src/index.js';
+import { MemoryLogStore, SeededRandom } from '../../src/building-blocks.js';
+import { PaxosNode, type Membership, type PaxosMessage, type Transport } from '../../src/index.js';
 import type { TimerHost } from '../../src/runtime/interfaces.js';
 
 interface ManualTimers extends TimerHost {

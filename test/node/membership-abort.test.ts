@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryLogStore, PaxosError, PaxosNode } from '../../src/index.js';
+import { MemoryLogStore } from '../../src/building-blocks.js';
+import { PaxosError, PaxosNode } from '../../src/index.js';
 import { LoopbackTransport, waitFor } from './loopback-transport.js';
 
 function abortedWith(mayBeChosen: boolean): (error: unknown) => boolean {

@@ -2,7 +2,8 @@
 // was proposed, so nothing can be chosen.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryLogStore, PaxosError, PaxosNode } from '../../src/index.js';
+import { MemoryLogStore } from '../../src/building-blocks.js';
+import { PaxosError, PaxosNode } from '../../src/index.js';
 import { LoopbackTransport, waitFor } from './loopback-transport.js';
 
 let node: PaxosNode;
