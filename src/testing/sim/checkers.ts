@@ -361,7 +361,9 @@ export class ExecutionChecker {
     return userIndex !== undefined && this.results.get(key(groupIndex, instanceId, userIndex)) === render(result);
   }
 
-  private checkResult(groupIndex: number, instanceId: number, entryIndex: number, result: unknown, where: string): void {
+  private checkResult(
+    groupIndex: number, instanceId: number, entryIndex: number, result: unknown, where: string,
+  ): void {
     const entryKey = key(groupIndex, instanceId, entryIndex);
     const rendered = render(result);
     const first = this.results.get(entryKey);

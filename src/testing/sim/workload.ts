@@ -74,7 +74,8 @@ export class Workload {
   propose(node: SimNode, groupIndex: number, timeoutMs: number, label = 'v'): Promise<string> {
     const { random, agreement, executions } = this.options;
     const sequence = this.sequence++;
-    const { stateMachineId, payload } = this.options.application.nextProposal(random, node, groupIndex, label, sequence);
+    const { stateMachineId, payload } = this.options.application
+      .nextProposal(random, node, groupIndex, label, sequence);
     const caller = `proposal #${sequence} of n${node.id}`;
     const framed = frameValue(stateMachineId, payload);
     agreement.noteProposed(framed);
