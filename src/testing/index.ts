@@ -1,7 +1,13 @@
 /**
- * multipaxos/testing: the deterministic simulator, the hand-driven core harness and a linearizability
- * checker (with a model of the KV service), for testing this library and the state machines built on it.
+ * multipaxos/testing: the deterministic simulator (and `simulate()`, which runs your own state
+ * machines in it), the hand-driven core harness and a linearizability checker (with a model of the
+ * KV service), for testing this library and the state machines built on it.
  */
+export {
+  simulate, type ChosenValue, type SimRandom, type SimulatedCluster, type SimulatedNode, type SimulateFailure,
+  type SimulateOptions, type SimulateReport, type SimulateRun, type SimProposalPlace, type SimValue,
+} from './sim/simulate.js';
+export type { SimProcess } from './sim/sim-application.js';
 export { runSeed, CANARIES, FREQUENT_CANARIES, LIVENESS_BOUND_MS, type CanaryName, type SimRunOptions, type SimRunResult } from './sim/simulator.js';
 export { addRun, emptySummary, finishSummary, type SimSummary } from './sim/sim-summary.js';
 export { chooseSwarm, describeSwarm, type SwarmConfig } from './sim/swarm.js';

@@ -30,3 +30,11 @@ test('examples/election: one master, all agree, and another after the drop', () 
   assert.ok(agreed(after) !== undefined, `all three agree at 10 s: ${after}`);
   assert.notEqual(agreed(after), agreed(before), 'the master changed after the drop');
 });
+
+test('examples/counter/simulate: the counter passes 50 simulated seeds, its own check included', () => {
+  const { status, stdout, stderr } = run('../../examples/counter/simulate.js');
+  assert.equal(status, 0, stdout + stderr);
+  const match = /^50 seeds: 0 failed; (\d+) acknowledged increments$/m.exec(stdout);
+  assert.ok(match !== null, stdout);
+  assert.ok(Number(match[1]) > 1000, 'the seeds did work');
+});

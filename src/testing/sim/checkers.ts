@@ -11,9 +11,12 @@
  *   - execution: every node executes instances 0, 1, 2, ... in order, each exactly once per process
  *     life (no state machine sees a no-op), and every executed value is the value chosen there,
  *     with the same checksum chain;
+ *   - determinism: every execution of one entry returns an equal result, on every node and in
+ *     every life (compared as `util.inspect` renders it when returned);
  *   - durability: every proposal reported successful is executed at its instance on every node by
  *     the end of the run.
  */
+import { inspect } from 'node:util';
 import { compareBallots, formatBallot, type Ballot } from '../../core/ballot.js';
 import type { PaxosMessage } from '../../core/messages.js';
 import { proposalBody } from '../../core/proposal-identity.js';
@@ -256,6 +259,8 @@ export class ExecutionChecker {
   private readonly canonical = new Map<string, { value: Uint8Array; chain: number }>();
   /** (node, group) → instance → the entries executed there, for the node's current life. */
   private readonly current = new Map<string, Map<number, Uint8Array[]>>();
+  /** (group, instance, user entry index) → the result of its first execution anywhere, rendered. */
+  private readonly results = new Map<string, string>();
   executions = 0;
   noopsSkipped = 0;
 
@@ -271,9 +276,10 @@ export class ExecutionChecker {
 
   /**
    * A state machine executed `value` at `instanceId`: the whole chosen value, or one entry of a
-   * chosen batch (entries must come in order, each once, and all of them before the next instance).
+   * chosen batch (entries must come in order, each once, and all of them before the next instance),
+   * and returned `result`.
    */
-  onExecute(life: LifeKey, instanceId: number, value: Uint8Array): void {
+  onExecute(life: LifeKey, instanceId: number, value: Uint8Array, result: unknown = undefined): void {
     this.executions++;
     const lifeKey = key(life.node, life.life, life.groupIndex);
     let progress = this.lives.get(lifeKey);
@@ -284,7 +290,7 @@ export class ExecutionChecker {
     const where = `node ${life.node} (life ${life.life}) group ${life.groupIndex}`;
     const partial = progress.partial;
     if (partial !== null && partial.instanceId === instanceId) {
-      this.onEntry(life, progress, value, where);
+      this.onEntry(life, progress, value, result, where);
       return;
     }
     if (partial !== null) {
@@ -311,10 +317,10 @@ export class ExecutionChecker {
       return;
     }
     progress.partial = { instanceId, expected: userEntriesOf(chosen), executed: [] };
-    this.onEntry(life, progress, value, where);
+    this.onEntry(life, progress, value, result, where);
   }
 
-  private onEntry(life: LifeKey, progress: LifeProgress, value: Uint8Array, where: string): void {
+  private onEntry(life: LifeKey, progress: LifeProgress, value: Uint8Array, result: unknown, where: string): void {
     const partial = progress.partial as NonNullable<LifeProgress['partial']>;
     const { instanceId, expected, executed } = partial;
     const entry = expected[executed.length];
@@ -323,6 +329,7 @@ export class ExecutionChecker {
         `is not the chosen one${entry === undefined ? ' (past the end of the batch)' : ''}`);
       return;
     }
+    this.checkResult(life.groupIndex, instanceId, executed.length, result, where);
     executed.push(value);
     this.current.get(key(life.node, life.groupIndex))?.set(instanceId, executed);
     if (executed.length < expected.length) return;
@@ -341,11 +348,47 @@ export class ExecutionChecker {
   /** The value (or batch entry) the node executed at `instanceId` in its current life, if any. */
   executedBy(node: number, groupIndex: number, instanceId: number, batchIndex: number): Uint8Array | undefined {
     const executed = this.current.get(key(node, groupIndex))?.get(instanceId);
-    const chosen = this.agreement.chosenValue(groupIndex, instanceId);
-    if (executed === undefined || chosen === undefined) return undefined;
-    // Only user entries were executed (and recorded); skip the library's own entries before this one.
-    const userIndex = entriesOf(chosen).slice(0, batchIndex)
-      .filter((entry) => isUserStateMachineId(unframeValue(entry).stateMachineId)).length;
-    return executed[userIndex];
+    const userIndex = this.userIndexOf(groupIndex, instanceId, batchIndex);
+    return executed === undefined || userIndex === undefined ? undefined : executed[userIndex];
   }
+
+  /**
+   * Whether `result` is what executing the value at (instance, batch index) returned: the result a
+   * proposer gets must be its own entry's.
+   */
+  isResultOf(result: unknown, groupIndex: number, instanceId: number, batchIndex: number): boolean {
+    const userIndex = this.userIndexOf(groupIndex, instanceId, batchIndex);
+    return userIndex !== undefined && this.results.get(key(groupIndex, instanceId, userIndex)) === render(result);
+  }
+
+  private checkResult(
+    groupIndex: number, instanceId: number, entryIndex: number, result: unknown, where: string,
+  ): void {
+    const entryKey = key(groupIndex, instanceId, entryIndex);
+    const rendered = render(result);
+    const first = this.results.get(entryKey);
+    if (first === undefined) this.results.set(entryKey, rendered);
+    else if (first !== rendered) {
+      this.violations.add(`${where} returned ${clip(rendered)} executing instance ${instanceId} (entry ${entryIndex}) ` +
+        `where an earlier execution returned ${clip(first)}: the state machine is not deterministic`);
+    }
+  }
+
+  /** Only user entries are executed (and recorded): skip the library's own entries before this one. */
+  private userIndexOf(groupIndex: number, instanceId: number, batchIndex: number): number | undefined {
+    const chosen = this.agreement.chosenValue(groupIndex, instanceId);
+    if (chosen === undefined) return undefined;
+    return entriesOf(chosen).slice(0, batchIndex)
+      .filter((entry) => isUserStateMachineId(unframeValue(entry).stateMachineId)).length;
+  }
+}
+
+/** Results are compared as rendered when returned, so a state machine that later mutates one does not matter. */
+function render(result: unknown): string {
+  return typeof result === 'string' ? `'${result}'`
+    : inspect(result, { depth: Infinity, breakLength: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity });
+}
+
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }

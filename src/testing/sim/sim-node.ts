@@ -23,6 +23,7 @@ import type { SeededRandom } from '../../util/random.js';
 import { LazyFileSystem } from '../lazy-file-system.js';
 import type { AgreementChecker, ExecutionChecker } from './checkers.js';
 import type { MasterLeaseChecker } from './master-lease-checker.js';
+import type { SimApplication } from './sim-application.js';
 import type { SimScheduler } from './scheduler.js';
 import { SimClock, type SimClockSettings } from './sim-clock.js';
 import type { ProcessGate } from './sim-device.js';
@@ -49,6 +50,8 @@ export interface SimNodeOptions {
   readonly files?: SimFileStorage;
   readonly clock: SimClockSettings;
   readonly random: SeededRandom;
+  /** Makes each life's state machines (which the node wraps to watch and to fail on purpose). */
+  readonly application: SimApplication;
   readonly executions: ExecutionChecker;
   readonly timing?: Partial<ProtocolTiming>;
   /** Chance that one execution attempt fails (it must be retried, never skipped). */
@@ -64,11 +67,10 @@ export interface SimNodeOptions {
   readonly driverFaults?: DriverFaults;
   readonly trace: (line: string) => void;
   readonly onFatal: (error: unknown) => void;
+  /** A state machine threw on its own (not a simulated failure): the library would retry it forever. */
+  readonly onExecuteError: (message: string) => void;
   readonly onHalt: (node: number, groupIndex: number, reason: HaltReason) => void;
 }
-
-/** The two user state machines every simulated group runs. */
-export const SIM_STATE_MACHINE_IDS = [1, 2] as const;
 
 /** How long a membership change proposed by the fault injector may take. */
 const MEMBERSHIP_TIMEOUT_MS = 5_000;
@@ -89,6 +91,8 @@ export class SimNode {
   private readonly calls = new Set<(error: PaxosError) => void>();
   /** Per group, the master version whose lease this node was last seen to hold (for the trace). */
   private readonly leaseVersions = new Map<number, number>();
+  /** Per group, the state machines of the current life, as the application made them. */
+  private readonly machines = new Map<number, readonly StateMachine[]>();
 
   constructor(options: SimNodeOptions) {
     this.options = options;
@@ -144,11 +148,17 @@ export class SimNode {
     return this.node?.status(groupIndex);
   }
 
+  /** The current life's state machines of a group (empty while none were made). */
+  stateMachinesOf(groupIndex: number): readonly StateMachine[] {
+    return this.machines.get(groupIndex) ?? [];
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'down') return;
     const life = ++this.life;
     this.state = 'starting';
     this.receiver = undefined;
+    this.machines.clear();
     this.options.trace(`n${this.id} start life ${life}`);
     const gate = this.gateFor(life);
     try {
@@ -379,21 +389,47 @@ export class SimNode {
     };
   }
 
+  /**
+   * The application's state machines for one life, each wrapped: an execution may fail on purpose
+   * (it must be retried, never skipped), and every one that succeeds is shown to the checker with
+   * its result. Checkpoints are not passed on: a simulated life starts empty and replays from 0.
+   */
   private stateMachines(life: number, groupIndex: number): StateMachine[] {
-    const { executions, executeFailureRate, random } = this.options;
-    return SIM_STATE_MACHINE_IDS.map((id) => ({
-      id,
-      execute: (input: ExecuteInput): string => {
+    const { application, executions, executeFailureRate, random } = this.options;
+    const machines = application.stateMachines(groupIndex, { id: this.id, life });
+    if (life === this.life) this.machines.set(groupIndex, machines);
+    return machines.map((machine) => ({
+      id: machine.id,
+      execute: (input: ExecuteInput): unknown => {
         // Start-up replay is not failed on purpose: a real process would exit and be restarted.
         if (this.state === 'up' && executeFailureRate > 0 && random.chance(executeFailureRate)) {
-          throw new Error(`simulated failure of state machine ${id}`);
+          throw new Error(`simulated failure of state machine ${machine.id}`);
         }
-        executions.onExecute({ node: this.id, life, groupIndex }, input.instanceId, frameValue(id, input.value));
-        // The payload comes back, so the workload can check each caller got its own entry's result.
-        return Buffer.from(input.value).toString('latin1');
+        const executed = (result: unknown): unknown => {
+          executions.onExecute({ node: this.id, life, groupIndex }, input.instanceId,
+            frameValue(machine.id, input.value), result);
+          return result;
+        };
+        const failed = (error: unknown): never => {
+          this.options.onExecuteError(`node ${this.id} (life ${life}) group ${groupIndex}: state machine ` +
+            `${machine.id} threw executing instance ${input.instanceId}: ${describeError(error)}`);
+          throw error;
+        };
+        let result: unknown;
+        try {
+          result = machine.execute(input);
+        } catch (error) {
+          return failed(error);
+        }
+        // A synchronous execute stays synchronous, so the built-in run's event order is unchanged.
+        return result instanceof Promise ? result.then(executed, failed) : executed(result);
       },
     }));
   }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Simulated nodes need no real address; the membership records carry a placeholder. */

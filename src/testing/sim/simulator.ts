@@ -18,6 +18,7 @@ import { SimFileStorage } from './sim-file-system.js';
 import { SimNetwork, type NetworkStats } from './sim-network.js';
 import { SimNode, type SimNodeOptions } from './sim-node.js';
 import { MasterLeaseChecker } from './master-lease-checker.js';
+import { builtInApplication, type SimApplication } from './sim-application.js';
 import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
@@ -68,10 +69,22 @@ export interface SimRunResult {
 export const LIVENESS_BOUND_MS = 60_000;
 const EVENT_BUDGET = 3_000_000;
 
-export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
+/** One run of the simulator's own application (sim-application.ts). */
+export function runSeed(options: SimRunOptions): Promise<SimRunResult> {
+  return runSimulation(options, (config) => builtInApplication(config.distinctValues));
+}
+
+/**
+ * One run with the state machines and values of `makeApplication`: the simulator's own, or an
+ * embedder's (simulate.ts). The seed decides everything else the same way for both.
+ */
+export async function runSimulation(
+  options: SimRunOptions, makeApplication: (config: SwarmConfig) => SimApplication,
+): Promise<SimRunResult> {
   const started = performance.now();
   const random = new SeededRandom(options.seed);
   const config = chooseSwarm(random);
+  const application = makeApplication(config);
   const scheduler = new SimScheduler();
   const violations = new Violations();
   const traceLines: string[] = [];
@@ -107,11 +120,12 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
       ? { files: new SimFileStorage(scheduler, new SeededRandom(options.seed * 7919 + id),
         { ...config.disk }) }
       : {}),
-    clock, random: nodeRandom, executions,
+    clock, random: nodeRandom, application, executions,
     executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases, agreement,
     master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
     coreFaults, driverFaults, trace,
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
+    onExecuteError: (message) => violations.add(message),
     onHalt: (node, groupIndex, reason) => {
       trace(`n${node} g${groupIndex} halted: ${reason.code}`);
       if (reason.code === 'DIVERGED') violations.add(`node ${node} group ${groupIndex}: ${reason.message}`);
@@ -142,9 +156,9 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
     if (node !== undefined) faults.restartAfterHalt(node);
   }
   const workload = new Workload({
-    scheduler, random: random.fork(), nodes: voters, groupCount: config.groupCount, agreement, violations,
-    concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes,
-    distinctValues: config.distinctValues, gapMs: config.clientGapMs,
+    scheduler, random: random.fork(), nodes: voters, groupCount: config.groupCount, agreement, executions,
+    violations, application, concurrency: config.clientConcurrency, proposingNodes: config.proposingNodes,
+    gapMs: config.clientGapMs,
     timeoutMs: config.proposeTimeoutMs,
     trace: (line) => {
       const node = Number(/^n(\d+)/.exec(line)?.[1]);
@@ -165,6 +179,10 @@ export async function runSeed(options: SimRunOptions): Promise<SimRunResult> {
   }
   if (!withinBudget) violations.add(`event budget of ${EVENT_BUDGET} exhausted: livelock or runaway timer`);
   if (!violations.any) checkAcknowledged(nodes, workload, executions, violations);
+  if (!violations.any && application.finalCheck !== undefined) {
+    const failure = await application.finalCheck(nodes, agreement);
+    if (failure !== undefined) violations.add(failure);
+  }
 
   return {
     seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),

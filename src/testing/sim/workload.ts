@@ -1,17 +1,17 @@
 /**
- * Clients: on every node and group, a few concurrent proposals, each framed for one of the group's
- * state machines: unique values, or (in a share of the seeds) a handful of payloads proposed over
- * and over from every node. Outcomes are recorded; the successes are the promises the checkers
- * later hold the cluster to. Each success names the one place (instance, batch index) its value
- * executed at: two successes naming one place are a lost write, whatever the bytes.
+ * Clients: on every node and group, a few concurrent proposals, each for one of the group's state
+ * machines, with the values the application draws (sim-application.ts). Outcomes are recorded; the
+ * successes are the promises the checkers later hold the cluster to. Each success names the one
+ * place (instance, batch index) its value executed at: two successes naming one place are a lost
+ * write, whatever the bytes; and its caller must get that execution's result.
  */
 import type { PaxosError } from '../../errors.js';
 import { frameValue } from '../../runtime/value-frame.js';
-import { utf8 } from '../../util/bytes.js';
 import type { SeededRandom } from '../../util/random.js';
-import type { AgreementChecker, Violations } from './checkers.js';
+import type { AgreementChecker, ExecutionChecker, Violations } from './checkers.js';
 import type { SimScheduler } from './scheduler.js';
-import { SIM_STATE_MACHINE_IDS, type SimNode } from './sim-node.js';
+import type { SimApplication } from './sim-application.js';
+import type { SimNode } from './sim-node.js';
 
 export interface AckedProposal {
   readonly groupIndex: number;
@@ -33,11 +33,12 @@ export interface WorkloadOptions {
   readonly nodes: readonly SimNode[];
   readonly groupCount: number;
   readonly agreement: AgreementChecker;
+  readonly executions: ExecutionChecker;
   readonly violations: Violations;
+  /** Decides each proposal's state machine and payload. */
+  readonly application: SimApplication;
   readonly concurrency: number;
   readonly proposingNodes: 'all' | 'one';
-  /** Propose only this many distinct payloads (null: every payload unique). */
-  readonly distinctValues: number | null;
   readonly gapMs: number;
   readonly timeoutMs: number;
   readonly trace: (line: string) => void;
@@ -71,12 +72,10 @@ export class Workload {
 
   /** Propose one value now; resolves with the outcome code ('OK' or the error code). */
   propose(node: SimNode, groupIndex: number, timeoutMs: number, label = 'v'): Promise<string> {
-    const { random, agreement } = this.options;
-    const stateMachineId = random.pick(SIM_STATE_MACHINE_IDS);
-    const { distinctValues } = this.options;
+    const { random, agreement, executions } = this.options;
     const sequence = this.sequence++;
-    const payload = utf8(distinctValues === null ? `${label}${sequence}@n${node.id}g${groupIndex}`
-      : `${label}${random.int(0, distinctValues)}`);
+    const { stateMachineId, payload } = this.options.application
+      .nextProposal(random, node, groupIndex, label, sequence);
     const caller = `proposal #${sequence} of n${node.id}`;
     const framed = frameValue(stateMachineId, payload);
     agreement.noteProposed(framed);
@@ -84,10 +83,9 @@ export class Workload {
     return node.propose(groupIndex, stateMachineId, payload, timeoutMs).then(
       (success) => {
         this.stats.chosen++;
-        const expected = Buffer.from(payload).toString('latin1');
-        if (success.result !== expected) {
-          this.options.violations.add(`n${node.id} g${groupIndex}: the proposal of "${expected}" (instance ` +
-            `${success.instanceId}, batch index ${success.batchIndex}) got the result "${String(success.result)}"`);
+        if (!executions.isResultOf(success.result, groupIndex, success.instanceId, success.batchIndex)) {
+          this.options.violations.add(`n${node.id} g${groupIndex}: ${caller} (instance ${success.instanceId}, ` +
+            `batch index ${success.batchIndex}) got a result that is not its own entry's`);
         }
         const slot = `g${groupIndex} instance ${success.instanceId} batch index ${success.batchIndex}`;
         const earlier = this.claimed.get(slot);
