@@ -67,7 +67,11 @@ export class PaxosError extends Error {
   }
 }
 
-/** Whether an error with this code and outcome may be retried as it is (see `PaxosError.retryable`). */
-export function isRetryable(code: PaxosErrorCode, mayBeChosen = true): boolean {
+/**
+ * Whether an error with this code and outcome may be retried as it is (see `PaxosError.retryable`).
+ * The outcome must be given: a retryable code is safe to retry only when the value was certainly
+ * not chosen.
+ */
+export function isRetryable(code: PaxosErrorCode, mayBeChosen: boolean): boolean {
   return RETRYABLE.has(code) && !mayBeChosen;
 }

@@ -36,11 +36,13 @@ its records and verifies it:
   --from I     only instances >= I; --to J: only instances <= J (the chain link into I is checked)
   --json       one JSON object per line instead of text:
                  {"type":"record","group":0,"instance":7,"promised":{"proposalId":3,"nodeId":1},
-                  "accepted":{"proposalId":3,"nodeId":1},"checksum":123,"valueBytes":1024,"proposal":"n1/4f2a09c17b3e5d80/7",
+                  "accepted":{"proposalId":3,"nodeId":1},"checksum":123,"valueBytes":1024,
+                  "proposal":"n1/4f2a09c17b3e5d80/3/7",
                   "preview":"000102ff6869","previewEncoding":"hex","previewTruncated":false,
                   "chain":"ok"}
-               proposal: node/incarnation/sequence of the proposal the value is, or null (a
-               no-op); preview: the value's first 32 bytes as its proposer gave them (without
+               valueBytes: the agreed value's size, identity envelope included;
+               proposal: node/incarnation/start promise/sequence of the proposal the value
+               is, or null (a no-op); preview: the value's first 32 bytes as its proposer gave them (without
                the identity envelope), as text when they are printable ASCII, else its first 16
                bytes in hex; chain: "ok" | "break" | "unknown" (the link into
                this instance)

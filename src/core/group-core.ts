@@ -85,6 +85,8 @@ export class GroupCore {
   private stallAt: number | null = null;
   /** This life's proposals so far: the sequence part of each proposal's identity. */
   private proposalSequence = 0;
+  /** The promise this life began with: part of each proposal's identity (see proposal-identity.ts). */
+  private readonly startPromise: number;
 
   constructor(config: GroupCoreConfig, restored: RestoredGroupState, nowMs: number) {
     assert(config.members.length > 0, 'a group needs at least one member');
@@ -103,6 +105,7 @@ export class GroupCore {
     this.teacher = new Teacher(this.context, restored.minChosenInstanceId);
     this.future = new FutureWindow(config.timing.futureWindowInstances, config.timing.futureWindowInstances * 4);
     this.executeRetryDelayMs = config.timing.executeRetryStartMs;
+    this.startPromise = restored.acceptor.promised.proposalId;
   }
 
   get nowInstanceId(): number {
@@ -158,7 +161,8 @@ export class GroupCore {
     if (!this.context.isMember(this.context.nodeId)) return 'notMember';
     if (this.commit !== null) return 'busy';
     const identity: ProposalIdentity = {
-      nodeId: this.context.nodeId, incarnation: this.context.config.incarnation, sequence: ++this.proposalSequence,
+      nodeId: this.context.nodeId, incarnation: this.context.config.incarnation, startPromise: this.startPromise,
+      sequence: ++this.proposalSequence,
     };
     const timeoutAt = this.context.nowMs + timeoutMs;
     this.commit = { token, identity, value: wrapProposal(identity, value), timeoutAt, instanceId: null };

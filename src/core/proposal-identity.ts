@@ -6,16 +6,21 @@
  * compares bytes here, so a second caller with equal bytes is told "chosen" for an execution that
  * was not its own: a lost write.
  *
- * The identity is (node id, incarnation, sequence):
+ * The identity is (node id, incarnation, start promise, sequence):
  *   - node ids are unique in a cluster and never reused;
  *   - the incarnation is 64 random bits drawn once per process life (from the OS in production,
- *     from the seed under simulation), so a restarted node never repeats an earlier life's
- *     identities (two lives of one node collide with probability 2^-64);
+ *     from the injected Random under simulation);
+ *   - the start promise is the proposal id the group's acceptor had promised when this life began.
+ *     Before a life's first accept leaves, its prepare's promise is durable (a fresh proposer never
+ *     skips phase 1), so any later life starts above it: two lives whose proposals could both be
+ *     chosen never share a start promise, even if their random bits repeat (a test that reuses a
+ *     seed across restarts). With `sync` off that durability is gone and only the random bits
+ *     remain (two lives collide with probability 2^-64);
  *   - the sequence counts this life's proposals, retries included (a retry is a new proposal).
  *
  * It travels inside the agreed bytes, as an envelope addressed to a reserved state machine id:
  *   u32 PROPOSAL_ENVELOPE_ID | u32 node id | u32 incarnation high | u32 incarnation low |
- *   u64 sequence | body                                              (little-endian)
+ *   u64 start promise | u64 sequence | body                          (little-endian)
  * Readers of agreed values strip it (`proposalBody`); a value without one (the no-op that finishes
  * a stalled instance, or a log written before identities existed) belongs to no live proposal.
  */
@@ -23,7 +28,7 @@ import type { Random } from '../util/random.js';
 
 /** Reserved in the state machine id space (ids from 100000000 up belong to the library). */
 export const PROPOSAL_ENVELOPE_ID = 100_000_003;
-export const PROPOSAL_HEADER_BYTES = 24;
+export const PROPOSAL_HEADER_BYTES = 32;
 
 /** 64 random bits that tell one process life of a node from every other. */
 export interface Incarnation {
@@ -34,6 +39,8 @@ export interface Incarnation {
 export interface ProposalIdentity {
   readonly nodeId: number;
   readonly incarnation: Incarnation;
+  /** The proposal id the acceptor had promised when this life began (a safe integer). */
+  readonly startPromise: number;
   /** This life's count of proposals: a safe integer, at least 1. */
   readonly sequence: number;
 }
@@ -53,8 +60,8 @@ export function wrapProposal(identity: ProposalIdentity, body: Uint8Array): Uint
   view.setUint32(4, identity.nodeId, true);
   view.setUint32(8, identity.incarnation.high, true);
   view.setUint32(12, identity.incarnation.low, true);
-  view.setUint32(16, identity.sequence % TWO_32, true);
-  view.setUint32(20, Math.floor(identity.sequence / TWO_32), true);
+  setUint64(view, 16, identity.startPromise);
+  setUint64(view, 24, identity.sequence);
   out.set(body, PROPOSAL_HEADER_BYTES);
   return out;
 }
@@ -76,7 +83,8 @@ export function proposalIdentityOf(value: Uint8Array): ProposalIdentity | undefi
   return {
     nodeId: view.getUint32(4, true),
     incarnation: { high: view.getUint32(8, true), low: view.getUint32(12, true) },
-    sequence: view.getUint32(16, true) + view.getUint32(20, true) * TWO_32,
+    startPromise: getUint64(view, 16),
+    sequence: getUint64(view, 24),
   };
 }
 
@@ -87,11 +95,22 @@ export function isProposal(value: Uint8Array, identity: ProposalIdentity): boole
   return view.getUint32(4, true) === identity.nodeId &&
     view.getUint32(8, true) === identity.incarnation.high &&
     view.getUint32(12, true) === identity.incarnation.low &&
-    view.getUint32(16, true) === identity.sequence % TWO_32 &&
-    view.getUint32(20, true) === Math.floor(identity.sequence / TWO_32);
+    getUint64(view, 16) === identity.startPromise &&
+    getUint64(view, 24) === identity.sequence;
+}
+
+/** Safe integers as u64 little-endian (two u32 halves: no BigInt on the hot path). */
+function setUint64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value % TWO_32, true);
+  view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+}
+
+function getUint64(view: DataView, offset: number): number {
+  return view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_32;
 }
 
 export function formatProposalIdentity(identity: ProposalIdentity): string {
   const hex = (word: number): string => word.toString(16).padStart(8, '0');
-  return `n${identity.nodeId}/${hex(identity.incarnation.high)}${hex(identity.incarnation.low)}/${identity.sequence}`;
+  return `n${identity.nodeId}/${hex(identity.incarnation.high)}${hex(identity.incarnation.low)}/` +
+    `${identity.startPromise}/${identity.sequence}`;
 }

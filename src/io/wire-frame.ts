@@ -20,7 +20,11 @@ import type { PaxosMessage } from '../core/messages.js';
 import { encodedSize, writeMessage, MESSAGE_KIND_CODES } from './message-codec.js';
 import { WireError } from './wire-error.js';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * 2: every proposed value travels in its proposal's identity envelope (core/proposal-identity.ts),
+ * which a version-1 node cannot execute; the two refuse each other rather than stall a group.
+ */
+export const PROTOCOL_VERSION = 2;
 /** length, version, kind, group, crc32. */
 export const FRAME_HEADER_BYTES = 14;
 /** The smallest value of the length field: a frame with an empty body. */

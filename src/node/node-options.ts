@@ -6,6 +6,7 @@ import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
 import type { HaltReason } from '../core/ready.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
+import { MAX_RECORD_BYTES } from '../io/record-codec.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
@@ -108,7 +109,11 @@ export interface PaxosNodeOptions {
   readonly onHalt?: (groupIndex: number, halt: GroupHalt) => void;
   readonly timing?: Partial<ProtocolTiming>;
   readonly logger?: Logger;
-  /** Defaults to a generator seeded from the OS. */
+  /**
+   * Where the node draws randomness (group identities, nonces, jitter, each life's incarnation);
+   * defaults to the OS's. Give a restarted node a fresh stream: a proposal's identity also carries
+   * the promise its life began with, so a reused seed stays safe with `sync` on, but not without it.
+   */
   readonly random?: Random;
   /** A monotonic clock in ms (default performance.now). */
   readonly clock?: Clock;
@@ -170,6 +175,11 @@ export const NODE_DEFAULTS = Object.freeze({
 
 /** Room in a frame beyond the value: message fields, batch lengths, framing. */
 const FRAME_HEADROOM_BYTES = 64 * 1024;
+/**
+ * A value or batch is logged as one record, which the file store reads back only up to
+ * MAX_RECORD_BYTES: room is left for the identity envelope, batch lengths and the record's fields.
+ */
+const MAX_VALUE_BYTES = MAX_RECORD_BYTES - FRAME_HEADROOM_BYTES;
 const MAX_GROUPS = 10_000;
 const MAX_NODE_ID = 0xffff_ffff;
 
@@ -194,8 +204,8 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
     throw bad('dataDir', 'cannot be combined with store');
   }
   const groups = integer(options.groups ?? NODE_DEFAULTS.groups, 'groups', 1, MAX_GROUPS);
-  const maxValueBytes = integer(options.maxValueBytes ?? NODE_DEFAULTS.maxValueBytes, 'maxValueBytes', 1, 2 ** 30);
-  const maxBatchBytes = integer(options.maxBatchBytes ?? NODE_DEFAULTS.maxBatchBytes, 'maxBatchBytes', 1, 2 ** 30);
+  const maxValueBytes = integer(options.maxValueBytes ?? NODE_DEFAULTS.maxValueBytes, 'maxValueBytes', 1, MAX_VALUE_BYTES);
+  const maxBatchBytes = integer(options.maxBatchBytes ?? NODE_DEFAULTS.maxBatchBytes, 'maxBatchBytes', 1, MAX_VALUE_BYTES);
   const maxFrameBytes = integer(options.maxFrameBytes ?? NODE_DEFAULTS.maxFrameBytes, 'maxFrameBytes', 1024, 2 ** 31);
   const largestValue = Math.max(maxValueBytes, maxBatchBytes);
   if (maxFrameBytes < largestValue + FRAME_HEADROOM_BYTES) {

@@ -13,7 +13,7 @@ import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
 import type { MessageKind } from '../core/messages.js';
 import { randomIncarnation } from '../core/proposal-identity.js';
-import type { Clock, LogStore, StateMachine, Transport } from '../runtime/interfaces.js';
+import type { Clock, LogStore, Logger, StateMachine, Transport } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { ProposeSuccess } from '../runtime/proposal-queue.js';
 import {
@@ -146,7 +146,7 @@ export class PaxosNode {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
-          announceMembership(wire, resolved.nodeId, groupIndex, membership);
+          announceMembership(wire, resolved.nodeId, groupIndex, membership, resolved.logger);
           resolved.logger.info('membership changed', {
             group: groupIndex, version: membership.version, members: membership.members.map((member) => member.id),
           });
@@ -162,7 +162,7 @@ export class PaxosNode {
       }
       // The restored membership may hold members added at run time, which no option names.
       for (const { groupIndex, membership } of groups) {
-        announceMembership(wire, resolved.nodeId, groupIndex, membership.membership);
+        announceMembership(wire, resolved.nodeId, groupIndex, membership.membership, resolved.logger);
       }
       wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
       for (const group of groups) group.driver.tick();
@@ -545,12 +545,24 @@ function validateMember(member: unknown): Member {
   return { id: candidate.id as number, host: candidate.host, port: candidate.port as number };
 }
 
-/** Tell the transport where the group's members are and which cluster's group it is. */
-function announceMembership(transport: Transport, nodeId: number, groupIndex: number, membership: Membership): void {
-  for (const { id, host, port } of membership.members) {
-    if (id !== nodeId) transport.setPeerAddress?.(id, { host, port });
+/**
+ * Tell the transport where the group's members are and which cluster's group it is. It runs while
+ * a membership change executes: a transport that throws is logged, never allowed to fail the
+ * execution (a retry would find the change applied and report it refused).
+ */
+function announceMembership(
+  transport: Transport, nodeId: number, groupIndex: number, membership: Membership, logger: Logger,
+): void {
+  try {
+    for (const { id, host, port } of membership.members) {
+      if (id !== nodeId) transport.setPeerAddress?.(id, { host, port });
+    }
+    if (membership.gid !== 0) transport.setGroupIdentity?.(groupIndex, membership.gid);
+  } catch (error) {
+    logger.error('the transport refused a membership change; peers may be unreachable until restart', {
+      group: groupIndex, version: membership.version, error: String(error),
+    });
   }
-  if (membership.gid !== 0) transport.setGroupIdentity?.(groupIndex, membership.gid);
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {

@@ -23,6 +23,8 @@ export interface DriverFaults {
   readonly replyBeforePersist?: boolean;
   /** Records are written without fsync (a power cut loses them after the replies left). */
   readonly skipFsync?: boolean;
+  /** A batch chosen at its first attempt is proposed once more, as a retry that forgot it succeeded. */
+  readonly reproposeChosen?: boolean;
 }
 
 export interface GroupDriverOptions {
@@ -317,6 +319,9 @@ export class GroupDriver {
         batch.forEach((proposal, batchIndex) => {
           settle(proposal, { instanceId: outcome.instanceId, batchIndex, result: results[batchIndex] });
         });
+        if (this.options.faults?.reproposeChosen === true && batch.every((proposal) => proposal.attempts === 1)) {
+          this.queue.pushFront(batch);
+        }
         return;
       }
       case 'conflict': {

@@ -251,11 +251,14 @@ export class CoreHarness {
     this.crash(id);
   }
 
-  /** Start the node again from its durable records only, replaying chosen values. */
-  restart(id: number): void {
+  /**
+   * Start the node again from its durable records only, replaying chosen values. The new life
+   * draws a fresh incarnation unless one is given (to model a random stream reused across lives).
+   */
+  restart(id: number, incarnation?: Incarnation): void {
     const node = this.node(id);
     const state = restoreFromRecords(node.durable);
-    node.incarnation = randomIncarnation(this.random);
+    node.incarnation = incarnation ?? randomIncarnation(this.random);
     node.core = this.createCore(id, state, node.incarnation);
     node.crashed = false;
     node.halted = null;

@@ -13,7 +13,9 @@ import { CoreHarness } from '../../src/testing/core-harness.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { text } from './fixtures.js';
 
-const IDENTITY: ProposalIdentity = { nodeId: 7, incarnation: { high: 0xdeadbeef, low: 42 }, sequence: 2 ** 40 + 3 };
+const IDENTITY: ProposalIdentity = {
+  nodeId: 7, incarnation: { high: 0xdeadbeef, low: 42 }, startPromise: 2 ** 35 + 9, sequence: 2 ** 40 + 3,
+};
 
 describe('proposal identity envelope', () => {
   test('wraps, reads back and strips', () => {
@@ -24,12 +26,14 @@ describe('proposal identity envelope', () => {
     assert.equal(isProposal(wrapped, IDENTITY), true);
   });
 
-  test('any difference in node, incarnation or sequence is another proposal', () => {
+  test('any difference in node, incarnation, start promise or sequence is another proposal', () => {
     const wrapped = wrapProposal(IDENTITY, utf8('same bytes'));
     const others: ProposalIdentity[] = [
       { ...IDENTITY, nodeId: 8 },
       { ...IDENTITY, incarnation: { high: 0xdeadbeef, low: 43 } },
       { ...IDENTITY, incarnation: { high: 0, low: 42 } },
+      { ...IDENTITY, startPromise: IDENTITY.startPromise + 1 },
+      { ...IDENTITY, startPromise: 9 },
       { ...IDENTITY, sequence: IDENTITY.sequence + 1 },
       { ...IDENTITY, sequence: 3 },
     ];
@@ -85,15 +89,18 @@ function stickyValueSameBytes(cluster: CoreHarness): { first: number; second: nu
   return { first, second };
 }
 
-/** Node 1's 'x' is accepted by a majority, node 1 restarts before learning it, and proposes 'x' again. */
-function twoLivesSameBytes(cluster: CoreHarness): { earlier: number; later: number } {
+/**
+ * Node 1's 'x' is accepted by a majority, node 1 restarts before learning it, and proposes 'x'
+ * again; with `sameIncarnation` the new life draws the old life's random bits (a reused seed).
+ */
+function twoLivesSameBytes(cluster: CoreHarness, sameIncarnation = false): { earlier: number; later: number } {
   const earlier = cluster.propose(1, 'x');
   cluster.deliver({ kind: 'prepare' });
   cluster.deliver({ kind: 'prepareReply' });
   cluster.deliver({ kind: 'accept' });
   cluster.drop({ kind: 'acceptReply' });
   cluster.crash(1);
-  cluster.restart(1);
+  cluster.restart(1, sameIncarnation ? cluster.node(1).incarnation : undefined);
   const later = cluster.propose(1, 'x');
   cluster.runUntil(() => cluster.node(1).core.nowInstanceId > 0);
   return { earlier, later };
@@ -123,6 +130,13 @@ describe('my value was chosen: decided by identity', () => {
     assert.deepEqual(cluster.executedValues(2), ['x']);
     assert.deepEqual(outcome(cluster, 1, later), { kind: 'conflict', instanceId: 0 });
     assert.equal(successesAt(cluster, 0, [1, 2, 3]), 0, 'the earlier life\'s caller is gone; nobody else owns it');
+  });
+
+  test('two lives with the same random bits differ by the promise each began with', () => {
+    const cluster = harness();
+    const { later } = twoLivesSameBytes(cluster, true);
+    assert.deepEqual(cluster.executedValues(2), ['x']);
+    assert.deepEqual(outcome(cluster, 1, later), { kind: 'conflict', instanceId: 0 });
   });
 
   test('the ownByBytes canary reproduces the lost write in every scenario', () => {

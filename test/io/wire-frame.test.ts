@@ -151,12 +151,15 @@ test('the limit itself is accepted, and can be raised after construction', () =>
   assert.equal(drain(small).length, 1);
 });
 
-test('a wrong version is refused at its byte', () => {
-  const frame = encodeFrame(16, 0, Buffer.alloc(20));
-  frame[4] = 2;
-  const decoder = new FrameDecoder(LIMIT);
-  decoder.push(frame.subarray(0, 5));
-  expectReason(() => decoder.next(), 'bad-version');
+test('a wrong version is refused at its byte, the previous one included', () => {
+  // Version 1 predates proposal identities: its nodes could not execute our values.
+  for (const version of [1, PROTOCOL_VERSION + 1]) {
+    const frame = encodeFrame(16, 0, Buffer.alloc(20));
+    frame[4] = version;
+    const decoder = new FrameDecoder(LIMIT);
+    decoder.push(frame.subarray(0, 5));
+    expectReason(() => decoder.next(), 'bad-version');
+  }
 });
 
 test('a flipped bit anywhere in the frame, header included, fails the CRC', () => {

@@ -28,6 +28,26 @@ test('a custom transport learns a new member\'s address and the group identity',
   }
 });
 
+test('a transport that refuses an address does not turn an applied membership change into a refusal', async () => {
+  const transport = new LoopbackTransport();
+  const errors: string[] = [];
+  const node = await PaxosNode.start({
+    nodeId: 1, members: [{ id: 1, host: '127.0.0.1', port: 1 }], transport, store: new MemoryLogStore(),
+    logger: { info: () => {}, warn: () => {}, error: (message) => errors.push(message) },
+  });
+  try {
+    await waitFor(() => node.members(0).gid !== 0, 'the group identity is created');
+    transport.setPeerAddress = () => {
+      throw new Error('no route to 10.0.0.2');
+    };
+    const membership = await node.addMember(0, { id: 2, host: '10.0.0.2', port: 7002 });
+    assert.deepEqual(membership.members.map((member) => member.id), [1, 2]);
+    assert.ok(errors.some((message) => message.includes('refused a membership change')), errors.join('; '));
+  } finally {
+    await node.stop();
+  }
+});
+
 test('after a restart the transport learns the members the log holds, not only the configured ones', async () => {
   const store = new MemoryLogStore();
   const members = [{ id: 1, host: '127.0.0.1', port: 1 }];

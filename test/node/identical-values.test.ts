@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CounterStateMachine } from '../../examples/counter/counter-state-machine.js';
+import { MemoryLogStore, proposalIdentityOf, SeededRandom } from '../../src/building-blocks.js';
 import { PaxosError, PaxosNode } from '../../src/index.js';
 import { freePort, tempRoot } from '../support/local.js';
 
@@ -21,10 +22,11 @@ async function startCluster(): Promise<{ nodes: PaxosNode[]; counters: CounterSt
 }
 
 /** Propose until chosen: CONFLICT means certainly not chosen, so a retry cannot add twice. */
-async function increment(node: PaxosNode): Promise<number> {
+async function increment(node: PaxosNode): Promise<{ count: number; instanceId: number }> {
   for (;;) {
     try {
-      return (await node.propose(0, 'increment')).result as number;
+      const { result, instanceId } = await node.propose(0, 'increment');
+      return { count: result as number, instanceId };
     } catch (error) {
       if (!(error instanceof PaxosError) || error.code !== 'CONFLICT') throw error;
     }
@@ -49,7 +51,7 @@ describe('byte-identical proposals', { timeout: 60_000 }, () => {
     try {
       const [a, b] = nodes as [PaxosNode, PaxosNode];
       const results = await Promise.all([increment(a), increment(b)]);
-      assert.deepEqual(results.sort(), [1, 2], 'each caller sees its own execution');
+      assert.deepEqual(results.map(({ count }) => count).sort(), [1, 2], 'each caller sees its own execution');
       await settle(nodes, counters, 2);
     } finally {
       await Promise.all(nodes.map((node) => node.stop()));
@@ -60,11 +62,32 @@ describe('byte-identical proposals', { timeout: 60_000 }, () => {
     const { nodes, counters } = await startCluster();
     try {
       const results = await Promise.all(Array.from({ length: 100 }, (_, index) => increment(nodes[index % 3]!)));
-      assert.deepEqual([...results].sort((x, y) => x - y), Array.from({ length: 100 }, (_, index) => index + 1),
+      const counts = results.map(({ count }) => count).sort((x, y) => x - y);
+      assert.deepEqual(counts, Array.from({ length: 100 }, (_, index) => index + 1),
         'every success got a count of its own');
       await settle(nodes, counters, 100);
     } finally {
       await Promise.all(nodes.map((node) => node.stop()));
     }
+  });
+
+  test('a restarted node given the same seeded Random still proposes under new identities', async () => {
+    const store = new MemoryLogStore();
+    const members = [{ id: 1, host: '127.0.0.1', port: await freePort() }];
+    const identities: string[] = [];
+    for (let life = 1; life <= 2; life++) {
+      const node = await PaxosNode.start({
+        nodeId: 1, members, store, random: new SeededRandom(7), stateMachines: [new CounterStateMachine()],
+      });
+      try {
+        const { instanceId } = await increment(node);
+        const identity = proposalIdentityOf((await store.get(0, instanceId))?.value ?? new Uint8Array(0));
+        assert.ok(identity !== undefined, `life ${life}: the logged value carries its identity`);
+        identities.push(JSON.stringify(identity));
+      } finally {
+        await node.stop();
+      }
+    }
+    assert.notEqual(identities[0], identities[1], 'the second life began above the first life\'s promise');
   });
 });

@@ -57,9 +57,12 @@ test('an injected clock, timer host and Random drive the node; the group identit
   assert.equal(first.node.status(0).halted, null);
   const proposal = first.node.propose(0, 'hello');
   assert.equal((await proposal).instanceId, first.node.nowInstanceId(0) - 1);
+  // While it runs, every timer but the newest was cancelled when the next was armed.
+  const live = first.timers.armed.filter((timer) => !timer.cancelled);
+  assert.ok(first.timers.armed.length > 1 && live.length === 1 && live[0] === first.timers.armed.at(-1),
+    `one timer armed at a time (${live.length} live of ${first.timers.armed.length})`);
   await first.node.stop();
-  assert.ok(first.timers.armed.every((timer) => timer.cancelled || timer === first.timers.armed.at(-1)),
-    'one timer armed at a time');
+  assert.ok(first.timers.armed.every((timer) => timer.cancelled), 'stop() cancels the timer');
 
   const again = await startNode(7);
   await until(() => again.changes.length === 1);

@@ -49,6 +49,8 @@ describe('PaxosNode options', () => {
     ['sync', { sync: 'yes' }, /option sync must be true or false/],
     ['clusterId', { clusterId: '' }, /option clusterId/],
     ['maxFrameBytes', { maxFrameBytes: 1024 * 1024 }, /option maxFrameBytes must exceed/],
+    // A value is logged as one record, and the file store reads records of at most 64 MiB.
+    ['maxValueBytes', { maxValueBytes: 64 * 1024 * 1024 }, /option maxValueBytes must be an integer in \[1, 67043328\]/],
     ['timing', { timing: { prepareTimeoutStartMs: -1 } }, /option timing\.prepareTimeoutStartMs/],
     ['stateMachines', { stateMachines: 'echo' }, /option stateMachines/],
     ['timers', { timers: {} }, /option timers must have a setTimer function/],

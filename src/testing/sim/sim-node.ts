@@ -30,6 +30,7 @@ import type { ProcessGate } from './sim-device.js';
 import type { SimDisk } from './sim-disk.js';
 import type { SimFileStorage } from './sim-file-system.js';
 import type { SimNetwork } from './sim-network.js';
+import { ProposalMarker } from './proposal-marker.js';
 import { simTimerHost } from './sim-timer-host.js';
 
 export type NodeState = 'down' | 'starting' | 'up';
@@ -67,8 +68,11 @@ export interface SimNodeOptions {
   readonly driverFaults?: DriverFaults;
   readonly trace: (line: string) => void;
   readonly onFatal: (error: unknown) => void;
-  /** A state machine threw on its own (not a simulated failure): the library would retry it forever. */
-  readonly onExecuteError: (message: string) => void;
+  /**
+   * A rule broken inside the node's process: a state machine threw on its own (not a simulated
+   * failure; the library would retry it forever), or a proposal executed twice on its node.
+   */
+  readonly onViolation: (message: string) => void;
   readonly onHalt: (node: number, groupIndex: number, reason: HaltReason) => void;
 }
 
@@ -217,11 +221,11 @@ export class SimNode {
   }
 
   propose(
-    groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number,
+    groupIndex: number, stateMachineId: number, payload: Uint8Array, timeoutMs: number, marker?: ProposalMarker,
   ): Promise<NodeProposeResult> {
     const node = this.running();
     if (node === undefined) return Promise.reject(new PaxosError('STOPPED', `node ${this.id} is not running`, NOT_CHOSEN));
-    return this.call(node.propose(groupIndex, payload, { stateMachineId, timeoutMs }));
+    return this.call(node.propose(groupIndex, payload, { stateMachineId, timeoutMs, context: marker }));
   }
 
   /** The voting members of a group as this node has executed them (undefined while not up). */
@@ -400,18 +404,28 @@ export class SimNode {
     if (life === this.life) this.machines.set(groupIndex, machines);
     return machines.map((machine) => ({
       id: machine.id,
-      execute: (input: ExecuteInput): unknown => {
+      execute: (given: ExecuteInput): unknown => {
         // Start-up replay is not failed on purpose: a real process would exit and be restarted.
         if (this.state === 'up' && executeFailureRate > 0 && random.chance(executeFailureRate)) {
           throw new Error(`simulated failure of state machine ${machine.id}`);
         }
+        // The simulator's marker is its own business: the state machine sees no context, as on other nodes.
+        const marker = given.context instanceof ProposalMarker ? given.context : undefined;
+        const input = marker === undefined ? given : { ...given, context: undefined };
         const executed = (result: unknown): unknown => {
+          if (marker !== undefined) {
+            if (marker.executed) {
+              this.options.onViolation(`node ${this.id} (life ${life}) group ${groupIndex}: ${marker.caller} ` +
+                `executed again at instance ${input.instanceId}, on the node that proposed it`);
+            }
+            marker.executed = true;
+          }
           executions.onExecute({ node: this.id, life, groupIndex }, input.instanceId,
             frameValue(machine.id, input.value), result);
           return result;
         };
         const failed = (error: unknown): never => {
-          this.options.onExecuteError(`node ${this.id} (life ${life}) group ${groupIndex}: state machine ` +
+          this.options.onViolation(`node ${this.id} (life ${life}) group ${groupIndex}: state machine ` +
             `${machine.id} threw executing instance ${input.instanceId}: ${describeError(error)}`);
           throw error;
         };

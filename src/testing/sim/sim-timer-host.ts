@@ -16,7 +16,9 @@ export function simTimerHost(scheduler: SimScheduler, clock: SimClock, gate: Pro
     setTimer(atMs, run) {
       let cancelled = false;
       scheduler.at(Math.max(clock.trueTimeOf(atMs), scheduler.now) + ROUNDING_MARGIN_MS, () => {
-        if (!cancelled) gate(run);
+        // Checked again inside the gate: a timer held while the node is paused may be cancelled
+        // before the node resumes, and must not fire then.
+        if (!cancelled) gate(() => { if (!cancelled) run(); });
       });
       return () => {
         cancelled = true;

@@ -25,12 +25,12 @@ import { Workload, type WorkloadStats } from './workload.js';
 /** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
-  'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes',
+  'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
 ] as const;
 /** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
-  'master-ignores-drift', 'own-by-bytes',
+  'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -125,7 +125,7 @@ export async function runSimulation(
     master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
     coreFaults, driverFaults, trace,
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
-    onExecuteError: (message) => violations.add(message),
+    onViolation: (message) => violations.add(message),
     onHalt: (node, groupIndex, reason) => {
       trace(`n${node} g${groupIndex} halted: ${reason.code}`);
       if (reason.code === 'DIVERGED') violations.add(`node ${node} group ${groupIndex}: ${reason.message}`);
@@ -199,6 +199,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case undefined: return {};
     case 'reply-before-persist': return { driverFaults: { replyBeforePersist: true } };
     case 'skip-fsync': return { driverFaults: { skipFsync: true } };
+    case 'repropose-chosen': return { driverFaults: { reproposeChosen: true } };
     case 'forget-promise': return { coreFaults: { forgetPromise: true } };
     case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };

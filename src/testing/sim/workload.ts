@@ -9,6 +9,7 @@ import type { PaxosError } from '../../errors.js';
 import { frameValue } from '../../runtime/value-frame.js';
 import type { SeededRandom } from '../../util/random.js';
 import type { AgreementChecker, ExecutionChecker, Violations } from './checkers.js';
+import { ProposalMarker } from './proposal-marker.js';
 import type { SimScheduler } from './scheduler.js';
 import type { SimApplication } from './sim-application.js';
 import type { SimNode } from './sim-node.js';
@@ -80,7 +81,7 @@ export class Workload {
     const framed = frameValue(stateMachineId, payload);
     agreement.noteProposed(framed);
     this.stats.issued++;
-    return node.propose(groupIndex, stateMachineId, payload, timeoutMs).then(
+    return node.propose(groupIndex, stateMachineId, payload, timeoutMs, new ProposalMarker(caller)).then(
       (success) => {
         this.stats.chosen++;
         if (!executions.isResultOf(success.result, groupIndex, success.instanceId, success.batchIndex)) {
