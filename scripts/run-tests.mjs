@@ -2,7 +2,7 @@
 // Node 20's `--test` does not expand globs, so the files are listed here.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 function collect(dir) {
   const files = [];
@@ -28,11 +28,36 @@ const phases = [
   { files: files.filter((file) => !isProcessTest(file)), concurrency: 2 },
   { files: files.filter(isProcessTest), concurrency: 1 },
 ];
+/** Run one phase, passing its report through, and read its closing counts. */
+function runPhase(phase) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${phase.concurrency}`, ...phase.files],
+      { stdio: ['inherit', 'pipe', 'inherit'] });
+    const counts = { pass: 0, fail: 0, skipped: 0 };
+    let pending = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (pending + chunk.toString('utf8')).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const match = /^# (pass|fail|skipped) (\d+)$/.exec(line);
+        if (match !== null) counts[match[1]] = Number(match[2]);
+      }
+    });
+    child.on('close', (code) => resolve({ status: code ?? 1, counts }));
+  });
+}
+
 let status = 0;
+const total = { pass: 0, fail: 0, skipped: 0 };
 for (const phase of phases) {
   if (phase.files.length === 0) continue;
-  const run = spawnSync(process.execPath, ['--test', `--test-concurrency=${phase.concurrency}`, ...phase.files],
-    { stdio: 'inherit' });
-  if (run.status !== 0) status = run.status ?? 1;
+  const { status: phaseStatus, counts } = await runPhase(phase);
+  if (phaseStatus !== 0) status = phaseStatus;
+  total.pass += counts.pass;
+  total.fail += counts.fail;
+  total.skipped += counts.skipped;
 }
-process.exit(status);
+// One line over every phase, last, for whoever reads the run (CI does).
+console.log(`${total.pass} passed, ${total.fail} failed${total.skipped > 0 ? `, ${total.skipped} skipped` : ''}`);
+process.exit(status === 0 && total.fail > 0 ? 1 : status);
