@@ -141,7 +141,7 @@ test('text output lists every live record and the per-group summary; the directo
     assert.match(run.stdout, /^ +6 +3\.1 +3\.1 +0x[0-9a-f]{8} +24 +ok +hex 000102ff6730/m);
     // A value in its identity envelope shows its body and who proposed it.
     assert.match(run.stdout,
-      /^ +4 +\S+ +\S+ +0x[0-9a-f]{8} +42 +ok +"g2-value-0004-xxxx" {2}from n1\/00000abc00000001\/3\/5$/m);
+      /^ +4 +\S+ +\S+ +0x[0-9a-f]{8} +50 +ok +"g2-value-0004-xxxx" {2}from n1\/00000abc00000001\/3\/5$/m);
     const group0 = run.stdout.slice(0, run.stdout.indexOf('\ngroup 2\n'));
     assert.match(group0, /^ +5 +4\.3 /m);
     assert.doesNotMatch(group0, /^ +4 +\d/m, 'instance 4 was deleted');
