@@ -6,24 +6,38 @@
  *   const { value } = await kv.get('a');           // linearizable, on the master
  *   await kv.put('a', 'again', { version });        // compare-and-set
  *
- * It follows the master: it learns each group's master endpoint from the answers and sends the
- * next request for that group there. It retries only what is safe: any read, and a write only
- * when it certainly was not applied (refused connection, NOT_MASTER, NO_MASTER while an election
- * runs, OVERLOADED). A write whose outcome is unknown fails with `mayHaveBeenApplied: true`
- * rather than being sent twice. Every call has a deadline (`timeoutMs`) and takes an AbortSignal.
+ * It follows the master: it learns each group's master endpoint from the answers (and from
+ * NOT_MASTER) and sends the next request for that group there. Each attempt has its own timeout,
+ * well below the call's deadline, so a master that stops answering (frozen, cut off) is noticed
+ * within about a lease and routed around while the other nodes name the new one (see
+ * client-routes.ts). It retries only what is safe: any read, and a write only when it certainly was
+ * not applied (refused connection, NOT_MASTER, NO_MASTER, OVERLOADED). A write whose outcome is
+ * unknown (an attempt that timed out or was cut after it was sent) fails with
+ * `mayHaveBeenApplied: true` rather than being sent twice; the next call goes to the new master.
+ * Every call has a deadline (`timeoutMs`) and takes an AbortSignal.
  */
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TIMEOUT_HEADER } from './http-headers.js';
+import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
+import { MasterRoutes } from './client-routes.js';
 import { LONE_SURROGATE } from './kv-command.js';
-import { groupOfKey } from './key-hash.js';
-import { isKvErrorCode, KvError, type KvErrorCode } from './kv-error.js';
+import { KvError, type KvErrorCode } from './kv-error.js';
 
 export interface KvClientOptions {
   /** HTTP endpoints of some nodes of the cluster, like `http://127.0.0.1:8081`. */
   readonly endpoints: readonly string[];
   /** The default deadline of a call (10,000 ms). */
   readonly timeoutMs?: number;
+  /**
+   * How long one attempt waits for a node's answer (1,000 ms; never more than what is left of the
+   * call's deadline). A healthy node answers within a Paxos round, and one without a master answers
+   * NO_MASTER at once, so silence this long means the node is frozen, cut off or badly overloaded.
+   * 1 s is the smallest lease a cluster can have: the client notices a silent master no later than
+   * the cluster elects another, and is never the slow part of a failover. A read then moves on to
+   * another node; a write that was sent fails as maybe applied. Raise it if your writes can
+   * legitimately take longer (slow disks under heavy load).
+   */
+  readonly attemptTimeoutMs?: number;
 }
 
 export interface KvCallOptions {
@@ -48,25 +62,22 @@ export interface KvValue {
   readonly version: number;
 }
 
-interface HttpReply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly body: Record<string, unknown>;
-}
-
-/** How long a call waits before trying again while the cluster elects a master or sheds load. */
-const BACKOFF_MS = [20, 50, 100, 200, 400, 500];
-const MAX_REPLY_BYTES = 16 * 1024 * 1024;
-const RETRY_SAME_ENDPOINT: ReadonlySet<KvErrorCode> = new Set(['NO_MASTER', 'OVERLOADED']);
+/**
+ * How long a call waits before trying again while the cluster elects a master or sheds load. It
+ * stays short (at most 200 ms) so that a waiting call notices the new master soon after the cluster
+ * has one, at a handful of requests per second per waiting call.
+ */
+const BACKOFF_MS = [10, 25, 50, 100, 150, 200];
+const DEFAULT_ATTEMPT_TIMEOUT_MS = 1_000;
 
 export class KvClient {
   private readonly endpoints: readonly string[];
   private readonly timeoutMs: number;
+  private readonly attemptTimeoutMs: number;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 512 });
-  /** Learned from answers: the number of groups, and each group's master endpoint. */
-  private groups: number | undefined;
-  private readonly masters = new Map<number, string>();
-  private next = 0;
+  private readonly routes: MasterRoutes;
+  /** Suspect endpoints being probed with GET /status, so that each has one probe at a time. */
+  private readonly probing = new Set<string>();
 
   constructor(options: KvClientOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -74,6 +85,8 @@ export class KvClient {
     }
     this.endpoints = options.endpoints.map((endpoint) => normalizeEndpoint(endpoint));
     this.timeoutMs = checkedTimeout(options.timeoutMs ?? 10_000);
+    this.attemptTimeoutMs = checkedTimeout(options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS);
+    this.routes = new MasterRoutes(this.endpoints);
   }
 
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<{ key: string; version: number }> {
@@ -107,7 +120,7 @@ export class KvClient {
     let last: unknown;
     for (const target of targets) {
       try {
-        const reply = await this.send(target, 'GET', '/status', undefined, deadline, options.signal);
+        const reply = await this.attempt(target, 'GET', '/status', undefined, deadline, options.signal);
         if (reply.status === 200) return reply.body;
         last = errorOf(reply, false);
       } catch (error) {
@@ -127,82 +140,81 @@ export class KvClient {
     if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string');
     const isWrite = method !== 'GET';
     const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
+    const { signal } = options;
     let failures = 0;
     let redirects = 0;
     /** Connections refused in a row: when every endpoint refuses twice over, the cluster is down. */
     let refusals = 0;
-    let endpoint = this.endpointFor(key);
+    let endpoint = this.routeFor(key);
     for (;;) {
+      // (Checked here, so that a deadline that passed is never taken for a silent node.)
+      if (deadline - performance.now() < 1) {
+        throw new KvError('TIMEOUT', 'the deadline passed', { mayHaveBeenApplied: false });
+      }
       let reply: HttpReply;
       try {
-        reply = await this.send(endpoint, method, path, body, deadline, options.signal);
+        reply = await this.attempt(endpoint, method, path, body, deadline, signal);
       } catch (error) {
         const failure = error as KvError;
+        if (failure.code === 'ABORTED') throw failure;
+        // Silent, refused or cut off: later calls route around it until it answers again.
+        this.routes.suspect(endpoint);
         // A write that may have been applied is never sent again: it could apply twice.
         if (isWrite && failure.mayHaveBeenApplied) throw failure;
-        if (failure.code === 'ABORTED' || failure.code === 'TIMEOUT') throw failure;
         refusals = isRefused(failure) ? refusals + 1 : 0;
         if (refusals >= 2 * this.endpoints.length) {
           throw new KvError('UNAVAILABLE', `no endpoint accepts connections (${this.endpoints.join(', ')})`,
             { cause: failure });
         }
-        endpoint = this.rotate(key, endpoint);
-        await this.pause(++failures, deadline, options.signal, failure);
+        endpoint = this.routes.nextEndpoint(endpoint);
+        await this.pause(++failures, deadline, signal, failure);
         continue;
       }
+      this.routes.answered(endpoint);
       refusals = 0;
       // A stale read may be answered by any node: it says nothing of who the master is.
-      if (!path.includes('?stale=true')) this.learn(key, reply);
+      if (!path.includes('?stale=true')) this.routes.learn(key, reply, normalizeEndpoint);
       if (reply.status >= 200 && reply.status < 300) return reply;
       const failure = errorOf(reply, isWrite);
-      if (failure.code === 'NOT_MASTER' && failure.master?.endpoint !== undefined) {
-        endpoint = normalizeEndpoint(failure.master.endpoint);
+      const named = failure.code === 'NOT_MASTER' ? hintedEndpoint(failure) : undefined;
+      if (named !== undefined) this.routes.setMaster(key, named);
+      if (named !== undefined && !this.routes.isSuspect(named)) {
+        endpoint = named;
         // Follow a redirect at once; if nodes keep pointing elsewhere, the cluster is changing: back off.
-        await this.pause(++failures, deadline, options.signal, failure, redirects++ === 0 ? 0 : undefined);
+        await this.pause(++failures, deadline, signal, failure, redirects++ === 0 ? 0 : undefined);
         continue;
       }
-      const retryable = RETRY_SAME_ENDPOINT.has(failure.code) || failure.code === 'NOT_MASTER' ||
-        ((failure.code === 'UNAVAILABLE' || failure.code === 'TIMEOUT') && (!isWrite || !failure.mayHaveBeenApplied));
-      if (!retryable) throw failure;
-      if (!RETRY_SAME_ENDPOINT.has(failure.code)) endpoint = this.rotate(key, endpoint);
-      await this.pause(++failures, deadline, options.signal, failure);
+      if (!isRetryable(failure, isWrite)) throw failure;
+      if (failure.code !== 'OVERLOADED') {
+        // This node cannot serve the key (no master, or it names one that went silent on us): ask
+        // the next one, while a probe finds out whether the named master is back.
+        if (named !== undefined) this.probe(named);
+        this.routes.forgetMaster(key, endpoint);
+        endpoint = this.routes.nextEndpoint(endpoint);
+      }
+      await this.pause(++failures, deadline, signal, failure);
     }
   }
 
-  /** The master of the key's group when known, else the next endpoint in turn. */
-  private endpointFor(key: string): string {
-    if (this.groups !== undefined) {
-      const master = this.masters.get(groupOfKey(key, this.groups));
-      if (master !== undefined) return master;
-    }
-    const endpoint = this.endpoints[this.next % this.endpoints.length] as string;
-    this.next++;
-    return endpoint;
+  /** The key's master, or another endpoint while the master is suspect (probed meanwhile). */
+  private routeFor(key: string): string {
+    const master = this.routes.masterOf(key);
+    if (master !== undefined && this.routes.isSuspect(master)) this.probe(master);
+    return this.routes.endpointFor(key);
   }
 
-  private rotate(key: string, failed: string): string {
-    if (this.groups !== undefined) {
-      const group = groupOfKey(key, this.groups);
-      if (this.masters.get(group) === failed) this.masters.delete(group);
-    }
-    const index = this.endpoints.indexOf(failed);
-    return this.endpoints[(index + 1) % this.endpoints.length] as string;
-  }
-
-  /** Answers name the node that served them (the master, for a linearizable read or a write). */
-  private learn(key: string, reply: HttpReply): void {
-    const groups = Number(reply.headers['x-multipaxos-groups']);
-    if (Number.isSafeInteger(groups) && groups > 0) {
-      if (groups !== this.groups) this.masters.clear();
-      this.groups = groups;
-    }
-    const served = reply.headers['x-multipaxos-endpoint'];
-    const group = Number(reply.headers['x-multipaxos-group']);
-    const authoritative = reply.status < 500 && reply.status !== 404 && reply.status !== 429;
-    if (typeof served === 'string' && Number.isSafeInteger(group) && authoritative && this.groups !== undefined &&
-      groupOfKey(key, this.groups) === group && reply.body.error !== 'NOT_MASTER') {
-      this.masters.set(group, normalizeEndpoint(served));
-    }
+  /**
+   * Whether a suspect endpoint answers again, in the background: a GET /status is always safe to
+   * send, so a master that was only slow for a moment is trusted again without risking a write on it.
+   */
+  private probe(endpoint: string): void {
+    if (this.probing.has(endpoint)) return;
+    this.probing.add(endpoint);
+    const deadline = performance.now() + this.attemptTimeoutMs;
+    this.attempt(endpoint, 'GET', '/status', undefined, deadline, undefined).then(
+      () => this.routes.answered(endpoint),
+      () => {},
+    ).finally(() => this.probing.delete(endpoint));
   }
 
   private async pause(
@@ -221,94 +233,31 @@ export class KvClient {
     }
   }
 
-  private send(
+  /** One request, given the attempt timeout or what is left of the call's deadline, whichever is shorter. */
+  private attempt(
     endpoint: string, method: string, path: string, body: string | undefined, deadline: number,
     signal: AbortSignal | undefined,
   ): Promise<HttpReply> {
-    const isWrite = method !== 'GET';
-    const timeoutMs = Math.floor(deadline - performance.now());
-    if (timeoutMs <= 0) return Promise.reject(new KvError('TIMEOUT', 'the deadline passed', { mayHaveBeenApplied: false }));
-    if (signal?.aborted === true) return Promise.reject(new KvError('ABORTED', 'the caller aborted'));
-    const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
-    return new Promise<HttpReply>((resolve, reject) => {
-      let sent = false;
-      const headers: Record<string, string | number> = {
-        // The server gives up a little before we do, so that its answer, not our timer, tells the outcome.
-        [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(Math.min(60_000, timeoutMs - Math.min(250, timeoutMs / 10))))),
-      };
-      if (payload !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = payload.length;
-      }
-      // The path goes as it is: a URL would resolve the dot segments of the keys "." and "..".
-      const options = { method, path, agent: this.agent, headers, signal };
-      const outgoing = httpRequest(new URL(endpoint), options, (incoming) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        incoming.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          // A value is at most 1 MiB (6 MiB as escaped JSON): a bigger answer is not from a KV node.
-          if (size > MAX_REPLY_BYTES) incoming.destroy(new Error(`${endpoint} answered more than ${MAX_REPLY_BYTES} bytes`));
-          else chunks.push(chunk);
-        });
-        incoming.once('error', (error) => reject(networkError(error, isWrite, true)));
-        incoming.once('end', () => {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            parsed = undefined;
-          }
-          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-            reject(new KvError('UNAVAILABLE', `${endpoint} answered ${incoming.statusCode} without a JSON object`,
-              { mayHaveBeenApplied: isWrite }));
-            return;
-          }
-          const status = incoming.statusCode ?? 0;
-          resolve({ status, headers: incoming.headers, body: parsed as Record<string, unknown> });
-        });
-      });
-      outgoing.once('socket', (socket) => {
-        if (!socket.connecting) sent = true;
-        else socket.once('connect', () => { sent = true; });
-      });
-      outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new KvError('TIMEOUT',
-        `no answer from ${endpoint} within the deadline${isWrite && sent ? '; the write may have been applied' : ''}`,
-        { mayHaveBeenApplied: isWrite && sent })));
-      outgoing.once('error', (error) => reject(networkError(error, isWrite, sent)));
-      outgoing.end(payload);
-    });
+    const timeoutMs = Math.min(this.attemptTimeoutMs, Math.floor(deadline - performance.now()));
+    return sendAttempt(this.agent, { endpoint, method, path, body, timeoutMs, signal });
   }
 }
 
-function networkError(error: Error, isWrite: boolean, sent: boolean): KvError {
-  if (error instanceof KvError) return error;
-  if (error.name === 'AbortError') {
-    return new KvError('ABORTED', `the caller aborted${isWrite && sent ? '; the write may have been applied' : ''}`,
-      { mayHaveBeenApplied: isWrite && sent });
+/** Answers that leave the call free to ask again: every read's, and a write's that certainly was not applied. */
+function isRetryable(failure: KvError, isWrite: boolean): boolean {
+  const code: KvErrorCode = failure.code;
+  if (code === 'NOT_MASTER' || code === 'NO_MASTER' || code === 'OVERLOADED') return true;
+  return (code === 'UNAVAILABLE' || code === 'TIMEOUT') && (!isWrite || !failure.mayHaveBeenApplied);
+}
+
+function hintedEndpoint(failure: KvError): string | undefined {
+  const endpoint = failure.master?.endpoint;
+  if (endpoint === undefined) return undefined;
+  try {
+    return normalizeEndpoint(endpoint);
+  } catch {
+    return undefined;
   }
-  const refused = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  const mayHaveBeenApplied = isWrite && sent && !refused;
-  return new KvError('UNAVAILABLE', `${error.message}${mayHaveBeenApplied ? '; the write may have been applied' : ''}`,
-    { mayHaveBeenApplied, cause: error });
-}
-
-function isRefused(failure: KvError): boolean {
-  return (failure.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
-}
-
-/** An answer's error. Without a word on it (a proxy's 502, say), a write may have been applied. */
-function errorOf(reply: HttpReply, isWrite: boolean): KvError {
-  const { body } = reply;
-  const code: KvErrorCode = isKvErrorCode(body.error) ? body.error : 'INTERNAL';
-  const master = body.master as { nodeId?: unknown; endpoint?: unknown } | undefined;
-  return new KvError(code, typeof body.message === 'string' ? body.message : `HTTP ${reply.status}`, {
-    mayHaveBeenApplied: typeof body.mayHaveBeenApplied === 'boolean' ? body.mayHaveBeenApplied : isWrite,
-    version: typeof body.version === 'number' ? body.version : undefined,
-    master: typeof master?.nodeId === 'number'
-      ? { nodeId: master.nodeId, endpoint: typeof master.endpoint === 'string' ? master.endpoint : undefined }
-      : undefined,
-  });
 }
 
 function checkedTimeout(timeoutMs: unknown): number {

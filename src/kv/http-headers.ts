@@ -4,3 +4,8 @@
 export const FORWARDED_HEADER = 'x-multipaxos-forwarded-by';
 /** How long the caller will wait (ms): the server answers before then, so its answer tells the outcome. */
 export const TIMEOUT_HEADER = 'x-multipaxos-timeout-ms';
+/**
+ * Sent by KvClient, which follows masters itself: a node that is not the master answers NOT_MASTER
+ * instead of forwarding (as it does for a request already forwarded once).
+ */
+export const NO_FORWARD_HEADER = 'x-multipaxos-no-forward';

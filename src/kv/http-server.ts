@@ -8,7 +8,8 @@
  *   GET    /metrics               Prometheus text
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
  *
- * A request for a key whose group this node is not master of is forwarded to the master (one hop).
+ * A request for a key whose group this node is not master of is forwarded to the master (one hop),
+ * unless it asks not to be (KvClient follows the master itself): then it is answered NOT_MASTER.
  * Errors are `{"error": CODE, "message", "mayHaveBeenApplied", ...}` with the status of KvError.
  * The server listens before the node starts (so a node can announce its real endpoint in its
  * fences); until `attach` it answers UNAVAILABLE.
@@ -17,7 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
 import { Forwarder } from './http-forward.js';
-import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
+import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
   BodyBudget, booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
 } from './http-request.js';
@@ -180,7 +181,9 @@ export class KvHttpServer {
     signal: AbortSignal,
   ): Promise<Reply> {
     const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
-    if (endpoint === undefined || request.headers[FORWARDED_HEADER] !== undefined || endpoint === this.endpoint) {
+    const oneHopOnly = request.headers[FORWARDED_HEADER] !== undefined ||
+      request.headers[NO_FORWARD_HEADER] !== undefined;
+    if (endpoint === undefined || oneHopOnly || endpoint === this.endpoint) {
       throw error;
     }
     this.requests.forwarded++;

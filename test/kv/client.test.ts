@@ -2,23 +2,20 @@
 // down) and against scripted HTTP servers, to pin down exactly what it retries and what it does not.
 import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvClient } from '../../src/kv/client.js';
-import { KvError } from '../../src/kv/kv-error.js';
 import type { KvService } from '../../src/kv/kv-service.js';
 import { freePort } from '../support/local.js';
+import { answer, closeFakeServers, failure, fakeServer, kvError, untouched } from './fake-servers.js';
 import { httpCall, metricValue, waitFor } from './http-helpers.js';
 import { keyInGroup, startKvCluster, type KvTestCluster } from './kv-fixtures.js';
 
 // Clients and fake servers a test opened, closed after it whatever happened.
 const clients: KvClient[] = [];
-const fakes: FakeServer[] = [];
 
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close();
-  await Promise.all(fakes.splice(0).map((fake) => fake.close()));
+  await closeFakeServers();
 });
 
 // One cluster for the tests that need one, stopped when their suite ends: before the file's own
@@ -29,14 +26,6 @@ function clientOf(endpoints: readonly string[], timeoutMs?: number): KvClient {
   const client = new KvClient({ endpoints, timeoutMs });
   clients.push(client);
   return client;
-}
-
-function kvError(code: string, check: (error: KvError) => boolean = () => true): (error: unknown) => boolean {
-  return (error: unknown) => {
-    assert.ok(error instanceof KvError, `expected a KvError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return check(error);
-  };
 }
 
 function endpointOf(target: KvTestCluster, service: KvService): string {
@@ -108,20 +97,15 @@ describe('KvClient on a real cluster', () => {
     }
   });
 
-  test('the client follows the master: after one forwarded call it goes to the master directly', async () => {
+  test('the client follows the master: the node it asks names the master, and later calls go there', async () => {
     const master = await servingMaster(cluster, 0);
     await servingMaster(cluster, 1);
     const other = cluster.services.find((service) => service !== master) as KvService;
-    const otherServer = cluster.servers[other.nodeId - 1];
-    assert.ok(otherServer !== undefined);
-    // Only the non-master's endpoint is known: the client learns the master from the answers.
+    // Only the non-master's endpoint is known: the client learns the master from its NOT_MASTER.
     const client = clientOf([endpointOf(cluster, other)]);
     const key = keyInGroup(master, 0, 'follow');
-    const forwardedBefore = otherServer.requests.forwarded;
-    assert.deepEqual(await client.put(key, 'first'), { key, version: 1 });
-    assert.equal(otherServer.requests.forwarded, forwardedBefore + 1, 'the first call was forwarded');
-
     const total = forwardedTotal(cluster);
+    assert.deepEqual(await client.put(key, 'first'), { key, version: 1 });
     assert.deepEqual(await client.put(key, 'second', { version: 1 }), { key, version: 2 });
     assert.deepEqual(await client.get(key), { key, value: 'second', version: 2 });
     assert.deepEqual(await client.get(keyInGroup(master, 0, 'follow-other')), {
@@ -129,7 +113,10 @@ describe('KvClient on a real cluster', () => {
     });
     assert.deepEqual(await client.delete(key), { key, version: 3 });
     await assert.rejects(client.put(key, 'x', { version: 1 }), kvError('VERSION_CONFLICT'));
-    assert.equal(forwardedTotal(cluster), total, 'later calls for the group went to the master itself');
+    assert.equal(forwardedTotal(cluster), total, 'a KvClient is never forwarded: it went to the master itself');
+    const refused = metricValue((await httpCall(endpointOf(cluster, other), 'GET', '/metrics')).text,
+      'multipaxos_kv_requests_total', { op: 'put', outcome: 'NOT_MASTER' });
+    assert.ok((refused ?? 0) >= 1, 'the first put was answered NOT_MASTER by the node it reached');
   });
 
   test('after the master drops its lease, a put through the client succeeds once another node serves', async () => {
@@ -159,67 +146,6 @@ describe('KvClient on a real cluster', () => {
     }
   });
 });
-
-// ----- Scripted servers -----
-
-interface Seen {
-  readonly method: string;
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-interface FakeServer {
-  readonly endpoint: string;
-  readonly seen: Seen[];
-  close(): Promise<void>;
-}
-
-/** An HTTP server that records each request (once its body is in) and lets `script` answer it. */
-type Script = (request: Seen, response: ServerResponse, index: number) => void;
-
-async function fakeServer(script: Script): Promise<FakeServer> {
-  const seen: Seen[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.once('end', () => {
-      const entry: Seen = {
-        method: request.method ?? '', url: request.url ?? '', headers: request.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      };
-      seen.push(entry);
-      script(entry, response, seen.length - 1);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const fake: FakeServer = {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-    },
-  };
-  fakes.push(fake);
-  return fake;
-}
-
-function answer(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  response.writeHead(status, { 'content-type': 'application/json', ...headers });
-  response.end(text);
-}
-
-function failure(code: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { error: code, message: `scripted ${code}`, mayHaveBeenApplied: false, ...extra };
-}
-
-/** A server that must never be asked (the test checks that it was not). */
-async function untouched(): Promise<FakeServer> {
-  return await fakeServer((_, response) => answer(response, 500, failure('INTERNAL')));
-}
 
 test('an endpoint that refuses connections is skipped and the next one serves the write', async () => {
   const closed = `http://127.0.0.1:${await freePort()}`;
@@ -254,19 +180,17 @@ test('NOT_MASTER without an endpoint moves on to the next endpoint', async () =>
   assert.equal(serving.seen[0]?.method, 'DELETE');
 });
 
-test('NO_MASTER and OVERLOADED are retried on the same endpoint until it serves', async () => {
-  for (const [status, code] of [[503, 'NO_MASTER'], [429, 'OVERLOADED']] as const) {
-    const flaky = await fakeServer((_, response, index) => {
-      if (index < 2) answer(response, status, failure(code));
-      else answer(response, 200, { key: 'k', version: 9 });
-    });
-    const spare = await untouched();
-    const client = clientOf([flaky.endpoint, spare.endpoint], 5_000);
-    assert.deepEqual(await client.put('k', 'v', { version: 8 }), { key: 'k', version: 9 }, code);
-    assert.equal(flaky.seen.length, 3, `${code}: retried where it was refused`);
-    assert.ok(flaky.seen.every((seen) => seen.body === '{"value":"v","version":8}'), 'the same write each time');
-    assert.equal(spare.seen.length, 0);
-  }
+test('OVERLOADED is retried on the same endpoint until it serves', async () => {
+  const flaky = await fakeServer((_, response, index) => {
+    if (index < 2) answer(response, 429, failure('OVERLOADED'));
+    else answer(response, 200, { key: 'k', version: 9 });
+  });
+  const spare = await untouched();
+  const client = clientOf([flaky.endpoint, spare.endpoint], 5_000);
+  assert.deepEqual(await client.put('k', 'v', { version: 8 }), { key: 'k', version: 9 });
+  assert.equal(flaky.seen.length, 3, 'retried where it was refused');
+  assert.ok(flaky.seen.every((seen) => seen.body === '{"value":"v","version":8}'), 'the same write each time');
+  assert.equal(spare.seen.length, 0);
 });
 
 test('a write that timed out on the server and may have been applied is not retried', async () => {
@@ -398,16 +322,20 @@ test('a reply that is not JSON is UNAVAILABLE', async () => {
   assert.ok(broken.seen.length > 2, 'the read was retried');
 });
 
-test('the timeout the client sends is an integer below the call\'s timeout', async () => {
+test('the timeout the client sends is an integer below the attempt\'s timeout, and it asks not to be forwarded', async () => {
   const server = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 1 }));
-  const client = clientOf([server.endpoint], 10_000);
+  const client = new KvClient({ endpoints: [server.endpoint], timeoutMs: 10_000, attemptTimeoutMs: 3_000 });
+  clients.push(client);
   for (const timeoutMs of [1_234, 2_000, 9_999, 120_000]) {
     await client.put('k', 'v', { timeoutMs });
-    const sent = server.seen[server.seen.length - 1]?.headers['x-multipaxos-timeout-ms'];
+    const headers = server.seen[server.seen.length - 1]?.headers;
+    const sent = headers?.['x-multipaxos-timeout-ms'];
     assert.ok(typeof sent === 'string' && /^\d+$/.test(sent), `an integer header, got ${String(sent)}`);
+    assert.equal(headers?.['x-multipaxos-no-forward'], '1');
     const value = Number(sent);
-    assert.ok(value >= 1 && value < timeoutMs && value <= 60_000, `${value} for a call of ${timeoutMs} ms`);
-    assert.ok(value >= Math.min(60_000, timeoutMs - 260), `${value} leaves the server most of ${timeoutMs} ms`);
+    const attemptMs = Math.min(timeoutMs, 3_000);
+    assert.ok(value >= 1 && value < attemptMs, `${value} for a call of ${timeoutMs} ms`);
+    assert.ok(value >= attemptMs - 260, `${value} leaves the server most of the attempt's ${attemptMs} ms`);
   }
   await client.get('k', { timeoutMs: 500 });
   assert.ok(Number(server.seen[server.seen.length - 1]?.headers['x-multipaxos-timeout-ms']) < 500);
