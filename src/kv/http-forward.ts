@@ -4,11 +4,16 @@
  * carries FORWARDED_HEADER, and a node that is not the master either answers it with NOT_MASTER.
  * The outcome stays honest: a write whose forwarded request failed after it was sent may have
  * been applied, and says so.
+ *
+ * A master that stops answering (frozen, cut off from this node) is still named by this node until
+ * its lease runs out here. The forwarder answers before the caller's deadline (TIMEOUT, maybe
+ * applied for a write: it was sent), and then, for `silentMs`, refuses further forwards to that
+ * master at once with UNAVAILABLE, certainly not applied (nothing is sent), so callers do not each
+ * wait out their deadline on it and can try elsewhere or again.
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError } from './kv-error.js';
-
 
 export interface ForwardedReply {
   readonly status: number;
@@ -31,19 +36,42 @@ export interface ForwardRequest {
 
 /** Most replies are small; beyond this a reply is refused rather than buffered. */
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+/**
+ * How long a master that let a forwarded request time out is not forwarded to: the smallest lease
+ * (1 s), within which this node either learns of a new master or the old one answers again.
+ */
+const DEFAULT_SILENT_MS = 1_000;
 
 export class Forwarder {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly silentMs: number;
+  /** Masters that let a forwarded request time out, and until when they are not forwarded to. */
+  private readonly silentUntil = new Map<string, number>();
+
+  constructor(options: { silentMs?: number } = {}) {
+    this.silentMs = options.silentMs ?? DEFAULT_SILENT_MS;
+  }
 
   forward(forwarded: ForwardRequest): Promise<ForwardedReply> {
+    const silent = this.silentUntil.get(forwarded.endpoint);
+    if (silent !== undefined && silent > performance.now()) {
+      return Promise.reject(new KvError('UNAVAILABLE', `the master at ${forwarded.endpoint} did not answer lately; ` +
+        'not forwarding to it for now (the request was not sent), try again', { mayHaveBeenApplied: false }));
+    }
     // The path goes as received: a URL would resolve the dot segments of keys "." and "..".
     const url = new URL(forwarded.endpoint);
     const body = forwarded.body === undefined ? undefined : Buffer.from(forwarded.body, 'utf8');
+    // The master gets a little less time than we have, so that its own answer wins over our backstop.
+    const masterTimeoutMs = Math.max(1, Math.floor(forwarded.timeoutMs - Math.min(100, forwarded.timeoutMs / 10)));
     return new Promise<ForwardedReply>((resolvePromise, rejectPromise) => {
-      // The master answers within its own timeout (sent along); this is the backstop, and it runs
-      // from now, so a request waiting for one of the agent's sockets is bounded too.
-      const backstop = setTimeout(() => outgoing.destroy(new Error('the master did not answer in time')),
-        forwarded.timeoutMs + 1_000);
+      // The backstop answers within the caller's time, and it runs from now, so a request waiting for
+      // one of the agent's sockets is bounded too.
+      const backstop = setTimeout(() => {
+        this.silentUntil.set(forwarded.endpoint, performance.now() + this.silentMs);
+        outgoing.destroy(new KvError('TIMEOUT', `the master at ${forwarded.endpoint} did not answer within ` +
+          `${Math.round(forwarded.timeoutMs)} ms${forwarded.isWrite ? '; the write may have been applied' : ''}`,
+        { mayHaveBeenApplied: forwarded.isWrite }));
+      }, Math.max(1, forwarded.timeoutMs));
       const onAbort = (): void => { outgoing.destroy(new Error('the client went away')); };
       forwarded.signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (): void => {
@@ -54,7 +82,7 @@ export class Forwarder {
       const reject = (error: KvError): void => { settle(); rejectPromise(error); };
       const headers: Record<string, string | number> = {
         [FORWARDED_HEADER]: String(forwarded.fromNodeId),
-        [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(forwarded.timeoutMs))),
+        [TIMEOUT_HEADER]: String(masterTimeoutMs),
       };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
@@ -70,6 +98,7 @@ export class Forwarder {
           else chunks.push(chunk);
         });
         reply.once('end', () => {
+          this.silentUntil.delete(forwarded.endpoint);
           resolve({ status: reply.statusCode ?? 502, headers: reply.headers, body: Buffer.concat(chunks) });
         });
         reply.once('error', (error) => reject(failure(forwarded, error, true)));
@@ -89,6 +118,7 @@ function isRefused(error: Error): boolean {
 }
 
 function failure(forwarded: ForwardRequest, error: Error, maySent: boolean): KvError {
+  if (error instanceof KvError) return error;
   const mayHaveBeenApplied = forwarded.isWrite && maySent;
   return new KvError('UNAVAILABLE', `forwarding to the master at ${forwarded.endpoint} failed: ${error.message}` +
     (mayHaveBeenApplied ? '; the write may have been applied' : ''), { mayHaveBeenApplied, cause: error });

@@ -1,0 +1,45 @@
+// The forwarder of a node that is not the master, against a scripted master that goes silent: it
+// answers before the caller's deadline (a write may have been applied: it was sent), then refuses
+// forwards to that master at once for a while (certainly not applied: nothing was sent), and
+// forwards again once the window is over and the master answers.
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Forwarder } from '../../src/kv/http-forward.js';
+import { answer, closeFakeServers, fakeServer, kvError } from './fake-servers.js';
+
+const forwarders: Forwarder[] = [];
+
+afterEach(async () => {
+  for (const forwarder of forwarders.splice(0)) forwarder.close();
+  await closeFakeServers();
+});
+
+test('a silent master: TIMEOUT within the caller\'s time, then at once UNAVAILABLE, not sent, until the window ends',
+  async () => {
+    // Silent for its first request, then answering.
+    const master = await fakeServer((_, response, index) => {
+      if (index > 0) answer(response, 200, { key: 'k', version: 1 });
+    });
+    const forwarder = new Forwarder({ silentMs: 300 });
+    forwarders.push(forwarder);
+    const request = (isWrite: boolean): ReturnType<Forwarder['forward']> => forwarder.forward({
+      endpoint: master.endpoint, method: isWrite ? 'PUT' : 'GET', path: '/v1/kv/k',
+      body: isWrite ? '{"value":"v"}' : undefined, fromNodeId: 2, timeoutMs: 200, isWrite,
+    });
+    const began = performance.now();
+    await assert.rejects(request(true), kvError('TIMEOUT', (error) => error.mayHaveBeenApplied));
+    const elapsed = performance.now() - began;
+    assert.ok(elapsed >= 180 && elapsed < 600, `answered after ${Math.round(elapsed)} ms`);
+    assert.ok(Number(master.seen[0]?.headers['x-multipaxos-timeout-ms']) < 200, 'the master was given less time');
+
+    const refused = performance.now();
+    await assert.rejects(request(true), kvError('UNAVAILABLE', (error) => !error.mayHaveBeenApplied));
+    await assert.rejects(request(false), kvError('UNAVAILABLE'));
+    assert.ok(performance.now() - refused < 100, 'refused at once');
+    assert.equal(master.seen.length, 1, 'nothing was sent to the silent master meanwhile');
+
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    assert.equal((await request(true)).status, 200, 'after the window the master is asked again');
+    assert.equal((await request(false)).status, 200);
+    assert.equal(master.seen.length, 3);
+  });
