@@ -247,7 +247,10 @@ test('an abort while the client waits to retry ends the call as ABORTED, not app
   const electing = await fakeServer((_, response) => answer(response, 503, failure('NO_MASTER')));
   const controller = new AbortController();
   const pending = clientOf([electing.endpoint], 10_000).put('k', 'v', { signal: controller.signal });
-  await waitFor('a few refusals', () => electing.seen.length >= 3, 5_000);
+  // From the sixth refusal on the client waits 200 ms before each retry: abort 60 ms into such a wait
+  // (the refusal has long arrived; the next attempt is far off), not while an attempt is in flight.
+  await waitFor('six refusals', () => electing.seen.length >= 6, 5_000);
+  await sleep(60);
   controller.abort();
   const began = performance.now();
   await assert.rejects(pending, kvError('ABORTED', (error) => !error.mayHaveBeenApplied));
