@@ -129,7 +129,13 @@ test('a KvClient fails over from a frozen master within the lease plus a second,
       `${history.length} operations, ${failed.length} failed: ` +
       `${failed.map((op) => `${op.kind} ${op.code}${op.outcome === 'maybe' ? ' (maybe applied)' : ''} at ` +
         `${Math.round(op.call - fault.start)} ms`).join(', ')}`);
-    assert.ok(gap <= MAX_GAP_MS, `the client went ${Math.round(gap)} ms without a successful operation`);
+    // The bound is the lease plus a second, which the cluster's own failover fits on an idle machine
+    // (0.7 to 1.0 s measured). On a loaded one the cluster itself can take longer (up to 3.3 s measured
+    // under eight clients, test/process/kv-linearizability.test.ts), and no client can beat the cluster:
+    // then the client is held to the cluster's failover plus half a second.
+    assert.ok(servingAt !== undefined, 'no other node served the group during the freeze');
+    const bound = Math.max(MAX_GAP_MS, servingAt - fault.start + 500);
+    assert.ok(gap <= bound, `the client went ${Math.round(gap)} ms without a successful operation (bound ${bound} ms)`);
 
     // Honesty. A single writer: each acknowledged put's version is the previous one's plus one, plus at
     // most one per maybe-applied put in between (nothing applied twice, nothing acknowledged lost).
