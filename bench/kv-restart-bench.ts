@@ -1,12 +1,15 @@
 /**
- * `npm run bench -- kv-restart`: how long a KV node takes to start again with N keys. The KV
- * state is rebuilt from the Paxos log at start-up (no snapshot), so this is the cost of that
- * choice: open the log store, replay every instance into the state machine, begin serving.
+ * `npm run bench -- kv-restart`: how long a KV node takes to start again with N keys, replaying
+ * the whole Paxos log (no snapshot: the baseline) and from a KV snapshot (replaying only the
+ * instances after it).
  *
  * One node (a one-member cluster: replay does not depend on the others) loads N keys of 100-byte
  * values through KvService with 256 writes in flight (so instances carry batches, as under real
- * load), stops, and starts again; the start is timed until the node serves linearizable reads
- * (master, fence executed), `--runs` times.
+ * load), stops, and starts again; each start is timed until the node serves linearizable reads
+ * (master, fence executed), `--runs` times. Then the node takes a snapshot of the same state (its
+ * cost is reported: the synchronous copy, which is all execution waits for, and the whole write)
+ * and the restarts are timed again. Snapshots are taken only on demand here, so every restart of
+ * a series starts from the same files.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -16,14 +19,23 @@ import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { KvService } from '../src/kv/kv-service.js';
 import type { MemberAddress } from '../src/node/node-options.js';
 
-const FLAGS: FlagSpec = { keys: 'number', runs: 'number', json: 'boolean', help: 'boolean' };
+const FLAGS: FlagSpec = { keys: 'number', runs: 'number', baseline: 'boolean', json: 'boolean', help: 'boolean' };
 const IN_FLIGHT = 256;
 const VALUE = 'v'.repeat(100);
 
-export const KV_RESTART_USAGE = `usage: npm run bench -- kv-restart [--keys 1000000] [--runs 3] [--json]
+export const KV_RESTART_USAGE = `usage: npm run bench -- kv-restart [--keys 1000000] [--runs 3] [--baseline=false] [--json]
 
-Loads --keys keys (100-byte values) into a one-node KV service, then times restarts: open the log,
-replay it into the KV state machine, serve. Prints the median of --runs restarts.`;
+Loads --keys keys (100-byte values) into a one-node KV service, then times restarts (open the log,
+replay it into the KV state machine, serve): first without a snapshot (skipped with
+--baseline=false), then from a snapshot taken of the same state. Prints the medians of --runs.`;
+
+interface Series {
+  readonly medianMs: number;
+  readonly restartsMs: number[];
+  /** Of each restart, the part inside KvService.start (snapshot load, log open, replay). */
+  readonly startMs: number[];
+  readonly heapUsedMb: number;
+}
 
 export async function kvRestartBench(argv: readonly string[]): Promise<number> {
   const flags = parseFlags(argv, FLAGS);
@@ -52,37 +64,29 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
     const loadSeconds = (performance.now() - loadStarted) / 1000;
     const instances = service.node.nowInstanceId(0);
     await service.stop();
-    const restartsMs: number[] = [];
-    const openMs: number[] = [];
-    let heapMb = 0;
-    for (let run = 0; run < runs; run++) {
-      const began = performance.now();
-      service = await start();
-      const startedMs = performance.now() - began;
-      // Serving means master with its fence executed: the log's last instance, which start-up
-      // cannot know was chosen, has been decided again and executed by then.
-      await waitServing(service);
-      restartsMs.push(performance.now() - began);
-      openMs.push(startedMs);
-      const stats = service.machine.stats();
-      if (stats.keys !== keys) throw new Error(`restart found ${stats.keys} keys, expected ${keys}`);
-      heapMb = process.memoryUsage().heapUsed / 2 ** 20;
-      await service.stop();
-    }
-    const sorted = [...restartsMs].sort((a, b) => a - b);
+    const baseline = flags.baseline === false ? undefined : await restarts(start, runs, keys);
+    service = await start();
+    await waitServing(service);
+    const [taken] = await service.snapshot(0);
+    if (taken?.path === undefined) throw new Error('no snapshot was written');
+    await service.stop();
+    const withSnapshot = await restarts(start, runs, keys);
     const result = {
       keys, instances, loadSeconds: round(loadSeconds),
-      restartMedianMs: Math.round(sorted[Math.floor(runs / 2)] as number),
-      restartsMs: restartsMs.map(Math.round), startMs: openMs.map(Math.round), heapUsedMb: Math.round(heapMb),
+      snapshot: {
+        copyMs: Math.round(taken.copyMs), totalMs: Math.round(taken.totalMs), mb: round(taken.bytes / 2 ** 20),
+      },
+      withSnapshot, withoutSnapshot: baseline,
       machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown'}, ` +
         `${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`,
     };
     if (flags.json === true) console.log(JSON.stringify(result));
     else {
       console.log(`loaded ${keys} keys in ${result.loadSeconds} s (${instances} instances, ${IN_FLIGHT} writes in flight)`);
-      console.log(`restart (open the log, replay, serve): median ${result.restartMedianMs} ms of ` +
-        `${runs} [${result.restartsMs.join(', ')}] (of which PaxosNode.start: ${result.startMs.join(', ')}); ` +
-        `heap after start ${result.heapUsedMb} MiB`);
+      console.log(`snapshot: ${result.snapshot.mb} MiB, state copied in ${result.snapshot.copyMs} ms (execution waits ` +
+        `only for this), durable after ${result.snapshot.totalMs} ms`);
+      if (baseline !== undefined) console.log(describe('restart replaying the whole log', baseline, runs));
+      console.log(describe('restart from the snapshot', withSnapshot, runs));
       console.log(`machine: ${result.machine}`);
     }
     return 0;
@@ -91,11 +95,40 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** Restart `runs` times, each timed until the node serves linearizable reads. */
+async function restarts(start: () => Promise<KvService>, runs: number, keys: number): Promise<Series> {
+  const restartsMs: number[] = [];
+  const startMs: number[] = [];
+  let heapUsedMb = 0;
+  for (let run = 0; run < runs; run++) {
+    const began = performance.now();
+    const service = await start();
+    startMs.push(Math.round(performance.now() - began));
+    // Serving means master with its fence executed: the log's last instance, which start-up
+    // cannot know was chosen, has been decided again and executed by then.
+    await waitServing(service);
+    restartsMs.push(Math.round(performance.now() - began));
+    const stats = service.machine.stats();
+    if (stats.keys !== keys) throw new Error(`restart found ${stats.keys} keys, expected ${keys}`);
+    heapUsedMb = Math.round(process.memoryUsage().heapUsed / 2 ** 20);
+    await service.stop();
+  }
+  const medianMs = [...restartsMs].sort((a, b) => a - b)[Math.floor(runs / 2)] as number;
+  return { medianMs, restartsMs, startMs, heapUsedMb };
+}
+
+function describe(what: string, series: Series, runs: number): string {
+  return `${what}: median ${series.medianMs} ms of ${runs} [${series.restartsMs.join(', ')}] (of which ` +
+    `KvService.start: ${series.startMs.join(', ')}); heap after start ${series.heapUsedMb} MiB`;
+}
+
 async function startNode(dir: string, port: number): Promise<KvService> {
   const members: MemberAddress[] = [{ id: 1, host: '127.0.0.1', port }];
   return await KvService.start({
     nodeId: 1, members, dataDir: join(dir, 'node-1'), groups: 1,
     masterLeaseMs: 1_000, httpEndpoint: 'http://127.0.0.1:1', sync: false,
+    // On demand only: every restart of a series starts from the same state on disk.
+    snapshots: { intervalMs: 0, everyInstances: 0 },
   });
 }
 
