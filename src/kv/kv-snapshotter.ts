@@ -28,6 +28,8 @@ export const DEFAULT_SNAPSHOT_INTERVAL_MS = 60_000;
 export const DEFAULT_SNAPSHOT_EVERY_INSTANCES = 10_000;
 /** How often the triggers are checked. */
 const POLL_MS = 1_000;
+/** After a failed snapshot (a full disk, say), the triggers wait this long before trying the group again. */
+const FAILURE_BACKOFF_MS = 10_000;
 /** How long to wait for an instance whose execution is suspended (a batch awaiting another state machine). */
 const CUT_RETRY_MS = 5;
 
@@ -70,6 +72,9 @@ export class KvSnapshotter {
   private readonly intervalMs: number;
   private readonly everyInstances: number;
   private readonly lastTakenAt: number[];
+  /** Groups with a snapshot queued or under way: the triggers do not queue another behind it. */
+  private readonly pending = new Set<number>();
+  private readonly retryAfter: number[];
   private readonly timer: ReturnType<typeof setInterval> | undefined;
   /** The snapshot being written, so the next one starts after it. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -82,6 +87,7 @@ export class KvSnapshotter {
     this.intervalMs = options.intervalMs;
     this.everyInstances = options.everyInstances;
     this.lastTakenAt = Array.from({ length: groups }, () => performance.now());
+    this.retryAfter = Array.from({ length: groups }, () => 0);
     if (this.intervalMs > 0 || this.everyInstances > 0) {
       this.timer = setInterval(() => this.check(), Math.min(POLL_MS, this.intervalMs || POLL_MS));
       this.timer.unref();
@@ -111,11 +117,15 @@ export class KvSnapshotter {
       const byCount = this.everyInstances > 0 && executed >= this.everyInstances;
       const since = performance.now() - (this.lastTakenAt[group] as number);
       const byTime = this.intervalMs > 0 && changed && since >= this.intervalMs;
-      if (!byCount && !byTime) continue;
-      this.lastTakenAt[group] = performance.now();
+      if ((!byCount && !byTime) || this.pending.has(group) || performance.now() < (this.retryAfter[group] as number)) {
+        continue;
+      }
+      this.pending.add(group);
       this.enqueue(group).catch((error: unknown) => {
-        if (!this.stopping) this.logger.error('KV snapshot failed', { group, error: String(error) });
-      });
+        if (this.stopping) return;
+        this.retryAfter[group] = performance.now() + FAILURE_BACKOFF_MS;
+        this.logger.error('KV snapshot failed; the group is tried again later', { group, error: String(error) });
+      }).finally(() => this.pending.delete(group));
     }
   }
 
@@ -137,6 +147,7 @@ export class KvSnapshotter {
     const written = await writeSnapshotFile(snapshotDirectory(this.dataDir, group), snapshot, () => this.stopping);
     // Durable now (file and directory fsynced): only from here may start-up skip what it covers.
     this.machine.recordCheckpoint(group, snapshot.instanceId);
+    this.lastTakenAt[group] = performance.now();
     const totalMs = performance.now() - began;
     this.logger.info('KV snapshot written', {
       group, instanceId: snapshot.instanceId, keys: snapshot.keys.length, bytes: written.bytes,
