@@ -71,8 +71,11 @@ test('a restart loads the snapshots and replays only the tail of the log', async
       assert.ok(taken.path !== undefined && taken.bytes > 0);
       assert.equal(service.status()[taken.group]?.checkpointInstanceId, taken.instanceId);
     }
-    await writeBatch(service, 40, 90);
+    // The second snapshot is cut while writes execute: it must still hold whole instances only.
+    const writing = writeBatch(service, 40, 90);
+    await sleep(5);
     const second = await service.snapshot();
+    await writing;
     await writeBatch(service, 80, 120);
     await service.delete('key-100');
     const before = contents(service);
