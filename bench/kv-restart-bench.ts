@@ -1,13 +1,19 @@
 /**
- * `npm run bench -- kv-restart`: how long a KV node takes to start again with N keys. The KV
- * state is rebuilt from the Paxos log at start-up (no snapshot), so this is the cost of that
- * choice: open the log store, replay every instance into the state machine, begin serving.
+ * `npm run bench -- kv-restart`: how long a KV node takes to start again with N keys, replaying
+ * the whole Paxos log (no snapshot: the baseline) and from a KV snapshot (replaying only the
+ * instances after it).
  *
  * One node (a one-member cluster: replay does not depend on the others) loads N keys of 100-byte
  * values through KvService with 256 writes in flight (so instances carry batches, as under real
- * load), stops, and starts again; the start is timed until the node serves linearizable reads
- * (master, fence executed), `--runs` times.
+ * load), stops, and starts again; each start is timed until the node serves linearizable reads
+ * (master, fence executed), `--runs` times, each in a new process (as a real restart is: a
+ * restart inside the loading process would pay for collecting the previous life's garbage) and
+ * timed from the process's own start. Then the node takes a snapshot of the same state (its
+ * cost is reported: the synchronous copy, which is all execution waits for, and the whole write)
+ * and the restarts are timed again. Snapshots are taken only on demand here, so every restart of
+ * a series starts from the same files.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
@@ -16,20 +22,44 @@ import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { KvService } from '../src/kv/kv-service.js';
 import type { MemberAddress } from '../src/node/node-options.js';
 
-const FLAGS: FlagSpec = { keys: 'number', runs: 'number', json: 'boolean', help: 'boolean' };
+const FLAGS: FlagSpec = {
+  keys: 'number', runs: 'number', baseline: 'boolean', json: 'boolean', help: 'boolean',
+  // Internal: one restart in this process, reported as a JSON line to the parent.
+  'restart-child': 'string', port: 'number',
+};
 const IN_FLIGHT = 256;
 const VALUE = 'v'.repeat(100);
 
-export const KV_RESTART_USAGE = `usage: npm run bench -- kv-restart [--keys 1000000] [--runs 3] [--json]
+export const KV_RESTART_USAGE = `usage: npm run bench -- kv-restart [--keys 1000000] [--runs 3] [--baseline=false] [--json]
 
-Loads --keys keys (100-byte values) into a one-node KV service, then times restarts: open the log,
-replay it into the KV state machine, serve. Prints the median of --runs restarts.`;
+Loads --keys keys (100-byte values) into a one-node KV service, then times restarts, each a new
+process (open the log, replay it into the KV state machine, serve): first without a snapshot
+(skipped with --baseline=false), then from a snapshot taken of the same state. Prints the medians
+of --runs.`;
+
+interface Series {
+  readonly medianMs: number;
+  readonly restartsMs: number[];
+  /** Of each restart, the time until KvService.start returned (snapshot load, log open, replay). */
+  readonly startMs: number[];
+  readonly heapUsedMb: number;
+}
+
+interface ChildRestart {
+  readonly startMs: number;
+  readonly servingMs: number;
+  readonly keys: number;
+  readonly heapUsedMb: number;
+}
 
 export async function kvRestartBench(argv: readonly string[]): Promise<number> {
   const flags = parseFlags(argv, FLAGS);
   if (flags.help === true) {
     console.log(KV_RESTART_USAGE);
     return 0;
+  }
+  if (flags['restart-child'] !== undefined) {
+    return await restartChild(flags['restart-child'] as string, flags.port as number);
   }
   const keys = (flags.keys as number | undefined) ?? 1_000_000;
   const runs = (flags.runs as number | undefined) ?? 3;
@@ -52,37 +82,29 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
     const loadSeconds = (performance.now() - loadStarted) / 1000;
     const instances = service.node.nowInstanceId(0);
     await service.stop();
-    const restartsMs: number[] = [];
-    const openMs: number[] = [];
-    let heapMb = 0;
-    for (let run = 0; run < runs; run++) {
-      const began = performance.now();
-      service = await start();
-      const startedMs = performance.now() - began;
-      // Serving means master with its fence executed: the log's last instance, which start-up
-      // cannot know was chosen, has been decided again and executed by then.
-      await waitServing(service);
-      restartsMs.push(performance.now() - began);
-      openMs.push(startedMs);
-      const stats = service.machine.stats();
-      if (stats.keys !== keys) throw new Error(`restart found ${stats.keys} keys, expected ${keys}`);
-      heapMb = process.memoryUsage().heapUsed / 2 ** 20;
-      await service.stop();
-    }
-    const sorted = [...restartsMs].sort((a, b) => a - b);
+    const baseline = flags.baseline === false ? undefined : await restarts(dir, port, runs, keys);
+    service = await start();
+    await waitServing(service);
+    const [taken] = await service.snapshot(0);
+    if (taken?.path === undefined) throw new Error('no snapshot was written');
+    await service.stop();
+    const withSnapshot = await restarts(dir, port, runs, keys);
     const result = {
       keys, instances, loadSeconds: round(loadSeconds),
-      restartMedianMs: Math.round(sorted[Math.floor(runs / 2)] as number),
-      restartsMs: restartsMs.map(Math.round), startMs: openMs.map(Math.round), heapUsedMb: Math.round(heapMb),
+      snapshot: {
+        copyMs: Math.round(taken.copyMs), totalMs: Math.round(taken.totalMs), mb: round(taken.bytes / 2 ** 20),
+      },
+      withSnapshot, withoutSnapshot: baseline,
       machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown'}, ` +
         `${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`,
     };
     if (flags.json === true) console.log(JSON.stringify(result));
     else {
       console.log(`loaded ${keys} keys in ${result.loadSeconds} s (${instances} instances, ${IN_FLIGHT} writes in flight)`);
-      console.log(`restart (open the log, replay, serve): median ${result.restartMedianMs} ms of ` +
-        `${runs} [${result.restartsMs.join(', ')}] (of which PaxosNode.start: ${result.startMs.join(', ')}); ` +
-        `heap after start ${result.heapUsedMb} MiB`);
+      console.log(`snapshot: ${result.snapshot.mb} MiB, state copied in ${result.snapshot.copyMs} ms (execution waits ` +
+        `only for this), durable after ${result.snapshot.totalMs} ms`);
+      if (baseline !== undefined) console.log(describe('restart replaying the whole log', baseline, runs));
+      console.log(describe('restart from the snapshot', withSnapshot, runs));
       console.log(`machine: ${result.machine}`);
     }
     return 0;
@@ -91,11 +113,55 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** Restart `runs` times, each in a new process, timed until the node serves linearizable reads. */
+async function restarts(dir: string, port: number, runs: number, keys: number): Promise<Series> {
+  const children: ChildRestart[] = [];
+  for (let run = 0; run < runs; run++) {
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [process.argv[1] as string, 'kv-restart', '--restart-child', dir, '--port', String(port)],
+        { maxBuffer: 1 << 20 }, (error, stdout) => (error === null ? resolve(stdout) : reject(error)));
+    });
+    const child = JSON.parse(output) as ChildRestart;
+    if (child.keys !== keys) throw new Error(`restart found ${child.keys} keys, expected ${keys}`);
+    children.push(child);
+  }
+  const restartsMs = children.map((child) => Math.round(child.servingMs));
+  const medianMs = [...restartsMs].sort((a, b) => a - b)[Math.floor(runs / 2)] as number;
+  return {
+    medianMs, restartsMs, startMs: children.map((child) => Math.round(child.startMs)),
+    heapUsedMb: Math.round(children.at(-1)?.heapUsedMb ?? 0),
+  };
+}
+
+/** One restart, timed from this process's start (performance.now() counts from it). */
+async function restartChild(dir: string, port: number): Promise<number> {
+  const service = await startNode(dir, port);
+  const startMs = performance.now();
+  // Serving means master with its fence executed: the log's last instance, which start-up
+  // cannot know was chosen, has been decided again and executed by then.
+  await waitServing(service);
+  const servingMs = performance.now();
+  const result: ChildRestart = {
+    startMs, servingMs, keys: service.machine.stats().keys, heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20,
+  };
+  await service.stop();
+  console.log(JSON.stringify(result));
+  return 0;
+}
+
+function describe(what: string, series: Series, runs: number): string {
+  return `${what}: median ${series.medianMs} ms of ${runs} [${series.restartsMs.join(', ')}] (of which ` +
+    `the process start to KvService.start returning: ${series.startMs.join(', ')}); heap after start ` +
+    `${series.heapUsedMb} MiB`;
+}
+
 async function startNode(dir: string, port: number): Promise<KvService> {
   const members: MemberAddress[] = [{ id: 1, host: '127.0.0.1', port }];
   return await KvService.start({
     nodeId: 1, members, dataDir: join(dir, 'node-1'), groups: 1,
     masterLeaseMs: 1_000, httpEndpoint: 'http://127.0.0.1:1', sync: false,
+    // On demand only: every restart of a series starts from the same state on disk.
+    snapshots: { intervalMs: 0, everyInstances: 0 },
   });
 }
 

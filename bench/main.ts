@@ -11,7 +11,7 @@ benchmarks:
   propose   proposals/s and latency through real node processes on loopback, fsync on
   storage   durable commit throughput and latency, recovery and bulk delete of the log store
   kv        closed-loop puts against a 3-node cluster of ours and a 3-member etcd cluster, side by side
-  kv-restart  how long a KV node takes to start again with a million keys (replayed from the log)
+  kv-restart  how long a KV node takes to start again with a million keys (whole log, then from a snapshot)
 
 ${PROPOSE_USAGE}
 

@@ -1,7 +1,9 @@
 /**
- * `multipaxos members list|add|remove|change` and `multipaxos master show|drop`: talk to a running
- * node's administration endpoint (`multipaxos node --admin HOST:PORT`). Human output by default,
- * the endpoint's JSON with --json. Exit status 1 when the node refuses, with its error code.
+ * `multipaxos members list|add|remove|change`, `multipaxos master show|drop` and `multipaxos
+ * snapshot create`: talk to a running node's administration endpoint (`multipaxos node --admin
+ * HOST:PORT`, or a KV node's HTTP address, which serves the same routes; snapshots are KV only).
+ * Human output by default, the endpoint's JSON with --json. Exit status 1 when the node refuses,
+ * with its error code.
  */
 import { request } from 'node:http';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
@@ -26,6 +28,12 @@ export const MASTER_USAGE = `usage: multipaxos master show --node HOST:PORT [--g
 
 Shows the master of a group as a running node sees it, or makes that node give up its lease
 (it steps down at once; the others elect a new master when the lease they granted runs out).`;
+
+export const SNAPSHOT_USAGE = `usage: multipaxos snapshot create --node HOST:PORT [--group G] [--json]
+
+Makes a running KV node (--node: its HTTP address) snapshot a group's state now (every group
+without --group), and answers once the snapshots are durable: a restart then replays only the log
+after them. Nodes also snapshot on their own (kv serve --snapshot-interval, --snapshot-every).`;
 
 interface Reply {
   readonly status: number;
@@ -85,6 +93,25 @@ export async function masterCommand(argv: readonly string[]): Promise<number> {
       (body) => `node ${String(body.nodeId)} dropped its master lease of group ${group}`);
   }
   throw new UsageError(`unknown master action "${action}" (show, drop)`);
+}
+
+export async function snapshotCommand(argv: readonly string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const flags = parseFlags(rest, FLAGS);
+  if (action === undefined || action === '--help' || flags.help === true) {
+    console.log(SNAPSHOT_USAGE);
+    return action === undefined ? 2 : 0;
+  }
+  if (action !== 'create') throw new UsageError(`unknown snapshot action "${action}" (create)`);
+  const query = flags.group === undefined ? '' : `?group=${String(flags.group)}`;
+  return print(await call(flags, 'POST', `/v1/snapshots${query}`), flags.json === true, (body) => {
+    const snapshots = body.snapshots as { group: number; instanceId: number; written: boolean; bytes: number;
+      totalMs: number }[];
+    return snapshots.map(({ group, instanceId, written, bytes, totalMs }) => written
+      ? `node ${String(body.nodeId)} group ${group}: snapshot at instance ${instanceId} ` +
+        `(${(bytes / 2 ** 20).toFixed(1)} MiB, durable in ${totalMs} ms)`
+      : `node ${String(body.nodeId)} group ${group}: already snapshotted at instance ${instanceId}`).join('\n');
+  });
 }
 
 function print(reply: Reply, json: boolean, human: (body: Record<string, unknown>) => string): number {

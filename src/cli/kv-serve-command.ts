@@ -18,7 +18,8 @@ import { parseAddress, parsePeers } from './peer-list.js';
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', http: 'string', advertise: 'string', peers: 'string', followers: 'string',
   data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
-  'timeout-ms': 'number', 'max-batch': 'number', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
+  'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
+  'snapshot-every': 'number', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
 };
 
 export const KV_SERVE_USAGE = `usage: multipaxos kv serve --id N --listen HOST:PORT --http HOST:PORT
@@ -40,6 +41,10 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
   --sync=false       do not fsync (fast, not durable: for experiments only)
   --timeout-ms T     how long a write may take before it fails with TIMEOUT (default 5000)
   --max-batch N      writes one Paxos instance may carry (default 1000)
+  --snapshot-interval MS  snapshot a group whose state changed this long after its last snapshot
+                     (default 60000; 0: not by time). A restart replays only the log after it
+  --snapshot-every N snapshot a group after N instances (default 10000; 0: not by count)
+  --snapshots=false  never snapshot (every restart replays the whole log)
   --config FILE      a JSON object with any of these flags as keys, e.g. {"id": 1, "http": "0.0.0.0:8081"}
   --json             print the start-up line as JSON
   --verbose          log the node's events to standard error`;
@@ -81,6 +86,10 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
       clusterId: flags.cluster as string | undefined, sync: flags.sync as boolean | undefined,
       proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
       maxBatchCount: flags['max-batch'] as number | undefined,
+      snapshots: flags.snapshots === false ? false : {
+        intervalMs: flags['snapshot-interval'] as number | undefined,
+        everyInstances: flags['snapshot-every'] as number | undefined,
+      },
       httpEndpoint: server.endpoint, logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER,
     });
   } catch (error) {

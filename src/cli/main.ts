@@ -5,7 +5,9 @@ import { kvClientCommand, KV_CLIENT_USAGE, statusCommand, STATUS_USAGE } from '.
 import { kvServeCommand, KV_SERVE_USAGE } from './kv-serve-command.js';
 import { logCommand, LOG_USAGE } from './log-inspect-command.js';
 import { nodeCommand, NODE_USAGE } from './node-command.js';
-import { masterCommand, membersCommand, MASTER_USAGE, MEMBERS_USAGE } from './admin-commands.js';
+import {
+  masterCommand, membersCommand, snapshotCommand, MASTER_USAGE, MEMBERS_USAGE, SNAPSHOT_USAGE,
+} from './admin-commands.js';
 import { simCommand, SIM_USAGE } from './sim-command.js';
 import { runCommand } from './run-command.js';
 
@@ -19,6 +21,7 @@ commands:
   node          run one node of a cluster with the echo state machine (see multipaxos node --help)
   members       list or change a group's members through a running node (multipaxos members --help)
   master        show or drop a group's master through a running node (multipaxos master --help)
+  snapshot create  snapshot a running KV node's state now (multipaxos snapshot --help)
   sim           run the deterministic simulator (see multipaxos sim --help)
   log inspect   dump and verify a node's log store, read-only (see multipaxos log --help)
 
@@ -36,6 +39,8 @@ ${MEMBERS_USAGE}
 
 ${MASTER_USAGE}
 
+${SNAPSHOT_USAGE}
+
 ${SIM_USAGE}
 
 ${LOG_USAGE}`;
@@ -51,5 +56,5 @@ async function kvCommand(argv: readonly string[]): Promise<number> {
 
 runCommand('multipaxos', USAGE, {
   cluster: clusterCommand, kv: kvCommand, status: statusCommand, node: nodeCommand, members: membersCommand,
-  master: masterCommand, sim: simCommand, log: logCommand,
+  master: masterCommand, snapshot: snapshotCommand, sim: simCommand, log: logCommand,
 }, process.argv.slice(2));

@@ -7,6 +7,7 @@
  *   GET    /status                node, groups, instances, masters, members
  *   GET    /metrics               Prometheus text
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
+ *   POST   /v1/snapshots[?group=G]  snapshot the group (every group) now → {"snapshots": [...]}
  *
  * A request for a key whose group this node is not master of is forwarded to the master (one hop),
  * unless it asks not to be (KvClient follows the master itself): then it is answered NOT_MASTER.
@@ -127,6 +128,7 @@ export class KvHttpServer {
       return url.pathname === '/status' ? this.status() : this.metrics();
     }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
+    if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
     const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`);
@@ -192,6 +194,20 @@ export class KvHttpServer {
       fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */
+  private async snapshot(method: string, url: URL): Promise<Reply> {
+    if (method !== 'POST') throw methodNotAllowed(method, url.pathname, 'POST');
+    checkQuery(url, ['group']);
+    const raw = url.searchParams.get('group');
+    if (raw !== null && !/^\d{1,9}$/.test(raw)) throw new KvError('BAD_REQUEST', `group must be a number, not "${raw}"`);
+    const taken = await this.attached().snapshot(raw === null ? undefined : Number(raw));
+    const snapshots = taken.map(({ group, instanceId, path, bytes, copyMs, totalMs }) => ({
+      group, instanceId, written: path !== undefined, path: path ?? null, bytes,
+      copyMs: Math.round(copyMs), totalMs: Math.round(totalMs),
+    }));
+    return { status: 200, headers: this.commonHeaders(), body: { nodeId: this.attached().nodeId, snapshots } };
   }
 
   private status(): Reply {

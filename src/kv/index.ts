@@ -8,6 +8,7 @@ export { KvError, type KvErrorCode, type MasterHint } from './kv-error.js';
 export {
   KvService, type KvServiceOptions, type KvWriteOptions, type KvReadOptions, type KvRecord, type KvGroupStatus,
 } from './kv-service.js';
+export { type KvSnapshotOptions, type TakenSnapshot } from './kv-snapshotter.js';
 export { KvHttpServer, type KvHttpServerOptions } from './http-server.js';
 export { KvStateMachine, KV_STATE_MACHINE_ID, type KvOutcome } from './kv-state-machine.js';
 export { groupOfKey } from './key-hash.js';

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import type { PaxosNodeOptions } from '../node/node-options.js';
+import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import { groupOfKey } from './key-hash.js';
 import {
@@ -25,6 +26,8 @@ import {
 } from './kv-command.js';
 import { KvError, type MasterHint } from './kv-error.js';
 import { checkGroupCount } from './kv-settings.js';
+import { KvSnapshotter, loadKvSnapshots, resolveSnapshotOptions, type KvSnapshotOptions, type TakenSnapshot,
+} from './kv-snapshotter.js';
 import { KvStateMachine, type KvOutcome } from './kv-state-machine.js';
 
 export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines' | 'master'> {
@@ -32,6 +35,12 @@ export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines'
   readonly httpEndpoint: string;
   /** The master lease of every group (default 10,000 ms; at least 1,000). */
   readonly masterLeaseMs?: number;
+  /**
+   * When to snapshot each group's state into `<dataDir>/kv-snapshots/` (kv-snapshotter.ts), so a
+   * restart replays only the log after the newest snapshot; false: never (every restart replays
+   * the whole log). Snapshots need a dataDir and the built-in log store; otherwise none are taken.
+   */
+  readonly snapshots?: KvSnapshotOptions | false;
 }
 
 export interface KvWriteOptions {
@@ -62,6 +71,8 @@ export interface KvGroupStatus {
   readonly group: number;
   readonly nowInstanceId: number;
   readonly lastExecutedInstanceId: number;
+  /** The instance this node's newest durable snapshot of the group covers (-1: none). */
+  readonly checkpointInstanceId: number;
   readonly master: { readonly nodeId: number; readonly endpoint: string | undefined } | undefined;
   readonly isMaster: boolean;
   /** Whether this node's fence is the group's: it may write and serve linearizable reads. */
@@ -95,11 +106,16 @@ export class KvService {
   private readonly defaultTimeoutMs: number;
   /** Fences again where this node is master without a current fence (a fence that failed or timed out). */
   private readonly fenceWatch: ReturnType<typeof setInterval>;
+  private readonly snapshotter: KvSnapshotter | undefined;
 
-  private constructor(node: PaxosNode, machine: KvStateMachine, groups: number, options: KvServiceOptions) {
+  private constructor(
+    node: PaxosNode, machine: KvStateMachine, groups: number, options: KvServiceOptions,
+    snapshotter: KvSnapshotter | undefined,
+  ) {
     this.node = node;
     this.machine = machine;
     this.groups = groups;
+    this.snapshotter = snapshotter;
     this.httpEndpoint = options.httpEndpoint;
     this.fences = Array.from({ length: groups }, () => ({
       tenure: undefined, current: undefined, pending: undefined, pendingTenure: undefined,
@@ -112,8 +128,13 @@ export class KvService {
   static async start(options: KvServiceOptions): Promise<KvService> {
     const groups = options.groups ?? 1;
     checkEndpoint(options.httpEndpoint);
-    if (options.dataDir !== undefined && options.store === undefined) await checkGroupCount(options.dataDir, groups);
+    const ownsLog = options.dataDir !== undefined && options.store === undefined;
+    if (ownsLog) await checkGroupCount(options.dataDir as string, groups);
+    // Snapshots sit beside the log they shorten: with a store of the caller's, the two could part ways.
+    const snapshots = ownsLog && options.snapshots !== false ? resolveSnapshotOptions(options.snapshots) : undefined;
     const machine = new KvStateMachine({ groups });
+    const logger = options.logger ?? SILENT_LOGGER;
+    if (snapshots !== undefined) await loadKvSnapshots(machine, options.dataDir as string, groups, logger);
     const isFollower = (options.followers ?? []).some((follower) => follower.id === options.nodeId);
     // The node reports master changes from its start on; the service exists only once it has started.
     const started: { service?: KvService } = {};
@@ -128,7 +149,9 @@ export class KvService {
         options.onMasterChange?.(group, master);
       },
     });
-    const service = new KvService(node, machine, groups, options);
+    const snapshotter = snapshots === undefined ? undefined
+      : new KvSnapshotter(machine, node, options.dataDir as string, groups, logger, snapshots);
+    const service = new KvService(node, machine, groups, options, snapshotter);
     started.service = service;
     for (let group = 0; group < groups; group++) {
       if (node.isMaster(group)) service.onMasterChange(group, node.master(group));
@@ -201,6 +224,7 @@ export class KvService {
         group,
         nowInstanceId: this.node.nowInstanceId(group),
         lastExecutedInstanceId: this.machine.lastExecutedInstanceId(group),
+        checkpointInstanceId: this.machine.checkpointInstanceId(group),
         master: hint,
         isMaster: this.node.isMaster(group),
         serving: this.node.isMaster(group) && current !== undefined && state.tenure !== undefined &&
@@ -210,8 +234,23 @@ export class KvService {
     });
   }
 
+  /**
+   * Snapshot the group (every group when left out) now; resolves once the snapshots are durable and
+   * the checkpoints advanced. Rejects with BAD_REQUEST when this service takes no snapshots.
+   */
+  async snapshot(group?: number): Promise<TakenSnapshot[]> {
+    if (this.snapshotter === undefined) {
+      throw new KvError('BAD_REQUEST', 'this node takes no snapshots (no dataDir, a custom store, or snapshots: false)');
+    }
+    if (group !== undefined && (!Number.isInteger(group) || group < 0 || group >= this.groups)) {
+      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`);
+    }
+    return await this.snapshotter.snapshotNow(group);
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.fenceWatch);
+    await this.snapshotter?.stop();
     await this.node.stop();
   }
 

@@ -17,7 +17,7 @@ test('kv serve takes a config file, flags override it, and SIGTERM stops it with
   const config = join(root, 'node.json');
   await writeFile(config, JSON.stringify({
     id: 1, listen: `127.0.0.1:${paxos}`, peers: `1=127.0.0.1:${paxos}`, http: '127.0.0.1:1', data: join(root, 'n1'),
-    groups: 2, 'master-lease': 1000,
+    groups: 2, 'master-lease': 1000, 'snapshot-interval': 0, 'snapshot-every': 0,
   }));
   // --http on the command line wins over the file's.
   const node = spawnCli(['kv', 'serve', '--config', config, '--http', `127.0.0.1:${http}`, '--json']);
@@ -30,6 +30,18 @@ test('kv serve takes a config file, flags override it, and SIGTERM stops it with
     assert.equal(started.groups, 2);
     assert.deepEqual(await client.put('from-config', 'yes'), { key: 'from-config', version: 1 });
     assert.equal((await client.get('from-config')).value, 'yes');
+    // An operator's snapshot: durable once the command returns, one per group.
+    const snapshot = await runCli(['snapshot', 'create', '--node', `127.0.0.1:${http}`, '--json']);
+    assert.equal(snapshot.code, 0, snapshot.stderr);
+    type Taken = { group: number; instanceId: number; written: boolean };
+    const taken = (JSON.parse(snapshot.stdout) as { snapshots: Taken[] }).snapshots;
+    assert.deepEqual(taken.map((one) => [one.group, one.written]), [[0, true], [1, true]]);
+    const again = await runCli(['snapshot', 'create', '--node', `127.0.0.1:${http}`, '--group', '1']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /node 1 group 1: (already snapshotted|snapshot) at instance \d+/);
+    const badGroup = await runCli(['snapshot', 'create', '--node', `127.0.0.1:${http}`, '--group', '5']);
+    assert.equal(badGroup.code, 1);
+    assert.match(badGroup.stderr, /error BAD_REQUEST: group 5 is not in \[0, 1\]/);
     node.child.kill('SIGTERM');
     const exit = await node.exitWithin(15_000);
     assert.deepEqual(exit, { code: 0, signal: null }, node.stderr());
@@ -52,6 +64,7 @@ test('kv serve refuses bad settings as usage errors', async () => {
     [[...base], /--http is required/],
     [[...base, '--http', '127.0.0.1:0', '--master-lease', '500'], /leaseMs/],
     [[...base, '--http', 'nowhere'], /--http must be HOST:PORT/],
+    [[...base, '--http', '127.0.0.1:0', '--snapshot-every', '-1'], /snapshots.everyInstances must be an integer of at least 0/],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args);
