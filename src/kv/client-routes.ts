@@ -78,10 +78,25 @@ export class MasterRoutes {
     }
     const served = reply.headers['x-multipaxos-endpoint'];
     const group = Number(reply.headers['x-multipaxos-group']);
-    const authoritative = reply.status < 500 && reply.status !== 404 && reply.status !== 429;
+    // Only answers a master gives: a success, or the outcome of a write it decided.
+    const authoritative = (reply.status >= 200 && reply.status < 300) || reply.status === 409 ||
+      reply.body.error === 'KEY_NOT_FOUND';
     if (typeof served === 'string' && Number.isSafeInteger(group) && authoritative && this.groups !== undefined &&
-      groupOfKey(key, this.groups) === group && reply.body.error !== 'NOT_MASTER') {
-      this.masters.set(group, normalize(served));
+      groupOfKey(key, this.groups) === group) {
+      const endpoint = parsedOrUndefined(served, normalize);
+      if (endpoint !== undefined) this.masters.set(group, endpoint);
     }
+  }
+}
+
+/**
+ * A header naming an endpoint this client cannot use (a proxy's, a bad advertised address) is
+ * ignored: learning must never turn an answer, such as an applied write's, into an error.
+ */
+function parsedOrUndefined(endpoint: string, normalize: (endpoint: string) => string): string | undefined {
+  try {
+    return normalize(endpoint);
+  } catch {
+    return undefined;
   }
 }

@@ -176,6 +176,8 @@ export class KvClient {
       if (!path.includes('?stale=true')) this.routes.learn(key, reply, normalizeEndpoint);
       if (reply.status >= 200 && reply.status < 300) return reply;
       const failure = errorOf(reply, isWrite);
+      // Whatever the code, a write the answer says may have been applied is never sent again.
+      if (isWrite && failure.mayHaveBeenApplied) throw failure;
       const named = failure.code === 'NOT_MASTER' ? hintedEndpoint(failure) : undefined;
       if (named !== undefined) this.routes.setMaster(key, named);
       if (named !== undefined && !this.routes.isSuspect(named)) {

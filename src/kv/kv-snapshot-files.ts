@@ -14,11 +14,13 @@
  * scratch: damaged files point at a disk problem the operator must see.
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { NODE_FILE_SYSTEM } from '../io/file-system.js';
 import type { Logger } from '../runtime/interfaces.js';
-import { decodeKvSnapshot, encodeKvSnapshotChunks, type DecodedKvSnapshot, type KvSnapshot } from './kv-snapshot-codec.js';
+import {
+  decodeKvSnapshot, encodeKvSnapshotChunks, KvSnapshotError, type DecodedKvSnapshot, type KvSnapshot,
+} from './kv-snapshot-codec.js';
 
 /** Snapshots kept per group: the newest and one fallback. */
 export const KEEP_SNAPSHOTS = 2;
@@ -45,7 +47,7 @@ export interface WrittenSnapshot {
 export async function writeSnapshotFile(
   directory: string, snapshot: KvSnapshot, shouldStop: () => boolean = () => false,
 ): Promise<WrittenSnapshot> {
-  await mkdir(directory, { recursive: true });
+  await makeDurableDirectory(directory);
   const path = join(directory, snapshotFileName(snapshot.instanceId));
   const temporary = path + TEMPORARY_SUFFIX;
   let bytes = 0;
@@ -83,10 +85,18 @@ export async function loadNewestSnapshot(
   const failures: { name: string; reason: string }[] = [];
   for (const name of snapshotNames(names).reverse()) {
     const path = join(directory, name);
+    let contents: Buffer;
     try {
-      const snapshot = decodeKvSnapshot(await readFile(path), expected);
+      contents = await readFile(path);
+    } catch (error) {
+      // Not damage (a transient I/O error, a file too large to read at once): never set it aside.
+      throw new PaxosError('STARTUP_FAILED', `group ${expected.group}: cannot read the KV snapshot ${path}: ` +
+        String(error), { ...NOT_CHOSEN, cause: error });
+    }
+    try {
+      const snapshot = decodeKvSnapshot(contents, expected);
       if (snapshotFileName(snapshot.instanceId) !== name) {
-        throw new Error(`it covers instance ${snapshot.instanceId}, not the one its name says`);
+        throw new KvSnapshotError(`it covers instance ${snapshot.instanceId}, not the one its name says`);
       }
       for (const failed of failures) {
         await rename(join(directory, failed.name), join(directory, `${failed.name}.corrupt`));
@@ -96,7 +106,8 @@ export async function loadNewestSnapshot(
       }
       return snapshot;
     } catch (error) {
-      failures.push({ name, reason: error instanceof Error ? error.message : String(error) });
+      if (!(error instanceof KvSnapshotError)) throw error;
+      failures.push({ name, reason: error.message });
     }
   }
   if (failures.length === 0) return undefined;
@@ -104,6 +115,19 @@ export async function loadNewestSnapshot(
     `${failures.map((failure) => `${failure.name}: ${failure.reason}`).join('; ')}). Refusing to start from ` +
     'them. The Paxos log is never cleaned by this version, so moving the directory aside rebuilds the state ' +
     'from the whole log', NOT_CHOSEN);
+}
+
+/**
+ * Create the directory and make its creation durable: a snapshot in a directory whose entry a power
+ * cut loses is lost with it, though its checkpoint was reported.
+ */
+async function makeDurableDirectory(directory: string): Promise<void> {
+  const first = await mkdir(directory, { recursive: true });
+  if (first === undefined) return;
+  for (let created = directory; ; created = dirname(created)) {
+    await NODE_FILE_SYSTEM.syncDirectory(dirname(created));
+    if (created === first) return;
+  }
 }
 
 /** Remove all but the newest KEEP snapshots (files set aside as corrupt are left alone). */

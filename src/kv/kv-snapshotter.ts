@@ -31,6 +31,7 @@ const POLL_MS = 1_000;
 /** After a failed snapshot (a full disk, say), the triggers wait this long before trying the group again. */
 const FAILURE_BACKOFF_MS = 10_000;
 /** How long to wait for an instance whose execution is suspended (a batch awaiting another state machine). */
+const CUT_WAIT_LIMIT_MS = 5_000;
 const CUT_RETRY_MS = 5;
 
 export interface TakenSnapshot {
@@ -164,8 +165,14 @@ export class KvSnapshotter {
    * execution, between its entries): then wait for the batch to finish.
    */
   private async cut(group: number): Promise<KvSnapshot | undefined> {
+    // A batch can stay half executed for long (another state machine's entry failing and retried, a
+    // halted group): give up then, so one group's snapshot never holds up the others' in the queue.
+    const giveUpAt = performance.now() + CUT_WAIT_LIMIT_MS;
     for (;;) {
       if (this.stopping) throw new Error('the KV service is stopping');
+      if (performance.now() > giveUpAt) {
+        throw new Error(`group ${group}: no instance boundary to cut at within ${CUT_WAIT_LIMIT_MS} ms`);
+      }
       const now = this.node.nowInstanceId(group);
       if (now - 1 <= this.machine.checkpointInstanceId(group)) return undefined;
       if (this.machine.lastExecutedInstanceId(group) < now) return this.machine.captureSnapshot(group, now - 1);

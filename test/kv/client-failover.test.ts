@@ -6,7 +6,9 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { KvClient } from '../../src/kv/client.js';
-import { answer, closeFakeServers, failure, fakeServer, kvError, type FakeServer, type Seen } from './fake-servers.js';
+import {
+  answer, closeFakeServers, failure, fakeServer, kvError, untouched, type FakeServer, type Seen,
+} from './fake-servers.js';
 
 const clients: KvClient[] = [];
 
@@ -159,4 +161,25 @@ test('attemptTimeoutMs must be a positive number', () => {
   for (const attemptTimeoutMs of [Number.NaN, 0, -5, Infinity]) {
     assert.throws(() => new KvClient({ endpoints: ['http://127.0.0.1:1'], attemptTimeoutMs }), kvError('BAD_REQUEST'));
   }
+});
+
+test('an applied write whose answer names an endpoint the client cannot use still succeeds', async () => {
+  // A proxy, or a node advertising an address of another scheme: learning must not fail the call.
+  const node = await fakeServer((_request, response) => {
+    answer(response, 200, { key: 'k', version: 1 }, masterHeaders('https://proxy.example'));
+  });
+  const client = clientOf([node.endpoint]);
+  assert.deepEqual(await client.put('k', 'v'), { key: 'k', version: 1 });
+  assert.equal(node.seen.length, 1, 'sent once');
+});
+
+test('a write answered as maybe applied is never sent again, whatever the code says', async () => {
+  const first = await fakeServer((_request, response) => {
+    answer(response, 503, failure('NO_MASTER', { mayHaveBeenApplied: true }));
+  });
+  const second = await untouched();
+  const client = clientOf([first.endpoint, second.endpoint]);
+  await assert.rejects(client.put('k', 'v'), kvError('NO_MASTER', (error) => error.mayHaveBeenApplied));
+  assert.equal(first.seen.length, 1);
+  assert.equal(second.seen.length, 0);
 });

@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir as readdirUnsorted, readFile, rename, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir as readdirUnsorted, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PaxosError } from '../../src/errors.js';
 import { encodeKvCommand } from '../../src/kv/kv-command.js';
@@ -106,6 +106,17 @@ describe('KV snapshot files', () => {
       return true;
     });
     assert.deepEqual(await readdir(directory), [snapshotFileName(5), snapshotFileName(8)]);
+  });
+
+  test('a snapshot that cannot be read (not damaged) refuses start-up and is never set aside', async () => {
+    const directory = await directoryWith([3]);
+    // A directory under a snapshot's name: reading it fails with EISDIR, which says nothing of damage.
+    await mkdir(join(directory, snapshotFileName(9)));
+    const logger = recordingLogger();
+    await assert.rejects(loadNewestSnapshot(directory, EXPECTED, logger),
+      (error: unknown) => error instanceof PaxosError && error.code === 'STARTUP_FAILED' && /cannot read/.test(error.message));
+    assert.deepEqual(await readdir(directory), [snapshotFileName(3), snapshotFileName(9)]);
+    assert.deepEqual(logger.warnings, []);
   });
 
   test('a snapshot under another instance\'s name is refused', async () => {
