@@ -115,7 +115,8 @@ export class KvSnapshotter {
       const checkpoint = this.machine.checkpointInstanceId(group);
       const executed = this.node.nowInstanceId(group) - 1 - checkpoint;
       const changed = this.machine.lastExecutedInstanceId(group) > checkpoint;
-      const byCount = this.everyInstances > 0 && executed >= this.everyInstances;
+      // Instances that changed nothing here (lease renewals) are cheap to replay: no rewrite for them.
+      const byCount = this.everyInstances > 0 && changed && executed >= this.everyInstances;
       const since = performance.now() - (this.lastTakenAt[group] as number);
       const byTime = this.intervalMs > 0 && changed && since >= this.intervalMs;
       if ((!byCount && !byTime) || this.pending.has(group) || performance.now() < (this.retryAfter[group] as number)) {
