@@ -5,7 +5,7 @@
  */
 import { type Agent, request as httpRequest } from 'node:http';
 import { NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
-import { isKvErrorCode, KvError, type KvErrorCode } from './kv-error.js';
+import { isKvErrorCode, KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
 
 export interface HttpReply {
   readonly status: number;
@@ -29,8 +29,8 @@ const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 export function sendAttempt(agent: Agent, attempt: Attempt): Promise<HttpReply> {
   const { endpoint, method, timeoutMs, signal } = attempt;
   const isWrite = method !== 'GET';
-  if (timeoutMs <= 0) return Promise.reject(new KvError('TIMEOUT', 'the deadline passed', { mayHaveBeenApplied: false }));
-  if (signal?.aborted === true) return Promise.reject(new KvError('ABORTED', 'the caller aborted'));
+  if (timeoutMs <= 0) return Promise.reject(new KvError('TIMEOUT', 'the deadline passed', NOT_APPLIED));
+  if (signal?.aborted === true) return Promise.reject(new KvError('ABORTED', 'the caller aborted', NOT_APPLIED));
   const payload = attempt.body === undefined ? undefined : Buffer.from(attempt.body, 'utf8');
   return new Promise<HttpReply>((resolve, reject) => {
     let sent = false;
@@ -103,13 +103,16 @@ export function isRefused(failure: KvError): boolean {
   return (failure.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
 }
 
-/** An answer's error. Without a word on it (a proxy's 502, say), a write may have been applied. */
+/**
+ * An answer's error. Without a word on it (a proxy's 502, an answer that lacks the field), a write
+ * may have been applied; a read's error always says false (a read changes nothing).
+ */
 export function errorOf(reply: HttpReply, isWrite: boolean): KvError {
   const { body } = reply;
   const code: KvErrorCode = isKvErrorCode(body.error) ? body.error : 'INTERNAL';
   const master = body.master as { nodeId?: unknown; endpoint?: unknown } | undefined;
   return new KvError(code, typeof body.message === 'string' ? body.message : `HTTP ${reply.status}`, {
-    mayHaveBeenApplied: typeof body.mayHaveBeenApplied === 'boolean' ? body.mayHaveBeenApplied : isWrite,
+    mayHaveBeenApplied: isWrite && body.mayHaveBeenApplied !== false,
     version: typeof body.version === 'number' ? body.version : undefined,
     master: typeof master?.nodeId === 'number'
       ? { nodeId: master.nodeId, endpoint: typeof master.endpoint === 'string' ? master.endpoint : undefined }

@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
 import { LONE_SURROGATE } from './kv-command.js';
-import { KvError, type KvErrorCode } from './kv-error.js';
+import { KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
 
 export interface KvClientOptions {
   /** HTTP endpoints of some nodes of the cluster, like `http://127.0.0.1:8081`. */
@@ -81,7 +81,7 @@ export class KvClient {
 
   constructor(options: KvClientOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
-      throw new KvError('BAD_REQUEST', 'a KvClient needs at least one endpoint');
+      throw new KvError('BAD_REQUEST', 'a KvClient needs at least one endpoint', NOT_APPLIED);
     }
     this.endpoints = options.endpoints.map((endpoint) => normalizeEndpoint(endpoint));
     this.timeoutMs = checkedTimeout(options.timeoutMs ?? 10_000);
@@ -90,7 +90,7 @@ export class KvClient {
   }
 
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<{ key: string; version: number }> {
-    if (typeof value !== 'string') throw new KvError('BAD_REQUEST', 'a value is a string');
+    if (typeof value !== 'string') throw new KvError('BAD_REQUEST', 'a value is a string', NOT_APPLIED);
     const body = JSON.stringify(options.version === undefined ? { value } : { value, version: options.version });
     const reply = await this.call(key, 'PUT', kvPath(key), body, options);
     return { key, version: reply.body.version as number };
@@ -127,7 +127,7 @@ export class KvClient {
         last = error;
       }
     }
-    throw last instanceof KvError ? last : new KvError('UNAVAILABLE', `no endpoint answered: ${String(last)}`);
+    throw last instanceof KvError ? last : new KvError('UNAVAILABLE', `no endpoint answered: ${String(last)}`, NOT_APPLIED);
   }
 
   close(): void {
@@ -137,7 +137,7 @@ export class KvClient {
   private async call(
     key: string, method: string, path: string, body: string | undefined, options: KvCallOptions,
   ): Promise<HttpReply> {
-    if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string');
+    if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string', NOT_APPLIED);
     const isWrite = method !== 'GET';
     const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
     const { signal } = options;
@@ -149,7 +149,7 @@ export class KvClient {
     for (;;) {
       // (Checked here, so that a deadline that passed is never taken for a silent node.)
       if (deadline - performance.now() < 1) {
-        throw new KvError('TIMEOUT', 'the deadline passed', { mayHaveBeenApplied: false });
+        throw new KvError('TIMEOUT', 'the deadline passed', NOT_APPLIED);
       }
       let reply: HttpReply;
       try {
@@ -164,7 +164,7 @@ export class KvClient {
         refusals = isRefused(failure) ? refusals + 1 : 0;
         if (refusals >= 2 * this.endpoints.length) {
           throw new KvError('UNAVAILABLE', `no endpoint accepts connections (${this.endpoints.join(', ')})`,
-            { cause: failure });
+            { ...NOT_APPLIED, cause: failure });
         }
         endpoint = this.routes.nextEndpoint(endpoint);
         await this.pause(++failures, deadline, signal, failure);
@@ -225,12 +225,12 @@ export class KvClient {
     const wait = delayMs ?? BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)] as number;
     if (performance.now() + wait >= deadline) {
       throw new KvError('TIMEOUT', `gave up before the deadline; last error: ${last.code}: ${last.message}`,
-        { mayHaveBeenApplied: false, cause: last });
+        { ...NOT_APPLIED, cause: last });
     }
     if (attempt > 1000) throw last;
     if (wait > 0) {
       await sleep(wait, undefined, { signal }).catch(() => {
-        throw new KvError('ABORTED', 'the caller aborted', { mayHaveBeenApplied: false });
+        throw new KvError('ABORTED', 'the caller aborted', NOT_APPLIED);
       });
     }
   }
@@ -245,11 +245,15 @@ export class KvClient {
   }
 }
 
-/** Answers that leave the call free to ask again: every read's, and a write's that certainly was not applied. */
+/**
+ * Answers that leave the call free to ask again: every read's, and a write's that certainly was not
+ * applied (an answer that does not say so, even NOT_MASTER, is taken as maybe applied).
+ */
 function isRetryable(failure: KvError, isWrite: boolean): boolean {
+  if (isWrite && failure.mayHaveBeenApplied) return false;
   const code: KvErrorCode = failure.code;
-  if (code === 'NOT_MASTER' || code === 'NO_MASTER' || code === 'OVERLOADED') return true;
-  return (code === 'UNAVAILABLE' || code === 'TIMEOUT') && (!isWrite || !failure.mayHaveBeenApplied);
+  return code === 'NOT_MASTER' || code === 'NO_MASTER' || code === 'OVERLOADED' || code === 'UNAVAILABLE' ||
+    code === 'TIMEOUT';
 }
 
 function hintedEndpoint(failure: KvError): string | undefined {
@@ -264,13 +268,13 @@ function hintedEndpoint(failure: KvError): string | undefined {
 
 function checkedTimeout(timeoutMs: unknown): number {
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2 ** 31 - 1) {
-    throw new KvError('BAD_REQUEST', `timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`);
+    throw new KvError('BAD_REQUEST', `timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`, NOT_APPLIED);
   }
   return timeoutMs;
 }
 
 function kvPath(key: string): string {
-  if (LONE_SURROGATE.test(key)) throw new KvError('BAD_REQUEST', 'a key must be well-formed Unicode');
+  if (LONE_SURROGATE.test(key)) throw new KvError('BAD_REQUEST', 'a key must be well-formed Unicode', NOT_APPLIED);
   return `/v1/kv/${encodeURIComponent(key)}`;
 }
 
@@ -281,8 +285,8 @@ function normalizeEndpoint(endpoint: string): string {
   try {
     url = new URL(withScheme);
   } catch {
-    throw new KvError('BAD_REQUEST', `not an endpoint: "${endpoint}" (expected http://host:port)`);
+    throw new KvError('BAD_REQUEST', `not an endpoint: "${endpoint}" (expected http://host:port)`, NOT_APPLIED);
   }
-  if (url.protocol !== 'http:') throw new KvError('BAD_REQUEST', `only http:// endpoints are supported: "${endpoint}"`);
+  if (url.protocol !== 'http:') throw new KvError('BAD_REQUEST', `only http:// endpoints are supported: "${endpoint}"`, NOT_APPLIED);
   return `${url.protocol}//${url.host}`;
 }

@@ -13,7 +13,7 @@
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
-import { KvError } from './kv-error.js';
+import { KvError, NOT_APPLIED } from './kv-error.js';
 
 export interface ForwardedReply {
   readonly status: number;
@@ -56,7 +56,7 @@ export class Forwarder {
     const silent = this.silentUntil.get(forwarded.endpoint);
     if (silent !== undefined && silent > performance.now()) {
       return Promise.reject(new KvError('UNAVAILABLE', `the master at ${forwarded.endpoint} did not answer lately; ` +
-        'not forwarding to it for now (the request was not sent), try again', { mayHaveBeenApplied: false }));
+        'not forwarding to it for now (the request was not sent), try again', NOT_APPLIED));
     }
     // The path goes as received: a URL would resolve the dot segments of keys "." and "..".
     const url = new URL(forwarded.endpoint);

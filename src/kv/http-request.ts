@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { LONE_SURROGATE, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
-import { KvError } from './kv-error.js';
+import { KvError, NOT_APPLIED } from './kv-error.js';
 
 export const KV_PATH_PREFIX = '/v1/kv/';
 /** A JSON string escapes a byte in at most six characters (\u00XX); the rest is the field names. */
@@ -20,15 +20,15 @@ export interface PutBody {
 export function keyOfPath(pathname: string): string | undefined {
   if (!pathname.startsWith(KV_PATH_PREFIX)) return undefined;
   const encoded = pathname.slice(KV_PATH_PREFIX.length);
-  if (encoded.length === 0) throw new KvError('BAD_REQUEST', 'the key is missing: use /v1/kv/{key}');
+  if (encoded.length === 0) throw new KvError('BAD_REQUEST', 'the key is missing: use /v1/kv/{key}', NOT_APPLIED);
   let key: string;
   try {
     key = decodeURIComponent(encoded);
   } catch {
-    throw new KvError('BAD_REQUEST', 'the key is not valid percent-encoded UTF-8');
+    throw new KvError('BAD_REQUEST', 'the key is not valid percent-encoded UTF-8', NOT_APPLIED);
   }
   if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
-    throw new KvError('KEY_TOO_LARGE', `the key has more than ${MAX_KEY_BYTES} bytes`);
+    throw new KvError('KEY_TOO_LARGE', `the key has more than ${MAX_KEY_BYTES} bytes`, NOT_APPLIED);
   }
   return key;
 }
@@ -38,7 +38,7 @@ export function checkQuery(url: URL, allowed: readonly string[]): void {
   for (const name of url.searchParams.keys()) {
     if (!allowed.includes(name)) {
       const known = allowed.length === 0 ? 'none' : allowed.join(', ');
-      throw new KvError('BAD_REQUEST', `unknown query parameter "${name}" (allowed here: ${known})`);
+      throw new KvError('BAD_REQUEST', `unknown query parameter "${name}" (allowed here: ${known})`, NOT_APPLIED);
     }
   }
 }
@@ -47,7 +47,7 @@ export function booleanParameter(url: URL, name: string): boolean {
   const raw = url.searchParams.get(name);
   if (raw === null || raw === 'false') return false;
   if (raw === 'true' || raw === '') return true;
-  throw new KvError('BAD_REQUEST', `${name} must be true or false, got "${raw}"`);
+  throw new KvError('BAD_REQUEST', `${name} must be true or false, got "${raw}"`, NOT_APPLIED);
 }
 
 export function versionParameter(url: URL): number | undefined {
@@ -62,27 +62,27 @@ export function parsePutBody(text: string): PutBody {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new KvError('BAD_REQUEST', 'the body is not valid JSON; send {"value": "...", "version": n}');
+    throw new KvError('BAD_REQUEST', 'the body is not valid JSON; send {"value": "...", "version": n}', NOT_APPLIED);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new KvError('BAD_REQUEST', 'the body must be a JSON object: {"value": "...", "version": n}');
+    throw new KvError('BAD_REQUEST', 'the body must be a JSON object: {"value": "...", "version": n}', NOT_APPLIED);
   }
   const body = parsed as Record<string, unknown>;
   for (const field of Object.keys(body)) {
     if (field !== 'value' && field !== 'version') {
-      throw new KvError('BAD_REQUEST', `unknown field "${field}" (a PUT body has value and, optionally, version)`);
+      throw new KvError('BAD_REQUEST', `unknown field "${field}" (a PUT body has value and, optionally, version)`, NOT_APPLIED);
     }
   }
-  if (typeof body.value !== 'string') throw new KvError('BAD_REQUEST', 'value must be a string');
+  if (typeof body.value !== 'string') throw new KvError('BAD_REQUEST', 'value must be a string', NOT_APPLIED);
   // JSON can spell an unpaired surrogate (\ud800), which UTF-8 cannot store: it would come back changed.
-  if (LONE_SURROGATE.test(body.value)) throw new KvError('BAD_REQUEST', 'value must be well-formed Unicode');
+  if (LONE_SURROGATE.test(body.value)) throw new KvError('BAD_REQUEST', 'value must be well-formed Unicode', NOT_APPLIED);
   const bytes = Buffer.byteLength(body.value, 'utf8');
   if (bytes > MAX_KV_VALUE_BYTES) {
-    throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes} bytes; the limit is ${MAX_KV_VALUE_BYTES}`);
+    throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes} bytes; the limit is ${MAX_KV_VALUE_BYTES}`, NOT_APPLIED);
   }
   const version = body.version;
   if (version !== undefined && version !== null && (typeof version !== 'number' || !isVersion(version))) {
-    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got ${JSON.stringify(version)}`);
+    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got ${JSON.stringify(version)}`, NOT_APPLIED);
   }
   return { value: body.value, version: version ?? undefined };
 }
@@ -100,7 +100,7 @@ export class BodyBudget {
 export async function readBody(request: IncomingMessage, budget?: BodyBudget, limit = MAX_BODY_BYTES): Promise<string> {
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    throw new KvError('VALUE_TOO_LARGE', `the body has ${declared} bytes; the limit is ${limit}`);
+    throw new KvError('VALUE_TOO_LARGE', `the body has ${declared} bytes; the limit is ${limit}`, NOT_APPLIED);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -109,12 +109,12 @@ export async function readBody(request: IncomingMessage, budget?: BodyBudget, li
     for await (const chunk of request) {
       const length = (chunk as Buffer).length;
       size += length;
-      if (size > limit) throw new KvError('VALUE_TOO_LARGE', `the body exceeds ${limit} bytes`);
+      if (size > limit) throw new KvError('VALUE_TOO_LARGE', `the body exceeds ${limit} bytes`, NOT_APPLIED);
       if (budget !== undefined) {
         budget.inFlight += length;
         counted += length;
         if (budget.inFlight > budget.limit) {
-          throw new KvError('OVERLOADED', 'the server is receiving too many request bodies; try again');
+          throw new KvError('OVERLOADED', 'the server is receiving too many request bodies; try again', NOT_APPLIED);
         }
       }
       chunks.push(chunk as Buffer);
@@ -128,7 +128,7 @@ export async function readBody(request: IncomingMessage, budget?: BodyBudget, li
 function parseVersion(raw: string): number {
   const version = Number(raw);
   if (!/^\d+$/.test(raw) || !isVersion(version)) {
-    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got "${raw}"`);
+    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got "${raw}"`, NOT_APPLIED);
   }
   return version;
 }

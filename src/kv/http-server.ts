@@ -23,7 +23,7 @@ import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-head
 import {
   BodyBudget, booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
 } from './http-request.js';
-import { isKvErrorCode, KvError } from './kv-error.js';
+import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
 import type { KvService } from './kv-service.js';
 
@@ -131,7 +131,7 @@ export class KvHttpServer {
     if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
     const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
-      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`);
+      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`, NOT_APPLIED);
     }
     const service = this.attached();
     const timeoutMs = timeoutOf(request);
@@ -150,7 +150,7 @@ export class KvHttpServer {
           .catch(forwardable(undefined, false));
         if ('status' in record) return record;
         if (record.value === undefined) {
-          throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { version: record.version });
+          throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { ...NOT_APPLIED, version: record.version });
         }
         const value = Buffer.from(record.value).toString('utf8');
         return { status: 200, body: { key, value, version: record.version }, headers };
@@ -201,7 +201,7 @@ export class KvHttpServer {
     if (method !== 'POST') throw methodNotAllowed(method, url.pathname, 'POST');
     checkQuery(url, ['group']);
     const raw = url.searchParams.get('group');
-    if (raw !== null && !/^\d{1,9}$/.test(raw)) throw new KvError('BAD_REQUEST', `group must be a number, not "${raw}"`);
+    if (raw !== null && !/^\d{1,9}$/.test(raw)) throw new KvError('BAD_REQUEST', `group must be a number, not "${raw}"`, NOT_APPLIED);
     const taken = await this.attached().snapshot(raw === null ? undefined : Number(raw));
     const snapshots = taken.map(({ group, instanceId, path, bytes, copyMs, totalMs }) => ({
       group, instanceId, written: path !== undefined, path: path ?? null, bytes,
@@ -247,7 +247,7 @@ export class KvHttpServer {
   }
 
   private attached(): KvService {
-    if (this.service === undefined) throw new KvError('UNAVAILABLE', 'the node is starting');
+    if (this.service === undefined) throw new KvError('UNAVAILABLE', 'the node is starting', NOT_APPLIED);
     return this.service;
   }
 
@@ -297,7 +297,7 @@ function parseUrl(target: string | undefined): URL {
   try {
     return new URL(target ?? '/', 'http://kv.invalid');
   } catch {
-    throw new KvError('BAD_REQUEST', 'the request target is not a valid path');
+    throw new KvError('BAD_REQUEST', 'the request target is not a valid path', NOT_APPLIED);
   }
 }
 
@@ -306,13 +306,13 @@ function timeoutOf(request: IncomingMessage): number {
   if (raw === undefined) return 5_000;
   const value = Number(raw);
   if (typeof raw !== 'string' || !/^\d+$/.test(raw) || value < 1 || value > MAX_TIMEOUT_MS) {
-    throw new KvError('BAD_REQUEST', `${TIMEOUT_HEADER} must be an integer from 1 to ${MAX_TIMEOUT_MS}`);
+    throw new KvError('BAD_REQUEST', `${TIMEOUT_HEADER} must be an integer from 1 to ${MAX_TIMEOUT_MS}`, NOT_APPLIED);
   }
   return value;
 }
 
 function methodNotAllowed(method: string, path: string, allowed: string): KvError {
-  return new KvError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allowed})`);
+  return new KvError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allowed})`, NOT_APPLIED);
 }
 
 function forwardedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {

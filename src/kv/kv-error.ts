@@ -1,7 +1,9 @@
 /**
  * The errors of the KV service, shared by the server, the HTTP API and the client. `code` is
  * stable; `mayHaveBeenApplied` is the honest outcome of a write that failed: false means it
- * certainly was not applied (so retrying it is safe), true means it may have been.
+ * certainly was not applied (so retrying it is safe), true means it may have been. It defaults to
+ * true, so a throw site that forgets to say claims the safe answer; every site that knows the write
+ * was not applied says so with NOT_APPLIED. Reads change nothing: their errors say false.
  */
 export type KvErrorCode =
   | 'BAD_REQUEST'
@@ -27,6 +29,7 @@ export interface MasterHint {
 }
 
 export interface KvErrorDetails {
+  /** Default true: only a site that knows the write certainly was not applied (or a read) may say false. */
   readonly mayHaveBeenApplied?: boolean;
   /** VERSION_CONFLICT: the key's current version. */
   readonly version?: number;
@@ -34,6 +37,13 @@ export interface KvErrorDetails {
   readonly master?: MasterHint;
   readonly cause?: unknown;
 }
+
+/**
+ * The details of an error raised where the write certainly was not, and will not be, applied
+ * (refused before it was proposed or sent, or refused by the state machine), and of every read's
+ * error. Spread it to add more: `{ ...NOT_APPLIED, version }`.
+ */
+export const NOT_APPLIED: KvErrorDetails = Object.freeze({ mayHaveBeenApplied: false });
 
 const HTTP_STATUS: Readonly<Record<KvErrorCode, number>> = {
   BAD_REQUEST: 400,
@@ -62,7 +72,7 @@ export class KvError extends Error {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'KvError';
     this.code = code;
-    this.mayHaveBeenApplied = details.mayHaveBeenApplied ?? false;
+    this.mayHaveBeenApplied = details.mayHaveBeenApplied ?? true;
     this.version = details.version;
     this.master = details.master;
   }

@@ -24,7 +24,7 @@ import {
   encodeKvCommand, LONE_SURROGATE, MAX_HTTP_ADDRESS_BYTES, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES, type Fence,
   type KvCommand,
 } from './kv-command.js';
-import { KvError, type MasterHint } from './kv-error.js';
+import { KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
 import { checkGroupCount } from './kv-settings.js';
 import { KvSnapshotter, loadKvSnapshots, resolveSnapshotOptions, type KvSnapshotOptions, type TakenSnapshot,
 } from './kv-snapshotter.js';
@@ -170,9 +170,9 @@ export class KvService {
   /** Write a key on the master of its group; resolves with the key's new version once applied here. */
   async put(key: string, value: Uint8Array | string, options: KvWriteOptions = {}): Promise<{ version: number }> {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-    if (!(bytes instanceof Uint8Array)) throw new KvError('BAD_REQUEST', 'a value is a string or bytes');
+    if (!(bytes instanceof Uint8Array)) throw new KvError('BAD_REQUEST', 'a value is a string or bytes', NOT_APPLIED);
     if (bytes.length > MAX_KV_VALUE_BYTES) {
-      throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes.length} bytes; the limit is ${MAX_KV_VALUE_BYTES}`);
+      throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes.length} bytes; the limit is ${MAX_KV_VALUE_BYTES}`, NOT_APPLIED);
     }
     return await this.write(key, options, (fence) => ({
       kind: 'put', key, value: bytes, expectedVersion: options.version, fence,
@@ -190,7 +190,7 @@ export class KvService {
    */
   async get(key: string, options: KvReadOptions = {}): Promise<KvRecord> {
     const group = this.checkedGroup(key);
-    if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted');
+    if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted', NOT_APPLIED);
     if (options.stale !== true) {
       this.requireMaster(group);
       const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
@@ -240,10 +240,10 @@ export class KvService {
    */
   async snapshot(group?: number): Promise<TakenSnapshot[]> {
     if (this.snapshotter === undefined) {
-      throw new KvError('BAD_REQUEST', 'this node takes no snapshots (no dataDir, a custom store, or snapshots: false)');
+      throw new KvError('BAD_REQUEST', 'this node takes no snapshots (no dataDir, a custom store, or snapshots: false)', NOT_APPLIED);
     }
     if (group !== undefined && (!Number.isInteger(group) || group < 0 || group >= this.groups)) {
-      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`);
+      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`, NOT_APPLIED);
     }
     return await this.snapshotter.snapshotNow(group);
   }
@@ -273,14 +273,14 @@ export class KvService {
       if (outcome.ok) return { version: outcome.version };
       if (outcome.code === 'VERSION_CONFLICT') {
         throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
-          { version: outcome.version });
+          { ...NOT_APPLIED, version: outcome.version });
       }
       if (outcome.code === 'FENCED') {
         this.forgetFence(group, fence);
         if (attempt < 2) continue;
         throw this.notMaster(group);
       }
-      throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${outcome.message}`);
+      throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${outcome.message}`, NOT_APPLIED);
     }
   }
 
@@ -306,9 +306,11 @@ export class KvService {
     try {
       return await withDeadline(state.pending, deadline, signal);
     } catch (error) {
+      // Whatever happened to the fence (chosen or not, waited for or given up on), the caller's own
+      // operation was never proposed: that, not the fence's outcome, is what the caller is told.
       const failure = error instanceof KvError ? error : new KvError('INTERNAL', String(error), { cause: error });
       throw new KvError(failure.code, `fencing group ${group} before the operation: ${failure.message}; ` +
-        'the operation itself was not proposed', { master: failure.master, cause: error });
+        'the operation itself was not proposed', { ...NOT_APPLIED, master: failure.master, cause: error });
     }
   }
 
@@ -369,7 +371,7 @@ export class KvService {
           // Not chosen: try again, unless this node is no longer the master it proposed as.
           if (!stillOurs()) throw this.notMaster(group);
           await sleep(CONFLICT_BACKOFF_MS * (1 + Math.random()), undefined, { signal }).catch(() => {
-            throw new KvError('ABORTED', 'the caller aborted before the write was chosen');
+            throw new KvError('ABORTED', 'the caller aborted before the write was chosen', NOT_APPLIED);
           });
           continue;
         }
@@ -413,21 +415,21 @@ export class KvService {
   private notMaster(group: number): KvError {
     const hint = this.masterHint(group);
     if (hint === undefined) {
-      return new KvError('NO_MASTER', `group ${group} has no master right now (an election takes up to a lease)`);
+      return new KvError('NO_MASTER', `group ${group} has no master right now (an election takes up to a lease)`, NOT_APPLIED);
     }
     if (hint.nodeId === this.nodeId) {
       // This node's tenure changed under the operation; it was not proposed. Retrying is safe.
-      return new KvError('NO_MASTER', `node ${this.nodeId} is taking up group ${group}'s mastership again; try again`);
+      return new KvError('NO_MASTER', `node ${this.nodeId} is taking up group ${group}'s mastership again; try again`, NOT_APPLIED);
     }
     return new KvError('NOT_MASTER', `node ${this.nodeId} is not the master of group ${group}; node ${hint.nodeId} is`,
-      { master: hint });
+      { ...NOT_APPLIED, master: hint });
   }
 
   private checkedGroup(key: string): number {
-    if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string');
+    if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string', NOT_APPLIED);
     const bytes = Buffer.byteLength(key, 'utf8');
-    if (bytes > MAX_KEY_BYTES) throw new KvError('KEY_TOO_LARGE', `the key has ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`);
-    if (LONE_SURROGATE.test(key)) throw new KvError('BAD_REQUEST', 'a key must be well-formed Unicode');
+    if (bytes > MAX_KEY_BYTES) throw new KvError('KEY_TOO_LARGE', `the key has ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`, NOT_APPLIED);
+    if (LONE_SURROGATE.test(key)) throw new KvError('BAD_REQUEST', 'a key must be well-formed Unicode', NOT_APPLIED);
     return this.groupOf(key);
   }
 }
@@ -435,7 +437,7 @@ export class KvService {
 /** Translate the library's error into the service's, keeping the honest outcome. */
 function fromPaxosError(error: unknown): KvError {
   if (!(error instanceof PaxosError)) {
-    return new KvError('INTERNAL', String(error), { mayHaveBeenApplied: true, cause: error });
+    return new KvError('INTERNAL', String(error), { cause: error });
   }
   const details = { mayHaveBeenApplied: error.mayBeChosen, cause: error };
   switch (error.code) {
@@ -468,23 +470,26 @@ function checkEndpoint(endpoint: unknown): void {
 
 function checkVersion(version: number | undefined): void {
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
-    throw new KvError('BAD_REQUEST', `a version is an integer of at least 0, got ${String(version)}`);
+    throw new KvError('BAD_REQUEST', `a version is an integer of at least 0, got ${String(version)}`, NOT_APPLIED);
   }
 }
 
 function checkTimeout(timeoutMs: number): void {
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2 ** 31 - 1) {
-    throw new KvError('BAD_REQUEST', `timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`);
+    throw new KvError('BAD_REQUEST', `timeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`, NOT_APPLIED);
   }
 }
 
 function remaining(deadline: number): number {
   const left = deadline - performance.now();
-  if (left <= 0) throw new KvError('TIMEOUT', 'timed out before the write was proposed; it was not applied');
+  if (left <= 0) throw new KvError('TIMEOUT', 'timed out before the write was proposed; it was not applied', NOT_APPLIED);
   return left;
 }
 
-/** Wait for a shared promise until this caller's own deadline or abort. */
+/**
+ * Wait for a shared promise until this caller's own deadline or abort. Its errors keep the default
+ * outcome (maybe applied): giving up waiting says nothing of the awaited proposal; the caller knows more.
+ */
 function withDeadline<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | undefined): Promise<T> {
   if (signal?.aborted === true) return Promise.reject(new KvError('ABORTED', 'the caller aborted'));
   const left = deadline - performance.now();

@@ -3,7 +3,7 @@
 // return after that instant chosen at random, so intervals overlap the way real clients' do. Also an
 // in-memory KV client with the service's semantics, to record histories without a cluster.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KvError } from '../../src/kv/kv-error.js';
+import { KvError, NOT_APPLIED } from '../../src/kv/kv-error.js';
 import {
   kvModel, type KvClientLike, type KvInput, type KvOperation, type KvOutput, type KvState,
 } from '../../src/testing/kv-model.js';
@@ -149,7 +149,7 @@ export class FakeKv implements KvClientLike {
   private async write(input: KvInput): Promise<{ version: number }> {
     const output = await this.call(input);
     if ('ok' in output && !output.ok) {
-      throw new KvError('VERSION_CONFLICT', `at version ${output.version}`, { version: output.version });
+      throw new KvError('VERSION_CONFLICT', `at version ${output.version}`, { ...NOT_APPLIED, version: output.version });
     }
     return { version: output.version };
   }

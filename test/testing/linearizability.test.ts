@@ -4,7 +4,7 @@
 // would make every green run of the process test meaningless, hence the many illegal cases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvError } from '../../src/kv/kv-error.js';
+import { KvError, NOT_APPLIED } from '../../src/kv/kv-error.js';
 import { historyRecorder, kvModel, type KvInput, type KvOperation, type KvOutput } from '../../src/testing/kv-model.js';
 import {
   checkLinearizability, UNKNOWN, type Model, type Operation, type Unknown,
@@ -325,12 +325,12 @@ test('the recorder keeps answers, drops certain failures and makes maybe-applied
   const recorder = historyRecorder({ now: () => clock++ });
   const put1 = recorder.begin(1, { kind: 'put', key: K, value: 'a' });
   put1.succeed({ ok: true, version: 1 });
-  recorder.begin(2, { kind: 'put', key: K, value: 'b' }).fail(new KvError('NOT_MASTER', 'no'));
+  recorder.begin(2, { kind: 'put', key: K, value: 'b' }).fail(new KvError('NOT_MASTER', 'no', NOT_APPLIED));
   const maybe = new KvError('TIMEOUT', 'maybe', { mayHaveBeenApplied: true });
   recorder.begin(3, { kind: 'put', key: K, value: 'c' }).fail(maybe);
   recorder.begin(4, { kind: 'get', key: K }).fail(new KvError('TIMEOUT', 'read timed out'));
   const cas = recorder.begin(5, { kind: 'put', key: K, value: 'd', expectedVersion: 0 });
-  assert.deepEqual(cas.fail(new KvError('VERSION_CONFLICT', 'at 1', { version: 1 })), conflict(1));
+  assert.deepEqual(cas.fail(new KvError('VERSION_CONFLICT', 'at 1', { ...NOT_APPLIED, version: 1 })), conflict(1));
   recorder.begin(6, { kind: 'delete', key: K }).fail(new Error('socket hang up'));
   recorder.begin(7, { kind: 'delete', key: K, expectedVersion: 9 });
   recorder.begin(8, { kind: 'get', key: K });
