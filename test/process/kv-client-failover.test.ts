@@ -11,13 +11,10 @@
 // cover the client's side of it (NO_MASTER from the cut-off master sends the client to the others).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { KvClient } from '../../src/kv/client.js';
 import { groupOfKey } from '../../src/kv/key-hash.js';
 import { KvError } from '../../src/kv/kv-error.js';
-import { killEverything, startClusterUp, type Spawned } from '../support/cluster-up.js';
+import { clusterScope, startClusterUp } from '../support/cluster-up.js';
 import { MasterNemesis } from '../support/kv-nemesis.js';
 
 const LEASE_MS = 1_000;
@@ -44,16 +41,7 @@ interface Operation {
 test('a KvClient fails over from a frozen master within the lease plus a second, and stays honest',
   { timeout: 60_000 }, async (t) => {
     assert.equal(groupOfKey(KEY, GROUPS), 0);
-    const dir = await mkdtemp(join(tmpdir(), 'kv-client-failover-'));
-    const track: Spawned[] = [];
-    const undo: (() => unknown)[] = [];
-    t.after(async () => {
-      while (undo.length > 0) await undo.pop()?.();
-    });
-    undo.push(async () => {
-      await killEverything(track, dir);
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, track, undo } = await clusterScope(t, 'kv-client-failover');
     const cluster = await startClusterUp({
       dir, json: true, flags: ['--groups', String(GROUPS), '--master-lease', String(LEASE_MS)], track,
     });

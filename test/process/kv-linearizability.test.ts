@@ -11,9 +11,6 @@
 // to the frozen node, which sees them only when it wakes. All of it is recorded in the history.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvClient } from '../../src/kv/client.js';
 import { groupOfKey } from '../../src/kv/key-hash.js';
@@ -21,7 +18,7 @@ import {
   historyRecorder, kvModel, type HistoryRecorder, type KvClientLike, type KvInput, type RecordedOperation,
 } from '../../src/testing/kv-model.js';
 import { checkLinearizability } from '../../src/testing/linearizability.js';
-import { killEverything, processesMentioning, startClusterUp, type Spawned } from '../support/cluster-up.js';
+import { clusterScope, processesMentioning, startClusterUp } from '../support/cluster-up.js';
 import { FakeKv, forgeStaleRead } from '../support/kv-histories.js';
 import { MasterNemesis, servingMaster, type Fault } from '../support/kv-nemesis.js';
 import { seededRandom, type Random } from '../support/random.js';
@@ -101,17 +98,7 @@ test('8 clients on 6 keys while masters are killed and frozen: the history is li
     const seed = Number(process.env.KV_LINEARIZABILITY_SEED ?? Math.floor(Math.random() * 2 ** 31));
     t.diagnostic(`seed ${seed} (KV_LINEARIZABILITY_SEED=${seed} repeats the workload's choices)`);
     const random = seededRandom(seed);
-    const dir = await mkdtemp(join(tmpdir(), 'kv-linearizability-'));
-    const track: Spawned[] = [];
-    // Cleanup steps, undone last first (also when an assertion fails).
-    const undo: (() => unknown)[] = [];
-    t.after(async () => {
-      while (undo.length > 0) await undo.pop()?.();
-    });
-    undo.push(async () => {
-      await killEverything(track, dir);
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, track, undo } = await clusterScope(t, 'kv-linearizability');
 
     const testStarted = performance.now();
     const cluster = await startClusterUp({

@@ -5,15 +5,12 @@
 // catches up, and SIGINT stops the cluster cleanly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvClient } from '../../src/kv/client.js';
 import { groupOfKey } from '../../src/kv/key-hash.js';
 import { KvError } from '../../src/kv/kv-error.js';
 import {
-  CLI, kvServeProcess, killEverything, processesMentioning, spawnCli, startClusterUp, type Exit, type Spawned,
+  CLI, clusterScope, kvServeProcess, processesMentioning, spawnCli, startClusterUp, type Exit,
 } from '../support/cluster-up.js';
 import { servingMaster } from '../support/kv-nemesis.js';
 
@@ -47,17 +44,7 @@ function acceptableFinal(writes: readonly Write[]): { values: Set<string | null>
 
 test('kill -9 of the master of group 0 under a write load: failover, no lost write, catch-up, clean stop',
   { timeout: 90_000 }, async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'kv-master-kill-'));
-    const track: Spawned[] = [];
-    // Cleanup steps, undone last first (also when an assertion fails): writers, clients, processes, files.
-    const undo: (() => unknown)[] = [];
-    t.after(async () => {
-      while (undo.length > 0) await undo.pop()?.();
-    });
-    undo.push(async () => {
-      await killEverything(track, dir);
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, track, undo } = await clusterScope(t, 'kv-master-kill');
 
     const cluster = await startClusterUp({
       dir, json: true, flags: ['--groups', String(GROUPS), '--master-lease', String(LEASE_MS)], track,

@@ -2,8 +2,11 @@
 // on free loopback ports, one-shot commands with a deadline, and a look into /proc to find (and
 // finally kill) every process that mentions a test's data directory, so nothing outlives a test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -204,4 +207,27 @@ export async function killEverything(track: readonly Spawned[], dir: string): Pr
       // Gone already.
     }
   }
+}
+
+export interface ClusterScope {
+  readonly dir: string;
+  /** Processes started for the test: killed after it. */
+  readonly track: Spawned[];
+  /** Cleanup steps, undone last first after the test (also when an assertion fails). */
+  readonly undo: (() => unknown)[];
+}
+
+/** A temporary directory for a test's cluster; its processes and files are removed after the test. */
+export async function clusterScope(t: TestContext, prefix: string): Promise<ClusterScope> {
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const track: Spawned[] = [];
+  const undo: (() => unknown)[] = [];
+  t.after(async () => {
+    while (undo.length > 0) await undo.pop()?.();
+  });
+  undo.push(async () => {
+    await killEverything(track, dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { dir, track, undo };
 }
