@@ -1,7 +1,8 @@
 // Runs every compiled test file under dist/test with node's built-in runner.
 // Node 20's `--test` does not expand globs, so the files are listed here.
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 
 function collect(dir) {
@@ -28,31 +29,36 @@ const phases = [
   { files: files.filter((file) => !isProcessTest(file)), concurrency: 2 },
   { files: files.filter(isProcessTest), concurrency: 1 },
 ];
-/** Run one phase, passing its report through, and read its closing counts. */
-function runPhase(phase) {
+/**
+ * Run one phase. People read node's spec report (one line a test, failures in full at the end);
+ * the counts come from a TAP report written beside it to a file.
+ */
+function runPhase(phase, index) {
+  const tapFile = join(mkdtempSync(join(tmpdir(), 'multipaxos-tests-')), `phase-${index}.tap`);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--test', `--test-concurrency=${phase.concurrency}`, ...phase.files],
-      { stdio: ['inherit', 'pipe', 'inherit'] });
-    const counts = { pass: 0, fail: 0, skipped: 0 };
-    let pending = '';
-    child.stdout.on('data', (chunk) => {
-      process.stdout.write(chunk);
-      const lines = (pending + chunk.toString('utf8')).split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
+    const child = spawn(process.execPath, [
+      '--test', `--test-concurrency=${phase.concurrency}`,
+      '--test-reporter=spec', '--test-reporter-destination=stdout',
+      '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
+      ...phase.files,
+    ], { stdio: 'inherit' });
+    child.on('close', (code) => {
+      const counts = { pass: 0, fail: 0, skipped: 0 };
+      for (const line of readFileSync(tapFile, 'utf8').split('\n')) {
         const match = /^# (pass|fail|skipped) (\d+)$/.exec(line);
         if (match !== null) counts[match[1]] = Number(match[2]);
       }
+      rmSync(dirname(tapFile), { recursive: true, force: true });
+      resolve({ status: code ?? 1, counts });
     });
-    child.on('close', (code) => resolve({ status: code ?? 1, counts }));
   });
 }
 
 let status = 0;
 const total = { pass: 0, fail: 0, skipped: 0 };
-for (const phase of phases) {
+for (const [index, phase] of phases.entries()) {
   if (phase.files.length === 0) continue;
-  const { status: phaseStatus, counts } = await runPhase(phase);
+  const { status: phaseStatus, counts } = await runPhase(phase, index);
   if (phaseStatus !== 0) status = phaseStatus;
   total.pass += counts.pass;
   total.fail += counts.fail;
