@@ -2,8 +2,8 @@
  * `multipaxos kv put|get|del` and `multipaxos status`: the KV client on the command line. The
  * endpoints default to $MULTIPAXOS_ENDPOINTS, then to the ones `multipaxos cluster up` uses by
  * default, so after `npm start` the commands work without flags. Exit status: 0 done, 1 refused
- * or failed (the error code and whether a write may have been applied are printed), 3 for `get` of
- * a key that is not set.
+ * or failed (the error code and whether a write may have been applied are printed), 3 for `get` or
+ * `del` of a key that is not set (`del` then changes nothing).
  */
 import { KvClient } from '../kv/client.js';
 import { KvError } from '../kv/kv-error.js';
@@ -22,13 +22,14 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
 
   put         set KEY to VALUE; with --version N only if the key is at version N (0: never written)
   get         read KEY on its group's master (linearizable); --stale reads any node's local state
-  del         delete KEY (it keeps its version); with --version N only if it is at version N
+  del         delete KEY (it keeps its version); with --version N only if it is at version N;
+              a KEY that is not set is left as it is (exit 3)
 common options:
   --endpoints URL,URL   HTTP endpoints of the cluster (default $MULTIPAXOS_ENDPOINTS, else
                         ${DEFAULT_ENDPOINTS.join(',')})
   --timeout-ms T        give up after T ms (default 10000)
   --json                print the answer as JSON
-Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get).`;
+Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get, del).`;
 
 export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--json]
 
@@ -64,8 +65,10 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
       case 'del': case 'delete': {
         const [key] = expectArguments(positionals, ['KEY']) as [string];
         const deleted = await client.delete(key, { version });
-        console.log(json ? JSON.stringify(deleted) : `OK ${key} deleted, version ${deleted.version}`);
-        return 0;
+        if (json) console.log(JSON.stringify(deleted));
+        else if (deleted.deleted) console.log(`OK ${key} deleted, version ${deleted.version}`);
+        else console.error(`${key} is not set (version ${deleted.version}); nothing deleted`);
+        return deleted.deleted ? 0 : 3;
       }
       default:
         throw new UsageError(`unknown kv action "${action}" (serve, put, get, del)`);

@@ -62,6 +62,14 @@ export interface KvValue {
   readonly version: number;
 }
 
+export interface KvDeleted {
+  readonly key: string;
+  /** false: the key was not set, so nothing changed. */
+  readonly deleted: boolean;
+  /** The key's version after the call: the tombstone's, or (not deleted) its current one. */
+  readonly version: number;
+}
+
 /**
  * How long a call waits before trying again while the cluster elects a master or sheds load. It
  * stays short (at most 200 ms) so that a waiting call notices the new master soon after the cluster
@@ -107,10 +115,20 @@ export class KvClient {
     }
   }
 
-  async delete(key: string, options: KvPutOptions = {}): Promise<{ key: string; version: number }> {
+  /**
+   * Delete a key. `deleted: false` when it was not set (never written, or deleted already): nothing
+   * changed and `version` is its current one. With `version`, only if the key is at that version
+   * (else VERSION_CONFLICT, checked first).
+   */
+  async delete(key: string, options: KvPutOptions = {}): Promise<KvDeleted> {
     const path = `${kvPath(key)}${options.version === undefined ? '' : `?version=${options.version}`}`;
-    const reply = await this.call(key, 'DELETE', path, undefined, options);
-    return { key, version: reply.body.version as number };
+    try {
+      const reply = await this.call(key, 'DELETE', path, undefined, options);
+      return { key, version: reply.body.version as number, deleted: true };
+    } catch (error) {
+      if (error instanceof KvError && error.code === 'KEY_NOT_FOUND') return { key, version: error.version ?? 0, deleted: false };
+      throw error;
+    }
   }
 
   /** One node's /status (the first endpoint that answers, or the one given). */

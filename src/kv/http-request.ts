@@ -87,6 +87,39 @@ export function parsePutBody(text: string): PutBody {
   return { value: body.value, version: version ?? undefined };
 }
 
+/**
+ * The version a DELETE is conditional on: `?version=n` or a body `{"version": n}` (the field PUT
+ * uses), not both. No body (or an empty one) and no parameter: unconditional. Unknown fields, a
+ * malformed version or a body that is not a JSON object are refused, never ignored.
+ */
+export function deleteVersion(url: URL, text: string): number | undefined {
+  const fromQuery = versionParameter(url);
+  if (text.length === 0) return fromQuery;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new KvError('BAD_REQUEST', 'the body is not valid JSON; a DELETE body, if any, is {"version": n}', NOT_APPLIED);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new KvError('BAD_REQUEST', 'a DELETE body, if any, is a JSON object: {"version": n}', NOT_APPLIED);
+  }
+  const body = parsed as Record<string, unknown>;
+  for (const field of Object.keys(body)) {
+    if (field !== 'version') {
+      throw new KvError('BAD_REQUEST', `unknown field "${field}" (a DELETE body has only version)`, NOT_APPLIED);
+    }
+  }
+  const version = body.version;
+  if (version !== undefined && version !== null && (typeof version !== 'number' || !isVersion(version))) {
+    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got ${JSON.stringify(version)}`, NOT_APPLIED);
+  }
+  if (version !== undefined && version !== null && fromQuery !== undefined) {
+    throw new KvError('BAD_REQUEST', 'give the version once: in ?version=n or in the body, not both', NOT_APPLIED);
+  }
+  return version ?? fromQuery;
+}
+
 /** The bytes of request bodies a server holds at once, so slow senders cannot exhaust its memory. */
 export class BodyBudget {
   inFlight = 0;

@@ -3,7 +3,8 @@
  *
  *   PUT    /v1/kv/{key}          {"value": "...", "version": n}   → {"key", "version"}
  *   GET    /v1/kv/{key}[?stale=true]                              → {"key", "value", "version"}
- *   DELETE /v1/kv/{key}[?version=n]                               → {"key", "version"}
+ *   DELETE /v1/kv/{key}[?version=n]  or body {"version": n}        → {"key", "version"}
+ *          (a key that is not set: 404 KEY_NOT_FOUND with its version; nothing changes)
  *   GET    /status                node, groups, instances, masters, members
  *   GET    /metrics               Prometheus text
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
@@ -21,7 +22,7 @@ import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
 import { Forwarder } from './http-forward.js';
 import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
-  BodyBudget, booleanParameter, checkQuery, keyOfPath, parsePutBody, readBody, versionParameter,
+  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody,
 } from './http-request.js';
 import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
@@ -36,6 +37,8 @@ export interface KvHttpServerOptions {
 }
 
 const MAX_TIMEOUT_MS = 60_000;
+/** A DELETE body is at most {"version": n}. */
+const MAX_DELETE_BODY_BYTES = 4096;
 const MAX_CONNECTIONS = 4_096;
 /** More than this in bodies being received at once is refused with OVERLOADED (429). */
 const MAX_BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
@@ -111,7 +114,9 @@ export class KvHttpServer {
             : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
-        send(response, { status: failure.httpStatus, body: failure.toJSON(), headers: this.commonHeaders() });
+        const headers = failure instanceof MethodNotAllowed
+          ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
+        send(response, { status: failure.httpStatus, body: failure.toJSON(), headers });
       },
     );
   }
@@ -123,7 +128,7 @@ export class KvHttpServer {
     const began = performance.now();
     const method = request.method ?? 'GET';
     if (url.pathname === '/status' || url.pathname === '/metrics') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET');
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
       checkQuery(url, []);
       return url.pathname === '/status' ? this.status() : this.metrics();
     }
@@ -167,9 +172,10 @@ export class KvHttpServer {
       case 'DELETE': {
         countAs('delete');
         checkQuery(url, ['version']);
-        const version = versionParameter(url);
+        const text = await readBody(request, this.bodies, MAX_DELETE_BODY_BYTES);
+        const version = deleteVersion(url, text);
         const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal })
-          .catch(forwardable(undefined, true));
+          .catch(forwardable(text.length === 0 ? undefined : text, true));
         return 'status' in deleted ? deleted : { status: 200, body: { key, version: deleted.version }, headers };
       }
       default:
@@ -311,8 +317,15 @@ function timeoutOf(request: IncomingMessage): number {
   return value;
 }
 
+/** A 405; its answer carries the `Allow` header (RFC 9110) with the methods the path takes. */
+class MethodNotAllowed extends KvError {
+  constructor(method: string, path: string, readonly allow: string) {
+    super('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`, NOT_APPLIED);
+  }
+}
+
 function methodNotAllowed(method: string, path: string, allowed: string): KvError {
-  return new KvError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allowed})`, NOT_APPLIED);
+  return new MethodNotAllowed(method, path, allowed);
 }
 
 function forwardedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {

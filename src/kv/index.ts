@@ -3,7 +3,8 @@
  * a cluster over HTTP; `KvService` and `KvHttpServer` run one node of it inside your process, as
  * `multipaxos kv serve` does.
  */
-export { KvClient, type KvClientOptions, type KvCallOptions, type KvPutOptions, type KvGetOptions, type KvValue } from './client.js';
+export { KvClient, type KvClientOptions, type KvCallOptions, type KvPutOptions, type KvGetOptions, type KvValue,
+  type KvDeleted } from './client.js';
 export { KvError, type KvErrorCode, type MasterHint } from './kv-error.js';
 export {
   KvService, type KvServiceOptions, type KvWriteOptions, type KvReadOptions, type KvRecord, type KvGroupStatus,

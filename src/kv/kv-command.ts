@@ -5,12 +5,18 @@
  * same bytes.
  *
  * Layout (big-endian):
- *   u8 format (0x4b) | u8 kind (1 put, 2 delete, 3 fence) | u32 fence node id | u64 fence master version
+ *   u8 format (0x4b) | u8 kind (1 put, 2 legacy delete, 3 fence, 4 delete) | u32 fence node id
+ *   | u64 fence master version
  *   put:    | expected version | u32 key length | key (UTF-8) | u32 value length | value
- *   delete: | expected version | u32 key length | key (UTF-8)
+ *   delete: | expected version | u32 key length | key (UTF-8)     (kinds 2 and 4)
  *   fence:  | u32 http address length | http address (UTF-8)
  * An expected version is a presence byte (0 absent, 1 present) followed, when present, by a u64.
  * Every u64 holds a safe integer (0 .. 2^53 - 1), so numbers never need BigInt.
+ *
+ * Kinds 2 and 4 differ only in what a delete of an absent key (never written, or deleted) does: kind 4
+ * (every delete proposed now) changes nothing and answers KEY_NOT_FOUND; kind 2 (the only delete
+ * written before that rule) stores a tombstone at the next version, as it always did. Keeping kind 2's
+ * meaning is what lets logs written before the change replay to the very state they produced.
  */
 
 /** With the u flag a surrogate pair is one code point, so this matches only unpaired halves (not UTF-8). */
@@ -27,7 +33,14 @@ export type KvCommand =
     readonly kind: 'put'; readonly key: string; readonly value: Uint8Array;
     readonly expectedVersion: number | undefined; readonly fence: Fence;
   }
-  | { readonly kind: 'delete'; readonly key: string; readonly expectedVersion: number | undefined; readonly fence: Fence }
+  | {
+    readonly kind: 'delete'; readonly key: string; readonly expectedVersion: number | undefined; readonly fence: Fence;
+    /**
+     * Set only on a delete decoded from kind 2 (a log written before deletes of absent keys became
+     * no-ops): a delete of an absent key then still stores a tombstone at the next version.
+     */
+    readonly tombstoneIfAbsent?: true;
+  }
   | { readonly kind: 'fence'; readonly fence: Fence; readonly httpAddress: string };
 
 /** UTF-8 bytes of a key (at least 1). */
@@ -41,8 +54,9 @@ export class KvCommandError extends Error {
 
 const FORMAT = 0x4b;
 const KIND_PUT = 1;
-const KIND_DELETE = 2;
+const KIND_LEGACY_DELETE = 2;
 const KIND_FENCE = 3;
+const KIND_DELETE = 4;
 const TWO_32 = 0x1_0000_0000;
 /** Above this, the high word of a u64 makes it exceed Number.MAX_SAFE_INTEGER. */
 const MAX_SAFE_HIGH_WORD = 0x1f_ffff;
@@ -85,7 +99,7 @@ export function decodeKvCommand(bytes: Uint8Array): KvCommand {
   const format = reader.uint8();
   if (format !== FORMAT) throw new KvCommandError(`unknown KV command format 0x${format.toString(16)}`);
   const kind = reader.uint8();
-  if (kind !== KIND_PUT && kind !== KIND_DELETE && kind !== KIND_FENCE) {
+  if (kind !== KIND_PUT && kind !== KIND_LEGACY_DELETE && kind !== KIND_FENCE && kind !== KIND_DELETE) {
     throw new KvCommandError(`unknown KV command kind ${kind}`);
   }
   const nodeId = reader.uint32();
@@ -97,8 +111,8 @@ export function decodeKvCommand(bytes: Uint8Array): KvCommand {
   } else {
     const expectedVersion = reader.optionalUint64('expected version');
     const key = reader.text('key', 1, MAX_KEY_BYTES);
-    command = kind === KIND_DELETE
-      ? { kind: 'delete', key, expectedVersion, fence }
+    command = kind === KIND_DELETE ? { kind: 'delete', key, expectedVersion, fence }
+      : kind === KIND_LEGACY_DELETE ? { kind: 'delete', key, expectedVersion, fence, tombstoneIfAbsent: true }
       // A copy: the input is usually a view into a whole batch, which must not stay alive (or change) under us.
       : { kind: 'put', key, value: new Uint8Array(reader.lengthPrefixed('value', 0, MAX_KV_VALUE_BYTES)),
         expectedVersion, fence };
@@ -110,7 +124,7 @@ export function decodeKvCommand(bytes: Uint8Array): KvCommand {
 function kindByte(command: KvCommand): number {
   switch (command.kind) {
     case 'put': return KIND_PUT;
-    case 'delete': return KIND_DELETE;
+    case 'delete': return command.tombstoneIfAbsent === true ? KIND_LEGACY_DELETE : KIND_DELETE;
     case 'fence': return KIND_FENCE;
     default: throw new KvCommandError(`unknown KV command kind ${String((command as { kind: unknown }).kind)}`);
   }

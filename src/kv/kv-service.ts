@@ -179,7 +179,10 @@ export class KvService {
     }));
   }
 
-  /** Delete a key on the master of its group; the key keeps counting versions. */
+  /**
+   * Delete a key on the master of its group; the key keeps counting versions. A key that is not set
+   * (never written, or deleted) is left as it is: KEY_NOT_FOUND with its version, not applied.
+   */
   async delete(key: string, options: KvWriteOptions = {}): Promise<{ version: number }> {
     return await this.write(key, options, (fence) => ({ kind: 'delete', key, expectedVersion: options.version, fence }));
   }
@@ -273,6 +276,10 @@ export class KvService {
       if (outcome.ok) return { version: outcome.version };
       if (outcome.code === 'VERSION_CONFLICT') {
         throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
+          { ...NOT_APPLIED, version: outcome.version });
+      }
+      if (outcome.code === 'KEY_NOT_FOUND') {
+        throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
           { ...NOT_APPLIED, version: outcome.version });
       }
       if (outcome.code === 'FENCED') {

@@ -6,6 +6,10 @@
  * (a delete stores a tombstone). A put or delete may name the version it expects; it applies only if
  * that is the key's current version, then the key's version becomes current + 1. Besides optimistic
  * concurrency, this makes a client's retry of a conditional write harmless if the first try was chosen.
+ * A delete of an absent key (never written, or deleted) whose expected version, if any, holds changes
+ * nothing and answers KEY_NOT_FOUND with the key's version; that is decided here, from the replicated
+ * state, so every node and every replay agrees. Deletes in logs written before this rule (command
+ * kind 2, see kv-command.ts) keep their old effect: a tombstone at the next version.
  *
  * Fencing: a node that becomes master of a group proposes a fence carrying the master version it
  * holds; a fence applies only if its master version is above the current fence's, so a late fence from
@@ -35,6 +39,8 @@ export type KvOutcome =
   | { readonly ok: true; readonly version: number }
   /** The key's current version. */
   | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number }
+  /** delete: the key is absent (never written, or deleted), so nothing changed; its current version. */
+  | { readonly ok: false; readonly code: 'KEY_NOT_FOUND'; readonly version: number }
   /** The group's current fence (a GroupFence, so it also says where that master serves HTTP). */
   | { readonly ok: false; readonly code: 'FENCED'; readonly fence: Fence | undefined }
   | { readonly ok: false; readonly code: 'MALFORMED'; readonly message: string }
@@ -109,6 +115,9 @@ export class KvStateMachine implements StateMachine {
     const current = group.entries.get(command.key) ?? NEVER_WRITTEN;
     if (command.expectedVersion !== undefined && command.expectedVersion !== current.version) {
       return { ok: false, code: 'VERSION_CONFLICT', version: current.version };
+    }
+    if (command.kind === 'delete' && current.value === undefined && command.tombstoneIfAbsent !== true) {
+      return { ok: false, code: 'KEY_NOT_FOUND', version: current.version };
     }
     // decodeKvCommand already copied the value out of the batch, so it can be kept as it is.
     const stored = command.kind === 'put' ? command.value : undefined;

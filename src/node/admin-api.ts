@@ -18,7 +18,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 export async function startAdminServer(node: PaxosNode, host: string, port: number): Promise<Server> {
   const server = createServer((request, response) => {
-    answerAdminRequest(node, request).then(({ status, body }) => reply(response, status, body));
+    answerAdminRequest(node, request).then(({ status, body, headers }) => reply(response, status, body, headers));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -30,6 +30,8 @@ export async function startAdminServer(node: PaxosNode, host: string, port: numb
 export interface Routed {
   readonly status: number;
   readonly body: unknown;
+  /** A 405's `Allow`. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** Whether a path belongs to the admin API (the KV server serves it too, on the same port). */
@@ -43,7 +45,8 @@ export async function answerAdminRequest(node: PaxosNode, request: IncomingMessa
   try {
     return await route(node, request);
   } catch (error) {
-    return { status: statusOf(error), body: errorBody(error) };
+    const headers = error instanceof HttpError && error.allow !== undefined ? { allow: error.allow } : undefined;
+    return { status: statusOf(error), body: errorBody(error), ...(headers === undefined ? {} : { headers }) };
   }
 }
 
@@ -73,12 +76,21 @@ async function route(node: PaxosNode, request: IncomingMessage): Promise<Routed>
     node.dropMaster(group);
     return { status: 200, body: { dropped: true, nodeId: node.nodeId } };
   }
-  const known = ['/v1/members', '/v1/members/change', '/v1/master', '/v1/master/drop'].includes(path) || removal !== null;
-  throw new HttpError(known ? 405 : 404, known ? `${method} is not allowed on ${path}` : `no such path: ${path}`);
+  const allow = removal !== null ? 'DELETE' : ALLOWED_METHODS.get(path);
+  if (allow === undefined) throw new HttpError(404, `no such path: ${path}`);
+  throw new HttpError(405, `${method} is not allowed on ${path} (allowed: ${allow})`, allow);
 }
 
+/** The methods each path takes, for a 405's `Allow` header (/v1/members/ID takes DELETE). */
+const ALLOWED_METHODS: ReadonlyMap<string, string> = new Map([
+  ['/v1/members', 'GET, POST'],
+  ['/v1/members/change', 'POST'],
+  ['/v1/master', 'GET'],
+  ['/v1/master/drop', 'POST'],
+]);
+
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(readonly status: number, message: string, readonly allow?: string) {
     super(message);
   }
 }
@@ -146,8 +158,10 @@ function errorBody(error: unknown): unknown {
   return { error: 'INTERNAL', message: String(error) };
 }
 
-function reply(response: ServerResponse, status: number, body: unknown): void {
+function reply(
+  response: ServerResponse, status: number, body: unknown, headers?: Readonly<Record<string, string>>,
+): void {
   const text = `${JSON.stringify(body)}\n`;
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   response.end(text);
 }

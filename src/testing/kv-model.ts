@@ -5,8 +5,9 @@
  * Per key: a value (null when never written or deleted) and a version (0 when never written). A put
  * or delete may name the version it expects; it applies only when the key is at that version, and
  * then the version grows by one (a delete too: the tombstone keeps counting). A refused conditional
- * write answers VERSION_CONFLICT with the key's current version and changes nothing. Keys are
- * independent, so the model partitions by key.
+ * write answers VERSION_CONFLICT with the key's current version and changes nothing. A delete of a
+ * key that is not set (null value) whose guard holds answers KEY_NOT_FOUND with the key's version and
+ * changes nothing. Keys are independent, so the model partitions by key.
  */
 import { KvError } from '../kv/kv-error.js';
 import { UNKNOWN, type Model, type Operation, type Unknown } from './linearizability.js';
@@ -18,7 +19,9 @@ export type KvInput =
 
 export type KvWriteOutput =
   | { readonly ok: true; readonly version: number }
-  | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number };
+  | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number }
+  /** A delete of a key that is not set: nothing changed; the key's version. */
+  | { readonly ok: false; readonly code: 'KEY_NOT_FOUND'; readonly version: number };
 
 export interface KvReadOutput {
   readonly value: string | null;
@@ -47,13 +50,18 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
       return output.value === state.value && output.version === state.version ? state : undefined;
     }
     const guardHolds = input.expectedVersion === undefined || input.expectedVersion === state.version;
+    // A delete of a key that is not set changes nothing (checked after the guard).
+    const applies = guardHolds && !(input.kind === 'delete' && state.value === null);
     if (output === UNKNOWN) {
-      // If it took effect here, it applied exactly when its guard held; a write that never took effect
+      // If it took effect here, it applied exactly when it applies; a write that never took effect
       // is the search placing it after everything else (its ret is Infinity), so that needs nothing here.
-      return guardHolds ? applied(state, input) : state;
+      return applies ? applied(state, input) : state;
     }
     if (!isWriteOutput(output)) return undefined;
-    if (output.ok) return guardHolds && output.version === state.version + 1 ? applied(state, input) : undefined;
+    if (output.ok) return applies && output.version === state.version + 1 ? applied(state, input) : undefined;
+    if (output.code === 'KEY_NOT_FOUND') {
+      return input.kind === 'delete' && guardHolds && !applies && output.version === state.version ? state : undefined;
+    }
     return !guardHolds && output.version === state.version ? state : undefined;
   },
 
@@ -69,6 +77,11 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
     if (output.ok) {
       const before = output.version - 1;
       return before >= state.version && (input.expectedVersion === undefined || input.expectedVersion === before);
+    }
+    if (output.code === 'KEY_NOT_FOUND') {
+      const guardCouldHold = input.expectedVersion === undefined || input.expectedVersion === output.version;
+      return input.kind === 'delete' && guardCouldHold &&
+        (output.version > state.version || (output.version === state.version && state.value === null));
     }
     return input.expectedVersion !== undefined && input.expectedVersion !== output.version &&
       output.version >= state.version;
@@ -102,7 +115,7 @@ function isWriteOutput(output: KvOutput): output is KvWriteOutput {
 function describeOutput(output: KvOutput | Unknown): string {
   if (output === UNKNOWN) return 'UNKNOWN (may have taken effect)';
   if (!isWriteOutput(output)) return `${JSON.stringify(output.value)} @${output.version}`;
-  return output.ok ? `ok @${output.version}` : `VERSION_CONFLICT @${output.version}`;
+  return output.ok ? `ok @${output.version}` : `${output.code} @${output.version}`;
 }
 
 export interface KvWriteCallOptions {
@@ -115,13 +128,14 @@ export interface KvWriteCallOptions {
 export interface KvClientLike {
   get(key: string, options?: { timeoutMs?: number }): Promise<KvReadOutput>;
   put(key: string, value: string, options?: KvWriteCallOptions): Promise<{ readonly version: number }>;
-  delete(key: string, options?: KvWriteCallOptions): Promise<{ readonly version: number }>;
+  /** `deleted: false` (KvClient's answer for a key that is not set) is the output KEY_NOT_FOUND. */
+  delete(key: string, options?: KvWriteCallOptions): Promise<{ readonly version: number; readonly deleted?: boolean }>;
 }
 
 /**
- * One operation as a client saw it. `outcome`: 'ok' answered (a version conflict too); 'unknown' a
- * write that may have been applied; 'failed' certainly without effect (a refused write, any failed
- * read); 'pending' still running.
+ * One operation as a client saw it. `outcome`: 'ok' answered (a version conflict, or a delete's
+ * KEY_NOT_FOUND, too); 'unknown' a write that may have been applied; 'failed' certainly without
+ * effect (a refused write, any failed read); 'pending' still running.
  */
 export interface RecordedOperation {
   readonly clientId: number | string;
@@ -135,12 +149,16 @@ export interface RecordedOperation {
 
 export interface OperationHandle {
   succeed(output: KvOutput): void;
-  /** Returns what the failure counts as an answer: a VERSION_CONFLICT is a write's output; else undefined. */
+  /**
+   * Returns what the failure counts as an answer: a VERSION_CONFLICT is a write's output, a
+   * KEY_NOT_FOUND a delete's; else undefined.
+   */
   fail(error: unknown): KvOutput | undefined;
 }
 
 export interface RecorderCounts {
   readonly ok: number;
+  /** Answered refusals of writes: VERSION_CONFLICT, and KEY_NOT_FOUND of a delete. */
   readonly conflicts: number;
   readonly unknown: number;
   readonly failed: number;
@@ -167,7 +185,8 @@ export interface HistoryRecorder {
  * `now` is given), because comparing instants of different clocks would invent or hide overlaps.
  *
  * `history()` normalises, following what each outcome says about the effect:
- *  - an answer is the operation's output (a VERSION_CONFLICT error is the output of a refused write);
+ *  - an answer is the operation's output (a VERSION_CONFLICT error is the output of a refused write,
+ *    a KEY_NOT_FOUND error that of a delete of a key that is not set);
  *  - a write that certainly was not applied (`mayHaveBeenApplied: false`: NOT_MASTER, NO_MASTER,
  *    OVERLOADED, a refused connection, ...) had no effect and is left out;
  *  - a write that may have been applied (or failed in a way we cannot classify, or never finished)
@@ -195,8 +214,10 @@ export function historyRecorder(options: { now?: () => number } = {}): HistoryRe
         const isWrite = input.kind !== 'get';
         if (error instanceof KvError) {
           const details = { code: error.code, mayHaveBeenApplied: error.mayHaveBeenApplied, message: error.message };
-          if (isWrite && error.code === 'VERSION_CONFLICT' && error.version !== undefined) {
-            const output: KvOutput = { ok: false, code: 'VERSION_CONFLICT', version: error.version };
+          const refusal = error.code === 'VERSION_CONFLICT' ? 'VERSION_CONFLICT'
+            : error.code === 'KEY_NOT_FOUND' && input.kind === 'delete' ? 'KEY_NOT_FOUND' : undefined;
+          if (isWrite && refusal !== undefined && error.version !== undefined) {
+            const output: KvOutput = { ok: false, code: refusal, version: error.version };
             end('ok', output, details);
             return output;
           }
@@ -223,10 +244,12 @@ export function historyRecorder(options: { now?: () => number } = {}): HistoryRe
         } else {
           const writeOptions = input.expectedVersion === undefined ? callOptions
             : { ...callOptions, version: input.expectedVersion };
-          const { version } = input.kind === 'put'
-            ? await client.put(input.key, input.value, writeOptions)
-            : await client.delete(input.key, writeOptions);
-          output = { ok: true, version };
+          if (input.kind === 'put') {
+            output = { ok: true, version: (await client.put(input.key, input.value, writeOptions)).version };
+          } else {
+            const { version, deleted } = await client.delete(input.key, writeOptions);
+            output = deleted === false ? { ok: false, code: 'KEY_NOT_FOUND', version } : { ok: true, version };
+          }
         }
         handle.succeed(output);
         return output;

@@ -77,6 +77,12 @@ test('members list/add/remove/change and master show/drop against a running node
   await bad('/v1/members', { method: 'POST', body: '{"id": 0, "host": "h", "port": 1}' }, 400, /id must be a positive/);
   await bad('/v1/members', { method: 'POST', body: 'x'.repeat(70_000) }, 413, /exceeds/);
   await bad('/v1/members', { method: 'PUT' }, 405, /PUT is not allowed/);
+  for (const [path, method, allow] of [['/v1/members', 'PUT', 'GET, POST'], ['/v1/members/2', 'GET', 'DELETE'],
+    ['/v1/master/drop', 'GET', 'POST'], ['/v1/master', 'POST', 'GET'], ['/v1/members/change', 'GET', 'POST']]) {
+    const response = await fetch(`${base}${path}`, { method });
+    assert.deepEqual([response.status, response.headers.get('allow')], [405, allow], `${method} ${path}`);
+    await response.arrayBuffer();
+  }
   await bad('/v1/nope', { method: 'GET' }, 404, /no such path/);
   await bad('/v1/members?group=abc', { method: 'GET' }, 400, /group must be an integer/);
   await bad('/v1/members?group=5', { method: 'GET' }, 400, /group 5 does not exist/);

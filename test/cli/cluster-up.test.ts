@@ -101,6 +101,9 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     run = await kv('kv', 'get', 'a');
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /a is not set \(version 2\)/);
+    run = await kv('kv', 'del', 'a');
+    assert.equal(run.code, 3, 'deleting a key that is not set changes nothing: exit 3, like get');
+    assert.match(run.stderr, /^a is not set \(version 2\); nothing deleted$/m);
 
     // --json: every answer, including errors and a missing key, is one JSON object on standard output.
     run = await kv('kv', 'put', 'kept', 'still here', '--json');
@@ -118,10 +121,14 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     assert.deepEqual(JSON.parse(run.stdout),
       { error: 'VERSION_CONFLICT', message: 'key "kept" is at version 1, not 7', mayHaveBeenApplied: false, version: 1 });
     run = await kv('kv', 'del', 'gone', '--json');
-    assert.deepEqual([run.code, JSON.parse(run.stdout)], [0, { key: 'gone', version: 1 }], run.stderr);
+    assert.deepEqual([run.code, JSON.parse(run.stdout)], [3, { key: 'gone', version: 0, deleted: false }], run.stderr);
     run = await kv('kv', 'get', 'kept', '--stale', '--json');
     assert.equal(run.code, 0, run.stderr);
     assert.equal((JSON.parse(run.stdout) as { key: string }).key, 'kept');
+    run = await kv('kv', 'put', 'doomed', 'x');
+    assert.equal(run.code, 0, run.stderr);
+    run = await kv('kv', 'del', 'doomed', '--json');
+    assert.deepEqual([run.code, JSON.parse(run.stdout)], [0, { key: 'doomed', version: 2, deleted: true }], run.stderr);
 
     run = await kv('status', '--json');
     assert.equal(run.code, 0, run.stderr);

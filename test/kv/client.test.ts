@@ -61,8 +61,11 @@ describe('KvClient on a real cluster', () => {
       kvError('VERSION_CONFLICT', (error) => error.version === 2 && !error.mayHaveBeenApplied));
     await assert.rejects(client.delete(key, { version: 1 }), kvError('VERSION_CONFLICT', (error) => error.version === 2));
     assert.deepEqual(await client.get(key), { key, value: 'two', version: 2 }, 'the refused writes changed nothing');
-    assert.deepEqual(await client.delete(key, { version: 2 }), { key, version: 3 });
+    assert.deepEqual(await client.delete(key, { version: 2 }), { key, version: 3, deleted: true });
     assert.deepEqual(await client.get(key), { key, value: null, version: 3 }, 'a deleted key keeps its version');
+    assert.deepEqual(await client.delete(key), { key, version: 3, deleted: false }, 'deleting it again changes nothing');
+    assert.deepEqual(await client.delete(key, { version: 3 }), { key, version: 3, deleted: false });
+    await assert.rejects(client.delete(key, { version: 2 }), kvError('VERSION_CONFLICT', (error) => error.version === 3));
     assert.deepEqual(await client.put(key, 'three', { version: 3 }), { key, version: 4 });
     const status = await client.status(endpointOf(cluster, master));
     assert.equal(status.nodeId, master.nodeId);
@@ -70,6 +73,7 @@ describe('KvClient on a real cluster', () => {
 
     const missing = keyInGroup(master, 1, 'client-missing');
     assert.deepEqual(await client.get(missing), { key: missing, value: null, version: 0 });
+    assert.deepEqual(await client.delete(missing), { key: missing, version: 0, deleted: false }, 'no tombstone for a never-written key');
     assert.deepEqual(await client.put(missing, '', { version: 0 }), { key: missing, version: 1 });
     assert.deepEqual(await client.get(missing), { key: missing, value: '', version: 1 });
     await waitFor('a stale read to see the write', async () =>
@@ -92,7 +96,7 @@ describe('KvClient on a real cluster', () => {
       const value = `v:${key}`;
       assert.deepEqual(await client.put(key, value), { key, version: 1 }, `put ${JSON.stringify(key)}`);
       assert.deepEqual(await client.get(key), { key, value, version: 1 }, `get ${JSON.stringify(key)}`);
-      assert.deepEqual(await client.delete(key), { key, version: 2 }, `delete ${JSON.stringify(key)}`);
+      assert.deepEqual(await client.delete(key), { key, version: 2, deleted: true }, `delete ${JSON.stringify(key)}`);
       assert.deepEqual(await client.get(key), { key, value: null, version: 2 });
     }
   });
@@ -111,7 +115,7 @@ describe('KvClient on a real cluster', () => {
     assert.deepEqual(await client.get(keyInGroup(master, 0, 'follow-other')), {
       key: keyInGroup(master, 0, 'follow-other'), value: null, version: 0,
     });
-    assert.deepEqual(await client.delete(key), { key, version: 3 });
+    assert.deepEqual(await client.delete(key), { key, version: 3, deleted: true });
     await assert.rejects(client.put(key, 'x', { version: 1 }), kvError('VERSION_CONFLICT'));
     assert.equal(forwardedTotal(cluster), total, 'a KvClient is never forwarded: it went to the master itself');
     const refused = metricValue((await httpCall(endpointOf(cluster, other), 'GET', '/metrics')).text,
@@ -175,9 +179,17 @@ test('NOT_MASTER without an endpoint moves on to the next endpoint', async () =>
     failure('NOT_MASTER', { master: { nodeId: 2, endpoint: null } })));
   const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 4 }));
   const client = clientOf([follower.endpoint, serving.endpoint], 5_000);
-  assert.deepEqual(await client.delete('k'), { key: 'k', version: 4 });
+  assert.deepEqual(await client.delete('k'), { key: 'k', version: 4, deleted: true });
   assert.deepEqual([follower.seen.length, serving.seen.length], [1, 1]);
   assert.equal(serving.seen[0]?.method, 'DELETE');
+});
+
+test('a delete answered KEY_NOT_FOUND is deleted: false with the key\'s version, and is not retried', async () => {
+  const serving = await fakeServer((_, response) => answer(response, 404,
+    failure('KEY_NOT_FOUND', { mayHaveBeenApplied: false, version: 7 })));
+  const client = clientOf([serving.endpoint], 5_000);
+  assert.deepEqual(await client.delete('k', { version: 7 }), { key: 'k', version: 7, deleted: false });
+  assert.deepEqual(serving.seen.map((request) => [request.method, request.url]), [['DELETE', '/v1/kv/k?version=7']]);
 });
 
 test('OVERLOADED is retried on the same endpoint until it serves', async () => {

@@ -120,11 +120,28 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     assert.deepEqual([deleted.status, jsonOf(deleted)], [200, { key, version: 4 }]);
     const gone = assertError(await httpCall(endpoint, 'GET', kvPath(key)), 404, 'KEY_NOT_FOUND');
     assert.equal(gone.version, 4, 'a deleted key keeps its version');
+    // Deleting a key that is not set changes nothing: 404 KEY_NOT_FOUND with its version, never applied.
+    const again = assertError(await httpCall(endpoint, 'DELETE', kvPath(key)), 404, 'KEY_NOT_FOUND');
+    assert.deepEqual([again.version, again.mayHaveBeenApplied], [4, false]);
+    assertError(await httpCall(endpoint, 'DELETE', kvPath(key, '?version=4')), 404, 'KEY_NOT_FOUND');
+    assertError(await httpCall(endpoint, 'DELETE', kvPath(key, '?version=3')), 409, 'VERSION_CONFLICT');
+    assert.equal(assertError(await httpCall(endpoint, 'GET', kvPath(key)), 404, 'KEY_NOT_FOUND').version, 4,
+      'deleting a deleted key does not bump its version');
     const back = await put(endpoint, key, { value: 'back', version: 4 });
     assert.deepEqual([back.status, jsonOf(back)], [200, { key, version: 5 }]);
+    // A conditional delete may carry its version in the body, like PUT.
+    const bodyConflict = await httpCall(endpoint, 'DELETE', kvPath(key), { body: '{"version": 4}' });
+    assert.equal(assertError(bodyConflict, 409, 'VERSION_CONFLICT').version, 5);
+    const bodyDeleted = await httpCall(endpoint, 'DELETE', kvPath(key), { body: '{"version": 5}' });
+    assert.deepEqual([bodyDeleted.status, jsonOf(bodyDeleted)], [200, { key, version: 6 }]);
+    const rewritten = await put(endpoint, key, { value: 'back', version: 6 });
+    assert.deepEqual([rewritten.status, jsonOf(rewritten)], [200, { key, version: 7 }]);
 
     const never = keyInGroup(master, 0, 'never-written');
     assert.equal(assertError(await httpCall(endpoint, 'GET', kvPath(never)), 404, 'KEY_NOT_FOUND').version, 0);
+    assert.equal(assertError(await httpCall(endpoint, 'DELETE', kvPath(never)), 404, 'KEY_NOT_FOUND').version, 0);
+    assert.equal(assertError(await httpCall(endpoint, 'GET', kvPath(never)), 404, 'KEY_NOT_FOUND').version, 0,
+      'no tombstone for a key never written');
     const fresh = await put(endpoint, never, { value: '', version: 0 });
     assert.deepEqual([fresh.status, jsonOf(fresh)], [200, { key: never, version: 1 }]);
     assert.deepEqual(jsonOf(await httpCall(endpoint, 'GET', kvPath(never))), { key: never, value: '', version: 1 });
@@ -133,7 +150,7 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     for (const [index, other] of cluster.endpoints.entries()) {
       await waitFor(`node ${index + 1} to execute the write`, async () => {
         const stale = await httpCall(other, 'GET', kvPath(key, '?stale=true'));
-        return stale.status === 200 && stale.text === `${JSON.stringify({ key, value: 'back', version: 5 })}\n`;
+        return stale.status === 200 && stale.text === `${JSON.stringify({ key, value: 'back', version: 7 })}\n`;
       });
       const local = await httpCall(other, 'GET', kvPath(key, '?stale'));
       assert.equal(local.headers['x-multipaxos-node'], String(index + 1), 'a stale read is not forwarded');
@@ -170,8 +187,11 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     const deleted = await httpCall(otherEndpoint, 'DELETE', kvPath(key, '?version=1'));
     assert.deepEqual([deleted.status, jsonOf(deleted)], [200, { key, version: 2 }]);
     assert.equal(deleted.headers['x-multipaxos-node'], String(master.nodeId));
+    // A DELETE's body travels with it: had it been dropped, the delete would answer KEY_NOT_FOUND.
+    const stale = await httpCall(otherEndpoint, 'DELETE', kvPath(key), { body: '{"version": 1}' });
+    assert.equal(assertError(stale, 409, 'VERSION_CONFLICT').version, 2);
 
-    assert.equal(await forwardedCount(otherEndpoint), forwardedBefore + 4);
+    assert.equal(await forwardedCount(otherEndpoint), forwardedBefore + 5);
     assert.equal(await forwardedCount(masterEndpoint), masterForwardedBefore, 'the master forwards nothing');
     assert.equal(metricValue(await metricsText(otherEndpoint), 'multipaxos_kv_requests_total',
       { op: 'put', outcome: 'VERSION_CONFLICT' }), conflictsBefore + 1);
@@ -183,7 +203,7 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     assert.equal(hop.headers['x-multipaxos-node'], String(other.nodeId), 'the non-master answered itself');
     const hopRead = await httpCall(otherEndpoint, 'GET', kvPath(key), { headers: { 'x-multipaxos-forwarded-by': '9' } });
     assert.deepEqual(assertError(hopRead, 503, 'NOT_MASTER').master, { nodeId: master.nodeId, endpoint: masterEndpoint });
-    assert.equal(await forwardedCount(otherEndpoint), forwardedBefore + 4, 'those were not forwarded');
+    assert.equal(await forwardedCount(otherEndpoint), forwardedBefore + 5, 'those were not forwarded');
     assert.equal(assertError(await httpCall(masterEndpoint, 'GET', kvPath(key)), 404, 'KEY_NOT_FOUND').version, 2,
       'the refused write was not applied');
     // The master itself serves a request that was forwarded to it.
@@ -201,6 +221,8 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     readonly status: number;
     readonly code: string;
     readonly message?: RegExp;
+    /** A 405's Allow header. */
+    readonly allow?: string;
   }
 
   const MIB = 1024 * 1024;
@@ -244,11 +266,31 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     { name: 'an unknown path', method: 'GET', path: '/v2/kv/a', status: 404, code: 'NOT_FOUND' },
     { name: 'the KV prefix without a slash', method: 'GET', path: '/v1/kv', status: 404, code: 'NOT_FOUND' },
     { name: 'POST on a key', method: 'POST', path: '/v1/kv/a', body: '{"value":"x"}', status: 405,
-      code: 'METHOD_NOT_ALLOWED' },
+      code: 'METHOD_NOT_ALLOWED', allow: 'GET, PUT, DELETE' },
     { name: 'PATCH on a key', method: 'PATCH', path: '/v1/kv/a', body: '{"value":"x"}', status: 405,
-      code: 'METHOD_NOT_ALLOWED' },
-    { name: 'PUT on /status', method: 'PUT', path: '/status', body: '{}', status: 405, code: 'METHOD_NOT_ALLOWED' },
-    { name: 'POST on /metrics', method: 'POST', path: '/metrics', body: '{}', status: 405, code: 'METHOD_NOT_ALLOWED' },
+      code: 'METHOD_NOT_ALLOWED', allow: 'GET, PUT, DELETE' },
+    { name: 'PUT on /status', method: 'PUT', path: '/status', body: '{}', status: 405, code: 'METHOD_NOT_ALLOWED',
+      allow: 'GET, HEAD' },
+    { name: 'POST on /metrics', method: 'POST', path: '/metrics', body: '{}', status: 405, code: 'METHOD_NOT_ALLOWED',
+      allow: 'GET, HEAD' },
+    { name: 'GET on /v1/snapshots', method: 'GET', path: '/v1/snapshots', status: 405, code: 'METHOD_NOT_ALLOWED',
+      allow: 'POST' },
+    { name: 'a DELETE body with an unknown field', method: 'DELETE', path: '/v1/kv/a', body: '{"versoin":2}', status: 400,
+      code: 'BAD_REQUEST', message: /unknown field "versoin"/ },
+    { name: 'a DELETE body with a value', method: 'DELETE', path: '/v1/kv/a', body: '{"value":"x","version":0}',
+      status: 400, code: 'BAD_REQUEST', message: /unknown field "value"/ },
+    { name: 'a DELETE body version that is a string', method: 'DELETE', path: '/v1/kv/a', body: '{"version":"2"}',
+      status: 400, code: 'BAD_REQUEST', message: /version/ },
+    { name: 'a negative DELETE body version', method: 'DELETE', path: '/v1/kv/a', body: '{"version":-1}', status: 400,
+      code: 'BAD_REQUEST' },
+    { name: 'a DELETE body that is not JSON', method: 'DELETE', path: '/v1/kv/a', body: 'version=2', status: 400,
+      code: 'BAD_REQUEST', message: /JSON/ },
+    { name: 'a DELETE body that is not an object', method: 'DELETE', path: '/v1/kv/a', body: '[2]', status: 400,
+      code: 'BAD_REQUEST', message: /object/ },
+    { name: 'a DELETE version in both query and body', method: 'DELETE', path: '/v1/kv/a?version=0',
+      body: '{"version":0}', status: 400, code: 'BAD_REQUEST', message: /once/ },
+    { name: 'a DELETE body over 4 KiB', method: 'DELETE', path: '/v1/kv/a', body: `{"version":0${' '.repeat(4096)}}`,
+      status: 413, code: 'VALUE_TOO_LARGE' },
     { name: 'an unknown query parameter on GET', method: 'GET', path: '/v1/kv/a?consistent=true', status: 400,
       code: 'BAD_REQUEST', message: /consistent/ },
     { name: 'a version parameter on PUT', method: 'PUT', path: '/v1/kv/a?version=1', body: '{"value":"x"}', status: 400,
@@ -283,6 +325,7 @@ describe('the KV HTTP API of a 3-node cluster', () => {
         const answer = await httpCall(endpoint, bad.method, bad.path, { body: bad.body, headers: bad.headers });
         const body = assertError(answer, bad.status, bad.code);
         if (bad.message !== undefined) assert.match(body.message as string, bad.message, bad.name);
+        assert.equal(answer.headers.allow, bad.allow, `${bad.name}: the Allow header`);
       }
       assert.equal(await forwardedCount(endpoint), forwardedBefore, 'bad requests are not forwarded');
       const written = await put(endpoint, marker, { value: endpoint });

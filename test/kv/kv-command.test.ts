@@ -49,7 +49,9 @@ test('the layout is format, kind, fence, then the fields, big-endian', () => {
   });
   assert.deepEqual(bytes, raw(...header(1), 1, ['u64', 3], ['u32', 1], 'k', ['u32', 2], 7, 8));
   assert.deepEqual(encodeKvCommand({ kind: 'delete', key: 'k', expectedVersion: undefined, fence: FENCE }),
-    raw(...header(2), 0, ['u32', 1], 'k'));
+    raw(...header(4), 0, ['u32', 1], 'k'));
+  assert.deepEqual(encodeKvCommand({ kind: 'delete', key: 'k', expectedVersion: undefined, fence: FENCE, tombstoneIfAbsent: true }),
+    raw(...header(2), 0, ['u32', 1], 'k'), 'the delete of logs written before deletes of absent keys became no-ops');
   assert.deepEqual(encodeKvCommand({ kind: 'fence', fence: FENCE, httpAddress: 'h:1' }), raw(...header(3), ['u32', 3], 'h:1'));
 });
 
@@ -60,6 +62,7 @@ test('every kind round-trips with edge values', () => {
   for (const fence of fences) {
     for (const expectedVersion of [undefined, 0, 1, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
       for (const key of keys) roundTrip({ kind: 'delete', key, expectedVersion, fence });
+      roundTrip({ kind: 'delete', key: 'k', expectedVersion, fence, tombstoneIfAbsent: true });
       for (const value of values) roundTrip({ kind: 'put', key: 'k', value, expectedVersion, fence });
     }
     for (const httpAddress of ['', '127.0.0.1:8080', 'h'.repeat(MAX_HTTP_ADDRESS_BYTES), 'ä.example:80']) {
@@ -116,7 +119,7 @@ test('encoding refuses what it cannot represent exactly', () => {
 test('decoding rejects a wrong format byte or kind', () => {
   rejects(new Uint8Array(0), /truncated/);
   rejects(raw(0x4c, 3, ['u32', 2], ['u64', 9], ['u32', 0]), /format/);
-  for (const kind of [0, 4, 255]) rejects(raw(...header(kind), ['u32', 0]), /kind/);
+  for (const kind of [0, 5, 255]) rejects(raw(...header(kind), ['u32', 0]), /kind/);
 });
 
 test('decoding rejects every truncation and any trailing byte', () => {
@@ -169,6 +172,7 @@ test('fuzz: mutated encodings decode to a command that re-encodes identically, o
     { kind: 'put', key: 'user:1', value: Uint8Array.of(1, 2, 3, 4), expectedVersion: 7, fence: FENCE },
     { kind: 'put', key: 'é', value: new Uint8Array(0), expectedVersion: undefined, fence: { nodeId: 1, masterVersion: 0 } },
     { kind: 'delete', key: 'k🔑', expectedVersion: 0, fence: FENCE },
+    { kind: 'delete', key: 'old', expectedVersion: undefined, fence: FENCE, tombstoneIfAbsent: true },
     { kind: 'fence', fence: { nodeId: 3, masterVersion: 2 ** 40 }, httpAddress: '10.0.0.3:8080' },
   ];
   let decoded = 0;

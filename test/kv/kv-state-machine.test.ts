@@ -78,8 +78,39 @@ test('versions: conditional on 0 for a new key, delete keeps the version, put af
   assert.deepEqual(run(put('k', 'v3', 0)), { ok: false, code: 'VERSION_CONFLICT', version: 3 });
   assert.deepEqual(run(put('k', 'v3', 3)), { ok: true, version: 4 });
   assert.equal(text(sm.read(0, 'k').value), 'v3');
-  assert.deepEqual(run(del('never')), { ok: true, version: 1 }, 'deleting a never-written key writes a tombstone');
-  assert.deepEqual(run(del('never', 1)), { ok: true, version: 2 }, 'and so does deleting a deleted key');
+});
+
+test('a delete of an absent key changes nothing and answers KEY_NOT_FOUND; its version check comes first', () => {
+  const { sm, run } = machine();
+  run(fence(A));
+  assert.deepEqual(run(del('never')), { ok: false, code: 'KEY_NOT_FOUND', version: 0 });
+  assert.deepEqual(run(del('never', 0)), { ok: false, code: 'KEY_NOT_FOUND', version: 0 });
+  assert.deepEqual(run(del('never', 1)), { ok: false, code: 'VERSION_CONFLICT', version: 0 });
+  assert.equal(sm.captureSnapshot(0, 3).keys.includes('never'), false, 'no tombstone for a never-written key');
+  run(put('k', 'v'));
+  assert.deepEqual(run(del('k')), { ok: true, version: 2 });
+  assert.deepEqual(run(del('k')), { ok: false, code: 'KEY_NOT_FOUND', version: 2 }, 'deleting twice');
+  assert.deepEqual(run(del('k', 2)), { ok: false, code: 'KEY_NOT_FOUND', version: 2 });
+  assert.deepEqual(run(del('k', 1)), { ok: false, code: 'VERSION_CONFLICT', version: 2 });
+  assert.deepEqual(sm.read(0, 'k'), { value: undefined, version: 2 });
+  assert.deepEqual(sm.stats(), { keys: 0, tombstones: 1, valueBytes: 0 });
+  assert.deepEqual(run(put('k', 'w', 2)), { ok: true, version: 3 }, 'the tombstone keeps counting');
+});
+
+test('replay: a delete from an old log (kind 2) still writes a tombstone for an absent key', () => {
+  const legacy = (key: string, expectedVersion?: number): KvCommand =>
+    ({ kind: 'delete', key, expectedVersion, fence: A, tombstoneIfAbsent: true });
+  const { sm, run } = machine();
+  run(fence(A));
+  assert.equal(encodeKvCommand(legacy('never'))[1], 2, 'the old kind byte');
+  assert.deepEqual(run(legacy('never')), { ok: true, version: 1 }, 'a never-written key gets a tombstone');
+  assert.deepEqual(run(legacy('never', 1)), { ok: true, version: 2 }, 'and so does a deleted one');
+  assert.deepEqual(run(legacy('never', 7)), { ok: false, code: 'VERSION_CONFLICT', version: 2 });
+  assert.deepEqual(sm.read(0, 'never'), { value: undefined, version: 2 });
+  // After the old entries, new deletes follow the new rule on the same state.
+  assert.deepEqual(run(del('never')), { ok: false, code: 'KEY_NOT_FOUND', version: 2 });
+  run(put('k', 'v'));
+  assert.deepEqual(run(legacy('k')), { ok: true, version: 2 }, 'a present key: the same as a new delete');
 });
 
 test('unconditional writes always apply and bump the version', () => {
@@ -190,9 +221,9 @@ test('stats count live keys, tombstones and value bytes as they change', () => {
   assert.deepEqual(sm.stats(), { keys: 2, tombstones: 0, valueBytes: 6 });
   run(del('b'));
   run(del('ghost'));
-  assert.deepEqual(sm.stats(), { keys: 1, tombstones: 2, valueBytes: 1 });
+  assert.deepEqual(sm.stats(), { keys: 1, tombstones: 1, valueBytes: 1 }, 'deleting an absent key stores nothing');
   run(put('b', ''));
-  assert.deepEqual(sm.stats(), { keys: 2, tombstones: 1, valueBytes: 1 });
+  assert.deepEqual(sm.stats(), { keys: 2, tombstones: 0, valueBytes: 1 });
   run(put('a', 'q', 99));
-  assert.deepEqual(sm.stats(), { keys: 2, tombstones: 1, valueBytes: 1 }, 'a conflict changes nothing');
+  assert.deepEqual(sm.stats(), { keys: 2, tombstones: 0, valueBytes: 1 }, 'a conflict changes nothing');
 });

@@ -16,6 +16,9 @@ export function runSequentially(state: KvState, input: KvInput): { output: KvOut
   if (input.expectedVersion !== undefined && input.expectedVersion !== state.version) {
     return { output: { ok: false, code: 'VERSION_CONFLICT', version: state.version }, next: state };
   }
+  if (input.kind === 'delete' && state.value === null) {
+    return { output: { ok: false, code: 'KEY_NOT_FOUND', version: state.version }, next: state };
+  }
   const next = { value: input.kind === 'put' ? input.value : null, version: state.version + 1 };
   return { output: { ok: true, version: next.version }, next };
 }
@@ -138,8 +141,11 @@ export class FakeKv implements KvClientLike {
     return await this.write({ kind: 'put', key, value, expectedVersion: options.version });
   }
 
-  async delete(key: string, options: { version?: number } = {}): Promise<{ version: number }> {
-    return await this.write({ kind: 'delete', key, expectedVersion: options.version });
+  /** Like KvClient: a key that is not set answers deleted: false. */
+  async delete(key: string, options: { version?: number } = {}): Promise<{ version: number; deleted: boolean }> {
+    const output = await this.call({ kind: 'delete', key, expectedVersion: options.version });
+    if ('ok' in output && !output.ok && output.code === 'KEY_NOT_FOUND') return { version: output.version, deleted: false };
+    return { ...await this.answer(output), deleted: true };
   }
 
   stateAt(key: string, version: number): KvState | undefined {
@@ -147,7 +153,10 @@ export class FakeKv implements KvClientLike {
   }
 
   private async write(input: KvInput): Promise<{ version: number }> {
-    const output = await this.call(input);
+    return await this.answer(await this.call(input));
+  }
+
+  private async answer(output: KvOutput): Promise<{ version: number }> {
     if ('ok' in output && !output.ok) {
       throw new KvError('VERSION_CONFLICT', `at version ${output.version}`, { ...NOT_APPLIED, version: output.version });
     }

@@ -36,6 +36,7 @@ function del(
 
 const ok = (version: number): KvOutput => ({ ok: true, version });
 const conflict = (version: number): KvOutput => ({ ok: false, code: 'VERSION_CONFLICT', version });
+const notFound = (version: number): KvOutput => ({ ok: false, code: 'KEY_NOT_FOUND', version });
 
 function verdict(history: readonly KvOperation[]): string {
   return checkLinearizability(kvModel, history).result;
@@ -147,11 +148,29 @@ test('a delete leaves the key at a new version that reads report with a null val
   assert.equal(verdict([...deleted, get(4, 5, 'a', 2)]), 'illegal', 'the value is gone');
   assert.equal(verdict([...deleted, put(4, 5, 'b', ok(3), { expected: 2 }), get(6, 7, 'b', 3)]), 'ok');
   assert.equal(verdict([...deleted, del(4, 5, conflict(2), { expected: 1 })]), 'ok');
-  // Deleting a key never written still counts a version.
-  assert.equal(verdict([del(0, 1, ok(1)), get(2, 3, null, 1)]), 'ok');
-  assert.equal(verdict([del(0, 1, ok(1)), get(2, 3, null, 0)]), 'illegal');
   // An unknown delete that applied is seen as a tombstone with its version.
   assert.equal(verdict([put(0, 1, 'a', ok(1)), del(2, 0, UNKNOWN), get(5, 6, null, 2)]), 'ok');
+});
+
+test('a delete of a key that is not set changes nothing and answers KEY_NOT_FOUND with its version', () => {
+  // Never written: no tombstone, no version.
+  assert.equal(verdict([del(0, 1, notFound(0)), get(2, 3, null, 0)]), 'ok');
+  assert.equal(verdict([del(0, 1, ok(1))]), 'illegal', 'a never-written key cannot be deleted');
+  assert.equal(verdict([del(0, 1, notFound(0)), get(2, 3, null, 1)]), 'illegal', 'the version did not move');
+  assert.equal(verdict([del(0, 1, notFound(0), { expected: 0 })]), 'ok', 'the guard holds, the key is absent');
+  assert.equal(verdict([del(0, 1, notFound(0), { expected: 3 })]), 'illegal', 'a failing guard is a conflict');
+  assert.equal(verdict([del(0, 1, conflict(0), { expected: 3 })]), 'ok');
+  // Deleted already: the second delete changes nothing.
+  const deleted = [put(0, 1, 'a', ok(1)), del(2, 3, ok(2))];
+  assert.equal(verdict([...deleted, del(4, 5, notFound(2)), get(6, 7, null, 2)]), 'ok');
+  assert.equal(verdict([...deleted, del(4, 5, ok(3))]), 'illegal', 'a deleted key cannot be deleted again');
+  assert.equal(verdict([...deleted, del(4, 5, notFound(1))]), 'illegal', 'the version it names is the current one');
+  assert.equal(verdict([put(0, 1, 'a', ok(1)), del(2, 3, notFound(1))]), 'illegal', 'a set key is deleted');
+  // Concurrent with the put that creates the key, KEY_NOT_FOUND is legal (ordered before it).
+  assert.equal(verdict([put(0, 3, 'a', ok(1)), del(1, 2, notFound(0)), get(4, 5, 'a', 1)]), 'ok');
+  // An unknown delete of an absent key took effect, if at all, as nothing.
+  assert.equal(verdict([del(0, 0, UNKNOWN), get(2, 3, null, 0)]), 'ok');
+  assert.equal(verdict([del(0, 0, UNKNOWN), get(2, 3, null, 1)]), 'illegal');
 });
 
 test('partitions are checked on their own: one illegal key among many legal ones is found and named', () => {
@@ -334,15 +353,18 @@ test('the recorder keeps answers, drops certain failures and makes maybe-applied
   recorder.begin(6, { kind: 'delete', key: K }).fail(new Error('socket hang up'));
   recorder.begin(7, { kind: 'delete', key: K, expectedVersion: 9 });
   recorder.begin(8, { kind: 'get', key: K });
+  const absent = recorder.begin(10, { kind: 'delete', key: 'y' });
+  assert.deepEqual(absent.fail(new KvError('KEY_NOT_FOUND', 'not set', { ...NOT_APPLIED, version: 0 })), notFound(0));
   assert.throws(() => put1.succeed({ ok: true, version: 1 }), /twice/);
 
   const history = recorder.history();
   assert.deepEqual(history.map((operation) => [operation.clientId, operation.ret === Infinity, operation.output]), [
     [1, false, ok(1)], [3, true, UNKNOWN], [5, false, conflict(1)], [6, true, UNKNOWN], [7, true, UNKNOWN],
+    [10, false, notFound(0)],
   ]);
   assert.deepEqual(recorder.counts(), {
-    ok: 1, conflicts: 1, unknown: 2, failed: 2, pending: 2,
-    codes: { NOT_MASTER: 1, TIMEOUT: 2, VERSION_CONFLICT: 1, UNEXPECTED: 1 },
+    ok: 1, conflicts: 2, unknown: 2, failed: 2, pending: 2,
+    codes: { NOT_MASTER: 1, TIMEOUT: 2, VERSION_CONFLICT: 1, UNEXPECTED: 1, KEY_NOT_FOUND: 1 },
   });
   assert.equal(checkLinearizability(kvModel, history).result, 'ok');
   // Timestamps come from the one clock given, in order: call before return.
@@ -353,4 +375,8 @@ test('the recorder keeps answers, drops certain failures and makes maybe-applied
   assert.deepEqual(await recorder.perform(9, fake, { kind: 'put', key: 'z', value: 'v' }), ok(1));
   assert.deepEqual(await recorder.perform(9, fake, { kind: 'delete', key: 'z', expectedVersion: 0 }), conflict(1));
   assert.deepEqual(await recorder.perform(9, fake, { kind: 'get', key: 'z' }), { value: 'v', version: 1 });
+  // A delete of a key that is not set answers deleted: false, recorded as KEY_NOT_FOUND.
+  assert.deepEqual(await recorder.perform(9, fake, { kind: 'delete', key: 'never' }), notFound(0));
+  assert.deepEqual(await recorder.perform(9, fake, { kind: 'delete', key: 'z' }), ok(2));
+  assert.deepEqual(await recorder.perform(9, fake, { kind: 'delete', key: 'z', expectedVersion: 2 }), notFound(2));
 });
