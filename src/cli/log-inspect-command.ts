@@ -66,10 +66,11 @@ export async function logCommand(argv: readonly string[]): Promise<number> {
     case 'inspect':
       return logInspectCommand(rest);
     case undefined:
+      throw new UsageError('log needs an action: inspect');
     case 'help':
     case '--help':
       console.log(LOG_USAGE);
-      return sub === undefined ? 2 : 0;
+      return 0;
     default:
       throw new UsageError(`unknown log command "${sub}"`);
   }

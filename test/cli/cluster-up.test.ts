@@ -200,6 +200,8 @@ test('every --help exits 0 with its usage; kv put without a VALUE is a usage err
   const missing = await runCli(['kv', 'put', 'a', '--endpoints', 'http://127.0.0.1:9']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /expected KEY VALUE, got 1 argument\(s\)/);
+  assert.match(missing.stderr, /^run 'multipaxos kv put --help' for usage$/m);
+  assert.doesNotMatch(missing.stderr, /usage: multipaxos/, 'no command usage on a usage error');
   assert.equal(missing.stdout, '');
 });
 
