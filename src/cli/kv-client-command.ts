@@ -136,11 +136,27 @@ function newClient(endpoints: readonly string[], timeoutMs: number | undefined):
 }
 
 export function endpointsOf(flags: Flags): string[] {
-  const text = (flags.endpoints as string | undefined) ?? process.env.MULTIPAXOS_ENDPOINTS;
+  const given = flags.endpoints as string | undefined;
+  const text = given ?? process.env.MULTIPAXOS_ENDPOINTS;
   if (text === undefined || text.length === 0) return DEFAULT_ENDPOINTS;
+  const source = given === undefined ? '$MULTIPAXOS_ENDPOINTS' : '--endpoints';
   const endpoints = text.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
-  if (endpoints.length === 0) throw new UsageError('--endpoints lists no endpoint');
+  if (endpoints.length === 0) throw new UsageError(`${source} lists no endpoint`);
+  for (const endpoint of endpoints) checkEndpoint(endpoint, source);
   return endpoints;
+}
+
+/** An endpoint must be http://HOST:PORT (a bad one is a usage error now, not a TIMEOUT later). */
+function checkEndpoint(endpoint: string, source: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  const ok = url !== undefined && url.protocol === 'http:' && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
+    url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hash === '';
+  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL`);
 }
 
 function expectArguments(positionals: readonly string[], names: readonly string[]): string[] {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { runCli } from '../support/cluster-up.js';
+import { runCli, runCliWith } from '../support/cluster-up.js';
 import { tempRoot } from '../support/local.js';
 
 const NO_STACK = /^\s+at /m;
@@ -64,4 +64,20 @@ test('a port in use is one clear line (kv serve --http and --listen, cluster up)
     assert.equal(run.stderr.trimEnd().split('\n').length, 1, run.stderr);
     assert.doesNotMatch(run.stderr, NO_STACK);
   }
+});
+
+test('a bad --endpoints (or $MULTIPAXOS_ENDPOINTS) is a usage error at once, not a TIMEOUT', async () => {
+  for (const bad of ['localhost:8081', 'http://localhost', 'https://127.0.0.1:8081', 'http://127.0.0.1:8081/v1',
+    'http://127.0.0.1:99999', 'nonsense', 'http://127.0.0.1:8081,oops']) {
+    for (const args of [['kv', 'get', 'k', '--endpoints', bad], ['status', '--endpoints', bad]]) {
+      const began = Date.now();
+      const run = await runCli(args);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, /--endpoints: ".*" is not an http:\/\/HOST:PORT URL/);
+      assert.ok(Date.now() - began < 5_000, 'at once');
+    }
+  }
+  const fromEnv = await runCliWith(['kv', 'get', 'k'], { env: { ...process.env, MULTIPAXOS_ENDPOINTS: 'host-without-port' } });
+  assert.equal(fromEnv.code, 2, fromEnv.stderr);
+  assert.match(fromEnv.stderr, /\$MULTIPAXOS_ENDPOINTS: "host-without-port" is not an http:\/\/HOST:PORT URL/);
 });
