@@ -5,22 +5,28 @@
  * or failed (the error code and whether a write may have been applied are printed), 3 for `get` of
  * a key that is not set.
  */
+import { open } from 'node:fs/promises';
 import { KvClient } from '../kv/client.js';
+import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
-import { parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
 
 const FLAGS: FlagSpec = {
-  endpoints: 'string', version: 'number', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
+  endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
 };
 
 export const DEFAULT_BASE_PORT = 8080;
 export const DEFAULT_ENDPOINTS = [1, 2, 3].map((index) => `http://127.0.0.1:${DEFAULT_BASE_PORT + index}`);
 
 export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N] [common options]
+       multipaxos kv put KEY --file PATH [--version N] [common options]
+       multipaxos kv put KEY - [--version N] [common options]      (the value from standard input)
        multipaxos kv get KEY [--stale] [common options]
        multipaxos kv del KEY [--version N] [common options]
 
-  put         set KEY to VALUE; with --version N only if the key is at version N (0: never written)
+  put         set KEY to VALUE; with --version N only if the key is at version N (0: never written).
+              --file PATH takes the value from a file, - from standard input (whole, as is: a
+              trailing newline is part of it); it must be UTF-8 text of at most 1 MiB
   get         read KEY on its group's master (linearizable); --stale reads any node's local state
   del         delete KEY (it keeps its version); with --version N only if it is at version N
 common options:
@@ -47,12 +53,16 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
   try {
     switch (action) {
       case 'put': {
-        const [key, value] = expectArguments(positionals, ['KEY', 'VALUE']) as [string, string];
+        const file = flags.file as string | undefined;
+        const [key, given] = (file === undefined ? expectArguments(positionals, ['KEY', 'VALUE'])
+          : expectArguments(positionals, ['KEY'], ' (with --file)')) as [string, string | undefined];
+        const value = file !== undefined ? await readValue(file) : given === '-' ? await readValue('-') : given as string;
         const written = await client.put(key, value, { version });
         console.log(json ? JSON.stringify(written) : `OK ${key} version ${written.version}`);
         return 0;
       }
       case 'get': {
+        if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
         if (version !== undefined) throw new UsageError('get takes no --version');
         const read = await client.get(key, { stale: flags.stale === true });
@@ -62,6 +72,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         return read.value === null ? 3 : 0;
       }
       case 'del': case 'delete': {
+        if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
         const deleted = await client.delete(key, { version });
         console.log(json ? JSON.stringify(deleted) : `OK ${key} deleted, version ${deleted.version}`);
@@ -159,9 +170,54 @@ function checkEndpoint(endpoint: string, source: string): void {
   if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL`);
 }
 
-function expectArguments(positionals: readonly string[], names: readonly string[]): string[] {
+function expectArguments(positionals: readonly string[], names: readonly string[], context = ''): string[] {
   if (positionals.length !== names.length) {
-    throw new UsageError(`expected ${names.join(' ')}, got ${positionals.length} argument(s)`);
+    throw new UsageError(`expected ${names.join(' ')}${context}, got ${positionals.length} argument(s)`);
   }
   return [...positionals];
+}
+
+/**
+ * A value from a file, or standard input for "-": UTF-8 text of at most MAX_KV_VALUE_BYTES bytes,
+ * taken as is (a byte order mark or trailing newline is part of it). Reads at most one byte past
+ * the limit, so a huge input is refused without being read whole.
+ */
+async function readValue(path: string): Promise<string> {
+  const what = path === '-' ? 'standard input' : path;
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const take = (chunk: Buffer): boolean => {
+    chunks.push(chunk);
+    bytes += chunk.length;
+    return bytes <= MAX_KV_VALUE_BYTES;
+  };
+  try {
+    if (path === '-') {
+      for await (const chunk of process.stdin) if (!take(chunk as Buffer)) break;
+      process.stdin.destroy();
+    } else {
+      const handle = await open(path, 'r');
+      try {
+        for (;;) {
+          const buffer = Buffer.alloc(64 * 1024);
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length);
+          if (bytesRead === 0 || !take(buffer.subarray(0, bytesRead))) break;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CommandError(`cannot read ${what}: ${code === 'ENOENT' ? 'no such file'
+      : code === 'EISDIR' ? 'it is a directory' : (error as Error).message}`);
+  }
+  if (bytes > MAX_KV_VALUE_BYTES) {
+    throw new CommandError(`${what} holds more than ${MAX_KV_VALUE_BYTES} bytes (1 MiB), the limit of a value`);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new CommandError(`${what} is not valid UTF-8 text (a value is text)`);
+  }
 }
