@@ -36,10 +36,13 @@ common options:
   --json                print the answer as JSON
 Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get).`;
 
-export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--json]
+export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json]
 
-Shows every node of the cluster: whether it answers, and per group its instance, its master, and
-whether it serves (holds the lease with its fence current).`;
+Shows every node of the cluster: whether it answers, how long it has been up, and per group its
+instance, its master, whether it serves (holds the lease with its fence current) and when the
+master's lease expires as that node sees it. --json adds "ok" and "problems" to the nodes' /status.
+Exit status: 0 every node answers and every group has a master, 1 otherwise (each problem is
+named on standard error), 2 bad usage.`;
 
 export async function kvClientCommand(action: string, argv: readonly string[]): Promise<number> {
   const { flags, positionals } = parseCommandLine(argv, FLAGS);
@@ -111,9 +114,13 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
         return { endpoint, up: false, error: error instanceof Error ? error.message : String(error) };
       }
     }));
-    if (flags.json === true) console.log(JSON.stringify({ nodes }));
-    else for (const node of nodes) console.log(describeNode(node));
-    return nodes.some((node) => node.up) ? 0 : 1;
+    const problems = problemsOf(nodes);
+    if (flags.json === true) console.log(JSON.stringify({ ok: problems.length === 0, problems, nodes }));
+    else {
+      for (const node of nodes) console.log(describeNode(node));
+      for (const problem of problems) console.error(`problem: ${problem}`);
+    }
+    return problems.length === 0 ? 0 : 1;
   } finally {
     client.close();
   }
@@ -123,17 +130,53 @@ interface GroupLine {
   readonly group: number;
   readonly nowInstanceId: number;
   readonly master?: { readonly nodeId: number } | null;
+  readonly leaseExpiresInMs?: number | null;
   readonly serving: boolean;
 }
 
-export function describeNode(
-  node: { endpoint: string; up: boolean; status?: Record<string, unknown>; error?: string },
-): string {
+interface NodeLine {
+  readonly endpoint: string;
+  readonly up: boolean;
+  readonly status?: Record<string, unknown>;
+  readonly error?: string;
+}
+
+export function describeNode(node: NodeLine): string {
   if (!node.up || node.status === undefined) return `${node.endpoint}  down (${node.error ?? 'no answer'})`;
   const groups = (node.status.groups as GroupLine[] | undefined) ?? [];
   const parts = groups.map((group) => `g${group.group}: instance ${group.nowInstanceId}, ` +
-    `master ${group.master?.nodeId ?? 'none'}${group.serving ? ' (this node)' : ''}`);
-  return `node ${String(node.status.nodeId)}  ${node.endpoint}  ${parts.join(' | ')}`;
+    `master ${group.master?.nodeId ?? 'none'}${group.serving ? ' (this node)' : ''}` +
+    (typeof group.leaseExpiresInMs === 'number' ? `, lease expires in ${formatDuration(group.leaseExpiresInMs)}` : ''));
+  const uptime = node.status.uptimeSeconds;
+  return `node ${String(node.status.nodeId)}  ${node.endpoint}` +
+    `${typeof uptime === 'number' ? `  up ${formatDuration(uptime * 1000)}` : ''}  ${parts.join(' | ')}`;
+}
+
+/** What makes the cluster unhealthy: a node that does not answer, a group no answering node sees a master of. */
+export function problemsOf(nodes: readonly NodeLine[]): string[] {
+  const problems = nodes.filter((node) => !node.up).map((node) => `${node.endpoint} does not answer`);
+  const groups = new Map<number, boolean>();
+  for (const node of nodes) {
+    for (const group of (node.status?.groups as GroupLine[] | undefined) ?? []) {
+      const hasMaster = group.master !== null && group.master !== undefined;
+      groups.set(group.group, (groups.get(group.group) ?? false) || hasMaster);
+    }
+  }
+  for (const [group, hasMaster] of [...groups].sort((a, b) => a[0] - b[0])) {
+    if (!hasMaster) problems.push(`group ${group} has no master`);
+  }
+  return problems;
+}
+
+/** 850 ms, 3.2 s, 4m 05s, 2h 03m, 3d 04h. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
+  const seconds = Math.floor(ms / 1_000);
+  const pad = (value: number): string => String(value).padStart(2, '0');
+  if (seconds < 3_600) return `${Math.floor(seconds / 60)}m ${pad(seconds % 60)}s`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3_600)}h ${pad(Math.floor(seconds / 60) % 60)}m`;
+  return `${Math.floor(seconds / 86_400)}d ${pad(Math.floor(seconds / 3_600) % 24)}h`;
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */

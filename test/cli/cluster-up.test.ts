@@ -131,7 +131,7 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     run = await kv('status');
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim().split('\n').length, 3, run.stdout);
-    assert.match(run.stdout, new RegExp(`^node 2  ${endpoints[1]}  g0: instance \\d+, master \\d`, 'm'));
+    assert.match(run.stdout, new RegExp(`^node 2  ${endpoints[1]}  up \\S+( \\S+)?  g0: instance \\d+, master \\d`, 'm'));
 
     // A plain HTTP PUT to a node that is not the master of the key's group is forwarded to the master.
     const group = groupOfKey('raw', DEFAULT_GROUPS);

@@ -83,3 +83,31 @@ test('a file or input that is not UTF-8 or over the limit is refused with one cl
   const getFile = await kv(['get', 'k', '--file', binary]);
   assert.equal(getFile.code, 2);
 });
+
+test('status: durations in the text, exit 1 when a node does not answer or a group has no master', async () => {
+  const healthy = await runCliWith(['status', '--endpoints', endpoint]);
+  assert.equal(healthy.code, 0, healthy.stderr);
+  const duration = String.raw`(\d+ ms|\d+\.\d s|\d+m \d\ds)`;
+  assert.match(healthy.stdout, new RegExp(String.raw`^node 1  ${endpoint}  up ${duration}  g0: instance \d+, ` +
+    String.raw`master 1 \(this node\), lease expires in ${duration} \| g1: `, 'm'));
+  const json = JSON.parse((await runCliWith(['status', '--endpoints', endpoint, '--json'])).stdout) as
+    { ok: boolean; problems: string[]; nodes: { status: { groups: { leaseExpiresInMs: number | null }[] } }[] };
+  assert.equal(json.ok, true);
+  assert.deepEqual(json.problems, []);
+  const lease = json.nodes[0]?.status.groups[0]?.leaseExpiresInMs;
+  assert.ok(typeof lease === 'number' && lease >= 0 && lease <= 1_000, `leaseExpiresInMs ${lease}`);
+
+  const gone = `http://127.0.0.1:${await freePort()}`;
+  const down = await runCliWith(['status', '--endpoints', `${endpoint},${gone}`]);
+  assert.equal(down.code, 1, down.stderr);
+  assert.match(down.stdout, new RegExp(`^${gone}  down`, 'm'));
+  assert.match(down.stderr, new RegExp(`problem: ${gone} does not answer`));
+
+  // A dropped lease: the only node does not bid again for two leases, so group 1 has no master.
+  const host = endpoint.replace('http://', '');
+  const drop = await runCliWith(['master', 'drop', '--node', host, '--group', '1']);
+  assert.equal(drop.code, 0, drop.stderr);
+  const leaderless = await runCliWith(['status', '--endpoints', endpoint, '--json']);
+  assert.equal(leaderless.code, 1, leaderless.stdout);
+  assert.deepEqual((JSON.parse(leaderless.stdout) as { problems: string[] }).problems, ['group 1 has no master']);
+});
