@@ -43,10 +43,11 @@ interface Reply {
 export async function membersCommand(argv: readonly string[]): Promise<number> {
   const [action, ...rest] = argv;
   const flags = parseFlags(rest, FLAGS);
-  if (action === undefined || action === '--help' || flags.help === true) {
+  if (action === '--help' || flags.help === true) {
     console.log(MEMBERS_USAGE);
-    return action === undefined ? 2 : 0;
+    return 0;
   }
+  if (action === undefined) throw new UsageError('members needs an action: list, add, remove or change');
   const group = (flags.group as number | undefined) ?? 0;
   const member = (): Record<string, unknown> => ({
     id: required(flags.id, '--id'), host: required(flags.host, '--host'), port: required(flags.port, '--port'),
@@ -75,10 +76,11 @@ export async function membersCommand(argv: readonly string[]): Promise<number> {
 export async function masterCommand(argv: readonly string[]): Promise<number> {
   const [action, ...rest] = argv;
   const flags = parseFlags(rest, FLAGS);
-  if (action === undefined || action === '--help' || flags.help === true) {
+  if (action === '--help' || flags.help === true) {
     console.log(MASTER_USAGE);
-    return action === undefined ? 2 : 0;
+    return 0;
   }
+  if (action === undefined) throw new UsageError('master needs an action: show or drop');
   const group = (flags.group as number | undefined) ?? 0;
   if (action === 'show') {
     return print(await call(flags, 'GET', `/v1/master?group=${group}`), flags.json === true, (body) => {
@@ -98,10 +100,11 @@ export async function masterCommand(argv: readonly string[]): Promise<number> {
 export async function snapshotCommand(argv: readonly string[]): Promise<number> {
   const [action, ...rest] = argv;
   const flags = parseFlags(rest, FLAGS);
-  if (action === undefined || action === '--help' || flags.help === true) {
+  if (action === '--help' || flags.help === true) {
     console.log(SNAPSHOT_USAGE);
-    return action === undefined ? 2 : 0;
+    return 0;
   }
+  if (action === undefined) throw new UsageError('snapshot needs an action: create');
   if (action !== 'create') throw new UsageError(`unknown snapshot action "${action}" (create)`);
   const query = flags.group === undefined ? '' : `?group=${String(flags.group)}`;
   return print(await call(flags, 'POST', `/v1/snapshots${query}`), flags.json === true, (body) => {

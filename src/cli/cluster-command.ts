@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KvClient } from '../kv/client.js';
-import { parseFlags, UsageError, type FlagSpec } from './flags.js';
+import { CommandError, listenFailure, parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { DEFAULT_BASE_PORT } from './kv-client-command.js';
 import { KV_DEFAULT_GROUPS, KV_DEFAULT_LEASE_MS } from './kv-serve-command.js';
 
@@ -59,10 +59,11 @@ const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const [action, ...rest] = argv;
   const flags = parseFlags(rest, FLAGS);
-  if (action === undefined || action === '--help' || flags.help === true) {
+  if (action === '--help' || flags.help === true) {
     console.log(CLUSTER_USAGE);
-    return action === undefined ? 2 : 0;
+    return 0;
   }
+  if (action === undefined) throw new UsageError('cluster needs an action: up');
   if (action !== 'up') throw new UsageError(`unknown cluster action "${action}" (up)`);
   const json = flags.json === true;
   const dir = resolve((flags.dir as string | undefined) ?? './data');
@@ -245,9 +246,9 @@ async function stopNodes(nodes: readonly NodeProcess[]): Promise<number[]> {
 async function checkPortFree(host: string, port: number): Promise<void> {
   await new Promise<void>((resolvePort, reject) => {
     const probe = createServer();
-    probe.once('error', (error: NodeJS.ErrnoException) => reject(new UsageError(error.code === 'EADDRINUSE'
-      ? `port ${port} on ${host} is in use (is another cluster running? try --base-port)`
-      : `cannot listen on ${host}:${port}: ${error.message}`)));
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE'
+      ? new CommandError(`port ${port} on ${host} is in use (is another cluster running? try --base-port)`, 2)
+      : listenFailure(`${host}:${port}`, error) ?? new CommandError(`cannot listen on ${host}:${port}: ${error.message}`, 2)));
     probe.listen(port, host, () => probe.close(() => resolvePort()));
   });
 }

@@ -10,6 +10,30 @@ export class UsageError extends Error {
   }
 }
 
+/** A failure the operator can act on, printed as one line without a stack trace. */
+export class CommandError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+/**
+ * A listen error (or one caused by it) as one line, "--http HOST:PORT: the port is in use", with
+ * exit status 2 as a bad setting; undefined for any other error.
+ */
+export function listenFailure(what: string, error: unknown): CommandError | undefined {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    switch ((cause as NodeJS.ErrnoException).code) {
+      case 'EADDRINUSE': return new CommandError(`${what}: the port is in use (is another node running?)`, 2);
+      case 'EADDRNOTAVAIL': return new CommandError(`${what}: the address is not this machine's`, 2);
+      case 'EACCES': return new CommandError(`${what}: not allowed to listen there`, 2);
+      default:
+    }
+  }
+  return undefined;
+}
+
 export function parseFlags(argv: readonly string[], spec: FlagSpec): Flags {
   const flags: Flags = {};
   for (let i = 0; i < argv.length; i++) {

@@ -5,22 +5,28 @@
  * or failed (the error code and whether a write may have been applied are printed), 3 for `get` or
  * `del` of a key that is not set (`del` then changes nothing).
  */
+import { open } from 'node:fs/promises';
 import { KvClient } from '../kv/client.js';
+import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
-import { parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
 
 const FLAGS: FlagSpec = {
-  endpoints: 'string', version: 'number', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
+  endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
 };
 
 export const DEFAULT_BASE_PORT = 8080;
 export const DEFAULT_ENDPOINTS = [1, 2, 3].map((index) => `http://127.0.0.1:${DEFAULT_BASE_PORT + index}`);
 
 export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N] [common options]
+       multipaxos kv put KEY --file PATH [--version N] [common options]
+       multipaxos kv put KEY - [--version N] [common options]      (the value from standard input)
        multipaxos kv get KEY [--stale] [common options]
        multipaxos kv del KEY [--version N] [common options]
 
-  put         set KEY to VALUE; with --version N only if the key is at version N (0: never written)
+  put         set KEY to VALUE; with --version N only if the key is at version N (0: never written).
+              --file PATH takes the value from a file, - from standard input (whole, as is: a
+              trailing newline is part of it); it must be UTF-8 text of at most 1 MiB
   get         read KEY on its group's master (linearizable); --stale reads any node's local state
   del         delete KEY (it keeps its version); with --version N only if it is at version N;
               a KEY that is not set is left as it is (exit 3)
@@ -31,10 +37,13 @@ common options:
   --json                print the answer as JSON
 Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get, del).`;
 
-export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--json]
+export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json]
 
-Shows every node of the cluster: whether it answers, and per group its instance, its master, and
-whether it serves (holds the lease with its fence current).`;
+Shows every node of the cluster: whether it answers, how long it has been up, and per group its
+instance, its master, whether it serves (holds the lease with its fence current) and when the
+master's lease expires as that node sees it. --json adds "ok" and "problems" to the nodes' /status.
+Exit status: 0 every node answers and every group has a master, 1 otherwise (each problem is
+named on standard error), 2 bad usage.`;
 
 export async function kvClientCommand(action: string, argv: readonly string[]): Promise<number> {
   const { flags, positionals } = parseCommandLine(argv, FLAGS);
@@ -48,12 +57,16 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
   try {
     switch (action) {
       case 'put': {
-        const [key, value] = expectArguments(positionals, ['KEY', 'VALUE']) as [string, string];
+        const file = flags.file as string | undefined;
+        const [key, given] = (file === undefined ? expectArguments(positionals, ['KEY', 'VALUE'])
+          : expectArguments(positionals, ['KEY'], ' (with --file)')) as [string, string | undefined];
+        const value = file !== undefined ? await readValue(file) : given === '-' ? await readValue('-') : given as string;
         const written = await client.put(key, value, { version });
         console.log(json ? JSON.stringify(written) : `OK ${key} version ${written.version}`);
         return 0;
       }
       case 'get': {
+        if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
         if (version !== undefined) throw new UsageError('get takes no --version');
         const read = await client.get(key, { stale: flags.stale === true });
@@ -63,6 +76,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         return read.value === null ? 3 : 0;
       }
       case 'del': case 'delete': {
+        if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
         const deleted = await client.delete(key, { version });
         if (json) console.log(JSON.stringify(deleted));
@@ -103,9 +117,13 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
         return { endpoint, up: false, error: error instanceof Error ? error.message : String(error) };
       }
     }));
-    if (flags.json === true) console.log(JSON.stringify({ nodes }));
-    else for (const node of nodes) console.log(describeNode(node));
-    return nodes.some((node) => node.up) ? 0 : 1;
+    const problems = problemsOf(nodes);
+    if (flags.json === true) console.log(JSON.stringify({ ok: problems.length === 0, problems, nodes }));
+    else {
+      for (const node of nodes) console.log(describeNode(node));
+      for (const problem of problems) console.error(`problem: ${problem}`);
+    }
+    return problems.length === 0 ? 0 : 1;
   } finally {
     client.close();
   }
@@ -115,17 +133,53 @@ interface GroupLine {
   readonly group: number;
   readonly nowInstanceId: number;
   readonly master?: { readonly nodeId: number } | null;
+  readonly leaseExpiresInMs?: number | null;
   readonly serving: boolean;
 }
 
-export function describeNode(
-  node: { endpoint: string; up: boolean; status?: Record<string, unknown>; error?: string },
-): string {
+interface NodeLine {
+  readonly endpoint: string;
+  readonly up: boolean;
+  readonly status?: Record<string, unknown>;
+  readonly error?: string;
+}
+
+export function describeNode(node: NodeLine): string {
   if (!node.up || node.status === undefined) return `${node.endpoint}  down (${node.error ?? 'no answer'})`;
   const groups = (node.status.groups as GroupLine[] | undefined) ?? [];
   const parts = groups.map((group) => `g${group.group}: instance ${group.nowInstanceId}, ` +
-    `master ${group.master?.nodeId ?? 'none'}${group.serving ? ' (this node)' : ''}`);
-  return `node ${String(node.status.nodeId)}  ${node.endpoint}  ${parts.join(' | ')}`;
+    `master ${group.master?.nodeId ?? 'none'}${group.serving ? ' (this node)' : ''}` +
+    (typeof group.leaseExpiresInMs === 'number' ? `, lease expires in ${formatDuration(group.leaseExpiresInMs)}` : ''));
+  const uptime = node.status.uptimeSeconds;
+  return `node ${String(node.status.nodeId)}  ${node.endpoint}` +
+    `${typeof uptime === 'number' ? `  up ${formatDuration(uptime * 1000)}` : ''}  ${parts.join(' | ')}`;
+}
+
+/** What makes the cluster unhealthy: a node that does not answer, a group no answering node sees a master of. */
+export function problemsOf(nodes: readonly NodeLine[]): string[] {
+  const problems = nodes.filter((node) => !node.up).map((node) => `${node.endpoint} does not answer`);
+  const groups = new Map<number, boolean>();
+  for (const node of nodes) {
+    for (const group of (node.status?.groups as GroupLine[] | undefined) ?? []) {
+      const hasMaster = group.master !== null && group.master !== undefined;
+      groups.set(group.group, (groups.get(group.group) ?? false) || hasMaster);
+    }
+  }
+  for (const [group, hasMaster] of [...groups].sort((a, b) => a[0] - b[0])) {
+    if (!hasMaster) problems.push(`group ${group} has no master`);
+  }
+  return problems;
+}
+
+/** 850 ms, 3.2 s, 4m 05s, 2h 03m, 3d 04h. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
+  const seconds = Math.floor(ms / 1_000);
+  const pad = (value: number): string => String(value).padStart(2, '0');
+  if (seconds < 3_600) return `${Math.floor(seconds / 60)}m ${pad(seconds % 60)}s`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3_600)}h ${pad(Math.floor(seconds / 60) % 60)}m`;
+  return `${Math.floor(seconds / 86_400)}d ${pad(Math.floor(seconds / 3_600) % 24)}h`;
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */
@@ -139,16 +193,77 @@ function newClient(endpoints: readonly string[], timeoutMs: number | undefined):
 }
 
 export function endpointsOf(flags: Flags): string[] {
-  const text = (flags.endpoints as string | undefined) ?? process.env.MULTIPAXOS_ENDPOINTS;
+  const given = flags.endpoints as string | undefined;
+  const text = given ?? process.env.MULTIPAXOS_ENDPOINTS;
   if (text === undefined || text.length === 0) return DEFAULT_ENDPOINTS;
+  const source = given === undefined ? '$MULTIPAXOS_ENDPOINTS' : '--endpoints';
   const endpoints = text.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
-  if (endpoints.length === 0) throw new UsageError('--endpoints lists no endpoint');
+  if (endpoints.length === 0) throw new UsageError(`${source} lists no endpoint`);
+  for (const endpoint of endpoints) checkEndpoint(endpoint, source);
   return endpoints;
 }
 
-function expectArguments(positionals: readonly string[], names: readonly string[]): string[] {
+/** An endpoint must be http://HOST:PORT (a bad one is a usage error now, not a TIMEOUT later). */
+function checkEndpoint(endpoint: string, source: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  const ok = url !== undefined && url.protocol === 'http:' && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
+    url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hash === '';
+  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL`);
+}
+
+function expectArguments(positionals: readonly string[], names: readonly string[], context = ''): string[] {
   if (positionals.length !== names.length) {
-    throw new UsageError(`expected ${names.join(' ')}, got ${positionals.length} argument(s)`);
+    throw new UsageError(`expected ${names.join(' ')}${context}, got ${positionals.length} argument(s)`);
   }
   return [...positionals];
+}
+
+/**
+ * A value from a file, or standard input for "-": UTF-8 text of at most MAX_KV_VALUE_BYTES bytes,
+ * taken as is (a byte order mark or trailing newline is part of it). Reads at most one byte past
+ * the limit, so a huge input is refused without being read whole.
+ */
+async function readValue(path: string): Promise<string> {
+  const what = path === '-' ? 'standard input' : path;
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const take = (chunk: Buffer): boolean => {
+    chunks.push(chunk);
+    bytes += chunk.length;
+    return bytes <= MAX_KV_VALUE_BYTES;
+  };
+  try {
+    if (path === '-') {
+      for await (const chunk of process.stdin) if (!take(chunk as Buffer)) break;
+      process.stdin.destroy();
+    } else {
+      const handle = await open(path, 'r');
+      try {
+        for (;;) {
+          const buffer = Buffer.alloc(64 * 1024);
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length);
+          if (bytesRead === 0 || !take(buffer.subarray(0, bytesRead))) break;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CommandError(`cannot read ${what}: ${code === 'ENOENT' ? 'no such file'
+      : code === 'EISDIR' ? 'it is a directory' : (error as Error).message}`);
+  }
+  if (bytes > MAX_KV_VALUE_BYTES) {
+    throw new CommandError(`${what} holds more than ${MAX_KV_VALUE_BYTES} bytes (1 MiB), the limit of a value`);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new CommandError(`${what} is not valid UTF-8 text (a value is text)`);
+  }
 }

@@ -12,7 +12,7 @@ import { KvService } from '../kv/kv-service.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { STDERR_LOGGER } from './stderr-logger.js';
 import { stopSignal } from './stop-signal.js';
-import { parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { listenFailure, parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { parseAddress, parsePeers } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
@@ -71,11 +71,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const server = await KvHttpServer.listen({
     host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined,
   }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'EADDRINUSE' || error.code === 'EADDRNOTAVAIL' || error.code === 'EACCES') {
-      throw new UsageError(`--http ${http.host}:${http.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use'
-        : error.message}`);
-    }
-    throw error;
+    throw listenFailure(`--http ${http.host}:${http.port}`, error) ?? error;
   });
   let service: KvService;
   try {
@@ -96,7 +92,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
     await server.close();
     // A bad setting is the user's to fix: say what it is, without a stack trace.
     if (error instanceof PaxosError && error.code === 'BAD_OPTIONS') throw new UsageError(error.message);
-    throw error;
+    throw listenFailure(`--listen ${listen.host}:${listen.port}`, error) ?? error;
   }
   server.attach(service);
   const address = service.node.address();

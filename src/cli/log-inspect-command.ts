@@ -32,7 +32,7 @@ its records and verifies it:
   - and reports per group the min and max instance held, the min chosen instance, and the first
     chain break with its instance numbers.
   --data DIR   the store's directory (the one holding meta and log/)
-  --group G    only group G (default: every group)
+  --group G    only group G (default: every group); a group the store holds nothing of is an error
   --from I     only instances >= I; --to J: only instances <= J (the chain link into I is checked)
   --json       one JSON object per line instead of text:
                  {"type":"record","group":0,"instance":7,"promised":{"proposalId":3,"nodeId":1},
@@ -57,8 +57,8 @@ its records and verifies it:
                On an error: {"type":"error","code":"STORAGE_CORRUPT","message":"..."}.
 On a live node a write racing the scan can show as a torn tail (or, rarely, as damage at the end of
 a segment the node has just left): inspect again before concluding anything.
-Exit status: 0 ok (a torn tail alone is ok), 1 on a missing, unreadable or corrupt store or a chain
-break, 2 on bad usage.`;
+Exit status: 0 ok (a torn tail alone is ok), 1 on a missing, unreadable or corrupt store, a --group
+it does not hold or a chain break, 2 on bad usage.`;
 
 export async function logCommand(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -66,10 +66,11 @@ export async function logCommand(argv: readonly string[]): Promise<number> {
     case 'inspect':
       return logInspectCommand(rest);
     case undefined:
+      throw new UsageError('log needs an action: inspect');
     case 'help':
     case '--help':
       console.log(LOG_USAGE);
-      return sub === undefined ? 2 : 0;
+      return 0;
     default:
       throw new UsageError(`unknown log command "${sub}"`);
   }
@@ -169,7 +170,13 @@ async function logInspectCommand(argv: readonly string[]): Promise<number> {
   try {
     await checkDirectory(directory);
     store = await FileLogStore.open({ directory, readOnly: true });
-    const groups = group === undefined ? store.groupIndexes : [group];
+    const held = store.groupIndexes;
+    if (group !== undefined && !held.includes(group)) {
+      // The store does not record how many groups its node runs: say what it holds.
+      throw new PaxosError('BAD_OPTIONS', `${directory} holds no group ${group} (it holds ` +
+        `${held.length === 0 ? 'no group' : `group${held.length === 1 ? '' : 's'} ${held.join(', ')}`})`, NOT_CHOSEN);
+    }
+    const groups = group === undefined ? held : [group];
     if (!json) printHeader(out, directory, store.recovery);
     const summaries: GroupSummary[] = [];
     for (const groupIndex of groups) {

@@ -1,15 +1,14 @@
 #!/usr/bin/env node
 /** The `multipaxos` command. */
-import { clusterCommand, CLUSTER_USAGE } from './cluster-command.js';
-import { kvClientCommand, KV_CLIENT_USAGE, statusCommand, STATUS_USAGE } from './kv-client-command.js';
+import { clusterCommand } from './cluster-command.js';
+import { kvClientCommand, KV_CLIENT_USAGE, statusCommand } from './kv-client-command.js';
 import { kvServeCommand, KV_SERVE_USAGE } from './kv-serve-command.js';
-import { logCommand, LOG_USAGE } from './log-inspect-command.js';
-import { nodeCommand, NODE_USAGE } from './node-command.js';
-import {
-  masterCommand, membersCommand, snapshotCommand, MASTER_USAGE, MEMBERS_USAGE, SNAPSHOT_USAGE,
-} from './admin-commands.js';
-import { simCommand, SIM_USAGE } from './sim-command.js';
+import { logCommand } from './log-inspect-command.js';
+import { nodeCommand } from './node-command.js';
+import { masterCommand, membersCommand, snapshotCommand } from './admin-commands.js';
+import { simCommand } from './sim-command.js';
 import { runCommand } from './run-command.js';
+import { UsageError } from './flags.js';
 
 const USAGE = `usage: multipaxos <command> [options]
 
@@ -25,36 +24,22 @@ commands:
   sim           run the deterministic simulator (see multipaxos sim --help)
   log inspect   dump and verify a node's log store, read-only (see multipaxos log --help)
 
-${CLUSTER_USAGE}
-
-${KV_SERVE_USAGE}
-
-${KV_CLIENT_USAGE}
-
-${STATUS_USAGE}
-
-${NODE_USAGE}
-
-${MEMBERS_USAGE}
-
-${MASTER_USAGE}
-
-${SNAPSHOT_USAGE}
-
-${SIM_USAGE}
-
-${LOG_USAGE}`;
+Run 'multipaxos COMMAND --help' for a command's usage.`;
 
 async function kvCommand(argv: readonly string[]): Promise<number> {
   const [action, ...rest] = argv;
-  if (action === undefined || action === '--help' || action === 'help') {
+  if (action === '--help' || action === 'help') {
     console.log(`${KV_SERVE_USAGE}\n\n${KV_CLIENT_USAGE}`);
-    return action === undefined ? 2 : 0;
+    return 0;
   }
+  if (action === undefined) throw new UsageError('kv needs an action: serve, put, get or del');
   return action === 'serve' ? await kvServeCommand(rest) : await kvClientCommand(action, rest);
 }
 
 runCommand('multipaxos', USAGE, {
   cluster: clusterCommand, kv: kvCommand, status: statusCommand, node: nodeCommand, members: membersCommand,
   master: masterCommand, snapshot: snapshotCommand, sim: simCommand, log: logCommand,
-}, process.argv.slice(2));
+}, process.argv.slice(2), {
+  cluster: ['up'], kv: ['serve', 'put', 'get', 'del', 'delete'], members: ['list', 'add', 'remove', 'change'],
+  master: ['show', 'drop'], snapshot: ['create'], log: ['inspect'],
+});

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { addRun, emptySummary, finishSummary, type SimSummary } from '../testing/sim/sim-summary.js';
 import { CANARIES, runSeed, type CanaryName, type SimRunResult } from '../testing/sim/simulator.js';
-import { parseFlags, type FlagSpec } from './flags.js';
+import { parseFlags, UsageError, type FlagSpec } from './flags.js';
 
 const FLAGS: FlagSpec = {
   seeds: 'number', start: 'number', seed: 'number', json: 'boolean', trace: 'boolean', canary: 'string',
@@ -33,7 +33,7 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
   }
   const canary = flags.canary as string | undefined;
   if (canary !== undefined && !(CANARIES as readonly string[]).includes(canary)) {
-    throw new Error(`--canary must be one of ${CANARIES.join(', ')}; got "${canary}"`);
+    throw new UsageError(`--canary must be one of ${CANARIES.join(', ')}; got "${canary}"`);
   }
   if (typeof flags.seed === 'number') return replaySeed(flags.seed, canary as CanaryName | undefined, flags.trace === true);
   const count = typeof flags.seeds === 'number' ? flags.seeds : 100;

@@ -74,6 +74,8 @@ export interface KvGroupStatus {
   /** The instance this node's newest durable snapshot of the group covers (-1: none). */
   readonly checkpointInstanceId: number;
   readonly master: { readonly nodeId: number; readonly endpoint: string | undefined } | undefined;
+  /** How long the master's lease still runs as this node sees it, in ms (null: no master). */
+  readonly leaseExpiresInMs: number | null;
   readonly isMaster: boolean;
   /** Whether this node's fence is the group's: it may write and serve linearizable reads. */
   readonly serving: boolean;
@@ -221,6 +223,7 @@ export class KvService {
   status(): readonly KvGroupStatus[] {
     return Array.from({ length: this.groups }, (_, group) => {
       const hint = this.masterHint(group);
+      const lease = this.node.master(group);
       const state = this.fences[group] as FenceState;
       const current = state.current;
       return {
@@ -229,6 +232,8 @@ export class KvService {
         lastExecutedInstanceId: this.machine.lastExecutedInstanceId(group),
         checkpointInstanceId: this.machine.checkpointInstanceId(group),
         master: hint,
+        leaseExpiresInMs: lease === undefined ? null
+          : Math.max(0, Math.round(lease.leaseExpiresAt - performance.now())),
         isMaster: this.node.isMaster(group),
         serving: this.node.isMaster(group) && current !== undefined && state.tenure !== undefined &&
           current.masterVersion >= state.tenure && this.isCurrentFence(group, current),

@@ -138,7 +138,7 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     run = await kv('status');
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim().split('\n').length, 3, run.stdout);
-    assert.match(run.stdout, new RegExp(`^node 2  ${endpoints[1]}  g0: instance \\d+, master \\d`, 'm'));
+    assert.match(run.stdout, new RegExp(`^node 2  ${endpoints[1]}  up \\S+( \\S+)?  g0: instance \\d+, master \\d`, 'm'));
 
     // A plain HTTP PUT to a node that is not the master of the key's group is forwarded to the master.
     const group = groupOfKey('raw', DEFAULT_GROUPS);
@@ -207,6 +207,8 @@ test('every --help exits 0 with its usage; kv put without a VALUE is a usage err
   const missing = await runCli(['kv', 'put', 'a', '--endpoints', 'http://127.0.0.1:9']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /expected KEY VALUE, got 1 argument\(s\)/);
+  assert.match(missing.stderr, /^run 'multipaxos kv put --help' for usage$/m);
+  assert.doesNotMatch(missing.stderr, /usage: multipaxos/, 'no command usage on a usage error');
   assert.equal(missing.stdout, '');
 });
 

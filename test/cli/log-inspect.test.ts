@@ -304,6 +304,22 @@ test('inspecting the directory of a store that is open for writing changes nothi
   }
 });
 
+test('--group naming a group the store does not hold is an error (exit 1), in text and JSON', async () => {
+  const { directory } = await makeStore();
+  try {
+    const seven = inspect('--data', directory, '--group', '7');
+    assert.equal(seven.status, 1, seven.stderr);
+    assert.match(seven.stderr, /^multipaxos log inspect: .* holds no group 7 \(it holds groups 0, 2\)$/m);
+    assert.equal(seven.stdout.includes('record'), false, seven.stdout);
+    const json = inspect('--data', directory, '--group', '7', '--json');
+    assert.equal(json.status, 1);
+    assert.deepEqual(jsonLines(json.stdout).map((line) => [line.type, line.code]), [['error', 'BAD_OPTIONS']]);
+    assert.equal(inspect('--data', directory, '--group', '2').status, 0, 'a group it holds is fine');
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
 test('a missing directory, a directory without a log and bad usage fail clearly', async () => {
   const directory = await mkdtemp(join(tmpdir(), 'log-inspect-'));
   try {

@@ -86,6 +86,23 @@ export async function runCli(args: readonly string[], timeoutMs = 15_000): Promi
   return { ...exit, stdout: run.stdout(), stderr: run.stderr() };
 }
 
+/** Run the CLI with an environment and standard input of the test's choosing. */
+export async function runCliWith(
+  args: readonly string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+  child.stdin.on('error', () => {});
+  child.stdin.end(options.input);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
 /** Whether nothing listens on 127.0.0.1:port right now. */
 export async function portIsFree(port: number): Promise<boolean> {
   return await new Promise((resolve) => {
