@@ -58,21 +58,8 @@ export function versionParameter(url: URL): number | undefined {
 
 /** The PUT body {"value": string, "version"?: n}; unknown fields are refused. */
 export function parsePutBody(text: string): PutBody {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new KvError('BAD_REQUEST', 'the body is not valid JSON; send {"value": "...", "version": n}', NOT_APPLIED);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new KvError('BAD_REQUEST', 'the body must be a JSON object: {"value": "...", "version": n}', NOT_APPLIED);
-  }
-  const body = parsed as Record<string, unknown>;
-  for (const field of Object.keys(body)) {
-    if (field !== 'value' && field !== 'version') {
-      throw new KvError('BAD_REQUEST', `unknown field "${field}" (a PUT body has value and, optionally, version)`, NOT_APPLIED);
-    }
-  }
+  const body = jsonObject(text, '{"value": "...", "version": n}');
+  refuseUnknownFields(body, ['value', 'version'], 'a PUT body has value and, optionally, version');
   if (typeof body.value !== 'string') throw new KvError('BAD_REQUEST', 'value must be a string', NOT_APPLIED);
   // JSON can spell an unpaired surrogate (\ud800), which UTF-8 cannot store: it would come back changed.
   if (LONE_SURROGATE.test(body.value)) throw new KvError('BAD_REQUEST', 'value must be well-formed Unicode', NOT_APPLIED);
@@ -80,11 +67,7 @@ export function parsePutBody(text: string): PutBody {
   if (bytes > MAX_KV_VALUE_BYTES) {
     throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes} bytes; the limit is ${MAX_KV_VALUE_BYTES}`, NOT_APPLIED);
   }
-  const version = body.version;
-  if (version !== undefined && version !== null && (typeof version !== 'number' || !isVersion(version))) {
-    throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got ${JSON.stringify(version)}`, NOT_APPLIED);
-  }
-  return { value: body.value, version: version ?? undefined };
+  return { value: body.value, version: checkedBodyVersion(body.version) };
 }
 
 /**
@@ -95,29 +78,43 @@ export function parsePutBody(text: string): PutBody {
 export function deleteVersion(url: URL, text: string): number | undefined {
   const fromQuery = versionParameter(url);
   if (text.length === 0) return fromQuery;
+  const body = jsonObject(text, 'a DELETE body, if any, is {"version": n}');
+  refuseUnknownFields(body, ['version'], 'a DELETE body has only version');
+  const version = checkedBodyVersion(body.version);
+  if (version !== undefined && fromQuery !== undefined) {
+    throw new KvError('BAD_REQUEST', 'give the version once: in ?version=n or in the body, not both', NOT_APPLIED);
+  }
+  return version ?? fromQuery;
+}
+
+/** The body as a JSON object, or BAD_REQUEST naming the shape expected. */
+function jsonObject(text: string, shape: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new KvError('BAD_REQUEST', 'the body is not valid JSON; a DELETE body, if any, is {"version": n}', NOT_APPLIED);
+    throw new KvError('BAD_REQUEST', `the body is not valid JSON; send ${shape}`, NOT_APPLIED);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new KvError('BAD_REQUEST', 'a DELETE body, if any, is a JSON object: {"version": n}', NOT_APPLIED);
+    throw new KvError('BAD_REQUEST', `the body must be a JSON object: ${shape}`, NOT_APPLIED);
   }
-  const body = parsed as Record<string, unknown>;
+  return parsed as Record<string, unknown>;
+}
+
+/** Fields a body does not have are refused, never ignored. */
+function refuseUnknownFields(body: Record<string, unknown>, known: readonly string[], what: string): void {
   for (const field of Object.keys(body)) {
-    if (field !== 'version') {
-      throw new KvError('BAD_REQUEST', `unknown field "${field}" (a DELETE body has only version)`, NOT_APPLIED);
-    }
+    if (!known.includes(field)) throw new KvError('BAD_REQUEST', `unknown field "${field}" (${what})`, NOT_APPLIED);
   }
-  const version = body.version;
-  if (version !== undefined && version !== null && (typeof version !== 'number' || !isVersion(version))) {
+}
+
+/** A body's optional version: absent (or null) is undefined; anything but an integer of at least 0 is refused. */
+function checkedBodyVersion(version: unknown): number | undefined {
+  if (version === undefined || version === null) return undefined;
+  if (typeof version !== 'number' || !isVersion(version)) {
     throw new KvError('BAD_REQUEST', `version must be an integer of at least 0, got ${JSON.stringify(version)}`, NOT_APPLIED);
   }
-  if (version !== undefined && version !== null && fromQuery !== undefined) {
-    throw new KvError('BAD_REQUEST', 'give the version once: in ?version=n or in the body, not both', NOT_APPLIED);
-  }
-  return version ?? fromQuery;
+  return version;
 }
 
 /** The bytes of request bodies a server holds at once, so slow senders cannot exhaust its memory. */
