@@ -1,6 +1,6 @@
 /**
- * Protocol constants and the configuration of one group's core. Defaults are PhxPaxos's
- * (inventory §12); every duration is in milliseconds of the node's monotonic clock.
+ * Protocol constants and the configuration of one group's core. Defaults are PhxPaxos's; every
+ * duration is in milliseconds of the node's monotonic clock.
  */
 import type { Incarnation } from './proposal-identity.js';
 import type { Random } from '../util/random.js';

@@ -1,5 +1,5 @@
 /**
- * The LogStore contract, as one suite that every implementation runs (DESIGN §5): register it with
+ * The LogStore contract, as one suite that every implementation runs (docs/architecture.md, Storage): register it with
  * `describeLogStoreContract(name, makeStore)` from a `.test.ts` file. Not a test file itself.
  *
  * `makeStore` returns a fresh, empty store. When the implementation survives a restart it also
