@@ -1,6 +1,7 @@
 /**
- * The LogStore contract, as one suite that every implementation runs (docs/architecture.md, Storage): register it with
- * `describeLogStoreContract(name, makeStore)` from a `.test.ts` file. Not a test file itself.
+ * The LogStore contract, as one suite that every implementation runs (docs/architecture.md,
+ * Storage): register it with `describeLogStoreContract(name, makeStore)` from a `.test.ts` file.
+ * Not a test file itself.
  *
  * `makeStore` returns a fresh, empty store. When the implementation survives a restart it also
  * returns `reopen`: the contract closes the current store with `close()` first, then `reopen()`
