@@ -1,5 +1,5 @@
 /**
- * The sequential model of the KV service (README, "The KV service") for the linearizability checker,
+ * The sequential model of the KV service (docs/kv-service.md) for the linearizability checker,
  * and a recorder that turns what clients saw into a history the checker can judge.
  *
  * Per key: a value (null when never written or deleted) and a version (0 when never written). A put
