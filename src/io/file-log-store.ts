@@ -218,6 +218,17 @@ export class FileLogStore implements LogStore {
     });
   }
 
+  async pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+    this.assertOpen();
+    return this.groupMeta(groupIndex).pendingCheckpoint;
+  }
+
+  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
+    return this.updateMeta(groupIndex, (meta) => {
+      meta.pendingCheckpoint = instanceId;
+    });
+  }
+
   /** Forget every record of the group (a new epoch), keeping its system and master variables. */
   async clear(groupIndex: number): Promise<void> {
     const refusal = this.writeRefusal();

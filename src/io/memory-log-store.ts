@@ -11,6 +11,7 @@ interface GroupLog {
   minChosenInstanceId: number;
   systemVariables: Uint8Array | undefined;
   masterVariables: Uint8Array | undefined;
+  pendingCheckpoint: number | undefined;
 }
 
 export class MemoryLogStore implements LogStore {
@@ -67,6 +68,14 @@ export class MemoryLogStore implements LogStore {
     this.group(groupIndex).masterVariables = value.slice();
   }
 
+  async pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+    return this.group(groupIndex).pendingCheckpoint;
+  }
+
+  async setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
+    this.group(groupIndex).pendingCheckpoint = instanceId;
+  }
+
   async clear(groupIndex: number): Promise<void> {
     const log = this.group(groupIndex);
     log.records.clear();
@@ -83,7 +92,7 @@ export class MemoryLogStore implements LogStore {
     let log = this.groups.get(groupIndex);
     if (log === undefined) {
       log = { records: new Map(), maxInstanceId: undefined, minChosenInstanceId: 0,
-        systemVariables: undefined, masterVariables: undefined };
+        systemVariables: undefined, masterVariables: undefined, pendingCheckpoint: undefined };
       this.groups.set(groupIndex, log);
     }
     return log;

@@ -15,6 +15,8 @@ export interface GroupMeta {
   minChosenInstanceId: number;
   systemVariables: Uint8Array | undefined;
   masterVariables: Uint8Array | undefined;
+  /** A checkpoint install under way (see LogStore.pendingCheckpoint). */
+  pendingCheckpoint: number | undefined;
 }
 
 export const META_FILE = 'meta';
@@ -27,11 +29,14 @@ interface MetaJson {
     minChosenInstanceId: number;
     systemVariables?: string;
     masterVariables?: string;
+    pendingCheckpoint?: number;
   }>;
 }
 
 export function emptyGroupMeta(): GroupMeta {
-  return { epoch: 0, minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined };
+  return {
+    epoch: 0, minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined, pendingCheckpoint: undefined,
+  };
 }
 
 export async function readMeta(fs: FileSystem, directory: string): Promise<Map<number, GroupMeta>> {
@@ -57,6 +62,7 @@ export async function readMeta(fs: FileSystem, directory: string): Promise<Map<n
       minChosenInstanceId: value.minChosenInstanceId,
       systemVariables: value.systemVariables === undefined ? undefined : Buffer.from(value.systemVariables, 'base64'),
       masterVariables: value.masterVariables === undefined ? undefined : Buffer.from(value.masterVariables, 'base64'),
+      pendingCheckpoint: value.pendingCheckpoint,
     });
   }
   return groups;
@@ -72,6 +78,7 @@ export async function writeMeta(
       minChosenInstanceId: meta.minChosenInstanceId,
       ...(meta.systemVariables === undefined ? {} : { systemVariables: Buffer.from(meta.systemVariables).toString('base64') }),
       ...(meta.masterVariables === undefined ? {} : { masterVariables: Buffer.from(meta.masterVariables).toString('base64') }),
+      ...(meta.pendingCheckpoint === undefined ? {} : { pendingCheckpoint: meta.pendingCheckpoint }),
     };
   }
   const body = Buffer.from(JSON.stringify(json), 'utf8');

@@ -24,8 +24,16 @@ export interface LogStore {
   setSystemVariables(groupIndex: number, value: Uint8Array): Promise<void>;
   masterVariables(groupIndex: number): Promise<Uint8Array | undefined>;
   setMasterVariables(groupIndex: number, value: Uint8Array): Promise<void>;
-  /** Remove every record of the group, keeping system and master variables (checkpoint install). */
+  /** Remove every record of the group, keeping system and master variables. */
   clear(groupIndex: number): Promise<void>;
+  /**
+   * The checkpoint install under way when the node last stopped (undefined: none). A node installing
+   * a received checkpoint at instance C records C here, durably, before any state machine starts to
+   * install; start-up then either completes the install (every state machine reports C or later:
+   * the log below C + 1 goes) or abandons it (the old state stands, and the log is intact).
+   */
+  pendingCheckpoint(groupIndex: number): Promise<number | undefined>;
+  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void>;
   close(): Promise<void>;
   /**
    * Optional: turn the store's own syncing off or on from the next write (PhxPaxos SetLogSync;
@@ -95,9 +103,41 @@ export interface StateMachine {
   execute(input: ExecuteInput): unknown;
   /**
    * The highest instance whose effects this state machine keeps durably (-1: none, so every
-   * value is replayed at start-up).
+   * value is replayed at start-up). Start-up replays only the instances above it, and log cleaning
+   * keeps every instance above it (less the hold). Without it, nothing is ever cleaned.
    */
   checkpointInstanceId?(groupIndex: number): number;
+  /**
+   * A snapshot of the durable state that `checkpointInstanceId` reports, for a peer that is too far
+   * behind to learn from the log (PhxPaxos GetCheckpointState). It must stay readable and unchanged
+   * while it is sent, with execution going on; `close` is called when the transfer ends either way.
+   * Undefined: no snapshot yet. A group can send and install checkpoints only when every one of its
+   * state machines implements this and `installSnapshot`.
+   */
+  openSnapshot?(groupIndex: number): Promise<StateMachineSnapshot | undefined>;
+  /**
+   * Replace the group's state with a snapshot received from a peer (every byte already verified).
+   * Atomically and durably: once it resolves, `checkpointInstanceId` reports `snapshot.instanceId`;
+   * a crash at any moment leaves either the old state or the new one. Nothing of the group executes
+   * while it runs. A rejection abandons the install; the old state must then still stand.
+   */
+  installSnapshot?(groupIndex: number, snapshot: ReceivedSnapshot): Promise<void>;
+}
+
+/** One state machine's durable state, covering every instance up to `instanceId`. */
+export interface StateMachineSnapshot {
+  readonly instanceId: number;
+  /** The bytes, read once, in order. */
+  readonly chunks: AsyncIterable<Uint8Array>;
+  close?(): void | Promise<void>;
+}
+
+/** A snapshot as it arrived from a peer: the bytes its `openSnapshot` produced, verified. */
+export interface ReceivedSnapshot {
+  readonly instanceId: number;
+  readonly chunks: AsyncIterable<Uint8Array>;
+  /** The total size in bytes. */
+  readonly bytes: number;
 }
 
 export interface Logger {

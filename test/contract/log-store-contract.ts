@@ -257,6 +257,19 @@ export function describeLogStoreContract(name: string, makeStore: LogStoreFactor
       });
     });
 
+    contractTest('a pending checkpoint is kept per group, survives a reopen, and can be cleared', async (s) => {
+      assert.equal(await s.store.pendingCheckpoint(0), undefined, 'none at first');
+      await s.store.put(0, [record(4, 'four')], { sync: true });
+      await s.store.setPendingCheckpoint(0, 2 ** 33);
+      await s.store.setPendingCheckpoint(1, 7);
+      await s.store.setPendingCheckpoint(1, undefined);
+      await s.nowAndAfterReopen(async (store, phase) => {
+        assert.equal(await store.pendingCheckpoint(0), 2 ** 33, `${phase}: group 0`);
+        assert.equal(await store.pendingCheckpoint(1), undefined, `${phase}: group 1 cleared`);
+        assertRecord(await store.get(0, 4), record(4, 'four'), `${phase}: records untouched`);
+      });
+    });
+
     contractTest('maxInstanceId is undefined when empty and the highest instance written, in any order',
       async (s) => {
         assert.equal(await s.store.maxInstanceId(0), undefined);

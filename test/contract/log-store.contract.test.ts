@@ -76,6 +76,14 @@ class ScheduledStore implements LogStore {
     return this.drive(() => this.inner.setMasterVariables(groupIndex, value));
   }
 
+  pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+    return this.drive(() => this.inner.pendingCheckpoint(groupIndex));
+  }
+
+  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
+    return this.drive(() => this.inner.setPendingCheckpoint(groupIndex, instanceId));
+  }
+
   clear(groupIndex: number): Promise<void> {
     return this.drive(() => this.inner.clear(groupIndex));
   }

@@ -24,6 +24,7 @@ interface GroupData {
   minChosenInstanceId: number;
   systemVariables: Uint8Array | undefined;
   masterVariables: Uint8Array | undefined;
+  pendingCheckpoint: number | undefined;
 }
 
 interface VolatileWrite {
@@ -196,6 +197,16 @@ class SimDiskStore implements LogStore {
     }));
   }
 
+  pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+    return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).pendingCheckpoint);
+  }
+
+  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
+    return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
+      data.pendingCheckpoint = instanceId;
+    }));
+  }
+
   clear(groupIndex: number): Promise<void> {
     return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
       data.records.clear();
@@ -209,7 +220,10 @@ class SimDiskStore implements LogStore {
 function groupOf(groups: Map<number, GroupData>, groupIndex: number): GroupData {
   let data = groups.get(groupIndex);
   if (data === undefined) {
-    data = { records: new Map(), minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined };
+    data = {
+      records: new Map(), minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined,
+      pendingCheckpoint: undefined,
+    };
     groups.set(groupIndex, data);
   }
   return data;
