@@ -257,6 +257,16 @@ export class GroupCore {
     this.readyInFlight = false;
   }
 
+  /**
+   * A member whose log no longer holds this node's next instance (its min chosen instance is above
+   * it), reported once: catching up now takes a checkpoint from it. Null when none said so.
+   */
+  takeCheckpointRequest(): number | null {
+    const peer = this.learner.needsCheckpointFrom;
+    this.learner.needsCheckpointFrom = null;
+    return peer;
+  }
+
   status(): GroupStatus {
     return {
       groupIndex: this.context.config.groupIndex,
@@ -316,6 +326,11 @@ export class GroupCore {
         return;
       case 'learnValueAck':
         this.teacher.onLearnValueAck(message);
+        return;
+      case 'askForCheckpoint':
+      case 'checkpointChunk':
+      case 'checkpointAck':
+        // Checkpoint transfer is the node's (runtime/checkpoint); the core holds no snapshot.
         return;
       default:
         assertNever(message, 'message kind');

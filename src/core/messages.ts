@@ -93,6 +93,51 @@ export interface LearnValueAckMessage extends MessageBase {
   readonly kind: 'learnValueAck';
 }
 
+/**
+ * Checkpoint transfer (PhxPaxos AskforCheckpoint / SendCheckpoint / SendCheckpointAck). The core
+ * never acts on these: the node routes them to the group's checkpoint sender and receiver. They
+ * travel with the group's other messages so one connection, framing and identity check serve both.
+ *
+ * A learner whose next instance is below a peer's min chosen instance asks that peer for a
+ * checkpoint; `instanceId` is the asker's current instance.
+ */
+export interface AskForCheckpointMessage extends MessageBase {
+  readonly kind: 'askForCheckpoint';
+}
+
+export type CheckpointPart = 'begin' | 'data' | 'end';
+
+/**
+ * One piece of a checkpoint: `begin` carries the manifest (the state machines, their instances,
+ * the group's system variables), `data` a piece of one state machine's snapshot, `end` the totals
+ * to verify the whole. `instanceId` is the checkpoint's instance; `session` is the sender's random
+ * name for this transfer; pieces are numbered from 0 and each carries the CRC-32 of `data`.
+ */
+export interface CheckpointChunkMessage extends MessageBase {
+  readonly kind: 'checkpointChunk';
+  readonly session: number;
+  readonly sequence: number;
+  readonly part: CheckpointPart;
+  /** The state machine a `data` piece belongs to (0 for `begin` and `end`). */
+  readonly stateMachineId: number;
+  readonly data: Uint8Array;
+  readonly checksum: number;
+}
+
+/** The receiver holds every piece up to `sequence` (`ok`), or gives the session up (`!ok`). */
+export interface CheckpointAckMessage extends MessageBase {
+  readonly kind: 'checkpointAck';
+  readonly session: number;
+  readonly sequence: number;
+  readonly ok: boolean;
+}
+
+export type CheckpointMessage = AskForCheckpointMessage | CheckpointChunkMessage | CheckpointAckMessage;
+
+export function isCheckpointMessage(message: PaxosMessage): message is CheckpointMessage {
+  return message.kind === 'askForCheckpoint' || message.kind === 'checkpointChunk' || message.kind === 'checkpointAck';
+}
+
 export type PaxosMessage =
   | PrepareMessage
   | PrepareReplyMessage
@@ -103,11 +148,13 @@ export type PaxosMessage =
   | SendNowInstanceIdMessage
   | ConfirmAskForLearnMessage
   | LearnValueMessage
-  | LearnValueAckMessage;
+  | LearnValueAckMessage
+  | CheckpointMessage;
 
 export type MessageKind = PaxosMessage['kind'];
 
 export const MESSAGE_KINDS: readonly MessageKind[] = [
   'prepare', 'prepareReply', 'accept', 'acceptReply', 'chosen', 'askForLearn',
   'sendNowInstanceId', 'confirmAskForLearn', 'learnValue', 'learnValueAck',
+  'askForCheckpoint', 'checkpointChunk', 'checkpointAck',
 ];

@@ -27,6 +27,10 @@ export function waitsForPersist(message: PaxosMessage): boolean {
     case 'sendNowInstanceId':
     case 'confirmAskForLearn':
     case 'learnValue':
+    // Checkpoint transfer does not pass through the core; its pieces come from durable snapshots.
+    case 'askForCheckpoint':
+    case 'checkpointChunk':
+    case 'checkpointAck':
       return false;
   }
 }

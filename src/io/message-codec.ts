@@ -18,6 +18,10 @@
  *   24 learnValue         ballot | u32 checksum | u8 needAck | u32 valueLength | value
  *                                                                              (33 + value length)
  *   25 learnValueAck      -                                                         (12 bytes)
+ *   26 askForCheckpoint   -                                                         (12 bytes)
+ *   27 checkpointChunk    u32 session | u64 sequence | u8 part | u32 stateMachineId | u32 checksum
+ *                         | u32 dataLength | data                          (37 + data length)
+ *   28 checkpointAck      u32 session | u64 sequence | u8 ok                        (25 bytes)
  *
  * The codes are part of the protocol and never change meaning; 0–15 are the frame kinds of the
  * connection itself (handshake, ...). `hasValue` keeps a null accepted value apart from an empty
@@ -30,7 +34,7 @@
  * lives. One copy per value is cheap next to everything else a value goes through.
  */
 import type { Ballot } from '../core/ballot.js';
-import type { MessageKind, PaxosMessage } from '../core/messages.js';
+import type { CheckpointPart, MessageKind, PaxosMessage } from '../core/messages.js';
 import { EMPTY_BYTES } from '../util/bytes.js';
 import { readUint64, writeUint64 } from '../util/uint64.js';
 import { WireError } from './wire-error.js';
@@ -46,7 +50,12 @@ export const MESSAGE_KIND_CODES: Readonly<Record<MessageKind, number>> = Object.
   confirmAskForLearn: 23,
   learnValue: 24,
   learnValueAck: 25,
+  askForCheckpoint: 26,
+  checkpointChunk: 27,
+  checkpointAck: 28,
 });
+
+const CHECKPOINT_PARTS: readonly CheckpointPart[] = ['begin', 'data', 'end'];
 
 /** The lowest kind code of a Paxos message; codes below it belong to the connection. */
 export const FIRST_MESSAGE_KIND_CODE = 16;
@@ -60,6 +69,8 @@ const CHOSEN_BYTES = 28;
 const SEND_NOW_BYTES = 28;
 const LEARN_VALUE_FIXED_BYTES = 33;
 const VALUE_LENGTH_BYTES = 4;
+const CHECKPOINT_CHUNK_FIXED_BYTES = 37;
+const CHECKPOINT_ACK_BYTES = 25;
 
 /** The exact number of body bytes `writeMessage` produces for this message. */
 export function encodedSize(message: PaxosMessage): number {
@@ -73,9 +84,12 @@ export function encodedSize(message: PaxosMessage): number {
     case 'chosen': return CHOSEN_BYTES;
     case 'sendNowInstanceId': return SEND_NOW_BYTES;
     case 'learnValue': return LEARN_VALUE_FIXED_BYTES + message.value.length;
+    case 'checkpointChunk': return CHECKPOINT_CHUNK_FIXED_BYTES + message.data.length;
+    case 'checkpointAck': return CHECKPOINT_ACK_BYTES;
     case 'askForLearn':
     case 'confirmAskForLearn':
     case 'learnValueAck':
+    case 'askForCheckpoint':
       return COMMON_BYTES;
   }
 }
@@ -123,9 +137,22 @@ export function writeMessage(target: Uint8Array, view: DataView, offset: number,
       view.setUint32(at + 12, message.checksum >>> 0, true);
       view.setUint8(at + 16, message.needAck ? 1 : 0);
       return writeValue(target, view, offset + LEARN_VALUE_FIXED_BYTES - VALUE_LENGTH_BYTES, message.value);
+    case 'checkpointChunk':
+      view.setUint32(at, message.session >>> 0, true);
+      writeUint64(view, at + 4, message.sequence);
+      view.setUint8(at + 12, CHECKPOINT_PARTS.indexOf(message.part));
+      view.setUint32(at + 13, message.stateMachineId >>> 0, true);
+      view.setUint32(at + 17, message.checksum >>> 0, true);
+      return writeValue(target, view, offset + CHECKPOINT_CHUNK_FIXED_BYTES - VALUE_LENGTH_BYTES, message.data);
+    case 'checkpointAck':
+      view.setUint32(at, message.session >>> 0, true);
+      writeUint64(view, at + 4, message.sequence);
+      view.setUint8(at + 12, message.ok ? 1 : 0);
+      return offset + CHECKPOINT_ACK_BYTES;
     case 'askForLearn':
     case 'confirmAskForLearn':
     case 'learnValueAck':
+    case 'askForCheckpoint':
       return offset + COMMON_BYTES;
   }
 }
@@ -205,6 +232,17 @@ export function decodeMessage(code: number, body: Uint8Array): PaxosMessage {
     case MESSAGE_KIND_CODES.learnValueAck:
       expectSize(size, COMMON_BYTES, 'learnValueAck');
       return { kind: 'learnValueAck', from: readFrom(view), instanceId: readInstance(view) };
+    case MESSAGE_KIND_CODES.askForCheckpoint:
+      expectSize(size, COMMON_BYTES, 'askForCheckpoint');
+      return { kind: 'askForCheckpoint', from: readFrom(view), instanceId: readInstance(view) };
+    case MESSAGE_KIND_CODES.checkpointChunk:
+      return decodeCheckpointChunk(body, view);
+    case MESSAGE_KIND_CODES.checkpointAck:
+      expectSize(size, CHECKPOINT_ACK_BYTES, 'checkpointAck');
+      return {
+        kind: 'checkpointAck', from: readFrom(view), instanceId: readInstance(view), session: view.getUint32(12, true),
+        sequence: readSafe(view, 16, 'checkpointAck.sequence'), ok: readBoolean(view, 24, 'checkpointAck.ok'),
+      };
     default:
       throw new WireError('unknown-kind', `unknown message kind ${code}`);
   }
@@ -219,6 +257,19 @@ function decodePrepareReply(body: Uint8Array, view: DataView): PaxosMessage {
     kind: 'prepareReply', from: readFrom(view), instanceId: readInstance(view), ballot: readBallot(view, 12),
     rejectedBy: readSafe(view, 24, 'prepareReply.rejectedBy'), acceptedBallot: readBallot(view, 32),
     acceptedValue: hasValue ? readValue(body, view, PREPARE_REPLY_FIXED_BYTES, 'prepareReply') : null,
+  };
+}
+
+function decodeCheckpointChunk(body: Uint8Array, view: DataView): PaxosMessage {
+  expectAtLeast(body.byteLength, CHECKPOINT_CHUNK_FIXED_BYTES, 'checkpointChunk');
+  const partCode = view.getUint8(24);
+  const part = CHECKPOINT_PARTS[partCode];
+  if (part === undefined) throw new WireError('malformed', `checkpointChunk.part is ${partCode}`);
+  return {
+    kind: 'checkpointChunk', from: readFrom(view), instanceId: readInstance(view), session: view.getUint32(12, true),
+    sequence: readSafe(view, 16, 'checkpointChunk.sequence'), part, stateMachineId: view.getUint32(25, true),
+    checksum: view.getUint32(29, true),
+    data: readValue(body, view, CHECKPOINT_CHUNK_FIXED_BYTES - VALUE_LENGTH_BYTES, 'checkpointChunk'),
   };
 }
 

@@ -20,7 +20,7 @@ function expectWireError(run: () => unknown, reason: WireErrorReason, what: stri
 }
 
 test('kind codes are distinct, stable, and above the connection frame kinds', () => {
-  assert.deepEqual(MESSAGE_KINDS.map((kind) => MESSAGE_KIND_CODES[kind]), [16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
+  assert.deepEqual(MESSAGE_KINDS.map((kind) => MESSAGE_KIND_CODES[kind]), [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28]);
   for (const kind of MESSAGE_KINDS) assert.ok(MESSAGE_KIND_CODES[kind] >= FIRST_MESSAGE_KIND_CODE);
 });
 
@@ -69,7 +69,7 @@ test('decoded values are copies that do not alias the receive buffer', () => {
 test('unknown kinds are refused as unknown-kind, whatever the body', () => {
   const body = encodeMessage(everyKind(2)[0] as PaxosMessage);
   for (let kind = 0; kind < 256; kind++) {
-    if (kind >= 16 && kind <= 25) continue;
+    if (kind >= 16 && kind <= 28) continue;
     expectWireError(() => decodeMessage(kind, body), 'unknown-kind', `kind ${kind}`);
   }
 });
@@ -99,6 +99,9 @@ const U64_FIELDS: Record<MessageKind, number[]> = {
   confirmAskForLearn: [4],
   learnValue: [4, 12],
   learnValueAck: [4],
+  askForCheckpoint: [4],
+  checkpointChunk: [4, 16],
+  checkpointAck: [4, 16],
 };
 
 test('u64 fields beyond the safe integers are malformed, and 2^53 - 1 is not', () => {
@@ -127,9 +130,13 @@ test('a sender id of 0 is malformed', () => {
 });
 
 test('booleans other than 0 and 1 are malformed', () => {
-  const [, reply, , , , , , , , learn] = everyKind(2) as PaxosMessage[];
-  for (const [message, offset] of [[reply, 44], [learn, 28]] as const) {
-    for (const value of [2, 0x80, 0xff]) {
+  const kinds = everyKind(2);
+  const [, reply, , , , , , , , learn] = kinds as PaxosMessage[];
+  const ack = kinds.find((message) => message.kind === 'checkpointAck');
+  const chunk = kinds.find((message) => message.kind === 'checkpointChunk');
+  // A chunk's part is a u8 of 0..2 (begin, data, end): 3 and above are as malformed as a bad boolean.
+  for (const [message, offset, lowestBad] of [[reply, 44, 2], [learn, 28, 2], [ack, 24, 2], [chunk, 24, 3]] as const) {
+    for (const value of [lowestBad, 0x80, 0xff]) {
       const body = encodeMessage(message as PaxosMessage);
       body[offset] = value;
       expectWireError(() => decodeMessage(code(message as PaxosMessage), body), 'malformed', `${message?.kind} ${value}`);

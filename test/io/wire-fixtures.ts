@@ -31,6 +31,12 @@ export function everyKind(n: 0 | 1 | 2): PaxosMessage[] {
     { kind: 'confirmAskForLearn', from: node, instanceId: id },
     { kind: 'learnValue', from: node, instanceId: id, ballot, value, checksum, needAck: n !== 0 },
     { kind: 'learnValueAck', from: node, instanceId: id },
+    { kind: 'askForCheckpoint', from: node, instanceId: id },
+    {
+      kind: 'checkpointChunk', from: node, instanceId: id, session: [0, MAX_U32, 77][n] as number, sequence: id,
+      part: (['begin', 'end', 'data'] as const)[n], stateMachineId: [0, MAX_U32, 5][n] as number, data: value, checksum,
+    },
+    { kind: 'checkpointAck', from: node, instanceId: id, session: [0, MAX_U32, 77][n] as number, sequence: id, ok: n !== 0 },
   ];
 }
 
@@ -57,7 +63,7 @@ function randomValue(random: SeededRandom, maxLength: number): Uint8Array {
 export function randomMessage(random: SeededRandom, maxValue = 200): PaxosMessage {
   const from = random.chance(0.1) ? MAX_U32 : random.int(1, 10);
   const instanceId = randomSafe(random);
-  switch (random.int(0, 10)) {
+  switch (random.int(0, 13)) {
     case 0: return { kind: 'prepare', from, instanceId, ballot: randomBallot(random) };
     case 1: return {
       kind: 'prepareReply', from, instanceId, ballot: randomBallot(random), rejectedBy: randomSafe(random),
@@ -79,6 +85,16 @@ export function randomMessage(random: SeededRandom, maxValue = 200): PaxosMessag
       kind: 'learnValue', from, instanceId, ballot: randomBallot(random), value: randomValue(random, maxValue),
       checksum: random.next32(), needAck: random.chance(0.5),
     };
-    default: return { kind: 'learnValueAck', from, instanceId };
+    case 9: return { kind: 'learnValueAck', from, instanceId };
+    case 10: return { kind: 'askForCheckpoint', from, instanceId };
+    case 11: return {
+      kind: 'checkpointChunk', from, instanceId, session: random.next32(), sequence: randomSafe(random),
+      part: (['begin', 'data', 'end'] as const)[random.int(0, 3)] ?? 'data', stateMachineId: random.next32(),
+      data: randomValue(random, maxValue), checksum: random.next32(),
+    };
+    default: return {
+      kind: 'checkpointAck', from, instanceId, session: random.next32(), sequence: randomSafe(random),
+      ok: random.chance(0.5),
+    };
   }
 }
