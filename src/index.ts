@@ -27,6 +27,7 @@ export { PaxosError, isRetryable, type PaxosErrorCode, type PaxosErrorOptions } 
 // The seams, and the types they carry.
 export type {
   LogStore, Transport, PeerAddress, Clock, TimerHost, StateMachine, ExecuteInput, Logger,
+  StateMachineSnapshot, ReceivedSnapshot,
 } from './runtime/interfaces.js';
 export { SILENT_LOGGER } from './runtime/interfaces.js';
 export type { Random } from './util/random.js';

@@ -44,9 +44,14 @@ export interface GroupRuntimeContext {
   readonly onMembershipChanged: (groupIndex: number, membership: Membership) => void;
 }
 
-export async function buildGroupRuntime(context: GroupRuntimeContext, groupIndex: number): Promise<GroupRuntime> {
+/**
+ * `stateMachines` overrides the options' when a group is rebuilt (after a checkpoint install): the
+ * very objects that installed the snapshot must go on, not fresh ones from a factory.
+ */
+export async function buildGroupRuntime(
+  context: GroupRuntimeContext, groupIndex: number, stateMachines = context.options.stateMachines(groupIndex),
+): Promise<GroupRuntime> {
   const { options, store, clock, random } = context;
-  const stateMachines = options.stateMachines(groupIndex);
   for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
   const registry = new StateMachineRegistry(groupIndex, stateMachines);
   // Every group can execute master bids, whether or not this node takes part in the election.

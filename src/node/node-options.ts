@@ -3,6 +3,9 @@
  * start, and an invalid option is refused with BAD_OPTIONS and a message that names the field.
  */
 import { DEFAULT_TIMING, type ProtocolTiming } from '../core/config.js';
+import {
+  DEFAULT_CHECKPOINT_TRANSFER_TIMING, type CheckpointTransferTiming,
+} from '../runtime/checkpoint/checkpoint-timing.js';
 import type { HaltReason } from '../core/ready.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
@@ -108,6 +111,11 @@ export interface PaxosNodeOptions {
    */
   readonly onHalt?: (groupIndex: number, halt: GroupHalt) => void;
   readonly timing?: Partial<ProtocolTiming>;
+  /**
+   * Checkpoint transfer to and from peers too far behind to learn from the log: piece size, window,
+   * timeouts and the largest checkpoint accepted (see CheckpointTransferTiming for the defaults).
+   */
+  readonly checkpointTransfer?: Partial<CheckpointTransferTiming>;
   readonly logger?: Logger;
   /**
    * Where the node draws randomness (group identities, nonces, jitter, each life's incarnation);
@@ -152,6 +160,7 @@ export interface ResolvedNodeOptions {
   readonly onMembershipChange: ((groupIndex: number, membership: Membership) => void) | undefined;
   readonly onHalt: ((groupIndex: number, halt: GroupHalt) => void) | undefined;
   readonly timing: ProtocolTiming;
+  readonly checkpointTransfer: CheckpointTransferTiming;
   readonly logger: Logger;
   readonly random: Random | undefined;
   readonly clock: Clock | undefined;
@@ -232,6 +241,7 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
     onMembershipChange: resolveCallback(options.onMembershipChange, 'onMembershipChange'),
     onHalt: resolveCallback(options.onHalt, 'onHalt'),
     timing: resolveTiming(options.timing),
+    checkpointTransfer: resolveCheckpointTransfer(options.checkpointTransfer),
     logger: options.logger ?? SILENT_LOGGER,
     random: options.random,
     clock: options.clock,
@@ -332,6 +342,19 @@ function resolveCallback<T>(value: T | undefined, field: string): T | undefined 
 function resolveTimers(value: TimerHost | undefined): TimerHost | undefined {
   if (value !== undefined && typeof value?.setTimer !== 'function') throw bad('timers', 'must have a setTimer function');
   return value;
+}
+
+function resolveCheckpointTransfer(value: Partial<CheckpointTransferTiming> | undefined): CheckpointTransferTiming {
+  if (value === undefined) return DEFAULT_CHECKPOINT_TRANSFER_TIMING;
+  if (typeof value !== 'object' || value === null) throw bad('checkpointTransfer', 'must be an object');
+  const timing = { ...DEFAULT_CHECKPOINT_TRANSFER_TIMING, ...value };
+  for (const [name, amount] of Object.entries(timing)) {
+    if (!(name in DEFAULT_CHECKPOINT_TRANSFER_TIMING)) throw bad(`checkpointTransfer.${name}`, 'is not an option');
+    integer(amount, `checkpointTransfer.${name}`, 1, name === 'maxBytes' ? Number.MAX_SAFE_INTEGER : 2 ** 31);
+  }
+  // A piece must fit a frame with room for its header.
+  integer(timing.chunkBytes, 'checkpointTransfer.chunkBytes', 1, 8 * 1024 * 1024);
+  return timing;
 }
 
 function resolveTiming(value: Partial<ProtocolTiming> | undefined): ProtocolTiming {

@@ -11,7 +11,7 @@ import { NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
-import type { MessageKind } from '../core/messages.js';
+import { isCheckpointMessage, type MessageKind } from '../core/messages.js';
 import { randomIncarnation } from '../core/proposal-identity.js';
 import type { Clock, LogStore, Logger, StateMachine, Transport } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
@@ -23,7 +23,12 @@ import type { MembershipOutcome } from '../runtime/membership/membership-state-m
 import { frameValue, NO_STATE_MACHINE_ID, SYSTEM_STATE_MACHINE_ID } from '../runtime/value-frame.js';
 import type { Random } from '../util/random.js';
 import { CRYPTO_RANDOM } from './crypto-random.js';
-import { buildGroupRuntime, validateStateMachine, type GroupRuntime } from './group-runtime.js';
+import { installCheckpoint } from './checkpoint-install.js';
+import { GroupCheckpoints } from './group-checkpoints.js';
+import {
+  buildGroupRuntime, validateStateMachine, type GroupRuntime, type GroupRuntimeContext,
+} from './group-runtime.js';
+import type { VerifiedCheckpoint } from '../runtime/checkpoint/checkpoint-receiver.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
@@ -74,6 +79,13 @@ export interface GroupMetrics {
   readonly masterNodeId: number;
   readonly isMaster: boolean;
   readonly halted: string | null;
+  /** Checkpoint transfers: sent to peers, installed here, installs that failed, transfers given up. */
+  readonly checkpointsSent: number;
+  readonly checkpointsInstalled: number;
+  readonly checkpointsFailed: number;
+  readonly checkpointTransfersAbandoned: number;
+  readonly checkpointBytesSent: number;
+  readonly checkpointBytesReceived: number;
 }
 
 export interface NodeMetrics {
@@ -95,7 +107,11 @@ export class PaxosNode {
   private readonly store: LogStore;
   private readonly ownsStore: boolean;
   private readonly transport: NodeTransport;
-  private readonly groups: readonly GroupRuntime[];
+  /** By group index; a checkpoint install replaces a group's runtime in place. */
+  private readonly groups: GroupRuntime[];
+  private readonly checkpoints: readonly GroupCheckpoints[];
+  private readonly context: GroupRuntimeContext;
+  private readonly installs = new Set<Promise<void>>();
   private readonly timer: NodeTimer;
   /** Draws group identities and nonces: the injected Random, or the OS's. */
   private readonly random: Random;
@@ -105,7 +121,8 @@ export class PaxosNode {
 
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
-    groups: readonly GroupRuntime[]; timer: NodeTimer; random: Random;
+    groups: GroupRuntime[]; checkpoints: readonly GroupCheckpoints[]; context: GroupRuntimeContext; timer: NodeTimer;
+    random: Random;
   }) {
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
@@ -113,6 +130,8 @@ export class PaxosNode {
     this.ownsStore = parts.ownsStore;
     this.transport = parts.transport;
     this.groups = parts.groups;
+    this.checkpoints = parts.checkpoints;
+    this.context = parts.context;
     this.timer = parts.timer;
     this.random = parts.random;
   }
@@ -137,12 +156,15 @@ export class PaxosNode {
     let transport: NodeTransport | undefined;
     try {
       const groups: GroupRuntime[] = [];
-      const timer = new NodeTimer(timers, () => groups.flatMap((group) =>
-        group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]));
+      const checkpoints: GroupCheckpoints[] = [];
+      const timer = new NodeTimer(timers, () => [...groups.flatMap((group) =>
+        group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]), ...checkpoints]);
+      // Set once the node exists: a checkpoint can only arrive after start-up.
+      const installer: { node?: PaxosNode } = {};
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
-      const context = {
+      const context: GroupRuntimeContext = {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
@@ -164,13 +186,38 @@ export class PaxosNode {
       for (const { groupIndex, membership } of groups) {
         announceMembership(wire, resolved.nodeId, groupIndex, membership.membership, resolved.logger);
       }
-      wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
+      for (const { groupIndex } of groups) {
+        checkpoints.push(new GroupCheckpoints({
+          groupIndex, nodeId: resolved.nodeId, store, clock, random, logger: resolved.logger,
+          timing: resolved.checkpointTransfer, runtime: () => groups[groupIndex] as GroupRuntime,
+          send: (to, message) => wire.send(groupIndex, to, message),
+          install: (checkpoint) => installer.node === undefined
+            ? Promise.reject(new Error('the node is starting')) : installer.node.install(groupIndex, checkpoint),
+          onTimersChanged: () => timer.changed(),
+        }));
+      }
+      wire.onMessage((groupIndex, message) => {
+        const group = groups[groupIndex];
+        const transfer = checkpoints[groupIndex];
+        if (group === undefined || transfer === undefined || transfer.installing) return;
+        if (isCheckpointMessage(message)) {
+          transfer.onMessage(message);
+          return;
+        }
+        group.driver.step(message);
+        if (message.kind !== 'sendNowInstanceId') return;
+        const peer = group.driver.takeCheckpointRequest();
+        if (peer !== null) transfer.needCheckpoint(peer);
+      });
       for (const group of groups) group.driver.tick();
       timer.changed();
       resolved.logger.info('node started', {
         nodeId: resolved.nodeId, groups: resolved.groups, instances: groups.map((group) => group.driver.nowInstanceId),
       });
-      const node = new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer, random });
+      const node = new PaxosNode({
+        options: resolved, store, ownsStore, transport, groups, checkpoints, context, timer, random,
+      });
+      installer.node = node;
       node.createGroupIdentities();
       return node;
     } catch (error) {
@@ -367,7 +414,8 @@ export class PaxosNode {
       nodeId: this.nodeId,
       proposalsSucceeded: this.proposalsSucceeded,
       proposalsFailed: { ...this.proposalsFailed },
-      groups: this.groups.map(({ driver, master }) => ({
+      groups: this.groups.map(({ driver, master }, index) => ({
+        ...this.checkpointMetrics(index),
         groupIndex: driver.groupIndex,
         nowInstanceId: driver.nowInstanceId,
         minChosenInstanceId: driver.minChosenInstanceId,
@@ -398,6 +446,9 @@ export class PaxosNode {
   }
 
   private async shutDown(): Promise<void> {
+    // An install under way finishes first: it owns the group's runtime until it replaces it.
+    for (const checkpoint of this.checkpoints) checkpoint.stop();
+    await Promise.all([...this.installs].map((install) => install.catch(() => undefined)));
     this.timer.stop();
     for (const { driver, masterManager } of this.groups) {
       masterManager?.stop();
@@ -407,6 +458,66 @@ export class PaxosNode {
     await this.transport.close?.();
     if (this.ownsStore) await this.store.close();
     this.options.logger.info('node stopped', { nodeId: this.nodeId });
+  }
+
+  private checkpointMetrics(groupIndex: number): Pick<GroupMetrics, 'checkpointsSent' | 'checkpointsInstalled' |
+    'checkpointsFailed' | 'checkpointTransfersAbandoned' | 'checkpointBytesSent' | 'checkpointBytesReceived'> {
+    const transfer = this.checkpoints[groupIndex];
+    const sent = transfer?.sender.stats;
+    const received = transfer?.receiver.stats;
+    return {
+      checkpointsSent: sent?.completed ?? 0,
+      checkpointsInstalled: received?.installed ?? 0,
+      checkpointsFailed: received?.failedInstalls ?? 0,
+      checkpointTransfersAbandoned: (sent?.abandoned ?? 0) + (received?.abandoned ?? 0),
+      checkpointBytesSent: sent?.bytesSent ?? 0,
+      checkpointBytesReceived: received?.bytesReceived ?? 0,
+    };
+  }
+
+  /** Install a verified checkpoint into a group in place (see checkpoint-install.ts). */
+  private install(groupIndex: number, checkpoint: VerifiedCheckpoint): Promise<void> {
+    const installing = installCheckpoint({
+      groupIndex, store: this.store,
+      current: () => this.group(groupIndex),
+      quiesce: async (runtime) => {
+        runtime.masterManager?.stop();
+        runtime.driver.stop();
+        await runtime.driver.whenIdle();
+      },
+      rebuild: () => this.rebuildGroup(groupIndex),
+      replace: (runtime) => {
+        this.groups[groupIndex] = runtime;
+        announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
+          this.options.logger);
+        runtime.driver.tick();
+        this.timer.changed();
+        this.options.logger.info('checkpoint installed; the group resumes', {
+          group: groupIndex, instanceId: runtime.driver.nowInstanceId,
+        });
+      },
+    }, checkpoint);
+    const tracked = installing.finally(() => this.installs.delete(tracked));
+    this.installs.add(tracked);
+    return tracked;
+  }
+
+  /**
+   * A group's runtime built afresh from the store, with the same state machine objects. It gets a
+   * new incarnation: the old runtime's proposals may still be chosen, and the new one starts its
+   * sequence again, so without one the two could share an identity.
+   */
+  private async rebuildGroup(groupIndex: number): Promise<GroupRuntime> {
+    const old = this.group(groupIndex);
+    try {
+      return await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) }, groupIndex,
+        old.registry.stateMachines);
+    } catch (error) {
+      this.options.logger.error('the group could not restart after a checkpoint install; it stays halted until the ' +
+        'node restarts', { group: groupIndex, error: String(error) });
+      old.driver.failFatally(error);
+      throw error;
+    }
   }
 
   private startProposal(

@@ -116,6 +116,11 @@ export class GroupDriver {
     return this.core.minChosenInstanceId;
   }
 
+  /** A peer whose log starts above our next instance, once (see GroupCore.takeCheckpointRequest). */
+  takeCheckpointRequest(): number | null {
+    return this.core.takeCheckpointRequest();
+  }
+
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
     if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
@@ -197,7 +202,8 @@ export class GroupDriver {
    * Nothing more is sent or written for it.
    */
   failFatally(error: unknown): void {
-    if (this.stopped) return;
+    // A stopped group can still be found broken (a checkpoint install that could not rebuild it).
+    if (this.haltReason !== null) return;
     const reason: HaltReason = { code: 'GROUP_HALTED', message: `group ${this.groupIndex}: broken invariant: ${String(error)}` };
     this.haltReason = reason;
     this.stopped = true;

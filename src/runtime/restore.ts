@@ -14,6 +14,7 @@ import type { StateMachineRegistry } from './state-machine-registry.js';
 export async function restoreGroup(
   store: LogStore, groupIndex: number, registry: StateMachineRegistry,
 ): Promise<RestoredGroupState> {
+  await settlePendingCheckpoint(store, groupIndex, registry);
   const maxInstanceId = await store.maxInstanceId(groupIndex);
   const newest = maxInstanceId === undefined ? undefined : await store.get(groupIndex, maxInstanceId);
   if (maxInstanceId !== undefined && newest === undefined) {
@@ -57,6 +58,25 @@ export async function restoreGroup(
     lastChecksum = (await store.get(groupIndex, nowInstanceId - 1))?.checksum ?? 0;
   }
   return { nowInstanceId, acceptor, lastChecksum, minChosenInstanceId };
+}
+
+/**
+ * A checkpoint install that a crash (or a failure) interrupted is finished or undone here, before
+ * anything reads the log. The marker was set before any state machine began to install, and is
+ * cleared only after the log below the checkpoint is gone. If every state machine now reports the
+ * checkpoint, the install took: the log below it goes (its instances are all chosen, and the state
+ * machines hold their effects). Otherwise some state machine still has its old state, so the log
+ * that leads from it stays whole, and the node will ask for a checkpoint again.
+ */
+export async function settlePendingCheckpoint(
+  store: LogStore, groupIndex: number, registry: StateMachineRegistry,
+): Promise<'none' | 'completed' | 'abandoned'> {
+  const pending = await store.pendingCheckpoint(groupIndex);
+  if (pending === undefined) return 'none';
+  const took = registry.lowestCheckpoint() >= pending;
+  if (took) await store.deleteBelow(groupIndex, pending + 1);
+  await store.setPendingCheckpoint(groupIndex, undefined);
+  return took ? 'completed' : 'abandoned';
 }
 
 function stateOf(record: { promised: AcceptorState['promised']; accepted: AcceptorState['accepted'];

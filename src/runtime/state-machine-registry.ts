@@ -64,6 +64,20 @@ export class StateMachineRegistry {
   }
 
   /**
+   * The lowest checkpoint the user's state machines report right now (-1 when any has none, or
+   * when there is no state machine): every instance at or below it is durable in all of them.
+   */
+  lowestCheckpoint(): number {
+    const machines = this.stateMachines;
+    if (machines.length === 0) return -1;
+    let lowest = Infinity;
+    for (const stateMachine of machines) {
+      lowest = Math.min(lowest, stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1);
+    }
+    return lowest;
+  }
+
+  /**
    * Remember every state machine's checkpoint as start-up sees it. Start-up resumes at the newest
    * logged instance, which may be at or below some state machine's checkpoint (its effects are
    * already durable there); that instance is then decided again live and must be skipped for it.

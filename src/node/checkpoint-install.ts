@@ -1,0 +1,93 @@
+/**
+ * Installing a verified checkpoint in place: no process exit, no supervisor (PhxPaxos calls
+ * exit(-1) and relies on a restart), and the node's other groups go on serving.
+ *
+ * The group's runtime is stopped first (its proposals fail, its timers and messages stop: PhxPaxos
+ * #158/#196 had a proposer timer write into a freshly cleared log) and waited on until idle. Then:
+ *   1. the pending-checkpoint marker is set, with the group's system and master variables;
+ *   2. every state machine installs its snapshot (each atomically, by contract);
+ *   3. a fresh runtime is built from the store; start-up's `settlePendingCheckpoint` sees every
+ *      state machine at the checkpoint, deletes the log below it and clears the marker.
+ * A crash at any moment leaves old or new: before step 2 finishes, the marker is settled at the
+ * next start by abandoning it (some state machine still has its old state and the log is whole);
+ * after it, by completing it. A failure here does the same without a crash, and the group resumes.
+ */
+import type { LogStore, StateMachine } from '../runtime/interfaces.js';
+import type { VerifiedCheckpoint } from '../runtime/checkpoint/checkpoint-receiver.js';
+import type { GroupRuntime } from './group-runtime.js';
+
+export interface CheckpointInstallSteps {
+  readonly groupIndex: number;
+  readonly store: LogStore;
+  readonly current: () => GroupRuntime;
+  /** Stop the group's runtime: nothing of it may act until `replace`. */
+  readonly quiesce: (runtime: GroupRuntime) => Promise<void>;
+  /** Build the group's runtime afresh from the store and the state machines. */
+  readonly rebuild: () => Promise<GroupRuntime>;
+  readonly replace: (runtime: GroupRuntime) => void;
+}
+
+export async function installCheckpoint(steps: CheckpointInstallSteps, checkpoint: VerifiedCheckpoint): Promise<void> {
+  const { groupIndex, store } = steps;
+  const old = steps.current();
+  const machines = installersFor(old.registry.stateMachines, checkpoint, groupIndex);
+  if (checkpoint.instanceId < old.driver.nowInstanceId) {
+    throw new Error(`the checkpoint (instance ${checkpoint.instanceId}) is behind the group (instance ` +
+      `${old.driver.nowInstanceId})`);
+  }
+  await steps.quiesce(old);
+  let failure: unknown = null;
+  try {
+    const newest = await store.maxInstanceId(groupIndex);
+    if (newest !== undefined && newest > checkpoint.instanceId) {
+      // Records above the checkpoint may hold promises for undecided instances: they must stay.
+      throw new Error(`the log holds instance ${newest}, above the checkpoint (${checkpoint.instanceId})`);
+    }
+    await store.setPendingCheckpoint(groupIndex, checkpoint.instanceId);
+    const { systemVariables, masterVariables } = checkpoint.manifest;
+    if (systemVariables !== undefined) await store.setSystemVariables(groupIndex, systemVariables);
+    if (masterVariables !== undefined) await store.setMasterVariables(groupIndex, masterVariables);
+    for (const snapshot of checkpoint.snapshots) {
+      const machine = machines.get(snapshot.stateMachineId) as Installer;
+      await machine.installSnapshot(groupIndex, {
+        instanceId: snapshot.instanceId, bytes: snapshot.bytes, chunks: piecesOf(snapshot.pieces),
+      });
+      const reported = machine.checkpointInstanceId(groupIndex);
+      if (reported < snapshot.instanceId) {
+        throw new Error(`state machine ${snapshot.stateMachineId} installed instance ${snapshot.instanceId} but ` +
+          `reports checkpoint ${reported}`);
+      }
+    }
+  } catch (error) {
+    failure = error;
+  }
+  // Whatever happened, the group resumes from what the store and state machines now hold.
+  steps.replace(await steps.rebuild());
+  if (failure !== null) throw failure;
+}
+
+type Installer = Required<Pick<StateMachine, 'installSnapshot' | 'checkpointInstanceId'>> & StateMachine;
+
+/** The group's state machines by id, checked to be exactly the checkpoint's and able to install. */
+function installersFor(
+  machines: readonly StateMachine[], checkpoint: VerifiedCheckpoint, groupIndex: number,
+): Map<number, Installer> {
+  const byId = new Map<number, Installer>();
+  for (const machine of machines) {
+    if (machine.installSnapshot === undefined || machine.checkpointInstanceId === undefined) {
+      throw new Error(`group ${groupIndex}: state machine ${machine.id} cannot install a snapshot`);
+    }
+    byId.set(machine.id, machine as Installer);
+  }
+  const sent = checkpoint.snapshots.map((snapshot) => snapshot.stateMachineId).sort((a, b) => a - b);
+  const here = [...byId.keys()].sort((a, b) => a - b);
+  if (sent.join() !== here.join()) {
+    throw new Error(`group ${groupIndex}: the checkpoint holds state machines [${sent.join(', ')}], this node runs ` +
+      `[${here.join(', ')}]`);
+  }
+  return byId;
+}
+
+async function* piecesOf(pieces: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (const piece of pieces) yield piece;
+}
