@@ -27,6 +27,7 @@ export function waitsForPersist(message: PaxosMessage): boolean {
     case 'sendNowInstanceId':
     case 'confirmAskForLearn':
     case 'learnValue':
+      return false;
     // Checkpoint transfer does not pass through the core; its pieces come from durable snapshots.
     case 'askForCheckpoint':
     case 'checkpointChunk':

@@ -20,7 +20,8 @@ function expectWireError(run: () => unknown, reason: WireErrorReason, what: stri
 }
 
 test('kind codes are distinct, stable, and above the connection frame kinds', () => {
-  assert.deepEqual(MESSAGE_KINDS.map((kind) => MESSAGE_KIND_CODES[kind]), [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28]);
+  assert.deepEqual(MESSAGE_KINDS.map((kind) => MESSAGE_KIND_CODES[kind]),
+    [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28]);
   for (const kind of MESSAGE_KINDS) assert.ok(MESSAGE_KIND_CODES[kind] >= FIRST_MESSAGE_KIND_CODE);
 });
 

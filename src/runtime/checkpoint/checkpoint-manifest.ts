@@ -45,7 +45,8 @@ export function manifestInstanceId(manifest: CheckpointManifest): number {
 
 export function encodeManifest(manifest: CheckpointManifest): Uint8Array {
   const optional = (bytes: Uint8Array | undefined): number => (bytes === undefined ? 1 : 5 + bytes.length);
-  const size = 8 + manifest.entries.length * 12 + optional(manifest.systemVariables) + optional(manifest.masterVariables);
+  const size = 8 + manifest.entries.length * 12 + optional(manifest.systemVariables) +
+    optional(manifest.masterVariables);
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   view.setUint32(0, MANIFEST_VERSION, true);

@@ -77,7 +77,9 @@ export interface CheckpointReceiverStats {
 export class CheckpointReceiver {
   private readonly options: CheckpointReceiverOptions;
   private state: ReceiverState = { kind: 'idle' };
-  readonly stats: CheckpointReceiverStats = { asked: 0, installed: 0, abandoned: 0, failedInstalls: 0, bytesReceived: 0 };
+  readonly stats: CheckpointReceiverStats = {
+    asked: 0, installed: 0, abandoned: 0, failedInstalls: 0, bytesReceived: 0,
+  };
 
   constructor(options: CheckpointReceiverOptions) {
     this.options = options;
