@@ -14,6 +14,7 @@ import { ballotsEqual, formatBallot, isNullBallot, NULL_BALLOT, type Ballot } fr
 import type { GroupCoreConfig } from './config.js';
 import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
+import { LearnAhead } from './learn-ahead.js';
 import { Learner } from './learner.js';
 import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
 import { isProposal, proposalBody, wrapProposal, type ProposalIdentity } from './proposal-identity.js';
@@ -71,6 +72,7 @@ export class GroupCore {
   private readonly learner: Learner;
   private readonly teacher: Teacher;
   private readonly future: FutureWindow;
+  private readonly learnAhead: LearnAhead;
   private commit: Commit | null = null;
   /** The current instance's chosen value, once learned, until it is executed. */
   private learned: ChosenValue | null = null;
@@ -104,6 +106,7 @@ export class GroupCore {
     this.learner = new Learner(this.context);
     this.teacher = new Teacher(this.context, restored.minChosenInstanceId);
     this.future = new FutureWindow(config.timing.futureWindowInstances, config.timing.futureWindowInstances * 4);
+    this.learnAhead = new LearnAhead(this.context);
     this.executeRetryDelayMs = config.timing.executeRetryStartMs;
     this.startPromise = restored.acceptor.promised.proposalId;
   }
@@ -345,7 +348,7 @@ export class GroupCore {
       this.keepForLater(message);
       return;
     }
-    if (message.instanceId < now) return;
+    if (message.instanceId < now || this.learnAhead.holdsBeyondNow) return;
     if (message.kind === 'prepare') {
       this.acceptor.onPrepare(message);
     } else if (this.checksumAgrees(message.lastChecksum, message.from)) {
@@ -354,6 +357,7 @@ export class GroupCore {
   }
 
   private deliverToLocalAcceptor(message: PrepareMessage | AcceptMessage): void {
+    if (this.learnAhead.holdsBeyondNow) return;
     if (message.kind === 'prepare') this.acceptor.onPrepare(message);
     else this.acceptor.onAccept(message);
   }
@@ -410,6 +414,12 @@ export class GroupCore {
     const now = this.context.instanceId;
     if (message.instanceId > now) {
       this.keepForLater(message);
+      // The current instance is known: what just arrived may extend the run written ahead of it.
+      const learned = this.learned;
+      if (learned !== null && this.context.isMember(message.from)) {
+        const heldBelow = this.learnAhead.extend(this.future, learned.checksum, this.acceptor.promised);
+        if (message.needAck) this.learner.ackStreamed(message.from, heldBelow);
+      }
       return;
     }
     if (message.instanceId === now && this.learned === null) {
@@ -422,7 +432,8 @@ export class GroupCore {
       const checksum = computed !== 0 ? computed : message.checksum;
       this.acceptor.adoptLearned(message.ballot, message.value, checksum);
       this.learn(message.ballot, message.value, checksum);
-      if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
+      const heldBelow = this.learnAhead.extend(this.future, checksum, this.acceptor.promised);
+      if (message.needAck) this.learner.ackStreamed(message.from, heldBelow);
       return;
     }
     if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);
@@ -496,6 +507,8 @@ export class GroupCore {
     context.previousChosenBallot = learned.ballot;
     context.instanceId++;
     this.acceptor.newInstance();
+    const ahead = this.learnAhead.take(context.instanceId);
+    if (ahead !== undefined) this.acceptor.resumeFrom(ahead);
     this.proposer.newInstance();
     this.learner.onInstanceAdvanced();
     for (const message of replayOrder(this.future.take(context.instanceId))) {
