@@ -25,6 +25,7 @@ export const KV_SNAPSHOT_MAGIC = 'MPKVSNAP';
 export const KV_SNAPSHOT_FORMAT = 1;
 const HEADER_BYTES = 44;
 const CHUNK_BYTES = 1024 * 1024;
+const SLAB_BYTES = 64 * 1024;
 const TWO_32 = 0x1_0000_0000;
 const KIND_TOMBSTONE = 0;
 const KIND_VALUE = 1;
@@ -89,7 +90,9 @@ export function encodeKvSnapshot(snapshot: KvSnapshot): Uint8Array {
 
 /**
  * Decode and check a snapshot of group `expected.group` of a service with `expected.groups` groups.
- * Values are views into `bytes` (not copies: a million small copies would double the load time).
+ * Values are copied out of `bytes`: views would keep the whole file's buffer alive for as long as
+ * any one value from it lives, keys and all. They are packed into slabs of SLAB_BYTES (a buffer per
+ * value costs twice the memory and a third more load time), so a live value pins at most its slab.
  */
 export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; groups: number }): DecodedKvSnapshot {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -116,6 +119,7 @@ export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; g
   // Each entry takes at least 12 bytes: a count beyond that is corrupt, and must not size an array.
   if (count > (body - reader.offset) / 12) fail(`entry count ${count} does not fit the file`);
   const entries = new Map<string, KvEntry>();
+  const slabs = new Slabs();
   for (let index = 0; index < count; index++) {
     const keyBytes = reader.bytes(reader.u16(), MAX_KEY_BYTES, 'key');
     const key = decodeKey(keyBytes);
@@ -125,7 +129,8 @@ export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; g
     if (version < 1) fail(`key ${JSON.stringify(key)} has version 0 (only a key never written has it)`);
     const kind = reader.u8();
     if (kind !== KIND_TOMBSTONE && kind !== KIND_VALUE) fail(`unknown entry kind ${kind}`);
-    const value = kind === KIND_VALUE ? reader.bytes(reader.u32(), MAX_KV_VALUE_BYTES, 'value') : undefined;
+    const value = kind === KIND_VALUE ? slabs.copy(reader.bytes(reader.u32(), MAX_KV_VALUE_BYTES, 'value'))
+      : undefined;
     entries.set(key, Object.freeze({ value, version }));
     // One lookup instead of has() then set(): a key seen before leaves the size unchanged.
     if (entries.size !== index + 1) fail(`key ${JSON.stringify(key)} appears twice`);
@@ -207,6 +212,24 @@ function decodeKey(bytes: Uint8Array): string {
   }
 }
 
+/** Copies of small values packed into shared slabs; a large value gets a buffer of its own. */
+class Slabs {
+  private slab = new Uint8Array(0);
+  private offset = 0;
+
+  copy(bytes: Uint8Array): Uint8Array {
+    if (bytes.length > SLAB_BYTES / 8) return new Uint8Array(bytes);
+    if (this.offset + bytes.length > this.slab.length) {
+      this.slab = new Uint8Array(SLAB_BYTES);
+      this.offset = 0;
+    }
+    const copy = this.slab.subarray(this.offset, this.offset + bytes.length);
+    copy.set(bytes);
+    this.offset += bytes.length;
+    return copy;
+  }
+}
+
 /** Bounds-checked reads; each failure names what was being read. */
 class Reader {
   constructor(private readonly buffer: Buffer, public offset: number, private readonly end: number) {}
@@ -240,7 +263,7 @@ class Reader {
   bytes(length: number, max: number, what: string): Uint8Array {
     if (length > max) fail(`${what} of ${length} bytes is over the limit of ${max}`);
     this.need(length, what);
-    // A plain Uint8Array view, like the values the state machine holds when it executes a put.
+    // A view: keys and text become strings, values are copied by the caller.
     const bytes = new Uint8Array(this.buffer.buffer, this.buffer.byteOffset + this.offset, length);
     this.offset += length;
     return bytes;
