@@ -97,22 +97,15 @@ export function encodeKvSnapshot(snapshot: KvSnapshot): Uint8Array {
 export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; groups: number }): DecodedKvSnapshot {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < HEADER_BYTES + 1 + 4) fail(`${buffer.length} bytes is too short for a snapshot`);
-  if (buffer.toString('latin1', 0, 8) !== KV_SNAPSHOT_MAGIC) fail('not a KV snapshot (bad magic)');
-  const format = buffer.readUInt16LE(8);
-  if (format !== KV_SNAPSHOT_FORMAT) fail(`format version ${format} is not supported (this build reads ${KV_SNAPSHOT_FORMAT})`);
+  checkMagicAndFormat(buffer);
   const body = buffer.length - 4;
   const stored = buffer.readUInt32LE(body);
   const computed = crc32(buffer.subarray(0, body)) >>> 0;
   if (stored !== computed) fail(`CRC mismatch (stored ${hex(stored)}, computed ${hex(computed)}): the file is damaged`);
-  if (buffer.readUInt16LE(10) !== 0) fail('unknown flags');
-  const group = buffer.readUInt32LE(12);
-  const groups = buffer.readUInt32LE(16);
+  const { group, groups, instanceId, lastExecutedInstanceId } = decodeKvSnapshotHeader(buffer);
   if (group !== expected.group || groups !== expected.groups) {
     fail(`it is of group ${group} of ${groups}, not group ${expected.group} of ${expected.groups}`);
   }
-  const instanceId = readU64(buffer, 20, 'instance');
-  const lastExecutedInstanceId = readU64(buffer, 28, 'last executed instance') - 1;
-  if (lastExecutedInstanceId > instanceId) fail(`last executed instance ${lastExecutedInstanceId} is after ${instanceId}`);
   const count = readU64(buffer, 36, 'entry count');
   const reader = new Reader(buffer, HEADER_BYTES, body);
   const fence = decodeFence(reader);
@@ -137,6 +130,29 @@ export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; g
   }
   if (reader.offset !== body) fail(`${body - reader.offset} unexpected bytes after the last entry`);
   return { group, groups, instanceId, lastExecutedInstanceId, fence, entries };
+}
+
+/**
+ * The fixed header alone (the first 44 bytes or more), unchecked by the CRC: for a reader that checks
+ * the CRC itself while streaming the file, or that only describes it.
+ */
+export function decodeKvSnapshotHeader(bytes: Uint8Array): {
+  group: number; groups: number; instanceId: number; lastExecutedInstanceId: number;
+} {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.length < HEADER_BYTES) fail(`${buffer.length} bytes is too short for a snapshot header`);
+  checkMagicAndFormat(buffer);
+  if (buffer.readUInt16LE(10) !== 0) fail('unknown flags');
+  const instanceId = readU64(buffer, 20, 'instance');
+  const lastExecutedInstanceId = readU64(buffer, 28, 'last executed instance') - 1;
+  if (lastExecutedInstanceId > instanceId) fail(`last executed instance ${lastExecutedInstanceId} is after ${instanceId}`);
+  return { group: buffer.readUInt32LE(12), groups: buffer.readUInt32LE(16), instanceId, lastExecutedInstanceId };
+}
+
+function checkMagicAndFormat(buffer: Buffer): void {
+  if (buffer.toString('latin1', 0, 8) !== KV_SNAPSHOT_MAGIC) fail('not a KV snapshot (bad magic)');
+  const format = buffer.readUInt16LE(8);
+  if (format !== KV_SNAPSHOT_FORMAT) fail(`format version ${format} is not supported (this build reads ${KV_SNAPSHOT_FORMAT})`);
 }
 
 function encodeHeader(snapshot: KvSnapshot): Uint8Array {
