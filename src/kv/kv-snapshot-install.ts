@@ -18,9 +18,10 @@ import {
   listSnapshotFiles, makeDurableDirectory, snapshotFileName, TEMPORARY_SUFFIX, writeFully,
 } from './kv-snapshot-files.js';
 
-/** For tests: run at the moment before the commit point (a throw there is a failure, not a crash). */
+/** For tests: run right before and right after the rename (a throw there is a failure, not a crash). */
 export interface InstallHooks {
   readonly beforeCommit?: () => void | Promise<void>;
+  readonly afterRename?: () => void | Promise<void>;
 }
 
 /**
@@ -53,6 +54,7 @@ export async function installSnapshotFile(
     throw error;
   }
   try {
+    await hooks.afterRename?.();
     await NODE_FILE_SYSTEM.syncDirectory(directory);
     await removeHigher(directory, received.instanceId);
   } catch (error) {
