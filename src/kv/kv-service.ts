@@ -25,6 +25,7 @@ import {
   type KvCommand,
 } from './kv-command.js';
 import { KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
+import { KvCheckpoints } from './kv-checkpoints.js';
 import { checkGroupCount } from './kv-settings.js';
 import { KvSnapshotter, loadKvSnapshots, resolveSnapshotOptions, type KvSnapshotOptions, type TakenSnapshot,
 } from './kv-snapshotter.js';
@@ -134,9 +135,12 @@ export class KvService {
     if (ownsLog) await checkGroupCount(options.dataDir as string, groups);
     // Snapshots sit beside the log they shorten: with a store of the caller's, the two could part ways.
     const snapshots = ownsLog && options.snapshots !== false ? resolveSnapshotOptions(options.snapshots) : undefined;
-    const machine = new KvStateMachine({ groups });
     const logger = options.logger ?? SILENT_LOGGER;
-    if (snapshots !== undefined) await loadKvSnapshots(machine, options.dataDir as string, groups, logger);
+    // One view of the snapshot files for the snapshotter and the state machine (which sends and
+    // installs snapshots through it), so their work on a group's files never interleaves.
+    const files = snapshots === undefined ? undefined : new KvCheckpoints(options.dataDir as string, groups, logger);
+    const machine = new KvStateMachine({ groups, checkpoints: files });
+    if (files !== undefined) await loadKvSnapshots(machine, files.dataDir, groups, logger);
     const isFollower = (options.followers ?? []).some((follower) => follower.id === options.nodeId);
     // The node reports master changes from its start on; the service exists only once it has started.
     const started: { service?: KvService } = {};
@@ -151,8 +155,8 @@ export class KvService {
         options.onMasterChange?.(group, master);
       },
     });
-    const snapshotter = snapshots === undefined ? undefined
-      : new KvSnapshotter(machine, node, options.dataDir as string, groups, logger, snapshots);
+    const snapshotter = snapshots === undefined || files === undefined ? undefined
+      : new KvSnapshotter(machine, node, files, logger, snapshots);
     const service = new KvService(node, machine, groups, options, snapshotter);
     started.service = service;
     for (let group = 0; group < groups; group++) {
