@@ -35,7 +35,8 @@ interface MetaJson {
 
 export function emptyGroupMeta(): GroupMeta {
   return {
-    epoch: 0, minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined, pendingCheckpoint: undefined,
+    epoch: 0, minChosenInstanceId: 0, systemVariables: undefined, masterVariables: undefined,
+    pendingCheckpoint: undefined,
   };
 }
 

@@ -31,6 +31,7 @@ import {
 import { NodeTimer } from './node-timer.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
+import { LogCleaner, type CleanableGroup } from '../runtime/log-cleaner.js';
 
 export interface NodeProposeOptions {
   /** Give up after this many ms (default: the node's proposeTimeoutMs). */
@@ -57,6 +58,8 @@ export interface GroupMetrics {
   readonly groupIndex: number;
   readonly nowInstanceId: number;
   readonly minChosenInstanceId: number;
+  /** Instances this node deleted from the group's log since it started (log cleaning). */
+  readonly instancesCleaned: number;
   readonly queuedProposals: number;
   readonly queuedBytes: number;
   /** Values this node handed its core (a batch counts once), and the caller values they carried. */
@@ -83,6 +86,8 @@ export interface NodeMetrics {
   readonly groups: readonly GroupMetrics[];
   /** The transport's counters, when it keeps any. */
   readonly transport: Readonly<Record<string, unknown>> | undefined;
+  /** Bytes of log files on disk (all groups share them), when the store can tell. */
+  readonly logDiskBytes: number | undefined;
 }
 
 /** setTimeout's limit. */
@@ -97,6 +102,7 @@ export class PaxosNode {
   private readonly transport: NodeTransport;
   private readonly groups: readonly GroupRuntime[];
   private readonly timer: NodeTimer;
+  private readonly cleaner: LogCleaner;
   /** Draws group identities and nonces: the injected Random, or the OS's. */
   private readonly random: Random;
   private proposalsSucceeded = 0;
@@ -105,8 +111,9 @@ export class PaxosNode {
 
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
-    groups: readonly GroupRuntime[]; timer: NodeTimer; random: Random;
+    groups: readonly GroupRuntime[]; timer: NodeTimer; random: Random; cleaner: LogCleaner;
   }) {
+    this.cleaner = parts.cleaner;
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
     this.store = parts.store;
@@ -133,12 +140,18 @@ export class PaxosNode {
     const ownsStore = resolved.store === undefined;
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
+      segmentBytes: resolved.segmentBytes,
     });
     let transport: NodeTransport | undefined;
     try {
       const groups: GroupRuntime[] = [];
-      const timer = new NodeTimer(timers, () => groups.flatMap((group) =>
-        group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]));
+      const cleaner: { current?: LogCleaner } = {};
+      // The cleaner rides the node's one timer like a group, so the simulator runs it too.
+      const timer = new NodeTimer(timers, () => [
+        ...groups.flatMap((group) =>
+          group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]),
+        ...(cleaner.current === undefined ? [] : [cleaner.current]),
+      ]);
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
@@ -164,13 +177,19 @@ export class PaxosNode {
       for (const { groupIndex, membership } of groups) {
         announceMembership(wire, resolved.nodeId, groupIndex, membership.membership, resolved.logger);
       }
+      cleaner.current = new LogCleaner({
+        store, clock, logger: resolved.logger, settings: resolved.logCleaning,
+        groups: groups.map(cleanableGroup), onTimersChanged: () => timer.changed(),
+      });
       wire.onMessage((groupIndex, message) => groups[groupIndex]?.driver.step(message));
       for (const group of groups) group.driver.tick();
       timer.changed();
       resolved.logger.info('node started', {
         nodeId: resolved.nodeId, groups: resolved.groups, instances: groups.map((group) => group.driver.nowInstanceId),
       });
-      const node = new PaxosNode({ options: resolved, store, ownsStore, transport, groups, timer, random });
+      const node = new PaxosNode({
+        options: resolved, store, ownsStore, transport, groups, timer, random, cleaner: cleaner.current as LogCleaner,
+      });
       node.createGroupIdentities();
       return node;
     } catch (error) {
@@ -371,6 +390,7 @@ export class PaxosNode {
         groupIndex: driver.groupIndex,
         nowInstanceId: driver.nowInstanceId,
         minChosenInstanceId: driver.minChosenInstanceId,
+        instancesCleaned: this.cleaner.instancesCleaned(driver.groupIndex),
         queuedProposals: driver.queueDepth.proposals,
         queuedBytes: driver.queueDepth.bytes,
         valuesProposed: driver.counters.valuesProposed,
@@ -385,6 +405,7 @@ export class PaxosNode {
         halted: driver.halted?.code ?? null,
       })),
       transport: this.transport.stats?.(),
+      logDiskBytes: this.store.diskBytes?.(),
     };
   }
 
@@ -404,6 +425,7 @@ export class PaxosNode {
       driver.stop();
     }
     await Promise.all(this.groups.map(({ driver }) => driver.whenIdle()));
+    await this.cleaner.stop();
     await this.transport.close?.();
     if (this.ownsStore) await this.store.close();
     this.options.logger.info('node stopped', { nodeId: this.nodeId });
@@ -563,6 +585,19 @@ function announceMembership(
       group: groupIndex, version: membership.version, error: String(error),
     });
   }
+}
+
+/** What the log cleaner sees of a group. */
+function cleanableGroup(group: GroupRuntime): CleanableGroup {
+  const { groupIndex, driver, registry } = group;
+  return {
+    groupIndex,
+    nowInstanceId: () => driver.nowInstanceId,
+    minChosenInstanceId: () => driver.minChosenInstanceId,
+    userStateMachines: () => registry.stateMachines,
+    halted: () => driver.halted !== null,
+    setMinChosenInstanceId: (instanceId) => driver.setMinChosenInstanceId(instanceId),
+  };
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {
