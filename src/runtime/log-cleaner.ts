@@ -88,9 +88,18 @@ export class LogCleaner {
   private running = false;
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
+  /**
+   * The groups that can ever be cleaned: every user state machine keeps a checkpoint. Fixed at start
+   * (a state machine added later cannot keep one), so a node with none never arms a cleaning timer.
+   */
+  private readonly groups: readonly CleanableGroup[];
 
   constructor(options: LogCleanerOptions) {
     this.options = options;
+    this.groups = options.groups.filter((group) => {
+      const machines = group.userStateMachines();
+      return machines.length > 0 && machines.every((machine) => machine.checkpointInstanceId !== undefined);
+    });
     this.cleaned = options.groups.map(() => 0);
     this.nextPassAt = options.clock.now() + options.settings.intervalMs;
   }
@@ -102,7 +111,7 @@ export class LogCleaner {
 
   /** For the node's timer: when the next pass is due (undefined: off, or a pass is running). */
   nextTimerAt(): number | undefined {
-    if (this.stopped || this.running || this.options.settings.intervalMs === 0 || this.options.groups.length === 0) {
+    if (this.stopped || this.running || this.options.settings.intervalMs === 0 || this.groups.length === 0) {
       return undefined;
     }
     return this.nextPassAt;
@@ -111,8 +120,8 @@ export class LogCleaner {
   tick(): void {
     const at = this.nextTimerAt();
     if (at === undefined || this.options.clock.now() < at) return;
-    const group = this.options.groups[this.cursor] as CleanableGroup;
-    this.cursor = (this.cursor + 1) % this.options.groups.length;
+    const group = this.groups[this.cursor] as CleanableGroup;
+    this.cursor = (this.cursor + 1) % this.groups.length;
     this.running = true;
     this.idle = this.pass(group).then((backlog) => {
       this.running = false;
