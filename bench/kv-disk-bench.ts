@@ -90,8 +90,10 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
       3 * NODE_DEFAULTS.segmentBytes;
     const snapshotBound = 2 * keys * (VALUE.length + 40);
     const boundMb = mb(logBound + snapshotBound);
-    const report = { puts, keys, seconds: round(seconds), putsPerSecond: Math.round(puts / seconds), instances, minChosen,
-      samples, final, boundMb, withinBound: Math.max(...samples.map((sample) => sample.totalMb)) <= boundMb };
+    const report = {
+      puts, keys, seconds: round(seconds), putsPerSecond: Math.round(puts / seconds), instances, minChosen, samples,
+      final, boundMb, withinBound: Math.max(...samples.map((sample) => sample.totalMb)) <= boundMb,
+    };
     if (flags.json === true) {
       console.log(JSON.stringify(report));
     } else {
