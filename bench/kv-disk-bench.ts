@@ -52,7 +52,7 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
   try {
     const service = await KvService.start({
       nodeId: 1, members: [{ id: 1, host: '127.0.0.1', port: await freePort() }], dataDir, groups: GROUPS,
-      masterLeaseMs: 1_000, httpEndpoint: 'http://127.0.0.1:1', sync: flags.sync !== false,
+      masterLeaseMs: 3_000, httpEndpoint: 'http://127.0.0.1:1', sync: flags.sync !== false,
     });
     await waitServing(service);
     const samples: Sample[] = [];
@@ -63,7 +63,7 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
       while (next < puts) {
         const n = next++;
-        await service.put(`key-${n % keys}`, VALUE, { timeoutMs: 60_000 });
+        await putRetrying(service, `key-${n % keys}`);
         if (n - sampledAt >= puts / 10) {
           sampledAt = n;
           sampling = sampling.then(async () => { samples.push({ puts: n, ...await sizes(dataDir) }); });
@@ -130,6 +130,19 @@ async function allocated(path: string): Promise<number> {
     return bytes;
   } catch {
     return 0; // A file unlinked while we looked (a dead segment, a replaced snapshot).
+  }
+}
+
+/** A put, again after a moment when it was certainly not applied (a lease lapsed under load: NO_MASTER). */
+async function putRetrying(service: KvService, key: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await service.put(key, VALUE, { timeoutMs: 60_000 });
+      return;
+    } catch (error) {
+      if (attempt >= 100 || (error as { mayHaveBeenApplied?: boolean }).mayHaveBeenApplied !== false) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 
