@@ -55,6 +55,8 @@ export interface GroupStatus {
   readonly groupIndex: number;
   readonly nodeId: number;
   readonly nowInstanceId: number;
+  /** The lowest instance this node still holds in its log (raised by log cleaning). */
+  readonly minChosenInstanceId: number;
   readonly proposerPhase: string;
   readonly proposalId: number;
   readonly promised: string;
@@ -194,6 +196,17 @@ export class GroupCore {
     return this.teacher.minChosenInstanceId;
   }
 
+  /**
+   * The log was cleaned below `instanceId` (the runtime deleted those records durably): from now on
+   * a learner asking below it is told the new low-water mark (sendNowInstanceId), which is what sends
+   * it to a checkpoint instead of a teaching session the log can no longer feed. Never moves down.
+   */
+  setMinChosenInstanceId(instanceId: number): void {
+    assert(Number.isSafeInteger(instanceId) && instanceId <= this.nowInstanceId,
+      `min chosen instance ${instanceId} is not at or below the current instance ${this.nowInstanceId}`);
+    if (instanceId > this.teacher.minChosenInstanceId) this.teacher.minChosenInstanceId = instanceId;
+  }
+
   get hasPendingProposal(): boolean {
     return this.commit !== null;
   }
@@ -275,6 +288,7 @@ export class GroupCore {
       groupIndex: this.context.config.groupIndex,
       nodeId: this.context.nodeId,
       nowInstanceId: this.context.instanceId,
+      minChosenInstanceId: this.teacher.minChosenInstanceId,
       proposerPhase: this.proposer.phase,
       proposalId: this.proposer.proposalId,
       promised: formatBallot(this.acceptor.promised),

@@ -121,6 +121,11 @@ export class GroupDriver {
     return this.core.takeCheckpointRequest();
   }
 
+  /** The log below `instanceId` is gone (log cleaning): the core's teacher stops offering it. */
+  setMinChosenInstanceId(instanceId: number): void {
+    this.core.setMinChosenInstanceId(instanceId);
+  }
+
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
     if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
