@@ -79,6 +79,9 @@ export class DigestStateMachine implements StateMachine {
    */
   async takeSnapshot(instanceId: number): Promise<void> {
     if (this.installing || instanceId <= (this.durable?.instanceId ?? -1)) return;
+    // A batch whose entry failed is retried from that entry: the state may already hold the first
+    // entries of the next instance, and is then not the state at `instanceId` (seed 207 found it).
+    if (this.lastInstanceId > instanceId) return;
     const snapshot = { instanceId, count: this.count, digest: this.digest };
     if (this.host.reportBeforeDurable) this.reported = Math.max(this.reported, instanceId);
     await this.host.save(this.groupIndex, this.id, snapshot, 'snapshot');
