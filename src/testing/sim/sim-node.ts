@@ -16,7 +16,7 @@ import type { MemberAddress } from '../../node/node-options.js';
 import { PaxosNode, type NodeProposeResult } from '../../node/paxos-node.js';
 import { NODE_TEST_FAULTS, type OptionsWithTestFaults } from '../../node/test-faults.js';
 import type { DriverFaults } from '../../runtime/group-driver.js';
-import { SILENT_LOGGER, type ExecuteInput, type LogStore, type StateMachine, type Transport } from '../../runtime/interfaces.js';
+import { SILENT_LOGGER, type ExecuteInput, type Logger, type LogStore, type StateMachine, type Transport } from '../../runtime/interfaces.js';
 import type { Membership } from '../../runtime/membership/membership-codec.js';
 import { frameValue } from '../../runtime/value-frame.js';
 import type { SeededRandom } from '../../util/random.js';
@@ -421,7 +421,7 @@ export class SimNode {
       ...(options.master === null || this.isFollower ? {} : {
         master: { groups: 'all', leaseMs: options.master.leaseMs, driftBound: options.master.driftBound },
       }),
-      logger: process.env.SIM_LOG ? { info: (m, f) => options.trace(`n${this.id} INFO ${m} ${JSON.stringify(f)}`), warn: (m, f) => options.trace(`n${this.id} WARN ${m} ${JSON.stringify(f)}`), error: (m, f) => options.trace(`n${this.id} ERROR ${m} ${JSON.stringify(f)}`) } : SILENT_LOGGER,
+      logger: process.env.MULTIPAXOS_SIM_LOG === '1' ? traceLogger(this.id, options.trace) : SILENT_LOGGER,
       ...(options.checkpoints === undefined ? {} : {
         checkpointTransfer: SIM_CHECKPOINT_TRANSFER,
       }),
@@ -609,6 +609,16 @@ export class SimNode {
       },
     }));
   }
+}
+
+/**
+ * The node's log lines in the trace (MULTIPAXOS_SIM_LOG=1 with --trace): for debugging a seed. It
+ * changes the trace hash, never the run.
+ */
+function traceLogger(id: number, trace: (line: string) => void): Logger {
+  const line = (level: string) => (message: string, fields?: Record<string, unknown>): void =>
+    trace(`n${id} ${level} ${message} ${JSON.stringify(fields ?? {})}`);
+  return { info: line('INFO'), warn: line('WARN'), error: line('ERROR') };
 }
 
 /** A state machine's checkpoint methods, bound, for a wrapper that must offer exactly what it offers. */
