@@ -308,7 +308,7 @@ export class ExecutionChecker {
     }
     if (partial !== null) {
       this.violations.add(`${where} executed instance ${instanceId} before finishing the batch of instance ` +
-        `${partial.instanceId} (${partial.executed.length} of ${partial.expected.length} entries)`);
+        `${partial.instanceId} (${partial.position} of ${partial.expected.length} entries)`);
       return;
     }
     // Instances in between may only be no-ops (which no state machine sees) or values of state
