@@ -43,6 +43,8 @@ interface Series {
   /** Of each restart, the time until KvService.start returned (snapshot load, log open, replay). */
   readonly startMs: number[];
   readonly heapUsedMb: number;
+  /** Memory of ArrayBuffers (Buffers, values) outside the JS heap, after start. */
+  readonly arrayBuffersMb: number;
 }
 
 interface ChildRestart {
@@ -50,6 +52,7 @@ interface ChildRestart {
   readonly servingMs: number;
   readonly keys: number;
   readonly heapUsedMb: number;
+  readonly arrayBuffersMb: number;
 }
 
 export async function kvRestartBench(argv: readonly string[]): Promise<number> {
@@ -118,7 +121,7 @@ async function restarts(dir: string, port: number, runs: number, keys: number): 
   const children: ChildRestart[] = [];
   for (let run = 0; run < runs; run++) {
     const output = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, [process.argv[1] as string, 'kv-restart', '--restart-child', dir, '--port', String(port)],
+      execFile(process.execPath, ['--expose-gc', process.argv[1] as string, 'kv-restart', '--restart-child', dir, '--port', String(port)],
         { maxBuffer: 1 << 20 }, (error, stdout) => (error === null ? resolve(stdout) : reject(error)));
     });
     const child = JSON.parse(output) as ChildRestart;
@@ -130,6 +133,7 @@ async function restarts(dir: string, port: number, runs: number, keys: number): 
   return {
     medianMs, restartsMs, startMs: children.map((child) => Math.round(child.startMs)),
     heapUsedMb: Math.round(children.at(-1)?.heapUsedMb ?? 0),
+    arrayBuffersMb: Math.round(children.at(-1)?.arrayBuffersMb ?? 0),
   };
 }
 
@@ -141,8 +145,16 @@ async function restartChild(dir: string, port: number): Promise<number> {
   // cannot know was chosen, has been decided again and executed by then.
   await waitServing(service);
   const servingMs = performance.now();
+  // Collected first when the process allows it (--expose-gc): what stays is what the state pins.
+  // Twice, a moment apart: array buffers are freed after the collection that finds them dead.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  gc?.();
+  const memory = process.memoryUsage();
   const result: ChildRestart = {
-    startMs, servingMs, keys: service.machine.stats().keys, heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20,
+    startMs, servingMs, keys: service.machine.stats().keys, heapUsedMb: memory.heapUsed / 2 ** 20,
+    arrayBuffersMb: memory.arrayBuffers / 2 ** 20,
   };
   await service.stop();
   console.log(JSON.stringify(result));
@@ -152,7 +164,7 @@ async function restartChild(dir: string, port: number): Promise<number> {
 function describe(what: string, series: Series, runs: number): string {
   return `${what}: median ${series.medianMs} ms of ${runs} [${series.restartsMs.join(', ')}] (of which ` +
     `the process start to KvService.start returning: ${series.startMs.join(', ')}); heap after start ` +
-    `${series.heapUsedMb} MiB`;
+    `${series.heapUsedMb} MiB, array buffers ${series.arrayBuffersMb} MiB`;
 }
 
 async function startNode(dir: string, port: number): Promise<KvService> {

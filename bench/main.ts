@@ -1,6 +1,7 @@
 /** `npm run bench -- <name> [options]`: the project's benchmarks (built into dist/bench). */
 import { KV_USAGE, kvBench } from './kv-bench.js';
 import { KV_RESTART_USAGE, kvRestartBench } from './kv-restart-bench.js';
+import { KV_DISK_USAGE, kvDiskBench } from './kv-disk-bench.js';
 import { PROPOSE_USAGE, proposeBench } from './propose-bench.js';
 import { STORAGE_USAGE, storageBench } from './storage-bench.js';
 import { runCommand } from '../src/cli/run-command.js';
@@ -12,6 +13,7 @@ benchmarks:
   storage   durable commit throughput and latency, recovery and bulk delete of the log store
   kv        closed-loop puts against a 3-node cluster of ours and a 3-member etcd cluster, side by side
   kv-restart  how long a KV node takes to start again with a million keys (whole log, then from a snapshot)
+  kv-disk   the disk a KV node uses over millions of puts with snapshots and log cleaning, against its bound
 
 ${PROPOSE_USAGE}
 
@@ -19,6 +21,9 @@ ${STORAGE_USAGE}
 
 ${KV_USAGE}
 
-${KV_RESTART_USAGE}`;
+${KV_RESTART_USAGE}
 
-runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench, kv: kvBench, 'kv-restart': kvRestartBench }, process.argv.slice(2));
+${KV_DISK_USAGE}`;
+
+runCommand('bench', USAGE, { propose: proposeBench, storage: storageBench, kv: kvBench, 'kv-restart': kvRestartBench,
+  'kv-disk': kvDiskBench }, process.argv.slice(2));

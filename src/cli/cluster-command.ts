@@ -19,11 +19,12 @@ import { KV_DEFAULT_GROUPS, KV_DEFAULT_LEASE_MS } from './kv-serve-command.js';
 
 const FLAGS: FlagSpec = {
   nodes: 'number', dir: 'string', 'base-port': 'number', groups: 'number', host: 'string', 'master-lease': 'number',
-  sync: 'boolean', json: 'boolean', help: 'boolean',
+  sync: 'boolean', json: 'boolean', help: 'boolean', 'segment-mb': 'number', 'log-hold': 'number',
 };
 
 export const CLUSTER_USAGE = `usage: multipaxos cluster up [--nodes 3] [--dir ./data] [--base-port ${DEFAULT_BASE_PORT}] [--groups ${KV_DEFAULT_GROUPS}]
                            [--master-lease MS] [--host 127.0.0.1] [--sync=false] [--json]
+                           [--segment-mb N] [--log-hold N]
 
 Starts a local replicated KV cluster: one \`multipaxos kv serve\` process per node, node i with its
 HTTP API on BASE+i and Paxos on BASE+100+i, its data in DIR/node-i. Prints the endpoints, a status
@@ -34,6 +35,8 @@ cleanly; run it again with the same --dir and the data is still there. \`npm sta
   --base-port P      see above (default ${DEFAULT_BASE_PORT}: HTTP on ${DEFAULT_BASE_PORT + 1}.., Paxos on ${DEFAULT_BASE_PORT + 101}..)
   --groups G         Paxos groups the keys are spread over (default ${KV_DEFAULT_GROUPS})
   --master-lease MS  master lease (default ${KV_DEFAULT_LEASE_MS})
+  --segment-mb N     each node's log segment size in MiB (default 8: a fresh node holds two, 16 MiB)
+  --log-hold N       instances of log each node keeps below its newest snapshot (default 20000)
   --json             print events as JSON lines instead of text`;
 
 interface ClusterShape {
@@ -184,6 +187,9 @@ function startNode(
     '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--data', join(dir, `node-${id}`),
     '--groups', String(shape.groups), '--master-lease', String(shape.masterLeaseMs), '--json'];
   if (flags.sync === false) args.push('--sync=false');
+  // Passed through as given; kv serve checks them (and a bad one stops every node at start-up).
+  if (flags['segment-mb'] !== undefined) args.push('--segment-mb', String(flags['segment-mb'] as number));
+  if (flags['log-hold'] !== undefined) args.push('--log-hold', String(flags['log-hold'] as number));
   // An IPC channel: a node stops by itself if this process dies without stopping it.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   const host = shape.host.includes(':') ? `[${shape.host}]` : shape.host;

@@ -19,7 +19,8 @@ const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', http: 'string', advertise: 'string', peers: 'string', followers: 'string',
   data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
   'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
-  'snapshot-every': 'number', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
+  'snapshot-every': 'number', 'segment-mb': 'number', 'log-hold': 'number', 'clean-interval': 'number',
+  config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
 };
 
 export const KV_SERVE_USAGE = `usage: multipaxos kv serve --id N --listen HOST:PORT --http HOST:PORT
@@ -45,6 +46,11 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
                      (default 60000; 0: not by time). A restart replays only the log after it
   --snapshot-every N snapshot a group after N instances (default 10000; 0: not by count)
   --snapshots=false  never snapshot (every restart replays the whole log)
+  --segment-mb N     size of each log segment file in MiB (default 8; zero-filled ahead of use, and
+                     a spare is prepared while one fills, so a node holds about 2×N MiB of log at start)
+  --log-hold N       instances of log kept below the newest snapshot (default: 2 × --snapshot-every,
+                     at least 20000); the log below is deleted behind the snapshots
+  --clean-interval MS  time between log cleaning passes, one group each (default 1000; 0: never clean)
   --config FILE      a JSON object with any of these flags as keys, e.g. {"id": 1, "http": "0.0.0.0:8081"}
   --json             print the start-up line as JSON
   --verbose          log the node's events to standard error`;
@@ -82,6 +88,11 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
       clusterId: flags.cluster as string | undefined, sync: flags.sync as boolean | undefined,
       proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
       maxBatchCount: flags['max-batch'] as number | undefined,
+      segmentBytes: segmentBytesOf(flags['segment-mb'] as number | undefined),
+      logCleaning: {
+        holdInstances: flags['log-hold'] as number | undefined,
+        intervalMs: flags['clean-interval'] as number | undefined,
+      },
       snapshots: flags.snapshots === false ? false : {
         intervalMs: flags['snapshot-interval'] as number | undefined,
         everyInstances: flags['snapshot-every'] as number | undefined,
@@ -109,6 +120,15 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   await service.stop();
   if (flags.json !== true) console.log(`kv node ${nodeId} stopped`);
   return 0;
+}
+
+/** --segment-mb in bytes; whole MiB only, so the flag cannot name a size the store would refuse. */
+export function segmentBytesOf(megabytes: number | undefined): number | undefined {
+  if (megabytes === undefined) return undefined;
+  if (!Number.isInteger(megabytes) || megabytes < 1 || megabytes > 2048) {
+    throw new UsageError(`--segment-mb must be a whole number of MiB from 1 to 2048; got ${megabytes}`);
+  }
+  return megabytes * 1024 * 1024;
 }
 
 /** Merge the config file under the flags: a flag given on the command line wins. */

@@ -14,6 +14,7 @@ import type { AcceptorRecord } from '../core/ready.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { FileLogStore, type RecoveryReport } from '../io/file-log-store.js';
 import { parseFlags, UsageError, type FlagSpec } from './flags.js';
+import { reportKvSnapshots, type KvSnapshotReport } from './kv-snapshot-report.js';
 
 const FLAGS: FlagSpec = { data: 'string', group: 'number', from: 'number', to: 'number', json: 'boolean', help: 'boolean' };
 const PREVIEW_TEXT_CHARS = 32;
@@ -29,8 +30,10 @@ its records and verifies it:
     checksum[i] must be crc32(value[i], checksum[i-1]), and instance 0's non-zero checksum must be
     crc32(value[0], 0) (a CRC that comes out 0 is stored as 1, since 0 means unknown); a checksum of 0
     means unknown and restarts the chain;
-  - and reports per group the min and max instance held, the min chosen instance, and the first
-    chain break with its instance numbers.
+  - and reports per group the min and max instance held, the min chosen instance (every instance
+    below it is cleaned from the log), a pending checkpoint install, the first chain break with its
+    instance numbers, and the KV snapshots in DIR/kv-snapshots/g<N>/ (file, covered instance, size,
+    whether it decodes).
   --data DIR   the store's directory (the one holding meta and log/)
   --group G    only group G (default: every group); a group the store holds nothing of is an error
   --from I     only instances >= I; --to J: only instances <= J (the chain link into I is checked)
@@ -51,7 +54,9 @@ its records and verifies it:
                   "truncatedTail":null | {"file","offset","reason"},"chainBreaks":0 (all groups),
                   "groups":[{"group":0,"minChosen":0,"minInstance":0,"maxInstance":99,"records":100,
                     "chain":{"linksChecked":99,"unknown":1,"breaks":0,"firstBreak":null | {"instance":42,
-                    "previousInstance":41,"previousChecksum":5,"expected":6,"found":7}}}]}
+                    "previousInstance":41,"previousChecksum":5,"expected":6,"found":7}},
+                    "pendingCheckpoint":null | 120,"kvSnapshots":[{"file":"snapshot-…0080.kvs",
+                    "instanceId":80,"bytes":4096,"decodes":true,"error":null}]}]}
                (frames: every valid frame scanned, superseded ones included; minInstance and
                maxInstance: the group's live records, null if none; records: those listed)
                On an error: {"type":"error","code":"STORAGE_CORRUPT","message":"..."}.
@@ -108,6 +113,9 @@ interface GroupSummary {
   readonly maxInstance: number | null;
   records: number;
   readonly chain: { linksChecked: number; unknown: number; breaks: number; firstBreak: ChainBreak | null };
+  /** A checkpoint install under way when the node stopped (null: none). */
+  readonly pendingCheckpoint: number | null;
+  readonly kvSnapshots: readonly KvSnapshotReport[];
 }
 
 interface Preview {
@@ -181,7 +189,7 @@ async function logInspectCommand(argv: readonly string[]): Promise<number> {
     const summaries: GroupSummary[] = [];
     for (const groupIndex of groups) {
       if (out.closed) break;
-      summaries.push(await inspectGroup(store, groupIndex, from, to, json, out));
+      summaries.push(await inspectGroup(store, directory, groupIndex, from, to, json, out));
     }
     const chainBreaks = summaries.reduce((sum, summary) => sum + summary.chain.breaks, 0);
     if (json) {
@@ -220,8 +228,8 @@ function errorCode(error: unknown): string {
   return 'ERROR';
 }
 
-async function inspectGroup(store: FileLogStore, groupIndex: number, from: number, to: number, json: boolean,
-  out: Output): Promise<GroupSummary> {
+async function inspectGroup(store: FileLogStore, directory: string, groupIndex: number, from: number, to: number,
+  json: boolean, out: Output): Promise<GroupSummary> {
   const summary: GroupSummary = {
     group: groupIndex,
     minChosen: await store.minChosenInstanceId(groupIndex),
@@ -229,6 +237,8 @@ async function inspectGroup(store: FileLogStore, groupIndex: number, from: numbe
     maxInstance: (await store.maxInstanceId(groupIndex)) ?? null,
     records: 0,
     chain: { linksChecked: 0, unknown: 0, breaks: 0, firstBreak: null },
+    pendingCheckpoint: (await store.pendingCheckpoint(groupIndex)) ?? null,
+    kvSnapshots: await reportKvSnapshots(directory, groupIndex),
   };
   if (!json) out.line(`group ${groupIndex}`);
   let previous: AcceptorRecord | undefined;
@@ -319,6 +329,12 @@ function printFooter(out: Output, summaries: readonly GroupSummary[], chainBreak
         `${hex32(firstBreak.expected)}`;
     out.line(`group ${summary.group}: ${held}, min chosen ${summary.minChosen}, ${summary.records} records listed; ` +
       chain);
+    out.line(`  log cleaned: ${summary.minChosen === 0 ? 'never' : `instances below ${summary.minChosen}`}` +
+      (summary.pendingCheckpoint === null ? '' : `; checkpoint install pending at ${summary.pendingCheckpoint}`));
+    for (const snapshot of summary.kvSnapshots) {
+      out.line(`  KV snapshot ${snapshot.file}: instance ${snapshot.instanceId}, ${snapshot.bytes} bytes, ` +
+        (snapshot.decodes ? 'decodes' : `DOES NOT DECODE (${snapshot.error})`));
+    }
   }
   out.line(chainBreaks === 0 ? 'ok' : `FAILED: ${chainBreaks} chain break(s)`);
 }

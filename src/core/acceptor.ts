@@ -4,7 +4,7 @@
  * persisted before the reply that reveals it leaves: a promise or accept reply is marked `afterPersist`
  * (persist-order.ts).
  */
-import { compareBallots, isNullBallot, NULL_BALLOT, type Ballot } from './ballot.js';
+import { ballotsEqual, compareBallots, isNullBallot, NULL_BALLOT, type Ballot } from './ballot.js';
 import type { GroupContext } from './group-context.js';
 import type { AcceptMessage, PrepareMessage } from './messages.js';
 import type { AcceptorRecord } from './ready.js';
@@ -74,6 +74,17 @@ export class Acceptor {
     }
   }
 
+  /**
+   * Start the current instance from a record already written for it (learned ahead): memory then
+   * matches the disk. The promise is never lowered.
+   */
+  resumeFrom(record: AcceptorRecord): void {
+    if (compareBallots(record.promised, this.promised) > 0) this.promised = record.promised;
+    this.accepted = record.accepted;
+    this.acceptedValue = record.value;
+    this.acceptedChecksum = record.checksum;
+  }
+
   /** Move to the next instance: the promise stays, the accepted value does not. */
   newInstance(): void {
     this.accepted = NULL_BALLOT;
@@ -87,6 +98,9 @@ export class Acceptor {
    * this node ever made (a restarted proposer starts above it). Returns the record to persist.
    */
   adoptLearned(ballot: Ballot, value: Uint8Array, checksum: number): AcceptorRecord {
+    // Already this acceptor's durable state (a record written ahead, see learn-ahead.ts): one
+    // ballot names one value, so there is nothing new to write.
+    if (ballotsEqual(ballot, this.accepted) && compareBallots(this.promised, ballot) >= 0) return this.record();
     if (compareBallots(ballot, this.promised) > 0) this.promised = ballot;
     this.accepted = ballot;
     this.acceptedValue = value;

@@ -50,7 +50,7 @@ export const DEFAULT_TIMING: ProtocolTiming = Object.freeze({
   askForLearnMaxMs: 2999,
   teachLockTimeoutMs: 5000,
   teachAckTimeoutMs: 5000,
-  teachAckLead: 21,
+  teachAckLead: 200,
   learnAckLead: 4,
   futureWindowInstances: 300,
   stallMinMs: 3000,

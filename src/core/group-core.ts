@@ -14,6 +14,7 @@ import { ballotsEqual, formatBallot, isNullBallot, NULL_BALLOT, type Ballot } fr
 import type { GroupCoreConfig } from './config.js';
 import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
+import { LearnAhead } from './learn-ahead.js';
 import { Learner } from './learner.js';
 import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
 import { isProposal, proposalBody, wrapProposal, type ProposalIdentity } from './proposal-identity.js';
@@ -54,6 +55,8 @@ export interface GroupStatus {
   readonly groupIndex: number;
   readonly nodeId: number;
   readonly nowInstanceId: number;
+  /** The lowest instance this node still holds in its log (raised by log cleaning). */
+  readonly minChosenInstanceId: number;
   readonly proposerPhase: string;
   readonly proposalId: number;
   readonly promised: string;
@@ -71,6 +74,7 @@ export class GroupCore {
   private readonly learner: Learner;
   private readonly teacher: Teacher;
   private readonly future: FutureWindow;
+  private readonly learnAhead: LearnAhead;
   private commit: Commit | null = null;
   /** The current instance's chosen value, once learned, until it is executed. */
   private learned: ChosenValue | null = null;
@@ -104,6 +108,7 @@ export class GroupCore {
     this.learner = new Learner(this.context);
     this.teacher = new Teacher(this.context, restored.minChosenInstanceId);
     this.future = new FutureWindow(config.timing.futureWindowInstances, config.timing.futureWindowInstances * 4);
+    this.learnAhead = new LearnAhead(this.context);
     this.executeRetryDelayMs = config.timing.executeRetryStartMs;
     this.startPromise = restored.acceptor.promised.proposalId;
   }
@@ -191,6 +196,17 @@ export class GroupCore {
     return this.teacher.minChosenInstanceId;
   }
 
+  /**
+   * The log was cleaned below `instanceId` (the runtime deleted those records durably): from now on
+   * a learner asking below it is told the new low-water mark (sendNowInstanceId), which is what sends
+   * it to a checkpoint instead of a teaching session the log can no longer feed. Never moves down.
+   */
+  setMinChosenInstanceId(instanceId: number): void {
+    assert(Number.isSafeInteger(instanceId) && instanceId <= this.nowInstanceId,
+      `min chosen instance ${instanceId} is not at or below the current instance ${this.nowInstanceId}`);
+    if (instanceId > this.teacher.minChosenInstanceId) this.teacher.minChosenInstanceId = instanceId;
+  }
+
   get hasPendingProposal(): boolean {
     return this.commit !== null;
   }
@@ -272,6 +288,7 @@ export class GroupCore {
       groupIndex: this.context.config.groupIndex,
       nodeId: this.context.nodeId,
       nowInstanceId: this.context.instanceId,
+      minChosenInstanceId: this.teacher.minChosenInstanceId,
       proposerPhase: this.proposer.phase,
       proposalId: this.proposer.proposalId,
       promised: formatBallot(this.acceptor.promised),
@@ -345,7 +362,7 @@ export class GroupCore {
       this.keepForLater(message);
       return;
     }
-    if (message.instanceId < now) return;
+    if (message.instanceId < now || this.learnAhead.holdsBeyondNow) return;
     if (message.kind === 'prepare') {
       this.acceptor.onPrepare(message);
     } else if (this.checksumAgrees(message.lastChecksum, message.from)) {
@@ -354,6 +371,7 @@ export class GroupCore {
   }
 
   private deliverToLocalAcceptor(message: PrepareMessage | AcceptMessage): void {
+    if (this.learnAhead.holdsBeyondNow) return;
     if (message.kind === 'prepare') this.acceptor.onPrepare(message);
     else this.acceptor.onAccept(message);
   }
@@ -410,6 +428,12 @@ export class GroupCore {
     const now = this.context.instanceId;
     if (message.instanceId > now) {
       this.keepForLater(message);
+      // The current instance is known: what just arrived may extend the run written ahead of it.
+      const learned = this.learned;
+      if (learned !== null && this.context.isMember(message.from)) {
+        const heldBelow = this.learnAhead.extend(this.future, learned.checksum, this.acceptor.promised);
+        if (message.needAck) this.learner.ackStreamed(message.from, heldBelow);
+      }
       return;
     }
     if (message.instanceId === now && this.learned === null) {
@@ -422,7 +446,8 @@ export class GroupCore {
       const checksum = computed !== 0 ? computed : message.checksum;
       this.acceptor.adoptLearned(message.ballot, message.value, checksum);
       this.learn(message.ballot, message.value, checksum);
-      if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
+      const heldBelow = this.learnAhead.extend(this.future, checksum, this.acceptor.promised);
+      if (message.needAck) this.learner.ackStreamed(message.from, heldBelow);
       return;
     }
     if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);
@@ -496,6 +521,8 @@ export class GroupCore {
     context.previousChosenBallot = learned.ballot;
     context.instanceId++;
     this.acceptor.newInstance();
+    const ahead = this.learnAhead.take(context.instanceId);
+    if (ahead !== undefined) this.acceptor.resumeFrom(ahead);
     this.proposer.newInstance();
     this.learner.onInstanceAdvanced();
     for (const message of replayOrder(this.future.take(context.instanceId))) {

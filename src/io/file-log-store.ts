@@ -28,7 +28,7 @@ export interface FileLogStoreOptions {
   readonly directory: string;
   /** fdatasync on `put({sync: true})` (default true). Off trades durability for speed. */
   readonly sync?: boolean;
-  /** Size of each pre-allocated segment (default 64 MiB). */
+  /** Size of each pre-allocated segment (default 8 MiB). */
   readonly segmentBytes?: number;
   /** Open for inspection only: nothing is written, created, repaired or deleted. */
   readonly readOnly?: boolean;
@@ -38,7 +38,8 @@ export interface FileLogStoreOptions {
   readonly faults?: { readonly skipDatasync?: boolean };
 }
 
-export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** A fresh store holds two segments (the active one and its spare): 16 MiB. */
+export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 const TWO_32 = 0x1_0000_0000;
 
 interface PendingPut {
@@ -83,6 +84,8 @@ export class FileLogStore implements LogStore {
   private flushing = false;
   private metaWrites: Promise<void> = Promise.resolve();
   private metaWritesInFlight = 0;
+  /** Metadata writes in flight that puts must wait for (see updateMeta). */
+  private putHoldingMetaWrites = 0;
   /** Puts waiting for in-flight metadata writes (see put). */
   private readonly deferred: PendingPut[] = [];
   private failure: Error | null = null;
@@ -131,7 +134,7 @@ export class FileLogStore implements LogStore {
       // A put issued while a metadata change (a clear's new epoch, a low-water mark) is on its way
       // to disk waits for it, its records must never depend on metadata a crash could still undo;
       // and every put after it waits too, so puts are written in call order.
-      if (this.metaWritesInFlight > 0 || this.deferred.length > 0) {
+      if (this.putHoldingMetaWrites > 0 || this.deferred.length > 0) {
         this.deferred.push(put);
         return;
       }
@@ -142,7 +145,7 @@ export class FileLogStore implements LogStore {
 
   /** Metadata is durable again: puts that waited for it join the write queue, in call order. */
   private releaseDeferred(): void {
-    if (this.metaWritesInFlight > 0 || this.deferred.length === 0) return;
+    if (this.putHoldingMetaWrites > 0 || this.deferred.length === 0) return;
     this.queue.push(...this.deferred.splice(0));
     if (!this.flushing) void this.flushLoop();
   }
@@ -185,15 +188,32 @@ export class FileLogStore implements LogStore {
   }
 
   async deleteBelow(groupIndex: number, instanceId: number): Promise<void> {
+    const previous = this.groupMeta(groupIndex).minChosenInstanceId;
+    // The new low-water mark is durable before any record goes: a crash after this point finds the
+    // records below it ignored at start-up, never a log with a hole the mark does not explain. Puts
+    // need not wait for it (see updateMeta): they are all of instances at or above the mark.
     await this.updateMeta(groupIndex, (meta) => {
       meta.minChosenInstanceId = Math.max(meta.minChosenInstanceId, instanceId);
-    });
+    }, { holdsPuts: false });
     const index = this.groups.get(groupIndex);
-    if (index !== undefined) {
-      for (const key of index.locations.keys()) if (key < instanceId) index.locations.delete(key);
+    if (index !== undefined && instanceId > previous) {
+      // The index holds nothing below the previous mark, so walking up from it costs what is
+      // deleted; a jump much wider than the index (a checkpoint install) walks the index instead.
+      if (instanceId - previous <= index.locations.size) {
+        for (let key = previous; key < instanceId; key++) index.locations.delete(key);
+      } else {
+        for (const key of index.locations.keys()) if (key < instanceId) index.locations.delete(key);
+      }
       if (index.locations.size === 0) index.maxInstanceId = undefined;
     }
     await this.unlinkDeadSegments();
+  }
+
+  /** Bytes of the segment files (pre-allocated space included): the log's footprint on disk. */
+  diskBytes(): number {
+    let bytes = 0;
+    for (const segment of this.segments.values()) bytes += segment.capacity;
+    return bytes;
   }
 
   async systemVariables(groupIndex: number): Promise<Uint8Array | undefined> {
@@ -494,11 +514,19 @@ export class FileLogStore implements LogStore {
     return true;
   }
 
-  private updateMeta(groupIndex: number, change: (meta: GroupMeta) => void): Promise<void> {
+  /**
+   * Change a group's metadata and write it durably. `holdsPuts` (the default) makes puts issued
+   * meanwhile wait for it; a low-water-mark raise does not need that (records written after it are
+   * above the mark either way), and must not stall proposals while it is written.
+   */
+  private updateMeta(
+    groupIndex: number, change: (meta: GroupMeta) => void, { holdsPuts = true }: { holdsPuts?: boolean } = {},
+  ): Promise<void> {
     const refusal = this.writeRefusal();
     if (refusal !== null) return Promise.reject(refusal);
     change(this.groupMeta(groupIndex));
     this.metaWritesInFlight++;
+    if (holdsPuts) this.putHoldingMetaWrites++;
     const write = this.metaWrites.then(async () => {
       const snapshot = copyMeta(this.meta);
       try {
@@ -519,6 +547,7 @@ export class FileLogStore implements LogStore {
     });
     this.metaWrites = write.catch(() => undefined).finally(() => {
       this.metaWritesInFlight--;
+      if (holdsPuts) this.putHoldingMetaWrites--;
       this.releaseDeferred();
     });
     return write;

@@ -93,6 +93,10 @@ export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): 
       (group) => group.nowInstanceId],
     ['multipaxos_instances_executed_total', 'counter', 'Instances executed here, catch-up included.',
       (group) => group.instancesExecuted],
+    ['multipaxos_min_chosen_instance', 'gauge', 'The lowest instance still in this node\'s log (log cleaning raises it).',
+      (group) => group.minChosenInstanceId],
+    ['multipaxos_log_instances_cleaned_total', 'counter', 'Instances deleted from the log by log cleaning since start.',
+      (group) => group.instancesCleaned],
     ['multipaxos_log_writes_total', 'counter', 'Writes to the Paxos log.', (group) => group.logWrites],
     ['multipaxos_log_fsyncs_total', 'counter', 'Writes to the Paxos log that were fsynced before anything depended on them.',
       (group) => group.syncedLogWrites],
@@ -112,6 +116,11 @@ export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): 
   for (const [name, type, help, read] of perGroup) {
     out.family(name, type, help);
     for (const group of metrics.groups) out.sample(name, { group: String(group.groupIndex) }, read(group));
+  }
+  if (metrics.logDiskBytes !== undefined) {
+    // One figure for the node: every group's records share the same segment files.
+    out.family('multipaxos_log_disk_bytes', 'gauge', 'Bytes of log segment files on disk, pre-allocated space included.');
+    out.sample('multipaxos_log_disk_bytes', {}, metrics.logDiskBytes);
   }
   for (const direction of ['received', 'sent'] as const) {
     const name = `multipaxos_messages_${direction}_total`;

@@ -16,7 +16,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
-import type { PaxosNodeOptions } from '../node/node-options.js';
+import { NODE_DEFAULTS, type PaxosNodeOptions } from '../node/node-options.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import { groupOfKey } from './key-hash.js';
@@ -25,6 +25,7 @@ import {
   type KvCommand,
 } from './kv-command.js';
 import { KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
+import { KvCheckpoints } from './kv-checkpoints.js';
 import { checkGroupCount } from './kv-settings.js';
 import { KvSnapshotter, loadKvSnapshots, resolveSnapshotOptions, type KvSnapshotOptions, type TakenSnapshot,
 } from './kv-snapshotter.js';
@@ -73,6 +74,8 @@ export interface KvGroupStatus {
   readonly lastExecutedInstanceId: number;
   /** The instance this node's newest durable snapshot of the group covers (-1: none). */
   readonly checkpointInstanceId: number;
+  /** The lowest instance still in this node's log (log cleaning raises it behind the checkpoint). */
+  readonly minChosenInstanceId: number;
   readonly master: { readonly nodeId: number; readonly endpoint: string | undefined } | undefined;
   /** How long the master's lease still runs as this node sees it, in ms (null: no master). */
   readonly leaseExpiresInMs: number | null;
@@ -134,14 +137,18 @@ export class KvService {
     if (ownsLog) await checkGroupCount(options.dataDir as string, groups);
     // Snapshots sit beside the log they shorten: with a store of the caller's, the two could part ways.
     const snapshots = ownsLog && options.snapshots !== false ? resolveSnapshotOptions(options.snapshots) : undefined;
-    const machine = new KvStateMachine({ groups });
     const logger = options.logger ?? SILENT_LOGGER;
-    if (snapshots !== undefined) await loadKvSnapshots(machine, options.dataDir as string, groups, logger);
+    // One view of the snapshot files for the snapshotter and the state machine (which sends and
+    // installs snapshots through it), so their work on a group's files never interleaves.
+    const files = snapshots === undefined ? undefined : new KvCheckpoints(options.dataDir as string, groups, logger);
+    const machine = new KvStateMachine({ groups, checkpoints: files });
+    if (files !== undefined) await loadKvSnapshots(machine, files.dataDir, groups, logger);
     const isFollower = (options.followers ?? []).some((follower) => follower.id === options.nodeId);
     // The node reports master changes from its start on; the service exists only once it has started.
     const started: { service?: KvService } = {};
     const node = await PaxosNode.start({
       ...options,
+      logCleaning: logCleaningFor(options, snapshots),
       stateMachines: [machine],
       // Spread: the groups' masters (and so the write load) start out on different nodes.
       master: isFollower ? { groups: [] } : { groups: 'all', leaseMs: options.masterLeaseMs, spread: true },
@@ -151,8 +158,8 @@ export class KvService {
         options.onMasterChange?.(group, master);
       },
     });
-    const snapshotter = snapshots === undefined ? undefined
-      : new KvSnapshotter(machine, node, options.dataDir as string, groups, logger, snapshots);
+    const snapshotter = snapshots === undefined || files === undefined ? undefined
+      : new KvSnapshotter(machine, node, files, logger, snapshots);
     const service = new KvService(node, machine, groups, options, snapshotter);
     started.service = service;
     for (let group = 0; group < groups; group++) {
@@ -231,6 +238,7 @@ export class KvService {
         nowInstanceId: this.node.nowInstanceId(group),
         lastExecutedInstanceId: this.machine.lastExecutedInstanceId(group),
         checkpointInstanceId: this.machine.checkpointInstanceId(group),
+        minChosenInstanceId: this.node.minChosenInstanceId(group),
         master: hint,
         leaseExpiresInMs: lease === undefined ? null
           : Math.max(0, Math.round(lease.leaseExpiresAt - performance.now())),
@@ -522,4 +530,20 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, signal: AbortSig
     signal?.addEventListener('abort', onAbort, { once: true });
     promise.then((value) => { done(); resolve(value); }, (error: unknown) => { done(); reject(error); });
   });
+}
+
+/**
+ * The hold defaults to two snapshot intervals (at least the node's default): the older of the two
+ * snapshots a group keeps then still has the log after it, so a damaged newest snapshot falls back
+ * to the older one and replays from there.
+ */
+function logCleaningFor(
+  options: KvServiceOptions, snapshots: Required<KvSnapshotOptions> | undefined,
+): KvServiceOptions['logCleaning'] {
+  const given = options.logCleaning;
+  // Anything given that is not a plain object is left for the node to refuse (BAD_OPTIONS).
+  if (snapshots === undefined || (given !== undefined && (typeof given !== 'object' || given === null))) return given;
+  if (given?.holdInstances !== undefined) return given;
+  const hold = Math.max(NODE_DEFAULTS.logCleaning.holdInstances, 2 * snapshots.everyInstances);
+  return { ...given, holdInstances: hold };
 }

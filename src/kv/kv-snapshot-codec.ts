@@ -25,6 +25,7 @@ export const KV_SNAPSHOT_MAGIC = 'MPKVSNAP';
 export const KV_SNAPSHOT_FORMAT = 1;
 const HEADER_BYTES = 44;
 const CHUNK_BYTES = 1024 * 1024;
+const SLAB_BYTES = 64 * 1024;
 const TWO_32 = 0x1_0000_0000;
 const KIND_TOMBSTONE = 0;
 const KIND_VALUE = 1;
@@ -89,33 +90,29 @@ export function encodeKvSnapshot(snapshot: KvSnapshot): Uint8Array {
 
 /**
  * Decode and check a snapshot of group `expected.group` of a service with `expected.groups` groups.
- * Values are views into `bytes` (not copies: a million small copies would double the load time).
+ * Values are copied out of `bytes`: views would keep the whole file's buffer alive for as long as
+ * any one value from it lives, keys and all. They are packed into slabs of SLAB_BYTES (a buffer per
+ * value costs twice the memory and a third more load time), so a live value pins at most its slab.
  */
 export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; groups: number }): DecodedKvSnapshot {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < HEADER_BYTES + 1 + 4) fail(`${buffer.length} bytes is too short for a snapshot`);
-  if (buffer.toString('latin1', 0, 8) !== KV_SNAPSHOT_MAGIC) fail('not a KV snapshot (bad magic)');
-  const format = buffer.readUInt16LE(8);
-  if (format !== KV_SNAPSHOT_FORMAT) fail(`format version ${format} is not supported (this build reads ${KV_SNAPSHOT_FORMAT})`);
+  checkMagicAndFormat(buffer);
   const body = buffer.length - 4;
   const stored = buffer.readUInt32LE(body);
   const computed = crc32(buffer.subarray(0, body)) >>> 0;
   if (stored !== computed) fail(`CRC mismatch (stored ${hex(stored)}, computed ${hex(computed)}): the file is damaged`);
-  if (buffer.readUInt16LE(10) !== 0) fail('unknown flags');
-  const group = buffer.readUInt32LE(12);
-  const groups = buffer.readUInt32LE(16);
+  const { group, groups, instanceId, lastExecutedInstanceId } = decodeKvSnapshotHeader(buffer);
   if (group !== expected.group || groups !== expected.groups) {
     fail(`it is of group ${group} of ${groups}, not group ${expected.group} of ${expected.groups}`);
   }
-  const instanceId = readU64(buffer, 20, 'instance');
-  const lastExecutedInstanceId = readU64(buffer, 28, 'last executed instance') - 1;
-  if (lastExecutedInstanceId > instanceId) fail(`last executed instance ${lastExecutedInstanceId} is after ${instanceId}`);
   const count = readU64(buffer, 36, 'entry count');
   const reader = new Reader(buffer, HEADER_BYTES, body);
   const fence = decodeFence(reader);
   // Each entry takes at least 12 bytes: a count beyond that is corrupt, and must not size an array.
   if (count > (body - reader.offset) / 12) fail(`entry count ${count} does not fit the file`);
   const entries = new Map<string, KvEntry>();
+  const slabs = new Slabs();
   for (let index = 0; index < count; index++) {
     const keyBytes = reader.bytes(reader.u16(), MAX_KEY_BYTES, 'key');
     const key = decodeKey(keyBytes);
@@ -125,13 +122,37 @@ export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; g
     if (version < 1) fail(`key ${JSON.stringify(key)} has version 0 (only a key never written has it)`);
     const kind = reader.u8();
     if (kind !== KIND_TOMBSTONE && kind !== KIND_VALUE) fail(`unknown entry kind ${kind}`);
-    const value = kind === KIND_VALUE ? reader.bytes(reader.u32(), MAX_KV_VALUE_BYTES, 'value') : undefined;
+    const value = kind === KIND_VALUE ? slabs.copy(reader.bytes(reader.u32(), MAX_KV_VALUE_BYTES, 'value'))
+      : undefined;
     entries.set(key, Object.freeze({ value, version }));
     // One lookup instead of has() then set(): a key seen before leaves the size unchanged.
     if (entries.size !== index + 1) fail(`key ${JSON.stringify(key)} appears twice`);
   }
   if (reader.offset !== body) fail(`${body - reader.offset} unexpected bytes after the last entry`);
   return { group, groups, instanceId, lastExecutedInstanceId, fence, entries };
+}
+
+/**
+ * The fixed header alone (the first 44 bytes or more), unchecked by the CRC: for a reader that checks
+ * the CRC itself while streaming the file, or that only describes it.
+ */
+export function decodeKvSnapshotHeader(bytes: Uint8Array): {
+  group: number; groups: number; instanceId: number; lastExecutedInstanceId: number;
+} {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.length < HEADER_BYTES) fail(`${buffer.length} bytes is too short for a snapshot header`);
+  checkMagicAndFormat(buffer);
+  if (buffer.readUInt16LE(10) !== 0) fail('unknown flags');
+  const instanceId = readU64(buffer, 20, 'instance');
+  const lastExecutedInstanceId = readU64(buffer, 28, 'last executed instance') - 1;
+  if (lastExecutedInstanceId > instanceId) fail(`last executed instance ${lastExecutedInstanceId} is after ${instanceId}`);
+  return { group: buffer.readUInt32LE(12), groups: buffer.readUInt32LE(16), instanceId, lastExecutedInstanceId };
+}
+
+function checkMagicAndFormat(buffer: Buffer): void {
+  if (buffer.toString('latin1', 0, 8) !== KV_SNAPSHOT_MAGIC) fail('not a KV snapshot (bad magic)');
+  const format = buffer.readUInt16LE(8);
+  if (format !== KV_SNAPSHOT_FORMAT) fail(`format version ${format} is not supported (this build reads ${KV_SNAPSHOT_FORMAT})`);
 }
 
 function encodeHeader(snapshot: KvSnapshot): Uint8Array {
@@ -207,6 +228,24 @@ function decodeKey(bytes: Uint8Array): string {
   }
 }
 
+/** Copies of small values packed into shared slabs; a large value gets a buffer of its own. */
+class Slabs {
+  private slab = new Uint8Array(0);
+  private offset = 0;
+
+  copy(bytes: Uint8Array): Uint8Array {
+    if (bytes.length > SLAB_BYTES / 8) return new Uint8Array(bytes);
+    if (this.offset + bytes.length > this.slab.length) {
+      this.slab = new Uint8Array(SLAB_BYTES);
+      this.offset = 0;
+    }
+    const copy = this.slab.subarray(this.offset, this.offset + bytes.length);
+    copy.set(bytes);
+    this.offset += bytes.length;
+    return copy;
+  }
+}
+
 /** Bounds-checked reads; each failure names what was being read. */
 class Reader {
   constructor(private readonly buffer: Buffer, public offset: number, private readonly end: number) {}
@@ -240,7 +279,7 @@ class Reader {
   bytes(length: number, max: number, what: string): Uint8Array {
     if (length > max) fail(`${what} of ${length} bytes is over the limit of ${max}`);
     this.need(length, what);
-    // A plain Uint8Array view, like the values the state machine holds when it executes a put.
+    // A view: keys and text become strings, values are copied by the caller.
     const bytes = new Uint8Array(this.buffer.buffer, this.buffer.byteOffset + this.offset, length);
     this.offset += length;
     return bytes;

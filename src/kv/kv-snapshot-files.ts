@@ -13,7 +13,7 @@
  * snapshots exist but none is intact, start-up is refused rather than silently replaying from
  * scratch: damaged files point at a disk problem the operator must see.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { NODE_FILE_SYSTEM } from '../io/file-system.js';
@@ -25,7 +25,7 @@ import {
 /** Snapshots kept per group: the newest and one fallback. */
 export const KEEP_SNAPSHOTS = 2;
 const NAME = /^snapshot-(\d{16})\.kvs$/;
-const TEMPORARY_SUFFIX = '.tmp';
+export const TEMPORARY_SUFFIX = '.tmp';
 
 export function snapshotDirectory(dataDir: string, group: number): string {
   return join(dataDir, 'kv-snapshots', `g${group}`);
@@ -55,7 +55,7 @@ export async function writeSnapshotFile(
   try {
     for (const chunk of encodeKvSnapshotChunks(snapshot)) {
       if (shouldStop()) throw new Error('the snapshot was abandoned: the service is stopping');
-      await file.write(chunk);
+      await writeFully(file, chunk);
       bytes += chunk.length;
     }
     await file.sync();
@@ -118,10 +118,31 @@ export async function loadNewestSnapshot(
 }
 
 /**
+ * Write all of `chunk`: a write may take fewer bytes than asked (a signal, a nearly full disk), and
+ * a snapshot missing the rest would be found only by its CRC, at the next start.
+ */
+export async function writeFully(file: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < chunk.length;) {
+    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+    if (bytesWritten <= 0) throw new Error(`a write took ${bytesWritten} bytes`);
+    offset += bytesWritten;
+  }
+}
+
+/** The group's snapshot files with the instance each name says it covers, oldest first. */
+export async function listSnapshotFiles(directory: string): Promise<{ name: string; instanceId: number }[]> {
+  return snapshotNames(await listDirectory(directory)).map((name) => ({ name, instanceId: instanceOfName(name) }));
+}
+
+function instanceOfName(name: string): number {
+  return Number((NAME.exec(name) as RegExpExecArray)[1]);
+}
+
+/**
  * Create the directory and make its creation durable: a snapshot in a directory whose entry a power
  * cut loses is lost with it, though its checkpoint was reported.
  */
-async function makeDurableDirectory(directory: string): Promise<void> {
+export async function makeDurableDirectory(directory: string): Promise<void> {
   const first = await mkdir(directory, { recursive: true });
   if (first === undefined) return;
   for (let created = directory; ; created = dirname(created)) {
@@ -131,7 +152,7 @@ async function makeDurableDirectory(directory: string): Promise<void> {
 }
 
 /** Remove all but the newest KEEP snapshots (files set aside as corrupt are left alone). */
-async function pruneSnapshots(directory: string): Promise<void> {
+export async function pruneSnapshots(directory: string): Promise<void> {
   const names = snapshotNames(await listDirectory(directory));
   for (const name of names.slice(0, Math.max(0, names.length - KEEP_SNAPSHOTS))) {
     await rm(join(directory, name), { force: true });

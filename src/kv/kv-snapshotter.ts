@@ -7,12 +7,15 @@
  * after it has touched the KV state, so the copy covers exactly [0, N - 1]. The copy is then encoded
  * and written in chunks while execution goes on. Only once the file is durable does the state
  * machine's checkpoint advance (`recordCheckpoint`): a checkpoint reported earlier would let a
- * restart skip instances whose effects a crash had lost.
+ * restart skip instances whose effects a crash had lost. The file is written while the group's
+ * snapshot files are held (KvCheckpoints.exclusive), and not at all when an install replaced the
+ * state after the copy: a snapshot of the replaced state must never land beside the installed one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { PaxosNode } from '../node/paxos-node.js';
 import type { Logger } from '../runtime/interfaces.js';
+import type { KvCheckpoints } from './kv-checkpoints.js';
 import { loadNewestSnapshot, snapshotDirectory, writeSnapshotFile } from './kv-snapshot-files.js';
 import type { KvSnapshot } from './kv-snapshot-codec.js';
 import type { KvStateMachine } from './kv-state-machine.js';
@@ -80,11 +83,14 @@ export class KvSnapshotter {
   /** The snapshot being written, so the next one starts after it. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
+  private readonly groups: number;
 
   constructor(
-    private readonly machine: KvStateMachine, private readonly node: PaxosNode, private readonly dataDir: string,
-    private readonly groups: number, private readonly logger: Logger, options: Required<KvSnapshotOptions>,
+    private readonly machine: KvStateMachine, private readonly node: PaxosNode, private readonly files: KvCheckpoints,
+    private readonly logger: Logger, options: Required<KvSnapshotOptions>,
   ) {
+    const groups = files.groups;
+    this.groups = groups;
     this.intervalMs = options.intervalMs;
     this.everyInstances = options.everyInstances;
     this.lastTakenAt = Array.from({ length: groups }, () => performance.now());
@@ -140,15 +146,22 @@ export class KvSnapshotter {
   private async take(group: number): Promise<TakenSnapshot> {
     if (this.stopping) throw new Error('the KV service is stopping');
     const began = performance.now();
-    const snapshot = await this.cut(group);
+    const cut = await this.cut(group);
     const copyMs = performance.now() - began;
-    if (snapshot === undefined) {
+    const nothing = (): TakenSnapshot => {
       const instanceId = this.machine.checkpointInstanceId(group);
-      return { group, instanceId, path: undefined, bytes: 0, copyMs, totalMs: copyMs };
-    }
-    const written = await writeSnapshotFile(snapshotDirectory(this.dataDir, group), snapshot, () => this.stopping);
-    // Durable now (file and directory fsynced): only from here may start-up skip what it covers.
-    this.machine.recordCheckpoint(group, snapshot.instanceId);
+      return { group, instanceId, path: undefined, bytes: 0, copyMs, totalMs: performance.now() - began };
+    };
+    if (cut === undefined) return nothing();
+    const { snapshot, generation } = cut;
+    const written = await this.files.exclusive(group, async () => {
+      if (this.machine.stateGeneration(group) !== generation) return undefined;
+      const file = await writeSnapshotFile(this.files.directory(group), snapshot, () => this.stopping);
+      // Durable now (file and directory fsynced): only from here may start-up skip what it covers.
+      this.machine.recordCheckpoint(group, snapshot.instanceId);
+      return file;
+    });
+    if (written === undefined) return nothing();
     this.lastTakenAt[group] = performance.now();
     const totalMs = performance.now() - began;
     this.logger.info('KV snapshot written', {
@@ -165,7 +178,7 @@ export class KvSnapshotter {
    * seen N while a batch of N is under way (suspended on another state machine's asynchronous
    * execution, between its entries): then wait for the batch to finish.
    */
-  private async cut(group: number): Promise<KvSnapshot | undefined> {
+  private async cut(group: number): Promise<{ snapshot: KvSnapshot; generation: number } | undefined> {
     // A batch can stay half executed for long (another state machine's entry failing and retried, a
     // halted group): give up then, so one group's snapshot never holds up the others' in the queue.
     const giveUpAt = performance.now() + CUT_WAIT_LIMIT_MS;
@@ -176,7 +189,10 @@ export class KvSnapshotter {
       }
       const now = this.node.nowInstanceId(group);
       if (now - 1 <= this.machine.checkpointInstanceId(group)) return undefined;
-      if (this.machine.lastExecutedInstanceId(group) < now) return this.machine.captureSnapshot(group, now - 1);
+      if (this.machine.lastExecutedInstanceId(group) < now) {
+        const generation = this.machine.stateGeneration(group);
+        return { snapshot: this.machine.captureSnapshot(group, now - 1), generation };
+      }
       await sleep(CUT_RETRY_MS);
     }
   }

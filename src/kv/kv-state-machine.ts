@@ -26,8 +26,15 @@
  * `restoreSnapshot` loads one before the node starts, and `checkpointInstanceId` reports only
  * what a durable snapshot holds: `recordCheckpoint` is called once the snapshot file is on disk, so
  * start-up never skips an instance whose effects could still be lost.
+ *
+ * Checkpoint transfer: `openSnapshot` offers a peer that fell behind the newest durable snapshot
+ * file, and `installSnapshot` replaces a group's state with one received, through the node's snapshot
+ * files (kv-checkpoints.ts): the file is committed first, then the memory swapped, so a restart
+ * loads what was installed. Without snapshot files (no data directory) there is nothing to send and
+ * an install is refused: it could not be durable.
  */
-import type { ExecuteInput, StateMachine } from '../runtime/interfaces.js';
+import type { ExecuteInput, ReceivedSnapshot, StateMachine, StateMachineSnapshot } from '../runtime/interfaces.js';
+import type { KvCheckpoints } from './kv-checkpoints.js';
 import { groupOfKey } from './key-hash.js';
 import { decodeKvCommand, KvCommandError, type Fence, type KvCommand } from './kv-command.js';
 import type { DecodedKvSnapshot, KvSnapshot } from './kv-snapshot-codec.js';
@@ -71,6 +78,8 @@ interface GroupState {
   lastInstanceId: number;
   /** The instance the newest durable snapshot covers (-1: none). */
   checkpoint: number;
+  /** Counts the installs that replaced the state: a copy taken before one is of a state gone. */
+  generation: number;
 }
 
 const NEVER_WRITTEN: KvEntry = Object.freeze({ value: undefined, version: 0 });
@@ -83,13 +92,20 @@ export class KvStateMachine implements StateMachine {
   private tombstones = 0;
   private valueBytes = 0;
 
-  constructor(options: { readonly groups: number }) {
+  private readonly checkpoints: KvCheckpoints | undefined;
+
+  /** `checkpoints`: the node's snapshot files, for sending and installing snapshots. */
+  constructor(options: { readonly groups: number; readonly checkpoints?: KvCheckpoints }) {
     if (!Number.isInteger(options.groups) || options.groups < 1) {
       throw new RangeError(`a KV state machine has at least 1 group, not ${options.groups}`);
     }
     this.groups = Array.from({ length: options.groups }, () => ({
-      entries: new Map<string, KvEntry>(), fence: undefined, lastInstanceId: -1, checkpoint: -1,
+      entries: new Map<string, KvEntry>(), fence: undefined, lastInstanceId: -1, checkpoint: -1, generation: 0,
     }));
+    if (options.checkpoints !== undefined && options.checkpoints.groups !== options.groups) {
+      throw new RangeError(`snapshot files of ${options.checkpoints.groups} groups for a state machine of ${options.groups}`);
+    }
+    this.checkpoints = options.checkpoints;
   }
 
   execute({ groupIndex, instanceId, value }: ExecuteInput): KvOutcome {
@@ -171,15 +187,51 @@ export class KvStateMachine implements StateMachine {
   /** Start from a snapshot instead of an empty group (before the node starts: nothing executed yet). */
   restoreSnapshot(snapshot: DecodedKvSnapshot): void {
     const group = this.group(snapshot.group);
-    if (snapshot.groups !== this.groups.length) throw new RangeError(`a snapshot of ${snapshot.groups} groups`);
     if (group.lastInstanceId !== -1 || group.entries.size > 0) {
       throw new Error(`group ${snapshot.group} has executed already; a snapshot is loaded before start-up`);
     }
+    this.replace(group, snapshot);
+  }
+
+  /** Changes each time an install replaces the group's state (see `captureSnapshot`'s callers). */
+  stateGeneration(groupIndex: number): number {
+    return this.group(groupIndex).generation;
+  }
+
+  /** The newest durable snapshot of the group, at most at `checkpointInstanceId`; undefined: none. */
+  async openSnapshot(groupIndex: number): Promise<StateMachineSnapshot | undefined> {
+    const group = this.group(groupIndex);
+    if (this.checkpoints === undefined || group.checkpoint < 0) return undefined;
+    return await this.checkpoints.open(groupIndex, group.checkpoint);
+  }
+
+  /**
+   * Replace the group's state with a received snapshot: its file is verified and committed first
+   * (kv-snapshot-install.ts), then the state swapped at once. A rejection leaves both as they were.
+   */
+  async installSnapshot(groupIndex: number, snapshot: ReceivedSnapshot): Promise<void> {
+    this.group(groupIndex);
+    if (this.checkpoints === undefined) {
+      throw new Error(`group ${groupIndex}: this KV keeps no snapshot files, so it cannot install a snapshot durably`);
+    }
+    await this.checkpoints.install(groupIndex, snapshot, (decoded) => {
+      const group = this.group(groupIndex);
+      this.replace(group, decoded);
+      group.generation++;
+    });
+  }
+
+  /** The group's state becomes the snapshot's, running totals included. */
+  private replace(group: GroupState, snapshot: DecodedKvSnapshot): void {
+    if (snapshot.groups !== this.groups.length) throw new RangeError(`a snapshot of ${snapshot.groups} groups`);
+    if (this.groups[snapshot.group] !== group) throw new RangeError(`a snapshot of group ${snapshot.group}`);
+    for (const entry of group.entries.values()) this.count(entry, -1);
     for (const entry of snapshot.entries.values()) this.count(entry, +1);
     // The decoded map becomes the group's (it is built for this; copying it would double the load time).
     group.entries = snapshot.entries;
     group.fence = snapshot.fence;
     group.lastInstanceId = snapshot.lastExecutedInstanceId;
+    // Set, not raised: an install reports exactly the instance it installed.
     group.checkpoint = snapshot.instanceId;
   }
 

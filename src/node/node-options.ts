@@ -10,6 +10,7 @@ import type { HaltReason } from '../core/ready.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
 import { MAX_RECORD_BYTES } from '../io/record-codec.js';
+import type { LogCleaningSettings } from '../runtime/log-cleaner.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
@@ -78,6 +79,23 @@ export interface PaxosNodeOptions {
   readonly maxValueBytes?: number;
   /** The transport's frame limit (default 16 MiB); must hold the largest value and batch. */
   readonly maxFrameBytes?: number;
+  /**
+   * Size of each log segment file when the node opens its own file store in `dataDir` (default
+   * 8 MiB). Segments are zero-filled ahead of use and one spare is prepared while the active one
+   * fills, so a node holds about two of them before its log has any data.
+   */
+  readonly segmentBytes?: number;
+  /**
+   * Log cleaning (PhxPaxos Cleaner): the node deletes each group's log below
+   * min(checkpointInstanceId of its user state machines) + 1 − `holdInstances`, one group per pass
+   * every `intervalMs` (0: never clean), at most `maxInstancesPerPass` instances a pass. Nothing is
+   * cleaned in a group whose state machines keep no checkpoint. See `NODE_DEFAULTS.logCleaning`.
+   */
+  readonly logCleaning?: {
+    readonly holdInstances?: number;
+    readonly intervalMs?: number;
+    readonly maxInstancesPerPass?: number;
+  };
   /**
    * Master election (opt-in, per group): `groups` lists the groups whose master this node bids for
    * ('all', or indexes; default none), `leaseMs` the lease (default 10,000, at least 1,000), and
@@ -150,6 +168,8 @@ export interface ResolvedNodeOptions {
   readonly maxBatchBytes: number;
   readonly maxValueBytes: number;
   readonly maxFrameBytes: number;
+  readonly segmentBytes: number;
+  readonly logCleaning: LogCleaningSettings;
   readonly master: {
     readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number; readonly spread: boolean;
   };
@@ -180,6 +200,24 @@ export const NODE_DEFAULTS = Object.freeze({
   maxBatchBytes: 1024 * 1024,
   maxValueBytes: 8 * 1024 * 1024,
   maxFrameBytes: 16 * 1024 * 1024,
+  // Small enough that a fresh node holds ~16 MiB (active + spare), large enough that a roll (which
+  // costs a directory fsync, the zero-filling runs ahead in the background) comes at most every
+  // 8 full batches of the default 1 MiB.
+  segmentBytes: 8 * 1024 * 1024,
+  logCleaning: Object.freeze({
+    // 20,000 = twice the KV service's default snapshot interval (10,000 instances). The KV keeps its
+    // two newest snapshots and falls back to the older if the newest is damaged; the older one lies
+    // about one interval below the newest checkpoint, so a hold of two intervals keeps the log it
+    // must replay from there. It also lets a peer up to 20,000 instances behind (a restart, a short
+    // partition) catch up from the log instead of a snapshot transfer. The cost is bounded: 20,000
+    // instances of a group's log (a few MiB with small values).
+    holdInstances: 20_000,
+    // A pass is one metadata write and an unlink now and then: once a second is cheap and keeps
+    // the log within a second's worth of instances of its bound.
+    intervalMs: 1_000,
+    // Bounds one pass's work (index updates, in one event-loop turn); a backlog is taken in steps.
+    maxInstancesPerPass: 10_000,
+  }),
 });
 
 /** Room in a frame beyond the value: message fields, batch lengths, framing. */
@@ -234,6 +272,8 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
       1, 2 ** 31),
     maxQueuedBytes: integer(options.maxQueuedBytes ?? NODE_DEFAULTS.maxQueuedBytes, 'maxQueuedBytes', 1, 2 ** 40),
     maxBatchCount: integer(options.maxBatchCount ?? NODE_DEFAULTS.maxBatchCount, 'maxBatchCount', 1, 1_000_000),
+    segmentBytes: integer(options.segmentBytes ?? NODE_DEFAULTS.segmentBytes, 'segmentBytes', 64 * 1024, 2 ** 31),
+    logCleaning: resolveLogCleaning(options.logCleaning),
     master: resolveFollowerMaster(resolveMaster(options.master, groups), isFollower),
     followers,
     isFollower,
@@ -327,6 +367,20 @@ function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): R
   const spread = value.spread ?? false;
   if (typeof spread !== 'boolean') throw bad('master.spread', `must be true or false, got ${JSON.stringify(spread)}`);
   return { groups: [...new Set(groups)], leaseMs, driftBound, spread };
+}
+
+function resolveLogCleaning(value: PaxosNodeOptions['logCleaning']): LogCleaningSettings {
+  if (value === undefined) return NODE_DEFAULTS.logCleaning;
+  if (typeof value !== 'object' || value === null) {
+    throw bad('logCleaning', 'must be {holdInstances, intervalMs, maxInstancesPerPass}');
+  }
+  const defaults = NODE_DEFAULTS.logCleaning;
+  return {
+    holdInstances: integer(value.holdInstances ?? defaults.holdInstances, 'logCleaning.holdInstances', 0, 2 ** 40),
+    intervalMs: integer(value.intervalMs ?? defaults.intervalMs, 'logCleaning.intervalMs', 0, 2 ** 31 - 1),
+    maxInstancesPerPass: integer(value.maxInstancesPerPass ?? defaults.maxInstancesPerPass,
+      'logCleaning.maxInstancesPerPass', 1, 10_000_000),
+  };
 }
 
 function resolveFollowerMaster(master: ResolvedNodeOptions['master'], isFollower: boolean): ResolvedNodeOptions['master'] {

@@ -36,6 +36,7 @@ import {
 import { NodeTimer } from './node-timer.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
+import { LogCleaner, type CleanableGroup } from '../runtime/log-cleaner.js';
 
 export interface NodeProposeOptions {
   /** Give up after this many ms (default: the node's proposeTimeoutMs). */
@@ -62,6 +63,8 @@ export interface GroupMetrics {
   readonly groupIndex: number;
   readonly nowInstanceId: number;
   readonly minChosenInstanceId: number;
+  /** Instances this node deleted from the group's log since it started (log cleaning). */
+  readonly instancesCleaned: number;
   readonly queuedProposals: number;
   readonly queuedBytes: number;
   /** Values this node handed its core (a batch counts once), and the caller values they carried. */
@@ -95,6 +98,8 @@ export interface NodeMetrics {
   readonly groups: readonly GroupMetrics[];
   /** The transport's counters, when it keeps any. */
   readonly transport: Readonly<Record<string, unknown>> | undefined;
+  /** Bytes of log files on disk (all groups share them), when the store can tell. */
+  readonly logDiskBytes: number | undefined;
 }
 
 /** setTimeout's limit. */
@@ -113,6 +118,7 @@ export class PaxosNode {
   private readonly context: GroupRuntimeContext;
   private readonly installs = new Set<Promise<void>>();
   private readonly timer: NodeTimer;
+  private readonly cleaner: LogCleaner;
   /** Draws group identities and nonces: the injected Random, or the OS's. */
   private readonly random: Random;
   private proposalsSucceeded = 0;
@@ -122,8 +128,9 @@ export class PaxosNode {
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
     groups: GroupRuntime[]; checkpoints: readonly GroupCheckpoints[]; context: GroupRuntimeContext; timer: NodeTimer;
-    random: Random;
+    random: Random; cleaner: LogCleaner;
   }) {
+    this.cleaner = parts.cleaner;
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
     this.store = parts.store;
@@ -152,13 +159,20 @@ export class PaxosNode {
     const ownsStore = resolved.store === undefined;
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
+      segmentBytes: resolved.segmentBytes,
     });
     let transport: NodeTransport | undefined;
     try {
       const groups: GroupRuntime[] = [];
       const checkpoints: GroupCheckpoints[] = [];
-      const timer = new NodeTimer(timers, () => [...groups.flatMap((group) =>
-        group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]), ...checkpoints]);
+      const cleaner: { current?: LogCleaner } = {};
+      // The cleaner and checkpoint transfers ride the node's one timer like a group, so the simulator runs them too.
+      const timer = new NodeTimer(timers, () => [
+        ...groups.flatMap((group) =>
+          group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]),
+        ...checkpoints,
+        ...(cleaner.current === undefined ? [] : [cleaner.current]),
+      ]);
       // Set once the node exists: a checkpoint can only arrive after start-up.
       const installer: { node?: PaxosNode } = {};
       transport = resolved.transport === undefined
@@ -209,6 +223,13 @@ export class PaxosNode {
         const peer = group.driver.takeCheckpointRequest();
         if (peer !== null) transfer.needCheckpoint(peer);
       });
+      // Groups are looked up at each pass: a checkpoint install replaces a group's runtime.
+      cleaner.current = new LogCleaner({
+        store, clock, logger: resolved.logger, settings: resolved.logCleaning,
+        groups: groups.map(({ groupIndex }) => cleanableGroup(() => groups[groupIndex] as GroupRuntime,
+          () => checkpoints[groupIndex]?.installing === true)),
+        onTimersChanged: () => timer.changed(),
+      });
       for (const group of groups) group.driver.tick();
       timer.changed();
       resolved.logger.info('node started', {
@@ -216,6 +237,7 @@ export class PaxosNode {
       });
       const node = new PaxosNode({
         options: resolved, store, ownsStore, transport, groups, checkpoints, context, timer, random,
+        cleaner: cleaner.current,
       });
       installer.node = node;
       node.createGroupIdentities();
@@ -419,6 +441,7 @@ export class PaxosNode {
         groupIndex: driver.groupIndex,
         nowInstanceId: driver.nowInstanceId,
         minChosenInstanceId: driver.minChosenInstanceId,
+        instancesCleaned: this.cleaner.instancesCleaned(driver.groupIndex),
         queuedProposals: driver.queueDepth.proposals,
         queuedBytes: driver.queueDepth.bytes,
         valuesProposed: driver.counters.valuesProposed,
@@ -433,6 +456,7 @@ export class PaxosNode {
         halted: driver.halted?.code ?? null,
       })),
       transport: this.transport.stats?.(),
+      logDiskBytes: this.store.diskBytes?.(),
     };
   }
 
@@ -455,6 +479,7 @@ export class PaxosNode {
       driver.stop();
     }
     await Promise.all(this.groups.map(({ driver }) => driver.whenIdle()));
+    await this.cleaner.stop();
     await this.transport.close?.();
     if (this.ownsStore) await this.store.close();
     this.options.logger.info('node stopped', { nodeId: this.nodeId });
@@ -674,6 +699,19 @@ function announceMembership(
       group: groupIndex, version: membership.version, error: String(error),
     });
   }
+}
+
+/** What the log cleaner sees of a group. */
+/** A group as the cleaner sees it, through its current runtime; an installing group is left alone. */
+function cleanableGroup(runtime: () => GroupRuntime, installing: () => boolean): CleanableGroup {
+  return {
+    groupIndex: runtime().groupIndex,
+    nowInstanceId: () => runtime().driver.nowInstanceId,
+    minChosenInstanceId: () => runtime().driver.minChosenInstanceId,
+    userStateMachines: () => runtime().registry.stateMachines,
+    halted: () => installing() || runtime().driver.halted !== null,
+    setMinChosenInstanceId: (instanceId) => runtime().driver.setMinChosenInstanceId(instanceId),
+  };
 }
 
 function customTransport(transport: ClosableTransport): NodeTransport {

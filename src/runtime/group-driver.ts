@@ -121,6 +121,11 @@ export class GroupDriver {
     return this.core.takeCheckpointRequest();
   }
 
+  /** The log below `instanceId` is gone (log cleaning): the core's teacher stops offering it. */
+  setMinChosenInstanceId(instanceId: number): void {
+    this.core.setMinChosenInstanceId(instanceId);
+  }
+
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
     if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
@@ -261,10 +266,13 @@ export class GroupDriver {
     if (!replyEarly) {
       for (const outbound of ready.messages) if (outbound.afterPersist) this.send(outbound.to, outbound.message);
     }
-    for (const instanceId of ready.reads) {
-      let record: AcceptorRecord | undefined;
+    if (ready.reads.length > 0) {
+      // Issued together (a teacher asks for a window of values at once) and handed over in order:
+      // one read at a time left catch-up waiting on the thread pool's round trip per value.
+      let records: (AcceptorRecord | undefined)[];
       try {
-        record = await this.options.store.get(this.groupIndex, instanceId);
+        const { store } = this.options;
+        records = await Promise.all(ready.reads.map((instanceId) => store.get(this.groupIndex, instanceId)));
       } catch (error) {
         // Not "no such record": the teacher would end the session and the learner ask again, and
         // a broken disk would be hidden behind endless catch-up retries.
@@ -272,7 +280,7 @@ export class GroupDriver {
         return;
       }
       if (this.stopped) return;
-      this.core.onLogRead(instanceId, record);
+      ready.reads.forEach((instanceId, index) => this.core.onLogRead(instanceId, records[index]));
     }
     if (ready.execute !== null) await this.execute(ready.execute);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);

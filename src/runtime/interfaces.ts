@@ -40,6 +40,11 @@ export interface LogStore {
    * `PaxosNode.setLogSync` calls it). A store that syncs only when `put` asks may leave it out.
    */
   setSync?(enabled: boolean): void;
+  /**
+   * Optional: bytes the log occupies on disk (every group together, pre-allocated space included),
+   * for metrics. A store that cannot tell leaves it out.
+   */
+  diskBytes?(): number;
 }
 
 /** Where a node can be reached. */

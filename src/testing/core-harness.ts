@@ -48,6 +48,8 @@ export interface HarnessNode {
   failExecutions: boolean;
   /** Records written, in order, across lives (for assertions about what was persisted). */
   readonly writes: AcceptorRecord[];
+  /** Readies that carried records: each is one write (one fsync) in production. */
+  writeBatches: number;
 }
 
 export interface CoreHarnessOptions {
@@ -80,7 +82,7 @@ export class CoreHarness {
       const incarnation = randomIncarnation(this.random);
       const node: HarnessNode = {
         id, core: this.createCore(id, emptyState(), incarnation), incarnation, durable: new Map(), executed: [],
-        results: [], halted: null, crashed: false, failExecutions: false, writes: [],
+        results: [], halted: null, crashed: false, failExecutions: false, writes: [], writeBatches: 0,
       };
       this.nodes.set(id, node);
     }
@@ -284,6 +286,7 @@ export class CoreHarness {
 
   private handleReady(node: HarnessNode): void {
     const ready = node.core.ready();
+    if (ready.records.length > 0) node.writeBatches++;
     for (const record of ready.records) {
       node.durable.set(record.instanceId, record);
       node.writes.push(record);

@@ -11,6 +11,9 @@ import { crc32 } from 'node:zlib';
 import { wrapProposal } from '../../src/core/proposal-identity.js';
 import type { AcceptorRecord } from '../../src/core/ready.js';
 import { FileLogStore } from '../../src/io/file-log-store.js';
+import { encodeKvCommand } from '../../src/kv/kv-command.js';
+import { snapshotDirectory, snapshotFileName, writeSnapshotFile } from '../../src/kv/kv-snapshot-files.js';
+import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -171,9 +174,11 @@ test('--json prints one object per record and a final summary; --group, --from a
       type: 'summary', directory, ok: true, segments: summary?.segments, frames: 70, truncatedTail: null, chainBreaks: 0,
       groups: [
         { group: 0, minChosen: 5, minInstance: 5, maxInstance: 59, records: 55,
-          chain: { linksChecked: 54, unknown: 1, breaks: 0, firstBreak: null } },
+          chain: { linksChecked: 54, unknown: 1, breaks: 0, firstBreak: null },
+          pendingCheckpoint: null, kvSnapshots: [] },
         { group: 2, minChosen: 0, minInstance: 0, maxInstance: 9, records: 10,
-          chain: { linksChecked: 10, unknown: 0, breaks: 0, firstBreak: null } },
+          chain: { linksChecked: 10, unknown: 0, breaks: 0, firstBreak: null },
+          pendingCheckpoint: null, kvSnapshots: [] },
       ],
     });
     assert.ok(typeof summary?.segments === 'number' && summary.segments >= 2);
@@ -337,6 +342,48 @@ test('a missing directory, a directory without a log and bad usage fail clearly'
     const help = inspect('--help');
     assert.equal(help.status, 0);
     assert.match(help.stdout, /"type":"summary"/);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test('KV snapshots, the cleaned range and a pending checkpoint are shown per group', async () => {
+  const { directory } = await makeStore();
+  try {
+    const store = await FileLogStore.open({ directory });
+    await store.setPendingCheckpoint(0, 70);
+    await store.close();
+    const machine = new KvStateMachine({ groups: 3 });
+    const fence = { nodeId: 1, masterVersion: 1 };
+    machine.execute({ groupIndex: 0, instanceId: 0, context: undefined,
+      value: encodeKvCommand({ kind: 'fence', fence, httpAddress: 'http://h:1' }) });
+    const snapshots = snapshotDirectory(directory, 0);
+    await writeSnapshotFile(snapshots, machine.captureSnapshot(0, 20));
+    await writeSnapshotFile(snapshots, machine.captureSnapshot(0, 40));
+    await flipByte(join(snapshots, snapshotFileName(40)), 55);
+    const size = (await stat(join(snapshots, snapshotFileName(20)))).size;
+
+    const text = inspect('--data', directory);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^ {2}log cleaned: instances below 5; checkpoint install pending at 70$/m);
+    assert.match(text.stdout, /^ {2}log cleaned: never$/m);
+    assert.match(text.stdout, new RegExp(`^  KV snapshot ${snapshotFileName(20)}: instance 20, ${size} bytes, decodes$`, 'm'));
+    assert.match(text.stdout, new RegExp(`^  KV snapshot ${snapshotFileName(40)}: instance 40, \\d+ bytes, DOES NOT ` +
+      'DECODE \\(KV snapshot: CRC mismatch', 'm'));
+
+    const summary = jsonLines(inspect('--data', directory, '--json').stdout).at(-1) as {
+      groups: { group: number; minChosen: number; pendingCheckpoint: number | null;
+        kvSnapshots: { file: string; instanceId: number; bytes: number; decodes: boolean }[] }[] };
+    const [group0, group2] = summary.groups;
+    assert.equal(group0?.minChosen, 5);
+    assert.equal(group0?.pendingCheckpoint, 70);
+    const shown = group0?.kvSnapshots.map(({ file, instanceId, bytes, decodes }) =>
+      ({ file, instanceId, bytes, decodes }));
+    assert.deepEqual(shown,
+      [{ file: snapshotFileName(20), instanceId: 20, bytes: size, decodes: true },
+        { file: snapshotFileName(40), instanceId: 40, bytes: size, decodes: false }]);
+    assert.equal(group2?.pendingCheckpoint, null);
+    assert.deepEqual(group2?.kvSnapshots, []);
   } finally {
     await rm(directory, { recursive: true, force: true });
   }

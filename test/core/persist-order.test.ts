@@ -26,6 +26,10 @@ const SAMPLES: readonly (readonly [PaxosMessage, boolean])[] = [
   [{ kind: 'confirmAskForLearn', from: 1, instanceId: 0 }, false],
   [{ kind: 'learnValue', from: 1, instanceId: 0, ballot: b, value, checksum: 0, needAck: true }, false],
   [{ kind: 'learnValueAck', from: 1, instanceId: 1 }, true],
+  [{ kind: 'askForCheckpoint', from: 3, instanceId: 1 }, false],
+  [{ kind: 'checkpointChunk', from: 1, instanceId: 9, session: 1, sequence: 0, part: 'begin', stateMachineId: 0,
+    data: value, checksum: 0 }, false],
+  [{ kind: 'checkpointAck', from: 3, instanceId: 9, session: 1, sequence: 0, ok: true }, false],
 ];
 
 test('promises, accepts, learn acks and prepares wait for the disk; rejections and the rest do not', () => {

@@ -31,6 +31,7 @@ class ScriptedNode {
   }
   members(): { members: [] } { return { members: [] }; }
   nowInstanceId(): number { return 0; }
+  minChosenInstanceId(): number { return 0; }
   async stop(): Promise<void> {}
 }
 

@@ -11,6 +11,7 @@ import { decodeKvSnapshot } from '../../src/kv/kv-snapshot-codec.js';
 import {
   loadNewestSnapshot, snapshotDirectory, snapshotFileName, writeSnapshotFile,
 } from '../../src/kv/kv-snapshot-files.js';
+import { KvCheckpoints } from '../../src/kv/kv-checkpoints.js';
 import { KvSnapshotter, resolveSnapshotOptions } from '../../src/kv/kv-snapshotter.js';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import type { PaxosNode } from '../../src/node/paxos-node.js';
@@ -133,6 +134,10 @@ describe('KV snapshot files', () => {
   });
 });
 
+function files(dataDir: string): KvCheckpoints {
+  return new KvCheckpoints(dataDir, 1, SILENT_LOGGER);
+}
+
 /** A stand-in for the node: the snapshotter reads only the group's current instance. */
 function fakeNode(now: number[]): PaxosNode {
   return { nowInstanceId: (group: number) => now[group] } as unknown as PaxosNode;
@@ -145,7 +150,7 @@ describe('KvSnapshotter', () => {
     const dataDir = await tempRoot('kv-snapshotter');
     const machine = machineWith(4);
     const now = [5];
-    const snapshotter = new KvSnapshotter(machine, fakeNode(now), dataDir, 1, SILENT_LOGGER, manualOnly);
+    const snapshotter = new KvSnapshotter(machine, fakeNode(now), files(dataDir), SILENT_LOGGER, manualOnly);
     const path = join(snapshotDirectory(dataDir, 0), snapshotFileName(4));
     const record = machine.recordCheckpoint.bind(machine);
     let checkedAt: number | undefined;
@@ -172,7 +177,7 @@ describe('KvSnapshotter', () => {
     const dataDir = join(root, 'not-a-directory');
     await writeFile(dataDir, 'a file');
     const machine = machineWith(3);
-    const snapshotter = new KvSnapshotter(machine, fakeNode([4]), dataDir, 1, SILENT_LOGGER, manualOnly);
+    const snapshotter = new KvSnapshotter(machine, fakeNode([4]), files(dataDir), SILENT_LOGGER, manualOnly);
     await assert.rejects(snapshotter.snapshotNow(0));
     assert.equal(machine.checkpointInstanceId(0), -1);
     await snapshotter.stop();
@@ -183,7 +188,7 @@ describe('KvSnapshotter', () => {
     const machine = machineWith(4);
     // Instance 4 executed KV entries but has not finished (a batch waiting on another state machine).
     const now = [4];
-    const snapshotter = new KvSnapshotter(machine, fakeNode(now), dataDir, 1, SILENT_LOGGER, manualOnly);
+    const snapshotter = new KvSnapshotter(machine, fakeNode(now), files(dataDir), SILENT_LOGGER, manualOnly);
     const pending = snapshotter.snapshotNow(0);
     await new Promise((resolve) => setTimeout(resolve, 30));
     assert.equal(machine.checkpointInstanceId(0), -1);
@@ -196,7 +201,7 @@ describe('KvSnapshotter', () => {
   test('every N instances triggers a snapshot in the background', async () => {
     const dataDir = await tempRoot('kv-snapshotter');
     const machine = machineWith(9);
-    const snapshotter = new KvSnapshotter(machine, fakeNode([10]), dataDir, 1, SILENT_LOGGER,
+    const snapshotter = new KvSnapshotter(machine, fakeNode([10]), files(dataDir), SILENT_LOGGER,
       resolveSnapshotOptions({ intervalMs: 0, everyInstances: 5 }));
     const deadline = Date.now() + 5_000;
     while (machine.checkpointInstanceId(0) !== 9 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
