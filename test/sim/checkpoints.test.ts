@@ -7,7 +7,7 @@ import { runSeed } from '../../src/testing/sim/simulator.js';
 
 // Seeds with checkpoints on in which nodes installed a peer's checkpoint (found with
 // `npm run sim -- --seeds 80`, which prints the installs per run).
-const INSTALLING_SEEDS = [10, 11, 40];
+const INSTALLING_SEEDS = [8, 10, 11];
 
 test('seeds with checkpoints install snapshots, and every state matches across nodes and lives', async () => {
   let installed = 0;
@@ -35,10 +35,10 @@ test('a seed without checkpoints runs as before: no snapshots, nothing installed
 });
 
 test('canary clean-before-checkpoint-durable: a crash loses state whose log was already cleaned', async () => {
-  const run = await runSeed({ seed: 3, canary: 'clean-before-checkpoint-durable' });
-  assert.ok(!run.ok, 'seed 3 no longer catches the canary; find another with ' +
+  const run = await runSeed({ seed: 1, canary: 'clean-before-checkpoint-durable' });
+  assert.ok(!run.ok, 'seed 1 no longer catches the canary; find another with ' +
     'npm run sim -- --seeds 200 --canary clean-before-checkpoint-durable');
   assert.match(run.violations.join('\n'), /a checkpoint is required/);
-  const correct = await runSeed({ seed: 3 });
+  const correct = await runSeed({ seed: 1 });
   assert.ok(correct.ok, correct.violations.join('; '));
 });

@@ -213,8 +213,11 @@ export class SimNode {
     try {
       const store = await this.openStore(gate);
       if (life !== this.life) return;
-      await this.cleanLogOfLastLife(store);
-      if (life !== this.life) return;
+      // Only with checkpoints: an await more would shift every other run's event order.
+      if (this.options.checkpoints !== undefined) {
+        await this.cleanLogOfLastLife(store);
+        if (life !== this.life) return;
+      }
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
         this.options.executions.onLifeStart(this.id, groupIndex);
       }
