@@ -52,6 +52,11 @@ async function replaySeed(seed: number, canary: CanaryName | undefined, trace: b
   console.log(`  instances chosen ${result.instancesChosen}, executions ${result.executions}, ` +
     `crashes ${result.faults.crashes}, partitions ${result.faults.partitions}, pauses ${result.faults.pauses}, ` +
     `simulated ${(result.simulatedMs / 1000).toFixed(1)} s, trace hash ${result.traceHash}`);
+  const { checkpoints } = result;
+  if (result.config.includes('checkpoints=')) {
+    console.log(`  snapshots saved ${checkpoints.saved}, checkpoints sent ${checkpoints.sent}, installed ` +
+      `${checkpoints.installed}, crashes during checkpoint steps ${result.faults.checkpointCrashes}`);
+  }
   for (const violation of result.violations) console.log(`  violation: ${violation}`);
   return result.ok ? 0 : 1;
 }
@@ -118,5 +123,11 @@ function printSummary(summary: SimSummary, canary: string | undefined, json: boo
     `${summary.pauses} pauses, ${summary.messages} messages (${summary.messagesLost} lost, ` +
     `${summary.messagesDuplicated} duplicated); ${summary.simulatedSeconds} simulated s in ${summary.wallSeconds} s ` +
     `(${summary.seedsPerSecond} seeds/s, ${summary.instancesPerSecond} instances/s)`);
+  if (summary.checkpointSeeds > 0) {
+    console.log(`checkpoints in ${summary.checkpointSeeds} seeds: ${summary.snapshotsSaved} snapshots saved, ` +
+      `${summary.checkpointsSent} sent, ${summary.checkpointsInstalled} installed, ${summary.checkpointCrashes} crashes ` +
+      `during a save, transfer or install; ${summary.restoresChecked} restored states and ${summary.statesCompared} ` +
+      `executed states checked, ${summary.ackedViaSnapshot} acknowledged values held through a snapshot`);
+  }
   if (json) console.log(JSON.stringify(summary));
 }

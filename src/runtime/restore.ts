@@ -67,6 +67,11 @@ export async function restoreGroup(
  * checkpoint, the install took: the log below it goes (its instances are all chosen, and the state
  * machines hold their effects). Otherwise some state machine still has its old state, so the log
  * that leads from it stays whole, and the node will ask for a checkpoint again.
+ *
+ * The acceptor's promise lives in the newest record, which lies at or below the checkpoint (an
+ * install refuses a log that reaches above it), so deleting the log would forget it, and the node
+ * could then accept a lower ballot than it promised (promises carry over to later instances). It is
+ * first written, durably, as a promise-only record at the checkpoint + 1, which the delete keeps.
  */
 export async function settlePendingCheckpoint(
   store: LogStore, groupIndex: number, registry: StateMachineRegistry,
@@ -74,9 +79,23 @@ export async function settlePendingCheckpoint(
   const pending = await store.pendingCheckpoint(groupIndex);
   if (pending === undefined) return 'none';
   const took = registry.lowestCheckpoint() >= pending;
-  if (took) await store.deleteBelow(groupIndex, pending + 1);
+  if (took) {
+    await keepPromise(store, groupIndex, pending + 1);
+    await store.deleteBelow(groupIndex, pending + 1);
+  }
   await store.setPendingCheckpoint(groupIndex, undefined);
   return took ? 'completed' : 'abandoned';
+}
+
+/** Carry the newest record's promise to a promise-only record at `instanceId` (if it is not there yet). */
+async function keepPromise(store: LogStore, groupIndex: number, instanceId: number): Promise<void> {
+  const newestId = await store.maxInstanceId(groupIndex);
+  if (newestId === undefined || newestId >= instanceId) return;
+  const newest = await store.get(groupIndex, newestId);
+  if (newest === undefined || newest.promised.proposalId === 0) return;
+  await store.put(groupIndex, [{
+    instanceId, promised: newest.promised, accepted: NULL_BALLOT, value: EMPTY_BYTES, checksum: 0,
+  }], { sync: true });
 }
 
 function stateOf(record: { promised: AcceptorState['promised']; accepted: AcceptorState['accepted'];

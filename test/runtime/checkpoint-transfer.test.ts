@@ -149,13 +149,42 @@ test('a corrupted piece abandons the transfer on both sides; nothing is installe
   assert.deepEqual(harness.closed, [40, 42]);
 });
 
-test('a lost piece (a gap) abandons the transfer', async () => {
+test('a lost piece (a gap) stalls the transfer until the piece timeout abandons it', async () => {
   const harness = new Harness();
   harness.receiver.needCheckpoint(1);
   await harness.run((piece) => (piece.sequence === 2 ? null : piece));
   assert.equal(harness.installed.length, 0);
-  // The gap is seen when piece 3 arrives after 1.
+  // Pieces after the gap wait for it; nothing arrives, so the receiver gives up after pieceTimeoutMs.
+  assert.equal(harness.receiver.stats.abandoned, 0);
+  harness.now += TIMING.pieceTimeoutMs;
+  harness.receiver.tick();
   assert.equal(harness.receiver.stats.abandoned, 1);
+  assert.equal(harness.receiver.phase, 'idle');
+});
+
+// Found by the simulator (checkpoint seeds on a network that reorders): every transfer whose window
+// of pieces arrived out of order was abandoned, so a node behind every log never caught up.
+test('pieces that arrive out of order within the window wait for the gap and the checkpoint installs', async () => {
+  const harness = new Harness();
+  harness.receiver.needCheckpoint(1);
+  let held: CheckpointChunkMessage | null = null;
+  await harness.run((piece) => {
+    if (piece.sequence === 1 && held === null) {
+      held = piece;
+      return null;
+    }
+    if (piece.sequence === 3 && held !== null) {
+      // Deliver 3, then the held 1 after it: 1 and 2 and 3 are kept in order.
+      harness.receiver.onChunk(piece);
+      const late = held;
+      held = { ...late, sequence: -1 };
+      return late;
+    }
+    return piece;
+  });
+  assert.equal(harness.receiver.stats.abandoned, 0);
+  assert.equal(harness.installed.length, 1);
+  assert.deepEqual(harness.installed[0]!.snapshots.map((received) => concat(received.pieces)), harness.data);
 });
 
 test('totals that disagree with what arrived are refused', async () => {

@@ -22,4 +22,10 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     'teacher\'s lock though the learner confirmed only one, so one of them was starved for good' },
   { seed: 101651, found: 'a learner that finished a catch-up session still behind (the master\'s renewals kept ' +
     'the group moving) waited for the next periodic ask, 2.5-3 s, each time, and did not converge within 60 s' },
+  { seed: 11, found: 'checkpoint transfer: a window of pieces reordered by the network made the receiver ' +
+    'abandon every transfer, so nodes behind every log never caught up; and an install deleted the log ' +
+    'record that held the acceptor\'s promise, so the node then accepted a lower ballot' },
+  { seed: 41, found: 'same as seed 11 (the forgotten promise)' },
+  { seed: 207, found: 'the simulator\'s state machine saved a snapshot while a retried batch was half executed: ' +
+    'its state held entries of the next instance, and a restart executed them again' },
 ];

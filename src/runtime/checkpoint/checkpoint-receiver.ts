@@ -3,7 +3,8 @@
  *
  * When a peer reports that its log starts above this node's next instance, the receiver asks that
  * peer for a checkpoint and takes one transfer at a time: pieces from any other session are
- * refused. Every piece is checked before it is kept: its sequence must follow the last, its CRC-32
+ * refused. Pieces that arrive ahead of a gap (the transport may reorder) wait, up to a window's
+ * worth, for the gap to fill. Every piece is checked before it is kept: its sequence must follow the last, its CRC-32
  * must match (PhxPaxos never verified it), a `data` piece must belong to the manifest's state
  * machines in order, and the `end` piece's totals must match every snapshot's size and CRC. Only a
  * checkpoint verified whole is handed to `install`; anything wrong abandons the transfer (the
@@ -59,6 +60,8 @@ type ReceiverState =
     readonly manifest: CheckpointManifest; readonly snapshots: ReceivedPieces[];
     /** The last piece kept. */
     sequence: number;
+    /** Pieces that arrived ahead of a gap, by sequence, kept until the gap fills. */
+    readonly ahead: Map<number, CheckpointChunkMessage>;
     /** Index into `snapshots` of the state machine now being received. */
     current: number;
     bytes: number;
@@ -128,9 +131,26 @@ export class CheckpointReceiver {
       return;
     }
     if (message.sequence !== state.sequence + 1) {
-      this.abandon(message, `piece ${message.sequence} arrived after ${state.sequence}`);
+      // The sender keeps at most a window beyond the last ack in flight, so a piece further ahead is
+      // not one a reordering transport delivered early.
+      if (message.sequence > state.sequence + this.options.timing.windowChunks + 1) {
+        this.abandon(message, `piece ${message.sequence} arrived after ${state.sequence}`);
+      } else {
+        state.ahead.set(message.sequence, message);
+      }
       return;
     }
+    this.keep(message, state);
+    // Pieces that waited behind this one follow it now, in order, while the transfer goes on.
+    for (let next = state.ahead.get(state.sequence + 1); next !== undefined && this.state === state;
+      next = state.ahead.get(state.sequence + 1)) {
+      state.ahead.delete(next.sequence);
+      this.keep(next, state);
+    }
+  }
+
+  /** Check and keep the piece that follows the last one kept. */
+  private keep(message: CheckpointChunkMessage, state: Extract<ReceiverState, { kind: 'receiving' }>): void {
     if (crc32(message.data) !== message.checksum) {
       this.abandon(message, `piece ${message.sequence} fails its CRC`);
       return;
@@ -193,7 +213,7 @@ export class CheckpointReceiver {
       snapshots: manifest.entries.map((entry) => ({
         stateMachineId: entry.stateMachineId, instanceId: entry.instanceId, pieces: [], bytes: 0, crc32: 0,
       })),
-      sequence: 0, current: 0, bytes: 0, lastPieceAt: this.options.clock.now(),
+      sequence: 0, ahead: new Map(), current: 0, bytes: 0, lastPieceAt: this.options.clock.now(),
     };
     this.options.logger.info('receiving a checkpoint', { group: this.options.groupIndex, from: message.from, instanceId });
     this.ack(message, true);

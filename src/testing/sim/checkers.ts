@@ -246,8 +246,20 @@ interface LifeKey {
 interface LifeProgress {
   nextInstanceId: number;
   chain: number;
+  /**
+   * Per state machine, the instance its state was restored through (a snapshot, at start-up or
+   * installed): the library skips its values up to there, so the checker expects them skipped.
+   */
+  readonly skipThrough: Map<number, number>;
   /** The instance whose entries are being executed (a batch executes one entry at a time). */
-  partial: { readonly instanceId: number; readonly expected: Uint8Array[]; readonly executed: Uint8Array[] } | null;
+  partial: {
+    readonly instanceId: number;
+    readonly expected: Uint8Array[];
+    /** By user entry: executed here (undefined while not yet, or skipped behind a snapshot). */
+    readonly executed: (Uint8Array | undefined)[];
+    /** The next user entry to execute. */
+    position: number;
+  } | null;
 }
 
 /** What state machines see: order, exactly-once, agreement with the chosen values, the chain. */
@@ -258,11 +270,15 @@ export class ExecutionChecker {
   /** (group, instance) → {value, chain} as first executed anywhere. */
   private readonly canonical = new Map<string, { value: Uint8Array; chain: number }>();
   /** (node, group) → instance → the entries executed there, for the node's current life. */
-  private readonly current = new Map<string, Map<number, Uint8Array[]>>();
+  private readonly current = new Map<string, Map<number, (Uint8Array | undefined)[]>>();
   /** (group, instance, user entry index) → the result of its first execution anywhere, rendered. */
   private readonly results = new Map<string, string>();
+  /** (node, group) → state machine → the highest instance a snapshot restored in this life covers. */
+  private readonly restoredThrough = new Map<string, Map<number, number>>();
   executions = 0;
   noopsSkipped = 0;
+  /** Acknowledged values found on a node through a snapshot it restored, not an execution. */
+  heldBySnapshot = 0;
 
   constructor(agreement: AgreementChecker, violations: Violations) {
     this.agreement = agreement;
@@ -272,6 +288,7 @@ export class ExecutionChecker {
   /** A process life started: its state machines are empty and must see instance 0 first. */
   onLifeStart(node: number, groupIndex: number): void {
     this.current.set(key(node, groupIndex), new Map());
+    this.restoredThrough.set(key(node, groupIndex), new Map());
   }
 
   /**
@@ -282,11 +299,7 @@ export class ExecutionChecker {
   onExecute(life: LifeKey, instanceId: number, value: Uint8Array, result: unknown = undefined): void {
     this.executions++;
     const lifeKey = key(life.node, life.life, life.groupIndex);
-    let progress = this.lives.get(lifeKey);
-    if (progress === undefined) {
-      progress = { nextInstanceId: 0, chain: 0, partial: null };
-      this.lives.set(lifeKey, progress);
-    }
+    const progress = this.progressOf(lifeKey);
     const where = `node ${life.node} (life ${life.life}) group ${life.groupIndex}`;
     const partial = progress.partial;
     if (partial !== null && partial.instanceId === instanceId) {
@@ -295,17 +308,21 @@ export class ExecutionChecker {
     }
     if (partial !== null) {
       this.violations.add(`${where} executed instance ${instanceId} before finishing the batch of instance ` +
-        `${partial.instanceId} (${partial.executed.length} of ${partial.expected.length} entries)`);
+        `${partial.instanceId} (${partial.position} of ${partial.expected.length} entries)`);
       return;
     }
-    // Instances in between may only be no-ops, which no state machine sees.
+    // Instances in between may only be no-ops (which no state machine sees) or values of state
+    // machines restored past them.
     for (; progress.nextInstanceId < instanceId; progress.nextInstanceId++) {
       const skipped = this.agreement.chosenValue(life.groupIndex, progress.nextInstanceId);
-      if (skipped === undefined || userEntriesOf(skipped).length > 0) {
+      const entries = skipped === undefined ? [] : userEntriesOf(skipped);
+      const at = progress.nextInstanceId;
+      if (skipped === undefined || !entries.every((entry) => this.isSkipped(progress, at, entry))) {
         this.violations.add(`${where} executed instance ${instanceId}, expected ${progress.nextInstanceId}`);
         return;
       }
-      this.noopsSkipped++;
+      if (entries.length === 0) this.noopsSkipped++;
+      else progress.chain = fullCrc32(skipped, progress.chain);
     }
     if (instanceId !== progress.nextInstanceId) {
       this.violations.add(`${where} executed instance ${instanceId} again (expected ${progress.nextInstanceId})`);
@@ -316,23 +333,55 @@ export class ExecutionChecker {
       this.violations.add(`${where} executed instance ${instanceId} before any value was chosen there`);
       return;
     }
-    progress.partial = { instanceId, expected: userEntriesOf(chosen), executed: [] };
+    const expected = userEntriesOf(chosen);
+    progress.partial = { instanceId, expected, executed: expected.map(() => undefined), position: 0 };
     this.onEntry(life, progress, value, result, where);
+  }
+
+  /**
+   * A state machine of a node's life now holds every value up to `instanceId` (its snapshot, read
+   * at start-up or installed; the digest checker vouches for its state): its values up to there are
+   * skipped from now on, and an acknowledged value among them counts as executed on that node.
+   */
+  onRestored(life: LifeKey, stateMachineId: number, instanceId: number): void {
+    const progress = this.progressOf(key(life.node, life.life, life.groupIndex));
+    progress.skipThrough.set(stateMachineId, Math.max(progress.skipThrough.get(stateMachineId) ?? -1, instanceId));
+    // An install replaces the state between instances; a batch cut short by it is not resumed.
+    if (progress.partial !== null && progress.partial.instanceId <= instanceId) progress.partial = null;
+    const restored = this.restoredThrough.get(key(life.node, life.groupIndex));
+    restored?.set(stateMachineId, Math.max(restored.get(stateMachineId) ?? -1, instanceId));
+  }
+
+  private progressOf(lifeKey: string): LifeProgress {
+    let progress = this.lives.get(lifeKey);
+    if (progress === undefined) {
+      progress = { nextInstanceId: 0, chain: 0, partial: null, skipThrough: new Map() };
+      this.lives.set(lifeKey, progress);
+    }
+    return progress;
+  }
+
+  private isSkipped(progress: LifeProgress, instanceId: number, entry: Uint8Array): boolean {
+    return instanceId <= (progress.skipThrough.get(unframeValue(entry).stateMachineId) ?? -1);
   }
 
   private onEntry(life: LifeKey, progress: LifeProgress, value: Uint8Array, result: unknown, where: string): void {
     const partial = progress.partial as NonNullable<LifeProgress['partial']>;
     const { instanceId, expected, executed } = partial;
-    const entry = expected[executed.length];
+    while (partial.position < expected.length &&
+      this.isSkipped(progress, instanceId, expected[partial.position] as Uint8Array)) partial.position++;
+    const entry = expected[partial.position];
     if (entry === undefined || !bytesEqual(entry, value)) {
-      this.violations.add(`${where} executed at instance ${instanceId} (entry ${executed.length}) a value that ` +
+      this.violations.add(`${where} executed at instance ${instanceId} (entry ${partial.position}) a value that ` +
         `is not the chosen one${entry === undefined ? ' (past the end of the batch)' : ''}`);
       return;
     }
-    this.checkResult(life.groupIndex, instanceId, executed.length, result, where);
-    executed.push(value);
+    this.checkResult(life.groupIndex, instanceId, partial.position, result, where);
+    executed[partial.position++] = value;
     this.current.get(key(life.node, life.groupIndex))?.set(instanceId, executed);
-    if (executed.length < expected.length) return;
+    while (partial.position < expected.length &&
+      this.isSkipped(progress, instanceId, expected[partial.position] as Uint8Array)) partial.position++;
+    if (partial.position < expected.length) return;
     progress.partial = null;
     progress.nextInstanceId++;
     const chosen = this.agreement.chosenValue(life.groupIndex, instanceId) as Uint8Array;
@@ -345,11 +394,24 @@ export class ExecutionChecker {
     }
   }
 
-  /** The value (or batch entry) the node executed at `instanceId` in its current life, if any. */
+  /**
+   * The value (or batch entry) the node executed at `instanceId` in its current life, if any; or,
+   * when the node holds it through a snapshot it restored (whose state the digest checker matched
+   * against the executed values), the chosen entry itself.
+   */
   executedBy(node: number, groupIndex: number, instanceId: number, batchIndex: number): Uint8Array | undefined {
     const executed = this.current.get(key(node, groupIndex))?.get(instanceId);
     const userIndex = this.userIndexOf(groupIndex, instanceId, batchIndex);
-    return executed === undefined || userIndex === undefined ? undefined : executed[userIndex];
+    if (userIndex === undefined) return undefined;
+    const here = executed?.[userIndex];
+    if (here !== undefined) return here;
+    const chosen = this.agreement.chosenValue(groupIndex, instanceId);
+    const entry = chosen === undefined ? undefined : userEntriesOf(chosen)[userIndex];
+    if (entry === undefined) return undefined;
+    const through = this.restoredThrough.get(key(node, groupIndex))?.get(unframeValue(entry).stateMachineId) ?? -1;
+    if (instanceId > through) return undefined;
+    this.heldBySnapshot++;
+    return entry;
   }
 
   /**

@@ -7,7 +7,7 @@
 import type { SeededRandom } from '../../util/random.js';
 import type { SimScheduler } from './scheduler.js';
 import type { SimNetwork } from './sim-network.js';
-import type { SimNode } from './sim-node.js';
+import type { CheckpointCrashPoint, SimNode } from './sim-node.js';
 import type { SwarmConfig } from './swarm.js';
 
 export interface FaultStats {
@@ -18,13 +18,18 @@ export interface FaultStats {
   crashesDuringWrite: number;
   masterDrops: number;
   membershipProposals: number;
+  /** Crashes that struck during a snapshot save, a checkpoint transfer or an install. */
+  checkpointCrashes: number;
 }
+
+const CHECKPOINT_CRASH_POINTS: readonly CheckpointCrashPoint[] = ['save', 'install', 'send', 'receive'];
 
 export type PartitionShape = 'isolate' | 'split' | 'one-way' | 'bridge' | 'ring';
 
 export class FaultInjector {
   readonly stats: FaultStats = {
     crashes: 0, restarts: 0, partitions: 0, pauses: 0, crashesDuringWrite: 0, masterDrops: 0, membershipProposals: 0,
+    checkpointCrashes: 0,
   };
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
@@ -156,6 +161,19 @@ export class FaultInjector {
     const roll = this.random.float();
     // Most crashed nodes come back soon; some stay down long enough to fall far behind.
     const longOutage = !mustRestart && this.random.chance(0.1);
+    const checkpoints = this.config.checkpoints;
+    // Drawn only in runs with checkpoints, so that the others keep their fault schedule.
+    if (!mustRestart && checkpoints !== null && this.random.chance(checkpoints.crashChance)) {
+      const target = this.random.pick(up);
+      const point = this.random.pick(CHECKPOINT_CRASH_POINTS);
+      target.crashDuringCheckpoint(point, () => {
+        if (!this.active) return;
+        this.stats.checkpointCrashes++;
+        this.trace(`n${target.id} crashes during checkpoint step ${point}`);
+        this.crash(target, longOutage);
+      });
+      return;
+    }
     if (!mustRestart && roll < 0.4) {
       // Power loss while a write is in flight: the reply that depends on it must not have left.
       const target = this.random.pick(up);

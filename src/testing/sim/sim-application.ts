@@ -8,6 +8,7 @@ import type { StateMachine } from '../../runtime/interfaces.js';
 import { utf8 } from '../../util/bytes.js';
 import type { SeededRandom } from '../../util/random.js';
 import type { AgreementChecker } from './checkers.js';
+import { DigestStateMachine, type SnapshotHost } from './digest-state-machine.js';
 import type { SimNode } from './sim-node.js';
 
 /** One process life of one node, as the state machine factory sees it. */
@@ -22,13 +23,18 @@ export interface SimProposal {
 }
 
 export interface SimApplication {
-  /** A fresh set of state machines for one group of one process life (they start empty). */
-  stateMachines(groupIndex: number, process: SimProcess): readonly StateMachine[];
+  /**
+   * A fresh set of state machines for one group of one process life (they start empty). With
+   * checkpoints on, `snapshots` is where they keep durable snapshots (and they start from them).
+   */
+  stateMachines(groupIndex: number, process: SimProcess, snapshots?: SnapshotHost): readonly StateMachine[];
   /**
    * The next value a client of `node` proposes to a group. `random` is the workload's stream;
    * `label` is 'v' for the load and 'probe' for the liveness probe.
    */
   nextProposal(random: SeededRandom, node: SimNode, groupIndex: number, label: string, sequence: number): SimProposal;
+  /** Its state machines keep snapshots when given a SnapshotHost (runs may then enable checkpoints). */
+  readonly keepsSnapshots?: boolean;
   /**
    * After the liveness phase, when nothing failed before: a last invariant over the nodes (all up
    * and caught up). Returns a violation, or undefined.
@@ -41,14 +47,17 @@ const BUILT_IN_STATE_MACHINE_IDS = [1, 2] as const;
 
 /**
  * The simulator's own application: unique payloads, or (`distinctValues` set) a handful proposed
- * over and over from every node, each to one of two echo state machines.
+ * over and over from every node, each to one of two echo state machines (with checkpoints on,
+ * echo machines that keep snapshots: digest-state-machine.ts).
  */
 export function builtInApplication(distinctValues: number | null): SimApplication {
   return {
-    stateMachines: () => BUILT_IN_STATE_MACHINE_IDS.map((id) => ({
-      id,
-      execute: ({ value }) => Buffer.from(value).toString('latin1'),
-    })),
+    keepsSnapshots: true,
+    stateMachines: (groupIndex, _process, snapshots) => BUILT_IN_STATE_MACHINE_IDS.map((id) => (
+      snapshots === undefined ? {
+        id,
+        execute: ({ value }: { value: Uint8Array }) => Buffer.from(value).toString('latin1'),
+      } : new DigestStateMachine(id, groupIndex, snapshots))),
     nextProposal: (random, node, groupIndex, label, sequence) => {
       // The draws come in this order since the first seeds were recorded: keep it, or traces change.
       const stateMachineId = random.pick(BUILT_IN_STATE_MACHINE_IDS);

@@ -20,6 +20,15 @@ export interface SimSummary {
   masterChanges: number;
   masterDrops: number;
   membershipChanges: number;
+  /** Seeds with checkpoints on, snapshot saves (durable), checkpoints sent and installed, checks. */
+  checkpointSeeds: number;
+  snapshotsSaved: number;
+  checkpointsSent: number;
+  checkpointsInstalled: number;
+  checkpointCrashes: number;
+  restoresChecked: number;
+  statesCompared: number;
+  ackedViaSnapshot: number;
   simulatedSeconds: number;
   wallSeconds: number;
   seedsPerSecond: number;
@@ -33,6 +42,8 @@ export function emptySummary(canary: CanaryName | null): SimSummary {
     crashesDuringWrite: 0,
     partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, messagesByKind: {},
     proposalsChosen: 0, masterChanges: 0, masterDrops: 0, membershipChanges: 0,
+    checkpointSeeds: 0, snapshotsSaved: 0, checkpointsSent: 0, checkpointsInstalled: 0, checkpointCrashes: 0,
+    restoresChecked: 0, statesCompared: 0, ackedViaSnapshot: 0,
     simulatedSeconds: 0, wallSeconds: 0, seedsPerSecond: 0, instancesPerSecond: 0, canary,
   };
 }
@@ -60,6 +71,14 @@ export function addRun(summary: SimSummary, run: SimRunResult): void {
   summary.masterChanges += run.masterChanges;
   summary.masterDrops += run.faults.masterDrops;
   summary.membershipChanges += run.membershipChanges;
+  if (run.config.includes('checkpoints=')) summary.checkpointSeeds++;
+  summary.snapshotsSaved += run.checkpoints.saved;
+  summary.checkpointsSent += run.checkpoints.sent;
+  summary.checkpointsInstalled += run.checkpoints.installed;
+  summary.checkpointCrashes += run.faults.checkpointCrashes;
+  summary.restoresChecked += run.checkpoints.restoresChecked;
+  summary.statesCompared += run.checkpoints.statesCompared;
+  summary.ackedViaSnapshot += run.checkpoints.ackedViaSnapshot;
   summary.simulatedSeconds += run.simulatedMs / 1000;
 }
 

@@ -19,18 +19,21 @@ import { SimNetwork, type NetworkStats } from './sim-network.js';
 import { SimNode, type SimNodeOptions } from './sim-node.js';
 import { MasterLeaseChecker } from './master-lease-checker.js';
 import { builtInApplication, type SimApplication } from './sim-application.js';
-import { chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
+import { SnapshotShelf } from './snapshot-shelf.js';
+import { compareFinalStates, StateDigestChecker } from './state-digest-checker.js';
+import { chooseCheckpoints, chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
 import { Workload, type WorkloadStats } from './workload.js';
 
 /** Deliberate bugs that the checkers must catch (see `npm run sim -- --canary NAME`). */
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
+  'clean-before-checkpoint-durable',
 ] as const;
 /** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
-  'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
+  'master-ignores-drift', 'own-by-bytes', 'repropose-chosen', 'clean-before-checkpoint-durable',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -54,6 +57,8 @@ export interface SimRunResult {
   readonly masterChanges: number;
   /** Membership changes chosen and applied. */
   readonly membershipChanges: number;
+  /** Checkpoints (all zero in runs without them). */
+  readonly checkpoints: CheckpointStats;
   readonly faults: FaultStats;
   readonly network: NetworkStats;
   readonly workload: WorkloadStats;
@@ -63,6 +68,21 @@ export interface SimRunResult {
   /** A hash of every message sent and every trace line: equal for two runs of one seed. */
   readonly traceHash: string;
   readonly trace: readonly string[];
+}
+
+export interface CheckpointStats {
+  /** Snapshot saves issued, and those that became durable. */
+  readonly saves: number;
+  readonly saved: number;
+  /** Checkpoints sent to a peer and installed (PaxosNode metrics, over every life). */
+  readonly sent: number;
+  readonly installed: number;
+  /** Snapshot states the digest checker matched: taken at start-up, and installed. */
+  readonly restoresChecked: number;
+  /** Executions whose state the digest checker compared with another node's or life's. */
+  readonly statesCompared: number;
+  /** Acknowledged values found on a node through a restored snapshot rather than an execution. */
+  readonly ackedViaSnapshot: number;
 }
 
 /** Bound on the liveness phase: after healing, the cluster must decide and converge within it. */
@@ -83,8 +103,9 @@ export async function runSimulation(
 ): Promise<SimRunResult> {
   const started = performance.now();
   const random = new SeededRandom(options.seed);
-  const config = chooseSwarm(random);
-  const application = makeApplication(config);
+  const chosen = chooseSwarm(random);
+  const application = makeApplication(chosen);
+  const config = checkpointsFor(chosen, application, options);
   const scheduler = new SimScheduler();
   const violations = new Violations();
   const traceLines: string[] = [];
@@ -100,6 +121,8 @@ export async function runSimulation(
   const agreement = new AgreementChecker(members, violations);
   const executions = new ExecutionChecker(agreement, violations);
   const leases = new MasterLeaseChecker(violations);
+  const digests = new StateDigestChecker(violations);
+  const shelves: SnapshotShelf[] = [];
   const kindIndex = new Map(MESSAGE_KINDS.map((kind, index) => [kind, index]));
   const tap = (groupIndex: number, to: number, message: PaxosMessage): void => {
     mix(kindIndex.get(message.kind) ?? -1);
@@ -124,6 +147,12 @@ export async function runSimulation(
     executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases, agreement,
     master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
     coreFaults, driverFaults, trace,
+    ...(config.checkpoints === null ? {} : {
+      checkpoints: {
+        settings: config.checkpoints, random: new SeededRandom(options.seed * 977 + id * 7919 + 0x3d),
+        shelf: shelfFor(shelves), digests, reportBeforeDurable: options.canary === 'clean-before-checkpoint-durable',
+      },
+    }),
     onFatal: (error) => violations.add(`node ${id} failed: ${error instanceof Error ? error.stack : String(error)}`),
     onViolation: (message) => violations.add(message),
     onHalt: (node, groupIndex, reason) => {
@@ -179,6 +208,7 @@ export async function runSimulation(
   }
   if (!withinBudget) violations.add(`event budget of ${EVENT_BUDGET} exhausted: livelock or runaway timer`);
   if (!violations.any) checkAcknowledged(nodes, workload, executions, violations);
+  if (!violations.any && config.checkpoints !== null) compareFinalStates(nodes, config.groupCount, digests);
   if (!violations.any && application.finalCheck !== undefined) {
     const failure = await application.finalCheck(nodes, agreement);
     if (failure !== undefined) violations.add(failure);
@@ -188,10 +218,41 @@ export async function runSimulation(
     seed: options.seed, ok: !violations.any, violations: violations.list, config: describeSwarm(config),
     instancesChosen: agreement.chosenCount, noopsChosen: agreement.noopsChosen, executions: executions.executions,
     masterChanges: leases.masterChanges, membershipChanges: agreement.membershipChanges,
+    checkpoints: {
+      saves: shelves.reduce((sum, shelf) => sum + shelf.saves, 0),
+      saved: shelves.reduce((sum, shelf) => sum + shelf.saved, 0),
+      sent: nodes.reduce((sum, node) => sum + node.checkpointTotals().sent, 0),
+      installed: nodes.reduce((sum, node) => sum + node.checkpointTotals().installed, 0),
+      restoresChecked: digests.restoredAtStart + digests.installed,
+      statesCompared: digests.compared + digests.finalCompared,
+      ackedViaSnapshot: executions.heldBySnapshot,
+    },
     faults: faults.stats,
     network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
     wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
   };
+}
+
+/**
+ * Checkpoints run only with state machines that keep snapshots (the simulator's own); the canary
+ * that breaks them needs them in every seed.
+ */
+function checkpointsFor(config: SwarmConfig, application: SimApplication, options: SimRunOptions): SwarmConfig {
+  // The rare canary is pinned to a seed found before checkpoints existed: its run must stay as recorded.
+  if (application.keepsSnapshots !== true || options.canary === 'learn-next-by-ballot') {
+    return { ...config, checkpoints: null };
+  }
+  if (options.canary === 'clean-before-checkpoint-durable' && config.checkpoints === null) {
+    return { ...config, checkpoints: chooseCheckpoints(options.seed, true) };
+  }
+  return config;
+}
+
+/** A new node's snapshot shelf (it outlives the node's processes), kept for the run's counts. */
+function shelfFor(shelves: SnapshotShelf[]): SnapshotShelf {
+  const shelf = new SnapshotShelf();
+  shelves.push(shelf);
+  return shelf;
 }
 
 function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults; driverFaults?: DriverFaults } {
@@ -206,6 +267,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'learn-next-by-ballot': return { coreFaults: { learnNextByBallotOnly: true } };
     case 'own-by-bytes': return { coreFaults: { ownByBytes: true } };
     case 'master-ignores-drift': return {}; // applied to the master managers, not the core
+    case 'clean-before-checkpoint-durable': return {}; // applied to the simulator's state machines
   }
 }
 

@@ -48,6 +48,22 @@ export interface SwarmConfig {
   readonly distinctValues: number | null;
   readonly clientGapMs: number;
   readonly proposeTimeoutMs: number;
+  /**
+   * Checkpoints (null: off, every life replays the log from 0): state machines save durable
+   * snapshots about every `snapshotGapMs` (each save taking up to `saveMs`), the node's log cleaner
+   * deletes the log below them less `holdInstances` every `cleanIntervalMs`, and nodes that fall
+   * behind every peer's log install a peer's snapshot. `crashChance` is the share of crashes aimed
+   * at a snapshot save, a transfer or an install.
+   */
+  readonly checkpoints: CheckpointSettings | null;
+}
+
+export interface CheckpointSettings {
+  readonly snapshotGapMs: number;
+  readonly saveMs: number;
+  readonly holdInstances: number;
+  readonly cleanIntervalMs: number;
+  readonly crashChance: number;
 }
 
 export function chooseSwarm(random: SeededRandom): SwarmConfig {
@@ -106,6 +122,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     distinctValues: duplicates,
     clientGapMs: random.pick([5, 20, 80, 250]),
     proposeTimeoutMs: random.pick([2_000, 5_000, 10_000]),
+    checkpoints: chooseCheckpoints(random.seed),
   };
 }
 
@@ -118,7 +135,9 @@ export function describeSwarm(config: SwarmConfig): string {
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
     `disk=${config.disk.latencyMinMs}-${config.disk.latencyMaxMs}ms writeErrors=${config.disk.writeErrorRate} ` +
     `safety=${config.safetyMs}ms faultGap=${config.faultGapMs}ms clients=${config.clientConcurrency}` +
-    `@${config.proposingNodes} values=${config.distinctValues ?? 'unique'}`;
+    `@${config.proposingNodes} values=${config.distinctValues ?? 'unique'}` +
+    (config.checkpoints === null ? '' : ` checkpoints=${config.checkpoints.snapshotGapMs}ms/` +
+      `hold${config.checkpoints.holdInstances}/clean${config.checkpoints.cleanIntervalMs}ms`);
 }
 
 /**
@@ -168,4 +187,21 @@ function chooseFollower(seed: number, nodeCount: number): SwarmConfig['follower'
 function chooseDistinctValues(seed: number): number | null {
   const random = new SeededRandom(seed * 22695477 + 0x1d0f);
   return random.chance(0.35) ? random.pick([1, 2, 4]) : null;
+}
+
+/**
+ * Checkpoints with aggressive log cleaning in about 40% of the seeds, from their own stream. The
+ * hold is small, so a node that is down or cut off for a few seconds falls behind every peer's log
+ * and must install a snapshot.
+ */
+export function chooseCheckpoints(seed: number, always = false): CheckpointSettings | null {
+  const random = new SeededRandom(seed * 31337 + 0x4c1e);
+  if (!random.chance(0.4) && !always) return null;
+  return {
+    snapshotGapMs: random.pick([200, 600, 1_500]),
+    saveMs: random.pick([2, 10, 40]),
+    holdInstances: random.pick([0, 2, 10, 40]),
+    cleanIntervalMs: random.pick([50, 200, 500]),
+    crashChance: random.pick([0.2, 0.4]),
+  };
 }
