@@ -43,10 +43,12 @@ async function localValue(endpoint: string, key: string): Promise<string | null>
   return (await reply.json() as { value: string }).value;
 }
 
-async function until(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
+async function until(check: () => Promise<boolean>, what: string | (() => string), ms: number): Promise<void> {
   const deadline = performance.now() + ms;
   while (!(await check())) {
-    if (performance.now() > deadline) assert.fail(`timed out after ${ms} ms waiting until ${what}`);
+    if (performance.now() > deadline) {
+      assert.fail(`timed out after ${ms} ms waiting until ${typeof what === 'string' ? what : what()}`);
+    }
     await sleep(100);
   }
 }
@@ -102,12 +104,14 @@ test('a node killed while the others write past its log comes back through a sna
     const survivors = cluster.endpoints.filter((endpoint) => endpoint !== victimEndpoint);
     await write(new KvClient({ endpoints: survivors, timeoutMs: 5_000 }), acked, 'away', 300);
     await waitCleanedPast(survivors, victimAt);
+    const before = JSON.stringify(await Promise.all(survivors.map(async (endpoint) => (await status(endpoint))?.groups[0])));
 
-    const restarted = spawnCli(victim.argv.slice(2), { ipc: true });
+    const restarted = spawnCli([...victim.argv.slice(2), '--verbose'], { ipc: true });
     track.push(restarted);
     await restarted.waitFor(/"event":"started"/, 15_000);
     await until(async () => await metric(victimEndpoint, 'multipaxos_checkpoints_installed_total') >= 1,
-      'node 3 installed a checkpoint', 30_000);
+      () => `node 3 (at ${victimAt}) installed a checkpoint (survivors: ${before}; its log: ` +
+        `${restarted.stderr().slice(-3_000)})`, 30_000);
     await write(client, acked, 'after', 30);
     await assertEverywhere(cluster.endpoints, acked);
   });
