@@ -54,7 +54,9 @@ async function until(check: () => Promise<boolean>, what: string | (() => string
 }
 
 /** Writes keys k0..k{keys-1} round after round; returns the last acknowledged value of each. */
-async function write(client: KvClient, acked: Map<string, string>, label: string, count: number, keys = 60): Promise<void> {
+async function write(
+  client: KvClient, acked: Map<string, string>, label: string, count: number, keys = 60,
+): Promise<void> {
   for (let i = 0; i < count; i++) {
     const key = `k${i % keys}`;
     const value = `${label}-${i}`;
@@ -104,7 +106,8 @@ test('a node killed while the others write past its log comes back through a sna
     const survivors = cluster.endpoints.filter((endpoint) => endpoint !== victimEndpoint);
     await write(new KvClient({ endpoints: survivors, timeoutMs: 5_000 }), acked, 'away', 300);
     await waitCleanedPast(survivors, victimAt);
-    const before = JSON.stringify(await Promise.all(survivors.map(async (endpoint) => (await status(endpoint))?.groups[0])));
+    const before = JSON.stringify(await Promise.all(survivors.map(async (endpoint) =>
+      (await status(endpoint))?.groups[0])));
 
     const restarted = spawnCli([...victim.argv.slice(2), '--verbose'], { ipc: true });
     track.push(restarted);
