@@ -11,6 +11,9 @@ import {
   valuesOf,
 } from './helpers.js';
 
+/** The teacher's window as these scenarios count it (the default is larger; its edges show in 21). */
+const SMALL_WINDOW = { teachAckLead: 21, learnAckLead: 4 };
+
 /** n1 proposes `count` values while `isolated` nodes are cut off; returns the values. */
 function chooseWhileCutOff(h: CoreHarness, count: number, isolated: readonly number[], prefix = 'v'): string[] {
   const values = Array.from({ length: count }, (_, index) => `${prefix}${index}`);
@@ -19,7 +22,7 @@ function chooseWhileCutOff(h: CoreHarness, count: number, isolated: readonly num
 }
 
 test('a learner far behind catches up: askForLearn -> sendNowInstanceId -> confirm -> acked learnValue stream', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const values = chooseWhileCutOff(h, 30, [3]);
   assertExecuted(h, [1, 2], values);
   assert.deepEqual(h.executedValues(3), []);
@@ -68,7 +71,7 @@ test('a learner far behind catches up: askForLearn -> sendNowInstanceId -> confi
 });
 
 test('the one-behind shortcut: a teacher busy with another learner sends a single unacked learnValue', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   // n3 is cut off for 31 instances (more than one stream window, so its session lasts); n2 takes
   // part in all of them but misses the last notification.
   const values = chooseWhileCutOff(h, 30, [3]);
@@ -107,7 +110,7 @@ test('the one-behind shortcut: a teacher busy with another learner sends a singl
 });
 
 test('when its lock is free, a teacher answers a one-behind node with the normal protocol', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   proposeAndSettle(h, 1, 'v0');
   h.propose(1, 'v1');
   h.deliver({ kind: 'accept' });
@@ -125,7 +128,7 @@ test('when its lock is free, a teacher answers a one-behind node with the normal
 
 test('chosen notification with another ballot: a node that accepted a different ballot does not learn from ' +
   'it and catches up otherwise', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const a = h.propose(1, 'A');
   h.deliver({ kind: 'prepare', from: 1 });
   h.deliver({ kind: 'prepareReply', to: 1 });
@@ -159,7 +162,7 @@ test('chosen notification with another ballot: a node that accepted a different 
 });
 
 test('an accept for now+1 means now was chosen: a node that missed the chosen message learns from it', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   h.propose(1, 'A');
   h.deliver({ kind: 'prepare' });
   h.deliver({ kind: 'prepareReply' });
@@ -185,7 +188,7 @@ test('an accept for now+1 means now was chosen: a node that missed the chosen me
 });
 
 test('messages for a future instance are buffered, then applied once the node gets there', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   h.propose(1, 'A');
   h.deliver({ kind: 'prepare' });
   h.deliver({ kind: 'prepareReply' });
@@ -219,7 +222,7 @@ test('messages for a future instance are buffered, then applied once the node ge
 });
 
 test('duplicated and reordered delivery is harmless', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const tokens: [number, number][] = [];
   for (const [id, value] of [[1, 'A'], [1, 'B'], [2, 'C'], [3, 'D'], [1, 'E']] as const) {
     tokens.push([id, h.propose(id, value)]);
@@ -243,7 +246,7 @@ test('duplicated and reordered delivery is harmless', () => {
 });
 
 test('a duplicated promise or accept is counted once', () => {
-  const h = new CoreHarness({ nodes: 5 });
+  const h = new CoreHarness({ nodes: 5, timing: SMALL_WINDOW });
   const token = h.propose(1, 'A');
   h.deliver({ kind: 'prepare', to: 2 });
   h.duplicate({ kind: 'prepareReply', from: 2 });
@@ -268,7 +271,7 @@ test('a duplicated promise or accept is counted once', () => {
 });
 
 test('a learner keeps catching up while new values are chosen during its stream', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const values = chooseWhileCutOff(h, 25, [3]);
   h.tick(3000);
   h.drop({ kind: 'askForLearn', from: 3, to: 2 });
@@ -297,7 +300,7 @@ test('a learner keeps catching up while new values are chosen during its stream'
 });
 
 test('the teacher crashes mid-stream: the learner later finishes with another teacher', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const values = chooseWhileCutOff(h, 30, [3]);
   h.tick(3000);
   h.drop({ kind: 'askForLearn', from: 3, to: 2 });
@@ -320,7 +323,7 @@ test('the teacher crashes mid-stream: the learner later finishes with another te
 });
 
 test('lost acks stall a stream only until the learner asks again', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const values = chooseWhileCutOff(h, 50, [3]);
   h.tick(3000);
   h.drop({ kind: 'askForLearn', from: 3, to: 2 });
@@ -343,7 +346,7 @@ test('lost acks stall a stream only until the learner asks again', () => {
 });
 
 test('a stream delivered twice and in reverse order still teaches every value once, in order', () => {
-  const h = new CoreHarness({ nodes: 3 });
+  const h = new CoreHarness({ nodes: 3, timing: SMALL_WINDOW });
   const values = chooseWhileCutOff(h, 15, [3]);
   h.tick(3000);
   h.drop({ kind: 'askForLearn', from: 3, to: 2 });
@@ -360,7 +363,7 @@ test('a stream delivered twice and in reverse order still teaches every value on
 });
 
 test('a proposer whose own acceptor refused its accept learns its chosen value at once', () => {
-  const h = new CoreHarness({ nodes: 5 });
+  const h = new CoreHarness({ nodes: 5, timing: SMALL_WINDOW });
   const a = h.propose(1, 'A');
   h.deliver({ kind: 'prepare', from: 1 });
   // n5 prepares 1.5 at n1 only: n1's acceptor now refuses n1's own ballot 1.1.
