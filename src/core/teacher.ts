@@ -22,6 +22,9 @@ interface TeachingSession {
   lastActivityAt: number;
 }
 
+/** Log reads a teacher keeps requested beyond the values it has sent (see `pump`). */
+const READS_IN_FLIGHT = 32;
+
 export class Teacher {
   private readonly context: GroupContext;
   private session: TeachingSession | null = null;
@@ -99,13 +102,20 @@ export class Teacher {
       checksum: record.checksum, needAck: true,
     });
     if (session.nextToSend >= this.context.instanceId) this.endSession(true);
+    else this.pump();
   }
 
-  /** Request more values from the log while the ack window allows. */
+  /**
+   * Request more values from the log while the ack window allows, at most READS_IN_FLIGHT ahead of
+   * what was sent: a Ready's reads are awaited before the group handles its next Ready, so a
+   * whole window read at once on a slow disk would hold this node's own consensus work for seconds
+   * (simulator seed 1326). Each value sent tops the reads up again.
+   */
   pump(): void {
     const session = this.session;
     if (session === null || !session.confirmed) return;
-    const limit = Math.min(this.context.instanceId, session.ackedInstanceId + this.ackLead);
+    const limit = Math.min(this.context.instanceId, session.ackedInstanceId + this.ackLead,
+      session.nextToSend + READS_IN_FLIGHT);
     while (session.nextToRead < limit) this.context.outbox.read(session.nextToRead++);
   }
 

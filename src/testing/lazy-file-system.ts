@@ -40,10 +40,27 @@ interface Extent {
   readonly data: Buffer;
 }
 
-/** The unsynced data of one file: non-overlapping extents in offset order. */
+function layExtents(extents: readonly Extent[], target: Buffer, position: number): void {
+  const end = position + target.length;
+  for (const { offset, data } of extents) {
+    const from = Math.max(offset, position);
+    const to = Math.min(offset + data.length, end);
+    if (from < to) data.copy(target, from - position, from - offset, to - offset);
+  }
+}
+
+function extentsEnd(extents: readonly Extent[]): number {
+  const last = extents[extents.length - 1];
+  return last === undefined ? 0 : last.offset + last.data.length;
+}
+
+/**
+ * The unsynced data of one file: non-overlapping extents in offset order. The array is replaced,
+ * never changed in place, so a reader may keep the one it saw.
+ */
 class Overlay {
-  extents: Extent[] = [];
-  /** Bumped whenever synced extents are dropped, so a read that straddled a flush can retry. */
+  extents: readonly Extent[] = [];
+  /** Bumped whenever extents are dropped (a flush, a crash): whole-file reads retry across one. */
   generation = 0;
 
   write(offset: number, data: Uint8Array): void {
@@ -67,17 +84,11 @@ class Overlay {
 
   /** Lay the overlay over `target`, which holds the file's bytes from `position`. */
   apply(target: Buffer, position: number): void {
-    const end = position + target.length;
-    for (const { offset, data } of this.extents) {
-      const from = Math.max(offset, position);
-      const to = Math.min(offset + data.length, end);
-      if (from < to) data.copy(target, from - position, from - offset, to - offset);
-    }
+    layExtents(this.extents, target, position);
   }
 
   end(): number {
-    const last = this.extents[this.extents.length - 1];
-    return last === undefined ? 0 : last.offset + last.data.length;
+    return extentsEnd(this.extents);
   }
 
   /** Drop extents that have reached the real file (by identity: later writes stay). */
@@ -210,17 +221,23 @@ class LazyFileHandle implements FileHandle {
     this.overlay.write(position, data);
   }
 
+  /**
+   * The real file's bytes with the overlay laid over them. The overlay as it was when the read
+   * began is laid first, then the overlay as it is: extents flushed to the real file while the
+   * read was under way (which the real read may have missed) are in the first, writes made since in
+   * the second. (This used to retry whenever a flush happened during the read; with reads issued
+   * many at once and a flush on every durable write, a read could then retry forever.)
+   */
   async read(length: number, position: number): Promise<Buffer> {
-    for (;;) {
-      const generation = this.overlay.generation;
-      const end = Math.min(position + length, Math.max(await this.inner.size(), this.overlay.end()));
-      if (end <= position) return Buffer.alloc(0);
-      const bytes = Buffer.alloc(end - position);
-      (await this.inner.read(end - position, position)).copy(bytes);
-      if (this.overlay.generation !== generation) continue;
-      this.overlay.apply(bytes, position);
-      return bytes;
-    }
+    const before = this.overlay.extents;
+    const overlayEnd = Math.max(this.overlay.end(), extentsEnd(before));
+    const end = Math.min(position + length, Math.max(await this.inner.size(), overlayEnd, this.overlay.end()));
+    if (end <= position) return Buffer.alloc(0);
+    const bytes = Buffer.alloc(end - position);
+    (await this.inner.read(end - position, position)).copy(bytes);
+    layExtents(before, bytes, position);
+    this.overlay.apply(bytes, position);
+    return bytes;
   }
 
   /** Write the overlay back page by page (in file order, or reversed), then fdatasync the real file. */

@@ -112,9 +112,16 @@ test('a node killed while the others write past its log comes back through a sna
     const restarted = spawnCli([...victim.argv.slice(2), '--verbose'], { ipc: true });
     track.push(restarted);
     await restarted.waitFor(/"event":"started"/, 15_000);
-    await until(async () => await metric(victimEndpoint, 'multipaxos_checkpoints_installed_total') >= 1,
-      () => `node 3 (at ${victimAt}) installed a checkpoint (survivors: ${before}; its log: ` +
-        `${restarted.stderr().slice(-3_000)})`, 30_000);
+    let catchUp = '';
+    await until(async () => {
+      if (await metric(victimEndpoint, 'multipaxos_checkpoints_installed_total') >= 1) return true;
+      catchUp = JSON.stringify(await Promise.all(cluster.endpoints.map(async (endpoint) => [
+        await metric(endpoint, 'multipaxos_catchup_values_sent_total'),
+        await metric(endpoint, 'multipaxos_catchup_values_received_total'),
+        await metric(endpoint, 'multipaxos_min_chosen_instance')])));
+      return false;
+    }, () => `node 3 (at ${victimAt}) installed a checkpoint (survivors: ${before}; sent, received, min: ` +
+      `${catchUp}; its log: ${restarted.stderr().slice(-3_000)})`, 30_000);
     await write(client, acked, 'after', 30);
     await assertEverywhere(cluster.endpoints, acked);
   });
@@ -179,7 +186,15 @@ test('kill -9 of a receiver in the middle of an install: it restarts into one st
     track.push(interrupted);
     const deadline = performance.now() + 30_000;
     while (!/checkpoint received; installing/.test(interrupted.stderr())) {
-      if (performance.now() > deadline) assert.fail(`no install began; stderr:\n${interrupted.stderr()}`);
+      if (performance.now() > deadline) {
+        const catchUp = JSON.stringify(await Promise.all(cluster.endpoints.map(async (endpoint) => [
+          await metric(endpoint, 'multipaxos_catchup_values_sent_total').catch(() => NaN),
+          await metric(endpoint, 'multipaxos_catchup_values_received_total').catch(() => NaN),
+          await metric(endpoint, 'multipaxos_min_chosen_instance').catch(() => NaN),
+          (await status(endpoint))?.groups[0]?.nowInstanceId])));
+        assert.fail(`no install began (node 2 was at ${victimAt}; sent, received, min, now: ${catchUp}); ` +
+          `stderr:\n${interrupted.stderr()}`);
+      }
       await sleep(2);
     }
     interrupted.child.kill('SIGKILL');
