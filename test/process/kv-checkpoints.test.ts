@@ -52,7 +52,9 @@ async function until(check: () => Promise<boolean>, what: string, ms: number): P
 }
 
 /** Writes keys k0..k{keys-1} round after round; returns the last acknowledged value of each. */
-async function write(client: KvClient, acked: Map<string, string>, label: string, count: number, keys = 60): Promise<void> {
+async function write(
+  client: KvClient, acked: Map<string, string>, label: string, count: number, keys = 60,
+): Promise<void> {
   for (let i = 0; i < count; i++) {
     const key = `k${i % keys}`;
     const value = `${label}-${i}`;
