@@ -237,7 +237,7 @@ async function inspectGroup(store: FileLogStore, directory: string, groupIndex: 
     maxInstance: (await store.maxInstanceId(groupIndex)) ?? null,
     records: 0,
     chain: { linksChecked: 0, unknown: 0, breaks: 0, firstBreak: null },
-    pendingCheckpoint: (await store.pendingCheckpoint(groupIndex)) ?? null,
+    pendingCheckpoint: (await store.pendingCheckpoint(groupIndex))?.instanceId ?? null,
     kvSnapshots: await reportKvSnapshots(directory, groupIndex),
   };
   if (!json) out.line(`group ${groupIndex}`);

@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import type { AcceptorRecord } from '../core/ready.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
-import { SILENT_LOGGER, type LogStore, type Logger } from '../runtime/interfaces.js';
+import { SILENT_LOGGER, type LogStore, type Logger, type PendingCheckpoint } from '../runtime/interfaces.js';
 import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-system.js';
 import {
   decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES,
@@ -238,14 +238,14 @@ export class FileLogStore implements LogStore {
     });
   }
 
-  async pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+  async pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined> {
     this.assertOpen();
     return this.groupMeta(groupIndex).pendingCheckpoint;
   }
 
-  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
+  setPendingCheckpoint(groupIndex: number, pending: PendingCheckpoint | undefined): Promise<void> {
     return this.updateMeta(groupIndex, (meta) => {
-      meta.pendingCheckpoint = instanceId;
+      meta.pendingCheckpoint = pending;
     });
   }
 

@@ -3,7 +3,7 @@
  * from elsewhere. It survives nothing; use the file store for real deployments.
  */
 import type { AcceptorRecord } from '../core/ready.js';
-import type { LogStore } from '../runtime/interfaces.js';
+import type { LogStore, PendingCheckpoint } from '../runtime/interfaces.js';
 
 interface GroupLog {
   readonly records: Map<number, AcceptorRecord>;
@@ -11,7 +11,7 @@ interface GroupLog {
   minChosenInstanceId: number;
   systemVariables: Uint8Array | undefined;
   masterVariables: Uint8Array | undefined;
-  pendingCheckpoint: number | undefined;
+  pendingCheckpoint: PendingCheckpoint | undefined;
 }
 
 export class MemoryLogStore implements LogStore {
@@ -68,12 +68,12 @@ export class MemoryLogStore implements LogStore {
     this.group(groupIndex).masterVariables = value.slice();
   }
 
-  async pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+  async pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined> {
     return this.group(groupIndex).pendingCheckpoint;
   }
 
-  async setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
-    this.group(groupIndex).pendingCheckpoint = instanceId;
+  async setPendingCheckpoint(groupIndex: number, pending: PendingCheckpoint | undefined): Promise<void> {
+    this.group(groupIndex).pendingCheckpoint = pending;
   }
 
   async clear(groupIndex: number): Promise<void> {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { FileSystem } from './file-system.js';
+import type { PendingCheckpoint } from '../runtime/interfaces.js';
 
 export interface GroupMeta {
   /** Incremented by `clear`: records written under an older epoch are dead. */
@@ -16,7 +17,7 @@ export interface GroupMeta {
   systemVariables: Uint8Array | undefined;
   masterVariables: Uint8Array | undefined;
   /** A checkpoint install under way (see LogStore.pendingCheckpoint). */
-  pendingCheckpoint: number | undefined;
+  pendingCheckpoint: PendingCheckpoint | undefined;
 }
 
 export const META_FILE = 'meta';
@@ -30,6 +31,8 @@ interface MetaJson {
     systemVariables?: string;
     masterVariables?: string;
     pendingCheckpoint?: number;
+    pendingSystemVariables?: string;
+    pendingMasterVariables?: string;
   }>;
 }
 
@@ -63,7 +66,11 @@ export async function readMeta(fs: FileSystem, directory: string): Promise<Map<n
       minChosenInstanceId: value.minChosenInstanceId,
       systemVariables: value.systemVariables === undefined ? undefined : Buffer.from(value.systemVariables, 'base64'),
       masterVariables: value.masterVariables === undefined ? undefined : Buffer.from(value.masterVariables, 'base64'),
-      pendingCheckpoint: value.pendingCheckpoint,
+      pendingCheckpoint: value.pendingCheckpoint === undefined ? undefined : {
+        instanceId: value.pendingCheckpoint,
+        systemVariables: fromBase64(value.pendingSystemVariables),
+        masterVariables: fromBase64(value.pendingMasterVariables),
+      },
     });
   }
   return groups;
@@ -79,7 +86,13 @@ export async function writeMeta(
       minChosenInstanceId: meta.minChosenInstanceId,
       ...(meta.systemVariables === undefined ? {} : { systemVariables: Buffer.from(meta.systemVariables).toString('base64') }),
       ...(meta.masterVariables === undefined ? {} : { masterVariables: Buffer.from(meta.masterVariables).toString('base64') }),
-      ...(meta.pendingCheckpoint === undefined ? {} : { pendingCheckpoint: meta.pendingCheckpoint }),
+      ...(meta.pendingCheckpoint === undefined ? {} : { pendingCheckpoint: meta.pendingCheckpoint.instanceId }),
+      ...(meta.pendingCheckpoint?.systemVariables === undefined ? {} : {
+        pendingSystemVariables: Buffer.from(meta.pendingCheckpoint.systemVariables).toString('base64'),
+      }),
+      ...(meta.pendingCheckpoint?.masterVariables === undefined ? {} : {
+        pendingMasterVariables: Buffer.from(meta.pendingCheckpoint.masterVariables).toString('base64'),
+      }),
     };
   }
   const body = Buffer.from(JSON.stringify(json), 'utf8');
@@ -99,6 +112,10 @@ export async function writeMeta(
   }
   await fs.rename(temporary, path);
   await fs.syncDirectory(directory);
+}
+
+function fromBase64(value: string | undefined): Uint8Array | undefined {
+  return value === undefined ? undefined : Buffer.from(value, 'base64');
 }
 
 function corrupt(path: string, detail: string): PaxosError {

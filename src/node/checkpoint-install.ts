@@ -4,7 +4,11 @@
  *
  * The group's runtime is stopped first (its proposals fail, its timers and messages stop: PhxPaxos
  * #158/#196 had a proposer timer write into a freshly cleared log) and waited on until idle. Then:
- *   1. the pending-checkpoint marker is set, with the group's system and master variables;
+ *   1. the pending-checkpoint marker is set, carrying the checkpoint's system and master variables
+ *      (they are written in place only when the install is settled as complete: written here, an
+ *      install abandoned after a crash would leave the group's membership and master state ahead
+ *      of its log and state machines; sim seed 11 found it, where a membership version taken from
+ *      the checkpoint made start-up skip an instance the node never learned);
  *   2. every state machine installs its snapshot (each atomically, by contract);
  *   3. a fresh runtime is built from the store; start-up's `settlePendingCheckpoint` sees every
  *      state machine at the checkpoint, deletes the log below it and clears the marker.
@@ -43,10 +47,10 @@ export async function installCheckpoint(steps: CheckpointInstallSteps, checkpoin
       // Records above the checkpoint may hold promises for undecided instances: they must stay.
       throw new Error(`the log holds instance ${newest}, above the checkpoint (${checkpoint.instanceId})`);
     }
-    await store.setPendingCheckpoint(groupIndex, checkpoint.instanceId);
     const { systemVariables, masterVariables } = checkpoint.manifest;
-    if (systemVariables !== undefined) await store.setSystemVariables(groupIndex, systemVariables);
-    if (masterVariables !== undefined) await store.setMasterVariables(groupIndex, masterVariables);
+    await store.setPendingCheckpoint(groupIndex, {
+      instanceId: checkpoint.instanceId, systemVariables, masterVariables,
+    });
     for (const snapshot of checkpoint.snapshots) {
       const machine = machines.get(snapshot.stateMachineId) as Installer;
       await machine.installSnapshot(groupIndex, {

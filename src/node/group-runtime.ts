@@ -16,7 +16,7 @@ import { MasterStateMachine, type MasterInfo } from '../runtime/master/master-st
 import type { Membership } from '../runtime/membership/membership-codec.js';
 import { MembershipStateMachine } from '../runtime/membership/membership-state-machine.js';
 import { resumeAfterMembershipChange } from '../runtime/membership/resume-after-change.js';
-import { restoreGroup } from '../runtime/restore.js';
+import { restoreGroup, settlePendingCheckpoint } from '../runtime/restore.js';
 import { StateMachineRegistry } from '../runtime/state-machine-registry.js';
 import { SeededRandom, type Random } from '../util/random.js';
 import type { GroupHalt, ResolvedNodeOptions } from './node-options.js';
@@ -71,8 +71,13 @@ export async function buildGroupRuntime(
     },
   });
   registry.addSystem(membership);
+  // Completing a checkpoint install writes the checkpoint's system and master variables, which the
+  // state machines above loaded before: the group is then built again, from the settled store.
+  if (await settlePendingCheckpoint(store, groupIndex, registry) === 'completed') {
+    return await buildGroupRuntime(context, groupIndex, stateMachines);
+  }
   const restored = await resumeAfterMembershipChange(store, groupIndex,
-    await restoreGroup(store, groupIndex, registry), membership.membership.version);
+    await restoreGroup(store, groupIndex, registry, { checkpointSettled: true }), membership.membership.version);
   const core = new GroupCore({
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
     followers: options.followers.filter((follower) => follower.follows === options.nodeId).map(({ id }) => id),

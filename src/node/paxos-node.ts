@@ -227,7 +227,7 @@ export class PaxosNode {
       cleaner.current = new LogCleaner({
         store, clock, logger: resolved.logger, settings: resolved.logCleaning,
         groups: groups.map(({ groupIndex }) => cleanableGroup(() => groups[groupIndex] as GroupRuntime,
-          () => checkpoints[groupIndex]?.installing === true)),
+          () => checkpoints[groupIndex]?.installing === true, () => checkpoints[groupIndex]?.sender.keepLogFrom())),
         onTimersChanged: () => timer.changed(),
       });
       for (const group of groups) group.driver.tick();
@@ -703,8 +703,11 @@ function announceMembership(
 
 /** What the log cleaner sees of a group. */
 /** A group as the cleaner sees it, through its current runtime; an installing group is left alone. */
-function cleanableGroup(runtime: () => GroupRuntime, installing: () => boolean): CleanableGroup {
+function cleanableGroup(
+  runtime: () => GroupRuntime, installing: () => boolean, keepLogFrom: () => number | undefined,
+): CleanableGroup {
   return {
+    keepLogFrom,
     groupIndex: runtime().groupIndex,
     nowInstanceId: () => runtime().driver.nowInstanceId,
     minChosenInstanceId: () => runtime().driver.minChosenInstanceId,

@@ -28,12 +28,14 @@ export interface LogStore {
   clear(groupIndex: number): Promise<void>;
   /**
    * The checkpoint install under way when the node last stopped (undefined: none). A node installing
-   * a received checkpoint at instance C records C here, durably, before any state machine starts to
-   * install; start-up then either completes the install (every state machine reports C or later:
-   * the log below C + 1 goes) or abandons it (the old state stands, and the log is intact).
+   * a received checkpoint at instance C records C here, durably, with the checkpoint's system and
+   * master variables, before any state machine starts to install; start-up then either completes
+   * the install (every state machine reports C or later: the variables are written and the log
+   * below C + 1 goes) or abandons it (the old state, variables included, stands, and the log is
+   * intact).
    */
-  pendingCheckpoint(groupIndex: number): Promise<number | undefined>;
-  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void>;
+  pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined>;
+  setPendingCheckpoint(groupIndex: number, pending: PendingCheckpoint | undefined): Promise<void>;
   close(): Promise<void>;
   /**
    * Optional: turn the store's own syncing off or on from the next write (PhxPaxos SetLogSync;
@@ -45,6 +47,14 @@ export interface LogStore {
    * for metrics. A store that cannot tell leaves it out.
    */
   diskBytes?(): number;
+}
+
+/** A checkpoint install under way (LogStore.pendingCheckpoint). */
+export interface PendingCheckpoint {
+  readonly instanceId: number;
+  /** The checkpoint's system and master variables, for start-up to write once the install took. */
+  readonly systemVariables?: Uint8Array | undefined;
+  readonly masterVariables?: Uint8Array | undefined;
 }
 
 /** Where a node can be reached. */

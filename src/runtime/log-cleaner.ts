@@ -38,6 +38,8 @@ export interface CleanableGroup {
   halted(): boolean;
   /** The records below `instanceId` are durably gone: tell the core's teacher. */
   setMinChosenInstanceId(instanceId: number): void;
+  /** Optional: the lowest instance to keep for a peer this node sent a checkpoint to. */
+  keepLogFrom?(): number | undefined;
 }
 
 export interface CleanBoundInput {
@@ -150,13 +152,16 @@ export class LogCleaner {
       });
       if (bound === undefined || this.stopped) return false;
       const from = group.minChosenInstanceId();
-      const to = Math.min(bound, from + settings.maxInstancesPerPass);
+      // A peer this node is sending a checkpoint to will learn from the log after it.
+      const limit = Math.min(bound, group.keepLogFrom?.() ?? Infinity);
+      if (limit <= from) return false;
+      const to = Math.min(limit, from + settings.maxInstancesPerPass);
       // The store persists the new low-water mark before any record goes; only then may the teacher
       // stop offering what lies below it.
       await store.deleteBelow(group.groupIndex, to);
       group.setMinChosenInstanceId(to);
       this.cleaned[group.groupIndex] = (this.cleaned[group.groupIndex] ?? 0) + (to - from);
-      return to < bound;
+      return to < limit;
     } catch (error) {
       // A failed delete loses nothing (the records stay); a store that failed halts its groups itself.
       logger.warn('log cleaning failed; tried again at the next pass', { group: group.groupIndex, error: String(error) });

@@ -13,8 +13,10 @@ import type { StateMachineRegistry } from './state-machine-registry.js';
 
 export async function restoreGroup(
   store: LogStore, groupIndex: number, registry: StateMachineRegistry,
+  options: { readonly checkpointSettled?: boolean } = {},
 ): Promise<RestoredGroupState> {
-  await settlePendingCheckpoint(store, groupIndex, registry);
+  // A caller that loads the system state machines from the store settles first (see settlePendingCheckpoint).
+  if (options.checkpointSettled !== true) await settlePendingCheckpoint(store, groupIndex, registry);
   const maxInstanceId = await store.maxInstanceId(groupIndex);
   const newest = maxInstanceId === undefined ? undefined : await store.get(groupIndex, maxInstanceId);
   if (maxInstanceId !== undefined && newest === undefined) {
@@ -65,8 +67,10 @@ export async function restoreGroup(
  * anything reads the log. The marker was set before any state machine began to install, and is
  * cleared only after the log below the checkpoint is gone. If every state machine now reports the
  * checkpoint, the install took: the log below it goes (its instances are all chosen, and the state
- * machines hold their effects). Otherwise some state machine still has its old state, so the log
- * that leads from it stays whole, and the node will ask for a checkpoint again.
+ * machines hold their effects), and the checkpoint's system and master variables, kept with the
+ * marker, replace the group's. Otherwise some state machine still has its old state, so the log
+ * that leads from it stays whole, the variables stay those of that log, and the node will ask for a
+ * checkpoint again. System state machines loaded before a completion must be loaded again.
  *
  * The acceptor's promise lives in the newest record, which lies at or below the checkpoint (an
  * install refuses a log that reaches above it), so deleting the log would forget it, and the node
@@ -78,10 +82,13 @@ export async function settlePendingCheckpoint(
 ): Promise<'none' | 'completed' | 'abandoned'> {
   const pending = await store.pendingCheckpoint(groupIndex);
   if (pending === undefined) return 'none';
-  const took = registry.lowestCheckpoint() >= pending;
+  const took = registry.lowestCheckpoint() >= pending.instanceId;
   if (took) {
-    await keepPromise(store, groupIndex, pending + 1);
-    await store.deleteBelow(groupIndex, pending + 1);
+    // Each step can be repeated: a crash before the marker is cleared settles it again.
+    if (pending.systemVariables !== undefined) await store.setSystemVariables(groupIndex, pending.systemVariables);
+    if (pending.masterVariables !== undefined) await store.setMasterVariables(groupIndex, pending.masterVariables);
+    await keepPromise(store, groupIndex, pending.instanceId + 1);
+    await store.deleteBelow(groupIndex, pending.instanceId + 1);
   }
   await store.setPendingCheckpoint(groupIndex, undefined);
   return took ? 'completed' : 'abandoned';

@@ -351,7 +351,7 @@ test('KV snapshots, the cleaned range and a pending checkpoint are shown per gro
   const { directory } = await makeStore();
   try {
     const store = await FileLogStore.open({ directory });
-    await store.setPendingCheckpoint(0, 70);
+    await store.setPendingCheckpoint(0, { instanceId: 70 });
     await store.close();
     const machine = new KvStateMachine({ groups: 3 });
     const fence = { nodeId: 1, masterVersion: 1 };

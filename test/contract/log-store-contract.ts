@@ -257,14 +257,22 @@ export function describeLogStoreContract(name: string, makeStore: LogStoreFactor
       });
     });
 
-    contractTest('a pending checkpoint is kept per group, survives a reopen, and can be cleared', async (s) => {
+    contractTest('a pending checkpoint is kept per group with its variables, survives a reopen, and can be cleared', async (s) => {
       assert.equal(await s.store.pendingCheckpoint(0), undefined, 'none at first');
       await s.store.put(0, [record(4, 'four')], { sync: true });
-      await s.store.setPendingCheckpoint(0, 2 ** 33);
-      await s.store.setPendingCheckpoint(1, 7);
+      await s.store.setPendingCheckpoint(0, { instanceId: 2 ** 33, systemVariables: utf8('system-c'), masterVariables: utf8('master-c') });
+      await s.store.setPendingCheckpoint(1, { instanceId: 7 });
       await s.store.setPendingCheckpoint(1, undefined);
+      await s.store.setPendingCheckpoint(2, { instanceId: 9 });
       await s.nowAndAfterReopen(async (store, phase) => {
-        assert.equal(await store.pendingCheckpoint(0), 2 ** 33, `${phase}: group 0`);
+        const pending = await store.pendingCheckpoint(0);
+        assert.equal(pending?.instanceId, 2 ** 33, `${phase}: group 0`);
+        await assertBytes(Promise.resolve(pending?.systemVariables), utf8('system-c'), `${phase}: its system variables`);
+        await assertBytes(Promise.resolve(pending?.masterVariables), utf8('master-c'), `${phase}: its master variables`);
+        assert.equal(await store.systemVariables(0), undefined, `${phase}: the group's own variables untouched`);
+        const bare = await store.pendingCheckpoint(2);
+        assert.equal(bare?.instanceId, 9, `${phase}: group 2`);
+        assert.equal(bare?.systemVariables, undefined, `${phase}: group 2 has no variables`);
         assert.equal(await store.pendingCheckpoint(1), undefined, `${phase}: group 1 cleared`);
         assertRecord(await store.get(0, 4), record(4, 'four'), `${phase}: records untouched`);
       });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { AcceptorRecord } from '../../src/core/ready.js';
 import { FileLogStore } from '../../src/io/file-log-store.js';
 import { MemoryLogStore } from '../../src/io/memory-log-store.js';
-import type { LogStore } from '../../src/runtime/interfaces.js';
+import type { LogStore, PendingCheckpoint } from '../../src/runtime/interfaces.js';
 import { SimScheduler } from '../../src/testing/sim/scheduler.js';
 import { SimDisk, type DiskFaults } from '../../src/testing/sim/sim-disk.js';
 import { SeededRandom } from '../../src/util/random.js';
@@ -76,12 +76,12 @@ class ScheduledStore implements LogStore {
     return this.drive(() => this.inner.setMasterVariables(groupIndex, value));
   }
 
-  pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+  pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined> {
     return this.drive(() => this.inner.pendingCheckpoint(groupIndex));
   }
 
-  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
-    return this.drive(() => this.inner.setPendingCheckpoint(groupIndex, instanceId));
+  setPendingCheckpoint(groupIndex: number, pending: PendingCheckpoint | undefined): Promise<void> {
+    return this.drive(() => this.inner.setPendingCheckpoint(groupIndex, pending));
   }
 
   clear(groupIndex: number): Promise<void> {

@@ -187,6 +187,39 @@ test('pieces that arrive out of order within the window wait for the gap and the
   assert.deepEqual(harness.installed[0]!.snapshots.map((received) => concat(received.pieces)), harness.data);
 });
 
+// Found by the simulator (seeds 71 and 135, with the node's log cleaner): pieces that overtook the
+// begin were refused, which ended the sender's session as the begin started the receiver's; the
+// receiver then waited in vain, every time, and a node behind every log never caught up.
+test('pieces that arrive ahead of the begin wait for it and the checkpoint installs', async () => {
+  const harness = new Harness();
+  harness.receiver.needCheckpoint(1);
+  await settle();
+  harness.sender.onAsk(harness.toSender.shift() as AskForCheckpointMessage);
+  await settle();
+  const window = harness.toReceiver.splice(0);
+  assert.deepEqual(window.map((piece) => piece.sequence), [0, 1, 2]);
+  for (const piece of window.reverse()) harness.receiver.onChunk(piece);
+  assert.equal(harness.receiver.phase, 'receiving');
+  assert.ok(harness.toSender.every((ack) => ack.kind === 'checkpointAck' && ack.ok), 'nothing is refused');
+  await harness.run();
+  assert.equal(harness.sender.stats.abandoned, 0);
+  assert.equal(harness.receiver.stats.abandoned, 0);
+  assert.equal(harness.installed.length, 1);
+  assert.deepEqual(harness.installed[0]!.snapshots.map((received) => concat(received.pieces)), harness.data);
+});
+
+test('pieces from a peer not asked, before any begin, are still refused', async () => {
+  const harness = new Harness();
+  harness.receiver.needCheckpoint(2);
+  await settle();
+  harness.toSender.splice(0);
+  harness.receiver.onChunk({
+    kind: 'checkpointChunk', from: 1, instanceId: 40, session: 7, sequence: 1, part: 'data', stateMachineId: 5,
+    data: Uint8Array.of(1), checksum: 0,
+  });
+  assert.deepEqual(harness.toSender.map((ack) => ack.kind === 'checkpointAck' && ack.ok), [false]);
+});
+
 test('totals that disagree with what arrived are refused', async () => {
   const harness = new Harness();
   harness.receiver.needCheckpoint(1);

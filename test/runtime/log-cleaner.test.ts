@@ -104,13 +104,28 @@ describe('LogCleaner passes', () => {
     group.withoutCheckpoint = true;
     await cleaner.pass(group);
     group.withoutCheckpoint = false;
-    await store.setPendingCheckpoint(0, 90);
+    await store.setPendingCheckpoint(0, { instanceId: 90 });
     await cleaner.pass(group);
     assert.equal(await store.minChosenInstanceId(0), 0);
     assert.ok(await store.get(0, 0) !== undefined);
     await store.setPendingCheckpoint(0, undefined);
     await cleaner.pass(group);
     assert.equal(await store.minChosenInstanceId(0), 81, 'cleans once the install is over');
+  });
+
+  // Sim seeds 62 and 135: with hold 0, a receiver's checkpoint was always behind every peer's log
+  // by the time it installed (the group kept moving), so it asked again and again.
+  test('the log after a checkpoint being sent is kept for its receiver', async () => {
+    const store = await storeWith(100);
+    let keep: number | undefined = 41;
+    const group = Object.assign(fakeGroup(0), { now: 100, checkpoint: 80, keepLogFrom: () => keep });
+    const cleaner = cleanerOver(store, group, 0);
+    assert.equal(await cleaner.pass(group), false, 'no backlog: the rest waits for the receiver');
+    assert.equal(await store.minChosenInstanceId(0), 41);
+    assert.ok(await store.get(0, 41) !== undefined);
+    keep = undefined;
+    await cleaner.pass(group);
+    assert.equal(await store.minChosenInstanceId(0), 81, 'cleans once the receiver is served');
   });
 
   test('bounded work per pass: a backlog is cleaned in steps', async () => {

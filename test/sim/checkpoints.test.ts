@@ -35,10 +35,12 @@ test('a seed without checkpoints runs as before: no snapshots, nothing installed
 });
 
 test('canary clean-before-checkpoint-durable: a crash loses state whose log was already cleaned', async () => {
-  const run = await runSeed({ seed: 1, canary: 'clean-before-checkpoint-durable' });
-  assert.ok(!run.ok, 'seed 1 no longer catches the canary; find another with ' +
+  // With the node's own cleaner (not the stand-in that cleaned between lives) the restarted node
+  // usually finds the log it needs and the loss shows as a state that differs from the others'.
+  const run = await runSeed({ seed: 82, canary: 'clean-before-checkpoint-durable' });
+  assert.ok(!run.ok, 'seed 82 no longer catches the canary; find another with ' +
     'npm run sim -- --seeds 200 --canary clean-before-checkpoint-durable');
-  assert.match(run.violations.join('\n'), /a checkpoint is required/);
-  const correct = await runSeed({ seed: 1 });
+  assert.match(run.violations.join('\n'), /a checkpoint is required|state differs from another node's/);
+  const correct = await runSeed({ seed: 82 });
   assert.ok(correct.ok, correct.violations.join('; '));
 });

@@ -24,8 +24,17 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     'the group moving) waited for the next periodic ask, 2.5-3 s, each time, and did not converge within 60 s' },
   { seed: 11, found: 'checkpoint transfer: a window of pieces reordered by the network made the receiver ' +
     'abandon every transfer, so nodes behind every log never caught up; and an install deleted the log ' +
-    'record that held the acceptor\'s promise, so the node then accepted a lower ballot' },
+    'record that held the acceptor\'s promise, so the node then accepted a lower ballot; with the node\'s ' +
+    'own cleaner, an install abandoned by a crash left the checkpoint\'s membership in place, so start-up ' +
+    'skipped instance 0, which the node never learned' },
   { seed: 41, found: 'same as seed 11 (the forgotten promise)' },
+  { seed: 71, found: 'with the node\'s own log cleaner: checkpoint pieces that overtook their begin were ' +
+    'refused, which ended the sender\'s session while the begin started the receiver\'s; a node behind ' +
+    'every log never caught up' },
+  { seed: 135, found: 'same as seed 71; then, with hold 0, the senders cleaned past each checkpoint they ' +
+    'sent while the master\'s renewals moved the group on, so the receiver asked again and again ' +
+    '(the sender now keeps its log after the checkpoint for the receiver)' },
+  { seed: 62, found: 'same as seed 135 (the chase behind cleaned logs)' },
   { seed: 207, found: 'the simulator\'s state machine saved a snapshot while a retried batch was half executed: ' +
     'its state held entries of the next instance, and a restart executed them again' },
 ];

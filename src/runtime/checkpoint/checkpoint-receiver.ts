@@ -54,7 +54,11 @@ export interface CheckpointReceiverOptions {
 
 type ReceiverState =
   | { readonly kind: 'idle' }
-  | { readonly kind: 'asked'; readonly peer: number; readonly at: number }
+  | {
+    readonly kind: 'asked'; readonly peer: number; readonly at: number;
+    /** Pieces of the asked peer that arrived before its `begin` (see onChunk). */
+    readonly early: CheckpointChunkMessage[];
+  }
   | {
     readonly kind: 'receiving'; readonly from: number; readonly session: number; readonly instanceId: number;
     readonly manifest: CheckpointManifest; readonly snapshots: ReceivedPieces[];
@@ -100,7 +104,7 @@ export class CheckpointReceiver {
   /** `peer` says its log starts above our next instance: ask it for a checkpoint, unless busy. */
   needCheckpoint(peer: number): void {
     if (this.state.kind !== 'idle') return;
-    this.state = { kind: 'asked', peer, at: this.options.clock.now() };
+    this.state = { kind: 'asked', peer, at: this.options.clock.now(), early: [] };
     this.stats.asked++;
     this.options.logger.info('asking for a checkpoint', {
       group: this.options.groupIndex, peer, instanceId: this.options.nowInstanceId(),
@@ -120,6 +124,15 @@ export class CheckpointReceiver {
     }
     if (message.part === 'begin') {
       this.onBegin(message);
+      return;
+    }
+    if (state.kind === 'asked' && message.from === state.peer &&
+      state.early.length <= this.options.timing.windowChunks) {
+      // The sender sends a window of pieces right after its begin, and the transport may reorder
+      // them: a piece ahead of the begin waits for it. Refused, it would end the sender's session
+      // while the begin, arriving next, started ours, which then waited in vain; a node whose
+      // transfers all went so never caught up (sim seeds 71 and 135, with the real log cleaner).
+      state.early.push(message);
       return;
     }
     if (state.kind !== 'receiving' || state.from !== message.from || state.session !== message.session) {
@@ -218,6 +231,10 @@ export class CheckpointReceiver {
     this.options.logger.info('receiving a checkpoint', { group: this.options.groupIndex, from: message.from, instanceId });
     this.ack(message, true);
     this.options.onTimersChanged();
+    if (state.kind === 'asked') {
+      const early = state.early.filter((piece) => piece.from === message.from && piece.session === message.session);
+      for (const piece of early.sort((a, b) => a.sequence - b.sequence)) this.onChunk(piece);
+    }
   }
 
   private onData(message: CheckpointChunkMessage, state: Extract<ReceiverState, { kind: 'receiving' }>): void {

@@ -61,10 +61,26 @@ export interface CheckpointSenderStats {
 export class CheckpointSender {
   private readonly options: CheckpointSenderOptions;
   private session: SendingSession | null = null;
+  /**
+   * The log this node must keep for the receiver of its last checkpoint: from the checkpoint + 1,
+   * while the transfer runs and for ackTimeoutMs after it completed (the receiver installs, then
+   * learns what follows from a peer's log). Without it the cleaner deleted those instances behind
+   * a group that kept moving (master renewals), so with a small hold the receiver found every log
+   * above its new instance and asked for another checkpoint, again and again (sim seeds 62, 135).
+   */
+  private keep: { readonly from: number; until: number } | null = null;
   readonly stats: CheckpointSenderStats = { started: 0, completed: 0, abandoned: 0, bytesSent: 0 };
 
   constructor(options: CheckpointSenderOptions) {
     this.options = options;
+  }
+
+  /** The lowest instance the log cleaner must keep for a checkpoint's receiver (see `keep`). */
+  keepLogFrom(): number | undefined {
+    if (this.keep === null) return undefined;
+    if (this.options.clock.now() < this.keep.until) return this.keep.from;
+    this.keep = null;
+    return undefined;
   }
 
   /** The receiver of the transfer under way, if any. */
@@ -135,6 +151,7 @@ export class CheckpointSender {
         this.end(session, false, `the snapshot (instance ${instanceId}) is older than the log's start`);
         return;
       }
+      this.keep = { from: instanceId + 1, until: Infinity };
       let sequence = 0;
       this.sendPiece(session, instanceId, sequence++, 'begin', 0, encodeManifest(opened.manifest));
       const totals: SnapshotTotal[] = [];
@@ -193,6 +210,10 @@ export class CheckpointSender {
     if (this.session === session) this.session = null;
     if (completed) this.stats.completed++;
     else this.stats.abandoned++;
+    if (this.keep !== null) {
+      if (completed) this.keep.until = this.options.clock.now() + this.options.timing.ackTimeoutMs;
+      else this.keep = null;
+    }
     const log = completed ? this.options.logger.info : this.options.logger.warn;
     log.call(this.options.logger, completed ? 'checkpoint sent' : 'checkpoint transfer abandoned', {
       group: this.options.groupIndex, to: session.to, reason,

@@ -7,7 +7,7 @@
  * never sees its pending operations complete, and a paused one sees them only when it resumes.
  */
 import type { AcceptorRecord } from '../../core/ready.js';
-import type { LogStore } from '../../runtime/interfaces.js';
+import type { LogStore, PendingCheckpoint } from '../../runtime/interfaces.js';
 import type { SeededRandom } from '../../util/random.js';
 import type { SimScheduler } from './scheduler.js';
 import { SimDevice, type DeviceLatency, type ProcessGate } from './sim-device.js';
@@ -24,7 +24,7 @@ interface GroupData {
   minChosenInstanceId: number;
   systemVariables: Uint8Array | undefined;
   masterVariables: Uint8Array | undefined;
-  pendingCheckpoint: number | undefined;
+  pendingCheckpoint: PendingCheckpoint | undefined;
 }
 
 interface VolatileWrite {
@@ -197,13 +197,13 @@ class SimDiskStore implements LogStore {
     }));
   }
 
-  pendingCheckpoint(groupIndex: number): Promise<number | undefined> {
+  pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined> {
     return this.disk.schedule(this.gate, () => this.disk.read(groupIndex).pendingCheckpoint);
   }
 
-  setPendingCheckpoint(groupIndex: number, instanceId: number | undefined): Promise<void> {
+  setPendingCheckpoint(groupIndex: number, pending: PendingCheckpoint | undefined): Promise<void> {
     return this.disk.schedule(this.gate, () => this.disk.updateMetadata(groupIndex, (data) => {
-      data.pendingCheckpoint = instanceId;
+      data.pendingCheckpoint = pending;
     }));
   }
 

@@ -124,8 +124,6 @@ export class SimNode {
   private readonly machines = new Map<number, readonly StateMachine[]>();
   /** A crash armed to strike at the next checkpoint step of its kind. */
   private checkpointTrap: { readonly point: CheckpointCrashPoint; readonly onCrash: () => void } | null = null;
-  /** Per group, the lowest checkpoint the state machines of the life that crashed last reported. */
-  private checkpointsAtCrash: number[] = [];
   /** Checkpoint metrics of the lives that ended (a crash abandons a PaxosNode with its counters). */
   private pastCheckpoints = { sent: 0, installed: 0 };
 
@@ -213,11 +211,6 @@ export class SimNode {
     try {
       const store = await this.openStore(gate);
       if (life !== this.life) return;
-      // Only with checkpoints: an await more would shift every other run's event order.
-      if (this.options.checkpoints !== undefined) {
-        await this.cleanLogOfLastLife(store);
-        if (life !== this.life) return;
-      }
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
         this.options.executions.onLifeStart(this.id, groupIndex);
       }
@@ -242,7 +235,6 @@ export class SimNode {
       sent: this.pastCheckpoints.sent + ended.sent, installed: this.pastCheckpoints.installed + ended.installed,
     };
     this.checkpointTrap = null;
-    this.checkpointsAtCrash = this.reportedCheckpoints();
     this.state = 'down';
     this.paused = false;
     this.heldWhilePaused = [];
@@ -427,6 +419,11 @@ export class SimNode {
       logger: process.env.MULTIPAXOS_SIM_LOG === '1' ? traceLogger(this.id, options.trace) : SILENT_LOGGER,
       ...(options.checkpoints === undefined ? {} : {
         checkpointTransfer: SIM_CHECKPOINT_TRANSFER,
+        // The node's own cleaner, with a small hold: nodes that fall behind must install a snapshot.
+        logCleaning: {
+          holdInstances: options.checkpoints.settings.holdInstances,
+          intervalMs: options.checkpoints.settings.cleanIntervalMs,
+        },
       }),
       onMembershipChange: (groupIndex, next) => {
         if (!isCurrent()) return;
@@ -525,35 +522,6 @@ export class SimNode {
       }
       this.scheduleSnapshots(life);
     }));
-  }
-
-  /**
-   * TEMPORARY stand-in for the node's log cleaner (it is being built on another branch): the log of
-   * the life that just ended is cleaned as that life's cleaner would have, by the rule it will
-   * follow, below the lowest checkpoint its state machines reported + 1 - hold (and never the newest
-   * record). It runs before the node starts, so the node reads the cleaned log like any other.
-   */
-  private async cleanLogOfLastLife(store: LogStore): Promise<void> {
-    const checkpoints = this.options.checkpoints;
-    if (checkpoints === undefined) return;
-    for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
-      const lowest = this.checkpointsAtCrash[groupIndex] ?? -1;
-      const newest = await store.maxInstanceId(groupIndex);
-      if (lowest < 0 || newest === undefined) continue;
-      const bound = Math.min(lowest + 1 - checkpoints.settings.holdInstances, newest);
-      if (bound > await store.minChosenInstanceId(groupIndex)) {
-        this.options.trace(`n${this.id} g${groupIndex} log cleaned below ${bound}`);
-        await store.deleteBelow(groupIndex, bound);
-      }
-    }
-  }
-
-  private reportedCheckpoints(): number[] {
-    return Array.from({ length: this.options.groupCount }, (_, groupIndex) => {
-      const machines = this.stateMachinesOf(groupIndex);
-      if (machines.length === 0) return -1;
-      return Math.min(...machines.map((machine) => machine.checkpointInstanceId?.(groupIndex) ?? -1));
-    });
   }
 
   private currentCheckpoints(): { sent: number; installed: number } {
