@@ -47,9 +47,13 @@ export interface GroupRuntimeContext {
 /**
  * `stateMachines` overrides the options' when a group is rebuilt (after a checkpoint install): the
  * very objects that installed the snapshot must go on, not fresh ones from a factory.
+ *
+ * `executedThrough` is set on such a rebuild: the state machines hold in memory every instance up
+ * to it, so start-up replay begins above it (see restoreGroup).
  */
 export async function buildGroupRuntime(
   context: GroupRuntimeContext, groupIndex: number, stateMachines = context.options.stateMachines(groupIndex),
+  executedThrough = -1,
 ): Promise<GroupRuntime> {
   const { options, store, clock, random } = context;
   for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
@@ -74,10 +78,11 @@ export async function buildGroupRuntime(
   // Completing a checkpoint install writes the checkpoint's system and master variables, which the
   // state machines above loaded before: the group is then built again, from the settled store.
   if (await settlePendingCheckpoint(store, groupIndex, registry) === 'completed') {
-    return await buildGroupRuntime(context, groupIndex, stateMachines);
+    return await buildGroupRuntime(context, groupIndex, stateMachines, executedThrough);
   }
   const restored = await resumeAfterMembershipChange(store, groupIndex,
-    await restoreGroup(store, groupIndex, registry, { checkpointSettled: true }), membership.membership.version);
+    await restoreGroup(store, groupIndex, registry, { checkpointSettled: true, executedThrough }),
+    membership.membership.version);
   const core = new GroupCore({
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
     followers: options.followers.filter((follower) => follower.follows === options.nodeId).map(({ id }) => id),

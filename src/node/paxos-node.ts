@@ -536,7 +536,7 @@ export class PaxosNode {
     const old = this.group(groupIndex);
     try {
       return await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) }, groupIndex,
-        old.registry.stateMachines);
+        old.registry.stateMachines, old.driver.nowInstanceId - 1);
     } catch (error) {
       this.options.logger.error('the group could not restart after a checkpoint install; it stays halted until the ' +
         'node restarts', { group: groupIndex, error: String(error) });

@@ -13,7 +13,15 @@ import type { StateMachineRegistry } from './state-machine-registry.js';
 
 export async function restoreGroup(
   store: LogStore, groupIndex: number, registry: StateMachineRegistry,
-  options: { readonly checkpointSettled?: boolean } = {},
+  options: {
+    readonly checkpointSettled?: boolean;
+    /**
+     * When a group is rebuilt inside a running process (after a checkpoint install), its state
+     * machines still hold in memory everything executed up to here, whatever their durable
+     * checkpoints say: replay must not run those instances again (simulator seed 190).
+     */
+    readonly executedThrough?: number;
+  } = {},
 ): Promise<RestoredGroupState> {
   // A caller that loads the system state machines from the store settles first (see settlePendingCheckpoint).
   if (options.checkpointSettled !== true) await settlePendingCheckpoint(store, groupIndex, registry);
@@ -24,7 +32,7 @@ export async function restoreGroup(
   }
   const logEnd = maxInstanceId ?? 0;
   let minChosenInstanceId = await store.minChosenInstanceId(groupIndex);
-  const replayFrom = registry.replayFromInstanceId();
+  const replayFrom = registry.replayFromInstanceId(options.executedThrough);
   const promised = newest?.promised ?? NULL_BALLOT;
   let nowInstanceId: number;
   let acceptor: AcceptorState;

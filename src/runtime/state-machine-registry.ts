@@ -56,8 +56,8 @@ export class StateMachineRegistry {
    * Replay must start above the *lowest* checkpoint, so every state machine sees every value it
    * has not kept; each one then skips what its own checkpoint already covers.
    */
-  replayFromInstanceId(): number {
-    this.captureCheckpoints();
+  replayFromInstanceId(executedThrough = -1): number {
+    this.captureCheckpoints(executedThrough);
     let lowest = Infinity;
     for (const checkpoint of this.startCheckpoints.values()) lowest = Math.min(lowest, checkpoint);
     return lowest === Infinity ? 0 : lowest + 1;
@@ -82,10 +82,11 @@ export class StateMachineRegistry {
    * logged instance, which may be at or below some state machine's checkpoint (its effects are
    * already durable there); that instance is then decided again live and must be skipped for it.
    */
-  captureCheckpoints(): void {
+  captureCheckpoints(executedThrough = -1): void {
     this.startCheckpoints.clear();
     for (const stateMachine of this.stateMachines) {
-      this.startCheckpoints.set(stateMachine.id, stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1);
+      const checkpoint = stateMachine.checkpointInstanceId?.(this.groupIndex) ?? -1;
+      this.startCheckpoints.set(stateMachine.id, Math.max(checkpoint, executedThrough));
     }
   }
 

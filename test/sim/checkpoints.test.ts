@@ -35,12 +35,13 @@ test('a seed without checkpoints runs as before: no snapshots, nothing installed
 });
 
 test('canary clean-before-checkpoint-durable: a crash loses state whose log was already cleaned', async () => {
-  // With the node's own cleaner (not the stand-in that cleaned between lives) the restarted node
-  // usually finds the log it needs and the loss shows as a state that differs from the others'.
-  const run = await runSeed({ seed: 82, canary: 'clean-before-checkpoint-durable' });
-  assert.ok(!run.ok, 'seed 82 no longer catches the canary; find another with ' +
+  // Canary runs save snapshots slowly, clean eagerly with no hold and aim crashes at saves: the
+  // restarted node finds its snapshot gone and the log it needs cleaned (or, rarely, a state that
+  // differs from the others'). It is caught in about half the seeds.
+  const run = await runSeed({ seed: 2, canary: 'clean-before-checkpoint-durable' });
+  assert.ok(!run.ok, 'seed 2 no longer catches the canary; find another with ' +
     'npm run sim -- --seeds 200 --canary clean-before-checkpoint-durable');
   assert.match(run.violations.join('\n'), /a checkpoint is required|state differs from another node's/);
-  const correct = await runSeed({ seed: 82 });
+  const correct = await runSeed({ seed: 2 });
   assert.ok(correct.ok, correct.violations.join('; '));
 });

@@ -37,4 +37,9 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 62, found: 'same as seed 135 (the chase behind cleaned logs)' },
   { seed: 207, found: 'the simulator\'s state machine saved a snapshot while a retried batch was half executed: ' +
     'its state held entries of the next instance, and a restart executed them again' },
+  { seed: 190, found: 'a checkpoint install that did not complete rebuilt the group from the store and replayed ' +
+    'from the state machines\' durable checkpoints, though they held in memory every instance executed since: ' +
+    'instance 128 ran twice (the rebuild now resumes above what was executed)' },
+  { seed: 1326, found: 'a teacher read its whole 200-instance window in one Ready; on a slow disk its own group ' +
+    'then waited seconds for the reads, and a follower never converged (reads in flight are now capped at 32)' },
 ];

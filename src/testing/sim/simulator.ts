@@ -242,8 +242,14 @@ function checkpointsFor(config: SwarmConfig, application: SimApplication, option
   if (application.keepsSnapshots !== true || options.canary === 'learn-next-by-ballot') {
     return { ...config, checkpoints: null };
   }
-  if (options.canary === 'clean-before-checkpoint-durable' && config.checkpoints === null) {
-    return { ...config, checkpoints: chooseCheckpoints(options.seed, true) };
+  if (options.canary === 'clean-before-checkpoint-durable') {
+    // The bug bites when the cleaner runs between a snapshot's report and its durability and a crash
+    // follows: slow saves, an eager cleaner with no hold, and crashes aimed at saves make that common.
+    const settings = config.checkpoints ?? chooseCheckpoints(options.seed, true);
+    if (settings === null) return config;
+    return {
+      ...config, checkpoints: { ...settings, saveMs: 400, cleanIntervalMs: 50, holdInstances: 0, crashChance: 0.6 },
+    };
   }
   return config;
 }
