@@ -23,20 +23,20 @@ import type { CaughtUp } from './catch-up-child.js';
 
 const FLAGS: FlagSpec = {
   part: 'string', instances: 'number', keys: 'number', runs: 'number', compare: 'string', 'snapshot-every': 'number',
-  hold: 'number', sync: 'boolean', json: 'boolean', help: 'boolean',
+  hold: 'number', sync: 'boolean', 'cpu-prof': 'string', json: 'boolean', help: 'boolean',
 };
 const THIS_BUILD = fileURLToPath(new URL('..', import.meta.url));
 const CATCH_UP_TIMEOUT_MS = 120_000;
 
 export const CATCH_UP_USAGE = `usage: npm run bench -- catch-up [--part log|snapshot|both] [--instances 20000] [--runs 3]
                                [--compare <other build's dist dir>] [--keys 200000] [--snapshot-every 1000]
-                               [--hold 500] [--sync=false] [--json]
+                               [--hold 500] [--sync=false] [--cpu-prof <dir>] [--json]
 
 A node of a 3-process cluster (loopback, fsync on) stops, the others go on, and it starts again.
 log: --instances instances to learn from its peers' logs; instances/s from first learned to caught
 up (--compare runs an older build's nodes in alternate runs). snapshot: --keys KV puts while it is
 down, the log cleaned past it; MiB/s of the snapshot transfer and install, and time to caught up.
-Medians of --runs.`;
+Medians of --runs. --cpu-prof writes every node's CPU profile into <dir>.`;
 
 interface LogRun {
   readonly build: string;
@@ -45,6 +45,9 @@ interface LogRun {
   readonly toFirstLearnMs: number;
   readonly streamMs: number;
   readonly instancesPerSec: number;
+  /** Pauses (≥ 200 ms) in the stream, and the rate without them. */
+  readonly stallsMs: readonly number[];
+  readonly streamingPerSec: number;
   readonly load: number;
 }
 
@@ -66,12 +69,12 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
     const results: LogRun[] = [];
     for (let run = 0; run < runs; run++) {
       for (const build of builds) {
-        const result = await logRun(build, instances, sync);
+        const result = await logRun(build, instances, sync, flags['cpu-prof'] as string | undefined);
         results.push(result);
         if (json) console.log(JSON.stringify({ part: 'log', ...result }));
         else console.log(`  log, ${label(build)}: ${result.instancesPerSec}/s (${result.instances} instances in ` +
-          `${result.streamMs} ms; start ${result.startMs} ms, then first learned after ${result.toFirstLearnMs} ms; ` +
-          `load ${result.load})`);
+          `${result.streamMs} ms; stalls [${result.stallsMs.join(', ')}] ms, ${result.streamingPerSec}/s without them; ` +
+          `start ${result.startMs} ms, then first learned after ${result.toFirstLearnMs} ms; load ${result.load})`);
       }
     }
     for (const build of builds) {
@@ -79,11 +82,13 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
       const summary = {
         part: 'log', build: label(build), runs: mine.length,
         medianInstancesPerSec: median(mine.map((result) => result.instancesPerSec)),
+        medianStreamingPerSec: median(mine.map((result) => result.streamingPerSec)),
         medianToFirstLearnMs: median(mine.map((result) => result.toFirstLearnMs)),
       };
       if (json) console.log(JSON.stringify(summary));
       else console.log(`log stream, ${summary.build}: median ${summary.medianInstancesPerSec} instances/s of ` +
-        `${summary.runs} runs; first learned ${summary.medianToFirstLearnMs} ms after start`);
+        `${summary.runs} runs (${summary.medianStreamingPerSec}/s without stalls); first learned ` +
+        `${summary.medianToFirstLearnMs} ms after start`);
     }
   }
   if (part !== 'log') {
@@ -111,8 +116,8 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-async function logRun(build: string, instances: number, sync: boolean): Promise<LogRun> {
-  const cluster = await ChildCluster.create({ mode: 'paxos', lib: build, sync });
+async function logRun(build: string, instances: number, sync: boolean, cpuProfileDir?: string): Promise<LogRun> {
+  const cluster = await ChildCluster.create({ mode: 'paxos', lib: build, sync, cpuProfileDir });
   try {
     await Promise.all([1, 2, 3].map((id) => cluster.start(id)));
     await expectOk(cluster.request(1, { type: 'load', count: 100, inFlight: 8 }));
@@ -127,9 +132,12 @@ async function logRun(build: string, instances: number, sync: boolean): Promise<
     return {
       build: label(build), instances: learned, startMs: Math.round(report.startMs),
       toFirstLearnMs: Math.round(report.firstLearnMs), streamMs: Math.round(streamMs),
-      instancesPerSec: Math.round(learned / (streamMs / 1000)), load: round(load),
+      instancesPerSec: Math.round(learned / (streamMs / 1000)), stallsMs: report.stallsMs,
+      streamingPerSec: Math.round(learned / ((streamMs - report.stallsMs.reduce((sum, ms) => sum + ms, 0)) / 1000)),
+      load: round(load),
     };
   } finally {
+    if (cpuProfileDir !== undefined) await cluster.stopAll();
     await cluster.destroy();
   }
 }

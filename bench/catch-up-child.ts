@@ -25,6 +25,8 @@ export interface ChildSettings {
   readonly snapshotEvery?: number;
   readonly holdInstances?: number;
   readonly watchTarget?: number;
+  /** Each node writes a CPU profile (node --cpu-prof) here when it stops. */
+  readonly cpuProfileDir?: string;
 }
 
 export interface CaughtUp {
@@ -42,6 +44,8 @@ export interface CaughtUp {
   readonly nowInstanceId: number;
   readonly metrics: Record<string, unknown>;
   readonly keys: number | undefined;
+  /** Pauses of at least STALL_MS without progress after the first learned instance. */
+  readonly stallsMs: readonly number[];
 }
 
 interface NodeLike {
@@ -62,6 +66,7 @@ interface KvLike {
 
 const VALUE_BYTES = 100;
 const POLL_MS = 2;
+const STALL_MS = 200;
 
 async function main(): Promise<void> {
   const settings = JSON.parse(process.argv[2] as string) as ChildSettings;
@@ -164,8 +169,21 @@ function watch(
 ): void {
   let firstBytesAt: number | undefined;
   let installedAt: number | undefined;
+  let lastInstance = node.nowInstanceId(0);
+  let lastProgressAt = started;
+  let stalls: number[] = [];
   const timer = setInterval(() => {
     const now = performance.now();
+    const instance = node.nowInstanceId(0);
+    if (instance !== lastInstance) {
+      // A pause in progress after the first learned value: the stream stopped and the node waited.
+      const first = firstExecuted();
+      if (first !== undefined && lastProgressAt >= first.at && now - lastProgressAt >= STALL_MS) {
+        stalls = [...stalls, now - lastProgressAt];
+      }
+      lastInstance = instance;
+      lastProgressAt = now;
+    }
     if (kv !== undefined) {
       const metrics = node.metrics().groups[0] as Record<string, unknown>;
       if (firstBytesAt === undefined && (metrics.checkpointBytesReceived as number) > 0) firstBytesAt = now;
@@ -179,7 +197,7 @@ function watch(
       type: 'caughtUp', startMs: started, firstLearnMs: (kv === undefined ? first?.at ?? now : firstBytesAt ?? now) - started,
       installedMs: installedAt === undefined ? undefined : installedAt - started, caughtUpMs: now - started,
       firstInstance: first?.instanceId ?? -1, nowInstanceId: node.nowInstanceId(0), metrics,
-      keys: kv?.machine.stats().keys,
+      keys: kv?.machine.stats().keys, stallsMs: stalls.map(Math.round),
     };
     process.send?.(report);
   }, POLL_MS);

@@ -38,7 +38,8 @@ export class ChildCluster {
   /** Start node `id` (1-based); with `watchTarget`, `caughtUp(id)` resolves when it gets there. */
   async start(id: number, watchTarget?: number): Promise<void> {
     const settings: ChildSettings = { ...this.base, nodeId: id, dataDir: join(this.root, `node-${id}`), watchTarget };
-    const child = fork(CHILD, [JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const execArgv = this.base.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', this.base.cpuProfileDir];
+    const child = fork(CHILD, [JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
     child.on('error', () => {});
     let resolveCaughtUp: (report: CaughtUp) => void = () => {};
     const running: Running = {
@@ -101,6 +102,11 @@ export class ChildCluster {
     const running = this.node(id);
     await this.request(id, { type: 'stop' }, 30_000);
     await running.exited;
+  }
+
+  /** Stop every running node gracefully (so profiles get written), ignoring failures. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running.keys()].map((id) => this.stop(id).catch(() => {})));
   }
 
   async destroy(): Promise<void> {
