@@ -33,6 +33,11 @@ and snapshots) every tenth of the run and at the end, with the bound it should s
 
 interface Sample {
   readonly puts: number;
+  /** Since the first put. */
+  readonly seconds: number;
+  /** Log segment files and snapshot files present. */
+  readonly segments: number;
+  readonly snapshots: number;
   readonly logMb: number;
   readonly snapshotsMb: number;
   readonly totalMb: number;
@@ -66,7 +71,7 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
         await putRetrying(service, `key-${n % keys}`);
         if (n - sampledAt >= puts / 10) {
           sampledAt = n;
-          sampling = sampling.then(async () => { samples.push({ puts: n, ...await sizes(dataDir) }); });
+          sampling = sampling.then(async () => { samples.push({ puts: n, ...await sizes(dataDir, began) }); });
         }
       }
     }));
@@ -74,7 +79,7 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
     const seconds = (performance.now() - began) / 1000;
     // Let one more cleaning cycle run after the last write, as a node at rest would.
     await new Promise((resolve) => setTimeout(resolve, 4_000));
-    const final = { puts, ...await sizes(dataDir) };
+    const final = { puts, ...await sizes(dataDir, began) };
     samples.push(final);
     const instances = Array.from({ length: GROUPS }, (_, group) => service.node.nowInstanceId(group));
     const minChosen = Array.from({ length: GROUPS }, (_, group) => service.node.minChosenInstanceId(group));
@@ -100,8 +105,9 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
       console.log(`kv-disk: ${puts} puts over ${keys} keys in ${report.seconds} s (${report.putsPerSecond}/s), ` +
         `instances per group ${instances.join('/')}, log kept from ${minChosen.join('/')}`);
       for (const sample of samples) {
-        console.log(`  after ${String(sample.puts).padStart(9)} puts: log ${sample.logMb} MiB, snapshots ` +
-          `${sample.snapshotsMb} MiB, total ${sample.totalMb} MiB`);
+        console.log(`  after ${String(sample.puts).padStart(9)} puts (${sample.seconds} s): log ${sample.logMb} MiB ` +
+          `(${sample.segments} files), snapshots ${sample.snapshotsMb} MiB (${sample.snapshots} files), total ` +
+          `${sample.totalMb} MiB`);
       }
       console.log(`  bound ${boundMb} MiB (log: ${GROUPS} groups × (hold ${hold} + 2 × ${DEFAULT_SNAPSHOT_EVERY_INSTANCES}) ` +
         `instances × ~${Math.round(bytesPerInstance)} B + 3 segments; snapshots: 2 × every key): ` +
@@ -114,11 +120,28 @@ export async function kvDiskBench(argv: readonly string[]): Promise<number> {
 }
 
 /** Allocated bytes under the data directory (as du counts them), split into log and snapshots. */
-async function sizes(dataDir: string): Promise<{ logMb: number; snapshotsMb: number; totalMb: number }> {
+async function sizes(dataDir: string, began: number): Promise<Omit<Sample, 'puts'>> {
+  const seconds = round((performance.now() - began) / 1000);
   const log = await allocated(join(dataDir, 'log'));
   const total = await allocated(dataDir);
   const snapshots = await allocated(join(dataDir, 'kv-snapshots'));
-  return { logMb: mb(log), snapshotsMb: mb(snapshots), totalMb: mb(total) };
+  return {
+    seconds, segments: await countFiles(join(dataDir, 'log')), snapshots: await countFiles(join(dataDir, 'kv-snapshots')),
+    logMb: mb(log), snapshotsMb: mb(snapshots), totalMb: mb(total),
+  };
+}
+
+/** Files under `path`, subdirectories included. */
+async function countFiles(path: string): Promise<number> {
+  try {
+    const info = await stat(path);
+    if (!info.isDirectory()) return 1;
+    let count = 0;
+    for (const name of await readdir(path)) count += await countFiles(join(path, name));
+    return count;
+  } catch {
+    return 0;
+  }
 }
 
 async function allocated(path: string): Promise<number> {

@@ -41,6 +41,9 @@ export interface FileLogStoreOptions {
 /** A fresh store holds two segments (the active one and its spare): 16 MiB. */
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 const TWO_32 = 0x1_0000_0000;
+/** getMany reads at most this many records, spanning at most this many bytes, in one read. */
+const MAX_RUN_RECORDS = 256;
+const MAX_RUN_BYTES = 4 * 1024 * 1024;
 
 interface PendingPut {
   readonly groupIndex: number;
@@ -169,6 +172,71 @@ export class FileLogStore implements LogStore {
         `at offset ${offset} no longer reads back (${frame.kind === 'bad' ? frame.reason : 'wrong record'})`);
     }
     return frame.stored.record;
+  }
+
+  /**
+   * The records of `instanceIds` (undefined where there is none), as `get` would give each. Records
+   * that lie one after another in a segment (a teacher's window of consecutive instances, as they
+   * were written) are read together: one read for the run instead of two per record.
+   */
+  async getMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
+    this.assertOpen();
+    const locations = this.groups.get(groupIndex)?.locations;
+    const results: (AcceptorRecord | undefined)[] = instanceIds.map(() => undefined);
+    const runs: Promise<void>[] = [];
+    let index = 0;
+    while (index < instanceIds.length) {
+      const location = locations?.get(instanceIds[index] as number);
+      if (location === undefined) {
+        index++;
+        continue;
+      }
+      const sequence = Math.floor(location / TWO_32);
+      const first = location % TWO_32;
+      const offsets = [first];
+      let end = index + 1;
+      for (; end < instanceIds.length && end - index < MAX_RUN_RECORDS; end++) {
+        const next = locations?.get(instanceIds[end] as number);
+        if (next === undefined || Math.floor(next / TWO_32) !== sequence) break;
+        const offset = next % TWO_32;
+        if (offset <= (offsets.at(-1) as number) || offset - first > MAX_RUN_BYTES) break;
+        offsets.push(offset);
+      }
+      const start = index;
+      runs.push(offsets.length === 1
+        ? this.get(groupIndex, instanceIds[start] as number).then((record) => { results[start] = record; })
+        : this.readRun(groupIndex, sequence, instanceIds.slice(start, end), offsets).then((records) => {
+          records.forEach((record, at) => { results[start + at] = record; });
+        }));
+      index = end;
+    }
+    await Promise.all(runs);
+    return results;
+  }
+
+  /** Records at increasing `offsets` of one segment: the last one's header, then one read of them all. */
+  private async readRun(
+    groupIndex: number, sequence: number, instanceIds: readonly number[], offsets: readonly number[],
+  ): Promise<(AcceptorRecord | undefined)[]> {
+    const segment = this.segments.get(sequence);
+    if (segment === undefined) return instanceIds.map(() => undefined);
+    const handle = await this.handleOf(segment);
+    const first = offsets[0] as number;
+    const last = offsets.at(-1) as number;
+    const header = await handle.read(FRAME_HEADER_BYTES, last);
+    // As in get: a damaged length never sizes a read; the frame then fails to decode below.
+    const lastBody = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
+    const bytes = await handle.read(last - first + FRAME_HEADER_BYTES + lastBody, first);
+    return instanceIds.map((instanceId, at) => {
+      const offset = offsets[at] as number;
+      const frame = decodeFrame(bytes, offset - first);
+      if (frame.kind !== 'record' || frame.stored.record.instanceId !== instanceId ||
+        frame.stored.groupIndex !== groupIndex) {
+        throw new PaxosError('STORAGE_CORRUPT', `${segment.path}: record of group ${groupIndex} instance ` +
+          `${instanceId} at offset ${offset} no longer reads back (${frame.kind === 'bad' ? frame.reason : 'wrong record'})`);
+      }
+      return frame.stored.record;
+    });
   }
 
   async maxInstanceId(groupIndex: number): Promise<number | undefined> {

@@ -272,7 +272,9 @@ export class GroupDriver {
       let records: (AcceptorRecord | undefined)[];
       try {
         const { store } = this.options;
-        records = await Promise.all(ready.reads.map((instanceId) => store.get(this.groupIndex, instanceId)));
+        records = ready.reads.length > 1 && store.getMany !== undefined
+          ? await store.getMany(this.groupIndex, ready.reads)
+          : await Promise.all(ready.reads.map((instanceId) => store.get(this.groupIndex, instanceId)));
       } catch (error) {
         // Not "no such record": the teacher would end the session and the learner ask again, and
         // a broken disk would be hidden behind endless catch-up retries.
