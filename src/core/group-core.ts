@@ -431,8 +431,7 @@ export class GroupCore {
       // The current instance is known: what just arrived may extend the run written ahead of it.
       const learned = this.learned;
       if (learned !== null && this.context.isMember(message.from)) {
-        const heldBelow = this.learnAhead.extend(this.future, learned.checksum, this.acceptor.promised);
-        if (message.needAck) this.learner.ackStreamed(message.from, heldBelow);
+        this.learnAhead.extend(this.future, learned.checksum, this.acceptor.promised);
       }
       return;
     }
@@ -446,8 +445,10 @@ export class GroupCore {
       const checksum = computed !== 0 ? computed : message.checksum;
       this.acceptor.adoptLearned(message.ballot, message.value, checksum);
       this.learn(message.ballot, message.value, checksum);
-      const heldBelow = this.learnAhead.extend(this.future, checksum, this.acceptor.promised);
-      if (message.needAck) this.learner.ackStreamed(message.from, heldBelow);
+      this.learnAhead.extend(this.future, checksum, this.acceptor.promised);
+      // Acks follow execution, not what was written ahead: the teacher then stays within one window
+      // of what this node executes, so nothing it sends falls beyond the future window and is lost.
+      if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
       return;
     }
     if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);

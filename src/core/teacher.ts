@@ -81,9 +81,15 @@ export class Teacher {
     session.ackedInstanceId = message.instanceId;
     session.lastActivityAt = this.context.nowMs;
     if (message.instanceId > session.nextToSend) {
-      // The learner is already past what we would send next: it caught up some other way.
-      this.endSession(true);
-      return;
+      if (message.instanceId >= this.context.instanceId) {
+        // The learner has everything we have: it caught up some other way.
+        this.endSession(true);
+        return;
+      }
+      // It holds more than we sent (values of an earlier session, written ahead): go on from there.
+      // Ending the session instead left it waiting for its next ask, seconds, again and again.
+      session.nextToSend = message.instanceId;
+      session.nextToRead = message.instanceId;
     }
     this.pump();
   }

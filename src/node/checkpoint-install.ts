@@ -39,14 +39,13 @@ export async function installCheckpoint(steps: CheckpointInstallSteps, checkpoin
     throw new Error(`the checkpoint (instance ${checkpoint.instanceId}) is behind the group (instance ` +
       `${old.driver.nowInstanceId})`);
   }
+  // Checked once before anything stops, so a checkpoint refused for it costs the group nothing,
+  // and once after (the log may have grown meanwhile), when a refusal means rebuilding the group.
+  await refuseLogAbove(store, groupIndex, checkpoint.instanceId);
   await steps.quiesce(old);
   let failure: unknown = null;
   try {
-    const newest = await store.maxInstanceId(groupIndex);
-    if (newest !== undefined && newest > checkpoint.instanceId) {
-      // Records above the checkpoint may hold promises for undecided instances: they must stay.
-      throw new Error(`the log holds instance ${newest}, above the checkpoint (${checkpoint.instanceId})`);
-    }
+    await refuseLogAbove(store, groupIndex, checkpoint.instanceId);
     const { systemVariables, masterVariables } = checkpoint.manifest;
     await store.setPendingCheckpoint(groupIndex, {
       instanceId: checkpoint.instanceId, systemVariables, masterVariables,
@@ -68,6 +67,14 @@ export async function installCheckpoint(steps: CheckpointInstallSteps, checkpoin
   // Whatever happened, the group resumes from what the store and state machines now hold.
   steps.replace(await steps.rebuild());
   if (failure !== null) throw failure;
+}
+
+/** Records above the checkpoint may hold promises for undecided instances: they must stay. */
+async function refuseLogAbove(store: LogStore, groupIndex: number, instanceId: number): Promise<void> {
+  const newest = await store.maxInstanceId(groupIndex);
+  if (newest !== undefined && newest > instanceId) {
+    throw new Error(`the log holds instance ${newest}, above the checkpoint (${instanceId})`);
+  }
 }
 
 type Installer = Required<Pick<StateMachine, 'installSnapshot' | 'checkpointInstanceId'>> & StateMachine;

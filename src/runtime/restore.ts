@@ -42,7 +42,9 @@ export async function restoreGroup(
       throw startupError(groupIndex, `state machines need instance ${replayFrom}, but the log starts at ` +
         `${minChosenInstanceId}; a checkpoint is required`);
     }
-    await replay(store, groupIndex, registry, replayFrom, logEnd);
+    // In a running process (a rebuild), a failed execution is tried again as live execution
+    // would; at a real start-up the process fails and its supervisor starts it again.
+    await replay(store, groupIndex, registry, replayFrom, logEnd, options.executedThrough === undefined ? 1 : 3);
     nowInstanceId = logEnd;
     acceptor = stateOf(newest);
   } else if (replayFrom > logEnd) {
@@ -120,17 +122,23 @@ function stateOf(record: { promised: AcceptorState['promised']; accepted: Accept
 }
 
 async function replay(
-  store: LogStore, groupIndex: number, registry: StateMachineRegistry, from: number, to: number,
+  store: LogStore, groupIndex: number, registry: StateMachineRegistry, from: number, to: number, attempts: number,
 ): Promise<void> {
   for (let instanceId = from; instanceId < to; instanceId++) {
     const record = await store.get(groupIndex, instanceId);
     if (record === undefined || record.accepted.proposalId === 0) {
       throw startupError(groupIndex, `instance ${instanceId} is below the log's end but has no chosen value`);
     }
-    try {
-      await registry.execute(instanceId, record.value, undefined);
-    } catch (error) {
-      throw startupError(groupIndex, `replaying instance ${instanceId} failed: ${String(error)}`, error);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // A batch resumes after its last entry that succeeded (the registry keeps its progress).
+        await registry.execute(instanceId, record.value, undefined);
+        break;
+      } catch (error) {
+        if (attempt >= attempts) {
+          throw startupError(groupIndex, `replaying instance ${instanceId} failed: ${String(error)}`, error);
+        }
+      }
     }
   }
 }

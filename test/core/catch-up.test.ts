@@ -132,14 +132,23 @@ describe('Teacher', () => {
     assert.deepEqual(fixture.take().reads, [], 'stale acks and acks from other nodes change nothing');
   });
 
-  test('an ack beyond what was sent ends the session (the learner caught up another way)', () => {
+  test('an ack beyond what was sent moves the stream on to it; one at our instance ends the session', () => {
     const fixture = teacherAt(50);
     confirmedSession(fixture, 10);
     fixture.teacher.onLogRead(10, record(10));
     fixture.take();
+    // The learner holds values of an earlier session up to 19: streaming goes on from 20, and the
+    // reads still in flight for 12..19 are ignored when they come back.
     fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 20 });
-    assert.equal(fixture.teacher.teaching, null);
-    assert.deepEqual(fixture.take().reads, []);
+    assert.equal(fixture.teacher.teaching, 2);
+    const reads = fixture.take().reads;
+    assert.equal(reads[0], 20);
+    fixture.teacher.onLogRead(12, record(12));
+    assert.equal(fixture.take().messages.length, 0, 'a stale read sends nothing');
+    fixture.teacher.onLogRead(20, record(20));
+    assert.deepEqual(ofKind(fixture.take().messages, 'learnValue').map(({ message }) => message.instanceId), [20]);
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 50 });
+    assert.equal(fixture.teacher.teaching, null, 'the learner has everything we have');
   });
 
   test('the session ends once the teacher\'s last chosen instance is sent', () => {
