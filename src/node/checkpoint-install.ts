@@ -17,6 +17,7 @@
  * after it, by completing it. A failure here does the same without a crash, and the group resumes.
  */
 import type { LogStore, StateMachine } from '../runtime/interfaces.js';
+import { decodeMembership, type Membership } from '../runtime/membership/membership-codec.js';
 import type { VerifiedCheckpoint } from '../runtime/checkpoint/checkpoint-receiver.js';
 import type { GroupRuntime } from './group-runtime.js';
 
@@ -39,6 +40,7 @@ export async function installCheckpoint(steps: CheckpointInstallSteps, checkpoin
     throw new Error(`the checkpoint (instance ${checkpoint.instanceId}) is behind the group (instance ` +
       `${old.driver.nowInstanceId})`);
   }
+  refuseForeignMembership(checkpoint, old.membership.membership.gid, groupIndex);
   // Checked once before anything stops, so a checkpoint refused for it costs the group nothing,
   // and once after (the log may have grown meanwhile), when a refusal means rebuilding the group.
   await refuseLogAbove(store, groupIndex, checkpoint.instanceId);
@@ -67,6 +69,29 @@ export async function installCheckpoint(steps: CheckpointInstallSteps, checkpoin
   // Whatever happened, the group resumes from what the store and state machines now hold.
   steps.replace(await steps.rebuild());
   if (failure !== null) throw failure;
+}
+
+/**
+ * The membership a checkpoint carries must be the group's as of the checkpoint: one changed after
+ * it would have the node count majorities for the instances in between over members that did not
+ * decide them. And it must be this cluster's group (the same gid, once both know one).
+ */
+function refuseForeignMembership(checkpoint: VerifiedCheckpoint, ownGid: number, groupIndex: number): void {
+  const bytes = checkpoint.manifest.systemVariables;
+  if (bytes === undefined) return;
+  let membership: Membership;
+  try {
+    membership = decodeMembership(bytes);
+  } catch (error) {
+    throw new Error(`group ${groupIndex}: the checkpoint's membership is malformed: ${String(error)}`);
+  }
+  if (membership.version > checkpoint.instanceId) {
+    throw new Error(`group ${groupIndex}: the checkpoint's membership (version ${membership.version}) is newer ` +
+      `than the checkpoint (${checkpoint.instanceId})`);
+  }
+  if (ownGid !== 0 && membership.gid !== 0 && membership.gid !== ownGid) {
+    throw new Error(`group ${groupIndex}: the checkpoint belongs to another cluster (gid ${membership.gid})`);
+  }
 }
 
 /** Records above the checkpoint may hold promises for undecided instances: they must stay. */

@@ -9,6 +9,7 @@ import { CheckpointReceiver, type VerifiedCheckpoint } from '../runtime/checkpoi
 import type { CheckpointTransferTiming } from '../runtime/checkpoint/checkpoint-timing.js';
 import type { Clock, LogStore, Logger, StateMachineSnapshot } from '../runtime/interfaces.js';
 import type { Random } from '../util/random.js';
+import { decodeMembership } from '../runtime/membership/membership-codec.js';
 import type { GroupRuntime } from './group-runtime.js';
 
 export interface GroupCheckpointsOptions {
@@ -101,12 +102,19 @@ async function openCheckpoint(runtime: GroupRuntime, store: LogStore): Promise<O
       }
       snapshots.push(snapshot);
     }
+    const systemVariables = await store.systemVariables(groupIndex);
+    const instanceId = Math.min(...snapshots.map((snapshot) => snapshot.instanceId));
+    if (systemVariables !== undefined && decodeMembership(systemVariables).version > instanceId) {
+      // The membership changed after the snapshot: wait for a newer one (see checkpoint-install.ts).
+      await closeQuietly(snapshots);
+      return undefined;
+    }
     return {
       manifest: {
         entries: machines.map((machine, index) => ({
           stateMachineId: machine.id, instanceId: (snapshots[index] as StateMachineSnapshot).instanceId,
         })),
-        systemVariables: await store.systemVariables(groupIndex),
+        systemVariables,
         masterVariables: await store.masterVariables(groupIndex),
       },
       snapshots,

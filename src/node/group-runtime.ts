@@ -49,15 +49,17 @@ export interface GroupRuntimeContext {
  * very objects that installed the snapshot must go on, not fresh ones from a factory.
  *
  * `executedThrough` is set on such a rebuild: the state machines hold in memory every instance up
- * to it, so start-up replay begins above it (see restoreGroup).
+ * to it, so start-up replay begins above it (see restoreGroup); `previousRegistry` hands over a
+ * batch that failed part way, so its retry does not run the entries that succeeded again.
  */
 export async function buildGroupRuntime(
   context: GroupRuntimeContext, groupIndex: number, stateMachines = context.options.stateMachines(groupIndex),
-  executedThrough = -1,
+  executedThrough = -1, previousRegistry?: StateMachineRegistry,
 ): Promise<GroupRuntime> {
   const { options, store, clock, random } = context;
   for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
   const registry = new StateMachineRegistry(groupIndex, stateMachines);
+  if (previousRegistry !== undefined) registry.carryOver(previousRegistry);
   // Every group can execute master bids, whether or not this node takes part in the election.
   let manager: MasterManager | undefined;
   const master = await MasterStateMachine.load({
@@ -78,7 +80,7 @@ export async function buildGroupRuntime(
   // Completing a checkpoint install writes the checkpoint's system and master variables, which the
   // state machines above loaded before: the group is then built again, from the settled store.
   if (await settlePendingCheckpoint(store, groupIndex, registry) === 'completed') {
-    return await buildGroupRuntime(context, groupIndex, stateMachines, executedThrough);
+    return await buildGroupRuntime(context, groupIndex, stateMachines, executedThrough, previousRegistry);
   }
   const restored = await resumeAfterMembershipChange(store, groupIndex,
     await restoreGroup(store, groupIndex, registry, { checkpointSettled: true, executedThrough }),

@@ -502,6 +502,8 @@ export class PaxosNode {
 
   /** Install a verified checkpoint into a group in place (see checkpoint-install.ts). */
   private install(groupIndex: number, checkpoint: VerifiedCheckpoint): Promise<void> {
+    // Once stop began, nothing may replace a group: its new runtime would outlive the store.
+    if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopping', NOT_CHOSEN));
     const installing = installCheckpoint({
       groupIndex, store: this.store,
       current: () => this.group(groupIndex),
@@ -536,7 +538,7 @@ export class PaxosNode {
     const old = this.group(groupIndex);
     try {
       return await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) }, groupIndex,
-        old.registry.stateMachines, old.driver.nowInstanceId - 1);
+        old.registry.stateMachines, old.driver.executedThrough, old.registry);
     } catch (error) {
       this.options.logger.error('the group could not restart after a checkpoint install; it stays halted until the ' +
         'node restarts', { group: groupIndex, error: String(error) });

@@ -77,6 +77,7 @@ export class GroupDriver {
     messagesOut: {} as Partial<Record<PaxosMessage['kind'], number>>,
   };
   private stopped = false;
+  private executedThroughInstanceId = -1;
   private haltReason: HaltReason | null = null;
 
   constructor(options: GroupDriverOptions) {
@@ -114,6 +115,14 @@ export class GroupDriver {
 
   get minChosenInstanceId(): number {
     return this.core.minChosenInstanceId;
+  }
+
+  /**
+   * The highest instance this driver's state machines executed, -1 before any: one below the
+   * current instance, or the current one when its execution finished after the driver stopped.
+   */
+  get executedThrough(): number {
+    return Math.max(this.executedThroughInstanceId, this.core.nowInstanceId - 1);
   }
 
   /** A peer whose log starts above our next instance, once (see GroupCore.takeCheckpointRequest). */
@@ -312,6 +321,9 @@ export class GroupDriver {
       const context = batch === undefined ? undefined
         : batch.length === 1 ? batch[0]?.context : new BatchContexts(batch.map((proposal) => proposal.context));
       const result = await this.options.registry.execute(chosen.instanceId, chosen.value, context);
+      // Recorded even when the driver stopped meanwhile: a group rebuilt in this process must not
+      // execute it again (see executedThrough).
+      this.executedThroughInstanceId = chosen.instanceId;
       report = { ok: true, result };
       this.counters.instancesExecuted++;
     } catch (error) {

@@ -47,6 +47,14 @@ export class StateMachineRegistry {
     this.systemIds.add(stateMachine.id);
   }
 
+  /**
+   * Take over another registry's half-executed batch (a group rebuilt in the same process): its
+   * retry must resume after the entries that already ran, not run them again.
+   */
+  carryOver(previous: StateMachineRegistry): void {
+    this.batchProgress = previous.batchProgress;
+  }
+
   /** The user's state machines. */
   get stateMachines(): readonly StateMachine[] {
     return [...this.byId.values()].filter((stateMachine) => !this.systemIds.has(stateMachine.id));

@@ -12,6 +12,7 @@ import type { ExecuteInput, ReceivedSnapshot, StateMachine } from '../../src/run
 import { settlePendingCheckpoint } from '../../src/runtime/restore.js';
 import { StateMachineRegistry } from '../../src/runtime/state-machine-registry.js';
 import { fromUtf8, utf8 } from '../../src/util/bytes.js';
+import { decodeMembership, encodeMembership } from '../../src/runtime/membership/membership-codec.js';
 
 class Installer implements StateMachine {
   checkpoint = -1;
@@ -37,6 +38,11 @@ function record(instanceId: number, accepted: boolean): AcceptorRecord {
   };
 }
 
+const MEMBERS = [1, 2, 3].map((id) => ({ id, host: '127.0.0.1', port: 7000 + id }));
+const OWN_MEMBERSHIP = encodeMembership({ gid: 77, version: 0, members: MEMBERS, nonce: 0 });
+/** A membership changed at instance 6, below the checkpoint at 9. */
+const CHECKPOINT_MEMBERSHIP = encodeMembership({ gid: 77, version: 6, members: MEMBERS.slice(0, 2), nonce: 0 });
+
 /**
  * A node at instance 2 (0 and 1 chosen, a promise at 2) with its own variables installs a checkpoint
  * at 9 that carries others. `rebuild` does what start-up does first: settle the pending install.
@@ -44,18 +50,20 @@ function record(instanceId: number, accepted: boolean): AcceptorRecord {
 async function install(secondFails: boolean): Promise<{ store: MemoryLogStore; failure: unknown }> {
   const store = new MemoryLogStore();
   await store.put(0, [record(0, true), record(1, true), record(2, false)]);
-  await store.setSystemVariables(0, utf8('own system'));
+  await store.setSystemVariables(0, OWN_MEMBERSHIP);
   await store.setMasterVariables(0, utf8('own master'));
   const first = new Installer(1);
   const second = new Installer(2);
   second.failInstall = secondFails;
   const registry = new StateMachineRegistry(0, [first, second]);
-  const runtime = { registry, driver: { nowInstanceId: 2 } } as unknown as GroupRuntime;
+  const runtime = {
+    registry, driver: { nowInstanceId: 2 }, membership: { membership: decodeMembership(OWN_MEMBERSHIP) },
+  } as unknown as GroupRuntime;
   const checkpoint: VerifiedCheckpoint = {
     from: 3, instanceId: 9, bytes: 2,
     manifest: {
       entries: [{ stateMachineId: 1, instanceId: 9 }, { stateMachineId: 2, instanceId: 9 }],
-      systemVariables: utf8('checkpoint system'), masterVariables: utf8('checkpoint master'),
+      systemVariables: CHECKPOINT_MEMBERSHIP, masterVariables: utf8('checkpoint master'),
     },
     snapshots: [1, 2].map((stateMachineId) => ({
       stateMachineId, instanceId: 9, pieces: [utf8('x')], bytes: 1, crc32: 0,
@@ -78,6 +86,8 @@ async function install(secondFails: boolean): Promise<{ store: MemoryLogStore; f
 }
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : fromUtf8(bytes));
+const version = (bytes: Uint8Array | undefined): number | undefined =>
+  (bytes === undefined ? undefined : decodeMembership(bytes).version);
 
 test('an install abandoned half way leaves the group its own system and master variables', async () => {
   // Sim seed 11: they were written before the state machines installed, so after an abandoned
@@ -85,7 +95,7 @@ test('an install abandoned half way leaves the group its own system and master v
   const { store, failure } = await install(true);
   assert.match(String(failure), /cannot install/);
   assert.equal(await store.pendingCheckpoint(0), undefined, 'the install was abandoned');
-  assert.equal(text(await store.systemVariables(0)), 'own system');
+  assert.equal(version(await store.systemVariables(0)), 0, 'its own membership');
   assert.equal(text(await store.masterVariables(0)), 'own master');
   assert.equal(await store.maxInstanceId(0), 2, 'the log is whole');
   assert.equal(await store.minChosenInstanceId(0), 0);
@@ -95,7 +105,7 @@ test('an install that took gives the group the checkpoint\'s variables, and the 
   const { store, failure } = await install(false);
   assert.equal(failure, null);
   assert.equal(await store.pendingCheckpoint(0), undefined, 'the install was completed');
-  assert.equal(text(await store.systemVariables(0)), 'checkpoint system');
+  assert.equal(version(await store.systemVariables(0)), 6, 'the checkpoint\'s membership');
   assert.equal(text(await store.masterVariables(0)), 'checkpoint master');
   assert.equal(await store.minChosenInstanceId(0), 10);
   const kept = await store.get(0, 10);
@@ -114,4 +124,33 @@ test('settling a completed install writes the checkpoint\'s variables, once', as
   assert.equal(text(await store.systemVariables(0)), 'checkpoint system');
   assert.equal(await settlePendingCheckpoint(store, 0, registry), 'none');
   assert.equal(await store.minChosenInstanceId(0), 6);
+});
+
+test('a checkpoint whose membership is newer than it, or of another cluster, is refused before anything stops', async () => {
+  for (const [membership, reason] of [
+    [encodeMembership({ gid: 77, version: 12, members: MEMBERS, nonce: 0 }), /newer than the checkpoint/],
+    [encodeMembership({ gid: 99, version: 3, members: MEMBERS, nonce: 0 }), /another cluster/],
+    [utf8('not a membership'), /malformed/],
+  ] as const) {
+    const store = new MemoryLogStore();
+    await store.put(0, [record(0, true), record(1, true), record(2, false)]);
+    const registry = new StateMachineRegistry(0, [new Installer(1)]);
+    const runtime = {
+      registry, driver: { nowInstanceId: 2 }, membership: { membership: decodeMembership(OWN_MEMBERSHIP) },
+    } as unknown as GroupRuntime;
+    let quiesced = false;
+    const checkpoint: VerifiedCheckpoint = {
+      from: 3, instanceId: 9, bytes: 1,
+      manifest: {
+        entries: [{ stateMachineId: 1, instanceId: 9 }], systemVariables: membership, masterVariables: undefined,
+      },
+      snapshots: [{ stateMachineId: 1, instanceId: 9, pieces: [utf8('x')], bytes: 1, crc32: 0 }],
+    };
+    await assert.rejects(installCheckpoint({
+      groupIndex: 0, store, current: () => runtime, quiesce: async () => { quiesced = true; },
+      rebuild: async () => runtime, replace: () => {},
+    }, checkpoint), reason);
+    assert.equal(quiesced, false, 'the group was never stopped');
+    assert.equal(await store.pendingCheckpoint(0), undefined);
+  }
 });

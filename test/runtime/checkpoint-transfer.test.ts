@@ -253,16 +253,31 @@ test('one transfer at a time: a second sender is refused while one is under way'
   assert.equal(harness.sender.sendingTo, 3);
 });
 
+test('a begin nobody asked for, or from another peer than the one asked, is refused', async () => {
+  const harness = new Harness();
+  const begin: CheckpointChunkMessage = {
+    kind: 'checkpointChunk', from: 1, instanceId: 40, session: 7, sequence: 0, part: 'begin', stateMachineId: 0,
+    data: encodeManifest(MANIFEST), checksum: crc32(encodeManifest(MANIFEST)),
+  };
+  harness.receiver.onChunk(begin);
+  assert.equal((harness.toSender.at(-1) as CheckpointAckMessage).ok, false, 'unsolicited');
+  harness.receiver.needCheckpoint(2);
+  harness.receiver.onChunk(begin);
+  assert.equal((harness.toSender.at(-1) as CheckpointAckMessage).ok, false, 'node 2 was asked, not node 1');
+  assert.equal(harness.receiver.phase, 'asked');
+});
+
 test('a checkpoint below the receiver\'s instance is refused; an asker the log can teach is not served', async () => {
   const harness = new Harness();
   harness.receiverInstance = 41; // above the manifest's 40: installing it would take the group back
+  harness.receiver.needCheckpoint(1);
   const begin: CheckpointChunkMessage = {
     kind: 'checkpointChunk', from: 1, instanceId: 40, session: 7, sequence: 0, part: 'begin', stateMachineId: 0,
     data: encodeManifest(MANIFEST), checksum: crc32(encodeManifest(MANIFEST)),
   };
   harness.receiver.onChunk(begin);
   assert.equal((harness.toSender.at(-1) as CheckpointAckMessage).ok, false);
-  assert.equal(harness.receiver.phase, 'idle');
+  assert.equal(harness.receiver.phase, 'asked', 'still waiting for a checkpoint it can use');
 
   const other = new Harness();
   other.sender.onAsk({ kind: 'askForCheckpoint', from: 3, instanceId: 35 }); // == min chosen: learn from the log

@@ -200,6 +200,11 @@ export class CheckpointReceiver {
       this.ack(message, state.from === message.from && state.session === message.session && message.sequence === 0);
       return;
     }
+    // Only the member this node asked may send it one: nothing unsolicited is ever installed.
+    if (state.kind !== 'asked' || state.peer !== message.from) {
+      this.ack(message, false);
+      return;
+    }
     if (message.sequence !== 0 || crc32(message.data) !== message.checksum) {
       this.ack(message, false);
       return;
