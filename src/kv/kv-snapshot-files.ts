@@ -9,7 +9,7 @@
  * Loading takes the newest snapshot that decodes. A damaged newer one is renamed `*.corrupt` (kept
  * for inspection, ignored from then on) and the next older one is used: replay then starts lower,
  * which is safe as long as the log still holds the instances above the older snapshot (this version
- * never cleans the log; log cleaning must keep every instance above the older kept snapshot). When
+ * relies on log cleaning keeping a hold of two snapshot intervals below the newest checkpoint). When
  * snapshots exist but none is intact, start-up is refused rather than silently replaying from
  * scratch: damaged files point at a disk problem the operator must see.
  */
@@ -113,8 +113,9 @@ export async function loadNewestSnapshot(
   if (failures.length === 0) return undefined;
   throw new PaxosError('STARTUP_FAILED', `group ${expected.group}: no intact KV snapshot in ${directory} (` +
     `${failures.map((failure) => `${failure.name}: ${failure.reason}`).join('; ')}). Refusing to start from ` +
-    'them. The Paxos log is never cleaned by this version, so moving the directory aside rebuilds the state ' +
-    'from the whole log', NOT_CHOSEN);
+    'them. If the log was never cleaned (multipaxos log inspect shows it), moving the directory aside rebuilds ' +
+    'the state from the whole log; otherwise replace the node (remove it from the members and add a fresh one ' +
+    'under a new id: it receives a checkpoint from its peers). Never wipe the log of a node that voted', NOT_CHOSEN);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Takes the KV service's snapshots in the background: per group, every `intervalMs` when the KV
- * state changed and after every `everyInstances` instances, or on demand (`snapshotNow`).
+ * state changed, after every `everyInstances` instances, after a membership change, or on demand
+ * (`snapshotNow`).
  *
  * One snapshot is taken at a time. Each is a consistent cut: the state is copied synchronously at a
  * moment when every instance below the group's current instance N has executed and none at or
@@ -125,7 +126,11 @@ export class KvSnapshotter {
       const byCount = this.everyInstances > 0 && changed && executed >= this.everyInstances;
       const since = performance.now() - (this.lastTakenAt[group] as number);
       const byTime = this.intervalMs > 0 && changed && since >= this.intervalMs;
-      if ((!byCount && !byTime) || this.pending.has(group) || performance.now() < (this.retryAfter[group] as number)) {
+      // A peer sends a checkpoint only when the group's membership is not newer than it (the
+      // membership travels with it): after a change, a node added to an idle group waits for this.
+      const byMembership = this.node.members(group).version > checkpoint;
+      if ((!byCount && !byTime && !byMembership) || this.pending.has(group) ||
+        performance.now() < (this.retryAfter[group] as number)) {
         continue;
       }
       this.pending.add(group);

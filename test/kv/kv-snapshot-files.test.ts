@@ -138,9 +138,9 @@ function files(dataDir: string): KvCheckpoints {
   return new KvCheckpoints(dataDir, 1, SILENT_LOGGER);
 }
 
-/** A stand-in for the node: the snapshotter reads only the group's current instance. */
+/** A stand-in for the node: the snapshotter reads only the group's current instance and membership version. */
 function fakeNode(now: number[]): PaxosNode {
-  return { nowInstanceId: (group: number) => now[group] } as unknown as PaxosNode;
+  return { nowInstanceId: (group: number) => now[group], members: () => ({ version: -1 }) } as unknown as PaxosNode;
 }
 
 describe('KvSnapshotter', () => {

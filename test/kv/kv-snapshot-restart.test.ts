@@ -73,8 +73,12 @@ test('a restart loads the snapshots and replays only the tail of the log', async
     }
     // The second snapshot is cut while writes execute: it must still hold whole instances only.
     const writing = writeBatch(service, 40, 90);
-    await sleep(5);
+    // Cut once both groups executed some of the batch (under load, 5 ms was sometimes none of it,
+    // and a group with nothing new takes no second snapshot).
+    const firstAt = first.map((taken) => taken.instanceId);
+    while (firstAt.some((instanceId, group) => service.node.nowInstanceId(group) <= instanceId + 2)) await sleep(1);
     const second = await service.snapshot();
+    assert.ok(second.every((taken, group) => taken.instanceId > (firstAt[group] as number)), 'a second snapshot each');
     await writing;
     await writeBatch(service, 80, 120);
     await service.delete('key-100');
