@@ -118,7 +118,10 @@ test('a node killed while the others write past its log comes back through a sna
       catchUp = JSON.stringify(await Promise.all(cluster.endpoints.map(async (endpoint) => [
         await metric(endpoint, 'multipaxos_catchup_values_sent_total'),
         await metric(endpoint, 'multipaxos_catchup_values_received_total'),
-        await metric(endpoint, 'multipaxos_min_chosen_instance')])));
+        await metric(endpoint, 'multipaxos_min_chosen_instance'),
+        await metric(endpoint, 'multipaxos_checkpoint_bytes_received_total'),
+        await metric(endpoint, 'multipaxos_checkpoint_install_failures_total'),
+        await metric(endpoint, 'multipaxos_checkpoints_sent_total')])));
       return false;
     }, () => `node 3 (at ${victimAt}) installed a checkpoint (survivors: ${before}; sent, received, min: ` +
       `${catchUp}; its log: ${restarted.stderr().slice(-3_000)})`, 30_000);
