@@ -33,7 +33,7 @@ export async function loadLevel(): Promise<LevelModule> {
     return (await import(MODULE)) as LevelModule;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
-      throw new Error(`classic-level is not installed (${LEVEL_MISSING_HINT})`);
+      throw new Error(`not installed: ${LEVEL_MISSING_HINT}`);
     }
     throw error;
   }
