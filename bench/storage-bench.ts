@@ -8,7 +8,8 @@
  *                  index (the floor);
  *   file-log       FileLogStore, one put({sync: true}) per commit;
  *   classic-level  LevelDB, one batch({sync: true}) per commit, each value the record's encoded frame
- *                  (falls back to `append`, a plain O_APPEND file + fdatasync, if it cannot load).
+ *                  (falls back to `append`, a plain O_APPEND file + fdatasync, if it cannot load:
+ *                  it is not installed by default, see classic-level-loader.ts).
  * Then recovery (FileLogStore.open on a store of 1M records; 100k with --quick) and the bulk
  * delete of the oldest half, for file-log and the alternative. Runs on a real disk (refuses tmpfs
  * for its default directory), in a temporary directory it removes.
@@ -17,11 +18,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { ClassicLevel } from 'classic-level';
 import type { AcceptorRecord } from '../src/core/ready.js';
 import { DEFAULT_SEGMENT_BYTES, FileLogStore, recordBytesOnDisk } from '../src/io/file-log-store.js';
 import { encodeRecord, frameBytes } from '../src/io/record-codec.js';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
+import { loadLevel, type LevelDb, type LevelModule } from './classic-level-loader.js';
 
 const FLAGS: FlagSpec = { quick: 'boolean', smoke: 'boolean', json: 'boolean', dir: 'string', engines: 'string',
   help: 'boolean' };
@@ -37,7 +38,8 @@ export const STORAGE_USAGE = `usage: npm run bench -- storage [--quick] [--json]
 Durable commits of records with ${VALUE_BYTES}-byte values (${RECORD_BYTES} bytes each on disk), one commit in
 flight, each waiting for fdatasync, at ${BATCH_SIZES.join(', ')} records per commit, for raw (write + fdatasync
 of the same bytes into a pre-allocated file: the floor), file-log (FileLogStore) and classic-level
-(LevelDB, sync batches); then FileLogStore recovery (open) of 1M records and the bulk delete of the
+(LevelDB, sync batches; \`npm install --no-save classic-level\` first, else a plain append file
+stands in for it); then FileLogStore recovery (open) of 1M records and the bulk delete of the
 oldest half (file-log and classic-level).
   --quick        shorter runs (under 30 s) and recovery of 100k records instead of 1M
   --smoke        a few hundred commits and 2k records in all (for the test suite; not a measurement)
@@ -225,16 +227,8 @@ async function openFileLog(directory: string, profile: Profile): Promise<Engine>
   };
 }
 
-type LevelModule = typeof import('classic-level');
-type LevelDb = ClassicLevel<Buffer, Buffer>;
-
-/** Loaded on demand, so the other engines run where the native module cannot load. */
-async function loadLevel(): Promise<LevelModule> {
-  return import('classic-level');
-}
-
 async function openLevelDb(level: LevelModule, directory: string): Promise<LevelDb> {
-  const db = new level.ClassicLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  const db = new level.ClassicLevel(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open();
   return db;
 }

@@ -2,35 +2,42 @@
  * `multipaxos cluster up`: a local KV cluster of child processes (`multipaxos kv serve`), for
  * trying the service and for scripts. It prints the endpoints, then a status line whenever a node
  * comes or goes or a master changes, and once every group has a master serving it, a line
- * `ready URL,URL,...`. SIGINT/SIGTERM stop every node cleanly and exit 0. The data directory keeps
- * the cluster's shape (cluster.json), so starting again resumes with the data intact.
+ * `ready URL,URL,...`. A node that dies is restarted (node-supervisor.ts, restart-backoff.ts).
+ * SIGINT/SIGTERM stop every node cleanly and exit 0. The data directory keeps the cluster's shape
+ * (cluster.json), so starting again resumes with the data intact.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { KvClient } from '../kv/client.js';
 import { CommandError, listenFailure, parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { DEFAULT_BASE_PORT } from './kv-client-command.js';
 import { KV_DEFAULT_GROUPS, KV_DEFAULT_LEASE_MS } from './kv-serve-command.js';
+import { nodeArgs, type ClusterShape } from './cluster-node.js';
+import { sayNodeEvent } from './cluster-events.js';
+import { SupervisedNode, type SupervisorEvent } from './node-supervisor.js';
+import { DEFAULT_RESTART_POLICY } from './restart-backoff.js';
 
 const FLAGS: FlagSpec = {
   nodes: 'number', dir: 'string', 'base-port': 'number', groups: 'number', host: 'string', 'master-lease': 'number',
   sync: 'boolean', json: 'boolean', help: 'boolean', 'segment-mb': 'number', 'log-hold': 'number',
-  'snapshot-every': 'number', 'clean-interval': 'number',
+  'snapshot-every': 'number', 'clean-interval': 'number', restart: 'boolean',
 };
 
 export const CLUSTER_USAGE = `usage: multipaxos cluster up [--nodes 3] [--dir ./data] [--base-port ${DEFAULT_BASE_PORT}] [--groups ${KV_DEFAULT_GROUPS}]
                            [--master-lease MS] [--host 127.0.0.1] [--sync=false] [--json]
                            [--segment-mb N] [--log-hold N] [--snapshot-every N] [--clean-interval MS]
+                           [--restart=false]
 
 Starts a local replicated KV cluster: one \`multipaxos kv serve\` process per node, node i with its
 HTTP API on BASE+i and Paxos on BASE+100+i, its data in DIR/node-i. Prints the endpoints, a status
-line on every change, and "ready URL,URL,..." once every group has a master. Ctrl-C stops it
-cleanly; run it again with the same --dir and the data is still there. \`npm start\` runs it.
+line on every change, and "ready URL,URL,..." once every group has a master. A node that dies
+(a crash, kill -9, a non-zero exit) is restarted after 0.5 s, doubling on each death in a row up to
+10 s (30 s of running resets it); one that fails to start 5 times in a row is reported and left
+down. A node that exits 0 (stopped with SIGTERM/SIGINT) stays down. Ctrl-C or SIGTERM stops every
+node cleanly and exits 0; if cluster up is killed, its nodes stop by themselves. Run it again with
+the same --dir and the data is still there. \`npm start\` runs it.
   --nodes N          voting members (default 3; 1 to 9)
   --dir DIR          data directory (default ./data)
   --base-port P      see above (default ${DEFAULT_BASE_PORT}: HTTP on ${DEFAULT_BASE_PORT + 1}.., Paxos on ${DEFAULT_BASE_PORT + 101}..)
@@ -40,27 +47,11 @@ cleanly; run it again with the same --dir and the data is still there. \`npm sta
   --log-hold N       instances of log each node keeps below its newest snapshot (default 20000)
   --snapshot-every N each node snapshots a group after N instances (default 10000)
   --clean-interval MS  time between each node's log cleaning passes (default 1000; 0: never clean)
+  --restart=false    do not restart nodes that die (for tests that kill and restart nodes themselves)
   --json             print events as JSON lines instead of text`;
-
-interface ClusterShape {
-  readonly nodes: number;
-  readonly groups: number;
-  readonly basePort: number;
-  readonly host: string;
-  readonly masterLeaseMs: number;
-}
-
-interface NodeProcess {
-  readonly id: number;
-  readonly endpoint: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  running: boolean;
-}
 
 const POLL_MS = 500;
 const STOP_GRACE_MS = 15_000;
-const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const [action, ...rest] = argv;
@@ -89,25 +80,30 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
 
   let stopping = false;
   let wakeUp: () => void = () => {};
+  // process.on, not once: Ctrl-C under `npm start` delivers SIGINT twice (from the terminal and
+  // forwarded by npm), and a second one must not kill cluster up halfway through stopping its nodes.
   const onSignal = (): void => {
     stopping = true;
     wakeUp();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
-  const peers = ids.map((id) => `${id}=${shape.host}:${shape.basePort + 100 + id}`).join(',');
-  const nodes = ids.map((id) => startNode(id, shape, peers, dir, flags, (line) => {
-    if (!stopping) say('exit', { nodeId: id, detail: line }, `node ${id} ${line}`);
+  const report = (event: SupervisorEvent): void => {
+    if (!stopping) sayNodeEvent(say, event);
+  };
+  const restarts = flags.restart !== false;
+  const nodes = ids.map((id) => new SupervisedNode(id, nodeArgs(id, shape, dir, flags), report,
+    restarts ? DEFAULT_RESTART_POLICY : null));
+  const host = shape.host.includes(':') ? `[${shape.host}]` : shape.host;
+  const endpoints = ids.map((id) => `http://${host}:${shape.basePort + id}`);
+  const described = nodes.map((node, index) => ({
+    id: node.id, endpoint: endpoints[index], paxos: `${shape.host}:${shape.basePort + 100 + node.id}`, pid: node.pid,
   }));
-  const endpoints = nodes.map((node) => node.endpoint);
-  const described = nodes.map((node) => ({
-    id: node.id, endpoint: node.endpoint, paxos: `${shape.host}:${shape.basePort + 100 + node.id}`, pid: node.child.pid,
-  }));
-  say('starting', { nodes: described, groups: shape.groups, dir, endpoints },
+  say('starting', { nodes: described, groups: shape.groups, dir, endpoints, restarts },
     `multipaxos cluster: ${shape.nodes} nodes, ${shape.groups} groups, data in ${dir}\n` +
-    nodes.map((node) => `  node ${node.id}  ${node.endpoint}  paxos ${shape.host}:${shape.basePort + 100 + node.id}` +
-      `  pid ${node.child.pid ?? '?'}`).join('\n'));
+    described.map((node) => `  node ${node.id}  ${node.endpoint}  paxos ${node.paxos}  pid ${node.pid ?? '?'}`)
+      .join('\n'));
 
   const client = new KvClient({ endpoints, timeoutMs: 1_000 });
   let ready = false;
@@ -115,11 +111,13 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   let killed: number[] = [];
   try {
     while (!stopping) {
-      if (nodes.every((node) => !node.running)) {
+      if (nodes.every((node) => node.state === 'stopped' || node.state === 'gave-up' || node.state === 'exited')) {
+        // Every node stopped on request (Ctrl-C in a terminal reaches them too): a clean stop.
+        if (nodes.every((node) => node.state === 'stopped')) break;
         say('failed', {}, 'every node exited; see the messages above');
         return 1;
       }
-      const view = await observe(client, nodes, shape.groups);
+      const view = await observe(client, endpoints, shape.groups);
       if (view.summary !== lastSummary) {
         lastSummary = view.summary;
         say('status', { up: view.up, masters: view.masters }, `status: ${view.summary}`);
@@ -131,9 +129,11 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
       await Promise.race([sleep(POLL_MS, undefined, { ref: false }), new Promise<void>((wake) => { wakeUp = wake; })]);
     }
   } finally {
+    stopping = true;
     client.close();
     if (!json) console.log('stopping...');
-    killed = await stopNodes(nodes);
+    const stuck = await Promise.all(nodes.map(async (node) => await node.stop(STOP_GRACE_MS)));
+    killed = nodes.filter((_, index) => stuck[index]).map((node) => node.id);
   }
   if (killed.length > 0) {
     say('stopped', { killed }, `stopped; node(s) ${killed.join(', ')} did not stop within ${STOP_GRACE_MS} ms ` +
@@ -182,37 +182,6 @@ async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<Clu
   return shape;
 }
 
-function startNode(
-  id: number, shape: ClusterShape, peers: string, dir: string, flags: Record<string, unknown>,
-  onExit: (line: string) => void,
-): NodeProcess {
-  const args = [CLI, 'kv', 'serve', '--id', String(id), '--listen', `${shape.host}:${shape.basePort + 100 + id}`,
-    '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--data', join(dir, `node-${id}`),
-    '--groups', String(shape.groups), '--master-lease', String(shape.masterLeaseMs), '--json'];
-  if (flags.sync === false) args.push('--sync=false');
-  // Passed through as given; kv serve checks them (and a bad one stops every node at start-up).
-  if (flags['segment-mb'] !== undefined) args.push('--segment-mb', String(flags['segment-mb'] as number));
-  for (const passed of ['log-hold', 'snapshot-every', 'clean-interval']) {
-    if (flags[passed] !== undefined) args.push(`--${passed}`, String(flags[passed] as number));
-  }
-  // An IPC channel: a node stops by itself if this process dies without stopping it.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  const host = shape.host.includes(':') ? `[${shape.host}]` : shape.host;
-  const node: NodeProcess = {
-    id, endpoint: `http://${host}:${shape.basePort + id}`, child, running: true,
-    exited: new Promise<void>((done) => child.once('exit', (code, signal) => {
-      node.running = false;
-      onExit(`exited (${signal === null ? `status ${code}` : `signal ${signal}`})`);
-      done();
-    })),
-  };
-  child.stdout?.resume();
-  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
-    console.error(`[node ${id}] ${line}`);
-  });
-  return node;
-}
-
 interface ClusterView {
   readonly up: number[];
   /** Per group, the node serving it as master, or null. */
@@ -220,38 +189,25 @@ interface ClusterView {
   readonly summary: string;
 }
 
-async function observe(client: KvClient, nodes: readonly NodeProcess[], groups: number): Promise<ClusterView> {
+async function observe(client: KvClient, endpoints: readonly string[], groups: number): Promise<ClusterView> {
   const masters: (number | null)[] = new Array<number | null>(groups).fill(null);
   const up: number[] = [];
   // A node that exited is still asked: someone may have started it again by hand.
-  await Promise.all(nodes.map(async (node) => {
+  await Promise.all(endpoints.map(async (endpoint, index) => {
     try {
-      const status = await client.status(node.endpoint, { timeoutMs: 1_000 });
-      up.push(node.id);
+      const status = await client.status(endpoint, { timeoutMs: 1_000 });
+      up.push(index + 1);
       for (const group of (status.groups as { group: number; serving: boolean }[] | undefined) ?? []) {
-        if (group.serving && group.group < groups) masters[group.group] = node.id;
+        if (group.serving && group.group < groups) masters[group.group] = index + 1;
       }
     } catch {
       // Not answering (yet): it counts as down in this round.
     }
   }));
   up.sort((a, b) => a - b);
-  const summary = `nodes up ${up.length}/${nodes.length} [${up.join(',')}] | ` +
+  const summary = `nodes up ${up.length}/${endpoints.length} [${up.join(',')}] | ` +
     masters.map((master, group) => `g${group} master ${master ?? 'none'}`).join(' | ');
   return { up, masters, summary };
-}
-
-/** Stop every node; those that do not stop within the grace period are killed and returned. */
-async function stopNodes(nodes: readonly NodeProcess[]): Promise<number[]> {
-  for (const node of nodes) if (node.running) node.child.kill('SIGTERM');
-  const all = Promise.all(nodes.map((node) => node.exited));
-  const grace = sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => true);
-  const timedOut = await Promise.race([all.then(() => false), grace]);
-  if (!timedOut) return [];
-  const stuck = nodes.filter((node) => node.running);
-  for (const node of stuck) node.child.kill('SIGKILL');
-  await all;
-  return stuck.map((node) => node.id);
 }
 
 async function checkPortFree(host: string, port: number): Promise<void> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupOfKey } from '../../src/kv/key-hash.js';
 import {
-  killEverything, processesMentioning, runCli, startClusterUp, type ClusterUp, type Spawned,
+  killEverything, portIsFree, processesMentioning, runCli, startClusterUp, type ClusterUp, type Spawned,
 } from '../support/cluster-up.js';
 
 const LEASE_FLAGS = ['--master-lease', '1000'];
@@ -231,4 +231,8 @@ test('kill -9 of cluster up: its kv serve nodes notice and stop by themselves', 
     left = await processesMentioning(dir);
   }
   assert.deepEqual(left, [], 'nodes outlived their cluster up');
+  for (const id of [1, 2, 3]) {
+    const ports = [cluster.basePort + id, cluster.basePort + 100 + id];
+    for (const port of ports) assert.ok(await portIsFree(port), `port ${port} still taken: the next npm start would fail`);
+  }
 });

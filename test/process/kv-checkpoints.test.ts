@@ -14,6 +14,8 @@ import {
 
 const CHECKPOINT_FLAGS = [
   '--groups', '1', '--master-lease', '1000', '--snapshot-every', '40', '--log-hold', '10', '--clean-interval', '100',
+  // The tests restart the nodes they kill themselves (with --verbose, or at a chosen moment).
+  '--restart=false',
 ];
 
 interface NodeStatus {
