@@ -4,11 +4,11 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CaughtUp, ChildSettings } from './catch-up-child.js';
+import { freePort } from './local-kv-node.js';
 
 const CHILD = fileURLToPath(new URL('./catch-up-child.js', import.meta.url));
 
@@ -122,11 +122,3 @@ export class ChildCluster {
   }
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

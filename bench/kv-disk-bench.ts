@@ -12,13 +12,13 @@
  * size of the group's state. Both are independent of how many puts were made.
  */
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { KvService } from '../src/kv/kv-service.js';
 import { DEFAULT_SNAPSHOT_EVERY_INSTANCES } from '../src/kv/kv-snapshotter.js';
 import { NODE_DEFAULTS } from '../src/node/node-options.js';
+import { freePort, waitServing } from './local-kv-node.js';
 
 const FLAGS: FlagSpec = { puts: 'number', keys: 'number', sync: 'boolean', json: 'boolean', help: 'boolean' };
 const IN_FLIGHT = 256;
@@ -169,22 +169,7 @@ async function putRetrying(service: KvService, key: string): Promise<void> {
   }
 }
 
-async function waitServing(service: KvService): Promise<void> {
-  const deadline = performance.now() + 30_000;
-  while (!service.status().every((group) => group.serving)) {
-    if (performance.now() > deadline) throw new Error('the node did not become master');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function mb(bytes: number): number {
   return Math.round(bytes / 1024 / 1024 * 10) / 10;

@@ -16,11 +16,11 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { KvService } from '../src/kv/kv-service.js';
 import type { MemberAddress } from '../src/node/node-options.js';
+import { freePort, waitServing } from './local-kv-node.js';
 
 const FLAGS: FlagSpec = {
   keys: 'number', runs: 'number', baseline: 'boolean', json: 'boolean', help: 'boolean',
@@ -177,22 +177,7 @@ async function startNode(dir: string, port: number): Promise<KvService> {
   });
 }
 
-async function waitServing(service: KvService): Promise<void> {
-  const deadline = performance.now() + 30_000;
-  while (service.status()[0]?.serving !== true) {
-    if (performance.now() > deadline) throw new Error('the node did not become master');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;

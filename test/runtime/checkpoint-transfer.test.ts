@@ -83,6 +83,14 @@ class Harness {
     });
   }
 
+  /** The receiver asks node 1, and the sender begins: its first window is in flight, undelivered. */
+  async askAndStart(): Promise<void> {
+    this.receiver.needCheckpoint(1);
+    await settle();
+    this.sender.onAsk(this.toSender.shift() as AskForCheckpointMessage);
+    await settle();
+  }
+
   /** Deliver everything in flight both ways until quiet; `tamper` may change or drop a piece. */
   async run(tamper: (piece: CheckpointChunkMessage) => CheckpointChunkMessage | null = (piece) => piece,
   ): Promise<void> {
@@ -129,10 +137,7 @@ test('a checkpoint crosses whole: manifest, every snapshot byte in order, verifi
 
 test('the sender keeps at most windowChunks pieces beyond the last ack', async () => {
   const harness = new Harness();
-  harness.receiver.needCheckpoint(1);
-  await settle();
-  harness.sender.onAsk(harness.toSender.shift() as AskForCheckpointMessage);
-  await settle();
+  await harness.askAndStart();
   // begin (0) + pieces 1..3: the window allows sequence ≤ acked (-1) + 3.
   assert.deepEqual(harness.toReceiver.map((piece) => piece.sequence), [0, 1, 2]);
 });
@@ -192,10 +197,7 @@ test('pieces that arrive out of order within the window wait for the gap and the
 // receiver then waited in vain, every time, and a node behind every log never caught up.
 test('pieces that arrive ahead of the begin wait for it and the checkpoint installs', async () => {
   const harness = new Harness();
-  harness.receiver.needCheckpoint(1);
-  await settle();
-  harness.sender.onAsk(harness.toSender.shift() as AskForCheckpointMessage);
-  await settle();
+  await harness.askAndStart();
   const window = harness.toReceiver.splice(0);
   assert.deepEqual(window.map((piece) => piece.sequence), [0, 1, 2]);
   for (const piece of window.reverse()) harness.receiver.onChunk(piece);
@@ -235,10 +237,7 @@ test('totals that disagree with what arrived are refused', async () => {
 
 test('one transfer at a time: a second sender is refused while one is under way', async () => {
   const harness = new Harness();
-  harness.receiver.needCheckpoint(1);
-  await settle();
-  harness.sender.onAsk(harness.toSender.shift() as AskForCheckpointMessage);
-  await settle();
+  await harness.askAndStart();
   harness.receiver.onChunk(harness.toReceiver.shift() as CheckpointChunkMessage);
   const intruder: CheckpointChunkMessage = {
     kind: 'checkpointChunk', from: 2, instanceId: 40, session: 99, sequence: 0, part: 'begin', stateMachineId: 0,
@@ -288,10 +287,7 @@ test('a checkpoint below the receiver\'s instance is refused; an asker the log c
 
 test('silence ends a transfer: the sender after ackTimeoutMs, the receiver after pieceTimeoutMs', async () => {
   const harness = new Harness();
-  harness.receiver.needCheckpoint(1);
-  await settle();
-  harness.sender.onAsk(harness.toSender.shift() as AskForCheckpointMessage);
-  await settle();
+  await harness.askAndStart();
   harness.receiver.onChunk(harness.toReceiver.shift() as CheckpointChunkMessage);
   assert.equal(harness.receiver.phase, 'receiving');
   harness.now = 999;
