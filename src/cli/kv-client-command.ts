@@ -91,8 +91,11 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     if (!(error instanceof KvError)) throw error;
     if (json) console.log(JSON.stringify(error.toJSON()));
     else {
-      console.error(`error ${error.code}: ${error.message}` +
-        (error.mayHaveBeenApplied ? ' (the write may have been applied: read the key to find out)' : ''));
+      // Say "may have been applied" once: many messages already do.
+      const hint = !error.mayHaveBeenApplied ? ''
+        : error.message.includes('may have been applied') ? ' (read the key to find out)'
+          : ' (the write may have been applied: read the key to find out)';
+      console.error(`error ${error.code}: ${error.message}${hint}`);
     }
     return 1;
   } finally {
