@@ -6,6 +6,7 @@
  * channel (by `multipaxos cluster up`).
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { PaxosError } from '../errors.js';
 import { KvHttpServer } from '../kv/http-server.js';
 import { KvService } from '../kv/kv-service.js';
@@ -20,7 +21,7 @@ const FLAGS: FlagSpec = {
   data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
   'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
   'snapshot-every': 'number', 'segment-mb': 'number', 'log-hold': 'number', 'clean-interval': 'number',
-  config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
+  'local-address': 'string', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
 };
 
 export const KV_SERVE_USAGE = `usage: multipaxos kv serve --id N --listen HOST:PORT --http HOST:PORT
@@ -38,6 +39,9 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
   --data DIR         the node's log directory (created if missing)
   --groups G         Paxos groups the keys are spread over, each with its own master (default 3)
   --master-lease MS  the master lease (default 3000; at least 1000)
+  --local-address IP the local address this node's connections to other nodes (Paxos and forwarded
+                     requests) leave from (default: the system chooses); lets a firewall tell them
+                     apart from clients'
   --cluster NAME     nodes refuse peers from another cluster (default multipaxos)
   --sync=false       do not fsync (fast, not durable: for experiments only)
   --timeout-ms T     how long a write may take before it fails with TIMEOUT (default 5000)
@@ -74,15 +78,19 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
 
   const { requested: stopRequested } = stopSignal({ unrefChannel: true });
 
+  const localAddress = flags['local-address'] as string | undefined;
+  if (localAddress !== undefined && isIP(localAddress) === 0) {
+    throw new UsageError(`--local-address must be an IP address; got "${localAddress}"`);
+  }
   const server = await KvHttpServer.listen({
-    host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined,
+    host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined, localAddress,
   }).catch((error: NodeJS.ErrnoException) => {
     throw listenFailure(`--http ${http.host}:${http.port}`, error) ?? error;
   });
   let service: KvService;
   try {
     service = await KvService.start({
-      nodeId, members, followers, listen, dataDir: required(flags.data, '--data') as string,
+      nodeId, members, followers, listen, localAddress, dataDir: required(flags.data, '--data') as string,
       groups: (flags.groups as number | undefined) ?? KV_DEFAULT_GROUPS,
       masterLeaseMs: (flags['master-lease'] as number | undefined) ?? KV_DEFAULT_LEASE_MS,
       clusterId: flags.cluster as string | undefined, sync: flags.sync as boolean | undefined,

@@ -4,6 +4,7 @@
  * than surfacing later as a confusing network failure.
  */
 import { randomInt } from 'node:crypto';
+import { isIP } from 'node:net';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type Logger } from '../runtime/interfaces.js';
 import { SeededRandom, type Random } from '../util/random.js';
@@ -21,6 +22,12 @@ export interface TcpTransportOptions {
   readonly clusterId: string;
   /** Where to listen; port 0 picks a free port (see `address()`). */
   readonly listen: PeerAddress;
+  /**
+   * The local IP address outgoing connections are bound to (default: the system chooses). Giving
+   * each node its own address lets a firewall tell node-to-node traffic apart from clients', e.g.
+   * to cut one pair of nodes in a test network namespace.
+   */
+  readonly localAddress?: string;
   /**
    * Every node this one talks to, by id. It may include this node, which is ignored. The node with
    * the lower id of a pair dials the other, so only higher ids' addresses are ever used; the others
@@ -60,6 +67,7 @@ export interface ResolvedTransportOptions {
   readonly clusterId: string;
   readonly clusterIdBytes: Uint8Array;
   readonly listen: PeerAddress;
+  readonly localAddress: string | undefined;
   /** Without this node itself. */
   readonly peers: ReadonlyMap<number, PeerAddress>;
   readonly groupCount: number;
@@ -106,6 +114,7 @@ export function resolveTransportOptions(options: TcpTransportOptions): ResolvedT
     clusterId,
     clusterIdBytes: clusterIdBytes(clusterId),
     listen: checkAddress('listen', options.listen, 0),
+    localAddress: checkLocalAddress(options.localAddress),
     peers: checkPeers(options.peers, nodeId),
     groupCount: integer('groupCount', options.groupCount, 1, MAX_NODE_ID),
     maxFrameBytes,
@@ -135,6 +144,12 @@ export function checkAddress(field: string, value: unknown, minPort: number): Pe
   const { host, port } = value as Record<string, unknown>;
   if (typeof host !== 'string' || host.length === 0) bad(`${field}.host`, 'must be a non-empty string', host);
   return { host, port: integer(`${field}.port`, port, minPort, 65_535) };
+}
+
+function checkLocalAddress(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || isIP(value) === 0) bad('localAddress', 'must be an IPv4 or IPv6 address', value);
+  return value;
 }
 
 function checkClusterId(value: unknown): string {

@@ -479,7 +479,9 @@ export class TcpTransport implements Transport {
   private dial(peer: Peer): void {
     if (this.closed || !this.dials(peer) || peer.connection !== null || peer.pending !== null ||
       peer.reconnectTimer !== null || this.peers.get(peer.nodeId) !== peer) return;
-    const socket = createConnection({ host: peer.address.host, port: peer.address.port });
+    const { localAddress } = this.options;
+    const socket = createConnection({ host: peer.address.host, port: peer.address.port,
+      ...(localAddress === undefined ? {} : { localAddress }) });
     const connection = new PeerConnection(this.owner, this.counters, socket, 'dialer', peer.nodeId,
       this.options.handshakeTimeoutMs);
     peer.pending = connection;

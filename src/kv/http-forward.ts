@@ -43,13 +43,17 @@ const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 const DEFAULT_SILENT_MS = 1_000;
 
 export class Forwarder {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly agent: Agent;
   private readonly silentMs: number;
   /** Masters that let a forwarded request time out, and until when they are not forwarded to. */
   private readonly silentUntil = new Map<string, number>();
 
-  constructor(options: { silentMs?: number } = {}) {
+  /** `localAddress`: the local IP address forwarded requests leave from (default: the system chooses). */
+  constructor(options: { silentMs?: number; localAddress?: string } = {}) {
     this.silentMs = options.silentMs ?? DEFAULT_SILENT_MS;
+    const { localAddress } = options;
+    const bind = localAddress === undefined ? {} : { localAddress };
+    this.agent = new Agent({ keepAlive: true, maxSockets: 256, ...bind });
   }
 
   forward(forwarded: ForwardRequest): Promise<ForwardedReply> {

@@ -34,6 +34,8 @@ export interface KvHttpServerOptions {
   readonly port: number;
   /** How others reach this server when it differs from host:port (a proxy, NAT, 0.0.0.0). */
   readonly advertisedEndpoint?: string;
+  /** The local IP address requests forwarded to the master leave from (default: the system chooses). */
+  readonly localAddress?: string;
 }
 
 const MAX_TIMEOUT_MS = 60_000;
@@ -53,14 +55,15 @@ export class KvHttpServer {
   readonly endpoint: string;
   readonly requests = new KvRequestMetrics();
   private readonly server: Server;
-  private readonly forwarder = new Forwarder();
+  private readonly forwarder: Forwarder;
   /** Bytes of request bodies being received, over all connections. */
   private readonly bodies = new BodyBudget(MAX_BODY_BYTES_IN_FLIGHT);
   private service: KvService | undefined;
 
-  private constructor(server: Server, endpoint: string) {
+  private constructor(server: Server, endpoint: string, forwarder: Forwarder) {
     this.server = server;
     this.endpoint = endpoint;
+    this.forwarder = forwarder;
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
@@ -83,7 +86,8 @@ export class KvHttpServer {
     });
     const { port } = server.address() as AddressInfo;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `http://${host}:${port}`);
+    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `http://${host}:${port}`,
+      new Forwarder({ localAddress: options.localAddress }));
     return created.instance;
   }
 

@@ -8,6 +8,7 @@ import {
 } from '../runtime/checkpoint/checkpoint-timing.js';
 import type { HaltReason } from '../core/ready.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { isIP } from 'node:net';
 import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
 import { MAX_RECORD_BYTES } from '../io/record-codec.js';
 import type { LogCleaningSettings } from '../runtime/log-cleaner.js';
@@ -51,6 +52,11 @@ export interface PaxosNodeOptions {
   readonly members: readonly MemberAddress[];
   /** Where to listen (default: this node's address in `members`). Port 0 picks a free port. */
   readonly listen?: NodeAddress;
+  /**
+   * The local IP address the TCP transport binds its outgoing connections to (default: the system
+   * chooses), so that a firewall can tell this node's traffic to its peers from clients'.
+   */
+  readonly localAddress?: string;
   /** Nodes refuse connections from another cluster (default "multipaxos"). */
   readonly clusterId?: string;
   /** Directory of the durable log (created if missing). Required unless `store` is given. */
@@ -154,6 +160,7 @@ export interface ResolvedNodeOptions {
   readonly nodeId: number;
   readonly members: readonly MemberAddress[];
   readonly listen: NodeAddress | undefined;
+  readonly localAddress: string | undefined;
   readonly clusterId: string;
   readonly dataDir: string | undefined;
   readonly store: LogStore | undefined;
@@ -261,6 +268,7 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
   }
   return {
     nodeId, members, listen, clusterId, groups, maxValueBytes, maxBatchBytes, maxFrameBytes,
+    localAddress: localAddressOf(options.localAddress),
     dataDir: options.dataDir,
     store: options.store,
     transport: options.transport,
@@ -432,4 +440,10 @@ function boolean(value: unknown, field: string): boolean {
 
 function bad(field: string, problem: string): PaxosError {
   return new PaxosError('BAD_OPTIONS', `option ${field} ${problem}`, NOT_CHOSEN);
+}
+
+function localAddressOf(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || isIP(value) === 0) throw bad('localAddress', 'must be an IPv4 or IPv6 address');
+  return value;
 }

@@ -23,6 +23,7 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     nodeId: options.nodeId,
     clusterId: options.clusterId,
     listen: options.listen ?? { host: own.host, port: own.port },
+    localAddress: options.localAddress,
     peers,
     groupCount: options.groups,
     maxFrameBytes: options.maxFrameBytes,

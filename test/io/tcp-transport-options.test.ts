@@ -1,5 +1,6 @@
 // TcpTransport option validation: every mistake is a BAD_OPTIONS error naming the field; a port
 // already in use is STARTUP_FAILED.
+import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PaxosError } from '../../src/errors.js';
@@ -69,5 +70,30 @@ test('start() refuses bad options, and a port in use with STARTUP_FAILED', async
     await assert.rejects(TcpTransport.start({ ...valid, listen: node.address }), { code: 'STARTUP_FAILED' });
   } finally {
     await node.transport.close();
+  }
+});
+
+test('localAddress: outgoing connections leave from it; anything but an IP address is refused', async () => {
+  rejects({ localAddress: 'localhost' }, 'localAddress');
+  rejects({ localAddress: '' }, 'localAddress');
+  rejects({ localAddress: 7 }, 'localAddress');
+  assert.equal(resolveTransportOptions(valid).localAddress, undefined);
+  // Node 1 (the lower id) dials node 2, a plain TCP server here that records where the dial came from.
+  // 127.0.0.2 is on the loopback interface of Linux (all of 127.0.0.0/8 is).
+  const sources: string[] = [];
+  const server = createServer((socket) => {
+    sources.push(socket.remoteAddress ?? '');
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, LOCALHOST, resolve));
+  const { port } = server.address() as AddressInfo;
+  const transport = await TcpTransport.start({ ...valid, peers: { 2: { host: LOCALHOST, port } }, localAddress: '127.0.0.2' });
+  try {
+    const deadline = Date.now() + 5_000;
+    while (sources.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(sources[0], '127.0.0.2');
+  } finally {
+    await transport.close();
+    await new Promise((resolve) => server.close(resolve));
   }
 });
