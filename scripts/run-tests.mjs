@@ -23,8 +23,9 @@ if (files.length === 0) {
 }
 // The real-process tests (whole clusters of node processes under load, with timing-based liveness
 // checks) run one file at a time, after the rest: two of them side by side on a 2-core machine
-// starve each other's event loops. Everything else runs two files at a time.
-const isProcessTest = (file) => file.includes(join('dist', 'test', 'process'));
+// starve each other's event loops. The nemesis suite (test/nemesis) is one of them. Everything else
+// runs two files at a time.
+const isProcessTest = (file) => ['process', 'nemesis'].some((dir) => file.includes(join('dist', 'test', dir)));
 const phases = [
   { files: files.filter((file) => !isProcessTest(file)), concurrency: 2 },
   { files: files.filter(isProcessTest), concurrency: 1 },

@@ -14,10 +14,11 @@ import { KvClient } from '../../src/kv/client.js';
 import { groupOfKey } from '../../src/kv/key-hash.js';
 import { kvModel } from '../../src/testing/kv-model.js';
 import { checkLinearizability } from '../../src/testing/linearizability.js';
+import { forgeStaleRead } from '../support/kv-histories.js';
 import { servingMaster } from '../support/kv-nemesis.js';
 import { seededRandom } from '../support/random.js';
 import { inventedStaleReads, longestGap, lostWrites, successfulWrites } from './checks.js';
-import { AVAILABILITY_ASSERTED, FAULT_KINDS, planFault, type FaultKind } from './faults.js';
+import { AVAILABILITY_ASSERTED, DEFAULT_FAULTS, FAULT_KINDS, planFault, type FaultKind } from './faults.js';
 import { Firewall } from './firewall.js';
 import { historyEntries, type FaultEntry, type HistoryFile } from './history-file.js';
 import { endpointOf, faketimeAvailable, KvNodes, nodeAddress } from './nodes.js';
@@ -72,6 +73,8 @@ export interface DriverResult {
   readonly staleReads: number;
   readonly linearizability: {
     readonly result: string; readonly keys: number; readonly checkedOperations: number; readonly ms: number;
+    /** The same history with one read forged stale was refused (the check can fail). */
+    readonly forgedRejected: boolean;
   };
   readonly faults: readonly FaultFigures[];
   readonly clockRates: Readonly<Record<string, number>>;
@@ -240,6 +243,10 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
     const check = checkLinearizability(kvModel, history);
     const checkMs = Math.round(performance.now() - checkStarted);
     if (check.result !== 'ok') failures.push(`not linearizable (${check.result}): ${check.explanation ?? ''}`);
+    // The check can fail: the same history with one read made stale must be refused.
+    const forged = forgeStaleRead(history);
+    const forgedRejected = forged !== undefined && checkLinearizability(kvModel, forged.history).result === 'illegal';
+    if (!forgedRejected) failures.push('the checker accepted the history with one read made stale');
     for (const problem of inventedStaleReads(workload.staleReads, entries).slice(0, 5)) failures.push(problem);
     for (const lost of lostWrites(entries, final)) failures.push(`acknowledged write lost: ${lost}`);
 
@@ -282,7 +289,9 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
       operations: { total: entries.length + workload.staleReads.length, ok: counts.ok, conflicts: counts.conflicts,
         unknown: counts.unknown, failed: counts.failed, staleReadsOk: staleOk },
       staleReads: workload.staleReads.length,
-      linearizability: { result: check.result, keys: check.partitions, checkedOperations: history.length, ms: checkMs },
+      linearizability: {
+        result: check.result, keys: check.partitions, checkedOperations: history.length, ms: checkMs, forgedRejected,
+      },
       faults: figures, clockRates, loadSeconds: Math.round((loadEnd - origin) / 100) / 10,
       files: { history: historyPath, timeline: timelinePath },
     };
@@ -366,7 +375,7 @@ function parseArgs(argv: readonly string[]): DriverOptions {
   };
   const out = values.get('out');
   if (out === undefined || out === '') throw new Error('--out DIR is required');
-  const faults = (values.get('faults') ?? FAULT_KINDS.join(',')).split(',').filter((kind) => kind !== '');
+  const faults = (values.get('faults') ?? DEFAULT_FAULTS.join(',')).split(',').filter((kind) => kind !== '');
   for (const kind of faults) {
     if (!(FAULT_KINDS as readonly string[]).includes(kind)) {
       throw new Error(`unknown fault ${kind}; the faults are ${FAULT_KINDS.join(', ')}`);

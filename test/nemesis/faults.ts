@@ -15,6 +15,12 @@ export const FAULT_KINDS = [
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 
+/**
+ * What a run injects unless told otherwise: all but disk-full, which a node does not survive yet (it
+ * stays up after ENOSPC but stops executing, even once space is free: its final state differs).
+ */
+export const DEFAULT_FAULTS: readonly FaultKind[] = FAULT_KINDS.filter((kind) => kind !== 'disk-full');
+
 /** Faults after which the cluster must serve writes again within the bound (the others: safety only). */
 export const AVAILABILITY_ASSERTED: ReadonlySet<FaultKind> = new Set<FaultKind>([
   'partition', 'one-way', 'isolate-master', 'ring', 'bridge', 'pause-master', 'kill-one', 'kill-two', 'replace-member',
