@@ -282,7 +282,11 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
       faults: faultLog, operations: historyEntries(entries, workload.staleReads, origin), end: loadEnd - origin,
     };
     writeFileSync(historyPath, JSON.stringify(file));
-    writeFileSync(timelinePath, timelineSvg(file));
+    try {
+      writeFileSync(timelinePath, timelineSvg(file));
+    } catch (error) {
+      failures.push(`the timeline could not be drawn: ${(error as Error).message}`);
+    }
     const result: DriverResult = {
       seed: options.seed, passed: failures.length === 0, failures, notes, leaseMs: options.leaseMs,
       clusterBoundMs, clientBoundMs,

@@ -148,19 +148,22 @@ export async function planFault(kind: FaultKind, context: FaultContext): Promise
         const master = await context.masterOf(group);
         if (master !== undefined) masters.add(master);
       }
-      // Not the node with the small disk: the disk-full fault needs it.
-      const candidates = ids.filter((id) => id !== context.smallDiskNode);
+      // Not the node with the small disk: the disk-full fault needs it. A node added by an earlier
+      // replacement goes first, so that at most one of the nodes the clients were given is ever lost.
+      const eligible = ids.filter((id) => id !== context.smallDiskNode);
+      const added = eligible.filter((id) => !nodes.settings.ids.includes(id));
+      const candidates = added.length > 0 ? added : eligible;
       const followers = candidates.filter((id) => !masters.has(id));
       const lost = random.pick(followers.length > 0 ? followers : candidates);
-      const added = Math.max(...nodes.started(), ...ids) + 1;
-      const next = [...ids.filter((id) => id !== lost), added];
+      const fresh = Math.max(...nodes.started(), ...ids) + 1;
+      const next = [...ids.filter((id) => id !== lost), fresh];
       return {
-        kind, label: `replace ${lost} by new node ${added}`, nodes: [lost, added], minimumHoldMs: 0,
+        kind, label: `replace ${lost} by new node ${fresh}`, nodes: [lost, fresh], minimumHoldMs: 0,
         inject: async () => {
           await nodes.destroy(lost);
-          await nodes.start(added, next);
+          await nodes.start(fresh, next);
           for (let group = 0; group < context.groups; group++) {
-            await changeMember(next.filter((id) => id !== added).map((id) => nodes.endpoint(id)), group, lost, added);
+            await changeMember(next.filter((id) => id !== fresh).map((id) => nodes.endpoint(id)), group, lost, fresh);
           }
           ids.splice(0, ids.length, ...next);
         },

@@ -25,7 +25,9 @@ function isWrite(operation: OperationEntry): boolean {
 }
 
 export function timelineSvg(history: HistoryFile): string {
-  const end = Math.max(history.end, ...history.operations.map((operation) => operation.ret ?? operation.call), 1);
+  // A loop, not Math.max(...): a long run has more operations than the stack has room for arguments.
+  let end = Math.max(history.end, 1);
+  for (const operation of history.operations) end = Math.max(end, operation.ret ?? operation.call);
   const plotWidth = WIDTH - LEFT - RIGHT;
   const x = (time: number): number => LEFT + (Math.max(0, time) / end) * plotWidth;
   const clients = history.clients.map((client) => client.id);
@@ -72,18 +74,33 @@ export function timelineSvg(history: HistoryFile): string {
     add(`<text x="${LEFT - 6}" y="${top + ROW - 4}" text-anchor="end">${escape(client)} (${kind})</text>`);
     add(`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${top + ROW}" y2="${top + ROW}" stroke="#eee"/>`);
   });
+  // Marks that touch on screen (same client, outcome and height) are drawn as one, which keeps the
+  // picture of a long run to a size a browser opens, and changes nothing that can be seen.
   const rowOf = new Map(clients.map((client, row) => [client, row]));
+  const open = new Map<string, { left: number; right: number; top: number; height: number; colour: string }>();
+  const flush = (mark: { left: number; right: number; top: number; height: number; colour: string }): void => {
+    add(`<rect x="${mark.left.toFixed(1)}" y="${mark.top}" width="${Math.max(0.8, mark.right - mark.left).toFixed(1)}" ` +
+      `height="${mark.height}" fill="${mark.colour}" fill-opacity="0.8"/>`);
+  };
   for (const operation of history.operations) {
     const row = rowOf.get(operation.client);
     if (row === undefined) continue;
-    const ret = operation.ret ?? end;
     const left = x(operation.call);
-    const width = Math.max(0.8, x(ret) - left);
-    const top = rowsTop + row * ROW + (isWrite(operation) ? 2 : ROW / 2);
-    const markHeight = isWrite(operation) ? ROW - 4 : ROW / 2 - 2;
-    add(`<rect x="${left.toFixed(1)}" y="${top}" width="${width.toFixed(1)}" height="${markHeight}" ` +
-      `fill="${COLOURS[operation.outcome]}" fill-opacity="0.8"/>`);
+    const right = Math.max(left + 0.8, x(operation.ret ?? end));
+    const write = isWrite(operation);
+    const slot = `${row}/${write}/${operation.outcome}`;
+    const current = open.get(slot);
+    if (current !== undefined && left <= current.right + 0.5) {
+      current.right = Math.max(current.right, right);
+      continue;
+    }
+    if (current !== undefined) flush(current);
+    open.set(slot, {
+      left, right, top: rowsTop + row * ROW + (write ? 2 : ROW / 2), height: write ? ROW - 4 : ROW / 2 - 2,
+      colour: COLOURS[operation.outcome],
+    });
   }
+  for (const mark of open.values()) flush(mark);
 
   // Latency, log scale from 1 ms to 10 s.
   const logMin = 0;
@@ -98,10 +115,16 @@ export function timelineSvg(history: HistoryFile): string {
     add(`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
     add(`<text x="${LEFT - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${label}</text>`);
   }
+  // One dot per outcome and on-screen spot: more would be drawn over each other.
+  const dots = new Set<string>();
   for (const operation of history.operations) {
     if (operation.ret === null) continue;
-    add(`<circle cx="${x(operation.call).toFixed(1)}" cy="${latencyY(operation.ret - operation.call).toFixed(1)}" r="1.6" ` +
-      `fill="${COLOURS[operation.outcome]}" fill-opacity="0.6"/>`);
+    const cx = x(operation.call).toFixed(0);
+    const cy = latencyY(operation.ret - operation.call).toFixed(0);
+    const spot = `${cx}/${cy}/${operation.outcome}`;
+    if (dots.has(spot)) continue;
+    dots.add(spot);
+    add(`<circle cx="${cx}" cy="${cy}" r="1.6" fill="${COLOURS[operation.outcome]}" fill-opacity="0.6"/>`);
   }
 
   // Successful writes per second, in 250 ms bins.
@@ -113,7 +136,7 @@ export function timelineSvg(history: HistoryFile): string {
     if (!('ok' in output) || !output.ok) continue;
     bins[Math.floor(operation.ret / bin)]! += 1000 / bin;
   }
-  const peak = Math.max(1, ...bins);
+  const peak = bins.reduce((most, rate) => Math.max(most, rate), 1);
   add(`<text x="${LEFT}" y="${rateTop - 8}" font-weight="bold">successful writes per second (peak ${Math.round(peak)})</text>`);
   add(`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${rateTop + RATE_HEIGHT}" y2="${rateTop + RATE_HEIGHT}" stroke="#999"/>`);
   bins.forEach((rate, index) => {
