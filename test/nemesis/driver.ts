@@ -18,7 +18,7 @@ import { forgeStaleRead } from '../support/kv-histories.js';
 import { servingMaster } from '../support/kv-nemesis.js';
 import { seededRandom } from '../support/random.js';
 import { inventedStaleReads, longestGap, lostWrites, successfulWrites } from './checks.js';
-import { AVAILABILITY_ASSERTED, DEFAULT_FAULTS, FAULT_KINDS, planFault, type FaultKind } from './faults.js';
+import { AVAILABILITY_ASSERTED, DEFAULT_FAULTS, FAULT_KINDS, planFault, shuffled, type FaultKind } from './faults.js';
 import { Firewall } from './firewall.js';
 import { historyEntries, type FaultEntry, type HistoryFile } from './history-file.js';
 import { endpointOf, faketimeAvailable, KvNodes, nodeAddress } from './nodes.js';
@@ -122,7 +122,7 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
   const clockRates: Record<string, number> = {};
   if (options.skew) {
     if (faketimeAvailable()) {
-      const order = [...ids].sort(() => random.next() - 0.5);
+      const order = shuffled(random, ids);
       order.forEach((id, index) => {
         const rate = index === 0 ? 1 - SKEW : index === 1 ? 1 + SKEW : 1 + (random.next() * 2 - 1) * SKEW;
         clockRates[String(id)] = Math.round(rate * 10_000) / 10_000;
@@ -175,6 +175,8 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
   let origin = performance.now();
   let loadEnd = origin;
   let workloadStarted = false;
+  // A failure of the run itself is rethrown below, inside the block whose cleanup always runs.
+  let runFailure: { error: unknown } | undefined;
   try {
     await firewall.install();
     await nodes.startAll();
@@ -191,7 +193,7 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
       nodes, firewall, random, ids: members, groups: options.groups, leaseMs: options.leaseMs, smallDiskNode,
       masterOf: (group: number) => masterOf(group),
     };
-    const schedule = options.minutes > 0 ? undefined : [...faults].sort(() => random.next() - 0.5);
+    const schedule = options.minutes > 0 ? undefined : shuffled(random, faults);
     const until = origin + options.minutes * 60_000;
     for (let index = 0; schedule === undefined ? performance.now() < until : index < schedule.length; index++) {
       const kind = schedule === undefined ? random.pick(faults) : schedule[index] as FaultKind;
@@ -205,6 +207,8 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
       log(`${((start - origin) / 1000).toFixed(1)} s: ${fault.label} for ${Math.round(end - start)} ms`);
       await sleep(options.quietMs);
     }
+  } catch (error) {
+    runFailure = { error };
   } finally {
     if (workloadStarted) await workload.stop();
     loadEnd = performance.now();
@@ -213,6 +217,7 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
   }
 
   try {
+    if (runFailure !== undefined) throw runFailure.error;
     for (const id of members) {
       nodes.resume(id);
       if (!nodes.isRunning(id)) await nodes.start(id);

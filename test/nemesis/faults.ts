@@ -50,7 +50,7 @@ export interface PlannedFault {
   heal(): Promise<void>;
 }
 
-function shuffled<T>(random: Random, list: readonly T[]): T[] {
+export function shuffled<T>(random: Random, list: readonly T[]): T[] {
   const copy = [...list];
   for (let index = copy.length - 1; index > 0; index--) {
     const other = random.int(index + 1);
