@@ -91,12 +91,16 @@ export function longestGap(done: readonly number[], from: number, to: number): n
   return longest;
 }
 
-/** Completion times of the writes that succeeded (applied, acknowledged), per client and all together. */
+/**
+ * Completion times of the writes that succeeded (applied, acknowledged): all together, per client,
+ * and per group (`groupOf` a key's group).
+ */
 export function successfulWrites(
-  operations: readonly RecordedOperation[],
-): { all: number[]; byClient: Map<string, number[]> } {
+  operations: readonly RecordedOperation[], groupOf: (key: string) => number = () => 0,
+): { all: number[]; byClient: Map<string, number[]>; byGroup: Map<number, number[]> } {
   const all: number[] = [];
   const byClient = new Map<string, number[]>();
+  const byGroup = new Map<number, number[]>();
   for (const operation of operations) {
     const output = operation.output;
     if (operation.input.kind === 'get' || operation.outcome !== 'ok' || output === undefined || operation.ret === undefined) {
@@ -108,6 +112,10 @@ export function successfulWrites(
     const list = byClient.get(id) ?? [];
     list.push(operation.ret);
     byClient.set(id, list);
+    const group = groupOf(operation.input.key);
+    const inGroup = byGroup.get(group) ?? [];
+    inGroup.push(operation.ret);
+    byGroup.set(group, inGroup);
   }
-  return { all, byClient };
+  return { all, byClient, byGroup };
 }

@@ -27,7 +27,12 @@ export interface WorkloadOptions {
   readonly endpoints: readonly string[];
   readonly kvClients: number;
   readonly plainClients: number;
-  readonly keys: readonly string[];
+  /**
+   * The keys client `clientIndex` works on. The driver gives each client the keys of one group, so
+   * that a client stuck on a group without a master does not starve another group of writes: the
+   * longest time without a write in a group then measures that group, not the clients' loop.
+   */
+  readonly keysOf: (clientIndex: number) => readonly string[];
   readonly timeoutMs: number;
   /** One generator per client, so that a seed replays each client's choices. */
   readonly randomFor: (clientIndex: number) => Random;
@@ -73,7 +78,7 @@ export class Workload {
         // The server's own write timeout (5 s) is shorter, so it answers rather than our timer.
         client = new PlainHttpKv(() => random.pick(endpoints), timeoutMs + 3_000);
       }
-      loops.push(this.loop(id, client, random));
+      loops.push(this.loop(id, client, random, this.options.keysOf(index)));
     }
     this.running = Promise.all(loops);
   }
@@ -85,10 +90,12 @@ export class Workload {
     for (const close of this.closers) close();
   }
 
-  private async loop(id: string, client: KvClient | PlainHttpKv, random: Random): Promise<void> {
+  private async loop(
+    id: string, client: KvClient | PlainHttpKv, random: Random, keys: readonly string[],
+  ): Promise<void> {
     const lastRead = new Map<string, number>();
     for (let seq = 0; !this.stopped; seq++) {
-      const key = random.pick(this.options.keys);
+      const key = random.pick(keys);
       const roll = random.next();
       const value = `${id}-${seq}`;
       if (roll < 0.15) {
