@@ -268,11 +268,13 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
     while (legend.firstChild) legend.removeChild(legend.firstChild);
     series.forEach(function (s) {
       var last = s.points.length ? s.points[s.points.length - 1][1] : null;
+      var peak = s.points.reduce(function (m, p) { return Math.max(m, p[1]); }, 0);
       var item = el("span");
       var swatch = el("span", null, "swatch");
       swatch.style.background = colorOf(s.nodeId);
       item.appendChild(swatch);
-      item.appendChild(document.createTextNode("node " + s.nodeId + ": " + (last === null ? "–" : shortNumber(last))));
+      item.appendChild(document.createTextNode("node " + s.nodeId + ": " +
+        (last === null ? "–" : shortNumber(last) + " now, peak " + shortNumber(peak))));
       legend.appendChild(item);
     });
   }
