@@ -100,10 +100,14 @@ function eventLines(report: ClusterReport): string[] {
     `  ${clock(at)}  ${nodes.length === 0 ? '' : `${nodes.length === 1 ? 'node' : 'nodes'} ${nodes.join(', ')}: `}${text}`);
 }
 
-/** Columns padded to their widest cell, indented. */
+/** Columns padded to their widest cell, indented; a row's last cell is not padded, nor pads the others. */
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, index) => { widths[index] = Math.max(widths[index] ?? 0, cell.length); });
+  for (const row of rows) {
+    row.forEach((cell, index) => {
+      if (index < row.length - 1) widths[index] = Math.max(widths[index] ?? 0, cell.length);
+    });
+  }
   return rows.map((row) => `  ${row.map((cell, index) => index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0)).join('  ')}`.trimEnd());
 }
 
