@@ -111,6 +111,14 @@ export class KvHttpServer {
     this.sampler.unref();
   }
 
+  /**
+   * Tell this server where another node's HTTP API is, for /v1/cluster-status (what `httpPeers`
+   * does at start, for an embedder that learns the endpoints later, e.g. after listening on port 0).
+   */
+  knowPeer(nodeId: number, endpoint: string): void {
+    this.cluster.learn(nodeId, endpoint);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sampler);
     this.cluster.close();
