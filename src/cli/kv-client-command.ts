@@ -54,7 +54,7 @@ named on standard error), 2 bad usage.
 status page's view: nodes, masters and leases, instances and how far each node trails, the log
 kept and cleaned, the last minute's rates and latency, recent events) every --interval-ms, until
 Ctrl-C (exit 0). It clears the screen between views on a terminal, and prints one view after the
-other otherwise.`;
+other otherwise; with --json, one line of JSON a view (the /v1/cluster-status answer).`;
 
 export async function kvClientCommand(action: string, argv: readonly string[]): Promise<number> {
   const { flags, positionals } = parseCommandLine(argv, FLAGS);
@@ -128,7 +128,9 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
       throw new UsageError(`--interval-ms must be a whole number of ms from 100 to 3600000; got ${intervalMs}`);
     }
     newClient(endpoints, undefined).close();
-    return await watchStatus({ endpoints, intervalMs, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000 });
+    return await watchStatus({
+      endpoints, intervalMs, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000, json: flags.json === true,
+    });
   }
   if (flags['interval-ms'] !== undefined) throw new UsageError('--interval-ms goes with --watch');
   const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000);

@@ -14,6 +14,8 @@ export interface WatchOptions {
   readonly endpoints: readonly string[];
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** One JSON line a view: the cluster report, or {"error", "failures"} when no node answers. */
+  readonly json?: boolean;
 }
 
 const CLEAR_SCREEN = '\u001b[H\u001b[2J';
@@ -32,7 +34,9 @@ export async function watchStatus(options: WatchOptions): Promise<number> {
     while (!stopping.signal.aborted) {
       const view = await currentView(options, agent);
       if (stopping.signal.aborted) break;
-      process.stdout.write(terminal ? `${CLEAR_SCREEN}${view}\n` : `--- ${new Date().toISOString()}\n${view}\n\n`);
+      if (options.json === true) process.stdout.write(`${JSON.stringify(view.report ?? { error: 'NO_ANSWER', failures: view.failures })}\n`);
+      else if (terminal) process.stdout.write(`${CLEAR_SCREEN}${view.text}\n`);
+      else process.stdout.write(`--- ${new Date().toISOString()}\n${view.text}\n\n`);
       await sleep(options.intervalMs, undefined, { signal: stopping.signal }).catch(() => undefined);
     }
   } finally {
@@ -42,17 +46,25 @@ export async function watchStatus(options: WatchOptions): Promise<number> {
   return 0;
 }
 
+interface View {
+  readonly text: string;
+  readonly report?: ClusterReport;
+  readonly failures: readonly string[];
+}
+
 /** The view from the first endpoint that answers, or why none did. */
-async function currentView(options: WatchOptions, agent: Agent): Promise<string> {
+async function currentView(options: WatchOptions, agent: Agent): Promise<View> {
   const failures: string[] = [];
   for (const endpoint of options.endpoints) {
     try {
-      return renderClusterView(await fetchClusterStatus(endpoint, options.timeoutMs, agent));
+      const report = await fetchClusterStatus(endpoint, options.timeoutMs, agent);
+      return { text: renderClusterView(report), report, failures };
     } catch (error) {
-      failures.push(`  ${endpoint}: ${(error as Error).message}`);
+      failures.push(`${endpoint}: ${(error as Error).message}`);
     }
   }
-  return [`no node answers /v1/cluster-status (at ${new Date().toTimeString().slice(0, 8)}):`, ...failures].join('\n');
+  const lines = failures.map((failure) => `  ${failure}`);
+  return { text: [`no node answers /v1/cluster-status (at ${new Date().toTimeString().slice(0, 8)}):`, ...lines].join('\n'), failures };
 }
 
 export async function fetchClusterStatus(endpoint: string, timeoutMs: number, agent?: Agent): Promise<ClusterReport> {

@@ -5,6 +5,7 @@
 // test-output/ (their paths are printed). Without /usr/bin/chromium the browser test is skipped.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterReport } from '../../src/kv/cluster-status.js';
 import { KvClient } from '../../src/kv/client.js';
 import { fetchClusterStatus } from '../../src/cli/status-watch.js';
-import { killEverything, spawnCli, type Spawned } from '../support/cluster-up.js';
+import { CLI, killEverything, spawnCli, type Spawned } from '../support/cluster-up.js';
 import { freePort } from '../support/local.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -97,6 +98,41 @@ describe('the status page and status --watch on a real cluster', { timeout: 180_
     }
     assert.match(first, /^ {2}proposals\/s {4}node 1 {2}(\S+ {2}\d+(\.\d+)?|\(no samples yet\))$/m);
     assert.match(first, /^ {2}\d\d:\d\d:\d\d {2}nodes? [123, ]+: group \d: master is node [123]/m);
+  });
+
+  test('status --watch --json prints one cluster report a line', async () => {
+    const watch = spawnCli(['status', '--watch', '--json', '--interval-ms', '300', '--endpoints', endpoints.join(',')]);
+    track.push(watch);
+    await watch.waitFor(/^\{.*\}\n\{.*\}\n/m, 20_000);
+    watch.child.kill('SIGINT');
+    assert.deepEqual(await watch.exitWithin(10_000), { code: 0, signal: null }, watch.stderr());
+    const lines = watch.stdout().split('\n').filter((line) => line.length > 0);
+    assert.ok(lines.length >= 2);
+    for (const line of lines) {
+      const report = JSON.parse(line) as ClusterReport;
+      assert.equal(report.servedBy, 1);
+      assert.deepEqual(report.nodes.map((node) => [node.nodeId, node.reachable]), [[1, true], [2, true], [3, true]]);
+    }
+  });
+
+  test('status --watch on a terminal redraws in place (ANSI clear screen), and exits 0 on SIGINT', async (t) => {
+    if (!existsSync('/usr/bin/script')) {
+      t.skip('no /usr/bin/script (util-linux) to give the command a terminal');
+      return;
+    }
+    // script(1) runs the command on a pseudo-terminal; timeout(1) sends it SIGINT after 2.5 s and
+    // exits with the command's own status.
+    const command = `timeout --preserve-status -s INT 2.5 ${process.execPath} ${CLI} status --watch --interval-ms 300 ` +
+      `--endpoints ${endpoints.join(',')}`;
+    const run = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    run.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
+    const code = await new Promise<number | null>((done) => run.once('exit', done));
+    assert.equal(code, 0, out);
+    const clears = out.split('\u001b[H\u001b[2J').length - 1;
+    assert.ok(clears >= 2, `the screen is cleared before each view (${clears} times): ${out.slice(0, 500)}`);
+    assert.ok(!/^--- /m.test(out), 'no snapshot separators on a terminal');
+    assert.match(out, /3 of 3 nodes answer/);
   });
 
   test('the page in a real browser: the cluster, a write showing up, a killed node shown down', async (t) => {
