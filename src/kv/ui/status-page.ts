@@ -219,11 +219,15 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
   function drawChart(id, report, pick) {
     var box = document.getElementById(id);
     var svg = box.querySelector("svg");
-    var W = 400, H = 130, L = 40, B = 18, T = 6, R = 8;
+    // Drawn at the size it is shown, so that text and dots are not stretched.
+    var W = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 400), H = 130, L = 40, B = 18, T = 6, R = 8;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-    svg.setAttribute("preserveAspectRatio", "none");
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    var end = report.at, start = end - 5 * 60 * 1000;
+    // The window is the history the nodes hold (five minutes at most), at least a minute wide.
+    var end = report.at, oldest = end;
+    report.nodes.forEach(function (n) { if (n.report && n.report.history.length) oldest = Math.min(oldest, n.report.history[0].at); });
+    var span = Math.min(5 * 60 * 1000, Math.max(60 * 1000, end - oldest));
+    var start = end - span;
     var series = report.nodes.filter(function (n) { return n.report; }).map(function (n) {
       var points = n.report.history.filter(function (s) { return s.at >= start && pick(s) !== null; })
         .map(function (s) { return [s.at, pick(s)]; });
@@ -247,7 +251,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
       label.textContent = shortNumber(top * f);
       svg.appendChild(label);
     });
-    [["5 min ago", L, "start"], ["now", W - R, "end"]].forEach(function (t) {
+    [[Math.round(span / 60000) + " min ago", L, "start"], ["now", W - R, "end"]].forEach(function (t) {
       var label = document.createElementNS(SVG, "text");
       label.setAttribute("x", t[1]); label.setAttribute("y", H - 4);
       label.setAttribute("text-anchor", t[2]); label.setAttribute("font-size", "10"); label.setAttribute("fill", "#667085");
@@ -263,6 +267,12 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
       line.setAttribute("vector-effect", "non-scaling-stroke");
       line.setAttribute("points", s.points.map(function (p) { return x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1); }).join(" "));
       svg.appendChild(line);
+      // The latest value as a dot, so that a single sample shows too.
+      var last = s.points[s.points.length - 1];
+      var dot = document.createElementNS(SVG, "circle");
+      dot.setAttribute("cx", x(last[0]).toFixed(1)); dot.setAttribute("cy", y(last[1]).toFixed(1));
+      dot.setAttribute("r", "2.5"); dot.setAttribute("fill", colorOf(s.nodeId));
+      svg.appendChild(dot);
     });
     var legend = box.querySelector(".legend");
     while (legend.firstChild) legend.removeChild(legend.firstChild);
@@ -274,7 +284,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
       swatch.style.background = colorOf(s.nodeId);
       item.appendChild(swatch);
       item.appendChild(document.createTextNode("node " + s.nodeId + ": " +
-        (last === null ? "–" : shortNumber(last) + " now, peak " + shortNumber(peak))));
+        (last === null ? "–" : shortNumber(last) + " (peak " + shortNumber(peak) + ")")));
       legend.appendChild(item);
     });
   }
