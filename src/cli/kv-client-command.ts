@@ -127,6 +127,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
     if (!Number.isInteger(intervalMs) || intervalMs < 100 || intervalMs > 3_600_000) {
       throw new UsageError(`--interval-ms must be a whole number of ms from 100 to 3600000; got ${intervalMs}`);
     }
+    // A client checks the endpoints: a bad one is a usage error now, not a failure each interval.
     newClient(endpoints, undefined).close();
     return await watchStatus({
       endpoints, intervalMs, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000, json: flags.json === true,
@@ -205,8 +206,6 @@ function newClient(endpoints: readonly string[], timeoutMs: number | undefined):
     throw error;
   }
 }
-
-export { formatDuration };
 
 export function endpointsOf(flags: Flags): string[] {
   const given = flags.endpoints as string | undefined;
