@@ -43,7 +43,8 @@ export function renderClusterView(report: ClusterReport): string {
     'LAST MINUTE (per node: sparkline, latest value)',
     ...table(chartRows(report, 'proposals/s', (sample) => sample.proposalsPerSecond)
       .concat(chartRows(report, 'KV requests/s', (sample) => sample.kvOpsPerSecond))
-      .concat(chartRows(report, 'write ms', (sample) => sample.writeLatencyMs))),
+      .concat(chartRows(report, 'write ms', (sample) => sample.writeLatencyMs))
+      .concat(chartRows(report, 'read ms', (sample) => sample.readLatencyMs))),
     '',
     'RECENT EVENTS AND ERRORS',
     ...eventLines(report),

@@ -53,6 +53,7 @@ test('the terminal view: nodes up and down, masters and trailing nodes, sparklin
   assert.match(view, /^ {2}node 1 {2}g0 10\.\.50 cleaned 10 snap 40$/m);
   assert.match(view, /^ {2}proposals\/s {4}node 1 {2}▁▅█ {2}10$/m);
   assert.match(view, /^ {2}write ms {7}node 2 {2} ██ {2}3\.5$/m);
+  assert.match(view, /^ {2}read ms {8}node 1 {7}-$/m, 'no read in the minute: blanks and no value');
   // Seen by nodes 1 and 2: one line naming both; node 3's silence is listed first (it is now).
   const events = view.slice(view.indexOf('RECENT EVENTS AND ERRORS')).split('\n').slice(1);
   assert.equal(events.length, 2);

@@ -37,7 +37,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
   .up { color: var(--ok); font-weight: 600; } .down { color: var(--bad); font-weight: 600; }
   .behind { color: var(--warn); } .muted { color: var(--muted); } .err { color: var(--bad); }
   .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; background: #e8eefc; color: var(--accent); }
-  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 12px; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 12px; }
   .chart h3 { margin: 0 0 4px; font-size: 13px; font-weight: 600; }
   .chart svg { width: 100%; height: 130px; display: block; }
   .legend { display: flex; gap: 12px; font-size: 12px; color: var(--muted); margin-top: 4px; flex-wrap: wrap; }
@@ -71,6 +71,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
       <div class="chart" id="chart-proposals"><h3>proposals chosen / s</h3><svg></svg><div class="legend"></div></div>
       <div class="chart" id="chart-kv"><h3>KV requests / s</h3><svg></svg><div class="legend"></div></div>
       <div class="chart" id="chart-latency"><h3>write latency, mean ms</h3><svg></svg><div class="legend"></div></div>
+      <div class="chart" id="chart-read-latency"><h3>read latency, mean ms</h3><svg></svg><div class="legend"></div></div>
     </div>
   </section>
   <section><h2>Log kept and cleaned</h2>
@@ -313,6 +314,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
     drawChart("chart-proposals", report, function (s) { return s.proposalsPerSecond; });
     drawChart("chart-kv", report, function (s) { return s.kvOpsPerSecond; });
     drawChart("chart-latency", report, function (s) { return s.writeLatencyMs; });
+    drawChart("chart-read-latency", report, function (s) { return s.readLatencyMs; });
   }
 
   function setLive(ok, text) {
