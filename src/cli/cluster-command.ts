@@ -100,10 +100,11 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const described = nodes.map((node, index) => ({
     id: node.id, endpoint: endpoints[index], paxos: `${shape.host}:${shape.basePort + 100 + node.id}`, pid: node.pid,
   }));
-  say('starting', { nodes: described, groups: shape.groups, dir, endpoints, restarts },
+  const statusPage = `${endpoints[0] as string}/ui`;
+  say('starting', { nodes: described, groups: shape.groups, dir, endpoints, restarts, statusPage },
     `multipaxos cluster: ${shape.nodes} nodes, ${shape.groups} groups, data in ${dir}\n` +
     described.map((node) => `  node ${node.id}  ${node.endpoint}  paxos ${node.paxos}  pid ${node.pid ?? '?'}`)
-      .join('\n'));
+      .join('\n') + `\n  status page: ${statusPage} (every node serves it)`);
 
   const client = new KvClient({ endpoints, timeoutMs: 1_000 });
   let ready = false;

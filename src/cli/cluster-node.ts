@@ -36,8 +36,10 @@ export interface NodeRun {
 export function nodeArgs(id: number, shape: ClusterShape, dir: string, flags: Record<string, unknown>): string[] {
   const peers = Array.from({ length: shape.nodes }, (_, index) => index + 1)
     .map((peer) => `${peer}=${shape.host}:${shape.basePort + 100 + peer}`).join(',');
+  const httpPeers = Array.from({ length: shape.nodes }, (_, index) => index + 1)
+    .map((peer) => `${peer}=${shape.host}:${shape.basePort + peer}`).join(',');
   const args = [CLI, 'kv', 'serve', '--id', String(id), '--listen', `${shape.host}:${shape.basePort + 100 + id}`,
-    '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--data', join(dir, `node-${id}`),
+    '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--http-peers', httpPeers, '--data', join(dir, `node-${id}`),
     '--groups', String(shape.groups), '--master-lease', String(shape.masterLeaseMs), '--json'];
   if (flags.sync === false) args.push('--sync=false');
   // Passed through as given; kv serve checks them (and a bad one stops every node at start-up).

@@ -10,6 +10,8 @@ import { KvClient } from '../kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
 import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { formatDuration } from './format-duration.js';
+import { watchStatus } from './status-watch.js';
 
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
@@ -37,13 +39,22 @@ common options:
   --json                print the answer as JSON
 Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get, del).`;
 
+const STATUS_FLAGS: FlagSpec = { ...FLAGS, watch: 'boolean', 'interval-ms': 'number' };
+
 export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json]
+       multipaxos status --watch [--interval-ms 2000] [--endpoints URL,URL] [--timeout-ms T]
 
 Shows every node of the cluster: whether it answers, how long it has been up, and per group its
 instance, its master, whether it serves (holds the lease with its fence current) and when the
 master's lease expires as that node sees it. --json adds "ok" and "problems" to the nodes' /status.
 Exit status: 0 every node answers and every group has a master, 1 otherwise (each problem is
-named on standard error), 2 bad usage.`;
+named on standard error), 2 bad usage.
+
+--watch redraws the cluster as the first node that answers sees it (its /v1/cluster-status, the
+status page's view: nodes, masters and leases, instances and how far each node trails, the log
+kept and cleaned, the last minute's rates and latency, recent events) every --interval-ms, until
+Ctrl-C (exit 0). It clears the screen between views on a terminal, and prints one view after the
+other otherwise; with --json, one line of JSON a view (the /v1/cluster-status answer).`;
 
 export async function kvClientCommand(action: string, argv: readonly string[]): Promise<number> {
   const { flags, positionals } = parseCommandLine(argv, FLAGS);
@@ -104,13 +115,25 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
 }
 
 export async function statusCommand(argv: readonly string[]): Promise<number> {
-  const { flags, positionals } = parseCommandLine(argv, FLAGS);
+  const { flags, positionals } = parseCommandLine(argv, STATUS_FLAGS);
   if (flags.help === true) {
     console.log(STATUS_USAGE);
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`status takes no arguments; got "${positionals[0]}"`);
   const endpoints = endpointsOf(flags);
+  if (flags.watch === true) {
+    const intervalMs = (flags['interval-ms'] as number | undefined) ?? 2_000;
+    if (!Number.isInteger(intervalMs) || intervalMs < 100 || intervalMs > 3_600_000) {
+      throw new UsageError(`--interval-ms must be a whole number of ms from 100 to 3600000; got ${intervalMs}`);
+    }
+    // A client checks the endpoints: a bad one is a usage error now, not a failure each interval.
+    newClient(endpoints, undefined).close();
+    return await watchStatus({
+      endpoints, intervalMs, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000, json: flags.json === true,
+    });
+  }
+  if (flags['interval-ms'] !== undefined) throw new UsageError('--interval-ms goes with --watch');
   const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000);
   try {
     const nodes = await Promise.all(endpoints.map(async (endpoint) => {
@@ -172,17 +195,6 @@ export function problemsOf(nodes: readonly NodeLine[]): string[] {
     if (!hasMaster) problems.push(`group ${group} has no master`);
   }
   return problems;
-}
-
-/** 850 ms, 3.2 s, 4m 05s, 2h 03m, 3d 04h. */
-export function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
-  const seconds = Math.floor(ms / 1_000);
-  const pad = (value: number): string => String(value).padStart(2, '0');
-  if (seconds < 3_600) return `${Math.floor(seconds / 60)}m ${pad(seconds % 60)}s`;
-  if (seconds < 86_400) return `${Math.floor(seconds / 3_600)}h ${pad(Math.floor(seconds / 60) % 60)}m`;
-  return `${Math.floor(seconds / 86_400)}d ${pad(Math.floor(seconds / 3_600) % 24)}h`;
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */

@@ -18,6 +18,7 @@ import { parseAddress, parsePeers } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', http: 'string', advertise: 'string', peers: 'string', followers: 'string',
+  'http-peers': 'string',
   data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
   'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
   'snapshot-every': 'number', 'segment-mb': 'number', 'log-hold': 'number', 'clean-interval': 'number',
@@ -36,6 +37,9 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
   --advertise URL    how other nodes and clients reach the HTTP API (default http://<--http>)
   --peers LIST       the voting members as ID=HOST:PORT (Paxos addresses), comma-separated
   --followers LIST   nodes that only learn, as ID@LEADER=HOST:PORT (LEADER: the member it follows)
+  --http-peers LIST  the other nodes' HTTP API addresses as ID=HOST:PORT, comma-separated: the status
+                     page (/ui) and /v1/cluster-status ask them (without it, a node knows only the
+                     masters' addresses, from their fences)
   --data DIR         the node's log directory (created if missing)
   --groups G         Paxos groups the keys are spread over, each with its own master (default 3)
   --master-lease MS  the master lease (default 3000; at least 1000)
@@ -82,8 +86,15 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   if (localAddress !== undefined && isIP(localAddress) === 0) {
     throw new UsageError(`--local-address must be an IP address; got "${localAddress}"`);
   }
+  const httpPeers = new Map<number, string>();
+  if (flags['http-peers'] !== undefined) {
+    for (const peer of parsePeers(flags['http-peers'] as string, '--http-peers')) {
+      if (peer.id !== nodeId) httpPeers.set(peer.id, `http://${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`);
+    }
+  }
   const server = await KvHttpServer.listen({
-    host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined, localAddress,
+    host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined, httpPeers,
+    localAddress,
   }).catch((error: NodeJS.ErrnoException) => {
     throw listenFailure(`--http ${http.host}:${http.port}`, error) ?? error;
   });

@@ -7,6 +7,9 @@
  *          (a key that is not set: 404 KEY_NOT_FOUND with its version; nothing changes)
  *   GET    /status                node, groups, instances, masters, members
  *   GET    /metrics               Prometheus text
+ *   GET    / and /ui              the operator's status page (src/kv/ui/status-page.ts)
+ *   GET    /v1/node-status        this node: status, log range, rates and events of the last minutes
+ *   GET    /v1/cluster-status     every node's /v1/node-status, gathered here (src/kv/cluster-status.ts)
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
  *   POST   /v1/snapshots[?group=G]  snapshot the group (every group) now → {"snapshots": [...]}
  *
@@ -24,9 +27,13 @@ import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-head
 import {
   BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody,
 } from './http-request.js';
+import { ClusterStatus } from './cluster-status.js';
 import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
 import type { KvService } from './kv-service.js';
+import { nodeReport, readCounters } from './node-report.js';
+import { SAMPLE_INTERVAL_MS, StatusHistory } from './status-history.js';
+import { STATUS_PAGE_HTML } from './ui/status-page.js';
 
 export interface KvHttpServerOptions {
   readonly host: string;
@@ -36,6 +43,8 @@ export interface KvHttpServerOptions {
   readonly advertisedEndpoint?: string;
   /** The local IP address requests forwarded to the master leave from (default: the system chooses). */
   readonly localAddress?: string;
+  /** Other nodes' HTTP endpoints by node id (kv serve --http-peers), for /v1/cluster-status. */
+  readonly httpPeers?: ReadonlyMap<number, string>;
 }
 
 const MAX_TIMEOUT_MS = 60_000;
@@ -59,11 +68,16 @@ export class KvHttpServer {
   /** Bytes of request bodies being received, over all connections. */
   private readonly bodies = new BodyBudget(MAX_BODY_BYTES_IN_FLIGHT);
   private service: KvService | undefined;
+  private readonly history = new StatusHistory(Date.now());
+  private readonly cluster: ClusterStatus;
+  private sampler: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(server: Server, endpoint: string, forwarder: Forwarder) {
+  private constructor(server: Server, endpoint: string, httpPeers: ReadonlyMap<number, string>, forwarder: Forwarder) {
     this.server = server;
     this.endpoint = endpoint;
     this.forwarder = forwarder;
+    this.cluster = new ClusterStatus(
+      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), httpPeers);
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
@@ -87,16 +101,30 @@ export class KvHttpServer {
     const { port } = server.address() as AddressInfo;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `http://${host}:${port}`,
-      new Forwarder({ localAddress: options.localAddress }));
+      options.httpPeers ?? new Map(), new Forwarder({ localAddress: options.localAddress }));
     return created.instance;
   }
 
   /** Start serving the KV API with this node's service. */
   attach(service: KvService): void {
     this.service = service;
+    const sample = (): void => this.history.record(readCounters(service, this.requests, Date.now()));
+    sample();
+    this.sampler = setInterval(sample, SAMPLE_INTERVAL_MS);
+    this.sampler.unref();
+  }
+
+  /**
+   * Tell this server where another node's HTTP API is, for /v1/cluster-status (what `httpPeers`
+   * does at start, for an embedder that learns the endpoints later, e.g. after listening on port 0).
+   */
+  knowPeer(nodeId: number, endpoint: string): void {
+    this.cluster.learn(nodeId, endpoint);
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sampler);
+    this.cluster.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     this.forwarder.close();
@@ -136,11 +164,23 @@ export class KvHttpServer {
       checkQuery(url, []);
       return url.pathname === '/status' ? this.status() : this.metrics();
     }
+    if (url.pathname === '/' || url.pathname === '/ui') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+      return { status: 200, body: new RawText(STATUS_PAGE_HTML, 'text/html; charset=utf-8'), headers: PAGE_HEADERS };
+    }
+    if (url.pathname === '/v1/node-status' || url.pathname === '/v1/cluster-status') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+      checkQuery(url, []);
+      const body = url.pathname === '/v1/node-status'
+        ? nodeReport(this.attached(), this.endpoint, this.history, this.cluster.knownEndpoints())
+        : await this.cluster.gather();
+      return { status: 200, body, headers: { ...this.commonHeaders(), 'cache-control': 'no-store' } };
+    }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
     if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
     const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
-      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`, NOT_APPLIED);
+      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
     }
     const service = this.attached();
     const timeoutMs = timeoutOf(request);
@@ -270,6 +310,17 @@ export class KvHttpServer {
     };
   }
 }
+
+/**
+ * The page's script and style are inline and it fetches only its own origin: the policy says so,
+ * so that nothing else runs even if some text from the cluster slipped into the markup.
+ */
+const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; " +
+    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+};
 
 /** A body passed through as it came (a forwarded reply). */
 class RawJson {

@@ -37,6 +37,18 @@ export class KvRequestMetrics {
     histogram.observe(seconds);
   }
 
+  /** The cumulative figures the status history samples: per operation, and the error outcomes by code. */
+  totals(): { requests: Record<string, { count: number; seconds: number }>; errors: Record<string, number> } {
+    const requests: Record<string, { count: number; seconds: number }> = {};
+    for (const [op, histogram] of this.latencies) requests[op] = { count: histogram.count, seconds: histogram.sum };
+    const errors: Record<string, number> = {};
+    for (const [key, value] of this.outcomes) {
+      const outcome = key.split('\u0000')[1] as string;
+      if (outcome !== 'OK') errors[outcome] = (errors[outcome] ?? 0) + value;
+    }
+    return { requests, errors };
+  }
+
   render(out: PrometheusWriter): void {
     out.family('multipaxos_kv_requests_total', 'counter', 'KV requests served here, by operation and outcome.');
     for (const [key, value] of this.outcomes) {

@@ -365,6 +365,11 @@ export class PaxosNode {
     return this.options.isFollower;
   }
 
+  /** The configured followers: each one's id and the member it follows. */
+  followers(): readonly { readonly id: number; readonly follows: number }[] {
+    return this.options.followers.map(({ id, follows }) => ({ id, follows }));
+  }
+
   /** Whether this node holds the group's master lease now (always false where it does not bid). */
   isMaster(groupIndex: number): boolean {
     return this.group(groupIndex).master.isMaster();

@@ -82,6 +82,13 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     assert.match(cluster.stdout(), /^multipaxos cluster: 3 nodes, 3 groups, data in /m);
     assert.match(cluster.stdout(), new RegExp(`^  node 1  http://127\\.0\\.0\\.1:${basePort + 1}  ` +
       `paxos 127\\.0\\.0\\.1:${basePort + 101}  pid \\d+$`, 'm'));
+    assert.match(cluster.stdout(), new RegExp(`^  status page: http://127\\.0\\.0\\.1:${basePort + 1}/ui `, 'm'));
+    // cluster up tells every node where the others' HTTP APIs are: the status page sees them all.
+    const overview = await curl('GET', `${endpoints[1] as string}/v1/cluster-status`);
+    assert.equal(overview.status, 200);
+    assert.deepEqual((overview.body as { nodes: { nodeId: number; endpoint: string; reachable: boolean }[] }).nodes
+      .map(({ nodeId, endpoint, reachable }) => [nodeId, endpoint, reachable]),
+    endpoints.map((endpoint, index) => [index + 1, endpoint, true]));
 
     let run = await kv('kv', 'put', 'a', '1');
     assert.equal(run.code, 0, run.stderr);
