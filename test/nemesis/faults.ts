@@ -48,6 +48,8 @@ export interface PlannedFault {
   readonly minimumHoldMs: number;
   inject(): Promise<void>;
   heal(): Promise<void>;
+  /** What the fault found out, for its label once healed (e.g. how long a new node took to catch up). */
+  outcome?(): string;
 }
 
 export function shuffled<T>(random: Random, list: readonly T[]): T[] {
@@ -157,6 +159,7 @@ export async function planFault(kind: FaultKind, context: FaultContext): Promise
       const lost = random.pick(followers.length > 0 ? followers : candidates);
       const fresh = Math.max(...nodes.started(), ...ids) + 1;
       const next = [...ids.filter((id) => id !== lost), fresh];
+      let caughtUp = '';
       return {
         kind, label: `replace ${lost} by new node ${fresh}`, nodes: [lost, fresh], minimumHoldMs: 0,
         inject: async () => {
@@ -167,7 +170,16 @@ export async function planFault(kind: FaultKind, context: FaultContext): Promise
           }
           ids.splice(0, ids.length, ...next);
         },
-        heal: async () => {},
+        // Healed once the new node has caught up: until then it cannot vote on new instances, so a
+        // majority that needs it (a partition right after) could not decide anything.
+        heal: async () => {
+          const started = performance.now();
+          const done = await waitForCatchUp(nodes.endpoint(fresh), next.filter((id) => id !== fresh)
+            .map((id) => nodes.endpoint(id)), context.groups, 30_000);
+          caughtUp = done ? `new node caught up ${((performance.now() - started) / 1000).toFixed(1)} s after the change`
+            : 'new node NOT caught up 30 s after the change';
+        },
+        outcome: () => caughtUp,
       };
     }
     case 'disk-full': {
@@ -239,4 +251,34 @@ async function changeMember(endpoints: readonly string[], group: number, from: n
     await sleep(300);
   }
   throw new Error(`could not replace ${from} by ${to} in group ${group} within 30 s: ${last}`);
+}
+
+/** Each group's instance as `endpoint` reports it (undefined when it does not answer). */
+async function instances(endpoint: string): Promise<number[] | undefined> {
+  try {
+    const reply = await fetch(`${endpoint}/status`, { signal: AbortSignal.timeout(2_000) });
+    const body = await reply.json() as { groups?: { nowInstanceId: number }[] };
+    return body.groups?.map((group) => group.nowInstanceId);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Wait until the node at `endpoint` is, in every group, within a few instances of the furthest of
+ * `others` (writes go on meanwhile, so "equal" might never be seen). False after `timeoutMs`.
+ */
+async function waitForCatchUp(endpoint: string, others: readonly string[], groups: number, timeoutMs: number,
+): Promise<boolean> {
+  const SLACK = 5;
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const own = await instances(endpoint);
+    const theirs = (await Promise.all(others.map(instances))).filter((list) => list !== undefined);
+    const furthest = Array.from({ length: groups }, (_, group) =>
+      Math.max(0, ...theirs.map((list) => list[group] ?? 0)));
+    if (own !== undefined && furthest.every((instance, group) => (own[group] ?? -1) >= instance - SLACK)) return true;
+    await sleep(200);
+  }
+  return false;
 }

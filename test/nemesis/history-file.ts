@@ -10,6 +10,8 @@ export interface FaultEntry {
   readonly nodes: readonly number[];
   readonly start: number;
   readonly end: number;
+  /** What the fault found out (e.g. how long a new node took to catch up). */
+  readonly outcome?: string;
 }
 
 export interface OperationEntry {
