@@ -65,6 +65,7 @@ test('kv serve refuses bad settings as usage errors', async () => {
     [[...base, '--http', '127.0.0.1:0', '--master-lease', '500'], /leaseMs/],
     [[...base, '--http', 'nowhere'], /--http must be HOST:PORT/],
     [[...base, '--http', '127.0.0.1:0', '--http-peers', '2=nowhere'], /--http-peers must be HOST:PORT/],
+    [[...base, '--http', '127.0.0.1:0', '--local-address', 'localhost'], /--local-address must be an IP address/],
     [[...base, '--http', '127.0.0.1:0', '--snapshot-every', '-1'], /snapshots.everyInstances must be an integer of at least 0/],
   ];
   for (const [args, message] of cases) {

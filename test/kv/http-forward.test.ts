@@ -2,6 +2,8 @@
 // answers before the caller's deadline (a write may have been applied: it was sent), then refuses
 // forwards to that master at once for a while (certainly not applied: nothing was sent), and
 // forwards again once the window is over and the master answers.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Forwarder } from '../../src/kv/http-forward.js';
@@ -43,3 +45,25 @@ test('a silent master: TIMEOUT within the caller\'s time, then at once UNAVAILAB
     assert.equal((await request(false)).status, 200);
     assert.equal(master.seen.length, 3);
   });
+
+test('localAddress: forwarded requests leave from it (all of 127.0.0.0/8 is loopback on Linux)', async () => {
+  const sources: string[] = [];
+  const master = createServer((request, response) => {
+    sources.push(request.socket.remoteAddress ?? '');
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{"key":"k","version":1}');
+  });
+  await new Promise<void>((resolve) => master.listen(0, '127.0.0.1', resolve));
+  const forwarder = new Forwarder({ localAddress: '127.0.0.3' });
+  forwarders.push(forwarder);
+  try {
+    const reply = await forwarder.forward({
+      endpoint: `http://127.0.0.1:${(master.address() as AddressInfo).port}`, method: 'PUT', path: '/v1/kv/k',
+      body: '{"value":"v"}', fromNodeId: 2, timeoutMs: 2_000, isWrite: true,
+    });
+    assert.equal(reply.status, 200);
+    assert.deepEqual(sources, ['127.0.0.3']);
+  } finally {
+    master.closeAllConnections();
+    await new Promise((resolve) => master.close(resolve));
+  }
+});
