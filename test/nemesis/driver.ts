@@ -32,6 +32,11 @@ const SKEW = 0.008;
 
 export interface DriverOptions {
   readonly out: string;
+  /**
+   * Where the nodes keep their data (default: a new temporary directory). Whoever starts the driver
+   * should give one and delete it afterwards: a driver that is killed cannot.
+   */
+  readonly data?: string;
   readonly seed: number;
   readonly faults: readonly FaultKind[];
   /** 0: each fault once, in an order drawn from the seed (the CI schedule); else faults until then. */
@@ -122,7 +127,8 @@ export async function runNemesis(options: DriverOptions, log: (line: string) => 
   const ids = Array.from({ length: options.nodes }, (_, index) => index + 1);
   const notes: string[] = [];
   const failures: string[] = [];
-  const dataRoot = mkdtempSync(join(tmpdir(), 'multipaxos-nemesis-'));
+  const dataRoot = options.data ?? mkdtempSync(join(tmpdir(), 'multipaxos-nemesis-'));
+  mkdirSync(dataRoot, { recursive: true });
   mkdirSync(options.out, { recursive: true });
   let faults = [...options.faults];
 
@@ -408,8 +414,9 @@ function parseArgs(argv: readonly string[]): DriverOptions {
       throw new Error(`unknown fault ${kind}; the faults are ${FAULT_KINDS.join(', ')}`);
     }
   }
+  const data = values.get('data');
   return {
-    out, seed: number('seed', Math.floor(Math.random() * 2 ** 31)), faults: faults as FaultKind[],
+    out, ...(data === undefined || data === '' ? {} : { data }), seed: number('seed', Math.floor(Math.random() * 2 ** 31)), faults: faults as FaultKind[],
     minutes: number('minutes', 0), nodes: number('nodes', 5), groups: number('groups', 2),
     leaseMs: number('lease', 1_000), holdMs: number('hold', 6_000), quietMs: number('quiet', 4_000),
     kvClients: number('kv-clients', 4), plainClients: number('plain-clients', 2),

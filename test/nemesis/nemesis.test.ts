@@ -10,7 +10,7 @@
 // history and the timeline picture stay in a temporary directory whose path is printed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,11 +36,12 @@ test('nemesis: partitions, pauses, kills, member replacement and clock skew on r
   const seed = Number(process.env.NEMESIS_SEED ?? Math.floor(Math.random() * 2 ** 31));
   const out = mkdtempSync(join(tmpdir(), 'multipaxos-nemesis-ci-'));
   t.diagnostic(`seed ${seed} (NEMESIS_SEED=${seed} repeats it); history and timeline in ${out}`);
+  const data = mkdtempSync(join(tmpdir(), 'multipaxos-nemesis-data-'));
   const namespace = await createNamespace();
   let output = '';
   let code: number | null;
   try {
-    const driver = namespace.spawn(process.execPath, [DRIVER, '--out', out, '--seed', String(seed),
+    const driver = namespace.spawn(process.execPath, [DRIVER, '--out', out, '--data', data, '--seed', String(seed),
       '--hold', '5000', '--quiet', '3000'], 'pipe');
     driver.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
     driver.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
@@ -48,8 +49,9 @@ test('nemesis: partitions, pauses, kills, member replacement and clock skew on r
     code = await new Promise<number | null>((resolve) => driver.once('exit', (exit) => resolve(exit)));
     clearTimeout(deadline);
   } finally {
-    // Whatever happened: every process in the namespace killed, the namespace gone.
+    // Whatever happened: every process in the namespace killed, the namespace and the data gone.
     await namespace.remove();
+    rmSync(data, { recursive: true, force: true, maxRetries: 3 });
   }
   for (const line of output.trimEnd().split('\n')) t.diagnostic(line);
   assert.ok(existsSync(join(out, 'result.json')), `the driver wrote no result (exit ${code}):\n${output}`);

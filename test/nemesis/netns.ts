@@ -55,10 +55,10 @@ export interface Namespace {
 export async function createNamespace(): Promise<Namespace> {
   const name = namespaceName('nemesis');
   await ip('netns', 'add', name);
-  let removed = false;
-  const remove = async (): Promise<void> => {
-    if (removed) return;
-    removed = true;
+  // One removal, however many callers ask (a signal handler and a finally block may both): each
+  // waits for the same one to finish.
+  let removal: Promise<void> | undefined;
+  const removeOnce = async (): Promise<void> => {
     // Every process inside (the driver, its nodes, anything they left), then the namespace itself.
     for (let round = 0; round < 3; round++) {
       const pids = (await ip('netns', 'pids', name).catch(() => '')).split('\n').filter((line) => /^\d+$/.test(line));
@@ -73,6 +73,10 @@ export async function createNamespace(): Promise<Namespace> {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     await ip('netns', 'del', name);
+  };
+  const remove = (): Promise<void> => {
+    removal ??= removeOnce();
+    return removal;
   };
   try {
     await ip('netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
