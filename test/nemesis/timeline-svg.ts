@@ -52,8 +52,8 @@ export function timelineSvg(history: HistoryFile): string {
     `${history.faults.length} faults, lease ${history.leaseMs} ms</text>`);
   const rates = Object.entries(history.clockRates).map(([node, rate]) => `${node}: ×${rate}`).join(', ');
   add(`<text x="${LEFT}" y="34" fill="#444">nodes ${history.nodes.join(', ')}; clock rates ${escape(rates || 'real')}; ` +
-    `marks: ok <tspan fill="${COLOURS.ok}">■</tspan> failed <tspan fill="${COLOURS.fail}">■</tspan> unknown ` +
-    `<tspan fill="${COLOURS.unknown}">■</tspan>; writes full height, reads half</text>`);
+    `marks: <tspan fill="${COLOURS.ok}">■</tspan> ok, <tspan fill="${COLOURS.fail}">■</tspan> failed, ` +
+    `<tspan fill="${COLOURS.unknown}">■</tspan> unknown; writes full height, reads half</text>`);
 
   // Fault bands behind everything, labels above the rows.
   history.faults.forEach((fault, index) => {
