@@ -10,8 +10,13 @@
  * applied for a write: it was sent), and then, for `silentMs`, refuses further forwards to that
  * master at once with UNAVAILABLE, certainly not applied (nothing is sent), so callers do not each
  * wait out their deadline on it and can try elsewhere or again.
+ *
+ * The caller's Authorization header goes with the request, and the master checks it again: a
+ * forwarded request has exactly the caller's rights there. Over HTTPS the master's certificate is
+ * verified against the cluster CA (and its name against the endpoint's host, as any client does).
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 
@@ -28,6 +33,8 @@ export interface ForwardRequest {
   readonly path: string;
   readonly body: string | undefined;
   readonly fromNodeId: number;
+  /** The caller's Authorization header, sent on for the master to authenticate. */
+  readonly authorization?: string;
   readonly timeoutMs: number;
   readonly isWrite: boolean;
   /** Fires when the original client goes away: the forwarded request is abandoned too. */
@@ -44,12 +51,16 @@ const DEFAULT_SILENT_MS = 1_000;
 
 export class Forwarder {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly secureAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
+  /** The CA that HTTPS masters' certificates must chain to (read at each request: it may be rotated). */
+  private readonly ca: (() => Buffer) | undefined;
   private readonly silentMs: number;
   /** Masters that let a forwarded request time out, and until when they are not forwarded to. */
   private readonly silentUntil = new Map<string, number>();
 
-  constructor(options: { silentMs?: number } = {}) {
+  constructor(options: { silentMs?: number; ca?: () => Buffer } = {}) {
     this.silentMs = options.silentMs ?? DEFAULT_SILENT_MS;
+    this.ca = options.ca;
   }
 
   forward(forwarded: ForwardRequest): Promise<ForwardedReply> {
@@ -84,12 +95,18 @@ export class Forwarder {
         [FORWARDED_HEADER]: String(forwarded.fromNodeId),
         [TIMEOUT_HEADER]: String(masterTimeoutMs),
       };
+      if (forwarded.authorization !== undefined) headers.authorization = forwarded.authorization;
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = body.length;
       }
-      const options = { method: forwarded.method, path: forwarded.path, agent: this.agent, headers };
-      const outgoing = httpRequest(url, options, (reply) => {
+      const secure = url.protocol === 'https:';
+      const options = {
+        method: forwarded.method, path: forwarded.path, agent: secure ? this.secureAgent : this.agent, headers,
+        ...(secure && this.ca !== undefined ? { ca: this.ca() } : {}),
+      };
+      const send = secure ? httpsRequest : httpRequest;
+      const outgoing = send(url, options, (reply) => {
         const chunks: Buffer[] = [];
         let size = 0;
         reply.on('data', (chunk: Buffer) => {
@@ -110,6 +127,7 @@ export class Forwarder {
 
   close(): void {
     this.agent.destroy();
+    this.secureAgent.destroy();
   }
 }
 

@@ -15,10 +15,19 @@
  * Errors are `{"error": CODE, "message", "mayHaveBeenApplied", ...}` with the status of KvError.
  * The server listens before the node starts (so a node can announce its real endpoint in its
  * fences); until `attach` it answers UNAVAILABLE.
+ *
+ * Security (options `tls`, `tokens`, `openMonitoring`; docs/security.md): HTTPS with the given
+ * certificate files (reloaded when they change), and bearer tokens with roles checked before a
+ * request is routed (http-auth.ts). A forwarded request carries the caller's Authorization header,
+ * and the master authenticates it again: forwarding never lends a node's own authority to a caller.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
+import { TlsFiles, type TlsFileOptions } from '../security/tls-files.js';
+import type { TokenStore } from '../security/tokens.js';
+import { authorize } from './http-auth.js';
 import { Forwarder } from './http-forward.js';
 import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
@@ -34,6 +43,12 @@ export interface KvHttpServerOptions {
   readonly port: number;
   /** How others reach this server when it differs from host:port (a proxy, NAT, 0.0.0.0). */
   readonly advertisedEndpoint?: string;
+  /** Serve HTTPS with these files (reloaded when they change); the CA also verifies masters forwarded to. */
+  readonly tls?: TlsFileOptions;
+  /** Require a bearer token with a role for every request (see http-auth.ts). Default: no authentication. */
+  readonly tokens?: TokenStore;
+  /** With `tokens`: leave GET /status and /metrics open (for Prometheus scrapers). */
+  readonly openMonitoring?: boolean;
 }
 
 const MAX_TIMEOUT_MS = 60_000;
@@ -53,21 +68,38 @@ export class KvHttpServer {
   readonly endpoint: string;
   readonly requests = new KvRequestMetrics();
   private readonly server: Server;
-  private readonly forwarder = new Forwarder();
+  private readonly forwarder: Forwarder;
+  private readonly tls: TlsFiles | undefined;
+  private readonly tokens: TokenStore | undefined;
+  private readonly openMonitoring: boolean;
   /** Bytes of request bodies being received, over all connections. */
   private readonly bodies = new BodyBudget(MAX_BODY_BYTES_IN_FLIGHT);
   private service: KvService | undefined;
 
-  private constructor(server: Server, endpoint: string) {
+  private constructor(server: Server, endpoint: string, options: KvHttpServerOptions, tls: TlsFiles | undefined) {
     this.server = server;
     this.endpoint = endpoint;
+    this.tls = tls;
+    this.tokens = options.tokens;
+    this.openMonitoring = options.openMonitoring ?? false;
+    this.forwarder = new Forwarder({ ca: tls === undefined ? undefined : () => tls.current.ca });
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
     const created: { instance?: KvHttpServer } = {};
-    const server = createServer((request, response) => {
+    const handler = (request: IncomingMessage, response: ServerResponse): void => {
       (created.instance as KvHttpServer).handle(request, response);
-    });
+    };
+    const tls = options.tls === undefined ? undefined : TlsFiles.open(options.tls);
+    let server: Server;
+    if (tls === undefined) server = createServer(handler);
+    else {
+      const { ca, cert, key } = tls.current;
+      const secure: HttpsServer = createHttpsServer({ ca, cert, key, minVersion: 'TLSv1.2' }, handler);
+      tls.onReload(({ material }) => secure.setSecureContext({ ca: material.ca, cert: material.cert,
+        key: material.key, minVersion: 'TLSv1.2' }));
+      server = secure as unknown as Server;
+    }
     server.keepAliveTimeout = 30_000;
     // Bound what slow or idle clients can hold: a whole request within 60 s (a request's own
     // timeout is at most 60 s too), its headers within 10 s, and a bounded number of connections.
@@ -80,10 +112,15 @@ export class KvHttpServer {
         server.off('error', reject);
         resolve();
       });
+    }).catch((error: unknown) => {
+      tls?.close();
+      throw error;
     });
     const { port } = server.address() as AddressInfo;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `http://${host}:${port}`);
+    const scheme = tls === undefined ? 'http' : 'https';
+    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `${scheme}://${host}:${port}`, options,
+      tls);
     return created.instance;
   }
 
@@ -96,6 +133,8 @@ export class KvHttpServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     this.forwarder.close();
+    this.tls?.close();
+    this.tokens?.close();
     await closed;
   }
 
@@ -114,8 +153,9 @@ export class KvHttpServer {
             : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
-        const headers = failure instanceof MethodNotAllowed
+        const headers: Record<string, string> = failure instanceof MethodNotAllowed
           ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
+        if (failure.code === 'UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer realm="multipaxos"';
         send(response, { status: failure.httpStatus, body: failure.toJSON(), headers });
       },
     );
@@ -127,6 +167,9 @@ export class KvHttpServer {
     const url = parseUrl(request.url);
     const began = performance.now();
     const method = request.method ?? 'GET';
+    if (this.tokens !== undefined) {
+      authorize(this.tokens, request.headers.authorization, method, url.pathname, this.openMonitoring);
+    }
     if (url.pathname === '/status' || url.pathname === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
       checkQuery(url, []);
@@ -197,6 +240,7 @@ export class KvHttpServer {
     this.requests.forwarded++;
     const reply = await this.forwarder.forward({
       endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
+      authorization: request.headers.authorization,
       fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
