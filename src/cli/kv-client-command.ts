@@ -9,10 +9,12 @@ import { open } from 'node:fs/promises';
 import { KvClient } from '../kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
+import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf } from './client-security.js';
 import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
 
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
+  ...CLIENT_SECURITY_FLAGS,
 };
 
 export const DEFAULT_BASE_PORT = 8080;
@@ -35,9 +37,10 @@ common options:
                         ${DEFAULT_ENDPOINTS.join(',')})
   --timeout-ms T        give up after T ms (default 10000)
   --json                print the answer as JSON
+${CLIENT_SECURITY_USAGE}
 Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get, del).`;
 
-export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json]
+export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json] [--token T] [--ca FILE]
 
 Shows every node of the cluster: whether it answers, how long it has been up, and per group its
 instance, its master, whether it serves (holds the lease with its fence current) and when the
@@ -51,7 +54,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
-  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined);
+  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags);
   const json = flags.json === true;
   const version = flags.version as number | undefined;
   try {
@@ -111,7 +114,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`status takes no arguments; got "${positionals[0]}"`);
   const endpoints = endpointsOf(flags);
-  const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000);
+  const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000, flags);
   try {
     const nodes = await Promise.all(endpoints.map(async (endpoint) => {
       try {
@@ -186,9 +189,10 @@ export function formatDuration(ms: number): string {
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */
-function newClient(endpoints: readonly string[], timeoutMs: number | undefined): KvClient {
+function newClient(endpoints: readonly string[], timeoutMs: number | undefined, flags: Flags): KvClient {
+  const security = clientSecurityOf(flags);
   try {
-    return new KvClient({ endpoints, timeoutMs });
+    return new KvClient({ endpoints, timeoutMs, ...security });
   } catch (error) {
     if (error instanceof KvError) throw new UsageError(error.message);
     throw error;
@@ -206,7 +210,7 @@ export function endpointsOf(flags: Flags): string[] {
   return endpoints;
 }
 
-/** An endpoint must be http://HOST:PORT (a bad one is a usage error now, not a TIMEOUT later). */
+/** An endpoint must be http[s]://HOST:PORT (a bad one is a usage error now, not a TIMEOUT later). */
 function checkEndpoint(endpoint: string, source: string): void {
   let url: URL | undefined;
   try {
@@ -214,9 +218,9 @@ function checkEndpoint(endpoint: string, source: string): void {
   } catch {
     url = undefined;
   }
-  const ok = url !== undefined && url.protocol === 'http:' && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
+  const ok = url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
     url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hash === '';
-  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL`);
+  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http[s]://HOST:PORT URL`);
 }
 
 function expectArguments(positionals: readonly string[], names: readonly string[], context = ''): string[] {
