@@ -220,7 +220,7 @@ function checkEndpoint(endpoint: string, source: string): void {
   }
   const ok = url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
     url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hash === '';
-  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http[s]://HOST:PORT URL`);
+  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL (or https://HOST:PORT)`);
 }
 
 function expectArguments(positionals: readonly string[], names: readonly string[], context = ''): string[] {
