@@ -16,10 +16,12 @@ import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
 const FLAGS: FlagSpec = {
   nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
   'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean', tls: 'boolean',
+  rounds: 'number',
 };
 
 export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
-                              [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix] [--tls]
+                              [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
+                              [--tls [--rounds N]]
 
 Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
 callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
@@ -27,7 +29,9 @@ line: {"nodes","groups","concurrency","valueBytes","seconds","proposalsPerSec","
 "errors","valuesPerInstance",...}. --matrix runs groups 1 and 8 × concurrency 1, 16, 64 (100-byte
 values) and prints a table (or one JSON line per run with --json). --tls runs every cell twice, over
 plain TCP and then with mutual TLS between the nodes (certificates made for the run), and prints both
-with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false).`;
+with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false). --rounds N
+(without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
+machine, load that comes and goes then hits both alike.`;
 
 interface RunSettings {
   readonly nodes: number;
@@ -59,13 +63,17 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
   const json = flags.json === true;
   const compareTls = flags.tls === true;
   if (flags.matrix !== true) {
-    const plain = await runOnce(base);
-    console.log(JSON.stringify(plain));
-    if (compareTls) {
-      const secure = await runOnce({ ...base, tls: true });
-      console.log(JSON.stringify(secure));
-      if (!json) console.log(tlsSummary(plain, secure));
+    const rounds = compareTls ? Math.max(1, (flags.rounds as number | undefined) ?? 1) : 1;
+    const plainRuns: Record<string, unknown>[] = [];
+    const secureRuns: Record<string, unknown>[] = [];
+    for (let round = 0; round < rounds; round++) {
+      plainRuns.push(await runOnce(base));
+      console.log(JSON.stringify(plainRuns.at(-1)));
+      if (!compareTls) continue;
+      secureRuns.push(await runOnce({ ...base, tls: true }));
+      console.log(JSON.stringify(secureRuns.at(-1)));
     }
+    if (compareTls && !json) console.log(tlsSummary(medianRun(plainRuns), medianRun(secureRuns), rounds));
     return 0;
   }
   if (!json) console.log(environment());
@@ -123,10 +131,17 @@ async function makeCertificates(nodes: number): Promise<string> {
   return dir;
 }
 
-function tlsSummary(plain: Record<string, unknown>, secure: Record<string, unknown>): string {
+/** The run with the median proposals/s. */
+function medianRun(runs: readonly Record<string, unknown>[]): Record<string, unknown> {
+  const sorted = [...runs].sort((a, b) => (a.proposalsPerSec as number) - (b.proposalsPerSec as number));
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Record<string, unknown>;
+}
+
+function tlsSummary(plain: Record<string, unknown>, secure: Record<string, unknown>, rounds: number): string {
   const ratio = (secure.proposalsPerSec as number) / Math.max(1, plain.proposalsPerSec as number);
-  return `TLS: ${secure.proposalsPerSec} proposals/s against ${plain.proposalsPerSec} over plain TCP ` +
-    `(${(ratio * 100).toFixed(0)}%); p50 ${secure.p50Ms} ms against ${plain.p50Ms} ms`;
+  return `TLS${rounds > 1 ? ` (medians of ${rounds} alternating runs)` : ''}: ${secure.proposalsPerSec} proposals/s ` +
+    `against ${plain.proposalsPerSec} over plain TCP (${(ratio * 100).toFixed(0)}%); p50 ${secure.p50Ms} ms against ` +
+    `${plain.p50Ms} ms`;
 }
 
 function environment(): string {

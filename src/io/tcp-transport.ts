@@ -39,6 +39,15 @@
  *   reconnectMaxMs, so connections that keep being closed soon after their handshake (two processes
  *   dialing with the same node id, each replacing the other's) back off instead of ping-ponging.
  *
+ * - Mutual TLS (option `tls`, docs/security.md): the listener is a TLS server that requires a
+ *   certificate chaining to the cluster CA, and the dialer verifies the listener's the same way.
+ *   After the TLS handshake, and before the transport handshake is answered (or, dialing, sent),
+ *   the peer's certificate must name the node id it claims (acceptHandshake) or the node this side
+ *   dialed (onConnected), as a SAN URI multipaxos:node:<id>: a node with a valid certificate cannot
+ *   pose as another. Certificate files are reloaded when they change (TlsFiles); a changed CA closes
+ *   the connections whose peer it no longer trusts, and a peer whose certificate expires while
+ *   connected is disconnected (checkDeadlines).
+ *
  * One interval timer per transport checks handshake deadlines and stalls; each peer has at most one
  * reconnect timer.
  */

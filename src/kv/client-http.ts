@@ -81,9 +81,10 @@ export function sendAttempt(agent: Agent | HttpsAgent, attempt: Attempt): Promis
       });
     });
     outgoing.once('socket', (socket) => {
-      // Over TLS nothing of the request leaves before the TLS handshake is done.
+      // A new socket: over TLS nothing of the request leaves before the TLS handshake is done. A
+      // reused keep-alive socket is ready at once.
       const ready = url.protocol === 'https:' ? 'secureConnect' : 'connect';
-      if (!socket.connecting && (ready === 'connect' || !(socket as { pending?: boolean }).pending)) sent = true;
+      if (!socket.connecting) sent = true;
       else socket.once(ready, () => { sent = true; });
     });
     outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new KvError('TIMEOUT',
