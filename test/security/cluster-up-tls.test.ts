@@ -5,14 +5,25 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { nodeIdsOf } from '../../src/security/node-identity.js';
 import { processesMentioning, runCli, runCliWith, startClusterUp, type Spawned } from '../support/cluster-up.js';
 import { tempRoot } from '../support/local.js';
 
 const track: Spawned[] = [];
-after(() => { for (const run of track) run.kill(); });
+let clusterDir = '';
+// The cluster's directory is ours to remove, after its processes are gone (a tempRoot could be
+// removed by its own hook first, while nodes still write into it).
+after(async () => {
+  for (const run of track) run.kill();
+  await Promise.all(track.map((run) => run.exited));
+  if (clusterDir === '') return;
+  for (let i = 0; i < 100 && (await processesMentioning(clusterDir)).length > 0; i++) await sleep(100);
+  await rm(clusterDir, { recursive: true, force: true });
+});
 
 test('cert init, issue and token make a CA, node certificates naming their node, and token lines', async () => {
   const dir = join(await tempRoot('cert-cli'), 'ca');
@@ -34,7 +45,8 @@ test('cert init, issue and token make a CA, node certificates naming their node,
 });
 
 test('cluster up --tls: secured nodes, printed usage, and the CLI with the printed environment', async () => {
-  const dir = await tempRoot('cluster-tls');
+  const dir = await mkdtemp(join(tmpdir(), 'cluster-tls-'));
+  clusterDir = dir;
   const cluster = await startClusterUp({ dir, json: false, flags: ['--tls', '--master-lease', '1000'], track,
     readyTimeoutMs: 40_000 });
   try {
@@ -62,7 +74,9 @@ test('cluster up --tls: secured nodes, printed usage, and the CLI with the print
     assert.equal(run.code, 0, run.stderr);
   } finally {
     cluster.child.kill('SIGINT');
-    assert.deepEqual(await cluster.exitWithin(20_000), { code: 0, signal: null }, cluster.stderr());
+    const exit = await cluster.exitWithin(20_000);
+    if (exit === undefined) cluster.kill();
+    assert.deepEqual(exit, { code: 0, signal: null }, cluster.stderr());
   }
   assert.deepEqual(await processesMentioning(dir), []);
 });
