@@ -168,7 +168,13 @@ export class KvHttpServer {
     const began = performance.now();
     const method = request.method ?? 'GET';
     if (this.tokens !== undefined) {
-      authorize(this.tokens, request.headers.authorization, method, url.pathname, this.openMonitoring);
+      try {
+        authorize(this.tokens, request.headers.authorization, method, url.pathname, this.openMonitoring);
+      } catch (error) {
+        if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
+        else this.requests.unauthenticated++;
+        throw error;
+      }
     }
     if (url.pathname === '/status' || url.pathname === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');

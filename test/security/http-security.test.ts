@@ -164,6 +164,12 @@ test('a read token reads (stale or not) and gets 403 for a write', async () => {
     assert.equal(read.body.error, 'KEY_NOT_FOUND');
   }
   assert.equal((await call(endpoints[0]!, 'GET', '/status', TOKENS.read)).status, 200);
+  // Refusals are counted in /metrics (the earlier tests refused requests at node 1 without a token).
+  const metrics = String((await call(endpoints[0]!, 'GET', '/metrics', TOKENS.read)).body.text);
+  const counted = (reason: string): number => Number(new RegExp(
+    `^multipaxos_http_auth_refused_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+  assert.ok(counted('unauthenticated') >= 7, metrics.slice(0, 300));
+  assert.ok(counted('forbidden') >= 2);
 });
 
 test('a write token writes and gets 403 for membership, master and snapshot routes', async () => {
