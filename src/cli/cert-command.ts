@@ -14,14 +14,15 @@ const FLAGS: FlagSpec = {
 
 export const CERT_USAGE = `usage: multipaxos cert init  --dir DIR [--name NAME] [--days 3650]
        multipaxos cert issue --dir DIR --node ID [--hosts H1,H2] [--out DIR] [--days 825]
-       multipaxos cert issue --dir DIR --client NAME [--out DIR] [--days 825]
+       multipaxos cert issue --dir DIR --client NAME --role read|write|admin [--out DIR] [--days 825]
        multipaxos cert token [--role read|write|admin]
 
   init    create the cluster's CA in DIR (ca.crt, and ca.key: keep it offline once nodes are issued)
   issue   a certificate signed by the CA in DIR, written as OUT/node-ID.crt and .key (OUT defaults
           to DIR). --node: a node's certificate, naming it as URI multipaxos:node:ID (what the
           transport checks against the node id a peer claims) and the hosts it serves HTTPS on
-          (--hosts, default localhost,127.0.0.1). --client: a client certificate (no node id)
+          (--hosts, default localhost,127.0.0.1). --client: a client certificate of the HTTP API
+          granting --role (as URI multipaxos:role:ROLE), an alternative to a token
   token   print a new random token as a line of a token file: "ROLE TOKEN" (default role read)
 Issuing again over existing files replaces them atomically; running nodes pick them up within
 seconds (rotation). Needs the openssl command (or $MULTIPAXOS_OPENSSL).`;
@@ -59,7 +60,7 @@ export async function certCommand(argv: readonly string[]): Promise<number> {
         }
         const files = flags.node !== undefined
           ? await issueNodeCert(ca, out, flags.node as number, options)
-          : await issueClientCert(ca, out, flags.client as string, options);
+          : await issueClientCert(ca, out, flags.client as string, { ...options, role: clientRole(flags.role) });
         console.log(`issued ${files.cert} and ${files.key}`);
         return 0;
       }
@@ -76,6 +77,11 @@ export async function certCommand(argv: readonly string[]): Promise<number> {
     if (error instanceof UsageError || error instanceof CommandError) throw error;
     throw new CommandError((error as Error).message, 1);
   }
+}
+
+function clientRole(value: unknown): 'read' | 'write' | 'admin' {
+  if (typeof value !== 'string' || !isRole(value)) throw new UsageError('--client needs --role read, write or admin');
+  return value;
 }
 
 function required(value: unknown, flag: string): string {

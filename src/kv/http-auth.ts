@@ -22,18 +22,23 @@ export function requiredRole(method: string, path: string, openMonitoring: boole
   return 'read';
 }
 
-/** Throws UNAUTHENTICATED (401) or FORBIDDEN (403) unless the request's token allows it. */
-export function authorize(tokens: TokenStore, authorization: string | undefined, method: string, path: string,
-  openMonitoring: boolean): void {
+/**
+ * Throws UNAUTHENTICATED (401) or FORBIDDEN (403) unless the request's token, or else the role its
+ * verified client certificate grants (`certificateRole`), allows it. Returns the role it was
+ * allowed with (undefined: the route needs none).
+ */
+export function authorize(tokens: TokenStore, authorization: string | undefined, certificateRole: Role | undefined,
+  method: string, path: string, openMonitoring: boolean): Role | undefined {
   const needed = requiredRole(method, path, openMonitoring);
-  if (needed === null) return;
-  const role = tokens.authenticate(authorization);
+  if (needed === null) return undefined;
+  const role = authorization === undefined ? certificateRole : tokens.authenticate(authorization);
   if (role === undefined) {
     throw new KvError('UNAUTHENTICATED', authorization === undefined
-      ? 'this node requires a token: send "Authorization: Bearer TOKEN"'
+      ? 'this node requires a token ("Authorization: Bearer TOKEN") or a client certificate with a role'
       : 'the token is not valid here', NOT_APPLIED);
   }
   if (!allows(role, needed)) {
-    throw new KvError('FORBIDDEN', `${method} ${path} needs the ${needed} role; the token has ${role}`, NOT_APPLIED);
+    throw new KvError('FORBIDDEN', `${method} ${path} needs the ${needed} role; the caller has ${role}`, NOT_APPLIED);
   }
+  return role;
 }

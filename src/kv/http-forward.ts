@@ -17,7 +17,7 @@
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
+import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 
 export interface ForwardedReply {
@@ -35,6 +35,8 @@ export interface ForwardRequest {
   readonly fromNodeId: number;
   /** The caller's Authorization header, sent on for the master to authenticate. */
   readonly authorization?: string;
+  /** The role of a caller authenticated by its client certificate, sent on over this node's own certificate. */
+  readonly callerRole?: string;
   readonly timeoutMs: number;
   readonly isWrite: boolean;
   /** Fires when the original client goes away: the forwarded request is abandoned too. */
@@ -52,15 +54,18 @@ const DEFAULT_SILENT_MS = 1_000;
 export class Forwarder {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
   private readonly secureAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
-  /** The CA that HTTPS masters' certificates must chain to (read at each request: it may be rotated). */
-  private readonly ca: (() => Buffer) | undefined;
+  /**
+   * The node's TLS files (read at each request: they may be rotated): the CA that HTTPS masters'
+   * certificates must chain to, and the node's certificate, presented to the master.
+   */
+  private readonly tls: (() => { ca: Buffer; cert: Buffer; key: Buffer }) | undefined;
   private readonly silentMs: number;
   /** Masters that let a forwarded request time out, and until when they are not forwarded to. */
   private readonly silentUntil = new Map<string, number>();
 
-  constructor(options: { silentMs?: number; ca?: () => Buffer } = {}) {
+  constructor(options: { silentMs?: number; tls?: () => { ca: Buffer; cert: Buffer; key: Buffer } } = {}) {
     this.silentMs = options.silentMs ?? DEFAULT_SILENT_MS;
-    this.ca = options.ca;
+    this.tls = options.tls;
   }
 
   forward(forwarded: ForwardRequest): Promise<ForwardedReply> {
@@ -96,14 +101,16 @@ export class Forwarder {
         [TIMEOUT_HEADER]: String(masterTimeoutMs),
       };
       if (forwarded.authorization !== undefined) headers.authorization = forwarded.authorization;
+      else if (forwarded.callerRole !== undefined) headers[FORWARDED_ROLE_HEADER] = forwarded.callerRole;
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = body.length;
       }
       const secure = url.protocol === 'https:';
+      const files = secure ? this.tls?.() : undefined;
       const options = {
         method: forwarded.method, path: forwarded.path, agent: secure ? this.secureAgent : this.agent, headers,
-        ...(secure && this.ca !== undefined ? { ca: this.ca() } : {}),
+        ...(files === undefined ? {} : { ca: files.ca, cert: files.cert, key: files.key }),
       };
       const send = secure ? httpsRequest : httpRequest;
       const outgoing = send(url, options, (reply) => {

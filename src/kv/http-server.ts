@@ -17,19 +17,23 @@
  * fences); until `attach` it answers UNAVAILABLE.
  *
  * Security (options `tls`, `tokens`, `openMonitoring`; docs/security.md): HTTPS with the given
- * certificate files (reloaded when they change), and bearer tokens with roles checked before a
- * request is routed (http-auth.ts). A forwarded request carries the caller's Authorization header,
- * and the master authenticates it again: forwarding never lends a node's own authority to a caller.
+ * certificate files (reloaded when they change), and bearer tokens (or client certificates) with
+ * roles checked before a request is routed (http-auth.ts). A forwarded request carries the caller's
+ * Authorization header, and the master authenticates it again; a caller authenticated by its
+ * certificate has its role carried in FORWARDED_ROLE_HEADER, believed only from a node's
+ * certificate. Forwarding never lends a node's own authority to a caller.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
 import { TlsFiles, type TlsFileOptions } from '../security/tls-files.js';
-import type { TokenStore } from '../security/tokens.js';
+import { isRole, type Role, type TokenStore } from '../security/tokens.js';
+import { nodeIdsOf, roleOf } from '../security/node-identity.js';
+import type { TLSSocket } from 'node:tls';
 import { authorize } from './http-auth.js';
 import { Forwarder } from './http-forward.js';
-import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
+import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
   BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody,
 } from './http-request.js';
@@ -82,7 +86,7 @@ export class KvHttpServer {
     this.tls = tls;
     this.tokens = options.tokens;
     this.openMonitoring = options.openMonitoring ?? false;
-    this.forwarder = new Forwarder({ ca: tls === undefined ? undefined : () => tls.current.ca });
+    this.forwarder = new Forwarder({ tls: tls === undefined ? undefined : () => tls.current });
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
@@ -95,7 +99,11 @@ export class KvHttpServer {
     if (tls === undefined) server = createServer(handler);
     else {
       const { ca, cert, key } = tls.current;
-      const secure: HttpsServer = createHttpsServer({ ca, cert, key, minVersion: 'TLSv1.2' }, handler);
+      // A client certificate is asked for, not required: one that chains to the CA may grant a role
+      // (or, for a forwarding node, carry its caller's); without one a token is needed.
+      const secure: HttpsServer = createHttpsServer({
+        ca, cert, key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false,
+      }, handler);
       tls.onReload(({ material }) => secure.setSecureContext({ ca: material.ca, cert: material.cert,
         key: material.key, minVersion: 'TLSv1.2' }));
       server = secure as unknown as Server;
@@ -167,9 +175,13 @@ export class KvHttpServer {
     const url = parseUrl(request.url);
     const began = performance.now();
     const method = request.method ?? 'GET';
+    // The role of a caller authenticated by its client certificate, to be carried if forwarded.
+    let certificateCaller: Role | undefined;
     if (this.tokens !== undefined) {
       try {
-        authorize(this.tokens, request.headers.authorization, method, url.pathname, this.openMonitoring);
+        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request), method,
+          url.pathname, this.openMonitoring);
+        if (request.headers.authorization === undefined) certificateCaller = role;
       } catch (error) {
         if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
         else this.requests.unauthenticated++;
@@ -193,8 +205,8 @@ export class KvHttpServer {
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
     const forwardable = (body: string | undefined, isWrite: boolean) =>
-      (error: unknown): Promise<Reply> =>
-        this.forwardOrThrow(error, request, body, timeoutMs - (performance.now() - began), isWrite, abort.signal);
+      (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body,
+        timeoutMs - (performance.now() - began), isWrite, abort.signal, certificateCaller);
     switch (method) {
       case 'GET': {
         countAs('get');
@@ -235,7 +247,7 @@ export class KvHttpServer {
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
   private async forwardOrThrow(
     error: unknown, request: IncomingMessage, body: string | undefined, timeoutMs: number, isWrite: boolean,
-    signal: AbortSignal,
+    signal: AbortSignal, certificateCaller: Role | undefined,
   ): Promise<Reply> {
     const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
     const oneHopOnly = request.headers[FORWARDED_HEADER] !== undefined ||
@@ -246,10 +258,24 @@ export class KvHttpServer {
     this.requests.forwarded++;
     const reply = await this.forwarder.forward({
       endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
-      authorization: request.headers.authorization,
+      authorization: request.headers.authorization, callerRole: certificateCaller,
       fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  /**
+   * The role the request's verified client certificate grants: its own (SAN URI
+   * multipaxos:role:ROLE), or, when the certificate names a node of the cluster (a forwarding
+   * node), the role that node says its caller has. Undefined without TLS or a verified certificate.
+   */
+  private certificateRoleOf(request: IncomingMessage): Role | undefined {
+    const socket = request.socket as TLSSocket;
+    if (this.tls === undefined || socket.authorized !== true) return undefined;
+    const certificate = socket.getPeerX509Certificate();
+    const forwarded = request.headers[FORWARDED_ROLE_HEADER];
+    if (nodeIdsOf(certificate).length > 0) return typeof forwarded === 'string' && isRole(forwarded) ? forwarded : undefined;
+    return roleOf(certificate);
   }
 
   /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */

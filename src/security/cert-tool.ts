@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { NODE_ID_URI_PREFIX } from './node-identity.js';
+import { NODE_ID_URI_PREFIX, ROLE_URI_PREFIX } from './node-identity.js';
 
 const run = promisify(execFile);
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -80,11 +80,15 @@ export async function issueNodeCert(ca: CertFiles, outDir: string, nodeId: numbe
     [`URI:${NODE_ID_URI_PREFIX}${nodeId}`, ...hostNames(options.hosts)], options);
 }
 
-/** A client certificate (no node id: it cannot join the cluster), e.g. for a proxy in front of the HTTP API. */
-export async function issueClientCert(ca: CertFiles, outDir: string, name: string, options: IssueOptions = {}):
-  Promise<CertFiles> {
-  return issue(ca, outDir, `client-${sanitize(name).replace(/[^A-Za-z0-9_-]/g, '_')}`, name, hostNames(options.hosts),
-    options);
+/**
+ * A client certificate of the HTTP API, granting `role` (SAN URI `multipaxos:role:<role>`). It names
+ * no node id, so it cannot join the cluster.
+ */
+export async function issueClientCert(ca: CertFiles, outDir: string, name: string,
+  options: IssueOptions & { role?: 'read' | 'write' | 'admin' } = {}): Promise<CertFiles> {
+  const sans = [...(options.role === undefined ? [] : [`URI:${ROLE_URI_PREFIX}${options.role}`]),
+    ...(options.hosts === undefined ? [] : hostNames(options.hosts))];
+  return issue(ca, outDir, `client-${sanitize(name).replace(/[^A-Za-z0-9_-]/g, '_')}`, name, sans, options);
 }
 
 function hostNames(hosts: readonly string[] | undefined): string[] {

@@ -25,6 +25,21 @@ export function nodeIdsOf(certificate: X509Certificate | undefined): number[] {
   return ids;
 }
 
+export const ROLE_URI_PREFIX = 'multipaxos:role:';
+const ROLE_URI = /^URI:multipaxos:role:(read|write|admin)$/;
+
+/**
+ * The API role a client certificate grants (SAN URI `multipaxos:role:<role>`), the highest if it
+ * names several; undefined when it names none.
+ */
+export function roleOf(certificate: X509Certificate | undefined): 'read' | 'write' | 'admin' | undefined {
+  const names = certificate?.subjectAltName;
+  if (names === undefined) return undefined;
+  const roles = names.split(', ').map((name) => ROLE_URI.exec(name)?.[1]).filter((role) => role !== undefined);
+  for (const role of ['admin', 'write', 'read'] as const) if (roles.includes(role)) return role;
+  return undefined;
+}
+
 /** Whether the certificate names `nodeId`. */
 export function certificateNames(certificate: X509Certificate | undefined, nodeId: number): boolean {
   return nodeIdsOf(certificate).includes(nodeId);

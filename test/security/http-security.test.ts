@@ -14,7 +14,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { KvClient } from '../../src/kv/client.js';
-import { issueNodeCert } from '../../src/security/cert-tool.js';
+import { issueClientCert, issueNodeCert } from '../../src/security/cert-tool.js';
 import { spawnCli, type Spawned } from '../support/cluster-up.js';
 import { makeTestPki, type TestPki } from '../support/certs.js';
 import { freePort } from '../support/local.js';
@@ -54,12 +54,14 @@ async function call(endpoint: string, method: string, path: string, token?: stri
   }
 }
 
-function callOnce(endpoint: string, method: string, path: string, token?: string, body?: unknown): Promise<Reply> {
+function callOnce(endpoint: string, method: string, path: string, token?: string, body?: unknown,
+  identity?: { cert: Buffer; key: Buffer }, extraHeaders: Record<string, string> = {}): Promise<Reply> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const outgoing = httpsRequest(new URL(path, endpoint), {
-      method, ca, timeout: 10_000,
+      method, ca, timeout: 10_000, ...identity, agent: false,
       headers: {
+        ...extraHeaders,
         ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
         ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length }),
       },
@@ -285,4 +287,43 @@ test('rotation: a node\'s new certificate serves new connections while writes go
   }
   assert.equal(failures, 0);
   assert.ok(writes > 10, `${writes} writes`);
+});
+
+test('a client certificate with a role authenticates instead of a token; forwarding carries its role', async () => {
+  const dir = join(root, 'clients');
+  const load = async (role: 'read' | 'write') => {
+    const files = await issueClientCert(pki.ca, dir, `app-${role}`, { role });
+    return { cert: readFileSync(files.cert), key: readFileSync(files.key) };
+  };
+  const writer = await load('write');
+  const reader = await load('read');
+  const attempt = async (endpoint: string, method: string, path: string, identity: { cert: Buffer; key: Buffer },
+    body?: unknown, headers?: Record<string, string>): Promise<Reply> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const reply = await callOnce(endpoint, method, path, undefined, body, identity, headers);
+      if (!(reply.status === 503 && reply.body.mayHaveBeenApplied === false) || Date.now() > deadline) return reply;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  assert.equal((await attempt(endpoints[0]!, 'PUT', '/v1/kv/cert-key', writer, { value: 'by cert' })).status, 200);
+  assert.equal((await attempt(endpoints[1]!, 'GET', '/v1/kv/cert-key', reader)).body.value, 'by cert');
+  assert.equal((await attempt(endpoints[1]!, 'PUT', '/v1/kv/cert-key', reader, { value: 'no' })).status, 403);
+  assert.equal((await attempt(endpoints[0]!, 'GET', '/v1/members', writer)).status, 403);
+  // Claiming a forwarded admin role is believed only from a node's certificate.
+  const forged = await attempt(endpoints[0]!, 'GET', '/v1/members', writer, undefined,
+    { 'x-multipaxos-forwarded-role': 'admin', 'x-multipaxos-forwarded-by': '2' });
+  assert.equal(forged.status, 403);
+  // Through node 3 to the master of a key whose master is another node: the forwarded request has
+  // no token and node 3's certificate grants no role of its own, so the master's 200 is the
+  // caller's role, carried over node 3's certificate; a reader is refused (by node 3 already).
+  for (let i = 0; i < 40; i++) {
+    const reply = await attempt(endpoints[2]!, 'PUT', `/v1/kv/cert-fw${i}`, writer, { value: 'fw' });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    if (reply.headers['x-multipaxos-node'] === '3') continue;
+    const refused = await attempt(endpoints[2]!, 'PUT', `/v1/kv/cert-fw${i}`, reader, { value: 'no' });
+    assert.equal(refused.status, 403);
+    return;
+  }
+  assert.fail('no key of a group whose master is not node 3');
 });
