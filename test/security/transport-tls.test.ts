@@ -165,3 +165,20 @@ test('rotation: new certificate files serve new connections; a new CA closes con
   await waitFor(() => two.stats().tlsHandshakesFailed > failed, 'node 1\'s reconnections are refused by TLS', 3_000);
   assert.equal(two.connectedTo(1), false);
 });
+
+test('a peer whose certificate expires while connected is disconnected and refused from then on', async () => {
+  const soon = await issueNodeCert(pki.ca, join(pki.dir, 'short-lived'), 5,
+    { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_000) });
+  const six = await startNode(6, { 5: UNUSED_ADDRESS }, { tls: await pki.node(6) });
+  const five = await startNode(5, { 6: six.address }, { tls: { ca: pki.ca.cert, cert: soon.cert, key: soon.key } });
+  try {
+    await waitFor(() => six.connectedTo(5), 'node 5 connects while its certificate is valid');
+    await waitFor(() => six.stats().certificatesRevoked === 1, 'the connection is closed when it expires', 8_000);
+    await waitFor(() => !six.connectedTo(5), 'node 5 is disconnected');
+    const failed = six.stats().tlsHandshakesFailed;
+    await waitFor(() => six.stats().tlsHandshakesFailed > failed, 'its reconnections are refused by TLS', 5_000);
+    assert.equal(six.connectedTo(5), false);
+  } finally {
+    await closeAll([five, six]);
+  }
+});
