@@ -17,7 +17,9 @@ const FLAGS: FlagSpec = {
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
-const SYSTEMS = ['ours', 'etcd'] as const;
+const SYSTEMS = ['ours', 'ours-tls', 'etcd'] as const;
+/** ours-tls (ours with `cluster up --tls`) is asked for by name: `--systems ours,ours-tls`. */
+const DEFAULT_SYSTEMS = ['ours', 'etcd'];
 export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
@@ -36,11 +38,13 @@ the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/p
   --system-warmup-ms N  unmeasured puts (${SYSTEM_WARMUP_CLIENTS} clients) once after each system starts, before any cell
                      (default 5000): our nodes run JIT-compiled JavaScript, which needs a few thousand
                      requests to reach steady speed; etcd gets the same warm-up
-  --systems LIST     ours, etcd or both (default ours,etcd; ours always runs first)
+  --systems LIST     of ours, ours-tls, etcd (default ours,etcd; run in that order). ours-tls is ours
+                     with cluster up --tls (mutual TLS, HTTPS, a token): --systems ours,ours-tls
+                     measures the cost of TLS in one run, printed as a second table
   --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
   --groups N         groups of ours (default 1)
   --json             one JSON object per line per cell and system, and nothing else on stdout:
-                       {"system":"ours"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
+                       {"system":"ours"|"ours-tls"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
                         "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
 
 export interface KvBenchSettings {
@@ -73,7 +77,7 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
   if (durationMs < 1) throw new UsageError(`--duration-ms must be at least 1; got ${durationMs}`);
   if (warmupMs < 0) throw new UsageError(`--warmup-ms must not be negative; got ${warmupMs}`);
   if (groups < 1) throw new UsageError(`--groups must be at least 1; got ${groups}`);
-  const systems = listOf('systems', (flags.systems as string | undefined) ?? SYSTEMS.join(','), (item) => {
+  const systems = listOf('systems', (flags.systems as string | undefined) ?? DEFAULT_SYSTEMS.join(','), (item) => {
     const system = SYSTEMS.find((name) => name === item);
     if (system === undefined) throw new UsageError(`--systems takes ${SYSTEMS.join(', ')}; got "${item}"`);
     return system;
@@ -123,7 +127,7 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
     const version = etcdBinary === undefined ? undefined : etcdVersion(etcdBinary);
     if (etcdBinary === undefined || version === undefined) {
       const where = settings.etcdBin === undefined ? 'on PATH' : `at ${settings.etcdBin}`;
-      if (!systems.includes('ours')) {
+      if (!systems.some((system) => system !== 'etcd')) {
         console.error(`etcd not found ${where}: install it with "apt-get install etcd-server" (Debian) to run it`);
         return 1;
       }
@@ -144,12 +148,13 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
   const results: KvCellResult[] = [];
   const failures: string[] = [];
   for (const system of systems) {
-    log(`starting ${system === 'ours' ? `ours (3 nodes, ${settings.groups} group(s))` : `${etcdLabel}, 3 members`}`);
+    log(`starting ${system === 'etcd' ? `${etcdLabel}, 3 members`
+      : `${system} (3 nodes, ${settings.groups} group(s)${system === 'ours-tls' ? ', mutual TLS, HTTPS, token' : ''})`}`);
     let target: KvBenchTarget;
     try {
-      target = system === 'ours'
-        ? await startOurs(settings.groups, maxClients)
-        : await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients });
+      target = system === 'etcd'
+        ? await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients })
+        : await startOurs(settings.groups, maxClients, system === 'ours-tls');
     } catch (error) {
       failures.push(`${system}: ${(error as Error).message}`);
       log(`${system} failed to start: ${(error as Error).stack ?? String(error)}`);
@@ -197,9 +202,9 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
 }
 
 /** Loaded only when ours runs, so `--systems etcd` does not depend on it. */
-async function startOurs(groups: number, clients: number): Promise<KvBenchTarget> {
+async function startOurs(groups: number, clients: number, tls: boolean): Promise<KvBenchTarget> {
   const { startOursTarget } = await import('./kv-ours-target.js');
-  return startOursTarget({ groups, clients });
+  return startOursTarget({ groups, clients, tls });
 }
 
 function jsonLine(cell: KvCellResult): Record<string, unknown> {
@@ -229,6 +234,22 @@ function printTable(settings: KvBenchSettings, results: readonly KvCellResult[])
   }
   console.log('');
   console.log('errors: ours / etcd, failed puts in the measured window.');
+  if (!results.some((cell) => cell.system === 'ours-tls')) return;
+  console.log('');
+  console.log('| valueBytes | clients | ours ops/s | ours-tls ops/s | tls/plain | ours-tls p50/p99 ms | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|');
+  for (const valueBytes of settings.valueSizes) {
+    for (const clients of settings.clients) {
+      const ours = find('ours', valueBytes, clients);
+      const secure = find('ours-tls', valueBytes, clients);
+      const ratio = ours !== undefined && secure !== undefined && ours.opsPerSec > 0
+        ? (secure.opsPerSec / ours.opsPerSec).toFixed(2) : '-';
+      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${opsCell(secure)} | ${ratio} | ` +
+        `${latencyCell(secure)} | ${ours?.errors ?? '-'} / ${secure?.errors ?? '-'} |`);
+    }
+  }
+  console.log('');
+  console.log('ours-tls: cluster up --tls (mutual TLS between nodes, HTTPS, bearer token on every request).');
 }
 
 function opsCell(cell: KvCellResult | undefined): string {

@@ -4,7 +4,7 @@
  * sends each key's write to its group's master, as etcd's puts go to its leader.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,13 +15,14 @@ import type { KvBenchTarget } from './etcd-cluster.js';
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 
-export async function startOursTarget(options: { groups: number; clients: number }): Promise<KvBenchTarget> {
+export async function startOursTarget(options: { groups: number; clients: number; tls?: boolean }):
+  Promise<KvBenchTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
   // cluster up refuses ports in use; a few random bases find free ones.
   for (let attempt = 0; ; attempt++) {
     const basePort = 20_000 + Math.floor(Math.random() * 200) * 100;
     try {
-      return await startCluster(dir, basePort, options.groups);
+      return await startCluster(dir, basePort, options.groups, options.tls === true);
     } catch (error) {
       if (attempt >= 4 || !String(error).includes('is in use')) {
         await rm(dir, { recursive: true, force: true });
@@ -31,9 +32,11 @@ export async function startOursTarget(options: { groups: number; clients: number
   }
 }
 
-async function startCluster(dir: string, basePort: number, groups: number): Promise<KvBenchTarget> {
-  const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', join(dir, `data-${basePort}`),
-    '--base-port', String(basePort), '--groups', String(groups), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startCluster(dir: string, basePort: number, groups: number, tls: boolean): Promise<KvBenchTarget> {
+  const data = join(dir, `data-${basePort}`);
+  const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', data,
+    '--base-port', String(basePort), '--groups', String(groups), '--json', ...(tls ? ['--tls'] : [])],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // The reason comes first (a usage error is followed by the whole usage text): keep the head.
   let stderr = '';
@@ -57,7 +60,12 @@ async function startCluster(dir: string, basePort: number, groups: number): Prom
     await exited;
     throw error;
   });
-  const client = new KvClient({ endpoints, timeoutMs: 10_000 });
+  // With --tls, the files cluster up made: its CA, and the admin token (the role does not change the cost).
+  const client = new KvClient({
+    endpoints, timeoutMs: 10_000,
+    ...(tls ? { ca: await readFile(join(data, 'tls', 'ca.crt')),
+      token: (await readFile(join(data, 'tls', 'admin.token'), 'utf8')).trim() } : {}),
+  });
   return {
     async put(key, value) {
       await client.put(key, value);

@@ -5,24 +5,33 @@
  * soon as the last one is chosen and executed. Natural batching decides how many values share an
  * instance. `--matrix` runs the README's table in one go.
  */
-import { cpus, totalmem } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFlags, type FlagSpec } from '../src/cli/flags.js';
 import { NodeCluster } from '../src/testing/process-cluster.js';
+import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
 
 const FLAGS: FlagSpec = {
   nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
-  'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean',
+  'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean', tls: 'boolean',
+  rounds: 'number',
 };
 
 export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
                               [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
+                              [--tls [--rounds N]]
 
 Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
 callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
 line: {"nodes","groups","concurrency","valueBytes","seconds","proposalsPerSec","p50Ms","p99Ms",
 "errors","valuesPerInstance",...}. --matrix runs groups 1 and 8 × concurrency 1, 16, 64 (100-byte
-values) and prints a table (or one JSON line per run with --json).`;
+values) and prints a table (or one JSON line per run with --json). --tls runs every cell twice, over
+plain TCP and then with mutual TLS between the nodes (certificates made for the run), and prints both
+with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false). --rounds N
+(without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
+machine, load that comes and goes then hits both alike.`;
 
 interface RunSettings {
   readonly nodes: number;
@@ -31,6 +40,7 @@ interface RunSettings {
   readonly valueBytes: number;
   readonly seconds: number;
   readonly extraFlags: readonly string[];
+  readonly tls?: boolean;
 }
 
 export async function proposeBench(argv: readonly string[]): Promise<number> {
@@ -51,17 +61,30 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
     extraFlags,
   };
   const json = flags.json === true;
+  const compareTls = flags.tls === true;
   if (flags.matrix !== true) {
-    console.log(JSON.stringify(await runOnce(base)));
+    const rounds = compareTls ? Math.max(1, (flags.rounds as number | undefined) ?? 1) : 1;
+    const plainRuns: Record<string, unknown>[] = [];
+    const secureRuns: Record<string, unknown>[] = [];
+    for (let round = 0; round < rounds; round++) {
+      plainRuns.push(await runOnce(base));
+      console.log(JSON.stringify(plainRuns.at(-1)));
+      if (!compareTls) continue;
+      secureRuns.push(await runOnce({ ...base, tls: true }));
+      console.log(JSON.stringify(secureRuns.at(-1)));
+    }
+    if (compareTls && !json) console.log(tlsSummary(medianRun(plainRuns), medianRun(secureRuns), rounds));
     return 0;
   }
   if (!json) console.log(environment());
   const rows: Record<string, unknown>[] = [];
   for (const groups of [1, 8]) {
     for (const concurrency of [1, 16, 64]) {
-      const row = await runOnce({ ...base, groups, concurrency, valueBytes: 100 });
-      rows.push(row);
-      if (json) console.log(JSON.stringify(row));
+      for (const tls of compareTls ? [false, true] : [false]) {
+        const row = await runOnce({ ...base, groups, concurrency, valueBytes: 100, tls });
+        rows.push(row);
+        if (json) console.log(JSON.stringify(row));
+      }
     }
   }
   if (!json) printTable(rows);
@@ -69,8 +92,10 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
 }
 
 async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> {
+  const tlsDir = settings.tls === true ? await makeCertificates(settings.nodes) : undefined;
+  const extraFlags = tlsDir === undefined ? settings.extraFlags : [...settings.extraFlags, '--tls-dir', tlsDir];
   const cluster = await NodeCluster.create({
-    nodes: settings.nodes, groups: settings.groups, extraFlags: settings.extraFlags,
+    nodes: settings.nodes, groups: settings.groups, extraFlags,
     requestTimeoutMs: (settings.seconds + 60) * 1000,
   });
   try {
@@ -89,12 +114,34 @@ async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> 
       p99Ms: round(reply.p99Ms as number), errors: reply.errors, errorsByCode: reply.errorsByCode,
       completed: reply.completed, instances: reply.instances,
       valuesPerInstance: round(reply.valuesPerInstance as number),
-      sync: !settings.extraFlags.includes('--sync=false'),
+      sync: !settings.extraFlags.includes('--sync=false'), tls: settings.tls === true,
     };
   } finally {
     await Promise.all(cluster.ids.map((id) => cluster.stop(id)));
     await cluster.destroy();
+    if (tlsDir !== undefined) await rm(tlsDir, { recursive: true, force: true });
   }
+}
+
+/** A CA and a certificate per node, as `multipaxos cert` makes them, in a fresh directory. */
+async function makeCertificates(nodes: number): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'multipaxos-bench-tls-'));
+  const ca = await createCa(dir);
+  for (let id = 1; id <= nodes; id++) await issueNodeCert(ca, dir, id);
+  return dir;
+}
+
+/** The run with the median proposals/s. */
+function medianRun(runs: readonly Record<string, unknown>[]): Record<string, unknown> {
+  const sorted = [...runs].sort((a, b) => (a.proposalsPerSec as number) - (b.proposalsPerSec as number));
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Record<string, unknown>;
+}
+
+function tlsSummary(plain: Record<string, unknown>, secure: Record<string, unknown>, rounds: number): string {
+  const ratio = (secure.proposalsPerSec as number) / Math.max(1, plain.proposalsPerSec as number);
+  return `TLS${rounds > 1 ? ` (medians of ${rounds} alternating runs)` : ''}: ${secure.proposalsPerSec} proposals/s ` +
+    `against ${plain.proposalsPerSec} over plain TCP (${(ratio * 100).toFixed(0)}%); p50 ${secure.p50Ms} ms against ` +
+    `${plain.p50Ms} ms`;
 }
 
 function environment(): string {
@@ -103,11 +150,12 @@ function environment(): string {
 }
 
 function printTable(rows: readonly Record<string, unknown>[]): void {
-  console.log('| groups | concurrency | proposals/s | p50 ms | p99 ms | values/instance | errors |');
-  console.log('|---|---|---|---|---|---|---|');
+  const withTls = rows.some((row) => row.tls === true);
+  console.log(`| groups | concurrency |${withTls ? ' transport |' : ''} proposals/s | p50 ms | p99 ms | values/instance | errors |`);
+  console.log(`|---|---|${withTls ? '---|' : ''}---|---|---|---|---|`);
   for (const row of rows) {
-    console.log(`| ${row.groups} | ${row.concurrency} | ${row.proposalsPerSec} | ${row.p50Ms} | ${row.p99Ms} | ` +
-      `${row.valuesPerInstance} | ${row.errors} |`);
+    console.log(`| ${row.groups} | ${row.concurrency} |${withTls ? ` ${row.tls === true ? 'mTLS' : 'TCP'} |` : ''} ` +
+      `${row.proposalsPerSec} | ${row.p50Ms} | ${row.p99Ms} | ${row.valuesPerInstance} | ${row.errors} |`);
   }
 }
 

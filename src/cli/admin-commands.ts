@@ -6,13 +6,20 @@
  * with its error code.
  */
 import { request } from 'node:http';
-import { parseFlags, UsageError, type FlagSpec } from './flags.js';
+import { request as httpsRequest } from 'node:https';
+import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf, requestSecurity } from './client-security.js';
+import { parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { parseAddress } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
   node: 'string', group: 'number', id: 'number', host: 'string', port: 'number', from: 'number', json: 'boolean',
-  help: 'boolean', 'timeout-ms': 'number',
+  help: 'boolean', 'timeout-ms': 'number', ...CLIENT_SECURITY_FLAGS,
 };
+
+const SECURITY_NOTE = `
+--node is HOST:PORT, or https://HOST:PORT for a node serving HTTPS (also HTTPS when a CA is given).
+${CLIENT_SECURITY_USAGE}
+Nodes started with --tokens need a token with the admin role for these commands.`;
 
 export const MEMBERS_USAGE = `usage: multipaxos members list   --node HOST:PORT [--group G] [--json]
        multipaxos members add    --node HOST:PORT --id N --host H --port P [--group G] [--json]
@@ -21,19 +28,19 @@ export const MEMBERS_USAGE = `usage: multipaxos members list   --node HOST:PORT 
 
 Shows or changes a group's voting members through a running node's admin endpoint (the node was
 started with --admin HOST:PORT). A change is proposed through the log against the membership
-version that node has; if the membership changed meanwhile it fails with MEMBERSHIP_CONFLICT.`;
+version that node has; if the membership changed meanwhile it fails with MEMBERSHIP_CONFLICT.${SECURITY_NOTE}`;
 
 export const MASTER_USAGE = `usage: multipaxos master show --node HOST:PORT [--group G] [--json]
        multipaxos master drop --node HOST:PORT [--group G] [--json]
 
 Shows the master of a group as a running node sees it, or makes that node give up its lease
-(it steps down at once; the others elect a new master when the lease they granted runs out).`;
+(it steps down at once; the others elect a new master when the lease they granted runs out).${SECURITY_NOTE}`;
 
 export const SNAPSHOT_USAGE = `usage: multipaxos snapshot create --node HOST:PORT [--group G] [--json]
 
 Makes a running KV node (--node: its HTTP address) snapshot a group's state now (every group
 without --group), and answers once the snapshots are durable: a restart then replays only the log
-after them. Nodes also snapshot on their own (kv serve --snapshot-interval, --snapshot-every).`;
+after them. Nodes also snapshot on their own (kv serve --snapshot-interval, --snapshot-every).${SECURITY_NOTE}`;
 
 interface Reply {
   readonly status: number;
@@ -135,13 +142,22 @@ function required(value: unknown, flag: string): unknown {
 async function call(
   flags: Record<string, unknown>, method: string, path: string, body?: unknown,
 ): Promise<Reply> {
-  const { host, port } = parseAddress(required(flags.node, '--node') as string, '--node');
+  const node = required(flags.node, '--node') as string;
+  const explicitHttps = node.startsWith('https://');
+  const { host, port } = parseAddress(node.replace(/^https?:\/\//, '').replace(/\/$/, ''), '--node');
+  const security = clientSecurityOf(flags as Flags);
+  const secure = explicitHttps || security.ca !== undefined;
+  const { headers: authorization, tls } = requestSecurity(security);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const timeoutMs = (flags['timeout-ms'] as number | undefined) ?? 30_000;
   return await new Promise<Reply>((resolve, reject) => {
-    const outgoing = request({
-      host, port, method, path, timeout: timeoutMs,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+    const send = secure ? httpsRequest : request;
+    const outgoing = send({
+      host, port, method, path, timeout: timeoutMs, ...(secure ? tls : {}),
+      headers: {
+        ...authorization,
+        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+      },
     }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));

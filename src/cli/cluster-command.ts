@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvClient } from '../kv/client.js';
+import { ensureClusterSecrets } from '../security/cluster-secrets.js';
 import { CommandError, listenFailure, parseFlags, UsageError, type FlagSpec } from './flags.js';
 import { DEFAULT_BASE_PORT } from './kv-client-command.js';
 import { KV_DEFAULT_GROUPS, KV_DEFAULT_LEASE_MS } from './kv-serve-command.js';
@@ -22,13 +23,13 @@ import { DEFAULT_RESTART_POLICY } from './restart-backoff.js';
 const FLAGS: FlagSpec = {
   nodes: 'number', dir: 'string', 'base-port': 'number', groups: 'number', host: 'string', 'master-lease': 'number',
   sync: 'boolean', json: 'boolean', help: 'boolean', 'segment-mb': 'number', 'log-hold': 'number',
-  'snapshot-every': 'number', 'clean-interval': 'number', restart: 'boolean',
+  'snapshot-every': 'number', 'clean-interval': 'number', restart: 'boolean', tls: 'boolean',
 };
 
 export const CLUSTER_USAGE = `usage: multipaxos cluster up [--nodes 3] [--dir ./data] [--base-port ${DEFAULT_BASE_PORT}] [--groups ${KV_DEFAULT_GROUPS}]
                            [--master-lease MS] [--host 127.0.0.1] [--sync=false] [--json]
                            [--segment-mb N] [--log-hold N] [--snapshot-every N] [--clean-interval MS]
-                           [--restart=false]
+                           [--restart=false] [--tls]
 
 Starts a local replicated KV cluster: one \`multipaxos kv serve\` process per node, node i with its
 HTTP API on BASE+i and Paxos on BASE+100+i, its data in DIR/node-i. Prints the endpoints, a status
@@ -48,6 +49,10 @@ the same --dir and the data is still there. \`npm start\` runs it.
   --snapshot-every N each node snapshots a group after N instances (default 10000)
   --clean-interval MS  time between each node's log cleaning passes (default 1000; 0: never clean)
   --restart=false    do not restart nodes that die (for tests that kill and restart nodes themselves)
+  --tls              secure the cluster (docs/security.md): a CA, node certificates and an admin
+                     token are made in DIR/tls (kept for the next start); nodes talk mutual TLS,
+                     the API is HTTPS and needs the token. How to use it with curl and the CLI is
+                     printed. A cluster started with --tls keeps it (--tls=false to turn it off)
   --json             print events as JSON lines instead of text`;
 
 const POLL_MS = 500;
@@ -67,13 +72,16 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const shape = await loadShape(dir, {
     nodes: flags.nodes as number | undefined, groups: flags.groups as number | undefined,
     basePort: flags['base-port'] as number | undefined, host: flags.host as string | undefined,
-    masterLeaseMs: flags['master-lease'] as number | undefined,
+    masterLeaseMs: flags['master-lease'] as number | undefined, tls: flags.tls as boolean | undefined,
   });
   const ids = Array.from({ length: shape.nodes }, (_, index) => index + 1);
   for (const id of ids) {
     for (const port of [shape.basePort + id, shape.basePort + 100 + id]) await checkPortFree(shape.host, port);
   }
   await writeFile(join(dir, 'cluster.json'), `${JSON.stringify(shape, null, 2)}\n`);
+  const secrets = shape.tls === true ? await ensureClusterSecrets(dir, ids, shape.host).catch((error: Error) => {
+    throw new CommandError(`--tls: ${error.message}`, 2);
+  }) : undefined;
   const say = (event: string, fields: Record<string, unknown>, text: string): void => {
     console.log(json ? JSON.stringify({ event, ...fields }) : text);
   };
@@ -96,7 +104,8 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const nodes = ids.map((id) => new SupervisedNode(id, nodeArgs(id, shape, dir, flags), report,
     restarts ? DEFAULT_RESTART_POLICY : null));
   const host = shape.host.includes(':') ? `[${shape.host}]` : shape.host;
-  const endpoints = ids.map((id) => `http://${host}:${shape.basePort + id}`);
+  const scheme = secrets === undefined ? 'http' : 'https';
+  const endpoints = ids.map((id) => `${scheme}://${host}:${shape.basePort + id}`);
   const described = nodes.map((node, index) => ({
     id: node.id, endpoint: endpoints[index], paxos: `${shape.host}:${shape.basePort + 100 + node.id}`, pid: node.pid,
   }));
@@ -105,8 +114,20 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
     `multipaxos cluster: ${shape.nodes} nodes, ${shape.groups} groups, data in ${dir}\n` +
     described.map((node) => `  node ${node.id}  ${node.endpoint}  paxos ${node.paxos}  pid ${node.pid ?? '?'}`)
       .join('\n') + `\n  status page: ${statusPage} (every node serves it)`);
+  if (secrets !== undefined) {
+    say('tls', { ca: secrets.ca, adminTokenFile: secrets.adminTokenFile, tokens: secrets.tokens },
+      `TLS: nodes talk mutual TLS, the API is HTTPS with CA ${secrets.ca} and needs a token ` +
+      `(admin token in ${secrets.adminTokenFile}; more roles in ${secrets.tokens}). Use it with:\n` +
+      `  export MULTIPAXOS_ENDPOINTS=${endpoints.join(',')} MULTIPAXOS_CA=${secrets.ca} ` +
+      `MULTIPAXOS_TOKEN=$(cat ${secrets.adminTokenFile})\n` +
+      '  multipaxos kv put greeting hello && multipaxos kv get greeting\n' +
+      `  curl --cacert ${secrets.ca} -H "Authorization: Bearer $MULTIPAXOS_TOKEN" ${endpoints[0]}/v1/kv/greeting`);
+  }
 
-  const client = new KvClient({ endpoints, timeoutMs: 1_000 });
+  const client = new KvClient({
+    endpoints, timeoutMs: 1_000,
+    ...(secrets === undefined ? {} : { ca: await readFile(secrets.ca), token: secrets.adminToken }),
+  });
   let ready = false;
   let lastSummary = '';
   let killed: number[] = [];
@@ -160,6 +181,8 @@ async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<Clu
     basePort: given.basePort ?? saved?.basePort ?? DEFAULT_BASE_PORT,
     host: given.host ?? saved?.host ?? '127.0.0.1',
     masterLeaseMs: given.masterLeaseMs ?? saved?.masterLeaseMs ?? KV_DEFAULT_LEASE_MS,
+    // Saved only when on: a plain cluster's cluster.json stays as it was.
+    ...(given.tls ?? saved?.tls ?? false ? { tls: true } : {}),
   };
   if (!Number.isInteger(shape.masterLeaseMs) || shape.masterLeaseMs < 1_000) {
     throw new UsageError('--master-lease must be at least 1000 ms');

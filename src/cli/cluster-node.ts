@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { clusterSecretsPaths } from '../security/cluster-secrets.js';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -15,6 +16,8 @@ export interface ClusterShape {
   readonly basePort: number;
   readonly host: string;
   readonly masterLeaseMs: number;
+  /** Mutual TLS between nodes, HTTPS and an admin token (files in DIR/tls). */
+  readonly tls?: boolean;
 }
 
 export interface NodeExit {
@@ -42,6 +45,11 @@ export function nodeArgs(id: number, shape: ClusterShape, dir: string, flags: Re
     '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--http-peers', httpPeers, '--data', join(dir, `node-${id}`),
     '--groups', String(shape.groups), '--master-lease', String(shape.masterLeaseMs), '--json'];
   if (flags.sync === false) args.push('--sync=false');
+  if (shape.tls === true) {
+    const secrets = clusterSecretsPaths(dir);
+    const { cert, key } = secrets.node(id);
+    args.push('--tls-ca', secrets.ca, '--tls-cert', cert, '--tls-key', key, '--tokens', secrets.tokens);
+  }
   // Passed through as given; kv serve checks them (and a bad one stops every node at start-up).
   if (flags['segment-mb'] !== undefined) args.push('--segment-mb', String(flags['segment-mb'] as number));
   for (const passed of ['log-hold', 'snapshot-every', 'clean-interval']) {

@@ -9,12 +9,14 @@ import { open } from 'node:fs/promises';
 import { KvClient } from '../kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
+import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf } from './client-security.js';
 import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { formatDuration } from './format-duration.js';
 import { watchStatus } from './status-watch.js';
 
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
+  ...CLIENT_SECURITY_FLAGS,
 };
 
 export const DEFAULT_BASE_PORT = 8080;
@@ -37,11 +39,12 @@ common options:
                         ${DEFAULT_ENDPOINTS.join(',')})
   --timeout-ms T        give up after T ms (default 10000)
   --json                print the answer as JSON
+${CLIENT_SECURITY_USAGE}
 Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get, del).`;
 
 const STATUS_FLAGS: FlagSpec = { ...FLAGS, watch: 'boolean', 'interval-ms': 'number' };
 
-export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json]
+export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json] [--token T] [--ca FILE]
        multipaxos status --watch [--interval-ms 2000] [--endpoints URL,URL] [--timeout-ms T]
 
 Shows every node of the cluster: whether it answers, how long it has been up, and per group its
@@ -62,7 +65,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
-  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined);
+  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags);
   const json = flags.json === true;
   const version = flags.version as number | undefined;
   try {
@@ -128,13 +131,13 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
       throw new UsageError(`--interval-ms must be a whole number of ms from 100 to 3600000; got ${intervalMs}`);
     }
     // A client checks the endpoints: a bad one is a usage error now, not a failure each interval.
-    newClient(endpoints, undefined).close();
+    newClient(endpoints, undefined, flags).close();
     return await watchStatus({
       endpoints, intervalMs, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000, json: flags.json === true,
     });
   }
   if (flags['interval-ms'] !== undefined) throw new UsageError('--interval-ms goes with --watch');
-  const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000);
+  const client = newClient(endpoints, (flags['timeout-ms'] as number | undefined) ?? 2_000, flags);
   try {
     const nodes = await Promise.all(endpoints.map(async (endpoint) => {
       try {
@@ -198,9 +201,10 @@ export function problemsOf(nodes: readonly NodeLine[]): string[] {
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */
-function newClient(endpoints: readonly string[], timeoutMs: number | undefined): KvClient {
+function newClient(endpoints: readonly string[], timeoutMs: number | undefined, flags: Flags): KvClient {
+  const security = clientSecurityOf(flags);
   try {
-    return new KvClient({ endpoints, timeoutMs });
+    return new KvClient({ endpoints, timeoutMs, ...security });
   } catch (error) {
     if (error instanceof KvError) throw new UsageError(error.message);
     throw error;
@@ -218,7 +222,7 @@ export function endpointsOf(flags: Flags): string[] {
   return endpoints;
 }
 
-/** An endpoint must be http://HOST:PORT (a bad one is a usage error now, not a TIMEOUT later). */
+/** An endpoint must be http[s]://HOST:PORT (a bad one is a usage error now, not a TIMEOUT later). */
 function checkEndpoint(endpoint: string, source: string): void {
   let url: URL | undefined;
   try {
@@ -226,9 +230,9 @@ function checkEndpoint(endpoint: string, source: string): void {
   } catch {
     url = undefined;
   }
-  const ok = url !== undefined && url.protocol === 'http:' && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
+  const ok = url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname.length > 0 && /:\d+\/?$/.test(endpoint) &&
     url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hash === '';
-  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL`);
+  if (!ok) throw new UsageError(`${source}: "${endpoint}" is not an http://HOST:PORT URL (or https://HOST:PORT)`);
 }
 
 function expectArguments(positionals: readonly string[], names: readonly string[], context = ''): string[] {

@@ -13,7 +13,9 @@ import { KvService } from '../kv/kv-service.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { STDERR_LOGGER } from './stderr-logger.js';
 import { stopSignal } from './stop-signal.js';
-import { listenFailure, parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { readMaterial, type TlsFileOptions } from '../security/tls-files.js';
+import { TokenStore } from '../security/tokens.js';
+import { CommandError, listenFailure, parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { parseAddress, parsePeers } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
@@ -23,6 +25,8 @@ const FLAGS: FlagSpec = {
   'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
   'snapshot-every': 'number', 'segment-mb': 'number', 'log-hold': 'number', 'clean-interval': 'number',
   'local-address': 'string', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
+  'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'http-tls': 'boolean', tokens: 'string',
+  'open-monitoring': 'boolean',
 };
 
 export const KV_SERVE_USAGE = `usage: multipaxos kv serve --id N --listen HOST:PORT --http HOST:PORT
@@ -59,6 +63,13 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
   --log-hold N       instances of log kept below the newest snapshot (default: 2 × --snapshot-every,
                      at least 20000); the log below is deleted behind the snapshots
   --clean-interval MS  time between log cleaning passes, one group each (default 1000; 0: never clean)
+  --tls-ca FILE      mutual TLS between nodes (see docs/security.md): the cluster CA; with --tls-cert and
+  --tls-cert FILE    --tls-key, this node's certificate (naming it as URI multipaxos:node:<id>; made by
+  --tls-key FILE     'multipaxos cert issue') and key. Reloaded when they change. The HTTP API serves
+                     HTTPS with the same files unless --http-tls=false
+  --tokens FILE      require a bearer token on the HTTP API: lines "ROLE TOKEN", ROLE read, write or
+                     admin (reloaded when it changes)
+  --open-monitoring  with --tokens: leave GET /status and /metrics open (Prometheus scrapers)
   --config FILE      a JSON object with any of these flags as keys, e.g. {"id": 1, "http": "0.0.0.0:8081"}
   --json             print the start-up line as JSON
   --verbose          log the node's events to standard error`;
@@ -80,6 +91,9 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const isFollower = followers.some((follower) => follower.id === nodeId);
   if (!isFollower && !members.some((member) => member.id === nodeId)) members.push({ id: nodeId, ...listen });
 
+  const tls = tlsFilesOf(flags);
+  const tokens = flags.tokens === undefined ? undefined : openTokens(flags.tokens as string);
+  if (flags['open-monitoring'] === true && tokens === undefined) throw new UsageError('--open-monitoring needs --tokens');
   const { requested: stopRequested } = stopSignal({ unrefChannel: true });
 
   const localAddress = flags['local-address'] as string | undefined;
@@ -94,8 +108,9 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   }
   const server = await KvHttpServer.listen({
     host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined, httpPeers,
-    localAddress,
+    localAddress, tls: flags['http-tls'] === false ? undefined : tls, tokens, openMonitoring: flags['open-monitoring'] === true,
   }).catch((error: NodeJS.ErrnoException) => {
+    tokens?.close();
     throw listenFailure(`--http ${http.host}:${http.port}`, error) ?? error;
   });
   let service: KvService;
@@ -116,7 +131,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
         intervalMs: flags['snapshot-interval'] as number | undefined,
         everyInstances: flags['snapshot-every'] as number | undefined,
       },
-      httpEndpoint: server.endpoint, logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER,
+      httpEndpoint: server.endpoint, logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER, tls,
     });
   } catch (error) {
     await server.close();
@@ -139,6 +154,33 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   await service.stop();
   if (flags.json !== true) console.log(`kv node ${nodeId} stopped`);
   return 0;
+}
+
+/** The node's TLS files, from --tls-ca, --tls-cert and --tls-key (all three or none). */
+function tlsFilesOf(flags: Flags): TlsFileOptions | undefined {
+  const [ca, cert, key] = ['tls-ca', 'tls-cert', 'tls-key'].map((name) => flags[name] as string | undefined);
+  if (ca === undefined && cert === undefined && key === undefined) {
+    if (flags['http-tls'] === true) throw new UsageError('--http-tls needs --tls-ca, --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (ca === undefined || cert === undefined || key === undefined) {
+    throw new UsageError('TLS needs all of --tls-ca, --tls-cert and --tls-key');
+  }
+  const files = { ca, cert, key };
+  try {
+    readMaterial(files);
+  } catch (error) {
+    throw new CommandError((error as Error).message, 2);
+  }
+  return files;
+}
+
+function openTokens(path: string): TokenStore {
+  try {
+    return TokenStore.open(path, { logger: STDERR_LOGGER });
+  } catch (error) {
+    throw new CommandError(`--tokens: ${(error as Error).message}`, 2);
+  }
 }
 
 /** --segment-mb in bytes; whole MiB only, so the flag cannot name a size the store would refuse. */

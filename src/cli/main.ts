@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `multipaxos` command. */
+import { certCommand } from './cert-command.js';
 import { clusterCommand } from './cluster-command.js';
 import { kvClientCommand, KV_CLIENT_USAGE, statusCommand } from './kv-client-command.js';
 import { kvServeCommand, KV_SERVE_USAGE } from './kv-serve-command.js';
@@ -23,6 +24,7 @@ commands:
   snapshot create  snapshot a running KV node's state now (multipaxos snapshot --help)
   sim           run the deterministic simulator (see multipaxos sim --help)
   log inspect   dump and verify a node's log store, read-only (see multipaxos log --help)
+  cert init|issue|token  a cluster's CA, node certificates and API tokens (multipaxos cert --help)
 
 Run 'multipaxos COMMAND --help' for a command's usage.`;
 
@@ -38,8 +40,8 @@ async function kvCommand(argv: readonly string[]): Promise<number> {
 
 runCommand('multipaxos', USAGE, {
   cluster: clusterCommand, kv: kvCommand, status: statusCommand, node: nodeCommand, members: membersCommand,
-  master: masterCommand, snapshot: snapshotCommand, sim: simCommand, log: logCommand,
+  master: masterCommand, snapshot: snapshotCommand, sim: simCommand, log: logCommand, cert: certCommand,
 }, process.argv.slice(2), {
   cluster: ['up'], kv: ['serve', 'put', 'get', 'del', 'delete'], members: ['list', 'add', 'remove', 'change'],
-  master: ['show', 'drop'], snapshot: ['create'], log: ['inspect'],
+  master: ['show', 'drop'], snapshot: ['create'], log: ['inspect'], cert: ['init', 'issue', 'token'],
 });

@@ -4,6 +4,7 @@
  * executed value is printed; the proposer also prints where its value was chosen. SIGINT and
  * SIGTERM stop the node gracefully. Started with an IPC channel, it also serves node-control.ts.
  */
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError } from '../errors.js';
@@ -19,7 +20,7 @@ import { parseAddress, parsePeers } from './peer-list.js';
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', peers: 'string', data: 'string', groups: 'number', cluster: 'string',
   sync: 'boolean', quiet: 'boolean', verbose: 'boolean', 'timeout-ms': 'number', 'max-batch': 'number', help: 'boolean',
-  'master-lease': 'number', admin: 'string',
+  'master-lease': 'number', admin: 'string', 'tls-dir': 'string',
 };
 
 export const NODE_USAGE = `usage: multipaxos node --id N --listen HOST:PORT --peers 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
@@ -39,6 +40,8 @@ the proposer prints the instance it was chosen in. Ctrl-C stops it cleanly.
   --max-batch N    proposals one instance may carry (default 1000; 1 turns batching off)
   --master-lease MS  elect a master in every group with this lease (at least 1000; default: no election)
   --admin H:P      serve the admin endpoint (multipaxos members / master) on this address
+  --tls-dir DIR    mutual TLS between nodes with DIR/ca.crt and DIR/node-<id>.crt/.key, as
+                   'multipaxos cert init/issue --dir DIR' make them (see docs/security.md)
   --quiet          do not print executed values
   --verbose        log the node's own events to standard error`;
 
@@ -69,6 +72,7 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
       console.log(`master of group ${group}: ${master === undefined ? 'none' : `node ${master.nodeId}`}`);
     },
     stateMachines: [echo], logger: flags.verbose === true ? STDERR_LOGGER : SILENT_LOGGER,
+    ...(flags['tls-dir'] === undefined ? {} : { tls: tlsDirFiles(flags['tls-dir'] as string, nodeId) }),
   });
   const address = node.address();
   if (!quiet) console.log(`node ${nodeId} listening on ${address?.host}:${address?.port}; type a value to propose it`);
@@ -119,4 +123,9 @@ function proposeFromInput(node: PaxosNode, quiet: boolean): ReturnType<typeof cr
 function required(value: unknown, flag: string): unknown {
   if (value === undefined) throw new UsageError(`${flag} is required`);
   return value;
+}
+
+/** The files `multipaxos cert init/issue --dir DIR` make for node `nodeId`. */
+function tlsDirFiles(dir: string, nodeId: number): { ca: string; cert: string; key: string } {
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, `node-${nodeId}.crt`), key: join(dir, `node-${nodeId}.key`) };
 }

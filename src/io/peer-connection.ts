@@ -3,7 +3,9 @@
  * handshake, its deadlines, and write backpressure. It decides nothing about peers: every frame,
  * decoding failure, drain and close goes to its owner (the TcpTransport), which holds the policy.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { HANDSHAKE_MAX_FRAME_BYTES } from './handshake.js';
 import type { TransportCounters } from './transport-stats.js';
@@ -63,13 +65,23 @@ export class PeerConnection {
   closeReason: string | null = null;
   /** The socket error that ended it, if one did. */
   socketError: Error | null = null;
+  /** A dial over TLS whose TCP connection was made: a failure before 'connected' is the TLS handshake's. */
+  tcpConnected = false;
+  /** Over TLS: the peer's verified certificate, once the connection is open. */
+  peerCertificate: X509Certificate | undefined = undefined;
+  /** When the peer's certificate expires (epoch ms; Infinity over plain TCP). */
+  certificateExpiresAt = Infinity;
   /** Resolves once the socket has closed. */
   readonly closedPromise: Promise<void>;
   private readonly owner: ConnectionOwner;
   private readonly counters: TransportCounters;
 
+  /**
+   * `secure`: the socket is a TLS socket; a dial is 'connected' once its TLS handshake (which
+   * verifies the peer's certificate chain) is done, not when TCP connects.
+   */
   constructor(owner: ConnectionOwner, counters: TransportCounters, socket: Socket, role: ConnectionRole, peerId: number,
-    handshakeTimeoutMs: number) {
+    handshakeTimeoutMs: number, readonly secure = false) {
     this.owner = owner;
     this.counters = counters;
     this.socket = socket;
@@ -99,7 +111,8 @@ export class PeerConnection {
       if (this.state !== 'closed') this.owner.drained(this);
     });
     if (role === 'dialer') {
-      socket.once('connect', () => {
+      socket.once('connect', () => { this.tcpConnected = true; });
+      socket.once(secure ? 'secureConnect' : 'connect', () => {
         if (this.state !== 'connecting') return;
         this.state = 'handshaking';
         this.owner.connected(this);
@@ -126,9 +139,17 @@ export class PeerConnection {
     return !this.socket.destroyed && this.socket.writable;
   }
 
+  /** Over TLS, the peer's certificate (verified by the TLS handshake); undefined over plain TCP. */
+  certificate(): X509Certificate | undefined {
+    if (!this.secure) return undefined;
+    return (this.socket as TLSSocket).getPeerX509Certificate();
+  }
+
   /** Authenticated: from now on frames up to `maxFrameBytes` are accepted. */
   open(peerId: number, maxFrameBytes: number): void {
     this.peerId = peerId;
+    this.peerCertificate = this.certificate();
+    if (this.peerCertificate !== undefined) this.certificateExpiresAt = Date.parse(this.peerCertificate.validTo);
     this.state = 'open';
     this.openedAt = monotonicNow();
     this.decoder.maxFrameBytes = maxFrameBytes;

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type Logger } from '../runtime/interfaces.js';
 import { SeededRandom, type Random } from '../util/random.js';
+import type { TlsFileOptions } from '../security/tls-files.js';
 import { MAX_CLUSTER_ID_BYTES, clusterIdBytes } from './handshake.js';
 import { DEFAULT_MAX_FRAME_BYTES, MIN_FRAME_LENGTH } from './wire-frame.js';
 
@@ -57,6 +58,13 @@ export interface TcpTransportOptions {
    * slowly its bytes keep coming. Default 30,000.
    */
   readonly stallTimeoutMs?: number;
+  /**
+   * Mutual TLS between nodes (default: plain TCP). Every connection must present a certificate that
+   * chains to `ca` and names, as a SAN URI `multipaxos:node:<id>`, the node id it claims in the
+   * handshake (the dialer checks the same of the node it meant to reach). The files are reloaded
+   * when they change (see TlsFiles); a CA change closes connections whose peer no longer verifies.
+   */
+  readonly tls?: TlsFileOptions;
   readonly logger?: Logger;
   /** Jitter for reconnection delays. Default: seeded from the OS. */
   readonly random?: Random;
@@ -79,6 +87,7 @@ export interface ResolvedTransportOptions {
   readonly reconnectMaxMs: number;
   readonly handshakeTimeoutMs: number;
   readonly stallTimeoutMs: number;
+  readonly tls: TlsFileOptions | undefined;
   readonly logger: Logger;
   readonly random: Random;
 }
@@ -130,6 +139,7 @@ export function resolveTransportOptions(options: TcpTransportOptions): ResolvedT
       TRANSPORT_DEFAULTS.handshakeTimeoutMs, 1, MAX_TIMER_MS),
     stallTimeoutMs: integer('stallTimeoutMs', options.stallTimeoutMs ?? TRANSPORT_DEFAULTS.stallTimeoutMs, 1,
       MAX_TIMER_MS),
+    tls: checkTls(options.tls),
     logger: checkLogger(options.logger),
     random: checkRandom(options.random),
   };
@@ -170,6 +180,17 @@ function checkPeers(value: unknown, self: number): ReadonlyMap<number, PeerAddre
     if (nodeId !== self) peers.set(nodeId, checked);
   }
   return peers;
+}
+
+function checkTls(value: unknown): TlsFileOptions | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) bad('tls', 'must be an object {ca, cert, key}', value);
+  const tls = value as Record<string, unknown>;
+  for (const field of ['ca', 'cert', 'key']) {
+    if (typeof tls[field] !== 'string' || tls[field] === '') bad(`tls.${field}`, 'must be a file path', tls[field]);
+  }
+  if (tls.reloadIntervalMs !== undefined) integer('tls.reloadIntervalMs', tls.reloadIntervalMs, 0, MAX_TIMER_MS);
+  return value as TlsFileOptions;
 }
 
 function checkLogger(value: unknown): Logger {

@@ -39,13 +39,25 @@
  *   reconnectMaxMs, so connections that keep being closed soon after their handshake (two processes
  *   dialing with the same node id, each replacing the other's) back off instead of ping-ponging.
  *
+ * - Mutual TLS (option `tls`, docs/security.md): the listener is a TLS server that requires a
+ *   certificate chaining to the cluster CA, and the dialer verifies the listener's the same way.
+ *   After the TLS handshake, and before the transport handshake is answered (or, dialing, sent),
+ *   the peer's certificate must name the node id it claims (acceptHandshake) or the node this side
+ *   dialed (onConnected), as a SAN URI multipaxos:node:<id>: a node with a valid certificate cannot
+ *   pose as another. Certificate files are reloaded when they change (TlsFiles); a changed CA closes
+ *   the connections whose peer it no longer trusts, and a peer whose certificate expires while
+ *   connected is disconnected (checkDeadlines).
+ *
  * One interval timer per transport checks handshake deadlines and stalls; each peer has at most one
  * reconnect timer.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect as connectTls, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { PaxosMessage } from '../core/messages.js';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Transport } from '../runtime/interfaces.js';
+import { certificateNames } from '../security/node-identity.js';
+import { stillTrusted, TlsFiles, type TlsReload } from '../security/tls-files.js';
 import { assert } from '../util/assert.js';
 import {
   decodeHandshake, encodeHandshake, refuseHandshake, refuseHandshakeAck, type Handshake, type LocalIdentity,
@@ -108,6 +120,8 @@ export class TcpTransport implements Transport {
   private readonly counters = new TransportCounters();
   private readonly log: LogLimiter;
   private readonly server: Server;
+  /** Mutual TLS: the certificate files (reloaded when they change), or null for plain TCP. */
+  private readonly tls: TlsFiles | null;
   private readonly peers = new Map<number, Peer>();
   /** Every socket not yet closed, in any state. */
   private readonly connections = new Set<PeerConnection>();
@@ -146,10 +160,59 @@ export class TcpTransport implements Transport {
       drained: (connection) => this.onDrained(connection),
       closed: (connection, previous, partial) => this.onClosed(connection, previous, partial),
     };
-    this.server = createServer((socket) => this.onAccept(socket));
+    this.tls = options.tls === undefined ? null : openTlsFiles(options);
+    this.server = this.tls === null ? createServer((socket) => this.onAccept(socket))
+      : this.createSecureServer(this.tls);
     this.server.on('error', (error) => {
       this.log.error('server-error', 'transport listener error', { error: error.message });
     });
+  }
+
+  /**
+   * A TLS listener that asks for a client certificate and refuses any that does not chain to the CA
+   * (or is expired) before a byte of the protocol is read; which node the certificate names is
+   * checked against the handshake (acceptHandshake).
+   */
+  private createSecureServer(tls: TlsFiles): TlsServer {
+    const { ca, cert, key } = tls.current;
+    const server = createTlsServer({
+      ca, cert, key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: true,
+      handshakeTimeout: this.options.handshakeTimeoutMs,
+    }, (socket) => this.onAccept(socket, true));
+    server.on('tlsClientError', (error, socket) => {
+      this.counters.tlsHandshakesFailed++;
+      if (this.closed) return;
+      this.log.warn('tls-handshake-failed', 'transport refused a TLS connection', {
+        remote: remoteOf(socket), error: (error as NodeJS.ErrnoException).code ?? error.message,
+        tlsHandshakesFailed: this.counters.tlsHandshakesFailed,
+      });
+    });
+    tls.onReload((reload) => this.onTlsReload(reload));
+    return server;
+  }
+
+  /**
+   * New certificate files: new connections (accepted and dialed) use them. When the CA changed,
+   * every connection whose peer's certificate does not verify against the new CA is closed (its
+   * peer, if it has a certificate of the new CA, reconnects), and TLS handshakes in progress under
+   * the old CA are abandoned.
+   */
+  private onTlsReload({ material, caChanged }: TlsReload): void {
+    this.counters.tlsReloads++;
+    (this.server as TlsServer).setSecureContext({ ca: material.ca, cert: material.cert, key: material.key,
+      minVersion: 'TLSv1.2' });
+    if (!caChanged || this.closed) return;
+    for (const connection of [...this.connections]) {
+      if (connection.state === 'closed') continue;
+      if (connection.state === 'connecting') {
+        connection.close('the CA changed during the TLS handshake');
+        continue;
+      }
+      const certificate = connection.peerCertificate ?? connection.certificate();
+      if (certificate !== undefined && stillTrusted(certificate, material)) continue;
+      this.counters.certificatesRevoked++;
+      this.refuse(connection, 'certificate-revoked', 'its certificate does not verify against the rotated CA');
+    }
   }
 
   /** Validate the options, listen, and start dialing the peers with higher ids. */
@@ -281,6 +344,7 @@ export class TcpTransport implements Transport {
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
     this.housekeeping = null;
     for (const peer of this.peers.values()) this.cancelReconnect(peer);
+    this.tls?.close();
     const waits: Promise<void>[] = [];
     for (const connection of this.connections) {
       connection.close('the transport is closing');
@@ -479,11 +543,15 @@ export class TcpTransport implements Transport {
   private dial(peer: Peer): void {
     if (this.closed || !this.dials(peer) || peer.connection !== null || peer.pending !== null ||
       peer.reconnectTimer !== null || this.peers.get(peer.nodeId) !== peer) return;
+    const { host, port } = peer.address;
     const { localAddress } = this.options;
-    const socket = createConnection({ host: peer.address.host, port: peer.address.port,
-      ...(localAddress === undefined ? {} : { localAddress }) });
+    const bind = localAddress === undefined ? {} : { localAddress };
+    // Over TLS the chain (and expiry) is verified by the TLS handshake; the host name is not, the
+    // node id the certificate names is (onConnected): a node is who it is, wherever it listens.
+    const socket = this.tls === null ? createConnection({ host, port, ...bind })
+      : connectTls({ host, port, ...bind, secureContext: this.tls.current.context, checkServerIdentity: () => undefined });
     const connection = new PeerConnection(this.owner, this.counters, socket, 'dialer', peer.nodeId,
-      this.options.handshakeTimeoutMs);
+      this.options.handshakeTimeoutMs, this.tls !== null);
     peer.pending = connection;
     this.connections.add(connection);
   }
@@ -553,7 +621,7 @@ export class TcpTransport implements Transport {
     if (this.dials(peer)) this.scheduleReconnect(peer);
   }
 
-  private onAccept(socket: Socket): void {
+  private onAccept(socket: Socket, secure = false): void {
     if (this.closed) {
       socket.on('error', () => {});
       socket.destroy();
@@ -568,7 +636,7 @@ export class TcpTransport implements Transport {
     }
     this.counters.connectionsAccepted++;
     const connection = new PeerConnection(this.owner, this.counters, socket, 'acceptor', 0,
-      this.options.handshakeTimeoutMs);
+      this.options.handshakeTimeoutMs, secure);
     this.connections.add(connection);
     this.unauthenticated.set(connection, address);
     // Looked up again: the eviction may have emptied (and so removed) this address's set.
@@ -604,6 +672,11 @@ export class TcpTransport implements Transport {
 
   private onConnected(connection: PeerConnection): void {
     this.counters.connectionsDialed++;
+    if (connection.secure && !certificateNames(connection.certificate(), connection.peerId)) {
+      this.counters.certificateMismatches++;
+      this.failHandshake(connection, `the certificate of the node listening there does not name node ${connection.peerId}`);
+      return;
+    }
     const body = encodeHandshake({ nodeId: this.options.nodeId, targetNodeId: connection.peerId,
       clusterId: this.options.clusterIdBytes });
     connection.write(encodeFrame(FRAME_KIND_HANDSHAKE, 0, body), 1);
@@ -624,6 +697,7 @@ export class TcpTransport implements Transport {
       peer.pending = null;
       if (previous === 'connecting') {
         this.counters.connectFailures++;
+        if (connection.secure && connection.tcpConnected) this.counters.tlsHandshakesFailed++;
         this.log.warn(`connect-failed:${peer.nodeId}`, 'transport cannot connect to a peer', {
           peer: peer.nodeId, host: peer.address.host, port: peer.address.port, attempt: peer.attempt,
           error: connection.socketError?.message ?? connection.closeReason ?? 'closed',
@@ -702,6 +776,12 @@ export class TcpTransport implements Transport {
       hello = decodeHandshake(frame.body);
     } catch (error) {
       this.failHandshake(connection, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (connection.secure && !certificateNames(connection.certificate(), hello.nodeId)) {
+      this.counters.certificateMismatches++;
+      this.failHandshake(connection, `its certificate does not name node ${hello.nodeId}, the node it claims to be`,
+        hello.nodeId);
       return;
     }
     const refusal = refuseHandshake(this.identity, hello, (nodeId) => this.peers.has(nodeId));
@@ -839,8 +919,14 @@ export class TcpTransport implements Transport {
 
   private checkDeadlines(): void {
     const now = monotonicNow();
+    const wallClock = this.tls === null ? 0 : Date.now();
     for (const connection of this.connections) {
       if (connection.state === 'closed' || !connection.writable) continue;
+      if (connection.certificateExpiresAt <= wallClock) {
+        this.counters.certificatesRevoked++;
+        this.refuse(connection, 'certificate-expired', 'the peer\'s certificate expired');
+        continue;
+      }
       if (!connection.authenticated && now >= connection.handshakeDeadline) {
         if (connection.state === 'connecting') {
           connection.close('connect timeout');
@@ -858,6 +944,15 @@ export class TcpTransport implements Transport {
           + 'of its first byte');
       }
     }
+  }
+}
+
+function openTlsFiles(options: ResolvedTransportOptions): TlsFiles {
+  try {
+    return TlsFiles.open(options.tls as NonNullable<ResolvedTransportOptions['tls']>, options.logger);
+  } catch (error) {
+    throw new PaxosError('STARTUP_FAILED', `the transport cannot use its TLS files: ${(error as Error).message}`,
+      { ...NOT_CHOSEN, cause: error });
   }
 }
 

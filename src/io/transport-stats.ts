@@ -31,6 +31,17 @@ export class TransportCounters {
    * in all, or MAX_PENDING_PER_ADDRESS from one address, were waiting for their handshake.
    */
   handshakesEvicted = 0;
+  /** TLS only: TLS handshakes that failed (no certificate, another CA, expired, bad protocol), either side. */
+  tlsHandshakesFailed = 0;
+  /**
+   * TLS only: peers whose verified certificate does not name the node id they claim in the handshake
+   * (or, dialing, the node this side meant to reach): a node posing as another. Also in handshakesFailed.
+   */
+  certificateMismatches = 0;
+  /** TLS only: open connections closed because the peer's certificate expired or the CA was rotated away from it. */
+  certificatesRevoked = 0;
+  /** TLS only: reloads of changed certificate files. */
+  tlsReloads = 0;
 
   crcErrors = 0;
   oversizedFrames = 0;

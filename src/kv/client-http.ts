@@ -4,6 +4,7 @@
  * socket was connected), unless the node itself answered that the write was not applied.
  */
 import { type Agent, request as httpRequest } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { isKvErrorCode, KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
 
@@ -21,12 +22,14 @@ export interface Attempt {
   /** How long this attempt may take (ms). */
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
+  /** Sent as the Authorization header (a bearer token), when set. */
+  readonly authorization?: string;
 }
 
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 
 /** Sends one attempt; rejects with a KvError (TIMEOUT when the node stayed silent for `timeoutMs`). */
-export function sendAttempt(agent: Agent, attempt: Attempt): Promise<HttpReply> {
+export function sendAttempt(agent: Agent | HttpsAgent, attempt: Attempt): Promise<HttpReply> {
   const { endpoint, method, timeoutMs, signal } = attempt;
   const isWrite = method !== 'GET';
   if (timeoutMs <= 0) return Promise.reject(new KvError('TIMEOUT', 'the deadline passed', NOT_APPLIED));
@@ -42,13 +45,16 @@ export function sendAttempt(agent: Agent, attempt: Attempt): Promise<HttpReply> 
       // silent master shows as our own attempt's timeout rather than hiding behind a forwarding node.
       [NO_FORWARD_HEADER]: '1',
     };
+    if (attempt.authorization !== undefined) headers.authorization = attempt.authorization;
     if (payload !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
     }
     // The path goes as it is: a URL would resolve the dot segments of the keys "." and "..".
     const options = { method, path: attempt.path, agent, headers, signal };
-    const outgoing = httpRequest(new URL(endpoint), options, (incoming) => {
+    const url = new URL(endpoint);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const outgoing = send(url, options as Parameters<typeof httpRequest>[1], (incoming) => {
       const chunks: Buffer[] = [];
       let size = 0;
       incoming.on('data', (chunk: Buffer) => {
@@ -75,8 +81,11 @@ export function sendAttempt(agent: Agent, attempt: Attempt): Promise<HttpReply> 
       });
     });
     outgoing.once('socket', (socket) => {
+      // A new socket: over TLS nothing of the request leaves before the TLS handshake is done. A
+      // reused keep-alive socket is ready at once.
+      const ready = url.protocol === 'https:' ? 'secureConnect' : 'connect';
       if (!socket.connecting) sent = true;
-      else socket.once('connect', () => { sent = true; });
+      else socket.once(ready, () => { sent = true; });
     });
     outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new KvError('TIMEOUT',
       `no answer from ${endpoint} within ${Math.round(timeoutMs)} ms` +

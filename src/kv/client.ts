@@ -17,6 +17,7 @@
  * Every call has a deadline (`timeoutMs`) and takes an AbortSignal.
  */
 import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
@@ -38,6 +39,13 @@ export interface KvClientOptions {
    * legitimately take longer (slow disks under heavy load).
    */
   readonly attemptTimeoutMs?: number;
+  /** A bearer token (sent as `Authorization: Bearer TOKEN`) for nodes that require one. */
+  readonly token?: string;
+  /** For https:// endpoints: the CA (PEM) the nodes' certificates chain to, when not a public one. */
+  readonly ca?: string | Buffer;
+  /** For https:// endpoints that ask for a client certificate: its certificate and key (PEM). */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
 }
 
 export interface KvCallOptions {
@@ -83,6 +91,8 @@ export class KvClient {
   private readonly timeoutMs: number;
   private readonly attemptTimeoutMs: number;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  private readonly secureAgent: HttpsAgent;
+  private readonly authorization: string | undefined;
   private readonly routes: MasterRoutes;
   /** Suspect endpoints being probed with GET /status, so that each has one probe at a time. */
   private readonly probing = new Set<string>();
@@ -95,6 +105,13 @@ export class KvClient {
     this.timeoutMs = checkedTimeout(options.timeoutMs ?? 10_000);
     this.attemptTimeoutMs = checkedTimeout(options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS);
     this.routes = new MasterRoutes(this.endpoints);
+    if (options.token !== undefined && (typeof options.token !== 'string' || !/^[\x21-\x7e]+$/.test(options.token))) {
+      throw new KvError('BAD_REQUEST', 'a token is a non-empty string of printable characters', NOT_APPLIED);
+    }
+    this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+    this.secureAgent = new HttpsAgent({
+      keepAlive: true, maxSockets: 512, ca: options.ca, cert: options.cert, key: options.key,
+    });
   }
 
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<{ key: string; version: number }> {
@@ -150,6 +167,7 @@ export class KvClient {
 
   close(): void {
     this.agent.destroy();
+    this.secureAgent.destroy();
   }
 
   private async call(
@@ -259,7 +277,8 @@ export class KvClient {
     signal: AbortSignal | undefined,
   ): Promise<HttpReply> {
     const timeoutMs = Math.min(this.attemptTimeoutMs, Math.floor(deadline - performance.now()));
-    return sendAttempt(this.agent, { endpoint, method, path, body, timeoutMs, signal });
+    const agent = endpoint.startsWith('https:') ? this.secureAgent : this.agent;
+    return sendAttempt(agent, { endpoint, method, path, body, timeoutMs, signal, authorization: this.authorization });
   }
 }
 
@@ -305,6 +324,8 @@ function normalizeEndpoint(endpoint: string): string {
   } catch {
     throw new KvError('BAD_REQUEST', `not an endpoint: "${endpoint}" (expected http://host:port)`, NOT_APPLIED);
   }
-  if (url.protocol !== 'http:') throw new KvError('BAD_REQUEST', `only http:// endpoints are supported: "${endpoint}"`, NOT_APPLIED);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new KvError('BAD_REQUEST', `only http:// and https:// endpoints are supported: "${endpoint}"`, NOT_APPLIED);
+  }
   return `${url.protocol}//${url.host}`;
 }

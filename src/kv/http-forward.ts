@@ -10,9 +10,14 @@
  * applied for a write: it was sent), and then, for `silentMs`, refuses further forwards to that
  * master at once with UNAVAILABLE, certainly not applied (nothing is sent), so callers do not each
  * wait out their deadline on it and can try elsewhere or again.
+ *
+ * The caller's Authorization header goes with the request, and the master checks it again: a
+ * forwarded request has exactly the caller's rights there. Over HTTPS the master's certificate is
+ * verified against the cluster CA (and its name against the endpoint's host, as any client does).
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { FORWARDED_HEADER, TIMEOUT_HEADER } from './http-headers.js';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 
 export interface ForwardedReply {
@@ -28,6 +33,10 @@ export interface ForwardRequest {
   readonly path: string;
   readonly body: string | undefined;
   readonly fromNodeId: number;
+  /** The caller's Authorization header, sent on for the master to authenticate. */
+  readonly authorization?: string;
+  /** The role of a caller authenticated by its client certificate, sent on over this node's own certificate. */
+  readonly callerRole?: string;
   readonly timeoutMs: number;
   readonly isWrite: boolean;
   /** Fires when the original client goes away: the forwarded request is abandoned too. */
@@ -44,16 +53,26 @@ const DEFAULT_SILENT_MS = 1_000;
 
 export class Forwarder {
   private readonly agent: Agent;
+  private readonly secureAgent: HttpsAgent;
+  /**
+   * The node's TLS files (read at each request: they may be rotated): the CA that HTTPS masters'
+   * certificates must chain to, and the node's certificate, presented to the master.
+   */
+  private readonly tls: (() => { ca: Buffer; cert: Buffer; key: Buffer }) | undefined;
   private readonly silentMs: number;
   /** Masters that let a forwarded request time out, and until when they are not forwarded to. */
   private readonly silentUntil = new Map<string, number>();
 
   /** `localAddress`: the local IP address forwarded requests leave from (default: the system chooses). */
-  constructor(options: { silentMs?: number; localAddress?: string } = {}) {
+  constructor(options: {
+    silentMs?: number; localAddress?: string; tls?: () => { ca: Buffer; cert: Buffer; key: Buffer };
+  } = {}) {
     this.silentMs = options.silentMs ?? DEFAULT_SILENT_MS;
+    this.tls = options.tls;
     const { localAddress } = options;
     const bind = localAddress === undefined ? {} : { localAddress };
     this.agent = new Agent({ keepAlive: true, maxSockets: 256, ...bind });
+    this.secureAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256, ...bind });
   }
 
   forward(forwarded: ForwardRequest): Promise<ForwardedReply> {
@@ -88,12 +107,20 @@ export class Forwarder {
         [FORWARDED_HEADER]: String(forwarded.fromNodeId),
         [TIMEOUT_HEADER]: String(masterTimeoutMs),
       };
+      if (forwarded.authorization !== undefined) headers.authorization = forwarded.authorization;
+      else if (forwarded.callerRole !== undefined) headers[FORWARDED_ROLE_HEADER] = forwarded.callerRole;
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = body.length;
       }
-      const options = { method: forwarded.method, path: forwarded.path, agent: this.agent, headers };
-      const outgoing = httpRequest(url, options, (reply) => {
+      const secure = url.protocol === 'https:';
+      const files = secure ? this.tls?.() : undefined;
+      const options = {
+        method: forwarded.method, path: forwarded.path, agent: secure ? this.secureAgent : this.agent, headers,
+        ...(files === undefined ? {} : { ca: files.ca, cert: files.cert, key: files.key }),
+      };
+      const send = secure ? httpsRequest : httpRequest;
+      const outgoing = send(url, options, (reply) => {
         const chunks: Buffer[] = [];
         let size = 0;
         reply.on('data', (chunk: Buffer) => {
@@ -114,6 +141,7 @@ export class Forwarder {
 
   close(): void {
     this.agent.destroy();
+    this.secureAgent.destroy();
   }
 }
 

@@ -9,3 +9,9 @@ export const TIMEOUT_HEADER = 'x-multipaxos-timeout-ms';
  * instead of forwarding (as it does for a request already forwarded once).
  */
 export const NO_FORWARD_HEADER = 'x-multipaxos-no-forward';
+/**
+ * The role of a caller authenticated by its client certificate, sent on by the node that forwards
+ * its request. Believed only on an HTTPS connection whose client certificate names a node of the
+ * cluster (the forwarding node's); from anyone else it is ignored.
+ */
+export const FORWARDED_ROLE_HEADER = 'x-multipaxos-forwarded-role';

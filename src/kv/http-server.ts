@@ -18,12 +18,25 @@
  * Errors are `{"error": CODE, "message", "mayHaveBeenApplied", ...}` with the status of KvError.
  * The server listens before the node starts (so a node can announce its real endpoint in its
  * fences); until `attach` it answers UNAVAILABLE.
+ *
+ * Security (options `tls`, `tokens`, `openMonitoring`; docs/security.md): HTTPS with the given
+ * certificate files (reloaded when they change), and bearer tokens (or client certificates) with
+ * roles checked before a request is routed (http-auth.ts). A forwarded request carries the caller's
+ * Authorization header, and the master authenticates it again; a caller authenticated by its
+ * certificate has its role carried in FORWARDED_ROLE_HEADER, believed only from a node's
+ * certificate. Forwarding never lends a node's own authority to a caller.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
+import { TlsFiles, type TlsFileOptions } from '../security/tls-files.js';
+import { isRole, type Role, type TokenStore } from '../security/tokens.js';
+import { nodeIdsOf, roleOf } from '../security/node-identity.js';
+import type { TLSSocket } from 'node:tls';
+import { authorize } from './http-auth.js';
 import { Forwarder } from './http-forward.js';
-import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
+import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
   BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody,
 } from './http-request.js';
@@ -45,6 +58,12 @@ export interface KvHttpServerOptions {
   readonly localAddress?: string;
   /** Other nodes' HTTP endpoints by node id (kv serve --http-peers), for /v1/cluster-status. */
   readonly httpPeers?: ReadonlyMap<number, string>;
+  /** Serve HTTPS with these files (reloaded when they change); the CA also verifies masters forwarded to. */
+  readonly tls?: TlsFileOptions;
+  /** Require a bearer token with a role for every request (see http-auth.ts). Default: no authentication. */
+  readonly tokens?: TokenStore;
+  /** With `tokens`: leave GET /status and /metrics open (for Prometheus scrapers). */
+  readonly openMonitoring?: boolean;
 }
 
 const MAX_TIMEOUT_MS = 60_000;
@@ -65,6 +84,9 @@ export class KvHttpServer {
   readonly requests = new KvRequestMetrics();
   private readonly server: Server;
   private readonly forwarder: Forwarder;
+  private readonly tls: TlsFiles | undefined;
+  private readonly tokens: TokenStore | undefined;
+  private readonly openMonitoring: boolean;
   /** Bytes of request bodies being received, over all connections. */
   private readonly bodies = new BodyBudget(MAX_BODY_BYTES_IN_FLIGHT);
   private service: KvService | undefined;
@@ -72,19 +94,38 @@ export class KvHttpServer {
   private readonly cluster: ClusterStatus;
   private sampler: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(server: Server, endpoint: string, httpPeers: ReadonlyMap<number, string>, forwarder: Forwarder) {
+  private constructor(server: Server, endpoint: string, options: KvHttpServerOptions, tls: TlsFiles | undefined) {
     this.server = server;
     this.endpoint = endpoint;
-    this.forwarder = forwarder;
+    this.tls = tls;
+    this.tokens = options.tokens;
+    this.openMonitoring = options.openMonitoring ?? false;
+    this.forwarder = new Forwarder({
+      localAddress: options.localAddress, tls: tls === undefined ? undefined : () => tls.current,
+    });
     this.cluster = new ClusterStatus(
-      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), httpPeers);
+      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), options.httpPeers ?? new Map());
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
     const created: { instance?: KvHttpServer } = {};
-    const server = createServer((request, response) => {
+    const handler = (request: IncomingMessage, response: ServerResponse): void => {
       (created.instance as KvHttpServer).handle(request, response);
-    });
+    };
+    const tls = options.tls === undefined ? undefined : TlsFiles.open(options.tls);
+    let server: Server;
+    if (tls === undefined) server = createServer(handler);
+    else {
+      const { ca, cert, key } = tls.current;
+      // A client certificate is asked for, not required: one that chains to the CA may grant a role
+      // (or, for a forwarding node, carry its caller's); without one a token is needed.
+      const secure: HttpsServer = createHttpsServer({
+        ca, cert, key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false,
+      }, handler);
+      tls.onReload(({ material }) => secure.setSecureContext({ ca: material.ca, cert: material.cert,
+        key: material.key, minVersion: 'TLSv1.2' }));
+      server = secure as unknown as Server;
+    }
     server.keepAliveTimeout = 30_000;
     // Bound what slow or idle clients can hold: a whole request within 60 s (a request's own
     // timeout is at most 60 s too), its headers within 10 s, and a bounded number of connections.
@@ -97,11 +138,15 @@ export class KvHttpServer {
         server.off('error', reject);
         resolve();
       });
+    }).catch((error: unknown) => {
+      tls?.close();
+      throw error;
     });
     const { port } = server.address() as AddressInfo;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `http://${host}:${port}`,
-      options.httpPeers ?? new Map(), new Forwarder({ localAddress: options.localAddress }));
+    const scheme = tls === undefined ? 'http' : 'https';
+    created.instance = new KvHttpServer(server, options.advertisedEndpoint ?? `${scheme}://${host}:${port}`, options,
+      tls);
     return created.instance;
   }
 
@@ -128,6 +173,8 @@ export class KvHttpServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     this.forwarder.close();
+    this.tls?.close();
+    this.tokens?.close();
     await closed;
   }
 
@@ -146,8 +193,9 @@ export class KvHttpServer {
             : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
-        const headers = failure instanceof MethodNotAllowed
+        const headers: Record<string, string> = failure instanceof MethodNotAllowed
           ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
+        if (failure.code === 'UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer realm="multipaxos"';
         send(response, { status: failure.httpStatus, body: failure.toJSON(), headers });
       },
     );
@@ -159,6 +207,19 @@ export class KvHttpServer {
     const url = parseUrl(request.url);
     const began = performance.now();
     const method = request.method ?? 'GET';
+    // The role of a caller authenticated by its client certificate, to be carried if forwarded.
+    let certificateCaller: Role | undefined;
+    if (this.tokens !== undefined) {
+      try {
+        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request), method,
+          url.pathname, this.openMonitoring);
+        if (request.headers.authorization === undefined) certificateCaller = role;
+      } catch (error) {
+        if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
+        else this.requests.unauthenticated++;
+        throw error;
+      }
+    }
     if (url.pathname === '/status' || url.pathname === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
       checkQuery(url, []);
@@ -188,8 +249,8 @@ export class KvHttpServer {
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
     const forwardable = (body: string | undefined, isWrite: boolean) =>
-      (error: unknown): Promise<Reply> =>
-        this.forwardOrThrow(error, request, body, timeoutMs - (performance.now() - began), isWrite, abort.signal);
+      (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body,
+        timeoutMs - (performance.now() - began), isWrite, abort.signal, certificateCaller);
     switch (method) {
       case 'GET': {
         countAs('get');
@@ -230,7 +291,7 @@ export class KvHttpServer {
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
   private async forwardOrThrow(
     error: unknown, request: IncomingMessage, body: string | undefined, timeoutMs: number, isWrite: boolean,
-    signal: AbortSignal,
+    signal: AbortSignal, certificateCaller: Role | undefined,
   ): Promise<Reply> {
     const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
     const oneHopOnly = request.headers[FORWARDED_HEADER] !== undefined ||
@@ -241,9 +302,24 @@ export class KvHttpServer {
     this.requests.forwarded++;
     const reply = await this.forwarder.forward({
       endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
+      authorization: request.headers.authorization, callerRole: certificateCaller,
       fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  /**
+   * The role the request's verified client certificate grants: its own (SAN URI
+   * multipaxos:role:ROLE), or, when the certificate names a node of the cluster (a forwarding
+   * node), the role that node says its caller has. Undefined without TLS or a verified certificate.
+   */
+  private certificateRoleOf(request: IncomingMessage): Role | undefined {
+    const socket = request.socket as TLSSocket;
+    if (this.tls === undefined || socket.authorized !== true) return undefined;
+    const certificate = socket.getPeerX509Certificate();
+    const forwarded = request.headers[FORWARDED_ROLE_HEADER];
+    if (nodeIdsOf(certificate).length > 0) return typeof forwarded === 'string' && isRole(forwarded) ? forwarded : undefined;
+    return roleOf(certificate);
   }
 
   /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */

@@ -14,3 +14,5 @@ export { KvHttpServer, type KvHttpServerOptions } from './http-server.js';
 export { KvStateMachine, KV_STATE_MACHINE_ID, type KvOutcome } from './kv-state-machine.js';
 export { groupOfKey } from './key-hash.js';
 export { MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
+export { TokenStore, generateToken, type Role } from '../security/tokens.js';
+export type { TlsFileOptions } from '../security/tls-files.js';

@@ -19,6 +19,10 @@ export type KvErrorCode =
   | 'KEY_NOT_FOUND'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
+  /** No valid token (401): the request was not looked at. */
+  | 'UNAUTHENTICATED'
+  /** The token's role does not allow the request (403). */
+  | 'FORBIDDEN'
   | 'INTERNAL';
 
 /** Where a group's master can be reached, when a node knows. */
@@ -52,6 +56,8 @@ const HTTP_STATUS: Readonly<Record<KvErrorCode, number>> = {
   KEY_NOT_FOUND: 404,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   VERSION_CONFLICT: 409,
   OVERLOADED: 429,
   ABORTED: 499,

@@ -32,7 +32,7 @@ import { KvSnapshotter, loadKvSnapshots, resolveSnapshotOptions, type KvSnapshot
 import { KvStateMachine, type KvOutcome } from './kv-state-machine.js';
 
 export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines' | 'master'> {
-  /** How other nodes reach this node's HTTP API (`http://host:port`); it travels in this node's fences. */
+  /** How other nodes reach this node's HTTP API (`http[s]://host:port`); it travels in this node's fences. */
   readonly httpEndpoint: string;
   /** The master lease of every group (default 10,000 ms; at least 1,000). */
   readonly masterLeaseMs?: number;
@@ -478,12 +478,13 @@ function checkEndpoint(endpoint: unknown): void {
   let valid = typeof endpoint === 'string' && Buffer.byteLength(endpoint) <= MAX_HTTP_ADDRESS_BYTES &&
     !LONE_SURROGATE.test(endpoint);
   try {
-    valid &&= new URL(endpoint as string).protocol === 'http:';
+    const protocol = new URL(endpoint as string).protocol;
+    valid &&= protocol === 'http:' || protocol === 'https:';
   } catch {
     valid = false;
   }
   if (!valid) {
-    throw new PaxosError('BAD_OPTIONS', `httpEndpoint must be an http:// URL of at most ${MAX_HTTP_ADDRESS_BYTES} ` +
+    throw new PaxosError('BAD_OPTIONS', `httpEndpoint must be an http:// or https:// URL of at most ${MAX_HTTP_ADDRESS_BYTES} ` +
       `bytes, got ${JSON.stringify(endpoint)}`, NOT_CHOSEN);
   }
 }

@@ -16,6 +16,7 @@ import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import type { Membership } from '../runtime/membership/membership-codec.js';
+import type { TlsFileOptions } from '../security/tls-files.js';
 import type { Random } from '../util/random.js';
 import { testFaultsOf, type NodeTestFaults } from './test-faults.js';
 
@@ -65,6 +66,12 @@ export interface PaxosNodeOptions {
   readonly store?: LogStore;
   /** A Transport to use instead of TCP; the node closes it on stop when it has `close`. */
   readonly transport?: ClosableTransport;
+  /**
+   * Mutual TLS between nodes (default: plain TCP, for local development). Every node's certificate
+   * is signed by the cluster CA and names its node id as a SAN URI `multipaxos:node:<id>`
+   * (`multipaxos cert issue` makes one); see TcpTransportOptions.tls and docs/security.md.
+   */
+  readonly tls?: TlsFileOptions;
   /** How many independent Paxos groups this node runs (default 1). */
   readonly groups?: number;
   /** The state machines of every group, or a function giving each group its own. */
@@ -165,6 +172,7 @@ export interface ResolvedNodeOptions {
   readonly dataDir: string | undefined;
   readonly store: LogStore | undefined;
   readonly transport: ClosableTransport | undefined;
+  readonly tls: TlsFileOptions | undefined;
   readonly groups: number;
   readonly stateMachines: (groupIndex: number) => readonly StateMachine[];
   readonly sync: boolean;
@@ -272,6 +280,7 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
     dataDir: options.dataDir,
     store: options.store,
     transport: options.transport,
+    tls: options.tls,
     stateMachines: resolveStateMachines(options.stateMachines),
     sync: boolean(options.sync ?? NODE_DEFAULTS.sync, 'sync'),
     proposeTimeoutMs: integer(options.proposeTimeoutMs ?? NODE_DEFAULTS.proposeTimeoutMs, 'proposeTimeoutMs', 1,

@@ -27,6 +27,7 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     peers,
     groupCount: options.groups,
     maxFrameBytes: options.maxFrameBytes,
+    tls: options.tls,
     logger: options.logger,
     random,
   });

@@ -1,0 +1,44 @@
+/**
+ * Which role each route of the HTTP API needs (see src/security/tokens.ts for the roles):
+ *
+ *   GET  /v1/kv/{key} (stale or not)                     read
+ *   PUT, DELETE /v1/kv/{key}                             write
+ *   /v1/members*, /v1/master*, /v1/snapshots (any method) admin
+ *   GET  /status, /metrics                               read, or nobody with openMonitoring
+ *   anything else                                        read (so that even a 404 needs a token)
+ *
+ * Deciding from the method and the path alone, before the request is routed, keeps every route,
+ * present or future, behind a token unless this table says otherwise.
+ */
+import { isAdminPath } from '../node/admin-api.js';
+import { allows, type Role, type TokenStore } from '../security/tokens.js';
+import { KvError, NOT_APPLIED } from './kv-error.js';
+
+/** The role a request needs; null: none (only /status and /metrics, with openMonitoring). */
+export function requiredRole(method: string, path: string, openMonitoring: boolean): Role | null {
+  if (path === '/status' || path === '/metrics') return openMonitoring ? null : 'read';
+  if (isAdminPath(path) || path === '/v1/snapshots' || path.startsWith('/v1/snapshots/')) return 'admin';
+  if (path.startsWith('/v1/kv/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
+  return 'read';
+}
+
+/**
+ * Throws UNAUTHENTICATED (401) or FORBIDDEN (403) unless the request's token, or else the role its
+ * verified client certificate grants (`certificateRole`), allows it. Returns the role it was
+ * allowed with (undefined: the route needs none).
+ */
+export function authorize(tokens: TokenStore, authorization: string | undefined, certificateRole: Role | undefined,
+  method: string, path: string, openMonitoring: boolean): Role | undefined {
+  const needed = requiredRole(method, path, openMonitoring);
+  if (needed === null) return undefined;
+  const role = authorization === undefined ? certificateRole : tokens.authenticate(authorization);
+  if (role === undefined) {
+    throw new KvError('UNAUTHENTICATED', authorization === undefined
+      ? 'this node requires a token ("Authorization: Bearer TOKEN") or a client certificate with a role'
+      : 'the token is not valid here', NOT_APPLIED);
+  }
+  if (!allows(role, needed)) {
+    throw new KvError('FORBIDDEN', `${method} ${path} needs the ${needed} role; the caller has ${role}`, NOT_APPLIED);
+  }
+  return role;
+}
