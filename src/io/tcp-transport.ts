@@ -549,7 +549,9 @@ export class TcpTransport implements Transport {
     // Over TLS the chain (and expiry) is verified by the TLS handshake; the host name is not, the
     // node id the certificate names is (onConnected): a node is who it is, wherever it listens.
     const socket = this.tls === null ? createConnection({ host, port, ...bind })
-      : connectTls({ host, port, ...bind, secureContext: this.tls.current.context, checkServerIdentity: () => undefined });
+      : connectTls({
+        host, port, ...bind, secureContext: this.tls.current.context, checkServerIdentity: () => undefined,
+      });
     const connection = new PeerConnection(this.owner, this.counters, socket, 'dialer', peer.nodeId,
       this.options.handshakeTimeoutMs, this.tls !== null);
     peer.pending = connection;
