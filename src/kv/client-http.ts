@@ -21,6 +21,8 @@ export interface Attempt {
   /** How long this attempt may take (ms). */
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
+  /** More headers (a write's session). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
@@ -35,6 +37,7 @@ export function sendAttempt(agent: Agent, attempt: Attempt): Promise<HttpReply> 
   return new Promise<HttpReply>((resolve, reject) => {
     let sent = false;
     const headers: Record<string, string | number> = {
+      ...attempt.headers,
       // The server gives up a little before we do, so that its answer, not our timer, tells the outcome.
       [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(Math.min(60_000, timeoutMs - Math.min(250, timeoutMs / 10))))),
       // The client follows masters itself: a node that is not the master answers NOT_MASTER rather

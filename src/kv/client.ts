@@ -11,15 +11,25 @@
  * well below the call's deadline, so a master that stops answering (frozen, cut off) is noticed
  * within about a lease and routed around while the other nodes name the new one (see
  * client-routes.ts). It retries only what is safe: any read, and a write only when it certainly was
- * not applied (refused connection, NOT_MASTER, NO_MASTER, OVERLOADED). A write whose outcome is
- * unknown (an attempt that timed out or was cut after it was sent) fails with
- * `mayHaveBeenApplied: true` rather than being sent twice; the next call goes to the new master.
- * Every call has a deadline (`timeoutMs`) and takes an AbortSignal.
+ * not applied (refused connection, NOT_MASTER, NO_MASTER, OVERLOADED) or when it goes through a
+ * session.
+ *
+ * Sessions (on by default; `sessions: false` turns them off): each write goes as the next number
+ * of a session of the key's group, opened through the log (client-sessions.ts). The state machine
+ * applies a session's number at most once and answers a retry with the first answer, so a write
+ * whose outcome is unknown (an attempt that timed out or was cut after it was sent, a master that
+ * died mid-request) is sent again, with the same number, until the call's deadline: the caller sees
+ * the write's own outcome, and `mayHaveBeenApplied: true` only when the deadline passes with the
+ * outcome still unknown (or the session expired in between). Without sessions such a write fails
+ * with `mayHaveBeenApplied: true` rather than being sent twice. Every call has a deadline
+ * (`timeoutMs`) and takes an AbortSignal.
  */
 import { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
+import { SessionPool, type ClientSession } from './client-sessions.js';
+import { SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { LONE_SURROGATE } from './kv-command.js';
 import { KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
 
@@ -38,6 +48,21 @@ export interface KvClientOptions {
    * legitimately take longer (slow disks under heavy load).
    */
   readonly attemptTimeoutMs?: number;
+  /**
+   * Exactly-once writes through sessions (default true): a write of unknown outcome is retried
+   * with its session number until the deadline, never applied twice. false: such a write fails
+   * at once with `mayHaveBeenApplied: true`, as before sessions (one round trip less per new session).
+   */
+  readonly sessions?: boolean;
+  /** How long the client's sessions may stay idle before the cluster expires them (1 hour). */
+  readonly sessionTtlMs?: number;
+}
+
+/** Internal: how a call treats its attempts. */
+interface CallMode {
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Every attempt is safe to repeat (a session write, a session's registration). */
+  readonly repeatable?: boolean;
 }
 
 export interface KvCallOptions {
@@ -86,6 +111,8 @@ export class KvClient {
   private readonly routes: MasterRoutes;
   /** Suspect endpoints being probed with GET /status, so that each has one probe at a time. */
   private readonly probing = new Set<string>();
+  private readonly sessions: SessionPool | undefined;
+  private readonly sessionTtlMs: number | undefined;
 
   constructor(options: KvClientOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -95,12 +122,18 @@ export class KvClient {
     this.timeoutMs = checkedTimeout(options.timeoutMs ?? 10_000);
     this.attemptTimeoutMs = checkedTimeout(options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS);
     this.routes = new MasterRoutes(this.endpoints);
+    this.sessions = options.sessions === false ? undefined : new SessionPool();
+    const ttl = options.sessionTtlMs;
+    if (ttl !== undefined && (!Number.isSafeInteger(ttl) || ttl < 1)) {
+      throw new KvError('BAD_REQUEST', `sessionTtlMs must be a positive integer, got ${String(options.sessionTtlMs)}`, NOT_APPLIED);
+    }
+    this.sessionTtlMs = options.sessionTtlMs;
   }
 
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<{ key: string; version: number }> {
     if (typeof value !== 'string') throw new KvError('BAD_REQUEST', 'a value is a string', NOT_APPLIED);
     const body = JSON.stringify(options.version === undefined ? { value } : { value, version: options.version });
-    const reply = await this.call(key, 'PUT', kvPath(key), body, options);
+    const reply = await this.write(key, 'PUT', kvPath(key), body, options);
     return { key, version: reply.body.version as number };
   }
 
@@ -123,7 +156,7 @@ export class KvClient {
   async delete(key: string, options: KvPutOptions = {}): Promise<KvDeleted> {
     const path = `${kvPath(key)}${options.version === undefined ? '' : `?version=${options.version}`}`;
     try {
-      const reply = await this.call(key, 'DELETE', path, undefined, options);
+      const reply = await this.write(key, 'DELETE', path, undefined, options);
       return { key, version: reply.body.version as number, deleted: true };
     } catch (error) {
       if (error instanceof KvError && error.code === 'KEY_NOT_FOUND') return { key, version: error.version ?? 0, deleted: false };
@@ -152,13 +185,94 @@ export class KvClient {
     this.agent.destroy();
   }
 
-  private async call(
+  /**
+   * A write, through a session of the key's group when sessions are on. A session that expired
+   * before any attempt could have applied the write is replaced and the write sent again (it was
+   * certainly not applied); after an attempt of unknown outcome, the expiry is the answer, and the
+   * write may have been applied.
+   */
+  private async write(
     key: string, method: string, path: string, body: string | undefined, options: KvCallOptions,
+  ): Promise<HttpReply> {
+    if (this.sessions === undefined) return await this.call(key, method, path, body, options);
+    if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string', NOT_APPLIED);
+    const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
+    for (let opened = 0; ; opened++) {
+      const session = await this.takeSession(key, deadline, options.signal);
+      const sequence = session.nextSequence;
+      const headers = { [SESSION_HEADER]: session.token, [SEQUENCE_HEADER]: String(sequence) };
+      const left = Math.max(1, deadline - performance.now());
+      let reply: HttpReply;
+      try {
+        const mode = { headers, repeatable: true };
+        reply = await this.call(key, method, path, body, { ...options, timeoutMs: left }, mode);
+      } catch (error) {
+        if (error instanceof KvError && error.code === 'SESSION_EXPIRED') {
+          // Not given back: it is gone on the servers.
+          if (error.mayHaveBeenApplied || opened > 0) throw error;
+          continue;
+        }
+        session.nextSequence = sequence + 1;
+        this.sessions.giveBack(session);
+        throw error;
+      }
+      session.nextSequence = sequence + 1;
+      this.sessions.giveBack(session);
+      return reply;
+    }
+  }
+
+  /** An idle session of the key's group, or a new one opened through the log (POST /v1/sessions). */
+  private async takeSession(key: string, deadline: number, signal: AbortSignal | undefined): Promise<ClientSession> {
+    const pool = this.sessions as SessionPool;
+    const group = this.routes.groupOf(key);
+    const idle = group === undefined ? undefined : pool.take(group);
+    if (idle !== undefined) return idle;
+    const body = this.sessionTtlMs === undefined ? undefined : JSON.stringify({ ttlMs: this.sessionTtlMs });
+    const path = `/v1/sessions?key=${encodeURIComponent(key)}`;
+    let reply: HttpReply;
+    try {
+      reply = await this.call(key, 'POST', path, body, { timeoutMs: Math.max(1, deadline - performance.now()), signal },
+        { repeatable: true });
+    } catch (error) {
+      // The write itself was not sent yet, whatever happened to the registration.
+      const failure = error as KvError;
+      throw new KvError(failure.code, `opening a session: ${failure.message}; the write was not sent`,
+        { ...NOT_APPLIED, master: failure.master, cause: error });
+    }
+    const session = SessionPool.fromAnswer(reply.body);
+    if (session === undefined) {
+      throw new KvError('INTERNAL', `POST /v1/sessions answered ${JSON.stringify(reply.body)}; the write was not sent`, NOT_APPLIED);
+    }
+    return session;
+  }
+
+  private async call(
+    key: string, method: string, path: string, body: string | undefined, options: KvCallOptions, mode: CallMode = {},
   ): Promise<HttpReply> {
     if (typeof key !== 'string' || key.length === 0) throw new KvError('BAD_REQUEST', 'a key is a non-empty string', NOT_APPLIED);
     const isWrite = method !== 'GET';
     const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
     const { signal } = options;
+    /** An attempt of this call may have been applied: a failure now must say so. */
+    let unknown = false;
+    // Through a session, the state machine's own refusal is the outcome of the write's number,
+    // whichever attempt it answers (the first answer is stored and given again to every retry).
+    const settle = (failure: KvError): KvError => !unknown || failure.mayHaveBeenApplied ||
+      (mode.repeatable === true && (failure.code === 'VERSION_CONFLICT' || failure.code === 'KEY_NOT_FOUND')) ? failure
+      : new KvError(failure.code, `${failure.message} (an earlier attempt may have been applied)`,
+        { mayHaveBeenApplied: true, version: failure.version, master: failure.master, cause: failure });
+    try {
+      return await this.attempts(key, method, path, body, deadline, signal, mode, isWrite, () => { unknown = true; });
+    } catch (error) {
+      throw error instanceof KvError && isWrite ? settle(error) : error;
+    }
+  }
+
+  private async attempts(
+    key: string, method: string, path: string, body: string | undefined, deadline: number,
+    signal: AbortSignal | undefined, mode: CallMode, isWrite: boolean, maybeApplied: () => void,
+  ): Promise<HttpReply> {
     let failures = 0;
     let redirects = 0;
     /** Connections refused in a row: when every endpoint refuses twice over, the cluster is down. */
@@ -171,14 +285,18 @@ export class KvClient {
       }
       let reply: HttpReply;
       try {
-        reply = await this.attempt(endpoint, method, path, body, deadline, signal);
+        reply = await this.attempt(endpoint, method, path, body, deadline, signal, mode.headers);
       } catch (error) {
         const failure = error as KvError;
         if (failure.code === 'ABORTED') throw failure;
         // Silent, refused or cut off: later calls route around it until it answers again.
         this.routes.suspect(endpoint);
-        // A write that may have been applied is never sent again: it could apply twice.
-        if (isWrite && failure.mayHaveBeenApplied) throw failure;
+        // A write that may have been applied is never sent again (it could apply twice), unless
+        // every attempt is safe to repeat (a session's number is applied once).
+        if (isWrite && failure.mayHaveBeenApplied) {
+          if (mode.repeatable !== true) throw failure;
+          maybeApplied();
+        }
         refusals = isRefused(failure) ? refusals + 1 : 0;
         if (refusals >= 2 * this.endpoints.length) {
           throw new KvError('UNAVAILABLE', `no endpoint accepts connections (${this.endpoints.join(', ')})`,
@@ -194,8 +312,16 @@ export class KvClient {
       if (!path.includes('?stale=true')) this.routes.learn(key, reply, normalizeEndpoint);
       if (reply.status >= 200 && reply.status < 300) return reply;
       const failure = errorOf(reply, isWrite);
-      // Whatever the code, a write the answer says may have been applied is never sent again.
-      if (isWrite && failure.mayHaveBeenApplied) throw failure;
+      // Whatever the code, a write the answer says may have been applied is never sent again (but
+      // through a session, where it is sent again to learn its outcome).
+      if (isWrite && failure.mayHaveBeenApplied) {
+        if (mode.repeatable !== true) throw failure;
+        maybeApplied();
+        this.routes.forgetMaster(key, endpoint);
+        endpoint = this.routes.nextEndpoint(endpoint);
+        await this.pause(++failures, deadline, signal, failure);
+        continue;
+      }
       const named = failure.code === 'NOT_MASTER' ? hintedEndpoint(failure) : undefined;
       if (named !== undefined) this.routes.setMaster(key, named);
       if (named !== undefined && !this.routes.isSuspect(named)) {
@@ -256,10 +382,10 @@ export class KvClient {
   /** One request, given the attempt timeout or what is left of the call's deadline, whichever is shorter. */
   private attempt(
     endpoint: string, method: string, path: string, body: string | undefined, deadline: number,
-    signal: AbortSignal | undefined,
+    signal: AbortSignal | undefined, headers?: Readonly<Record<string, string>>,
   ): Promise<HttpReply> {
     const timeoutMs = Math.min(this.attemptTimeoutMs, Math.floor(deadline - performance.now()));
-    return sendAttempt(this.agent, { endpoint, method, path, body, timeoutMs, signal });
+    return sendAttempt(this.agent, { endpoint, method, path, body, timeoutMs, signal, headers });
   }
 }
 

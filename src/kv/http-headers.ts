@@ -9,3 +9,10 @@ export const TIMEOUT_HEADER = 'x-multipaxos-timeout-ms';
  * instead of forwarding (as it does for a request already forwarded once).
  */
 export const NO_FORWARD_HEADER = 'x-multipaxos-no-forward';
+/**
+ * Exactly-once writes: the session a PUT or DELETE belongs to, as `POST /v1/sessions` answered it
+ * ("<group>.<id>"), and the write's number in it (1, 2, ...; one outstanding at a time per session).
+ * A retry with the same number gets the first answer; the write is applied at most once.
+ */
+export const SESSION_HEADER = 'x-multipaxos-session';
+export const SEQUENCE_HEADER = 'x-multipaxos-sequence';

@@ -9,6 +9,10 @@
  *   GET    /metrics               Prometheus text
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
  *   POST   /v1/snapshots[?group=G]  snapshot the group (every group) now → {"snapshots": [...]}
+ *   POST   /v1/sessions?key=K | ?group=G   [{"ttlMs": n}]   → {"group", "session": "G.id", "ttlMs"}
+ *          open a session (exactly-once writes) in the key's group; a PUT or DELETE then sends
+ *          x-multipaxos-session: G.id and x-multipaxos-sequence: n (see http-headers.ts), and a
+ *          retry with the same n answers as the first time ("duplicate": true) without applying again
  *
  * A request for a key whose group this node is not master of is forwarded to the master (one hop),
  * unless it asks not to be (KvClient follows the master itself): then it is answered NOT_MASTER.
@@ -20,9 +24,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
 import { Forwarder } from './http-forward.js';
-import { FORWARDED_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
+import { FORWARDED_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
-  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody,
+  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody, sessionOfRequest,
+  sessionTtlOf,
 } from './http-request.js';
 import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
@@ -134,6 +139,7 @@ export class KvHttpServer {
     }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
     if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
+    if (url.pathname === '/v1/sessions') return await this.openSession(request, response, url, method, began);
     const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`, NOT_APPLIED);
@@ -165,18 +171,21 @@ export class KvHttpServer {
         checkQuery(url, []);
         const text = await readBody(request, this.bodies);
         const body = parsePutBody(text);
-        const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal: abort.signal })
+        const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const written = await service.put(key, body.value,
+          { version: body.version, timeoutMs, signal: abort.signal, session })
           .catch(forwardable(text, true));
-        return 'status' in written ? written : { status: 200, body: { key, version: written.version }, headers };
+        return 'status' in written ? written : { status: 200, body: writtenBody(key, written), headers };
       }
       case 'DELETE': {
         countAs('delete');
         checkQuery(url, ['version']);
         const text = await readBody(request, this.bodies, MAX_DELETE_BODY_BYTES);
         const version = deleteVersion(url, text);
-        const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal })
+        const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal, session })
           .catch(forwardable(text.length === 0 ? undefined : text, true));
-        return 'status' in deleted ? deleted : { status: 200, body: { key, version: deleted.version }, headers };
+        return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted), headers };
       }
       default:
         throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
@@ -195,11 +204,47 @@ export class KvHttpServer {
       throw error;
     }
     this.requests.forwarded++;
+    const headers: Record<string, string> = {};
+    for (const name of [SESSION_HEADER, SEQUENCE_HEADER]) {
+      const value = request.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
     const reply = await this.forwarder.forward({
       endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
-      fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
+      fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal, headers,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  /**
+   * Open a session in the group of `key` (or `group`). Retrying a registration whose outcome is
+   * unknown is harmless: a session opened and never used only expires.
+   */
+  private async openSession(
+    request: IncomingMessage, response: ServerResponse, url: URL, method: string, began: number,
+  ): Promise<Reply> {
+    if (method !== 'POST') throw methodNotAllowed(method, url.pathname, 'POST');
+    checkQuery(url, ['key', 'group']);
+    const service = this.attached();
+    const key = url.searchParams.get('key');
+    const rawGroup = url.searchParams.get('group');
+    if ((key === null) === (rawGroup === null)) throw new KvError('BAD_REQUEST', 'name either ?key= or ?group=', NOT_APPLIED);
+    if (rawGroup !== null && !/^\d{1,9}$/.test(rawGroup)) throw new KvError('BAD_REQUEST', `group must be a number, not "${rawGroup}"`, NOT_APPLIED);
+    const text = await readBody(request, this.bodies, MAX_DELETE_BODY_BYTES);
+    const ttlMs = sessionTtlOf(text);
+    const timeoutMs = timeoutOf(request);
+    const abort = new AbortController();
+    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
+    const opened = await service.openSession(key === null ? { group: Number(rawGroup) } : { key },
+      { ttlMs, timeoutMs, signal: abort.signal })
+      .catch((error: unknown) => this.forwardOrThrow(error, request, text.length === 0 ? undefined : text,
+        timeoutMs - (performance.now() - began), true, abort.signal));
+    if ('status' in opened) return opened;
+    const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(opened.group) };
+    return {
+      status: 200, headers,
+      body: { group: opened.group, session: `${opened.group}.${opened.session}`, ttlMs: opened.ttlMs },
+    };
   }
 
   /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */
@@ -265,6 +310,11 @@ export class KvHttpServer {
       'x-multipaxos-groups': String(this.service.groups),
     };
   }
+}
+
+function writtenBody(key: string, written: { version: number; duplicate?: boolean }): Record<string, unknown> {
+  const body = { key, version: written.version };
+  return written.duplicate === true ? { ...body, duplicate: true } : body;
 }
 
 /** A body passed through as it came (a forwarded reply). */

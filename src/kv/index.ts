@@ -8,6 +8,7 @@ export { KvClient, type KvClientOptions, type KvCallOptions, type KvPutOptions, 
 export { KvError, type KvErrorCode, type MasterHint } from './kv-error.js';
 export {
   KvService, type KvServiceOptions, type KvWriteOptions, type KvReadOptions, type KvRecord, type KvGroupStatus,
+  type KvWritten,
 } from './kv-service.js';
 export { type KvSnapshotOptions, type TakenSnapshot } from './kv-snapshotter.js';
 export { KvHttpServer, type KvHttpServerOptions } from './http-server.js';

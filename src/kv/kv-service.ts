@@ -22,8 +22,9 @@ import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import { groupOfKey } from './key-hash.js';
 import {
   encodeKvCommand, LONE_SURROGATE, MAX_HTTP_ADDRESS_BYTES, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES, type Fence,
-  type KvCommand,
+  type KvCommand, type SessionStamp,
 } from './kv-command.js';
+import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 import { KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
 import { KvCheckpoints } from './kv-checkpoints.js';
 import { checkGroupCount } from './kv-settings.js';
@@ -47,8 +48,21 @@ export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines'
 export interface KvWriteOptions {
   /** Apply only when the key's version is this one (0: the key was never written). */
   readonly version?: number;
+  /**
+   * Exactly once: the write is number `sequence` (1, 2, ...; one outstanding at a time) of session
+   * `id` of the key's group (from `openSession`). A retry with the same number gets the first
+   * answer and never applies twice; an older number or an expired session fails, not applied.
+   */
+  readonly session?: { readonly id: number; readonly sequence: number };
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+}
+
+export interface KvWritten {
+  /** The key's version after the write. */
+  readonly version: number;
+  /** A session's retry of a write applied before: this is its stored answer, applied once. */
+  readonly duplicate?: boolean;
 }
 
 export interface KvReadOptions {
@@ -98,6 +112,8 @@ interface FenceState {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
+/** How long a session may stay idle (in log time) before it expires, unless it asks otherwise. */
+export const DEFAULT_SESSION_TTL_MS = 60 * 60 * 1000;
 const CONFLICT_BACKOFF_MS = 10;
 const FENCE_WATCH_MS = 250;
 
@@ -177,14 +193,14 @@ export class KvService {
   }
 
   /** Write a key on the master of its group; resolves with the key's new version once applied here. */
-  async put(key: string, value: Uint8Array | string, options: KvWriteOptions = {}): Promise<{ version: number }> {
+  async put(key: string, value: Uint8Array | string, options: KvWriteOptions = {}): Promise<KvWritten> {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (!(bytes instanceof Uint8Array)) throw new KvError('BAD_REQUEST', 'a value is a string or bytes', NOT_APPLIED);
     if (bytes.length > MAX_KV_VALUE_BYTES) {
       throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes.length} bytes; the limit is ${MAX_KV_VALUE_BYTES}`, NOT_APPLIED);
     }
-    return await this.write(key, options, (fence) => ({
-      kind: 'put', key, value: bytes, expectedVersion: options.version, fence,
+    return await this.write(key, options, (fence, session) => ({
+      kind: 'put', key, value: bytes, expectedVersion: options.version, fence, ...(session === undefined ? {} : { session }),
     }));
   }
 
@@ -192,8 +208,10 @@ export class KvService {
    * Delete a key on the master of its group; the key keeps counting versions. A key that is not set
    * (never written, or deleted) is left as it is: KEY_NOT_FOUND with its version, not applied.
    */
-  async delete(key: string, options: KvWriteOptions = {}): Promise<{ version: number }> {
-    return await this.write(key, options, (fence) => ({ kind: 'delete', key, expectedVersion: options.version, fence }));
+  async delete(key: string, options: KvWriteOptions = {}): Promise<KvWritten> {
+    return await this.write(key, options, (fence, session) => ({
+      kind: 'delete', key, expectedVersion: options.version, fence, ...(session === undefined ? {} : { session }),
+    }));
   }
 
   /**
@@ -271,14 +289,68 @@ export class KvService {
   }
 
   private async write(
-    key: string, options: KvWriteOptions, command: (fence: Fence) => KvCommand,
-  ): Promise<{ version: number }> {
+    key: string, options: KvWriteOptions, command: (fence: Fence, session: SessionStamp | undefined) => KvCommand,
+  ): Promise<KvWritten> {
     const group = this.checkedGroup(key);
     checkVersion(options.version);
+    const session = checkSession(options.session);
+    const outcome = await this.proposeFenced(group, options, (fence) =>
+      // Stamped at each proposal: the log time it brings is when it was proposed.
+      command(fence, session === undefined ? undefined : { ...session, at: Date.now() }));
+    const duplicate = 'duplicate' in outcome && outcome.duplicate === true;
+    if (outcome.ok) return duplicate ? { version: outcome.version, duplicate } : { version: outcome.version };
+    switch (outcome.code) {
+      case 'VERSION_CONFLICT':
+        throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
+          { ...NOT_APPLIED, version: outcome.version });
+      case 'KEY_NOT_FOUND':
+        throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
+          { ...NOT_APPLIED, version: outcome.version });
+      case 'SESSION_EXPIRED':
+        throw new KvError('SESSION_EXPIRED', outcome.message, NOT_APPLIED);
+      case 'STALE_SEQUENCE':
+        throw new KvError('STALE_SEQUENCE', `sequence number ${session?.sequence ?? '?'} is older than the ` +
+          `session's last, ${outcome.lastSequence}: an old copy of a write already answered; not applied`, NOT_APPLIED);
+      default:
+        throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${JSON.stringify(outcome)}`, NOT_APPLIED);
+    }
+  }
+
+  /**
+   * Open a client session in the group of `key` (or in `group`) through the log: its id, for the
+   * `session` option of writes to keys of that group. It expires once idle for `ttlMs` of log time.
+   */
+  async openSession(
+    where: { readonly key: string } | { readonly group: number },
+    options: { readonly ttlMs?: number; readonly timeoutMs?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<{ group: number; session: number; ttlMs: number }> {
+    const group = 'key' in where ? this.checkedGroup(where.key) : where.group;
+    if (!Number.isInteger(group) || group < 0 || group >= this.groups) {
+      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`, NOT_APPLIED);
+    }
+    const ttlMs = options.ttlMs ?? DEFAULT_SESSION_TTL_MS;
+    if (!Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_SESSION_TTL_MS) {
+      throw new KvError('BAD_REQUEST', `a session's ttlMs is an integer from 1 to ${MAX_SESSION_TTL_MS}`, NOT_APPLIED);
+    }
+    const outcome = await this.proposeFenced(group, options, (fence) => ({ kind: 'register', fence, at: Date.now(), ttlMs }));
+    if (!outcome.ok || outcome.session === undefined) {
+      throw new KvError('INTERNAL', `the state machine refused the session: ${JSON.stringify(outcome)}`, NOT_APPLIED);
+    }
+    return { group, session: outcome.session, ttlMs };
+  }
+
+  /**
+   * Propose a command under this node's fence in the group, until it executes with an outcome other
+   * than FENCED. A command refused for a stale fence was certainly not applied: fence again and
+   * retry, once.
+   */
+  private async proposeFenced(
+    group: number, options: { readonly timeoutMs?: number; readonly signal?: AbortSignal },
+    command: (fence: Fence) => KvCommand,
+  ): Promise<KvOutcome> {
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     checkTimeout(timeoutMs);
     const deadline = performance.now() + timeoutMs;
-    // A write refused for a stale fence was certainly not applied: fence again and retry, once.
     for (let attempt = 1; ; attempt++) {
       this.requireMaster(group);
       const fence = await this.establishFence(group, deadline, options.signal);
@@ -286,21 +358,9 @@ export class KvService {
       this.requireMaster(group);
       if (this.fences[group]?.current !== fence) continue;
       const outcome = await this.propose(group, encodeKvCommand(command(fence)), deadline, options.signal);
-      if (outcome.ok) return { version: outcome.version };
-      if (outcome.code === 'VERSION_CONFLICT') {
-        throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
-          { ...NOT_APPLIED, version: outcome.version });
-      }
-      if (outcome.code === 'KEY_NOT_FOUND') {
-        throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
-          { ...NOT_APPLIED, version: outcome.version });
-      }
-      if (outcome.code === 'FENCED') {
-        this.forgetFence(group, fence);
-        if (attempt < 2) continue;
-        throw this.notMaster(group);
-      }
-      throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${outcome.message}`, NOT_APPLIED);
+      if (outcome.ok || outcome.code !== 'FENCED') return outcome;
+      this.forgetFence(group, fence);
+      if (attempt >= 2) throw this.notMaster(group);
     }
   }
 
@@ -492,6 +552,15 @@ function checkVersion(version: number | undefined): void {
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
     throw new KvError('BAD_REQUEST', `a version is an integer of at least 0, got ${String(version)}`, NOT_APPLIED);
   }
+}
+
+function checkSession(session: KvWriteOptions['session']): { id: number; sequence: number } | undefined {
+  if (session === undefined) return undefined;
+  const valid = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
+  if (typeof session !== 'object' || session === null || !valid(session.id) || !valid(session.sequence)) {
+    throw new KvError('BAD_REQUEST', 'a session is { id, sequence }, both integers of at least 1', NOT_APPLIED);
+  }
+  return { id: session.id, sequence: session.sequence };
 }
 
 function checkTimeout(timeoutMs: number): void {
