@@ -139,7 +139,10 @@ export class KvHttpServer {
     }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
     if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
-    if (url.pathname === '/v1/sessions') return await this.openSession(request, response, url, method, began);
+    if (url.pathname === '/v1/sessions') {
+      countAs('session');
+      return await this.openSession(request, response, url, method, began);
+    }
     const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status or /metrics)`, NOT_APPLIED);
@@ -175,7 +178,7 @@ export class KvHttpServer {
         const written = await service.put(key, body.value,
           { version: body.version, timeoutMs, signal: abort.signal, session })
           .catch(forwardable(text, true));
-        return 'status' in written ? written : { status: 200, body: writtenBody(key, written), headers };
+        return 'status' in written ? written : { status: 200, body: writtenBody(key, written, this.requests), headers };
       }
       case 'DELETE': {
         countAs('delete');
@@ -185,7 +188,7 @@ export class KvHttpServer {
         const session = sessionOfRequest(request.headers, service.groupOf(key));
         const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal, session })
           .catch(forwardable(text.length === 0 ? undefined : text, true));
-        return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted), headers };
+        return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
       }
       default:
         throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
@@ -312,9 +315,13 @@ export class KvHttpServer {
   }
 }
 
-function writtenBody(key: string, written: { version: number; duplicate?: boolean }): Record<string, unknown> {
+function writtenBody(
+  key: string, written: { version: number; duplicate?: boolean }, metrics: KvRequestMetrics,
+): Record<string, unknown> {
   const body = { key, version: written.version };
-  return written.duplicate === true ? { ...body, duplicate: true } : body;
+  if (written.duplicate !== true) return body;
+  metrics.duplicates++;
+  return { ...body, duplicate: true };
 }
 
 /** A body passed through as it came (a forwarded reply). */

@@ -5,7 +5,7 @@
  */
 import type { NodeMetrics } from '../node/paxos-node.js';
 
-export type KvOperation = 'put' | 'get' | 'delete';
+export type KvOperation = 'put' | 'get' | 'delete' | 'session';
 
 /** Upper bounds of the latency buckets, in seconds: from a fast local read to a slow election. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -27,6 +27,8 @@ export class KvRequestMetrics {
   private readonly outcomes = new Map<string, number>();
   private readonly latencies = new Map<KvOperation, Histogram>();
   forwarded = 0;
+  /** Session writes answered from the session's stored reply (a retry of a write applied before). */
+  duplicates = 0;
 
   /** Count one request: `outcome` is OK or the error code it ended with. */
   record(operation: KvOperation, outcome: string, seconds: number): void {
@@ -56,6 +58,9 @@ export class KvRequestMetrics {
     }
     out.family('multipaxos_kv_forwarded_total', 'counter', 'KV requests forwarded to the master of their group.');
     out.sample('multipaxos_kv_forwarded_total', {}, this.forwarded);
+    out.family('multipaxos_kv_session_duplicates_total', 'counter',
+      'Session writes answered with the stored reply of their first application (retries, not applied again).');
+    out.sample('multipaxos_kv_session_duplicates_total', {}, this.duplicates);
   }
 }
 

@@ -148,7 +148,7 @@ export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; g
     if (entries.size !== index + 1) fail(`key ${JSON.stringify(key)} appears twice`);
   }
   const sessions = format === KV_SNAPSHOT_FORMAT ? decodeSessions(reader) : undefined;
-  if (reader.offset !== body) fail(`${body - reader.offset} unexpected bytes after the last ${sessions === undefined ? 'entry' : 'session'}`);
+  if (reader.offset !== body) fail(`${body - reader.offset} unexpected bytes after the ${sessions === undefined ? 'last entry' : 'session table'}`);
   return { group, groups, instanceId, lastExecutedInstanceId, fence, entries, sessions };
 }
 
