@@ -350,7 +350,9 @@ test('a reply that is not JSON is UNAVAILABLE', async () => {
 
 test('the timeout the client sends is an integer below the attempt\'s timeout, and it asks not to be forwarded', async () => {
   const server = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 1 }));
-  const client = new KvClient({ endpoints: [server.endpoint], timeoutMs: 10_000, attemptTimeoutMs: 3_000, sessions: false });
+  const client = new KvClient({
+    endpoints: [server.endpoint], timeoutMs: 10_000, attemptTimeoutMs: 3_000, sessions: false,
+  });
   clients.push(client);
   for (const timeoutMs of [1_234, 2_000, 9_999, 120_000]) {
     await client.put('k', 'v', { timeoutMs });
