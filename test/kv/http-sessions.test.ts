@@ -1,0 +1,210 @@
+// Exactly-once writes over HTTP, on a real in-process cluster: a plain HTTP client with the session
+// headers, and KvClient behind a proxy that loses the answer of a write the master applied (as when
+// a master dies between choosing and answering): the client sends it again with the same number and
+// gets the first answer; the key is written once. A session that expires while the retry is held
+// back answers 410 SESSION_EXPIRED, and the client then says the write may have been applied.
+import { after, afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KvClient } from '../../src/kv/client.js';
+import type { KvService } from '../../src/kv/kv-service.js';
+import { httpCall, jsonOf, kvPath, metricValue, waitFor } from './http-helpers.js';
+import { keyInGroup, startKvCluster, type KvTestCluster } from './kv-fixtures.js';
+import { kvError } from './fake-servers.js';
+
+const cluster: KvTestCluster = await startKvCluster({ groups: 2 });
+after(() => cluster.stop());
+const closers: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+function endpointOf(service: KvService): string {
+  return cluster.endpoints[service.nodeId - 1] as string;
+}
+
+/** The group's serving master, once every node knows its endpoint (so any node forwards to it). */
+async function servingMaster(group: number): Promise<KvService> {
+  const master = await cluster.serving(group);
+  await waitFor(`every node to learn the master of group ${group}`, () =>
+    cluster.services.every((service) => service.masterHint(group)?.endpoint === endpointOf(master)));
+  return master;
+}
+
+const sessionHeaders = (session: string, sequence: number): Record<string, string> =>
+  ({ 'x-multipaxos-session': session, 'x-multipaxos-sequence': String(sequence) });
+
+test('plain HTTP: open a session, number the writes, and a retry answers as the first time', async () => {
+  const master = await servingMaster(0);
+  const other = cluster.services.find((service) => service !== master) as KvService;
+  const key = keyInGroup(master, 0, 'http-session');
+  // Opened through a node that is not the master: forwarded, like a write.
+  const opened = await httpCall(endpointOf(other), 'POST', `/v1/sessions?key=${encodeURIComponent(key)}`,
+    { body: '{"ttlMs": 60000}' });
+  assert.equal(opened.status, 200, opened.text);
+  const { session, group, ttlMs } = jsonOf(opened) as { session: string; group: number; ttlMs: number };
+  assert.equal(group, 0);
+  assert.equal(ttlMs, 60_000);
+  assert.match(session, /^0\.\d+$/);
+
+  const put = (value: string, sequence: number, endpoint = endpointOf(master)) =>
+    httpCall(endpoint, 'PUT', kvPath(key), { body: JSON.stringify({ value }), headers: sessionHeaders(session, sequence) });
+  assert.deepEqual(jsonOf(await put('one', 1)), { key, version: 1 });
+  // The same number again, through the other node (forwarded with its headers): not applied again.
+  const retry = await put('one', 1, endpointOf(other));
+  assert.equal(retry.status, 200, retry.text);
+  assert.deepEqual(jsonOf(retry), { key, version: 1, duplicate: true });
+  assert.deepEqual(jsonOf(await put('two', 2)), { key, version: 2 });
+  const old = await put('one', 1);
+  assert.equal(old.status, 409);
+  assert.equal(jsonOf(old).error, 'STALE_SEQUENCE');
+  assert.equal(jsonOf(old).mayHaveBeenApplied, false);
+  const deleted = await httpCall(endpointOf(master), 'DELETE', kvPath(key), { headers: sessionHeaders(session, 3) });
+  assert.deepEqual(jsonOf(deleted), { key, version: 3 });
+  const again = await httpCall(endpointOf(master), 'DELETE', kvPath(key), { headers: sessionHeaders(session, 3) });
+  assert.deepEqual(jsonOf(again), { key, version: 3, duplicate: true }, 'not KEY_NOT_FOUND: the first answer');
+  assert.equal(jsonOf(await httpCall(endpointOf(master), 'GET', kvPath(key))).version, 3);
+  const metrics = (await httpCall(endpointOf(master), 'GET', '/metrics')).text;
+  assert.ok((metricValue(metrics, 'multipaxos_kv_session_duplicates_total') ?? 0) >= 1);
+});
+
+test('plain HTTP: bad session headers, another group\'s session, an unknown and an expired session are refused', async () => {
+  const master = await servingMaster(1);
+  const key = keyInGroup(master, 1, 'http-refused');
+  const put = (headers: Record<string, string>) =>
+    httpCall(endpointOf(master), 'PUT', kvPath(key), { body: '{"value": "v"}', headers });
+  for (const headers of [
+    { 'x-multipaxos-session': '1.1' }, // no sequence
+    sessionHeaders('nonsense', 1),
+    sessionHeaders('1.1', 0),
+    sessionHeaders('0.1', 1), // group 0's session for a key of group 1
+  ]) {
+    const answer = await put(headers);
+    assert.equal(answer.status, 400, `${JSON.stringify(headers)}: ${answer.text}`);
+    assert.equal(jsonOf(answer).mayHaveBeenApplied, false);
+  }
+  const unknown = await put(sessionHeaders('1.999999', 1));
+  assert.equal(unknown.status, 410, unknown.text);
+  assert.equal(jsonOf(unknown).error, 'SESSION_EXPIRED');
+
+  const opened = await httpCall(endpointOf(master), 'POST', '/v1/sessions?group=1', { body: '{"ttlMs": 100}' });
+  const { session } = jsonOf(opened) as { session: string };
+  assert.equal((await put(sessionHeaders(session, 1))).status, 200);
+  await sleep(250);
+  const expired = await put(sessionHeaders(session, 2));
+  assert.equal(expired.status, 410, expired.text);
+  assert.deepEqual([jsonOf(expired).error, jsonOf(expired).mayHaveBeenApplied], ['SESSION_EXPIRED', false]);
+  assert.equal(jsonOf(await httpCall(endpointOf(master), 'GET', kvPath(key))).version, 1);
+
+  for (const [path, body] of [['/v1/sessions', ''], ['/v1/sessions?key=a&group=1', ''], ['/v1/sessions?group=x', ''],
+    ['/v1/sessions?group=1', '{"ttlMs": 0}'], ['/v1/sessions?group=1', '{"ttl": 5}'], ['/v1/sessions?group=9', '']]) {
+    const answer = await httpCall(endpointOf(master), 'POST', path as string, { body: body as string });
+    assert.equal(answer.status, 400, `${path} ${body}: ${answer.text}`);
+  }
+  assert.equal((await httpCall(endpointOf(master), 'GET', '/v1/sessions')).status, 405);
+});
+
+/**
+ * An HTTP proxy to `target` that hides which node answered (so the client keeps coming through
+ * it) and lets `onWrite` decide, for each PUT, to lose the answer after the target gave it, or to
+ * hold the request back a while first.
+ */
+async function proxyTo(
+  target: string, onWrite: (index: number) => { loseAnswer?: boolean; holdMs?: number },
+): Promise<{ endpoint: string; writes: Record<string, string | undefined>[] }> {
+  const writes: Record<string, string | undefined>[] = [];
+  const server: Server = createServer((incoming: IncomingMessage, outgoing: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.once('end', () => {
+      const plan = incoming.method === 'PUT' ? onWrite(writes.length) : {};
+      if (incoming.method === 'PUT') {
+        writes.push({
+          session: incoming.headers['x-multipaxos-session'] as string | undefined,
+          sequence: incoming.headers['x-multipaxos-sequence'] as string | undefined,
+        });
+      }
+      const forward = (): void => {
+        const headers = { ...incoming.headers };
+        delete headers.host;
+        const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (reply) => {
+          const body: Buffer[] = [];
+          reply.on('data', (chunk: Buffer) => body.push(chunk));
+          reply.once('end', () => {
+            if (plan.loseAnswer === true) {
+              outgoing.destroy(); // applied on the master; the client never hears of it
+              return;
+            }
+            const replyHeaders = { ...reply.headers };
+            delete replyHeaders['x-multipaxos-endpoint'];
+            outgoing.writeHead(reply.statusCode ?? 502, replyHeaders);
+            outgoing.end(Buffer.concat(body));
+          });
+        });
+        upstream.once('error', () => outgoing.destroy());
+        upstream.end(Buffer.concat(chunks));
+      };
+      if (plan.holdMs === undefined) forward();
+      else setTimeout(forward, plan.holdMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, writes };
+}
+
+test('KvClient: a write whose answer was lost is sent again with its number and applied once', async () => {
+  const master = await servingMaster(0);
+  const key = keyInGroup(master, 0, 'lost-answer');
+  const proxy = await proxyTo(endpointOf(master), (index) => ({ loseAnswer: index === 0 }));
+  const client = new KvClient({ endpoints: [proxy.endpoint], timeoutMs: 8_000 });
+  closers.push(() => client.close());
+  const duplicatesBefore = metricValue((await httpCall(endpointOf(master), 'GET', '/metrics')).text,
+    'multipaxos_kv_session_duplicates_total') ?? 0;
+  assert.deepEqual(await client.put(key, 'once'), { key, version: 1 });
+  assert.equal(proxy.writes.length, 2, 'sent twice');
+  assert.deepEqual(proxy.writes[0], proxy.writes[1], 'with the same session and number');
+  assert.equal(proxy.writes[0]?.sequence, '1');
+  assert.equal(master.machine.read(0, key).version, 1, 'applied once');
+  const duplicates = metricValue((await httpCall(endpointOf(master), 'GET', '/metrics')).text,
+    'multipaxos_kv_session_duplicates_total') ?? 0;
+  assert.equal(duplicates - duplicatesBefore, 1, 'the retry was answered from the stored reply');
+  // The session goes on: the next write takes the next number and applies.
+  assert.deepEqual(await client.put(key, 'twice', { version: 1 }), { key, version: 2 });
+  assert.equal(proxy.writes[2]?.sequence, '2');
+
+  // The same without sessions: the write of unknown outcome is not sent again, and says so.
+  const lost = await proxyTo(endpointOf(master), () => ({ loseAnswer: true }));
+  const lossy = new KvClient({ endpoints: [lost.endpoint], timeoutMs: 8_000, sessions: false });
+  closers.push(() => lossy.close());
+  await assert.rejects(lossy.put(key, 'maybe'), kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
+  assert.equal(lost.writes.length, 1);
+});
+
+test('KvClient: a session that expires while the retry is held back answers SESSION_EXPIRED, maybe applied', async () => {
+  const master = await servingMaster(1);
+  const key = keyInGroup(master, 1, 'expiring');
+  // The first copy is applied and its answer lost; the retry reaches the master after the session expired.
+  const proxy = await proxyTo(endpointOf(master), (index) => index === 0 ? { loseAnswer: true } : { holdMs: 600 });
+  const client = new KvClient({ endpoints: [proxy.endpoint], timeoutMs: 8_000, sessionTtlMs: 200 });
+  closers.push(() => client.close());
+  await assert.rejects(client.put(key, 'v'), kvError('SESSION_EXPIRED', (error) => error.mayHaveBeenApplied));
+  assert.equal(proxy.writes.length, 2);
+  assert.equal(master.machine.read(1, key).version, 1, 'applied once: the retry was refused');
+
+  // A session that expired between two calls (nothing of the new write can have applied): the client
+  // opens another and the write goes through.
+  const fresh = await proxyTo(endpointOf(master), () => ({}));
+  const idle = new KvClient({ endpoints: [fresh.endpoint], timeoutMs: 8_000, sessionTtlMs: 100 });
+  closers.push(() => idle.close());
+  assert.deepEqual(await idle.put(key, 'a'), { key, version: 2 });
+  await sleep(300);
+  assert.deepEqual(await idle.put(key, 'b'), { key, version: 3 });
+  assert.notEqual(fresh.writes[1]?.session, fresh.writes[2]?.session, 'a new session');
+  assert.equal(fresh.writes.length, 3, 'the refused write, then the same write in the new session');
+});
