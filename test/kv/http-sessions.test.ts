@@ -1,18 +1,18 @@
 // Exactly-once writes over HTTP, on a real in-process cluster: a plain HTTP client with the session
-// headers, and KvClient behind a proxy that loses the answer of a write the master applied (as when
-// a master dies between choosing and answering): the client sends it again with the same number and
-// gets the first answer; the key is written once. A session that expires while the retry is held
-// back answers 410 SESSION_EXPIRED, and the client then says the write may have been applied.
+// headers, and KvClient behind a proxy (test/support/answer-losing-proxy.ts) that loses the answer
+// of a write the master applied (as when a master dies between choosing and answering): the client
+// sends it again with the same number and gets the first answer; the key is written once. A session
+// that expires while the retry is held back answers 410 SESSION_EXPIRED, and the client then says
+// the write may have been applied.
 import { after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvClient } from '../../src/kv/client.js';
 import type { KvService } from '../../src/kv/kv-service.js';
 import { httpCall, jsonOf, kvPath, metricValue, waitFor } from './http-helpers.js';
 import { keyInGroup, startKvCluster, type KvTestCluster } from './kv-fixtures.js';
 import { kvError } from './fake-servers.js';
+import { answerLosingProxy, type AnswerLosingProxy, type WritePlan } from '../support/answer-losing-proxy.js';
 
 const cluster: KvTestCluster = await startKvCluster({ groups: 2 });
 after(() => cluster.stop());
@@ -89,10 +89,11 @@ test('plain HTTP: bad session headers, another group\'s session, an unknown and 
   assert.equal(unknown.status, 410, unknown.text);
   assert.equal(jsonOf(unknown).error, 'SESSION_EXPIRED');
 
-  const opened = await httpCall(endpointOf(master), 'POST', '/v1/sessions?group=1', { body: '{"ttlMs": 100}' });
+  // Time to live 2 s: the first write comes well within it, even on a loaded machine; the second after it.
+  const opened = await httpCall(endpointOf(master), 'POST', '/v1/sessions?group=1', { body: '{"ttlMs": 2000}' });
   const { session } = jsonOf(opened) as { session: string };
   assert.equal((await put(sessionHeaders(session, 1))).status, 200);
-  await sleep(250);
+  await sleep(2_500);
   const expired = await put(sessionHeaders(session, 2));
   assert.equal(expired.status, 410, expired.text);
   assert.deepEqual([jsonOf(expired).error, jsonOf(expired).mayHaveBeenApplied], ['SESSION_EXPIRED', false]);
@@ -106,56 +107,10 @@ test('plain HTTP: bad session headers, another group\'s session, an unknown and 
   assert.equal((await httpCall(endpointOf(master), 'GET', '/v1/sessions')).status, 405);
 });
 
-/**
- * An HTTP proxy to `target` that hides which node answered (so the client keeps coming through
- * it) and lets `onWrite` decide, for each PUT, to lose the answer after the target gave it, or to
- * hold the request back a while first.
- */
-async function proxyTo(
-  target: string, onWrite: (index: number) => { loseAnswer?: boolean; holdMs?: number },
-): Promise<{ endpoint: string; writes: Record<string, string | undefined>[] }> {
-  const writes: Record<string, string | undefined>[] = [];
-  const server: Server = createServer((incoming: IncomingMessage, outgoing: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-    incoming.once('end', () => {
-      const plan = incoming.method === 'PUT' ? onWrite(writes.length) : {};
-      if (incoming.method === 'PUT') {
-        writes.push({
-          session: incoming.headers['x-multipaxos-session'] as string | undefined,
-          sequence: incoming.headers['x-multipaxos-sequence'] as string | undefined,
-        });
-      }
-      const forward = (): void => {
-        const headers = { ...incoming.headers };
-        delete headers.host;
-        const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (reply) => {
-          const body: Buffer[] = [];
-          reply.on('data', (chunk: Buffer) => body.push(chunk));
-          reply.once('end', () => {
-            if (plan.loseAnswer === true) {
-              outgoing.destroy(); // applied on the master; the client never hears of it
-              return;
-            }
-            const replyHeaders = { ...reply.headers };
-            delete replyHeaders['x-multipaxos-endpoint'];
-            outgoing.writeHead(reply.statusCode ?? 502, replyHeaders);
-            outgoing.end(Buffer.concat(body));
-          });
-        });
-        upstream.once('error', () => outgoing.destroy());
-        upstream.end(Buffer.concat(chunks));
-      };
-      if (plan.holdMs === undefined) forward();
-      else setTimeout(forward, plan.holdMs);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
-  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, writes };
+async function proxyTo(target: string, planFor: (writeIndex: number) => WritePlan): Promise<AnswerLosingProxy> {
+  const proxy = await answerLosingProxy(target, planFor);
+  closers.push(() => proxy.close());
+  return proxy;
 }
 
 test('KvClient: a write whose answer was lost is sent again with its number and applied once', async () => {
@@ -190,8 +145,10 @@ test('KvClient: a session that expires while the retry is held back answers SESS
   const master = await servingMaster(1);
   const key = keyInGroup(master, 1, 'expiring');
   // The first copy is applied and its answer lost; the retry reaches the master after the session expired.
-  const proxy = await proxyTo(endpointOf(master), (index) => index === 0 ? { loseAnswer: true } : { holdMs: 600 });
-  const client = new KvClient({ endpoints: [proxy.endpoint], timeoutMs: 8_000, sessionTtlMs: 200 });
+  const proxy = await proxyTo(endpointOf(master), (index) => index === 0 ? { loseAnswer: true } : { holdMs: 3_000 });
+  const client = new KvClient({
+    endpoints: [proxy.endpoint], timeoutMs: 12_000, attemptTimeoutMs: 6_000, sessionTtlMs: 2_000,
+  });
   closers.push(() => client.close());
   await assert.rejects(client.put(key, 'v'), kvError('SESSION_EXPIRED', (error) => error.mayHaveBeenApplied));
   assert.equal(proxy.writes.length, 2);
@@ -200,10 +157,10 @@ test('KvClient: a session that expires while the retry is held back answers SESS
   // A session that expired between two calls (nothing of the new write can have applied): the client
   // opens another and the write goes through.
   const fresh = await proxyTo(endpointOf(master), () => ({}));
-  const idle = new KvClient({ endpoints: [fresh.endpoint], timeoutMs: 8_000, sessionTtlMs: 100 });
+  const idle = new KvClient({ endpoints: [fresh.endpoint], timeoutMs: 8_000, sessionTtlMs: 2_000 });
   closers.push(() => idle.close());
   assert.deepEqual(await idle.put(key, 'a'), { key, version: 2 });
-  await sleep(300);
+  await sleep(2_500);
   assert.deepEqual(await idle.put(key, 'b'), { key, version: 3 });
   assert.notEqual(fresh.writes[1]?.session, fresh.writes[2]?.session, 'a new session');
   assert.equal(fresh.writes.length, 3, 'the refused write, then the same write in the new session');
