@@ -24,9 +24,11 @@ export interface AnswerLosingProxy {
   close(): Promise<void>;
 }
 
+/** `target`: the node's endpoint, or a function that says where each request goes (it may change). */
 export async function answerLosingProxy(
-  target: string, planFor: (writeIndex: number) => WritePlan,
+  target: string | (() => string), planFor: (writeIndex: number) => WritePlan,
 ): Promise<AnswerLosingProxy> {
+  const targetNow = typeof target === 'string' ? () => target : target;
   const writes: AnswerLosingProxy['writes'] = [];
   const lost: AnswerLosingProxy['lost'] = [];
   const server: Server = createServer((incoming: IncomingMessage, outgoing: ServerResponse) => {
@@ -44,7 +46,7 @@ export async function answerLosingProxy(
       const forward = (): void => {
         const headers = { ...incoming.headers };
         delete headers.host;
-        const upstream = request(new URL(incoming.url ?? '/', target), { method: incoming.method, headers }, (reply) => {
+        const upstream = request(new URL(incoming.url ?? '/', targetNow()), { method: incoming.method, headers }, (reply) => {
           const body: Buffer[] = [];
           reply.on('data', (chunk: Buffer) => body.push(chunk));
           reply.once('end', () => {
