@@ -13,6 +13,7 @@ import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags }
 
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
+  session: 'boolean',
 };
 
 export const DEFAULT_BASE_PORT = 8080;
@@ -30,6 +31,9 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
   get         read KEY on its group's master (linearizable); --stale reads any node's local state
   del         delete KEY (it keeps its version); with --version N only if it is at version N;
               a KEY that is not set is left as it is (exit 3)
+  put and del go through a session (exactly once): a write whose outcome is unknown (a master that
+  died mid-request) is sent again with its session number until the timeout and applied at most
+  once; --session=false sends it once and reports that it may have been applied
 common options:
   --endpoints URL,URL   HTTP endpoints of the cluster (default $MULTIPAXOS_ENDPOINTS, else
                         ${DEFAULT_ENDPOINTS.join(',')})
@@ -51,7 +55,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
-  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined);
+  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags.session !== false);
   const json = flags.json === true;
   const version = flags.version as number | undefined;
   try {
@@ -186,9 +190,9 @@ export function formatDuration(ms: number): string {
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */
-function newClient(endpoints: readonly string[], timeoutMs: number | undefined): KvClient {
+function newClient(endpoints: readonly string[], timeoutMs: number | undefined, sessions = false): KvClient {
   try {
-    return new KvClient({ endpoints, timeoutMs });
+    return new KvClient({ endpoints, timeoutMs, sessions });
   } catch (error) {
     if (error instanceof KvError) throw new UsageError(error.message);
     throw error;

@@ -111,3 +111,17 @@ test('status: durations in the text, exit 1 when a node does not answer or a gro
   assert.equal(leaderless.code, 1, leaderless.stdout);
   assert.deepEqual((JSON.parse(leaderless.stdout) as { problems: string[] }).problems, ['group 1 has no master']);
 });
+
+test('kv put and del go through a session unless --session=false', async () => {
+  const opened = async (): Promise<number> => {
+    const text = await (await fetch(`${endpoint}/metrics`)).text();
+    return [...text.matchAll(/^multipaxos_kv_requests_total\{op="session",outcome="OK"\} (\d+)$/gm)]
+      .reduce((sum, match) => sum + Number(match[1]), 0);
+  };
+  const before = await opened();
+  assert.deepEqual(await kv(['put', 'with-session', 'one']), { code: 0, stdout: 'OK with-session version 1\n', stderr: '' });
+  assert.equal(await opened(), before + 1, 'the put opened a session');
+  assert.equal((await kv(['put', 'with-session', 'two', '--session=false'])).stdout, 'OK with-session version 2\n');
+  assert.equal((await kv(['del', 'with-session', '--session=false'])).code, 0);
+  assert.equal(await opened(), before + 1, 'no session with --session=false');
+});
