@@ -17,18 +17,21 @@ const FLAGS: FlagSpec = {
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
-const SYSTEMS = ['ours', 'etcd'] as const;
+/** ours-no-sessions: our cluster again, with KvClient's sessions off, to show what exactly-once costs. */
+const SYSTEMS = ['ours', 'ours-no-sessions', 'etcd'] as const;
 export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
-                         [--warmup-ms 1000] [--systems ours,etcd] [--etcd-bin PATH] [--groups 1] [--json]
+                         [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd] [--etcd-bin PATH]
+                         [--groups 1] [--json]
 
 Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
 etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
 with the ratio of their throughputs. Each system's cluster starts once; then, for every value size
 and every client count, that many clients each keep one put in flight (key bench-{client}-{seq},
 a fixed value of ASCII letters) for --warmup-ms unmeasured and --duration-ms measured. Puts go to
-the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/put).
+the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/put). Ours runs
+twice: with KvClient's sessions (exactly-once writes, the default) and without (ours-no-sessions).
   --values LIST      value sizes in bytes (default 100,2048)
   --clients LIST     concurrent clients (default 1,16,64,256)
   --duration-ms N    measured time per cell (default 5000)
@@ -36,11 +39,11 @@ the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/p
   --system-warmup-ms N  unmeasured puts (${SYSTEM_WARMUP_CLIENTS} clients) once after each system starts, before any cell
                      (default 5000): our nodes run JIT-compiled JavaScript, which needs a few thousand
                      requests to reach steady speed; etcd gets the same warm-up
-  --systems LIST     ours, etcd or both (default ours,etcd; ours always runs first)
+  --systems LIST     any of ours, ours-no-sessions, etcd (default all three, in that order)
   --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
   --groups N         groups of ours (default 1)
   --json             one JSON object per line per cell and system, and nothing else on stdout:
-                       {"system":"ours"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
+                       {"system":"ours"|"ours-no-sessions"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
                         "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
 
 export interface KvBenchSettings {
@@ -123,7 +126,7 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
     const version = etcdBinary === undefined ? undefined : etcdVersion(etcdBinary);
     if (etcdBinary === undefined || version === undefined) {
       const where = settings.etcdBin === undefined ? 'on PATH' : `at ${settings.etcdBin}`;
-      if (!systems.includes('ours')) {
+      if (!systems.some((system) => system !== 'etcd')) {
         console.error(`etcd not found ${where}: install it with "apt-get install etcd-server" (Debian) to run it`);
         return 1;
       }
@@ -144,12 +147,12 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
   const results: KvCellResult[] = [];
   const failures: string[] = [];
   for (const system of systems) {
-    log(`starting ${system === 'ours' ? `ours (3 nodes, ${settings.groups} group(s))` : `${etcdLabel}, 3 members`}`);
+    log(`starting ${system === 'etcd' ? `${etcdLabel}, 3 members` : `${system} (3 nodes, ${settings.groups} group(s))`}`);
     let target: KvBenchTarget;
     try {
-      target = system === 'ours'
-        ? await startOurs(settings.groups, maxClients)
-        : await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients });
+      target = system === 'etcd'
+        ? await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients })
+        : await startOurs(settings.groups, maxClients, system === 'ours');
     } catch (error) {
       failures.push(`${system}: ${(error as Error).message}`);
       log(`${system} failed to start: ${(error as Error).stack ?? String(error)}`);
@@ -197,9 +200,9 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
 }
 
 /** Loaded only when ours runs, so `--systems etcd` does not depend on it. */
-async function startOurs(groups: number, clients: number): Promise<KvBenchTarget> {
+async function startOurs(groups: number, clients: number, sessions: boolean): Promise<KvBenchTarget> {
   const { startOursTarget } = await import('./kv-ours-target.js');
-  return startOursTarget({ groups, clients });
+  return startOursTarget({ groups, clients, sessions });
 }
 
 function jsonLine(cell: KvCellResult): Record<string, unknown> {
@@ -213,22 +216,24 @@ function jsonLine(cell: KvCellResult): Record<string, unknown> {
 function printTable(settings: KvBenchSettings, results: readonly KvCellResult[]): void {
   const find = (system: KvSystem, valueBytes: number, clients: number): KvCellResult | undefined =>
     results.find((cell) => cell.system === system && cell.valueBytes === valueBytes && cell.clients === clients);
-  console.log('| valueBytes | clients | ours ops/s | ours p50/p99 ms | etcd ops/s | etcd p50/p99 ms | ' +
-    'ours/etcd | errors |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| valueBytes | clients | ours ops/s | ours p50/p99 ms | no sessions ops/s | no sessions p50/p99 ms | ' +
+    'etcd ops/s | etcd p50/p99 ms | ours/etcd | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const valueBytes of settings.valueSizes) {
     for (const clients of settings.clients) {
       const ours = find('ours', valueBytes, clients);
+      const bare = find('ours-no-sessions', valueBytes, clients);
       const etcd = find('etcd', valueBytes, clients);
       const ratio = ours !== undefined && etcd !== undefined && etcd.opsPerSec > 0
         ? (ours.opsPerSec / etcd.opsPerSec).toFixed(2) : '-';
-      const errors = `${ours?.errors ?? '-'} / ${etcd?.errors ?? '-'}`;
-      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${latencyCell(ours)} | ${opsCell(etcd)} | ` +
-        `${latencyCell(etcd)} | ${ratio} | ${errors} |`);
+      const errors = `${ours?.errors ?? '-'} / ${bare?.errors ?? '-'} / ${etcd?.errors ?? '-'}`;
+      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${latencyCell(ours)} | ${opsCell(bare)} | ` +
+        `${latencyCell(bare)} | ${opsCell(etcd)} | ${latencyCell(etcd)} | ${ratio} | ${errors} |`);
     }
   }
   console.log('');
-  console.log('errors: ours / etcd, failed puts in the measured window.');
+  console.log('ours: KvClient with sessions (exactly-once writes, the default); no sessions: ours with sessions off.');
+  console.log('errors: ours / no sessions / etcd, failed puts in the measured window.');
 }
 
 function opsCell(cell: KvCellResult | undefined): string {

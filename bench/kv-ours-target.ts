@@ -15,13 +15,16 @@ import type { KvBenchTarget } from './etcd-cluster.js';
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 
-export async function startOursTarget(options: { groups: number; clients: number }): Promise<KvBenchTarget> {
+/** `sessions`: KvClient's exactly-once sessions (its default) or not, to measure what they cost. */
+export async function startOursTarget(
+  options: { groups: number; clients: number; sessions?: boolean },
+): Promise<KvBenchTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
   // cluster up refuses ports in use; a few random bases find free ones.
   for (let attempt = 0; ; attempt++) {
     const basePort = 20_000 + Math.floor(Math.random() * 200) * 100;
     try {
-      return await startCluster(dir, basePort, options.groups);
+      return await startCluster(dir, basePort, options.groups, options.sessions ?? true);
     } catch (error) {
       if (attempt >= 4 || !String(error).includes('is in use')) {
         await rm(dir, { recursive: true, force: true });
@@ -31,7 +34,7 @@ export async function startOursTarget(options: { groups: number; clients: number
   }
 }
 
-async function startCluster(dir: string, basePort: number, groups: number): Promise<KvBenchTarget> {
+async function startCluster(dir: string, basePort: number, groups: number, sessions: boolean): Promise<KvBenchTarget> {
   const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', join(dir, `data-${basePort}`),
     '--base-port', String(basePort), '--groups', String(groups), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -57,7 +60,7 @@ async function startCluster(dir: string, basePort: number, groups: number): Prom
     await exited;
     throw error;
   });
-  const client = new KvClient({ endpoints, timeoutMs: 10_000 });
+  const client = new KvClient({ endpoints, timeoutMs: 10_000, sessions });
   return {
     async put(key, value) {
       await client.put(key, value);
