@@ -63,6 +63,8 @@ interface CallMode {
   readonly headers?: Readonly<Record<string, string>>;
   /** Every attempt is safe to repeat (a session write, a session's registration). */
   readonly repeatable?: boolean;
+  /** An attempt applied more than once does no harm (a registration: an unused session expires). */
+  readonly harmless?: boolean;
 }
 
 export interface KvCallOptions {
@@ -85,6 +87,21 @@ export interface KvValue {
   /** null when the key was never written or is deleted. */
   readonly value: string | null;
   readonly version: number;
+}
+
+export interface KvListOptions extends KvCallOptions {
+  /** At most this many keys (1 to 1,000; default 100). */
+  readonly limit?: number;
+  /** Start after this key (the previous page's `next`). */
+  readonly after?: string;
+  readonly stale?: boolean;
+}
+
+export interface KvPage {
+  readonly items: readonly KvValue[];
+  readonly more: boolean;
+  /** The `after` of the next page; null when this is the last. */
+  readonly next: string | null;
 }
 
 export interface KvDeleted {
@@ -164,6 +181,50 @@ export class KvClient {
     }
   }
 
+  /**
+   * A page of the keys that start with `prefix`, in order, with values and versions, after `after`
+   * (exclusive); `next` is the `after` of the next page (null: none). Linearizable per group (each
+   * group's part is read on its master at one instant); with `stale`, from one node's state.
+   */
+  async list(prefix = '', options: KvListOptions = {}): Promise<KvPage> {
+    const query = new URLSearchParams({ prefix });
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.after !== undefined) query.set('after', options.after);
+    if (options.stale === true) query.set('stale', 'true');
+    const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);
+    let endpoint = this.routes.nextEndpoint();
+    for (let failures = 1; ; failures++) {
+      let failure: KvError;
+      try {
+        const reply = await this.attempt(endpoint, 'GET', `/v1/kv?${query.toString()}`, undefined, deadline, options.signal);
+        this.routes.answered(endpoint);
+        if (reply.status === 200) {
+          const { items, more, next } = reply.body as { items: KvValue[]; more: boolean; next: string | null };
+          return { items, more, next };
+        }
+        failure = errorOf(reply, false);
+        if (!isRetryable(failure, false)) throw failure;
+      } catch (error) {
+        if (!(error instanceof KvError) || error.code === 'ABORTED' || !isRetryable(error, false)) throw error;
+        failure = error;
+        this.routes.suspect(endpoint);
+      }
+      endpoint = this.routes.nextEndpoint(endpoint);
+      await this.pause(failures, deadline, options.signal, failure);
+    }
+  }
+
+  /** Every key that starts with `prefix`, page after page (each page as `list` reads it). */
+  async *scan(prefix = '', options: Omit<KvListOptions, 'after'> = {}): AsyncGenerator<KvValue> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.list(prefix, { ...options, after });
+      yield* page.items;
+      if (page.next === null) return;
+      after = page.next;
+    }
+  }
+
   /** One node's /status (the first endpoint that answers, or the one given). */
   async status(endpoint?: string, options: KvCallOptions = {}): Promise<Record<string, unknown>> {
     const targets = endpoint === undefined ? this.endpoints : [normalizeEndpoint(endpoint)];
@@ -233,7 +294,7 @@ export class KvClient {
     let reply: HttpReply;
     try {
       reply = await this.call(key, 'POST', path, body, { timeoutMs: Math.max(1, deadline - performance.now()), signal },
-        { repeatable: true });
+        { repeatable: true, harmless: true });
     } catch (error) {
       // The write itself was not sent yet, whatever happened to the registration.
       const failure = error as KvError;
@@ -258,7 +319,7 @@ export class KvClient {
     let unknown = false;
     // Through a session, the state machine's own refusal is the outcome of the write's number,
     // whichever attempt it answers (the first answer is stored and given again to every retry).
-    const settle = (failure: KvError): KvError => !unknown || failure.mayHaveBeenApplied ||
+    const settle = (failure: KvError): KvError => !unknown || failure.mayHaveBeenApplied || mode.harmless === true ||
       (mode.repeatable === true && (failure.code === 'VERSION_CONFLICT' || failure.code === 'KEY_NOT_FOUND')) ? failure
       : new KvError(failure.code, `${failure.message} (an earlier attempt may have been applied)`,
         { mayHaveBeenApplied: true, version: failure.version, master: failure.master, cause: failure });

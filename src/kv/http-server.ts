@@ -9,6 +9,8 @@
  *   GET    /metrics               Prometheus text
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
  *   POST   /v1/snapshots[?group=G]  snapshot the group (every group) now → {"snapshots": [...]}
+ *   GET    /v1/kv?prefix=P&limit=N&after=K[&stale=true]  keys in order with values and versions,
+ *          merged over the groups (each group's part read on its master) → {"items", "more", "next"}
  *   POST   /v1/sessions?key=K | ?group=G   [{"ttlMs": n}]   → {"group", "session": "G.id", "ttlMs"}
  *          open a session (exactly-once writes) in the key's group; a PUT or DELETE then sends
  *          x-multipaxos-session: G.id and x-multipaxos-sequence: n (see http-headers.ts), and a
@@ -139,6 +141,10 @@ export class KvHttpServer {
     }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
     if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
+    if (url.pathname === '/v1/kv') {
+      countAs('list');
+      return await this.list(request, response, url, method, began);
+    }
     if (url.pathname === '/v1/sessions') {
       countAs('session');
       return await this.openSession(request, response, url, method, began);
@@ -217,6 +223,73 @@ export class KvHttpServer {
       fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal, headers,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  /**
+   * A page of keys over every group (or one, `group=G`, as a node asks a group's master). Each
+   * group's part is read on its master, here or fetched from it (one hop, whatever the client's
+   * no-forward header says: the listing needs every group); the parts are merged in key order.
+   */
+  private async list(
+    request: IncomingMessage, response: ServerResponse, url: URL, method: string, began: number,
+  ): Promise<Reply> {
+    if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    checkQuery(url, ['prefix', 'limit', 'after', 'stale', 'group']);
+    const service = this.attached();
+    const query = listQueryOf(url);
+    const timeoutMs = timeoutOf(request);
+    const abort = new AbortController();
+    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
+    const options = { ...query, timeoutMs, signal: abort.signal };
+    const rawGroup = url.searchParams.get('group');
+    const groups = rawGroup === null ? Array.from({ length: service.groups }, (_, group) => group)
+      : [groupOf(rawGroup)];
+    const pages = await Promise.all(groups.map(async (group) => {
+      try {
+        const page = await service.list(group, options);
+        return {
+          items: page.records.map(({ key, value, version }) =>
+            ({ key, value: Buffer.from(value as Uint8Array).toString('utf8'), version })),
+          more: page.more,
+        };
+      } catch (error) {
+        const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
+        if (endpoint === undefined || endpoint === this.endpoint || request.headers[FORWARDED_HEADER] !== undefined) {
+          throw error;
+        }
+        return await this.fetchPage(endpoint, url, group, timeoutMs - (performance.now() - began), abort.signal);
+      }
+    }));
+    const merged = pages.flatMap((page) => page.items).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const items = merged.slice(0, query.limit);
+    const more = merged.length > query.limit || pages.some((page) => page.more);
+    const next = more ? items[items.length - 1]?.key ?? null : null;
+    return { status: 200, headers: this.commonHeaders(), body: { items, more, next } };
+  }
+
+  /** One group's page from its master. */
+  private async fetchPage(
+    endpoint: string, url: URL, group: number, timeoutMs: number, signal: AbortSignal,
+  ): Promise<{ items: { key: string; value: string; version: number }[]; more: boolean }> {
+    const query = new URLSearchParams(url.searchParams);
+    query.set('group', String(group));
+    this.requests.forwarded++;
+    const reply = await this.forwarder.forward({
+      endpoint, method: 'GET', path: `/v1/kv?${query.toString()}`, body: undefined,
+      fromNodeId: this.attached().nodeId, timeoutMs, isWrite: false, signal,
+    });
+    let body: { items?: unknown; more?: unknown; error?: unknown; message?: unknown };
+    try {
+      body = JSON.parse(reply.body.toString('utf8')) as typeof body;
+    } catch {
+      throw new KvError('UNAVAILABLE', `the master of group ${group} answered ${reply.status} without JSON`, NOT_APPLIED);
+    }
+    if (reply.status !== 200 || !Array.isArray(body.items)) {
+      const code = isKvErrorCode(body.error) ? body.error : 'UNAVAILABLE';
+      throw new KvError(code, `group ${group}: ${typeof body.message === 'string' ? body.message : reply.status}`,
+        NOT_APPLIED);
+    }
+    return { items: body.items as { key: string; value: string; version: number }[], more: body.more === true };
   }
 
   /**
@@ -313,6 +386,27 @@ export class KvHttpServer {
       'x-multipaxos-groups': String(this.service.groups),
     };
   }
+}
+
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 1_000;
+
+function listQueryOf(url: URL): { prefix: string; after: string | undefined; limit: number; stale: boolean } {
+  const rawLimit = url.searchParams.get('limit');
+  if (rawLimit !== null && (!/^\d{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_LIST_LIMIT)) {
+    throw new KvError('BAD_REQUEST', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`, NOT_APPLIED);
+  }
+  return {
+    prefix: url.searchParams.get('prefix') ?? '',
+    after: url.searchParams.get('after') ?? undefined,
+    limit: rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit),
+    stale: booleanParameter(url, 'stale'),
+  };
+}
+
+function groupOf(raw: string): number {
+  if (!/^\d{1,9}$/.test(raw)) throw new KvError('BAD_REQUEST', `group must be a number, not "${raw}"`, NOT_APPLIED);
+  return Number(raw);
 }
 
 function writtenBody(

@@ -5,7 +5,7 @@
  */
 import type { NodeMetrics } from '../node/paxos-node.js';
 
-export type KvOperation = 'put' | 'get' | 'delete' | 'session';
+export type KvOperation = 'put' | 'get' | 'delete' | 'session' | 'list';
 
 /** Upper bounds of the latency buckets, in seconds: from a fast local read to a slow election. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

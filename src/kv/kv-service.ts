@@ -74,6 +74,17 @@ export interface KvReadOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface KvListOptions {
+  /** Keys that start with this (default: every key). */
+  readonly prefix?: string;
+  /** Keys after this one (exclusive), for the next page. */
+  readonly after?: string;
+  readonly limit: number;
+  readonly stale?: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
 export interface KvRecord {
   readonly key: string;
   /** Undefined when the key was never written or is deleted. */
@@ -233,6 +244,33 @@ export class KvService {
     const { value, version } = this.machine.read(group, key);
     // A copy: the state machine's own bytes must not be changed by a caller.
     return { key, value: value === undefined ? undefined : Uint8Array.prototype.slice.call(value), version };
+  }
+
+  /**
+   * A page of the group's keys with their values and versions (see KvStateMachine.scan), read as
+   * `get` reads: by default on the master, linearizable (the lease and fence are checked at the
+   * scan, which sees the group at one instant); with `stale`, from this node's state.
+   */
+  async list(group: number, options: KvListOptions): Promise<{ records: KvRecord[]; more: boolean }> {
+    if (!Number.isInteger(group) || group < 0 || group >= this.groups) {
+      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`, NOT_APPLIED);
+    }
+    if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted', NOT_APPLIED);
+    if (options.stale !== true) {
+      this.requireMaster(group);
+      const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+      checkTimeout(timeoutMs);
+      const fence = await this.establishFence(group, performance.now() + timeoutMs, options.signal);
+      this.requireMaster(group);
+      if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
+    }
+    const { entries, more } = this.machine.scan(group, options.prefix ?? '', options.after, options.limit);
+    return {
+      records: entries.map(([key, { value, version }]) => ({
+        key, value: value === undefined ? undefined : Uint8Array.prototype.slice.call(value), version,
+      })),
+      more,
+    };
   }
 
   /** Where the group's master can be reached, as far as this node knows. */

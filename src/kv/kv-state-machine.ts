@@ -206,6 +206,24 @@ export class KvStateMachine implements StateMachine {
     return this.group(groupIndex).entries.get(key) ?? NEVER_WRITTEN;
   }
 
+  /**
+   * The group's live keys (tombstones left out) that start with `prefix` and come after `after`, in
+   * string order, at most `limit` of them; `more`: there are others after the last. It scans every
+   * key of the group (a sorted index would make it proportional to the page), so listing a group of
+   * a million keys costs about as much as one snapshot copy.
+   */
+  scan(
+    groupIndex: number, prefix: string, after: string | undefined, limit: number,
+  ): { readonly entries: readonly (readonly [string, KvEntry])[]; readonly more: boolean } {
+    const matched: [string, KvEntry][] = [];
+    for (const [key, entry] of this.group(groupIndex).entries) {
+      if (entry.value === undefined || !key.startsWith(prefix) || (after !== undefined && key <= after)) continue;
+      matched.push([key, entry]);
+    }
+    matched.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return { entries: matched.slice(0, limit), more: matched.length > limit };
+  }
+
   /** The group's sessions, their log time and next id (for status and tests). */
   sessionStats(groupIndex: number): { readonly sessions: number; readonly logTime: number } {
     const { sessions } = this.group(groupIndex);
