@@ -13,7 +13,7 @@ import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags }
 
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
-  session: 'boolean',
+  session: 'boolean', limit: 'number', after: 'string',
 };
 
 export const DEFAULT_BASE_PORT = 8080;
@@ -24,6 +24,7 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
        multipaxos kv put KEY - [--version N] [common options]      (the value from standard input)
        multipaxos kv get KEY [--stale] [common options]
        multipaxos kv del KEY [--version N] [common options]
+       multipaxos kv list [PREFIX] [--limit N] [--after KEY] [--stale] [common options]
 
   put         set KEY to VALUE; with --version N only if the key is at version N (0: never written).
               --file PATH takes the value from a file, - from standard input (whole, as is: a
@@ -31,6 +32,11 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
   get         read KEY on its group's master (linearizable); --stale reads any node's local state
   del         delete KEY (it keeps its version); with --version N only if it is at version N;
               a KEY that is not set is left as it is (exit 3)
+  list        the keys that start with PREFIX (default: all), in order, one "KEY<TAB>VERSION<TAB>VALUE"
+              line each (--json: one page, {"items", "more", "next"}); every key unless --limit N
+              (one page of at most N, 1 to 1000; --after KEY starts after KEY, as "next" says).
+              Each group's part is read on its master (linearizable per group); --stale: one node's
+              local state
   put and del go through a session (exactly once): a write whose outcome is unknown (a master that
   died mid-request) is sent again with its session number until the timeout and applied at most
   once; --session=false sends it once and reports that it may have been applied
@@ -79,6 +85,25 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         else console.log(read.value);
         return read.value === null ? 3 : 0;
       }
+      case 'list': {
+        if (flags.file !== undefined || version !== undefined) throw new UsageError('list takes no --file or --version');
+        if (positionals.length > 1) throw new UsageError(`list takes at most one PREFIX; got "${positionals[1]}"`);
+        const prefix = positionals[0] ?? '';
+        const limit = flags.limit as number | undefined;
+        const stale = flags.stale === true;
+        const after = flags.after as string | undefined;
+        if (limit !== undefined && (limit < 1 || limit > 1000)) throw new UsageError('--limit is from 1 to 1000');
+        if (json || limit !== undefined) {
+          const page = await client.list(prefix, { limit, after, stale });
+          if (json) console.log(JSON.stringify(page));
+          else for (const item of page.items) console.log(`${item.key}\t${item.version}\t${item.value ?? ''}`);
+          return 0;
+        }
+        for await (const item of client.scan(prefix, { stale, after })) {
+          console.log(`${item.key}\t${item.version}\t${item.value ?? ''}`);
+        }
+        return 0;
+      }
       case 'del': case 'delete': {
         if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
@@ -89,7 +114,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         return deleted.deleted ? 0 : 3;
       }
       default:
-        throw new UsageError(`unknown kv action "${action}" (serve, put, get, del)`);
+        throw new UsageError(`unknown kv action "${action}" (serve, put, get, del, list)`);
     }
   } catch (error) {
     if (!(error instanceof KvError)) throw error;

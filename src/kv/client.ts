@@ -214,9 +214,9 @@ export class KvClient {
     }
   }
 
-  /** Every key that starts with `prefix`, page after page (each page as `list` reads it). */
-  async *scan(prefix = '', options: Omit<KvListOptions, 'after'> = {}): AsyncGenerator<KvValue> {
-    let after: string | undefined;
+  /** Every key that starts with `prefix` (after `after`), page after page (each page as `list` reads it). */
+  async *scan(prefix = '', options: KvListOptions = {}): AsyncGenerator<KvValue> {
+    let after = options.after;
     for (;;) {
       const page = await this.list(prefix, { ...options, after });
       yield* page.items;

@@ -125,3 +125,18 @@ test('kv put and del go through a session unless --session=false', async () => {
   assert.equal((await kv(['del', 'with-session', '--session=false'])).code, 0);
   assert.equal(await opened(), before + 1, 'no session with --session=false');
 });
+
+test('kv list prints the keys of a prefix in order, every page or one (--limit, --after, --json)', async () => {
+  for (const key of ['ls/b', 'ls/a', 'ls/c', 'lsx']) assert.equal((await kv(['put', key, `value of ${key}`])).code, 0);
+  const all = await kv(['list', 'ls/']);
+  assert.equal(all.code, 0, all.stderr);
+  assert.equal(all.stdout, 'ls/a\t1\tvalue of ls/a\nls/b\t1\tvalue of ls/b\nls/c\t1\tvalue of ls/c\n');
+  const page = await kv(['list', 'ls/', '--limit', '2', '--json']);
+  assert.deepEqual(JSON.parse(page.stdout), {
+    items: [{ key: 'ls/a', value: 'value of ls/a', version: 1 }, { key: 'ls/b', value: 'value of ls/b', version: 1 }],
+    more: true, next: 'ls/b',
+  });
+  assert.equal((await kv(['list', 'ls/', '--after', 'ls/b'])).stdout, 'ls/c\t1\tvalue of ls/c\n');
+  assert.equal((await kv(['list', 'ls/', '--limit', '0'])).code, 2);
+  assert.equal((await kv(['list', 'a', 'b'])).code, 2);
+});
