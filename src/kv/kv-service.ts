@@ -107,6 +107,8 @@ export interface KvGroupStatus {
   readonly isMaster: boolean;
   /** Whether this node's fence is the group's: it may write and serve linearizable reads. */
   readonly serving: boolean;
+  /** Client sessions open in the group (exactly-once writes), as this node's state has them. */
+  readonly sessions: number;
   readonly members: readonly number[];
 }
 
@@ -302,6 +304,7 @@ export class KvService {
         serving: this.node.isMaster(group) && current !== undefined && state.tenure !== undefined &&
           current.masterVersion >= state.tenure && this.isCurrentFence(group, current),
         members: this.node.members(group).members.map((member) => member.id),
+        sessions: this.machine.sessionStats(group).sessions,
       };
     });
   }

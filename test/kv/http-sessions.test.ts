@@ -68,6 +68,8 @@ test('plain HTTP: open a session, number the writes, and a retry answers as the 
   assert.equal(jsonOf(await httpCall(endpointOf(master), 'GET', kvPath(key))).version, 3);
   const metrics = (await httpCall(endpointOf(master), 'GET', '/metrics')).text;
   assert.ok((metricValue(metrics, 'multipaxos_kv_session_duplicates_total') ?? 0) >= 1);
+  const status = jsonOf(await httpCall(endpointOf(master), 'GET', '/status')) as { groups: { sessions: number }[] };
+  assert.ok((status.groups[0]?.sessions ?? 0) >= 1, 'the status counts the group\'s sessions');
 });
 
 test('plain HTTP: bad session headers, another group\'s session, an unknown and an expired session are refused', async () => {
