@@ -65,6 +65,12 @@ interface CallMode {
   readonly repeatable?: boolean;
   /** An attempt applied more than once does no harm (a registration: an unused session expires). */
   readonly harmless?: boolean;
+  /**
+   * A session's write: SESSION_EXPIRED and STALE_SEQUENCE end the call, and whether the write may
+   * have been applied is this call's own knowledge (did an attempt of unknown outcome go before?),
+   * not the server's, which cannot tell a first copy from a retry.
+   */
+  readonly sessionWrite?: boolean;
 }
 
 export interface KvCallOptions {
@@ -265,7 +271,7 @@ export class KvClient {
       const left = Math.max(1, deadline - performance.now());
       let reply: HttpReply;
       try {
-        const mode = { headers, repeatable: true };
+        const mode = { headers, repeatable: true, sessionWrite: true };
         reply = await this.call(key, method, path, body, { ...options, timeoutMs: left }, mode);
       } catch (error) {
         if (error instanceof KvError && error.code === 'SESSION_EXPIRED') {
@@ -273,6 +279,8 @@ export class KvClient {
           if (error.mayHaveBeenApplied || opened > 0) throw error;
           continue;
         }
+        // Not given back either: its numbers are out of step with the servers' (its last is later).
+        if (error instanceof KvError && error.code === 'STALE_SEQUENCE') throw error;
         session.nextSequence = sequence + 1;
         this.sessions.giveBack(session);
         throw error;
@@ -319,10 +327,13 @@ export class KvClient {
     let unknown = false;
     // Through a session, the state machine's own refusal is the outcome of the write's number,
     // whichever attempt it answers (the first answer is stored and given again to every retry).
-    const settle = (failure: KvError): KvError => !unknown || failure.mayHaveBeenApplied || mode.harmless === true ||
-      (mode.repeatable === true && (failure.code === 'VERSION_CONFLICT' || failure.code === 'KEY_NOT_FOUND')) ? failure
-      : new KvError(failure.code, `${failure.message} (an earlier attempt may have been applied)`,
-        { mayHaveBeenApplied: true, version: failure.version, master: failure.master, cause: failure });
+    const settle = (failure: KvError): KvError => {
+      if (mode.sessionWrite === true && isSessionRefusal(failure)) return sessionRefusal(failure, unknown);
+      return !unknown || failure.mayHaveBeenApplied || mode.harmless === true ||
+        (mode.repeatable === true && (failure.code === 'VERSION_CONFLICT' || failure.code === 'KEY_NOT_FOUND')) ? failure
+        : new KvError(failure.code, `${failure.message} (an earlier attempt may have been applied)`,
+          { mayHaveBeenApplied: true, version: failure.version, master: failure.master, cause: failure });
+    };
     try {
       return await this.attempts(key, method, path, body, deadline, signal, mode, isWrite, () => { unknown = true; });
     } catch (error) {
@@ -373,6 +384,8 @@ export class KvClient {
       if (!path.includes('?stale=true')) this.routes.learn(key, reply, normalizeEndpoint);
       if (reply.status >= 200 && reply.status < 300) return reply;
       const failure = errorOf(reply, isWrite);
+      // The session's verdict on this number: final, whatever the answer says of its application.
+      if (mode.sessionWrite === true && isSessionRefusal(failure)) throw failure;
       // Whatever the code, a write the answer says may have been applied is never sent again (but
       // through a session, where it is sent again to learn its outcome).
       if (isWrite && failure.mayHaveBeenApplied) {
@@ -454,6 +467,24 @@ export class KvClient {
  * Answers that leave the call free to ask again: every read's, and a write's that certainly was not
  * applied (an answer that does not say so, even NOT_MASTER, is taken as maybe applied).
  */
+function isSessionRefusal(failure: KvError): boolean {
+  return failure.code === 'SESSION_EXPIRED' || failure.code === 'STALE_SEQUENCE';
+}
+
+/**
+ * A session's refusal of a write's number as the caller sees it: the refused copy was not applied,
+ * so the write may have been only if an earlier attempt of this call may have been (`unknown`).
+ */
+function sessionRefusal(failure: KvError, unknown: boolean): KvError {
+  const what = failure.code === 'SESSION_EXPIRED' ? 'the session expired (or was evicted)'
+    : 'the session has a later number executed';
+  const message = unknown
+    ? `${what} before the write's outcome was known: an earlier attempt may have been applied`
+    : `${what}: the write was not applied`;
+  return new KvError(failure.code, `${message} (server: ${failure.message})`,
+    { mayHaveBeenApplied: unknown, master: failure.master, cause: failure });
+}
+
 function isRetryable(failure: KvError, isWrite: boolean): boolean {
   if (isWrite && failure.mayHaveBeenApplied) return false;
   const code: KvErrorCode = failure.code;

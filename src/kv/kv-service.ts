@@ -347,11 +347,15 @@ export class KvService {
       case 'KEY_NOT_FOUND':
         throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
           { ...NOT_APPLIED, version: outcome.version });
+      // The state machine knows only that this copy was not applied: an earlier copy of the same number
+      // may have been (and its answer is gone), so the write's outcome is unknown unless the session never
+      // existed. Only the client knows whether it sent an earlier copy (KvClient decides from that).
       case 'SESSION_EXPIRED':
-        throw new KvError('SESSION_EXPIRED', outcome.message, NOT_APPLIED);
+        throw new KvError('SESSION_EXPIRED', outcome.message, { mayHaveBeenApplied: outcome.registered });
       case 'STALE_SEQUENCE':
-        throw new KvError('STALE_SEQUENCE', `sequence number ${session?.sequence ?? '?'} is older than the ` +
-          `session's last, ${outcome.lastSequence}: an old copy of a write already answered; not applied`, NOT_APPLIED);
+        throw new KvError('STALE_SEQUENCE', `sequence number ${session?.sequence ?? '?'} is not above the ` +
+          `session's last, ${outcome.lastSequence}: this copy was not applied; an earlier copy of number ` +
+          `${session?.sequence ?? '?'} may have been`, { mayHaveBeenApplied: true });
       default:
         throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${JSON.stringify(outcome)}`, NOT_APPLIED);
     }

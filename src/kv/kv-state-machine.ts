@@ -66,9 +66,15 @@ export type KvOutcome =
   | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number; readonly duplicate?: true }
   /** delete: the key is absent (never written, or deleted), so nothing changed; its current version. */
   | { readonly ok: false; readonly code: 'KEY_NOT_FOUND'; readonly version: number; readonly duplicate?: true }
-  /** The session expired, was evicted, or never was: nothing applied. */
-  | { readonly ok: false; readonly code: 'SESSION_EXPIRED'; readonly message: string }
-  /** The session executed a later number already: this one is an old copy, not applied. */
+  /**
+   * The session expired or was evicted (`registered`: an earlier copy of this write may have been
+   * applied before that), or never was (nothing of it was ever applied). This copy was not applied.
+   */
+  | { readonly ok: false; readonly code: 'SESSION_EXPIRED'; readonly message: string; readonly registered: boolean }
+  /**
+   * The session executed this number (or a later one) already: this copy was not applied, but an
+   * earlier copy of this number may have been (its answer is no longer kept).
+   */
   | { readonly ok: false; readonly code: 'STALE_SEQUENCE'; readonly lastSequence: number }
   /** The group's current fence (a GroupFence, so it also says where that master serves HTTP). */
   | { readonly ok: false; readonly code: 'FENCED'; readonly fence: Fence | undefined }
@@ -173,9 +179,11 @@ export class KvStateMachine implements StateMachine {
       case 'duplicate': return { ...check.reply, duplicate: true };
       case 'stale': return { ok: false, code: 'STALE_SEQUENCE', lastSequence: check.lastSequence };
       case 'expired': case 'unknown':
-        return { ok: false, code: 'SESSION_EXPIRED', message: check.kind === 'expired'
-          ? `session ${stamp.id} expired (or was evicted); the write was not applied`
-          : `session ${stamp.id} was never registered in this group; the write was not applied` };
+        return check.kind === 'expired'
+          ? { ok: false, code: 'SESSION_EXPIRED', registered: true, message: `session ${stamp.id} expired (or was ` +
+            `evicted): this copy was not applied; an earlier copy of number ${stamp.sequence} may have been` }
+          : { ok: false, code: 'SESSION_EXPIRED', registered: false,
+            message: `session ${stamp.id} was never registered in this group; the write was not applied` };
       case 'new': break;
     }
     const outcome = this.applyWrite(group, command);

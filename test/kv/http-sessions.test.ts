@@ -60,7 +60,8 @@ test('plain HTTP: open a session, number the writes, and a retry answers as the 
   const old = await put('one', 1);
   assert.equal(old.status, 409);
   assert.equal(jsonOf(old).error, 'STALE_SEQUENCE');
-  assert.equal(jsonOf(old).mayHaveBeenApplied, false);
+  // This copy was not applied, but the server cannot know it is not the first: an earlier copy was.
+  assert.equal(jsonOf(old).mayHaveBeenApplied, true);
   const deleted = await httpCall(endpointOf(master), 'DELETE', kvPath(key), { headers: sessionHeaders(session, 3) });
   assert.deepEqual(jsonOf(deleted), { key, version: 3 });
   const again = await httpCall(endpointOf(master), 'DELETE', kvPath(key), { headers: sessionHeaders(session, 3) });
@@ -90,15 +91,17 @@ test('plain HTTP: bad session headers, another group\'s session, an unknown and 
   const unknown = await put(sessionHeaders('1.999999', 1));
   assert.equal(unknown.status, 410, unknown.text);
   assert.equal(jsonOf(unknown).error, 'SESSION_EXPIRED');
+  assert.equal(jsonOf(unknown).mayHaveBeenApplied, false, 'a session never registered applied nothing');
 
   // Time to live 2 s: the first write comes well within it, even on a loaded machine; the second after it.
   const opened = await httpCall(endpointOf(master), 'POST', '/v1/sessions?group=1', { body: '{"ttlMs": 2000}' });
   const { session } = jsonOf(opened) as { session: string };
   assert.equal((await put(sessionHeaders(session, 1))).status, 200);
   await sleep(2_500);
-  const expired = await put(sessionHeaders(session, 2));
+  // A retry of the applied write after the expiry: its first copy was applied, so it must not say "not applied".
+  const expired = await put(sessionHeaders(session, 1));
   assert.equal(expired.status, 410, expired.text);
-  assert.deepEqual([jsonOf(expired).error, jsonOf(expired).mayHaveBeenApplied], ['SESSION_EXPIRED', false]);
+  assert.deepEqual([jsonOf(expired).error, jsonOf(expired).mayHaveBeenApplied], ['SESSION_EXPIRED', true]);
   assert.equal(jsonOf(await httpCall(endpointOf(master), 'GET', kvPath(key))).version, 1);
 
   for (const [path, body] of [['/v1/sessions', ''], ['/v1/sessions?key=a&group=1', ''], ['/v1/sessions?group=x', ''],
