@@ -174,7 +174,7 @@ function isVersion(value: number): boolean {
  */
 export function sessionOfRequest(
   headers: IncomingHttpHeaders, group: number,
-): { readonly id: number; readonly sequence: number } | undefined {
+): { readonly group: number; readonly id: number; readonly sequence: number } | undefined {
   const token = headers[SESSION_HEADER];
   const sequence = headers[SEQUENCE_HEADER];
   if (token === undefined && sequence === undefined) return undefined;
@@ -190,7 +190,7 @@ export function sessionOfRequest(
       '(open a session there)', NOT_APPLIED);
   }
   if (id < 1 || number < 1) throw new KvError('BAD_REQUEST', 'session ids and sequence numbers start at 1', NOT_APPLIED);
-  return { id, sequence: number };
+  return { group, id, sequence: number };
 }
 
 /** The body of POST /v1/sessions: empty, or {"ttlMs": n}. */

@@ -50,10 +50,12 @@ export interface KvWriteOptions {
   readonly version?: number;
   /**
    * Exactly once: the write is number `sequence` (1, 2, ...; one outstanding at a time) of session
-   * `id` of the key's group (from `openSession`). A retry with the same number gets the first
-   * answer and never applies twice; an older number or an expired session fails, not applied.
+   * `id` of group `group` (both as `openSession` answered). A retry with the same number gets the
+   * first answer and never applies twice; an older number or an expired session is refused (that
+   * copy was not applied; an earlier copy of the number may have been). Ids are per group, so the
+   * group must be the key's: the same id in another group is another client's session.
    */
-  readonly session?: { readonly id: number; readonly sequence: number };
+  readonly session?: { readonly group: number; readonly id: number; readonly sequence: number };
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -334,7 +336,7 @@ export class KvService {
   ): Promise<KvWritten> {
     const group = this.checkedGroup(key);
     checkVersion(options.version);
-    const session = checkSession(options.session);
+    const session = checkSession(options.session, group);
     const outcome = await this.proposeFenced(group, options, (fence) =>
       // Stamped at each proposal: the log time it brings is when it was proposed.
       command(fence, session === undefined ? undefined : { ...session, at: Date.now() }));
@@ -599,11 +601,15 @@ function checkVersion(version: number | undefined): void {
   }
 }
 
-function checkSession(session: KvWriteOptions['session']): { id: number; sequence: number } | undefined {
+function checkSession(session: KvWriteOptions['session'], group: number): { id: number; sequence: number } | undefined {
   if (session === undefined) return undefined;
   const valid = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
   if (typeof session !== 'object' || session === null || !valid(session.id) || !valid(session.sequence)) {
-    throw new KvError('BAD_REQUEST', 'a session is { id, sequence }, both integers of at least 1', NOT_APPLIED);
+    throw new KvError('BAD_REQUEST', 'a session is { group, id, sequence }, id and sequence integers of at least 1', NOT_APPLIED);
+  }
+  if (session.group !== group) {
+    throw new KvError('BAD_REQUEST', `session ${String(session.group)}.${session.id} is not of this key's group, ` +
+      `${group} (session ids are per group: open a session there)`, NOT_APPLIED);
   }
   return { id: session.id, sequence: session.sequence };
 }

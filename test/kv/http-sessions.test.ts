@@ -170,3 +170,20 @@ test('KvClient: a session that expires while the retry is held back answers SESS
   assert.notEqual(fresh.writes[1]?.session, fresh.writes[2]?.session, 'a new session');
   assert.equal(fresh.writes.length, 3, 'the refused write, then the same write in the new session');
 });
+
+test('embedded KvService: a session of another group is refused, not taken for the same id in the key\'s group', async () => {
+  const master0 = await servingMaster(0);
+  const master1 = await servingMaster(1);
+  const key = keyInGroup(master1, 1, 'embedded-session');
+  const theirs = await master0.openSession({ group: 0 });
+  // Group 1 gets a session with the same id (another client's), so the id alone would name it.
+  let mine = await master1.openSession({ group: 1 });
+  while (mine.session < theirs.session) mine = await master1.openSession({ group: 1 });
+  const before = master1.get(key);
+  await assert.rejects(master1.put(key, 'v', { session: { group: 0, id: mine.session, sequence: 1 } }),
+    kvError('BAD_REQUEST', (error) => !error.mayHaveBeenApplied && /group/.test(error.message)));
+  assert.deepEqual(await master1.get(key), await before);
+  const written = await master1.put(key, 'v', { session: { group: 1, id: mine.session, sequence: 1 } });
+  assert.equal((await master1.put(key, 'v', { session: { group: 1, id: mine.session, sequence: 1 } })).duplicate, true);
+  assert.equal((await master1.get(key)).version, written.version);
+});
