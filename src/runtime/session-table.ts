@@ -19,8 +19,13 @@
  *   never goes back, whatever the clocks of successive masters say. A session expires when the log
  *   time passes its last activity by more than its time to live (chosen at registration, so it is in
  *   the log too). A master with a clock far ahead can only expire sessions early: a definite error.
- * - The table is bounded: registering beyond `maxSessions` evicts the least recently active session
- *   (evicted is expired). Sessions are kept in a Map in order of last activity (a touched session
+ * - The table is bounded: registering into a full table first drops every expired session, then,
+ *   if it is still full, evicts the least recently active live one (evicted is expired). Refusing
+ *   the registration instead was considered and rejected: sessions of clients that went away (a
+ *   crashed process, a CLI run) stay live for their whole time to live, and would lock every new
+ *   client out of exactly-once writes until then; an evicted client loses only the answer to its
+ *   last write, and is told so honestly (SESSION_EXPIRED, maybe applied after an uncertain
+ *   attempt; a fresh write is sent again in a new session). Sessions are kept in a Map in order of last activity (a touched session
  *   moves to the end), which is also the order they are saved and restored in.
  */
 
@@ -84,6 +89,9 @@ export class SessionTable<Reply> {
   register(at: number, ttlMs: number): number {
     this.advance(at);
     this.dropExpiredOldest();
+    // Full: every expired session goes before any live one is evicted (sessions have their own time
+    // to live, so expired ones can sit behind a live one in the activity order).
+    if (this.sessions.size >= this.maxSessions) this.dropAllExpired();
     while (this.sessions.size >= this.maxSessions) {
       const oldest = this.sessions.keys().next().value as number;
       this.sessions.delete(oldest);
@@ -148,6 +156,13 @@ export class SessionTable<Reply> {
 
   private advance(at: number): void {
     if (at > this.logTime) this.logTime = at;
+  }
+
+  /** Every expired session, in the table's order (so alike on every node): O(sessions), only when full. */
+  private dropAllExpired(): void {
+    for (const session of this.sessions.values()) {
+      if (this.logTime - session.lastActiveAt > session.ttlMs) this.sessions.delete(session.id);
+    }
   }
 
   /** The oldest sessions, as long as they have expired: they need not wait for the table to fill. */

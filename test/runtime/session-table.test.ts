@@ -76,3 +76,17 @@ test('capture and restore keep ids, numbers, replies, log time and the eviction 
     { id: 2, lastActiveAt: 0, ttlMs: 1, lastSequence: 0, reply: undefined }] }), RangeError);
   assert.throws(() => new SessionTable(0), RangeError);
 });
+
+test('a full table drops every expired session, even behind a live one, before it evicts a live one', () => {
+  const table = new SessionTable<string>(3);
+  const live = table.register(0, 10_000);
+  const short = table.register(0, 10);
+  const other = table.register(0, 10_000);
+  // At 100, `short` expired but sits behind `live` in the activity order.
+  const added = table.register(100, 10_000);
+  assert.equal(table.size, 3);
+  assert.deepEqual(table.check(short, 1, 100), { kind: 'expired' });
+  assert.deepEqual(table.check(live, 1, 100), { kind: 'new' }, 'the live session was not evicted');
+  assert.deepEqual(table.check(other, 1, 100), { kind: 'new' });
+  assert.deepEqual(table.check(added, 1, 100), { kind: 'new' });
+});
