@@ -306,6 +306,12 @@ export class KvClient {
     } catch (error) {
       // The write itself was not sent yet, whatever happened to the registration.
       const failure = error as KvError;
+      if (failure.code === 'NOT_FOUND' || failure.code === 'METHOD_NOT_ALLOWED') {
+        // A server of a version before sessions has no POST /v1/sessions. Not falling back to
+        // writes without sessions: the caller asked for exactly-once writes.
+        throw new KvError(failure.code, 'the server does not support sessions (a version before them): upgrade ' +
+          'every node, or create the client with sessions: false; the write was not sent', { ...NOT_APPLIED, cause: error });
+      }
       throw new KvError(failure.code, `opening a session: ${failure.message}; the write was not sent`,
         { ...NOT_APPLIED, master: failure.master, cause: error });
     }

@@ -54,8 +54,6 @@ export interface KvSnapshotHeader {
   /** The last instance that executed a KV command (-1: none); at most `instanceId`. */
   readonly lastExecutedInstanceId: number;
   readonly fence: GroupFence | undefined;
-  /** The group's client sessions (undefined: a snapshot of format 1, which had none). */
-  readonly sessions?: SessionTableState<KvSessionReply> | undefined;
 }
 
 /** What is encoded: parallel arrays, ten times cheaper to copy out of a Map than a new Map. */
@@ -63,11 +61,19 @@ export interface KvSnapshot extends KvSnapshotHeader {
   /** `entries[i]` is the state of `keys[i]`. */
   readonly keys: readonly string[];
   readonly entries: readonly KvEntry[];
+  /**
+   * The group's client sessions. Required: a snapshot written with an empty table in place of a
+   * forgotten one would hand out session ids again from 1, and a retry of another client's
+   * (id, number) could then apply twice.
+   */
+  readonly sessions: SessionTableState<KvSessionReply>;
 }
 
 /** What is decoded: the map the state machine keeps. */
 export interface DecodedKvSnapshot extends KvSnapshotHeader {
   readonly entries: Map<string, KvEntry>;
+  /** The group's client sessions (undefined: a snapshot of format 1, written before sessions). */
+  readonly sessions: SessionTableState<KvSessionReply> | undefined;
 }
 
 export class KvSnapshotError extends Error {
@@ -76,6 +82,10 @@ export class KvSnapshotError extends Error {
 
 /** The snapshot as chunks; their concatenation is the file, CRC included. */
 export function* encodeKvSnapshotChunks(snapshot: KvSnapshot): Generator<Uint8Array> {
+  // Checked for JavaScript callers too: an empty table in its place would hand out ids again.
+  if ((snapshot.sessions as SessionTableState<KvSessionReply> | undefined) === undefined) {
+    throw new TypeError('a KV snapshot carries its group\'s session table');
+  }
   let crc = 0;
   const emit = (chunk: Uint8Array): Uint8Array => {
     crc = crc32(chunk, crc);
@@ -97,7 +107,7 @@ export function* encodeKvSnapshotChunks(snapshot: KvSnapshot): Generator<Uint8Ar
     offset = encodeEntry(chunk, offset, key, entry);
   }
   if (offset > 0) yield emit(chunk.subarray(0, offset));
-  yield emit(encodeSessions(snapshot.sessions ?? { nextId: 1, logTime: 0, sessions: [] }));
+  yield emit(encodeSessions(snapshot.sessions));
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc >>> 0);
   yield trailer;

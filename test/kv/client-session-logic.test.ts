@@ -104,3 +104,12 @@ test('VERSION_CONFLICT after an attempt of unknown outcome stays definite: it is
   assert.equal(new Set(server.writes().map((seen) => seen.headers['x-multipaxos-sequence'])).size, 1,
     'the retry carries the same number');
 });
+
+test('a server of a version before sessions (no POST /v1/sessions): a clear error, the write not sent', async () => {
+  const server = await fakeServer((request, response) => {
+    answer(response, 404, failure('NOT_FOUND', { message: `no such path: ${request.url}` }));
+  });
+  await assert.rejects(clientOf(server.endpoint).put('k', 'v'), kvError('NOT_FOUND', (error) => !error.mayHaveBeenApplied &&
+    /does not support sessions/.test(error.message) && /sessions: false/.test(error.message)));
+  assert.deepEqual(server.kvRequests(), [], 'the write itself was not sent');
+});

@@ -158,18 +158,23 @@ test('a snapshot of format 1 (before sessions) still loads, with no sessions; ba
   const { sm, run, instance } = machine();
   run(fence(A));
   run(put('k', 'v', undefined));
-  const current = Buffer.from(encodeKvSnapshot({ ...sm.captureSnapshot(0, instance()), sessions: undefined }));
-  // Format 1 is format 2 without the (here empty: 20 bytes) session section.
-  const body = Buffer.concat([current.subarray(0, current.length - 4 - 20)]);
-  body.writeUInt16LE(1, 8);
-  const v1 = withCrc(Buffer.concat([body, Buffer.alloc(4)]));
+  // Written by the encoder of the build before sessions (format 1): group 0 of 1, instance 7, the
+  // fence of node 2 at master version 5 ("http://127.0.0.1:9"), k = "v1" at version 3, and "gone" a
+  // tombstone at version 2.
+  const v1 = Buffer.from('4d504b56534e415001000000000000000100000007000000000000000700000000000000020000000000' +
+    '0000010200000005000000000000001200687474703a2f2f3132372e302e302e313a3901006b030000000000000001020000007631' +
+    '0400676f6e65020000000000000000ef473229', 'hex');
   const decoded = decodeKvSnapshot(v1, { group: 0, groups: 1 });
   assert.equal(decoded.sessions, undefined);
-  assert.equal(decoded.entries.get('k')?.version, 1);
+  assert.equal(decoded.instanceId, 7);
+  assert.deepEqual(decoded.fence, { nodeId: 2, masterVersion: 5, httpAddress: 'http://127.0.0.1:9' });
+  assert.deepEqual([...decoded.entries], [['k', { value: new Uint8Array(Buffer.from('v1')), version: 3 }], ['gone', { value: undefined, version: 2 }]]);
   const restored = new KvStateMachine({ groups: 1 });
   restored.restoreSnapshot(decoded);
   assert.deepEqual(restored.sessionStats(0), { sessions: 0, logTime: 0 });
-  assert.equal(restored.read(0, 'k').version, 1);
+  assert.equal(restored.read(0, 'k').version, 3);
+  assert.throws(() => encodeKvSnapshot({ ...sm.captureSnapshot(0, instance()), sessions: undefined as never }),
+    /session table/, 'a snapshot without its sessions is not written');
 
   // Format 2 with a session whose reply does not go with its number, or listed out of activity order.
   const id = sessionOf(run(register(5)));

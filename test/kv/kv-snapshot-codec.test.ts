@@ -90,7 +90,7 @@ describe('KV snapshot codec', () => {
     const value = Buffer.alloc(100, 1);
     const snapshot: KvSnapshot = {
       group: 0, groups: 1, instanceId: 5, lastExecutedInstanceId: 5, fence: undefined,
-      keys, entries: keys.map(() => ({ value, version: 1 })),
+      keys, entries: keys.map(() => ({ value, version: 1 })), sessions: { nextId: 1, logTime: 0, sessions: [] },
     };
     const chunks = [...encodeKvSnapshotChunks(snapshot)];
     assert.ok(chunks.length >= 4, `${chunks.length} chunks`);
