@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises';
 import { KvClient } from '../kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
+import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
 
 const FLAGS: FlagSpec = {
@@ -17,6 +18,8 @@ const FLAGS: FlagSpec = {
 };
 
 export const DEFAULT_BASE_PORT = 8080;
+/** The deadline of a command (KvClient's default). */
+const DEFAULT_CLI_TIMEOUT_MS = 10_000;
 export const DEFAULT_ENDPOINTS = [1, 2, 3].map((index) => `http://127.0.0.1:${DEFAULT_BASE_PORT + index}`);
 
 export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N] [common options]
@@ -39,7 +42,8 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
               local state
   put and del go through a session (exactly once): a write whose outcome is unknown (a master that
   died mid-request) is sent again with its session number until the timeout and applied at most
-  once; --session=false sends it once and reports that it may have been applied
+  once; --session=false sends it once and reports that it may have been applied. The session
+  lives twice the timeout (it is not used again)
 common options:
   --endpoints URL,URL   HTTP endpoints of the cluster (default $MULTIPAXOS_ENDPOINTS, else
                         ${DEFAULT_ENDPOINTS.join(',')})
@@ -217,7 +221,11 @@ export function formatDuration(ms: number): string {
 /** A client for the command line: a bad endpoint or timeout is a usage error. */
 function newClient(endpoints: readonly string[], timeoutMs: number | undefined, sessions = false): KvClient {
   try {
-    return new KvClient({ endpoints, timeoutMs, sessions });
+    // A command's session serves one write and is never used again: it only has to outlive that
+    // write's retries. A short time to live lets it expire soon, so a shell loop of puts does not fill
+    // the group's session table with idle sessions and push real clients' out.
+    const sessionTtlMs = Math.min(MAX_SESSION_TTL_MS, 2 * Math.ceil(timeoutMs ?? DEFAULT_CLI_TIMEOUT_MS));
+    return new KvClient({ endpoints, timeoutMs: timeoutMs ?? DEFAULT_CLI_TIMEOUT_MS, sessions, sessionTtlMs });
   } catch (error) {
     if (error instanceof KvError) throw new UsageError(error.message);
     throw error;

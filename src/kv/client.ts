@@ -32,6 +32,7 @@ import { SessionPool, type ClientSession } from './client-sessions.js';
 import { SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { LONE_SURROGATE } from './kv-command.js';
 import { KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
+import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 
 export interface KvClientOptions {
   /** HTTP endpoints of some nodes of the cluster, like `http://127.0.0.1:8081`. */
@@ -147,8 +148,10 @@ export class KvClient {
     this.routes = new MasterRoutes(this.endpoints);
     this.sessions = options.sessions === false ? undefined : new SessionPool();
     const ttl = options.sessionTtlMs;
-    if (ttl !== undefined && (!Number.isSafeInteger(ttl) || ttl < 1)) {
-      throw new KvError('BAD_REQUEST', `sessionTtlMs must be a positive integer, got ${String(options.sessionTtlMs)}`, NOT_APPLIED);
+    // Checked here against the servers' limit, rather than failing every write at its session's opening.
+    if (ttl !== undefined && (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_SESSION_TTL_MS)) {
+      throw new KvError('BAD_REQUEST', `sessionTtlMs is an integer from 1 to ${MAX_SESSION_TTL_MS} (a day), got ` +
+        `${String(options.sessionTtlMs)}`, NOT_APPLIED);
     }
     this.sessionTtlMs = options.sessionTtlMs;
   }

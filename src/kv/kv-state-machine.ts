@@ -51,6 +51,20 @@ import type { SessionStamp } from './kv-command.js';
 
 export const KV_STATE_MACHINE_ID = 1;
 
+/**
+ * The sessions a node keeps over all its groups: about 152 bytes each in memory, so about 40 MB.
+ * Each group gets an equal share (at most the table's own 65,536, at least 1,024), so a node of 64
+ * groups does not keep 64 × 65,536 (about 640 MB). Derived from the group count only, which every
+ * node of a cluster shares: evictions must happen alike on every node.
+ */
+export const KV_SESSIONS_PER_NODE = 262_144;
+const MIN_SESSIONS_PER_GROUP = 1_024;
+
+/** The session table's bound for each of `groups` groups (see KV_SESSIONS_PER_NODE). */
+export function kvSessionsPerGroup(groups: number): number {
+  return Math.min(DEFAULT_MAX_SESSIONS, Math.max(MIN_SESSIONS_PER_GROUP, Math.floor(KV_SESSIONS_PER_NODE / groups)));
+}
+
 /** What a session remembers of its last write: the outcomes that settle a write. */
 export type KvSessionReply =
   | { readonly ok: true; readonly version: number }
@@ -125,7 +139,8 @@ export class KvStateMachine implements StateMachine {
 
   /**
    * `checkpoints`: the node's snapshot files, for sending and installing snapshots.
-   * `maxSessionsPerGroup` (65,536): must be the same on every node, as evictions must happen alike.
+   * `maxSessionsPerGroup` (default kvSessionsPerGroup(groups): 65,536 up to 4 groups, 4,096 for
+   * 64): must be the same on every node, as evictions must happen alike.
    */
   constructor(options: {
     readonly groups: number; readonly checkpoints?: KvCheckpoints; readonly maxSessionsPerGroup?: number;
@@ -133,7 +148,7 @@ export class KvStateMachine implements StateMachine {
     if (!Number.isInteger(options.groups) || options.groups < 1) {
       throw new RangeError(`a KV state machine has at least 1 group, not ${options.groups}`);
     }
-    const maxSessions = options.maxSessionsPerGroup ?? DEFAULT_MAX_SESSIONS;
+    const maxSessions = options.maxSessionsPerGroup ?? kvSessionsPerGroup(options.groups);
     this.groups = Array.from({ length: options.groups }, () => ({
       entries: new Map<string, KvEntry>(), fence: undefined, lastInstanceId: -1, checkpoint: -1, generation: 0,
       sessions: new SessionTable<KvSessionReply>(maxSessions),
@@ -230,6 +245,11 @@ export class KvStateMachine implements StateMachine {
     }
     matched.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return { entries: matched.slice(0, limit), more: matched.length > limit };
+  }
+
+  /** Each group's bound on its sessions. */
+  get maxSessionsPerGroup(): number {
+    return (this.groups[0] as GroupState).sessions.maxSessions;
   }
 
   /** The group's sessions, their log time and next id (for status and tests). */

@@ -8,6 +8,7 @@ import { KvClient } from '../../src/kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../../src/kv/kv-command.js';
 import { runCliWith, spawnCli, type Spawned } from '../support/cluster-up.js';
 import { freePort, tempRoot } from '../support/local.js';
+import { answer, closeFakeServers, fakeServer } from '../kv/fake-servers.js';
 
 let root = '';
 let endpoint = '';
@@ -124,6 +125,25 @@ test('kv put and del go through a session unless --session=false', async () => {
   assert.equal((await kv(['put', 'with-session', 'two', '--session=false'])).stdout, 'OK with-session version 2\n');
   assert.equal((await kv(['del', 'with-session', '--session=false'])).code, 0);
   assert.equal(await opened(), before + 1, 'no session with --session=false');
+});
+
+test('kv put opens its session for twice its timeout, not the hour a long-lived client gets', async () => {
+  const sessionBodies: unknown[] = [];
+  const server = await fakeServer((request, response) => {
+    if (request.url.startsWith('/v1/sessions')) {
+      sessionBodies.push(JSON.parse(request.body));
+      answer(response, 200, { group: 0, session: '0.1', ttlMs: 6_000 });
+    } else {
+      answer(response, 200, { key: 'short', version: 1 });
+    }
+  });
+  try {
+    const put = await runCliWith(['kv', 'put', 'short', 'v', '--endpoints', server.endpoint, '--timeout-ms', '3000']);
+    assert.equal(put.code, 0, put.stderr);
+    assert.deepEqual(sessionBodies, [{ ttlMs: 6_000 }]);
+  } finally {
+    await closeFakeServers();
+  }
 });
 
 test('kv list prints the keys of a prefix in order, every page or one (--limit, --after, --json)', async () => {

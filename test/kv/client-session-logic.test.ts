@@ -113,3 +113,9 @@ test('a server of a version before sessions (no POST /v1/sessions): a clear erro
     /does not support sessions/.test(error.message) && /sessions: false/.test(error.message)));
   assert.deepEqual(server.kvRequests(), [], 'the write itself was not sent');
 });
+
+test('a session time to live above the servers\' limit (a day) is refused when the client is made', () => {
+  assert.throws(() => new KvClient({ endpoints: ['http://127.0.0.1:1'], sessionTtlMs: 24 * 60 * 60 * 1000 + 1 }),
+    kvError('BAD_REQUEST', (error) => /a day/.test(error.message)));
+  new KvClient({ endpoints: ['http://127.0.0.1:1'], sessionTtlMs: 24 * 60 * 60 * 1000 }).close();
+});

@@ -199,3 +199,11 @@ function withCrc(bytes: Buffer): Buffer {
   bytes.writeUInt32LE(crc32(body) >>> 0, bytes.length - 4);
   return bytes;
 }
+
+test('each group\'s session bound is a share of the node\'s: 64 groups keep 4,096 each, not 65,536', () => {
+  assert.equal(new KvStateMachine({ groups: 1 }).maxSessionsPerGroup, 65_536);
+  assert.equal(new KvStateMachine({ groups: 4 }).maxSessionsPerGroup, 65_536);
+  assert.equal(new KvStateMachine({ groups: 64 }).maxSessionsPerGroup, 4_096);
+  assert.equal(new KvStateMachine({ groups: 1_000 }).maxSessionsPerGroup, 1_024, 'never below 1,024');
+  assert.equal(new KvStateMachine({ groups: 64, maxSessionsPerGroup: 10 }).maxSessionsPerGroup, 10);
+});
