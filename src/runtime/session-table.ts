@@ -16,17 +16,20 @@
  *   client that gave up on N goes on with N + 1; a late copy of N is then refused as old).
  * - Log time: the proposer stamps each session command with its wall clock; the table's time is the
  *   highest stamp executed so far. It is in the log, so every node and every replay agrees, and it
- *   never goes back, whatever the clocks of successive masters say. A session expires when the log
- *   time passes its last activity by more than its time to live (chosen at registration, so it is in
- *   the log too). A master with a clock far ahead can only expire sessions early: a definite error.
+ *   never goes back, whatever the clocks of successive masters say, and moves at most
+ *   MAX_LOG_TIME_STEP_MS per command. A session expires when the log time passes its last activity
+ *   by more than its time to live (chosen at registration, so it is in the log too). A master with a
+ *   clock far ahead can only expire sessions early (by at most a step per command): an honest error
+ *   (SESSION_EXPIRED), never a double apply.
  * - The table is bounded: registering into a full table first drops every expired session, then,
  *   if it is still full, evicts the least recently active live one (evicted is expired). Refusing
  *   the registration instead was considered and rejected: sessions of clients that went away (a
  *   crashed process, a CLI run) stay live for their whole time to live, and would lock every new
  *   client out of exactly-once writes until then; an evicted client loses only the answer to its
  *   last write, and is told so honestly (SESSION_EXPIRED, maybe applied after an uncertain
- *   attempt; a fresh write is sent again in a new session). Sessions are kept in a Map in order of last activity (a touched session
- *   moves to the end), which is also the order they are saved and restored in.
+ *   attempt; a fresh write is sent again in a new session). Sessions are kept in a Map in order
+ *   of last activity (a touched session moves to the end), which is also the order they are saved
+ *   and restored in.
  */
 
 export interface SessionRecord<Reply> {
@@ -59,6 +62,12 @@ export interface SessionTableState<Reply> {
 }
 
 export const DEFAULT_MAX_SESSIONS = 65_536;
+/**
+ * The most one command moves the log time forward. A group whose session commands come more than a
+ * minute apart sees its log time fall behind the clocks, and catch up a minute per command: its
+ * sessions then live longer than their time to live, never shorter.
+ */
+export const MAX_LOG_TIME_STEP_MS = 60_000;
 /** The longest time to live a session may ask for (a day). */
 export const MAX_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -155,7 +164,11 @@ export class SessionTable<Reply> {
   }
 
   private advance(at: number): void {
-    if (at > this.logTime) this.logTime = at;
+    if (at <= this.logTime) return;
+    // The first stamp sets the log time; later ones move it by at most a step, so one master whose
+    // clock is far ahead cannot expire every session at once, nor stall expiry afterwards (while the
+    // other masters' clocks catch up with a log time in their future). Computed from the log alone.
+    this.logTime = this.logTime === 0 ? at : Math.min(at, this.logTime + MAX_LOG_TIME_STEP_MS);
   }
 
   /** Every expired session, in the table's order (so alike on every node): O(sessions), only when full. */

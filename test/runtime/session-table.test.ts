@@ -90,3 +90,16 @@ test('a full table drops every expired session, even behind a live one, before i
   assert.deepEqual(table.check(other, 1, 100), { kind: 'new' });
   assert.deepEqual(table.check(added, 1, 100), { kind: 'new' });
 });
+
+test('one stamp far ahead moves the log time by a minute at most: sessions do not all expire, expiry goes on', () => {
+  const table = new SessionTable<string>(10);
+  const session = table.register(1_000, 10 * 60_000); // ten minutes
+  assert.equal(table.now, 1_000, 'the first stamp sets the log time');
+  const year = 365 * 24 * 3_600_000;
+  assert.deepEqual(table.check(session, 1, 1_000 + year), { kind: 'new' }, 'a clock a year ahead');
+  assert.equal(table.now, 61_000);
+  // The honest clocks go on: the log time follows them again, and expiry works.
+  const short = table.register(62_000, 1_000);
+  assert.equal(table.now, 62_000);
+  assert.deepEqual(table.check(short, 1, 64_000), { kind: 'expired' });
+});
