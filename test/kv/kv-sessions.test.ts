@@ -84,17 +84,27 @@ test('refusals that settle a write are stored too: a retry gets the same VERSION
 test('an unknown or expired session refuses, not applied; a registration under a stale fence is refused', () => {
   const { sm, run } = machine();
   run(fence(A));
-  assert.equal(run(put('k', 'v', { id: 1, sequence: 1, at: 1 })).ok, false, 'never registered');
+  const never = run(put('k', 'v', { id: 1, sequence: 1, at: 1 }));
+  assert.equal(!never.ok && never.code, 'SESSION_EXPIRED');
+  assert.equal(!never.ok && never.code === 'SESSION_EXPIRED' && !never.registered, true,
+    'never registered: nothing of it was ever applied');
+  assert.equal(sm.read(0, 'k').version, 0);
   const id = sessionOf(run(register(1_000, 500)));
   assert.deepEqual(run(put('k', 'v', { id, sequence: 1, at: 1_400 })), { ok: true, version: 1 });
-  // The retry of number 2 comes 501 ms of log time after the session's last activity: expired.
-  const late = run(put('k', 'w', { id, sequence: 2, at: 1_901 }));
-  assert.equal(!late.ok && late.code, 'SESSION_EXPIRED');
+  // The retry of number 1 comes 501 ms of log time after the session's last activity: expired, and
+  // since an earlier copy may have been applied (it was), the refusal says it was registered.
+  const late = run(put('k', 'v', { id, sequence: 1, at: 1_901 }));
+  assert.equal(!late.ok && late.code === 'SESSION_EXPIRED' && late.registered, true);
   assert.equal(sm.read(0, 'k').version, 1);
   // Log time moved on from another session's command: the expired one stays expired.
-  assert.equal(!late.ok && late.code, 'SESSION_EXPIRED');
-  assert.equal(run(register(2_000, 500, B)).ok, false, 'FENCED');
-  assert.deepEqual(sm.sessionStats(0).sessions, 0);
+  const other = sessionOf(run(register(2_100, 500)));
+  assert.notEqual(other, id, 'its id is not handed out again');
+  const later = run(put('k', 'w', { id, sequence: 2, at: 2_150 }));
+  assert.equal(!later.ok && later.code, 'SESSION_EXPIRED');
+  assert.equal(sm.read(0, 'k').version, 1);
+  const stale = run(register(2_200, 500, B));
+  assert.equal(!stale.ok && stale.code, 'FENCED');
+  assert.deepEqual(sm.sessionStats(0).sessions, 1, 'only the other session: none for the fenced registration');
 });
 
 test('the table per group is bounded; an evicted session refuses its retry (never applies it again)', () => {
