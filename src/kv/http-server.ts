@@ -121,6 +121,8 @@ export class KvHttpServer {
             : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
+        // A stored refusal answered again counts as a duplicate, like a stored success.
+        if (failure.duplicate) this.requests.duplicates++;
         const headers = failure instanceof MethodNotAllowed
           ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
         send(response, { status: failure.httpStatus, body: failure.toJSON(), headers });

@@ -37,6 +37,8 @@ export interface KvErrorDetails {
   readonly version?: number;
   /** NOT_MASTER: who is. */
   readonly master?: MasterHint;
+  /** VERSION_CONFLICT, KEY_NOT_FOUND: a session's retry, answered from the stored first answer. */
+  readonly duplicate?: boolean;
   readonly cause?: unknown;
 }
 
@@ -71,6 +73,8 @@ export class KvError extends Error {
   readonly mayHaveBeenApplied: boolean;
   readonly version: number | undefined;
   readonly master: MasterHint | undefined;
+  /** A session's retry answered with the stored first answer (a refusal that settled the write). */
+  readonly duplicate: boolean;
 
   constructor(code: KvErrorCode, message: string, details: KvErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -79,6 +83,7 @@ export class KvError extends Error {
     this.mayHaveBeenApplied = details.mayHaveBeenApplied ?? true;
     this.version = details.version;
     this.master = details.master;
+    this.duplicate = details.duplicate === true;
   }
 
   get httpStatus(): number {
@@ -94,6 +99,7 @@ export class KvError extends Error {
       ...(this.version === undefined ? {} : { version: this.version }),
       ...(this.master === undefined ? {}
         : { master: { nodeId: this.master.nodeId, endpoint: this.master.endpoint ?? null } }),
+      ...(this.duplicate ? { duplicate: true } : {}),
     };
   }
 }

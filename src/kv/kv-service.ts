@@ -345,10 +345,10 @@ export class KvService {
     switch (outcome.code) {
       case 'VERSION_CONFLICT':
         throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
-          { ...NOT_APPLIED, version: outcome.version });
+          { ...NOT_APPLIED, version: outcome.version, ...(duplicate ? { duplicate } : {}) });
       case 'KEY_NOT_FOUND':
         throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
-          { ...NOT_APPLIED, version: outcome.version });
+          { ...NOT_APPLIED, version: outcome.version, ...(duplicate ? { duplicate } : {}) });
       // The state machine knows only that this copy was not applied: an earlier copy of the same number
       // may have been (and its answer is gone), so the write's outcome is unknown unless the session never
       // existed. Only the client knows whether it sent an earlier copy (KvClient decides from that).

@@ -187,3 +187,22 @@ test('embedded KvService: a session of another group is refused, not taken for t
   assert.equal((await master1.put(key, 'v', { session: { group: 1, id: mine.session, sequence: 1 } })).duplicate, true);
   assert.equal((await master1.get(key)).version, written.version);
 });
+
+test('plain HTTP: a stored VERSION_CONFLICT answered again says duplicate, and counts as one', async () => {
+  const master = await servingMaster(1);
+  const key = keyInGroup(master, 1, 'http-duplicate-conflict');
+  const opened = await httpCall(endpointOf(master), 'POST', `/v1/sessions?key=${encodeURIComponent(key)}`);
+  const { session } = jsonOf(opened) as { session: string };
+  const duplicates = async (): Promise<number> =>
+    metricValue((await httpCall(endpointOf(master), 'GET', '/metrics')).text, 'multipaxos_kv_session_duplicates_total') ?? 0;
+  const conflicting = () => httpCall(endpointOf(master), 'PUT', kvPath(key),
+    { body: '{"value": "v", "version": 5}', headers: sessionHeaders(session, 1) });
+  const first = await conflicting();
+  assert.equal(first.status, 409, first.text);
+  assert.equal(jsonOf(first).duplicate, undefined);
+  const before = await duplicates();
+  const again = await conflicting();
+  assert.equal(again.status, 409, again.text);
+  assert.deepEqual([jsonOf(again).error, jsonOf(again).version, jsonOf(again).duplicate], ['VERSION_CONFLICT', 0, true]);
+  assert.equal(await duplicates(), before + 1);
+});
