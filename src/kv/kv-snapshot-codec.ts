@@ -232,6 +232,8 @@ function decodeSessions(reader: Reader): SessionTableState<KvSessionReply> {
     const kind = reader.u8();
     const version = reader.u64('reply version');
     if ((kind === REPLY_NONE) !== (lastSequence === 0)) fail(`session ${id}: a reply goes with a sequence number`);
+    // Canonical: no reply has no version, so one state has one encoding.
+    if (kind === REPLY_NONE && version !== 0) fail(`session ${id}: no reply, but a reply version ${version}`);
     let reply: KvSessionReply | undefined;
     if (kind === REPLY_APPLIED) reply = { ok: true, version };
     else if (kind === REPLY_VERSION_CONFLICT) reply = { ok: false, code: 'VERSION_CONFLICT', version };

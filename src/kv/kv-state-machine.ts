@@ -337,14 +337,16 @@ export class KvStateMachine implements StateMachine {
   private replace(group: GroupState, snapshot: DecodedKvSnapshot): void {
     if (snapshot.groups !== this.groups.length) throw new RangeError(`a snapshot of ${snapshot.groups} groups`);
     if (this.groups[snapshot.group] !== group) throw new RangeError(`a snapshot of group ${snapshot.group}`);
+    // Everything that can throw comes before the first change: a refused snapshot leaves the group whole.
+    // A snapshot of the format before sessions has none: an empty table, as the group had then.
+    const sessions = new SessionTable<KvSessionReply>(group.sessions.maxSessions);
+    if (snapshot.sessions !== undefined) sessions.restore(snapshot.sessions);
     for (const entry of group.entries.values()) this.count(entry, -1);
     for (const entry of snapshot.entries.values()) this.count(entry, +1);
     // The decoded map becomes the group's (it is built for this; copying it would double the load time).
     group.entries = snapshot.entries;
     group.fence = snapshot.fence;
-    // A snapshot of the format before sessions has none: an empty table, as the group had then.
-    group.sessions = new SessionTable<KvSessionReply>(group.sessions.maxSessions);
-    if (snapshot.sessions !== undefined) group.sessions.restore(snapshot.sessions);
+    group.sessions = sessions;
     group.lastInstanceId = snapshot.lastExecutedInstanceId;
     // Set, not raised: an install reports exactly the instance it installed.
     group.checkpoint = snapshot.instanceId;

@@ -178,7 +178,8 @@ test('a snapshot of format 1 (before sessions) still loads, with no sessions; ba
   assert.equal(decoded.sessions, undefined);
   assert.equal(decoded.instanceId, 7);
   assert.deepEqual(decoded.fence, { nodeId: 2, masterVersion: 5, httpAddress: 'http://127.0.0.1:9' });
-  assert.deepEqual([...decoded.entries], [['k', { value: new Uint8Array(Buffer.from('v1')), version: 3 }], ['gone', { value: undefined, version: 2 }]]);
+  assert.deepEqual([...decoded.entries],
+    [['k', { value: new Uint8Array(Buffer.from('v1')), version: 3 }], ['gone', { value: undefined, version: 2 }]]);
   const restored = new KvStateMachine({ groups: 1 });
   restored.restoreSnapshot(decoded);
   assert.deepEqual(restored.sessionStats(0), { sessions: 0, logTime: 0 });
@@ -195,6 +196,10 @@ test('a snapshot of format 1 (before sessions) still loads, with no sessions; ba
   const noReply = Buffer.from(good);
   noReply[sessions + 37 + 28] = 0; // the second session listed (the one that wrote) loses its reply kind
   assert.throws(() => decodeKvSnapshot(withCrc(noReply), { group: 0, groups: 1 }), /a reply goes with a sequence/);
+  const versionWithoutReply = Buffer.from(good);
+  versionWithoutReply[sessions + 29] = 1; // the first session listed has no reply, but now a reply version
+  assert.throws(() => decodeKvSnapshot(withCrc(versionWithoutReply), { group: 0, groups: 1 }),
+    /no reply, but a reply version/);
   const swapped = Buffer.from(good);
   good.copy(swapped, sessions, sessions + 37, sessions + 74);
   good.copy(swapped, sessions + 37, sessions, sessions + 37);
@@ -216,4 +221,21 @@ test('each group\'s session bound is a share of the node\'s: 64 groups keep 4,09
   assert.equal(new KvStateMachine({ groups: 64 }).maxSessionsPerGroup, 4_096);
   assert.equal(new KvStateMachine({ groups: 1_000 }).maxSessionsPerGroup, 1_024, 'never below 1,024');
   assert.equal(new KvStateMachine({ groups: 64, maxSessionsPerGroup: 10 }).maxSessionsPerGroup, 10);
+});
+
+test('a snapshot whose session table is refused leaves the group as it was (checked before anything changes)', () => {
+  const sm = new KvStateMachine({ groups: 1 });
+  const entries = new Map([['k', Object.freeze({ value: new Uint8Array([1]), version: 1 })]]);
+  const bad = {
+    group: 0, groups: 1, instanceId: 3, lastExecutedInstanceId: 3, fence: undefined, entries,
+    sessions: {
+      nextId: 2, logTime: 10, sessions: [{ id: 5, lastActiveAt: 1, ttlMs: 100, lastSequence: 0, reply: undefined }],
+    },
+  };
+  assert.throws(() => sm.restoreSnapshot(bad), /session 5/);
+  assert.deepEqual(sm.stats(), { keys: 0, tombstones: 0, valueBytes: 0 });
+  assert.equal(sm.read(0, 'k').version, 0);
+  assert.equal(sm.checkpointInstanceId(0), -1);
+  sm.restoreSnapshot({ ...bad, sessions: { nextId: 6, logTime: 10, sessions: bad.sessions.sessions } });
+  assert.deepEqual(sm.stats(), { keys: 1, tombstones: 0, valueBytes: 1 });
 });
