@@ -129,11 +129,14 @@ export class SessionStateMachine<M extends StateMachine> implements StateMachine
         this.duplicates++;
         return { ok: true, result: check.reply, duplicate: true };
       case 'stale':
-        return { ok: false, code: 'STALE_SEQUENCE', message: `session ${session} is at ${check.lastSequence}; ` +
-          `${sequence} is an old copy, not executed` };
-      case 'expired': case 'unknown':
-        return { ok: false, code: 'SESSION_EXPIRED', message: `session ${session} ${check.kind === 'expired'
-          ? 'expired (or was evicted)' : 'was never registered'}; not executed` };
+        return { ok: false, code: 'STALE_SEQUENCE', message: `session ${session} is at ${check.lastSequence}: this ` +
+          `copy of ${sequence} was not executed; an earlier copy of it may have been` };
+      // Only the client knows whether it sent an earlier copy of the number: the table cannot tell.
+      case 'expired':
+        return { ok: false, code: 'SESSION_EXPIRED', message: `session ${session} expired (or was evicted): this ` +
+          `copy of ${sequence} was not executed; an earlier copy of it may have been` };
+      case 'unknown':
+        return { ok: false, code: 'SESSION_EXPIRED', message: `session ${session} was never registered; not executed` };
       case 'new':
         return this.run(input, frame.value, (result) => table.record(session, sequence, result));
     }
