@@ -17,20 +17,23 @@ const FLAGS: FlagSpec = {
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
-const SYSTEMS = ['ours', 'ours-tls', 'etcd'] as const;
+/** ours-no-sessions: our cluster again, with KvClient's sessions off, to show what exactly-once costs. */
+const SYSTEMS = ['ours', 'ours-no-sessions', 'ours-tls', 'etcd'] as const;
 /** ours-tls (ours with `cluster up --tls`) is asked for by name: `--systems ours,ours-tls`. */
-const DEFAULT_SYSTEMS = ['ours', 'etcd'];
+const DEFAULT_SYSTEMS = ['ours', 'ours-no-sessions', 'etcd'];
 export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
-                         [--warmup-ms 1000] [--systems ours,etcd] [--etcd-bin PATH] [--groups 1] [--json]
+                         [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd] [--etcd-bin PATH]
+                         [--groups 1] [--json]
 
 Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
 etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
 with the ratio of their throughputs. Each system's cluster starts once; then, for every value size
 and every client count, that many clients each keep one put in flight (key bench-{client}-{seq},
 a fixed value of ASCII letters) for --warmup-ms unmeasured and --duration-ms measured. Puts go to
-the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/put).
+the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/put). Ours runs
+twice: with KvClient's sessions (exactly-once writes, the default) and without (ours-no-sessions).
   --values LIST      value sizes in bytes (default 100,2048)
   --clients LIST     concurrent clients (default 1,16,64,256)
   --duration-ms N    measured time per cell (default 5000)
@@ -38,13 +41,13 @@ the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/p
   --system-warmup-ms N  unmeasured puts (${SYSTEM_WARMUP_CLIENTS} clients) once after each system starts, before any cell
                      (default 5000): our nodes run JIT-compiled JavaScript, which needs a few thousand
                      requests to reach steady speed; etcd gets the same warm-up
-  --systems LIST     of ours, ours-tls, etcd (default ours,etcd; run in that order). ours-tls is ours
-                     with cluster up --tls (mutual TLS, HTTPS, a token): --systems ours,ours-tls
-                     measures the cost of TLS in one run, printed as a second table
+  --systems LIST     of ours, ours-no-sessions, ours-tls, etcd (default ours,ours-no-sessions,etcd; run in
+                     that order). ours-tls is ours with cluster up --tls (mutual TLS, HTTPS, a token):
+                     --systems ours,ours-tls measures the cost of TLS in one run, printed as a second table
   --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
   --groups N         groups of ours (default 1)
   --json             one JSON object per line per cell and system, and nothing else on stdout:
-                       {"system":"ours"|"ours-tls"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
+                       {"system":"ours"|"ours-no-sessions"|"ours-tls"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
                         "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
 
 export interface KvBenchSettings {
@@ -154,7 +157,7 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
     try {
       target = system === 'etcd'
         ? await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients })
-        : await startOurs(settings.groups, maxClients, system === 'ours-tls');
+        : await startOurs(settings.groups, maxClients, system === 'ours-tls', system !== 'ours-no-sessions');
     } catch (error) {
       failures.push(`${system}: ${(error as Error).message}`);
       log(`${system} failed to start: ${(error as Error).stack ?? String(error)}`);
@@ -202,9 +205,9 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
 }
 
 /** Loaded only when ours runs, so `--systems etcd` does not depend on it. */
-async function startOurs(groups: number, clients: number, tls: boolean): Promise<KvBenchTarget> {
+async function startOurs(groups: number, clients: number, tls: boolean, sessions: boolean): Promise<KvBenchTarget> {
   const { startOursTarget } = await import('./kv-ours-target.js');
-  return startOursTarget({ groups, clients, tls });
+  return startOursTarget({ groups, clients, tls, sessions });
 }
 
 function jsonLine(cell: KvCellResult): Record<string, unknown> {
@@ -218,22 +221,24 @@ function jsonLine(cell: KvCellResult): Record<string, unknown> {
 function printTable(settings: KvBenchSettings, results: readonly KvCellResult[]): void {
   const find = (system: KvSystem, valueBytes: number, clients: number): KvCellResult | undefined =>
     results.find((cell) => cell.system === system && cell.valueBytes === valueBytes && cell.clients === clients);
-  console.log('| valueBytes | clients | ours ops/s | ours p50/p99 ms | etcd ops/s | etcd p50/p99 ms | ' +
-    'ours/etcd | errors |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| valueBytes | clients | ours ops/s | ours p50/p99 ms | no sessions ops/s | no sessions p50/p99 ms | ' +
+    'etcd ops/s | etcd p50/p99 ms | ours/etcd | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const valueBytes of settings.valueSizes) {
     for (const clients of settings.clients) {
       const ours = find('ours', valueBytes, clients);
+      const bare = find('ours-no-sessions', valueBytes, clients);
       const etcd = find('etcd', valueBytes, clients);
       const ratio = ours !== undefined && etcd !== undefined && etcd.opsPerSec > 0
         ? (ours.opsPerSec / etcd.opsPerSec).toFixed(2) : '-';
-      const errors = `${ours?.errors ?? '-'} / ${etcd?.errors ?? '-'}`;
-      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${latencyCell(ours)} | ${opsCell(etcd)} | ` +
-        `${latencyCell(etcd)} | ${ratio} | ${errors} |`);
+      const errors = `${ours?.errors ?? '-'} / ${bare?.errors ?? '-'} / ${etcd?.errors ?? '-'}`;
+      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${latencyCell(ours)} | ${opsCell(bare)} | ` +
+        `${latencyCell(bare)} | ${opsCell(etcd)} | ${latencyCell(etcd)} | ${ratio} | ${errors} |`);
     }
   }
   console.log('');
-  console.log('errors: ours / etcd, failed puts in the measured window.');
+  console.log('ours: KvClient with sessions (exactly-once writes, the default); no sessions: ours with sessions off.');
+  console.log('errors: ours / no sessions / etcd, failed puts in the measured window.');
   if (!results.some((cell) => cell.system === 'ours-tls')) return;
   console.log('');
   console.log('| valueBytes | clients | ours ops/s | ours-tls ops/s | tls/plain | ours-tls p50/p99 ms | errors |');

@@ -15,14 +15,16 @@ import type { KvBenchTarget } from './etcd-cluster.js';
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 
-export async function startOursTarget(options: { groups: number; clients: number; tls?: boolean }):
-  Promise<KvBenchTarget> {
+/** `sessions`: KvClient's exactly-once sessions (its default) or not, to measure what they cost. */
+export async function startOursTarget(
+  options: { groups: number; clients: number; tls?: boolean; sessions?: boolean },
+): Promise<KvBenchTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
   // cluster up refuses ports in use; a few random bases find free ones.
   for (let attempt = 0; ; attempt++) {
     const basePort = 20_000 + Math.floor(Math.random() * 200) * 100;
     try {
-      return await startCluster(dir, basePort, options.groups, options.tls === true);
+      return await startCluster(dir, basePort, options.groups, options.tls === true, options.sessions ?? true);
     } catch (error) {
       if (attempt >= 4 || !String(error).includes('is in use')) {
         await rm(dir, { recursive: true, force: true });
@@ -32,7 +34,9 @@ export async function startOursTarget(options: { groups: number; clients: number
   }
 }
 
-async function startCluster(dir: string, basePort: number, groups: number, tls: boolean): Promise<KvBenchTarget> {
+async function startCluster(
+  dir: string, basePort: number, groups: number, tls: boolean, sessions: boolean,
+): Promise<KvBenchTarget> {
   const data = join(dir, `data-${basePort}`);
   const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', data,
     '--base-port', String(basePort), '--groups', String(groups), '--json', ...(tls ? ['--tls'] : [])],
@@ -62,7 +66,7 @@ async function startCluster(dir: string, basePort: number, groups: number, tls: 
   });
   // With --tls, the files cluster up made: its CA, and the admin token (the role does not change the cost).
   const client = new KvClient({
-    endpoints, timeoutMs: 10_000,
+    endpoints, timeoutMs: 10_000, sessions,
     ...(tls ? { ca: await readFile(join(data, 'tls', 'ca.crt')),
       token: (await readFile(join(data, 'tls', 'admin.token'), 'utf8')).trim() } : {}),
   });

@@ -31,6 +31,15 @@ export type {
   StateMachineSnapshot, ReceivedSnapshot,
 } from './runtime/interfaces.js';
 export { SILENT_LOGGER } from './runtime/interfaces.js';
+
+// Exactly-once commands through client sessions, for any state machine.
+export {
+  withSessions, encodeSessionFrame, decodeSessionFrame, SessionStateMachine, SessionFrameError, type SessionFrame,
+  type SessionOutcome,
+} from './runtime/with-sessions.js';
+export {
+  SessionTable, DEFAULT_MAX_SESSIONS, MAX_SESSION_TTL_MS, type SessionCheck, type SessionRecord, type SessionTableState,
+} from './runtime/session-table.js';
 export type { Random } from './util/random.js';
 export type { AcceptorRecord, HaltReason } from './core/ready.js';
 export type { PaxosMessage, MessageKind } from './core/messages.js';

@@ -10,6 +10,7 @@ import { KvClient } from '../kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
 import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf } from './client-security.js';
+import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { formatDuration } from './format-duration.js';
 import { watchStatus } from './status-watch.js';
@@ -17,9 +18,12 @@ import { watchStatus } from './status-watch.js';
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
   ...CLIENT_SECURITY_FLAGS,
+  session: 'boolean', limit: 'number', after: 'string',
 };
 
 export const DEFAULT_BASE_PORT = 8080;
+/** The deadline of a command (KvClient's default). */
+const DEFAULT_CLI_TIMEOUT_MS = 10_000;
 export const DEFAULT_ENDPOINTS = [1, 2, 3].map((index) => `http://127.0.0.1:${DEFAULT_BASE_PORT + index}`);
 
 export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N] [common options]
@@ -27,6 +31,7 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
        multipaxos kv put KEY - [--version N] [common options]      (the value from standard input)
        multipaxos kv get KEY [--stale] [common options]
        multipaxos kv del KEY [--version N] [common options]
+       multipaxos kv list [PREFIX] [--limit N] [--after KEY] [--stale] [common options]
 
   put         set KEY to VALUE; with --version N only if the key is at version N (0: never written).
               --file PATH takes the value from a file, - from standard input (whole, as is: a
@@ -34,6 +39,15 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
   get         read KEY on its group's master (linearizable); --stale reads any node's local state
   del         delete KEY (it keeps its version); with --version N only if it is at version N;
               a KEY that is not set is left as it is (exit 3)
+  list        the keys that start with PREFIX (default: all), in order, one "KEY<TAB>VERSION<TAB>VALUE"
+              line each (--json: one page, {"items", "more", "next"}); every key unless --limit N
+              (one page of at most N, 1 to 1000; --after KEY starts after KEY, as "next" says).
+              Each group's part is read on its master (linearizable per group); --stale: one node's
+              local state
+  put and del go through a session (exactly once): a write whose outcome is unknown (a master that
+  died mid-request) is sent again with its session number until the timeout and applied at most
+  once; --session=false sends it once and reports that it may have been applied. The session
+  lives twice the timeout (it is not used again)
 common options:
   --endpoints URL,URL   HTTP endpoints of the cluster (default $MULTIPAXOS_ENDPOINTS, else
                         ${DEFAULT_ENDPOINTS.join(',')})
@@ -65,7 +79,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
-  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags);
+  const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags, flags.session !== false);
   const json = flags.json === true;
   const version = flags.version as number | undefined;
   try {
@@ -89,6 +103,25 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         else console.log(read.value);
         return read.value === null ? 3 : 0;
       }
+      case 'list': {
+        if (flags.file !== undefined || version !== undefined) throw new UsageError('list takes no --file or --version');
+        if (positionals.length > 1) throw new UsageError(`list takes at most one PREFIX; got "${positionals[1]}"`);
+        const prefix = positionals[0] ?? '';
+        const limit = flags.limit as number | undefined;
+        const stale = flags.stale === true;
+        const after = flags.after as string | undefined;
+        if (limit !== undefined && (limit < 1 || limit > 1000)) throw new UsageError('--limit is from 1 to 1000');
+        if (json || limit !== undefined) {
+          const page = await client.list(prefix, { limit, after, stale });
+          if (json) console.log(JSON.stringify(page));
+          else for (const item of page.items) console.log(`${item.key}\t${item.version}\t${item.value ?? ''}`);
+          return 0;
+        }
+        for await (const item of client.scan(prefix, { stale, after })) {
+          console.log(`${item.key}\t${item.version}\t${item.value ?? ''}`);
+        }
+        return 0;
+      }
       case 'del': case 'delete': {
         if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
@@ -99,7 +132,7 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         return deleted.deleted ? 0 : 3;
       }
       default:
-        throw new UsageError(`unknown kv action "${action}" (serve, put, get, del)`);
+        throw new UsageError(`unknown kv action "${action}" (serve, put, get, del, list)`);
     }
   } catch (error) {
     if (!(error instanceof KvError)) throw error;
@@ -201,10 +234,18 @@ export function problemsOf(nodes: readonly NodeLine[]): string[] {
 }
 
 /** A client for the command line: a bad endpoint or timeout is a usage error. */
-function newClient(endpoints: readonly string[], timeoutMs: number | undefined, flags: Flags): KvClient {
+function newClient(
+  endpoints: readonly string[], timeoutMs: number | undefined, flags: Flags, sessions = false,
+): KvClient {
   const security = clientSecurityOf(flags);
   try {
-    return new KvClient({ endpoints, timeoutMs, ...security });
+    // A command's session serves one write and is never used again: it only has to outlive that
+    // write's retries. A short time to live lets it expire soon, so a shell loop of puts does not fill
+    // the group's session table with idle sessions and push real clients' out.
+    const sessionTtlMs = Math.min(MAX_SESSION_TTL_MS, 2 * Math.ceil(timeoutMs ?? DEFAULT_CLI_TIMEOUT_MS));
+    return new KvClient({
+      endpoints, timeoutMs: timeoutMs ?? DEFAULT_CLI_TIMEOUT_MS, sessions, sessionTtlMs, ...security,
+    });
   } catch (error) {
     if (error instanceof KvError) throw new UsageError(error.message);
     throw error;

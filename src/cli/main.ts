@@ -34,7 +34,7 @@ async function kvCommand(argv: readonly string[]): Promise<number> {
     console.log(`${KV_SERVE_USAGE}\n\n${KV_CLIENT_USAGE}`);
     return 0;
   }
-  if (action === undefined) throw new UsageError('kv needs an action: serve, put, get or del');
+  if (action === undefined) throw new UsageError('kv needs an action: serve, put, get, del or list');
   return action === 'serve' ? await kvServeCommand(rest) : await kvClientCommand(action, rest);
 }
 
@@ -42,6 +42,6 @@ runCommand('multipaxos', USAGE, {
   cluster: clusterCommand, kv: kvCommand, status: statusCommand, node: nodeCommand, members: membersCommand,
   master: masterCommand, snapshot: snapshotCommand, sim: simCommand, log: logCommand, cert: certCommand,
 }, process.argv.slice(2), {
-  cluster: ['up'], kv: ['serve', 'put', 'get', 'del', 'delete'], members: ['list', 'add', 'remove', 'change'],
+  cluster: ['up'], kv: ['serve', 'put', 'get', 'del', 'delete', 'list'], members: ['list', 'add', 'remove', 'change'],
   master: ['show', 'drop'], snapshot: ['create'], log: ['inspect'], cert: ['init', 'issue', 'token'],
 });

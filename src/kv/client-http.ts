@@ -24,6 +24,8 @@ export interface Attempt {
   readonly signal: AbortSignal | undefined;
   /** Sent as the Authorization header (a bearer token), when set. */
   readonly authorization?: string;
+  /** More headers (a write's session). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
@@ -38,6 +40,7 @@ export function sendAttempt(agent: Agent | HttpsAgent, attempt: Attempt): Promis
   return new Promise<HttpReply>((resolve, reject) => {
     let sent = false;
     const headers: Record<string, string | number> = {
+      ...attempt.headers,
       // The server gives up a little before we do, so that its answer, not our timer, tells the outcome.
       [TIMEOUT_HEADER]: String(Math.max(1, Math.floor(Math.min(60_000, timeoutMs - Math.min(250, timeoutMs / 10))))),
       // The client follows masters itself: a node that is not the master answers NOT_MASTER rather

@@ -25,6 +25,11 @@ export class MasterRoutes {
     return master !== undefined && !this.suspects.has(master) ? master : this.nextEndpoint();
   }
 
+  /** The key's group, once an answer told how many groups there are. */
+  groupOf(key: string): number | undefined {
+    return this.groups === undefined ? undefined : groupOfKey(key, this.groups);
+  }
+
   /** The master of the key's group as last learned (suspect or not). */
   masterOf(key: string): string | undefined {
     return this.groups === undefined ? undefined : this.masters.get(groupOfKey(key, this.groups));

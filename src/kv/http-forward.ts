@@ -41,6 +41,8 @@ export interface ForwardRequest {
   readonly isWrite: boolean;
   /** Fires when the original client goes away: the forwarded request is abandoned too. */
   readonly signal?: AbortSignal;
+  /** Headers of the request that the master needs too (a write's session). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** Most replies are small; beyond this a reply is refused rather than buffered. */
@@ -104,6 +106,7 @@ export class Forwarder {
       const resolve = (reply: ForwardedReply): void => { settle(); resolvePromise(reply); };
       const reject = (error: KvError): void => { settle(); rejectPromise(error); };
       const headers: Record<string, string | number> = {
+        ...forwarded.headers,
         [FORWARDED_HEADER]: String(forwarded.fromNodeId),
         [TIMEOUT_HEADER]: String(masterTimeoutMs),
       };

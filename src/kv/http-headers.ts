@@ -15,3 +15,10 @@ export const NO_FORWARD_HEADER = 'x-multipaxos-no-forward';
  * cluster (the forwarding node's); from anyone else it is ignored.
  */
 export const FORWARDED_ROLE_HEADER = 'x-multipaxos-forwarded-role';
+/**
+ * Exactly-once writes: the session a PUT or DELETE belongs to, as `POST /v1/sessions` answered it
+ * ("<group>.<id>"), and the write's number in it (1, 2, ...; one outstanding at a time per session).
+ * A retry with the same number gets the first answer; the write is applied at most once.
+ */
+export const SESSION_HEADER = 'x-multipaxos-session';
+export const SEQUENCE_HEADER = 'x-multipaxos-sequence';

@@ -3,7 +3,8 @@
  * each route allows, and the PUT body. Anything else is a KvError with a 4xx status and a message
  * that says what was wrong; nothing a client sends can make the server throw anything else.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { LONE_SURROGATE, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 
@@ -165,4 +166,49 @@ function parseVersion(raw: string): number {
 
 function isVersion(value: number): boolean {
   return Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * The session of a write (SESSION_HEADER and SEQUENCE_HEADER), checked to belong to the key's group:
+ * ids are per group, so another group's id names another client's session. Undefined: none.
+ */
+export function sessionOfRequest(
+  headers: IncomingHttpHeaders, group: number,
+): { readonly group: number; readonly id: number; readonly sequence: number } | undefined {
+  const token = headers[SESSION_HEADER];
+  const sequence = headers[SEQUENCE_HEADER];
+  if (token === undefined && sequence === undefined) return undefined;
+  const match = typeof token === 'string' ? /^(\d{1,9})\.(\d{1,15})$/.exec(token) : null;
+  if (match === null || typeof sequence !== 'string' || !/^\d{1,15}$/.test(sequence)) {
+    throw new KvError('BAD_REQUEST', `a session write sends ${SESSION_HEADER}: <group>.<id> (as POST /v1/sessions ` +
+      `answered) and ${SEQUENCE_HEADER}: <n>, n from 1`, NOT_APPLIED);
+  }
+  const id = Number(match[2]);
+  const number = Number(sequence);
+  if (Number(match[1]) !== group) {
+    throw new KvError('BAD_REQUEST', `session ${token} is of group ${match[1]}; this key is in group ${group} ` +
+      '(open a session there)', NOT_APPLIED);
+  }
+  if (id < 1 || number < 1) throw new KvError('BAD_REQUEST', 'session ids and sequence numbers start at 1', NOT_APPLIED);
+  return { group, id, sequence: number };
+}
+
+/** The body of POST /v1/sessions: empty, or {"ttlMs": n}. */
+export function sessionTtlOf(text: string): number | undefined {
+  if (text.trim().length === 0) return undefined;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new KvError('BAD_REQUEST', 'the body is not JSON', NOT_APPLIED);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body) ||
+    Object.keys(body).some((name) => name !== 'ttlMs')) {
+    throw new KvError('BAD_REQUEST', 'the body of POST /v1/sessions is {"ttlMs": n} or empty', NOT_APPLIED);
+  }
+  const ttlMs = (body as { ttlMs?: unknown }).ttlMs;
+  if (ttlMs !== undefined && (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs))) {
+    throw new KvError('BAD_REQUEST', 'ttlMs is an integer of milliseconds', NOT_APPLIED);
+  }
+  return ttlMs;
 }

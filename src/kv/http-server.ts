@@ -12,6 +12,12 @@
  *   GET    /v1/cluster-status     every node's /v1/node-status, gathered here (src/kv/cluster-status.ts)
  *   /v1/members, /v1/master        membership and master election (see src/node/admin-api.ts)
  *   POST   /v1/snapshots[?group=G]  snapshot the group (every group) now → {"snapshots": [...]}
+ *   GET    /v1/kv?prefix=P&limit=N&after=K[&stale=true]  keys in order with values and versions,
+ *          merged over the groups (each group's part read on its master) → {"items", "more", "next"}
+ *   POST   /v1/sessions?key=K | ?group=G   [{"ttlMs": n}]   → {"group", "session": "G.id", "ttlMs"}
+ *          open a session (exactly-once writes) in the key's group; a PUT or DELETE then sends
+ *          x-multipaxos-session: G.id and x-multipaxos-sequence: n (see http-headers.ts), and a
+ *          retry with the same n answers as the first time ("duplicate": true) without applying again
  *
  * A request for a key whose group this node is not master of is forwarded to the master (one hop),
  * unless it asks not to be (KvClient follows the master itself): then it is answered NOT_MASTER.
@@ -36,9 +42,12 @@ import { nodeIdsOf, roleOf } from '../security/node-identity.js';
 import type { TLSSocket } from 'node:tls';
 import { authorize } from './http-auth.js';
 import { Forwarder } from './http-forward.js';
-import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
-  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody,
+  FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
+} from './http-headers.js';
+import {
+  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody, sessionOfRequest,
+  sessionTtlOf,
 } from './http-request.js';
 import { ClusterStatus } from './cluster-status.js';
 import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
@@ -193,6 +202,8 @@ export class KvHttpServer {
             : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
+        // A stored refusal answered again counts as a duplicate, like a stored success.
+        if (failure.duplicate) this.requests.duplicates++;
         const headers: Record<string, string> = failure instanceof MethodNotAllowed
           ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
         if (failure.code === 'UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer realm="multipaxos"';
@@ -239,6 +250,14 @@ export class KvHttpServer {
     }
     if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
     if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
+    if (url.pathname === '/v1/kv') {
+      countAs('list');
+      return await this.list(request, response, url, method, began, certificateCaller);
+    }
+    if (url.pathname === '/v1/sessions') {
+      countAs('session');
+      return await this.openSession(request, response, url, method, began, certificateCaller);
+    }
     const key = keyOfPath(rawPathOf(request, url));
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
@@ -270,18 +289,21 @@ export class KvHttpServer {
         checkQuery(url, []);
         const text = await readBody(request, this.bodies);
         const body = parsePutBody(text);
-        const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal: abort.signal })
+        const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const written = await service.put(key, body.value,
+          { version: body.version, timeoutMs, signal: abort.signal, session })
           .catch(forwardable(text, true));
-        return 'status' in written ? written : { status: 200, body: { key, version: written.version }, headers };
+        return 'status' in written ? written : { status: 200, body: writtenBody(key, written, this.requests), headers };
       }
       case 'DELETE': {
         countAs('delete');
         checkQuery(url, ['version']);
         const text = await readBody(request, this.bodies, MAX_DELETE_BODY_BYTES);
         const version = deleteVersion(url, text);
-        const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal })
+        const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal, session })
           .catch(forwardable(text.length === 0 ? undefined : text, true));
-        return 'status' in deleted ? deleted : { status: 200, body: { key, version: deleted.version }, headers };
+        return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
       }
       default:
         throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
@@ -300,10 +322,15 @@ export class KvHttpServer {
       throw error;
     }
     this.requests.forwarded++;
+    const headers: Record<string, string> = {};
+    for (const name of [SESSION_HEADER, SEQUENCE_HEADER]) {
+      const value = request.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
     const reply = await this.forwarder.forward({
       endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
       authorization: request.headers.authorization, callerRole: certificateCaller,
-      fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal,
+      fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal, headers,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
   }
@@ -320,6 +347,110 @@ export class KvHttpServer {
     const forwarded = request.headers[FORWARDED_ROLE_HEADER];
     if (nodeIdsOf(certificate).length > 0) return typeof forwarded === 'string' && isRole(forwarded) ? forwarded : undefined;
     return roleOf(certificate);
+  }
+
+  /**
+   * A page of keys over every group (or one, `group=G`, as a node asks a group's master). Each
+   * group's part is read on its master, here or fetched from it (one hop, whatever the client's
+   * no-forward header says: the listing needs every group); the parts are merged in key order.
+   */
+  private async list(
+    request: IncomingMessage, response: ServerResponse, url: URL, method: string, began: number,
+    certificateCaller: Role | undefined,
+  ): Promise<Reply> {
+    if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    checkQuery(url, ['prefix', 'limit', 'after', 'stale', 'group']);
+    const service = this.attached();
+    const query = listQueryOf(url);
+    const timeoutMs = timeoutOf(request);
+    const abort = new AbortController();
+    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
+    const options = { ...query, timeoutMs, signal: abort.signal };
+    const rawGroup = url.searchParams.get('group');
+    const groups = rawGroup === null ? Array.from({ length: service.groups }, (_, group) => group)
+      : [groupOf(rawGroup)];
+    const pages = await Promise.all(groups.map(async (group) => {
+      try {
+        const page = await service.list(group, options);
+        return {
+          items: page.records.map(({ key, value, version }) =>
+            ({ key, value: Buffer.from(value as Uint8Array).toString('utf8'), version })),
+          more: page.more,
+        };
+      } catch (error) {
+        const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
+        if (endpoint === undefined || endpoint === this.endpoint || request.headers[FORWARDED_HEADER] !== undefined) {
+          throw error;
+        }
+        return await this.fetchPage(endpoint, url, group, timeoutMs - (performance.now() - began), abort.signal,
+          request, certificateCaller);
+      }
+    }));
+    const merged = pages.flatMap((page) => page.items).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const items = merged.slice(0, query.limit);
+    const more = merged.length > query.limit || pages.some((page) => page.more);
+    const next = more ? items[items.length - 1]?.key ?? null : null;
+    return { status: 200, headers: this.commonHeaders(), body: { items, more, next } };
+  }
+
+  /** One group's page from its master. */
+  private async fetchPage(
+    endpoint: string, url: URL, group: number, timeoutMs: number, signal: AbortSignal,
+    request: IncomingMessage, certificateCaller: Role | undefined,
+  ): Promise<{ items: { key: string; value: string; version: number }[]; more: boolean }> {
+    const query = new URLSearchParams(url.searchParams);
+    query.set('group', String(group));
+    this.requests.forwarded++;
+    const reply = await this.forwarder.forward({
+      endpoint, method: 'GET', path: `/v1/kv?${query.toString()}`, body: undefined,
+      // The caller's credentials go along: the master checks them again (forwarding lends no authority).
+      authorization: request.headers.authorization, callerRole: certificateCaller,
+      fromNodeId: this.attached().nodeId, timeoutMs, isWrite: false, signal,
+    });
+    let body: { items?: unknown; more?: unknown; error?: unknown; message?: unknown };
+    try {
+      body = JSON.parse(reply.body.toString('utf8')) as typeof body;
+    } catch {
+      throw new KvError('UNAVAILABLE', `the master of group ${group} answered ${reply.status} without JSON`, NOT_APPLIED);
+    }
+    if (reply.status !== 200 || !Array.isArray(body.items)) {
+      const code = isKvErrorCode(body.error) ? body.error : 'UNAVAILABLE';
+      throw new KvError(code, `group ${group}: ${typeof body.message === 'string' ? body.message : reply.status}`,
+        NOT_APPLIED);
+    }
+    return { items: body.items as { key: string; value: string; version: number }[], more: body.more === true };
+  }
+
+  /**
+   * Open a session in the group of `key` (or `group`). Retrying a registration whose outcome is
+   * unknown is harmless: a session opened and never used only expires.
+   */
+  private async openSession(
+    request: IncomingMessage, response: ServerResponse, url: URL, method: string, began: number,
+    certificateCaller: Role | undefined,
+  ): Promise<Reply> {
+    if (method !== 'POST') throw methodNotAllowed(method, url.pathname, 'POST');
+    checkQuery(url, ['key', 'group']);
+    const service = this.attached();
+    const key = url.searchParams.get('key');
+    const rawGroup = url.searchParams.get('group');
+    if ((key === null) === (rawGroup === null)) throw new KvError('BAD_REQUEST', 'name either ?key= or ?group=', NOT_APPLIED);
+    if (rawGroup !== null && !/^\d{1,9}$/.test(rawGroup)) throw new KvError('BAD_REQUEST', `group must be a number, not "${rawGroup}"`, NOT_APPLIED);
+    const text = await readBody(request, this.bodies, MAX_DELETE_BODY_BYTES);
+    const ttlMs = sessionTtlOf(text);
+    const timeoutMs = timeoutOf(request);
+    const abort = new AbortController();
+    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
+    const opened = await service.openSession(key === null ? { group: Number(rawGroup) } : { key },
+      { ttlMs, timeoutMs, signal: abort.signal })
+      .catch((error: unknown) => this.forwardOrThrow(error, request, text.length === 0 ? undefined : text,
+        timeoutMs - (performance.now() - began), true, abort.signal, certificateCaller));
+    if ('status' in opened) return opened;
+    const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(opened.group) };
+    return {
+      status: 200, headers,
+      body: { group: opened.group, session: `${opened.group}.${opened.session}`, ttlMs: opened.ttlMs },
+    };
   }
 
   /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */
@@ -397,6 +528,36 @@ const PAGE_HEADERS: Readonly<Record<string, string>> = {
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
 };
+
+const DEFAULT_LIST_LIMIT = 100;
+const MAX_LIST_LIMIT = 1_000;
+
+function listQueryOf(url: URL): { prefix: string; after: string | undefined; limit: number; stale: boolean } {
+  const rawLimit = url.searchParams.get('limit');
+  if (rawLimit !== null && (!/^\d{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_LIST_LIMIT)) {
+    throw new KvError('BAD_REQUEST', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`, NOT_APPLIED);
+  }
+  return {
+    prefix: url.searchParams.get('prefix') ?? '',
+    after: url.searchParams.get('after') ?? undefined,
+    limit: rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit),
+    stale: booleanParameter(url, 'stale'),
+  };
+}
+
+function groupOf(raw: string): number {
+  if (!/^\d{1,9}$/.test(raw)) throw new KvError('BAD_REQUEST', `group must be a number, not "${raw}"`, NOT_APPLIED);
+  return Number(raw);
+}
+
+function writtenBody(
+  key: string, written: { version: number; duplicate?: boolean }, metrics: KvRequestMetrics,
+): Record<string, unknown> {
+  const body = { key, version: written.version };
+  if (written.duplicate !== true) return body;
+  metrics.duplicates++;
+  return { ...body, duplicate: true };
+}
 
 /** A body passed through as it came (a forwarded reply). */
 class RawJson {

@@ -4,10 +4,11 @@
  * `multipaxos kv serve` does.
  */
 export { KvClient, type KvClientOptions, type KvCallOptions, type KvPutOptions, type KvGetOptions, type KvValue,
-  type KvDeleted } from './client.js';
+  type KvDeleted, type KvListOptions, type KvPage } from './client.js';
 export { KvError, type KvErrorCode, type MasterHint } from './kv-error.js';
 export {
   KvService, type KvServiceOptions, type KvWriteOptions, type KvReadOptions, type KvRecord, type KvGroupStatus,
+  type KvWritten,
 } from './kv-service.js';
 export { type KvSnapshotOptions, type TakenSnapshot } from './kv-snapshotter.js';
 export { KvHttpServer, type KvHttpServerOptions } from './http-server.js';

@@ -13,11 +13,18 @@
  * An expected version is a presence byte (0 absent, 1 present) followed, when present, by a u64.
  * Every u64 holds a safe integer (0 .. 2^53 - 1), so numbers never need BigInt.
  *
+ * Kinds 5 to 7 carry a client session (kv-sessions in the state machine, src/runtime/session-table.ts):
+ *   register (5):       | u64 stamp (the master's wall clock, ms) | u32 time to live (ms)
+ *   session put (6):    | u64 session id | u64 sequence number | u64 stamp | then as a put
+ *   session delete (7): | u64 session id | u64 sequence number | u64 stamp | then as a delete (kind 4)
+ *
  * Kinds 2 and 4 differ only in what a delete of an absent key (never written, or deleted) does: kind 4
  * (every delete proposed now) changes nothing and answers KEY_NOT_FOUND; kind 2 (the only delete
  * written before that rule) stores a tombstone at the next version, as it always did. Keeping kind 2's
  * meaning is what lets logs written before the change replay to the very state they produced.
  */
+
+import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 
 /** With the u flag a surrogate pair is one code point, so this matches only unpaired halves (not UTF-8). */
 export const LONE_SURROGATE = /\p{Cs}/u;
@@ -28,20 +35,32 @@ export interface Fence {
   readonly masterVersion: number;
 }
 
+/** A write's place in a client session: which session, its number there, and the proposer's clock. */
+export interface SessionStamp {
+  readonly id: number;
+  /** 1, 2, ... */
+  readonly sequence: number;
+  /** The proposing master's wall clock (ms since 1970): the log time it brings. */
+  readonly at: number;
+}
+
 export type KvCommand =
   | {
     readonly kind: 'put'; readonly key: string; readonly value: Uint8Array;
-    readonly expectedVersion: number | undefined; readonly fence: Fence;
+    readonly expectedVersion: number | undefined; readonly fence: Fence; readonly session?: SessionStamp;
   }
   | {
     readonly kind: 'delete'; readonly key: string; readonly expectedVersion: number | undefined; readonly fence: Fence;
+    readonly session?: SessionStamp;
     /**
      * Set only on a delete decoded from kind 2 (a log written before deletes of absent keys became
      * no-ops): a delete of an absent key then still stores a tombstone at the next version.
      */
     readonly tombstoneIfAbsent?: true;
   }
-  | { readonly kind: 'fence'; readonly fence: Fence; readonly httpAddress: string };
+  | { readonly kind: 'fence'; readonly fence: Fence; readonly httpAddress: string }
+  /** Open a session; `ttlMs`: how long of log time it may stay idle before it expires. */
+  | { readonly kind: 'register'; readonly fence: Fence; readonly at: number; readonly ttlMs: number };
 
 /** UTF-8 bytes of a key (at least 1). */
 export const MAX_KEY_BYTES = 4096;
@@ -57,6 +76,9 @@ const KIND_PUT = 1;
 const KIND_LEGACY_DELETE = 2;
 const KIND_FENCE = 3;
 const KIND_DELETE = 4;
+const KIND_REGISTER = 5;
+const KIND_SESSION_PUT = 6;
+const KIND_SESSION_DELETE = 7;
 const TWO_32 = 0x1_0000_0000;
 /** Above this, the high word of a u64 makes it exceed Number.MAX_SAFE_INTEGER. */
 const MAX_SAFE_HIGH_WORD = 0x1f_ffff;
@@ -75,7 +97,13 @@ export function encodeKvCommand(command: KvCommand): Uint8Array {
   parts.push(new Uint8Array(header.buffer));
   if (command.kind === 'fence') {
     parts.push(...lengthPrefixed(text(command.httpAddress, 'http address', 0, MAX_HTTP_ADDRESS_BYTES)));
+  } else if (command.kind === 'register') {
+    const view = new DataView(new ArrayBuffer(12));
+    setUint64(view, 0, checkVersion(command.at, 'stamp'));
+    view.setUint32(8, checkTtl(command.ttlMs));
+    parts.push(new Uint8Array(view.buffer));
   } else {
+    if (command.session !== undefined) parts.push(sessionBytes(command.session));
     parts.push(expectedVersionBytes(command.expectedVersion));
     parts.push(...lengthPrefixed(text(command.key, 'key', 1, MAX_KEY_BYTES)));
     if (command.kind === 'put') {
@@ -99,23 +127,28 @@ export function decodeKvCommand(bytes: Uint8Array): KvCommand {
   const format = reader.uint8();
   if (format !== FORMAT) throw new KvCommandError(`unknown KV command format 0x${format.toString(16)}`);
   const kind = reader.uint8();
-  if (kind !== KIND_PUT && kind !== KIND_LEGACY_DELETE && kind !== KIND_FENCE && kind !== KIND_DELETE) {
-    throw new KvCommandError(`unknown KV command kind ${kind}`);
-  }
+  if (kind < KIND_PUT || kind > KIND_SESSION_DELETE) throw new KvCommandError(`unknown KV command kind ${kind}`);
   const nodeId = reader.uint32();
   if (nodeId === 0) throw new KvCommandError('a fence names node 0');
   const fence: Fence = { nodeId, masterVersion: reader.uint64('master version') };
   let command: KvCommand;
   if (kind === KIND_FENCE) {
     command = { kind: 'fence', fence, httpAddress: reader.text('http address', 0, MAX_HTTP_ADDRESS_BYTES) };
+  } else if (kind === KIND_REGISTER) {
+    const at = reader.uint64('stamp');
+    const ttlMs = reader.uint32();
+    if (ttlMs < 1 || ttlMs > MAX_SESSION_TTL_MS) throw new KvCommandError(`time to live ${ttlMs} ms is out of range`);
+    command = { kind: 'register', fence, at, ttlMs };
   } else {
+    const session = kind === KIND_SESSION_PUT || kind === KIND_SESSION_DELETE ? readSession(reader) : undefined;
     const expectedVersion = reader.optionalUint64('expected version');
     const key = reader.text('key', 1, MAX_KEY_BYTES);
-    command = kind === KIND_DELETE ? { kind: 'delete', key, expectedVersion, fence }
+    const withSession = session === undefined ? {} : { session };
+    command = kind === KIND_DELETE || kind === KIND_SESSION_DELETE ? { kind: 'delete', key, expectedVersion, fence, ...withSession }
       : kind === KIND_LEGACY_DELETE ? { kind: 'delete', key, expectedVersion, fence, tombstoneIfAbsent: true }
       // A copy: the input is usually a view into a whole batch, which must not stay alive (or change) under us.
       : { kind: 'put', key, value: new Uint8Array(reader.lengthPrefixed('value', 0, MAX_KV_VALUE_BYTES)),
-        expectedVersion, fence };
+        expectedVersion, fence, ...withSession };
   }
   reader.end();
   return command;
@@ -123,9 +156,15 @@ export function decodeKvCommand(bytes: Uint8Array): KvCommand {
 
 function kindByte(command: KvCommand): number {
   switch (command.kind) {
-    case 'put': return KIND_PUT;
-    case 'delete': return command.tombstoneIfAbsent === true ? KIND_LEGACY_DELETE : KIND_DELETE;
+    case 'put': return command.session === undefined ? KIND_PUT : KIND_SESSION_PUT;
+    case 'delete':
+      if (command.session !== undefined) {
+        if (command.tombstoneIfAbsent === true) throw new KvCommandError('a legacy delete has no session');
+        return KIND_SESSION_DELETE;
+      }
+      return command.tombstoneIfAbsent === true ? KIND_LEGACY_DELETE : KIND_DELETE;
     case 'fence': return KIND_FENCE;
+    case 'register': return KIND_REGISTER;
     default: throw new KvCommandError(`unknown KV command kind ${String((command as { kind: unknown }).kind)}`);
   }
 }
@@ -142,6 +181,34 @@ function checkVersion(version: number, what: string): number {
     throw new KvCommandError(`${what} ${version} is not a safe integer in [0, 2^53 - 1]`);
   }
   return version;
+}
+
+function checkTtl(ttlMs: number): number {
+  if (!Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_SESSION_TTL_MS) {
+    throw new KvCommandError(`a session's time to live is 1 to ${MAX_SESSION_TTL_MS} ms, not ${ttlMs}`);
+  }
+  return ttlMs;
+}
+
+function sessionBytes(session: SessionStamp): Uint8Array {
+  const view = new DataView(new ArrayBuffer(24));
+  setUint64(view, 0, checkPositive(session.id, 'session id'));
+  setUint64(view, 8, checkPositive(session.sequence, 'sequence number'));
+  setUint64(view, 16, checkVersion(session.at, 'stamp'));
+  return new Uint8Array(view.buffer);
+}
+
+function readSession(reader: Reader): SessionStamp {
+  const id = reader.uint64('session id');
+  const sequence = reader.uint64('sequence number');
+  const at = reader.uint64('stamp');
+  if (id < 1 || sequence < 1) throw new KvCommandError('a session id and a sequence number start at 1');
+  return { id, sequence, at };
+}
+
+function checkPositive(value: number, what: string): number {
+  if (checkVersion(value, what) < 1) throw new KvCommandError(`${what} ${value} is not at least 1`);
+  return value;
 }
 
 function setUint64(view: DataView, offset: number, value: number): void {

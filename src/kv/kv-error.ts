@@ -17,6 +17,8 @@ export type KvErrorCode =
   | 'UNAVAILABLE'
   | 'ABORTED'
   | 'KEY_NOT_FOUND'
+  | 'SESSION_EXPIRED'
+  | 'STALE_SEQUENCE'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   /** No valid token (401): the request was not looked at. */
@@ -39,6 +41,8 @@ export interface KvErrorDetails {
   readonly version?: number;
   /** NOT_MASTER: who is. */
   readonly master?: MasterHint;
+  /** VERSION_CONFLICT, KEY_NOT_FOUND: a session's retry, answered from the stored first answer. */
+  readonly duplicate?: boolean;
   readonly cause?: unknown;
 }
 
@@ -59,6 +63,8 @@ const HTTP_STATUS: Readonly<Record<KvErrorCode, number>> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   VERSION_CONFLICT: 409,
+  STALE_SEQUENCE: 409,
+  SESSION_EXPIRED: 410,
   OVERLOADED: 429,
   ABORTED: 499,
   INTERNAL: 500,
@@ -73,6 +79,8 @@ export class KvError extends Error {
   readonly mayHaveBeenApplied: boolean;
   readonly version: number | undefined;
   readonly master: MasterHint | undefined;
+  /** A session's retry answered with the stored first answer (a refusal that settled the write). */
+  readonly duplicate: boolean;
 
   constructor(code: KvErrorCode, message: string, details: KvErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -81,6 +89,7 @@ export class KvError extends Error {
     this.mayHaveBeenApplied = details.mayHaveBeenApplied ?? true;
     this.version = details.version;
     this.master = details.master;
+    this.duplicate = details.duplicate === true;
   }
 
   get httpStatus(): number {
@@ -96,6 +105,7 @@ export class KvError extends Error {
       ...(this.version === undefined ? {} : { version: this.version }),
       ...(this.master === undefined ? {}
         : { master: { nodeId: this.master.nodeId, endpoint: this.master.endpoint ?? null } }),
+      ...(this.duplicate ? { duplicate: true } : {}),
     };
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { NodeMetrics } from '../node/paxos-node.js';
 
-export type KvOperation = 'put' | 'get' | 'delete';
+export type KvOperation = 'put' | 'get' | 'delete' | 'session' | 'list';
 
 /** Upper bounds of the latency buckets, in seconds: from a fast local read to a slow election. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -30,6 +30,8 @@ export class KvRequestMetrics {
   /** Requests refused by the API's token check: no valid token (401), too small a role (403). */
   unauthenticated = 0;
   forbidden = 0;
+  /** Session writes answered from the session's stored reply (a retry of a write applied before). */
+  duplicates = 0;
 
   /** Count one request: `outcome` is OK or the error code it ended with. */
   record(operation: KvOperation, outcome: string, seconds: number): void {
@@ -75,6 +77,9 @@ export class KvRequestMetrics {
       'HTTP requests refused by the token check: unauthenticated (401) or forbidden (403).');
     out.sample('multipaxos_http_auth_refused_total', { reason: 'unauthenticated' }, this.unauthenticated);
     out.sample('multipaxos_http_auth_refused_total', { reason: 'forbidden' }, this.forbidden);
+    out.family('multipaxos_kv_session_duplicates_total', 'counter',
+      'Session writes answered with the stored reply of their first application (retries, not applied again).');
+    out.sample('multipaxos_kv_session_duplicates_total', {}, this.duplicates);
   }
 }
 

@@ -22,8 +22,9 @@ import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import { groupOfKey } from './key-hash.js';
 import {
   encodeKvCommand, LONE_SURROGATE, MAX_HTTP_ADDRESS_BYTES, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES, type Fence,
-  type KvCommand,
+  type KvCommand, type SessionStamp,
 } from './kv-command.js';
+import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 import { KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
 import { KvCheckpoints } from './kv-checkpoints.js';
 import { checkGroupCount } from './kv-settings.js';
@@ -47,8 +48,23 @@ export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines'
 export interface KvWriteOptions {
   /** Apply only when the key's version is this one (0: the key was never written). */
   readonly version?: number;
+  /**
+   * Exactly once: the write is number `sequence` (1, 2, ...; one outstanding at a time) of session
+   * `id` of group `group` (both as `openSession` answered). A retry with the same number gets the
+   * first answer and never applies twice; an older number or an expired session is refused (that
+   * copy was not applied; an earlier copy of the number may have been). Ids are per group, so the
+   * group must be the key's: the same id in another group is another client's session.
+   */
+  readonly session?: { readonly group: number; readonly id: number; readonly sequence: number };
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+}
+
+export interface KvWritten {
+  /** The key's version after the write. */
+  readonly version: number;
+  /** A session's retry of a write applied before: this is its stored answer, applied once. */
+  readonly duplicate?: boolean;
 }
 
 export interface KvReadOptions {
@@ -57,6 +73,17 @@ export interface KvReadOptions {
   /** How long a linearizable read may wait for this master's fence (default: the service's timeout). */
   readonly timeoutMs?: number;
   /** Aborting gives up waiting for the fence: ABORTED (a read changes nothing). */
+  readonly signal?: AbortSignal;
+}
+
+export interface KvListOptions {
+  /** Keys that start with this (default: every key). */
+  readonly prefix?: string;
+  /** Keys after this one (exclusive), for the next page. */
+  readonly after?: string;
+  readonly limit: number;
+  readonly stale?: boolean;
+  readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -82,6 +109,8 @@ export interface KvGroupStatus {
   readonly isMaster: boolean;
   /** Whether this node's fence is the group's: it may write and serve linearizable reads. */
   readonly serving: boolean;
+  /** Client sessions open in the group (exactly-once writes), as this node's state has them. */
+  readonly sessions: number;
   readonly members: readonly number[];
 }
 
@@ -98,6 +127,8 @@ interface FenceState {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
+/** How long a session may stay idle (in log time) before it expires, unless it asks otherwise. */
+export const DEFAULT_SESSION_TTL_MS = 60 * 60 * 1000;
 const CONFLICT_BACKOFF_MS = 10;
 const FENCE_WATCH_MS = 250;
 
@@ -177,14 +208,14 @@ export class KvService {
   }
 
   /** Write a key on the master of its group; resolves with the key's new version once applied here. */
-  async put(key: string, value: Uint8Array | string, options: KvWriteOptions = {}): Promise<{ version: number }> {
+  async put(key: string, value: Uint8Array | string, options: KvWriteOptions = {}): Promise<KvWritten> {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (!(bytes instanceof Uint8Array)) throw new KvError('BAD_REQUEST', 'a value is a string or bytes', NOT_APPLIED);
     if (bytes.length > MAX_KV_VALUE_BYTES) {
       throw new KvError('VALUE_TOO_LARGE', `the value has ${bytes.length} bytes; the limit is ${MAX_KV_VALUE_BYTES}`, NOT_APPLIED);
     }
-    return await this.write(key, options, (fence) => ({
-      kind: 'put', key, value: bytes, expectedVersion: options.version, fence,
+    return await this.write(key, options, (fence, session) => ({
+      kind: 'put', key, value: bytes, expectedVersion: options.version, fence, ...(session === undefined ? {} : { session }),
     }));
   }
 
@@ -192,8 +223,10 @@ export class KvService {
    * Delete a key on the master of its group; the key keeps counting versions. A key that is not set
    * (never written, or deleted) is left as it is: KEY_NOT_FOUND with its version, not applied.
    */
-  async delete(key: string, options: KvWriteOptions = {}): Promise<{ version: number }> {
-    return await this.write(key, options, (fence) => ({ kind: 'delete', key, expectedVersion: options.version, fence }));
+  async delete(key: string, options: KvWriteOptions = {}): Promise<KvWritten> {
+    return await this.write(key, options, (fence, session) => ({
+      kind: 'delete', key, expectedVersion: options.version, fence, ...(session === undefined ? {} : { session }),
+    }));
   }
 
   /**
@@ -215,6 +248,33 @@ export class KvService {
     const { value, version } = this.machine.read(group, key);
     // A copy: the state machine's own bytes must not be changed by a caller.
     return { key, value: value === undefined ? undefined : Uint8Array.prototype.slice.call(value), version };
+  }
+
+  /**
+   * A page of the group's keys with their values and versions (see KvStateMachine.scan), read as
+   * `get` reads: by default on the master, linearizable (the lease and fence are checked at the
+   * scan, which sees the group at one instant); with `stale`, from this node's state.
+   */
+  async list(group: number, options: KvListOptions): Promise<{ records: KvRecord[]; more: boolean }> {
+    if (!Number.isInteger(group) || group < 0 || group >= this.groups) {
+      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`, NOT_APPLIED);
+    }
+    if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted', NOT_APPLIED);
+    if (options.stale !== true) {
+      this.requireMaster(group);
+      const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+      checkTimeout(timeoutMs);
+      const fence = await this.establishFence(group, performance.now() + timeoutMs, options.signal);
+      this.requireMaster(group);
+      if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
+    }
+    const { entries, more } = this.machine.scan(group, options.prefix ?? '', options.after, options.limit);
+    return {
+      records: entries.map(([key, { value, version }]) => ({
+        key, value: value === undefined ? undefined : Uint8Array.prototype.slice.call(value), version,
+      })),
+      more,
+    };
   }
 
   /** Where the group's master can be reached, as far as this node knows. */
@@ -246,6 +306,7 @@ export class KvService {
         serving: this.node.isMaster(group) && current !== undefined && state.tenure !== undefined &&
           current.masterVersion >= state.tenure && this.isCurrentFence(group, current),
         members: this.node.members(group).members.map((member) => member.id),
+        sessions: this.machine.sessionStats(group).sessions,
       };
     });
   }
@@ -271,14 +332,72 @@ export class KvService {
   }
 
   private async write(
-    key: string, options: KvWriteOptions, command: (fence: Fence) => KvCommand,
-  ): Promise<{ version: number }> {
+    key: string, options: KvWriteOptions, command: (fence: Fence, session: SessionStamp | undefined) => KvCommand,
+  ): Promise<KvWritten> {
     const group = this.checkedGroup(key);
     checkVersion(options.version);
+    const session = checkSession(options.session, group);
+    const outcome = await this.proposeFenced(group, options, (fence) =>
+      // Stamped at each proposal: the log time it brings is when it was proposed.
+      command(fence, session === undefined ? undefined : { ...session, at: Date.now() }));
+    const duplicate = 'duplicate' in outcome && outcome.duplicate === true;
+    if (outcome.ok) return duplicate ? { version: outcome.version, duplicate } : { version: outcome.version };
+    switch (outcome.code) {
+      case 'VERSION_CONFLICT':
+        throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
+          { ...NOT_APPLIED, version: outcome.version, ...(duplicate ? { duplicate } : {}) });
+      case 'KEY_NOT_FOUND':
+        throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
+          { ...NOT_APPLIED, version: outcome.version, ...(duplicate ? { duplicate } : {}) });
+      // The state machine knows only that this copy was not applied: an earlier copy of the same number
+      // may have been (and its answer is gone), so the write's outcome is unknown unless the session never
+      // existed. Only the client knows whether it sent an earlier copy (KvClient decides from that).
+      case 'SESSION_EXPIRED':
+        throw new KvError('SESSION_EXPIRED', outcome.message, { mayHaveBeenApplied: outcome.registered });
+      case 'STALE_SEQUENCE':
+        throw new KvError('STALE_SEQUENCE', `sequence number ${session?.sequence ?? '?'} is not above the ` +
+          `session's last, ${outcome.lastSequence}: this copy was not applied; an earlier copy of number ` +
+          `${session?.sequence ?? '?'} may have been`, { mayHaveBeenApplied: true });
+      default:
+        throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${JSON.stringify(outcome)}`, NOT_APPLIED);
+    }
+  }
+
+  /**
+   * Open a client session in the group of `key` (or in `group`) through the log: its id, for the
+   * `session` option of writes to keys of that group. It expires once idle for `ttlMs` of log time.
+   */
+  async openSession(
+    where: { readonly key: string } | { readonly group: number },
+    options: { readonly ttlMs?: number; readonly timeoutMs?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<{ group: number; session: number; ttlMs: number }> {
+    const group = 'key' in where ? this.checkedGroup(where.key) : where.group;
+    if (!Number.isInteger(group) || group < 0 || group >= this.groups) {
+      throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`, NOT_APPLIED);
+    }
+    const ttlMs = options.ttlMs ?? DEFAULT_SESSION_TTL_MS;
+    if (!Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_SESSION_TTL_MS) {
+      throw new KvError('BAD_REQUEST', `a session's ttlMs is an integer from 1 to ${MAX_SESSION_TTL_MS}`, NOT_APPLIED);
+    }
+    const outcome = await this.proposeFenced(group, options, (fence) => ({ kind: 'register', fence, at: Date.now(), ttlMs }));
+    if (!outcome.ok || outcome.session === undefined) {
+      throw new KvError('INTERNAL', `the state machine refused the session: ${JSON.stringify(outcome)}`, NOT_APPLIED);
+    }
+    return { group, session: outcome.session, ttlMs };
+  }
+
+  /**
+   * Propose a command under this node's fence in the group, until it executes with an outcome other
+   * than FENCED. A command refused for a stale fence was certainly not applied: fence again and
+   * retry, once.
+   */
+  private async proposeFenced(
+    group: number, options: { readonly timeoutMs?: number; readonly signal?: AbortSignal },
+    command: (fence: Fence) => KvCommand,
+  ): Promise<KvOutcome> {
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     checkTimeout(timeoutMs);
     const deadline = performance.now() + timeoutMs;
-    // A write refused for a stale fence was certainly not applied: fence again and retry, once.
     for (let attempt = 1; ; attempt++) {
       this.requireMaster(group);
       const fence = await this.establishFence(group, deadline, options.signal);
@@ -286,21 +405,9 @@ export class KvService {
       this.requireMaster(group);
       if (this.fences[group]?.current !== fence) continue;
       const outcome = await this.propose(group, encodeKvCommand(command(fence)), deadline, options.signal);
-      if (outcome.ok) return { version: outcome.version };
-      if (outcome.code === 'VERSION_CONFLICT') {
-        throw new KvError('VERSION_CONFLICT', `key "${key}" is at version ${outcome.version}, not ${options.version}`,
-          { ...NOT_APPLIED, version: outcome.version });
-      }
-      if (outcome.code === 'KEY_NOT_FOUND') {
-        throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set (version ${outcome.version}); nothing was deleted`,
-          { ...NOT_APPLIED, version: outcome.version });
-      }
-      if (outcome.code === 'FENCED') {
-        this.forgetFence(group, fence);
-        if (attempt < 2) continue;
-        throw this.notMaster(group);
-      }
-      throw new KvError('INTERNAL', `the state machine refused the write: ${outcome.code}: ${outcome.message}`, NOT_APPLIED);
+      if (outcome.ok || outcome.code !== 'FENCED') return outcome;
+      this.forgetFence(group, fence);
+      if (attempt >= 2) throw this.notMaster(group);
     }
   }
 
@@ -493,6 +600,19 @@ function checkVersion(version: number | undefined): void {
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
     throw new KvError('BAD_REQUEST', `a version is an integer of at least 0, got ${String(version)}`, NOT_APPLIED);
   }
+}
+
+function checkSession(session: KvWriteOptions['session'], group: number): { id: number; sequence: number } | undefined {
+  if (session === undefined) return undefined;
+  const valid = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
+  if (typeof session !== 'object' || session === null || !valid(session.id) || !valid(session.sequence)) {
+    throw new KvError('BAD_REQUEST', 'a session is { group, id, sequence }, id and sequence integers of at least 1', NOT_APPLIED);
+  }
+  if (session.group !== group) {
+    throw new KvError('BAD_REQUEST', `session ${String(session.group)}.${session.id} is not of this key's group, ` +
+      `${group} (session ids are per group: open a session there)`, NOT_APPLIED);
+  }
+  return { id: session.id, sequence: session.sequence };
 }
 
 function checkTimeout(timeoutMs: number): void {

@@ -4,13 +4,20 @@
  * `encodeKvSnapshot` cannot have written is refused with a `KvSnapshotError`, never loaded.
  *
  * Layout (little-endian; every u64 holds a safe integer):
- *   magic "MPKVSNAP" | u16 format version (1) | u16 flags (0)
+ *   magic "MPKVSNAP" | u16 format version (2; 1 is still read) | u16 flags (0)
  *   u32 group | u32 group count | u64 instance covered (C) | u64 last executed KV instance + 1 (0: none)
  *   u64 entry count
  *   fence: u8 present (0|1), when present: u32 node id | u64 master version | u16 length | http address
  *   entry × count: u16 key length | key (UTF-8) | u64 version | u8 kind (0 tombstone, 1 value)
  *                  | value: u32 length | bytes
+ *   sessions (format 2 only): u64 next session id | u64 log time | u32 session count
+ *     session × count, least recently active first: u64 id | u64 last active (log time) | u32 ttl ms
+ *                  | u64 last sequence | u8 reply (0 none, 1 applied, 2 VERSION_CONFLICT, 3 KEY_NOT_FOUND)
+ *                  | u64 reply's version
  *   u32 CRC-32 of everything before it
+ *
+ * Format 1 (before sessions) has no session section; it loads with an empty session table, which is
+ * what the group had when it was written.
  *
  * Encoding yields chunks of about CHUNK_BYTES so a writer can interleave them with other work: a
  * million keys are ~120 MB, too much to encode in one turn of the event loop.
@@ -19,10 +26,19 @@ import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { groupOfKey } from './key-hash.js';
 import { MAX_HTTP_ADDRESS_BYTES, MAX_KEY_BYTES, MAX_KV_VALUE_BYTES } from './kv-command.js';
-import type { GroupFence, KvEntry } from './kv-state-machine.js';
+import type { GroupFence, KvEntry, KvSessionReply } from './kv-state-machine.js';
+import { MAX_SESSION_TTL_MS, type SessionRecord, type SessionTableState } from '../runtime/session-table.js';
 
 export const KV_SNAPSHOT_MAGIC = 'MPKVSNAP';
-export const KV_SNAPSHOT_FORMAT = 1;
+/** The format written. */
+export const KV_SNAPSHOT_FORMAT = 2;
+/** The format of snapshots written before sessions, still read. */
+export const KV_SNAPSHOT_FORMAT_WITHOUT_SESSIONS = 1;
+const SESSION_BYTES = 8 + 8 + 4 + 8 + 1 + 8;
+const REPLY_NONE = 0;
+const REPLY_APPLIED = 1;
+const REPLY_VERSION_CONFLICT = 2;
+const REPLY_KEY_NOT_FOUND = 3;
 const HEADER_BYTES = 44;
 const CHUNK_BYTES = 1024 * 1024;
 const SLAB_BYTES = 64 * 1024;
@@ -45,11 +61,19 @@ export interface KvSnapshot extends KvSnapshotHeader {
   /** `entries[i]` is the state of `keys[i]`. */
   readonly keys: readonly string[];
   readonly entries: readonly KvEntry[];
+  /**
+   * The group's client sessions. Required: a snapshot written with an empty table in place of a
+   * forgotten one would hand out session ids again from 1, and a retry of another client's
+   * (id, number) could then apply twice.
+   */
+  readonly sessions: SessionTableState<KvSessionReply>;
 }
 
 /** What is decoded: the map the state machine keeps. */
 export interface DecodedKvSnapshot extends KvSnapshotHeader {
   readonly entries: Map<string, KvEntry>;
+  /** The group's client sessions (undefined: a snapshot of format 1, written before sessions). */
+  readonly sessions: SessionTableState<KvSessionReply> | undefined;
 }
 
 export class KvSnapshotError extends Error {
@@ -58,6 +82,10 @@ export class KvSnapshotError extends Error {
 
 /** The snapshot as chunks; their concatenation is the file, CRC included. */
 export function* encodeKvSnapshotChunks(snapshot: KvSnapshot): Generator<Uint8Array> {
+  // Checked for JavaScript callers too: an empty table in its place would hand out ids again.
+  if ((snapshot.sessions as SessionTableState<KvSessionReply> | undefined) === undefined) {
+    throw new TypeError('a KV snapshot carries its group\'s session table');
+  }
   let crc = 0;
   const emit = (chunk: Uint8Array): Uint8Array => {
     crc = crc32(chunk, crc);
@@ -79,6 +107,7 @@ export function* encodeKvSnapshotChunks(snapshot: KvSnapshot): Generator<Uint8Ar
     offset = encodeEntry(chunk, offset, key, entry);
   }
   if (offset > 0) yield emit(chunk.subarray(0, offset));
+  yield emit(encodeSessions(snapshot.sessions));
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc >>> 0);
   yield trailer;
@@ -97,7 +126,7 @@ export function encodeKvSnapshot(snapshot: KvSnapshot): Uint8Array {
 export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; groups: number }): DecodedKvSnapshot {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < HEADER_BYTES + 1 + 4) fail(`${buffer.length} bytes is too short for a snapshot`);
-  checkMagicAndFormat(buffer);
+  const format = checkMagicAndFormat(buffer);
   const body = buffer.length - 4;
   const stored = buffer.readUInt32LE(body);
   const computed = crc32(buffer.subarray(0, body)) >>> 0;
@@ -128,8 +157,9 @@ export function decodeKvSnapshot(bytes: Uint8Array, expected: { group: number; g
     // One lookup instead of has() then set(): a key seen before leaves the size unchanged.
     if (entries.size !== index + 1) fail(`key ${JSON.stringify(key)} appears twice`);
   }
-  if (reader.offset !== body) fail(`${body - reader.offset} unexpected bytes after the last entry`);
-  return { group, groups, instanceId, lastExecutedInstanceId, fence, entries };
+  const sessions = format === KV_SNAPSHOT_FORMAT ? decodeSessions(reader) : undefined;
+  if (reader.offset !== body) fail(`${body - reader.offset} unexpected bytes after the ${sessions === undefined ? 'last entry' : 'session table'}`);
+  return { group, groups, instanceId, lastExecutedInstanceId, fence, entries, sessions };
 }
 
 /**
@@ -149,10 +179,69 @@ export function decodeKvSnapshotHeader(bytes: Uint8Array): {
   return { group: buffer.readUInt32LE(12), groups: buffer.readUInt32LE(16), instanceId, lastExecutedInstanceId };
 }
 
-function checkMagicAndFormat(buffer: Buffer): void {
+function checkMagicAndFormat(buffer: Buffer): number {
   if (buffer.toString('latin1', 0, 8) !== KV_SNAPSHOT_MAGIC) fail('not a KV snapshot (bad magic)');
   const format = buffer.readUInt16LE(8);
-  if (format !== KV_SNAPSHOT_FORMAT) fail(`format version ${format} is not supported (this build reads ${KV_SNAPSHOT_FORMAT})`);
+  if (format !== KV_SNAPSHOT_FORMAT && format !== KV_SNAPSHOT_FORMAT_WITHOUT_SESSIONS) {
+    fail(`format version ${format} is not supported (this build reads ${KV_SNAPSHOT_FORMAT_WITHOUT_SESSIONS} and ${KV_SNAPSHOT_FORMAT})`);
+  }
+  return format;
+}
+
+function encodeSessions(table: SessionTableState<KvSessionReply>): Uint8Array {
+  const out = Buffer.alloc(20 + table.sessions.length * SESSION_BYTES);
+  writeU64(out, 0, table.nextId);
+  writeU64(out, 8, table.logTime);
+  out.writeUInt32LE(table.sessions.length, 16);
+  let offset = 20;
+  for (const session of table.sessions) {
+    writeU64(out, offset, session.id);
+    writeU64(out, offset + 8, session.lastActiveAt);
+    out.writeUInt32LE(session.ttlMs, offset + 16);
+    writeU64(out, offset + 20, session.lastSequence);
+    const reply = session.reply;
+    const kind = reply === undefined ? REPLY_NONE : reply.ok ? REPLY_APPLIED
+      : reply.code === 'VERSION_CONFLICT' ? REPLY_VERSION_CONFLICT : REPLY_KEY_NOT_FOUND;
+    out.writeUInt8(kind, offset + 28);
+    writeU64(out, offset + 29, reply?.version ?? 0);
+    offset += SESSION_BYTES;
+  }
+  return out;
+}
+
+function decodeSessions(reader: Reader): SessionTableState<KvSessionReply> {
+  const nextId = reader.u64('next session id');
+  if (nextId < 1) fail('next session id 0');
+  const logTime = reader.u64('log time');
+  const count = reader.u32();
+  reader.expect(count * SESSION_BYTES, `${count} sessions`);
+  const sessions: SessionRecord<KvSessionReply>[] = [];
+  const seen = new Set<number>();
+  let previousActivity = 0;
+  for (let index = 0; index < count; index++) {
+    const id = reader.u64('session id');
+    if (id < 1 || id >= nextId || seen.has(id)) fail(`session id ${id} is out of range or appears twice`);
+    seen.add(id);
+    const lastActiveAt = reader.u64('session activity');
+    // Saved least recently active first, none after the log time: the eviction order depends on it.
+    if (lastActiveAt < previousActivity || lastActiveAt > logTime) fail(`session ${id} is out of activity order`);
+    previousActivity = lastActiveAt;
+    const ttlMs = reader.u32();
+    if (ttlMs < 1 || ttlMs > MAX_SESSION_TTL_MS) fail(`session ${id} has a time to live of ${ttlMs} ms`);
+    const lastSequence = reader.u64('last sequence');
+    const kind = reader.u8();
+    const version = reader.u64('reply version');
+    if ((kind === REPLY_NONE) !== (lastSequence === 0)) fail(`session ${id}: a reply goes with a sequence number`);
+    // Canonical: no reply has no version, so one state has one encoding.
+    if (kind === REPLY_NONE && version !== 0) fail(`session ${id}: no reply, but a reply version ${version}`);
+    let reply: KvSessionReply | undefined;
+    if (kind === REPLY_APPLIED) reply = { ok: true, version };
+    else if (kind === REPLY_VERSION_CONFLICT) reply = { ok: false, code: 'VERSION_CONFLICT', version };
+    else if (kind === REPLY_KEY_NOT_FOUND) reply = { ok: false, code: 'KEY_NOT_FOUND', version };
+    else if (kind !== REPLY_NONE) fail(`session ${id} has reply kind ${kind}`);
+    sessions.push({ id, lastActiveAt, ttlMs, lastSequence, reply });
+  }
+  return { nextId, logTime, sessions };
 }
 
 function encodeHeader(snapshot: KvSnapshot): Uint8Array {
@@ -274,6 +363,11 @@ class Reader {
     const value = readU64(this.buffer, this.offset, what);
     this.offset += 8;
     return value;
+  }
+
+  /** Fails unless `bytes` more are there (a count read from the file must not run past it). */
+  expect(bytes: number, what: string): void {
+    this.need(bytes, what);
   }
 
   bytes(length: number, max: number, what: string): Uint8Array {

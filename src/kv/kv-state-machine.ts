@@ -22,6 +22,14 @@
  * same state and outcome. Malformed commands produce an outcome, never an exception, because a throw
  * would make the runtime retry the instance forever on every node.
  *
+ * Sessions (exactly-once writes, src/runtime/session-table.ts): a register command opens a session in
+ * the group and answers its id; a put or delete that names a session and a sequence number is checked
+ * against the group's table *before* the fence, so that a retry through a new master of a write the
+ * old master got chosen gets the stored reply instead of FENCED, and never applies twice. A write that
+ * is refused for its fence (or its group) leaves the session as it was: it was not applied, and its
+ * retry under the new fence is the same command. Outcomes that settle the write (applied,
+ * VERSION_CONFLICT, KEY_NOT_FOUND) are stored as the session's reply.
+ *
  * Checkpoints: `captureSnapshot` copies a group's state for a snapshot writer (kv-snapshotter.ts),
  * `restoreSnapshot` loads one before the node starts, and `checkpointInstanceId` reports only
  * what a durable snapshot holds: `recordCheckpoint` is called once the snapshot file is on disk, so
@@ -33,21 +41,55 @@
  * loads what was installed. Without snapshot files (no data directory) there is nothing to send and
  * an install is refused: it could not be durable.
  */
+import { DEFAULT_MAX_SESSIONS, SessionTable } from '../runtime/session-table.js';
 import type { ExecuteInput, ReceivedSnapshot, StateMachine, StateMachineSnapshot } from '../runtime/interfaces.js';
 import type { KvCheckpoints } from './kv-checkpoints.js';
 import { groupOfKey } from './key-hash.js';
 import { decodeKvCommand, KvCommandError, type Fence, type KvCommand } from './kv-command.js';
 import type { DecodedKvSnapshot, KvSnapshot } from './kv-snapshot-codec.js';
+import type { SessionStamp } from './kv-command.js';
 
 export const KV_STATE_MACHINE_ID = 1;
 
-export type KvOutcome =
-  /** put/delete: the key's new version; fence: the fence's master version. */
+/**
+ * The sessions a node keeps over all its groups: about 152 bytes each in memory, so about 40 MB.
+ * Each group gets an equal share (at most the table's own 65,536, at least 1,024), so a node of 64
+ * groups does not keep 64 × 65,536 (about 640 MB). Derived from the group count only, which every
+ * node of a cluster shares: evictions must happen alike on every node.
+ */
+export const KV_SESSIONS_PER_NODE = 262_144;
+const MIN_SESSIONS_PER_GROUP = 1_024;
+
+/** The session table's bound for each of `groups` groups (see KV_SESSIONS_PER_NODE). */
+export function kvSessionsPerGroup(groups: number): number {
+  return Math.min(DEFAULT_MAX_SESSIONS, Math.max(MIN_SESSIONS_PER_GROUP, Math.floor(KV_SESSIONS_PER_NODE / groups)));
+}
+
+/** What a session remembers of its last write: the outcomes that settle a write. */
+export type KvSessionReply =
   | { readonly ok: true; readonly version: number }
+  | { readonly ok: false; readonly code: 'VERSION_CONFLICT' | 'KEY_NOT_FOUND'; readonly version: number };
+
+export type KvOutcome =
+  /**
+   * put/delete: the key's new version; fence: the fence's master version; register: 0, and
+   * `session` is the new session's id. `duplicate`: a session's retry, answered from its stored reply.
+   */
+  | { readonly ok: true; readonly version: number; readonly session?: number; readonly duplicate?: true }
   /** The key's current version. */
-  | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number }
+  | { readonly ok: false; readonly code: 'VERSION_CONFLICT'; readonly version: number; readonly duplicate?: true }
   /** delete: the key is absent (never written, or deleted), so nothing changed; its current version. */
-  | { readonly ok: false; readonly code: 'KEY_NOT_FOUND'; readonly version: number }
+  | { readonly ok: false; readonly code: 'KEY_NOT_FOUND'; readonly version: number; readonly duplicate?: true }
+  /**
+   * The session expired or was evicted (`registered`: an earlier copy of this write may have been
+   * applied before that), or never was (nothing of it was ever applied). This copy was not applied.
+   */
+  | { readonly ok: false; readonly code: 'SESSION_EXPIRED'; readonly message: string; readonly registered: boolean }
+  /**
+   * The session executed this number (or a later one) already: this copy was not applied, but an
+   * earlier copy of this number may have been (its answer is no longer kept).
+   */
+  | { readonly ok: false; readonly code: 'STALE_SEQUENCE'; readonly lastSequence: number }
   /** The group's current fence (a GroupFence, so it also says where that master serves HTTP). */
   | { readonly ok: false; readonly code: 'FENCED'; readonly fence: Fence | undefined }
   | { readonly ok: false; readonly code: 'MALFORMED'; readonly message: string }
@@ -80,6 +122,7 @@ interface GroupState {
   checkpoint: number;
   /** Counts the installs that replaced the state: a copy taken before one is of a state gone. */
   generation: number;
+  sessions: SessionTable<KvSessionReply>;
 }
 
 const NEVER_WRITTEN: KvEntry = Object.freeze({ value: undefined, version: 0 });
@@ -94,13 +137,21 @@ export class KvStateMachine implements StateMachine {
 
   private readonly checkpoints: KvCheckpoints | undefined;
 
-  /** `checkpoints`: the node's snapshot files, for sending and installing snapshots. */
-  constructor(options: { readonly groups: number; readonly checkpoints?: KvCheckpoints }) {
+  /**
+   * `checkpoints`: the node's snapshot files, for sending and installing snapshots.
+   * `maxSessionsPerGroup` (default kvSessionsPerGroup(groups): 65,536 up to 4 groups, 4,096 for
+   * 64): must be the same on every node, as evictions must happen alike.
+   */
+  constructor(options: {
+    readonly groups: number; readonly checkpoints?: KvCheckpoints; readonly maxSessionsPerGroup?: number;
+  }) {
     if (!Number.isInteger(options.groups) || options.groups < 1) {
       throw new RangeError(`a KV state machine has at least 1 group, not ${options.groups}`);
     }
+    const maxSessions = options.maxSessionsPerGroup ?? kvSessionsPerGroup(options.groups);
     this.groups = Array.from({ length: options.groups }, () => ({
       entries: new Map<string, KvEntry>(), fence: undefined, lastInstanceId: -1, checkpoint: -1, generation: 0,
+      sessions: new SessionTable<KvSessionReply>(maxSessions),
     }));
     if (options.checkpoints !== undefined && options.checkpoints.groups !== options.groups) {
       throw new RangeError(`snapshot files of ${options.checkpoints.groups} groups for a state machine of ${options.groups}`);
@@ -123,10 +174,41 @@ export class KvStateMachine implements StateMachine {
       throw error;
     }
     if (command.kind === 'fence') return this.applyFence(group, command.fence, command.httpAddress);
+    if (command.kind === 'register') {
+      if (!sameFence(command.fence, group.fence)) return { ok: false, code: 'FENCED', fence: group.fence };
+      return { ok: true, version: 0, session: group.sessions.register(command.at, command.ttlMs) };
+    }
     const owner = groupOfKey(command.key, this.groups.length);
     if (owner !== groupIndex) {
       return { ok: false, code: 'WRONG_GROUP', message: `the key belongs to group ${owner}, not ${groupIndex}` };
     }
+    if (command.session === undefined) return this.applyWrite(group, command);
+    return this.applySessionWrite(group, command, command.session);
+  }
+
+  private applySessionWrite(
+    group: GroupState, command: Extract<KvCommand, { kind: 'put' | 'delete' }>, stamp: SessionStamp,
+  ): KvOutcome {
+    const check = group.sessions.check(stamp.id, stamp.sequence, stamp.at);
+    switch (check.kind) {
+      case 'duplicate': return { ...check.reply, duplicate: true };
+      case 'stale': return { ok: false, code: 'STALE_SEQUENCE', lastSequence: check.lastSequence };
+      case 'expired': case 'unknown':
+        return check.kind === 'expired'
+          ? { ok: false, code: 'SESSION_EXPIRED', registered: true, message: `session ${stamp.id} expired (or was ` +
+            `evicted): this copy was not applied; an earlier copy of number ${stamp.sequence} may have been` }
+          : { ok: false, code: 'SESSION_EXPIRED', registered: false,
+            message: `session ${stamp.id} was never registered in this group; the write was not applied` };
+      case 'new': break;
+    }
+    const outcome = this.applyWrite(group, command);
+    if (outcome.ok || outcome.code === 'VERSION_CONFLICT' || outcome.code === 'KEY_NOT_FOUND') {
+      group.sessions.record(stamp.id, stamp.sequence, outcome as KvSessionReply);
+    }
+    return outcome;
+  }
+
+  private applyWrite(group: GroupState, command: Extract<KvCommand, { kind: 'put' | 'delete' }>): KvOutcome {
     if (!sameFence(command.fence, group.fence)) return { ok: false, code: 'FENCED', fence: group.fence };
     const current = group.entries.get(command.key) ?? NEVER_WRITTEN;
     if (command.expectedVersion !== undefined && command.expectedVersion !== current.version) {
@@ -145,6 +227,35 @@ export class KvStateMachine implements StateMachine {
   /** The key's value and version in a group (value undefined, version 0: never written). Do not mutate the value. */
   read(groupIndex: number, key: string): KvEntry {
     return this.group(groupIndex).entries.get(key) ?? NEVER_WRITTEN;
+  }
+
+  /**
+   * The group's live keys (tombstones left out) that start with `prefix` and come after `after`, in
+   * string order, at most `limit` of them; `more`: there are others after the last. It scans every
+   * key of the group (a sorted index would make it proportional to the page), so listing a group of
+   * a million keys costs about as much as one snapshot copy.
+   */
+  scan(
+    groupIndex: number, prefix: string, after: string | undefined, limit: number,
+  ): { readonly entries: readonly (readonly [string, KvEntry])[]; readonly more: boolean } {
+    const matched: [string, KvEntry][] = [];
+    for (const [key, entry] of this.group(groupIndex).entries) {
+      if (entry.value === undefined || !key.startsWith(prefix) || (after !== undefined && key <= after)) continue;
+      matched.push([key, entry]);
+    }
+    matched.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return { entries: matched.slice(0, limit), more: matched.length > limit };
+  }
+
+  /** Each group's bound on its sessions. */
+  get maxSessionsPerGroup(): number {
+    return (this.groups[0] as GroupState).sessions.maxSessions;
+  }
+
+  /** The group's sessions, their log time and next id (for status and tests). */
+  sessionStats(groupIndex: number): { readonly sessions: number; readonly logTime: number } {
+    const { sessions } = this.group(groupIndex);
+    return { sessions: sessions.size, logTime: sessions.now };
   }
 
   fence(groupIndex: number): GroupFence | undefined {
@@ -181,6 +292,7 @@ export class KvStateMachine implements StateMachine {
     return {
       group: groupIndex, groups: this.groups.length, instanceId, lastExecutedInstanceId: group.lastInstanceId,
       fence: group.fence, keys: Array.from(group.entries.keys()), entries: Array.from(group.entries.values()),
+      sessions: group.sessions.capture(),
     };
   }
 
@@ -225,11 +337,16 @@ export class KvStateMachine implements StateMachine {
   private replace(group: GroupState, snapshot: DecodedKvSnapshot): void {
     if (snapshot.groups !== this.groups.length) throw new RangeError(`a snapshot of ${snapshot.groups} groups`);
     if (this.groups[snapshot.group] !== group) throw new RangeError(`a snapshot of group ${snapshot.group}`);
+    // Everything that can throw comes before the first change: a refused snapshot leaves the group whole.
+    // A snapshot of the format before sessions has none: an empty table, as the group had then.
+    const sessions = new SessionTable<KvSessionReply>(group.sessions.maxSessions);
+    if (snapshot.sessions !== undefined) sessions.restore(snapshot.sessions);
     for (const entry of group.entries.values()) this.count(entry, -1);
     for (const entry of snapshot.entries.values()) this.count(entry, +1);
     // The decoded map becomes the group's (it is built for this; copying it would double the load time).
     group.entries = snapshot.entries;
     group.fence = snapshot.fence;
+    group.sessions = sessions;
     group.lastInstanceId = snapshot.lastExecutedInstanceId;
     // Set, not raised: an install reports exactly the instance it installed.
     group.checkpoint = snapshot.instanceId;

@@ -131,7 +131,7 @@ test('kv flags: defaults, lists, and the order of systems', () => {
   assert.deepEqual(defaults.clients, [1, 16, 64, 256]);
   assert.equal(defaults.durationMs, 5000);
   assert.equal(defaults.warmupMs, 1000);
-  assert.deepEqual(defaults.systems, ['ours', 'etcd']);
+  assert.deepEqual(defaults.systems, ['ours', 'ours-no-sessions', 'etcd']);
   assert.equal(defaults.groups, 1);
   assert.equal(defaults.json, false);
   assert.equal(defaults.etcdBin, undefined);
@@ -146,6 +146,7 @@ test('kv flags: defaults, lists, and the order of systems', () => {
   assert.equal(custom.groups, 4);
   assert.equal(custom.etcdBin, '/opt/etcd');
   assert.deepEqual(parseKvFlags(['--systems', 'etcd']).systems, ['etcd']);
+  assert.deepEqual(parseKvFlags(['--systems', 'ours-no-sessions,ours']).systems, ['ours', 'ours-no-sessions']);
 });
 
 test('kv flags: malformed ones are usage errors', () => {

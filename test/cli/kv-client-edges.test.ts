@@ -8,6 +8,7 @@ import { KvClient } from '../../src/kv/client.js';
 import { MAX_KV_VALUE_BYTES } from '../../src/kv/kv-command.js';
 import { runCliWith, spawnCli, type Spawned } from '../support/cluster-up.js';
 import { freePort, tempRoot } from '../support/local.js';
+import { answer, closeFakeServers, fakeServer } from '../kv/fake-servers.js';
 
 let root = '';
 let endpoint = '';
@@ -110,4 +111,52 @@ test('status: durations in the text, exit 1 when a node does not answer or a gro
   const leaderless = await runCliWith(['status', '--endpoints', endpoint, '--json']);
   assert.equal(leaderless.code, 1, leaderless.stdout);
   assert.deepEqual((JSON.parse(leaderless.stdout) as { problems: string[] }).problems, ['group 1 has no master']);
+});
+
+test('kv put and del go through a session unless --session=false', async () => {
+  const opened = async (): Promise<number> => {
+    const text = await (await fetch(`${endpoint}/metrics`)).text();
+    return [...text.matchAll(/^multipaxos_kv_requests_total\{op="session",outcome="OK"\} (\d+)$/gm)]
+      .reduce((sum, match) => sum + Number(match[1]), 0);
+  };
+  const before = await opened();
+  assert.deepEqual(await kv(['put', 'with-session', 'one']), { code: 0, stdout: 'OK with-session version 1\n', stderr: '' });
+  assert.equal(await opened(), before + 1, 'the put opened a session');
+  assert.equal((await kv(['put', 'with-session', 'two', '--session=false'])).stdout, 'OK with-session version 2\n');
+  assert.equal((await kv(['del', 'with-session', '--session=false'])).code, 0);
+  assert.equal(await opened(), before + 1, 'no session with --session=false');
+});
+
+test('kv put opens its session for twice its timeout, not the hour a long-lived client gets', async () => {
+  const sessionBodies: unknown[] = [];
+  const server = await fakeServer((request, response) => {
+    if (request.url.startsWith('/v1/sessions')) {
+      sessionBodies.push(JSON.parse(request.body));
+      answer(response, 200, { group: 0, session: '0.1', ttlMs: 6_000 });
+    } else {
+      answer(response, 200, { key: 'short', version: 1 });
+    }
+  });
+  try {
+    const put = await runCliWith(['kv', 'put', 'short', 'v', '--endpoints', server.endpoint, '--timeout-ms', '3000']);
+    assert.equal(put.code, 0, put.stderr);
+    assert.deepEqual(sessionBodies, [{ ttlMs: 6_000 }]);
+  } finally {
+    await closeFakeServers();
+  }
+});
+
+test('kv list prints the keys of a prefix in order, every page or one (--limit, --after, --json)', async () => {
+  for (const key of ['ls/b', 'ls/a', 'ls/c', 'lsx']) assert.equal((await kv(['put', key, `value of ${key}`])).code, 0);
+  const all = await kv(['list', 'ls/']);
+  assert.equal(all.code, 0, all.stderr);
+  assert.equal(all.stdout, 'ls/a\t1\tvalue of ls/a\nls/b\t1\tvalue of ls/b\nls/c\t1\tvalue of ls/c\n');
+  const page = await kv(['list', 'ls/', '--limit', '2', '--json']);
+  assert.deepEqual(JSON.parse(page.stdout), {
+    items: [{ key: 'ls/a', value: 'value of ls/a', version: 1 }, { key: 'ls/b', value: 'value of ls/b', version: 1 }],
+    more: true, next: 'ls/b',
+  });
+  assert.equal((await kv(['list', 'ls/', '--after', 'ls/b'])).stdout, 'ls/c\t1\tvalue of ls/c\n');
+  assert.equal((await kv(['list', 'ls/', '--limit', '0'])).code, 2);
+  assert.equal((await kv(['list', 'a', 'b'])).code, 2);
 });

@@ -21,8 +21,9 @@ const ATTEMPT_MS = 200;
 /** The client's longest pause between attempts (its backoff's last step). */
 const LONGEST_PAUSE_MS = 200;
 
+/** Without sessions: the fake servers speak the protocol without them, which is what these tests check. */
 function clientOf(endpoints: readonly string[]): KvClient {
-  const client = new KvClient({ endpoints, timeoutMs: 5_000, attemptTimeoutMs: ATTEMPT_MS });
+  const client = new KvClient({ endpoints, timeoutMs: 5_000, attemptTimeoutMs: ATTEMPT_MS, sessions: false });
   clients.push(client);
   return client;
 }

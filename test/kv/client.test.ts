@@ -22,8 +22,18 @@ afterEach(async () => {
 // hooks (such as the removal of the data directories) run.
 const cluster: KvTestCluster = await startKvCluster({ groups: 2 });
 
+/**
+ * A client of the real cluster (sessions on, the default), or of fake servers: those speak the
+ * protocol without sessions (they have no POST /v1/sessions), which is what their tests check.
+ */
 function clientOf(endpoints: readonly string[], timeoutMs?: number): KvClient {
   const client = new KvClient({ endpoints, timeoutMs });
+  clients.push(client);
+  return client;
+}
+
+function sessionlessClientOf(endpoints: readonly string[], timeoutMs?: number): KvClient {
+  const client = new KvClient({ endpoints, timeoutMs, sessions: false });
   clients.push(client);
   return client;
 }
@@ -118,9 +128,10 @@ describe('KvClient on a real cluster', () => {
     assert.deepEqual(await client.delete(key), { key, version: 3, deleted: true });
     await assert.rejects(client.put(key, 'x', { version: 1 }), kvError('VERSION_CONFLICT'));
     assert.equal(forwardedTotal(cluster), total, 'a KvClient is never forwarded: it went to the master itself');
+    // The client's first request opens a session (its writes go through one), so that is the one refused.
     const refused = metricValue((await httpCall(endpointOf(cluster, other), 'GET', '/metrics')).text,
-      'multipaxos_kv_requests_total', { op: 'put', outcome: 'NOT_MASTER' });
-    assert.ok((refused ?? 0) >= 1, 'the first put was answered NOT_MASTER by the node it reached');
+      'multipaxos_kv_requests_total', { op: 'session', outcome: 'NOT_MASTER' });
+    assert.ok((refused ?? 0) >= 1, 'the first request was answered NOT_MASTER by the node it reached');
   });
 
   test('after the master drops its lease, a put through the client succeeds once another node serves', async () => {
@@ -154,7 +165,7 @@ describe('KvClient on a real cluster', () => {
 test('an endpoint that refuses connections is skipped and the next one serves the write', async () => {
   const closed = `http://127.0.0.1:${await freePort()}`;
   const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 1 }));
-  const client = clientOf([closed, serving.endpoint], 5_000);
+  const client = sessionlessClientOf([closed, serving.endpoint], 5_000);
   assert.deepEqual(await client.put('k', 'v'), { key: 'k', version: 1 });
   assert.equal(serving.seen.length, 1);
   const [request] = serving.seen;
@@ -167,7 +178,7 @@ test('NOT_MASTER with an endpoint sends the call to that master, and later calls
     { 'x-multipaxos-groups': '1', 'x-multipaxos-group': '0', 'x-multipaxos-endpoint': master.endpoint }));
   const follower = await fakeServer((_, response) => answer(response, 503,
     failure('NOT_MASTER', { master: { nodeId: 2, endpoint: master.endpoint } })));
-  const client = clientOf([follower.endpoint], 5_000);
+  const client = sessionlessClientOf([follower.endpoint], 5_000);
   assert.deepEqual(await client.put('k', 'v'), { key: 'k', version: 1 });
   assert.deepEqual([follower.seen.length, master.seen.length], [1, 1]);
   assert.deepEqual(await client.get('k'), { key: 'k', value: 'v', version: 1 });
@@ -178,7 +189,7 @@ test('NOT_MASTER without an endpoint moves on to the next endpoint', async () =>
   const follower = await fakeServer((_, response) => answer(response, 503,
     failure('NOT_MASTER', { master: { nodeId: 2, endpoint: null } })));
   const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 4 }));
-  const client = clientOf([follower.endpoint, serving.endpoint], 5_000);
+  const client = sessionlessClientOf([follower.endpoint, serving.endpoint], 5_000);
   assert.deepEqual(await client.delete('k'), { key: 'k', version: 4, deleted: true });
   assert.deepEqual([follower.seen.length, serving.seen.length], [1, 1]);
   assert.equal(serving.seen[0]?.method, 'DELETE');
@@ -187,7 +198,7 @@ test('NOT_MASTER without an endpoint moves on to the next endpoint', async () =>
 test('a delete answered KEY_NOT_FOUND is deleted: false with the key\'s version, and is not retried', async () => {
   const serving = await fakeServer((_, response) => answer(response, 404,
     failure('KEY_NOT_FOUND', { mayHaveBeenApplied: false, version: 7 })));
-  const client = clientOf([serving.endpoint], 5_000);
+  const client = sessionlessClientOf([serving.endpoint], 5_000);
   assert.deepEqual(await client.delete('k', { version: 7 }), { key: 'k', version: 7, deleted: false });
   assert.deepEqual(serving.seen.map((request) => [request.method, request.url]), [['DELETE', '/v1/kv/k?version=7']]);
 });
@@ -198,7 +209,7 @@ test('OVERLOADED is retried on the same endpoint until it serves', async () => {
     else answer(response, 200, { key: 'k', version: 9 });
   });
   const spare = await untouched();
-  const client = clientOf([flaky.endpoint, spare.endpoint], 5_000);
+  const client = sessionlessClientOf([flaky.endpoint, spare.endpoint], 5_000);
   assert.deepEqual(await client.put('k', 'v', { version: 8 }), { key: 'k', version: 9 });
   assert.equal(flaky.seen.length, 3, 'retried where it was refused');
   assert.ok(flaky.seen.every((seen) => seen.body === '{"value":"v","version":8}'), 'the same write each time');
@@ -210,9 +221,9 @@ test('a write that timed out on the server and may have been applied is not retr
     { ...failure('TIMEOUT'), mayHaveBeenApplied: true }));
   const spare = await untouched();
   // (A fresh client each time: a client that knows no master spreads its calls over the endpoints.)
-  await assert.rejects(clientOf([slow.endpoint, spare.endpoint], 5_000).put('k', 'v'),
+  await assert.rejects(sessionlessClientOf([slow.endpoint, spare.endpoint], 5_000).put('k', 'v'),
     kvError('TIMEOUT', (error) => error.mayHaveBeenApplied));
-  await assert.rejects(clientOf([slow.endpoint, spare.endpoint], 5_000).delete('k'),
+  await assert.rejects(sessionlessClientOf([slow.endpoint, spare.endpoint], 5_000).delete('k'),
     kvError('TIMEOUT', (error) => error.mayHaveBeenApplied));
   assert.deepEqual([slow.seen.length, spare.seen.length], [2, 0], 'each write was sent exactly once');
 });
@@ -220,7 +231,7 @@ test('a write that timed out on the server and may have been applied is not retr
 test('a read that timed out on the server is retried on another endpoint', async () => {
   const slow = await fakeServer((_, response) => answer(response, 504, failure('TIMEOUT')));
   const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', value: 'v', version: 2 }));
-  const client = clientOf([slow.endpoint, serving.endpoint], 5_000);
+  const client = sessionlessClientOf([slow.endpoint, serving.endpoint], 5_000);
   assert.deepEqual(await client.get('k'), { key: 'k', value: 'v', version: 2 });
   assert.deepEqual([slow.seen.length, serving.seen.length], [1, 1]);
 });
@@ -228,11 +239,11 @@ test('a read that timed out on the server is retried on another endpoint', async
 test('a connection lost after a write was sent fails the write as maybe applied; a read moves on', async () => {
   const cut = await fakeServer((_, response) => response.socket?.destroy());
   const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', value: 'v', version: 3 }));
-  const client = clientOf([cut.endpoint, serving.endpoint], 5_000);
+  const client = sessionlessClientOf([cut.endpoint, serving.endpoint], 5_000);
   await assert.rejects(client.put('k', 'v'), kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
   assert.deepEqual([cut.seen.length, serving.seen.length], [1, 0], 'the write was not sent again');
 
-  const reader = clientOf([cut.endpoint, serving.endpoint], 5_000);
+  const reader = sessionlessClientOf([cut.endpoint, serving.endpoint], 5_000);
   assert.deepEqual(await reader.get('k'), { key: 'k', value: 'v', version: 3 });
   assert.deepEqual([cut.seen.length, serving.seen.length], [2, 1], 'the read was retried on the next endpoint');
 });
@@ -240,25 +251,25 @@ test('a connection lost after a write was sent fails the write as maybe applied;
 test('UNAVAILABLE moves a write on only when it certainly was not applied', async () => {
   const refusing = await fakeServer((_, response) => answer(response, 503, failure('UNAVAILABLE')));
   const serving = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 5 }));
-  assert.deepEqual(await clientOf([refusing.endpoint, serving.endpoint], 5_000).put('k', 'v'), { key: 'k', version: 5 });
+  assert.deepEqual(await sessionlessClientOf([refusing.endpoint, serving.endpoint], 5_000).put('k', 'v'), { key: 'k', version: 5 });
   assert.deepEqual([refusing.seen.length, serving.seen.length], [1, 1]);
 
   const unsure = await fakeServer((_, response) => answer(response, 503,
     { ...failure('UNAVAILABLE'), mayHaveBeenApplied: true }));
-  await assert.rejects(clientOf([unsure.endpoint, serving.endpoint], 5_000).put('k', 'v'),
+  await assert.rejects(sessionlessClientOf([unsure.endpoint, serving.endpoint], 5_000).put('k', 'v'),
     kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
   assert.deepEqual([unsure.seen.length, serving.seen.length], [1, 1], 'the maybe-applied write was not sent again');
   // A read is retried whatever the write outcome says.
   const reply = { key: 'k', value: 'v', version: 5 };
   const reader = await fakeServer((_, response) => answer(response, 200, reply));
-  assert.deepEqual(await clientOf([unsure.endpoint, reader.endpoint], 5_000).get('k'), reply);
+  assert.deepEqual(await sessionlessClientOf([unsure.endpoint, reader.endpoint], 5_000).get('k'), reply);
   assert.deepEqual([unsure.seen.length, reader.seen.length], [2, 1]);
 });
 
 test('an abort while the client waits to retry ends the call as ABORTED, not applied', async () => {
   const electing = await fakeServer((_, response) => answer(response, 503, failure('NO_MASTER')));
   const controller = new AbortController();
-  const pending = clientOf([electing.endpoint], 10_000).put('k', 'v', { signal: controller.signal });
+  const pending = sessionlessClientOf([electing.endpoint], 10_000).put('k', 'v', { signal: controller.signal });
   // From the sixth refusal on the client waits 200 ms before each retry: abort 60 ms into such a wait
   // (the refusal has long arrived; the next attempt is far off), not while an attempt is in flight.
   await waitFor('six refusals', () => electing.seen.length >= 6, 5_000);
@@ -272,7 +283,7 @@ test('an abort while the client waits to retry ends the call as ABORTED, not app
 test('a deadline reached while retrying is a TIMEOUT that was not applied', async () => {
   const electing = await fakeServer((_, response) => answer(response, 503, failure('NO_MASTER')));
   const began = performance.now();
-  await assert.rejects(clientOf([electing.endpoint], 10_000).put('k', 'v', { timeoutMs: 600 }),
+  await assert.rejects(sessionlessClientOf([electing.endpoint], 10_000).put('k', 'v', { timeoutMs: 600 }),
     kvError('TIMEOUT', (error) => !error.mayHaveBeenApplied && /NO_MASTER/.test(error.message)));
   const elapsed = performance.now() - began;
   assert.ok(elapsed < 1_200, `gave up after ${Math.round(elapsed)} ms`);
@@ -281,7 +292,7 @@ test('a deadline reached while retrying is a TIMEOUT that was not applied', asyn
 
 test('VERSION_CONFLICT is thrown with the current version, and not retried', async () => {
   const server = await fakeServer((_, response) => answer(response, 409, failure('VERSION_CONFLICT', { version: 7 })));
-  const client = clientOf([server.endpoint], 5_000);
+  const client = sessionlessClientOf([server.endpoint], 5_000);
   await assert.rejects(client.put('k', 'v', { version: 3 }),
     kvError('VERSION_CONFLICT', (error) => error.version === 7 && !error.mayHaveBeenApplied));
   await assert.rejects(client.delete('k', { version: 3 }), kvError('VERSION_CONFLICT', (error) => error.version === 7));
@@ -292,7 +303,7 @@ test('VERSION_CONFLICT is thrown with the current version, and not retried', asy
 
 test('a server that never answers: TIMEOUT at the deadline, maybe applied for a write', async () => {
   const silent = await fakeServer(() => {});
-  const client = clientOf([silent.endpoint], 10_000);
+  const client = sessionlessClientOf([silent.endpoint], 10_000);
   for (const [call, isWrite] of [[() => client.put('k', 'v', { timeoutMs: 400 }), true],
     [() => client.get('k', { timeoutMs: 400 }), false]] as const) {
     const began = performance.now();
@@ -305,7 +316,7 @@ test('a server that never answers: TIMEOUT at the deadline, maybe applied for a 
 
 test('an AbortSignal aborts a pending call, and an already-aborted one rejects at once', async () => {
   const silent = await fakeServer(() => {});
-  const client = clientOf([silent.endpoint], 10_000);
+  const client = sessionlessClientOf([silent.endpoint], 10_000);
   const controller = new AbortController();
   const pending = client.put('k', 'v', { signal: controller.signal });
   await waitFor('the request to arrive', () => silent.seen.length === 1, 5_000);
@@ -328,7 +339,7 @@ test('a reply that is not JSON is UNAVAILABLE', async () => {
     response.writeHead(200, { 'content-type': 'text/html' });
     response.end('<html>proxy error</html>');
   });
-  const client = clientOf([broken.endpoint], 2_000);
+  const client = sessionlessClientOf([broken.endpoint], 2_000);
   await assert.rejects(client.put('k', 'v'), kvError('UNAVAILABLE', (error) => error.mayHaveBeenApplied));
   assert.equal(broken.seen.length, 1, 'a write with an unknown outcome is not sent again');
   // A read keeps trying, then gives up at its deadline with the last error in the message.
@@ -339,7 +350,9 @@ test('a reply that is not JSON is UNAVAILABLE', async () => {
 
 test('the timeout the client sends is an integer below the attempt\'s timeout, and it asks not to be forwarded', async () => {
   const server = await fakeServer((_, response) => answer(response, 200, { key: 'k', version: 1 }));
-  const client = new KvClient({ endpoints: [server.endpoint], timeoutMs: 10_000, attemptTimeoutMs: 3_000 });
+  const client = new KvClient({
+    endpoints: [server.endpoint], timeoutMs: 10_000, attemptTimeoutMs: 3_000, sessions: false,
+  });
   clients.push(client);
   for (const timeoutMs of [1_234, 2_000, 9_999, 120_000]) {
     await client.put('k', 'v', { timeoutMs });
@@ -364,7 +377,7 @@ test('the constructor refuses no endpoints and endpoints that are not http or ht
     assert.throws(() => new KvClient({ endpoints: [endpoint] }), kvError('BAD_REQUEST'), endpoint);
   }
   // Without a scheme, http:// is assumed.
-  clientOf(['127.0.0.1:8081', 'localhost:8082', 'http://[::1]:8083']).close();
+  sessionlessClientOf(['127.0.0.1:8081', 'localhost:8082', 'http://[::1]:8083']).close();
 });
 
 test('timeouts must be positive finite numbers, and keys well-formed Unicode, before anything is sent', async () => {
@@ -372,7 +385,7 @@ test('timeouts must be positive finite numbers, and keys well-formed Unicode, be
     assert.throws(() => new KvClient({ endpoints: ['http://127.0.0.1:1'], timeoutMs }), kvError('BAD_REQUEST'),
       String(timeoutMs));
   }
-  const client = clientOf(['http://127.0.0.1:1']);
+  const client = sessionlessClientOf(['http://127.0.0.1:1']);
   try {
     await assert.rejects(client.put('a', 'x', { timeoutMs: Number.NaN }), kvError('BAD_REQUEST'));
     await assert.rejects(client.get('\ud800'), kvError('BAD_REQUEST'));

@@ -264,7 +264,9 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     { name: 'an empty key', method: 'PUT', path: '/v1/kv/', body: '{"value":"x"}', status: 400, code: 'BAD_REQUEST',
       message: /key/ },
     { name: 'an unknown path', method: 'GET', path: '/v2/kv/a', status: 404, code: 'NOT_FOUND' },
-    { name: 'the KV prefix without a slash', method: 'GET', path: '/v1/kv', status: 404, code: 'NOT_FOUND' },
+    // GET /v1/kv is the listing now (a 200); other methods on it are refused.
+    { name: 'a write to the listing path', method: 'PUT', path: '/v1/kv', status: 405, code: 'METHOD_NOT_ALLOWED',
+      allow: 'GET, HEAD' },
     { name: 'POST on a key', method: 'POST', path: '/v1/kv/a', body: '{"value":"x"}', status: 405,
       code: 'METHOD_NOT_ALLOWED', allow: 'GET, PUT, DELETE' },
     { name: 'PATCH on a key', method: 'PATCH', path: '/v1/kv/a', body: '{"value":"x"}', status: 405,

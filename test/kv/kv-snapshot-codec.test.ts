@@ -90,7 +90,7 @@ describe('KV snapshot codec', () => {
     const value = Buffer.alloc(100, 1);
     const snapshot: KvSnapshot = {
       group: 0, groups: 1, instanceId: 5, lastExecutedInstanceId: 5, fence: undefined,
-      keys, entries: keys.map(() => ({ value, version: 1 })),
+      keys, entries: keys.map(() => ({ value, version: 1 })), sessions: { nextId: 1, logTime: 0, sessions: [] },
     };
     const chunks = [...encodeKvSnapshotChunks(snapshot)];
     assert.ok(chunks.length >= 4, `${chunks.length} chunks`);
@@ -121,7 +121,7 @@ describe('KV snapshot codec', () => {
       return withCrc(copy);
     };
     refused(patched(0, (b) => b.write('XX')), /bad magic/);
-    refused(patched(8, (b) => b.writeUInt16LE(2)), /format version 2 is not supported/);
+    refused(patched(8, (b) => b.writeUInt16LE(3)), /format version 3 is not supported/);
     refused(patched(10, (b) => b.writeUInt16LE(1)), /unknown flags/);
     refused(good, /not group 1 of 2/, { group: 1, groups: 2 });
     refused(good, /not group 0 of 3/, { group: 0, groups: 3 });
@@ -155,6 +155,6 @@ describe('KV snapshot codec', () => {
     badKind[kindAt] = 9;
     refused(withCrc(badKind), /unknown entry kind 9/);
     const trailing = Buffer.concat([one.subarray(0, one.length - 4), Buffer.from([0, 0, 0, 0, 0])]);
-    refused(withCrc(trailing), /unexpected bytes after the last entry/);
+    refused(withCrc(trailing), /unexpected bytes after the session table/);
   });
 });

@@ -1,7 +1,9 @@
-// Jepsen-style: eight clients run a random mix of reads, writes, conditional writes and deletes over
-// six keys of a real `multipaxos cluster up` cluster while a nemesis kills masters with kill -9 (and
-// restarts them) and freezes them with SIGSTOP for 2.5 leases. Every operation is recorded with its
-// interval and outcome, and the whole history must be linearizable (src/testing/linearizability.ts).
+// Jepsen-style: eight clients (with sessions, as KvClient has by default) run a random mix of reads,
+// writes, conditional writes and deletes over six keys of a real `multipaxos cluster up` cluster
+// while a nemesis kills masters with kill -9 (and restarts them) and freezes them with SIGSTOP for
+// 2.5 leases. Every operation is recorded with its
+// interval and outcome, and the whole history must be linearizable (src/testing/linearizability.ts);
+// each key's final version must count exactly the writes applied to it (none applied twice).
 //
 // The freeze is the dangerous case for lease reads (Consul 2014, etcd locks 2020): a master that wakes
 // up after its lease ran out, with requests waiting in its sockets, must not answer a read from its
@@ -19,6 +21,7 @@ import {
 } from '../../src/testing/kv-model.js';
 import { checkLinearizability } from '../../src/testing/linearizability.js';
 import { clusterScope, processesMentioning, startClusterUp } from '../support/cluster-up.js';
+import { writesAppliedTwice } from '../support/kv-applications.js';
 import { FakeKv, forgeStaleRead } from '../support/kv-histories.js';
 import { MasterNemesis, servingMaster, type Fault } from '../support/kv-nemesis.js';
 import { seededRandom, type Random } from '../support/random.js';
@@ -207,6 +210,18 @@ test('8 clients on 6 keys while masters are killed and frozen: the history is li
     const forged = forgeStaleRead(history);
     assert.ok(forged !== undefined);
     assert.equal(checkLinearizability(kvModel, forged.history).result, 'illegal');
+
+    // No write applied twice: the clients' writes go through sessions and are retried, with their
+    // numbers, while their outcome is unknown. Each key's final version counts the writes applied to it.
+    const finals = new Map<string, number>();
+    for (const key of keys) finals.set(key, (await probe.get(key, { timeoutMs: 10_000 })).version);
+    const twice = writesAppliedTwice(recorder.entries(), finals);
+    assert.deepEqual(twice, [], `writes applied twice (seed ${seed})`);
+    // The count can fail: a final version above every write recorded on the key is refused.
+    const [firstKey] = keys as [string];
+    const writesOnKey = recorder.entries().filter((entry) => entry.input.key === firstKey).length;
+    const bumped = new Map(finals).set(firstKey, (finals.get(firstKey) as number) + writesOnKey + 1);
+    assert.equal(writesAppliedTwice(recorder.entries(), bumped).length, 1);
 
     // Enough happened to mean something: many answers, and answers in the faulted group after every fault.
     assert.equal(nemesis.faults.length, plan.length);
