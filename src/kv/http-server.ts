@@ -205,6 +205,9 @@ export class KvHttpServer {
     request: IncomingMessage, response: ServerResponse, countAs: (operation: KvOperation) => void,
   ): Promise<Reply> {
     const url = parseUrl(request.url);
+    // Authorized and routed on one path, the raw one (see rawPathOf): the URL parser's
+    // normalisation of `..`, `%2e` and `\` must not make the two disagree.
+    const path = rawPathOf(request, url);
     const began = performance.now();
     const method = request.method ?? 'GET';
     // The role of a caller authenticated by its client certificate, to be carried if forwarded.
@@ -212,7 +215,7 @@ export class KvHttpServer {
     if (this.tokens !== undefined) {
       try {
         const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request), method,
-          url.pathname, this.openMonitoring);
+          path, this.openMonitoring);
         if (request.headers.authorization === undefined) certificateCaller = role;
       } catch (error) {
         if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
@@ -220,28 +223,28 @@ export class KvHttpServer {
         throw error;
       }
     }
-    if (url.pathname === '/status' || url.pathname === '/metrics') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    if (path === '/status' || path === '/metrics') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
       checkQuery(url, []);
-      return url.pathname === '/status' ? this.status() : this.metrics();
+      return path === '/status' ? this.status() : this.metrics();
     }
-    if (url.pathname === '/' || url.pathname === '/ui') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    if (path === '/' || path === '/ui') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
       return { status: 200, body: new RawText(STATUS_PAGE_HTML, 'text/html; charset=utf-8'), headers: PAGE_HEADERS };
     }
-    if (url.pathname === '/v1/node-status' || url.pathname === '/v1/cluster-status') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    if (path === '/v1/node-status' || path === '/v1/cluster-status') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
       checkQuery(url, []);
-      const body = url.pathname === '/v1/node-status'
+      const body = path === '/v1/node-status'
         ? nodeReport(this.attached(), this.endpoint, this.history, this.cluster.knownEndpoints())
         : await this.cluster.gather();
       return { status: 200, body, headers: { ...this.commonHeaders(), 'cache-control': 'no-store' } };
     }
-    if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
-    if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
-    const key = keyOfPath(rawPathOf(request, url));
+    if (isAdminPath(path)) return await answerAdminRequest(this.attached().node, request);
+    if (path === '/v1/snapshots') return await this.snapshot(method, url);
+    const key = keyOfPath(path);
     if (key === undefined) {
-      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
+      throw new KvError('NOT_FOUND', `no such path: ${path} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
     }
     const service = this.attached();
     const timeoutMs = timeoutOf(request);
@@ -284,7 +287,7 @@ export class KvHttpServer {
         return 'status' in deleted ? deleted : { status: 200, body: { key, version: deleted.version }, headers };
       }
       default:
-        throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
+        throw methodNotAllowed(method, path, 'GET, PUT, DELETE');
     }
   }
 
