@@ -101,9 +101,11 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--local-address must be an IP address; got "${localAddress}"`);
   }
   const httpPeers = new Map<number, string>();
+  // The other nodes serve HTTPS exactly when this one does (cluster up starts them alike).
+  const httpScheme = tls !== undefined && flags['http-tls'] !== false ? 'https' : 'http';
   if (flags['http-peers'] !== undefined) {
     for (const peer of parsePeers(flags['http-peers'] as string, '--http-peers')) {
-      if (peer.id !== nodeId) httpPeers.set(peer.id, `http://${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`);
+      if (peer.id !== nodeId) httpPeers.set(peer.id, `${httpScheme}://${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`);
     }
   }
   const server = await KvHttpServer.listen({

@@ -6,7 +6,7 @@
  *   /v1/members*, /v1/master*, /v1/snapshots (any method) admin
  *   GET  /status, /metrics, /v1/node-status              read, or nobody with openMonitoring
  *   GET  /v1/cluster-status                              read
- *   GET  /, /ui (the status page: static, no data)       read
+ *   GET  /, /ui (the status page: static, no data)       nobody (it asks for a token, see ui/status-page.ts)
  *   any method but GET and HEAD                          at least write, whatever the path
  *   anything else                                        admin (a route this table does not name)
  *
@@ -30,7 +30,8 @@ export function requiredRole(method: string, path: string, openMonitoring: boole
 /** The role a GET of `path` needs. */
 function routeRole(path: string, openMonitoring: boolean): Role | null {
   if (path === '/status' || path === '/metrics' || path === '/v1/node-status') return openMonitoring ? null : 'read';
-  if (path === '/v1/cluster-status' || path === '/' || path === '/ui') return 'read';
+  if (path === '/' || path === '/ui') return null;
+  if (path === '/v1/cluster-status') return 'read';
   if (isAdminPath(path) || path === '/v1/snapshots' || path.startsWith('/v1/snapshots/')) return 'admin';
   if (path.startsWith('/v1/kv/')) return 'read';
   return 'admin';

@@ -104,7 +104,8 @@ export class KvHttpServer {
       localAddress: options.localAddress, tls: tls === undefined ? undefined : () => tls.current,
     });
     this.cluster = new ClusterStatus(
-      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), options.httpPeers ?? new Map());
+      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), options.httpPeers ?? new Map(),
+      { localAddress: options.localAddress, tls: tls === undefined ? undefined : () => tls.current });
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
@@ -214,8 +215,8 @@ export class KvHttpServer {
     let certificateCaller: Role | undefined;
     if (this.tokens !== undefined) {
       try {
-        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request), method,
-          path, this.openMonitoring);
+        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request, path),
+          method, path, this.openMonitoring);
         if (request.headers.authorization === undefined) certificateCaller = role;
       } catch (error) {
         if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
@@ -314,14 +315,18 @@ export class KvHttpServer {
   /**
    * The role the request's verified client certificate grants: its own (SAN URI
    * multipaxos:role:ROLE), or, when the certificate names a node of the cluster (a forwarding
-   * node), the role that node says its caller has. Undefined without TLS or a verified certificate.
+   * node), the role that node says its caller has; a node asking for /v1/node-status on its own
+   * behalf (gathering /v1/cluster-status) may read it. Undefined without TLS or a verified certificate.
    */
-  private certificateRoleOf(request: IncomingMessage): Role | undefined {
+  private certificateRoleOf(request: IncomingMessage, path: string): Role | undefined {
     const socket = request.socket as TLSSocket;
     if (this.tls === undefined || socket.authorized !== true) return undefined;
     const certificate = socket.getPeerX509Certificate();
     const forwarded = request.headers[FORWARDED_ROLE_HEADER];
-    if (nodeIdsOf(certificate).length > 0) return typeof forwarded === 'string' && isRole(forwarded) ? forwarded : undefined;
+    if (nodeIdsOf(certificate).length > 0) {
+      if (typeof forwarded === 'string') return isRole(forwarded) ? forwarded : undefined;
+      return path === '/v1/node-status' ? 'read' : undefined;
+    }
     return roleOf(certificate);
   }
 
