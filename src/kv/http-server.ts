@@ -70,6 +70,7 @@ const MAX_TIMEOUT_MS = 60_000;
 /** A DELETE body is at most {"version": n}. */
 const MAX_DELETE_BODY_BYTES = 4096;
 const MAX_CONNECTIONS = 4_096;
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** More than this in bodies being received at once is refused with OVERLOADED (429). */
 const MAX_BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
@@ -122,6 +123,9 @@ export class KvHttpServer {
       // (or, for a forwarding node, carry its caller's); without one a token is needed.
       const secure: HttpsServer = createHttpsServer({
         ca, cert, key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false,
+        // A TLS handshake not done within 10 s is dropped (Node's default, 120 s, lets a slow
+        // opener hold connections; requestTimeout and headersTimeout only start after it).
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
       }, handler);
       tls.onReload(({ material }) => secure.setSecureContext({ ca: material.ca, cert: material.cert,
         key: material.key, minVersion: 'TLSv1.2' }));
