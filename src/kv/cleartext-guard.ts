@@ -15,10 +15,11 @@ export function mayCarryCredentials(endpoint: string | URL): boolean {
   }
   if (url.protocol === 'https:') return true;
   if (url.protocol !== 'http:') return false;
-  return isLoopback(url.hostname);
+  return isLoopbackHost(url.hostname);
 }
 
-function isLoopback(hostname: string): boolean {
+/** Whether a host name or address (IPv6 with or without brackets) is this machine's loopback. */
+export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
