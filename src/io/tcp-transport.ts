@@ -659,6 +659,16 @@ export class TcpTransport implements Transport {
     else sameAddress.add(connection);
   }
 
+  /**
+   * Whether the peer's certificate verifies against the CA loaded now. A TLS handshake under way
+   * when the CA changes completes under the old one, after onTlsReload has checked the open
+   * connections: without this a peer the new CA no longer trusts would get in.
+   */
+  private trustedNow(connection: PeerConnection): boolean {
+    const certificate = connection.certificate();
+    return this.tls !== null && certificate !== undefined && stillTrusted(certificate, this.tls.current);
+  }
+
   /** A raw connection to the TLS listener, before its TLS handshake: bounded as in onAccept. */
   private onTlsConnection(socket: Socket): void {
     if (this.closed) return;
@@ -728,6 +738,12 @@ export class TcpTransport implements Transport {
     if (connection.secure && !certificateNames(connection.certificate(), connection.peerId)) {
       this.counters.certificateMismatches++;
       this.failHandshake(connection, `the certificate of the node listening there does not name node ${connection.peerId}`);
+      return;
+    }
+    if (connection.secure && !this.trustedNow(connection)) {
+      this.counters.certificatesRevoked++;
+      this.failHandshake(connection, 'the certificate of the node listening there does not verify against the '
+        + 'current CA (it changed during the TLS handshake)');
       return;
     }
     const body = encodeHandshake({ nodeId: this.options.nodeId, targetNodeId: connection.peerId,
@@ -835,6 +851,12 @@ export class TcpTransport implements Transport {
       this.counters.certificateMismatches++;
       this.failHandshake(connection, `its certificate does not name node ${hello.nodeId}, the node it claims to be`,
         hello.nodeId);
+      return;
+    }
+    if (connection.secure && !this.trustedNow(connection)) {
+      this.counters.certificatesRevoked++;
+      this.failHandshake(connection, 'its certificate does not verify against the current CA (it changed during '
+        + 'the TLS handshake)', hello.nodeId);
       return;
     }
     const refusal = refuseHandshake(this.identity, hello, (nodeId) => this.peers.has(nodeId));
