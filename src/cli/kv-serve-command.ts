@@ -94,6 +94,11 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const tls = tlsFilesOf(flags);
   const tokens = flags.tokens === undefined ? undefined : openTokens(flags.tokens as string);
   if (flags['open-monitoring'] === true && tokens === undefined) throw new UsageError('--open-monitoring needs --tokens');
+  if (tls !== undefined && tokens === undefined) {
+    // Encryption without authentication: easy to mistake for a secured node.
+    process.stderr.write(`warning: node ${nodeId} has TLS but no --tokens: anyone who reaches its HTTP API may read, ` +
+      'write and administer it\n');
+  }
   const { requested: stopRequested } = stopSignal({ unrefChannel: true });
 
   const localAddress = flags['local-address'] as string | undefined;
@@ -111,6 +116,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const server = await KvHttpServer.listen({
     host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined, httpPeers,
     localAddress, tls: flags['http-tls'] === false ? undefined : tls, tokens, openMonitoring: flags['open-monitoring'] === true,
+    logger: STDERR_LOGGER,
   }).catch((error: NodeJS.ErrnoException) => {
     tokens?.close();
     throw listenFailure(`--http ${http.host}:${http.port}`, error) ?? error;

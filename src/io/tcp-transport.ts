@@ -1022,13 +1022,27 @@ export class TcpTransport implements Transport {
   }
 }
 
+/**
+ * The node's TLS files, checked at start-up: its own certificate must name its own node id and
+ * chain to the CA, or every peer would refuse it with nothing on this side saying why.
+ */
 function openTlsFiles(options: ResolvedTransportOptions): TlsFiles {
+  let files: TlsFiles;
   try {
-    return TlsFiles.open(options.tls as NonNullable<ResolvedTransportOptions['tls']>, options.logger);
+    files = TlsFiles.open(options.tls as NonNullable<ResolvedTransportOptions['tls']>, options.logger);
   } catch (error) {
     throw new PaxosError('STARTUP_FAILED', `the transport cannot use its TLS files: ${(error as Error).message}`,
       { ...NOT_CHOSEN, cause: error });
   }
+  const { certificate } = files.current;
+  const problem = !certificateNames(certificate, options.nodeId)
+    ? `does not name node ${options.nodeId} (its SAN URIs: ${certificate.subjectAltName ?? 'none'})`
+    : !stillTrusted(certificate, files.current) ? 'does not chain to the CA file, or is not valid now' : undefined;
+  if (problem !== undefined) {
+    files.close();
+    throw new PaxosError('STARTUP_FAILED', `this node's certificate ${options.tls?.cert ?? ''} ${problem}`, NOT_CHOSEN);
+  }
+  return files;
 }
 
 /** The bytes of the frame of `message`, or -1 when it cannot be encoded (not a message this version knows). */

@@ -30,6 +30,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
+import type { Logger } from '../runtime/interfaces.js';
 import { TlsFiles, type TlsFileOptions } from '../security/tls-files.js';
 import { isRole, type Role, type TokenStore } from '../security/tokens.js';
 import { nodeIdsOf, roleOf } from '../security/node-identity.js';
@@ -62,8 +63,10 @@ export interface KvHttpServerOptions {
   readonly tls?: TlsFileOptions;
   /** Require a bearer token with a role for every request (see http-auth.ts). Default: no authentication. */
   readonly tokens?: TokenStore;
-  /** With `tokens`: leave GET /status and /metrics open (for Prometheus scrapers). */
+  /** With `tokens`: leave GET /status, /metrics and /v1/node-status open (for Prometheus scrapers). */
   readonly openMonitoring?: boolean;
+  /** Where reloads of the TLS files (and failures to load them) are logged. */
+  readonly logger?: Logger;
 }
 
 const MAX_TIMEOUT_MS = 60_000;
@@ -114,7 +117,7 @@ export class KvHttpServer {
     const handler = (request: IncomingMessage, response: ServerResponse): void => {
       (created.instance as KvHttpServer).handle(request, response);
     };
-    const tls = options.tls === undefined ? undefined : TlsFiles.open(options.tls);
+    const tls = options.tls === undefined ? undefined : TlsFiles.open(options.tls, options.logger);
     let server: Server;
     if (tls === undefined) server = createServer(handler);
     else {
