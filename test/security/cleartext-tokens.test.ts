@@ -13,6 +13,7 @@ import { mayCarryCredentials } from '../../src/kv/cleartext-guard.js';
 import { KvClient } from '../../src/kv/client.js';
 import { Forwarder } from '../../src/kv/http-forward.js';
 import { makeTestPki } from '../support/certs.js';
+import { runCli } from '../support/cluster-up.js';
 
 const TOKEN = 'write-token-0123456789abcdef';
 let plain: Server;
@@ -89,4 +90,13 @@ test('a node serving HTTPS does not forward over plain HTTP, with or without cre
     forwarder.close();
   }
   assert.deepEqual(plainSaw, []);
+});
+
+test('members/master/snapshot refuse --token with a plain-HTTP --node off loopback, before connecting', async () => {
+  // A .invalid name never resolves: the refusal must come before any lookup or connection.
+  for (const args of [['members', 'list'], ['master', 'drop'], ['snapshot', 'create']]) {
+    const run = await runCli([...args, '--node', 'db1.invalid:8081', '--token', TOKEN]);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr, /not sending the token over plain HTTP/);
+  }
 });
