@@ -4,6 +4,7 @@
  *   GET  /v1/kv/{key} (stale or not)                     read
  *   PUT, DELETE /v1/kv/{key}                             write
  *   /v1/members*, /v1/master*, /v1/snapshots (any method) admin
+ *   /v1/sessions* (any method: sessions propose)          write
  *   GET  /status, /metrics, /v1/node-status              read, or nobody with openMonitoring
  *   GET  /v1/cluster-status                              read
  *   GET  /, /ui (the status page: static, no data)       nobody (it asks for a token, see ui/status-page.ts)
@@ -34,6 +35,7 @@ function routeRole(path: string, openMonitoring: boolean): Role | null {
   if (path === '/v1/cluster-status') return 'read';
   if (isAdminPath(path) || path === '/v1/snapshots' || path.startsWith('/v1/snapshots/')) return 'admin';
   if (path.startsWith('/v1/kv/')) return 'read';
+  if (path === '/v1/sessions' || path.startsWith('/v1/sessions/')) return 'write';
   return 'admin';
 }
 
