@@ -7,6 +7,7 @@
  */
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { mayCarryCredentials } from '../kv/cleartext-guard.js';
 import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf, requestSecurity } from './client-security.js';
 import { parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { parseAddress } from './peer-list.js';
@@ -148,6 +149,10 @@ async function call(
   const security = clientSecurityOf(flags as Flags);
   const secure = explicitHttps || security.ca !== undefined;
   const { headers: authorization, tls } = requestSecurity(security);
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  if (security.token !== undefined && !mayCarryCredentials(`${secure ? 'https' : 'http'}://${hostInUrl}:${port}`)) {
+    throw new UsageError(`not sending the token over plain HTTP to ${host}:${port}: use --node https://... (or --ca FILE)`);
+  }
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const timeoutMs = (flags['timeout-ms'] as number | undefined) ?? 30_000;
   return await new Promise<Reply>((resolve, reject) => {

@@ -22,7 +22,8 @@ export const CERT_USAGE = `usage: multipaxos cert init  --dir DIR [--name NAME] 
           to DIR). --node: a node's certificate, naming it as URI multipaxos:node:ID (what the
           transport checks against the node id a peer claims) and the hosts it serves HTTPS on
           (--hosts, default localhost,127.0.0.1). --client: a client certificate of the HTTP API
-          granting --role (as URI multipaxos:role:ROLE), an alternative to a token
+          granting --role (as URI multipaxos:role:ROLE), an alternative to a token (for clients
+          only: no hosts, and not usable to serve HTTPS)
   token   print a new random token as a line of a token file: "ROLE TOKEN" (default role read)
 Issuing again over existing files replaces them atomically; running nodes pick them up within
 seconds (rotation). Needs the openssl command (or $MULTIPAXOS_OPENSSL).`;
@@ -58,9 +59,13 @@ export async function certCommand(argv: readonly string[]): Promise<number> {
         if ((flags.node === undefined) === (flags.client === undefined)) {
           throw new UsageError('cert issue needs one of --node ID or --client NAME');
         }
+        if (flags.client !== undefined && flags.hosts !== undefined) {
+          throw new UsageError('--hosts goes with --node: a client certificate names no hosts');
+        }
         const files = flags.node !== undefined
           ? await issueNodeCert(ca, out, flags.node as number, options)
-          : await issueClientCert(ca, out, flags.client as string, { ...options, role: clientRole(flags.role) });
+          : await issueClientCert(ca, out, flags.client as string,
+            { days: options.days, role: clientRole(flags.role) });
         console.log(`issued ${files.cert} and ${files.key}`);
         return 0;
       }

@@ -3,6 +3,7 @@
  * snapshot), each with an environment variable a shell can set once:
  *
  *   --token TOKEN  / $MULTIPAXOS_TOKEN   bearer token for nodes started with --tokens
+ *   --token-file FILE / $MULTIPAXOS_TOKEN_FILE  the token read from a file (not shown by ps, unlike --token)
  *   --ca FILE      / $MULTIPAXOS_CA      CA the nodes' HTTPS certificates chain to
  *   --cert FILE    / $MULTIPAXOS_CERT    client certificate, for a TLS front that asks for one
  *   --key FILE     / $MULTIPAXOS_KEY     its key
@@ -12,9 +13,12 @@
 import { readFileSync } from 'node:fs';
 import { CommandError, UsageError, type FlagSpec, type Flags } from './flags.js';
 
-export const CLIENT_SECURITY_FLAGS: FlagSpec = { token: 'string', ca: 'string', cert: 'string', key: 'string' };
+export const CLIENT_SECURITY_FLAGS: FlagSpec = {
+  token: 'string', 'token-file': 'string', ca: 'string', cert: 'string', key: 'string',
+};
 
 export const CLIENT_SECURITY_USAGE = `  --token TOKEN         bearer token for nodes that require one (default $MULTIPAXOS_TOKEN)
+  --token-file FILE     the token from a file, out of sight of ps (default $MULTIPAXOS_TOKEN_FILE)
   --ca FILE             CA of the nodes' HTTPS certificates (default $MULTIPAXOS_CA)
   --cert FILE, --key FILE  client certificate and key, if asked for ($MULTIPAXOS_CERT, $MULTIPAXOS_KEY)`;
 
@@ -30,7 +34,16 @@ export function clientSecurityOf(flags: Flags): ClientSecurity {
     const value = (flags[flag] as string | undefined) ?? process.env[variable];
     return value === undefined || value === '' ? undefined : value;
   };
-  const token = pick('token', 'MULTIPAXOS_TOKEN');
+  const tokenFile = pick('token-file', 'MULTIPAXOS_TOKEN_FILE');
+  if (flags.token !== undefined && flags['token-file'] !== undefined) throw new UsageError('give --token or --token-file, not both');
+  let token = pick('token', 'MULTIPAXOS_TOKEN');
+  if (flags.token === undefined && tokenFile !== undefined) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (error) {
+      throw new CommandError(`--token-file ${tokenFile}: ${(error as Error).message}`, 2);
+    }
+  }
   if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
     throw new UsageError('the token must be printable characters without spaces');
   }

@@ -59,7 +59,7 @@ Exit status: 0 done, 1 failed, 2 bad usage, 3 the key is not set (get, del).`;
 const STATUS_FLAGS: FlagSpec = { ...FLAGS, watch: 'boolean', 'interval-ms': 'number' };
 
 export const STATUS_USAGE = `usage: multipaxos status [--endpoints URL,URL] [--timeout-ms T] [--json] [--token T] [--ca FILE]
-       multipaxos status --watch [--interval-ms 2000] [--endpoints URL,URL] [--timeout-ms T]
+       multipaxos status --watch [--interval-ms 2000] [--endpoints URL,URL] [--timeout-ms T] [--token T] [--ca FILE]
 
 Shows every node of the cluster: whether it answers, how long it has been up, and per group its
 instance, its master, whether it serves (holds the lease with its fence current) and when the
@@ -167,6 +167,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
     newClient(endpoints, undefined, flags).close();
     return await watchStatus({
       endpoints, intervalMs, timeoutMs: (flags['timeout-ms'] as number | undefined) ?? 2_000, json: flags.json === true,
+      security: clientSecurityOf(flags),
     });
   }
   if (flags['interval-ms'] !== undefined) throw new UsageError('--interval-ms goes with --watch');

@@ -94,6 +94,11 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const tls = tlsFilesOf(flags);
   const tokens = flags.tokens === undefined ? undefined : openTokens(flags.tokens as string);
   if (flags['open-monitoring'] === true && tokens === undefined) throw new UsageError('--open-monitoring needs --tokens');
+  if (tls !== undefined && tokens === undefined) {
+    // Encryption without authentication: easy to mistake for a secured node.
+    process.stderr.write(`warning: node ${nodeId} has TLS but no --tokens: anyone who reaches its HTTP API may read, ` +
+      'write and administer it\n');
+  }
   const { requested: stopRequested } = stopSignal({ unrefChannel: true });
 
   const localAddress = flags['local-address'] as string | undefined;
@@ -101,14 +106,17 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--local-address must be an IP address; got "${localAddress}"`);
   }
   const httpPeers = new Map<number, string>();
+  // The other nodes serve HTTPS exactly when this one does (cluster up starts them alike).
+  const httpScheme = tls !== undefined && flags['http-tls'] !== false ? 'https' : 'http';
   if (flags['http-peers'] !== undefined) {
     for (const peer of parsePeers(flags['http-peers'] as string, '--http-peers')) {
-      if (peer.id !== nodeId) httpPeers.set(peer.id, `http://${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`);
+      if (peer.id !== nodeId) httpPeers.set(peer.id, `${httpScheme}://${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`);
     }
   }
   const server = await KvHttpServer.listen({
     host: http.host, port: http.port, advertisedEndpoint: flags.advertise as string | undefined, httpPeers,
     localAddress, tls: flags['http-tls'] === false ? undefined : tls, tokens, openMonitoring: flags['open-monitoring'] === true,
+    logger: STDERR_LOGGER,
   }).catch((error: NodeJS.ErrnoException) => {
     tokens?.close();
     throw listenFailure(`--http ${http.host}:${http.port}`, error) ?? error;

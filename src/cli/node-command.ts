@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { EchoStateMachine } from '../../examples/echo/echo-state-machine.js';
 import { PaxosError } from '../errors.js';
+import { isLoopbackHost } from '../kv/cleartext-guard.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { STDERR_LOGGER } from './stderr-logger.js';
@@ -39,7 +40,8 @@ the proposer prints the instance it was chosen in. Ctrl-C stops it cleanly.
   --timeout-ms T   propose timeout (default 10000)
   --max-batch N    proposals one instance may carry (default 1000; 1 turns batching off)
   --master-lease MS  elect a master in every group with this lease (at least 1000; default: no election)
-  --admin H:P      serve the admin endpoint (multipaxos members / master) on this address
+  --admin H:P      serve the admin endpoint (multipaxos members / master) on this address (plain
+                   HTTP, no authentication: with --tls-dir it must be a loopback address)
   --tls-dir DIR    mutual TLS between nodes with DIR/ca.crt and DIR/node-<id>.crt/.key, as
                    'multipaxos cert init/issue --dir DIR' make them (see docs/security.md)
   --quiet          do not print executed values
@@ -55,6 +57,14 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
   const listen = parseAddress(required(flags.listen, '--listen') as string, '--listen');
   const members = parsePeers(required(flags.peers, '--peers') as string, '--peers');
   if (!members.some((member) => member.id === nodeId)) members.push({ id: nodeId, ...listen });
+  const adminAddress = flags.admin === undefined ? undefined : parseAddress(flags.admin as string, '--admin');
+  // The admin endpoint is plain HTTP with no authentication: with --tls-dir the operator asked for
+  // a secured cluster, and an open endpoint that can drop masters and change members must not undo
+  // that from the network.
+  if (adminAddress !== undefined && flags['tls-dir'] !== undefined && !isLoopbackHost(adminAddress.host)) {
+    throw new UsageError(`--admin ${adminAddress.host}:${adminAddress.port} with --tls-dir: the admin endpoint has no `
+      + 'TLS or authentication; bind it to loopback (127.0.0.1, ::1 or localhost)');
+  }
   const quiet = flags.quiet === true;
   const echo = new EchoStateMachine(quiet ? undefined : ({ groupIndex, instanceId, value }) => {
     console.log(`executed group ${groupIndex} instance ${instanceId}: ${Buffer.from(value).toString('utf8')}`);
@@ -77,7 +87,6 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
   const address = node.address();
   if (!quiet) console.log(`node ${nodeId} listening on ${address?.host}:${address?.port}; type a value to propose it`);
 
-  const adminAddress = flags.admin === undefined ? undefined : parseAddress(flags.admin as string, '--admin');
   const admin = adminAddress === undefined ? undefined
     : await startAdminServer(node, adminAddress.host, adminAddress.port);
   const stopped = stopRequested.then(async () => {

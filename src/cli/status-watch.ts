@@ -4,9 +4,12 @@
  * redrawn in place (ANSI clear screen) when standard output is a terminal, one snapshot after the
  * other otherwise (a file, a pipe). Ctrl-C or SIGTERM ends it with status 0.
  */
-import { Agent, request } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { mayCarryCredentials } from '../kv/cleartext-guard.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterReport } from '../kv/cluster-status.js';
+import type { ClientSecurity } from './client-security.js';
 import { renderClusterView } from './cluster-view.js';
 import { stopSignal } from './stop-signal.js';
 
@@ -16,6 +19,8 @@ export interface WatchOptions {
   readonly timeoutMs: number;
   /** One JSON line a view: the cluster report, or {"error", "failures"} when no node answers. */
   readonly json?: boolean;
+  /** --token, --ca, --cert/--key: the token goes only over HTTPS (or to loopback). */
+  readonly security?: ClientSecurity;
 }
 
 const CLEAR_SCREEN = '\u001b[H\u001b[2J';
@@ -28,11 +33,13 @@ export async function watchStatus(options: WatchOptions): Promise<number> {
   // A reader that went away (`| head`) ends the watch as Ctrl-C would.
   const readerGone = (): void => stopping.abort();
   process.stdout.on('error', readerGone);
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const agents = {
+    http: new Agent({ keepAlive: true, maxSockets: 1 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 1 }),
+  };
   const terminal = process.stdout.isTTY === true;
   try {
     while (!stopping.signal.aborted) {
-      const view = await currentView(options, agent);
+      const view = await currentView(options, agents);
       if (stopping.signal.aborted) break;
       if (options.json === true) process.stdout.write(`${JSON.stringify(view.report ?? { error: 'NO_ANSWER', failures: view.failures })}\n`);
       else if (terminal) process.stdout.write(`${CLEAR_SCREEN}${view.text}\n`);
@@ -40,7 +47,8 @@ export async function watchStatus(options: WatchOptions): Promise<number> {
       await sleep(options.intervalMs, undefined, { signal: stopping.signal }).catch(() => undefined);
     }
   } finally {
-    agent.destroy();
+    agents.http.destroy();
+    agents.https.destroy();
     process.stdout.off('error', readerGone);
   }
   return 0;
@@ -53,11 +61,11 @@ interface View {
 }
 
 /** The view from the first endpoint that answers, or why none did. */
-async function currentView(options: WatchOptions, agent: Agent): Promise<View> {
+async function currentView(options: WatchOptions, agents: Agents): Promise<View> {
   const failures: string[] = [];
   for (const endpoint of options.endpoints) {
     try {
-      const report = await fetchClusterStatus(endpoint, options.timeoutMs, agent);
+      const report = await fetchClusterStatus(endpoint, options.timeoutMs, agents, options.security);
       return { text: renderClusterView(report), report, failures };
     } catch (error) {
       failures.push(`${endpoint}: ${(error as Error).message}`);
@@ -67,9 +75,24 @@ async function currentView(options: WatchOptions, agent: Agent): Promise<View> {
   return { text: [`no node answers /v1/cluster-status (at ${new Date().toTimeString().slice(0, 8)}):`, ...lines].join('\n'), failures };
 }
 
-export async function fetchClusterStatus(endpoint: string, timeoutMs: number, agent?: Agent): Promise<ClusterReport> {
+interface Agents {
+  readonly http?: Agent;
+  readonly https?: HttpsAgent;
+}
+
+export async function fetchClusterStatus(endpoint: string, timeoutMs: number, agents: Agents = {},
+  security: ClientSecurity = {}): Promise<ClusterReport> {
+  const url = new URL('/v1/cluster-status', endpoint);
+  if (security.token !== undefined && !mayCarryCredentials(url)) {
+    throw new Error('not sending the token over plain HTTP to a host that is not this machine (use https://)');
+  }
+  const headers: Record<string, string> = security.token === undefined ? {} : { authorization: `Bearer ${security.token}` };
   const text = await new Promise<string>((resolve, reject) => {
-    const outgoing = request(new URL('/v1/cluster-status', endpoint), { method: 'GET', agent }, (incoming) => {
+    const options = url.protocol === 'https:'
+      ? { method: 'GET', headers, agent: agents.https, ca: security.ca, cert: security.cert, key: security.key }
+      : { method: 'GET', headers, agent: agents.http };
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const outgoing = send(url, options, (incoming) => {
       const chunks: Buffer[] = [];
       let size = 0;
       incoming.on('data', (chunk: Buffer) => {

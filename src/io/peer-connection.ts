@@ -142,8 +142,13 @@ export class PeerConnection {
   /** Over TLS, the peer's certificate (verified by the TLS handshake); undefined over plain TCP. */
   certificate(): X509Certificate | undefined {
     if (!this.secure) return undefined;
-    return (this.socket as TLSSocket).getPeerX509Certificate();
+    // Kept from the first call: on Node 20 a dialing TLSSocket answers getPeerX509Certificate()
+    // once, and undefined after (a connection's certificate never changes: no renegotiation).
+    this.verifiedCertificate ??= (this.socket as TLSSocket).getPeerX509Certificate();
+    return this.verifiedCertificate;
   }
+
+  private verifiedCertificate: X509Certificate | undefined;
 
   /** Authenticated: from now on frames up to `maxFrameBytes` are accepted. */
   open(peerId: number, maxFrameBytes: number): void {

@@ -9,7 +9,8 @@
  *   so an unauthenticated connection costs almost no memory. At most MAX_PENDING_HANDSHAKES accepted
  *   connections wait for their handshake, at most MAX_PENDING_PER_ADDRESS of them from one address;
  *   beyond either bound the oldest waiting one is closed, so a flood of idle connections cannot lock
- *   out a real peer (each still has handshakeTimeoutMs). A new connection from a peer that already
+ *   out a real peer (each still has handshakeTimeoutMs). Under TLS the same bounds apply first to
+ *   raw connections still in their TLS handshake. A new connection from a peer that already
  *   has one replaces it: the peer restarted, or the old connection is half-open. Replacements that
  *   keep coming (two processes with the same node id) are logged as an error.
  * - Sending never blocks or throws. Messages wait in a bounded per-peer queue (the oldest are
@@ -131,6 +132,13 @@ export class TcpTransport implements Transport {
    */
   private readonly unauthenticated = new Map<PeerConnection, string>();
   private readonly unauthenticatedByAddress = new Map<string, Set<PeerConnection>>();
+  /**
+   * Under TLS, raw connections whose TLS handshake is under way (they reach onAccept only once it
+   * is done), oldest first, by "address:port": bounded like the protocol handshakes, so that a
+   * flood of connections that never finish TLS cannot hold sockets until handshakeTimeoutMs.
+   */
+  private readonly tlsHandshaking = new Map<string, Socket>();
+  private readonly tlsHandshakingByAddress = new Map<string, Set<string>>();
   private handler: MessageHandler | null = null;
   private readonly owner: ConnectionOwner;
   private flushList: Peer[] = [];
@@ -178,7 +186,11 @@ export class TcpTransport implements Transport {
     const server = createTlsServer({
       ca, cert, key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: true,
       handshakeTimeout: this.options.handshakeTimeoutMs,
-    }, (socket) => this.onAccept(socket, true));
+    }, (socket) => {
+      this.forgetTlsHandshake(`${socket.remoteAddress ?? '?'}:${String(socket.remotePort)}`);
+      this.onAccept(socket, true);
+    });
+    server.on('connection', (socket: Socket) => this.onTlsConnection(socket));
     server.on('tlsClientError', (error, socket) => {
       this.counters.tlsHandshakesFailed++;
       if (this.closed) return;
@@ -648,6 +660,55 @@ export class TcpTransport implements Transport {
   }
 
   /**
+   * Whether the peer's certificate verifies against the CA loaded now. A TLS handshake under way
+   * when the CA changes completes under the old one, after onTlsReload has checked the open
+   * connections: without this a peer the new CA no longer trusts would get in.
+   */
+  private trustedNow(connection: PeerConnection): boolean {
+    const certificate = connection.certificate();
+    return this.tls !== null && certificate !== undefined && stillTrusted(certificate, this.tls.current);
+  }
+
+  /** A raw connection to the TLS listener, before its TLS handshake: bounded as in onAccept. */
+  private onTlsConnection(socket: Socket): void {
+    if (this.closed) return;
+    const address = socket.remoteAddress ?? '?';
+    const key = `${address}:${String(socket.remotePort)}`;
+    const fromAddress = this.tlsHandshakingByAddress.get(address);
+    if (fromAddress !== undefined && fromAddress.size >= MAX_PENDING_PER_ADDRESS) {
+      this.evictTlsHandshake(first(fromAddress), `${MAX_PENDING_PER_ADDRESS} from its address`);
+    } else if (this.tlsHandshaking.size >= MAX_PENDING_HANDSHAKES) {
+      this.evictTlsHandshake(first(this.tlsHandshaking.keys()), `${MAX_PENDING_HANDSHAKES} in all`);
+    }
+    this.tlsHandshaking.set(key, socket);
+    const sameAddress = this.tlsHandshakingByAddress.get(address);
+    if (sameAddress === undefined) this.tlsHandshakingByAddress.set(address, new Set([key]));
+    else sameAddress.add(key);
+    socket.once('close', () => {
+      if (this.tlsHandshaking.get(key) === socket) this.forgetTlsHandshake(key);
+    });
+  }
+
+  private evictTlsHandshake(key: string | undefined, bound: string): void {
+    const socket = key === undefined ? undefined : this.tlsHandshaking.get(key);
+    if (key === undefined || socket === undefined) return;
+    this.forgetTlsHandshake(key);
+    this.counters.handshakesEvicted++;
+    this.log.warn('handshake-flood', 'transport closed its oldest connection still in its TLS handshake: too many '
+      + 'in progress', { remote: key, bound, pending: this.tlsHandshaking.size,
+      handshakesEvicted: this.counters.handshakesEvicted });
+    socket.destroy();
+  }
+
+  private forgetTlsHandshake(key: string): void {
+    if (!this.tlsHandshaking.delete(key)) return;
+    const address = key.slice(0, key.lastIndexOf(':'));
+    const sameAddress = this.tlsHandshakingByAddress.get(address);
+    sameAddress?.delete(key);
+    if (sameAddress?.size === 0) this.tlsHandshakingByAddress.delete(address);
+  }
+
+  /**
    * Too many accepted connections wait for their handshake: close the oldest. Refusing the newest
    * instead would let a flood of idle connections lock out every real peer for as long as it lasts.
    */
@@ -677,6 +738,12 @@ export class TcpTransport implements Transport {
     if (connection.secure && !certificateNames(connection.certificate(), connection.peerId)) {
       this.counters.certificateMismatches++;
       this.failHandshake(connection, `the certificate of the node listening there does not name node ${connection.peerId}`);
+      return;
+    }
+    if (connection.secure && !this.trustedNow(connection)) {
+      this.counters.certificatesRevoked++;
+      this.failHandshake(connection, 'the certificate of the node listening there does not verify against the '
+        + 'current CA (it changed during the TLS handshake)');
       return;
     }
     const body = encodeHandshake({ nodeId: this.options.nodeId, targetNodeId: connection.peerId,
@@ -784,6 +851,12 @@ export class TcpTransport implements Transport {
       this.counters.certificateMismatches++;
       this.failHandshake(connection, `its certificate does not name node ${hello.nodeId}, the node it claims to be`,
         hello.nodeId);
+      return;
+    }
+    if (connection.secure && !this.trustedNow(connection)) {
+      this.counters.certificatesRevoked++;
+      this.failHandshake(connection, 'its certificate does not verify against the current CA (it changed during '
+        + 'the TLS handshake)', hello.nodeId);
       return;
     }
     const refusal = refuseHandshake(this.identity, hello, (nodeId) => this.peers.has(nodeId));
@@ -949,13 +1022,27 @@ export class TcpTransport implements Transport {
   }
 }
 
+/**
+ * The node's TLS files, checked at start-up: its own certificate must name its own node id and
+ * chain to the CA, or every peer would refuse it with nothing on this side saying why.
+ */
 function openTlsFiles(options: ResolvedTransportOptions): TlsFiles {
+  let files: TlsFiles;
   try {
-    return TlsFiles.open(options.tls as NonNullable<ResolvedTransportOptions['tls']>, options.logger);
+    files = TlsFiles.open(options.tls as NonNullable<ResolvedTransportOptions['tls']>, options.logger);
   } catch (error) {
     throw new PaxosError('STARTUP_FAILED', `the transport cannot use its TLS files: ${(error as Error).message}`,
       { ...NOT_CHOSEN, cause: error });
   }
+  const { certificate } = files.current;
+  const problem = !certificateNames(certificate, options.nodeId)
+    ? `does not name node ${options.nodeId} (its SAN URIs: ${certificate.subjectAltName ?? 'none'})`
+    : !stillTrusted(certificate, files.current) ? 'does not chain to the CA file, or is not valid now' : undefined;
+  if (problem !== undefined) {
+    files.close();
+    throw new PaxosError('STARTUP_FAILED', `this node's certificate ${options.tls?.cert ?? ''} ${problem}`, NOT_CHOSEN);
+  }
+  return files;
 }
 
 /** The bytes of the frame of `message`, or -1 when it cannot be encoded (not a message this version knows). */

@@ -27,6 +27,7 @@
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mayCarryCredentials } from './cleartext-guard.js';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
 import { SessionPool, type ClientSession } from './client-sessions.js';
@@ -142,6 +143,8 @@ export class KvClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 512 });
   private readonly secureAgent: HttpsAgent;
   private readonly authorization: string | undefined;
+  /** Some configured endpoint is https: a master announced at an http: endpoint is never followed. */
+  private readonly httpsConfigured: boolean;
   private readonly routes: MasterRoutes;
   /** Suspect endpoints being probed with GET /status, so that each has one probe at a time. */
   private readonly probing = new Set<string>();
@@ -160,6 +163,12 @@ export class KvClient {
       throw new KvError('BAD_REQUEST', 'a token is a non-empty string of printable characters', NOT_APPLIED);
     }
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+    // A token crosses the network only inside TLS (plain HTTP to this machine's loopback aside).
+    const cleartext = this.endpoints.find((endpoint) => !mayCarryCredentials(endpoint));
+    if (this.authorization !== undefined && cleartext !== undefined) {
+      throw new KvError('BAD_REQUEST', `not sending a token over plain HTTP to ${cleartext}: use https://`, NOT_APPLIED);
+    }
+    this.httpsConfigured = this.endpoints.some((endpoint) => endpoint.startsWith('https:'));
     this.secureAgent = new HttpsAgent({
       keepAlive: true, maxSockets: 512, ca: options.ca, cert: options.cert, key: options.key,
     });
@@ -408,7 +417,7 @@ export class KvClient {
       this.routes.answered(endpoint);
       refusals = 0;
       // A stale read may be answered by any node: it says nothing of who the master is.
-      if (!path.includes('?stale=true')) this.routes.learn(key, reply, normalizeEndpoint);
+      if (!path.includes('?stale=true')) this.routes.learn(key, reply, (named) => this.followable(named));
       if (reply.status >= 200 && reply.status < 300) return reply;
       const failure = errorOf(reply, isWrite);
       // The session's verdict on this number: final, whatever the answer says of its application.
@@ -423,7 +432,8 @@ export class KvClient {
         await this.pause(++failures, deadline, signal, failure);
         continue;
       }
-      const named = failure.code === 'NOT_MASTER' ? hintedEndpoint(failure) : undefined;
+      const hinted = failure.code === 'NOT_MASTER' ? hintedEndpoint(failure) : undefined;
+      const named = hinted !== undefined && this.isFollowable(hinted) ? hinted : undefined;
       if (named !== undefined) this.routes.setMaster(key, named);
       if (named !== undefined && !this.routes.isSuspect(named)) {
         endpoint = named;
@@ -480,12 +490,31 @@ export class KvClient {
     }
   }
 
+  /**
+   * An endpoint a node announced (a master's), normalized, if this client may go there: never from
+   * https down to http, and never a token over plain HTTP off this machine. Throws otherwise.
+   */
+  private followable(endpoint: string): string {
+    const normalized = normalizeEndpoint(endpoint);
+    if (!this.isFollowable(normalized)) throw new KvError('BAD_REQUEST', `not following ${normalized}`, NOT_APPLIED);
+    return normalized;
+  }
+
+  private isFollowable(endpoint: string): boolean {
+    if (this.httpsConfigured && !endpoint.startsWith('https:')) return false;
+    return this.authorization === undefined || mayCarryCredentials(endpoint);
+  }
+
   /** One request, given the attempt timeout or what is left of the call's deadline, whichever is shorter. */
   private attempt(
     endpoint: string, method: string, path: string, body: string | undefined, deadline: number,
     signal: AbortSignal | undefined, headers?: Readonly<Record<string, string>>,
   ): Promise<HttpReply> {
     const timeoutMs = Math.min(this.attemptTimeoutMs, Math.floor(deadline - performance.now()));
+    if (this.authorization !== undefined && !mayCarryCredentials(endpoint)) {
+      return Promise.reject(new KvError('BAD_REQUEST', `not sending a token over plain HTTP to ${endpoint}: use https://`,
+        NOT_APPLIED));
+    }
     const agent = endpoint.startsWith('https:') ? this.secureAgent : this.agent;
     return sendAttempt(agent, {
       endpoint, method, path, body, timeoutMs, signal, headers, authorization: this.authorization,

@@ -6,10 +6,16 @@
  * Gathering on the server (rather than the browser asking each node) keeps the page to one origin
  * (no CORS) and lets a terminal reuse it. A node knows the others' HTTP endpoints from `kv serve
  * --http-peers` (cluster up passes it) and from the fences of the groups' masters, which carry
- * their endpoint; what one node learns from a peer's report it keeps too. A node whose endpoint no
- * one knows is listed as such, never guessed.
+ * their endpoint (written through the log by a member). It never fetches an endpoint a peer's report
+ * merely names: that would let one answer steer this node's requests anywhere (a port scan through
+ * the cluster). A node whose endpoint no one knows is listed as such, never guessed.
+ *
+ * Under TLS (`tls`) the peers are asked over HTTPS only, their certificates verified against the
+ * cluster CA, and this node presents its own certificate: a node's certificate may read other
+ * nodes' /v1/node-status (http-server.ts). The caller's token is never sent on.
  */
-import { Agent, request } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { NodeReport } from './node-report.js';
 
 export interface NodeEntry {
@@ -46,9 +52,20 @@ const MAX_REPORT_BYTES = 4 * 1024 * 1024;
 /** Viewers polling at once share a gathering under way or ended this recently. */
 const REUSE_MS = 500;
 
+export interface ClusterStatusOptions {
+  /** This node's TLS files (read at each request: they may be rotated); peers are then asked over HTTPS only. */
+  readonly tls?: () => { ca: Buffer; cert: Buffer; key: Buffer };
+  /** The local IP address requests to peers leave from (as the Forwarder's). */
+  readonly localAddress?: string;
+  readonly timeoutMs?: number;
+}
+
 export class ClusterStatus {
   private readonly known = new Map<number, string>();
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  private readonly agent: Agent;
+  private readonly secureAgent: HttpsAgent;
+  private readonly tls: ClusterStatusOptions['tls'];
+  private readonly timeoutMs: number;
   /** The latest gathering: under way (endedAt undefined) or ended at endedAt. */
   private recent: { report: Promise<ClusterReport>; endedAt: number | undefined } | undefined;
 
@@ -56,9 +73,14 @@ export class ClusterStatus {
   constructor(
     private readonly self: (known: ReadonlyMap<number, string>) => NodeReport,
     configured: ReadonlyMap<number, string>,
-    private readonly timeoutMs = PEER_TIMEOUT_MS,
+    options: ClusterStatusOptions = {},
   ) {
-    for (const [nodeId, endpoint] of configured) this.known.set(nodeId, endpoint);
+    this.tls = options.tls;
+    this.timeoutMs = options.timeoutMs ?? PEER_TIMEOUT_MS;
+    const bind = options.localAddress === undefined ? {} : { localAddress: options.localAddress };
+    this.agent = new Agent({ keepAlive: true, maxSockets: 4, ...bind });
+    this.secureAgent = new HttpsAgent({ keepAlive: true, maxSockets: 4, ...bind });
+    for (const [nodeId, endpoint] of configured) this.learn(nodeId, endpoint);
   }
 
   /** The endpoints known now, this node's own excluded. */
@@ -66,9 +88,13 @@ export class ClusterStatus {
     return this.known;
   }
 
-  /** Remember where a node answers (a fence's endpoint, or what a peer reported). */
+  /**
+   * Remember where a node answers (configured, or a master's fence). Under TLS only https: URLs are
+   * kept (never a fall back to plain HTTP); without it only http: ones (nothing to verify https with).
+   */
   learn(nodeId: number, endpoint: string | undefined): void {
-    if (endpoint === undefined || !Number.isSafeInteger(nodeId) || nodeId < 1 || !isHttpUrl(endpoint)) return;
+    if (endpoint === undefined || !Number.isSafeInteger(nodeId) || nodeId < 1) return;
+    if (protocolOf(endpoint) !== (this.tls === undefined ? 'http:' : 'https:')) return;
     this.known.set(nodeId, endpoint);
   }
 
@@ -90,6 +116,7 @@ export class ClusterStatus {
 
   close(): void {
     this.agent.destroy();
+    this.secureAgent.destroy();
   }
 
   private async gatherNow(): Promise<ClusterReport> {
@@ -118,18 +145,18 @@ export class ClusterStatus {
         return { nodeId, role, endpoint, reachable: false, error: (error as Error).message, report: null };
       }
     }));
-    for (const { report } of nodes) {
-      if (report === null || report.nodeId === own.nodeId) continue;
-      for (const [nodeId, endpoint] of Object.entries(report.knownEndpoints)) {
-        if (Number(nodeId) !== own.nodeId && !this.known.has(Number(nodeId))) this.learn(Number(nodeId), endpoint);
-      }
-    }
     return { servedBy: own.nodeId, at: own.at, nodes, groups: summarize(nodes) };
   }
 
   private async fetchReport(endpoint: string, nodeId: number): Promise<NodeReport> {
     const body = await new Promise<string>((resolve, reject) => {
-      const outgoing = request(new URL('/v1/node-status', endpoint), { agent: this.agent, method: 'GET' }, (incoming) => {
+      const url = new URL('/v1/node-status', endpoint);
+      const files = url.protocol === 'https:' ? this.tls?.() : undefined;
+      const outgoing = files === undefined
+        ? httpRequest(url, { agent: this.agent, method: 'GET' }, answered)
+        : httpsRequest(url, { agent: this.secureAgent, method: 'GET', ca: files.ca, cert: files.cert, key: files.key },
+          answered);
+      function answered(incoming: IncomingMessage): void {
         const chunks: Buffer[] = [];
         let size = 0;
         incoming.on('data', (chunk: Buffer) => {
@@ -142,7 +169,7 @@ export class ClusterStatus {
           if (incoming.statusCode !== 200) reject(new Error(`it answered HTTP ${String(incoming.statusCode)}`));
           else resolve(Buffer.concat(chunks).toString('utf8'));
         });
-      });
+      }
       const deadline = setTimeout(() => outgoing.destroy(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       outgoing.once('close', () => clearTimeout(deadline));
       outgoing.once('error', (error: NodeJS.ErrnoException) => {
@@ -206,10 +233,10 @@ function summarize(nodes: readonly NodeEntry[]): GroupSummary[] {
   });
 }
 
-function isHttpUrl(text: string): boolean {
+function protocolOf(text: string): string | undefined {
   try {
-    return new URL(text).protocol === 'http:';
+    return new URL(text).protocol;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -1,14 +1,20 @@
 /**
  * Which role each route of the HTTP API needs (see src/security/tokens.ts for the roles):
  *
- *   GET  /v1/kv/{key} (stale or not)                     read
+ *   GET  /v1/kv/{key} (stale or not), /v1/kv?prefix=     read
  *   PUT, DELETE /v1/kv/{key}                             write
  *   /v1/members*, /v1/master*, /v1/snapshots (any method) admin
- *   GET  /status, /metrics                               read, or nobody with openMonitoring
- *   anything else                                        read (so that even a 404 needs a token)
+ *   /v1/sessions* (any method: sessions propose)          write
+ *   GET  /status, /metrics, /v1/node-status              read, or nobody with openMonitoring
+ *   GET  /v1/cluster-status                              read
+ *   GET  /, /ui (the status page: static, no data)       nobody (it asks for a token, see ui/status-page.ts)
+ *   any method but GET and HEAD                          at least write, whatever the path
+ *   anything else                                        admin (a route this table does not name)
  *
  * Deciding from the method and the path alone, before the request is routed, keeps every route,
- * present or future, behind a token unless this table says otherwise.
+ * present or future, behind a token unless this table says otherwise. `path` must be the very
+ * path the server routes on (the raw one, dot segments and backslashes as sent): deciding on a
+ * normalised path while the router reads another let `/v1/kv/..` pass as a read.
  */
 import { isAdminPath } from '../node/admin-api.js';
 import { allows, type Role, type TokenStore } from '../security/tokens.js';
@@ -16,10 +22,21 @@ import { KvError, NOT_APPLIED } from './kv-error.js';
 
 /** The role a request needs; null: none (only /status and /metrics, with openMonitoring). */
 export function requiredRole(method: string, path: string, openMonitoring: boolean): Role | null {
-  if (path === '/status' || path === '/metrics') return openMonitoring ? null : 'read';
+  const byPath = routeRole(path, openMonitoring);
+  if (method === 'GET' || method === 'HEAD') return byPath;
+  // Anything but a read may change something: never less than write, whatever the path.
+  return byPath !== null && allows(byPath, 'write') ? byPath : 'write';
+}
+
+/** The role a GET of `path` needs. */
+function routeRole(path: string, openMonitoring: boolean): Role | null {
+  if (path === '/status' || path === '/metrics' || path === '/v1/node-status') return openMonitoring ? null : 'read';
+  if (path === '/' || path === '/ui') return null;
+  if (path === '/v1/cluster-status') return 'read';
   if (isAdminPath(path) || path === '/v1/snapshots' || path.startsWith('/v1/snapshots/')) return 'admin';
-  if (path.startsWith('/v1/kv/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
-  return 'read';
+  if (path === '/v1/kv' || path.startsWith('/v1/kv/')) return 'read';
+  if (path === '/v1/sessions' || path.startsWith('/v1/sessions/')) return 'write';
+  return 'admin';
 }
 
 /**

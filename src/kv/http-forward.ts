@@ -14,9 +14,12 @@
  * The caller's Authorization header goes with the request, and the master checks it again: a
  * forwarded request has exactly the caller's rights there. Over HTTPS the master's certificate is
  * verified against the cluster CA (and its name against the endpoint's host, as any client does).
+ * A node serving HTTPS forwards over HTTPS only, and credentials never go over plain HTTP off
+ * loopback (src/kv/cleartext-guard.ts).
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { mayCarryCredentials } from './cleartext-guard.js';
 import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 
@@ -85,6 +88,13 @@ export class Forwarder {
     }
     // The path goes as received: a URL would resolve the dot segments of keys "." and "..".
     const url = new URL(forwarded.endpoint);
+    // A node serving HTTPS never forwards over plain HTTP, and a caller's credentials never cross
+    // the network in clear (a master announced at an http: endpoint off this machine is refused).
+    const credentials = forwarded.authorization !== undefined || forwarded.callerRole !== undefined;
+    if ((this.tls !== undefined && url.protocol !== 'https:') || (credentials && !mayCarryCredentials(url))) {
+      return Promise.reject(new KvError('UNAVAILABLE', `not forwarding to the master at ${forwarded.endpoint} over ` +
+        'plain HTTP (the request was not sent); ask the master directly over HTTPS', NOT_APPLIED));
+    }
     const body = forwarded.body === undefined ? undefined : Buffer.from(forwarded.body, 'utf8');
     // The master gets a little less time than we have, so that its own answer wins over our backstop.
     const masterTimeoutMs = Math.max(1, Math.floor(forwarded.timeoutMs - Math.min(100, forwarded.timeoutMs / 10)));

@@ -36,6 +36,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
+import type { Logger } from '../runtime/interfaces.js';
 import { TlsFiles, type TlsFileOptions } from '../security/tls-files.js';
 import { isRole, type Role, type TokenStore } from '../security/tokens.js';
 import { nodeIdsOf, roleOf } from '../security/node-identity.js';
@@ -71,14 +72,17 @@ export interface KvHttpServerOptions {
   readonly tls?: TlsFileOptions;
   /** Require a bearer token with a role for every request (see http-auth.ts). Default: no authentication. */
   readonly tokens?: TokenStore;
-  /** With `tokens`: leave GET /status and /metrics open (for Prometheus scrapers). */
+  /** With `tokens`: leave GET /status, /metrics and /v1/node-status open (for Prometheus scrapers). */
   readonly openMonitoring?: boolean;
+  /** Where reloads of the TLS files (and failures to load them) are logged. */
+  readonly logger?: Logger;
 }
 
 const MAX_TIMEOUT_MS = 60_000;
 /** A DELETE body is at most {"version": n}. */
 const MAX_DELETE_BODY_BYTES = 4096;
 const MAX_CONNECTIONS = 4_096;
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** More than this in bodies being received at once is refused with OVERLOADED (429). */
 const MAX_BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
@@ -113,7 +117,8 @@ export class KvHttpServer {
       localAddress: options.localAddress, tls: tls === undefined ? undefined : () => tls.current,
     });
     this.cluster = new ClusterStatus(
-      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), options.httpPeers ?? new Map());
+      (known) => nodeReport(this.attached(), this.endpoint, this.history, known), options.httpPeers ?? new Map(),
+      { localAddress: options.localAddress, tls: tls === undefined ? undefined : () => tls.current });
   }
 
   static async listen(options: KvHttpServerOptions): Promise<KvHttpServer> {
@@ -121,7 +126,7 @@ export class KvHttpServer {
     const handler = (request: IncomingMessage, response: ServerResponse): void => {
       (created.instance as KvHttpServer).handle(request, response);
     };
-    const tls = options.tls === undefined ? undefined : TlsFiles.open(options.tls);
+    const tls = options.tls === undefined ? undefined : TlsFiles.open(options.tls, options.logger);
     let server: Server;
     if (tls === undefined) server = createServer(handler);
     else {
@@ -130,6 +135,9 @@ export class KvHttpServer {
       // (or, for a forwarding node, carry its caller's); without one a token is needed.
       const secure: HttpsServer = createHttpsServer({
         ca, cert, key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false,
+        // A TLS handshake not done within 10 s is dropped (Node's default, 120 s, lets a slow
+        // opener hold connections; requestTimeout and headersTimeout only start after it).
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
       }, handler);
       tls.onReload(({ material }) => secure.setSecureContext({ ca: material.ca, cert: material.cert,
         key: material.key, minVersion: 'TLSv1.2' }));
@@ -216,14 +224,17 @@ export class KvHttpServer {
     request: IncomingMessage, response: ServerResponse, countAs: (operation: KvOperation) => void,
   ): Promise<Reply> {
     const url = parseUrl(request.url);
+    // Authorized and routed on one path, the raw one (see rawPathOf): the URL parser's
+    // normalisation of `..`, `%2e` and `\` must not make the two disagree.
+    const path = rawPathOf(request, url);
     const began = performance.now();
     const method = request.method ?? 'GET';
     // The role of a caller authenticated by its client certificate, to be carried if forwarded.
     let certificateCaller: Role | undefined;
     if (this.tokens !== undefined) {
       try {
-        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request), method,
-          url.pathname, this.openMonitoring);
+        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request, path),
+          method, path, this.openMonitoring);
         if (request.headers.authorization === undefined) certificateCaller = role;
       } catch (error) {
         if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
@@ -231,36 +242,36 @@ export class KvHttpServer {
         throw error;
       }
     }
-    if (url.pathname === '/status' || url.pathname === '/metrics') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    if (path === '/status' || path === '/metrics') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
       checkQuery(url, []);
-      return url.pathname === '/status' ? this.status() : this.metrics();
+      return path === '/status' ? this.status() : this.metrics();
     }
-    if (url.pathname === '/' || url.pathname === '/ui') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    if (path === '/' || path === '/ui') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
       return { status: 200, body: new RawText(STATUS_PAGE_HTML, 'text/html; charset=utf-8'), headers: PAGE_HEADERS };
     }
-    if (url.pathname === '/v1/node-status' || url.pathname === '/v1/cluster-status') {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
+    if (path === '/v1/node-status' || path === '/v1/cluster-status') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
       checkQuery(url, []);
-      const body = url.pathname === '/v1/node-status'
+      const body = path === '/v1/node-status'
         ? nodeReport(this.attached(), this.endpoint, this.history, this.cluster.knownEndpoints())
         : await this.cluster.gather();
       return { status: 200, body, headers: { ...this.commonHeaders(), 'cache-control': 'no-store' } };
     }
-    if (isAdminPath(url.pathname)) return await answerAdminRequest(this.attached().node, request);
-    if (url.pathname === '/v1/snapshots') return await this.snapshot(method, url);
-    if (url.pathname === '/v1/kv') {
+    if (isAdminPath(path)) return await answerAdminRequest(this.attached().node, request);
+    if (path === '/v1/snapshots') return await this.snapshot(method, url);
+    if (path === '/v1/kv') {
       countAs('list');
       return await this.list(request, response, url, method, began, certificateCaller);
     }
-    if (url.pathname === '/v1/sessions') {
+    if (path === '/v1/sessions') {
       countAs('session');
       return await this.openSession(request, response, url, method, began, certificateCaller);
     }
-    const key = keyOfPath(rawPathOf(request, url));
+    const key = keyOfPath(path);
     if (key === undefined) {
-      throw new KvError('NOT_FOUND', `no such path: ${url.pathname} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
+      throw new KvError('NOT_FOUND', `no such path: ${path} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
     }
     const service = this.attached();
     const timeoutMs = timeoutOf(request);
@@ -306,7 +317,7 @@ export class KvHttpServer {
         return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
       }
       default:
-        throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
+        throw methodNotAllowed(method, path, 'GET, PUT, DELETE');
     }
   }
 
@@ -338,14 +349,18 @@ export class KvHttpServer {
   /**
    * The role the request's verified client certificate grants: its own (SAN URI
    * multipaxos:role:ROLE), or, when the certificate names a node of the cluster (a forwarding
-   * node), the role that node says its caller has. Undefined without TLS or a verified certificate.
+   * node), the role that node says its caller has; a node asking for /v1/node-status on its own
+   * behalf (gathering /v1/cluster-status) may read it. Undefined without TLS or a verified certificate.
    */
-  private certificateRoleOf(request: IncomingMessage): Role | undefined {
+  private certificateRoleOf(request: IncomingMessage, path: string): Role | undefined {
     const socket = request.socket as TLSSocket;
     if (this.tls === undefined || socket.authorized !== true) return undefined;
     const certificate = socket.getPeerX509Certificate();
     const forwarded = request.headers[FORWARDED_ROLE_HEADER];
-    if (nodeIdsOf(certificate).length > 0) return typeof forwarded === 'string' && isRole(forwarded) ? forwarded : undefined;
+    if (nodeIdsOf(certificate).length > 0) {
+      if (typeof forwarded === 'string') return isRole(forwarded) ? forwarded : undefined;
+      return path === '/v1/node-status' ? 'read' : undefined;
+    }
     return roleOf(certificate);
   }
 

@@ -66,9 +66,16 @@ export async function createCa(dir: string, options: { name?: string; days?: num
   const files = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
   await writeFile(files.key, newKeyPem(), { mode: 0o600, flag: 'wx' });
   const subject = `/CN=${sanitize(options.name ?? 'multipaxos cluster CA')}`;
-  await openssl(['req', '-x509', '-new', '-sha256', '-key', files.key, '-out', files.cert,
-    '-days', String(options.days ?? 3650), '-subj', subject,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  try {
+    await openssl(['req', '-x509', '-new', '-sha256', '-key', files.key, '-out', files.cert,
+      '-days', String(options.days ?? 3650), '-subj', subject,
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  } catch (error) {
+    // The key without its certificate would make the next `cert init` fail (it never overwrites a CA).
+    await rm(files.key, { force: true });
+    await rm(files.cert, { force: true });
+    throw error;
+  }
   return files;
 }
 
@@ -77,18 +84,19 @@ export async function issueNodeCert(ca: CertFiles, outDir: string, nodeId: numbe
   Promise<CertFiles> {
   if (!Number.isSafeInteger(nodeId) || nodeId < 1 || nodeId > 0xffff_ffff) throw new Error(`bad node id ${nodeId}`);
   return issue(ca, outDir, `node-${nodeId}`, `multipaxos node ${nodeId}`,
-    [`URI:${NODE_ID_URI_PREFIX}${nodeId}`, ...hostNames(options.hosts)], options);
+    [`URI:${NODE_ID_URI_PREFIX}${nodeId}`, ...hostNames(options.hosts)], options, 'serverAuth,clientAuth');
 }
 
 /**
  * A client certificate of the HTTP API, granting `role` (SAN URI `multipaxos:role:<role>`). It names
- * no node id, so it cannot join the cluster.
+ * no node id, so it cannot join the cluster; and no host, with the clientAuth usage only, so it
+ * cannot serve HTTPS as a node would either.
  */
 export async function issueClientCert(ca: CertFiles, outDir: string, name: string,
-  options: IssueOptions & { role?: 'read' | 'write' | 'admin' } = {}): Promise<CertFiles> {
-  const sans = [...(options.role === undefined ? [] : [`URI:${ROLE_URI_PREFIX}${options.role}`]),
-    ...(options.hosts === undefined ? [] : hostNames(options.hosts))];
-  return issue(ca, outDir, `client-${sanitize(name).replace(/[^A-Za-z0-9_-]/g, '_')}`, name, sans, options);
+  options: Omit<IssueOptions, 'hosts'> & { role?: 'read' | 'write' | 'admin' } = {}): Promise<CertFiles> {
+  if ((options as IssueOptions).hosts !== undefined) throw new Error('a client certificate names no hosts');
+  const sans = options.role === undefined ? [] : [`URI:${ROLE_URI_PREFIX}${options.role}`];
+  return issue(ca, outDir, `client-${sanitize(name).replace(/[^A-Za-z0-9_-]/g, '_')}`, name, sans, options, 'clientAuth');
 }
 
 function hostNames(hosts: readonly string[] | undefined): string[] {
@@ -99,7 +107,7 @@ function hostNames(hosts: readonly string[] | undefined): string[] {
 }
 
 async function issue(ca: CertFiles, outDir: string, baseName: string, commonName: string, sans: readonly string[],
-  options: IssueOptions): Promise<CertFiles> {
+  options: IssueOptions, usage: 'serverAuth,clientAuth' | 'clientAuth'): Promise<CertFiles> {
   await mkdir(outDir, { recursive: true, mode: 0o700 });
   const work = await mkdtemp(join(tmpdir(), 'multipaxos-cert-'));
   try {
@@ -114,7 +122,7 @@ async function issue(ca: CertFiles, outDir: string, baseName: string, commonName
     const config = join(work, 'ca.cnf');
     await writeFile(join(work, 'index.txt'), '');
     await writeFile(join(work, 'serial'), `${randomBytes(16).toString('hex').replace(/^[89a-f]/, '1')}\n`);
-    await writeFile(config, caConfig(work, sans));
+    await writeFile(config, caConfig(work, sans, usage));
     await openssl(['ca', '-batch', '-notext', '-config', config, '-cert', ca.cert, '-keyfile', ca.key,
       '-in', csr, '-out', cert, '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter),
       '-extensions', 'issued']);
@@ -134,14 +142,14 @@ async function replaceFile(path: string, data: Buffer, mode: number): Promise<vo
   await rename(temporary, path);
 }
 
-function caConfig(dir: string, sans: readonly string[]): string {
+function caConfig(dir: string, sans: readonly string[], usage: string): string {
   return [
     '[ ca ]', 'default_ca = issuing',
     '[ issuing ]', `dir = ${dir}`, 'database = $dir/index.txt', 'new_certs_dir = $dir', 'serial = $dir/serial',
     'default_md = sha256', 'policy = any_name', 'unique_subject = no', 'copy_extensions = none',
     '[ any_name ]', 'commonName = supplied',
     '[ issued ]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature',
-    'extendedKeyUsage = serverAuth,clientAuth', 'subjectKeyIdentifier = hash',
+    `extendedKeyUsage = ${usage}`, 'subjectKeyIdentifier = hash',
     'authorityKeyIdentifier = keyid', ...(sans.length > 0 ? [`subjectAltName = ${sans.join(',')}`] : []), '',
   ].join('\n');
 }

@@ -3,8 +3,11 @@
  * DIR/tls so that starting the cluster again reuses them: a CA, one certificate per node (naming
  * the node and the cluster's host), a token file for `kv serve --tokens` with one admin token, and
  * that token alone in admin.token (for `$(cat ...)`). Secrets are written with mode 0600.
+ *
+ * A token file that is already there may hold the operator's own tokens: a new admin token is
+ * appended to it, never written over it (which would silently revoke them).
  */
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createCa, issueNodeCert } from './cert-tool.js';
 import { generateToken } from './tokens.js';
@@ -43,9 +46,14 @@ export async function ensureClusterSecrets(dir: string, nodeIds: readonly number
   }
   if (!await exists(paths.adminTokenFile)) {
     const token = generateToken();
-    await writeFile(paths.tokens, `# ROLE TOKEN per line: read, write or admin (kv serve --tokens)\nadmin ${token}\n`,
-      { mode: 0o600 });
+    const header = await exists(paths.tokens) ? '' : '# ROLE TOKEN per line: read, write or admin (kv serve --tokens)\n';
+    // The file may end without a newline: start the line on a fresh one.
+    const separator = header === '' && !(await readFile(paths.tokens, 'utf8')).endsWith('\n') ? '\n' : '';
+    await appendFile(paths.tokens, `${header}${separator}admin ${token}\n`, { mode: 0o600 });
+    // A mode given when writing applies only to a file being created: an existing one keeps its own.
+    await chmod(paths.tokens, 0o600);
     await writeFile(paths.adminTokenFile, `${token}\n`, { mode: 0o600 });
+    await chmod(paths.adminTokenFile, 0o600);
   }
   const adminToken = (await readFile(paths.adminTokenFile, 'utf8')).trim();
   return { ...paths, adminToken };

@@ -44,6 +44,8 @@ export const DEFAULT_TLS_RELOAD_MS = 2_000;
 export class TlsFiles {
   private material: TlsMaterial;
   private signature: string;
+  /** A changed signature seen at the last poll, loaded only if the next poll sees it again. */
+  private settling: string | undefined;
   private readonly listeners: ((reload: TlsReload) => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private failing = false;
@@ -83,7 +85,17 @@ export class TlsFiles {
       this.reportFailure(error);
       return false;
     }
-    if (signature === this.signature) return false;
+    if (signature === this.signature) {
+      this.settling = undefined;
+      return false;
+    }
+    // A file being written in place changes between polls: load it only once it has stayed the
+    // same for a whole interval, so a half-written CA bundle is never taken for the new one (it
+    // would close healthy connections). Replacing files by rename is atomic and still preferred.
+    if (signature !== this.settling) {
+      this.settling = signature;
+      return false;
+    }
     let material: TlsMaterial;
     try {
       material = readMaterial(this.options);
@@ -95,6 +107,7 @@ export class TlsFiles {
     const caChanged = !material.ca.equals(this.material.ca);
     this.material = material;
     this.signature = signature;
+    this.settling = undefined;
     this.failing = false;
     this.reloads++;
     this.logger?.info('TLS files reloaded', { cert: this.options.cert, caChanged,

@@ -1,6 +1,7 @@
 /**
  * Bearer tokens of the HTTP API and their roles, from a token file: one `ROLE TOKEN` per line
- * (`#` starts a comment), ROLE one of read, write, admin:
+ * (`#` at the start of a line or after a space starts a comment; a `#` inside a token is part of
+ * it), ROLE one of read, write, admin:
  *
  *   admin  3q2+7w...   # the operator
  *   write  Zm9v...     # the application
@@ -11,7 +12,8 @@
  * constant time (crypto.timingSafeEqual over fixed-length digests, no early exit), so neither its
  * length nor how much of it matches shows in the timing. Tokens are never logged. The file is
  * polled (mtime, size, inode) and reloaded when it changes; a file that no longer parses keeps the
- * previous tokens (logged once, without its contents).
+ * previous tokens (logged once, without its contents). A file that others than its owner may read
+ * is used, with a warning: its tokens are secrets.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -50,7 +52,7 @@ function digestOf(token: string): Buffer {
 export function parseTokens(text: string, source: string): Entry[] {
   const entries: Entry[] = [];
   text.split(/\r?\n/).forEach((line, index) => {
-    const content = line.replace(/#.*$/, '').trim();
+    const content = line.replace(/(^|\s)#.*$/, '').trim();
     if (content === '') return;
     const [role, token, extra] = content.split(/\s+/);
     const where = `${source} line ${index + 1}`;
@@ -71,6 +73,9 @@ export class TokenStore {
   private constructor(readonly path: string, private readonly logger: Logger | undefined) {
     this.signature = signatureOf(path);
     this.entries = parseTokens(readText(path), path);
+    if ((statSync(path).mode & 0o077) !== 0) {
+      logger?.warn('the token file may be read by others than its owner: chmod 600 it', { path });
+    }
   }
 
   /** Reads the file now (throws when it is missing or malformed) and polls it every `reloadIntervalMs`. */

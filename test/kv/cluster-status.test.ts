@@ -1,7 +1,7 @@
 // /v1/cluster-status gathered on one node, over real HTTP: peers that answer are in the report,
 // one that is down, one that answers garbage and one that answers as another node are reported as
 // unreachable with the reason; a node whose endpoint nobody knows is listed as such; endpoints are
-// learned from fences and from peers' reports; the groups' summary names the master most nodes see
+// learned from fences, never from what a peer's report names; the groups' summary names the master most nodes see
 // and how far each node trails. The peers here are plain HTTP servers serving fixed reports (this
 // isolates the gathering; the real-process test in test/process/status-page.test.ts runs it whole).
 import { test } from 'node:test';
@@ -61,7 +61,7 @@ test('the cluster as one node gathers it: answers, failures with their reason, t
     { ...groupReport(0, 47, 3, false), master: { nodeId: 3, endpoint: garbage.url } },
     groupReport(1, 40, 1, true),
   ]);
-  const cluster = new ClusterStatus(self, new Map([[2, peer2.url], [4, `http://127.0.0.1:${deadPort}`], [7, impostor.url]]), 800);
+  const cluster = new ClusterStatus(self, new Map([[2, peer2.url], [4, `http://127.0.0.1:${deadPort}`], [7, impostor.url]]), { timeoutMs: 800 });
   t.after(() => cluster.close());
 
   const gathered = await cluster.gather();
@@ -92,8 +92,10 @@ test('the cluster as one node gathers it: answers, failures with their reason, t
     group: 1, masterNodeId: 1, leaseExpiresInMs: 900, highestInstanceId: 40,
     nodes: [{ nodeId: 1, nowInstanceId: 40, behind: 0 }, { nodeId: 2, nowInstanceId: 40, behind: 0 }],
   });
-  // Node 2 reported an endpoint for node 5: it is asked from now on.
-  assert.equal(cluster.knownEndpoints().get(5), 'http://127.0.0.1:9');
+  // Node 2 reported an endpoint for node 5: never fetched on its word alone (one answer must not
+  // steer this node's requests to any address), so node 5 stays unknown.
+  assert.equal(cluster.knownEndpoints().get(5), undefined);
+  assert.ok(!(await cluster.gather()).nodes.some((node) => node.nodeId === 5));
 
   // Viewers polling together share one gathering (one under way, or one that ended under 500 ms ago).
   await sleep(600);
@@ -110,7 +112,7 @@ test('a peer that does not answer in time is reported, and does not hold the rep
     silent.close();
   });
   const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  const cluster = new ClusterStatus(() => report(1, 'http://127.0.0.1:1', [groupReport(0, 3, 1, true)]), new Map([[2, url]]), 300);
+  const cluster = new ClusterStatus(() => report(1, 'http://127.0.0.1:1', [groupReport(0, 3, 1, true)]), new Map([[2, url]]), { timeoutMs: 300 });
   t.after(() => cluster.close());
   const started = performance.now();
   const gathered = await cluster.gather();

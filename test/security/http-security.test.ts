@@ -95,11 +95,13 @@ before(async () => {
   const paxos: number[] = [];
   for (let id = 1; id <= 3; id++) paxos.push(await freePort());
   const peers = paxos.map((port, index) => `${index + 1}=127.0.0.1:${port}`).join(',');
+  const https: number[] = [];
+  for (let id = 1; id <= 3; id++) https.push(await freePort());
+  const httpPeers = https.map((port, index) => `${index + 1}=127.0.0.1:${port}`).join(',');
   for (let id = 1; id <= 3; id++) {
     const files = await pki.node(id);
-    const http = await freePort();
     const spawned = spawnCli(['kv', 'serve', '--id', String(id), '--listen', `127.0.0.1:${paxos[id - 1]}`,
-      '--http', `127.0.0.1:${http}`, '--peers', peers, '--data', join(root, `n${id}`), '--master-lease', '2000',
+      '--http', `127.0.0.1:${https[id - 1]}`, '--http-peers', httpPeers, '--peers', peers, '--data', join(root, `n${id}`), '--master-lease', '2000',
       '--tls-ca', files.ca, '--tls-cert', files.cert, '--tls-key', files.key,
       '--tokens', id === 3 ? threeTokens : common]);
     processes.push(spawned);
@@ -128,6 +130,42 @@ after(async () => {
     await spawned.exited;
   }));
   if (root !== '') await rm(root, { recursive: true, force: true });
+});
+
+test('/v1/cluster-status under TLS and tokens: every node up, asked over HTTPS with the node\'s certificate', async () => {
+  for (const endpoint of endpoints) {
+    const reply = await call(endpoint, 'GET', '/v1/cluster-status', TOKENS.read);
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const nodes = reply.body.nodes as { nodeId: number; reachable: boolean; endpoint: string; error: string | null }[];
+    assert.deepEqual(nodes.map((node) => [node.nodeId, node.reachable, node.error]),
+      [[1, true, null], [2, true, null], [3, true, null]], JSON.stringify(nodes));
+    for (const node of nodes) assert.match(node.endpoint, /^https:\/\//);
+  }
+  assert.equal((await call(endpoints[0]!, 'GET', '/v1/cluster-status')).status, 401);
+  // The page holds no data: served without a token (it asks for one to fetch the report).
+  const page = await call(endpoints[0]!, 'GET', '/ui');
+  assert.equal(page.status, 200);
+  assert.match(String(page.body.text), /id="token-form"/);
+  // A node's certificate may read another node's /v1/node-status, and nothing else on its own.
+  const files = await pki.node(2);
+  const node2 = { cert: readFileSync(files.cert), key: readFileSync(files.key) };
+  assert.equal((await callOnce(endpoints[0]!, 'GET', '/v1/node-status', undefined, undefined, node2)).status, 200);
+  assert.equal((await callOnce(endpoints[0]!, 'GET', '/v1/kv/a', undefined, undefined, node2)).status, 401);
+  assert.equal((await callOnce(endpoints[0]!, 'GET', '/v1/cluster-status', undefined, undefined, node2)).status, 401);
+});
+
+test('status --watch passes --token and --ca', async () => {
+  const watch = spawnCli(['status', '--watch', '--json', '--interval-ms', '500', '--endpoints', endpoints[0]!,
+    '--token', TOKENS.read, '--ca', pki.ca.cert]);
+  try {
+    const line = await watch.waitFor(/^\{.*\}$/m, 15_000);
+    const view = JSON.parse(line[0]) as { servedBy?: number; nodes?: { reachable: boolean }[]; error?: string };
+    assert.equal(view.servedBy, 1, line[0]);
+    assert.deepEqual(view.nodes?.map((node) => node.reachable), [true, true, true]);
+  } finally {
+    watch.child.kill('SIGTERM');
+    if (await watch.exitWithin(5_000) === undefined) watch.kill();
+  }
 });
 
 test('the API is HTTPS only', async () => {

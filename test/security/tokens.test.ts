@@ -27,7 +27,12 @@ test('routes need the roles of the table; /status and /metrics open only when as
   }
   assert.equal(requiredRole('GET', '/status', false), 'read');
   assert.equal(requiredRole('GET', '/metrics', true), null);
-  assert.equal(requiredRole('GET', '/anything-else', true), 'read');
+  // A route the table does not name needs admin; a method that may change something needs write.
+  assert.equal(requiredRole('GET', '/anything-else', true), 'admin');
+  assert.equal(requiredRole('POST', '/metrics', true), 'write');
+  assert.equal(requiredRole('PATCH', '/v1/kv/a', false), 'write');
+  assert.equal(requiredRole('POST', '/v1/sessions', false), 'write');
+  assert.equal(requiredRole('GET', '/v1/sessions/7', false), 'write');
   assert.ok(allows('admin', 'write') && allows('write', 'read') && !allows('read', 'write') && !allows('write', 'admin'));
 });
 

@@ -8,6 +8,11 @@
  * Everything that comes from the cluster reaches the DOM through textContent or SVG attributes set
  * one by one, never as markup. Charts are hand-drawn SVG polylines: a few dozen lines, no library.
  * The script is plain ES2017 in a String.raw template, so it must not use backquotes or "${".
+ *
+ * The page itself holds no data and is served without a token; `/v1/cluster-status` needs one
+ * (unless the node runs without tokens). When it answers 401 or 403 the page asks for a token,
+ * keeps it in the tab's sessionStorage (gone when the tab closes, never sent to another origin)
+ * and sends it as `Authorization: Bearer`.
  */
 export const STATUS_PAGE_HTML = String.raw`<!doctype html>
 <html lang="en">
@@ -45,6 +50,8 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
   ul.events { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow: auto; font-size: 13px; }
   ul.events li { padding: 3px 0; border-bottom: 1px solid var(--line); }
   ul.events time { color: var(--muted); margin-right: 8px; font-variant-numeric: tabular-nums; }
+  #token-form { margin: 16px 24px 0; padding: 10px 14px; border-radius: 6px; background: var(--card); border: 1px solid var(--line); }
+  #token-form[hidden] { display: none; }
   #banner { display: none; margin: 16px 24px 0; padding: 10px 14px; border-radius: 6px; background: #fdecea; color: var(--bad); }
 </style>
 </head>
@@ -55,6 +62,8 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
   <span id="live">waiting</span>
 </header>
 <div id="banner" role="alert"></div>
+<form id="token-form" hidden><label>This node needs a token with the read role:
+  <input id="token" type="password" autocomplete="off" size="40"></label> <button type="submit">Use it</button></form>
 <main>
   <section class="wide"><h2>Nodes</h2>
     <table id="nodes"><thead><tr>
@@ -327,11 +336,29 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
       (lastOk ? " (the figures below are from " + clock(lastOk) + ")" : "");
   }
 
+  var TOKEN_KEY = "multipaxos-token";
+  var tokenForm = document.getElementById("token-form");
+  tokenForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var typed = document.getElementById("token").value.trim();
+    if (typed) sessionStorage.setItem(TOKEN_KEY, typed);
+    document.getElementById("token").value = "";
+    tokenForm.hidden = true;
+  });
+  function credentials() {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { Authorization: "Bearer " + token } : {};
+  }
+
   function poll() {
     var abort = new AbortController();
     var timer = setTimeout(function () { abort.abort(); }, 4000);
-    fetch("/v1/cluster-status", { cache: "no-store", signal: abort.signal })
+    fetch("/v1/cluster-status", { cache: "no-store", signal: abort.signal, headers: credentials() })
       .then(function (response) {
+        if (response.status === 401 || response.status === 403) {
+          sessionStorage.removeItem(TOKEN_KEY);
+          tokenForm.hidden = false;
+        }
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
