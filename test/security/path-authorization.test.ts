@@ -53,7 +53,10 @@ test('any method but GET and HEAD needs write; a path no route names needs admin
   for (const path of ['/status', '/metrics', '/v1/node-status', '/v1/cluster-status', '/ui', '/nowhere']) {
     assert.equal(await statusOf('POST', path, READ), 403, `POST ${path}`);
   }
-  for (const path of ['/nowhere', '/v1/kv', '/v1/kvx/a', '//status', '/v1/members/../kv/a']) {
+  // The listing (GET /v1/kv?prefix=) is a read; writing to it is not.
+  assert.equal(await statusOf('GET', '/v1/kv', READ), PASSED, 'GET /v1/kv (a listing) with a read token');
+  assert.equal(await statusOf('POST', '/v1/kv', READ), 403, 'POST /v1/kv with a read token');
+  for (const path of ['/nowhere', '/v1/kvx/a', '//status', '/v1/members/../kv/a']) {
     assert.equal(await statusOf('GET', path, READ), 403, `GET ${path} with a read token`);
     assert.equal(await statusOf('GET', path, WRITE), 403, `GET ${path} with a write token`);
     assert.notEqual(await statusOf('GET', path, ADMIN), 403, `GET ${path} with an admin token`);
