@@ -262,6 +262,26 @@ test('a forwarded request keeps the caller\'s role: the master authenticates the
   assert.equal(forged, 401);
 });
 
+test('a listing merges every group under the caller\'s token; opening a session needs write', async () => {
+  const keys = ['ls-a', 'ls-b', 'ls-c', 'ls-d', 'ls-e', 'ls-f'];
+  for (const key of keys) {
+    const put = await call(endpoints[2]!, 'PUT', `/v1/kv/${key}`, TOKENS.write, { value: key });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+  }
+  // Node 3 reads the groups it is not master of from their masters, passing the caller's token on.
+  const listed = await call(endpoints[2]!, 'GET', '/v1/kv?prefix=ls-', TOKENS.read);
+  assert.equal(listed.status, 200, JSON.stringify(listed.body));
+  assert.deepEqual((listed.body.items as { key: string }[]).map((item) => item.key), keys);
+  // A token node 3 knows and the other masters do not is refused by them: forwarding lends nothing.
+  const threeOnly = await call(endpoints[2]!, 'GET', '/v1/kv?prefix=ls-', TOKENS.threeOnly);
+  assert.equal(threeOnly.status, 401, JSON.stringify(threeOnly.body));
+  assert.equal((await call(endpoints[0]!, 'GET', '/v1/kv?prefix=ls-')).status, 401);
+  assert.equal((await call(endpoints[0]!, 'POST', '/v1/sessions?key=ls-a', TOKENS.read)).status, 403);
+  const opened = await call(endpoints[0]!, 'POST', '/v1/sessions?key=ls-a', TOKENS.write);
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  assert.match(String(opened.body.session), /^\d+\.\d+$/);
+});
+
 test('KvClient with the CA and a token; with a read token its write fails as FORBIDDEN, not retried', async () => {
   const client = new KvClient({ endpoints, ca, token: TOKENS.write });
   const reader = new KvClient({ endpoints, ca, token: TOKENS.read });
