@@ -25,7 +25,8 @@ export type PaxosErrorCode =
   | 'INVALID_GROUP'
   | 'INSTANCE_UNAVAILABLE'
   | 'STARTUP_FAILED'
-  | 'STORAGE_CORRUPT';
+  | 'STORAGE_CORRUPT'
+  | 'STORAGE_UNAVAILABLE';
 
 /**
  * The options of an error raised where the caller's value certainly was not, and will not be,

@@ -10,7 +10,8 @@
  * and deletion are made durable by fsync of the directory; metadata is replaced atomically.
  * Start-up truncates a torn tail (a damaged frame that nothing valid follows) and refuses to start
  * on damage anywhere else, naming the file and offset. After a failed write the store refuses
- * further writes: the group halts rather than continue on state it could not persist.
+ * further writes (STORAGE_UNAVAILABLE): the groups halt rather than continue on state it could not
+ * persist. `resume` brings it back once writing works again (see there).
  */
 import { join } from 'node:path';
 import type { AcceptorRecord } from '../core/ready.js';
@@ -91,7 +92,13 @@ export class FileLogStore implements LogStore {
   private putHoldingMetaWrites = 0;
   /** Puts waiting for in-flight metadata writes (see put). */
   private readonly deferred: PendingPut[] = [];
-  private failure: Error | null = null;
+  private failure: PaxosError | null = null;
+  /** The bytes of the log write that failed: unknown on disk until `resume` zeroes them. */
+  private failedWrite: { readonly segment: Segment; readonly start: number; readonly end: number } | null = null;
+  /** The log write under way, for `failedWrite`. */
+  private writing: { readonly segment: Segment; readonly start: number; readonly end: number } | null = null;
+  /** A `resume` under way: reads wait for the store it rebuilds. */
+  private resuming: Promise<void> | null = null;
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
   private closed = false;
@@ -118,8 +125,81 @@ export class FileLogStore implements LogStore {
         `segmentBytes must be an integer of at least 4096; got ${segmentBytes}`, NOT_CHOSEN);
     }
     const store = new FileLogStore(options);
-    await store.recover();
+    try {
+      await store.recover();
+      // The spare segment is made now rather than in the background: a node that has no room for
+      // it would otherwise start, then halt at its first roll.
+      await store.nextSegment;
+    } catch (error) {
+      await store.closeHandles().catch(() => undefined);
+      throw store.options.readOnly || !isWriteError(error) ? error : new PaxosError('STORAGE_UNAVAILABLE',
+        `cannot start in ${store.options.directory}: ${describe(error)}` + (errorCode(error) === 'ENOSPC'
+          ? ` (the log needs about ${2 * Math.ceil(segmentBytes / 2 ** 20)} MiB free for its two segments)` : ''),
+        { ...NOT_CHOSEN, cause: error });
+    }
     return store;
+  }
+
+  /**
+   * Why the store refuses writes, or undefined while it takes them: `reason` is the error code of
+   * the failed operation (ENOSPC, EIO, EROFS...).
+   */
+  storageFailure(): { readonly reason: string; readonly message: string } | undefined {
+    if (this.failure === null) return undefined;
+    return { reason: errorCode(this.failure.cause) ?? 'EIO', message: this.failure.message };
+  }
+
+  /**
+   * After a failed write: try to take writes again, and throw (still refusing them) if the disk does
+   * not allow it yet. What a failed write or fsync left on disk is unknown (a failed fsync may have
+   * dropped the dirty pages while the page cache still shows them), so nothing of it is trusted:
+   * the bytes of the failed log write are overwritten with zeros durably (it was never acknowledged;
+   * the zeros are what the pre-allocated segment held), and then the whole store is rebuilt from
+   * disk as at start-up: metadata, segments, index, torn tail repaired. Its spare segment must be
+   * made again and the metadata rewritten (proving there is room for both) before it resumes. The
+   * caller rebuilds whatever it holds in memory from the store afterwards (the node rebuilds its
+   * groups), since the store's in-memory state before the failure is not what it resumes from.
+   */
+  resume(): Promise<void> {
+    if (this.failure === null) return Promise.resolve();
+    if (this.closed) return Promise.reject(new PaxosError('STOPPED', 'the log store is closed', NOT_CHOSEN));
+    this.resuming ??= this.rebuildFromDisk().finally(() => {
+      this.resuming = null;
+    });
+    return this.resuming;
+  }
+
+  private async rebuildFromDisk(): Promise<void> {
+    while (this.flushing || this.queue.length > 0 || this.deferred.length > 0 || this.metaWritesInFlight > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    try {
+      const failed = this.failedWrite;
+      if (failed !== null) {
+        const handle = await this.fs.open(failed.segment.path, false);
+        try {
+          await handle.write(Buffer.alloc(failed.end - failed.start), failed.start);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        this.failedWrite = null;
+      }
+      await this.closeHandles();
+      this.segments.clear();
+      this.groups.clear();
+      this.active = null;
+      this.activeUnsynced = false;
+      this.nextSequenceReserved = null;
+      await this.recover();
+      await this.nextSegment;
+      await writeMeta(this.fs, this.options.directory, this.durableMeta);
+    } catch (error) {
+      this.failure = storageError('resuming', this.options.directory, error);
+      throw this.failure;
+    }
+    this.failure = null;
+    this.options.logger.warn('the log store takes writes again', { directory: this.options.directory });
   }
 
   /** Turn fdatasync on or off at run time (PhxPaxos SetLogSync). */
@@ -155,6 +235,7 @@ export class FileLogStore implements LogStore {
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
     this.assertOpen();
+    if (this.resuming !== null) await this.resuming.catch(() => undefined);
     const location = this.groups.get(groupIndex)?.locations.get(instanceId);
     if (location === undefined) return undefined;
     const sequence = Math.floor(location / TWO_32);
@@ -181,6 +262,7 @@ export class FileLogStore implements LogStore {
    */
   async getMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
     this.assertOpen();
+    if (this.resuming !== null) await this.resuming.catch(() => undefined);
     const locations = this.groups.get(groupIndex)?.locations;
     const results: (AcceptorRecord | undefined)[] = instanceIds.map(() => undefined);
     const runs: Promise<void>[] = [];
@@ -337,7 +419,13 @@ export class FileLogStore implements LogStore {
       await new Promise((resolve) => setImmediate(resolve));
     }
     await this.metaWrites.catch(() => undefined);
+    await this.resuming?.catch(() => undefined);
     this.closed = true;
+    await this.closeHandles();
+  }
+
+  /** Close every open segment, the spare (once made) included. */
+  private async closeHandles(): Promise<void> {
     const next = this.nextSegment;
     this.nextSegment = null;
     if (next !== null) {
@@ -345,6 +433,9 @@ export class FileLogStore implements LogStore {
       if (segment !== null) await segment.handle?.close();
     }
     for (const segment of this.segments.values()) {
+      const opening = segment.opening;
+      segment.opening = null;
+      await opening?.catch(() => undefined);
       await segment.handle?.close();
       segment.handle = null;
     }
@@ -380,8 +471,9 @@ export class FileLogStore implements LogStore {
           await this.writeBatch(batch);
           for (const put of batch) put.resolve();
         } catch (error) {
-          this.failure = new PaxosError('GROUP_HALTED', `log write failed in ${this.active?.path ?? this.logDirectory}: ` +
-            `${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          this.failedWrite = this.writing;
+          this.writing = null;
+          this.failure = storageError('log write', this.active?.path ?? this.logDirectory, error);
           this.options.logger.error('log write failed; the store refuses further writes', { error: String(error) });
           for (const put of batch) put.reject(this.failure);
         }
@@ -414,6 +506,7 @@ export class FileLogStore implements LogStore {
       }
     }
     this.nextWrite++;
+    this.writing = { segment, start, end: start + bytes };
     const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
@@ -434,6 +527,7 @@ export class FileLogStore implements LogStore {
       position += put.records.length;
     }
     segment.writeOffset = start + bytes;
+    this.writing = null;
     this.stats.flushes++;
     this.stats.records += records;
     this.stats.bytes += bytes;
@@ -605,8 +699,7 @@ export class FileLogStore implements LogStore {
         // the changes it could not persist rather than report them.
         this.meta = copyMeta(this.durableMeta);
         if (this.failure === null) {
-          this.failure = new PaxosError('GROUP_HALTED', `metadata write failed in ${this.options.directory}: ` +
-            `${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          this.failure = storageError('metadata write', this.options.directory, error);
           this.options.logger.error('metadata write failed; the store refuses further writes', { error: String(error) });
         }
         throw this.failure;
@@ -725,6 +818,27 @@ export class FileLogStore implements LogStore {
     await handle.write(Buffer.alloc(to - from), from);
     await handle.datasync();
   }
+}
+
+/** The failure of a write: the store refuses writes until `resume` succeeds. */
+function storageError(operation: string, where: string, error: unknown): PaxosError {
+  const cause = error instanceof PaxosError && error.cause !== undefined ? error.cause : error;
+  return new PaxosError('STORAGE_UNAVAILABLE', `${operation} failed in ${where}: ${describe(cause)}`, { cause });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The errno code of a failed file operation (ENOSPC, EIO, EROFS...), if it has one. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+}
+
+/** An operating system's refusal to write (as opposed to damage found in the files, or a bug). */
+function isWriteError(error: unknown): boolean {
+  return errorCode(error) !== undefined;
 }
 
 /** Variables are replaced whole, never changed in place, so copying each group's fields suffices. */

@@ -83,6 +83,10 @@ export interface KvGroupStatus {
   /** Whether this node's fence is the group's: it may write and serve linearizable reads. */
   readonly serving: boolean;
   readonly members: readonly number[];
+  /** Why the group is halted (STORAGE_UNAVAILABLE, GROUP_HALTED, DIVERGED), or null while it runs. */
+  readonly halted: string | null;
+  /** Set while the node's storage refuses writes: the error code (ENOSPC, EIO, EROFS...) and message. */
+  readonly storage: { readonly reason: string; readonly message: string } | null;
 }
 
 /**
@@ -246,6 +250,8 @@ export class KvService {
         serving: this.node.isMaster(group) && current !== undefined && state.tenure !== undefined &&
           current.masterVersion >= state.tenure && this.isCurrentFence(group, current),
         members: this.node.members(group).members.map((member) => member.id),
+        halted: this.node.status(group).halted?.code ?? null,
+        storage: this.node.storageFailure() ?? null,
       };
     });
   }
@@ -429,6 +435,12 @@ export class KvService {
   }
 
   private requireMaster(group: number): void {
+    const storage = this.node.storageFailure();
+    if (storage !== undefined) {
+      // Not NO_MASTER: the cluster has a master; this node cannot write (nor so vouch for a read).
+      throw new KvError('STORAGE_UNAVAILABLE', `node ${this.nodeId} cannot write to its storage (${storage.reason}); ` +
+        'it resumes by itself once it can: ask another node', NOT_APPLIED);
+    }
     if (!this.node.isMaster(group)) throw this.notMaster(group);
   }
 
@@ -467,6 +479,7 @@ function fromPaxosError(error: unknown): KvError {
     case 'OVERLOADED': return new KvError('OVERLOADED', error.message, details);
     case 'ABORTED': return new KvError('ABORTED', error.message, details);
     case 'VALUE_TOO_LARGE': return new KvError('VALUE_TOO_LARGE', error.message, details);
+    case 'STORAGE_UNAVAILABLE': return new KvError('STORAGE_UNAVAILABLE', error.message, details);
     case 'CONFLICT': case 'STOPPED': case 'GROUP_HALTED': case 'NOT_MEMBER': case 'FOLLOWER_CANNOT_PROPOSE':
       return new KvError('UNAVAILABLE', `${error.code}: ${error.message}`, details);
     default: return new KvError('INTERNAL', `${error.code}: ${error.message}`, details);

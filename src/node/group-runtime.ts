@@ -42,6 +42,8 @@ export interface GroupRuntimeContext {
   readonly onTimersChanged: () => void;
   /** A membership change took effect in a group: the transport learns the members' addresses. */
   readonly onMembershipChanged: (groupIndex: number, membership: Membership) => void;
+  /** A group halted (after the user's onHalt): the node's storage recovery looks at the reason. */
+  readonly onHalted?: (groupIndex: number, reason: HaltReason) => void;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function buildGroupRuntime(
       options.logger.error('group halted', { group: groupIndex, code: reason.code, message: reason.message });
       manager?.stop();
       reportHalt(reason);
+      context.onHalted?.(groupIndex, reason);
     },
     faults: options.testFaults.driver,
   });

@@ -34,6 +34,7 @@ import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
 import { NodeTimer } from './node-timer.js';
+import { StorageRecovery, type ResumableStore, type StorageFailure } from './storage-recovery.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
 import { LogCleaner, type CleanableGroup } from '../runtime/log-cleaner.js';
@@ -100,6 +101,10 @@ export interface NodeMetrics {
   readonly transport: Readonly<Record<string, unknown>> | undefined;
   /** Bytes of log files on disk (all groups share them), when the store can tell. */
   readonly logDiskBytes: number | undefined;
+  /** Why the node's storage refuses writes (every group halted until it resumes); undefined: it takes them. */
+  readonly storage: StorageFailure | undefined;
+  /** Times the node took writes again, by itself, after its storage failed. */
+  readonly storageResumes: number;
 }
 
 /** setTimeout's limit. */
@@ -119,6 +124,7 @@ export class PaxosNode {
   private readonly installs = new Set<Promise<void>>();
   private readonly timer: NodeTimer;
   private readonly cleaner: LogCleaner;
+  private readonly storage: StorageRecovery;
   /** Draws group identities and nonces: the injected Random, or the OS's. */
   private readonly random: Random;
   private proposalsSucceeded = 0;
@@ -128,9 +134,10 @@ export class PaxosNode {
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
     groups: GroupRuntime[]; checkpoints: readonly GroupCheckpoints[]; context: GroupRuntimeContext; timer: NodeTimer;
-    random: Random; cleaner: LogCleaner;
+    random: Random; cleaner: LogCleaner; storage: StorageRecovery;
   }) {
     this.cleaner = parts.cleaner;
+    this.storage = parts.storage;
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
     this.store = parts.store;
@@ -166,21 +173,31 @@ export class PaxosNode {
       const groups: GroupRuntime[] = [];
       const checkpoints: GroupCheckpoints[] = [];
       const cleaner: { current?: LogCleaner } = {};
-      // The cleaner and checkpoint transfers ride the node's one timer like a group, so the simulator runs them too.
+      // Set once the node exists: a checkpoint can only arrive after start-up.
+      const installer: { node?: PaxosNode } = {};
+      const storage = new StorageRecovery({
+        store: store as LogStore & ResumableStore, clock, logger: resolved.logger, groups: () => groups,
+        rebuild: (groupIndex) => installer.node === undefined ? Promise.reject(new Error('the node is starting'))
+          : installer.node.rebuildAfterStorage(groupIndex),
+        busy: (groupIndex) => checkpoints[groupIndex]?.installing === true,
+        onTimersChanged: () => timer.changed(),
+      });
+      // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a
+      // group, so the simulator runs them too.
       const timer = new NodeTimer(timers, () => [
         ...groups.flatMap((group) =>
           group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]),
         ...checkpoints,
         ...(cleaner.current === undefined ? [] : [cleaner.current]),
+        storage,
       ]);
-      // Set once the node exists: a checkpoint can only arrive after start-up.
-      const installer: { node?: PaxosNode } = {};
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
       const context: GroupRuntimeContext = {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),
+        onHalted: (_groupIndex: number, reason) => storage.onGroupHalted(reason),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
           announceMembership(wire, resolved.nodeId, groupIndex, membership, resolved.logger);
           resolved.logger.info('membership changed', {
@@ -237,7 +254,7 @@ export class PaxosNode {
       });
       const node = new PaxosNode({
         options: resolved, store, ownsStore, transport, groups, checkpoints, context, timer, random,
-        cleaner: cleaner.current,
+        cleaner: cleaner.current, storage,
       });
       installer.node = node;
       node.createGroupIdentities();
@@ -367,7 +384,9 @@ export class PaxosNode {
 
   /** Whether this node holds the group's master lease now (always false where it does not bid). */
   isMaster(groupIndex: number): boolean {
-    return this.group(groupIndex).master.isMaster();
+    // A halted group can renew no lease and serve nothing: it is nobody's master here.
+    const group = this.group(groupIndex);
+    return group.driver.halted === null && group.master.isMaster();
   }
 
   /** PhxPaxos SetMasterLease: the lease of this node's bids from the next one on (at least 1,000 ms). */
@@ -452,12 +471,23 @@ export class PaxosNode {
         messagesIn: { ...driver.counters.messagesIn },
         messagesOut: { ...driver.counters.messagesOut },
         masterNodeId: master.master()?.nodeId ?? 0,
-        isMaster: master.isMaster(),
+        isMaster: driver.halted === null && master.isMaster(),
         halted: driver.halted?.code ?? null,
       })),
       transport: this.transport.stats?.(),
       logDiskBytes: this.store.diskBytes?.(),
+      storage: this.storage.failure,
+      storageResumes: this.storage.resumes,
     };
+  }
+
+  /**
+   * Why this node's storage refuses writes (a full disk, a read-only or failing file system), or
+   * undefined while it takes them. Meanwhile every group is halted with STORAGE_UNAVAILABLE; the
+   * node resumes by itself once writes work again (see storage-recovery.ts).
+   */
+  storageFailure(): StorageFailure | undefined {
+    return this.storage.failure;
   }
 
   /**
@@ -473,6 +503,8 @@ export class PaxosNode {
     // An install under way finishes first: it owns the group's runtime until it replaces it.
     for (const checkpoint of this.checkpoints) checkpoint.stop();
     await Promise.all([...this.installs].map((install) => install.catch(() => undefined)));
+    this.storage.stop();
+    await this.storage.whenIdle();
     this.timer.stop();
     for (const { driver, masterManager } of this.groups) {
       masterManager?.stop();
@@ -545,6 +577,34 @@ export class PaxosNode {
       old.driver.failFatally(error);
       throw error;
     }
+  }
+
+  /**
+   * After the storage failed and the store resumed: the halted group's runtime is replaced by one
+   * built from the store (what is durable), keeping its state machines, under a new incarnation.
+   * If that fails (the disk failed again), the old one stays halted and the next attempt retries.
+   */
+  private async rebuildAfterStorage(groupIndex: number): Promise<void> {
+    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopping', NOT_CHOSEN);
+    const old = this.group(groupIndex);
+    old.masterManager?.stop();
+    old.driver.stop();
+    await old.driver.whenIdle();
+    const runtime = await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) },
+      groupIndex, old.registry.stateMachines, old.driver.executedThrough, old.registry);
+    if (this.stopping !== null) {
+      runtime.masterManager?.stop();
+      runtime.driver.stop();
+      return;
+    }
+    this.groups[groupIndex] = runtime;
+    announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
+      this.options.logger);
+    runtime.driver.tick();
+    this.timer.changed();
+    this.options.logger.info('storage writable again; the group resumes', {
+      group: groupIndex, instanceId: runtime.driver.nowInstanceId,
+    });
   }
 
   private startProposal(

@@ -228,6 +228,17 @@ export class GroupDriver {
     this.inFlight.clear();
   }
 
+  /**
+   * The node's storage stopped taking writes (another group's write failed on the shared store):
+   * this group halts too, with the same reason, rather than fail at its next write. The node
+   * rebuilds it from the store once writes work again.
+   */
+  haltForStorage(reason: HaltReason): void {
+    if (this.stopped || this.haltReason !== null) return;
+    this.core.halt(reason);
+    this.kick();
+  }
+
   /** Resolves once no Ready is being handled (so the store can be closed under it). */
   async whenIdle(): Promise<void> {
     while (this.pumping) await this.idle;
@@ -299,14 +310,21 @@ export class GroupDriver {
   }
 
   /**
-   * A storage error halts the group (GROUP_HALTED): its log can no longer be trusted to hold what
-   * the protocol relies on. Outcomes already decided (chosen and executed earlier, or timed out) do
-   * not depend on the failed operation; they are delivered. What did depend on it is dropped.
+   * A storage error halts the group: its log can no longer be trusted to hold what the protocol
+   * relies on. STORAGE_UNAVAILABLE when the store says it refuses writes until it can resume (the
+   * node then rebuilds the group from the store), GROUP_HALTED for any other failure. Outcomes
+   * already decided (chosen and executed earlier, or timed out) do not depend on the failed
+   * operation; they are delivered. What did depend on it is dropped.
    */
   private storageFailed(operation: string, error: unknown, ready: Ready): void {
     this.options.logger.error(`${operation} failed; the group halts`, { group: this.groupIndex, error: String(error) });
-    this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: ${operation} failed: ${String(error)}` });
+    this.haltOnStorageError(operation, error);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
+  }
+
+  private haltOnStorageError(operation: string, error: unknown): void {
+    const code = storageUnavailable(error) ? 'STORAGE_UNAVAILABLE' : 'GROUP_HALTED';
+    this.core.halt({ code, message: `group ${this.groupIndex}: ${operation} failed: ${String(error)}` });
   }
 
   private send(to: number, message: PaxosMessage): void {
@@ -327,6 +345,15 @@ export class GroupDriver {
       report = { ok: true, result };
       this.counters.instancesExecuted++;
     } catch (error) {
+      if (storageUnavailable(error)) {
+        // A state machine that writes to the node's store (master and membership variables) found
+        // it refusing writes: retrying in place would fail forever. The group halts like the store.
+        this.options.logger.error('execution failed on the store; the group halts', {
+          group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),
+        });
+        if (!this.stopped) this.haltOnStorageError('execution', error);
+        return;
+      }
       this.options.logger.warn('execution failed; it will be retried', {
         group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),
       });
@@ -489,6 +516,16 @@ function abortError(mayBeChosen: boolean): PaxosError {
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b;
   return b === undefined ? a : Math.min(a, b);
+}
+
+/** The store refuses writes (STORAGE_UNAVAILABLE), directly or as the cause of the error. */
+function storageUnavailable(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (current instanceof PaxosError && current.code === 'STORAGE_UNAVAILABLE') return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 function haltError(reason: HaltReason, mayBeChosen: boolean): PaxosError {
