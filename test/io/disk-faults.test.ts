@@ -2,7 +2,7 @@
 // small tmpfs mounted for the test. A failed write halts the store (STORAGE_UNAVAILABLE), nothing that
 // was acknowledged is lost, and a GroupDriver on such a store halts its group and rejects its proposals.
 // Needs root (mount); skipped otherwise. Resuming after such failures: disk-resume.test.ts.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open as openFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';

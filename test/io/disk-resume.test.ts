@@ -64,7 +64,8 @@ test('ENOSPC, then space again: resume() refuses while full, then the store take
       let acknowledged = 0;
       let failure: unknown;
       for (let i = 0; i < 1_000 && failure === undefined; i++) {
-        await store.put(7, [fill(i)], { sync: true }).then(() => { acknowledged++; }, (error: unknown) => { failure = error; });
+        await store.put(7, [fill(i)], { sync: true })
+          .then(() => { acknowledged++; }, (error: unknown) => { failure = error; });
       }
       t.diagnostic(`${acknowledged} acknowledged, then ${String(failure)}`);
       assertUnavailable(failure, NO_SPACE);
@@ -149,17 +150,16 @@ class HalfWritingFileSystem implements FileSystem {
   syncDirectory(path: string): Promise<void> { return this.real.syncDirectory(path); }
 
   private wrap(handle: FileHandle, path: string): FileHandle {
-    const fs = this;
     const isLog = /\d{10}\.log$/.test(path);
     const halfThenFail = async (data: Uint8Array, position: number): Promise<void> => {
       await handle.write(data.subarray(0, Math.floor(data.length / 2)), position);
       await handle.datasync();
-      fs.failures++;
+      this.failures++;
       throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
     };
     return {
-      write: (data, position) => isLog && fs.failing ? halfThenFail(data, position) : handle.write(data, position),
-      writeDurably: (data, position) => isLog && fs.failing ? halfThenFail(data, position)
+      write: (data, position) => isLog && this.failing ? halfThenFail(data, position) : handle.write(data, position),
+      writeDurably: (data, position) => isLog && this.failing ? halfThenFail(data, position)
         : handle.writeDurably?.(data, position) ?? handle.write(data, position),
       read: (length, position) => handle.read(length, position),
       datasync: () => handle.datasync(),
