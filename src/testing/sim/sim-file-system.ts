@@ -17,6 +17,11 @@ export class SimFileStorage {
   readonly directories = new Set<string>(['/']);
   /** Timing of this disk's operations; its trap crashes a node in the middle of its next write. */
   readonly device: SimDevice;
+  /**
+   * A full disk: a write that would grow a file fails with ENOSPC (one inside a file's present
+   * size, like an append into a pre-allocated segment, still succeeds, as on a real file system).
+   */
+  full = false;
 
   constructor(scheduler: SimScheduler, random: SeededRandom, latency: DeviceLatency) {
     this.device = new SimDevice(scheduler, random, () => latency);
@@ -128,6 +133,9 @@ class SimFileHandle implements FileHandle {
     const copy = Buffer.from(data);
     return this.storage.schedule(this.gate, () => {
       let file = this.storage.file(this.path);
+      if (this.storage.full && position + copy.length > file.length) {
+        throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
+      }
       if (position + copy.length > file.length) {
         const grown = Buffer.alloc(position + copy.length);
         file.copy(grown);
