@@ -99,6 +99,7 @@ export class FileLogStore implements LogStore {
   private writing: { readonly segment: Segment; readonly start: number; readonly end: number } | null = null;
   /** A `resume` under way: reads wait for the store it rebuilds. */
   private resuming: Promise<void> | null = null;
+  private readonly failureListeners: (() => void)[] = [];
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
   private closed = false;
@@ -147,6 +148,21 @@ export class FileLogStore implements LogStore {
   storageFailure(): { readonly reason: string; readonly message: string } | undefined {
     if (this.failure === null) return undefined;
     return { reason: errorCode(this.failure.cause) ?? 'EIO', message: this.failure.message };
+  }
+
+  /**
+   * Call `listener` each time the store starts refusing writes (a write failed), whichever write it
+   * was: a metadata write of a checkpoint install or of log cleaning halts no group by itself.
+   */
+  onFailure(listener: () => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  private fail(error: PaxosError): void {
+    const first = this.failure === null;
+    this.failure = error;
+    // After the current turn, so listeners never run inside the store's own error handling.
+    if (first) queueMicrotask(() => { for (const listener of this.failureListeners) listener(); });
   }
 
   /**
@@ -473,7 +489,7 @@ export class FileLogStore implements LogStore {
         } catch (error) {
           this.failedWrite = this.writing;
           this.writing = null;
-          this.failure = storageError('log write', this.active?.path ?? this.logDirectory, error);
+          this.fail(storageError('log write', this.active?.path ?? this.logDirectory, error));
           this.options.logger.error('log write failed; the store refuses further writes', { error: String(error) });
           for (const put of batch) put.reject(this.failure);
         }
@@ -699,7 +715,7 @@ export class FileLogStore implements LogStore {
         // the changes it could not persist rather than report them.
         this.meta = copyMeta(this.durableMeta);
         if (this.failure === null) {
-          this.failure = storageError('metadata write', this.options.directory, error);
+          this.fail(storageError('metadata write', this.options.directory, error));
           this.options.logger.error('metadata write failed; the store refuses further writes', { error: String(error) });
         }
         throw this.failure;

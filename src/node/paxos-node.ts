@@ -572,6 +572,13 @@ export class PaxosNode {
       return await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) }, groupIndex,
         old.registry.stateMachines, old.driver.executedThrough, old.registry);
     } catch (error) {
+      if (error instanceof PaxosError && error.code === 'STORAGE_UNAVAILABLE') {
+        // The disk refused a write: the group comes back with the storage (storage-recovery.ts).
+        this.options.logger.error('the group could not restart after a checkpoint install: its storage refuses ' +
+          'writes; it resumes with the storage', { group: groupIndex, error: String(error) });
+        old.driver.haltForStorage({ code: 'STORAGE_UNAVAILABLE', message: `group ${groupIndex}: ${error.message}` });
+        throw error;
+      }
       this.options.logger.error('the group could not restart after a checkpoint install; it stays halted until the ' +
         'node restarts', { group: groupIndex, error: String(error) });
       old.driver.failFatally(error);

@@ -33,6 +33,7 @@ export interface StorageFailure {
 export interface ResumableStore {
   storageFailure?(): StorageFailure | undefined;
   resume?(): Promise<void>;
+  onFailure?(listener: () => void): void;
 }
 
 export interface StorageRecoveryOptions {
@@ -60,6 +61,11 @@ export class StorageRecovery implements TimedGroup {
 
   constructor(options: StorageRecoveryOptions) {
     this.options = options;
+    // Any write the store refused counts, not only a group's own (a checkpoint install's, say).
+    options.store.onFailure?.(() => {
+      const failure = options.store.storageFailure?.();
+      this.onGroupHalted({ code: 'STORAGE_UNAVAILABLE', message: failure?.message ?? 'the store refuses writes' });
+    });
   }
 
   /** Undefined while the node can write. */

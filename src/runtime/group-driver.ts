@@ -234,7 +234,13 @@ export class GroupDriver {
    * rebuilds it from the store once writes work again.
    */
   haltForStorage(reason: HaltReason): void {
-    if (this.stopped || this.haltReason !== null) return;
+    if (this.haltReason !== null) return;
+    if (this.stopped) {
+      // A runtime being replaced (a checkpoint install whose rebuild the storage failed): marked, so
+      // the node rebuilds it once the storage resumes. It does nothing more either way.
+      this.haltReason = reason;
+      return;
+    }
     this.core.halt(reason);
     this.kick();
   }
