@@ -144,5 +144,8 @@ async function replay(
 }
 
 function startupError(groupIndex: number, detail: string, cause?: unknown): PaxosError {
-  return new PaxosError('STARTUP_FAILED', `group ${groupIndex}: ${detail}`, { ...NOT_CHOSEN, cause });
+  // A disk that refuses writes is not a broken log: say so, so the caller can wait for room.
+  const code = cause instanceof PaxosError && cause.code === 'STORAGE_UNAVAILABLE' ? 'STORAGE_UNAVAILABLE'
+    : 'STARTUP_FAILED';
+  return new PaxosError(code, `group ${groupIndex}: ${detail}`, { ...NOT_CHOSEN, cause });
 }

@@ -47,4 +47,7 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 130, found: 'a follower\'s disk filled during a checkpoint install: the install\'s metadata write failed, ' +
     'no group halted, so the storage never resumed and every later install failed (any refused write now ' +
     'halts every group and starts the resume)' },
+  { seed: 379, found: 'a node restarted on a full disk failed start-up replay (a membership change writes the ' +
+    'metadata) with STARTUP_FAILED, taken for a broken log (it is now STORAGE_UNAVAILABLE, retried)' },
+  { seed: 882, found: 'same as seed 379, with two groups' },
 ];
