@@ -26,7 +26,7 @@ import { CRYPTO_RANDOM } from './crypto-random.js';
 import { installCheckpoint } from './checkpoint-install.js';
 import { GroupCheckpoints } from './group-checkpoints.js';
 import {
-  buildGroupRuntime, validateStateMachine, type GroupRuntime, type GroupRuntimeContext,
+  buildGroupRuntime, validateStateMachine, type ExecutionProgress, type GroupRuntime, type GroupRuntimeContext,
 } from './group-runtime.js';
 import type { VerifiedCheckpoint } from '../runtime/checkpoint/checkpoint-receiver.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
@@ -122,6 +122,11 @@ export class PaxosNode {
   private readonly checkpoints: readonly GroupCheckpoints[];
   private readonly context: GroupRuntimeContext;
   private readonly installs = new Set<Promise<void>>();
+  /**
+   * By group index: how far a rebuild of the group executed, kept while its attempts fail (see
+   * ExecutionProgress); gone once one succeeds, when the new runtime's driver knows it.
+   */
+  private readonly rebuildProgress = new Map<number, ExecutionProgress>();
   private readonly timer: NodeTimer;
   private readonly cleaner: LogCleaner;
   private readonly storage: StorageRecovery;
@@ -569,8 +574,7 @@ export class PaxosNode {
   private async rebuildGroup(groupIndex: number): Promise<GroupRuntime> {
     const old = this.group(groupIndex);
     try {
-      return await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) }, groupIndex,
-        old.registry.stateMachines, old.driver.executedThrough, old.registry);
+      return await this.buildAgain(old);
     } catch (error) {
       if (error instanceof PaxosError && error.code === 'STORAGE_UNAVAILABLE') {
         // The disk refused a write: the group comes back with the storage (storage-recovery.ts).
@@ -587,6 +591,25 @@ export class PaxosNode {
   }
 
   /**
+   * The group's runtime built from the store, with the state machine objects `old` ran, replay
+   * starting above what they executed: in `old`, or in an earlier attempt that failed part way.
+   */
+  private async buildAgain(old: GroupRuntime): Promise<GroupRuntime> {
+    const { groupIndex } = old;
+    let progress = this.rebuildProgress.get(groupIndex);
+    if (progress === undefined) {
+      progress = { executedThrough: old.driver.executedThrough, registry: old.registry };
+      this.rebuildProgress.set(groupIndex, progress);
+    } else {
+      progress.executedThrough = Math.max(progress.executedThrough, old.driver.executedThrough);
+    }
+    const runtime = await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) },
+      groupIndex, old.registry.stateMachines, progress);
+    this.rebuildProgress.delete(groupIndex);
+    return runtime;
+  }
+
+  /**
    * After the storage failed and the store resumed: the halted group's runtime is replaced by one
    * built from the store (what is durable), keeping its state machines, under a new incarnation.
    * If that fails (the disk failed again), the old one stays halted and the next attempt retries.
@@ -597,8 +620,7 @@ export class PaxosNode {
     old.masterManager?.stop();
     old.driver.stop();
     await old.driver.whenIdle();
-    const runtime = await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) },
-      groupIndex, old.registry.stateMachines, old.driver.executedThrough, old.registry);
+    const runtime = await this.buildAgain(old);
     if (this.stopping !== null) {
       runtime.masterManager?.stop();
       runtime.driver.stop();

@@ -6,51 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FileLogStore } from '../../src/io/file-log-store.js';
-import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from '../../src/io/file-system.js';
+import { NODE_FILE_SYSTEM, type FileSystem } from '../../src/io/file-system.js';
 import { PaxosError, PaxosNode, type ExecuteInput, type StateMachine } from '../../src/index.js';
 import { tempDirectory } from '../io/file-store-fixtures.js';
+import { FillableFileSystem } from './fillable-file-system.js';
 import { LoopbackTransport } from './loopback-transport.js';
-
-/** The real file system, except that while `full` every write, sync and creation fails with ENOSPC. */
-class FillableFileSystem implements FileSystem {
-  full = false;
-  private readonly real = NODE_FILE_SYSTEM;
-
-  async open(path: string, readOnly: boolean): Promise<FileHandle> {
-    return this.wrap(await this.real.open(path, readOnly));
-  }
-
-  async create(path: string): Promise<FileHandle> {
-    this.refuse();
-    return this.wrap(await this.real.create(path));
-  }
-
-  readFile(path: string): Promise<Buffer> { return this.real.readFile(path); }
-  readdir(path: string): Promise<string[]> { return this.real.readdir(path); }
-  mkdir(path: string): Promise<void> { return this.real.mkdir(path); }
-  unlink(path: string): Promise<void> { return this.real.unlink(path); }
-  rename(from: string, to: string): Promise<void> { return this.real.rename(from, to); }
-  exists(path: string): Promise<boolean> { return this.real.exists(path); }
-  syncDirectory(path: string): Promise<void> { return this.real.syncDirectory(path); }
-
-  private refuse(): void {
-    if (this.full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-  }
-
-  private wrap(handle: FileHandle): FileHandle {
-    return {
-      write: async (data, position) => { this.refuse(); await handle.write(data, position); },
-      writeDurably: async (data, position) => {
-        this.refuse();
-        await (handle.writeDurably?.(data, position) ?? handle.write(data, position));
-      },
-      read: (length, position) => handle.read(length, position),
-      datasync: async () => { this.refuse(); await handle.datasync(); },
-      size: () => handle.size(),
-      close: () => handle.close(),
-    };
-  }
-}
 
 class Echo implements StateMachine {
   readonly id = 1;
