@@ -127,6 +127,8 @@ export class PaxosNode {
    * ExecutionProgress); gone once one succeeds, when the new runtime's driver knows it.
    */
   private readonly rebuildProgress = new Map<number, ExecutionProgress>();
+  /** Groups whose runtime storage recovery is rebuilding: it owns them, no install may start. */
+  private readonly storageRebuilds = new Set<number>();
   private readonly timer: NodeTimer;
   private readonly cleaner: LogCleaner;
   private readonly storage: StorageRecovery;
@@ -541,6 +543,13 @@ export class PaxosNode {
   private install(groupIndex: number, checkpoint: VerifiedCheckpoint): Promise<void> {
     // Once stop began, nothing may replace a group: its new runtime would outlive the store.
     if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopping', NOT_CHOSEN));
+    // One owner per group: a group halted for its storage is rebuilt by storage recovery (an
+    // install racing it would replace the runtime under it); the peer offers the checkpoint again
+    // once the group runs and asks.
+    if (this.storageRebuilds.has(groupIndex) || this.group(groupIndex).driver.halted?.code === 'STORAGE_UNAVAILABLE') {
+      return Promise.reject(new PaxosError('STORAGE_UNAVAILABLE', `group ${groupIndex} is halted until its storage ` +
+        'takes writes again; a checkpoint can be installed after that', NOT_CHOSEN));
+    }
     const installing = installCheckpoint({
       groupIndex, store: this.store,
       current: () => this.group(groupIndex),
@@ -551,7 +560,7 @@ export class PaxosNode {
       },
       rebuild: () => this.rebuildGroup(groupIndex),
       replace: (runtime) => {
-        this.groups[groupIndex] = runtime;
+        this.replaceGroup(groupIndex, runtime);
         announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
           this.options.logger);
         runtime.driver.tick();
@@ -616,24 +625,44 @@ export class PaxosNode {
    */
   private async rebuildAfterStorage(groupIndex: number): Promise<void> {
     if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopping', NOT_CHOSEN);
-    const old = this.group(groupIndex);
-    old.masterManager?.stop();
-    old.driver.stop();
-    await old.driver.whenIdle();
-    const runtime = await this.buildAgain(old);
-    if (this.stopping !== null) {
-      runtime.masterManager?.stop();
-      runtime.driver.stop();
-      return;
+    // An install under way owns the group (it is rebuilt by it, or handed back halted): look again later.
+    if (this.checkpoints[groupIndex]?.installing === true || this.storageRebuilds.has(groupIndex)) return;
+    this.storageRebuilds.add(groupIndex);
+    try {
+      const old = this.group(groupIndex);
+      old.masterManager?.stop();
+      old.driver.stop();
+      await old.driver.whenIdle();
+      const runtime = await this.buildAgain(old);
+      if (this.stopping !== null) {
+        runtime.masterManager?.stop();
+        runtime.driver.stop();
+        return;
+      }
+      this.replaceGroup(groupIndex, runtime);
+      announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
+        this.options.logger);
+      runtime.driver.tick();
+      this.timer.changed();
+      this.options.logger.info('storage writable again; the group resumes', {
+        group: groupIndex, instanceId: runtime.driver.nowInstanceId,
+      });
+    } finally {
+      this.storageRebuilds.delete(groupIndex);
+    }
+  }
+
+  /**
+   * Put `runtime` in the group's place. The runtime it replaces is stopped, whoever built it: one
+   * left running would go on ticking, and could persist acceptor records beside the new one.
+   */
+  private replaceGroup(groupIndex: number, runtime: GroupRuntime): void {
+    const previous = this.groups[groupIndex];
+    if (previous !== undefined && previous !== runtime) {
+      previous.masterManager?.stop();
+      previous.driver.stop();
     }
     this.groups[groupIndex] = runtime;
-    announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
-      this.options.logger);
-    runtime.driver.tick();
-    this.timer.changed();
-    this.options.logger.info('storage writable again; the group resumes', {
-      group: groupIndex, instanceId: runtime.driver.nowInstanceId,
-    });
   }
 
   private startProposal(

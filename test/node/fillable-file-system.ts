@@ -1,6 +1,7 @@
 // The real file system with a disk that can be made to refuse writes, for node tests of storage
 // failures: while `full`, every write, sync and creation fails with ENOSPC; `failMetadataWrites`
-// makes that many of the next metadata writes (the store's `meta` file) fail the same way.
+// makes that many of the next metadata writes (the store's `meta` file) fail the same way; while
+// `readGate` is set, reads of open files wait for it (to hold a rebuild part way).
 import { basename } from 'node:path';
 import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from '../../src/io/file-system.js';
 
@@ -9,6 +10,9 @@ export class FillableFileSystem implements FileSystem {
   failMetadataWrites = 0;
   /** Metadata writes refused because of `failMetadataWrites`. */
   metadataWritesRefused = 0;
+  readGate: Promise<void> | null = null;
+  /** Reads waiting at the gate. */
+  readsWaiting = 0;
   private readonly real = NODE_FILE_SYSTEM;
 
   async open(path: string, readOnly: boolean): Promise<FileHandle> {
@@ -44,7 +48,14 @@ export class FillableFileSystem implements FileSystem {
         this.refuse();
         await (handle.writeDurably?.(data, position) ?? handle.write(data, position));
       },
-      read: (length, position) => handle.read(length, position),
+      read: async (length, position) => {
+        if (this.readGate !== null) {
+          this.readsWaiting++;
+          await this.readGate;
+          this.readsWaiting--;
+        }
+        return await handle.read(length, position);
+      },
       datasync: async () => { this.refuse(); await handle.datasync(); },
       size: () => handle.size(),
       close: () => handle.close(),
