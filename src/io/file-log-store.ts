@@ -55,6 +55,20 @@ interface PendingPut {
   readonly reject: (error: unknown) => void;
 }
 
+/** The in-memory state a resume rebuilds from disk. */
+interface StoreState {
+  readonly segments: Map<number, Segment>;
+  readonly groups: Map<number, GroupIndex>;
+  readonly meta: Map<number, GroupMeta>;
+  readonly durableMeta: Map<number, GroupMeta>;
+  readonly active: Segment | null;
+  readonly activeUnsynced: boolean;
+  readonly nextSegment: Promise<Segment> | null;
+  readonly nextSequenceReserved: number | null;
+  readonly nextWrite: number;
+  readonly recovery: RecoveryReport;
+}
+
 interface GroupIndex {
   /** instance → segment sequence × 2^32 + offset of its newest record. */
   readonly locations: Map<number, number>;
@@ -72,7 +86,7 @@ export class FileLogStore implements LogStore {
   private readonly options: Required<Omit<FileLogStoreOptions, 'faults'>> & Pick<FileLogStoreOptions, 'faults'>;
   private readonly fs: FileSystem;
   private readonly logDirectory: string;
-  private readonly segments = new Map<number, Segment>();
+  private segments = new Map<number, Segment>();
   private active: Segment | null = null;
   /** The next segment, being pre-allocated while the active one fills. */
   private nextSegment: Promise<Segment> | null = null;
@@ -80,7 +94,7 @@ export class FileLogStore implements LogStore {
   /** The active segment may hold data not yet fdatasynced (written without sync, or by an earlier life). */
   private activeUnsynced = false;
   private syncEnabled: boolean;
-  private readonly groups = new Map<number, GroupIndex>();
+  private groups = new Map<number, GroupIndex>();
   private meta = new Map<number, GroupMeta>();
   /** The metadata as last written to disk: what a failed metadata write falls back to. */
   private durableMeta = new Map<number, GroupMeta>();
@@ -99,6 +113,9 @@ export class FileLogStore implements LogStore {
   private writing: { readonly segment: Segment; readonly start: number; readonly end: number } | null = null;
   /** A `resume` under way: reads wait for the store it rebuilds. */
   private resuming: Promise<void> | null = null;
+  /** Reads of segment files under way, and unlinks of dead segments: a resume waits for them. */
+  private readsInFlight = 0;
+  private unlinking = 0;
   private readonly failureListeners: (() => void)[] = [];
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
@@ -186,9 +203,13 @@ export class FileLogStore implements LogStore {
   }
 
   private async rebuildFromDisk(): Promise<void> {
-    while (this.flushing || this.queue.length > 0 || this.deferred.length > 0 || this.metaWritesInFlight > 0) {
+    // Nothing may use the segments' handles or the index while they are rebuilt: the writes and
+    // metadata writes under way, the reads (new ones wait for `resuming`) and the unlinks.
+    while (this.flushing || this.queue.length > 0 || this.deferred.length > 0 || this.metaWritesInFlight > 0 ||
+      this.readsInFlight > 0 || this.unlinking > 0) {
       await new Promise((resolve) => setImmediate(resolve));
     }
+    let rebuilt: StoreState | null = null;
     try {
       const failed = this.failedWrite;
       if (failed !== null) {
@@ -202,8 +223,11 @@ export class FileLogStore implements LogStore {
         this.failedWrite = null;
       }
       await this.closeHandles();
-      this.segments.clear();
-      this.groups.clear();
+      // Rebuilt in fresh structures: if this attempt fails part way, the store goes on answering
+      // reads from what it had (a whole index of what is on disk), not from half of a new one.
+      rebuilt = this.state();
+      this.segments = new Map();
+      this.groups = new Map();
       this.active = null;
       this.activeUnsynced = false;
       this.nextSequenceReserved = null;
@@ -211,11 +235,42 @@ export class FileLogStore implements LogStore {
       await this.nextSegment;
       await writeMeta(this.fs, this.options.directory, this.durableMeta);
     } catch (error) {
+      if (rebuilt !== null) {
+        await this.closeHandles().catch(() => undefined);
+        this.restoreState(rebuilt);
+      }
       this.failure = storageError('resuming', this.options.directory, error);
       throw this.failure;
     }
     this.failure = null;
     this.options.logger.warn('the log store takes writes again', { directory: this.options.directory });
+  }
+
+  /** What `recover` rebuilds, to be put back when a resume fails part way. */
+  private state(): StoreState {
+    return {
+      segments: this.segments, groups: this.groups, meta: this.meta, durableMeta: this.durableMeta,
+      active: this.active, activeUnsynced: this.activeUnsynced, nextSegment: this.nextSegment,
+      nextSequenceReserved: this.nextSequenceReserved, nextWrite: this.nextWrite, recovery: this.recovery,
+    };
+  }
+
+  private restoreState(state: StoreState): void {
+    this.segments = state.segments;
+    this.groups = state.groups;
+    this.meta = state.meta;
+    this.durableMeta = state.durableMeta;
+    this.active = state.active;
+    this.activeUnsynced = state.activeUnsynced;
+    this.nextSegment = state.nextSegment;
+    this.nextSequenceReserved = state.nextSequenceReserved;
+    this.nextWrite = state.nextWrite;
+    this.recovery = state.recovery;
+  }
+
+  /** Reads wait while a resume rebuilds the store (its index and handles are being replaced). */
+  private async untilResumed(): Promise<void> {
+    while (this.resuming !== null) await this.resuming.catch(() => undefined);
   }
 
   /** Turn fdatasync on or off at run time (PhxPaxos SetLogSync). */
@@ -251,7 +306,17 @@ export class FileLogStore implements LogStore {
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
     this.assertOpen();
-    if (this.resuming !== null) await this.resuming.catch(() => undefined);
+    await this.untilResumed();
+    this.readsInFlight++;
+    try {
+      return await this.read(groupIndex, instanceId);
+    } finally {
+      this.readsInFlight--;
+    }
+  }
+
+  /** `get`, once no resume is under way (the caller counts the read in flight). */
+  private async read(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
     const location = this.groups.get(groupIndex)?.locations.get(instanceId);
     if (location === undefined) return undefined;
     const sequence = Math.floor(location / TWO_32);
@@ -278,7 +343,16 @@ export class FileLogStore implements LogStore {
    */
   async getMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
     this.assertOpen();
-    if (this.resuming !== null) await this.resuming.catch(() => undefined);
+    await this.untilResumed();
+    this.readsInFlight++;
+    try {
+      return await this.readMany(groupIndex, instanceIds);
+    } finally {
+      this.readsInFlight--;
+    }
+  }
+
+  private async readMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
     const locations = this.groups.get(groupIndex)?.locations;
     const results: (AcceptorRecord | undefined)[] = instanceIds.map(() => undefined);
     const runs: Promise<void>[] = [];
@@ -302,7 +376,7 @@ export class FileLogStore implements LogStore {
       }
       const start = index;
       runs.push(offsets.length === 1
-        ? this.get(groupIndex, instanceIds[start] as number).then((record) => { results[start] = record; })
+        ? this.read(groupIndex, instanceIds[start] as number).then((record) => { results[start] = record; })
         : this.readRun(groupIndex, sequence, instanceIds.slice(start, end), offsets).then((records) => {
           records.forEach((record, at) => { results[start + at] = record; });
         }));
@@ -339,11 +413,13 @@ export class FileLogStore implements LogStore {
 
   async maxInstanceId(groupIndex: number): Promise<number | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groups.get(groupIndex)?.maxInstanceId;
   }
 
   async minChosenInstanceId(groupIndex: number): Promise<number> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).minChosenInstanceId;
   }
 
@@ -361,6 +437,8 @@ export class FileLogStore implements LogStore {
     await this.updateMeta(groupIndex, (meta) => {
       meta.minChosenInstanceId = Math.max(meta.minChosenInstanceId, instanceId);
     }, { holdsPuts: false });
+    // A resume that began meanwhile rebuilds the index from disk, where the new mark already is.
+    if (this.resuming !== null) return;
     const index = this.groups.get(groupIndex);
     if (index !== undefined && instanceId > previous) {
       // The index holds nothing below the previous mark, so walking up from it costs what is
@@ -384,6 +462,7 @@ export class FileLogStore implements LogStore {
 
   async systemVariables(groupIndex: number): Promise<Uint8Array | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).systemVariables?.slice();
   }
 
@@ -395,6 +474,7 @@ export class FileLogStore implements LogStore {
 
   async masterVariables(groupIndex: number): Promise<Uint8Array | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).masterVariables?.slice();
   }
 
@@ -406,6 +486,7 @@ export class FileLogStore implements LogStore {
 
   async pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).pendingCheckpoint;
   }
 
@@ -425,7 +506,7 @@ export class FileLogStore implements LogStore {
     });
     this.groups.delete(groupIndex);
     await written;
-    await this.unlinkDeadSegments();
+    if (this.resuming === null) await this.unlinkDeadSegments();
   }
 
   /** Wait for queued writes, then close every file. */
@@ -459,6 +540,7 @@ export class FileLogStore implements LogStore {
 
   /** Every live record of a group in instance order (for inspection and checkpoints). */
   async *records(groupIndex: number, from = 0, to = Infinity): AsyncGenerator<AcceptorRecord> {
+    await this.untilResumed();
     const index = this.groups.get(groupIndex);
     if (index === undefined) return;
     const instances = [...index.locations.keys()].filter((id) => id >= from && id <= to).sort((a, b) => a - b);
@@ -665,6 +747,15 @@ export class FileLogStore implements LogStore {
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
   private async unlinkDeadSegments(): Promise<void> {
     if (this.options.readOnly) return;
+    this.unlinking++;
+    try {
+      await this.unlinkDead();
+    } finally {
+      this.unlinking--;
+    }
+  }
+
+  private async unlinkDead(): Promise<void> {
     // Only segments before the active one are sealed: any later one is a spare, possibly still being
     // created or awaited by a roll. The dead ones leave the map before the first await, so a concurrent
     // call (another group's deleteBelow) does not unlink them a second time.
