@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import type { AcceptorRecord } from '../core/ready.js';
-import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type LogStore, type Logger, type PendingCheckpoint } from '../runtime/interfaces.js';
 import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-system.js';
 import {
@@ -160,11 +160,12 @@ export class FileLogStore implements LogStore {
 
   /**
    * Why the store refuses writes, or undefined while it takes them: `reason` is the error code of
-   * the failed operation (ENOSPC, EIO, EROFS...).
+   * the failed operation (ENOSPC, EIO, EROFS...), or STORAGE_CORRUPT (see resume).
    */
   storageFailure(): { readonly reason: string; readonly message: string } | undefined {
     if (this.failure === null) return undefined;
-    return { reason: errorCode(this.failure.cause) ?? 'EIO', message: this.failure.message };
+    const reason = this.failure.code === 'STORAGE_CORRUPT' ? 'STORAGE_CORRUPT' : errorCode(this.failure.cause) ?? 'EIO';
+    return { reason, message: this.failure.message };
   }
 
   /**
@@ -192,10 +193,14 @@ export class FileLogStore implements LogStore {
    * made again and the metadata rewritten (proving there is room for both) before it resumes. The
    * caller rebuilds whatever it holds in memory from the store afterwards (the node rebuilds its
    * groups), since the store's in-memory state before the failure is not what it resumes from.
+   * Damage found on disk as it rebuilds is final: the store then refuses writes, and every later
+   * resume, with STORAGE_CORRUPT (a restart names the damage and refuses to start on it).
    */
   resume(): Promise<void> {
     if (this.failure === null) return Promise.resolve();
     if (this.closed) return Promise.reject(new PaxosError('STOPPED', 'the log store is closed', NOT_CHOSEN));
+    // Damage found on disk does not go away by trying again.
+    if (this.failure.code === 'STORAGE_CORRUPT') return Promise.reject(this.failure);
     this.resuming ??= this.rebuildFromDisk().finally(() => {
       this.resuming = null;
     });
@@ -239,7 +244,10 @@ export class FileLogStore implements LogStore {
         await this.closeHandles().catch(() => undefined);
         this.restoreState(rebuilt);
       }
-      this.failure = storageError('resuming', this.options.directory, error);
+      this.failure = hasErrorCode(error, 'STORAGE_CORRUPT')
+        ? new PaxosError('STORAGE_CORRUPT', `resuming in ${this.options.directory}: ${describe(error)}`,
+          { ...NOT_CHOSEN, cause: error })
+        : storageError('resuming', this.options.directory, error);
       throw this.failure;
     }
     this.failure = null;

@@ -438,8 +438,10 @@ export class KvService {
     const storage = this.node.storageFailure();
     if (storage !== undefined) {
       // Not NO_MASTER: the cluster has a master; this node cannot write (nor so vouch for a read).
+      const outlook = storage.reason === 'STORAGE_CORRUPT' ? 'its files are damaged and need repair'
+        : 'it resumes by itself once it can';
       throw new KvError('STORAGE_UNAVAILABLE', `node ${this.nodeId} cannot write to its storage (${storage.reason}); ` +
-        'it resumes by itself once it can: ask another node', NOT_APPLIED);
+        `${outlook}: ask another node`, NOT_APPLIED);
     }
     if (!this.node.isMaster(group)) throw this.notMaster(group);
   }

@@ -7,7 +7,7 @@
  *   const { instanceId, batchIndex, result } = await node.propose(0, 'hello');
  *   await node.stop();
  */
-import { NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
@@ -187,6 +187,8 @@ export class PaxosNode {
         rebuild: (groupIndex) => installer.node === undefined ? Promise.reject(new Error('the node is starting'))
           : installer.node.rebuildAfterStorage(groupIndex),
         busy: (groupIndex) => checkpoints[groupIndex]?.installing === true,
+        haltForGood: (groupIndex, error) => groups[groupIndex]?.driver.failFatally(error,
+          'could not be rebuilt after its storage resumed'),
         onTimersChanged: () => timer.changed(),
       });
       // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a
@@ -585,16 +587,16 @@ export class PaxosNode {
     try {
       return await this.buildAgain(old);
     } catch (error) {
-      if (error instanceof PaxosError && error.code === 'STORAGE_UNAVAILABLE') {
+      if (hasErrorCode(error, 'STORAGE_UNAVAILABLE')) {
         // The disk refused a write: the group comes back with the storage (storage-recovery.ts).
         this.options.logger.error('the group could not restart after a checkpoint install: its storage refuses ' +
           'writes; it resumes with the storage', { group: groupIndex, error: String(error) });
-        old.driver.haltForStorage({ code: 'STORAGE_UNAVAILABLE', message: `group ${groupIndex}: ${error.message}` });
+        old.driver.haltForStorage({ code: 'STORAGE_UNAVAILABLE', message: `group ${groupIndex}: ${String(error)}` });
         throw error;
       }
       this.options.logger.error('the group could not restart after a checkpoint install; it stays halted until the ' +
         'node restarts', { group: groupIndex, error: String(error) });
-      old.driver.failFatally(error);
+      old.driver.failFatally(error, 'could not restart after a checkpoint install');
       throw error;
     }
   }

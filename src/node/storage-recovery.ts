@@ -14,8 +14,15 @@
  * replay above what they executed. Its in-memory protocol state from before the failure (a promise
  * it could not persist, say) is dropped, so nothing is acknowledged that did not reach the disk.
  * A store that cannot resume (no `resume`, a custom store) leaves its groups halted as before.
+ *
+ * Only the storage is waited for. A group whose rebuild fails for another reason (its log behind
+ * its state machines' checkpoint, a state machine that refuses a value) would fail the same way at
+ * every attempt: it halts for good (GROUP_HALTED, until the node restarts) and the others go on. A
+ * store found damaged when it resumes (STORAGE_CORRUPT) is not retried either: the node stops
+ * trying and says so; a restart names the damage and refuses to start on it.
  */
 import type { HaltReason } from '../core/ready.js';
+import { hasErrorCode, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from '../runtime/interfaces.js';
 import type { TimedGroup } from './node-timer.js';
 import type { GroupRuntime } from './group-runtime.js';
@@ -23,7 +30,10 @@ import type { GroupRuntime } from './group-runtime.js';
 export const FIRST_RESUME_DELAY_MS = 500;
 export const MAX_RESUME_DELAY_MS = 8_000;
 
-/** Why the node's storage refuses writes: `reason` is the error code (ENOSPC, EIO, EROFS...). */
+/**
+ * Why the node's storage refuses writes: `reason` is the error code (ENOSPC, EIO, EROFS...), or
+ * STORAGE_CORRUPT when the store found damage on disk as it resumed (it then never resumes).
+ */
 export interface StorageFailure {
   readonly reason: string;
   readonly message: string;
@@ -45,6 +55,8 @@ export interface StorageRecoveryOptions {
   readonly rebuild: (groupIndex: number) => Promise<void>;
   /** Whether a group's runtime is owned by something else right now (a checkpoint install). */
   readonly busy: (groupIndex: number) => boolean;
+  /** Halt a group for good (GROUP_HALTED): its rebuild failed for a reason other than the storage. */
+  readonly haltForGood: (groupIndex: number, error: unknown) => void;
   readonly onTimersChanged: () => void;
 }
 
@@ -56,6 +68,8 @@ export class StorageRecovery implements TimedGroup {
   private attempting = false;
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** The store was found damaged: no more attempts. */
+  private gaveUp = false;
   /** Times the node took writes again after its storage failed. */
   resumes = 0;
 
@@ -77,14 +91,22 @@ export class StorageRecovery implements TimedGroup {
   onGroupHalted(reason: HaltReason): void {
     if (reason.code !== 'STORAGE_UNAVAILABLE' || this.stopped) return;
     const { store, logger, clock } = this.options;
+    const failure = store.storageFailure?.();
+    if (failure === undefined && store.resume !== undefined && store.storageFailure !== undefined) {
+      // A late halt: the group's write was refused before the store resumed, which it has since.
+      // Nothing else halts and no new failure is reported; the group is rebuilt soon.
+      this.nextAttemptAt = Math.min(this.nextAttemptAt ?? Infinity, clock.now() + FIRST_RESUME_DELAY_MS);
+      this.options.onTimersChanged();
+      return;
+    }
     if (this.current === undefined) {
-      this.current = store.storageFailure?.() ?? { reason: 'EIO', message: reason.message };
+      this.current = failure ?? { reason: 'EIO', message: reason.message };
       logger.error('the node cannot write to its storage: every group stops writing until it can', {
         reason: this.current.reason, message: this.current.message,
       });
       // Set even while an attempt is under way (it may have just cleared the previous failure):
       // the timer asks again once the attempt is over.
-      if (store.resume !== undefined) {
+      if (store.resume !== undefined && !this.gaveUp) {
         this.delayMs = FIRST_RESUME_DELAY_MS;
         this.nextAttemptAt = clock.now() + this.delayMs;
       }
@@ -104,11 +126,11 @@ export class StorageRecovery implements TimedGroup {
   }
 
   nextTimerAt(): number | undefined {
-    return this.stopped || this.attempting ? undefined : this.nextAttemptAt;
+    return this.stopped || this.attempting || this.gaveUp ? undefined : this.nextAttemptAt;
   }
 
   tick(): void {
-    if (this.stopped || this.attempting || this.nextAttemptAt === undefined) return;
+    if (this.stopped || this.attempting || this.gaveUp || this.nextAttemptAt === undefined) return;
     if (this.options.clock.now() < this.nextAttemptAt) return;
     this.nextAttemptAt = undefined;
     this.attempting = true;
@@ -119,37 +141,77 @@ export class StorageRecovery implements TimedGroup {
   }
 
   private async attempt(): Promise<void> {
-    const { store, logger, clock } = this.options;
+    const { store, logger } = this.options;
     try {
       await store.resume?.();
-      // Every group halted for storage comes back, including one that halted while the store was
-      // resuming (its write was refused before the store took writes again).
-      for (const runtime of this.options.groups()) {
-        if (this.stopped) return;
-        if (runtime.driver.halted?.code !== 'STORAGE_UNAVAILABLE' || this.options.busy(runtime.groupIndex)) continue;
-        await this.options.rebuild(runtime.groupIndex);
-      }
     } catch (error) {
       if (this.stopped) return;
-      this.current = store.storageFailure?.() ?? this.current;
-      this.delayMs = Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS);
-      this.nextAttemptAt = clock.now() + this.delayMs;
-      logger.warn('storage still refuses writes; trying again later', {
-        reason: this.current?.reason, error: String(error), retryInMs: this.delayMs,
-      });
+      if (hasErrorCode(error, 'STORAGE_CORRUPT')) {
+        this.giveUp(error);
+        return;
+      }
+      this.retryLater(error);
       return;
+    }
+    if (this.stopped) return;
+    if (this.current !== undefined) {
+      // The store takes writes: the node no longer says it cannot write, whatever its groups do.
+      logger.warn('storage takes writes again; the halted groups are rebuilt', { reason: this.current.reason });
+      this.current = undefined;
+      this.resumes++;
+    }
+    // Every group halted for storage comes back, including one that halted while the store was
+    // resuming (its write was refused before the store took writes again).
+    for (const runtime of this.options.groups()) {
+      if (this.stopped) return;
+      if (runtime.driver.halted?.code !== 'STORAGE_UNAVAILABLE' || this.options.busy(runtime.groupIndex)) continue;
+      try {
+        await this.options.rebuild(runtime.groupIndex);
+      } catch (error) {
+        if (this.stopped || (error instanceof PaxosError && error.code === 'STOPPED')) return;
+        if (hasErrorCode(error, 'STORAGE_UNAVAILABLE') || store.storageFailure?.() !== undefined) {
+          this.retryLater(error);
+          return;
+        }
+        logger.error('a group could not be rebuilt after its storage resumed, for another reason than the ' +
+          'storage; it stays halted until the node restarts', { group: runtime.groupIndex, error: String(error) });
+        this.options.haltForGood(runtime.groupIndex, error);
+      }
     }
     if (this.stopped) return;
     const stillHalted = this.options.groups().some((runtime) =>
       runtime.driver.halted?.code === 'STORAGE_UNAVAILABLE');
     if (stillHalted) {
       // A group busy with an install, or one that failed again at once: look again soon.
-      this.nextAttemptAt = clock.now() + this.delayMs;
+      this.nextAttemptAt = this.options.clock.now() + this.delayMs;
       return;
     }
-    logger.warn('storage takes writes again; every group resumed', { reason: this.current?.reason });
-    this.current = undefined;
     this.delayMs = FIRST_RESUME_DELAY_MS;
-    this.resumes++;
+  }
+
+  /** The storage still refuses writes (or refused one again): back off and try again. */
+  private retryLater(error: unknown): void {
+    const { store, logger, clock } = this.options;
+    this.current = store.storageFailure?.() ?? this.current ??
+      { reason: 'EIO', message: error instanceof Error ? error.message : String(error) };
+    this.delayMs = Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS);
+    this.nextAttemptAt = clock.now() + this.delayMs;
+    logger.warn('storage still refuses writes; trying again later', {
+      reason: this.current.reason, error: String(error), retryInMs: this.delayMs,
+    });
+  }
+
+  /** The store found damage on disk as it resumed: retrying cannot help, and nothing resumes. */
+  private giveUp(error: unknown): void {
+    this.gaveUp = true;
+    this.nextAttemptAt = undefined;
+    this.current = { reason: 'STORAGE_CORRUPT', message: error instanceof Error ? error.message : String(error) };
+    this.options.logger.error('the store found its files damaged as it resumed; every group stays halted until ' +
+      'the node restarts (which names the damage and refuses to start on it until it is repaired)', {
+      error: String(error),
+    });
+    for (const runtime of this.options.groups()) {
+      if (runtime.driver.halted?.code === 'STORAGE_UNAVAILABLE') this.options.haltForGood(runtime.groupIndex, error);
+    }
   }
 }

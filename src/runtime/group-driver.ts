@@ -7,7 +7,7 @@
 import type { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
-import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
 import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
 import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
@@ -137,8 +137,9 @@ export class GroupDriver {
 
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
-    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
+    // A halted group says why, also once stopped (a group halted for good stops).
     if (this.haltReason !== null) return Promise.reject(haltError(this.haltReason, false));
+    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal', NOT_CHOSEN));
@@ -212,13 +213,14 @@ export class GroupDriver {
   }
 
   /**
-   * A broken invariant (a bug): the group stops for good, as halted, and every caller is told.
-   * Nothing more is sent or written for it.
+   * A broken invariant (a bug), or a group that could not be rebuilt (`what` says which): the group
+   * stops for good, as halted, and every caller is told. Nothing more is sent or written for it.
+   * It overrides a halt for storage, which was to end once the storage resumed.
    */
-  failFatally(error: unknown): void {
+  failFatally(error: unknown, what = 'broken invariant'): void {
     // A stopped group can still be found broken (a checkpoint install that could not rebuild it).
-    if (this.haltReason !== null) return;
-    const reason: HaltReason = { code: 'GROUP_HALTED', message: `group ${this.groupIndex}: broken invariant: ${String(error)}` };
+    if (this.haltReason !== null && this.haltReason.code !== 'STORAGE_UNAVAILABLE') return;
+    const reason: HaltReason = { code: 'GROUP_HALTED', message: `group ${this.groupIndex}: ${what}: ${String(error)}` };
     this.haltReason = reason;
     this.stopped = true;
     this.queue.rejectAll(() => haltError(reason, false));
@@ -526,12 +528,7 @@ function minDefined(a: number | undefined, b: number | undefined): number | unde
 
 /** The store refuses writes (STORAGE_UNAVAILABLE), directly or as the cause of the error. */
 function storageUnavailable(error: unknown): boolean {
-  let current = error;
-  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
-    if (current instanceof PaxosError && current.code === 'STORAGE_UNAVAILABLE') return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
+  return hasErrorCode(error, 'STORAGE_UNAVAILABLE');
 }
 
 function haltError(reason: HaltReason, mayBeChosen: boolean): PaxosError {

@@ -6,7 +6,7 @@
 import type { AcceptorState } from '../core/acceptor.js';
 import { NULL_BALLOT } from '../core/ballot.js';
 import type { RestoredGroupState } from '../core/group-core.js';
-import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError } from '../errors.js';
 import { EMPTY_BYTES } from '../util/bytes.js';
 import type { LogStore } from './interfaces.js';
 import type { StateMachineRegistry } from './state-machine-registry.js';
@@ -156,7 +156,6 @@ async function replay(
 
 function startupError(groupIndex: number, detail: string, cause?: unknown): PaxosError {
   // A disk that refuses writes is not a broken log: say so, so the caller can wait for room.
-  const code = cause instanceof PaxosError && cause.code === 'STORAGE_UNAVAILABLE' ? 'STORAGE_UNAVAILABLE'
-    : 'STARTUP_FAILED';
+  const code = hasErrorCode(cause, 'STORAGE_UNAVAILABLE') ? 'STORAGE_UNAVAILABLE' : 'STARTUP_FAILED';
   return new PaxosError(code, `group ${groupIndex}: ${detail}`, { ...NOT_CHOSEN, cause });
 }

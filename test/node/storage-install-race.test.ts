@@ -85,7 +85,7 @@ test('no checkpoint installs into a group halted for storage or being rebuilt af
       // Being rebuilt (held part way: its reads of the log wait): refused as well.
       fileSystem.readGate = new Promise<void>((resolve) => { releaseReads = resolve; });
       fileSystem.full = false;
-      await until(() => fileSystem.readsWaiting > 0 && node.storageFailure() !== undefined,
+      await until(() => fileSystem.readsWaiting > 0 && node.status(0).halted !== null,
         () => 'the rebuild reads the log');
       await assert.rejects(install(node, checkpointAt(1_000)), refusedForStorage);
       fileSystem.readGate = null;
