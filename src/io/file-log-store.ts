@@ -860,6 +860,10 @@ export class FileLogStore implements LogStore {
     this.meta = await readMeta(this.fs, directory);
     this.durableMeta = copyMeta(this.meta);
     const sequences = await listSegments(this.fs, this.logDirectory);
+    // What is listed is made durable before anything is written into it: a segment renamed into
+    // place whose directory fsync failed (a full or failing disk) would otherwise be trusted, filled
+    // with acknowledged records, and lost at a power cut together with its name.
+    if (!readOnly) await this.fs.syncDirectory(this.logDirectory);
     let records = 0;
     let truncatedTail: RecoveryReport['truncatedTail'] = null;
     // One segment at a time, indexing as we go, so only one segment's bytes are ever held.
