@@ -187,8 +187,18 @@ export class PaxosNode {
         rebuild: (groupIndex) => installer.node === undefined ? Promise.reject(new Error('the node is starting'))
           : installer.node.rebuildAfterStorage(groupIndex),
         busy: (groupIndex) => checkpoints[groupIndex]?.installing === true,
-        haltForGood: (groupIndex, error) => groups[groupIndex]?.driver.failFatally(error,
-          'could not be rebuilt after its storage resumed'),
+        haltForGood: (groupIndex, error) => {
+          const driver = groups[groupIndex]?.driver;
+          if (driver === undefined) return;
+          driver.failFatally(error, 'could not be rebuilt after its storage resumed');
+          // The user hears of it as of any group that stops for good.
+          if (driver.halted?.code !== 'GROUP_HALTED') return;
+          try {
+            resolved.onHalt?.(groupIndex, { ...driver.halted, cause: error });
+          } catch (thrown) {
+            resolved.logger.error('onHalt threw; ignored', { group: groupIndex, error: String(thrown) });
+          }
+        },
         onTimersChanged: () => timer.changed(),
       });
       // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a

@@ -22,6 +22,11 @@ export class SimFileStorage {
    * size, like an append into a pre-allocated segment, still succeeds, as on a real file system).
    */
   full = false;
+  /**
+   * A failing device: every write puts half of its bytes on disk and fails with EIO, and every
+   * datasync and directory sync fails with EIO, appends into a pre-allocated segment included.
+   */
+  failing = false;
 
   constructor(scheduler: SimScheduler, random: SeededRandom, latency: DeviceLatency) {
     this.device = new SimDevice(scheduler, random, () => latency);
@@ -113,8 +118,10 @@ class SimFileSystem implements FileSystem {
     return this.storage.schedule(this.gate, () => this.storage.files.has(path) || this.storage.directories.has(path));
   }
 
-  syncDirectory(): Promise<void> {
-    return this.storage.schedule(this.gate, () => undefined);
+  syncDirectory(path: string): Promise<void> {
+    return this.storage.schedule(this.gate, () => {
+      if (this.storage.failing) throw ioError(`fsync ${path}`);
+    });
   }
 }
 
@@ -132,18 +139,27 @@ class SimFileHandle implements FileHandle {
   write(data: Uint8Array, position: number): Promise<void> {
     const copy = Buffer.from(data);
     return this.storage.schedule(this.gate, () => {
-      let file = this.storage.file(this.path);
-      if (this.storage.full && position + copy.length > file.length) {
+      if (this.storage.full && position + copy.length > this.storage.file(this.path).length) {
         throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
       }
-      if (position + copy.length > file.length) {
-        const grown = Buffer.alloc(position + copy.length);
-        file.copy(grown);
-        file = grown;
-        this.storage.files.set(this.path, file);
+      if (this.storage.failing) {
+        // What a failed write leaves is unknown: here, its first half.
+        this.put(copy.subarray(0, Math.floor(copy.length / 2)), position);
+        throw ioError(`write ${this.path}`);
       }
-      copy.copy(file, position);
+      this.put(copy, position);
     }, true);
+  }
+
+  private put(bytes: Buffer, position: number): void {
+    let file = this.storage.file(this.path);
+    if (position + bytes.length > file.length) {
+      const grown = Buffer.alloc(position + bytes.length);
+      file.copy(grown);
+      file = grown;
+      this.storage.files.set(this.path, file);
+    }
+    bytes.copy(file, position);
   }
 
   read(length: number, position: number): Promise<Buffer> {
@@ -154,7 +170,9 @@ class SimFileHandle implements FileHandle {
   }
 
   datasync(): Promise<void> {
-    return this.storage.schedule(this.gate, () => undefined);
+    return this.storage.schedule(this.gate, () => {
+      if (this.storage.failing) throw ioError(`fdatasync ${this.path}`);
+    });
   }
 
   size(): Promise<number> {
@@ -162,4 +180,8 @@ class SimFileHandle implements FileHandle {
   }
 
   async close(): Promise<void> {}
+}
+
+function ioError(operation: string): Error {
+  return Object.assign(new Error(`EIO: i/o error, ${operation}`), { code: 'EIO' });
 }

@@ -187,13 +187,17 @@ export class SimNode {
 
   disableDiskFaults(): void {
     this.options.disk.faults = { ...this.options.disk.faults, writeErrorRate: 0 };
-    this.setDiskFull(false);
+    this.setDiskFault(undefined);
   }
 
-  /** Fill (or free) this node's disk, when it runs the file store; false when it does not. */
-  setDiskFull(full: boolean): boolean {
+  /**
+   * Fill this node's disk, make it fail (EIO), or clear either, when it runs the file store; false
+   * when it does not.
+   */
+  setDiskFault(fault: 'full' | 'failing' | undefined): boolean {
     if (this.options.files === undefined) return false;
-    this.options.files.full = full;
+    this.options.files.full = fault === 'full';
+    this.options.files.failing = fault === 'failing';
     return true;
   }
 

@@ -158,6 +158,11 @@ export async function runSimulation(
     onHalt: (node, groupIndex, reason) => {
       trace(`n${node} g${groupIndex} halted: ${reason.code}`);
       if (reason.code === 'DIVERGED') violations.add(`node ${node} group ${groupIndex}: ${reason.message}`);
+      // Over the file store every storage fault halts with STORAGE_UNAVAILABLE and resumes by
+      // itself; one that halts a group for good (needing the restart below) is a regression.
+      else if (config.storage === 'file-log' && reason.code === 'GROUP_HALTED' && STORAGE_CAUSE.test(reason.message)) {
+        violations.add(`node ${node} group ${groupIndex}: a storage fault halted the group for good: ${reason.message}`);
+      }
       // A node whose disk refuses writes resumes by itself once it takes them again: no restart.
       else if (reason.code !== 'STORAGE_UNAVAILABLE') restartAfterHalt(node);
     },
@@ -200,8 +205,10 @@ export async function runSimulation(
   for (const node of nodes) void node.start();
   workload.start();
   faults.start(config.safetyMs);
-  if (config.storage === 'file-log') scheduleDiskFull(scheduler, new SeededRandom(options.seed * 104_729 + 17), nodes,
-    config.safetyMs, trace);
+  if (config.storage === 'file-log') {
+    scheduleDiskFaults(scheduler, new SeededRandom(options.seed * 104_729 + 17),
+      new SeededRandom(options.seed * 104_729 + 29), nodes, config.safetyMs, trace);
+  }
   let withinBudget = await scheduler.run(config.safetyMs, () => violations.any, EVENT_BUDGET);
 
   workload.stop();
@@ -286,23 +293,29 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
  * STORAGE_UNAVAILABLE and must come back by themselves once it is freed; the liveness phase then
  * checks they did, as it requires every node to catch up.
  */
-function scheduleDiskFull(scheduler: SimScheduler, random: SeededRandom, nodes: readonly SimNode[], untilMs: number,
-  trace: (line: string) => void): void {
+function scheduleDiskFaults(scheduler: SimScheduler, random: SeededRandom, kinds: SeededRandom,
+  nodes: readonly SimNode[], untilMs: number, trace: (line: string) => void): void {
   const windows = random.int(2, 6);
   for (let i = 0; i < windows; i++) {
     const node = random.pick(nodes);
     const at = random.float() * untilMs * 0.8;
     const forMs = 500 + random.float() * 5_000;
+    // Full (only writes that grow a file fail), or failing (every write, fsync and directory sync
+    // fails with EIO, appends into a pre-allocated segment included, half of each write landing).
+    const fault = kinds.float() < 0.5 ? 'full' : 'failing';
     scheduler.at(at, () => {
-      if (!node.setDiskFull(true)) return;
-      trace(`n${node.id} disk full for ${Math.round(forMs)} ms`);
+      if (!node.setDiskFault(fault)) return;
+      trace(`n${node.id} disk ${fault} for ${Math.round(forMs)} ms`);
       scheduler.after(forMs, () => {
-        node.setDiskFull(false);
-        trace(`n${node.id} disk freed`);
+        node.setDiskFault(undefined);
+        trace(`n${node.id} disk healthy again`);
       });
     });
   }
 }
+
+/** A halt's message that names a failed disk operation. */
+const STORAGE_CAUSE = /ENOSPC|EIO|EROFS|STORAGE_UNAVAILABLE|storage|write failed|read failed/;
 
 function healForLiveness(
   nodes: readonly SimNode[], network: SimNetwork, config: SwarmConfig, faults: FaultInjector,
@@ -312,7 +325,7 @@ function healForLiveness(
   for (const node of nodes) {
     // A group that halted on a write error stays down until its process restarts (as in production);
     // one halted because its disk refused writes resumes by itself, which liveness then checks.
-    node.setDiskFull(false);
+    node.setDiskFault(undefined);
     const halted = Array.from({ length: config.groupCount }, (_, group) =>
       node.isHalted(group) && node.status(group)?.halted?.code !== 'STORAGE_UNAVAILABLE').some(Boolean);
     if (halted) {
