@@ -130,11 +130,12 @@ export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): 
     for (const group of metrics.groups) out.sample(name, { group: String(group.groupIndex) }, read(group));
   }
   out.family('multipaxos_storage_unavailable', 'gauge', '1 while the group is halted because this node cannot ' +
-    'write to its storage; reason is the error code (ENOSPC, EIO, EROFS...). It resumes by itself.');
+    'write to its storage. It resumes by itself. reason is the error code of the last storage failure (ENOSPC, ' +
+    'EIO, EROFS...; empty before any), kept after it resumed so that the series stays the same.');
   for (const group of metrics.groups) {
     const down = group.halted === 'STORAGE_UNAVAILABLE';
     out.sample('multipaxos_storage_unavailable', {
-      group: String(group.groupIndex), reason: down ? metrics.storage?.reason ?? 'EIO' : '',
+      group: String(group.groupIndex), reason: metrics.lastStorageFailure ?? '',
     }, down ? 1 : 0);
   }
   out.family('multipaxos_storage_resumes_total', 'counter', 'Times this node took writes again by itself after ' +

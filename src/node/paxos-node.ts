@@ -105,6 +105,11 @@ export interface NodeMetrics {
   readonly storage: StorageFailure | undefined;
   /** Times the node took writes again, by itself, after its storage failed. */
   readonly storageResumes: number;
+  /**
+   * The reason of the node's last storage failure, kept after it resumed (undefined before any):
+   * a label that stays put, where `storage` comes and goes.
+   */
+  readonly lastStorageFailure: string | undefined;
 }
 
 /** setTimeout's limit. */
@@ -497,6 +502,7 @@ export class PaxosNode {
       logDiskBytes: this.store.diskBytes?.(),
       storage: this.storage.failure,
       storageResumes: this.storage.resumes,
+      lastStorageFailure: this.storage.lastReason,
     };
   }
 

@@ -72,6 +72,8 @@ export class StorageRecovery implements TimedGroup {
   private gaveUp = false;
   /** Times the node took writes again after its storage failed. */
   resumes = 0;
+  /** The reason of the last failure, kept once it is over (metrics keep one label set). */
+  lastReason: string | undefined;
 
   constructor(options: StorageRecoveryOptions) {
     this.options = options;
@@ -87,6 +89,12 @@ export class StorageRecovery implements TimedGroup {
     return this.current;
   }
 
+  private setFailure(failure: StorageFailure): StorageFailure {
+    this.current = failure;
+    this.lastReason = failure.reason;
+    return failure;
+  }
+
   /** A group halted; a storage halt halts every other group and starts the attempts to resume. */
   onGroupHalted(reason: HaltReason): void {
     if (reason.code !== 'STORAGE_UNAVAILABLE' || this.stopped) return;
@@ -100,9 +108,9 @@ export class StorageRecovery implements TimedGroup {
       return;
     }
     if (this.current === undefined) {
-      this.current = failure ?? { reason: 'EIO', message: reason.message };
+      const current = this.setFailure(failure ?? { reason: 'EIO', message: reason.message });
       logger.error('the node cannot write to its storage: every group stops writing until it can', {
-        reason: this.current.reason, message: this.current.message,
+        reason: current.reason, message: current.message,
       });
       // Set even while an attempt is under way (it may have just cleared the previous failure):
       // the timer asks again once the attempt is over.
@@ -192,12 +200,12 @@ export class StorageRecovery implements TimedGroup {
   /** The storage still refuses writes (or refused one again): back off and try again. */
   private retryLater(error: unknown): void {
     const { store, logger, clock } = this.options;
-    this.current = store.storageFailure?.() ?? this.current ??
-      { reason: 'EIO', message: error instanceof Error ? error.message : String(error) };
+    const current = this.setFailure(store.storageFailure?.() ?? this.current ??
+      { reason: 'EIO', message: error instanceof Error ? error.message : String(error) });
     this.delayMs = Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS);
     this.nextAttemptAt = clock.now() + this.delayMs;
     logger.warn('storage still refuses writes; trying again later', {
-      reason: this.current.reason, error: String(error), retryInMs: this.delayMs,
+      reason: current.reason, error: String(error), retryInMs: this.delayMs,
     });
   }
 
@@ -205,7 +213,7 @@ export class StorageRecovery implements TimedGroup {
   private giveUp(error: unknown): void {
     this.gaveUp = true;
     this.nextAttemptAt = undefined;
-    this.current = { reason: 'STORAGE_CORRUPT', message: error instanceof Error ? error.message : String(error) };
+    this.setFailure({ reason: 'STORAGE_CORRUPT', message: error instanceof Error ? error.message : String(error) });
     this.options.logger.error('the store found its files damaged as it resumed; every group stays halted until ' +
       'the node restarts (which names the damage and refuses to start on it until it is repaired)', {
       error: String(error),

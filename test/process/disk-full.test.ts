@@ -178,7 +178,7 @@ test('a node whose disk fills stops writing cleanly, says so, and resumes by its
     }, () => `node 3 resumes (${JSON.stringify(seen)})`, RESUME_BOUND_MS);
     t.diagnostic(`node 3 resumed ${Math.round(resumedAfter)} ms after space came back, without a restart`);
     assert.deepEqual((await metricLines(endpoint, 'multipaxos_storage_unavailable')).sort(), [0, 1, 2].map((group) =>
-      `multipaxos_storage_unavailable{group="${group}",reason=""} 0`));
+      `multipaxos_storage_unavailable{group="${group}",reason="ENOSPC"} 0`));
     assert.deepEqual(await metricLines(endpoint, 'multipaxos_storage_resumes_total'),
       ['multipaxos_storage_resumes_total 1']);
     // It takes part again: writes through it alone succeed.
