@@ -115,6 +115,8 @@ export class FileLogStore implements LogStore {
   private resuming: Promise<void> | null = null;
   /** Reads of segment files under way, and unlinks of dead segments: a resume waits for them. */
   private readsInFlight = 0;
+  /** While a resume rebuilds the store: what it had, for the answers that cannot wait (diskBytes). */
+  private previous: StoreState | null = null;
   private unlinking = 0;
   private readonly failureListeners: (() => void)[] = [];
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
@@ -231,6 +233,7 @@ export class FileLogStore implements LogStore {
       // Rebuilt in fresh structures: if this attempt fails part way, the store goes on answering
       // reads from what it had (a whole index of what is on disk), not from half of a new one.
       rebuilt = this.state();
+      this.previous = rebuilt;
       this.segments = new Map();
       this.groups = new Map();
       this.active = null;
@@ -244,12 +247,14 @@ export class FileLogStore implements LogStore {
         await this.closeHandles().catch(() => undefined);
         this.restoreState(rebuilt);
       }
+      this.previous = null;
       this.failure = hasErrorCode(error, 'STORAGE_CORRUPT')
         ? new PaxosError('STORAGE_CORRUPT', `resuming in ${this.options.directory}: ${describe(error)}`,
           { ...NOT_CHOSEN, cause: error })
         : storageError('resuming', this.options.directory, error);
       throw this.failure;
     }
+    this.previous = null;
     this.failure = null;
     this.options.logger.warn('the log store takes writes again', { directory: this.options.directory });
   }
@@ -464,7 +469,7 @@ export class FileLogStore implements LogStore {
   /** Bytes of the segment files (pre-allocated space included): the log's footprint on disk. */
   diskBytes(): number {
     let bytes = 0;
-    for (const segment of this.segments.values()) bytes += segment.capacity;
+    for (const segment of (this.previous?.segments ?? this.segments).values()) bytes += segment.capacity;
     return bytes;
   }
 
@@ -559,7 +564,9 @@ export class FileLogStore implements LogStore {
   }
 
   get groupIndexes(): number[] {
-    return [...new Set([...this.groups.keys(), ...this.meta.keys()])].sort((a, b) => a - b);
+    const groups = this.previous?.groups ?? this.groups;
+    const meta = this.previous?.meta ?? this.meta;
+    return [...new Set([...groups.keys(), ...meta.keys()])].sort((a, b) => a - b);
   }
 
   private async flushLoop(): Promise<void> {
