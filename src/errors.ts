@@ -25,7 +25,8 @@ export type PaxosErrorCode =
   | 'INVALID_GROUP'
   | 'INSTANCE_UNAVAILABLE'
   | 'STARTUP_FAILED'
-  | 'STORAGE_CORRUPT';
+  | 'STORAGE_CORRUPT'
+  | 'STORAGE_UNAVAILABLE';
 
 /**
  * The options of an error raised where the caller's value certainly was not, and will not be,
@@ -74,4 +75,17 @@ export class PaxosError extends Error {
  */
 export function isRetryable(code: PaxosErrorCode, mayBeChosen: boolean): boolean {
   return RETRYABLE.has(code) && !mayBeChosen;
+}
+
+/**
+ * Whether `error`, or an error it was caused by (a few levels down its `cause` chain), is a
+ * PaxosError with `code`: a start-up or execution failure wraps the store's own refusal.
+ */
+export function hasErrorCode(error: unknown, code: PaxosErrorCode): boolean {
+  let current = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (current instanceof PaxosError && current.code === code) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }

@@ -145,6 +145,9 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
     await server.close();
     // A bad setting is the user's to fix: say what it is, without a stack trace.
     if (error instanceof PaxosError && error.code === 'BAD_OPTIONS') throw new UsageError(error.message);
+    // So is a disk with no room (or read-only): one line naming the directory and what it needs.
+    const storage = storageFailure(error);
+    if (storage !== undefined) throw new CommandError(storage);
     throw listenFailure(`--listen ${listen.host}:${listen.port}`, error) ?? error;
   }
   server.attach(service);
@@ -189,6 +192,19 @@ function openTokens(path: string): TokenStore {
   } catch (error) {
     throw new CommandError(`--tokens: ${(error as Error).message}`, 2);
   }
+}
+
+/**
+ * A start-up that failed for the disk (no room, read-only, failing) as one line: the store says
+ * so itself (STORAGE_UNAVAILABLE); another file the node writes at start-up fails with an errno.
+ */
+function storageFailure(error: unknown): string | undefined {
+  if (error instanceof PaxosError && error.code === 'STORAGE_UNAVAILABLE') return error.message;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EIO') {
+    return `cannot start: ${(error as Error).message}`;
+  }
+  return undefined;
 }
 
 /** --segment-mb in bytes; whole MiB only, so the flag cannot name a size the store would refuse. */

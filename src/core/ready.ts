@@ -61,7 +61,7 @@ export interface ProposalResult {
 }
 
 export interface HaltReason {
-  readonly code: 'DIVERGED' | 'GROUP_HALTED';
+  readonly code: 'DIVERGED' | 'GROUP_HALTED' | 'STORAGE_UNAVAILABLE';
   readonly message: string;
 }
 

@@ -10,11 +10,12 @@
  * and deletion are made durable by fsync of the directory; metadata is replaced atomically.
  * Start-up truncates a torn tail (a damaged frame that nothing valid follows) and refuses to start
  * on damage anywhere else, naming the file and offset. After a failed write the store refuses
- * further writes: the group halts rather than continue on state it could not persist.
+ * further writes (STORAGE_UNAVAILABLE): the groups halt rather than continue on state it could not
+ * persist. `resume` brings it back once writing works again (see there).
  */
 import { join } from 'node:path';
 import type { AcceptorRecord } from '../core/ready.js';
-import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError } from '../errors.js';
 import { SILENT_LOGGER, type LogStore, type Logger, type PendingCheckpoint } from '../runtime/interfaces.js';
 import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-system.js';
 import {
@@ -54,6 +55,20 @@ interface PendingPut {
   readonly reject: (error: unknown) => void;
 }
 
+/** The in-memory state a resume rebuilds from disk. */
+interface StoreState {
+  readonly segments: Map<number, Segment>;
+  readonly groups: Map<number, GroupIndex>;
+  readonly meta: Map<number, GroupMeta>;
+  readonly durableMeta: Map<number, GroupMeta>;
+  readonly active: Segment | null;
+  readonly activeUnsynced: boolean;
+  readonly nextSegment: Promise<Segment> | null;
+  readonly nextSequenceReserved: number | null;
+  readonly nextWrite: number;
+  readonly recovery: RecoveryReport;
+}
+
 interface GroupIndex {
   /** instance → segment sequence × 2^32 + offset of its newest record. */
   readonly locations: Map<number, number>;
@@ -71,7 +86,7 @@ export class FileLogStore implements LogStore {
   private readonly options: Required<Omit<FileLogStoreOptions, 'faults'>> & Pick<FileLogStoreOptions, 'faults'>;
   private readonly fs: FileSystem;
   private readonly logDirectory: string;
-  private readonly segments = new Map<number, Segment>();
+  private segments = new Map<number, Segment>();
   private active: Segment | null = null;
   /** The next segment, being pre-allocated while the active one fills. */
   private nextSegment: Promise<Segment> | null = null;
@@ -79,7 +94,7 @@ export class FileLogStore implements LogStore {
   /** The active segment may hold data not yet fdatasynced (written without sync, or by an earlier life). */
   private activeUnsynced = false;
   private syncEnabled: boolean;
-  private readonly groups = new Map<number, GroupIndex>();
+  private groups = new Map<number, GroupIndex>();
   private meta = new Map<number, GroupMeta>();
   /** The metadata as last written to disk: what a failed metadata write falls back to. */
   private durableMeta = new Map<number, GroupMeta>();
@@ -91,7 +106,19 @@ export class FileLogStore implements LogStore {
   private putHoldingMetaWrites = 0;
   /** Puts waiting for in-flight metadata writes (see put). */
   private readonly deferred: PendingPut[] = [];
-  private failure: Error | null = null;
+  private failure: PaxosError | null = null;
+  /** The bytes of the log write that failed: unknown on disk until `resume` zeroes them. */
+  private failedWrite: { readonly segment: Segment; readonly start: number; readonly end: number } | null = null;
+  /** The log write under way, for `failedWrite`. */
+  private writing: { readonly segment: Segment; readonly start: number; readonly end: number } | null = null;
+  /** A `resume` under way: reads wait for the store it rebuilds. */
+  private resuming: Promise<void> | null = null;
+  /** Reads of segment files under way, and unlinks of dead segments: a resume waits for them. */
+  private readsInFlight = 0;
+  /** While a resume rebuilds the store: what it had, for the answers that cannot wait (diskBytes). */
+  private previous: StoreState | null = null;
+  private unlinking = 0;
+  private readonly failureListeners: (() => void)[] = [];
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
   private closed = false;
@@ -118,8 +145,145 @@ export class FileLogStore implements LogStore {
         `segmentBytes must be an integer of at least 4096; got ${segmentBytes}`, NOT_CHOSEN);
     }
     const store = new FileLogStore(options);
-    await store.recover();
+    try {
+      await store.recover();
+      // The spare segment is made now rather than in the background: a node that has no room for
+      // it would otherwise start, then halt at its first roll.
+      await store.nextSegment;
+    } catch (error) {
+      await store.closeHandles().catch(() => undefined);
+      throw store.options.readOnly || !isWriteError(error) ? error : new PaxosError('STORAGE_UNAVAILABLE',
+        `cannot start in ${store.options.directory}: ${describe(error)}` + (errorCode(error) === 'ENOSPC'
+          ? ` (the log needs about ${2 * Math.ceil(segmentBytes / 2 ** 20)} MiB free for its two segments)` : ''),
+        { ...NOT_CHOSEN, cause: error });
+    }
     return store;
+  }
+
+  /**
+   * Why the store refuses writes, or undefined while it takes them: `reason` is the error code of
+   * the failed operation (ENOSPC, EIO, EROFS...), or STORAGE_CORRUPT (see resume).
+   */
+  storageFailure(): { readonly reason: string; readonly message: string } | undefined {
+    if (this.failure === null) return undefined;
+    const reason = this.failure.code === 'STORAGE_CORRUPT' ? 'STORAGE_CORRUPT' : errorCode(this.failure.cause) ?? 'EIO';
+    return { reason, message: this.failure.message };
+  }
+
+  /**
+   * Call `listener` each time the store starts refusing writes (a write failed), whichever write it
+   * was: a metadata write of a checkpoint install or of log cleaning halts no group by itself.
+   */
+  onFailure(listener: () => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  private fail(error: PaxosError): void {
+    const first = this.failure === null;
+    this.failure = error;
+    // After the current turn, so listeners never run inside the store's own error handling.
+    if (first) queueMicrotask(() => { for (const listener of this.failureListeners) listener(); });
+  }
+
+  /**
+   * After a failed write: try to take writes again, and throw (still refusing them) if the disk does
+   * not allow it yet. What a failed write or fsync left on disk is unknown (a failed fsync may have
+   * dropped the dirty pages while the page cache still shows them), so nothing of it is trusted:
+   * the bytes of the failed log write are overwritten with zeros durably (it was never acknowledged;
+   * the zeros are what the pre-allocated segment held), and then the whole store is rebuilt from
+   * disk as at start-up: metadata, segments, index, torn tail repaired. Its spare segment must be
+   * made again and the metadata rewritten (proving there is room for both) before it resumes. The
+   * caller rebuilds whatever it holds in memory from the store afterwards (the node rebuilds its
+   * groups), since the store's in-memory state before the failure is not what it resumes from.
+   * Damage found on disk as it rebuilds is final: the store then refuses writes, and every later
+   * resume, with STORAGE_CORRUPT (a restart names the damage and refuses to start on it).
+   */
+  resume(): Promise<void> {
+    if (this.failure === null) return Promise.resolve();
+    if (this.closed) return Promise.reject(new PaxosError('STOPPED', 'the log store is closed', NOT_CHOSEN));
+    // Damage found on disk does not go away by trying again.
+    if (this.failure.code === 'STORAGE_CORRUPT') return Promise.reject(this.failure);
+    this.resuming ??= this.rebuildFromDisk().finally(() => {
+      this.resuming = null;
+    });
+    return this.resuming;
+  }
+
+  private async rebuildFromDisk(): Promise<void> {
+    // Nothing may use the segments' handles or the index while they are rebuilt: the writes and
+    // metadata writes under way, the reads (new ones wait for `resuming`) and the unlinks.
+    while (this.flushing || this.queue.length > 0 || this.deferred.length > 0 || this.metaWritesInFlight > 0 ||
+      this.readsInFlight > 0 || this.unlinking > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    let rebuilt: StoreState | null = null;
+    try {
+      const failed = this.failedWrite;
+      if (failed !== null) {
+        const handle = await this.fs.open(failed.segment.path, false);
+        try {
+          await handle.write(Buffer.alloc(failed.end - failed.start), failed.start);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        this.failedWrite = null;
+      }
+      await this.closeHandles();
+      // Rebuilt in fresh structures: if this attempt fails part way, the store goes on answering
+      // reads from what it had (a whole index of what is on disk), not from half of a new one.
+      rebuilt = this.state();
+      this.previous = rebuilt;
+      this.segments = new Map();
+      this.groups = new Map();
+      this.active = null;
+      this.activeUnsynced = false;
+      this.nextSequenceReserved = null;
+      await this.recover();
+      await this.nextSegment;
+      await writeMeta(this.fs, this.options.directory, this.durableMeta);
+    } catch (error) {
+      if (rebuilt !== null) {
+        await this.closeHandles().catch(() => undefined);
+        this.restoreState(rebuilt);
+      }
+      this.previous = null;
+      this.failure = hasErrorCode(error, 'STORAGE_CORRUPT')
+        ? new PaxosError('STORAGE_CORRUPT', `resuming in ${this.options.directory}: ${describe(error)}`,
+          { ...NOT_CHOSEN, cause: error })
+        : storageError('resuming', this.options.directory, error);
+      throw this.failure;
+    }
+    this.previous = null;
+    this.failure = null;
+    this.options.logger.warn('the log store takes writes again', { directory: this.options.directory });
+  }
+
+  /** What `recover` rebuilds, to be put back when a resume fails part way. */
+  private state(): StoreState {
+    return {
+      segments: this.segments, groups: this.groups, meta: this.meta, durableMeta: this.durableMeta,
+      active: this.active, activeUnsynced: this.activeUnsynced, nextSegment: this.nextSegment,
+      nextSequenceReserved: this.nextSequenceReserved, nextWrite: this.nextWrite, recovery: this.recovery,
+    };
+  }
+
+  private restoreState(state: StoreState): void {
+    this.segments = state.segments;
+    this.groups = state.groups;
+    this.meta = state.meta;
+    this.durableMeta = state.durableMeta;
+    this.active = state.active;
+    this.activeUnsynced = state.activeUnsynced;
+    this.nextSegment = state.nextSegment;
+    this.nextSequenceReserved = state.nextSequenceReserved;
+    this.nextWrite = state.nextWrite;
+    this.recovery = state.recovery;
+  }
+
+  /** Reads wait while a resume rebuilds the store (its index and handles are being replaced). */
+  private async untilResumed(): Promise<void> {
+    while (this.resuming !== null) await this.resuming.catch(() => undefined);
   }
 
   /** Turn fdatasync on or off at run time (PhxPaxos SetLogSync). */
@@ -155,6 +319,17 @@ export class FileLogStore implements LogStore {
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
     this.assertOpen();
+    await this.untilResumed();
+    this.readsInFlight++;
+    try {
+      return await this.read(groupIndex, instanceId);
+    } finally {
+      this.readsInFlight--;
+    }
+  }
+
+  /** `get`, once no resume is under way (the caller counts the read in flight). */
+  private async read(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
     const location = this.groups.get(groupIndex)?.locations.get(instanceId);
     if (location === undefined) return undefined;
     const sequence = Math.floor(location / TWO_32);
@@ -181,6 +356,16 @@ export class FileLogStore implements LogStore {
    */
   async getMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
     this.assertOpen();
+    await this.untilResumed();
+    this.readsInFlight++;
+    try {
+      return await this.readMany(groupIndex, instanceIds);
+    } finally {
+      this.readsInFlight--;
+    }
+  }
+
+  private async readMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
     const locations = this.groups.get(groupIndex)?.locations;
     const results: (AcceptorRecord | undefined)[] = instanceIds.map(() => undefined);
     const runs: Promise<void>[] = [];
@@ -204,7 +389,7 @@ export class FileLogStore implements LogStore {
       }
       const start = index;
       runs.push(offsets.length === 1
-        ? this.get(groupIndex, instanceIds[start] as number).then((record) => { results[start] = record; })
+        ? this.read(groupIndex, instanceIds[start] as number).then((record) => { results[start] = record; })
         : this.readRun(groupIndex, sequence, instanceIds.slice(start, end), offsets).then((records) => {
           records.forEach((record, at) => { results[start + at] = record; });
         }));
@@ -241,11 +426,13 @@ export class FileLogStore implements LogStore {
 
   async maxInstanceId(groupIndex: number): Promise<number | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groups.get(groupIndex)?.maxInstanceId;
   }
 
   async minChosenInstanceId(groupIndex: number): Promise<number> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).minChosenInstanceId;
   }
 
@@ -263,6 +450,8 @@ export class FileLogStore implements LogStore {
     await this.updateMeta(groupIndex, (meta) => {
       meta.minChosenInstanceId = Math.max(meta.minChosenInstanceId, instanceId);
     }, { holdsPuts: false });
+    // A resume that began meanwhile rebuilds the index from disk, where the new mark already is.
+    if (this.resuming !== null) return;
     const index = this.groups.get(groupIndex);
     if (index !== undefined && instanceId > previous) {
       // The index holds nothing below the previous mark, so walking up from it costs what is
@@ -280,12 +469,13 @@ export class FileLogStore implements LogStore {
   /** Bytes of the segment files (pre-allocated space included): the log's footprint on disk. */
   diskBytes(): number {
     let bytes = 0;
-    for (const segment of this.segments.values()) bytes += segment.capacity;
+    for (const segment of (this.previous?.segments ?? this.segments).values()) bytes += segment.capacity;
     return bytes;
   }
 
   async systemVariables(groupIndex: number): Promise<Uint8Array | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).systemVariables?.slice();
   }
 
@@ -297,6 +487,7 @@ export class FileLogStore implements LogStore {
 
   async masterVariables(groupIndex: number): Promise<Uint8Array | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).masterVariables?.slice();
   }
 
@@ -308,6 +499,7 @@ export class FileLogStore implements LogStore {
 
   async pendingCheckpoint(groupIndex: number): Promise<PendingCheckpoint | undefined> {
     this.assertOpen();
+    await this.untilResumed();
     return this.groupMeta(groupIndex).pendingCheckpoint;
   }
 
@@ -327,7 +519,7 @@ export class FileLogStore implements LogStore {
     });
     this.groups.delete(groupIndex);
     await written;
-    await this.unlinkDeadSegments();
+    if (this.resuming === null) await this.unlinkDeadSegments();
   }
 
   /** Wait for queued writes, then close every file. */
@@ -337,7 +529,13 @@ export class FileLogStore implements LogStore {
       await new Promise((resolve) => setImmediate(resolve));
     }
     await this.metaWrites.catch(() => undefined);
+    await this.resuming?.catch(() => undefined);
     this.closed = true;
+    await this.closeHandles();
+  }
+
+  /** Close every open segment, the spare (once made) included. */
+  private async closeHandles(): Promise<void> {
     const next = this.nextSegment;
     this.nextSegment = null;
     if (next !== null) {
@@ -345,6 +543,9 @@ export class FileLogStore implements LogStore {
       if (segment !== null) await segment.handle?.close();
     }
     for (const segment of this.segments.values()) {
+      const opening = segment.opening;
+      segment.opening = null;
+      await opening?.catch(() => undefined);
       await segment.handle?.close();
       segment.handle = null;
     }
@@ -352,6 +553,7 @@ export class FileLogStore implements LogStore {
 
   /** Every live record of a group in instance order (for inspection and checkpoints). */
   async *records(groupIndex: number, from = 0, to = Infinity): AsyncGenerator<AcceptorRecord> {
+    await this.untilResumed();
     const index = this.groups.get(groupIndex);
     if (index === undefined) return;
     const instances = [...index.locations.keys()].filter((id) => id >= from && id <= to).sort((a, b) => a - b);
@@ -362,7 +564,9 @@ export class FileLogStore implements LogStore {
   }
 
   get groupIndexes(): number[] {
-    return [...new Set([...this.groups.keys(), ...this.meta.keys()])].sort((a, b) => a - b);
+    const groups = this.previous?.groups ?? this.groups;
+    const meta = this.previous?.meta ?? this.meta;
+    return [...new Set([...groups.keys(), ...meta.keys()])].sort((a, b) => a - b);
   }
 
   private async flushLoop(): Promise<void> {
@@ -380,8 +584,9 @@ export class FileLogStore implements LogStore {
           await this.writeBatch(batch);
           for (const put of batch) put.resolve();
         } catch (error) {
-          this.failure = new PaxosError('GROUP_HALTED', `log write failed in ${this.active?.path ?? this.logDirectory}: ` +
-            `${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          this.failedWrite = this.writing;
+          this.writing = null;
+          this.fail(storageError('log write', this.active?.path ?? this.logDirectory, error));
           this.options.logger.error('log write failed; the store refuses further writes', { error: String(error) });
           for (const put of batch) put.reject(this.failure);
         }
@@ -414,6 +619,7 @@ export class FileLogStore implements LogStore {
       }
     }
     this.nextWrite++;
+    this.writing = { segment, start, end: start + bytes };
     const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
@@ -434,6 +640,7 @@ export class FileLogStore implements LogStore {
       position += put.records.length;
     }
     segment.writeOffset = start + bytes;
+    this.writing = null;
     this.stats.flushes++;
     this.stats.records += records;
     this.stats.bytes += bytes;
@@ -555,6 +762,15 @@ export class FileLogStore implements LogStore {
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
   private async unlinkDeadSegments(): Promise<void> {
     if (this.options.readOnly) return;
+    this.unlinking++;
+    try {
+      await this.unlinkDead();
+    } finally {
+      this.unlinking--;
+    }
+  }
+
+  private async unlinkDead(): Promise<void> {
     // Only segments before the active one are sealed: any later one is a spare, possibly still being
     // created or awaited by a roll. The dead ones leave the map before the first await, so a concurrent
     // call (another group's deleteBelow) does not unlink them a second time.
@@ -605,8 +821,7 @@ export class FileLogStore implements LogStore {
         // the changes it could not persist rather than report them.
         this.meta = copyMeta(this.durableMeta);
         if (this.failure === null) {
-          this.failure = new PaxosError('GROUP_HALTED', `metadata write failed in ${this.options.directory}: ` +
-            `${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          this.fail(storageError('metadata write', this.options.directory, error));
           this.options.logger.error('metadata write failed; the store refuses further writes', { error: String(error) });
         }
         throw this.failure;
@@ -652,6 +867,10 @@ export class FileLogStore implements LogStore {
     this.meta = await readMeta(this.fs, directory);
     this.durableMeta = copyMeta(this.meta);
     const sequences = await listSegments(this.fs, this.logDirectory);
+    // What is listed is made durable before anything is written into it: a segment renamed into
+    // place whose directory fsync failed (a full or failing disk) would otherwise be trusted, filled
+    // with acknowledged records, and lost at a power cut together with its name.
+    if (!readOnly) await this.fs.syncDirectory(this.logDirectory);
     let records = 0;
     let truncatedTail: RecoveryReport['truncatedTail'] = null;
     // One segment at a time, indexing as we go, so only one segment's bytes are ever held.
@@ -725,6 +944,27 @@ export class FileLogStore implements LogStore {
     await handle.write(Buffer.alloc(to - from), from);
     await handle.datasync();
   }
+}
+
+/** The failure of a write: the store refuses writes until `resume` succeeds. */
+function storageError(operation: string, where: string, error: unknown): PaxosError {
+  const cause = error instanceof PaxosError && error.cause !== undefined ? error.cause : error;
+  return new PaxosError('STORAGE_UNAVAILABLE', `${operation} failed in ${where}: ${describe(cause)}`, { cause });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The errno code of a failed file operation (ENOSPC, EIO, EROFS...), if it has one. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+}
+
+/** An operating system's refusal to write (as opposed to damage found in the files, or a bug). */
+function isWriteError(error: unknown): boolean {
+  return errorCode(error) !== undefined;
 }
 
 /** Variables are replaced whole, never changed in place, so copying each group's fields suffices. */

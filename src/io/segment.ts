@@ -40,6 +40,7 @@ export async function createSegment(fs: FileSystem, directory: string, sequence:
   const temporary = `${path}.tmp`;
   if (await fs.exists(temporary)) await fs.unlink(temporary);
   const handle = await fs.create(temporary);
+  let made = false;
   try {
     // Each chunk is written durably as it goes (O_DSYNC): one large flush at the end would hold the
     // disk and the file system's journal for tens of milliseconds while commits wait behind it.
@@ -49,8 +50,14 @@ export async function createSegment(fs: FileSystem, directory: string, sequence:
       else await handle.write(chunk, offset);
     }
     await handle.datasync();
+    made = true;
   } finally {
-    await handle.close();
+    try {
+      await handle.close();
+    } finally {
+      // A pre-allocation that failed (a full disk) leaves nothing behind: the space goes back at once.
+      if (!made) await fs.unlink(temporary).catch(() => undefined);
+    }
   }
   await fs.rename(temporary, path);
   await fs.syncDirectory(directory);

@@ -104,11 +104,18 @@ export async function writeMeta(
   const temporary = `${path}.tmp`;
   if (await fs.exists(temporary)) await fs.unlink(temporary);
   const handle = await fs.create(temporary);
+  let written = false;
   try {
     await handle.write(bytes, 0);
     await handle.datasync();
+    written = true;
   } finally {
-    await handle.close();
+    try {
+      await handle.close();
+    } finally {
+      // A failed write (a full disk) leaves no temporary file behind.
+      if (!written) await fs.unlink(temporary).catch(() => undefined);
+    }
   }
   await fs.rename(temporary, path);
   await fs.syncDirectory(directory);

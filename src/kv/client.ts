@@ -548,7 +548,7 @@ function isRetryable(failure: KvError, isWrite: boolean): boolean {
   if (isWrite && failure.mayHaveBeenApplied) return false;
   const code: KvErrorCode = failure.code;
   return code === 'NOT_MASTER' || code === 'NO_MASTER' || code === 'OVERLOADED' || code === 'UNAVAILABLE' ||
-    code === 'TIMEOUT';
+    code === 'STORAGE_UNAVAILABLE' || code === 'TIMEOUT';
 }
 
 function hintedEndpoint(failure: KvError): string | undefined {

@@ -15,6 +15,7 @@ export type KvErrorCode =
   | 'TIMEOUT'
   | 'OVERLOADED'
   | 'UNAVAILABLE'
+  | 'STORAGE_UNAVAILABLE'
   | 'ABORTED'
   | 'KEY_NOT_FOUND'
   | 'SESSION_EXPIRED'
@@ -71,6 +72,8 @@ const HTTP_STATUS: Readonly<Record<KvErrorCode, number>> = {
   NOT_MASTER: 503,
   NO_MASTER: 503,
   UNAVAILABLE: 503,
+  // This node cannot write to its disk (full, read-only, failing): another node can serve the request.
+  STORAGE_UNAVAILABLE: 503,
   TIMEOUT: 504,
 };
 

@@ -153,6 +153,18 @@ export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): 
     out.family(name, type, help);
     for (const group of metrics.groups) out.sample(name, { group: String(group.groupIndex) }, read(group));
   }
+  out.family('multipaxos_storage_unavailable', 'gauge', '1 while the group is halted because this node cannot ' +
+    'write to its storage. It resumes by itself. reason is the error code of the last storage failure (ENOSPC, ' +
+    'EIO, EROFS...; empty before any), kept after it resumed so that the series stays the same.');
+  for (const group of metrics.groups) {
+    const down = group.halted === 'STORAGE_UNAVAILABLE';
+    out.sample('multipaxos_storage_unavailable', {
+      group: String(group.groupIndex), reason: metrics.lastStorageFailure ?? '',
+    }, down ? 1 : 0);
+  }
+  out.family('multipaxos_storage_resumes_total', 'counter', 'Times this node took writes again by itself after ' +
+    'its storage failed.');
+  out.sample('multipaxos_storage_resumes_total', {}, metrics.storageResumes);
   if (metrics.logDiskBytes !== undefined) {
     // One figure for the node: every group's records share the same segment files.
     out.family('multipaxos_log_disk_bytes', 'gauge', 'Bytes of log segment files on disk, pre-allocated space included.');

@@ -112,6 +112,10 @@ export interface KvGroupStatus {
   /** Client sessions open in the group (exactly-once writes), as this node's state has them. */
   readonly sessions: number;
   readonly members: readonly number[];
+  /** Why the group is halted (STORAGE_UNAVAILABLE, GROUP_HALTED, DIVERGED), or null while it runs. */
+  readonly halted: string | null;
+  /** Set while the node's storage refuses writes: the error code (ENOSPC, EIO, EROFS...) and message. */
+  readonly storage: { readonly reason: string; readonly message: string } | null;
 }
 
 /**
@@ -307,6 +311,8 @@ export class KvService {
           current.masterVersion >= state.tenure && this.isCurrentFence(group, current),
         members: this.node.members(group).members.map((member) => member.id),
         sessions: this.machine.sessionStats(group).sessions,
+        halted: this.node.status(group).halted?.code ?? null,
+        storage: this.node.storageFailure() ?? null,
       };
     });
   }
@@ -536,6 +542,14 @@ export class KvService {
   }
 
   private requireMaster(group: number): void {
+    const storage = this.node.storageFailure();
+    if (storage !== undefined) {
+      // Not NO_MASTER: the cluster has a master; this node cannot write (nor so vouch for a read).
+      const outlook = storage.reason === 'STORAGE_CORRUPT' ? 'its files are damaged and need repair'
+        : 'it resumes by itself once it can';
+      throw new KvError('STORAGE_UNAVAILABLE', `node ${this.nodeId} cannot write to its storage (${storage.reason}); ` +
+        `${outlook}: ask another node`, NOT_APPLIED);
+    }
     if (!this.node.isMaster(group)) throw this.notMaster(group);
   }
 
@@ -574,6 +588,7 @@ function fromPaxosError(error: unknown): KvError {
     case 'OVERLOADED': return new KvError('OVERLOADED', error.message, details);
     case 'ABORTED': return new KvError('ABORTED', error.message, details);
     case 'VALUE_TOO_LARGE': return new KvError('VALUE_TOO_LARGE', error.message, details);
+    case 'STORAGE_UNAVAILABLE': return new KvError('STORAGE_UNAVAILABLE', error.message, details);
     case 'CONFLICT': case 'STOPPED': case 'GROUP_HALTED': case 'NOT_MEMBER': case 'FOLLOWER_CANNOT_PROPOSE':
       return new KvError('UNAVAILABLE', `${error.code}: ${error.message}`, details);
     default: return new KvError('INTERNAL', `${error.code}: ${error.message}`, details);

@@ -4,7 +4,7 @@
  * count, a node would silently drop acknowledged writes (and nodes with different counts would
  * diverge). So the count is written down at first start and a different one is refused.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NOT_CHOSEN, PaxosError } from '../errors.js';
 
@@ -20,7 +20,11 @@ export async function checkGroupCount(dataDir: string, groups: number): Promise<
   }
   if (text === undefined) {
     await mkdir(dataDir, { recursive: true });
-    await writeDurably(path, `${JSON.stringify({ groups })}\n`);
+    try {
+      await writeDurably(path, `${JSON.stringify({ groups })}\n`);
+    } catch (error) {
+      throw startFailure(dataDir, error);
+    }
     return;
   }
   let saved: unknown;
@@ -35,20 +39,42 @@ export async function checkGroupCount(dataDir: string, groups: number): Promise<
   }
 }
 
+/** Written under a temporary name, synced, renamed, directory synced; a failure leaves no temporary file. */
 async function writeDurably(path: string, text: string): Promise<void> {
   const temporary = `${path}.tmp`;
-  const file = await open(temporary, 'w');
   try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
+    const file = await open(temporary, 'w');
+    try {
+      await file.writeFile(text);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
   }
-  await rename(temporary, path);
   const directory = await open(join(path, '..'), 'r');
   try {
     await directory.sync();
   } finally {
     await directory.close();
   }
+}
+
+/**
+ * The disk refused the settings file (it is the first thing a fresh node writes): the node cannot
+ * start there, which is said in one line naming the directory and what it needs. Other errors
+ * pass as they are.
+ */
+function startFailure(dataDir: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === undefined || !/^E[A-Z0-9]+$/.test(code) || code === 'EACCES' || code === 'EPERM') return error;
+  const need = code === 'ENOSPC' || code === 'EDQUOT'
+    ? ' (the disk is full: a node needs room for this small file and for its log, two segments of 8 MiB by ' +
+      'default)'
+    : '';
+  return new PaxosError('STORAGE_UNAVAILABLE', `cannot start in ${dataDir}: writing ${FILE} failed: ` +
+    `${error instanceof Error ? error.message : String(error)}${need}`, { ...NOT_CHOSEN, cause: error });
 }

@@ -42,24 +42,42 @@ export interface GroupRuntimeContext {
   readonly onTimersChanged: () => void;
   /** A membership change took effect in a group: the transport learns the members' addresses. */
   readonly onMembershipChanged: (groupIndex: number, membership: Membership) => void;
+  /** A group halted (after the user's onHalt): the node's storage recovery looks at the reason. */
+  readonly onHalted?: (groupIndex: number, reason: HaltReason) => void;
+}
+
+/**
+ * How far a group rebuilt inside a running process (after a checkpoint install, or once the
+ * storage resumes) has executed into its state machines, which keep in memory what they executed.
+ * It outlives a failed attempt: replay reports each instance it runs here, and the registry of the
+ * latest attempt holds a batch that failed part way, so the next attempt goes on from there rather
+ * than executing the same instances again.
+ */
+export interface ExecutionProgress {
+  /** Every instance up to here was executed by these state machine objects. */
+  executedThrough: number;
+  /** The registry of the latest runtime or attempt (its half-executed batch is carried over). */
+  registry: StateMachineRegistry;
 }
 
 /**
  * `stateMachines` overrides the options' when a group is rebuilt (after a checkpoint install): the
  * very objects that installed the snapshot must go on, not fresh ones from a factory.
  *
- * `executedThrough` is set on such a rebuild: the state machines hold in memory every instance up
- * to it, so start-up replay begins above it (see restoreGroup); `previousRegistry` hands over a
- * batch that failed part way, so its retry does not run the entries that succeeded again.
+ * `progress` is set on such a rebuild: start-up replay begins above `executedThrough` (see
+ * restoreGroup), and both it and the registry are updated as the attempt goes (see above).
  */
 export async function buildGroupRuntime(
   context: GroupRuntimeContext, groupIndex: number, stateMachines = context.options.stateMachines(groupIndex),
-  executedThrough = -1, previousRegistry?: StateMachineRegistry,
+  progress?: ExecutionProgress,
 ): Promise<GroupRuntime> {
   const { options, store, clock, random } = context;
   for (const stateMachine of stateMachines) validateStateMachine(stateMachine);
   const registry = new StateMachineRegistry(groupIndex, stateMachines);
-  if (previousRegistry !== undefined) registry.carryOver(previousRegistry);
+  if (progress !== undefined) {
+    registry.carryOver(progress.registry);
+    progress.registry = registry;
+  }
   // Every group can execute master bids, whether or not this node takes part in the election.
   let manager: MasterManager | undefined;
   const master = await MasterStateMachine.load({
@@ -80,10 +98,15 @@ export async function buildGroupRuntime(
   // Completing a checkpoint install writes the checkpoint's system and master variables, which the
   // state machines above loaded before: the group is then built again, from the settled store.
   if (await settlePendingCheckpoint(store, groupIndex, registry) === 'completed') {
-    return await buildGroupRuntime(context, groupIndex, stateMachines, executedThrough, previousRegistry);
+    return await buildGroupRuntime(context, groupIndex, stateMachines, progress);
   }
   const restored = await resumeAfterMembershipChange(store, groupIndex,
-    await restoreGroup(store, groupIndex, registry, { checkpointSettled: true, executedThrough }),
+    await restoreGroup(store, groupIndex, registry, {
+      checkpointSettled: true, executedThrough: progress?.executedThrough,
+      onExecuted: progress === undefined ? undefined : (instanceId) => {
+        progress.executedThrough = Math.max(progress.executedThrough, instanceId);
+      },
+    }),
     membership.membership.version);
   const core = new GroupCore({
     groupIndex, nodeId: options.nodeId, members: membership.membership.members.map((member) => member.id),
@@ -118,6 +141,7 @@ export async function buildGroupRuntime(
       options.logger.error('group halted', { group: groupIndex, code: reason.code, message: reason.message });
       manager?.stop();
       reportHalt(reason);
+      context.onHalted?.(groupIndex, reason);
     },
     faults: options.testFaults.driver,
   });

@@ -37,7 +37,11 @@ export interface FollowerAddress extends MemberAddress {
 
 /** Why a group stopped for good on this node (the node's other groups go on). */
 export interface GroupHalt extends HaltReason {
-  /** The exception, when the halt is a broken invariant (a bug) rather than a storage error or divergence. */
+  /**
+   * The exception, when the halt is a broken invariant (a bug), or a group that could not be rebuilt
+   * after its storage resumed (for another reason than the storage), rather than a storage error or
+   * divergence.
+   */
   readonly cause?: unknown;
 }
 

@@ -7,7 +7,7 @@
  *   const { instanceId, batchIndex, result } = await node.propose(0, 'hello');
  *   await node.stop();
  */
-import { NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
@@ -26,7 +26,7 @@ import { CRYPTO_RANDOM } from './crypto-random.js';
 import { installCheckpoint } from './checkpoint-install.js';
 import { GroupCheckpoints } from './group-checkpoints.js';
 import {
-  buildGroupRuntime, validateStateMachine, type GroupRuntime, type GroupRuntimeContext,
+  buildGroupRuntime, validateStateMachine, type ExecutionProgress, type GroupRuntime, type GroupRuntimeContext,
 } from './group-runtime.js';
 import type { VerifiedCheckpoint } from '../runtime/checkpoint/checkpoint-receiver.js';
 import { expandInstanceValue, type InstanceValue } from './instance-values.js';
@@ -34,6 +34,7 @@ import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
 import { NodeTimer } from './node-timer.js';
+import { StorageRecovery, type ResumableStore, type StorageFailure } from './storage-recovery.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
 import { LogCleaner, type CleanableGroup } from '../runtime/log-cleaner.js';
@@ -100,6 +101,15 @@ export interface NodeMetrics {
   readonly transport: Readonly<Record<string, unknown>> | undefined;
   /** Bytes of log files on disk (all groups share them), when the store can tell. */
   readonly logDiskBytes: number | undefined;
+  /** Why the node's storage refuses writes (every group halted until it resumes); undefined: it takes them. */
+  readonly storage: StorageFailure | undefined;
+  /** Times the node took writes again, by itself, after its storage failed. */
+  readonly storageResumes: number;
+  /**
+   * The reason of the node's last storage failure, kept after it resumed (undefined before any):
+   * a label that stays put, where `storage` comes and goes.
+   */
+  readonly lastStorageFailure: string | undefined;
 }
 
 /** setTimeout's limit. */
@@ -117,8 +127,16 @@ export class PaxosNode {
   private readonly checkpoints: readonly GroupCheckpoints[];
   private readonly context: GroupRuntimeContext;
   private readonly installs = new Set<Promise<void>>();
+  /**
+   * By group index: how far a rebuild of the group executed, kept while its attempts fail (see
+   * ExecutionProgress); gone once one succeeds, when the new runtime's driver knows it.
+   */
+  private readonly rebuildProgress = new Map<number, ExecutionProgress>();
+  /** Groups whose runtime storage recovery is rebuilding: it owns them, no install may start. */
+  private readonly storageRebuilds = new Set<number>();
   private readonly timer: NodeTimer;
   private readonly cleaner: LogCleaner;
+  private readonly storage: StorageRecovery;
   /** Draws group identities and nonces: the injected Random, or the OS's. */
   private readonly random: Random;
   private proposalsSucceeded = 0;
@@ -128,9 +146,10 @@ export class PaxosNode {
   private constructor(parts: {
     options: ResolvedNodeOptions; store: LogStore; ownsStore: boolean; transport: NodeTransport;
     groups: GroupRuntime[]; checkpoints: readonly GroupCheckpoints[]; context: GroupRuntimeContext; timer: NodeTimer;
-    random: Random; cleaner: LogCleaner;
+    random: Random; cleaner: LogCleaner; storage: StorageRecovery;
   }) {
     this.cleaner = parts.cleaner;
+    this.storage = parts.storage;
     this.options = parts.options;
     this.nodeId = parts.options.nodeId;
     this.store = parts.store;
@@ -166,21 +185,43 @@ export class PaxosNode {
       const groups: GroupRuntime[] = [];
       const checkpoints: GroupCheckpoints[] = [];
       const cleaner: { current?: LogCleaner } = {};
-      // The cleaner and checkpoint transfers ride the node's one timer like a group, so the simulator runs them too.
+      // Set once the node exists: a checkpoint can only arrive after start-up.
+      const installer: { node?: PaxosNode } = {};
+      const storage = new StorageRecovery({
+        store: store as LogStore & ResumableStore, clock, logger: resolved.logger, groups: () => groups,
+        rebuild: (groupIndex) => installer.node === undefined ? Promise.reject(new Error('the node is starting'))
+          : installer.node.rebuildAfterStorage(groupIndex),
+        busy: (groupIndex) => checkpoints[groupIndex]?.installing === true,
+        haltForGood: (groupIndex, error) => {
+          const driver = groups[groupIndex]?.driver;
+          if (driver === undefined) return;
+          driver.failFatally(error, 'could not be rebuilt after its storage resumed');
+          // The user hears of it as of any group that stops for good.
+          if (driver.halted?.code !== 'GROUP_HALTED') return;
+          try {
+            resolved.onHalt?.(groupIndex, { ...driver.halted, cause: error });
+          } catch (thrown) {
+            resolved.logger.error('onHalt threw; ignored', { group: groupIndex, error: String(thrown) });
+          }
+        },
+        onTimersChanged: () => timer.changed(),
+      });
+      // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a
+      // group, so the simulator runs them too.
       const timer = new NodeTimer(timers, () => [
         ...groups.flatMap((group) =>
           group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]),
         ...checkpoints,
         ...(cleaner.current === undefined ? [] : [cleaner.current]),
+        storage,
       ]);
-      // Set once the node exists: a checkpoint can only arrive after start-up.
-      const installer: { node?: PaxosNode } = {};
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
       const context: GroupRuntimeContext = {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),
+        onHalted: (_groupIndex: number, reason) => storage.onGroupHalted(reason),
         onMembershipChanged: (groupIndex: number, membership: Membership) => {
           announceMembership(wire, resolved.nodeId, groupIndex, membership, resolved.logger);
           resolved.logger.info('membership changed', {
@@ -237,7 +278,7 @@ export class PaxosNode {
       });
       const node = new PaxosNode({
         options: resolved, store, ownsStore, transport, groups, checkpoints, context, timer, random,
-        cleaner: cleaner.current,
+        cleaner: cleaner.current, storage,
       });
       installer.node = node;
       node.createGroupIdentities();
@@ -372,7 +413,9 @@ export class PaxosNode {
 
   /** Whether this node holds the group's master lease now (always false where it does not bid). */
   isMaster(groupIndex: number): boolean {
-    return this.group(groupIndex).master.isMaster();
+    // A halted group can renew no lease and serve nothing: it is nobody's master here.
+    const group = this.group(groupIndex);
+    return group.driver.halted === null && group.master.isMaster();
   }
 
   /** PhxPaxos SetMasterLease: the lease of this node's bids from the next one on (at least 1,000 ms). */
@@ -457,12 +500,24 @@ export class PaxosNode {
         messagesIn: { ...driver.counters.messagesIn },
         messagesOut: { ...driver.counters.messagesOut },
         masterNodeId: master.master()?.nodeId ?? 0,
-        isMaster: master.isMaster(),
+        isMaster: driver.halted === null && master.isMaster(),
         halted: driver.halted?.code ?? null,
       })),
       transport: this.transport.stats?.(),
       logDiskBytes: this.store.diskBytes?.(),
+      storage: this.storage.failure,
+      storageResumes: this.storage.resumes,
+      lastStorageFailure: this.storage.lastReason,
     };
+  }
+
+  /**
+   * Why this node's storage refuses writes (a full disk, a read-only or failing file system), or
+   * undefined while it takes them. Meanwhile every group is halted with STORAGE_UNAVAILABLE; the
+   * node resumes by itself once writes work again (see storage-recovery.ts).
+   */
+  storageFailure(): StorageFailure | undefined {
+    return this.storage.failure;
   }
 
   /**
@@ -478,6 +533,8 @@ export class PaxosNode {
     // An install under way finishes first: it owns the group's runtime until it replaces it.
     for (const checkpoint of this.checkpoints) checkpoint.stop();
     await Promise.all([...this.installs].map((install) => install.catch(() => undefined)));
+    this.storage.stop();
+    await this.storage.whenIdle();
     this.timer.stop();
     for (const { driver, masterManager } of this.groups) {
       masterManager?.stop();
@@ -509,6 +566,13 @@ export class PaxosNode {
   private install(groupIndex: number, checkpoint: VerifiedCheckpoint): Promise<void> {
     // Once stop began, nothing may replace a group: its new runtime would outlive the store.
     if (this.stopping !== null) return Promise.reject(new PaxosError('STOPPED', 'the node is stopping', NOT_CHOSEN));
+    // One owner per group: a group halted for its storage is rebuilt by storage recovery (an
+    // install racing it would replace the runtime under it); the peer offers the checkpoint again
+    // once the group runs and asks.
+    if (this.storageRebuilds.has(groupIndex) || this.group(groupIndex).driver.halted?.code === 'STORAGE_UNAVAILABLE') {
+      return Promise.reject(new PaxosError('STORAGE_UNAVAILABLE', `group ${groupIndex} is halted until its storage ` +
+        'takes writes again; a checkpoint can be installed after that', NOT_CHOSEN));
+    }
     const installing = installCheckpoint({
       groupIndex, store: this.store,
       current: () => this.group(groupIndex),
@@ -519,7 +583,7 @@ export class PaxosNode {
       },
       rebuild: () => this.rebuildGroup(groupIndex),
       replace: (runtime) => {
-        this.groups[groupIndex] = runtime;
+        this.replaceGroup(groupIndex, runtime);
         announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
           this.options.logger);
         runtime.driver.tick();
@@ -542,14 +606,86 @@ export class PaxosNode {
   private async rebuildGroup(groupIndex: number): Promise<GroupRuntime> {
     const old = this.group(groupIndex);
     try {
-      return await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) }, groupIndex,
-        old.registry.stateMachines, old.driver.executedThrough, old.registry);
+      return await this.buildAgain(old);
     } catch (error) {
+      if (hasErrorCode(error, 'STORAGE_UNAVAILABLE')) {
+        // The disk refused a write: the group comes back with the storage (storage-recovery.ts).
+        this.options.logger.error('the group could not restart after a checkpoint install: its storage refuses ' +
+          'writes; it resumes with the storage', { group: groupIndex, error: String(error) });
+        old.driver.haltForStorage({ code: 'STORAGE_UNAVAILABLE', message: `group ${groupIndex}: ${String(error)}` });
+        throw error;
+      }
       this.options.logger.error('the group could not restart after a checkpoint install; it stays halted until the ' +
         'node restarts', { group: groupIndex, error: String(error) });
-      old.driver.failFatally(error);
+      old.driver.failFatally(error, 'could not restart after a checkpoint install');
       throw error;
     }
+  }
+
+  /**
+   * The group's runtime built from the store, with the state machine objects `old` ran, replay
+   * starting above what they executed: in `old`, or in an earlier attempt that failed part way.
+   */
+  private async buildAgain(old: GroupRuntime): Promise<GroupRuntime> {
+    const { groupIndex } = old;
+    let progress = this.rebuildProgress.get(groupIndex);
+    if (progress === undefined) {
+      progress = { executedThrough: old.driver.executedThrough, registry: old.registry };
+      this.rebuildProgress.set(groupIndex, progress);
+    } else {
+      progress.executedThrough = Math.max(progress.executedThrough, old.driver.executedThrough);
+    }
+    const runtime = await buildGroupRuntime({ ...this.context, incarnation: randomIncarnation(this.random) },
+      groupIndex, old.registry.stateMachines, progress);
+    this.rebuildProgress.delete(groupIndex);
+    return runtime;
+  }
+
+  /**
+   * After the storage failed and the store resumed: the halted group's runtime is replaced by one
+   * built from the store (what is durable), keeping its state machines, under a new incarnation.
+   * If that fails (the disk failed again), the old one stays halted and the next attempt retries.
+   */
+  private async rebuildAfterStorage(groupIndex: number): Promise<void> {
+    if (this.stopping !== null) throw new PaxosError('STOPPED', 'the node is stopping', NOT_CHOSEN);
+    // An install under way owns the group (it is rebuilt by it, or handed back halted): look again later.
+    if (this.checkpoints[groupIndex]?.installing === true || this.storageRebuilds.has(groupIndex)) return;
+    this.storageRebuilds.add(groupIndex);
+    try {
+      const old = this.group(groupIndex);
+      old.masterManager?.stop();
+      old.driver.stop();
+      await old.driver.whenIdle();
+      const runtime = await this.buildAgain(old);
+      if (this.stopping !== null) {
+        runtime.masterManager?.stop();
+        runtime.driver.stop();
+        return;
+      }
+      this.replaceGroup(groupIndex, runtime);
+      announceMembership(this.transport.transport, this.nodeId, groupIndex, runtime.membership.membership,
+        this.options.logger);
+      runtime.driver.tick();
+      this.timer.changed();
+      this.options.logger.info('storage writable again; the group resumes', {
+        group: groupIndex, instanceId: runtime.driver.nowInstanceId,
+      });
+    } finally {
+      this.storageRebuilds.delete(groupIndex);
+    }
+  }
+
+  /**
+   * Put `runtime` in the group's place. The runtime it replaces is stopped, whoever built it: one
+   * left running would go on ticking, and could persist acceptor records beside the new one.
+   */
+  private replaceGroup(groupIndex: number, runtime: GroupRuntime): void {
+    const previous = this.groups[groupIndex];
+    if (previous !== undefined && previous !== runtime) {
+      previous.masterManager?.stop();
+      previous.driver.stop();
+    }
+    this.groups[groupIndex] = runtime;
   }
 
   private startProposal(

@@ -7,7 +7,7 @@
 import type { GroupCore } from '../core/group-core.js';
 import type { PaxosMessage } from '../core/messages.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, ProposalOutcome, Ready } from '../core/ready.js';
-import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from './interfaces.js';
 import { BatchContexts, BatchEntryError, encodeBatch } from './batch-value.js';
 import { isUserStateMachineId, NO_STATE_MACHINE_ID, unframeValue } from './value-frame.js';
@@ -137,8 +137,9 @@ export class GroupDriver {
 
   /** `value` is framed (state machine id and payload). */
   propose(value: Uint8Array, options: ProposeOptions): Promise<ProposeSuccess> {
-    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
+    // A halted group says why, also once stopped (a group halted for good stops).
     if (this.haltReason !== null) return Promise.reject(haltError(this.haltReason, false));
+    if (this.stopped) return Promise.reject(new PaxosError('STOPPED', 'the node is stopped', NOT_CHOSEN));
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       return Promise.reject(new PaxosError('BAD_OPTIONS', 'signal must be an AbortSignal', NOT_CHOSEN));
@@ -212,13 +213,14 @@ export class GroupDriver {
   }
 
   /**
-   * A broken invariant (a bug): the group stops for good, as halted, and every caller is told.
-   * Nothing more is sent or written for it.
+   * A broken invariant (a bug), or a group that could not be rebuilt (`what` says which): the group
+   * stops for good, as halted, and every caller is told. Nothing more is sent or written for it.
+   * It overrides a halt for storage, which was to end once the storage resumed.
    */
-  failFatally(error: unknown): void {
+  failFatally(error: unknown, what = 'broken invariant'): void {
     // A stopped group can still be found broken (a checkpoint install that could not rebuild it).
-    if (this.haltReason !== null) return;
-    const reason: HaltReason = { code: 'GROUP_HALTED', message: `group ${this.groupIndex}: broken invariant: ${String(error)}` };
+    if (this.haltReason !== null && this.haltReason.code !== 'STORAGE_UNAVAILABLE') return;
+    const reason: HaltReason = { code: 'GROUP_HALTED', message: `group ${this.groupIndex}: ${what}: ${String(error)}` };
     this.haltReason = reason;
     this.stopped = true;
     this.queue.rejectAll(() => haltError(reason, false));
@@ -226,6 +228,23 @@ export class GroupDriver {
       for (const proposal of batch) settle(proposal, haltError(reason, true));
     }
     this.inFlight.clear();
+  }
+
+  /**
+   * The node's storage stopped taking writes (another group's write failed on the shared store):
+   * this group halts too, with the same reason, rather than fail at its next write. The node
+   * rebuilds it from the store once writes work again.
+   */
+  haltForStorage(reason: HaltReason): void {
+    if (this.haltReason !== null) return;
+    if (this.stopped) {
+      // A runtime being replaced (a checkpoint install whose rebuild the storage failed): marked, so
+      // the node rebuilds it once the storage resumes. It does nothing more either way.
+      this.haltReason = reason;
+      return;
+    }
+    this.core.halt(reason);
+    this.kick();
   }
 
   /** Resolves once no Ready is being handled (so the store can be closed under it). */
@@ -299,14 +318,21 @@ export class GroupDriver {
   }
 
   /**
-   * A storage error halts the group (GROUP_HALTED): its log can no longer be trusted to hold what
-   * the protocol relies on. Outcomes already decided (chosen and executed earlier, or timed out) do
-   * not depend on the failed operation; they are delivered. What did depend on it is dropped.
+   * A storage error halts the group: its log can no longer be trusted to hold what the protocol
+   * relies on. STORAGE_UNAVAILABLE when the store says it refuses writes until it can resume (the
+   * node then rebuilds the group from the store), GROUP_HALTED for any other failure. Outcomes
+   * already decided (chosen and executed earlier, or timed out) do not depend on the failed
+   * operation; they are delivered. What did depend on it is dropped.
    */
   private storageFailed(operation: string, error: unknown, ready: Ready): void {
     this.options.logger.error(`${operation} failed; the group halts`, { group: this.groupIndex, error: String(error) });
-    this.core.halt({ code: 'GROUP_HALTED', message: `group ${this.groupIndex}: ${operation} failed: ${String(error)}` });
+    this.haltOnStorageError(operation, error);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
+  }
+
+  private haltOnStorageError(operation: string, error: unknown): void {
+    const code = storageUnavailable(error) ? 'STORAGE_UNAVAILABLE' : 'GROUP_HALTED';
+    this.core.halt({ code, message: `group ${this.groupIndex}: ${operation} failed: ${String(error)}` });
   }
 
   private send(to: number, message: PaxosMessage): void {
@@ -327,6 +353,15 @@ export class GroupDriver {
       report = { ok: true, result };
       this.counters.instancesExecuted++;
     } catch (error) {
+      if (storageUnavailable(error)) {
+        // A state machine that writes to the node's store (master and membership variables) found
+        // it refusing writes: retrying in place would fail forever. The group halts like the store.
+        this.options.logger.error('execution failed on the store; the group halts', {
+          group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),
+        });
+        if (!this.stopped) this.haltOnStorageError('execution', error);
+        return;
+      }
       this.options.logger.warn('execution failed; it will be retried', {
         group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),
       });
@@ -489,6 +524,11 @@ function abortError(mayBeChosen: boolean): PaxosError {
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b;
   return b === undefined ? a : Math.min(a, b);
+}
+
+/** The store refuses writes (STORAGE_UNAVAILABLE), directly or as the cause of the error. */
+function storageUnavailable(error: unknown): boolean {
+  return hasErrorCode(error, 'STORAGE_UNAVAILABLE');
 }
 
 function haltError(reason: HaltReason, mayBeChosen: boolean): PaxosError {

@@ -6,7 +6,7 @@
 import type { AcceptorState } from '../core/acceptor.js';
 import { NULL_BALLOT } from '../core/ballot.js';
 import type { RestoredGroupState } from '../core/group-core.js';
-import { NOT_CHOSEN, PaxosError } from '../errors.js';
+import { hasErrorCode, NOT_CHOSEN, PaxosError } from '../errors.js';
 import { EMPTY_BYTES } from '../util/bytes.js';
 import type { LogStore } from './interfaces.js';
 import type { StateMachineRegistry } from './state-machine-registry.js';
@@ -21,6 +21,11 @@ export async function restoreGroup(
      * checkpoints say: replay must not run those instances again (simulator seed 190).
      */
     readonly executedThrough?: number;
+    /**
+     * Told each instance replay executed, as it goes: a rebuild that fails part way (the disk
+     * refuses a write during replay) must not execute those instances again at its next attempt.
+     */
+    readonly onExecuted?: (instanceId: number) => void;
   } = {},
 ): Promise<RestoredGroupState> {
   // A caller that loads the system state machines from the store settles first (see settlePendingCheckpoint).
@@ -44,7 +49,8 @@ export async function restoreGroup(
     }
     // In a running process (a rebuild), a failed execution is tried again as live execution
     // would; at a real start-up the process fails and its supervisor starts it again.
-    await replay(store, groupIndex, registry, replayFrom, logEnd, options.executedThrough === undefined ? 1 : 3);
+    await replay(store, groupIndex, registry, { from: replayFrom, to: logEnd,
+      attempts: options.executedThrough === undefined ? 1 : 3, onExecuted: options.onExecuted });
     nowInstanceId = logEnd;
     acceptor = stateOf(newest);
   } else if (replayFrom > logEnd) {
@@ -122,7 +128,11 @@ function stateOf(record: { promised: AcceptorState['promised']; accepted: Accept
 }
 
 async function replay(
-  store: LogStore, groupIndex: number, registry: StateMachineRegistry, from: number, to: number, attempts: number,
+  store: LogStore, groupIndex: number, registry: StateMachineRegistry,
+  { from, to, attempts, onExecuted }: {
+    readonly from: number; readonly to: number; readonly attempts: number;
+    readonly onExecuted: ((instanceId: number) => void) | undefined;
+  },
 ): Promise<void> {
   for (let instanceId = from; instanceId < to; instanceId++) {
     const record = await store.get(groupIndex, instanceId);
@@ -133,6 +143,7 @@ async function replay(
       try {
         // A batch resumes after its last entry that succeeded (the registry keeps its progress).
         await registry.execute(instanceId, record.value, undefined);
+        onExecuted?.(instanceId);
         break;
       } catch (error) {
         if (attempt >= attempts) {
@@ -144,5 +155,7 @@ async function replay(
 }
 
 function startupError(groupIndex: number, detail: string, cause?: unknown): PaxosError {
-  return new PaxosError('STARTUP_FAILED', `group ${groupIndex}: ${detail}`, { ...NOT_CHOSEN, cause });
+  // A disk that refuses writes is not a broken log: say so, so the caller can wait for room.
+  const code = hasErrorCode(cause, 'STORAGE_UNAVAILABLE') ? 'STORAGE_UNAVAILABLE' : 'STARTUP_FAILED';
+  return new PaxosError(code, `group ${groupIndex}: ${detail}`, { ...NOT_CHOSEN, cause });
 }

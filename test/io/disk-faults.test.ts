@@ -1,17 +1,15 @@
 // FileLogStore on a disk that fails: a full file system (ENOSPC) and a read-only one (EROFS), on a
-// small tmpfs mounted for the test. A failed write halts the store (GROUP_HALTED), nothing that was
-// acknowledged is lost, and a GroupDriver on such a store halts its group and rejects its proposals.
-// Needs root (mount); skipped otherwise.
-import { test, type TestContext } from 'node:test';
+// small tmpfs mounted for the test. A failed write halts the store (STORAGE_UNAVAILABLE), nothing that
+// was acknowledged is lost, and a GroupDriver on such a store halts its group and rejects its proposals.
+// Needs root (mount); skipped otherwise. Resuming after such failures: disk-resume.test.ts.
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, open as openFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open as openFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GroupCore } from '../../src/core/group-core.js';
 import type { AcceptorRecord, HaltReason } from '../../src/core/ready.js';
 import { PaxosError } from '../../src/errors.js';
-import { FileLogStore, recordBytesOnDisk, type FileLogStoreOptions } from '../../src/io/file-log-store.js';
+import { recordBytesOnDisk } from '../../src/io/file-log-store.js';
 import { GroupDriver } from '../../src/runtime/group-driver.js';
 import type { Clock, ExecuteInput, LogStore, StateMachine } from '../../src/runtime/interfaces.js';
 import { restoreGroup } from '../../src/runtime/restore.js';
@@ -21,95 +19,16 @@ import { utf8 } from '../../src/util/bytes.js';
 import { assertRecord, patternBytes, record } from '../contract/log-store-contract.js';
 import { makeConfig } from '../core/fixtures.js';
 import { RecordingLogger, spareReady } from './file-store-fixtures.js';
+import { rejection, withTmpfs } from './tmpfs-fixtures.js';
 
 const SEGMENT = 64 * 1024;
 /** 1024-byte frames: 64 fill a segment exactly, so once no segment can be made, no put fits. */
 const VALUE = 1024 - recordBytesOnDisk(0);
 const TEST_TIMEOUT_MS = 60_000;
 
-function run(command: string, args: string[]): string | null {
-  try {
-    execFileSync(command, args, { stdio: 'pipe', timeout: 10_000 });
-    return null;
-  } catch (error) {
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    return stderr !== undefined && stderr !== '' ? stderr : String(error);
-  }
-}
-
-interface Mount {
-  readonly path: string;
-  remount(options: string): void;
-  release(): Promise<void>;
-}
-
-/** A fresh tmpfs of `size`, or the reason it could not be mounted. */
-async function mountTmpfs(size: string): Promise<Mount | string> {
-  const path = await mkdtemp(join(tmpdir(), 'disk-faults-'));
-  const failure = process.getuid?.() === 0 ? run('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path])
-    : 'not running as root';
-  if (failure !== null) {
-    await rm(path, { recursive: true, force: true });
-    return failure;
-  }
-  return {
-    path,
-    remount(options) {
-      const error = run('mount', ['-o', `remount,${options}`, path]);
-      if (error !== null) throw new Error(`mount -o remount,${options} ${path}: ${error}`);
-    },
-    async release() {
-      if (run('umount', [path]) !== null) run('umount', ['-l', path]);
-      await rm(path, { recursive: true, force: true });
-    },
-  };
-}
-
-type OpenStore = (options: FileLogStoreOptions) => Promise<FileLogStore>;
-
-/**
- * Mount, run `body`, always close every store it opened and unmount; skip the test when no tmpfs
- * can be mounted.
- */
-async function withTmpfs(t: TestContext, size: string, body: (mount: Mount, open: OpenStore) => Promise<void>,
-): Promise<void> {
-  const mount = await mountTmpfs(size);
-  if (typeof mount === 'string') {
-    t.skip(`needs root to mount a tmpfs (${mount})`);
-    return;
-  }
-  const stores: FileLogStore[] = [];
-  try {
-    await body(mount, async (options) => {
-      const store = await FileLogStore.open(options);
-      stores.push(store);
-      return store;
-    });
-  } finally {
-    for (const store of stores) await store.close().catch(() => undefined);
-    await mount.release();
-  }
-}
-
-async function rejection(promise: Promise<unknown>, timeoutMs = 10_000): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([promise, timeout]);
-  } catch (error) {
-    if (error instanceof Error && error.message.startsWith('still pending')) throw error;
-    return error;
-  } finally {
-    clearTimeout(timer);
-  }
-  return assert.fail('expected a rejection, but it succeeded');
-}
-
 function assertHalted(error: unknown, cause: RegExp): PaxosError {
   assert.ok(error instanceof PaxosError, `expected a PaxosError, got ${String(error)}`);
-  assert.equal(error.code, 'GROUP_HALTED', error.message);
+  assert.equal(error.code, 'STORAGE_UNAVAILABLE', error.message);
   assert.match(error.message, cause);
   return error;
 }
@@ -158,9 +77,9 @@ async function assertDriverHalts(store: LogStore, cause: RegExp): Promise<void> 
   assertHalted(await rejection(first), cause);
   assertHalted(await rejection(second), cause);
   assert.equal(halts.length, 1);
-  assert.equal(halts[0]?.code, 'GROUP_HALTED');
+  assert.equal(halts[0]?.code, 'STORAGE_UNAVAILABLE');
   assert.match(halts[0]?.message ?? '', cause);
-  assert.equal(driver.halted?.code, 'GROUP_HALTED');
+  assert.equal(driver.halted?.code, 'STORAGE_UNAVAILABLE');
   assert.deepEqual(machine.executed, [], 'nothing executed on a state it could not persist');
   assert.deepEqual(fatal, []);
   assert.ok(logger.lines.some((line) => line.level === 'error' && /log write failed/.test(line.message)));
@@ -199,15 +118,22 @@ test('ENOSPC: the failing put halts the store, later puts reject, acknowledged r
       assertRecord(await store.get(7, acknowledged - 1), fill(acknowledged - 1), 'the last acknowledged record');
       assert.equal(await store.get(7, acknowledged), undefined, 'the failed record was not indexed');
       assert.equal(await store.maxInstanceId(7), acknowledged - 1);
+      // A group driven over it halts at its first write, and every proposal rejects.
+      await assertDriverHalts(store, NO_SPACE);
       await store.close();
 
-      // Reopened on the still-full disk: everything acknowledged is there.
-      const reopened = await openStore({ directory, segmentBytes: SEGMENT });
+      // On the still-full disk a writable store does not start (no room for its spare segment), says
+      // why, and leaves no half-made segment; read-only, everything acknowledged is there.
+      await assert.rejects(openStore({ directory, segmentBytes: SEGMENT }), (error: unknown) => {
+        assertHalted(error, NO_SPACE);
+        assert.match((error as Error).message, /needs about \d+ MiB free/);
+        return true;
+      });
+      assert.deepEqual((await readdir(join(directory, 'log'))).filter((name) => name.endsWith('.tmp')), []);
+      const reopened = await openStore({ directory, segmentBytes: SEGMENT, readOnly: true });
       assert.equal(reopened.recovery.truncatedTail, null);
       for (let i = 0; i < acknowledged; i++) assertRecord(await reopened.get(7, i), fill(i), 'after reopen');
       assert.equal(await reopened.maxInstanceId(7), acknowledged - 1);
-      // A group driven over it halts at its first write, and every proposal rejects.
-      await assertDriverHalts(reopened, NO_SPACE);
       await reopened.close();
 
       // With space again, the same directory opens and takes writes; nothing was lost.

@@ -32,6 +32,8 @@ class ScriptedNode {
   members(): { members: [] } { return { members: [] }; }
   nowInstanceId(): number { return 0; }
   minChosenInstanceId(): number { return 0; }
+  status(): { halted: null } { return { halted: null }; }
+  storageFailure(): undefined { return undefined; }
   async stop(): Promise<void> {}
 }
 

@@ -42,4 +42,12 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     'instance 128 ran twice (the rebuild now resumes above what was executed)' },
   { seed: 1326, found: 'a teacher read its whole 200-instance window in one Ready; on a slow disk its own group ' +
     'then waited seconds for the reads, and a follower never converged (reads in flight are now capped at 32)' },
+  { seed: 6, found: 'a node restarted while its disk was full could not make its spare segment and failed to ' +
+    'start (a start without room now fails with STORAGE_UNAVAILABLE, and is retried as a supervisor would)' },
+  { seed: 130, found: 'a follower\'s disk filled during a checkpoint install: the install\'s metadata write failed, ' +
+    'no group halted, so the storage never resumed and every later install failed (any refused write now ' +
+    'halts every group and starts the resume)' },
+  { seed: 379, found: 'a node restarted on a full disk failed start-up replay (a membership change writes the ' +
+    'metadata) with STARTUP_FAILED, taken for a broken log (it is now STORAGE_UNAVAILABLE, retried)' },
+  { seed: 882, found: 'same as seed 379, with two groups' },
 ];

@@ -17,6 +17,16 @@ export class SimFileStorage {
   readonly directories = new Set<string>(['/']);
   /** Timing of this disk's operations; its trap crashes a node in the middle of its next write. */
   readonly device: SimDevice;
+  /**
+   * A full disk: a write that would grow a file fails with ENOSPC (one inside a file's present
+   * size, like an append into a pre-allocated segment, still succeeds, as on a real file system).
+   */
+  full = false;
+  /**
+   * A failing device: every write puts half of its bytes on disk and fails with EIO, and every
+   * datasync and directory sync fails with EIO, appends into a pre-allocated segment included.
+   */
+  failing = false;
 
   constructor(scheduler: SimScheduler, random: SeededRandom, latency: DeviceLatency) {
     this.device = new SimDevice(scheduler, random, () => latency);
@@ -108,8 +118,10 @@ class SimFileSystem implements FileSystem {
     return this.storage.schedule(this.gate, () => this.storage.files.has(path) || this.storage.directories.has(path));
   }
 
-  syncDirectory(): Promise<void> {
-    return this.storage.schedule(this.gate, () => undefined);
+  syncDirectory(path: string): Promise<void> {
+    return this.storage.schedule(this.gate, () => {
+      if (this.storage.failing) throw ioError(`fsync ${path}`);
+    });
   }
 }
 
@@ -127,15 +139,27 @@ class SimFileHandle implements FileHandle {
   write(data: Uint8Array, position: number): Promise<void> {
     const copy = Buffer.from(data);
     return this.storage.schedule(this.gate, () => {
-      let file = this.storage.file(this.path);
-      if (position + copy.length > file.length) {
-        const grown = Buffer.alloc(position + copy.length);
-        file.copy(grown);
-        file = grown;
-        this.storage.files.set(this.path, file);
+      if (this.storage.full && position + copy.length > this.storage.file(this.path).length) {
+        throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
       }
-      copy.copy(file, position);
+      if (this.storage.failing) {
+        // What a failed write leaves is unknown: here, its first half.
+        this.put(copy.subarray(0, Math.floor(copy.length / 2)), position);
+        throw ioError(`write ${this.path}`);
+      }
+      this.put(copy, position);
     }, true);
+  }
+
+  private put(bytes: Buffer, position: number): void {
+    let file = this.storage.file(this.path);
+    if (position + bytes.length > file.length) {
+      const grown = Buffer.alloc(position + bytes.length);
+      file.copy(grown);
+      file = grown;
+      this.storage.files.set(this.path, file);
+    }
+    bytes.copy(file, position);
   }
 
   read(length: number, position: number): Promise<Buffer> {
@@ -146,7 +170,9 @@ class SimFileHandle implements FileHandle {
   }
 
   datasync(): Promise<void> {
-    return this.storage.schedule(this.gate, () => undefined);
+    return this.storage.schedule(this.gate, () => {
+      if (this.storage.failing) throw ioError(`fdatasync ${this.path}`);
+    });
   }
 
   size(): Promise<number> {
@@ -154,4 +180,8 @@ class SimFileHandle implements FileHandle {
   }
 
   async close(): Promise<void> {}
+}
+
+function ioError(operation: string): Error {
+  return Object.assign(new Error(`EIO: i/o error, ${operation}`), { code: 'EIO' });
 }

@@ -103,6 +103,8 @@ export interface SimNodeOptions {
 
 /** How long a membership change proposed by the fault injector may take. */
 const MEMBERSHIP_TIMEOUT_MS = 5_000;
+/** How soon a node that found no room to start is started again (a supervisor's first restart). */
+const RESTART_WHEN_FULL_MS = 500;
 
 export class SimNode {
   readonly id: number;
@@ -185,6 +187,23 @@ export class SimNode {
 
   disableDiskFaults(): void {
     this.options.disk.faults = { ...this.options.disk.faults, writeErrorRate: 0 };
+    this.setDiskFault(undefined);
+  }
+
+  /**
+   * Fill this node's disk, make it fail (EIO), or clear either, when it runs the file store; false
+   * when it does not.
+   */
+  setDiskFault(fault: 'full' | 'failing' | undefined): boolean {
+    if (this.options.files === undefined) return false;
+    this.options.files.full = fault === 'full';
+    this.options.files.failing = fault === 'failing';
+    return true;
+  }
+
+  /** Why this node's storage refuses writes, while it does. */
+  storageFailure(): string | undefined {
+    return this.node?.storageFailure()?.reason;
   }
 
   isHalted(groupIndex: number): boolean {
@@ -218,7 +237,17 @@ export class SimNode {
       if (life !== this.life) return;
       this.node = node;
     } catch (error) {
-      if (life === this.life) this.options.onFatal(error);
+      if (life !== this.life) return;
+      if (error instanceof PaxosError && error.code === 'STORAGE_UNAVAILABLE') {
+        // No room to start (its disk is full): the process exits, and a supervisor tries again.
+        this.options.trace(`n${this.id} cannot start: ${error.message}`);
+        this.state = 'down';
+        this.options.scheduler.after(RESTART_WHEN_FULL_MS, () => {
+          if (this.life === life) void this.start();
+        });
+        return;
+      }
+      this.options.onFatal(error);
       return;
     }
     this.state = 'up';

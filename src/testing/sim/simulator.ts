@@ -158,7 +158,13 @@ export async function runSimulation(
     onHalt: (node, groupIndex, reason) => {
       trace(`n${node} g${groupIndex} halted: ${reason.code}`);
       if (reason.code === 'DIVERGED') violations.add(`node ${node} group ${groupIndex}: ${reason.message}`);
-      else restartAfterHalt(node);
+      // Over the file store every storage fault halts with STORAGE_UNAVAILABLE and resumes by
+      // itself; one that halts a group for good (needing the restart below) is a regression.
+      else if (config.storage === 'file-log' && reason.code === 'GROUP_HALTED' && STORAGE_CAUSE.test(reason.message)) {
+        violations.add(`node ${node} group ${groupIndex}: a storage fault halted the group for good: ${reason.message}`);
+      }
+      // A node whose disk refuses writes resumes by itself once it takes them again: no restart.
+      else if (reason.code !== 'STORAGE_UNAVAILABLE') restartAfterHalt(node);
     },
   });
   // The argument order keeps each member's draws from the main stream as they always were.
@@ -199,6 +205,10 @@ export async function runSimulation(
   for (const node of nodes) void node.start();
   workload.start();
   faults.start(config.safetyMs);
+  if (config.storage === 'file-log') {
+    scheduleDiskFaults(scheduler, new SeededRandom(options.seed * 104_729 + 17),
+      new SeededRandom(options.seed * 104_729 + 29), nodes, config.safetyMs, trace);
+  }
   let withinBudget = await scheduler.run(config.safetyMs, () => violations.any, EVENT_BUDGET);
 
   workload.stop();
@@ -277,14 +287,47 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
   }
 }
 
+/**
+ * The file-store seeds fill a node's disk for a while, a few times in the safety phase (from a
+ * stream of their own, so every other draw of the seed is as before): its groups halt with
+ * STORAGE_UNAVAILABLE and must come back by themselves once it is freed; the liveness phase then
+ * checks they did, as it requires every node to catch up.
+ */
+function scheduleDiskFaults(scheduler: SimScheduler, random: SeededRandom, kinds: SeededRandom,
+  nodes: readonly SimNode[], untilMs: number, trace: (line: string) => void): void {
+  const windows = random.int(2, 6);
+  for (let i = 0; i < windows; i++) {
+    const node = random.pick(nodes);
+    const at = random.float() * untilMs * 0.8;
+    const forMs = 500 + random.float() * 5_000;
+    // Full (only writes that grow a file fail), or failing (every write, fsync and directory sync
+    // fails with EIO, appends into a pre-allocated segment included, half of each write landing).
+    const fault = kinds.float() < 0.5 ? 'full' : 'failing';
+    scheduler.at(at, () => {
+      if (!node.setDiskFault(fault)) return;
+      trace(`n${node.id} disk ${fault} for ${Math.round(forMs)} ms`);
+      scheduler.after(forMs, () => {
+        node.setDiskFault(undefined);
+        trace(`n${node.id} disk healthy again`);
+      });
+    });
+  }
+}
+
+/** A halt's message that names a failed disk operation. */
+const STORAGE_CAUSE = /ENOSPC|EIO|EROFS|STORAGE_UNAVAILABLE|storage|write failed|read failed/;
+
 function healForLiveness(
   nodes: readonly SimNode[], network: SimNetwork, config: SwarmConfig, faults: FaultInjector,
 ): void {
   network.faults = { ...network.faults, lossRate: 0, duplicateRate: 0, slowRate: 0 };
   faults.healAll();
   for (const node of nodes) {
-    // A group that halted on a write error stays down until its process restarts (as in production).
-    const halted = Array.from({ length: config.groupCount }, (_, group) => node.isHalted(group)).some(Boolean);
+    // A group that halted on a write error stays down until its process restarts (as in production);
+    // one halted because its disk refused writes resumes by itself, which liveness then checks.
+    node.setDiskFault(undefined);
+    const halted = Array.from({ length: config.groupCount }, (_, group) =>
+      node.isHalted(group) && node.status(group)?.halted?.code !== 'STORAGE_UNAVAILABLE').some(Boolean);
     if (halted) {
       node.crash();
       faults.restart(node);
