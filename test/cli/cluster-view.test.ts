@@ -17,7 +17,7 @@ function nodeReport(nodeId: number, nowInstanceId: number): NodeReport {
       group: 0, nowInstanceId, lastExecutedInstanceId: nowInstanceId - 1, checkpointInstanceId: 40,
       minChosenInstanceId: 10, master: { nodeId: 1, endpoint: 'http://127.0.0.1:8001' },
       leaseExpiresInMs: nodeId === 1 ? 2_400 : 2_000, isMaster: nodeId === 1, serving: nodeId === 1,
-      members: [1, 2, 3], membersVersion: 0, instancesCleaned: 10, queuedProposals: 0, halted: null, sessions: 0,
+      members: [1, 2, 3], membersVersion: 0, instancesCleaned: 10, queuedProposals: 0, halted: null, sessions: 0, storage: null,
     }],
     kv: { keys: 7, tombstones: 0, valueBytes: 70 }, logDiskBytes: 16 * 2 ** 20,
     proposals: { succeeded: 5, failed: {} },

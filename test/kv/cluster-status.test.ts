@@ -20,7 +20,7 @@ function groupReport(
     group, nowInstanceId, lastExecutedInstanceId: nowInstanceId - 1, checkpointInstanceId: -1, minChosenInstanceId: 0,
     master: masterNodeId === undefined ? undefined : { nodeId: masterNodeId, endpoint: undefined },
     leaseExpiresInMs: isMaster ? 900 : null, isMaster, serving: isMaster, members: [1, 2, 3, 4], membersVersion: 0,
-    instancesCleaned: 0, queuedProposals: 0, halted: null, sessions: 0,
+    instancesCleaned: 0, queuedProposals: 0, halted: null, sessions: 0, storage: null,
   };
 }
 
