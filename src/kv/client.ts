@@ -29,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
 import { SessionPool, type ClientSession } from './client-sessions.js';
+import { KvWatch, type KvWatchOptions } from './client-watch.js';
 import { SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { LONE_SURROGATE } from './kv-command.js';
 import { KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
@@ -232,6 +233,16 @@ export class KvClient {
   }
 
   /** One node's /status (the first endpoint that answers, or the one given). */
+  /**
+   * The changes of the keys that start with `prefix` (every key by default), from now or after
+   * `cursor`: an async iterator of events, each key's in version order, resumed on another node
+   * after a disconnect with no change skipped or repeated (client-watch.ts). Throws KvWatchError
+   * `compacted` or `dropped` when it cannot go on without a gap.
+   */
+  watch(prefix = '', options: KvWatchOptions = {}): KvWatch {
+    return new KvWatch(this.endpoints, prefix, options);
+  }
+
   async status(endpoint?: string, options: KvCallOptions = {}): Promise<Record<string, unknown>> {
     const targets = endpoint === undefined ? this.endpoints : [normalizeEndpoint(endpoint)];
     const deadline = performance.now() + checkedTimeout(options.timeoutMs ?? this.timeoutMs);

@@ -15,6 +15,7 @@
  *          open a session (exactly-once writes) in the key's group; a PUT or DELETE then sends
  *          x-multipaxos-session: G.id and x-multipaxos-sequence: n (see http-headers.ts), and a
  *          retry with the same n answers as the first time ("duplicate": true) without applying again
+ *   GET    /v1/watch?prefix=P[&cursor=C]   the prefix's changes as server-sent events (http-watch.ts)
  *
  * A request for a key whose group this node is not master of is forwarded to the master (one hop),
  * unless it asks not to be (KvClient follows the master itself): then it is answered NOT_MASTER.
@@ -26,6 +27,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
 import { Forwarder } from './http-forward.js';
+import { serveWatch } from './http-watch.js';
 import { FORWARDED_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import {
   BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody, sessionOfRequest,
@@ -144,6 +146,11 @@ export class KvHttpServer {
     if (url.pathname === '/v1/kv') {
       countAs('list');
       return await this.list(request, response, url, method, began);
+    }
+    if (url.pathname === '/v1/watch') {
+      if (method !== 'GET') throw methodNotAllowed(method, url.pathname, 'GET');
+      await serveWatch(this.attached(), request, response, url, timeoutOf(request), this.commonHeaders());
+      return { status: 200, body: null };
     }
     if (url.pathname === '/v1/sessions') {
       countAs('session');
