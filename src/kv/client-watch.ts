@@ -2,7 +2,8 @@
  * `KvClient.watch`: the changes of a prefix as an async iterator, over `GET /v1/watch`
  * (server-sent events, http-watch.ts), resumed on another node after a disconnect.
  *
- * The client keeps the cursor of the last event (a change, or a progress event) and reconnects
+ * It connects to the first endpoint, then the next ones in turn. The client keeps the cursor of
+ * the last event (a change, or a progress event) and reconnects
  * from it: to the next endpoint when a node goes silent (no byte for three heartbeats), closes the
  * stream, refuses the connection or says it is behind the cursor (`unavailable`). The server
  * delivers exactly the changes after the cursor, so nothing is yielded twice or skipped. What the
@@ -90,7 +91,8 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<KvWatchEvent> {
-    let next = Math.floor(Math.random() * this.endpoints.length);
+    // The first endpoint first, then the next ones in turn (shuffle the list to spread watchers).
+    let next = 0;
     let failures = 0;
     while (!this.abort.signal.aborted) {
       const endpoint = this.endpoints[next % this.endpoints.length] as string;

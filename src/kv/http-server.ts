@@ -358,6 +358,7 @@ export class KvHttpServer {
         members: membership.members,
         groups: service.status(),
         kv: service.machine.stats(),
+        watches: service.watches.watching,
         uptimeSeconds: Math.round(process.uptime()),
       },
     };
