@@ -150,8 +150,10 @@ export class KvService {
   private readonly snapshotter: KvSnapshotter | undefined;
 
   private constructor(
-    node: PaxosNode, machine: KvStateMachine, watches: KvWatchHub, groups: number, options: KvServiceOptions,
+    node: PaxosNode, machine: KvStateMachine, groups: number, options: KvServiceOptions,
     snapshotter: KvSnapshotter | undefined,
+    // Last, and defaulted: the machine must have been built with it as its observer to feed it.
+    watches: KvWatchHub = new KvWatchHub(groups, options.watch),
   ) {
     this.node = node;
     this.machine = machine;
@@ -199,7 +201,7 @@ export class KvService {
     });
     const snapshotter = snapshots === undefined || files === undefined ? undefined
       : new KvSnapshotter(machine, node, files, logger, snapshots);
-    const service = new KvService(node, machine, watches, groups, options, snapshotter);
+    const service = new KvService(node, machine, groups, options, snapshotter, watches);
     started.service = service;
     for (let group = 0; group < groups; group++) {
       if (node.isMaster(group)) service.onMasterChange(group, node.master(group));
