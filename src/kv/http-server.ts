@@ -376,6 +376,12 @@ export class KvHttpServer {
       out.sample('multipaxos_kv_tombstones', {}, stats.tombstones);
       out.family('multipaxos_kv_value_bytes', 'gauge', 'Bytes of values held on this node.');
       out.sample('multipaxos_kv_value_bytes', {}, stats.valueBytes);
+      const watches = this.service.watches;
+      out.family('multipaxos_kv_watches', 'gauge', 'Watches streaming from this node.');
+      out.sample('multipaxos_kv_watches', {}, watches.watching);
+      out.family('multipaxos_kv_watches_ended_total', 'counter', 'Watches ended because they could not go on without a gap.');
+      out.sample('multipaxos_kv_watches_ended_total', { reason: 'dropped' }, watches.dropped);
+      out.sample('multipaxos_kv_watches_ended_total', { reason: 'compacted' }, watches.compacted);
     }
     renderProcessMetrics(out);
     return { status: 200, body: new RawText(out.text(), 'text/plain; version=0.0.4; charset=utf-8') };

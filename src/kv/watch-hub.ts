@@ -231,6 +231,9 @@ export class Watcher {
   heartbeat(): void {
     if (this.closed) return;
     if (!this.checkRings()) return;
+    // A full socket has data on its way already (and a dead one will fail it): adding to it would
+    // only grow its buffer.
+    if (!this.writable) return;
     for (const history of this.hub.histories) {
       if (this.next[history.group] === history.endSeq) {
         this.cursor[history.group] = laterPosition(this.cursor[history.group] as WatchPosition, history.head);

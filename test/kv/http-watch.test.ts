@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KvClient } from '../../src/kv/client.js';
 import { KvWatchError, type KvWatch, type KvWatchEvent } from '../../src/kv/client-watch.js';
 import { formatCursor, parseCursor } from '../../src/kv/watch-cursor.js';
-import { httpCall, jsonOf } from './http-helpers.js';
+import { httpCall, jsonOf, metricValue } from './http-helpers.js';
 import { startKvCluster, type KvTestCluster } from './kv-fixtures.js';
 import { checkWatcher, type WrittenValue } from '../support/watch-checker.js';
 
@@ -183,6 +183,8 @@ test('a watcher that stops reading is dropped with a final event once the histor
   const last = blocks.filter((block) => block.startsWith('event:')).pop() as string;
   assert.match(last, /^event: dropped\ndata: \{"group":\d,"reason":"this watcher fell too far behind.*"cursor":"0:/);
   assert.ok(blocks.filter((block) => block.startsWith('event: change')).length < 60);
+  const metrics = (await httpCall(endpoint, 'GET', '/metrics')).text;
+  assert.ok((metricValue(metrics, 'multipaxos_kv_watches_ended_total', { reason: 'dropped' }) ?? 0) >= 1);
 });
 
 test('the watcher cap answers OVERLOADED; bad requests are refused', async () => {
