@@ -24,6 +24,11 @@ export interface KvWatchOptions {
   readonly heartbeatMs?: number;
 }
 
+export interface KvWatchKeyOptions extends Omit<KvWatchOptions, 'cursor'> {
+  /** Start after this version of the key (its change to fromVersion + 1 comes first); default: from now. */
+  readonly fromVersion?: number;
+}
+
 export interface KvWatchEvent {
   readonly group: number;
   readonly key: string;
@@ -62,16 +67,23 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
   private current: string | undefined;
   private readonly abort = new AbortController();
   private readonly endpoints: readonly string[];
-  private readonly prefix: string;
+  /** A prefix, or one key (optionally from a version: used until the first cursor is known). */
+  private readonly target: { readonly prefix: string } | { readonly key: string; readonly fromVersion?: number };
   private readonly heartbeatMs: number;
   /** Connections made (the first one included), for tests and diagnostics. */
   connections = 0;
   /** The node serving the watch now. */
   nodeId: number | undefined;
 
-  constructor(endpoints: readonly string[], prefix: string, options: KvWatchOptions = {}) {
+  constructor(
+    endpoints: readonly string[], target: KvWatch['target'], options: KvWatchOptions = {},
+  ) {
     this.endpoints = endpoints;
-    this.prefix = prefix;
+    this.target = target;
+    const fromVersion = 'key' in target ? target.fromVersion : undefined;
+    if (fromVersion !== undefined && (!Number.isSafeInteger(fromVersion) || fromVersion < 0)) {
+      throw new KvError('BAD_REQUEST', 'fromVersion is an integer of at least 0', NOT_APPLIED);
+    }
     this.current = options.cursor;
     this.heartbeatMs = options.heartbeatMs ?? 5_000;
     if (!Number.isInteger(this.heartbeatMs) || this.heartbeatMs < 50 || this.heartbeatMs > 60_000) {
@@ -137,8 +149,12 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
   /** One connection's events, until it ends or fails. */
   private async *connect(endpoint: string): AsyncGenerator<SseEvent> {
     this.connections++;
-    const query = new URLSearchParams({ prefix: this.prefix, heartbeatMs: String(this.heartbeatMs) });
+    const query = new URLSearchParams('key' in this.target ? { key: this.target.key } : { prefix: this.target.prefix });
+    query.set('heartbeatMs', String(this.heartbeatMs));
     if (this.current !== undefined) query.set('cursor', this.current);
+    else if ('key' in this.target && this.target.fromVersion !== undefined) {
+      query.set('fromVersion', String(this.target.fromVersion));
+    }
     const incoming = await new Promise<IncomingMessage>((resolve, reject) => {
       const outgoing = httpRequest(new URL(`/v1/watch?${query.toString()}`, endpoint), {
         method: 'GET', signal: this.abort.signal, headers: { accept: 'text/event-stream' },

@@ -29,7 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
 import { SessionPool, type ClientSession } from './client-sessions.js';
-import { KvWatch, type KvWatchOptions } from './client-watch.js';
+import { KvWatch, type KvWatchKeyOptions, type KvWatchOptions } from './client-watch.js';
 import { SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { LONE_SURROGATE } from './kv-command.js';
 import { KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
@@ -240,7 +240,16 @@ export class KvClient {
    * `compacted` or `dropped` when it cannot go on without a gap.
    */
   watch(prefix = '', options: KvWatchOptions = {}): KvWatch {
-    return new KvWatch(this.endpoints, prefix, options);
+    return new KvWatch(this.endpoints, { prefix }, options);
+  }
+
+  /**
+   * The changes of one key, like `watch`: from now, or from its change to `fromVersion + 1` (so
+   * `get` then `watchKey(key, { fromVersion: version })` misses nothing in between).
+   */
+  watchKey(key: string, options: KvWatchKeyOptions = {}): KvWatch {
+    const { fromVersion, ...rest } = options;
+    return new KvWatch(this.endpoints, { key, fromVersion }, rest);
   }
 
   async status(endpoint?: string, options: KvCallOptions = {}): Promise<Record<string, unknown>> {

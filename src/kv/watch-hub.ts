@@ -48,6 +48,9 @@ export type WatchStart =
 
 export const DEFAULT_MAX_WATCHERS = 1_000;
 
+/** Which keys a watcher follows: those that start with `prefix`, or exactly `key`. */
+export type KeyMatch = { readonly prefix: string } | { readonly key: string };
+
 export class KvWatchHub implements KvChangeObserver {
   readonly histories: readonly WatchHistory[];
   readonly maxWatchers: number;
@@ -96,7 +99,12 @@ export class KvWatchHub implements KvChangeObserver {
   async reach(cursor: readonly WatchPosition[], deadline: number, signal?: AbortSignal): Promise<boolean> {
     const reached = (): boolean =>
       this.histories.every((history, group) => history.reached(cursor[group] as WatchPosition));
-    while (!reached()) {
+    return await this.waitUntil(reached, deadline, signal);
+  }
+
+  /** Wait until `condition` holds after some execution, or `deadline` (performance.now()), or abort. */
+  async waitUntil(condition: () => boolean, deadline: number, signal?: AbortSignal): Promise<boolean> {
+    while (!condition()) {
       const left = deadline - performance.now();
       if (left <= 0 || signal?.aborted === true) return false;
       await new Promise<void>((resolve) => {
@@ -121,7 +129,7 @@ export class KvWatchHub implements KvChangeObserver {
    * event of its own, and then calls the watcher's `wake` to send the backlog (same tick: nothing
    * executes in between).
    */
-  start(prefix: string, cursor: readonly WatchPosition[], sink: WatchSink): WatchStart {
+  start(match: string | KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink): WatchStart {
     for (const history of this.histories) {
       const at = cursor[history.group] as WatchPosition;
       if (!history.reached(at)) return { ok: false, reason: 'behind', group: history.group, head: history.head };
@@ -130,9 +138,31 @@ export class KvWatchHub implements KvChangeObserver {
         return { ok: false, reason: 'compacted', group: history.group, oldest: history.oldest };
       }
     }
-    const watcher = new Watcher(this, prefix, cursor, sink);
+    const watcher = new Watcher(this, typeof match === 'string' ? { prefix: match } : match, cursor, sink);
     this.watchers.add(watcher);
     return { ok: true, watcher };
+  }
+
+  /**
+   * Where a watch of one key from `fromVersion` (its changes to versions above it) starts in the
+   * key's group, given the key's current version here: the position of its change to
+   * `fromVersion + 1` when the ring holds it, the head when the key is at `fromVersion`; `behind`
+   * when this node has not executed that version yet, `compacted` when the ring no longer holds it.
+   */
+  keyCursor(key: string, group: number, fromVersion: number, currentVersion: number): WatchPosition[] | WatchStart {
+    const history = this.history(group);
+    const cursor = this.headCursor();
+    if (currentVersion < fromVersion) return { ok: false, reason: 'behind', group, head: history.head };
+    if (currentVersion === fromVersion) return cursor;
+    for (let seq = history.firstSeq; seq < history.endSeq; seq++) {
+      const change = history.at(seq) as WatchChange;
+      if (change.key === key && change.version === fromVersion + 1) {
+        cursor[group] = change.position;
+        return cursor;
+      }
+    }
+    this.compacted++;
+    return { ok: false, reason: 'compacted', group, oldest: history.oldest };
   }
 
   get full(): boolean {
@@ -172,7 +202,7 @@ export function controlEvent(name: string, cursor: string | undefined, data: Rec
 
 export class Watcher {
   private readonly hub: KvWatchHub;
-  private readonly prefix: string;
+  private readonly matches: (key: string) => boolean;
   private readonly sink: WatchSink;
   /** Per group: the cursor (every change before it delivered or skipped) and the next ring entry. */
   private readonly cursor: WatchPosition[];
@@ -185,9 +215,9 @@ export class Watcher {
   /** Round robin over the groups, so a busy group does not starve the others' events. */
   private turn = 0;
 
-  constructor(hub: KvWatchHub, prefix: string, cursor: readonly WatchPosition[], sink: WatchSink) {
+  constructor(hub: KvWatchHub, match: KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink) {
     this.hub = hub;
-    this.prefix = prefix;
+    this.matches = 'key' in match ? (key) => key === match.key : (key) => key.startsWith(match.prefix);
     this.sink = sink;
     this.cursor = [...cursor];
     this.next = hub.histories.map((history) => history.seqFrom(cursor[history.group] as WatchPosition));
@@ -289,7 +319,7 @@ export class Watcher {
         const change = history.at(seq) as WatchChange;
         this.next[group] = seq + 1;
         this.cursor[group] = { instance: change.position.instance, index: change.position.index + 1 };
-        if (!change.key.startsWith(this.prefix)) continue;
+        if (!this.matches(change.key)) continue;
         const token = this.token;
         this.lastSentCursor = token;
         this.writable = this.sink.write(changeEvent(change, token));

@@ -206,3 +206,37 @@ test('the watcher cap answers OVERLOADED; bad requests are refused', async () =>
   assert.equal(post.status, 405);
   assert.equal(post.headers.allow, 'GET');
 });
+
+test('one key from a version: its later changes; a version not executed yet waits; one evicted is compacted', async () => {
+  for (let i = 1; i <= 5; i++) await client.put('fv/a', `v${i}`);
+  await client.put('fv/ab', 'another key with the same start');
+  const fromTwo = client.watchKey('fv/a', { fromVersion: 2, heartbeatMs: 200 });
+  const seen = consume(fromTwo);
+  await until(() => seen.events.length === 3);
+  await client.put('fv/a', 'v6');
+  await until(() => seen.events.length === 4);
+  fromTwo.close();
+  assert.equal(await seen.done, undefined);
+  assert.deepEqual(seen.events.map(({ key, version, value }) => `${key}@${version}=${value}`),
+    ['fv/a@3=v3', 'fv/a@4=v4', 'fv/a@5=v5', 'fv/a@6=v6']);
+
+  const ahead = await rawWatch(cluster.endpoints[2] as string, 'key=fv/a&fromVersion=100', {
+    headers: { 'x-multipaxos-timeout-ms': '300' },
+  });
+  await ahead.ended;
+  assert.match(ahead.text(), /event: unavailable\ndata: .*has not executed version 100 of the key/);
+
+  await client.put('fvc/a', 'first');
+  await Promise.all(Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; i < 25; i++) await client.put(`filler/${w}`, `${i}`);
+  }));
+  const evicted = consume(client.watchKey('fvc/a', { fromVersion: 0 }));
+  const error = await evicted.done;
+  assert.ok(error instanceof KvWatchError && error.reason === 'compacted', String(error));
+
+  for (const path of ['/v1/watch?fromVersion=1', '/v1/watch?key=a&prefix=b', '/v1/watch?key=a&fromVersion=x',
+    '/v1/watch?key=a&fromVersion=1&cursor=0:1.0,1:1.0']) {
+    const answer = await httpCall(cluster.endpoints[0] as string, 'GET', path);
+    assert.equal(answer.status, 400, path);
+  }
+});

@@ -173,3 +173,17 @@ test('a heartbeat carries the cursor forward past changes of other keys', () => 
   started.watcher.heartbeat();
   assert.equal(sink.events[1], ': heartbeat\n\n');
 });
+
+test('a key from a version starts at its change to the next version, at the head, behind or compacted', () => {
+  const hub = new KvWatchHub(1, { history: { maxChanges: 3 } });
+  hub.changed(0, 0, 'k', entry(1, 'a'));
+  hub.changed(0, 1, 'k', entry(2, 'b'));
+  hub.changed(0, 2, 'other', entry(1, 'c'));
+  hub.changed(0, 3, 'k', entry(3, 'd'));
+  assert.deepEqual(hub.keyCursor('k', 0, 1, 3), [{ instance: 1, index: 0 }], 'version 2 is at 1.0');
+  assert.deepEqual(hub.keyCursor('k', 0, 3, 3), [{ instance: 3, index: 1 }], 'at the current version: the head');
+  const behind = hub.keyCursor('k', 0, 4, 3);
+  assert.ok(!Array.isArray(behind) && !behind.ok && behind.reason === 'behind');
+  const gone = hub.keyCursor('k', 0, 0, 3);
+  assert.ok(!Array.isArray(gone) && !gone.ok && gone.reason === 'compacted', 'version 1 was evicted');
+});
