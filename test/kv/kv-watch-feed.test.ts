@@ -50,11 +50,13 @@ test('only applied writes become changes, at their instance and index', () => {
 });
 
 test('a snapshot restored into the machine resets its history to after the snapshot', () => {
+  const source = new KvStateMachine({ groups: 1 });
+  source.execute({ groupIndex: 0, instanceId: 40, value: encodeKvCommand({ kind: 'fence', fence: A, httpAddress: 'http://a' }),
+    context: undefined });
+  const captured = source.captureSnapshot(0, 41);
   const hub = new KvWatchHub(1);
   const sm = new KvStateMachine({ groups: 1, observer: hub });
-  sm.restoreSnapshot({
-    group: 0, groups: 1, instanceId: 41, lastExecutedInstanceId: 40, fence: undefined, entries: new Map(),
-  });
+  sm.restoreSnapshot({ ...captured, entries: new Map(captured.keys.map((key, i) => [key, captured.entries[i]!])) });
   assert.deepEqual(hub.histories[0]?.head, { instance: 42, index: 0 });
   assert.deepEqual(hub.histories[0]?.oldest, { instance: 42, index: 0 });
   assert.equal(hub.histories[0]?.epoch, 1);
