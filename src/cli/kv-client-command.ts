@@ -7,18 +7,20 @@
  */
 import { open } from 'node:fs/promises';
 import { KvClient } from '../kv/client.js';
+import { KvWatchError } from '../kv/client-watch.js';
 import { MAX_KV_VALUE_BYTES } from '../kv/kv-command.js';
 import { KvError } from '../kv/kv-error.js';
 import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf } from './client-security.js';
 import { MAX_SESSION_TTL_MS } from '../runtime/session-table.js';
 import { CommandError, parseCommandLine, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { stopSignal } from './stop-signal.js';
 import { formatDuration } from './format-duration.js';
 import { watchStatus } from './status-watch.js';
 
 const FLAGS: FlagSpec = {
   endpoints: 'string', version: 'number', file: 'string', stale: 'boolean', 'timeout-ms': 'number', json: 'boolean', help: 'boolean',
   ...CLIENT_SECURITY_FLAGS,
-  session: 'boolean', limit: 'number', after: 'string',
+  session: 'boolean', limit: 'number', after: 'string', cursor: 'string',
 };
 
 export const DEFAULT_BASE_PORT = 8080;
@@ -32,6 +34,7 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
        multipaxos kv get KEY [--stale] [common options]
        multipaxos kv del KEY [--version N] [common options]
        multipaxos kv list [PREFIX] [--limit N] [--after KEY] [--stale] [common options]
+       multipaxos kv watch [PREFIX] [--cursor C] [--json] [--endpoints URL,URL]
 
   put         set KEY to VALUE; with --version N only if the key is at version N (0: never written).
               --file PATH takes the value from a file, - from standard input (whole, as is: a
@@ -44,6 +47,12 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
               (one page of at most N, 1 to 1000; --after KEY starts after KEY, as "next" says).
               Each group's part is read on its master (linearizable per group); --stale: one node's
               local state
+  watch       print every change of the keys that start with PREFIX (default: all) as it happens,
+              one "KEY<TAB>VERSION<TAB>VALUE" line each ("KEY<TAB>VERSION<TAB>(deleted)" for a
+              delete; --json: one JSON event a line, with its "cursor"), until Ctrl-C (exit 0).
+              Each key's changes come in version order; it resumes on another node if one fails.
+              --cursor C starts after an event's cursor. Exit 1 when the cluster no longer holds
+              the changes after the cursor (compacted: list again) or dropped a watcher too slow
   put and del go through a session (exactly once): a write whose outcome is unknown (a master that
   died mid-request) is sent again with its session number until the timeout and applied at most
   once; --session=false sends it once and reports that it may have been applied. The session
@@ -122,6 +131,8 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
         }
         return 0;
       }
+      case 'watch':
+        return await watchCommand(client, positionals, flags, json);
       case 'del': case 'delete': {
         if (flags.file !== undefined) throw new UsageError('--file is for put');
         const [key] = expectArguments(positionals, ['KEY']) as [string];
@@ -147,6 +158,32 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     return 1;
   } finally {
     client.close();
+  }
+}
+
+/** `kv watch`: changes until Ctrl-C (exit 0), or exit 1 with the reason the watch cannot go on. */
+async function watchCommand(
+  client: KvClient, positionals: readonly string[], flags: Flags, json: boolean,
+): Promise<number> {
+  if (flags.file !== undefined || flags.version !== undefined || flags.stale !== undefined ||
+    flags.limit !== undefined || flags.after !== undefined) {
+    throw new UsageError('watch takes PREFIX, --cursor, --json and --endpoints only');
+  }
+  if (positionals.length > 1) throw new UsageError(`watch takes at most one PREFIX; got "${positionals[1]}"`);
+  const abort = new AbortController();
+  void stopSignal({ unrefChannel: true }).requested.then(() => abort.abort());
+  const watch = client.watch(positionals[0] ?? '', { cursor: flags.cursor as string | undefined, signal: abort.signal });
+  try {
+    for await (const event of watch) {
+      if (json) console.log(JSON.stringify(event));
+      else console.log(`${event.key}\t${event.version}\t${event.deleted ? '(deleted)' : event.value ?? ''}`);
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof KvWatchError)) throw error;
+    if (json) console.log(JSON.stringify({ error: error.reason, message: error.message, cursor: error.cursor }));
+    else console.error(`${error.message}${error.cursor === undefined ? '' : ` (cursor ${error.cursor})`}`);
+    return 1;
   }
 }
 

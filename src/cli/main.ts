@@ -42,6 +42,6 @@ runCommand('multipaxos', USAGE, {
   cluster: clusterCommand, kv: kvCommand, status: statusCommand, node: nodeCommand, members: membersCommand,
   master: masterCommand, snapshot: snapshotCommand, sim: simCommand, log: logCommand, cert: certCommand,
 }, process.argv.slice(2), {
-  cluster: ['up'], kv: ['serve', 'put', 'get', 'del', 'delete', 'list'], members: ['list', 'add', 'remove', 'change'],
+  cluster: ['up'], kv: ['serve', 'put', 'get', 'del', 'delete', 'list', 'watch'], members: ['list', 'add', 'remove', 'change'],
   master: ['show', 'drop'], snapshot: ['create'], log: ['inspect'], cert: ['init', 'issue', 'token'],
 });

@@ -31,6 +31,7 @@ import { mayCarryCredentials } from './cleartext-guard.js';
 import { errorOf, isRefused, sendAttempt, type HttpReply } from './client-http.js';
 import { MasterRoutes } from './client-routes.js';
 import { SessionPool, type ClientSession } from './client-sessions.js';
+import { KvWatch, type KvWatchConnection, type KvWatchKeyOptions, type KvWatchOptions } from './client-watch.js';
 import { SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { LONE_SURROGATE } from './kv-command.js';
 import { KvError, NOT_APPLIED, type KvErrorCode } from './kv-error.js';
@@ -260,6 +261,25 @@ export class KvClient {
     }
   }
 
+  /**
+   * The changes of the keys that start with `prefix` (every key by default), from now or after
+   * `cursor`: an async iterator of events, each key's in version order, resumed on another node
+   * after a disconnect with no change skipped or repeated (client-watch.ts). Throws KvWatchError
+   * `compacted` or `dropped` when it cannot go on without a gap.
+   */
+  watch(prefix = '', options: KvWatchOptions = {}): KvWatch {
+    return new KvWatch(this.endpoints, { prefix }, options, this.watchConnection());
+  }
+
+  /**
+   * The changes of one key, like `watch`: from now, or from its change to `fromVersion + 1` (so
+   * `get` then `watchKey(key, { fromVersion: version })` misses nothing in between).
+   */
+  watchKey(key: string, options: KvWatchKeyOptions = {}): KvWatch {
+    const { fromVersion, ...rest } = options;
+    return new KvWatch(this.endpoints, { key, fromVersion }, rest, this.watchConnection());
+  }
+
   /** One node's /status (the first endpoint that answers, or the one given). */
   async status(endpoint?: string, options: KvCallOptions = {}): Promise<Record<string, unknown>> {
     const targets = endpoint === undefined ? this.endpoints : [normalizeEndpoint(endpoint)];
@@ -275,6 +295,10 @@ export class KvClient {
       }
     }
     throw last instanceof KvError ? last : new KvError('UNAVAILABLE', `no endpoint answered: ${String(last)}`, NOT_APPLIED);
+  }
+
+  private watchConnection(): KvWatchConnection {
+    return { secureAgent: this.secureAgent, authorization: this.authorization };
   }
 
   close(): void {

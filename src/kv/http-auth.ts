@@ -2,6 +2,7 @@
  * Which role each route of the HTTP API needs (see src/security/tokens.ts for the roles):
  *
  *   GET  /v1/kv/{key} (stale or not), /v1/kv?prefix=     read
+ *   GET  /v1/watch (server-sent events of changes)        read
  *   PUT, DELETE /v1/kv/{key}                             write
  *   /v1/members*, /v1/master*, /v1/snapshots (any method) admin
  *   /v1/sessions* (any method: sessions propose)          write
@@ -34,7 +35,7 @@ function routeRole(path: string, openMonitoring: boolean): Role | null {
   if (path === '/' || path === '/ui') return null;
   if (path === '/v1/cluster-status') return 'read';
   if (isAdminPath(path) || path === '/v1/snapshots' || path.startsWith('/v1/snapshots/')) return 'admin';
-  if (path === '/v1/kv' || path.startsWith('/v1/kv/')) return 'read';
+  if (path === '/v1/kv' || path.startsWith('/v1/kv/') || path === '/v1/watch') return 'read';
   if (path === '/v1/sessions' || path.startsWith('/v1/sessions/')) return 'write';
   return 'admin';
 }

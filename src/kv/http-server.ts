@@ -18,6 +18,7 @@
  *          open a session (exactly-once writes) in the key's group; a PUT or DELETE then sends
  *          x-multipaxos-session: G.id and x-multipaxos-sequence: n (see http-headers.ts), and a
  *          retry with the same n answers as the first time ("duplicate": true) without applying again
+ *   GET    /v1/watch?prefix=P[&cursor=C]   the prefix's changes as server-sent events (http-watch.ts)
  *
  * A request for a key whose group this node is not master of is forwarded to the master (one hop),
  * unless it asks not to be (KvClient follows the master itself): then it is answered NOT_MASTER.
@@ -43,6 +44,7 @@ import { nodeIdsOf, roleOf } from '../security/node-identity.js';
 import type { TLSSocket } from 'node:tls';
 import { authorize } from './http-auth.js';
 import { Forwarder } from './http-forward.js';
+import { serveWatch } from './http-watch.js';
 import {
   FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
 } from './http-headers.js';
@@ -264,6 +266,11 @@ export class KvHttpServer {
     if (path === '/v1/kv') {
       countAs('list');
       return await this.list(request, response, url, method, began, certificateCaller);
+    }
+    if (path === '/v1/watch') {
+      if (method !== 'GET') throw methodNotAllowed(method, path, 'GET');
+      await serveWatch(this.attached(), request, response, url, timeoutOf(request), this.commonHeaders());
+      return { status: 200, body: null };
     }
     if (path === '/v1/sessions') {
       countAs('session');
@@ -496,6 +503,7 @@ export class KvHttpServer {
         members: membership.members,
         groups: service.status(),
         kv: service.machine.stats(),
+        watches: service.watches.watching,
         uptimeSeconds: Math.round(process.uptime()),
       },
     };
@@ -513,6 +521,12 @@ export class KvHttpServer {
       out.sample('multipaxos_kv_tombstones', {}, stats.tombstones);
       out.family('multipaxos_kv_value_bytes', 'gauge', 'Bytes of values held on this node.');
       out.sample('multipaxos_kv_value_bytes', {}, stats.valueBytes);
+      const watches = this.service.watches;
+      out.family('multipaxos_kv_watches', 'gauge', 'Watches streaming from this node.');
+      out.sample('multipaxos_kv_watches', {}, watches.watching);
+      out.family('multipaxos_kv_watches_ended_total', 'counter', 'Watches ended because they could not go on without a gap.');
+      out.sample('multipaxos_kv_watches_ended_total', { reason: 'dropped' }, watches.dropped);
+      out.sample('multipaxos_kv_watches_ended_total', { reason: 'compacted' }, watches.compacted);
     }
     renderProcessMetrics(out);
     return { status: 200, body: new RawText(out.text(), 'text/plain; version=0.0.4; charset=utf-8') };

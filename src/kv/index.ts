@@ -5,6 +5,9 @@
  */
 export { KvClient, type KvClientOptions, type KvCallOptions, type KvPutOptions, type KvGetOptions, type KvValue,
   type KvDeleted, type KvListOptions, type KvPage } from './client.js';
+export { KvWatch, KvWatchError, type KvWatchEvent, type KvWatchOptions,
+  type KvWatchKeyOptions } from './client-watch.js';
+export { KvWatchHub, type WatchOptions } from './watch-hub.js';
 export { KvError, type KvErrorCode, type MasterHint } from './kv-error.js';
 export {
   KvService, type KvServiceOptions, type KvWriteOptions, type KvReadOptions, type KvRecord, type KvGroupStatus,

@@ -31,6 +31,7 @@ import { checkGroupCount } from './kv-settings.js';
 import { KvSnapshotter, loadKvSnapshots, resolveSnapshotOptions, type KvSnapshotOptions, type TakenSnapshot,
 } from './kv-snapshotter.js';
 import { KvStateMachine, type KvOutcome } from './kv-state-machine.js';
+import { KvWatchHub, type WatchOptions } from './watch-hub.js';
 
 export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines' | 'master'> {
   /** How other nodes reach this node's HTTP API (`http[s]://host:port`); it travels in this node's fences. */
@@ -43,6 +44,8 @@ export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines'
    * the whole log). Snapshots need a dataDir and the built-in log store; otherwise none are taken.
    */
   readonly snapshots?: KvSnapshotOptions | false;
+  /** Watches (`GET /v1/watch`): each group's history kept for resuming, and the watchers allowed. */
+  readonly watch?: WatchOptions;
 }
 
 export interface KvWriteOptions {
@@ -139,6 +142,8 @@ const FENCE_WATCH_MS = 250;
 export class KvService {
   readonly node: PaxosNode;
   readonly machine: KvStateMachine;
+  /** This node's watches: the groups' recent changes and the watchers streaming them. */
+  readonly watches: KvWatchHub;
   readonly groups: number;
   private readonly httpEndpoint: string;
   /** Per group: this node's tenure as master, the fence it established in it, and a fence on its way. */
@@ -151,9 +156,12 @@ export class KvService {
   private constructor(
     node: PaxosNode, machine: KvStateMachine, groups: number, options: KvServiceOptions,
     snapshotter: KvSnapshotter | undefined,
+    // Last, and defaulted: the machine must have been built with it as its observer to feed it.
+    watches: KvWatchHub = new KvWatchHub(groups, options.watch),
   ) {
     this.node = node;
     this.machine = machine;
+    this.watches = watches;
     this.groups = groups;
     this.snapshotter = snapshotter;
     this.httpEndpoint = options.httpEndpoint;
@@ -176,7 +184,9 @@ export class KvService {
     // One view of the snapshot files for the snapshotter and the state machine (which sends and
     // installs snapshots through it), so their work on a group's files never interleaves.
     const files = snapshots === undefined ? undefined : new KvCheckpoints(options.dataDir as string, groups, logger);
-    const machine = new KvStateMachine({ groups, checkpoints: files });
+    // Created first, so it sees the snapshots loaded below (history starts after them) and the replay.
+    const watches = new KvWatchHub(groups, options.watch);
+    const machine = new KvStateMachine({ groups, checkpoints: files, observer: watches });
     if (files !== undefined) await loadKvSnapshots(machine, files.dataDir, groups, logger);
     const isFollower = (options.followers ?? []).some((follower) => follower.id === options.nodeId);
     // The node reports master changes from its start on; the service exists only once it has started.
@@ -195,7 +205,7 @@ export class KvService {
     });
     const snapshotter = snapshots === undefined || files === undefined ? undefined
       : new KvSnapshotter(machine, node, files, logger, snapshots);
-    const service = new KvService(node, machine, groups, options, snapshotter);
+    const service = new KvService(node, machine, groups, options, snapshotter, watches);
     started.service = service;
     for (let group = 0; group < groups; group++) {
       if (node.isMaster(group)) service.onMasterChange(group, node.master(group));

@@ -48,6 +48,7 @@ import { groupOfKey } from './key-hash.js';
 import { decodeKvCommand, KvCommandError, type Fence, type KvCommand } from './kv-command.js';
 import type { DecodedKvSnapshot, KvSnapshot } from './kv-snapshot-codec.js';
 import type { SessionStamp } from './kv-command.js';
+import type { KvChangeObserver } from './watch-hub.js';
 
 export const KV_STATE_MACHINE_ID = 1;
 
@@ -136,6 +137,8 @@ export class KvStateMachine implements StateMachine {
   private valueBytes = 0;
 
   private readonly checkpoints: KvCheckpoints | undefined;
+  /** Told of every execution and change, and of state replaced by a snapshot (watches, watch-hub.ts). */
+  private readonly observer: KvChangeObserver | undefined;
 
   /**
    * `checkpoints`: the node's snapshot files, for sending and installing snapshots.
@@ -144,6 +147,7 @@ export class KvStateMachine implements StateMachine {
    */
   constructor(options: {
     readonly groups: number; readonly checkpoints?: KvCheckpoints; readonly maxSessionsPerGroup?: number;
+    readonly observer?: KvChangeObserver;
   }) {
     if (!Number.isInteger(options.groups) || options.groups < 1) {
       throw new RangeError(`a KV state machine has at least 1 group, not ${options.groups}`);
@@ -157,6 +161,7 @@ export class KvStateMachine implements StateMachine {
       throw new RangeError(`snapshot files of ${options.checkpoints.groups} groups for a state machine of ${options.groups}`);
     }
     this.checkpoints = options.checkpoints;
+    this.observer = options.observer;
   }
 
   execute({ groupIndex, instanceId, value }: ExecuteInput): KvOutcome {
@@ -166,6 +171,7 @@ export class KvStateMachine implements StateMachine {
       throw new Error(`group ${groupIndex}: instance ${instanceId} after instance ${group.lastInstanceId}`);
     }
     group.lastInstanceId = instanceId;
+    this.observer?.executed(groupIndex, instanceId);
     let command: KvCommand;
     try {
       command = decodeKvCommand(value);
@@ -182,8 +188,12 @@ export class KvStateMachine implements StateMachine {
     if (owner !== groupIndex) {
       return { ok: false, code: 'WRONG_GROUP', message: `the key belongs to group ${owner}, not ${groupIndex}` };
     }
-    if (command.session === undefined) return this.applyWrite(group, command);
-    return this.applySessionWrite(group, command, command.session);
+    const outcome = command.session === undefined ? this.applyWrite(group, command)
+      : this.applySessionWrite(group, command, command.session);
+    if (outcome.ok && outcome.duplicate !== true && this.observer !== undefined) {
+      this.observer.changed(groupIndex, instanceId, command.key, group.entries.get(command.key) ?? NEVER_WRITTEN);
+    }
+    return outcome;
   }
 
   private applySessionWrite(
@@ -350,6 +360,7 @@ export class KvStateMachine implements StateMachine {
     group.lastInstanceId = snapshot.lastExecutedInstanceId;
     // Set, not raised: an install reports exactly the instance it installed.
     group.checkpoint = snapshot.instanceId;
+    this.observer?.replaced(snapshot.group, snapshot.instanceId);
   }
 
   stats(): KvStats {

@@ -160,3 +160,30 @@ test('kv list prints the keys of a prefix in order, every page or one (--limit, 
   assert.equal((await kv(['list', 'ls/', '--limit', '0'])).code, 2);
   assert.equal((await kv(['list', 'a', 'b'])).code, 2);
 });
+
+test('kv watch prints each change of the prefix until Ctrl-C (exit 0); a bad cursor fails, extra words are usage', async () => {
+  const watching = async (): Promise<number> => ((await client?.status(endpoint)) as { watches: number }).watches;
+  const before = await watching();
+  const watch = spawnCli(['kv', 'watch', 'wt/', '--endpoints', endpoint]);
+  try {
+    const deadline = Date.now() + 15_000;
+    while (await watching() === before) {
+      assert.ok(Date.now() < deadline, 'kv watch connected');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal((await kv(['put', 'wt/a', 'x'])).code, 0);
+    assert.equal((await kv(['put', 'other', 'y'])).code, 0);
+    assert.equal((await kv(['del', 'wt/a'])).code, 0);
+    await watch.waitFor(/wt\/a\t1\tx\nwt\/a\t2\t\(deleted\)\n/, 15_000);
+    watch.child.kill('SIGINT');
+    const exit = await watch.exited;
+    assert.equal(exit.code, 0, watch.stderr());
+    assert.equal(watch.stdout(), 'wt/a\t1\tx\nwt/a\t2\t(deleted)\n');
+  } finally {
+    watch.kill();
+  }
+  const bad = await kv(['watch', 'wt/', '--cursor', 'nonsense']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /BAD_REQUEST: bad watch cursor/);
+  assert.equal((await kv(['watch', 'a', 'b'])).code, 2);
+});

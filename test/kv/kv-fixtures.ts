@@ -6,6 +6,7 @@ import type { FollowerAddress, MemberAddress } from '../../src/index.js';
 import { KvError } from '../../src/kv/kv-error.js';
 import { KvHttpServer } from '../../src/kv/http-server.js';
 import { KvService } from '../../src/kv/kv-service.js';
+import type { WatchOptions } from '../../src/kv/watch-hub.js';
 import { freePort, tempRoot } from '../support/local.js';
 
 export interface KvTestCluster {
@@ -25,7 +26,7 @@ export interface KvTestCluster {
 }
 
 export async function startKvCluster(
-  options: { nodes?: number; groups?: number; leaseMs?: number; followers?: number } = {},
+  options: { nodes?: number; groups?: number; leaseMs?: number; followers?: number; watch?: WatchOptions } = {},
 ): Promise<KvTestCluster> {
   const count = options.nodes ?? 3;
   const groups = options.groups ?? 2;
@@ -42,7 +43,7 @@ export async function startKvCluster(
   // If one node fails to start (a port taken meanwhile), stop the others so the test does not hang.
   const starting = await Promise.allSettled(nodes.map(({ id }, index) => KvService.start({
     nodeId: id, members, followers, dataDir: join(root, `n${id}`), groups, masterLeaseMs: options.leaseMs ?? 2_000,
-    httpEndpoint: (servers[index] as KvHttpServer).endpoint,
+    httpEndpoint: (servers[index] as KvHttpServer).endpoint, watch: options.watch,
   })));
   const failed = starting.find((outcome) => outcome.status === 'rejected');
   if (failed !== undefined) {

@@ -297,6 +297,35 @@ test('KvClient with the CA and a token; with a read token its write fails as FOR
   }
 });
 
+test('a watch over HTTPS with a read token sees the writes; without a token it is refused', async () => {
+  const writer = new KvClient({ endpoints, ca, token: TOKENS.write });
+  const reader = new KvClient({ endpoints, ca, token: TOKENS.read });
+  const stop = new AbortController();
+  try {
+    const watch = reader.watch('watched-', { signal: stop.signal, heartbeatMs: 500 });
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const event of watch) {
+        seen.push(`${event.key}=${event.value}@${event.version}`);
+        if (seen.length === 3) return;
+      }
+    })();
+    // The watch starts from now: give it a moment to connect before writing.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await writer.put('watched-a', '1');
+    await writer.put('watched-b', '2');
+    await writer.put('watched-a', '3');
+    await Promise.race([watching, new Promise((_, reject) => setTimeout(() => reject(new Error(`saw ${seen.join()}`)), 15_000))]);
+    assert.deepEqual(seen.filter((item) => item.startsWith('watched-a')), ['watched-a=1@1', 'watched-a=3@2']);
+    assert.ok(seen.includes('watched-b=2@1'), seen.join());
+    assert.equal((await call(endpoints[0]!, 'GET', '/v1/watch?prefix=watched-')).status, 401);
+  } finally {
+    stop.abort();
+    writer.close();
+    reader.close();
+  }
+});
+
 test('rotation: a node\'s new certificate serves new connections while writes go on, none failing', async () => {
   const serialAt = (endpoint: string): Promise<string> => new Promise((resolve, reject) => {
     const url = new URL(endpoint);
