@@ -250,18 +250,30 @@ export class KvService {
   async get(key: string, options: KvReadOptions = {}): Promise<KvRecord> {
     const group = this.checkedGroup(key);
     if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted', NOT_APPLIED);
-    if (options.stale !== true) {
-      this.requireMaster(group);
-      const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
-      checkTimeout(timeoutMs);
-      const fence = await this.establishFence(group, performance.now() + timeoutMs, options.signal);
-      // The lease may have ended while the fence was being chosen: check both again, at the read.
-      this.requireMaster(group);
-      if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
-    }
+    if (options.stale !== true) this.checkServing(group, await this.fenceForRead(group, options));
     const { value, version } = this.machine.read(group, key);
     // A copy: the state machine's own bytes must not be changed by a caller.
     return { key, value: value === undefined ? undefined : Uint8Array.prototype.slice.call(value), version };
+  }
+
+  /**
+   * The first half of what makes a read on this node linearizable: it holds the group's lease, and
+   * its fence is chosen. The caller then calls `checkServing` with that fence and reads in the same
+   * synchronous step (the lease may have ended while the fence was being chosen).
+   */
+  private async fenceForRead(
+    group: number, options: { readonly timeoutMs?: number; readonly signal?: AbortSignal },
+  ): Promise<Fence> {
+    this.requireMaster(group);
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    checkTimeout(timeoutMs);
+    return await this.establishFence(group, performance.now() + timeoutMs, options.signal);
+  }
+
+  /** The second half: the lease still held and `fence` still the current one, checked at the read. */
+  private checkServing(group: number, fence: Fence): void {
+    this.requireMaster(group);
+    if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
   }
 
   /**
@@ -274,14 +286,7 @@ export class KvService {
       throw new KvError('BAD_REQUEST', `group ${String(group)} is not in [0, ${this.groups - 1}]`, NOT_APPLIED);
     }
     if (options.signal?.aborted === true) throw new KvError('ABORTED', 'the caller aborted', NOT_APPLIED);
-    if (options.stale !== true) {
-      this.requireMaster(group);
-      const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
-      checkTimeout(timeoutMs);
-      const fence = await this.establishFence(group, performance.now() + timeoutMs, options.signal);
-      this.requireMaster(group);
-      if (!this.isCurrentFence(group, fence) || this.fences[group]?.current !== fence) throw this.notMaster(group);
-    }
+    if (options.stale !== true) this.checkServing(group, await this.fenceForRead(group, options));
     const { entries, more } = this.machine.scan(group, options.prefix ?? '', options.after, options.limit);
     return {
       records: entries.map(([key, { value, version }]) => ({

@@ -12,11 +12,12 @@ import { join } from 'node:path';
 import type { AcceptorRecord } from '../../src/core/ready.js';
 import { PaxosError } from '../../src/errors.js';
 import { FileLogStore, recordBytesOnDisk } from '../../src/io/file-log-store.js';
-import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from '../../src/io/file-system.js';
+import type { FileHandle } from '../../src/io/file-system.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { assertRecord, patternBytes, record } from '../contract/log-store-contract.js';
 import { tempDirectory } from './file-store-fixtures.js';
 import { rejection, withTmpfs } from './tmpfs-fixtures.js';
+import { DelegatingFileSystem } from '../support/delegating-file-system.js';
 
 const SEGMENT = 64 * 1024;
 const VALUE = 1024 - recordBytesOnDisk(0);
@@ -128,26 +129,18 @@ test('EROFS: resume() fails while read-only and succeeds after remount rw', { ti
  * The real file system, except that while `failing` is set a log write puts half of its bytes on
  * disk and then fails with EIO (as a failed write or fsync leaves something unknown behind).
  */
-class HalfWritingFileSystem implements FileSystem {
+class HalfWritingFileSystem extends DelegatingFileSystem {
   failing = false;
   failures = 0;
-  private readonly real = NODE_FILE_SYSTEM;
 
-  async open(path: string, readOnly: boolean): Promise<FileHandle> {
+  override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly), path);
   }
 
-  async create(path: string): Promise<FileHandle> {
+  override async create(path: string): Promise<FileHandle> {
     return this.wrap(await this.real.create(path), path);
   }
 
-  readFile(path: string): Promise<Buffer> { return this.real.readFile(path); }
-  readdir(path: string): Promise<string[]> { return this.real.readdir(path); }
-  mkdir(path: string): Promise<void> { return this.real.mkdir(path); }
-  unlink(path: string): Promise<void> { return this.real.unlink(path); }
-  rename(from: string, to: string): Promise<void> { return this.real.rename(from, to); }
-  exists(path: string): Promise<boolean> { return this.real.exists(path); }
-  syncDirectory(path: string): Promise<void> { return this.real.syncDirectory(path); }
 
   private wrap(handle: FileHandle, path: string): FileHandle {
     const isLog = /\d{10}\.log$/.test(path);

@@ -6,36 +6,31 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FileLogStore } from '../../src/io/file-log-store.js';
-import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from '../../src/io/file-system.js';
+import type { FileHandle } from '../../src/io/file-system.js';
 import { record } from '../contract/log-store-contract.js';
 import { tempDirectory } from './file-store-fixtures.js';
 import { rejection } from './tmpfs-fixtures.js';
+import { DelegatingFileSystem } from '../support/delegating-file-system.js';
 
 /** The real file system, recording directory listings and syncs and segment writes in order. */
-class RecordingFileSystem implements FileSystem {
+class RecordingFileSystem extends DelegatingFileSystem {
   readonly operations: string[] = [];
   failSegmentWrites = false;
-  private readonly real = NODE_FILE_SYSTEM;
 
-  async open(path: string, readOnly: boolean): Promise<FileHandle> {
+  override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly), path);
   }
 
-  async create(path: string): Promise<FileHandle> {
+  override async create(path: string): Promise<FileHandle> {
     return this.wrap(await this.real.create(path), path);
   }
 
-  readFile(path: string): Promise<Buffer> { return this.real.readFile(path); }
-  readdir(path: string): Promise<string[]> {
+  override readdir(path: string): Promise<string[]> {
     this.operations.push(`readdir ${path}`);
     return this.real.readdir(path);
   }
 
-  mkdir(path: string): Promise<void> { return this.real.mkdir(path); }
-  unlink(path: string): Promise<void> { return this.real.unlink(path); }
-  rename(from: string, to: string): Promise<void> { return this.real.rename(from, to); }
-  exists(path: string): Promise<boolean> { return this.real.exists(path); }
-  syncDirectory(path: string): Promise<void> {
+  override syncDirectory(path: string): Promise<void> {
     this.operations.push(`sync ${path}`);
     return this.real.syncDirectory(path);
   }

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import type { AcceptorRecord } from '../../src/core/ready.js';
 import { FileLogStore, recordBytesOnDisk } from '../../src/io/file-log-store.js';
-import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from '../../src/io/file-system.js';
+import type { FileHandle } from '../../src/io/file-system.js';
 import { assertRecord, patternBytes, record } from '../contract/log-store-contract.js';
 import { tempDirectory } from './file-store-fixtures.js';
 import { rejection } from './tmpfs-fixtures.js';
+import { DelegatingFileSystem } from '../support/delegating-file-system.js';
 
 const SEGMENT = 64 * 1024;
 const VALUE = 1024 - recordBytesOnDisk(0);
@@ -51,22 +52,21 @@ class Gate {
  * file whole (as start-up and resume do) waits at `scanGate` from segment 2 on; a read of an open
  * file waits at `readGate`; `failScans` makes whole-file reads of segments fail with EIO.
  */
-class GatedFileSystem implements FileSystem {
+class GatedFileSystem extends DelegatingFileSystem {
   failLogWrites = false;
   failScans = false;
   readonly scanGate = new Gate();
   readonly readGate = new Gate();
-  private readonly real = NODE_FILE_SYSTEM;
 
-  async open(path: string, readOnly: boolean): Promise<FileHandle> {
+  override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly), path);
   }
 
-  async create(path: string): Promise<FileHandle> {
+  override async create(path: string): Promise<FileHandle> {
     return this.wrap(await this.real.create(path), path);
   }
 
-  async readFile(path: string): Promise<Buffer> {
+  override async readFile(path: string): Promise<Buffer> {
     const name = basename(path);
     if (/^\d{10}\.log$/.test(name)) {
       if (this.failScans) throw eio('read');
@@ -75,12 +75,6 @@ class GatedFileSystem implements FileSystem {
     return await this.real.readFile(path);
   }
 
-  readdir(path: string): Promise<string[]> { return this.real.readdir(path); }
-  mkdir(path: string): Promise<void> { return this.real.mkdir(path); }
-  unlink(path: string): Promise<void> { return this.real.unlink(path); }
-  rename(from: string, to: string): Promise<void> { return this.real.rename(from, to); }
-  exists(path: string): Promise<boolean> { return this.real.exists(path); }
-  syncDirectory(path: string): Promise<void> { return this.real.syncDirectory(path); }
 
   private wrap(handle: FileHandle, path: string): FileHandle {
     const isLog = /\d{10}\.log$/.test(path);

@@ -3,9 +3,10 @@
 // makes that many of the next metadata writes (the store's `meta` file) fail the same way; while
 // `readGate` is set, reads of open files wait for it (to hold a rebuild part way).
 import { basename } from 'node:path';
-import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from '../../src/io/file-system.js';
+import type { FileHandle } from '../../src/io/file-system.js';
+import { DelegatingFileSystem } from '../support/delegating-file-system.js';
 
-export class FillableFileSystem implements FileSystem {
+export class FillableFileSystem extends DelegatingFileSystem {
   full = false;
   failMetadataWrites = 0;
   /** Metadata writes refused because of `failMetadataWrites`. */
@@ -13,13 +14,12 @@ export class FillableFileSystem implements FileSystem {
   readGate: Promise<void> | null = null;
   /** Reads waiting at the gate. */
   readsWaiting = 0;
-  private readonly real = NODE_FILE_SYSTEM;
 
-  async open(path: string, readOnly: boolean): Promise<FileHandle> {
+  override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly));
   }
 
-  async create(path: string): Promise<FileHandle> {
+  override async create(path: string): Promise<FileHandle> {
     this.refuse();
     if (basename(path).startsWith('meta') && this.failMetadataWrites > 0) {
       this.failMetadataWrites--;
@@ -29,13 +29,6 @@ export class FillableFileSystem implements FileSystem {
     return this.wrap(await this.real.create(path));
   }
 
-  readFile(path: string): Promise<Buffer> { return this.real.readFile(path); }
-  readdir(path: string): Promise<string[]> { return this.real.readdir(path); }
-  mkdir(path: string): Promise<void> { return this.real.mkdir(path); }
-  unlink(path: string): Promise<void> { return this.real.unlink(path); }
-  rename(from: string, to: string): Promise<void> { return this.real.rename(from, to); }
-  exists(path: string): Promise<boolean> { return this.real.exists(path); }
-  syncDirectory(path: string): Promise<void> { return this.real.syncDirectory(path); }
 
   private refuse(): void {
     if (this.full) throw noSpace();
