@@ -22,8 +22,11 @@ export interface KvChangeObserver {
   executed(group: number, instanceId: number): void;
   /** An entry of `instanceId` changed `key` to `entry` (a deletion: value undefined). */
   changed(group: number, instanceId: number, key: string, entry: KvEntry): void;
-  /** The group's state was replaced by a snapshot covering every instance up to `instanceId`. */
-  replaced(group: number, instanceId: number): void;
+  /**
+   * The group's state was replaced by a snapshot covering every instance up to `instanceId`, whose
+   * last KV execution was at `lastKvInstanceId` (-1: none).
+   */
+  replaced(group: number, instanceId: number, lastKvInstanceId: number): void;
 }
 
 export interface WatchOptions {
@@ -47,6 +50,7 @@ export type WatchStart =
   | { readonly ok: false; readonly reason: 'behind'; readonly group: number; readonly head: WatchPosition };
 
 export const DEFAULT_MAX_WATCHERS = 1_000;
+const PROGRESS_POLL_MS = 50;
 
 /** Which keys a watcher follows: those that start with `prefix`, or exactly `key`. */
 export type KeyMatch = { readonly prefix: string } | { readonly key: string };
@@ -81,10 +85,18 @@ export class KvWatchHub implements KvChangeObserver {
     this.wakeWaiters();
   }
 
-  replaced(group: number, instanceId: number): void {
-    this.history(group).reset(instanceId);
+  replaced(group: number, instanceId: number, lastKvInstanceId = instanceId): void {
+    this.history(group).reset(instanceId, lastKvInstanceId);
     for (const watcher of this.watchers) watcher.wake(group);
     this.wakeWaiters();
+  }
+
+  /**
+   * Let each group's head follow the group's next instance to execute here, of every state machine
+   * (the node's `nowInstanceId`): see watch-history.ts for why heads need it to compare across nodes.
+   */
+  followExecution(nextInstance: (group: number) => number): void {
+    for (const history of this.histories) history.followExecution(() => nextInstance(history.group));
   }
 
   /** The cursor of a watch starting now: every group's head. */
@@ -114,7 +126,9 @@ export class KvWatchHub implements KvChangeObserver {
           signal?.removeEventListener('abort', done);
           resolve();
         };
-        const timer = setTimeout(done, left);
+        // Executions of other state machines also move heads (followExecution) without telling the
+        // hub: look again now and then.
+        const timer = setTimeout(done, Math.min(left, PROGRESS_POLL_MS));
         this.progressWaiters.add(done);
         signal?.addEventListener('abort', done, { once: true });
       });
