@@ -10,7 +10,8 @@
  *   : heartbeat                                 (a comment) nothing new, the connection lives
  *   event: compacted  data: {"group", "cursor", "oldest", "reason"}   ends: list again, watch anew
  *   event: dropped    data: {"group", "cursor", "reason"}    ends: too slow; resume from `cursor`
- *   event: unavailable data: {"cursor", "reason"}   ends: this node is behind the cursor; try another
+ *   event: unavailable data: {"cursor", "reason"}   ends: this node is behind the cursor, or a snapshot
+ *                                                  replaced a watched group's state here; try another
  *
  * The cursor (watch-cursor.ts) comes from `cursor=` or the `Last-Event-ID` header (an EventSource
  * reconnecting). A node that has not executed up to it waits for that (at most the request's
@@ -94,7 +95,7 @@ export async function serveWatch(
   const started = hub.start(key === null ? { prefix } : { key }, cursor, {
     write: (event) => response.write(event),
     end: () => response.end(),
-  });
+  }, keyGroup);
   if (!started.ok) {
     if (started.reason === 'behind') {
       unavailable(response, cursor, `node ${service.nodeId} has not caught up with the cursor`);

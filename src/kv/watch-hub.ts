@@ -87,7 +87,8 @@ export class KvWatchHub implements KvChangeObserver {
 
   replaced(group: number, instanceId: number, lastKvInstanceId = instanceId): void {
     this.history(group).reset(instanceId, lastKvInstanceId);
-    for (const watcher of this.watchers) watcher.wake(group);
+    // At once, while the ring is still empty: a watcher not following the group moves over the jump.
+    for (const watcher of [...this.watchers]) watcher.groupReplaced(group);
     this.wakeWaiters();
   }
 
@@ -139,11 +140,12 @@ export class KvWatchHub implements KvChangeObserver {
   /**
    * Start a watcher of `prefix` from `cursor` (one position per group): it will deliver every change
    * at or after the cursor, from the rings. Synchronous, so no change can slip in between the check
-   * and the registration. The caller checks the watcher count first (`full`), may write a first
+   * and the registration. `keyGroup`: the only group whose changes can match (a key's group).
+   * The caller checks the watcher count first (`full`), may write a first
    * event of its own, and then calls the watcher's `wake` to send the backlog (same tick: nothing
    * executes in between).
    */
-  start(match: string | KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink): WatchStart {
+  start(match: string | KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink, keyGroup?: number): WatchStart {
     for (const history of this.histories) {
       const at = cursor[history.group] as WatchPosition;
       if (!history.reached(at)) return { ok: false, reason: 'behind', group: history.group, head: history.head };
@@ -152,7 +154,7 @@ export class KvWatchHub implements KvChangeObserver {
         return { ok: false, reason: 'compacted', group: history.group, oldest: history.oldest };
       }
     }
-    const watcher = new Watcher(this, typeof match === 'string' ? { prefix: match } : match, cursor, sink);
+    const watcher = new Watcher(this, typeof match === 'string' ? { prefix: match } : match, cursor, sink, keyGroup);
     this.watchers.add(watcher);
     return { ok: true, watcher };
   }
@@ -229,8 +231,12 @@ export class Watcher {
   /** Round robin over the groups, so a busy group does not starve the others' events. */
   private turn = 0;
 
-  constructor(hub: KvWatchHub, match: KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink) {
+  /** The only group whose changes can match (a key watch); undefined: any. */
+  private readonly keyGroup: number | undefined;
+
+  constructor(hub: KvWatchHub, match: KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink, keyGroup?: number) {
     this.hub = hub;
+    this.keyGroup = keyGroup;
     this.matches = 'key' in match ? (key) => key === match.key : (key) => key.startsWith(match.prefix);
     this.sink = sink;
     this.cursor = [...cursor];
@@ -292,6 +298,26 @@ export class Watcher {
     }
   }
 
+  /**
+   * A snapshot replaced `group`'s state here (called at once, the ring still empty): this node
+   * jumped over changes it never executed, so a watcher following the group cannot go on here. It
+   * ends with `unavailable` and its cursor, which another node (or this one, if the cursor is recent
+   * enough) resumes: another node's ring may well hold what this one skipped. A watcher whose key
+   * is in another group lets its cursor for this group jump too: none of its changes could match.
+   */
+  groupReplaced(group: number): void {
+    if (this.closed) return;
+    const history = this.hub.histories[group] as WatchHistory;
+    if (this.keyGroup !== undefined && this.keyGroup !== group) {
+      this.epochs[group] = history.epoch;
+      this.next[group] = history.endSeq;
+      this.cursor[group] = laterPosition(this.cursor[group] as WatchPosition, history.head);
+      return;
+    }
+    this.finish('unavailable', { group, reason: `group ${group}'s state was replaced by a snapshot on this node ` +
+      '(it skipped changes it never executed): resume from the cursor on another node' });
+  }
+
   /** Stop streaming (the client went away, or the server closes). */
   close(): void {
     if (this.closed) return;
@@ -305,10 +331,9 @@ export class Watcher {
       if (only !== undefined && history.group !== only) continue;
       const group = history.group;
       if (history.epoch !== this.epochs[group]) {
-        this.hub.compacted++;
-        this.finish('compacted', { group, reason: `group ${group}'s state was replaced by a snapshot on this node: ` +
-          'changes were skipped here; list again and start a new watch', oldest: formatOne(history.oldest) });
-        return false;
+        // groupReplaced handles a reset as it happens; this is a guard, never a silent gap.
+        this.groupReplaced(group);
+        if (this.closed) return false;
       }
       if ((this.next[group] as number) < history.firstSeq) {
         this.hub.dropped++;
@@ -344,7 +369,7 @@ export class Watcher {
     }
   }
 
-  private finish(event: 'dropped' | 'compacted', data: Record<string, unknown>): void {
+  private finish(event: 'dropped' | 'unavailable', data: Record<string, unknown>): void {
     const cursor = this.token;
     this.close();
     this.sink.write(controlEvent(event, undefined, { ...data, cursor }));
@@ -352,6 +377,3 @@ export class Watcher {
   }
 }
 
-function formatOne(position: WatchPosition): string {
-  return `${position.instance}.${position.index}`;
-}
