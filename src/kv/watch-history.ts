@@ -36,6 +36,8 @@ export interface WatchChange {
   readonly version: number;
   /** undefined: deleted. */
   readonly value: Uint8Array | undefined;
+  /** The change's SSE data (JSON), rendered once by the first watcher that sends it (watch-hub.ts). */
+  data?: string;
 }
 
 export interface WatchHistoryLimits {

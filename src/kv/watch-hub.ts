@@ -5,7 +5,8 @@
  * A watcher holds no queue of its own: it keeps, per group, its place in the group's ring (a
  * sequence number) and its cursor, and writes the next changes to its sink only while the sink
  * takes them (an HTTP response whose socket buffer is not full). So a slow watcher costs no memory
- * beyond its socket's buffer and one event; it falls behind in the shared ring, and when the ring
+ * beyond its socket's buffer and one event (a node's watchers: at most maxWatchers times that, on
+ * top of the rings); it falls behind in the shared ring, and when the ring
  * evicts a change it has not delivered, it is *dropped*: a final `dropped` event with the cursor of
  * the last change it delivered, and the stream ends (the client resumes from there, or re-lists).
  *
@@ -60,6 +61,8 @@ export class KvWatchHub implements KvChangeObserver {
   readonly maxWatchers: number;
   private readonly watchers = new Set<Watcher>();
   private readonly progressWaiters = new Set<() => void>();
+  private readonly changedGroups = new Set<number>();
+  private wakeScheduled = false;
   /** Counters for /metrics and tests. */
   dropped = 0;
   compacted = 0;
@@ -81,8 +84,27 @@ export class KvWatchHub implements KvChangeObserver {
 
   changed(group: number, instanceId: number, key: string, entry: KvEntry): void {
     this.history(group).changed(instanceId, key, entry.version, entry.value);
-    for (const watcher of this.watchers) watcher.wake(group);
+    this.wakeWatchersSoon(group);
     this.wakeWaiters();
+  }
+
+  /**
+   * Watchers send the new changes on the next turn of the event loop, not here: this runs inside
+   * the consensus execution path (KvStateMachine.execute), which must not pay for every watcher's
+   * writes, and a batch's changes then go out together.
+   */
+  private wakeWatchersSoon(group: number): void {
+    this.changedGroups.add(group);
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const groups = [...this.changedGroups];
+      this.changedGroups.clear();
+      for (const watcher of [...this.watchers]) {
+        for (const changed of groups) watcher.wake(changed);
+      }
+    });
   }
 
   replaced(group: number, instanceId: number, lastKvInstanceId = instanceId): void {
@@ -202,14 +224,17 @@ export class KvWatchHub implements KvChangeObserver {
   }
 }
 
-/** Renders a change as an SSE `change` event; the `id:` is the cursor after it. */
+/**
+ * Renders a change as an SSE `change` event; the `id:` is the cursor after it. The data is the
+ * same for every watcher: rendered once and kept on the change (as long as the ring keeps it).
+ */
 export function changeEvent(change: WatchChange, cursor: string): string {
-  const data = {
+  change.data ??= JSON.stringify({
     group: change.group, key: change.key, version: change.version,
     value: change.value === undefined ? null : Buffer.from(change.value).toString('utf8'),
     deleted: change.value === undefined,
-  };
-  return `event: change\nid: ${cursor}\ndata: ${JSON.stringify(data)}\n\n`;
+  });
+  return `event: change\nid: ${cursor}\ndata: ${change.data}\n\n`;
 }
 
 export function controlEvent(name: string, cursor: string | undefined, data: Record<string, unknown>): string {

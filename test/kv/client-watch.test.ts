@@ -10,7 +10,10 @@ import { KvWatch, KvWatchError, type KvWatchEvent } from '../../src/kv/client-wa
 
 const servers: Server[] = [];
 after(() => {
-  for (const server of servers) server.close();
+  for (const server of servers) {
+    server.close();
+    server.closeAllConnections();
+  }
 });
 
 /** A node that answers each watch with `body` (SSE text) and ends it; counts the requests it got. */
