@@ -89,6 +89,8 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
+  // Silently ignored, it would read as if a put or list went "after" a watch cursor.
+  if (flags.cursor !== undefined && action !== 'watch') throw new UsageError(`--cursor is for watch, not ${action}`);
   const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags, flags.session !== false);
   const json = flags.json === true;
   const version = flags.version as number | undefined;
