@@ -107,6 +107,7 @@ export async function serveWatch(
     const started = hub.start(key === null ? { prefix } : { key }, cursor, {
       write: (event) => response.write(event),
       end: () => response.end(),
+      destroy: () => response.destroy(),
     }, keyGroup);
     if (!started.ok) {
       if (started.reason === 'behind') {

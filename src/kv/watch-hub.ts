@@ -41,7 +41,16 @@ export interface WatchOptions {
 export interface WatchSink {
   write(event: string): boolean;
   end(): void;
+  /** Close at once, with whatever is still buffered (a consumer that stopped reading). */
+  destroy?(): void;
 }
+
+/**
+ * Heartbeats a watcher's sink may stay full before the watcher is dropped: a consumer that stopped
+ * reading (or a dead peer whose socket never fails) would otherwise hold its slot for ever on a
+ * quiet cluster, where no eviction drops it.
+ */
+export const STALLED_HEARTBEATS = 6;
 
 export type WatchStart =
   | { readonly ok: true; readonly watcher: Watcher }
@@ -250,6 +259,8 @@ export class Watcher {
   private readonly next: number[];
   private readonly epochs: number[];
   private writable = true;
+  /** Heartbeats in a row that found the sink full. */
+  private stalledBeats = 0;
   private closed = false;
   private pumping = false;
   private lastSentCursor: string;
@@ -281,6 +292,7 @@ export class Watcher {
   /** The sink can take more again. */
   drained(): void {
     this.writable = true;
+    this.stalledBeats = 0;
     this.wake();
   }
 
@@ -307,8 +319,16 @@ export class Watcher {
     if (this.closed) return;
     if (!this.checkRings()) return;
     // A full socket has data on its way already (and a dead one will fail it): adding to it would
-    // only grow its buffer.
-    if (!this.writable) return;
+    // only grow its buffer. One full for too long is dropped.
+    if (!this.writable) {
+      if (++this.stalledBeats >= STALLED_HEARTBEATS) {
+        this.hub.dropped++;
+        this.finish('dropped', { reason: `this watcher took no data for ${STALLED_HEARTBEATS} heartbeats; resume ` +
+          'from the cursor' });
+        this.sink.destroy?.();
+      }
+      return;
+    }
     for (const history of this.hub.histories) {
       if (this.next[history.group] === history.endSeq) {
         this.cursor[history.group] = laterPosition(this.cursor[history.group] as WatchPosition, history.head);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { KvError } from '../../src/kv/kv-error.js';
 import { comparePositions, formatCursor, parseCursor } from '../../src/kv/watch-cursor.js';
 import { WatchHistory } from '../../src/kv/watch-history.js';
-import { KvWatchHub, type WatchSink } from '../../src/kv/watch-hub.js';
+import { KvWatchHub, STALLED_HEARTBEATS, type WatchSink } from '../../src/kv/watch-hub.js';
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
 
@@ -227,4 +227,27 @@ test('a change is rendered once for all its watchers, and sent after the executi
   assert.ok(started.ok);
   started.watcher.wake();
   for (const sink of [...sinks, late]) assert.match(sink.events[0] as string, /"value":"first"/);
+});
+
+test('a watcher whose sink stays full for some heartbeats is dropped and its sink destroyed', async () => {
+  const hub = new KvWatchHub(1);
+  const stuck = Object.assign(new TestSink(1), { destroyed: false, destroy(): void { this.destroyed = true; } });
+  const started = hub.start('', hub.headCursor(), stuck);
+  assert.ok(started.ok);
+  hub.changed(0, 0, 'k', entry(1, 'v'));
+  await turn();
+  assert.equal(stuck.changes().length, 1, 'the sink is full after one event');
+  for (let beat = 1; beat < STALLED_HEARTBEATS; beat++) started.watcher.heartbeat();
+  assert.ok(!stuck.ended && hub.watching === 1, 'not yet');
+  started.watcher.drained(); // it read: the count starts again
+  started.watcher.heartbeat(); // written, and the sink is full again
+  assert.equal(stuck.events[stuck.events.length - 1], ': heartbeat\n\n');
+  for (let beat = 1; beat < STALLED_HEARTBEATS; beat++) started.watcher.heartbeat();
+  assert.ok(!stuck.ended, 'a drain resets the count');
+  started.watcher.heartbeat();
+  assert.ok(stuck.ended && stuck.destroyed);
+  assert.equal(hub.watching, 0);
+  assert.equal(hub.dropped, 1);
+  assert.match(stuck.events[stuck.events.length - 1] as string,
+    /^event: dropped\ndata: .*took no data.*"cursor":"0:0\.1"/);
 });
