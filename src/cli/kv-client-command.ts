@@ -51,8 +51,9 @@ export const KV_CLIENT_USAGE = `usage: multipaxos kv put KEY VALUE [--version N]
               one "KEY<TAB>VERSION<TAB>VALUE" line each ("KEY<TAB>VERSION<TAB>(deleted)" for a
               delete; --json: one JSON event a line, with its "cursor"), until Ctrl-C (exit 0).
               Each key's changes come in version order; it resumes on another node if one fails.
-              --cursor C starts after an event's cursor. Exit 1 when the cluster no longer holds
-              the changes after the cursor (compacted: list again) or dropped a watcher too slow
+              --cursor C starts after an event's cursor. Exit 1 when none of the endpoints holds
+              the changes after the cursor any longer (compacted: list again), a node dropped a
+              watcher too slow, or no node served the watch for 60 s (unavailable)
   put and del go through a session (exactly once): a write whose outcome is unknown (a master that
   died mid-request) is sent again with its session number until the timeout and applied at most
   once; --session=false sends it once and reports that it may have been applied. The session
@@ -88,6 +89,8 @@ export async function kvClientCommand(action: string, argv: readonly string[]): 
     console.log(KV_CLIENT_USAGE);
     return 0;
   }
+  // Silently ignored, it would read as if a put or list went "after" a watch cursor.
+  if (flags.cursor !== undefined && action !== 'watch') throw new UsageError(`--cursor is for watch, not ${action}`);
   const client = newClient(endpointsOf(flags), flags['timeout-ms'] as number | undefined, flags, flags.session !== false);
   const json = flags.json === true;
   const version = flags.version as number | undefined;

@@ -6,10 +6,14 @@
  * the last event (a change, or a progress event) and reconnects
  * from it: to the next endpoint when a node goes silent (no byte for three heartbeats), closes the
  * stream, refuses the connection or says it is behind the cursor (`unavailable`). The server
- * delivers exactly the changes after the cursor, so nothing is yielded twice or skipped. What the
- * client cannot fix is thrown as a `KvWatchError`: `compacted` (the cluster no longer holds the
- * changes after the cursor: list again, then watch anew) and `dropped` (this watcher was too slow;
- * `watch(prefix, { cursor: error.cursor })` resumes, if the history still reaches back).
+ * delivers exactly the changes after the cursor, so nothing is yielded twice or skipped. Each node
+ * keeps its own history (a node restarted from a snapshot holds only what came after it), so a
+ * node's `compacted` sends the client on to the next one. What the client cannot fix is thrown as
+ * a `KvWatchError`: `compacted` (every endpoint it was given said it no longer holds the changes
+ * after the cursor: list again, then watch anew), `dropped` (this watcher was too slow;
+ * `watch(prefix, { cursor: error.cursor })` resumes, if the history still reaches back) and
+ * `unavailable` (no node served the watch for `giveUpAfterMs`: each was unreachable, refused, or
+ * behind the cursor; resume from `error.cursor` later).
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
@@ -24,6 +28,11 @@ export interface KvWatchOptions {
   readonly signal?: AbortSignal;
   /** How often the server proves the connection alive (default 5,000 ms); silence for 3 of them reconnects. */
   readonly heartbeatMs?: number;
+  /**
+   * Throw KvWatchError('unavailable') once no node has served the watch for this long (each one
+   * unreachable, refusing, or behind the cursor); default 60,000 ms.
+   */
+  readonly giveUpAfterMs?: number;
 }
 
 export interface KvWatchKeyOptions extends Omit<KvWatchOptions, 'cursor'> {
@@ -45,9 +54,9 @@ export interface KvWatchEvent {
 
 export class KvWatchError extends Error {
   constructor(
-    readonly reason: 'compacted' | 'dropped',
+    readonly reason: 'compacted' | 'dropped' | 'unavailable',
     message: string,
-    /** Where the watch was: for `dropped`, resume from here. */
+    /** Where the watch was: for `dropped` and `unavailable`, resume from here. */
     readonly cursor: string | undefined,
   ) {
     super(message);
@@ -64,6 +73,7 @@ export interface KvWatchConnection {
 
 const MAX_EVENT_BYTES = 8 * 1024 * 1024;
 const MAX_BACKOFF_MS = 1_000;
+const DEFAULT_GIVE_UP_AFTER_MS = 60_000;
 
 interface SseEvent {
   readonly event: string;
@@ -79,6 +89,7 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
   /** A prefix, or one key (optionally from a version: used until the first cursor is known). */
   private readonly target: { readonly prefix: string } | { readonly key: string; readonly fromVersion?: number };
   private readonly heartbeatMs: number;
+  private readonly giveUpAfterMs: number;
   /** Connections made (the first one included), for tests and diagnostics. */
   connections = 0;
   /** The node serving the watch now. */
@@ -102,6 +113,10 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
     if (!Number.isInteger(this.heartbeatMs) || this.heartbeatMs < 50 || this.heartbeatMs > 60_000) {
       throw new KvError('BAD_REQUEST', 'heartbeatMs is an integer from 50 to 60,000', NOT_APPLIED);
     }
+    this.giveUpAfterMs = options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
+    if (!Number.isSafeInteger(this.giveUpAfterMs) || this.giveUpAfterMs < 0) {
+      throw new KvError('BAD_REQUEST', 'giveUpAfterMs is an integer of at least 0', NOT_APPLIED);
+    }
     options.signal?.addEventListener('abort', () => this.abort.abort(), { once: true });
     if (options.signal?.aborted === true) this.abort.abort();
   }
@@ -119,6 +134,13 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
     // The first endpoint first, then the next ones in turn (shuffle the list to spread watchers).
     let next = 0;
     let failures = 0;
+    // Since when no node has served the watch (reset by each `start`), for giveUpAfterMs.
+    let unservedSince = performance.now();
+    let lastFailure = '';
+    // The endpoints that said `compacted` for the cursor `compactedCursor`: final once all did.
+    const compactedAt = new Set<string>();
+    let compactedCursor: string | undefined;
+    const distinctEndpoints = new Set(this.endpoints).size;
     while (!this.abort.signal.aborted) {
       const endpoint = this.endpoints[next % this.endpoints.length] as string;
       next++;
@@ -136,10 +158,23 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
             yield { ...data, cursor: event.id as string };
           } else if (event.event === 'progress') {
             this.current = event.id;
-          } else if (event.event === 'compacted' || event.event === 'dropped') {
+          } else if (event.event === 'dropped') {
             const data = JSON.parse(event.data) as { reason?: string; cursor?: string };
-            throw new KvWatchError(event.event, `${event.event}: ${data.reason ?? ''}`, this.current ?? data.cursor);
+            throw new KvWatchError('dropped', `dropped: ${data.reason ?? ''}`, this.current ?? data.cursor);
+          } else if (event.event === 'compacted') {
+            const data = JSON.parse(event.data) as { reason?: string; cursor?: string };
+            if (compactedCursor !== this.current) compactedAt.clear();
+            compactedCursor = this.current;
+            compactedAt.add(endpoint);
+            lastFailure = `compacted: ${data.reason ?? ''}`;
+            if (compactedAt.size >= distinctEndpoints) {
+              throw new KvWatchError('compacted', `compacted: none of the ${distinctEndpoints} endpoint(s) holds the ` +
+                `changes after the cursor any longer; list again and start a new watch (last: ${data.reason ?? ''})`,
+              this.current ?? data.cursor);
+            }
+            break;
           } else if (event.event === 'unavailable') {
+            lastFailure = `unavailable: ${(JSON.parse(event.data) as { reason?: string }).reason ?? ''}`;
             break;
           }
         }
@@ -148,12 +183,20 @@ export class KvWatch implements AsyncIterable<KvWatchEvent> {
         if (error instanceof KvError && !['UNAVAILABLE', 'OVERLOADED', 'NOT_MASTER', 'NO_MASTER', 'TIMEOUT', 'INTERNAL']
           .includes(error.code)) throw error;
         // Anything else is this connection's failure: on to the next node.
+        lastFailure = `${endpoint}: ${error instanceof Error ? error.message : String(error)}`;
       }
       if (this.abort.signal.aborted) return;
-      if (!started) failures++;
+      if (started) unservedSince = performance.now();
+      else failures++;
+      const left = unservedSince + this.giveUpAfterMs - performance.now();
+      if (left <= 0) {
+        throw new KvWatchError('unavailable', `unavailable: no node served the watch for ${this.giveUpAfterMs} ms ` +
+          `(each unreachable, refusing, or behind the cursor; last: ${lastFailure}); resume from the cursor later`,
+        this.current);
+      }
       // Once every node failed in a row, wait a little before going round again.
       if (failures >= this.endpoints.length) {
-        await sleep(Math.min(MAX_BACKOFF_MS, 50 * 2 ** (failures - this.endpoints.length)), undefined,
+        await sleep(Math.min(MAX_BACKOFF_MS, left, 50 * 2 ** (failures - this.endpoints.length)), undefined,
           { signal: this.abort.signal }).catch(() => {});
       }
     }

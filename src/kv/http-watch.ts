@@ -8,9 +8,11 @@
  *   event: change     id: CURSOR   data: {"group", "key", "version", "value" | null, "deleted"}
  *   event: progress   id: CURSOR   data: {}    the cursor moved past changes of other keys
  *   : heartbeat                                 (a comment) nothing new, the connection lives
+ *   : waiting                                   (a comment, each heartbeat) catching up with the cursor
  *   event: compacted  data: {"group", "cursor", "oldest", "reason"}   ends: list again, watch anew
  *   event: dropped    data: {"group", "cursor", "reason"}    ends: too slow; resume from `cursor`
- *   event: unavailable data: {"cursor", "reason"}   ends: this node is behind the cursor; try another
+ *   event: unavailable data: {"cursor", "reason"}   ends: this node is behind the cursor, or a snapshot
+ *                                                  replaced a watched group's state here; try another
  *
  * The cursor (watch-cursor.ts) comes from `cursor=` or the `Last-Event-ID` header (an EventSource
  * reconnecting). A node that has not executed up to it waits for that (at most the request's
@@ -66,54 +68,68 @@ export async function serveWatch(
   // Headers go at once, so the client knows it is connected while this node catches up.
   response.flushHeaders();
   response.socket?.setNoDelay(true);
-  let cursor = given ?? hub.headCursor();
-  if (given !== undefined && !await hub.reach(given, performance.now() + waitMs, abort.signal)) {
-    if (!abort.signal.aborted) unavailable(response, given, `node ${service.nodeId} has not caught up with the cursor`);
-    return;
+  // While this node catches up, a comment each heartbeat: the client takes silence for three
+  // heartbeats as a dead node, and the wait may be longer than that.
+  const waiting = setInterval(() => response.write(': waiting\n\n'), heartbeatMs);
+  waiting.unref();
+  try {
+    return await streamWatch();
+  } finally {
+    clearInterval(waiting);
   }
-  if (given === undefined && key !== null && keyGroup !== undefined && fromVersion !== undefined) {
-    // A key from a version: once this node has executed that version, start at the change after it.
-    const versionHere = (): number => service.machine.read(keyGroup, key).version;
-    await hub.waitUntil(() => versionHere() >= fromVersion, performance.now() + waitMs, abort.signal);
-    if (abort.signal.aborted) return;
-    const found = hub.keyCursor(key, keyGroup, fromVersion, versionHere());
-    if (!Array.isArray(found)) {
-      if (found.ok || found.reason === 'behind') {
-        unavailable(response, cursor, `node ${service.nodeId} has not executed version ${fromVersion} of the key`);
+
+  async function streamWatch(): Promise<void> {
+    let cursor = given ?? hub.headCursor();
+    if (given !== undefined && !await hub.reach(given, performance.now() + waitMs, abort.signal)) {
+      if (!abort.signal.aborted) unavailable(response, given, `node ${service.nodeId} has not caught up with the cursor`);
+      return;
+    }
+    if (given === undefined && key !== null && keyGroup !== undefined && fromVersion !== undefined) {
+      // A key from a version: once this node has executed that version, start at the change after it.
+      const versionHere = (): number => service.machine.read(keyGroup, key).version;
+      await hub.waitUntil(() => versionHere() >= fromVersion, performance.now() + waitMs, abort.signal);
+      if (abort.signal.aborted) return;
+      const found = hub.keyCursor(key, keyGroup, fromVersion, versionHere());
+      if (!Array.isArray(found)) {
+        if (found.ok || found.reason === 'behind') {
+          unavailable(response, cursor, `node ${service.nodeId} has not executed version ${fromVersion} of the key`);
+        } else {
+          compacted(response, service.nodeId, found.group, found.oldest, cursor);
+        }
+        return;
+      }
+      cursor = found;
+    }
+    if (hub.full) {
+      unavailable(response, cursor, `this node serves ${hub.maxWatchers} watches already; try another node`);
+      return;
+    }
+    const started = hub.start(key === null ? { prefix } : { key }, cursor, {
+      write: (event) => response.write(event),
+      end: () => response.end(),
+      destroy: () => response.destroy(),
+    }, keyGroup);
+    if (!started.ok) {
+      if (started.reason === 'behind') {
+        unavailable(response, cursor, `node ${service.nodeId} has not caught up with the cursor`);
       } else {
-        compacted(response, service.nodeId, found.group, found.oldest, cursor);
+        compacted(response, service.nodeId, started.group, started.oldest, cursor);
       }
       return;
     }
-    cursor = found;
+    clearInterval(waiting);
+    const { watcher } = started;
+    const startToken = formatCursor(cursor);
+    response.write(controlEvent('start', startToken,
+      { nodeId: service.nodeId, cursor: startToken, ...(key === null ? { prefix } : { key }) }));
+    watcher.wake();
+    const heartbeat = setInterval(() => watcher.heartbeat(), heartbeatMs);
+    heartbeat.unref();
+    response.on('drain', () => watcher.drained());
+    await closed;
+    clearInterval(heartbeat);
+    watcher.close();
   }
-  if (hub.full) {
-    unavailable(response, cursor, `this node serves ${hub.maxWatchers} watches already; try another node`);
-    return;
-  }
-  const started = hub.start(key === null ? { prefix } : { key }, cursor, {
-    write: (event) => response.write(event),
-    end: () => response.end(),
-  });
-  if (!started.ok) {
-    if (started.reason === 'behind') {
-      unavailable(response, cursor, `node ${service.nodeId} has not caught up with the cursor`);
-    } else {
-      compacted(response, service.nodeId, started.group, started.oldest, cursor);
-    }
-    return;
-  }
-  const { watcher } = started;
-  const startToken = formatCursor(cursor);
-  response.write(controlEvent('start', startToken,
-    { nodeId: service.nodeId, cursor: startToken, ...(key === null ? { prefix } : { key }) }));
-  watcher.wake();
-  const heartbeat = setInterval(() => watcher.heartbeat(), heartbeatMs);
-  heartbeat.unref();
-  response.on('drain', () => watcher.drained());
-  await closed;
-  clearInterval(heartbeat);
-  watcher.close();
 }
 
 function compacted(

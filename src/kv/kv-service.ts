@@ -205,6 +205,8 @@ export class KvService {
     });
     const snapshotter = snapshots === undefined || files === undefined ? undefined
       : new KvSnapshotter(machine, node, files, logger, snapshots);
+    // Heads follow every instance the node executes, not only KV ones (watch-history.ts).
+    watches.followExecution((group) => node.nowInstanceId(group));
     const service = new KvService(node, machine, groups, options, snapshotter, watches);
     started.service = service;
     for (let group = 0; group < groups; group++) {

@@ -360,7 +360,7 @@ export class KvStateMachine implements StateMachine {
     group.lastInstanceId = snapshot.lastExecutedInstanceId;
     // Set, not raised: an install reports exactly the instance it installed.
     group.checkpoint = snapshot.instanceId;
-    this.observer?.replaced(snapshot.group, snapshot.instanceId);
+    this.observer?.replaced(snapshot.group, snapshot.instanceId, snapshot.lastExecutedInstanceId);
   }
 
   stats(): KvStats {

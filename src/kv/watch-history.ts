@@ -10,6 +10,19 @@
  *   or installed from a peer, jumping over history this node never executed), raises it; a cursor
  *   below it is *compacted*: the changes it misses are gone here, and saying so beats a silent gap.
  *
+ * Heads must compare across nodes: a cursor taken on one node is resumed on another. The KV state
+ * machine sees only the group's KV instances (a master lease bid or a membership change goes to
+ * other state machines), so a head moved by KV executions alone would depend on how the node got
+ * its state: a node that executed the log would stop at its last KV change {L, k}, while a node
+ * that restored a snapshot at S >= L could only say {S + 1, 0}, and each would call the other's
+ * cursor compacted or behind although their states are the same. So the head is also raised to
+ * {N, 0}, where N is the group's next instance to execute on this node (`followExecution`: every
+ * instance below N, KV or not, is executed or covered by a snapshot here). On every node the head
+ * is then {N, 0} between instances, a function of the log position only, and the heartbeats'
+ * progress events carry watchers' cursors past instances with no KV change. After a snapshot the
+ * ring is empty, but a cursor from the instance after the snapshot's last KV instance on can still
+ * be resumed: no change was made between there and the snapshot (`reset`'s `lastKvInstance`).
+ *
  * Entries carry a local sequence number (1, 2, ... for this ring's life) so that a watcher keeps
  * its place in the ring as one number and notices when the entries it has not delivered were evicted.
  */
@@ -23,6 +36,8 @@ export interface WatchChange {
   readonly version: number;
   /** undefined: deleted. */
   readonly value: Uint8Array | undefined;
+  /** The change's SSE data (JSON), rendered once by the first watcher that sends it (watch-hub.ts). */
+  data?: string;
 }
 
 export interface WatchHistoryLimits {
@@ -47,7 +62,11 @@ export class WatchHistory {
   private first = 0;
   private bytes = 0;
   private nextSeq = 1;
+  /** After the last KV execution here: where the next change goes. */
   private headPosition: WatchPosition = { instance: -1, index: 0 };
+  /** The group's next instance to execute on this node, as far as known (never decreases). */
+  private nextInstance = -1;
+  private nextInstanceOf: (() => number) | undefined;
   private oldestPosition: WatchPosition = { instance: -1, index: 0 };
   /** Raised by each reset: watchers of an earlier epoch missed the jump. */
   private resets = 0;
@@ -61,8 +80,16 @@ export class WatchHistory {
     this.limits = limits;
   }
 
+  /** Every change before it is executed here (the file's comment says why it follows all instances). */
   get head(): WatchPosition {
-    return this.headPosition;
+    if (this.nextInstanceOf !== undefined) this.nextInstance = Math.max(this.nextInstance, this.nextInstanceOf());
+    if (this.nextInstance <= this.headPosition.instance) return this.headPosition;
+    return { instance: this.nextInstance, index: 0 };
+  }
+
+  /** Tell the head the group's next instance to execute on this node, of every state machine. */
+  followExecution(nextInstance: () => number): void {
+    this.nextInstanceOf = nextInstance;
   }
 
   get oldest(): WatchPosition {
@@ -105,21 +132,25 @@ export class WatchHistory {
   }
 
   /**
-   * The group's state was replaced by a snapshot covering every instance up to `instance`: the
-   * history before it is unknown here, so nothing older than after it can be resumed.
+   * The group's state was replaced by a snapshot covering every instance up to `instance`, whose
+   * last KV execution was at `lastKvInstance`: the changes before it are unknown here. A cursor from
+   * `{lastKvInstance + 1, 0}` on misses nothing (no change was made from there through `instance`),
+   * so it can still be resumed here; an older one is compacted (this node cannot tell whether the
+   * last KV instance made changes after the cursor).
    */
-  reset(instance: number): void {
+  reset(instance: number, lastKvInstance = instance): void {
     this.entries.length = 0;
     this.first = 0;
     this.bytes = 0;
     this.headPosition = { instance: instance + 1, index: 0 };
-    this.oldestPosition = this.headPosition;
+    this.nextInstance = Math.max(this.nextInstance, instance + 1);
+    this.oldestPosition = { instance: Math.min(instance, lastKvInstance) + 1, index: 0 };
     this.resets++;
   }
 
   /** Whether every change before `cursor` has executed here (else this node is behind the cursor). */
   reached(cursor: WatchPosition): boolean {
-    return comparePositions(this.headPosition, cursor) >= 0;
+    return comparePositions(this.head, cursor) >= 0;
   }
 
   /** Whether the ring holds every change from `cursor` on. */

@@ -5,7 +5,8 @@
  * A watcher holds no queue of its own: it keeps, per group, its place in the group's ring (a
  * sequence number) and its cursor, and writes the next changes to its sink only while the sink
  * takes them (an HTTP response whose socket buffer is not full). So a slow watcher costs no memory
- * beyond its socket's buffer and one event; it falls behind in the shared ring, and when the ring
+ * beyond its socket's buffer and one event (a node's watchers: at most maxWatchers times that, on
+ * top of the rings); it falls behind in the shared ring, and when the ring
  * evicts a change it has not delivered, it is *dropped*: a final `dropped` event with the cursor of
  * the last change it delivered, and the stream ends (the client resumes from there, or re-lists).
  *
@@ -22,8 +23,11 @@ export interface KvChangeObserver {
   executed(group: number, instanceId: number): void;
   /** An entry of `instanceId` changed `key` to `entry` (a deletion: value undefined). */
   changed(group: number, instanceId: number, key: string, entry: KvEntry): void;
-  /** The group's state was replaced by a snapshot covering every instance up to `instanceId`. */
-  replaced(group: number, instanceId: number): void;
+  /**
+   * The group's state was replaced by a snapshot covering every instance up to `instanceId`, whose
+   * last KV execution was at `lastKvInstanceId` (-1: none).
+   */
+  replaced(group: number, instanceId: number, lastKvInstanceId: number): void;
 }
 
 export interface WatchOptions {
@@ -37,7 +41,16 @@ export interface WatchOptions {
 export interface WatchSink {
   write(event: string): boolean;
   end(): void;
+  /** Close at once, with whatever is still buffered (a consumer that stopped reading). */
+  destroy?(): void;
 }
+
+/**
+ * Heartbeats a watcher's sink may stay full before the watcher is dropped: a consumer that stopped
+ * reading (or a dead peer whose socket never fails) would otherwise hold its slot for ever on a
+ * quiet cluster, where no eviction drops it.
+ */
+export const STALLED_HEARTBEATS = 6;
 
 export type WatchStart =
   | { readonly ok: true; readonly watcher: Watcher }
@@ -47,6 +60,7 @@ export type WatchStart =
   | { readonly ok: false; readonly reason: 'behind'; readonly group: number; readonly head: WatchPosition };
 
 export const DEFAULT_MAX_WATCHERS = 1_000;
+const PROGRESS_POLL_MS = 50;
 
 /** Which keys a watcher follows: those that start with `prefix`, or exactly `key`. */
 export type KeyMatch = { readonly prefix: string } | { readonly key: string };
@@ -56,6 +70,8 @@ export class KvWatchHub implements KvChangeObserver {
   readonly maxWatchers: number;
   private readonly watchers = new Set<Watcher>();
   private readonly progressWaiters = new Set<() => void>();
+  private readonly changedGroups = new Set<number>();
+  private wakeScheduled = false;
   /** Counters for /metrics and tests. */
   dropped = 0;
   compacted = 0;
@@ -77,14 +93,42 @@ export class KvWatchHub implements KvChangeObserver {
 
   changed(group: number, instanceId: number, key: string, entry: KvEntry): void {
     this.history(group).changed(instanceId, key, entry.version, entry.value);
-    for (const watcher of this.watchers) watcher.wake(group);
+    this.wakeWatchersSoon(group);
     this.wakeWaiters();
   }
 
-  replaced(group: number, instanceId: number): void {
-    this.history(group).reset(instanceId);
-    for (const watcher of this.watchers) watcher.wake(group);
+  /**
+   * Watchers send the new changes on the next turn of the event loop, not here: this runs inside
+   * the consensus execution path (KvStateMachine.execute), which must not pay for every watcher's
+   * writes, and a batch's changes then go out together.
+   */
+  private wakeWatchersSoon(group: number): void {
+    this.changedGroups.add(group);
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const groups = [...this.changedGroups];
+      this.changedGroups.clear();
+      for (const watcher of [...this.watchers]) {
+        for (const changed of groups) watcher.wake(changed);
+      }
+    });
+  }
+
+  replaced(group: number, instanceId: number, lastKvInstanceId = instanceId): void {
+    this.history(group).reset(instanceId, lastKvInstanceId);
+    // At once, while the ring is still empty: a watcher not following the group moves over the jump.
+    for (const watcher of [...this.watchers]) watcher.groupReplaced(group);
     this.wakeWaiters();
+  }
+
+  /**
+   * Let each group's head follow the group's next instance to execute here, of every state machine
+   * (the node's `nowInstanceId`): see watch-history.ts for why heads need it to compare across nodes.
+   */
+  followExecution(nextInstance: (group: number) => number): void {
+    for (const history of this.histories) history.followExecution(() => nextInstance(history.group));
   }
 
   /** The cursor of a watch starting now: every group's head. */
@@ -114,7 +158,9 @@ export class KvWatchHub implements KvChangeObserver {
           signal?.removeEventListener('abort', done);
           resolve();
         };
-        const timer = setTimeout(done, left);
+        // Executions of other state machines also move heads (followExecution) without telling the
+        // hub: look again now and then.
+        const timer = setTimeout(done, Math.min(left, PROGRESS_POLL_MS));
         this.progressWaiters.add(done);
         signal?.addEventListener('abort', done, { once: true });
       });
@@ -125,11 +171,12 @@ export class KvWatchHub implements KvChangeObserver {
   /**
    * Start a watcher of `prefix` from `cursor` (one position per group): it will deliver every change
    * at or after the cursor, from the rings. Synchronous, so no change can slip in between the check
-   * and the registration. The caller checks the watcher count first (`full`), may write a first
+   * and the registration. `keyGroup`: the only group whose changes can match (a key's group).
+   * The caller checks the watcher count first (`full`), may write a first
    * event of its own, and then calls the watcher's `wake` to send the backlog (same tick: nothing
    * executes in between).
    */
-  start(match: string | KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink): WatchStart {
+  start(match: string | KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink, keyGroup?: number): WatchStart {
     for (const history of this.histories) {
       const at = cursor[history.group] as WatchPosition;
       if (!history.reached(at)) return { ok: false, reason: 'behind', group: history.group, head: history.head };
@@ -138,7 +185,7 @@ export class KvWatchHub implements KvChangeObserver {
         return { ok: false, reason: 'compacted', group: history.group, oldest: history.oldest };
       }
     }
-    const watcher = new Watcher(this, typeof match === 'string' ? { prefix: match } : match, cursor, sink);
+    const watcher = new Watcher(this, typeof match === 'string' ? { prefix: match } : match, cursor, sink, keyGroup);
     this.watchers.add(watcher);
     return { ok: true, watcher };
   }
@@ -186,14 +233,17 @@ export class KvWatchHub implements KvChangeObserver {
   }
 }
 
-/** Renders a change as an SSE `change` event; the `id:` is the cursor after it. */
+/**
+ * Renders a change as an SSE `change` event; the `id:` is the cursor after it. The data is the
+ * same for every watcher: rendered once and kept on the change (as long as the ring keeps it).
+ */
 export function changeEvent(change: WatchChange, cursor: string): string {
-  const data = {
+  change.data ??= JSON.stringify({
     group: change.group, key: change.key, version: change.version,
     value: change.value === undefined ? null : Buffer.from(change.value).toString('utf8'),
     deleted: change.value === undefined,
-  };
-  return `event: change\nid: ${cursor}\ndata: ${JSON.stringify(data)}\n\n`;
+  });
+  return `event: change\nid: ${cursor}\ndata: ${change.data}\n\n`;
 }
 
 export function controlEvent(name: string, cursor: string | undefined, data: Record<string, unknown>): string {
@@ -209,14 +259,20 @@ export class Watcher {
   private readonly next: number[];
   private readonly epochs: number[];
   private writable = true;
+  /** Heartbeats in a row that found the sink full. */
+  private stalledBeats = 0;
   private closed = false;
   private pumping = false;
   private lastSentCursor: string;
   /** Round robin over the groups, so a busy group does not starve the others' events. */
   private turn = 0;
 
-  constructor(hub: KvWatchHub, match: KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink) {
+  /** The only group whose changes can match (a key watch); undefined: any. */
+  private readonly keyGroup: number | undefined;
+
+  constructor(hub: KvWatchHub, match: KeyMatch, cursor: readonly WatchPosition[], sink: WatchSink, keyGroup?: number) {
     this.hub = hub;
+    this.keyGroup = keyGroup;
     this.matches = 'key' in match ? (key) => key === match.key : (key) => key.startsWith(match.prefix);
     this.sink = sink;
     this.cursor = [...cursor];
@@ -236,6 +292,7 @@ export class Watcher {
   /** The sink can take more again. */
   drained(): void {
     this.writable = true;
+    this.stalledBeats = 0;
     this.wake();
   }
 
@@ -262,8 +319,16 @@ export class Watcher {
     if (this.closed) return;
     if (!this.checkRings()) return;
     // A full socket has data on its way already (and a dead one will fail it): adding to it would
-    // only grow its buffer.
-    if (!this.writable) return;
+    // only grow its buffer. One full for too long is dropped.
+    if (!this.writable) {
+      if (++this.stalledBeats >= STALLED_HEARTBEATS) {
+        this.hub.dropped++;
+        this.finish('dropped', { reason: `this watcher took no data for ${STALLED_HEARTBEATS} heartbeats; resume ` +
+          'from the cursor' });
+        this.sink.destroy?.();
+      }
+      return;
+    }
     for (const history of this.hub.histories) {
       if (this.next[history.group] === history.endSeq) {
         this.cursor[history.group] = laterPosition(this.cursor[history.group] as WatchPosition, history.head);
@@ -276,6 +341,26 @@ export class Watcher {
     } else {
       this.writable = this.sink.write(': heartbeat\n\n');
     }
+  }
+
+  /**
+   * A snapshot replaced `group`'s state here (called at once, the ring still empty): this node
+   * jumped over changes it never executed, so a watcher following the group cannot go on here. It
+   * ends with `unavailable` and its cursor, which another node (or this one, if the cursor is recent
+   * enough) resumes: another node's ring may well hold what this one skipped. A watcher whose key
+   * is in another group lets its cursor for this group jump too: none of its changes could match.
+   */
+  groupReplaced(group: number): void {
+    if (this.closed) return;
+    const history = this.hub.histories[group] as WatchHistory;
+    if (this.keyGroup !== undefined && this.keyGroup !== group) {
+      this.epochs[group] = history.epoch;
+      this.next[group] = history.endSeq;
+      this.cursor[group] = laterPosition(this.cursor[group] as WatchPosition, history.head);
+      return;
+    }
+    this.finish('unavailable', { group, reason: `group ${group}'s state was replaced by a snapshot on this node ` +
+      '(it skipped changes it never executed): resume from the cursor on another node' });
   }
 
   /** Stop streaming (the client went away, or the server closes). */
@@ -291,10 +376,9 @@ export class Watcher {
       if (only !== undefined && history.group !== only) continue;
       const group = history.group;
       if (history.epoch !== this.epochs[group]) {
-        this.hub.compacted++;
-        this.finish('compacted', { group, reason: `group ${group}'s state was replaced by a snapshot on this node: ` +
-          'changes were skipped here; list again and start a new watch', oldest: formatOne(history.oldest) });
-        return false;
+        // groupReplaced handles a reset as it happens; this is a guard, never a silent gap.
+        this.groupReplaced(group);
+        if (this.closed) return false;
       }
       if ((this.next[group] as number) < history.firstSeq) {
         this.hub.dropped++;
@@ -330,7 +414,7 @@ export class Watcher {
     }
   }
 
-  private finish(event: 'dropped' | 'compacted', data: Record<string, unknown>): void {
+  private finish(event: 'dropped' | 'unavailable', data: Record<string, unknown>): void {
     const cursor = this.token;
     this.close();
     this.sink.write(controlEvent(event, undefined, { ...data, cursor }));
@@ -338,6 +422,3 @@ export class Watcher {
   }
 }
 
-function formatOne(position: WatchPosition): string {
-  return `${position.instance}.${position.index}`;
-}

@@ -186,4 +186,9 @@ test('kv watch prints each change of the prefix until Ctrl-C (exit 0); a bad cur
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /BAD_REQUEST: bad watch cursor/);
   assert.equal((await kv(['watch', 'a', 'b'])).code, 2);
+  for (const args of [['put', 'k', 'v'], ['get', 'k'], ['list'], ['del', 'k']]) {
+    const refused = await kv([...args, '--cursor', '0:1.0']);
+    assert.equal(refused.code, 2, args.join(' '));
+    assert.match(refused.stderr, /--cursor is for watch/);
+  }
 });

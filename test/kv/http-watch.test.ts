@@ -137,12 +137,14 @@ test('KvClient.watch: every write of the prefix in version order; resumed on ano
 test('a node that has not executed up to the cursor waits, then says unavailable, never streams the past', async () => {
   const head = cluster.services[0]?.watches.headCursor() ?? [];
   const ahead = formatCursor(head.map(({ instance }) => ({ instance: instance + 1_000, index: 0 })));
-  const raw = await rawWatch(cluster.endpoints[0] as string, `cursor=${ahead}`, {
+  const raw = await rawWatch(cluster.endpoints[0] as string, `cursor=${ahead}&heartbeatMs=50`, {
     headers: { 'x-multipaxos-timeout-ms': '300' },
   });
   await client.put('behind/x', 'y'); // executed by every node: still behind the cursor
   await raw.ended;
   assert.doesNotMatch(raw.text(), /event: change/);
+  // Not silent while it waits: a client's silence timeout (three heartbeats) is shorter than the wait.
+  assert.ok((raw.text().match(/^: waiting\n\n/gm) ?? []).length >= 2, raw.text());
   assert.match(raw.text(),
     /event: unavailable\ndata: \{"cursor":.*"reason":"node 1 has not caught up with the cursor"/);
 });

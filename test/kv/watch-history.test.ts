@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { KvError } from '../../src/kv/kv-error.js';
 import { comparePositions, formatCursor, parseCursor } from '../../src/kv/watch-cursor.js';
 import { WatchHistory } from '../../src/kv/watch-history.js';
-import { KvWatchHub, type WatchSink } from '../../src/kv/watch-hub.js';
+import { KvWatchHub, STALLED_HEARTBEATS, type WatchSink } from '../../src/kv/watch-hub.js';
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
 
@@ -100,9 +100,12 @@ class TestSink implements WatchSink {
   }
 }
 
+/** Watchers send new changes on the next turn of the event loop (not inside the execution). */
+const turn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve));
+
 const entry = (version: number, value?: string) => ({ version, value: value === undefined ? undefined : bytes(value) });
 
-test('a watcher delivers every matching change after its cursor, in order, and resumes from an event id', () => {
+test('a watcher delivers every matching change after its cursor, in order, and resumes from an event id', async () => {
   const hub = new KvWatchHub(2);
   hub.changed(0, 0, 'p/a', entry(1, 'x'));
   const start = hub.headCursor();
@@ -115,6 +118,8 @@ test('a watcher delivers every matching change after its cursor, in order, and r
   started.watcher.wake();
   assert.deepEqual(sink.changes().map(({ key, version }) => `${key}@${version}`), ['p/a@2', 'p/c@1']);
   hub.changed(0, 2, 'p/a', entry(3));
+  assert.equal(sink.changes().length, 2, 'not sent from inside the execution');
+  await turn();
   assert.deepEqual(sink.changes().map(({ key, version }) => `${key}@${version}`), ['p/a@2', 'p/c@1', 'p/a@3']);
   // Resuming from the first event's id gives the rest, nothing twice.
   const first = sink.changes()[0]?.id as string;
@@ -129,14 +134,17 @@ test('a watcher delivers every matching change after its cursor, in order, and r
   assert.equal(ahead.ok ? 'ok' : ahead.reason, 'behind');
 });
 
-test('a slow watcher is dropped with an event once the ring evicts what it has not delivered', () => {
+test('a slow watcher is dropped with an event once the ring evicts what it has not delivered', async () => {
   const hub = new KvWatchHub(1, { history: { maxChanges: 4 } });
   const slow = new TestSink(2);
   const fast = new TestSink(1_000);
   const startSlow = hub.start('', hub.headCursor(), slow);
   const startFast = hub.start('', hub.headCursor(), fast);
   assert.ok(startSlow.ok && startFast.ok);
-  for (let instance = 0; instance < 10; instance++) hub.changed(0, instance, 'k', entry(instance + 1, 'v'));
+  for (let instance = 0; instance < 10; instance++) {
+    hub.changed(0, instance, 'k', entry(instance + 1, 'v'));
+    await turn();
+  }
   assert.equal(fast.changes().length, 10);
   assert.ok(slow.ended, 'the slow watcher ended');
   const last = slow.events[slow.events.length - 1] as string;
@@ -150,24 +158,38 @@ test('a slow watcher is dropped with an event once the ring evicts what it has n
   assert.equal(resumed.ok ? 'ok' : resumed.reason, 'compacted');
 });
 
-test('a snapshot install under a live watcher ends it as compacted', () => {
-  const hub = new KvWatchHub(1);
+test('a snapshot install under a live watcher ends it as unavailable with its cursor, unless its key is elsewhere',
+  async () => {
+  const hub = new KvWatchHub(2);
   const sink = new TestSink(100);
   const started = hub.start('', hub.headCursor(), sink);
   assert.ok(started.ok);
+  const otherGroup = new TestSink(100);
+  const keyWatch = hub.start({ key: 'b' }, hub.headCursor(), otherGroup, 1);
+  assert.ok(keyWatch.ok);
   hub.changed(0, 0, 'a', entry(1, 'x'));
+  await turn();
   hub.replaced(0, 50);
   assert.ok(sink.ended);
-  assert.match(sink.events[sink.events.length - 1] as string, /^event: compacted\n/);
+  // Resumable elsewhere (another node's ring may hold what this one skipped), so not `compacted`.
+  assert.match(sink.events[sink.events.length - 1] as string,
+    /^event: unavailable\ndata: \{"group":0,"reason":".*snapshot.*","cursor":"0:0\.1,1:-1\.0"\}/);
+  assert.equal(hub.compacted, 0);
+  assert.ok(!otherGroup.ended, 'a watch of a key of group 1 goes on');
+  hub.changed(0, 51, 'c', entry(1, 'z'));
+  hub.changed(1, 3, 'b', entry(1, 'y'));
+  await turn();
+  assert.deepEqual(otherGroup.changes().map(({ key, version, id }) => `${key}@${version} ${id}`), ['b@1 0:51.1,1:3.1']);
 });
 
-test('a heartbeat carries the cursor forward past changes of other keys', () => {
+test('a heartbeat carries the cursor forward past changes of other keys', async () => {
   const hub = new KvWatchHub(1);
   const sink = new TestSink(100);
   const started = hub.start('mine/', hub.headCursor(), sink);
   assert.ok(started.ok);
   hub.changed(0, 3, 'other', entry(1, 'x'));
   hub.executed(0, 4);
+  await turn();
   started.watcher.heartbeat();
   assert.match(sink.events[0] as string, /^event: progress\nid: 0:4\.0\n/);
   started.watcher.heartbeat();
@@ -186,4 +208,46 @@ test('a key from a version starts at its change to the next version, at the head
   assert.ok(!Array.isArray(behind) && !behind.ok && behind.reason === 'behind');
   const gone = hub.keyCursor('k', 0, 0, 3);
   assert.ok(!Array.isArray(gone) && !gone.ok && gone.reason === 'compacted', 'version 1 was evicted');
+});
+
+test('a change is rendered once for all its watchers, and sent after the execution that made it', async () => {
+  const hub = new KvWatchHub(1);
+  const sinks = [new TestSink(100), new TestSink(100), new TestSink(100)];
+  for (const sink of sinks) assert.ok(hub.start('', hub.headCursor(), sink).ok);
+  const value = bytes('first');
+  hub.changed(0, 0, 'k', { version: 1, value });
+  assert.deepEqual(sinks.map((sink) => sink.events.length), [0, 0, 0]);
+  await turn();
+  const change = hub.histories[0]?.at(hub.histories[0].firstSeq);
+  assert.equal(change?.data, '{"group":0,"key":"k","version":1,"value":"first","deleted":false}');
+  // The data is the cached string: rendering it again (the value was never to change) does not.
+  value.set(bytes('FIRST'));
+  const late = new TestSink(100);
+  const started = hub.start('', [{ instance: 0, index: 0 }], late);
+  assert.ok(started.ok);
+  started.watcher.wake();
+  for (const sink of [...sinks, late]) assert.match(sink.events[0] as string, /"value":"first"/);
+});
+
+test('a watcher whose sink stays full for some heartbeats is dropped and its sink destroyed', async () => {
+  const hub = new KvWatchHub(1);
+  const stuck = Object.assign(new TestSink(1), { destroyed: false, destroy(): void { this.destroyed = true; } });
+  const started = hub.start('', hub.headCursor(), stuck);
+  assert.ok(started.ok);
+  hub.changed(0, 0, 'k', entry(1, 'v'));
+  await turn();
+  assert.equal(stuck.changes().length, 1, 'the sink is full after one event');
+  for (let beat = 1; beat < STALLED_HEARTBEATS; beat++) started.watcher.heartbeat();
+  assert.ok(!stuck.ended && hub.watching === 1, 'not yet');
+  started.watcher.drained(); // it read: the count starts again
+  started.watcher.heartbeat(); // written, and the sink is full again
+  assert.equal(stuck.events[stuck.events.length - 1], ': heartbeat\n\n');
+  for (let beat = 1; beat < STALLED_HEARTBEATS; beat++) started.watcher.heartbeat();
+  assert.ok(!stuck.ended, 'a drain resets the count');
+  started.watcher.heartbeat();
+  assert.ok(stuck.ended && stuck.destroyed);
+  assert.equal(hub.watching, 0);
+  assert.equal(hub.dropped, 1);
+  assert.match(stuck.events[stuck.events.length - 1] as string,
+    /^event: dropped\ndata: .*took no data.*"cursor":"0:0\.1"/);
 });

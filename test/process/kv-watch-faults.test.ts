@@ -156,6 +156,12 @@ test('watches across a master kill and restart, a frozen master and resumes on l
       lagging.name);
     const restartedSeen = [...restartedBase.events.slice(0, baseCount), ...restarted.events];
     assert.deepEqual(checkWatcher(PREFIX, writes, restartedSeen), [], restarted.name);
+    // Those two were served where they were resumed, in one connection: the lagging node waited
+    // for the cursor (saying so each heartbeat, so the client did not leave it for dead), and the
+    // restarted node, which took no snapshot in so short a run, replayed its log into its history.
+    for (const [consumer, nodeId] of [[lagging, pause.nodeId], [restarted, kill.nodeId]] as const) {
+      assert.deepEqual([consumer.watch.nodeId, consumer.watch.connections], [nodeId, 1], consumer.name);
+    }
     // The faults did move watchers: the killed and the frozen node's watchers reconnected.
     const reconnected = consumers.slice(0, 3).filter(({ watch }) => watch.connections > 1).length;
     assert.ok(reconnected >= 1, 'some watcher reconnected');
