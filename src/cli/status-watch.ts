@@ -12,6 +12,7 @@ import type { ClusterReport } from '../kv/cluster-status.js';
 import type { ClientSecurity } from './client-security.js';
 import { renderClusterView } from './cluster-view.js';
 import { stopSignal } from './stop-signal.js';
+import { readBoundedBody } from '../kv/bounded-body.js';
 
 export interface WatchOptions {
   readonly endpoints: readonly string[];
@@ -93,18 +94,10 @@ export async function fetchClusterStatus(endpoint: string, timeoutMs: number, ag
       : { method: 'GET', headers, agent: agents.http };
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const outgoing = send(url, options, (incoming) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      incoming.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_REPORT_BYTES) outgoing.destroy(new Error(`the answer exceeds ${MAX_REPORT_BYTES} bytes`));
-        else chunks.push(chunk);
-      });
-      incoming.once('error', reject);
-      incoming.once('end', () => {
-        if (incoming.statusCode === 200) resolve(Buffer.concat(chunks).toString('utf8'));
-        else reject(new Error(`HTTP ${String(incoming.statusCode)}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200).trim()}`));
-      });
+      readBoundedBody(incoming, outgoing, MAX_REPORT_BYTES).then(({ status, text: body }) => {
+        if (status === 200) resolve(body);
+        else reject(new Error(`HTTP ${String(status)}: ${body.slice(0, 200).trim()}`));
+      }, reject);
     });
     const deadline = setTimeout(() => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     outgoing.once('close', () => clearTimeout(deadline));

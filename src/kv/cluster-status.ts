@@ -17,6 +17,7 @@
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { NodeReport } from './node-report.js';
+import { readBoundedBody } from './bounded-body.js';
 
 export interface NodeEntry {
   readonly nodeId: number;
@@ -157,18 +158,10 @@ export class ClusterStatus {
         : httpsRequest(url, { agent: this.secureAgent, method: 'GET', ca: files.ca, cert: files.cert, key: files.key },
           answered);
       function answered(incoming: IncomingMessage): void {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        incoming.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_REPORT_BYTES) outgoing.destroy(new Error(`its report exceeds ${MAX_REPORT_BYTES} bytes`));
-          else chunks.push(chunk);
-        });
-        incoming.once('error', reject);
-        incoming.once('end', () => {
-          if (incoming.statusCode !== 200) reject(new Error(`it answered HTTP ${String(incoming.statusCode)}`));
-          else resolve(Buffer.concat(chunks).toString('utf8'));
-        });
+        readBoundedBody(incoming, outgoing, MAX_REPORT_BYTES).then(({ status, text }) => {
+          if (status !== 200) reject(new Error(`it answered HTTP ${String(status)}`));
+          else resolve(text);
+        }, reject);
       }
       const deadline = setTimeout(() => outgoing.destroy(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       outgoing.once('close', () => clearTimeout(deadline));
