@@ -39,10 +39,16 @@ export function parseCursor(token: string, groups: number): WatchPosition[] {
   const parts = token.split(',');
   const bad = (why: string): KvError => new KvError('BAD_REQUEST', `bad watch cursor "${token.slice(0, 200)}": ${why}`,
     NOT_APPLIED);
-  if (parts.length !== groups) throw bad(`it names ${parts.length} groups; this cluster has ${groups}`);
-  return parts.map((part, expected) => {
+  // The shape first: a token that is not a cursor at all is told so, not counted as one group.
+  const matches = parts.map((part) => {
     const match = PART.exec(part);
     if (match === null) throw bad(`"${part.slice(0, 40)}" is not group:instance.index`);
+    return match;
+  });
+  if (parts.length !== groups) {
+    throw bad(`it names ${parts.length} group${parts.length === 1 ? '' : 's'}; this cluster has ${groups}`);
+  }
+  return matches.map((match, expected) => {
     if (Number(match[1]) !== expected) throw bad(`group ${expected} is expected in place ${expected}`);
     const instance = Number(match[2]);
     if (!Number.isSafeInteger(instance)) throw bad('the instance is too large');
