@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { plainHttpLoad, type PlainHttpLoad } from './plain-http-load.js';
 
 /** What kv-bench drives: the same shape as the "ours" target. */
 export interface KvBenchTarget {
@@ -400,37 +401,49 @@ function base64(text: string): string {
 
 export interface EtcdTargetOptions {
   readonly binary: string;
-  /** The most clients that will put at once: the agent keeps this many connections. */
+  /** The most clients that will put at once: each member's agent keeps this many connections. */
   readonly clients: number;
   readonly dataRoot?: string;
+  /**
+   * Puts spread round-robin over all three members (as through a load balancer; a follower hands
+   * each to the leader over etcd's own peer connections) rather than all sent to the leader.
+   */
+  readonly spread?: boolean;
 }
 
-/** A fresh 3-member cluster; puts go to the leader's client URL over keep-alive connections. */
+/**
+ * A fresh 3-member cluster; puts go over keep-alive connections to the leader's client URL, or to
+ * every member in turn (`spread`), through the same plain-HTTP generator as ours and the
+ * no-consensus server (plain-http-load.ts).
+ */
 export async function startEtcdTarget(options: EtcdTargetOptions): Promise<KvBenchTarget> {
   const cluster = await startEtcdCluster({ binary: options.binary, dataRoot: options.dataRoot });
-  let agent: Agent | undefined;
+  let load: PlainHttpLoad | undefined;
   try {
-    const leader = await cluster.leaderEndpoint();
-    agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, options.clients), maxFreeSockets: options.clients });
-    const putOptions: EtcdPutOptions = { agent };
+    const endpoints = options.spread === true ? cluster.endpoints : [await cluster.leaderEndpoint()];
     // Every put of a cell carries the same value: encode it once.
     let lastValue = '';
     let lastValueBase64 = '';
-    return {
-      put(key: string, value: string): Promise<void> {
+    load = plainHttpLoad({
+      endpoints, clients: Math.max(1, options.clients),
+      encode: (key, value) => {
         if (value !== lastValue) {
           lastValue = value;
           lastValueBase64 = base64(value);
         }
-        return putEncoded(leader, `{"key":"${base64(key)}","value":"${lastValueBase64}"}`, putOptions);
+        return { method: 'POST', path: '/v3/kv/put', body: `{"key":"${base64(key)}","value":"${lastValueBase64}"}` };
       },
+    });
+    const started = load;
+    return {
+      put: (key, value) => started.put(key, value),
       async stop(): Promise<void> {
-        agent?.destroy();
+        started.close();
         await cluster.stop();
       },
     };
   } catch (error) {
-    agent?.destroy();
+    load?.close();
     await cluster.stop();
     throw error;
   }

@@ -4,28 +4,40 @@
  * is started once and every (value size, clients) cell runs against it; the table puts the two side
  * by side with the ratio of their throughputs. etcd is whatever `etcd` is on PATH (or --etcd-bin);
  * nothing is downloaded, and without etcd only ours runs.
+ *
+ * Two shapes of client: KvClient to each key's master (ours, ours-no-sessions, ours-tls) against
+ * etcd's leader (etcd); and plain HTTP/1.1 spread over every node, as users reach the service
+ * through a load balancer (ours-http, a default `cluster up` of 3 groups), against etcd spread the
+ * same way (etcd-http) and a Node HTTP server with no consensus and no disk (no-consensus), all
+ * three driven by one generator (plain-http-load.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import { ETCD_NOT_FOUND, etcdVersion, findEtcd, startEtcdTarget, type KvBenchTarget } from './etcd-cluster.js';
+import type { OursTargetOptions } from './kv-ours-target.js';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 
 const FLAGS: FlagSpec = {
   values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
   'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean', 'system-warmup-ms': 'number',
+  'http-groups': 'number', 'ours-cli': 'string',
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
 /** ours-no-sessions: our cluster again, with KvClient's sessions off, to show what exactly-once costs. */
-const SYSTEMS = ['ours', 'ours-no-sessions', 'ours-tls', 'etcd'] as const;
+const SYSTEMS = ['ours', 'ours-no-sessions', 'ours-tls', 'etcd', 'ours-http', 'no-consensus', 'etcd-http'] as const;
 /** ours-tls (ours with `cluster up --tls`) is asked for by name: `--systems ours,ours-tls`. */
-const DEFAULT_SYSTEMS = ['ours', 'ours-no-sessions', 'etcd'];
+const DEFAULT_SYSTEMS = ['ours', 'ours-no-sessions', 'etcd', 'ours-http', 'no-consensus', 'etcd-http'];
+/** The systems driven by plain HTTP spread over every node (the second table). */
+const PLAIN_HTTP_SYSTEMS: readonly KvSystem[] = ['ours-http', 'no-consensus', 'etcd-http'];
+/** Groups of ours-http: `cluster up`'s default. */
+const DEFAULT_HTTP_GROUPS = 3;
 export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
-                         [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd] [--etcd-bin PATH]
-                         [--groups 1] [--json]
+                         [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd,ours-http,no-consensus,etcd-http]
+                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--json]
 
 Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
 etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
@@ -34,6 +46,12 @@ and every client count, that many clients each keep one put in flight (key bench
 a fixed value of ASCII letters) for --warmup-ms unmeasured and --duration-ms measured. Puts go to
 the leader: our master, etcd's leader through its v3 JSON gateway (POST /v3/kv/put). Ours runs
 twice: with KvClient's sessions (exactly-once writes, the default) and without (ours-no-sessions).
+Then the service as users reach it: plain HTTP/1.1 (keep-alive, no client library) spread
+round-robin over the three nodes of a default cluster up (ours-http: a node that is not the key's
+master forwards the put), the same generator spread over etcd's three members (etcd-http: a
+follower hands the put to its leader), and the same generator against a Node HTTP/1.1 server that
+parses the same JSON body and answers like our PUT from memory, with no consensus and no disk
+(no-consensus); printed as a second table with ours-http/etcd-http and ours-http/no-consensus.
   --values LIST      value sizes in bytes (default 100,2048)
   --clients LIST     concurrent clients (default 1,16,64,256)
   --duration-ms N    measured time per cell (default 5000)
@@ -41,13 +59,17 @@ twice: with KvClient's sessions (exactly-once writes, the default) and without (
   --system-warmup-ms N  unmeasured puts (${SYSTEM_WARMUP_CLIENTS} clients) once after each system starts, before any cell
                      (default 5000): our nodes run JIT-compiled JavaScript, which needs a few thousand
                      requests to reach steady speed; etcd gets the same warm-up
-  --systems LIST     of ours, ours-no-sessions, ours-tls, etcd (default ours,ours-no-sessions,etcd; run in
-                     that order). ours-tls is ours with cluster up --tls (mutual TLS, HTTPS, a token):
-                     --systems ours,ours-tls measures the cost of TLS in one run, printed as a second table
+  --systems LIST     of ours, ours-no-sessions, ours-tls, etcd, ours-http, no-consensus, etcd-http (default
+                     all but ours-tls; run in that order). ours-tls is ours with cluster up --tls
+                     (mutual TLS, HTTPS, a token): --systems ours,ours-tls measures the cost of TLS in
+                     one run, printed as a table of its own
   --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
-  --groups N         groups of ours (default 1)
+  --groups N         groups of ours, ours-no-sessions and ours-tls (default 1)
+  --http-groups N    groups of ours-http (default 3, cluster up's default)
+  --ours-cli PATH    the multipaxos CLI (dist/src/cli/main.js) that starts ours (default this build's):
+                     another build's, to measure two commits with the same generator
   --json             one JSON object per line per cell and system, and nothing else on stdout:
-                       {"system":"ours"|"ours-no-sessions"|"ours-tls"|"etcd","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
+                       {"system":"ours"|"ours-no-sessions"|"ours-tls"|"etcd"|"ours-http"|"no-consensus"|"etcd-http","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
                         "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
 
 export interface KvBenchSettings {
@@ -59,6 +81,8 @@ export interface KvBenchSettings {
   readonly systems: readonly KvSystem[];
   readonly etcdBin: string | undefined;
   readonly groups: number;
+  readonly httpGroups: number;
+  readonly oursCli: string | undefined;
   readonly json: boolean;
   readonly help: boolean;
 }
@@ -80,6 +104,8 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
   if (durationMs < 1) throw new UsageError(`--duration-ms must be at least 1; got ${durationMs}`);
   if (warmupMs < 0) throw new UsageError(`--warmup-ms must not be negative; got ${warmupMs}`);
   if (groups < 1) throw new UsageError(`--groups must be at least 1; got ${groups}`);
+  const httpGroups = (flags['http-groups'] as number | undefined) ?? DEFAULT_HTTP_GROUPS;
+  if (httpGroups < 1) throw new UsageError(`--http-groups must be at least 1; got ${httpGroups}`);
   const systems = listOf('systems', (flags.systems as string | undefined) ?? DEFAULT_SYSTEMS.join(','), (item) => {
     const system = SYSTEMS.find((name) => name === item);
     if (system === undefined) throw new UsageError(`--systems takes ${SYSTEMS.join(', ')}; got "${item}"`);
@@ -94,6 +120,8 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
     systems: SYSTEMS.filter((system) => systems.includes(system)),
     etcdBin: flags['etcd-bin'] as string | undefined,
     groups,
+    httpGroups,
+    oursCli: flags['ours-cli'] as string | undefined,
     json: flags.json === true,
     help: flags.help === true,
   };
@@ -124,20 +152,20 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
   let systems = settings.systems;
   let etcdBinary: string | undefined;
   let etcdLabel = '';
-  let etcdNote = settings.systems.includes('etcd') ? '' : 'etcd: not run';
-  if (systems.includes('etcd')) {
+  let etcdNote = systems.includes('etcd') || systems.includes('etcd-http') ? '' : 'etcd: not run';
+  if (systems.includes('etcd') || systems.includes('etcd-http')) {
     etcdBinary = findEtcd(settings.etcdBin);
     const version = etcdBinary === undefined ? undefined : etcdVersion(etcdBinary);
     if (etcdBinary === undefined || version === undefined) {
       const where = settings.etcdBin === undefined ? 'on PATH' : `at ${settings.etcdBin}`;
-      if (!systems.some((system) => system !== 'etcd')) {
+      if (!systems.some((system) => system !== 'etcd' && system !== 'etcd-http')) {
         console.error(`etcd not found ${where}: install it with "apt-get install etcd-server" (Debian) to run it`);
         return 1;
       }
       console.error(ETCD_NOT_FOUND);
       console.error(`(no runnable etcd ${where})`);
       etcdNote = `etcd: not run (not found ${where})`;
-      systems = systems.filter((system) => system !== 'etcd');
+      systems = systems.filter((system) => system !== 'etcd' && system !== 'etcd-http');
     } else {
       etcdLabel = `etcd ${version} (${etcdBinary})`;
     }
@@ -151,13 +179,10 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
   const results: KvCellResult[] = [];
   const failures: string[] = [];
   for (const system of systems) {
-    log(`starting ${system === 'etcd' ? `${etcdLabel}, 3 members`
-      : `${system} (3 nodes, ${settings.groups} group(s)${system === 'ours-tls' ? ', mutual TLS, HTTPS, token' : ''})`}`);
+    log(`starting ${describeSystem(system, settings, etcdLabel)}`);
     let target: KvBenchTarget;
     try {
-      target = system === 'etcd'
-        ? await startEtcdTarget({ binary: etcdBinary as string, clients: maxClients })
-        : await startOurs(settings.groups, maxClients, system === 'ours-tls', system !== 'ours-no-sessions');
+      target = await startSystem(system, settings, etcdBinary as string, maxClients);
     } catch (error) {
       failures.push(`${system}: ${(error as Error).message}`);
       log(`${system} failed to start: ${(error as Error).stack ?? String(error)}`);
@@ -194,7 +219,7 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
 
   if (!settings.json) {
     console.log(`Closed-loop puts, 3 replicas each (fsync on), ${settings.durationMs} ms measured per cell after ` +
-      `${settings.warmupMs} ms of warm-up; ours: ${settings.groups} group(s)` +
+      `${settings.warmupMs} ms of warm-up; ours: ${settings.groups} group(s), ours-http: ${settings.httpGroups}` +
       `; ${etcdLabel === '' ? etcdNote : `${etcdLabel} via its v3 JSON gateway`}.`);
     console.log(`Machine: ${machine}.`);
     console.log('');
@@ -204,10 +229,36 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
   return failures.length === 0 ? 0 : 1;
 }
 
+function describeSystem(system: KvSystem, settings: KvBenchSettings, etcdLabel: string): string {
+  switch (system) {
+    case 'etcd': return `${etcdLabel}, 3 members, puts to the leader`;
+    case 'etcd-http': return `${etcdLabel}, 3 members, puts spread over the members`;
+    case 'no-consensus': return 'no-consensus Node HTTP server (in memory, no disk)';
+    case 'ours-http': return `ours-http (3 nodes, ${settings.httpGroups} group(s), plain HTTP spread over the nodes)`;
+    default: return `${system} (3 nodes, ${settings.groups} group(s)${system === 'ours-tls' ? ', mutual TLS, HTTPS, token' : ''})`;
+  }
+}
+
+async function startSystem(
+  system: KvSystem, settings: KvBenchSettings, etcdBinary: string, clients: number,
+): Promise<KvBenchTarget> {
+  switch (system) {
+    case 'etcd': return await startEtcdTarget({ binary: etcdBinary, clients });
+    case 'etcd-http': return await startEtcdTarget({ binary: etcdBinary, clients, spread: true });
+    case 'no-consensus': {
+      const { startNoConsensusTarget } = await import('./no-consensus-target.js');
+      return await startNoConsensusTarget({ clients });
+    }
+    case 'ours-http': return await startOurs({ groups: settings.httpGroups, clients, plainHttp: true, cli: settings.oursCli });
+    default: return await startOurs({ groups: settings.groups, clients, tls: system === 'ours-tls',
+      sessions: system !== 'ours-no-sessions', cli: settings.oursCli });
+  }
+}
+
 /** Loaded only when ours runs, so `--systems etcd` does not depend on it. */
-async function startOurs(groups: number, clients: number, tls: boolean, sessions: boolean): Promise<KvBenchTarget> {
+async function startOurs(options: OursTargetOptions): Promise<KvBenchTarget> {
   const { startOursTarget } = await import('./kv-ours-target.js');
-  return startOursTarget({ groups, clients, tls, sessions });
+  return startOursTarget(options);
 }
 
 function jsonLine(cell: KvCellResult): Record<string, unknown> {
@@ -221,6 +272,8 @@ function jsonLine(cell: KvCellResult): Record<string, unknown> {
 function printTable(settings: KvBenchSettings, results: readonly KvCellResult[]): void {
   const find = (system: KvSystem, valueBytes: number, clients: number): KvCellResult | undefined =>
     results.find((cell) => cell.system === system && cell.valueBytes === valueBytes && cell.clients === clients);
+  printPlainHttpTable(settings, results, find);
+  if (!results.some((cell) => !PLAIN_HTTP_SYSTEMS.includes(cell.system))) return;
   console.log('| valueBytes | clients | ours ops/s | ours p50/p99 ms | no sessions ops/s | no sessions p50/p99 ms | ' +
     'etcd ops/s | etcd p50/p99 ms | ours/etcd | errors |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -255,6 +308,39 @@ function printTable(settings: KvBenchSettings, results: readonly KvCellResult[])
   }
   console.log('');
   console.log('ours-tls: cluster up --tls (mutual TLS between nodes, HTTPS, bearer token on every request).');
+}
+
+type FindCell = (system: KvSystem, valueBytes: number, clients: number) => KvCellResult | undefined;
+
+/** The service as users reach it: plain HTTP over every node, ours against etcd and the no-consensus server. */
+function printPlainHttpTable(settings: KvBenchSettings, results: readonly KvCellResult[], find: FindCell): void {
+  if (!results.some((cell) => PLAIN_HTTP_SYSTEMS.includes(cell.system))) return;
+  console.log('Plain HTTP/1.1 spread round-robin over every node (one generator for the three):');
+  console.log('');
+  console.log('| valueBytes | clients | ours-http ops/s | ours-http p50/p99 ms | etcd-http ops/s | etcd-http p50/p99 ms | ' +
+    'no-consensus ops/s | no-consensus p50/p99 ms | ours/etcd | ours/no-consensus | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const valueBytes of settings.valueSizes) {
+    for (const clients of settings.clients) {
+      const ours = find('ours-http', valueBytes, clients);
+      const etcd = find('etcd-http', valueBytes, clients);
+      const bare = find('no-consensus', valueBytes, clients);
+      const errors = `${ours?.errors ?? '-'} / ${etcd?.errors ?? '-'} / ${bare?.errors ?? '-'}`;
+      console.log(`| ${valueBytes} | ${clients} | ${opsCell(ours)} | ${latencyCell(ours)} | ${opsCell(etcd)} | ` +
+        `${latencyCell(etcd)} | ${opsCell(bare)} | ${latencyCell(bare)} | ${ratioCell(ours, etcd)} | ` +
+        `${ratioCell(ours, bare)} | ${errors} |`);
+    }
+  }
+  console.log('');
+  console.log(`ours-http: a default cluster up (${settings.httpGroups} groups), a non-master node forwards to the key's ` +
+    'master; etcd-http: a follower hands the put to the leader; no-consensus: one Node process, in memory, no disk.');
+  console.log('errors: ours-http / etcd-http / no-consensus, failed puts in the measured window.');
+  console.log('');
+}
+
+function ratioCell(numerator: KvCellResult | undefined, denominator: KvCellResult | undefined): string {
+  return numerator !== undefined && denominator !== undefined && denominator.opsPerSec > 0
+    ? (numerator.opsPerSec / denominator.opsPerSec).toFixed(2) : '-';
 }
 
 function opsCell(cell: KvCellResult | undefined): string {

@@ -1,7 +1,9 @@
 /**
  * Our side of `npm run bench -- kv`: the product as a user runs it. `multipaxos cluster up` starts
  * three `kv serve` processes (fsync on) in a temporary directory; puts go through KvClient, which
- * sends each key's write to its group's master, as etcd's puts go to its leader.
+ * sends each key's write to its group's master, as etcd's puts go to its leader, or (`plainHttp`)
+ * as plain HTTP/1.1 `PUT /v1/kv/{key}` requests spread round-robin over the three nodes, as through
+ * a load balancer: a node that is not the key's master forwards the put to it.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,20 +13,30 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { KvClient } from '../src/kv/client.js';
 import type { KvBenchTarget } from './etcd-cluster.js';
+import { plainHttpLoad } from './plain-http-load.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 
-/** `sessions`: KvClient's exactly-once sessions (its default) or not, to measure what they cost. */
-export async function startOursTarget(
-  options: { groups: number; clients: number; tls?: boolean; sessions?: boolean },
-): Promise<KvBenchTarget> {
+export interface OursTargetOptions {
+  readonly groups: number;
+  readonly clients: number;
+  readonly tls?: boolean;
+  /** KvClient's exactly-once sessions (its default) or not, to measure what they cost. */
+  readonly sessions?: boolean;
+  /** Plain HTTP spread over the nodes instead of KvClient (tls and sessions do not apply). */
+  readonly plainHttp?: boolean;
+  /** The CLI that runs `cluster up` (default this build's): another build's, to compare two commits. */
+  readonly cli?: string;
+}
+
+export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
   // cluster up refuses ports in use; a few random bases find free ones.
   for (let attempt = 0; ; attempt++) {
     const basePort = 20_000 + Math.floor(Math.random() * 200) * 100;
     try {
-      return await startCluster(dir, basePort, options.groups, options.tls === true, options.sessions ?? true);
+      return await startCluster(dir, basePort, options);
     } catch (error) {
       if (attempt >= 4 || !String(error).includes('is in use')) {
         await rm(dir, { recursive: true, force: true });
@@ -34,12 +46,11 @@ export async function startOursTarget(
   }
 }
 
-async function startCluster(
-  dir: string, basePort: number, groups: number, tls: boolean, sessions: boolean,
-): Promise<KvBenchTarget> {
+async function startCluster(dir: string, basePort: number, options: OursTargetOptions): Promise<KvBenchTarget> {
+  const tls = options.tls === true && options.plainHttp !== true;
   const data = join(dir, `data-${basePort}`);
-  const child = spawn(process.execPath, [CLI, 'cluster', 'up', '--dir', data,
-    '--base-port', String(basePort), '--groups', String(groups), '--json', ...(tls ? ['--tls'] : [])],
+  const child = spawn(process.execPath, [options.cli ?? CLI, 'cluster', 'up', '--dir', data,
+    '--base-port', String(basePort), '--groups', String(options.groups), '--json', ...(tls ? ['--tls'] : [])],
   { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // The reason comes first (a usage error is followed by the whole usage text): keep the head.
@@ -64,9 +75,27 @@ async function startCluster(
     await exited;
     throw error;
   });
+  const stopCluster = async (): Promise<void> => {
+    child.kill('SIGTERM');
+    await exited;
+    await rm(dir, { recursive: true, force: true });
+  };
+  if (options.plainHttp === true) {
+    const load = plainHttpLoad({
+      endpoints, clients: options.clients,
+      encode: (key, value) => ({ method: 'PUT', path: `/v1/kv/${encodeURIComponent(key)}`, body: JSON.stringify({ value }) }),
+    });
+    return {
+      put: (key, value) => load.put(key, value),
+      async stop() {
+        load.close();
+        await stopCluster();
+      },
+    };
+  }
   // With --tls, the files cluster up made: its CA, and the admin token (the role does not change the cost).
   const client = new KvClient({
-    endpoints, timeoutMs: 10_000, sessions,
+    endpoints, timeoutMs: 10_000, sessions: options.sessions ?? true,
     ...(tls ? { ca: await readFile(join(data, 'tls', 'ca.crt')),
       token: (await readFile(join(data, 'tls', 'admin.token'), 'utf8')).trim() } : {}),
   });
@@ -76,9 +105,7 @@ async function startCluster(
     },
     async stop() {
       client.close();
-      child.kill('SIGTERM');
-      await exited;
-      await rm(dir, { recursive: true, force: true });
+      await stopCluster();
     },
   };
 }

@@ -131,8 +131,9 @@ test('kv flags: defaults, lists, and the order of systems', () => {
   assert.deepEqual(defaults.clients, [1, 16, 64, 256]);
   assert.equal(defaults.durationMs, 5000);
   assert.equal(defaults.warmupMs, 1000);
-  assert.deepEqual(defaults.systems, ['ours', 'ours-no-sessions', 'etcd']);
+  assert.deepEqual(defaults.systems, ['ours', 'ours-no-sessions', 'etcd', 'ours-http', 'no-consensus', 'etcd-http']);
   assert.equal(defaults.groups, 1);
+  assert.equal(defaults.httpGroups, 3, 'ours-http runs a default cluster up');
   assert.equal(defaults.json, false);
   assert.equal(defaults.etcdBin, undefined);
   const custom = parseKvFlags(['--values', '64, 64,1024', '--clients=8', '--systems', 'etcd,ours', '--json',
@@ -311,5 +312,54 @@ test('npm run bench -- kv --systems ours: a short real run against our cluster p
     assert.ok((line.ops as number) > 0 && (line.opsPerSec as number) > 0, JSON.stringify(line));
     assert.equal(line.errors, 0);
     assert.ok((line.p50Ms as number) > 0 && (line.p99Ms as number) >= (line.p50Ms as number));
+  }
+});
+
+test('npm run bench -- kv --systems ours-http,no-consensus: plain HTTP over every node, and the table with ratios', () => {
+  const run = spawnSync(process.execPath, [BENCH, 'kv', '--systems', 'no-consensus,ours-http', '--values', '100',
+    '--clients', '4', '--duration-ms', '400', '--warmup-ms', '50', '--system-warmup-ms', '0'],
+  { encoding: 'utf8', timeout: 90_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const row = run.stdout.split('\n').find((line) => line.startsWith('| 100 | 4 |'));
+  assert.ok(row !== undefined, run.stdout);
+  const cells = row.split('|').map((cell) => cell.trim()).slice(1, -1);
+  const [oursOps, , etcdOps, , bareOps, , toEtcd, toBare, errors] = cells.slice(2);
+  assert.ok(Number(oursOps) > 0 && Number(bareOps) > 0, row);
+  assert.equal(etcdOps, '-', 'etcd-http was not asked for');
+  assert.equal(toEtcd, '-');
+  assert.equal(toBare, (Number(oursOps) / Number(bareOps)).toFixed(2), row);
+  assert.equal(errors, '0 / - / 0', row);
+  // A default cluster up: three groups, so most puts land on a node that must forward them.
+  assert.match(run.stderr, /ours-http \(3 nodes, 3 group\(s\), plain HTTP spread over the nodes\)/);
+});
+
+test('plainHttpLoad spreads puts round-robin over the endpoints and fails on a non-2xx answer', async () => {
+  const { createServer } = await import('node:http');
+  const { plainHttpLoad } = await import('../../bench/plain-http-load.js');
+  const seen: string[] = [];
+  const servers = await Promise.all([0, 1, 2].map((index) => new Promise<import('node:http').Server>((resolve) => {
+    const server = createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8');
+      request.on('data', (chunk: string) => { body += chunk; });
+      request.on('end', () => {
+        seen.push(`${index} ${request.method ?? ''} ${request.url ?? ''} ${body}`);
+        response.writeHead(body.includes('refuse') ? 409 : 200, { 'content-type': 'application/json' });
+        response.end('{"ok":true}');
+      });
+    });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  })));
+  const endpoints = servers.map((server) => `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`);
+  const load = plainHttpLoad({ endpoints, clients: 2,
+    encode: (key, value) => ({ method: 'PUT', path: `/v1/kv/${key}`, body: JSON.stringify({ value }) }) });
+  try {
+    for (let index = 0; index < 6; index++) await load.put(`k${index}`, 'v');
+    assert.deepEqual(seen.map((line) => Number(line.split(' ')[0])), [0, 1, 2, 0, 1, 2]);
+    assert.equal(seen[0], '0 PUT /v1/kv/k0 {"value":"v"}');
+    await assert.rejects(load.put('k', 'refuse'), /HTTP 409/);
+  } finally {
+    load.close();
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   }
 });
