@@ -7,6 +7,10 @@
  * ring grows by doubling up to the message bound, so an idle peer costs little.
  */
 import type { PaxosMessage } from '../core/messages.js';
+import type { ApplicationPayload } from './application-frame.js';
+
+/** A Paxos message, or an application's opaque frame going the same way. */
+export type Outbound = PaxosMessage | ApplicationPayload;
 
 const INITIAL_CAPACITY = 16;
 
@@ -14,7 +18,7 @@ export class OutboundQueue {
   readonly maxMessages: number;
   readonly maxBytes: number;
   private groups: number[] = [];
-  private messages: (PaxosMessage | undefined)[] = [];
+  private messages: (Outbound | undefined)[] = [];
   private sizes: number[] = [];
   private times: number[] = [];
   private capacity = 0;
@@ -40,7 +44,7 @@ export class OutboundQueue {
    * Queue a message whose frame is `size` bytes, at time `now`. Returns how many older messages were
    * dropped to make room, or -1 when the message alone exceeds the byte bound and was not queued.
    */
-  push(group: number, message: PaxosMessage, size: number, now: number): number {
+  push(group: number, message: Outbound, size: number, now: number): number {
     if (size > this.maxBytes) return -1;
     let dropped = 0;
     while (this.count >= this.maxMessages || this.bytes + size > this.maxBytes) {
@@ -63,8 +67,8 @@ export class OutboundQueue {
     return this.groups[this.slot(i)] as number;
   }
 
-  messageAt(i: number): PaxosMessage {
-    return this.messages[this.slot(i)] as PaxosMessage;
+  messageAt(i: number): Outbound {
+    return this.messages[this.slot(i)] as Outbound;
   }
 
   sizeAt(i: number): number {
@@ -109,7 +113,7 @@ export class OutboundQueue {
   private grow(): void {
     const capacity = Math.min(this.maxMessages, Math.max(INITIAL_CAPACITY, this.capacity * 2));
     const groups: number[] = new Array<number>(capacity).fill(0);
-    const messages: (PaxosMessage | undefined)[] = new Array<PaxosMessage | undefined>(capacity).fill(undefined);
+    const messages: (Outbound | undefined)[] = new Array<Outbound | undefined>(capacity).fill(undefined);
     const sizes: number[] = new Array<number>(capacity).fill(0);
     const times: number[] = new Array<number>(capacity).fill(0);
     for (let i = 0; i < this.count; i++) {

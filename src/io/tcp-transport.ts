@@ -27,6 +27,10 @@
  *   once, so what is sent meanwhile waits for the next connection.
  * - Messages to this node itself skip the network: they are delivered in a microtask, never
  *   dropped, in order.
+ * - Application frames (application-frame.ts): an embedding application's opaque bytes to a peer
+ *   (`sendApplication`), queued with that peer's messages (same bounds, same batching) and sent only
+ *   while the connection is open; the receiver's `onApplication` handler gets them with the
+ *   authenticated peer's id.
  * - Inbound bytes are untrusted. A frame that fails its CRC, its length or version bounds, does not
  *   decode, or is not a handshake before authentication closes the connection. Three
  *   cases drop only the frame and keep the connection: a message kind this version does not know
@@ -64,6 +68,7 @@ import {
   decodeHandshake, encodeHandshake, refuseHandshake, refuseHandshakeAck, type Handshake, type LocalIdentity,
 } from './handshake.js';
 import { decodeGroupIdentity, encodeGroupIdentity, FRAME_KIND_GROUP_IDENTITY } from './group-identity.js';
+import { ApplicationPayload, applicationFrameBytes, FRAME_KIND_APPLICATION, writeApplicationFrame } from './application-frame.js';
 import { LogLimiter } from './log-limiter.js';
 import { FIRST_MESSAGE_KIND_CODE, decodeMessage } from './message-codec.js';
 import { OutboundQueue } from './outbound-queue.js';
@@ -96,6 +101,8 @@ const REPLACEMENT_ALARM = 5;
 const REPLACEMENT_WINDOW_MS = 60_000;
 
 type MessageHandler = (groupIndex: number, message: PaxosMessage) => void;
+/** `body` is a view into the receive buffer: valid only until the handler returns. */
+type ApplicationHandler = (from: number, body: Uint8Array) => void;
 
 interface Peer {
   readonly nodeId: number;
@@ -140,6 +147,7 @@ export class TcpTransport implements Transport {
   private readonly tlsHandshaking = new Map<string, Socket>();
   private readonly tlsHandshakingByAddress = new Map<string, Set<string>>();
   private handler: MessageHandler | null = null;
+  private applicationHandler: ApplicationHandler | null = null;
   private readonly owner: ConnectionOwner;
   private flushList: Peer[] = [];
   private flushScheduled = false;
@@ -247,6 +255,37 @@ export class TcpTransport implements Transport {
 
   onMessage(handler: MessageHandler): void {
     this.handler = handler;
+  }
+
+  /** Register the single receiver of application frames (see sendApplication). */
+  onApplication(handler: ApplicationHandler): void {
+    this.applicationHandler = handler;
+  }
+
+  /** Whether every peer was authenticated by a certificate naming its node id (mutual TLS). */
+  get certifiedPeers(): boolean {
+    return this.tls !== null;
+  }
+
+  /**
+   * Queue an application frame for node `to`, with its Paxos messages. Only while an authenticated
+   * connection to it is open (false otherwise, and for this node itself or a frame above
+   * maxFrameBytes: the caller takes another way). Like a message, it can still be lost (queue
+   * overflow, age, a connection that breaks): the application bounds its wait itself. `body` must
+   * not change after this call.
+   */
+  sendApplication(to: number, body: Uint8Array): boolean {
+    if (this.closed) return false;
+    const peer = this.peers.get(to);
+    if (peer === undefined || peer.connection === null || !peer.connection.isOpen) return false;
+    const size = applicationFrameBytes(body);
+    if (size - 4 > this.options.maxFrameBytes) return false;
+    const dropped = peer.queue.push(0, new ApplicationPayload(body), size, monotonicNow());
+    if (dropped < 0) return false;
+    if (dropped > 0) this.onQueueOverflow(peer, dropped);
+    this.counters.applicationFramesSent++;
+    this.scheduleFlush(peer);
+    return true;
   }
 
   /**
@@ -490,7 +529,8 @@ export class TcpTransport implements Transport {
       let end = -1;
       let problem = '';
       try {
-        end = writeMessageFrame(buffer, view, offset, queue.groupAt(i), message);
+        end = message instanceof ApplicationPayload ? writeApplicationFrame(buffer, view, offset, message)
+          : writeMessageFrame(buffer, view, offset, queue.groupAt(i), message);
         if (end - offset !== size) problem = `it encodes to ${end - offset} bytes where ${size} were queued`;
       } catch (error) {
         problem = error instanceof Error ? error.message : String(error);
@@ -501,7 +541,7 @@ export class TcpTransport implements Transport {
       }
       // Leave its bytes out: the next frame is written where this one began.
       unencodable++;
-      this.logUnencodable(peer.nodeId, message, `it changed after it was sent: ${problem}`);
+      this.logUnencodable(peer.nodeId, message as PaxosMessage, `it changed after it was sent: ${problem}`);
     }
     // Every byte written must be a whole frame: the buffer is uninitialized memory.
     return { buffer: buffer.subarray(0, offset), frames: count - unencodable, count, unencodable };
@@ -790,6 +830,10 @@ export class TcpTransport implements Transport {
       this.onGroupIdentity(connection, frame);
       return;
     }
+    if (frame.kind === FRAME_KIND_APPLICATION) {
+      this.deliverApplication(connection.peerId, frame.body);
+      return;
+    }
     if (frame.kind < FIRST_MESSAGE_KIND_CODE) {
       this.counters.malformedFrames++;
       this.refuse(connection, 'malformed-frame', `connection frame kind ${frame.kind} after the handshake`);
@@ -833,6 +877,23 @@ export class TcpTransport implements Transport {
       return;
     }
     this.deliver(frame.group, message);
+  }
+
+  private deliverApplication(from: number, body: Uint8Array): void {
+    const handler = this.applicationHandler;
+    if (handler === null) {
+      this.counters.applicationFramesUnhandled++;
+      return;
+    }
+    this.counters.applicationFramesReceived++;
+    try {
+      handler(from, body);
+    } catch (error) {
+      this.counters.handlerErrors++;
+      this.log.error('application-handler-error', 'the transport application handler threw', {
+        from, error: error instanceof Error ? error.stack ?? error.message : String(error),
+      });
+    }
   }
 
   private acceptHandshake(connection: PeerConnection, frame: DecodedFrame): void {

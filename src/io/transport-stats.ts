@@ -13,6 +13,11 @@ export class TransportCounters {
   writes = 0;
   /** Paxos messages handed to the handler, from peers and from this node itself. */
   messagesDelivered = 0;
+  /** Application frames queued for peers, and received from them and handed to the application's handler. */
+  applicationFramesSent = 0;
+  applicationFramesReceived = 0;
+  /** Application frames received with no handler registered (dropped). */
+  applicationFramesUnhandled = 0;
 
   connectionsAccepted = 0;
   /** Outgoing connections that reached the peer (TCP connected). */

@@ -8,8 +8,25 @@ import type { Transport } from '../runtime/interfaces.js';
 import type { Random } from '../util/random.js';
 import type { NodeAddress, ResolvedNodeOptions } from './node-options.js';
 
+/**
+ * An application's own bytes to and from peers over the node's transport connections (the TCP
+ * transport's application frames), for a service that embeds the node: the KV service forwards
+ * requests to a group's master this way. What arrives is untrusted input for the application to
+ * check; `from` is the peer the connection authenticated, by its certificate when `certifiedPeers`.
+ */
+export interface ApplicationChannel {
+  /** False when it cannot go now (no open connection to the peer): take another way. */
+  send(to: number, body: Uint8Array): boolean;
+  /** The single receiver; `body` is valid only until it returns. */
+  onReceive(handler: (from: number, body: Uint8Array) => void): void;
+  /** Peers are authenticated by certificates that name their node ids (mutual TLS). */
+  readonly certifiedPeers: boolean;
+}
+
 export interface NodeTransport {
   readonly transport: Transport;
+  /** The TCP transport's application channel (a custom transport has none). */
+  readonly application?: ApplicationChannel;
   close?(): Promise<void>;
   address?(): NodeAddress | undefined;
   stats?(): Readonly<Record<string, unknown>>;
@@ -33,6 +50,11 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
   });
   return {
     transport,
+    application: {
+      send: (to, body) => transport.sendApplication(to, body),
+      onReceive: (handler) => transport.onApplication(handler),
+      certifiedPeers: transport.certifiedPeers,
+    },
     close: () => transport.close(),
     address: () => transport.address(),
     stats: () => ({ ...transport.stats() }),

@@ -35,7 +35,7 @@ import {
 } from './node-options.js';
 import { NodeTimer } from './node-timer.js';
 import { StorageRecovery, type ResumableStore, type StorageFailure } from './storage-recovery.js';
-import { openTcpTransport, type NodeTransport } from './node-transport.js';
+import { openTcpTransport, type ApplicationChannel, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
 import { LogCleaner, type CleanableGroup } from '../runtime/log-cleaner.js';
 
@@ -472,6 +472,14 @@ export class PaxosNode {
     for (const { driver } of this.groups) driver.setSyncWrites(enabled);
     // A store may also have its own switch (the file store was opened with the `sync` option).
     this.store.setSync?.(enabled);
+  }
+
+  /**
+   * Opaque bytes to and from peers over this node's own connections, batched with its Paxos
+   * messages (node-transport.ts); undefined with a custom transport.
+   */
+  get applicationChannel(): ApplicationChannel | undefined {
+    return this.transport.application;
   }
 
   /** The address the transport listens on (its real port when `listen.port` was 0). */
