@@ -23,7 +23,9 @@ export function applicationFrameBytes(body: Uint8Array): number {
 }
 
 /** Write the frame of `payload` into `target` at `offset`; returns the offset after it. */
-export function writeApplicationFrame(target: Buffer, view: DataView, offset: number, payload: ApplicationPayload): number {
+export function writeApplicationFrame(
+  target: Buffer, view: DataView, offset: number, payload: ApplicationPayload,
+): number {
   target.set(payload.body, offset + FRAME_HEADER_BYTES);
   return sealFrame(target, view, offset, FRAME_KIND_APPLICATION, 0, payload.body.length);
 }

@@ -152,6 +152,11 @@ export class Forwarder {
     });
   }
 
+  /** Hold back from `endpoint` as if a request forwarded to it had timed out (another way did). */
+  silence(endpoint: string): void {
+    this.silentUntil.set(endpoint, performance.now() + this.silentMs);
+  }
+
   close(): void {
     this.agent.destroy();
     this.secureAgent.destroy();

@@ -33,7 +33,7 @@
  * certificate has its role carried in FORWARDED_ROLE_HEADER, believed only from a node's
  * certificate. Forwarding never lends a node's own authority to a caller.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { answerAdminRequest, isAdminPath } from '../node/admin-api.js';
@@ -43,14 +43,17 @@ import { isRole, type Role, type TokenStore } from '../security/tokens.js';
 import { nodeIdsOf, roleOf } from '../security/node-identity.js';
 import type { TLSSocket } from 'node:tls';
 import { authorize } from './http-auth.js';
+import { mayCarryCredentials } from './cleartext-guard.js';
 import { Forwarder } from './http-forward.js';
+import { PeerForwarder, type PeerReply } from './peer-forward.js';
+import { isForwardMethod, type ForwardedRequest } from './peer-forward-codec.js';
 import { serveWatch } from './http-watch.js';
 import {
   FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
 } from './http-headers.js';
 import {
-  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, parsePutBody, readBody, sessionOfRequest,
-  sessionTtlOf,
+  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, MAX_BODY_BYTES, parsePutBody, readBody,
+  sessionOfRequest, sessionTtlOf,
 } from './http-request.js';
 import { ClusterStatus } from './cluster-status.js';
 import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
@@ -94,11 +97,37 @@ interface Reply {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/** What forwarding needs of a request: how it was asked, and whether it may go over the transport. */
+interface ForwardSource {
+  readonly method: string;
+  /** Path and query as received. */
+  readonly rawUrl: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly overTransport: boolean;
+}
+
+/** A key's GET, PUT or DELETE, from HTTP or from another node over the transport. */
+interface KeyRequest extends ForwardSource {
+  readonly key: string;
+  readonly url: URL;
+  readonly began: number;
+  readonly timeoutMs: number;
+  /** Fires when the HTTP client goes away; none over the transport (the asker does not cancel). */
+  readonly signal: AbortSignal | undefined;
+  readonly certificateCaller: Role | undefined;
+  /** The body as UTF-8, at most `limit` bytes (default: a PUT's limit). */
+  readonly readBody: (limit: number | undefined) => Promise<string>;
+}
+
+
+
 export class KvHttpServer {
   readonly endpoint: string;
   readonly requests = new KvRequestMetrics();
   private readonly server: Server;
   private readonly forwarder: Forwarder;
+  /** Forwarding over the nodes' own connections, once attached to a node that has them. */
+  private peers: PeerForwarder | undefined;
   private readonly tls: TlsFiles | undefined;
   private readonly tokens: TokenStore | undefined;
   private readonly openMonitoring: boolean;
@@ -172,6 +201,11 @@ export class KvHttpServer {
   /** Start serving the KV API with this node's service. */
   attach(service: KvService): void {
     this.service = service;
+    const channel = service.node.applicationChannel;
+    if (channel !== undefined) {
+      this.peers = new PeerForwarder(channel,
+        (from, request, certified) => this.serveForwarded(from, request, certified));
+    }
     const sample = (): void => this.history.record(readCounters(service, this.requests, Date.now()));
     sample();
     this.sampler = setInterval(sample, SAMPLE_INTERVAL_MS);
@@ -192,6 +226,7 @@ export class KvHttpServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     this.forwarder.close();
+    this.peers?.close();
     this.tls?.close();
     this.tokens?.close();
     await closed;
@@ -280,20 +315,32 @@ export class KvHttpServer {
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${path} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
     }
-    const service = this.attached();
-    const timeoutMs = timeoutOf(request);
     const abort = new AbortController();
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
+    return await this.keyRequest({
+      key, method, url, rawUrl: request.url ?? '/', headers: request.headers, began, timeoutMs: timeoutOf(request),
+      signal: abort.signal, certificateCaller, readBody: (limit) => readBody(request, this.bodies, limit),
+      overTransport: true,
+    }, countAs);
+  }
+
+  /**
+   * GET, PUT or DELETE of one key, as HTTP received it or as another node forwarded it over the
+   * transport (serveForwarded): the same checks, the same answers.
+   */
+  private async keyRequest(request: KeyRequest, countAs: (operation: KvOperation) => void): Promise<Reply> {
+    const { key, method, url, timeoutMs, signal } = request;
+    const service = this.attached();
     const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
     const forwardable = (body: string | undefined, isWrite: boolean) =>
       (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body,
-        timeoutMs - (performance.now() - began), isWrite, abort.signal, certificateCaller);
+        timeoutMs - (performance.now() - request.began), isWrite, signal, request.certificateCaller);
     switch (method) {
       case 'GET': {
         countAs('get');
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
-        const record = await service.get(key, { stale, timeoutMs, signal: abort.signal })
+        const record = await service.get(key, { stale, timeoutMs, signal })
           .catch(forwardable(undefined, false));
         if ('status' in record) return record;
         if (record.value === undefined) {
@@ -305,35 +352,103 @@ export class KvHttpServer {
       case 'PUT': {
         countAs('put');
         checkQuery(url, []);
-        const text = await readBody(request, this.bodies);
+        const text = await request.readBody(undefined);
         const body = parsePutBody(text);
         const session = sessionOfRequest(request.headers, service.groupOf(key));
-        const written = await service.put(key, body.value,
-          { version: body.version, timeoutMs, signal: abort.signal, session })
+        const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal, session })
           .catch(forwardable(text, true));
         return 'status' in written ? written : { status: 200, body: writtenBody(key, written, this.requests), headers };
       }
       case 'DELETE': {
         countAs('delete');
         checkQuery(url, ['version']);
-        const text = await readBody(request, this.bodies, MAX_DELETE_BODY_BYTES);
+        const text = await request.readBody(MAX_DELETE_BODY_BYTES);
         const version = deleteVersion(url, text);
         const session = sessionOfRequest(request.headers, service.groupOf(key));
-        const deleted = await service.delete(key, { version, timeoutMs, signal: abort.signal, session })
+        const deleted = await service.delete(key, { version, timeoutMs, signal, session })
           .catch(forwardable(text.length === 0 ? undefined : text, true));
         return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
       }
       default:
-        throw methodNotAllowed(method, path, 'GET, PUT, DELETE');
+        throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
     }
+  }
+
+  /**
+   * A key request another node forwarded over the transport (peer-forward.ts), served as if it had
+   * come over HTTP from the caller: the caller's token is authenticated here again, a certificate
+   * caller's role is believed only from a peer authenticated by its node certificate, and this
+   * node, master or not, never forwards it again. Never rejects: every failure is a reply.
+   */
+  private async serveForwarded(from: number, forwarded: ForwardedRequest, certifiedPeer: boolean): Promise<PeerReply> {
+    const started = performance.now();
+    let operation: KvOperation | undefined;
+    let reply: Reply;
+    try {
+      reply = await this.routeForwarded(from, forwarded, certifiedPeer, (op) => { operation = op; });
+      const seconds = (performance.now() - started) / 1000;
+      if (operation !== undefined) this.requests.record(operation, outcomeOf(reply), seconds);
+    } catch (error) {
+      const failure = error instanceof KvError ? error
+        : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: forwarded.method !== 'GET' });
+      if (operation !== undefined) this.requests.record(operation, failure.code, (performance.now() - started) / 1000);
+      if (failure.duplicate) this.requests.duplicates++;
+      const headers: Record<string, string> = failure instanceof MethodNotAllowed
+        ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
+      if (failure.code === 'UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer realm="multipaxos"';
+      reply = { status: failure.httpStatus, body: failure.toJSON(), headers };
+    }
+    return { status: reply.status, headers: reply.headers ?? {}, body: payloadOf(reply).bytes };
+  }
+
+  private async routeForwarded(
+    from: number, forwarded: ForwardedRequest, certifiedPeer: boolean, countAs: (operation: KvOperation) => void,
+  ): Promise<Reply> {
+    const url = parseUrl(forwarded.path);
+    const path = forwarded.path.startsWith('/') ? forwarded.path.split('?', 1)[0] as string : url.pathname;
+    const callerRole = certifiedPeer && forwarded.callerRole !== undefined && isRole(forwarded.callerRole)
+      ? forwarded.callerRole : undefined;
+    let certificateCaller: Role | undefined;
+    if (this.tokens !== undefined) {
+      try {
+        const role = authorize(this.tokens, forwarded.authorization, callerRole, forwarded.method, path,
+          this.openMonitoring);
+        if (forwarded.authorization === undefined) certificateCaller = role;
+      } catch (error) {
+        if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
+        else this.requests.unauthenticated++;
+        throw error;
+      }
+    }
+    const key = keyOfPath(path);
+    if (key === undefined) throw new KvError('NOT_FOUND', `no such path: ${path} (only keys are forwarded this way)`, NOT_APPLIED);
+    // What the HTTP request would have carried: the session, and the mark of a request forwarded once.
+    const headers: IncomingHttpHeaders = { [FORWARDED_HEADER]: String(from) };
+    if (forwarded.session !== undefined) headers[SESSION_HEADER] = forwarded.session;
+    if (forwarded.sequence !== undefined) headers[SEQUENCE_HEADER] = forwarded.sequence;
+    const body = forwarded.body;
+    return await this.keyRequest({
+      key, method: forwarded.method, url, rawUrl: forwarded.path, headers, began: performance.now(),
+      timeoutMs: Math.min(MAX_TIMEOUT_MS, forwarded.timeoutMs), signal: undefined, certificateCaller,
+      readBody: (limit) => {
+        const max = limit ?? MAX_BODY_BYTES;
+        if (body !== undefined && body.length > max) {
+          return Promise.reject(new KvError('VALUE_TOO_LARGE', `the body has ${body.length} bytes; the limit is ${max}`,
+            NOT_APPLIED));
+        }
+        return Promise.resolve(body === undefined ? '' : body.toString('utf8'));
+      },
+      overTransport: false,
+    }, countAs);
   }
 
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
   private async forwardOrThrow(
-    error: unknown, request: IncomingMessage, body: string | undefined, timeoutMs: number, isWrite: boolean,
-    signal: AbortSignal, certificateCaller: Role | undefined,
+    error: unknown, request: ForwardSource, body: string | undefined, timeoutMs: number, isWrite: boolean,
+    signal: AbortSignal | undefined, certificateCaller: Role | undefined,
   ): Promise<Reply> {
-    const endpoint = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master?.endpoint : undefined;
+    const master = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master : undefined;
+    const endpoint = master?.endpoint;
     const oneHopOnly = request.headers[FORWARDED_HEADER] !== undefined ||
       request.headers[NO_FORWARD_HEADER] !== undefined;
     if (endpoint === undefined || oneHopOnly || endpoint === this.endpoint) {
@@ -345,12 +460,55 @@ export class KvHttpServer {
       const value = request.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
+    const overTransport = request.overTransport && master !== undefined
+      ? this.forwardOverTransport(master.nodeId, endpoint, request, body, timeoutMs, isWrite, signal, certificateCaller)
+      : undefined;
+    if (overTransport !== undefined) {
+      this.requests.forwardedOverTransport++;
+      const reply = await overTransport.catch((failure: unknown) => {
+        // A master that let the request time out is held back from, over HTTP too (see http-forward.ts).
+        if (failure instanceof KvError && failure.code === 'TIMEOUT') this.forwarder.silence(endpoint);
+        throw failure;
+      });
+      return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+    }
     const reply = await this.forwarder.forward({
-      endpoint, method: request.method ?? 'GET', path: request.url ?? '/', body,
+      endpoint, method: request.method, path: request.rawUrl, body,
       authorization: request.headers.authorization, callerRole: certificateCaller,
       fromNodeId: this.attached().nodeId, timeoutMs, isWrite, signal, headers,
     });
     return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+  }
+
+  /**
+   * The forward over the nodes' own connection, or undefined when it cannot take it (no such
+   * channel, the peer unproven or unreachable, or a request it does not carry): then over HTTP. A
+   * caller's credentials go this way only where they would go over HTTP: between nodes whose
+   * transport is mutual TLS, or, with neither TLS, to a master on this machine's loopback; a node
+   * serving HTTPS never sends a request over a transport without TLS.
+   */
+  private forwardOverTransport(
+    masterId: number, endpoint: string, request: ForwardSource, body: string | undefined, timeoutMs: number,
+    isWrite: boolean, signal: AbortSignal | undefined, certificateCaller: Role | undefined,
+  ): Promise<PeerReply> | undefined {
+    const peers = this.peers;
+    if (peers === undefined || !isForwardMethod(request.method)) return undefined;
+    const authorization = request.headers.authorization;
+    const credentials = authorization !== undefined || certificateCaller !== undefined;
+    const certified = this.service?.node.applicationChannel?.certifiedPeers === true;
+    if (!certified && (this.tls !== undefined || (credentials && !mayCarryCredentials(endpoint)))) return undefined;
+    const session = request.headers[SESSION_HEADER];
+    const sequence = request.headers[SEQUENCE_HEADER];
+    // The master gets a little less time than we have, so that its own answer wins over our backstop.
+    const masterTimeoutMs = Math.max(1, Math.floor(timeoutMs - Math.min(100, timeoutMs / 10)));
+    return peers.forward(masterId, {
+      timeoutMs: masterTimeoutMs, method: request.method, path: request.rawUrl, isWrite, signal,
+      ...(authorization !== undefined ? { authorization }
+        : certificateCaller !== undefined ? { callerRole: certificateCaller } : {}),
+      ...(typeof session === 'string' ? { session } : {}),
+      ...(typeof sequence === 'string' ? { sequence } : {}),
+      ...(body !== undefined ? { body: Buffer.from(body, 'utf8') } : {}),
+    }, Math.max(1, timeoutMs));
   }
 
   /**
@@ -465,7 +623,9 @@ export class KvHttpServer {
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     const opened = await service.openSession(key === null ? { group: Number(rawGroup) } : { key },
       { ttlMs, timeoutMs, signal: abort.signal })
-      .catch((error: unknown) => this.forwardOrThrow(error, request, text.length === 0 ? undefined : text,
+      .catch((error: unknown) => this.forwardOrThrow(error,
+        { method: request.method ?? 'POST', rawUrl: request.url ?? '/', headers: request.headers, overTransport: false },
+        text.length === 0 ? undefined : text,
         timeoutMs - (performance.now() - began), true, abort.signal, certificateCaller));
     if ('status' in opened) return opened;
     const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(opened.group) };
@@ -527,6 +687,13 @@ export class KvHttpServer {
       out.family('multipaxos_kv_watches_ended_total', 'counter', 'Watches ended because they could not go on without a gap.');
       out.sample('multipaxos_kv_watches_ended_total', { reason: 'dropped' }, watches.dropped);
       out.sample('multipaxos_kv_watches_ended_total', { reason: 'compacted' }, watches.compacted);
+    }
+    if (this.peers !== undefined) {
+      out.family('multipaxos_kv_peer_forward_frames_total', 'counter',
+        'Frames of requests forwarded over the nodes\' own connections, by what became of them.');
+      for (const [outcome, count] of Object.entries(this.peers.counters)) {
+        out.sample('multipaxos_kv_peer_forward_frames_total', { outcome }, count);
+      }
     }
     renderProcessMetrics(out);
     return { status: 200, body: new RawText(out.text(), 'text/plain; version=0.0.4; charset=utf-8') };
@@ -658,15 +825,16 @@ function forwardedHeaders(headers: Readonly<Record<string, string | string[] | u
   return kept;
 }
 
+/** A reply's bytes and their content type. */
+function payloadOf(reply: Reply): { bytes: Buffer; contentType: string } {
+  if (reply.body instanceof RawJson) return { bytes: reply.body.bytes, contentType: 'application/json' };
+  if (reply.body instanceof RawText) return { bytes: Buffer.from(reply.body.text, 'utf8'), contentType: reply.body.contentType };
+  return { bytes: Buffer.from(`${JSON.stringify(reply.body)}\n`, 'utf8'), contentType: 'application/json' };
+}
+
 function send(response: ServerResponse, reply: Reply): void {
   if (response.headersSent || response.destroyed) return;
-  let payload: Buffer;
-  let contentType = 'application/json';
-  if (reply.body instanceof RawJson) payload = reply.body.bytes;
-  else if (reply.body instanceof RawText) {
-    payload = Buffer.from(reply.body.text, 'utf8');
-    contentType = reply.body.contentType;
-  } else payload = Buffer.from(`${JSON.stringify(reply.body)}\n`, 'utf8');
+  const { bytes: payload, contentType } = payloadOf(reply);
   response.writeHead(reply.status, {
     ...reply.headers, 'content-type': contentType, 'content-length': payload.length,
   });

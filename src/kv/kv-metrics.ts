@@ -27,6 +27,8 @@ export class KvRequestMetrics {
   private readonly outcomes = new Map<string, number>();
   private readonly latencies = new Map<KvOperation, Histogram>();
   forwarded = 0;
+  /** Of those, forwarded over the nodes' own transport connection rather than HTTP. */
+  forwardedOverTransport = 0;
   /** Requests refused by the API's token check: no valid token (401), too small a role (403). */
   unauthenticated = 0;
   forbidden = 0;
@@ -73,6 +75,9 @@ export class KvRequestMetrics {
     }
     out.family('multipaxos_kv_forwarded_total', 'counter', 'KV requests forwarded to the master of their group.');
     out.sample('multipaxos_kv_forwarded_total', {}, this.forwarded);
+    out.family('multipaxos_kv_forwarded_over_transport_total', 'counter',
+      'KV requests forwarded to the master over the nodes\' own connection instead of HTTP.');
+    out.sample('multipaxos_kv_forwarded_over_transport_total', {}, this.forwardedOverTransport);
     out.family('multipaxos_http_auth_refused_total', 'counter',
       'HTTP requests refused by the token check: unauthenticated (401) or forbidden (403).');
     out.sample('multipaxos_http_auth_refused_total', { reason: 'unauthenticated' }, this.unauthenticated);

@@ -1,0 +1,205 @@
+/**
+ * Forwarding a KV key request to its group's master over the nodes' own transport connection
+ * (PaxosNode.applicationChannel) instead of a second HTTP hop: the request goes as one application
+ * frame, batched with the Paxos messages going to that node, and the master's reply comes back the
+ * same way. What the master does with it is exactly what it does with the HTTP request it replaces
+ * (KvHttpServer.serveForwarded): it authenticates the caller's Authorization again, and believes a
+ * certificate caller's role only from a peer the transport authenticated by its node certificate.
+ *
+ * This side keeps each request until its reply, its deadline or its caller's departure, whichever
+ * comes first: a request id per request, one timer each, and at most MAX_PENDING at once. A peer is
+ * used only once it has shown it speaks this protocol (a hello answered: an older node drops these
+ * frames unread), and not while its connection is down: `forward` then answers undefined and the
+ * caller forwards over HTTP instead. A request whose reply does not come in time answers TIMEOUT
+ * (maybe applied, for a write: it was sent) and the peer goes back to unproven until it answers a
+ * hello again, so a node that restarts as an older version is not waited on twice.
+ *
+ * Frames that do not decode, replies no request is waiting for and replies from another peer than
+ * the one asked are dropped and counted; nothing a peer sends can throw past the handler.
+ */
+import type { ApplicationChannel } from '../node/node-transport.js';
+import {
+  decodeForwardFrame, encodeForwardHello, encodeForwardReply, encodeForwardRequest, FORWARD_HELLO, FORWARD_HELLO_ACK,
+  FORWARD_REPLY, FORWARD_REQUEST, type ForwardedReplyFrame, type ForwardedRequest,
+} from './peer-forward-codec.js';
+import { KvError } from './kv-error.js';
+
+/** Requests waiting for their reply at once; beyond it, requests go over HTTP. */
+const MAX_PENDING = 16_384;
+/** How often an unproven peer is asked whether it speaks this protocol. */
+const HELLO_EVERY_MS = 1_000;
+
+export interface PeerReply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+/** What the master does with a forwarded request; never rejects (failures are replies). */
+export type ForwardedRequestServer =
+  (from: number, request: ForwardedRequest, certifiedPeer: boolean) => Promise<PeerReply>;
+
+export interface PeerForwardCounters {
+  sent: number;
+  answered: number;
+  timedOut: number;
+  /** Frames that did not decode. */
+  malformed: number;
+  /** Replies for no waiting request, or from another peer than the one asked. */
+  unexpected: number;
+  /** Requests served for other nodes. */
+  served: number;
+  /** Replies the transport would not take (the connection went down): the asker times out. */
+  unsent: number;
+}
+
+interface Pending {
+  readonly to: number;
+  readonly resolve: (reply: PeerReply) => void;
+  readonly reject: (error: KvError) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly onAbort: (() => void) | undefined;
+  readonly signal: AbortSignal | undefined;
+}
+
+export type PeerForwardRequest = Omit<ForwardedRequest, 'id'> & {
+  readonly isWrite: boolean;
+  readonly signal?: AbortSignal;
+};
+
+export class PeerForwarder {
+  readonly counters: PeerForwardCounters = {
+    sent: 0, answered: 0, timedOut: 0, malformed: 0, unexpected: 0, served: 0, unsent: 0,
+  };
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Peers that answered a hello since their last timeout. */
+  private readonly proven = new Set<number>();
+  private readonly helloSentAt = new Map<number, number>();
+  private closed = false;
+
+  /** `onTimeout`: a peer let a request time out (the HTTP forwarder then holds back from it too). */
+  constructor(
+    private readonly channel: ApplicationChannel,
+    private readonly serve: ForwardedRequestServer,
+    private readonly onTimeout: (peer: number) => void = () => {},
+  ) {
+    channel.onReceive((from, body) => this.receive(from, body));
+  }
+
+  /**
+   * Send `request` to node `to`; undefined (nothing sent) when that cannot be done now: the peer
+   * has not shown it speaks this protocol, its connection is down, or too many requests wait.
+   * Without a reply within `waitMs` it fails with TIMEOUT (`request.timeoutMs`, what the master
+   * is given, should be a little less, so that its own answer comes first).
+   */
+  forward(to: number, request: PeerForwardRequest, waitMs: number = request.timeoutMs): Promise<PeerReply> | undefined {
+    if (this.closed) return undefined;
+    if (!this.proven.has(to)) {
+      this.hello(to);
+      return undefined;
+    }
+    if (this.pending.size >= MAX_PENDING) return undefined;
+    const id = this.takeId();
+    const { isWrite, signal, ...fields } = request;
+    if (!this.channel.send(to, encodeForwardRequest({ ...fields, id }))) return undefined;
+    this.counters.sent++;
+    return new Promise<PeerReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.settle(id);
+        this.counters.timedOut++;
+        this.proven.delete(to);
+        this.onTimeout(to);
+        reject(new KvError('TIMEOUT', `the master (node ${to}) did not answer within ${Math.round(waitMs)} ms` +
+          (isWrite ? '; the write may have been applied' : ''), { mayHaveBeenApplied: isWrite }));
+      }, Math.max(1, waitMs));
+      const onAbort = signal === undefined ? undefined : (): void => {
+        this.settle(id);
+        reject(new KvError('ABORTED', 'the client went away', { mayHaveBeenApplied: isWrite }));
+      };
+      if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, { to, resolve, reject, timer, onAbort, signal });
+    });
+  }
+
+  /** Every waiting request fails (UNAVAILABLE, maybe applied for writes: they were sent). */
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.pending.keys()]) {
+      const waiting = this.settle(id);
+      waiting?.reject(new KvError('UNAVAILABLE', 'the node is stopping'));
+    }
+  }
+
+  private hello(to: number): void {
+    const now = performance.now();
+    const last = this.helloSentAt.get(to);
+    if (last !== undefined && now - last < HELLO_EVERY_MS) return;
+    this.helloSentAt.set(to, now);
+    this.channel.send(to, encodeForwardHello(FORWARD_HELLO, 0));
+  }
+
+  private takeId(): number {
+    // u32 ids, wrapping; a long-waiting request's id is skipped rather than reused.
+    do {
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    } while (this.pending.has(this.nextId));
+    return this.nextId;
+  }
+
+  private settle(id: number): Pending | undefined {
+    const waiting = this.pending.get(id);
+    if (waiting === undefined) return undefined;
+    this.pending.delete(id);
+    clearTimeout(waiting.timer);
+    if (waiting.onAbort !== undefined) waiting.signal?.removeEventListener('abort', waiting.onAbort);
+    return waiting;
+  }
+
+  private receive(from: number, body: Uint8Array): void {
+    let frame;
+    try {
+      frame = decodeForwardFrame(body);
+    } catch {
+      this.counters.malformed++;
+      return;
+    }
+    switch (frame.type) {
+      case FORWARD_REQUEST:
+        this.counters.served++;
+        void this.serve(from, frame.request, this.channel.certifiedPeers)
+          .then((reply) => this.reply(from, frame.request.id, reply));
+        return;
+      case FORWARD_REPLY: {
+        const waiting = this.pending.get(frame.reply.id);
+        if (waiting === undefined || waiting.to !== from) {
+          this.counters.unexpected++;
+          return;
+        }
+        this.settle(frame.reply.id);
+        this.counters.answered++;
+        waiting.resolve(frame.reply);
+        return;
+      }
+      case FORWARD_HELLO:
+        this.channel.send(from, encodeForwardHello(FORWARD_HELLO_ACK, 0));
+        // It speaks the protocol too: no need to ask it back.
+        this.proven.add(from);
+        return;
+      case FORWARD_HELLO_ACK:
+        this.proven.add(from);
+        return;
+    }
+  }
+
+  private reply(to: number, id: number, reply: PeerReply): void {
+    if (this.closed) return;
+    let bytes: Buffer;
+    try {
+      bytes = encodeForwardReply({ id, ...reply } satisfies ForwardedReplyFrame);
+    } catch {
+      bytes = encodeForwardReply({ id, status: 500, headers: {}, body: Buffer.from('{"error":"INTERNAL","message":"the reply could not be encoded","mayHaveBeenApplied":true}\n') });
+    }
+    if (!this.channel.send(to, bytes)) this.counters.unsent++;
+  }
+}
