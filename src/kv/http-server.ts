@@ -56,7 +56,7 @@ import {
   sessionOfRequest, sessionTtlOf,
 } from './http-request.js';
 import { ClusterStatus } from './cluster-status.js';
-import { isKvErrorCode, KvError, NOT_APPLIED } from './kv-error.js';
+import { isKvErrorCode, KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
 import { KvRequestMetrics, PrometheusWriter, renderNodeMetrics, renderProcessMetrics, type KvOperation } from './kv-metrics.js';
 import type { KvService } from './kv-service.js';
 import { nodeReport, readCounters } from './node-report.js';
@@ -335,11 +335,19 @@ export class KvHttpServer {
     const forwardable = (body: string | undefined, isWrite: boolean) =>
       (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body,
         timeoutMs - (performance.now() - request.began), isWrite, signal, request.certificateCaller);
+    // What this node would refuse with NOT_MASTER at once goes straight on to the master.
+    const forwardAtOnce = (body: string | undefined, isWrite: boolean): Promise<Reply> | undefined => {
+      const master = service.forwardingTarget(key);
+      return master === undefined ? undefined : this.forwardToMaster(master, request, body,
+        timeoutMs - (performance.now() - request.began), isWrite, signal, request.certificateCaller);
+    };
     switch (method) {
       case 'GET': {
         countAs('get');
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
+        const early = stale ? undefined : forwardAtOnce(undefined, false);
+        if (early !== undefined) return await early;
         const record = await service.get(key, { stale, timeoutMs, signal })
           .catch(forwardable(undefined, false));
         if ('status' in record) return record;
@@ -355,6 +363,8 @@ export class KvHttpServer {
         const text = await request.readBody(undefined);
         const body = parsePutBody(text);
         const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const early = forwardAtOnce(text, true);
+        if (early !== undefined) return await early;
         const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal, session })
           .catch(forwardable(text, true));
         return 'status' in written ? written : { status: 200, body: writtenBody(key, written, this.requests), headers };
@@ -365,6 +375,8 @@ export class KvHttpServer {
         const text = await request.readBody(MAX_DELETE_BODY_BYTES);
         const version = deleteVersion(url, text);
         const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const early = forwardAtOnce(text.length === 0 ? undefined : text, true);
+        if (early !== undefined) return await early;
         const deleted = await service.delete(key, { version, timeoutMs, signal, session })
           .catch(forwardable(text.length === 0 ? undefined : text, true));
         return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
@@ -448,19 +460,35 @@ export class KvHttpServer {
     signal: AbortSignal | undefined, certificateCaller: Role | undefined,
   ): Promise<Reply> {
     const master = error instanceof KvError && error.code === 'NOT_MASTER' ? error.master : undefined;
-    const endpoint = master?.endpoint;
+    const forwarded = master === undefined ? undefined
+      : this.forwardToMaster(master, request, body, timeoutMs, isWrite, signal, certificateCaller);
+    if (forwarded === undefined) throw error;
+    return await forwarded;
+  }
+
+  /** The request forwarded to `master` once, or undefined when it may not be (one hop only, or itself). */
+  private forwardToMaster(
+    master: MasterHint, request: ForwardSource, body: string | undefined, timeoutMs: number, isWrite: boolean,
+    signal: AbortSignal | undefined, certificateCaller: Role | undefined,
+  ): Promise<Reply> | undefined {
+    const endpoint = master.endpoint;
     const oneHopOnly = request.headers[FORWARDED_HEADER] !== undefined ||
       request.headers[NO_FORWARD_HEADER] !== undefined;
-    if (endpoint === undefined || oneHopOnly || endpoint === this.endpoint) {
-      throw error;
-    }
+    if (endpoint === undefined || oneHopOnly || endpoint === this.endpoint) return undefined;
+    return this.forwardNow(master, endpoint, request, body, timeoutMs, isWrite, signal, certificateCaller);
+  }
+
+  private async forwardNow(
+    master: MasterHint, endpoint: string, request: ForwardSource, body: string | undefined, timeoutMs: number,
+    isWrite: boolean, signal: AbortSignal | undefined, certificateCaller: Role | undefined,
+  ): Promise<Reply> {
     this.requests.forwarded++;
     const headers: Record<string, string> = {};
     for (const name of [SESSION_HEADER, SEQUENCE_HEADER]) {
       const value = request.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const overTransport = request.overTransport && master !== undefined
+    const overTransport = request.overTransport
       ? this.forwardOverTransport(master.nodeId, endpoint, request, body, timeoutMs, isWrite, signal, certificateCaller)
       : undefined;
     if (overTransport !== undefined) {

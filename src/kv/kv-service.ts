@@ -223,6 +223,19 @@ export class KvService {
     return groupOfKey(key, this.groups);
   }
 
+  /**
+   * The master a request for `key` would be sent on to: defined exactly when this node would refuse
+   * a write or a linearizable read of it at once with NOT_MASTER naming a master it knows the
+   * endpoint of (this node is not the group's master, and its storage is fine). A forwarding node
+   * asks first, rather than building and catching that refusal for most of its requests.
+   */
+  forwardingTarget(key: string): MasterHint | undefined {
+    const group = this.groupOf(key);
+    if (this.node.storageFailure() !== undefined || this.node.isMaster(group)) return undefined;
+    const hint = this.masterHint(group);
+    return hint !== undefined && hint.nodeId !== this.nodeId && hint.endpoint !== undefined ? hint : undefined;
+  }
+
   /** Write a key on the master of its group; resolves with the key's new version once applied here. */
   async put(key: string, value: Uint8Array | string, options: KvWriteOptions = {}): Promise<KvWritten> {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;

@@ -62,87 +62,111 @@ export function isForwardMethod(method: string): method is ForwardMethod {
   return (METHODS as readonly string[]).includes(method);
 }
 
-/** A growing list of parts, written into one exactly sized buffer at the end. */
+/**
+ * Writes a frame into one buffer allocated at its exact size (the sizes are summed first): one
+ * allocation per frame, strings written in place.
+ */
 class Writer {
-  private readonly parts: (number | Buffer)[] = [];
-  private readonly widths: number[] = [];
-  private size = 0;
+  private offset = 0;
+  readonly out: Buffer;
 
-  integer(value: number, bytes: 1 | 2 | 4): void {
-    this.parts.push(value);
-    this.widths.push(bytes);
-    this.size += bytes;
+  constructor(size: number) {
+    this.out = Buffer.allocUnsafe(size);
   }
 
+  u8(value: number): void {
+    this.out.writeUInt8(value, this.offset);
+    this.offset += 1;
+  }
+
+  u16(value: number): void {
+    this.out.writeUInt16LE(value, this.offset);
+    this.offset += 2;
+  }
+
+  u32(value: number): void {
+    this.out.writeUInt32LE(value, this.offset);
+    this.offset += 4;
+  }
+
+  /** A latin1 string after its length (`lengthBytes` wide); its size was checked by `stringBytes`. */
   string(value: string, lengthBytes: 1 | 2): void {
-    const bytes = Buffer.from(value, 'latin1');
-    if (bytes.length >= 2 ** (8 * lengthBytes)) throw new ForwardFrameError(`a field of ${bytes.length} bytes is too long`);
-    this.integer(bytes.length, lengthBytes);
-    this.bytes(bytes);
+    if (lengthBytes === 1) this.u8(value.length);
+    else this.u16(value.length);
+    this.offset += this.out.write(value, this.offset, 'latin1');
   }
 
-  bytes(value: Buffer): void {
-    this.parts.push(value);
-    this.widths.push(0);
-    this.size += value.length;
-  }
-
-  finish(): Buffer {
-    const out = Buffer.allocUnsafe(this.size);
-    let offset = 0;
-    this.parts.forEach((part, index) => {
-      const width = this.widths[index] as number;
-      if (typeof part === 'number') {
-        if (width === 1) out.writeUInt8(part, offset);
-        else if (width === 2) out.writeUInt16LE(part, offset);
-        else out.writeUInt32LE(part, offset);
-        offset += width;
-      } else {
-        part.copy(out, offset);
-        offset += part.length;
-      }
-    });
-    return out;
+  bytes(value: Uint8Array): void {
+    this.out.set(value, this.offset);
+    this.offset += value.length;
   }
 }
 
+/** The bytes a latin1 string takes after its length prefix; too long for the prefix is refused. */
+function stringBytes(value: string, lengthBytes: 1 | 2): number {
+  // latin1 takes one byte per UTF-16 unit (a unit above 0xff keeps only its low byte, as Node does).
+  if (value.length >= 2 ** (8 * lengthBytes)) throw new ForwardFrameError(`a field of ${value.length} bytes is too long`);
+  return lengthBytes + value.length;
+}
+
 export function encodeForwardRequest(request: ForwardedRequest): Buffer {
-  const out = new Writer();
-  out.integer(FORWARD_REQUEST, 1);
-  out.integer(request.id, 4);
-  out.integer(Math.max(1, Math.min(0xffffffff, Math.floor(request.timeoutMs))), 4);
-  out.integer(METHODS.indexOf(request.method) + 1, 1);
-  const fields = (request.authorization !== undefined ? HAS_AUTHORIZATION : 0) |
-    (request.callerRole !== undefined ? HAS_ROLE : 0) | (request.session !== undefined ? HAS_SESSION : 0) |
-    (request.sequence !== undefined ? HAS_SEQUENCE : 0) | (request.body !== undefined ? HAS_BODY : 0);
-  out.integer(fields, 1);
+  let size = 1 + 4 + 4 + 1 + 1 + stringBytes(request.path, 2);
+  let fields = 0;
+  if (request.authorization !== undefined) {
+    fields |= HAS_AUTHORIZATION;
+    size += stringBytes(request.authorization, 2);
+  }
+  if (request.callerRole !== undefined) {
+    fields |= HAS_ROLE;
+    size += stringBytes(request.callerRole, 1);
+  }
+  if (request.session !== undefined) {
+    fields |= HAS_SESSION;
+    size += stringBytes(request.session, 2);
+  }
+  if (request.sequence !== undefined) {
+    fields |= HAS_SEQUENCE;
+    size += stringBytes(request.sequence, 2);
+  }
+  if (request.body !== undefined) {
+    fields |= HAS_BODY;
+    size += 4 + request.body.length;
+  }
+  const out = new Writer(size);
+  out.u8(FORWARD_REQUEST);
+  out.u32(request.id);
+  out.u32(Math.max(1, Math.min(0xffffffff, Math.floor(request.timeoutMs))));
+  out.u8(METHODS.indexOf(request.method) + 1);
+  out.u8(fields);
   out.string(request.path, 2);
   if (request.authorization !== undefined) out.string(request.authorization, 2);
   if (request.callerRole !== undefined) out.string(request.callerRole, 1);
   if (request.session !== undefined) out.string(request.session, 2);
   if (request.sequence !== undefined) out.string(request.sequence, 2);
   if (request.body !== undefined) {
-    out.integer(request.body.length, 4);
+    out.u32(request.body.length);
     out.bytes(request.body);
   }
-  return out.finish();
+  return out.out;
 }
 
 export function encodeForwardReply(reply: ForwardedReplyFrame): Buffer {
-  const out = new Writer();
-  out.integer(FORWARD_REPLY, 1);
-  out.integer(reply.id, 4);
-  out.integer(reply.status, 2);
-  const headers = Object.entries(reply.headers);
-  if (headers.length > 255) throw new ForwardFrameError('a reply has at most 255 headers');
-  out.integer(headers.length, 1);
-  for (const [name, value] of headers) {
+  const names = Object.keys(reply.headers);
+  if (names.length > 255) throw new ForwardFrameError('a reply has at most 255 headers');
+  let size = 1 + 4 + 2 + 1 + 4 + reply.body.length;
+  for (const name of names) size += stringBytes(name, 1) + stringBytes(reply.headers[name] as string, 2);
+  const out = new Writer(size);
+  out.u8(FORWARD_REPLY);
+  out.u32(reply.id);
+  out.u16(reply.status);
+  out.u8(names.length);
+  for (const name of names) {
     out.string(name, 1);
-    out.string(value, 2);
+    out.string(reply.headers[name] as string, 2);
   }
-  out.integer(reply.body.length, 4);
+  out.u32(reply.body.length);
   out.bytes(reply.body);
-  return out.finish();
+  return out.out;
 }
 
 export function encodeForwardHello(type: typeof FORWARD_HELLO | typeof FORWARD_HELLO_ACK, id: number): Buffer {
@@ -155,18 +179,26 @@ export function encodeForwardHello(type: typeof FORWARD_HELLO | typeof FORWARD_H
 /** Reads a frame front to back; any read past the end is a ForwardFrameError. */
 class Reader {
   private offset = 0;
-  constructor(private readonly bytes: Uint8Array) {}
+  private readonly bytes: Buffer;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
 
   integer(width: 1 | 2 | 4): number {
     this.need(width);
-    const view = Buffer.from(this.bytes.buffer, this.bytes.byteOffset + this.offset, width);
+    const at = this.offset;
     this.offset += width;
-    return width === 1 ? view.readUInt8(0) : width === 2 ? view.readUInt16LE(0) : view.readUInt32LE(0);
+    if (width === 1) return this.bytes.readUInt8(at);
+    return width === 2 ? this.bytes.readUInt16LE(at) : this.bytes.readUInt32LE(at);
   }
 
   string(lengthBytes: 1 | 2): string {
     const length = this.integer(lengthBytes);
-    return this.take(length).toString('latin1');
+    this.need(length);
+    const text = this.bytes.toString('latin1', this.offset, this.offset + length);
+    this.offset += length;
+    return text;
   }
 
   /** A copy: the frame's bytes are only lent until the handler returns. */
