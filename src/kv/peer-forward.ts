@@ -74,7 +74,7 @@ export class PeerForwarder {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Peers that answered a hello since their last timeout. */
-  private readonly proven = new Set<number>();
+  private readonly provenPeers = new Set<number>();
   private readonly helloSentAt = new Map<number, number>();
   private closed = false;
 
@@ -95,7 +95,7 @@ export class PeerForwarder {
    */
   forward(to: number, request: PeerForwardRequest, waitMs: number = request.timeoutMs): Promise<PeerReply> | undefined {
     if (this.closed) return undefined;
-    if (!this.proven.has(to)) {
+    if (!this.provenPeers.has(to)) {
       this.hello(to);
       return undefined;
     }
@@ -108,7 +108,9 @@ export class PeerForwarder {
       const timer = setTimeout(() => {
         this.settle(id);
         this.counters.timedOut++;
-        this.proven.delete(to);
+        // Unproven until it answers a hello again (asked at the next request).
+        this.provenPeers.delete(to);
+        this.helloSentAt.delete(to);
         this.onTimeout(to);
         reject(new KvError('TIMEOUT', `the master (node ${to}) did not answer within ${Math.round(waitMs)} ms` +
           (isWrite ? '; the write may have been applied' : ''), { mayHaveBeenApplied: isWrite }));
@@ -120,6 +122,11 @@ export class PeerForwarder {
       if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, { to, resolve, reject, timer, onAbort, signal });
     });
+  }
+
+  /** Whether `peer` has shown it speaks this protocol (requests to it go over the transport). */
+  proven(peer: number): boolean {
+    return this.provenPeers.has(peer);
   }
 
   /** Every waiting request fails (UNAVAILABLE, maybe applied for writes: they were sent). */
@@ -184,10 +191,10 @@ export class PeerForwarder {
       case FORWARD_HELLO:
         this.channel.send(from, encodeForwardHello(FORWARD_HELLO_ACK, 0));
         // It speaks the protocol too: no need to ask it back.
-        this.proven.add(from);
+        this.provenPeers.add(from);
         return;
       case FORWARD_HELLO_ACK:
-        this.proven.add(from);
+        this.provenPeers.add(from);
         return;
     }
   }
