@@ -16,6 +16,7 @@ export {
   NODE_DEFAULTS, type PaxosNodeOptions, type MemberAddress, type NodeAddress, type ClosableTransport,
   type FollowerAddress, type GroupHalt,
 } from './node/node-options.js';
+export type { ApplicationChannel } from './node/node-transport.js';
 export type { TlsFileOptions } from './security/tls-files.js';
 export type { MasterInfo } from './runtime/master/master-state-machine.js';
 export { DEFAULT_MASTER_OPTIONS, type MasterOptions } from './runtime/master/master-manager.js';
