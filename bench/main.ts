@@ -12,7 +12,8 @@ const USAGE = `usage: npm run bench -- <benchmark> [options]
 benchmarks:
   propose   proposals/s and latency through real node processes on loopback, fsync on
   storage   durable commit throughput and latency, recovery and bulk delete of the log store
-  kv        closed-loop puts against a 3-node cluster of ours and a 3-member etcd cluster, side by side
+  kv        closed-loop puts against a 3-node cluster of ours and a 3-member etcd cluster, side by side,
+            and plain HTTP over every node against etcd and a no-consensus Node HTTP server
   kv-restart  how long a KV node takes to start again with a million keys (whole log, then from a snapshot)
   kv-disk   the disk a KV node uses over millions of puts with snapshots and log cleaning, against its bound
   catch-up  how fast a restarted node catches up: from its peers' logs, and by a snapshot transfer
