@@ -249,6 +249,17 @@ test('a forwarded request keeps the caller\'s role: the master authenticates the
   const threeOnly = await call(endpoints[2]!, 'PUT', `/v1/kv/${forwardedKey}`, TOKENS.threeOnly, { value: 'no' });
   assert.equal(threeOnly.status, 401, JSON.stringify(threeOnly.body));
   assert.notEqual(threeOnly.headers['x-multipaxos-node'], '3', 'the master refused it');
+  // Between nodes authenticated by their certificates (mutual TLS), forwards with a token go over
+  // the nodes' own connection (the first to each master over HTTPS, while the master answers a hello).
+  let overTransport = 0;
+  for (let attempt = 0; attempt < 50 && overTransport === 0; attempt++) {
+    const forwarded = await call(endpoints[2]!, 'GET', `/v1/kv/${forwardedKey}`, TOKENS.read);
+    assert.equal(forwarded.status, 200, JSON.stringify(forwarded.body));
+    const metrics = await call(endpoints[2]!, 'GET', '/metrics', TOKENS.read);
+    const sample = /^multipaxos_kv_forwarded_over_transport_total (\d+)$/m.exec(String(metrics.body.text));
+    overTransport = Number(sample?.[1]);
+  }
+  assert.ok(overTransport > 0, 'forwarded over the nodes\' mutual-TLS connection');
   const read = await call(endpoints[2]!, 'GET', `/v1/kv/${forwardedKey}`, TOKENS.read);
   assert.equal(read.body.value, 'v', 'nothing was written by the refused requests');
   // A caller cannot claim to be a forwarding node to skip anything: the header only stops a second hop.
