@@ -7,12 +7,14 @@
  * ring grows by doubling up to the message bound, so an idle peer costs little.
  */
 import type { PaxosMessage } from '../core/messages.js';
-import type { ApplicationPayload } from './application-frame.js';
+import { ApplicationPayload } from './application-frame.js';
 
 /** A Paxos message, or an application's opaque frame going the same way. */
 export type Outbound = PaxosMessage | ApplicationPayload;
 
 const INITIAL_CAPACITY = 16;
+/** The share of the queue's bounds application frames may take (the rest is the Paxos messages'). */
+const APPLICATION_SHARE = 4;
 
 export class OutboundQueue {
   readonly maxMessages: number;
@@ -25,6 +27,8 @@ export class OutboundQueue {
   private head = 0;
   private count = 0;
   private bytes = 0;
+  private applicationCount = 0;
+  private applicationBytes = 0;
 
   constructor(maxMessages: number, maxBytes: number) {
     this.maxMessages = maxMessages;
@@ -59,7 +63,32 @@ export class OutboundQueue {
     this.times[slot] = now;
     this.count++;
     this.bytes += size;
+    if (message instanceof ApplicationPayload) {
+      this.applicationCount++;
+      this.applicationBytes += size;
+    }
     return dropped;
+  }
+
+  /**
+   * Queue an application frame only where it drops nothing and keeps to its share of the bounds
+   * (a quarter of the messages and of the bytes): false when it does not fit, and it is not queued.
+   * Paxos messages still push application frames out like any older entry.
+   */
+  pushApplication(payload: ApplicationPayload, size: number, now: number): boolean {
+    if (this.count >= this.maxMessages || this.bytes + size > this.maxBytes) return false;
+    if ((this.applicationCount + 1) * APPLICATION_SHARE > this.maxMessages ||
+      (this.applicationBytes + size) * APPLICATION_SHARE > this.maxBytes) return false;
+    return this.push(0, payload, size, now) === 0;
+  }
+
+  /** Application frames queued, and their bytes. */
+  get applicationLength(): number {
+    return this.applicationCount;
+  }
+
+  get applicationByteLength(): number {
+    return this.applicationBytes;
   }
 
   /** The i-th oldest entry's parts (0 is the oldest); i must be below `length`. */
@@ -83,6 +112,10 @@ export class OutboundQueue {
   shift(): void {
     const slot = this.head;
     this.bytes -= this.sizes[slot] as number;
+    if (this.messages[slot] instanceof ApplicationPayload) {
+      this.applicationCount--;
+      this.applicationBytes -= this.sizes[slot] as number;
+    }
     this.messages[slot] = undefined;
     this.head = slot + 1 === this.capacity ? 0 : slot + 1;
     this.count--;

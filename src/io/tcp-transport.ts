@@ -28,8 +28,9 @@
  * - Messages to this node itself skip the network: they are delivered in a microtask, never
  *   dropped, in order.
  * - Application frames (application-frame.ts): an embedding application's opaque bytes to a peer
- *   (`sendApplication`), queued with that peer's messages (same bounds, same batching) and sent only
- *   while the connection is open; the receiver's `onApplication` handler gets them with the
+ *   (`sendApplication`), queued with that peer's messages (same batching) and sent only
+ *   while the connection is open; they never push a Paxos message out of the queue (refused
+ *   instead) and take at most a quarter of its bounds; the receiver's `onApplication` handler gets them with the
  *   authenticated peer's id.
  * - Inbound bytes are untrusted. A frame that fails its CRC, its length or version bounds, does not
  *   decode, or is not a handshake before authentication closes the connection. Three
@@ -262,6 +263,17 @@ export class TcpTransport implements Transport {
     this.applicationHandler = handler;
   }
 
+  /**
+   * The hosts bytes to node `to` travel between: its configured address and the remote address of
+   * its open connection (none without one). An application decides from them whether a secret may
+   * go to it without TLS.
+   */
+  peerHosts(to: number): string[] {
+    const peer = this.peers.get(to);
+    if (peer === undefined || peer.connection === null || !peer.connection.isOpen) return [];
+    return [peer.address.host, peer.connection.socket.remoteAddress ?? ''];
+  }
+
   /** Whether every peer was authenticated by a certificate naming its node id (mutual TLS). */
   get certifiedPeers(): boolean {
     return this.tls !== null;
@@ -280,9 +292,8 @@ export class TcpTransport implements Transport {
     if (peer === undefined || peer.connection === null || !peer.connection.isOpen) return false;
     const size = applicationFrameBytes(body);
     if (size - 4 > this.options.maxFrameBytes) return false;
-    const dropped = peer.queue.push(0, new ApplicationPayload(body), size, monotonicNow());
-    if (dropped < 0) return false;
-    if (dropped > 0) this.onQueueOverflow(peer, dropped);
+    // Never at the Paxos messages' expense: no room left (or the application's share spent) is a refusal.
+    if (!peer.queue.pushApplication(new ApplicationPayload(body), size, monotonicNow())) return false;
     this.counters.applicationFramesSent++;
     this.scheduleFlush(peer);
     return true;
@@ -831,6 +842,11 @@ export class TcpTransport implements Transport {
       return;
     }
     if (frame.kind === FRAME_KIND_APPLICATION) {
+      if (frame.group !== 0) {
+        this.counters.malformedFrames++;
+        this.refuse(connection, 'malformed-frame', `an application frame with group ${frame.group} (always 0)`);
+        return;
+      }
       this.deliverApplication(connection.peerId, frame.body);
       return;
     }

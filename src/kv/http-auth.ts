@@ -60,3 +60,21 @@ export function authorize(tokens: TokenStore, authorization: string | undefined,
   }
   return role;
 }
+
+/** Refusals of the token check, by kind (the server's request metrics). */
+export interface AuthRefusals {
+  unauthenticated: number;
+  forbidden: number;
+}
+
+/** `authorize`, with each refusal counted in `refusals`. */
+export function authorizeCounted(refusals: AuthRefusals, tokens: TokenStore, authorization: string | undefined,
+  certificateRole: Role | undefined, method: string, path: string, openMonitoring: boolean): Role | undefined {
+  try {
+    return authorize(tokens, authorization, certificateRole, method, path, openMonitoring);
+  } catch (error) {
+    if (error instanceof KvError && error.code === 'FORBIDDEN') refusals.forbidden++;
+    else refusals.unauthenticated++;
+    throw error;
+  }
+}

@@ -11,6 +11,8 @@ import { KvError, NOT_APPLIED } from './kv-error.js';
 export const KV_PATH_PREFIX = '/v1/kv/';
 /** A JSON string escapes a byte in at most six characters (\u00XX); the rest is the field names. */
 export const MAX_BODY_BYTES = MAX_KV_VALUE_BYTES * 6 + 4096;
+/** The longest a request may ask to be waited for (x-multipaxos-timeout-ms). */
+export const MAX_TIMEOUT_MS = 60_000;
 
 export interface PutBody {
   readonly value: string;

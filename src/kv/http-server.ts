@@ -42,17 +42,21 @@ import { TlsFiles, type TlsFileOptions } from '../security/tls-files.js';
 import { isRole, type Role, type TokenStore } from '../security/tokens.js';
 import { nodeIdsOf, roleOf } from '../security/node-identity.js';
 import type { TLSSocket } from 'node:tls';
-import { authorize } from './http-auth.js';
-import { mayCarryCredentials } from './cleartext-guard.js';
+import { authorizeCounted } from './http-auth.js';
+import { isLoopbackHost } from './cleartext-guard.js';
 import { Forwarder } from './http-forward.js';
-import { PeerForwarder, type PeerReply } from './peer-forward.js';
-import { isForwardMethod, type ForwardedRequest } from './peer-forward-codec.js';
+import { MAX_REPLY_BODY_BYTES, PeerForwarder, type PeerReply } from './peer-forward.js';
+import { isForwardMethod } from './peer-forward-codec.js';
+import { serveForwardedRequest, type ForwardedRequestHost } from './peer-forward-server.js';
+import {
+  failureOf, failureReply, methodNotAllowed, outcomeOf, RawJson, RawText, sendReply, type Reply,
+} from './http-reply.js';
 import { serveWatch } from './http-watch.js';
 import {
   FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
 } from './http-headers.js';
 import {
-  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, MAX_BODY_BYTES, parsePutBody, readBody,
+  BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, MAX_TIMEOUT_MS, parsePutBody, readBody,
   sessionOfRequest, sessionTtlOf,
 } from './http-request.js';
 import { ClusterStatus } from './cluster-status.js';
@@ -83,19 +87,12 @@ export interface KvHttpServerOptions {
   readonly logger?: Logger;
 }
 
-const MAX_TIMEOUT_MS = 60_000;
 /** A DELETE body is at most {"version": n}. */
 const MAX_DELETE_BODY_BYTES = 4096;
 const MAX_CONNECTIONS = 4_096;
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** More than this in bodies being received at once is refused with OVERLOADED (429). */
 const MAX_BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
-
-interface Reply {
-  readonly status: number;
-  readonly body: unknown;
-  readonly headers?: Readonly<Record<string, string>>;
-}
 
 /** What forwarding needs of a request: how it was asked, and whether it may go over the transport. */
 interface ForwardSource {
@@ -119,8 +116,6 @@ interface KeyRequest extends ForwardSource {
   readonly readBody: (limit: number | undefined) => Promise<string>;
 }
 
-
-
 export class KvHttpServer {
   readonly endpoint: string;
   readonly requests = new KvRequestMetrics();
@@ -136,6 +131,7 @@ export class KvHttpServer {
   private service: KvService | undefined;
   private readonly history = new StatusHistory(Date.now());
   private readonly cluster: ClusterStatus;
+  private readonly logger: Logger | undefined;
   private sampler: ReturnType<typeof setInterval> | undefined;
 
   private constructor(server: Server, endpoint: string, options: KvHttpServerOptions, tls: TlsFiles | undefined) {
@@ -144,6 +140,7 @@ export class KvHttpServer {
     this.tls = tls;
     this.tokens = options.tokens;
     this.openMonitoring = options.openMonitoring ?? false;
+    this.logger = options.logger;
     this.forwarder = new Forwarder({
       localAddress: options.localAddress, tls: tls === undefined ? undefined : () => tls.current,
     });
@@ -203,8 +200,12 @@ export class KvHttpServer {
     this.service = service;
     const channel = service.node.applicationChannel;
     if (channel !== undefined) {
+      const host: ForwardedRequestHost = {
+        tokens: this.tokens, openMonitoring: this.openMonitoring, requests: this.requests, bodies: this.bodies,
+        commonHeaders: () => this.commonHeaders(), keyRequest: (request, countAs) => this.keyRequest(request, countAs),
+      };
       this.peers = new PeerForwarder(channel,
-        (from, request, certified) => this.serveForwarded(from, request, certified));
+        (from, request, certified) => serveForwardedRequest(host, from, request, certified));
     }
     const sample = (): void => this.history.record(readCounters(service, this.requests, Date.now()));
     sample();
@@ -235,24 +236,22 @@ export class KvHttpServer {
   private handle(request: IncomingMessage, response: ServerResponse): void {
     const started = performance.now();
     let operation: KvOperation | undefined;
+    // Neither callback can throw (sendReply does not): nothing becomes an unhandled rejection.
+    const unsendable = (error: unknown): void => this.logger?.error('the KV API could not write a reply', {
+      method: request.method, error: error instanceof Error ? error.message : String(error) });
     this.route(request, response, (op) => { operation = op; }).then(
       (reply) => {
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, outcomeOf(reply), seconds);
-        send(response, reply);
+        sendReply(response, reply, unsendable);
       },
       (error: unknown) => {
-        const failure = error instanceof KvError ? error
-          : request.destroyed ? new KvError('ABORTED', 'the client went away', { mayHaveBeenApplied: request.method !== 'GET' })
-            : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: request.method !== 'GET' });
+        const failure = failureOf(error, request.method !== 'GET', request.destroyed);
         const seconds = (performance.now() - started) / 1000;
         if (operation !== undefined) this.requests.record(operation, failure.code, seconds);
         // A stored refusal answered again counts as a duplicate, like a stored success.
         if (failure.duplicate) this.requests.duplicates++;
-        const headers: Record<string, string> = failure instanceof MethodNotAllowed
-          ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
-        if (failure.code === 'UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer realm="multipaxos"';
-        send(response, { status: failure.httpStatus, body: failure.toJSON(), headers });
+        sendReply(response, failureReply(failure, this.commonHeaders()), unsendable);
       },
     );
   }
@@ -269,15 +268,9 @@ export class KvHttpServer {
     // The role of a caller authenticated by its client certificate, to be carried if forwarded.
     let certificateCaller: Role | undefined;
     if (this.tokens !== undefined) {
-      try {
-        const role = authorize(this.tokens, request.headers.authorization, this.certificateRoleOf(request, path),
-          method, path, this.openMonitoring);
-        if (request.headers.authorization === undefined) certificateCaller = role;
-      } catch (error) {
-        if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
-        else this.requests.unauthenticated++;
-        throw error;
-      }
+      const role = authorizeCounted(this.requests, this.tokens, request.headers.authorization,
+        this.certificateRoleOf(request, path), method, path, this.openMonitoring);
+      if (request.headers.authorization === undefined) certificateCaller = role;
     }
     if (path === '/status' || path === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET, HEAD');
@@ -326,7 +319,7 @@ export class KvHttpServer {
 
   /**
    * GET, PUT or DELETE of one key, as HTTP received it or as another node forwarded it over the
-   * transport (serveForwarded): the same checks, the same answers.
+   * transport (peer-forward-server.ts): the same checks, the same answers.
    */
   private async keyRequest(request: KeyRequest, countAs: (operation: KvOperation) => void): Promise<Reply> {
     const { key, method, url, timeoutMs, signal } = request;
@@ -386,74 +379,6 @@ export class KvHttpServer {
     }
   }
 
-  /**
-   * A key request another node forwarded over the transport (peer-forward.ts), served as if it had
-   * come over HTTP from the caller: the caller's token is authenticated here again, a certificate
-   * caller's role is believed only from a peer authenticated by its node certificate, and this
-   * node, master or not, never forwards it again. Never rejects: every failure is a reply.
-   */
-  private async serveForwarded(from: number, forwarded: ForwardedRequest, certifiedPeer: boolean): Promise<PeerReply> {
-    const started = performance.now();
-    let operation: KvOperation | undefined;
-    let reply: Reply;
-    try {
-      reply = await this.routeForwarded(from, forwarded, certifiedPeer, (op) => { operation = op; });
-      const seconds = (performance.now() - started) / 1000;
-      if (operation !== undefined) this.requests.record(operation, outcomeOf(reply), seconds);
-    } catch (error) {
-      const failure = error instanceof KvError ? error
-        : new KvError('INTERNAL', String(error), { mayHaveBeenApplied: forwarded.method !== 'GET' });
-      if (operation !== undefined) this.requests.record(operation, failure.code, (performance.now() - started) / 1000);
-      if (failure.duplicate) this.requests.duplicates++;
-      const headers: Record<string, string> = failure instanceof MethodNotAllowed
-        ? { ...this.commonHeaders(), allow: failure.allow } : this.commonHeaders();
-      if (failure.code === 'UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer realm="multipaxos"';
-      reply = { status: failure.httpStatus, body: failure.toJSON(), headers };
-    }
-    return { status: reply.status, headers: reply.headers ?? {}, body: payloadOf(reply).bytes };
-  }
-
-  private async routeForwarded(
-    from: number, forwarded: ForwardedRequest, certifiedPeer: boolean, countAs: (operation: KvOperation) => void,
-  ): Promise<Reply> {
-    const url = parseUrl(forwarded.path);
-    const path = forwarded.path.startsWith('/') ? forwarded.path.split('?', 1)[0] as string : url.pathname;
-    const callerRole = certifiedPeer && forwarded.callerRole !== undefined && isRole(forwarded.callerRole)
-      ? forwarded.callerRole : undefined;
-    let certificateCaller: Role | undefined;
-    if (this.tokens !== undefined) {
-      try {
-        const role = authorize(this.tokens, forwarded.authorization, callerRole, forwarded.method, path,
-          this.openMonitoring);
-        if (forwarded.authorization === undefined) certificateCaller = role;
-      } catch (error) {
-        if (error instanceof KvError && error.code === 'FORBIDDEN') this.requests.forbidden++;
-        else this.requests.unauthenticated++;
-        throw error;
-      }
-    }
-    const key = keyOfPath(path);
-    if (key === undefined) throw new KvError('NOT_FOUND', `no such path: ${path} (only keys are forwarded this way)`, NOT_APPLIED);
-    // What the HTTP request would have carried: the session, and the mark of a request forwarded once.
-    const headers: IncomingHttpHeaders = { [FORWARDED_HEADER]: String(from) };
-    if (forwarded.session !== undefined) headers[SESSION_HEADER] = forwarded.session;
-    if (forwarded.sequence !== undefined) headers[SEQUENCE_HEADER] = forwarded.sequence;
-    const body = forwarded.body;
-    return await this.keyRequest({
-      key, method: forwarded.method, url, rawUrl: forwarded.path, headers, began: performance.now(),
-      timeoutMs: Math.min(MAX_TIMEOUT_MS, forwarded.timeoutMs), signal: undefined, certificateCaller,
-      readBody: (limit) => {
-        const max = limit ?? MAX_BODY_BYTES;
-        if (body !== undefined && body.length > max) {
-          return Promise.reject(new KvError('VALUE_TOO_LARGE', `the body has ${body.length} bytes; the limit is ${max}`,
-            NOT_APPLIED));
-        }
-        return Promise.resolve(body === undefined ? '' : body.toString('utf8'));
-      },
-      overTransport: false,
-    }, countAs);
-  }
-
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
   private async forwardOrThrow(
     error: unknown, request: ForwardSource, body: string | undefined, timeoutMs: number, isWrite: boolean,
@@ -489,7 +414,7 @@ export class KvHttpServer {
       if (typeof value === 'string') headers[name] = value;
     }
     const overTransport = request.overTransport
-      ? this.forwardOverTransport(master.nodeId, endpoint, request, body, timeoutMs, isWrite, signal, certificateCaller)
+      ? this.forwardOverTransport(master.nodeId, request, body, timeoutMs, isWrite, signal, certificateCaller)
       : undefined;
     if (overTransport !== undefined) {
       this.requests.forwardedOverTransport++;
@@ -498,7 +423,10 @@ export class KvHttpServer {
         if (failure instanceof KvError && failure.code === 'TIMEOUT') this.forwarder.silence(endpoint);
         throw failure;
       });
-      return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+      // Undefined: a read whose reply was too large for a frame, asked again over HTTP below.
+      if (reply !== undefined) {
+        return { status: reply.status, body: new RawJson(reply.body), headers: forwardedHeaders(reply.headers) };
+      }
     }
     const reply = await this.forwarder.forward({
       endpoint, method: request.method, path: request.rawUrl, body,
@@ -510,21 +438,29 @@ export class KvHttpServer {
 
   /**
    * The forward over the nodes' own connection, or undefined when it cannot take it (no such
-   * channel, the peer unproven or unreachable, or a request it does not carry): then over HTTP. A
-   * caller's credentials go this way only where they would go over HTTP: between nodes whose
-   * transport is mutual TLS, or, with neither TLS, to a master on this machine's loopback; a node
-   * serving HTTPS never sends a request over a transport without TLS.
+   * channel, the peer unproven or unreachable, a body above MAX_REPLY_BODY_BYTES, or a request it
+   * does not carry): then over HTTP. A caller's credentials go this way only where the bytes stay
+   * private: between nodes whose transport is mutual TLS, or, without TLS, to a peer whose
+   * transport connection is on this machine's loopback (decided on that connection's own
+   * addresses, not on the master's HTTP endpoint); a node serving HTTPS never sends a request over
+   * a transport without TLS.
    */
   private forwardOverTransport(
-    masterId: number, endpoint: string, request: ForwardSource, body: string | undefined, timeoutMs: number,
+    masterId: number, request: ForwardSource, body: string | undefined, timeoutMs: number,
     isWrite: boolean, signal: AbortSignal | undefined, certificateCaller: Role | undefined,
-  ): Promise<PeerReply> | undefined {
+  ): Promise<PeerReply | undefined> | undefined {
     const peers = this.peers;
-    if (peers === undefined || !isForwardMethod(request.method)) return undefined;
+    const channel = this.service?.node.applicationChannel;
+    if (peers === undefined || channel === undefined || !isForwardMethod(request.method)) return undefined;
+    // Large bodies would crowd out the Paxos messages sharing the connection's queue.
+    if (body !== undefined && body.length > MAX_REPLY_BODY_BYTES) return undefined;
     const authorization = request.headers.authorization;
     const credentials = authorization !== undefined || certificateCaller !== undefined;
-    const certified = this.service?.node.applicationChannel?.certifiedPeers === true;
-    if (!certified && (this.tls !== undefined || (credentials && !mayCarryCredentials(endpoint)))) return undefined;
+    if (!channel.certifiedPeers) {
+      if (this.tls !== undefined) return undefined;
+      const hosts = channel.peerHosts(masterId);
+      if (credentials && !(hosts.length > 0 && hosts.every(isLoopbackHost))) return undefined;
+    }
     const session = request.headers[SESSION_HEADER];
     const sequence = request.headers[SEQUENCE_HEADER];
     // The master gets a little less time than we have, so that its own answer wins over our backstop.
@@ -783,15 +719,6 @@ function writtenBody(
   return { ...body, duplicate: true };
 }
 
-/** A body passed through as it came (a forwarded reply). */
-class RawJson {
-  constructor(readonly bytes: Buffer) {}
-}
-
-class RawText {
-  constructor(readonly text: string, readonly contentType: string) {}
-}
-
 /**
  * The path as it was sent: URL parsing resolves dot segments, which would turn the keys "." and ".."
  * (sent as /v1/kv/. and /v1/kv/..) into other paths.
@@ -799,20 +726,6 @@ class RawText {
 function rawPathOf(request: IncomingMessage, url: URL): string {
   const raw = request.url ?? '/';
   return raw.startsWith('/') ? raw.split('?', 1)[0] as string : url.pathname;
-}
-
-/** How a request ended: OK, or its error code (a forwarded reply carries the master's). */
-function outcomeOf(reply: Reply): string {
-  if (reply.status < 400) return 'OK';
-  if (reply.body instanceof RawJson) {
-    try {
-      const code = (JSON.parse(reply.body.bytes.toString('utf8')) as { error?: unknown } | null)?.error;
-      if (isKvErrorCode(code)) return code;
-    } catch {
-      // Not JSON: counted as INTERNAL below.
-    }
-  }
-  return 'INTERNAL';
 }
 
 function parseUrl(target: string | undefined): URL {
@@ -833,17 +746,6 @@ function timeoutOf(request: IncomingMessage): number {
   return value;
 }
 
-/** A 405; its answer carries the `Allow` header (RFC 9110) with the methods the path takes. */
-class MethodNotAllowed extends KvError {
-  constructor(method: string, path: string, readonly allow: string) {
-    super('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`, NOT_APPLIED);
-  }
-}
-
-function methodNotAllowed(method: string, path: string, allowed: string): KvError {
-  return new MethodNotAllowed(method, path, allowed);
-}
-
 function forwardedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
   const kept: Record<string, string> = {};
   for (const name of ['x-multipaxos-node', 'x-multipaxos-endpoint', 'x-multipaxos-groups', 'x-multipaxos-group']) {
@@ -851,20 +753,4 @@ function forwardedHeaders(headers: Readonly<Record<string, string | string[] | u
     if (typeof value === 'string') kept[name] = value;
   }
   return kept;
-}
-
-/** A reply's bytes and their content type. */
-function payloadOf(reply: Reply): { bytes: Buffer; contentType: string } {
-  if (reply.body instanceof RawJson) return { bytes: reply.body.bytes, contentType: 'application/json' };
-  if (reply.body instanceof RawText) return { bytes: Buffer.from(reply.body.text, 'utf8'), contentType: reply.body.contentType };
-  return { bytes: Buffer.from(`${JSON.stringify(reply.body)}\n`, 'utf8'), contentType: 'application/json' };
-}
-
-function send(response: ServerResponse, reply: Reply): void {
-  if (response.headersSent || response.destroyed) return;
-  const { bytes: payload, contentType } = payloadOf(reply);
-  response.writeHead(reply.status, {
-    ...reply.headers, 'content-type': contentType, 'content-length': payload.length,
-  });
-  response.end(response.req.method === 'HEAD' ? undefined : payload);
 }

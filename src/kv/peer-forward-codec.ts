@@ -8,8 +8,11 @@
  *   request: u32 timeoutMs | u8 method (1 GET, 2 PUT, 3 DELETE) | u8 fields present
  *            | str16 path | [str16 authorization] | [str8 callerRole] | [str16 session]
  *            | [str16 sequence] | [u32 body length, body]
- *   reply:   u16 status | u8 headers | (str8 name, str16 value)... | u32 body length, body
+ *   reply:   u16 status (200-599) | u8 headers | (str8 name, str16 value)... | u32 body length, body
+ *            (names are HTTP tokens, values visible ASCII, space and tab: the forwarding node
+ *            passes some on to its caller, and Node would throw on a CR or LF)
  *   hello, hello-ack: nothing more (a node learns that its peer speaks this protocol)
+ *   retry over HTTP: nothing more (the reply to request id does not fit a frame)
  *
  * Strings are latin1, as Node hands HTTP request lines and header values over: the caller's bytes
  * go through unchanged. Little-endian, like the transport's frames.
@@ -19,6 +22,13 @@ export const FORWARD_REQUEST = 1;
 export const FORWARD_REPLY = 2;
 export const FORWARD_HELLO = 3;
 export const FORWARD_HELLO_ACK = 4;
+/** The master's reply to request `id` does not fit a frame (or would crowd the queue): ask over HTTP. */
+export const FORWARD_RETRY_OVER_HTTP = 5;
+
+/** RFC 9110 token characters: a header name. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Visible ASCII, space and tab: a header value Node writes without ERR_INVALID_CHAR (no CR, LF, NUL). */
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
 const METHODS = ['GET', 'PUT', 'DELETE'] as const;
 export type ForwardMethod = (typeof METHODS)[number];
@@ -54,7 +64,10 @@ export interface ForwardedReplyFrame {
 export type ForwardFrame =
   | { readonly type: typeof FORWARD_REQUEST; readonly request: ForwardedRequest }
   | { readonly type: typeof FORWARD_REPLY; readonly reply: ForwardedReplyFrame }
-  | { readonly type: typeof FORWARD_HELLO | typeof FORWARD_HELLO_ACK; readonly id: number };
+  | {
+    readonly type: typeof FORWARD_HELLO | typeof FORWARD_HELLO_ACK | typeof FORWARD_RETRY_OVER_HTTP;
+    readonly id: number;
+  };
 
 export class ForwardFrameError extends Error {}
 
@@ -169,7 +182,10 @@ export function encodeForwardReply(reply: ForwardedReplyFrame): Buffer {
   return out.out;
 }
 
-export function encodeForwardHello(type: typeof FORWARD_HELLO | typeof FORWARD_HELLO_ACK, id: number): Buffer {
+/** A frame of only its type and id: hello, hello-ack, retry over HTTP. */
+export function encodeForwardSignal(
+  type: typeof FORWARD_HELLO | typeof FORWARD_HELLO_ACK | typeof FORWARD_RETRY_OVER_HTTP, id: number,
+): Buffer {
   const out = Buffer.allocUnsafe(5);
   out.writeUInt8(type, 0);
   out.writeUInt32LE(id, 1);
@@ -246,13 +262,18 @@ export function decodeForwardFrame(bytes: Uint8Array): ForwardFrame {
     }
     case FORWARD_REPLY: {
       const status = read.integer(2);
-      if (status < 100 || status > 599) throw new ForwardFrameError(`status ${status} is not an HTTP status`);
+      // What a master answers a key request with; 1xx would not be a final answer.
+      if (status < 200 || status > 599) throw new ForwardFrameError(`status ${status} is not a final HTTP status`);
       const count = read.integer(1);
       // No prototype: a header named __proto__ is just a name.
       const headers = Object.create(null) as Record<string, string>;
       for (let i = 0; i < count; i++) {
         const name = read.string(1);
-        headers[name] = read.string(2);
+        if (!HEADER_NAME.test(name)) throw new ForwardFrameError('a reply header name that is not an HTTP token');
+        const value = read.string(2);
+        // The forwarding node passes some headers on to its caller: nothing HTTP would refuse.
+        if (!HEADER_VALUE.test(value)) throw new ForwardFrameError(`reply header ${name} has a character HTTP forbids`);
+        headers[name] = value;
       }
       const body = read.take(read.integer(4));
       read.end();
@@ -260,6 +281,7 @@ export function decodeForwardFrame(bytes: Uint8Array): ForwardFrame {
     }
     case FORWARD_HELLO:
     case FORWARD_HELLO_ACK:
+    case FORWARD_RETRY_OVER_HTTP:
       read.end();
       return { type, id };
     default:

@@ -15,12 +15,15 @@
  * hello again, so a node that restarts as an older version is not waited on twice.
  *
  * Frames that do not decode, replies no request is waiting for and replies from another peer than
- * the one asked are dropped and counted; nothing a peer sends can throw past the handler.
+ * the one asked are dropped and counted; nothing a peer sends can throw past the handler. The
+ * serving side bounds what one peer can make it hold (MAX_SERVING_PER_PEER requests at once, then
+ * OVERLOADED), and keeps large replies off the connection: a read whose reply is above
+ * MAX_REPLY_BODY_BYTES is answered "ask over HTTP", and the asker does.
  */
 import type { ApplicationChannel } from '../node/node-transport.js';
 import {
-  decodeForwardFrame, encodeForwardHello, encodeForwardReply, encodeForwardRequest, FORWARD_HELLO, FORWARD_HELLO_ACK,
-  FORWARD_REPLY, FORWARD_REQUEST, type ForwardedReplyFrame, type ForwardedRequest,
+  decodeForwardFrame, encodeForwardReply, encodeForwardRequest, encodeForwardSignal, FORWARD_HELLO, FORWARD_HELLO_ACK,
+  FORWARD_REPLY, FORWARD_REQUEST, FORWARD_RETRY_OVER_HTTP, type ForwardedRequest,
 } from './peer-forward-codec.js';
 import { KvError } from './kv-error.js';
 
@@ -28,6 +31,18 @@ import { KvError } from './kv-error.js';
 const MAX_PENDING = 16_384;
 /** How often an unproven peer is asked whether it speaks this protocol. */
 const HELLO_EVERY_MS = 1_000;
+/** Requests served for one peer at once; beyond it, OVERLOADED (not applied). */
+export const MAX_SERVING_PER_PEER = 4_096;
+/**
+ * A reply body above this goes over HTTP instead (a GET's asker is told to ask again that way):
+ * large frames would crowd out the Paxos messages sharing the connection.
+ */
+export const MAX_REPLY_BODY_BYTES = 64 * 1024;
+
+const OVERLOADED_BODY = Buffer.from('{"error":"OVERLOADED","message":"this node serves too many requests forwarded ' +
+  'by that node","mayHaveBeenApplied":false}\n');
+const UNSENDABLE_BODY = Buffer.from('{"error":"INTERNAL","message":"the reply could not be sent over the nodes\' ' +
+  'connection","mayHaveBeenApplied":true}\n');
 
 export interface PeerReply {
   readonly status: number;
@@ -51,11 +66,20 @@ export interface PeerForwardCounters {
   served: number;
   /** Replies the transport would not take (the connection went down): the asker times out. */
   unsent: number;
+  /** Requests refused with OVERLOADED: too many served for their peer at once. */
+  overloaded: number;
+  /**
+   * Replies that could not go as they were (too large for a frame, or refused by the connection's
+   * queue): a small one went instead (a read's asker asks over HTTP; a write's fails, maybe applied).
+   */
+  replaced: number;
 }
 
 interface Pending {
   readonly to: number;
-  readonly resolve: (reply: PeerReply) => void;
+  readonly isWrite: boolean;
+  /** Undefined: the master asks for the request to go over HTTP. */
+  readonly resolve: (reply: PeerReply | undefined) => void;
   readonly reject: (error: KvError) => void;
   readonly timer: NodeJS.Timeout;
   readonly onAbort: (() => void) | undefined;
@@ -69,7 +93,7 @@ export type PeerForwardRequest = Omit<ForwardedRequest, 'id'> & {
 
 export class PeerForwarder {
   readonly counters: PeerForwardCounters = {
-    sent: 0, answered: 0, timedOut: 0, malformed: 0, unexpected: 0, served: 0, unsent: 0,
+    sent: 0, answered: 0, timedOut: 0, malformed: 0, unexpected: 0, served: 0, unsent: 0, overloaded: 0, replaced: 0,
   };
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -77,12 +101,13 @@ export class PeerForwarder {
   private readonly provenPeers = new Set<number>();
   private readonly helloSentAt = new Map<number, number>();
   private closed = false;
+  /** Requests being served, by the peer that asked. */
+  private readonly serving = new Map<number, number>();
 
-  /** `onTimeout`: a peer let a request time out (the HTTP forwarder then holds back from it too). */
   constructor(
     private readonly channel: ApplicationChannel,
     private readonly serve: ForwardedRequestServer,
-    private readonly onTimeout: (peer: number) => void = () => {},
+    private readonly maxServingPerPeer = MAX_SERVING_PER_PEER,
   ) {
     channel.onReceive((from, body) => this.receive(from, body));
   }
@@ -91,9 +116,12 @@ export class PeerForwarder {
    * Send `request` to node `to`; undefined (nothing sent) when that cannot be done now: the peer
    * has not shown it speaks this protocol, its connection is down, or too many requests wait.
    * Without a reply within `waitMs` it fails with TIMEOUT (`request.timeoutMs`, what the master
-   * is given, should be a little less, so that its own answer comes first).
+   * is given, should be a little less, so that its own answer comes first). It resolves undefined
+   * when the master's reply to a read was too large for a frame: ask again over HTTP.
    */
-  forward(to: number, request: PeerForwardRequest, waitMs: number = request.timeoutMs): Promise<PeerReply> | undefined {
+  forward(
+    to: number, request: PeerForwardRequest, waitMs: number = request.timeoutMs,
+  ): Promise<PeerReply | undefined> | undefined {
     if (this.closed) return undefined;
     if (!this.provenPeers.has(to)) {
       this.hello(to);
@@ -102,16 +130,22 @@ export class PeerForwarder {
     if (this.pending.size >= MAX_PENDING) return undefined;
     const id = this.takeId();
     const { isWrite, signal, ...fields } = request;
-    if (!this.channel.send(to, encodeForwardRequest({ ...fields, id }))) return undefined;
+    let frame: Buffer;
+    try {
+      frame = encodeForwardRequest({ ...fields, id });
+    } catch {
+      // A field too long for its length prefix: nothing was sent, HTTP carries it.
+      return undefined;
+    }
+    if (!this.channel.send(to, frame)) return undefined;
     this.counters.sent++;
-    return new Promise<PeerReply>((resolve, reject) => {
+    return new Promise<PeerReply | undefined>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.settle(id);
         this.counters.timedOut++;
         // Unproven until it answers a hello again (asked at the next request).
         this.provenPeers.delete(to);
         this.helloSentAt.delete(to);
-        this.onTimeout(to);
         reject(new KvError('TIMEOUT', `the master (node ${to}) did not answer within ${Math.round(waitMs)} ms` +
           (isWrite ? '; the write may have been applied' : ''), { mayHaveBeenApplied: isWrite }));
       }, Math.max(1, waitMs));
@@ -120,7 +154,7 @@ export class PeerForwarder {
         reject(new KvError('ABORTED', 'the client went away', { mayHaveBeenApplied: isWrite }));
       };
       if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(id, { to, resolve, reject, timer, onAbort, signal });
+      this.pending.set(id, { to, isWrite, resolve, reject, timer, onAbort, signal });
     });
   }
 
@@ -143,7 +177,7 @@ export class PeerForwarder {
     const last = this.helloSentAt.get(to);
     if (last !== undefined && now - last < HELLO_EVERY_MS) return;
     this.helloSentAt.set(to, now);
-    this.channel.send(to, encodeForwardHello(FORWARD_HELLO, 0));
+    this.channel.send(to, encodeForwardSignal(FORWARD_HELLO, 0));
   }
 
   private takeId(): number {
@@ -164,6 +198,7 @@ export class PeerForwarder {
   }
 
   private receive(from: number, body: Uint8Array): void {
+    if (this.closed) return;
     let frame;
     try {
       frame = decodeForwardFrame(body);
@@ -172,11 +207,24 @@ export class PeerForwarder {
       return;
     }
     switch (frame.type) {
-      case FORWARD_REQUEST:
+      case FORWARD_REQUEST: {
+        const { request } = frame;
+        const serving = this.serving.get(from) ?? 0;
+        if (serving >= this.maxServingPerPeer) {
+          this.counters.overloaded++;
+          this.reply(from, request, { status: 429, headers: {}, body: OVERLOADED_BODY });
+          return;
+        }
+        this.serving.set(from, serving + 1);
         this.counters.served++;
-        void this.serve(from, frame.request, this.channel.certifiedPeers)
-          .then((reply) => this.reply(from, frame.request.id, reply));
+        void this.serve(from, request, this.channel.certifiedPeers).then((reply) => {
+          const left = (this.serving.get(from) ?? 1) - 1;
+          if (left === 0) this.serving.delete(from);
+          else this.serving.set(from, left);
+          this.reply(from, request, reply);
+        });
         return;
+      }
       case FORWARD_REPLY: {
         const waiting = this.pending.get(frame.reply.id);
         if (waiting === undefined || waiting.to !== from) {
@@ -188,8 +236,21 @@ export class PeerForwarder {
         waiting.resolve(frame.reply);
         return;
       }
+      case FORWARD_RETRY_OVER_HTTP: {
+        const waiting = this.pending.get(frame.id);
+        if (waiting === undefined || waiting.to !== from) {
+          this.counters.unexpected++;
+          return;
+        }
+        this.settle(frame.id);
+        this.counters.answered++;
+        // Only a read is asked again; a write was done and its reply is lost (masters never send this for one).
+        if (!waiting.isWrite) waiting.resolve(undefined);
+        else waiting.reject(new KvError('INTERNAL', `the master (node ${from}) could not send its reply`, { mayHaveBeenApplied: true }));
+        return;
+      }
       case FORWARD_HELLO:
-        this.channel.send(from, encodeForwardHello(FORWARD_HELLO_ACK, 0));
+        this.channel.send(from, encodeForwardSignal(FORWARD_HELLO_ACK, 0));
         // It speaks the protocol too: no need to ask it back.
         this.provenPeers.add(from);
         return;
@@ -199,14 +260,25 @@ export class PeerForwarder {
     }
   }
 
-  private reply(to: number, id: number, reply: PeerReply): void {
+  /**
+   * The reply to `request`, or, when it is too large for a frame (or the connection will not take
+   * it), a small one in its place: a read is told to ask again over HTTP, a write gets an error
+   * saying it may have been applied. Only a connection that is down leaves the asker to time out.
+   */
+  private reply(to: number, request: ForwardedRequest, reply: PeerReply): void {
     if (this.closed) return;
-    let bytes: Buffer;
-    try {
-      bytes = encodeForwardReply({ id, ...reply } satisfies ForwardedReplyFrame);
-    } catch {
-      bytes = encodeForwardReply({ id, status: 500, headers: {}, body: Buffer.from('{"error":"INTERNAL","message":"the reply could not be encoded","mayHaveBeenApplied":true}\n') });
+    let bytes: Buffer | undefined;
+    if (reply.body.length <= MAX_REPLY_BODY_BYTES) {
+      try {
+        bytes = encodeForwardReply({ id: request.id, ...reply });
+      } catch {
+        bytes = undefined;
+      }
     }
-    if (!this.channel.send(to, bytes)) this.counters.unsent++;
+    if (bytes !== undefined && this.channel.send(to, bytes)) return;
+    this.counters.replaced++;
+    const instead = request.method === 'GET' ? encodeForwardSignal(FORWARD_RETRY_OVER_HTTP, request.id)
+      : encodeForwardReply({ id: request.id, status: 500, headers: {}, body: UNSENDABLE_BODY });
+    if (!this.channel.send(to, instead)) this.counters.unsent++;
   }
 }

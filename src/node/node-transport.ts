@@ -19,6 +19,11 @@ export interface ApplicationChannel {
   send(to: number, body: Uint8Array): boolean;
   /** The single receiver; `body` is valid only until it returns. */
   onReceive(handler: (from: number, body: Uint8Array) => void): void;
+  /**
+   * The hosts bytes to `to` travel between now (its configured address, its connection's remote
+   * address); empty without an open connection. Without mutual TLS a secret goes only to loopback.
+   */
+  peerHosts(to: number): readonly string[];
   /** Peers are authenticated by certificates that name their node ids (mutual TLS). */
   readonly certifiedPeers: boolean;
 }
@@ -53,6 +58,7 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     application: {
       send: (to, body) => transport.sendApplication(to, body),
       onReceive: (handler) => transport.onApplication(handler),
+      peerHosts: (to) => transport.peerHosts(to),
       certifiedPeers: transport.certifiedPeers,
     },
     close: () => transport.close(),

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  decodeForwardFrame, encodeForwardHello, encodeForwardReply, encodeForwardRequest, FORWARD_HELLO, FORWARD_HELLO_ACK,
-  FORWARD_REPLY, FORWARD_REQUEST, ForwardFrameError, type ForwardedRequest,
+  decodeForwardFrame, encodeForwardSignal, encodeForwardReply, encodeForwardRequest, FORWARD_HELLO, FORWARD_HELLO_ACK,
+  FORWARD_REPLY, FORWARD_RETRY_OVER_HTTP, FORWARD_REQUEST, ForwardFrameError, type ForwardedRequest,
 } from '../../src/kv/peer-forward-codec.js';
 import { seededRandom } from '../support/random.js';
 
@@ -46,8 +46,32 @@ test('a reply round-trips; a header named __proto__ is only a name', () => {
 });
 
 test('hello and its acknowledgement', () => {
-  assert.deepEqual(decodeForwardFrame(encodeForwardHello(FORWARD_HELLO, 0)), { type: FORWARD_HELLO, id: 0 });
-  assert.deepEqual(decodeForwardFrame(encodeForwardHello(FORWARD_HELLO_ACK, 5)), { type: FORWARD_HELLO_ACK, id: 5 });
+  assert.deepEqual(decodeForwardFrame(encodeForwardSignal(FORWARD_HELLO, 0)), { type: FORWARD_HELLO, id: 0 });
+  assert.deepEqual(decodeForwardFrame(encodeForwardSignal(FORWARD_HELLO_ACK, 5)), { type: FORWARD_HELLO_ACK, id: 5 });
+  assert.deepEqual(decodeForwardFrame(encodeForwardSignal(FORWARD_RETRY_OVER_HTTP, 8)),
+    { type: FORWARD_RETRY_OVER_HTTP, id: 8 });
+});
+
+test('a hostile reply: header names that are not tokens, values with CR, LF or NUL, statuses not final', () => {
+  const reply = (headers: Record<string, string>, status = 200): Buffer =>
+    encodeForwardReply({ id: 1, status, headers, body: Buffer.alloc(0) });
+  const hostile: [string, Buffer][] = [
+    ['CRLF in a value', reply({ 'x-multipaxos-node': '1\r\nset-cookie: stolen=1' })],
+    ['LF in a value', reply({ 'x-multipaxos-endpoint': 'http://a\nb' })],
+    ['NUL in a value', reply({ 'x-multipaxos-groups': '3\u0000' })],
+    ['DEL in a value', reply({ 'x-multipaxos-group': '\u007f' })],
+    ['a byte above ASCII in a value', reply({ 'x-multipaxos-group': '\u00e9' })],
+    ['a space in a name', reply({ 'x multipaxos': '1' })],
+    ['a colon in a name', reply({ 'x-a:b': '1' })],
+    ['an empty name', reply({ '': '1' })],
+    ['status 101', reply({}, 101)],
+    ['status 199', reply({}, 199)],
+  ];
+  for (const [name, bytes] of hostile) assert.throws(() => decodeForwardFrame(bytes), ForwardFrameError, name);
+  // What HTTP allows still passes: tabs and spaces inside a value, every token character in a name.
+  const fine = decodeForwardFrame(reply({ "x-!#$%&'*+-.^_`|~09AZaz": 'a b\tc ~' }, 599));
+  assert.ok(fine.type === FORWARD_REPLY);
+  assert.equal(fine.reply.headers["x-!#$%&'*+-.^_`|~09AZaz"], 'a b\tc ~');
 });
 
 test('malformed frames: each one is a ForwardFrameError', () => {
@@ -61,7 +85,7 @@ test('malformed frames: each one is a ForwardFrameError', () => {
     ['zero timeout', Buffer.from(good).fill(0, 5, 9)],
     ['unknown field bits', Buffer.from(good).fill(0xff, 10, 11)],
     ['a byte left over', Buffer.concat([good, Buffer.from([0])])],
-    ['hello with a tail', Buffer.concat([encodeForwardHello(FORWARD_HELLO, 0), Buffer.from([1])])],
+    ['hello with a tail', Buffer.concat([encodeForwardSignal(FORWARD_HELLO, 0), Buffer.from([1])])],
     ['reply with a status that is not HTTP', encodeForwardReply({ id: 1, status: 200, headers: {}, body: Buffer.alloc(0) })
       .fill(0, 5, 7)],
   ];

@@ -204,6 +204,7 @@ test('tokens: the master authenticates the caller again; a read token cannot wri
     });
     assert.ok(sent !== undefined, 'the master is reachable over the transport');
     const reply = await sent;
+    assert.ok(reply !== undefined);
     return { status: reply.status, body: JSON.parse(reply.body.toString()) as Record<string, unknown> };
   };
   const masterForbidden = cluster.servers[master - 1]?.requests.forbidden ?? 0;

@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApplicationChannel } from '../../src/node/node-transport.js';
 import { KvError } from '../../src/kv/kv-error.js';
-import { PeerForwarder, type ForwardedRequestServer } from '../../src/kv/peer-forward.js';
-import { encodeForwardReply } from '../../src/kv/peer-forward-codec.js';
+import {
+  MAX_REPLY_BODY_BYTES, MAX_SERVING_PER_PEER, PeerForwarder, type ForwardedRequestServer,
+} from '../../src/kv/peer-forward.js';
+import { encodeForwardReply, encodeForwardRequest } from '../../src/kv/peer-forward-codec.js';
 
 /** Channels of nodes 1 and 2 wired to each other; delivery is asynchronous, like a socket's. */
 function channelPair(): { one: ApplicationChannel & { up: boolean }; two: ApplicationChannel & { up: boolean } } {
@@ -16,6 +18,7 @@ function channelPair(): { one: ApplicationChannel & { up: boolean }; two: Applic
   const make = (self: number, peer: number): ApplicationChannel & { up: boolean } => ({
     up: true,
     certifiedPeers: false,
+    peerHosts: () => ['127.0.0.1'],
     send(to, body) {
       if (!this.up || to !== peer) return false;
       const copy = Buffer.from(body);
@@ -65,8 +68,7 @@ test('after a hello, requests go and their replies come back, matched by id', as
 
 test('no reply in time: TIMEOUT (maybe applied for a write only), then the peer is unproven again', async () => {
   const { one, two } = channelPair();
-  const timedOut: number[] = [];
-  const asker = new PeerForwarder(one, echo, (peer) => timedOut.push(peer));
+  const asker = new PeerForwarder(one, echo);
   // A master that never answers.
   const silent = new PeerForwarder(two, () => new Promise(() => {}));
   await proven(asker, 2);
@@ -77,7 +79,6 @@ test('no reply in time: TIMEOUT (maybe applied for a write only), then the peer 
   await proven(asker, 2);
   await assert.rejects(asker.forward(2, { timeoutMs: 80, method: 'GET', path: '/v1/kv/k', isWrite: false }, 120) as
     Promise<unknown>, (error: unknown) => error instanceof KvError && error.code === 'TIMEOUT' && !error.mayHaveBeenApplied);
-  assert.deepEqual(timedOut, [2, 2]);
   assert.equal(asker.counters.timedOut, 2);
   asker.close();
   silent.close();
@@ -114,4 +115,81 @@ test('the caller goes away: ABORTED at once; a channel that cannot send: undefin
   assert.equal(asker.forward(2, { timeoutMs: 100, method: 'GET', path: '/v1/kv/k', isWrite: false }), undefined);
   asker.close();
   silent.close();
+});
+
+test('a peer gets at most MAX_SERVING_PER_PEER requests served at once; beyond, OVERLOADED, not applied', async () => {
+  const { one, two } = channelPair();
+  const asker = new PeerForwarder(one, echo);
+  const held: (() => void)[] = [];
+  const master = new PeerForwarder(two, (from, request) => new Promise((resolve) => {
+    held.push(() => resolve({ status: 200, headers: {}, body: Buffer.from(request.path) }));
+  }));
+  await proven(asker, 2);
+  const waiting = Array.from({ length: MAX_SERVING_PER_PEER }, (_, i) =>
+    asker.forward(2, { timeoutMs: 10_000, method: 'PUT', path: `/v1/kv/k${i}`, isWrite: true }));
+  const refused = asker.forward(2, { timeoutMs: 10_000, method: 'PUT', path: '/v1/kv/one-too-many', isWrite: true });
+  const reply = await refused;
+  assert.equal(reply?.status, 429);
+  assert.deepEqual(JSON.parse(reply?.body.toString() ?? ''), {
+    error: 'OVERLOADED', message: 'this node serves too many requests forwarded by that node', mayHaveBeenApplied: false });
+  assert.equal(held.length, MAX_SERVING_PER_PEER, 'the one beyond was never handed to the service');
+  assert.equal(master.counters.overloaded, 1);
+  // Once they are answered, the peer is served again.
+  for (const release of held.splice(0)) release();
+  assert.equal((await waiting[0])?.status, 200);
+  await Promise.all(waiting);
+  const again = asker.forward(2, { timeoutMs: 10_000, method: 'PUT', path: '/v1/kv/later', isWrite: true });
+  while ((held.length as number) === 0) await sleep(2);
+  for (const release of held.splice(0)) release();
+  assert.equal((await again)?.status, 200);
+  asker.close();
+  master.close();
+});
+
+test('a reply too large for a frame: a read is asked again over HTTP, a write fails at once (maybe applied); no TIMEOUT', async () => {
+  const { one, two } = channelPair();
+  const asker = new PeerForwarder(one, echo);
+  const large = Buffer.alloc(MAX_REPLY_BODY_BYTES + 1, 0x61);
+  const master = new PeerForwarder(two, async () => ({ status: 200, headers: {}, body: large }));
+  await proven(asker, 2);
+  const began = performance.now();
+  const read = await asker.forward(2, { timeoutMs: 5_000, method: 'GET', path: '/v1/kv/big', isWrite: false });
+  assert.equal(read, undefined, 'undefined: ask over HTTP');
+  const write = await asker.forward(2, { timeoutMs: 5_000, method: 'PUT', path: '/v1/kv/big', isWrite: true });
+  assert.equal(write?.status, 500, 'a write is never asked twice: its failure says it may have been applied');
+  assert.deepEqual(JSON.parse(write?.body.toString() ?? ''), { error: 'INTERNAL',
+    message: 'the reply could not be sent over the nodes\' connection', mayHaveBeenApplied: true });
+  assert.ok(performance.now() - began < 2_000, 'answered, not left to time out');
+  assert.equal(asker.counters.timedOut, 0);
+  assert.equal(master.counters.replaced, 2);
+  assert.equal(asker.proven(2), true, 'the master is not held back from');
+  asker.close();
+  master.close();
+});
+
+test('a request the encoder refuses (a field too long) is not sent: undefined, another way', async () => {
+  const { one, two } = channelPair();
+  const asker = new PeerForwarder(one, echo);
+  const master = new PeerForwarder(two, echo);
+  await proven(asker, 2);
+  const sent = asker.counters.sent;
+  assert.equal(asker.forward(2, { timeoutMs: 1_000, method: 'GET', path: `/v1/kv/${'k'.repeat(70_000)}`,
+    isWrite: false }), undefined);
+  assert.equal(asker.counters.sent, sent);
+  asker.close();
+  master.close();
+});
+
+test('after close, a request that arrives is not served', async () => {
+  const { one, two } = channelPair();
+  let served = 0;
+  const master = new PeerForwarder(two, async (from, request) => {
+    served++;
+    return echo(from, request, false);
+  });
+  master.close();
+  one.send(2, encodeForwardRequest({ id: 7, timeoutMs: 1_000, method: 'PUT', path: '/v1/kv/k', body: Buffer.from('{}') }));
+  await sleep(20);
+  assert.equal(served, 0);
+  assert.equal(master.counters.served, 0);
 });
