@@ -1,10 +1,12 @@
 // Application frames over the TCP transport: an embedding application's opaque bytes reach the
 // peer with the authenticated sender's id, in order and batched with Paxos messages in one write;
 // nothing is queued for a peer without an open connection (the application takes another way);
-// frames without a handler are counted; a handler that throws is counted and the connection stays.
+// frames without a handler are counted; a handler that throws is counted and the connection stays;
+// application frames never push a Paxos message out of a peer's queue and take at most a quarter of it.
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FRAME_KIND_APPLICATION } from '../../src/io/application-frame.js';
+import { ApplicationPayload, FRAME_KIND_APPLICATION } from '../../src/io/application-frame.js';
+import { OutboundQueue } from '../../src/io/outbound-queue.js';
 import { FIRST_MESSAGE_KIND_CODE, decodeMessage } from '../../src/io/message-codec.js';
 import { WireError } from '../../src/io/wire-error.js';
 import { ask, closeAll, startCluster, startNode, waitFor, UNUSED_ADDRESS, type TestNode } from './transport-fixtures.js';
@@ -77,4 +79,42 @@ test('the kind is one an older node drops as unknown (a Paxos kind it does not d
   assert.ok(FRAME_KIND_APPLICATION >= FIRST_MESSAGE_KIND_CODE);
   assert.throws(() => decodeMessage(FRAME_KIND_APPLICATION, new Uint8Array(4)),
     (error: unknown) => error instanceof WireError && error.reason === 'unknown-kind');
+});
+
+test('the queue: an application frame is refused rather than evict anything, and keeps to its quarter', () => {
+  const queue = new OutboundQueue(8, 1_000);
+  const frame = (): ApplicationPayload => new ApplicationPayload(new Uint8Array(1));
+  assert.equal(queue.pushApplication(frame(), 200, 0), true);
+  assert.equal(queue.pushApplication(frame(), 100, 0), false, 'a quarter of the bytes (250) at most');
+  assert.equal(queue.pushApplication(frame(), 50, 0), true);
+  assert.equal(queue.pushApplication(frame(), 1, 0), false, 'a quarter of the messages (2) at most');
+  assert.equal(queue.applicationLength, 2);
+  assert.equal(queue.applicationByteLength, 250);
+  // Paxos messages fill the rest; then an application frame that would evict one is refused...
+  for (let i = 0; i < 6; i++) assert.equal(queue.push(0, ask(1, i), 100, 0), 0);
+  queue.shift();
+  queue.shift();
+  assert.equal(queue.applicationLength, 0, 'both application frames left first (they were oldest)');
+  assert.equal(queue.pushApplication(frame(), 200, 0), true);
+  assert.equal(queue.pushApplication(frame(), 49, 0), true);
+  assert.equal(queue.length, 8);
+  assert.equal(queue.pushApplication(frame(), 1, 0), false, 'the queue is full: refused, nothing evicted');
+  assert.equal(queue.length, 8);
+  // ...while a Paxos message still pushes out the oldest entry, as before.
+  assert.equal(queue.push(0, ask(1, 9), 100, 0), 1);
+  assert.equal(queue.byteLength, 6 * 100 + 200 + 49);
+  assert.equal(queue.applicationByteLength, 249);
+});
+
+test('many application frames at once: the ones beyond their share are refused, no Paxos message dropped', async () => {
+  const [one, two] = await startCluster([1, 2], { maxQueueBytes: 16 * 1024 });
+  running.push(one as TestNode, two as TestNode);
+  const got: number[] = [];
+  two?.transport.onApplication((_from, body) => got.push(body.length));
+  // All in one turn, before the queue is flushed: 4 frames of 1,000 bytes fit in a quarter of 16 KiB, a 5th does not.
+  const accepted = [1, 2, 3, 4, 5].map(() => one?.transport.sendApplication(2, Buffer.alloc(1_000)));
+  assert.deepEqual(accepted, [true, true, true, true, false]);
+  one?.transport.send(0, 2, ask(1, 1));
+  await waitFor(() => got.length === 4 && two?.received.length === 1, 'the frames and the Paxos message');
+  assert.equal(one?.stats().droppedQueueFull, 0);
 });

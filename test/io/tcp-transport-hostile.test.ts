@@ -2,6 +2,7 @@
 // handshake closes the connection or drops the frame, bumps the right counter, keeps memory bounded,
 // and leaves the transport working for its legitimate peers.
 import { FRAME_KIND_GROUP_IDENTITY } from '../../src/io/group-identity.js';
+import { FRAME_KIND_APPLICATION } from '../../src/io/application-frame.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PaxosMessage } from '../../src/core/messages.js';
@@ -160,6 +161,13 @@ test('a body that does not decode (valid CRC) closes the connection', async () =
   await expectCounted('malformedFrames', true, async (peer) => {
     await peer.handshake(1, 2);
     peer.write(encodeFrame(21, 0, Buffer.from([1, 0, 0])));
+  });
+});
+
+test('an application frame whose group field is not 0 closes the connection', async () => {
+  await expectCounted('malformedFrames', true, async (peer) => {
+    await peer.handshake(1, 2);
+    peer.write(encodeFrame(FRAME_KIND_APPLICATION, 1, Buffer.from([1, 2, 3])));
   });
 });
 
