@@ -297,6 +297,59 @@ test('with the connection to the master down, a node forwards over HTTP; back up
     await provenOverTransport(master, key);
   });
 
+test('bodies above 64 KiB go over HTTP; a read whose reply is that large is asked again over HTTP', async () => {
+  const { key, master } = await keyMasteredElsewhere('large-');
+  await provenOverTransport(master, key);
+  const server = cluster.servers[0] as KvHttpServer;
+  const masterForwarder = (cluster.servers[master - 1] as unknown as { peers: PeerForwarder }).peers;
+  const value = 'v'.repeat(70 * 1024);
+  const overTransport = server.requests.forwardedOverTransport;
+  const forwarded = server.requests.forwarded;
+  const put = await call(1, 'PUT', key, { body: { value } });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  assert.equal(server.requests.forwardedOverTransport, overTransport, 'the large body did not go over the transport');
+  assert.equal(server.requests.forwarded, forwarded + 1, 'it went over HTTP');
+  const replaced = masterForwarder.counters.replaced;
+  const got = await call(1, 'GET', key, { token: READ_TOKEN });
+  assert.equal(got.status, 200, JSON.stringify(got.body).slice(0, 200));
+  assert.equal(got.body.value, value);
+  assert.equal(masterForwarder.counters.replaced, replaced + 1, 'the master answered "ask over HTTP"');
+  assert.equal(masterForwarder.proven(1), true);
+  assert.equal(server.requests.forwardedOverTransport, overTransport + 1, 'the read was sent over the transport');
+  assert.equal(server.requests.forwarded, forwarded + 2, 'and then answered over HTTP, within the same forward');
+});
+
+test('a hostile reply (CR LF in a passed-on header, a 1xx status) is dropped; the forwarding node answers and lives',
+  async () => {
+    const { key, master } = await keyMasteredElsewhere('hostile-');
+    await provenOverTransport(master, key);
+    const asker = (cluster.servers[0] as unknown as { peers: PeerForwarder }).peers;
+    const masterForwarder = cluster.servers[master - 1] as unknown as { peers: { serve: unknown } };
+    const honest = masterForwarder.peers.serve;
+    const hostile = [
+      { status: 200, headers: { 'x-multipaxos-node': '2\r\nset-cookie: stolen=1' }, body: Buffer.from('{}') },
+      { status: 101, headers: {}, body: Buffer.from('{}') },
+    ];
+    try {
+      for (const reply of hostile) {
+        await provenOverTransport(master, key);
+        masterForwarder.peers.serve = async () => reply;
+        const malformed = asker.counters.malformed;
+        const answer = await call(1, 'GET', key, { token: READ_TOKEN, headers: { 'x-multipaxos-timeout-ms': '1000' } });
+        assert.equal(answer.status, 504, JSON.stringify(answer.body));
+        assert.equal(answer.body.error, 'TIMEOUT');
+        assert.equal(asker.counters.malformed, malformed + 1, 'the reply was dropped as malformed');
+        masterForwarder.peers.serve = honest;
+        // Node 1 timed out on the master, so it holds back from it for a second.
+        await sleep(1_100);
+      }
+    } finally {
+      masterForwarder.peers.serve = honest;
+    }
+    assert.equal((await call(1, 'GET', key, { token: READ_TOKEN })).status, 404, 'node 1 still serves');
+    await provenOverTransport(master, key);
+  });
+
 test('the master moves while clients write through another node with sessions: nothing lost, nothing twice',
   async () => {
     const { key: probe, master: first } = await keyMasteredElsewhere('moving-');
