@@ -236,7 +236,8 @@ export class KvHttpServer {
   private handle(request: IncomingMessage, response: ServerResponse): void {
     const started = performance.now();
     let operation: KvOperation | undefined;
-    // Neither callback can throw (sendReply does not): nothing becomes an unhandled rejection.
+    // sendReply does not throw, and whatever else might is caught last: a rejection left unhandled
+    // here would end the process.
     const unsendable = (error: unknown): void => this.logger?.error('the KV API could not write a reply', {
       method: request.method, error: error instanceof Error ? error.message : String(error) });
     this.route(request, response, (op) => { operation = op; }).then(
@@ -253,7 +254,10 @@ export class KvHttpServer {
         if (failure.duplicate) this.requests.duplicates++;
         sendReply(response, failureReply(failure, this.commonHeaders()), unsendable);
       },
-    );
+    ).catch((error: unknown) => {
+      response.destroy();
+      unsendable(error);
+    });
   }
 
   private async route(

@@ -222,6 +222,9 @@ export class PeerForwarder {
           if (left === 0) this.serving.delete(from);
           else this.serving.set(from, left);
           this.reply(from, request, reply);
+        }).catch(() => {
+          // `serve` never rejects and `reply` does not throw; nothing here may end the process.
+          this.counters.unsent++;
         });
         return;
       }
