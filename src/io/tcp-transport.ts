@@ -842,9 +842,10 @@ export class TcpTransport implements Transport {
       return;
     }
     if (frame.kind === FRAME_KIND_APPLICATION) {
+      // Its group field is always 0: anything else is malformed, dropped alone like a frame for a
+      // group out of range (the connection's other frames are sound).
       if (frame.group !== 0) {
         this.counters.malformedFrames++;
-        this.refuse(connection, 'malformed-frame', `an application frame with group ${frame.group} (always 0)`);
         return;
       }
       this.deliverApplication(connection.peerId, frame.body);

@@ -164,11 +164,15 @@ test('a body that does not decode (valid CRC) closes the connection', async () =
   });
 });
 
-test('an application frame whose group field is not 0 closes the connection', async () => {
-  await expectCounted('malformedFrames', true, async (peer) => {
-    await peer.handshake(1, 2);
-    peer.write(encodeFrame(FRAME_KIND_APPLICATION, 1, Buffer.from([1, 2, 3])));
+test('an application frame whose group field is not 0 is dropped and counted; the connection stays', async () => {
+  const handed = two.stats().applicationFramesReceived + two.stats().applicationFramesUnhandled;
+  const peer = await expectCounted('malformedFrames', false, async (attacker) => {
+    await attacker.handshake(1, 2);
+    attacker.write(encodeFrame(FRAME_KIND_APPLICATION, 1, Buffer.from([1, 2, 3])));
   });
+  peer.destroy();
+  assert.equal(two.stats().applicationFramesReceived + two.stats().applicationFramesUnhandled, handed,
+    'never handed to the application');
 });
 
 test('a second handshake on an authenticated connection closes it', async () => {
