@@ -462,8 +462,7 @@ export class KvHttpServer {
     const credentials = authorization !== undefined || certificateCaller !== undefined;
     if (!channel.certifiedPeers) {
       if (this.tls !== undefined) return undefined;
-      const hosts = channel.peerHosts(masterId);
-      if (credentials && !(hosts.length > 0 && hosts.every(isLoopbackHost))) return undefined;
+      if (credentials && !isLoopbackPeer(channel.peerHosts(masterId))) return undefined;
     }
     const session = request.headers[SESSION_HEADER];
     const sequence = request.headers[SEQUENCE_HEADER];
@@ -748,6 +747,11 @@ function timeoutOf(request: IncomingMessage): number {
     throw new KvError('BAD_REQUEST', `${TIMEOUT_HEADER} must be an integer from 1 to ${MAX_TIMEOUT_MS}`, NOT_APPLIED);
   }
   return value;
+}
+
+/** Whether every host a transport connection runs between is this machine's loopback (none: no). */
+function isLoopbackPeer(hosts: readonly string[]): boolean {
+  return hosts.length > 0 && hosts.every(isLoopbackHost);
 }
 
 function forwardedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
