@@ -6,8 +6,9 @@
  * instance. `--matrix` runs the README's table in one go.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFlags, type FlagSpec } from '../src/cli/flags.js';
 import { NodeCluster } from '../src/testing/process-cluster.js';
@@ -16,12 +17,13 @@ import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
 const FLAGS: FlagSpec = {
   nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
   'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean', tls: 'boolean',
-  rounds: 'number',
+  rounds: 'number', runs: 'number', compare: 'string', 'cpu-prof': 'string',
 };
 
 export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
                               [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
-                              [--tls [--rounds N]]
+                              [--tls [--rounds N]] [--runs N] [--compare <other build's dist dir>]
+                              [--cpu-prof DIR]
 
 Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
 callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
@@ -31,7 +33,11 @@ values) and prints a table (or one JSON line per run with --json). --tls runs ev
 plain TCP and then with mutual TLS between the nodes (certificates made for the run), and prints both
 with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false). --rounds N
 (without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
-machine, load that comes and goes then hits both alike.`;
+machine, load that comes and goes then hits both alike. --runs N (without --matrix or --tls) runs
+the cell N times and then prints the machine and the median of the runs (proposals/s, p50, p99)
+with each run's 1-minute load average; --compare DIR runs another build's nodes (its dist
+directory, e.g. /work/base/dist) in alternate runs, N of each, and prints both medians and their
+ratio. --cpu-prof DIR writes a V8 CPU profile of every node process of this build into DIR.`;
 
 interface RunSettings {
   readonly nodes: number;
@@ -41,6 +47,9 @@ interface RunSettings {
   readonly seconds: number;
   readonly extraFlags: readonly string[];
   readonly tls?: boolean;
+  /** Another build's dist directory whose nodes run instead of this build's. */
+  readonly build?: string;
+  readonly cpuProfileDir?: string;
 }
 
 export async function proposeBench(argv: readonly string[]): Promise<number> {
@@ -62,6 +71,11 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
   };
   const json = flags.json === true;
   const compareTls = flags.tls === true;
+  const cpuProfileDir = flags['cpu-prof'] as string | undefined;
+  if (flags.matrix !== true && !compareTls && (flags.runs !== undefined || flags.compare !== undefined)) {
+    return await compareBuilds({ ...base, cpuProfileDir }, Math.max(1, (flags.runs as number | undefined) ?? 3),
+      flags.compare as string | undefined, json);
+  }
   if (flags.matrix !== true) {
     const rounds = compareTls ? Math.max(1, (flags.rounds as number | undefined) ?? 1) : 1;
     const plainRuns: Record<string, unknown>[] = [];
@@ -91,12 +105,73 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * `runs` runs of one cell, alternating with another build's nodes when `compare` names one, then
+ * the medians: on a shared machine, load that comes and goes hits both builds alike.
+ */
+async function compareBuilds(
+  base: RunSettings, runs: number, compare: string | undefined, json: boolean,
+): Promise<number> {
+  const builds = [undefined, ...(compare === undefined ? [] : [resolve(compare)])];
+  if (!json) console.log(environment());
+  const results = new Map<string | undefined, Record<string, unknown>[]>(builds.map((build) => [build, []]));
+  for (let run = 0; run < runs; run++) {
+    for (const build of builds) {
+      const cpuProfileDir = build === undefined ? base.cpuProfileDir : undefined;
+      const result = await runOnce({ ...base, build, cpuProfileDir });
+      results.get(build)?.push(result);
+      console.log(JSON.stringify(result));
+    }
+  }
+  const summaries = builds.map((build) => summarize(build, results.get(build) ?? []));
+  for (const summary of summaries) {
+    if (json) console.log(JSON.stringify(summary));
+    else console.log(`${summary.build}: median of ${summary.runs} runs ${summary.proposalsPerSec} proposals/s, ` +
+      `p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms (${base.groups} group(s), ${base.concurrency} caller(s), ` +
+      `${base.valueBytes}-byte values; 1-minute load ${summary.loads.join(', ')})`);
+  }
+  const [mine, other] = summaries;
+  if (mine !== undefined && other !== undefined && !json) {
+    console.log(`this build ÷ ${other.build}: ${(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)).toFixed(2)}× ` +
+      `proposals/s, p50 ${(mine.p50Ms / Math.max(0.001, other.p50Ms)).toFixed(2)}×`);
+  }
+  return 0;
+}
+
+function summarize(build: string | undefined, runs: readonly Record<string, unknown>[]): {
+  build: string; runs: number; proposalsPerSec: number; p50Ms: number; p99Ms: number; loads: number[];
+} {
+  const of = (field: string): number => median(runs.map((run) => run[field] as number));
+  return {
+    build: build ?? 'this build', runs: runs.length, proposalsPerSec: Math.round(of('proposalsPerSec')),
+    p50Ms: round(of('p50Ms')), p99Ms: round(of('p99Ms')), loads: runs.map((run) => run.load as number),
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return 0;
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length % 2 === 1) return sorted[middle] as number;
+  return ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** The process-cluster module of this build, or of another build's dist directory. */
+async function clusterOf(build: string | undefined): Promise<typeof NodeCluster> {
+  if (build === undefined) return NodeCluster;
+  const module = await import(pathToFileURL(join(build, 'src/testing/process-cluster.js')).href) as
+    { NodeCluster: typeof NodeCluster };
+  return module.NodeCluster;
+}
+
 async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> {
   const tlsDir = settings.tls === true ? await makeCertificates(settings.nodes) : undefined;
   const extraFlags = tlsDir === undefined ? settings.extraFlags : [...settings.extraFlags, '--tls-dir', tlsDir];
-  const cluster = await NodeCluster.create({
+  const load = round(loadavg()[0] ?? 0);
+  const cluster = await (await clusterOf(settings.build)).create({
     nodes: settings.nodes, groups: settings.groups, extraFlags,
     requestTimeoutMs: (settings.seconds + 60) * 1000,
+    execArgv: settings.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir],
   });
   try {
     await cluster.startAll();
@@ -115,6 +190,7 @@ async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> 
       completed: reply.completed, instances: reply.instances,
       valuesPerInstance: round(reply.valuesPerInstance as number),
       sync: !settings.extraFlags.includes('--sync=false'), tls: settings.tls === true,
+      ...(settings.build === undefined ? {} : { build: settings.build }), load,
     };
   } finally {
     await Promise.all(cluster.ids.map((id) => cluster.stop(id)));

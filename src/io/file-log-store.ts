@@ -2,9 +2,14 @@
  * The default LogStore: an append-only log in pre-allocated segment files, shared by every group of
  * a node, with an in-memory index rebuilt at start-up.
  *
- * Group commit: while one write + fdatasync runs, every `put` that arrives (from any group) waits in
- * a queue; the next flush writes them all with one write and one fdatasync. The flush runs on
- * libuv's thread pool, so the event loop never blocks on the disk.
+ * Group commit: a flush starts at the end of the event-loop turn in which the first `put` arrived
+ * (setImmediate), so every group's puts of that turn share it; while one write + fdatasync runs,
+ * every `put` that arrives (from any group) waits in a queue, and the next flush writes them all
+ * with one write and one fdatasync. A small durable write (up to `inlineWriteBytes`, the usual
+ * write of one instance) is made on the event loop's own thread: it blocks the loop for about one
+ * fdatasync, but skips the round trip to libuv's thread pool and back, which cost more than the
+ * blocking on this project's machine (see docs/transport-and-storage.md). Larger writes run on the
+ * thread pool, so the loop does not wait for them.
  *
  * Durability: `put` with sync resolves only after fdatasync of the data; segment creation, rolling
  * and deletion are made durable by fsync of the directory; metadata is replaced atomically.
@@ -35,9 +40,22 @@ export interface FileLogStoreOptions {
   readonly readOnly?: boolean;
   readonly fileSystem?: FileSystem;
   readonly logger?: Logger;
+  /**
+   * Durable writes of up to this many bytes are made on the event loop's thread (default 64 KiB;
+   * 0 sends every write to the thread pool). Only with a file system whose handles offer it.
+   */
+  readonly inlineWriteBytes?: number;
+  /**
+   * Runs a flush once the current turn's puts are queued (default setImmediate). The simulator
+   * passes its own, deterministic, deferral.
+   */
+  readonly deferFlush?: (flush: () => void) => void;
   /** Test-only: skip the fdatasync (to prove the crash tests catch it). */
   readonly faults?: { readonly skipDatasync?: boolean };
 }
+
+/** See FileLogStoreOptions.inlineWriteBytes. */
+export const DEFAULT_INLINE_WRITE_BYTES = 64 * 1024;
 
 /** A fresh store holds two segments (the active one and its spare): 16 MiB. */
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
@@ -100,6 +118,12 @@ export class FileLogStore implements LogStore {
   private durableMeta = new Map<number, GroupMeta>();
   private queue: PendingPut[] = [];
   private flushing = false;
+  /** A flush is deferred to the end of the turn (see startFlush). */
+  private flushQueued = false;
+  private readonly startFlushBound = (): void => {
+    this.flushQueued = false;
+    if (!this.flushing && this.queue.length > 0) void this.flushLoop();
+  };
   private metaWrites: Promise<void> = Promise.resolve();
   private metaWritesInFlight = 0;
   /** Metadata writes in flight that puts must wait for (see updateMeta). */
@@ -132,6 +156,8 @@ export class FileLogStore implements LogStore {
       segmentBytes: options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
       readOnly: options.readOnly ?? false, fileSystem: options.fileSystem ?? NODE_FILE_SYSTEM,
       logger: options.logger ?? SILENT_LOGGER, faults: options.faults,
+      inlineWriteBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
+      deferFlush: options.deferFlush ?? setImmediate,
     };
     this.fs = this.options.fileSystem;
     this.syncEnabled = this.options.sync;
@@ -306,15 +332,25 @@ export class FileLogStore implements LogStore {
         return;
       }
       this.queue.push(put);
-      if (!this.flushing) void this.flushLoop();
+      this.startFlush();
     });
+  }
+
+  /**
+   * Flush at the end of this turn unless a flush runs (it takes the queue when its write is done):
+   * every put this turn issues, whichever group it is for, goes into the same write and fdatasync.
+   */
+  private startFlush(): void {
+    if (this.flushing || this.flushQueued) return;
+    this.flushQueued = true;
+    this.options.deferFlush(this.startFlushBound);
   }
 
   /** Metadata is durable again: puts that waited for it join the write queue, in call order. */
   private releaseDeferred(): void {
     if (this.putHoldingMetaWrites > 0 || this.deferred.length === 0) return;
     this.queue.push(...this.deferred.splice(0));
-    if (!this.flushing) void this.flushLoop();
+    this.startFlush();
   }
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
@@ -623,7 +659,9 @@ export class FileLogStore implements LogStore {
     const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
-      if (handle.writeDurably !== undefined && !this.activeUnsynced) {
+      if (handle.writeDurablySync !== undefined && !this.activeUnsynced && bytes <= this.options.inlineWriteBytes) {
+        handle.writeDurablySync(buffer, start);
+      } else if (handle.writeDurably !== undefined && !this.activeUnsynced) {
         await handle.writeDurably(buffer, start);
       } else {
         await handle.write(buffer, start);
