@@ -33,7 +33,7 @@ import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
-import { NodeTimer } from './node-timer.js';
+import { NodeTimer, type TimedGroup } from './node-timer.js';
 import { StorageRecovery, type ResumableStore, type StorageFailure } from './storage-recovery.js';
 import { openTcpTransport, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
@@ -208,13 +208,18 @@ export class PaxosNode {
       });
       // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a
       // group, so the simulator runs them too.
-      const timer = new NodeTimer(timers, () => [
-        ...groups.flatMap((group) =>
-          group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]),
-        ...checkpoints,
-        ...(cleaner.current === undefined ? [] : [cleaner.current]),
-        storage,
-      ]);
+      // Asked once per turn in which anything changed: one flat array, no spread of temporaries.
+      const timer = new NodeTimer(timers, () => {
+        const timed: TimedGroup[] = [];
+        for (const group of groups) {
+          timed.push(group.driver);
+          if (group.masterManager !== undefined) timed.push(group.masterManager);
+        }
+        for (const transfer of checkpoints) timed.push(transfer);
+        if (cleaner.current !== undefined) timed.push(cleaner.current);
+        timed.push(storage);
+        return timed;
+      });
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
