@@ -23,3 +23,24 @@ test('propose bench runs real nodes and prints one JSON line with positive numbe
   assert.equal(result.errors, 0);
   assert.ok((result.p50Ms as number) <= (result.p99Ms as number));
 });
+
+test('propose bench --compare alternates another build\'s nodes with this one\'s and prints both medians', () => {
+  // This build's own dist directory stands in for the other build: what is checked is the plumbing.
+  const dist = fileURLToPath(new URL('../..', import.meta.url));
+  const run = spawnSync(process.execPath, [BENCH, 'propose', '--concurrency', '4', '--seconds', '1', '--runs', '1',
+    '--compare', dist, '--json'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const lines = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(lines.length, 4, run.stdout);
+  const [mine, other, mySummary, otherSummary] = lines as [Record<string, unknown>, Record<string, unknown>,
+    Record<string, unknown>, Record<string, unknown>];
+  assert.equal(mine.build, undefined);
+  assert.equal(other.build, dist.replace(/\/$/, ''));
+  for (const result of [mine, other]) {
+    assert.ok((result.proposalsPerSec as number) > 0 && result.errors === 0, JSON.stringify(result));
+    assert.equal(typeof result.load, 'number');
+  }
+  assert.deepEqual([mySummary.build, mySummary.runs, mySummary.proposalsPerSec], ['this build', 1, mine.proposalsPerSec]);
+  assert.deepEqual([otherSummary.build, otherSummary.runs, otherSummary.proposalsPerSec],
+    [other.build, 1, other.proposalsPerSec]);
+});
