@@ -22,7 +22,7 @@ const FLAGS: FlagSpec = {
 
 export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
                               [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
-                              [--tls [--rounds N]] [--runs N] [--compare <other build's dist dir>]
+                              [--tls [--rounds N]] [--runs N] [--compare <other builds' dist dirs>]
                               [--cpu-prof DIR]
 
 Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
@@ -35,9 +35,8 @@ with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false
 (without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
 machine, load that comes and goes then hits both alike. --runs N (without --matrix or --tls) runs
 the cell N times and then prints the machine and the median of the runs (proposals/s, p50, p99)
-with each run's 1-minute load average; --compare DIR runs another build's nodes (its dist
-directory, e.g. /work/base/dist) in alternate runs, N of each, and prints both medians and their
-ratio. --cpu-prof DIR writes a V8 CPU profile of every node process of this build into DIR.`;
+with each run's 1-minute load average; --compare DIR[,DIR...] runs other builds' nodes (their
+dist directories) in alternate runs, N of each, and prints every median and its ratio to this build. --cpu-prof DIR writes a V8 CPU profile of every node process of this build into DIR.`;
 
 interface RunSettings {
   readonly nodes: number;
@@ -112,7 +111,7 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
 async function compareBuilds(
   base: RunSettings, runs: number, compare: string | undefined, json: boolean,
 ): Promise<number> {
-  const builds = [undefined, ...(compare === undefined ? [] : [resolve(compare)])];
+  const builds = [undefined, ...(compare === undefined ? [] : compare.split(',').map((dir) => resolve(dir)))];
   if (!json) console.log(environment());
   const results = new Map<string | undefined, Record<string, unknown>[]>(builds.map((build) => [build, []]));
   for (let run = 0; run < runs; run++) {
@@ -130,8 +129,9 @@ async function compareBuilds(
       `p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms (${base.groups} group(s), ${base.concurrency} caller(s), ` +
       `${base.valueBytes}-byte values; 1-minute load ${summary.loads.join(', ')})`);
   }
-  const [mine, other] = summaries;
-  if (mine !== undefined && other !== undefined && !json) {
+  const [mine, ...others] = summaries;
+  for (const other of others) {
+    if (mine === undefined || json) break;
     console.log(`this build ÷ ${other.build}: ${(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)).toFixed(2)}× ` +
       `proposals/s, p50 ${(mine.p50Ms / Math.max(0.001, other.p50Ms)).toFixed(2)}×`);
   }

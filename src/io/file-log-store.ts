@@ -46,6 +46,12 @@ export interface FileLogStoreOptions {
    */
   readonly inlineWriteBytes?: number;
   /**
+   * Inline writes slower than this on average (default 4 ms: a slow or saturated disk) go to the
+   * thread pool for a second, then one inline write probes again: the loop must not stall behind a
+   * slow disk (other work, a KV node's reads say, waits while it blocks).
+   */
+  readonly slowInlineWriteMs?: number;
+  /**
    * Runs a flush once the current turn's puts are queued (default setImmediate). The simulator
    * passes its own, deterministic, deferral.
    */
@@ -63,6 +69,9 @@ const TWO_32 = 0x1_0000_0000;
 /** getMany reads at most this many records, spanning at most this many bytes, in one read. */
 const MAX_RUN_RECORDS = 256;
 const MAX_RUN_BYTES = 4 * 1024 * 1024;
+/** See FileLogStoreOptions.slowInlineWriteMs. */
+const SLOW_INLINE_WRITE_MS = 4;
+const INLINE_PAUSE_MS = 1000;
 
 interface PendingPut {
   readonly groupIndex: number;
@@ -146,6 +155,9 @@ export class FileLogStore implements LogStore {
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
   private closed = false;
+  /** Moving average of inline write times, and until when they are paused (see slowInlineWriteMs). */
+  private inlineAverageMs = 0;
+  private inlinePausedUntil = 0;
   recovery: RecoveryReport = { segments: 0, records: 0, truncatedTail: null };
   /** Flushes done and records written, for benchmarks and metrics. */
   readonly stats = { flushes: 0, records: 0, bytes: 0 };
@@ -157,6 +169,7 @@ export class FileLogStore implements LogStore {
       readOnly: options.readOnly ?? false, fileSystem: options.fileSystem ?? NODE_FILE_SYSTEM,
       logger: options.logger ?? SILENT_LOGGER, faults: options.faults,
       inlineWriteBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
+      slowInlineWriteMs: options.slowInlineWriteMs ?? SLOW_INLINE_WRITE_MS,
       deferFlush: options.deferFlush ?? setImmediate,
     };
     this.fs = this.options.fileSystem;
@@ -659,8 +672,11 @@ export class FileLogStore implements LogStore {
     const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
-      if (handle.writeDurablySync !== undefined && !this.activeUnsynced && bytes <= this.options.inlineWriteBytes) {
+      if (handle.writeDurablySync !== undefined && !this.activeUnsynced && bytes <= this.options.inlineWriteBytes &&
+        this.inlineAllowed()) {
+        const began = performance.now();
         handle.writeDurablySync(buffer, start);
+        this.noteInlineWrite(performance.now() - began);
       } else if (handle.writeDurably !== undefined && !this.activeUnsynced) {
         await handle.writeDurably(buffer, start);
       } else {
@@ -682,6 +698,24 @@ export class FileLogStore implements LogStore {
     this.stats.flushes++;
     this.stats.records += records;
     this.stats.bytes += bytes;
+  }
+
+  private inlineAllowed(): boolean {
+    if (this.inlinePausedUntil === 0) return true;
+    if (performance.now() < this.inlinePausedUntil) return false;
+    // One probe decides: a write as slow as the threshold pauses inline writes again at once.
+    this.inlinePausedUntil = 0;
+    this.inlineAverageMs = this.options.slowInlineWriteMs;
+    return true;
+  }
+
+  private noteInlineWrite(ms: number): void {
+    this.inlineAverageMs = 0.8 * this.inlineAverageMs + 0.2 * ms;
+    if (this.inlineAverageMs <= this.options.slowInlineWriteMs) return;
+    this.inlinePausedUntil = performance.now() + INLINE_PAUSE_MS;
+    this.options.logger.info('durable writes are slow; they go to the thread pool for a while', {
+      averageMs: Math.round(this.inlineAverageMs * 10) / 10,
+    });
   }
 
   /** Index the records of one put (one group and epoch), at `offsets[from...]`. */

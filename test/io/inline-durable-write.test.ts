@@ -2,7 +2,8 @@
 // (writeDurablySync), a larger one on the thread pool; the puts of one turn, whichever groups they
 // are for, share one write; and a failing inline write halts the store exactly as a failing
 // thread-pool write does (the put fails with STORAGE_UNAVAILABLE, nothing after it is taken, resume
-// brings it back with nothing of the failed write acknowledged). On the real file system.
+// brings it back with nothing of the failed write acknowledged); a slow disk sends writes back to
+// the thread pool for a while. On the real file system.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AcceptorRecord } from '../../src/core/ready.js';
@@ -46,6 +47,8 @@ class WatchingFileSystem extends DelegatingFileSystem {
   readonly writes: { kind: WriteKind; bytes: number }[] = [];
   /** The next inline writes fail with EIO after putting half of their bytes on disk. */
   failInline = false;
+  /** Inline writes take at least this long (a slow disk), blocking as a real one would. */
+  inlineDelayMs = 0;
 
   override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly), path);
@@ -82,6 +85,7 @@ class WatchingFileSystem extends DelegatingFileSystem {
           throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
         }
         writeDurablySync(data, position);
+        if (isLog && this.inlineDelayMs > 0) sleepBlocking(this.inlineDelayMs);
       },
       read: (length, position) => handle.read(length, position),
       datasync: () => handle.datasync(),
@@ -91,10 +95,19 @@ class WatchingFileSystem extends DelegatingFileSystem {
   }
 }
 
+/** Blocks the thread, as a slow fdatasync does. */
+function sleepBlocking(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * A store on `fileSystem`. Inline writes are never paused for slowness unless asked: a busy shared
+ * machine's disk must not change which write path the other tests see.
+ */
 function open(dir: string, fileSystem: WatchingFileSystem, options: Partial<FileLogStoreOptions> = {}):
   Promise<FileLogStore> {
   return FileLogStore.open({ directory: dir, segmentBytes: SEGMENT, fileSystem, inlineWriteBytes: INLINE_BYTES,
-    ...options });
+    slowInlineWriteMs: Number.MAX_VALUE, ...options });
 }
 
 test('a small durable write is made inline, a larger one on the thread pool, one without sync plainly', async () => {
@@ -172,3 +185,29 @@ test('a failing inline write halts the store like any failed write; resume() bri
   for (let i = 0; i < 4; i++) assertRecord(await reopened.get(1, i), small(i), `instance ${i}`);
   await reopened.close();
 });
+
+test('a slow disk stops inline writes for a second: the loop must not stall behind it; then one write probes again',
+  async () => {
+    const dir = await directory('slow');
+    const fileSystem = new WatchingFileSystem();
+    // 10 ms, not the default 4: a real fdatasync on a busy machine must not look slow to the probe.
+    const store = await open(dir, fileSystem, { slowInlineWriteMs: 10 });
+    fileSystem.writes.length = 0;
+    fileSystem.inlineDelayMs = 60;
+    // 60 ms lifts the average (a fifth of each write) above 10 ms at once.
+    for (let i = 0; i < 3; i++) await store.put(0, [small(i)], { sync: true });
+    assert.deepEqual(fileSystem.kinds(), ['inline', 'threadPool', 'threadPool']);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // Still slow: one probe, and the pool again.
+    for (let i = 3; i < 5; i++) await store.put(0, [small(i)], { sync: true });
+    assert.deepEqual(fileSystem.kinds().slice(3), ['inline', 'threadPool']);
+    fileSystem.inlineDelayMs = 0;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // Fast again: the probe keeps inline writes on.
+    for (let i = 5; i < 8; i++) await store.put(0, [small(i)], { sync: true });
+    assert.deepEqual(fileSystem.kinds().slice(5), ['inline', 'inline', 'inline']);
+    await store.close();
+    const reopened = await FileLogStore.open({ directory: dir, segmentBytes: SEGMENT });
+    for (let i = 0; i < 8; i++) assertRecord(await reopened.get(0, i), small(i), `instance ${i}`);
+    await reopened.close();
+  });
