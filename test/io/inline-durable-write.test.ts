@@ -190,13 +190,13 @@ test('a slow disk stops inline writes for a second: the loop must not stall behi
   async () => {
     const dir = await directory('slow');
     const fileSystem = new WatchingFileSystem();
-    // 10 ms, not the default 4: a real fdatasync on a busy machine must not look slow to the probe.
-    const store = await open(dir, fileSystem, { slowInlineWriteMs: 10 });
+    // 50 ms, not the default 4: a real fdatasync on a busy shared machine must not look slow here.
+    const store = await open(dir, fileSystem, { slowInlineWriteMs: 50 });
     fileSystem.writes.length = 0;
-    fileSystem.inlineDelayMs = 60;
-    // 60 ms lifts the average (a fifth of each write) above 10 ms at once.
+    fileSystem.inlineDelayMs = 300;
+    // 300 ms lifts the average (a fifth of each write) above 50 ms at once.
     for (let i = 0; i < 3; i++) await store.put(0, [small(i)], { sync: true });
-    assert.deepEqual(fileSystem.kinds(), ['inline', 'threadPool', 'threadPool']);
+    assert.deepEqual(fileSystem.kinds(), ['inline', 'threadPool', 'threadPool'], JSON.stringify(fileSystem.writes));
     await new Promise((resolve) => setTimeout(resolve, 1100));
     // Still slow: one probe, and the pool again.
     for (let i = 3; i < 5; i++) await store.put(0, [small(i)], { sync: true });
