@@ -130,10 +130,18 @@ async function compareBuilds(
       `${base.valueBytes}-byte values; 1-minute load ${summary.loads.join(', ')})`);
   }
   const [mine, ...others] = summaries;
-  for (const other of others) {
+  const myRuns = results.get(undefined) ?? [];
+  for (const [index, other] of others.entries()) {
     if (mine === undefined || json) break;
+    // Each round's two runs were next to each other in time: their ratio shrugs off load that drifts
+    // over the whole comparison, which the ratio of the medians does not.
+    const otherRuns = results.get(builds[index + 1]) ?? [];
+    const ratios = myRuns.map((run, round) =>
+      (run.proposalsPerSec as number) / Math.max(1, otherRuns[round]?.proposalsPerSec as number));
     console.log(`this build ÷ ${other.build}: ${(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)).toFixed(2)}× ` +
-      `proposals/s, p50 ${(mine.p50Ms / Math.max(0.001, other.p50Ms)).toFixed(2)}×`);
+      `proposals/s (median of the rounds' ratios ${median(ratios).toFixed(2)}×, ` +
+      `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}), ` +
+      `p50 ${(mine.p50Ms / Math.max(0.001, other.p50Ms)).toFixed(2)}×`);
   }
   return 0;
 }
