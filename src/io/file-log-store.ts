@@ -52,6 +52,11 @@ export interface FileLogStoreOptions {
    */
   readonly slowInlineWriteMs?: number;
   /**
+   * Called just before an inline write blocks the loop: a node sends what it has queued first, so
+   * messages that do not depend on this write do not wait for it (PaxosNode wires its transport).
+   */
+  readonly beforeInlineWrite?: () => void;
+  /**
    * Runs a flush once the current turn's puts are queued (default setImmediate). The simulator
    * passes its own, deterministic, deferral.
    */
@@ -171,6 +176,7 @@ export class FileLogStore implements LogStore {
       inlineWriteBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
       slowInlineWriteMs: options.slowInlineWriteMs ?? SLOW_INLINE_WRITE_MS,
       deferFlush: options.deferFlush ?? setImmediate,
+      beforeInlineWrite: options.beforeInlineWrite ?? ((): void => {}),
     };
     this.fs = this.options.fileSystem;
     this.syncEnabled = this.options.sync;
@@ -674,6 +680,7 @@ export class FileLogStore implements LogStore {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
       if (handle.writeDurablySync !== undefined && !this.activeUnsynced && bytes <= this.options.inlineWriteBytes &&
         this.inlineAllowed()) {
+        this.beforeInlineWrite();
         const began = performance.now();
         handle.writeDurablySync(buffer, start);
         this.noteInlineWrite(performance.now() - began);
@@ -698,6 +705,15 @@ export class FileLogStore implements LogStore {
     this.stats.flushes++;
     this.stats.records += records;
     this.stats.bytes += bytes;
+  }
+
+  private beforeInlineWrite(): void {
+    try {
+      this.options.beforeInlineWrite();
+    } catch (error) {
+      // Sending early is an optimisation: a failure there must not fail the write.
+      this.options.logger.error('beforeInlineWrite threw; ignored', { error: String(error) });
+    }
   }
 
   private inlineAllowed(): boolean {

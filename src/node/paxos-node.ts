@@ -176,9 +176,12 @@ export class PaxosNode {
     // This life's part of every proposal's identity: fresh bits from the OS, or from the injected stream.
     const incarnation = randomIncarnation(random);
     const ownsStore = resolved.store === undefined;
+    // The store blocks the loop for a small durable write; what the node has queued to send goes
+    // out first. The transport is opened after the store, hence the indirection.
+    const sendQueued = { now: (): void => {} };
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
-      segmentBytes: resolved.segmentBytes,
+      segmentBytes: resolved.segmentBytes, beforeInlineWrite: () => sendQueued.now(),
     });
     let transport: NodeTransport | undefined;
     try {
@@ -223,6 +226,8 @@ export class PaxosNode {
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
+      const opened = transport;
+      sendQueued.now = () => opened.flushNow?.();
       const context: GroupRuntimeContext = {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),

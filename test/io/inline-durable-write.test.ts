@@ -211,3 +211,29 @@ test('a slow disk stops inline writes for a second: the loop must not stall behi
     for (let i = 0; i < 8; i++) assertRecord(await reopened.get(0, i), small(i), `instance ${i}`);
     await reopened.close();
   });
+
+test('before each inline write the store calls beforeInlineWrite (the node sends what it queued); a throw is only logged',
+  async () => {
+    const dir = await directory('before');
+    const fileSystem = new WatchingFileSystem();
+    const calls: number[] = [];
+    let throwing = false;
+    const store = await open(dir, fileSystem, {
+      beforeInlineWrite: () => {
+        calls.push(fileSystem.writes.length);
+        if (throwing) throw new Error('a bug in the hook');
+      },
+    });
+    fileSystem.writes.length = 0;
+    await store.put(0, [small(0)], { sync: true });
+    await store.put(0, [large(1)], { sync: true });
+    await store.put(0, [small(2)], { sync: true });
+    // Called before the first and the third write (inline), not before the second (thread pool).
+    assert.deepEqual(calls, [0, 2]);
+    throwing = true;
+    await store.put(0, [small(3)], { sync: true });
+    assert.deepEqual(calls, [0, 2, 3]);
+    assert.equal(store.storageFailure(), undefined, 'the write went on');
+    assertRecord(await store.get(0, 3), small(3), 'written');
+    await store.close();
+  });
