@@ -66,13 +66,12 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
     concurrency: (flags.concurrency as number | undefined) ?? 64,
     valueBytes: (flags['value-bytes'] as number | undefined) ?? 100,
     seconds: (flags.seconds as number | undefined) ?? 10,
-    extraFlags,
+    extraFlags, cpuProfileDir: flags['cpu-prof'] as string | undefined,
   };
   const json = flags.json === true;
   const compareTls = flags.tls === true;
-  const cpuProfileDir = flags['cpu-prof'] as string | undefined;
   if (flags.matrix !== true && !compareTls && (flags.runs !== undefined || flags.compare !== undefined)) {
-    return await compareBuilds({ ...base, cpuProfileDir }, Math.max(1, (flags.runs as number | undefined) ?? 3),
+    return await compareBuilds(base, Math.max(1, (flags.runs as number | undefined) ?? 3),
       flags.compare as string | undefined, json);
   }
   if (flags.matrix !== true) {
