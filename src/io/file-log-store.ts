@@ -26,6 +26,9 @@ import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-syste
 import {
   decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES,
 } from './record-codec.js';
+import {
+  DEFAULT_INLINE_WRITE_BYTES, DEFAULT_SLOW_INLINE_WRITE_MS, INLINE_WRITE_PAUSE_MS, InlineWritePolicy,
+} from './inline-write-policy.js';
 import { createSegment, listSegments, noteRecord, scanSegment, segmentName, type Segment } from './segment.js';
 import { emptyGroupMeta, readMeta, writeMeta, type GroupMeta } from './store-meta.js';
 
@@ -46,9 +49,9 @@ export interface FileLogStoreOptions {
    */
   readonly inlineWriteBytes?: number;
   /**
-   * Inline writes slower than this on average (default 4 ms: a slow or saturated disk) go to the
-   * thread pool for a second, then one inline write probes again: the loop must not stall behind a
-   * slow disk (other work, a KV node's reads say, waits while it blocks).
+   * Inline writes slower than this on average (default 1 ms) go to the thread pool for a second,
+   * then one inline write probes again: past it the loop loses more to the blocking than inline
+   * saves (see InlineWritePolicy).
    */
   readonly slowInlineWriteMs?: number;
   /**
@@ -65,18 +68,12 @@ export interface FileLogStoreOptions {
   readonly faults?: { readonly skipDatasync?: boolean };
 }
 
-/** See FileLogStoreOptions.inlineWriteBytes. */
-export const DEFAULT_INLINE_WRITE_BYTES = 64 * 1024;
-
 /** A fresh store holds two segments (the active one and its spare): 16 MiB. */
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 const TWO_32 = 0x1_0000_0000;
 /** getMany reads at most this many records, spanning at most this many bytes, in one read. */
 const MAX_RUN_RECORDS = 256;
 const MAX_RUN_BYTES = 4 * 1024 * 1024;
-/** See FileLogStoreOptions.slowInlineWriteMs. */
-const SLOW_INLINE_WRITE_MS = 4;
-const INLINE_PAUSE_MS = 1000;
 
 interface PendingPut {
   readonly groupIndex: number;
@@ -115,7 +112,8 @@ export interface RecoveryReport {
 }
 
 export class FileLogStore implements LogStore {
-  private readonly options: Required<Omit<FileLogStoreOptions, 'faults'>> & Pick<FileLogStoreOptions, 'faults'>;
+  private readonly options: Required<Omit<FileLogStoreOptions, 'faults' | 'inlineWriteBytes' | 'slowInlineWriteMs'>> &
+    Pick<FileLogStoreOptions, 'faults'>;
   private readonly fs: FileSystem;
   private readonly logDirectory: string;
   private segments = new Map<number, Segment>();
@@ -160,9 +158,8 @@ export class FileLogStore implements LogStore {
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
   private closed = false;
-  /** Moving average of inline write times, and until when they are paused (see slowInlineWriteMs). */
-  private inlineAverageMs = 0;
-  private inlinePausedUntil = 0;
+  /** Which durable writes are made on the loop's thread (see inlineWriteBytes, slowInlineWriteMs). */
+  private readonly inlineWrites: InlineWritePolicy;
   recovery: RecoveryReport = { segments: 0, records: 0, truncatedTail: null };
   /** Flushes done and records written, for benchmarks and metrics. */
   readonly stats = { flushes: 0, records: 0, bytes: 0 };
@@ -173,12 +170,17 @@ export class FileLogStore implements LogStore {
       segmentBytes: options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
       readOnly: options.readOnly ?? false, fileSystem: options.fileSystem ?? NODE_FILE_SYSTEM,
       logger: options.logger ?? SILENT_LOGGER, faults: options.faults,
-      inlineWriteBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
-      slowInlineWriteMs: options.slowInlineWriteMs ?? SLOW_INLINE_WRITE_MS,
       deferFlush: options.deferFlush ?? setImmediate,
       beforeInlineWrite: options.beforeInlineWrite ?? ((): void => {}),
     };
     this.fs = this.options.fileSystem;
+    this.inlineWrites = new InlineWritePolicy({
+      maxBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
+      slowMs: options.slowInlineWriteMs ?? DEFAULT_SLOW_INLINE_WRITE_MS,
+      pauseMs: INLINE_WRITE_PAUSE_MS, now: () => performance.now(),
+      onPause: (averageMs) => this.options.logger.info(
+        'durable writes are slow; they go to the thread pool for a while', { averageMs: Math.round(averageMs * 10) / 10 }),
+    });
     this.syncEnabled = this.options.sync;
     this.logDirectory = join(options.directory, 'log');
   }
@@ -678,12 +680,11 @@ export class FileLogStore implements LogStore {
     const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
-      if (handle.writeDurablySync !== undefined && !this.activeUnsynced && bytes <= this.options.inlineWriteBytes &&
-        this.inlineAllowed()) {
+      if (handle.writeDurablySync !== undefined && !this.activeUnsynced && this.inlineWrites.allows(bytes)) {
         this.beforeInlineWrite();
         const began = performance.now();
         handle.writeDurablySync(buffer, start);
-        this.noteInlineWrite(performance.now() - began);
+        this.inlineWrites.noteWrite(performance.now() - began);
       } else if (handle.writeDurably !== undefined && !this.activeUnsynced) {
         await handle.writeDurably(buffer, start);
       } else {
@@ -714,24 +715,6 @@ export class FileLogStore implements LogStore {
       // Sending early is an optimisation: a failure there must not fail the write.
       this.options.logger.error('beforeInlineWrite threw; ignored', { error: String(error) });
     }
-  }
-
-  private inlineAllowed(): boolean {
-    if (this.inlinePausedUntil === 0) return true;
-    if (performance.now() < this.inlinePausedUntil) return false;
-    // One probe decides: a write as slow as the threshold pauses inline writes again at once.
-    this.inlinePausedUntil = 0;
-    this.inlineAverageMs = this.options.slowInlineWriteMs;
-    return true;
-  }
-
-  private noteInlineWrite(ms: number): void {
-    this.inlineAverageMs = 0.8 * this.inlineAverageMs + 0.2 * ms;
-    if (this.inlineAverageMs <= this.options.slowInlineWriteMs) return;
-    this.inlinePausedUntil = performance.now() + INLINE_PAUSE_MS;
-    this.options.logger.info('durable writes are slow; they go to the thread pool for a while', {
-      averageMs: Math.round(this.inlineAverageMs * 10) / 10,
-    });
   }
 
   /** Index the records of one put (one group and epoch), at `offsets[from...]`. */
@@ -1018,7 +1001,9 @@ export class FileLogStore implements LogStore {
     const resume = segmentAt(resumeAt);
     const spare = segmentAt(resumeAt + 1);
     this.active = resume ?? await this.makeSegment(1, this.options.segmentBytes);
-    this.activeUnsynced = false;
+    // Without sync the datasync above was skipped: the segment's data may still be in the page
+    // cache, and an O_DSYNC write after setSync(true) would not cover it (write + fdatasync does).
+    this.activeUnsynced = !this.syncEnabled && this.active.writeOffset > 0;
     if (spare !== undefined) {
       this.nextSegment = Promise.resolve(spare);
       this.nextSequenceReserved = spare.sequence;

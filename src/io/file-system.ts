@@ -98,15 +98,25 @@ class NodeFileHandle implements FileHandle {
     return (await this.handle.stat()).size;
   }
 
+  /**
+   * No write is in flight on the raw descriptors here, so none can land on a reused descriptor
+   * number: FileLogStore writes only to its active segment, one flush at a time, and its close and
+   * resume wait for that flush before they close handles; the segments log cleaning closes are
+   * sealed (no longer written) and segment creation closes its file after its writes. The main
+   * handle is closed even when closing the durable descriptor fails, so a failed close leaks nothing.
+   */
   async close(): Promise<void> {
     const durable = this.durable;
     this.durable = null;
-    if (durable !== null) {
-      await new Promise<void>((resolve, reject) => {
-        closeDescriptor(durable, (error) => error === null ? resolve() : reject(error));
-      });
+    try {
+      if (durable !== null) {
+        await new Promise<void>((resolve, reject) => {
+          closeDescriptor(durable, (error) => error === null ? resolve() : reject(error));
+        });
+      }
+    } finally {
+      await this.handle.close();
     }
-    await this.handle.close();
   }
 }
 

@@ -181,7 +181,8 @@ export class PaxosNode {
     const sendQueued = { now: (): void => {} };
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
-      segmentBytes: resolved.segmentBytes, beforeInlineWrite: () => sendQueued.now(),
+      segmentBytes: resolved.segmentBytes, inlineWriteBytes: resolved.inlineWriteBytes,
+      beforeInlineWrite: () => sendQueued.now(),
     });
     let transport: NodeTransport | undefined;
     try {
