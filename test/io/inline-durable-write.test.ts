@@ -49,6 +49,8 @@ class WatchingFileSystem extends DelegatingFileSystem {
   failInline = false;
   /** Inline writes take at least this long (a slow disk), blocking as a real one would. */
   inlineDelayMs = 0;
+  /** Called on each fdatasync of a log segment. */
+  onDatasync = (): void => {};
 
   override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly), path);
@@ -88,7 +90,10 @@ class WatchingFileSystem extends DelegatingFileSystem {
         if (isLog && this.inlineDelayMs > 0) sleepBlocking(this.inlineDelayMs);
       },
       read: (length, position) => handle.read(length, position),
-      datasync: () => handle.datasync(),
+      datasync: () => {
+        if (isLog) this.onDatasync();
+        return handle.datasync();
+      },
       size: () => handle.size(),
       close: () => handle.close(),
     };
@@ -236,4 +241,36 @@ test('before each inline write the store calls beforeInlineWrite (the node sends
     assert.equal(store.storageFailure(), undefined, 'the write went on');
     assertRecord(await store.get(0, 3), small(3), 'written');
     await store.close();
+  });
+
+test('a store opened without sync on a log with data: after setSync(true) the first durable write covers that data too',
+  async () => {
+    const dir = await directory('unsynced-open');
+    const first = await open(dir, new WatchingFileSystem(), { sync: false });
+    await first.put(0, [small(0)], { sync: false });
+    await first.close();
+    // Opened without sync, the store skips the datasync of what the log holds: it may still be in
+    // the page cache. An O_DSYNC write would make only itself durable, so the first durable write
+    // after setSync(true) must be write + fdatasync, and only the next one inline.
+    const fileSystem = new WatchingFileSystem();
+    const store = await open(dir, fileSystem, { sync: false });
+    store.setSync(true);
+    fileSystem.writes.length = 0;
+    let datasyncs = 0;
+    fileSystem.onDatasync = () => datasyncs++;
+    await store.put(0, [small(1)], { sync: true });
+    assert.deepEqual(fileSystem.kinds(), ['plain']);
+    assert.equal(datasyncs, 1, 'the write is followed by fdatasync');
+    await store.put(0, [small(2)], { sync: true });
+    assert.deepEqual(fileSystem.kinds(), ['plain', 'inline']);
+    await store.close();
+
+    // With sync on from the start, the open made the log durable: the first write is inline.
+    const synced = new WatchingFileSystem();
+    const reopened = await open(dir, synced);
+    synced.writes.length = 0;
+    await reopened.put(0, [small(3)], { sync: true });
+    assert.deepEqual(synced.kinds(), ['inline']);
+    for (let i = 0; i < 4; i++) assertRecord(await reopened.get(0, i), small(i), `instance ${i}`);
+    await reopened.close();
   });
