@@ -10,7 +10,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseFlags, type FlagSpec } from '../src/cli/flags.js';
+import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { NodeCluster } from '../src/testing/process-cluster.js';
 import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
 
@@ -33,10 +33,13 @@ values) and prints a table (or one JSON line per run with --json). --tls runs ev
 plain TCP and then with mutual TLS between the nodes (certificates made for the run), and prints both
 with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false). --rounds N
 (without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
-machine, load that comes and goes then hits both alike. --runs N (without --matrix or --tls) runs
+machine, load that comes and goes then hits both alike. --runs N (not with --matrix or --tls) runs
 the cell N times and then prints the machine and the median of the runs (proposals/s, p50, p99)
 with each run's 1-minute load average; --compare DIR[,DIR...] runs other builds' nodes (their
-dist directories) in alternate runs, N of each, and prints every median and its ratio to this build. --cpu-prof DIR writes a V8 CPU profile of every node process of this build into DIR.`;
+dist directories) in alternate runs, N of each, the order flipped every round (ABBA), and prints
+every median and its ratio to this build (with --json: one line each for the machine, every run,
+every median and every ratio). --cpu-prof DIR writes a V8 CPU profile of every node process into
+DIR (not with --compare: profile one build at a time).`;
 
 interface RunSettings {
   readonly nodes: number;
@@ -70,7 +73,15 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
   };
   const json = flags.json === true;
   const compareTls = flags.tls === true;
-  if (flags.matrix !== true && !compareTls && (flags.runs !== undefined || flags.compare !== undefined)) {
+  if (flags.runs !== undefined || flags.compare !== undefined) {
+    // Said, not ignored: --tls and --matrix have their own rounds and rows.
+    if (compareTls || flags.matrix === true) {
+      throw new UsageError('--runs and --compare run one cell of plain TCP: not with --tls or --matrix');
+    }
+    // The other builds' nodes would run unprofiled beside this one's profiled (and so slowed) nodes.
+    if (flags.compare !== undefined && base.cpuProfileDir !== undefined) {
+      throw new UsageError('--cpu-prof with --compare would profile only this build\'s nodes: profile a run without it');
+    }
     return await compareBuilds(base, Math.max(1, (flags.runs as number | undefined) ?? 3),
       flags.compare as string | undefined, json);
   }
@@ -111,12 +122,13 @@ async function compareBuilds(
   base: RunSettings, runs: number, compare: string | undefined, json: boolean,
 ): Promise<number> {
   const builds = [undefined, ...(compare === undefined ? [] : compare.split(',').map((dir) => resolve(dir)))];
-  if (!json) console.log(environment());
+  console.log(json ? JSON.stringify({ machine: environment() }) : environment());
   const results = new Map<string | undefined, Record<string, unknown>[]>(builds.map((build) => [build, []]));
   for (let run = 0; run < runs; run++) {
-    for (const build of builds) {
-      const cpuProfileDir = build === undefined ? base.cpuProfileDir : undefined;
-      const result = await runOnce({ ...base, build, cpuProfileDir });
+    // ABBA: the order flips every round, so neither build always runs first (on a warmer or a
+    // cooler machine, after the other's files were just removed).
+    for (const build of run % 2 === 0 ? builds : [...builds].reverse()) {
+      const result = await runOnce({ ...base, build });
       results.get(build)?.push(result);
       console.log(JSON.stringify(result));
     }
@@ -131,16 +143,21 @@ async function compareBuilds(
   const [mine, ...others] = summaries;
   const myRuns = results.get(undefined) ?? [];
   for (const [index, other] of others.entries()) {
-    if (mine === undefined || json) break;
+    if (mine === undefined) break;
     // Each round's two runs were next to each other in time: their ratio shrugs off load that drifts
     // over the whole comparison, which the ratio of the medians does not.
     const otherRuns = results.get(builds[index + 1]) ?? [];
     const ratios = myRuns.map((run, round) =>
       (run.proposalsPerSec as number) / Math.max(1, otherRuns[round]?.proposalsPerSec as number));
-    console.log(`this build ÷ ${other.build}: ${(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)).toFixed(2)}× ` +
-      `proposals/s (median of the rounds' ratios ${median(ratios).toFixed(2)}×, ` +
-      `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}), ` +
-      `p50 ${(mine.p50Ms / Math.max(0.001, other.p50Ms)).toFixed(2)}×`);
+    const ratio = {
+      against: other.build, proposalsPerSec: round(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)),
+      medianOfRoundRatios: round(median(ratios)), lowest: round(Math.min(...ratios)),
+      highest: round(Math.max(...ratios)), p50Ms: round(mine.p50Ms / Math.max(0.001, other.p50Ms)),
+    };
+    if (json) console.log(JSON.stringify({ ratio }));
+    else console.log(`this build ÷ ${other.build}: ${ratio.proposalsPerSec.toFixed(2)}× proposals/s (median of the ` +
+      `rounds' ratios ${ratio.medianOfRoundRatios.toFixed(2)}×, ${ratio.lowest.toFixed(2)}–${ratio.highest.toFixed(2)}), ` +
+      `p50 ${ratio.p50Ms.toFixed(2)}×`);
   }
   return 0;
 }
