@@ -8,8 +8,8 @@
  * with one write and one fdatasync. A small durable write (up to `inlineWriteBytes`, the usual
  * write of one instance) is made on the event loop's own thread: it blocks the loop for about one
  * fdatasync, but skips the round trip to libuv's thread pool and back, which cost more than the
- * blocking on this project's machine (see docs/transport-and-storage.md). Larger writes run on the
- * thread pool, so the loop does not wait for them.
+ * blocking on this project's machine (see docs/transport-and-storage.md). Larger writes, and all
+ * of them while inline ones are slow (InlineWritePolicy), run on the thread pool.
  *
  * Durability: `put` with sync resolves only after fdatasync of the data; segment creation, rolling
  * and deletion are made durable by fsync of the directory; metadata is replaced atomically.
