@@ -6,22 +6,24 @@
  * instance. `--matrix` runs the README's table in one go.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseFlags, type FlagSpec } from '../src/cli/flags.js';
+import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { NodeCluster } from '../src/testing/process-cluster.js';
 import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
 
 const FLAGS: FlagSpec = {
   nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
   'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean', tls: 'boolean',
-  rounds: 'number',
+  rounds: 'number', runs: 'number', compare: 'string', 'cpu-prof': 'string',
 };
 
 export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
                               [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
-                              [--tls [--rounds N]]
+                              [--tls [--rounds N]] [--runs N] [--compare <other builds' dist dirs>]
+                              [--cpu-prof DIR]
 
 Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
 callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
@@ -31,7 +33,13 @@ values) and prints a table (or one JSON line per run with --json). --tls runs ev
 plain TCP and then with mutual TLS between the nodes (certificates made for the run), and prints both
 with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false). --rounds N
 (without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
-machine, load that comes and goes then hits both alike.`;
+machine, load that comes and goes then hits both alike. --runs N (not with --matrix or --tls) runs
+the cell N times and then prints the machine and the median of the runs (proposals/s, p50, p99)
+with each run's 1-minute load average; --compare DIR[,DIR...] runs other builds' nodes (their
+dist directories) in alternate runs, N of each, the order flipped every round (ABBA), and prints
+every median and its ratio to this build (with --json: one line each for the machine, every run,
+every median and every ratio). --cpu-prof DIR writes a V8 CPU profile of every node process into
+DIR (not with --compare: profile one build at a time).`;
 
 interface RunSettings {
   readonly nodes: number;
@@ -41,6 +49,9 @@ interface RunSettings {
   readonly seconds: number;
   readonly extraFlags: readonly string[];
   readonly tls?: boolean;
+  /** Another build's dist directory whose nodes run instead of this build's. */
+  readonly build?: string;
+  readonly cpuProfileDir?: string;
 }
 
 export async function proposeBench(argv: readonly string[]): Promise<number> {
@@ -58,10 +69,22 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
     concurrency: (flags.concurrency as number | undefined) ?? 64,
     valueBytes: (flags['value-bytes'] as number | undefined) ?? 100,
     seconds: (flags.seconds as number | undefined) ?? 10,
-    extraFlags,
+    extraFlags, cpuProfileDir: flags['cpu-prof'] as string | undefined,
   };
   const json = flags.json === true;
   const compareTls = flags.tls === true;
+  if (flags.runs !== undefined || flags.compare !== undefined) {
+    // Said, not ignored: --tls and --matrix have their own rounds and rows.
+    if (compareTls || flags.matrix === true) {
+      throw new UsageError('--runs and --compare run one cell of plain TCP: not with --tls or --matrix');
+    }
+    // The other builds' nodes would run unprofiled beside this one's profiled (and so slowed) nodes.
+    if (flags.compare !== undefined && base.cpuProfileDir !== undefined) {
+      throw new UsageError('--cpu-prof with --compare would profile only this build\'s nodes: profile a run without it');
+    }
+    return await compareBuilds(base, Math.max(1, (flags.runs as number | undefined) ?? 3),
+      flags.compare as string | undefined, json);
+  }
   if (flags.matrix !== true) {
     const rounds = compareTls ? Math.max(1, (flags.rounds as number | undefined) ?? 1) : 1;
     const plainRuns: Record<string, unknown>[] = [];
@@ -91,12 +114,88 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * `runs` runs of one cell, alternating with another build's nodes when `compare` names one, then
+ * the medians: on a shared machine, load that comes and goes hits both builds alike.
+ */
+async function compareBuilds(
+  base: RunSettings, runs: number, compare: string | undefined, json: boolean,
+): Promise<number> {
+  const builds = [undefined, ...(compare === undefined ? [] : compare.split(',').map((dir) => resolve(dir)))];
+  console.log(json ? JSON.stringify({ machine: environment() }) : environment());
+  const results = new Map<string | undefined, Record<string, unknown>[]>(builds.map((build) => [build, []]));
+  for (let run = 0; run < runs; run++) {
+    // ABBA: the order flips every round, so neither build always runs first (on a warmer or a
+    // cooler machine, after the other's files were just removed).
+    for (const build of run % 2 === 0 ? builds : [...builds].reverse()) {
+      const result = await runOnce({ ...base, build });
+      results.get(build)?.push(result);
+      console.log(JSON.stringify(result));
+    }
+  }
+  const summaries = builds.map((build) => summarize(build, results.get(build) ?? []));
+  for (const summary of summaries) {
+    if (json) console.log(JSON.stringify(summary));
+    else console.log(`${summary.build}: median of ${summary.runs} runs ${summary.proposalsPerSec} proposals/s, ` +
+      `p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms (${base.groups} group(s), ${base.concurrency} caller(s), ` +
+      `${base.valueBytes}-byte values; 1-minute load ${summary.loads.join(', ')})`);
+  }
+  const [mine, ...others] = summaries;
+  const myRuns = results.get(undefined) ?? [];
+  for (const [index, other] of others.entries()) {
+    if (mine === undefined) break;
+    // Each round's two runs were next to each other in time: their ratio shrugs off load that drifts
+    // over the whole comparison, which the ratio of the medians does not.
+    const otherRuns = results.get(builds[index + 1]) ?? [];
+    const ratios = myRuns.map((run, round) =>
+      (run.proposalsPerSec as number) / Math.max(1, otherRuns[round]?.proposalsPerSec as number));
+    const ratio = {
+      against: other.build, proposalsPerSec: round(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)),
+      medianOfRoundRatios: round(median(ratios)), lowest: round(Math.min(...ratios)),
+      highest: round(Math.max(...ratios)), p50Ms: round(mine.p50Ms / Math.max(0.001, other.p50Ms)),
+    };
+    if (json) console.log(JSON.stringify({ ratio }));
+    else console.log(`this build ÷ ${other.build}: ${ratio.proposalsPerSec.toFixed(2)}× proposals/s (median of the ` +
+      `rounds' ratios ${ratio.medianOfRoundRatios.toFixed(2)}×, ${ratio.lowest.toFixed(2)}–${ratio.highest.toFixed(2)}), ` +
+      `p50 ${ratio.p50Ms.toFixed(2)}×`);
+  }
+  return 0;
+}
+
+function summarize(build: string | undefined, runs: readonly Record<string, unknown>[]): {
+  build: string; runs: number; proposalsPerSec: number; p50Ms: number; p99Ms: number; loads: number[];
+} {
+  const of = (field: string): number => median(runs.map((run) => run[field] as number));
+  return {
+    build: build ?? 'this build', runs: runs.length, proposalsPerSec: Math.round(of('proposalsPerSec')),
+    p50Ms: round(of('p50Ms')), p99Ms: round(of('p99Ms')), loads: runs.map((run) => run.load as number),
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return 0;
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length % 2 === 1) return sorted[middle] as number;
+  return ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** The process-cluster module of this build, or of another build's dist directory. */
+async function clusterOf(build: string | undefined): Promise<typeof NodeCluster> {
+  if (build === undefined) return NodeCluster;
+  const module = await import(pathToFileURL(join(build, 'src/testing/process-cluster.js')).href) as
+    { NodeCluster: typeof NodeCluster };
+  return module.NodeCluster;
+}
+
 async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> {
   const tlsDir = settings.tls === true ? await makeCertificates(settings.nodes) : undefined;
   const extraFlags = tlsDir === undefined ? settings.extraFlags : [...settings.extraFlags, '--tls-dir', tlsDir];
-  const cluster = await NodeCluster.create({
+  const load = round(loadavg()[0] ?? 0);
+  const cluster = await (await clusterOf(settings.build)).create({
     nodes: settings.nodes, groups: settings.groups, extraFlags,
     requestTimeoutMs: (settings.seconds + 60) * 1000,
+    execArgv: settings.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir],
   });
   try {
     await cluster.startAll();
@@ -115,6 +214,7 @@ async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> 
       completed: reply.completed, instances: reply.instances,
       valuesPerInstance: round(reply.valuesPerInstance as number),
       sync: !settings.extraFlags.includes('--sync=false'), tls: settings.tls === true,
+      ...(settings.build === undefined ? {} : { build: settings.build }), load,
     };
   } finally {
     await Promise.all(cluster.ids.map((id) => cluster.stop(id)));

@@ -24,6 +24,7 @@ const FLAGS: FlagSpec = {
   data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
   'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
   'snapshot-every': 'number', 'segment-mb': 'number', 'log-hold': 'number', 'clean-interval': 'number',
+  'inline-write-bytes': 'number',
   'local-address': 'string', config: 'string', verbose: 'boolean', json: 'boolean', help: 'boolean',
   'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'http-tls': 'boolean', tokens: 'string',
   'open-monitoring': 'boolean',
@@ -60,6 +61,8 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
   --snapshots=false  never snapshot (every restart replays the whole log)
   --segment-mb N     size of each log segment file in MiB (default 8; zero-filled ahead of use, and
                      a spare is prepared while one fills, so a node holds about 2×N MiB of log at start)
+  --inline-write-bytes N  durable log writes of up to N bytes are made on the event loop's thread
+                     (default 65536; 0: all through the thread pool; see docs/transport-and-storage.md)
   --log-hold N       instances of log kept below the newest snapshot (default: 2 × --snapshot-every,
                      at least 20000); the log below is deleted behind the snapshots
   --clean-interval MS  time between log cleaning passes, one group each (default 1000; 0: never clean)
@@ -131,6 +134,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
       proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
       maxBatchCount: flags['max-batch'] as number | undefined,
       segmentBytes: segmentBytesOf(flags['segment-mb'] as number | undefined),
+      inlineWriteBytes: flags['inline-write-bytes'] as number | undefined,
       logCleaning: {
         holdInstances: flags['log-hold'] as number | undefined,
         intervalMs: flags['clean-interval'] as number | undefined,

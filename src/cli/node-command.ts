@@ -21,11 +21,12 @@ import { parseAddress, parsePeers } from './peer-list.js';
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', peers: 'string', data: 'string', groups: 'number', cluster: 'string',
   sync: 'boolean', quiet: 'boolean', verbose: 'boolean', 'timeout-ms': 'number', 'max-batch': 'number', help: 'boolean',
-  'master-lease': 'number', admin: 'string', 'tls-dir': 'string',
+  'master-lease': 'number', admin: 'string', 'tls-dir': 'string', 'inline-write-bytes': 'number',
 };
 
 export const NODE_USAGE = `usage: multipaxos node --id N --listen HOST:PORT --peers 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
                        --data DIR [--groups G] [--cluster NAME] [--sync=false] [--quiet] [--verbose]
+                       [--inline-write-bytes N]
 
 Runs one node with the echo state machine. Each line typed (or piped) on standard input is proposed
 ("G:text" proposes to group G, otherwise group 0); every node prints each value it executes, and
@@ -39,6 +40,8 @@ the proposer prints the instance it was chosen in. Ctrl-C stops it cleanly.
   --sync=false     do not fsync (fast, and not durable: for experiments only)
   --timeout-ms T   propose timeout (default 10000)
   --max-batch N    proposals one instance may carry (default 1000; 1 turns batching off)
+  --inline-write-bytes N  durable log writes of up to N bytes are made on the event loop's
+                   thread (default 65536; 0: all through the thread pool)
   --master-lease MS  elect a master in every group with this lease (at least 1000; default: no election)
   --admin H:P      serve the admin endpoint (multipaxos members / master) on this address (plain
                    HTTP, no authentication: with --tls-dir it must be a loopback address)
@@ -77,6 +80,7 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
     groups: flags.groups as number | undefined, clusterId: flags.cluster as string | undefined,
     sync: flags.sync as boolean | undefined, proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
     maxBatchCount: flags['max-batch'] as number | undefined,
+    inlineWriteBytes: flags['inline-write-bytes'] as number | undefined,
     ...(flags['master-lease'] === undefined ? {} : { master: { groups: 'all', leaseMs: flags['master-lease'] as number } }),
     onMasterChange: quiet ? undefined : (group, master) => {
       console.log(`master of group ${group}: ${master === undefined ? 'none' : `node ${master.nodeId}`}`);

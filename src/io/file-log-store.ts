@@ -2,9 +2,14 @@
  * The default LogStore: an append-only log in pre-allocated segment files, shared by every group of
  * a node, with an in-memory index rebuilt at start-up.
  *
- * Group commit: while one write + fdatasync runs, every `put` that arrives (from any group) waits in
- * a queue; the next flush writes them all with one write and one fdatasync. The flush runs on
- * libuv's thread pool, so the event loop never blocks on the disk.
+ * Group commit: a flush starts at the end of the event-loop turn in which the first `put` arrived
+ * (setImmediate), so every group's puts of that turn share it; while one write + fdatasync runs,
+ * every `put` that arrives (from any group) waits in a queue, and the next flush writes them all
+ * with one write and one fdatasync. A small durable write (up to `inlineWriteBytes`, the usual
+ * write of one instance) is made on the event loop's own thread: it blocks the loop for about one
+ * fdatasync, but skips the round trip to libuv's thread pool and back, which cost more than the
+ * blocking on this project's machine (see docs/transport-and-storage.md). Larger writes, and all
+ * of them while inline ones are slow (InlineWritePolicy), run on the thread pool.
  *
  * Durability: `put` with sync resolves only after fdatasync of the data; segment creation, rolling
  * and deletion are made durable by fsync of the directory; metadata is replaced atomically.
@@ -21,6 +26,9 @@ import { NODE_FILE_SYSTEM, type FileHandle, type FileSystem } from './file-syste
 import {
   decodeFrame, encodeRecord, frameBytes, FRAME_HEADER_BYTES, MAX_RECORD_BYTES, RECORD_FIXED_BYTES,
 } from './record-codec.js';
+import {
+  DEFAULT_INLINE_WRITE_BYTES, DEFAULT_SLOW_INLINE_WRITE_MS, INLINE_WRITE_PAUSE_MS, InlineWritePolicy,
+} from './inline-write-policy.js';
 import { createSegment, listSegments, noteRecord, scanSegment, segmentName, type Segment } from './segment.js';
 import { emptyGroupMeta, readMeta, writeMeta, type GroupMeta } from './store-meta.js';
 
@@ -35,6 +43,27 @@ export interface FileLogStoreOptions {
   readonly readOnly?: boolean;
   readonly fileSystem?: FileSystem;
   readonly logger?: Logger;
+  /**
+   * Durable writes of up to this many bytes are made on the event loop's thread (default 64 KiB;
+   * 0 sends every write to the thread pool). Only with a file system whose handles offer it.
+   */
+  readonly inlineWriteBytes?: number;
+  /**
+   * Inline writes slower than this on average (default 1 ms) go to the thread pool for a second,
+   * then one inline write probes again: past it the loop loses more to the blocking than inline
+   * saves (see InlineWritePolicy).
+   */
+  readonly slowInlineWriteMs?: number;
+  /**
+   * Called just before an inline write blocks the loop: a node sends what it has queued first, so
+   * messages that do not depend on this write do not wait for it (PaxosNode wires its transport).
+   */
+  readonly beforeInlineWrite?: () => void;
+  /**
+   * Runs a flush once the current turn's puts are queued (default setImmediate). The simulator
+   * passes its own, deterministic, deferral.
+   */
+  readonly deferFlush?: (flush: () => void) => void;
   /** Test-only: skip the fdatasync (to prove the crash tests catch it). */
   readonly faults?: { readonly skipDatasync?: boolean };
 }
@@ -83,7 +112,8 @@ export interface RecoveryReport {
 }
 
 export class FileLogStore implements LogStore {
-  private readonly options: Required<Omit<FileLogStoreOptions, 'faults'>> & Pick<FileLogStoreOptions, 'faults'>;
+  private readonly options: Required<Omit<FileLogStoreOptions, 'faults' | 'inlineWriteBytes' | 'slowInlineWriteMs'>> &
+    Pick<FileLogStoreOptions, 'faults'>;
   private readonly fs: FileSystem;
   private readonly logDirectory: string;
   private segments = new Map<number, Segment>();
@@ -100,6 +130,12 @@ export class FileLogStore implements LogStore {
   private durableMeta = new Map<number, GroupMeta>();
   private queue: PendingPut[] = [];
   private flushing = false;
+  /** A flush is deferred to the end of the turn (see startFlush). */
+  private flushQueued = false;
+  private readonly startFlushBound = (): void => {
+    this.flushQueued = false;
+    if (!this.flushing && this.queue.length > 0) void this.flushLoop();
+  };
   private metaWrites: Promise<void> = Promise.resolve();
   private metaWritesInFlight = 0;
   /** Metadata writes in flight that puts must wait for (see updateMeta). */
@@ -122,6 +158,8 @@ export class FileLogStore implements LogStore {
   /** The number of the next group-commit write (stored in its frames; see record-codec.ts). */
   private nextWrite = 0;
   private closed = false;
+  /** Which durable writes are made on the loop's thread (see inlineWriteBytes, slowInlineWriteMs). */
+  private readonly inlineWrites: InlineWritePolicy;
   recovery: RecoveryReport = { segments: 0, records: 0, truncatedTail: null };
   /** Flushes done and records written, for benchmarks and metrics. */
   readonly stats = { flushes: 0, records: 0, bytes: 0 };
@@ -132,8 +170,17 @@ export class FileLogStore implements LogStore {
       segmentBytes: options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
       readOnly: options.readOnly ?? false, fileSystem: options.fileSystem ?? NODE_FILE_SYSTEM,
       logger: options.logger ?? SILENT_LOGGER, faults: options.faults,
+      deferFlush: options.deferFlush ?? setImmediate,
+      beforeInlineWrite: options.beforeInlineWrite ?? ((): void => {}),
     };
     this.fs = this.options.fileSystem;
+    this.inlineWrites = new InlineWritePolicy({
+      maxBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
+      slowMs: options.slowInlineWriteMs ?? DEFAULT_SLOW_INLINE_WRITE_MS,
+      pauseMs: INLINE_WRITE_PAUSE_MS, now: () => performance.now(),
+      onPause: (averageMs) => this.options.logger.info(
+        'durable writes are slow; they go to the thread pool for a while', { averageMs: Math.round(averageMs * 10) / 10 }),
+    });
     this.syncEnabled = this.options.sync;
     this.logDirectory = join(options.directory, 'log');
   }
@@ -306,15 +353,25 @@ export class FileLogStore implements LogStore {
         return;
       }
       this.queue.push(put);
-      if (!this.flushing) void this.flushLoop();
+      this.startFlush();
     });
+  }
+
+  /**
+   * Flush at the end of this turn unless a flush runs (it takes the queue when its write is done):
+   * every put this turn issues, whichever group it is for, goes into the same write and fdatasync.
+   */
+  private startFlush(): void {
+    if (this.flushing || this.flushQueued) return;
+    this.flushQueued = true;
+    this.options.deferFlush(this.startFlushBound);
   }
 
   /** Metadata is durable again: puts that waited for it join the write queue, in call order. */
   private releaseDeferred(): void {
     if (this.putHoldingMetaWrites > 0 || this.deferred.length === 0) return;
     this.queue.push(...this.deferred.splice(0));
-    if (!this.flushing) void this.flushLoop();
+    this.startFlush();
   }
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
@@ -623,7 +680,12 @@ export class FileLogStore implements LogStore {
     const handle = segment.handle ?? await this.handleOf(segment);
     if (this.syncEnabled && batch.some((put) => put.sync) && this.options.faults?.skipDatasync !== true) {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
-      if (handle.writeDurably !== undefined && !this.activeUnsynced) {
+      if (handle.writeDurablySync !== undefined && !this.activeUnsynced && this.inlineWrites.allows(bytes)) {
+        this.beforeInlineWrite();
+        const began = performance.now();
+        handle.writeDurablySync(buffer, start);
+        this.inlineWrites.noteWrite(performance.now() - began);
+      } else if (handle.writeDurably !== undefined && !this.activeUnsynced) {
         await handle.writeDurably(buffer, start);
       } else {
         await handle.write(buffer, start);
@@ -644,6 +706,15 @@ export class FileLogStore implements LogStore {
     this.stats.flushes++;
     this.stats.records += records;
     this.stats.bytes += bytes;
+  }
+
+  private beforeInlineWrite(): void {
+    try {
+      this.options.beforeInlineWrite();
+    } catch (error) {
+      // Sending early is an optimisation: a failure there must not fail the write.
+      this.options.logger.error('beforeInlineWrite threw; ignored', { error: String(error) });
+    }
   }
 
   /** Index the records of one put (one group and epoch), at `offsets[from...]`. */
@@ -930,7 +1001,9 @@ export class FileLogStore implements LogStore {
     const resume = segmentAt(resumeAt);
     const spare = segmentAt(resumeAt + 1);
     this.active = resume ?? await this.makeSegment(1, this.options.segmentBytes);
-    this.activeUnsynced = false;
+    // Without sync the datasync above was skipped: the segment's data may still be in the page
+    // cache, and an O_DSYNC write after setSync(true) would not cover it (write + fdatasync does).
+    this.activeUnsynced = !this.syncEnabled && this.active.writeOffset > 0;
     if (spare !== undefined) {
       this.nextSegment = Promise.resolve(spare);
       this.nextSequenceReserved = spare.sequence;

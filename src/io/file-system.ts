@@ -3,7 +3,7 @@
  * simulation that loses unsynced writes, injected faults). `NODE_FILE_SYSTEM` is the real one.
  */
 import { open, readdir, readFile, rename, unlink, mkdir, stat } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { close as closeDescriptor, constants, openSync, write as writeAt, writeSync } from 'node:fs';
 
 export interface FileHandle {
   /** Write all of `data` at `position`. */
@@ -17,6 +17,12 @@ export interface FileHandle {
    * of two. Optional; without it the store calls `write` then `datasync`.
    */
   writeDurably?(data: Uint8Array, position: number): Promise<void>;
+  /**
+   * `writeDurably` on the calling thread: returns once the data is durable, throws what the write
+   * failed with. Optional; for small writes, where the thread pool's round trip costs more than the
+   * blocking (see FileLogStore).
+   */
+  writeDurablySync?(data: Uint8Array, position: number): void;
   size(): Promise<number>;
   close(): Promise<void>;
 }
@@ -42,7 +48,7 @@ class NodeFileHandle implements FileHandle {
   private readonly handle: NodeHandle;
   private readonly path: string;
   /** A second descriptor of the same file opened with O_DSYNC, for durable writes. */
-  private durable: Promise<NodeHandle> | null = null;
+  private durable: number | null = null;
 
   constructor(handle: NodeHandle, path: string) {
     this.handle = handle;
@@ -50,12 +56,27 @@ class NodeFileHandle implements FileHandle {
   }
 
   write(data: Uint8Array, position: number): Promise<void> {
-    return writeFully(this.handle, data, position);
+    return writeFully(this.handle.fd, data, position);
   }
 
   async writeDurably(data: Uint8Array, position: number): Promise<void> {
-    this.durable ??= open(this.path, constants.O_RDWR | constants.O_DSYNC);
-    await writeFully(await this.durable, data, position);
+    await writeFully(this.durableDescriptor(), data, position);
+  }
+
+  writeDurablySync(data: Uint8Array, position: number): void {
+    const fd = this.durableDescriptor();
+    let written = 0;
+    while (written < data.length) {
+      const bytesWritten = writeSync(fd, data, written, data.length - written, position + written);
+      if (bytesWritten === 0) throw new Error('write made no progress');
+      written += bytesWritten;
+    }
+  }
+
+  /** Opened on first use, once per segment: a blocking open is cheaper than a promise per write. */
+  private durableDescriptor(): number {
+    this.durable ??= openSync(this.path, constants.O_RDWR | constants.O_DSYNC);
+    return this.durable;
   }
 
   async read(length: number, position: number): Promise<Buffer> {
@@ -77,21 +98,47 @@ class NodeFileHandle implements FileHandle {
     return (await this.handle.stat()).size;
   }
 
+  /**
+   * No write is in flight on the raw descriptors here, so none can land on a reused descriptor
+   * number: FileLogStore writes only to its active segment, one flush at a time, and its close and
+   * resume wait for that flush before they close handles; the segments log cleaning closes are
+   * sealed (no longer written) and segment creation closes its file after its writes. The main
+   * handle is closed even when closing the durable descriptor fails, so a failed close leaks nothing.
+   */
   async close(): Promise<void> {
     const durable = this.durable;
     this.durable = null;
-    if (durable !== null) await (await durable).close();
-    await this.handle.close();
+    try {
+      if (durable !== null) {
+        await new Promise<void>((resolve, reject) => {
+          closeDescriptor(durable, (error) => error === null ? resolve() : reject(error));
+        });
+      }
+    } finally {
+      await this.handle.close();
+    }
   }
 }
 
-async function writeFully(handle: NodeHandle, data: Uint8Array, position: number): Promise<void> {
-  let written = 0;
-  while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
-    if (bytesWritten === 0) throw new Error('write made no progress');
-    written += bytesWritten;
-  }
+/**
+ * Write all of `data` at `position` of the descriptor. The callback API, not FileHandle.write: on
+ * the log's critical path (one small durable write per instance) the promise API's bookkeeping cost
+ * about 40 µs more per write on this project's machine (177 µs against 140 µs for a 200-byte
+ * O_DSYNC write). The FileHandle still owns the descriptor and closes it.
+ */
+function writeFully(fd: number, data: Uint8Array, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const writeFrom = (written: number): void => {
+      writeAt(fd, data, written, data.length - written, position + written, (error, bytesWritten) => {
+        if (error !== null) reject(error);
+        else if (bytesWritten === 0) reject(new Error('write made no progress'));
+        else if (written + bytesWritten < data.length) writeFrom(written + bytesWritten);
+        else resolve();
+      });
+    };
+    if (data.length === 0) resolve();
+    else writeFrom(0);
+  });
 }
 
 export const NODE_FILE_SYSTEM: FileSystem = {

@@ -381,6 +381,15 @@ export class TcpTransport implements Transport {
     }
   }
 
+  /**
+   * Write what is queued for every peer now instead of at the end of the turn: the log store calls
+   * it before it blocks the loop on a durable write, so messages that do not wait for that write
+   * (another group's accepts, say) do not wait behind it either.
+   */
+  flushNow(): void {
+    if (this.flushScheduled && !this.closed) this.flushAll();
+  }
+
   stats(): TransportStats {
     const peers: PeerStats[] = [];
     for (const peer of this.peers.values()) {

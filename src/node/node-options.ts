@@ -11,6 +11,7 @@ import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { isIP } from 'node:net';
 import type { Clock, LogStore, Logger, StateMachine, TimerHost, Transport } from '../runtime/interfaces.js';
 import { MAX_RECORD_BYTES } from '../io/record-codec.js';
+import { DEFAULT_INLINE_WRITE_BYTES } from '../io/inline-write-policy.js';
 import type { LogCleaningSettings } from '../runtime/log-cleaner.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
 import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
@@ -103,6 +104,12 @@ export interface PaxosNodeOptions {
    */
   readonly segmentBytes?: number;
   /**
+   * With the node's own file store: durable log writes of up to this many bytes are made on the
+   * event loop's thread, which saves the round trip to libuv's thread pool (default 64 KiB; 0: every
+   * write goes to the thread pool). See docs/transport-and-storage.md for the trade.
+   */
+  readonly inlineWriteBytes?: number;
+  /**
    * Log cleaning (PhxPaxos Cleaner): the node deletes each group's log below
    * min(checkpointInstanceId of its user state machines) + 1 − `holdInstances`, one group per pass
    * every `intervalMs` (0: never clean), at most `maxInstancesPerPass` instances a pass. Nothing is
@@ -188,6 +195,7 @@ export interface ResolvedNodeOptions {
   readonly maxValueBytes: number;
   readonly maxFrameBytes: number;
   readonly segmentBytes: number;
+  readonly inlineWriteBytes: number;
   readonly logCleaning: LogCleaningSettings;
   readonly master: {
     readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number; readonly spread: boolean;
@@ -223,6 +231,7 @@ export const NODE_DEFAULTS = Object.freeze({
   // costs a directory fsync, the zero-filling runs ahead in the background) comes at most every
   // 8 full batches of the default 1 MiB.
   segmentBytes: 8 * 1024 * 1024,
+  inlineWriteBytes: DEFAULT_INLINE_WRITE_BYTES,
   logCleaning: Object.freeze({
     // 20,000 = twice the KV service's default snapshot interval (10,000 instances). The KV keeps its
     // two newest snapshots and falls back to the older if the newest is damaged; the older one lies
@@ -294,6 +303,9 @@ export function resolveNodeOptions(options: PaxosNodeOptions): ResolvedNodeOptio
     maxQueuedBytes: integer(options.maxQueuedBytes ?? NODE_DEFAULTS.maxQueuedBytes, 'maxQueuedBytes', 1, 2 ** 40),
     maxBatchCount: integer(options.maxBatchCount ?? NODE_DEFAULTS.maxBatchCount, 'maxBatchCount', 1, 1_000_000),
     segmentBytes: integer(options.segmentBytes ?? NODE_DEFAULTS.segmentBytes, 'segmentBytes', 64 * 1024, 2 ** 31),
+    // Up to 1 MiB: larger writes would block the loop for as long as the disk takes to write them.
+    inlineWriteBytes: integer(options.inlineWriteBytes ?? NODE_DEFAULTS.inlineWriteBytes, 'inlineWriteBytes', 0,
+      1024 * 1024),
     logCleaning: resolveLogCleaning(options.logCleaning),
     master: resolveFollowerMaster(resolveMaster(options.master, groups), isFollower),
     followers,

@@ -35,6 +35,8 @@ export interface NodeTransport {
   close?(): Promise<void>;
   address?(): NodeAddress | undefined;
   stats?(): Readonly<Record<string, unknown>>;
+  /** Send what is queued now rather than at the end of the turn (see TcpTransport.flushNow). */
+  flushNow?(): void;
 }
 
 export async function openTcpTransport(options: ResolvedNodeOptions, random: Random): Promise<NodeTransport> {
@@ -64,5 +66,6 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
     close: () => transport.close(),
     address: () => transport.address(),
     stats: () => ({ ...transport.stats() }),
+    flushNow: () => transport.flushNow(),
   };
 }

@@ -33,7 +33,7 @@ import { expandInstanceValue, type InstanceValue } from './instance-values.js';
 import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
-import { NodeTimer } from './node-timer.js';
+import { NodeTimer, type TimedGroup } from './node-timer.js';
 import { StorageRecovery, type ResumableStore, type StorageFailure } from './storage-recovery.js';
 import { openTcpTransport, type ApplicationChannel, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
@@ -176,9 +176,13 @@ export class PaxosNode {
     // This life's part of every proposal's identity: fresh bits from the OS, or from the injected stream.
     const incarnation = randomIncarnation(random);
     const ownsStore = resolved.store === undefined;
+    // The store blocks the loop for a small durable write; what the node has queued to send goes
+    // out first. The transport is opened after the store, hence the indirection.
+    const sendQueued = { now: (): void => {} };
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
-      segmentBytes: resolved.segmentBytes,
+      segmentBytes: resolved.segmentBytes, inlineWriteBytes: resolved.inlineWriteBytes,
+      beforeInlineWrite: () => sendQueued.now(),
     });
     let transport: NodeTransport | undefined;
     try {
@@ -208,16 +212,23 @@ export class PaxosNode {
       });
       // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a
       // group, so the simulator runs them too.
-      const timer = new NodeTimer(timers, () => [
-        ...groups.flatMap((group) =>
-          group.masterManager === undefined ? [group.driver] : [group.driver, group.masterManager]),
-        ...checkpoints,
-        ...(cleaner.current === undefined ? [] : [cleaner.current]),
-        storage,
-      ]);
+      // Asked once per turn in which anything changed: one flat array, no spread of temporaries.
+      const timer = new NodeTimer(timers, () => {
+        const timed: TimedGroup[] = [];
+        for (const group of groups) {
+          timed.push(group.driver);
+          if (group.masterManager !== undefined) timed.push(group.masterManager);
+        }
+        for (const transfer of checkpoints) timed.push(transfer);
+        if (cleaner.current !== undefined) timed.push(cleaner.current);
+        timed.push(storage);
+        return timed;
+      });
       transport = resolved.transport === undefined
         ? await openTcpTransport(resolved, random) : customTransport(resolved.transport);
       const { transport: wire } = transport;
+      const opened = transport;
+      sendQueued.now = () => opened.flushNow?.();
       const context: GroupRuntimeContext = {
         options: resolved, store, clock, random, incarnation, send: wire.send.bind(wire),
         onTimersChanged: () => timer.changed(),

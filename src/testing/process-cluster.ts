@@ -22,6 +22,8 @@ export interface ClusterOptions {
   /** Extra `multipaxos node` flags for every node. */
   readonly extraFlags?: readonly string[];
   readonly requestTimeoutMs?: number;
+  /** Node flags for every node process (e.g. --cpu-prof for the benchmarks). */
+  readonly execArgv?: readonly string[];
 }
 
 export interface ControlReply {
@@ -79,7 +81,9 @@ export class NodeCluster {
     const args = ['node', '--id', String(id), '--listen', `127.0.0.1:${this.ports[id - 1]}`, '--peers', peers,
       '--data', join(this.dataRoot, `node-${id}`), '--groups', String(this.options.groups), '--quiet',
       ...(this.options.extraFlags ?? [])];
-    const child = fork(CLI, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(CLI, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...process.execArgv, ...(this.options.execArgv ?? [])],
+    });
     // Sending to a node that was just killed fails with EPIPE; the request's own callback reports it.
     child.on('error', () => {});
     const node: RunningNode = {

@@ -67,6 +67,8 @@ test('kv serve refuses bad settings as usage errors', async () => {
     [[...base, '--http', '127.0.0.1:0', '--http-peers', '2=nowhere'], /--http-peers must be HOST:PORT/],
     [[...base, '--http', '127.0.0.1:0', '--local-address', 'localhost'], /--local-address must be an IP address/],
     [[...base, '--http', '127.0.0.1:0', '--snapshot-every', '-1'], /snapshots.everyInstances must be an integer of at least 0/],
+    [[...base, '--http', '127.0.0.1:0', '--inline-write-bytes', '2000000'],
+      /option inlineWriteBytes must be an integer in \[0, 1048576\], got 2000000/],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args);

@@ -127,11 +127,14 @@ test('EROFS: resume() fails while read-only and succeeds after remount rw', { ti
 
 /**
  * The real file system, except that while `failing` is set a log write puts half of its bytes on
- * disk and then fails with EIO (as a failed write or fsync leaves something unknown behind).
+ * disk and then fails with EIO (as a failed write or fsync leaves something unknown behind), on
+ * every write path: plain, durable through the thread pool, and durable on the loop's thread.
  */
 class HalfWritingFileSystem extends DelegatingFileSystem {
   failing = false;
   failures = 0;
+  /** How each failed write was made. */
+  readonly failedPaths: ('plain' | 'threadPool' | 'inline')[] = [];
 
   override async open(path: string, readOnly: boolean): Promise<FileHandle> {
     return this.wrap(await this.real.open(path, readOnly), path);
@@ -144,16 +147,28 @@ class HalfWritingFileSystem extends DelegatingFileSystem {
 
   private wrap(handle: FileHandle, path: string): FileHandle {
     const isLog = /\d{10}\.log$/.test(path);
-    const halfThenFail = async (data: Uint8Array, position: number): Promise<void> => {
+    const halfThenFail = async (data: Uint8Array, position: number, path: 'plain' | 'threadPool'): Promise<void> => {
       await handle.write(data.subarray(0, Math.floor(data.length / 2)), position);
       await handle.datasync();
       this.failures++;
-      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      this.failedPaths.push(path);
+      throw eio();
     };
+    const writeDurablySync = handle.writeDurablySync?.bind(handle);
     return {
-      write: (data, position) => isLog && this.failing ? halfThenFail(data, position) : handle.write(data, position),
-      writeDurably: (data, position) => isLog && this.failing ? halfThenFail(data, position)
+      write: (data, position) => isLog && this.failing ? halfThenFail(data, position, 'plain')
+        : handle.write(data, position),
+      writeDurably: (data, position) => isLog && this.failing ? halfThenFail(data, position, 'threadPool')
         : handle.writeDurably?.(data, position) ?? handle.write(data, position),
+      ...(writeDurablySync === undefined ? {} : {
+        writeDurablySync: (data: Uint8Array, position: number): void => {
+          if (!(isLog && this.failing)) return writeDurablySync(data, position);
+          writeDurablySync(data.subarray(0, Math.floor(data.length / 2)), position);
+          this.failures++;
+          this.failedPaths.push('inline');
+          throw eio();
+        },
+      }),
       read: (length, position) => handle.read(length, position),
       datasync: () => handle.datasync(),
       size: () => handle.size(),
@@ -162,37 +177,51 @@ class HalfWritingFileSystem extends DelegatingFileSystem {
   }
 }
 
-test('EIO after half a write: resume() zeroes what the failed write left; the log reads back clean',
-  { timeout: TEST_TIMEOUT_MS }, async () => {
-    const { path: directory, remove } = await tempDirectory('disk-resume-eio-');
-    try {
-      const fileSystem = new HalfWritingFileSystem();
-      const store = await FileLogStore.open({ directory, segmentBytes: SEGMENT, fileSystem });
-      for (let i = 0; i < 5; i++) await store.put(1, [fill(i)], { sync: true });
-      fileSystem.failing = true;
-      // Two records in one write: half of it (the first record whole) reaches the disk.
-      assertUnavailable(await rejection(store.put(1, [fill(5), fill(6)], { sync: true })), /EIO/);
-      assert.equal(fileSystem.failures, 1);
-      assert.equal(store.storageFailure()?.reason, 'EIO');
-      assertUnavailable(await rejection(store.resume()), /EIO/);
-      fileSystem.failing = false;
-      await store.resume();
-      assert.equal(await store.get(1, 5), undefined, 'the failed write was never acknowledged: it is not there');
-      assert.equal(await store.maxInstanceId(1), 4);
-      await store.put(1, [record(5, 'after'), fill(6)], { sync: true });
-      assertRecord(await store.get(1, 5), record(5, 'after'), 'rewritten after resume');
-      await store.close();
+function eio(): Error {
+  return Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+}
 
-      const reopened = await FileLogStore.open({ directory, segmentBytes: SEGMENT });
-      assert.equal(reopened.recovery.truncatedTail, null, 'nothing of the failed write is left to truncate');
-      for (let i = 0; i < 5; i++) assertRecord(await reopened.get(1, i), fill(i), 'after reopen');
-      assertRecord(await reopened.get(1, 5), record(5, 'after'), 'after reopen');
-      assertRecord(await reopened.get(1, 6), fill(6), 'after reopen');
-      await reopened.close();
-    } finally {
-      await remove();
-    }
-  });
+// Once with the durable write on the loop's thread (the default for a write this small; never
+// paused for slowness here, so a busy machine's disk cannot change the path), once on the pool.
+for (const [path, inlineWriteBytes] of [['inline', undefined], ['threadPool', 0]] as const) {
+  test(`EIO after half a write (${path}): resume() zeroes what the failed write left; the log reads back clean`,
+    { timeout: TEST_TIMEOUT_MS }, async () => {
+      await halfWriteThenResume(path, inlineWriteBytes);
+    });
+}
+
+async function halfWriteThenResume(path: 'inline' | 'threadPool', inlineWriteBytes: number | undefined): Promise<void> {
+  const { path: directory, remove } = await tempDirectory('disk-resume-eio-');
+  try {
+    const fileSystem = new HalfWritingFileSystem();
+    const store = await FileLogStore.open({ directory, segmentBytes: SEGMENT, fileSystem,
+      slowInlineWriteMs: Number.MAX_VALUE, ...(inlineWriteBytes === undefined ? {} : { inlineWriteBytes }) });
+    for (let i = 0; i < 5; i++) await store.put(1, [fill(i)], { sync: true });
+    fileSystem.failing = true;
+    // Two records in one write: half of it (the first record whole) reaches the disk.
+    assertUnavailable(await rejection(store.put(1, [fill(5), fill(6)], { sync: true })), /EIO/);
+    assert.equal(fileSystem.failures, 1);
+    assert.deepEqual(fileSystem.failedPaths, [path]);
+    assert.equal(store.storageFailure()?.reason, 'EIO');
+    assertUnavailable(await rejection(store.resume()), /EIO/);
+    fileSystem.failing = false;
+    await store.resume();
+    assert.equal(await store.get(1, 5), undefined, 'the failed write was never acknowledged: it is not there');
+    assert.equal(await store.maxInstanceId(1), 4);
+    await store.put(1, [record(5, 'after'), fill(6)], { sync: true });
+    assertRecord(await store.get(1, 5), record(5, 'after'), 'rewritten after resume');
+    await store.close();
+
+    const reopened = await FileLogStore.open({ directory, segmentBytes: SEGMENT });
+    assert.equal(reopened.recovery.truncatedTail, null, 'nothing of the failed write is left to truncate');
+    for (let i = 0; i < 5; i++) assertRecord(await reopened.get(1, i), fill(i), 'after reopen');
+    assertRecord(await reopened.get(1, 5), record(5, 'after'), 'after reopen');
+    assertRecord(await reopened.get(1, 6), fill(6), 'after reopen');
+    await reopened.close();
+  } finally {
+    await remove();
+  }
+}
 
 test('a store that has no room to start says so in one line and leaves no temporary file',
   { timeout: TEST_TIMEOUT_MS }, async (t) => {

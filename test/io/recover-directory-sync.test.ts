@@ -37,17 +37,28 @@ class RecordingFileSystem extends DelegatingFileSystem {
 
   private wrap(handle: FileHandle, path: string): FileHandle {
     const segment = /\d{10}\.log$/.test(path);
-    const write = async (data: Uint8Array, position: number, durably: boolean): Promise<void> => {
+    const note = (): void => {
       if (segment) {
         this.operations.push(`write ${path}`);
         if (this.failSegmentWrites) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
       }
+    };
+    const write = async (data: Uint8Array, position: number, durably: boolean): Promise<void> => {
+      note();
       await (durably ? handle.writeDurably?.(data, position) ?? handle.write(data, position)
         : handle.write(data, position));
     };
+    const writeDurablySync = handle.writeDurablySync?.bind(handle);
     return {
       write: (data, position) => write(data, position, false),
       writeDurably: (data, position) => write(data, position, true),
+      // The store's usual path for a small durable write, noted and failed alike.
+      ...(writeDurablySync === undefined ? {} : {
+        writeDurablySync: (data: Uint8Array, position: number): void => {
+          note();
+          writeDurablySync(data, position);
+        },
+      }),
       read: (length, position) => handle.read(length, position),
       datasync: () => handle.datasync(),
       size: () => handle.size(),

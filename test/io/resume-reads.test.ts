@@ -81,12 +81,20 @@ class GatedFileSystem extends DelegatingFileSystem {
     const refuse = (): void => {
       if (isLog && this.failLogWrites) throw eio('write');
     };
+    const writeDurablySync = handle.writeDurablySync?.bind(handle);
     return {
       write: async (data, position) => { refuse(); await handle.write(data, position); },
       writeDurably: async (data, position) => {
         refuse();
         await (handle.writeDurably?.(data, position) ?? handle.write(data, position));
       },
+      // The store's usual path for a small durable write: it fails alike.
+      ...(writeDurablySync === undefined ? {} : {
+        writeDurablySync: (data: Uint8Array, position: number): void => {
+          refuse();
+          writeDurablySync(data, position);
+        },
+      }),
       read: async (length, position) => {
         await this.readGate.pass();
         return await handle.read(length, position);

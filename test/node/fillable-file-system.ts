@@ -1,7 +1,8 @@
 // The real file system with a disk that can be made to refuse writes, for node tests of storage
-// failures: while `full`, every write, sync and creation fails with ENOSPC; `failMetadataWrites`
-// makes that many of the next metadata writes (the store's `meta` file) fail the same way; while
-// `readGate` is set, reads of open files wait for it (to hold a rebuild part way).
+// failures: while `full`, every write (on each of the store's write paths), sync and creation fails
+// with ENOSPC; `failMetadataWrites` makes that many of the next metadata writes (the store's `meta`
+// file) fail the same way; while `readGate` is set, reads of open files wait for it (to hold a
+// rebuild part way).
 import { basename } from 'node:path';
 import type { FileHandle } from '../../src/io/file-system.js';
 import { DelegatingFileSystem } from '../support/delegating-file-system.js';
@@ -35,12 +36,21 @@ export class FillableFileSystem extends DelegatingFileSystem {
   }
 
   private wrap(handle: FileHandle): FileHandle {
+    // Every write path the real handle has, the durable write on the loop's thread included (the
+    // store's usual path for a small write): a full disk must refuse all of them.
+    const writeDurablySync = handle.writeDurablySync?.bind(handle);
     return {
       write: async (data, position) => { this.refuse(); await handle.write(data, position); },
       writeDurably: async (data, position) => {
         this.refuse();
         await (handle.writeDurably?.(data, position) ?? handle.write(data, position));
       },
+      ...(writeDurablySync === undefined ? {} : {
+        writeDurablySync: (data: Uint8Array, position: number): void => {
+          this.refuse();
+          writeDurablySync(data, position);
+        },
+      }),
       read: async (length, position) => {
         if (this.readGate !== null) {
           this.readsWaiting++;

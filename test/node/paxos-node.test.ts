@@ -46,6 +46,8 @@ describe('PaxosNode options', () => {
     ['members[1].id', { members: [{ id: 1, host: 'h', port: 1 }, { id: 1, host: 'h', port: 2 }] }, /appears twice/],
     ['dataDir', { dataDir: undefined }, /option dataDir is required/],
     ['groups', { groups: 0 }, /option groups must be an integer/],
+    ['inlineWriteBytes', { inlineWriteBytes: -1 }, /option inlineWriteBytes must be an integer in \[0, 1048576\], got -1/],
+    ['inlineWriteBytes', { inlineWriteBytes: 2 * 1024 * 1024 }, /option inlineWriteBytes/],
     ['sync', { sync: 'yes' }, /option sync must be true or false/],
     ['clusterId', { clusterId: '' }, /option clusterId/],
     ['maxFrameBytes', { maxFrameBytes: 1024 * 1024 }, /option maxFrameBytes must exceed/],

@@ -410,6 +410,8 @@ export class SimNode {
     if (files === undefined) return this.options.disk.open(gate);
     return await FileLogStore.open({
       directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate) }),
+      // The end of the current event's turn, as setImmediate is on a real loop, but in a fixed order.
+      deferFlush: queueMicrotask,
     });
   }
 
