@@ -79,6 +79,11 @@ export class GroupCore {
   /** The current instance's chosen value, once learned, until it is executed. */
   private learned: ChosenValue | null = null;
   private executing = false;
+  /**
+   * Values written ahead (learn-ahead) for the instances after the one executing, already handed to
+   * the driver to execute after it, in order (see handOverAhead).
+   */
+  private handedOver: ChosenValue[] = [];
   private executeRetryAt: number | null = null;
   private executeRetryDelayMs: number;
   /** The value chosen at instanceId - 1, kept for the one-behind shortcut. */
@@ -432,6 +437,7 @@ export class GroupCore {
       const learned = this.learned;
       if (learned !== null && this.context.isMember(message.from)) {
         this.learnAhead.extend(this.future, learned.checksum, this.acceptor.promised);
+        this.handOverAhead();
       }
       return;
     }
@@ -446,6 +452,7 @@ export class GroupCore {
       this.acceptor.adoptLearned(message.ballot, message.value, checksum);
       this.learn(message.ballot, message.value, checksum);
       this.learnAhead.extend(this.future, checksum, this.acceptor.promised);
+      this.handOverAhead();
       // Acks follow execution, not what was written ahead: the teacher then stays within one window
       // of what this node executes, so nothing it sends falls beyond the future window and is lost.
       if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
@@ -482,11 +489,35 @@ export class GroupCore {
     if (learned === null || this.executing) return;
     this.executing = true;
     this.context.outbox.executeNext(learned);
+    this.handOverAhead();
+  }
+
+  /**
+   * Execute a catch-up's run in one Ready, not one Ready per instance: the values written ahead
+   * right after the one executing are chosen, their checksum chain verified (learn-ahead.ts), and
+   * durable once the Ready carrying them is written, so the driver executes them in order after it.
+   * Each becomes the learned value when the node reaches its instance (moveToNextInstance); a
+   * failed execution cancels whatever was handed over after it (onExecuteFailed).
+   */
+  private handOverAhead(): void {
+    const learned = this.learned;
+    if (learned === null || !this.executing) return;
+    let next = (this.handedOver[this.handedOver.length - 1]?.instanceId ?? learned.instanceId) + 1;
+    for (let record = this.learnAhead.peek(next); record !== undefined; record = this.learnAhead.peek(++next)) {
+      const chosen: ChosenValue = {
+        instanceId: next, ballot: record.accepted, value: record.value, checksum: record.checksum, proposalToken: null,
+      };
+      this.handedOver.push(chosen);
+      this.context.outbox.executeLater(chosen);
+    }
   }
 
   private onExecuteFailed(learned: ChosenValue, error: unknown): void {
     const timing = this.context.config.timing;
     this.proposer.cancelSkipPrepare();
+    // The driver stops at the failure: nothing handed over after it runs until it succeeds.
+    this.handedOver = [];
+    this.context.outbox.cancelExecuteLater();
     this.executeRetryAt = this.context.nowMs + this.executeRetryDelayMs;
     this.executeRetryDelayMs = Math.min(this.executeRetryDelayMs * 2, timing.executeRetryMaxMs);
     if (learned.proposalToken !== null) {
@@ -525,6 +556,14 @@ export class GroupCore {
     const ahead = this.learnAhead.take(context.instanceId);
     if (ahead !== undefined) this.acceptor.resumeFrom(ahead);
     this.proposer.newInstance();
+    const handed = this.handedOver.shift();
+    if (handed !== undefined) {
+      // Its execution was handed to the driver with the previous one's: it is learned already.
+      assert(handed.instanceId === context.instanceId && ahead !== undefined,
+        `value handed over for ${handed.instanceId} reached at ${context.instanceId}`);
+      this.learned = handed;
+      this.executing = true;
+    }
     this.learner.onInstanceAdvanced();
     for (const message of replayOrder(this.future.take(context.instanceId))) {
       if (this.halted !== null || context.instanceId !== learned.instanceId + 1) break;

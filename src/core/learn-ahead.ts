@@ -71,6 +71,11 @@ export class LearnAhead {
     return Math.max(context.instanceId + 1, this.through + 1);
   }
 
+  /** The record persisted ahead for `instanceId`, left in place (undefined: none). */
+  peek(instanceId: number): AcceptorRecord | undefined {
+    return this.records.get(instanceId);
+  }
+
   /** The record persisted ahead for `instanceId`, once; records below it are forgotten. */
   take(instanceId: number): AcceptorRecord | undefined {
     for (const key of this.records.keys()) {

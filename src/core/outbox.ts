@@ -13,6 +13,7 @@ export class Outbox {
   private reads: number[] = [];
   private results: ProposalResult[] = [];
   private execute: ChosenValue | null = null;
+  private executeAfter: ChosenValue[] = [];
   private halted: HaltReason | null = null;
 
   persist(record: AcceptorRecord): void {
@@ -38,6 +39,16 @@ export class Outbox {
     this.execute = chosen;
   }
 
+  /** A value to execute after `execute` (or after the one executing), in instance order. */
+  executeLater(chosen: ChosenValue): void {
+    this.executeAfter.push(chosen);
+  }
+
+  /** Drop the values queued with `executeLater` (one before them failed and will be retried first). */
+  cancelExecuteLater(): void {
+    this.executeAfter = [];
+  }
+
   halt(reason: HaltReason): void {
     this.halted = reason;
   }
@@ -48,6 +59,7 @@ export class Outbox {
     this.messages = [];
     this.reads = [];
     this.execute = null;
+    this.executeAfter = [];
   }
 
   get hasPendingRecords(): boolean {
@@ -56,7 +68,7 @@ export class Outbox {
 
   isEmpty(): boolean {
     return this.records.length === 0 && this.messages.length === 0 && this.reads.length === 0 &&
-      this.results.length === 0 && this.execute === null && this.halted === null;
+      this.results.length === 0 && this.execute === null && this.executeAfter.length === 0 && this.halted === null;
   }
 
   take(): Ready {
@@ -66,6 +78,7 @@ export class Outbox {
       messages: this.messages,
       reads: this.reads,
       execute: this.execute,
+      executeAfter: this.executeAfter,
       results: this.results,
       halted: this.halted,
     };
@@ -74,6 +87,7 @@ export class Outbox {
     this.reads = [];
     this.results = [];
     this.execute = null;
+    this.executeAfter = [];
     this.halted = null;
     return ready;
   }
