@@ -9,6 +9,8 @@ import type { PaxosMessage } from './messages.js';
 export class FutureWindow {
   private readonly byInstance = new Map<number, PaxosMessage[]>();
   private count = 0;
+  /** No message is kept below this instance: `take` scans for older ones only when it is below the taken one. */
+  private lowestKept = Infinity;
   private readonly windowInstances: number;
   private readonly maxMessages: number;
   dropped = 0;
@@ -35,16 +37,25 @@ export class FutureWindow {
     }
     list.push(message);
     this.count++;
+    if (message.instanceId < this.lowestKept) this.lowestKept = message.instanceId;
     while (this.count > this.maxMessages) this.dropFarthest();
     return true;
   }
 
   /** Remove and return what was kept for `instanceId`, dropping everything below it. */
   take(instanceId: number): PaxosMessage[] {
-    for (const key of this.byInstance.keys()) {
-      if (key < instanceId) this.remove(key);
+    // A node takes each instance in turn: scanning every key each time cost a catch-up more than
+    // anything else the learner did per instance, once the window held a thousand instances.
+    if (this.lowestKept < instanceId) {
+      let lowest = Infinity;
+      for (const key of this.byInstance.keys()) {
+        if (key < instanceId) this.remove(key);
+        else if (key < lowest) lowest = key;
+      }
+      this.lowestKept = lowest;
     }
     const list = this.byInstance.get(instanceId);
+    if (this.lowestKept === instanceId) this.lowestKept = instanceId + 1;
     if (list === undefined) return [];
     this.remove(instanceId);
     return list;

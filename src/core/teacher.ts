@@ -23,7 +23,7 @@ interface TeachingSession {
 }
 
 /** Log reads a teacher keeps requested beyond the values it has sent (see `pump`). */
-const READS_IN_FLIGHT = 32;
+const READS_IN_FLIGHT = 256;
 
 export class Teacher {
   private readonly context: GroupContext;
