@@ -51,7 +51,7 @@ export const DEFAULT_TIMING: ProtocolTiming = Object.freeze({
   teachLockTimeoutMs: 5000,
   teachAckTimeoutMs: 5000,
   teachAckLead: 1000,
-  learnAckLead: 4,
+  learnAckLead: 50,
   futureWindowInstances: 1500,
   stallMinMs: 3000,
   stallMaxMs: 4000,

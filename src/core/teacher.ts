@@ -20,10 +20,26 @@ interface TeachingSession {
   /** The learner holds everything below this. */
   ackedInstanceId: number;
   lastActivityAt: number;
+  /** Values sent at or beyond the last ack, oldest first, with their sizes (see TEACH_BYTES_BEYOND_ACK). */
+  readonly unacked: { instanceId: number; bytes: number }[];
+  unackedBytes: number;
+  /** Values sent in this session, and their bytes: the average sizes the reads in flight. */
+  sentValues: number;
+  sentBytes: number;
+  /** Reads requested and not yet answered. */
+  readsInFlight: number;
 }
 
-/** Log reads a teacher keeps requested beyond the values it has sent (see `pump`). */
+/** Log reads a teacher keeps requested beyond the values it has sent, at most (see `pump`). */
 const READS_IN_FLIGHT = 256;
+/**
+ * Bytes of values a teacher lets the learner hold beyond its last ack, reads in flight included:
+ * the ack lead counts instances, and a window of large values would otherwise fill the learner's
+ * memory (its future window keeps what it cannot execute yet).
+ */
+export const TEACH_BYTES_BEYOND_ACK = 16 * 1024 * 1024;
+/** Reads of a session's start, before any value told the teacher how large they are. */
+const FIRST_READS = 32;
 
 export class Teacher {
   private readonly context: GroupContext;
@@ -79,6 +95,9 @@ export class Teacher {
     if (session === null || !session.confirmed || session.learner !== message.from) return;
     if (message.instanceId <= session.ackedInstanceId) return;
     session.ackedInstanceId = message.instanceId;
+    while (session.unacked.length > 0 && (session.unacked[0] as { instanceId: number }).instanceId < message.instanceId) {
+      session.unackedBytes -= (session.unacked.shift() as { bytes: number }).bytes;
+    }
     session.lastActivityAt = this.context.nowMs;
     if (message.instanceId > session.nextToSend) {
       if (message.instanceId >= this.context.instanceId) {
@@ -97,12 +116,18 @@ export class Teacher {
   /** A value requested through `Ready.reads` came back (undefined: not in the log). */
   onLogRead(instanceId: number, record: AcceptorRecord | undefined): void {
     const session = this.session;
-    if (session === null || !session.confirmed || instanceId !== session.nextToSend) return;
+    if (session === null || !session.confirmed) return;
+    if (session.readsInFlight > 0) session.readsInFlight--;
+    if (instanceId !== session.nextToSend) return;
     if (record === undefined || record.instanceId !== instanceId || isNullBallot(record.accepted)) {
       this.endSession(false);
       return;
     }
     session.nextToSend++;
+    session.unacked.push({ instanceId, bytes: record.value.length });
+    session.unackedBytes += record.value.length;
+    session.sentValues++;
+    session.sentBytes += record.value.length;
     this.context.outbox.send(session.learner, {
       kind: 'learnValue', from: this.context.nodeId, instanceId, ballot: record.accepted, value: record.value,
       checksum: record.checksum, needAck: true,
@@ -115,14 +140,23 @@ export class Teacher {
    * Request more values from the log while the ack window allows, at most READS_IN_FLIGHT ahead of
    * what was sent: a Ready's reads are awaited before the group handles its next Ready, so a
    * whole window read at once on a slow disk would hold this node's own consensus work for seconds
-   * (simulator seed 1326). Each value sent tops the reads up again.
+   * (simulator seed 1326). Each value sent tops the reads up again. Bytes bound the window too:
+   * reads stop while what the learner has not acked, and what the reads in flight may bring (at
+   * the average size sent so far), reach TEACH_BYTES_BEYOND_ACK.
    */
   pump(): void {
     const session = this.session;
     if (session === null || !session.confirmed) return;
     const limit = Math.min(this.context.instanceId, session.ackedInstanceId + this.ackLead,
       session.nextToSend + READS_IN_FLIGHT);
-    while (session.nextToRead < limit) this.context.outbox.read(session.nextToRead++);
+    // Until a value was sent, sizes are unknown: a few reads first.
+    const maxReads = session.sentValues === 0 ? FIRST_READS : READS_IN_FLIGHT;
+    const averageBytes = session.sentValues === 0 ? 0 : session.sentBytes / session.sentValues;
+    while (session.nextToRead < limit && session.readsInFlight < maxReads &&
+      session.unackedBytes + (session.readsInFlight + 1) * averageBytes <= TEACH_BYTES_BEYOND_ACK) {
+      session.readsInFlight++;
+      this.context.outbox.read(session.nextToRead++);
+    }
   }
 
   tick(nowMs: number): void {
@@ -150,7 +184,8 @@ export class Teacher {
     if (this.session !== null && this.session.learner !== learner && this.session.confirmed) return false;
     this.session = {
       learner, beginInstanceId, confirmed: false, nextToRead: beginInstanceId, nextToSend: beginInstanceId,
-      ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs,
+      ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs, unacked: [], unackedBytes: 0,
+      sentValues: 0, sentBytes: 0, readsInFlight: 0,
     };
     return true;
   }

@@ -364,7 +364,7 @@ describe('Learner', () => {
   test('acks streamed values every learnAckLead instances, after persistence', () => {
     const { context, learner } = learnerAt(0);
     const acked: number[] = [];
-    for (let next = 1; next <= 12; next++) {
+    for (let next = 1; next <= 120; next++) {
       learner.ackStreamed(1, next);
       for (const outbound of ofKind(context.outbox.take().messages, 'learnValueAck')) {
         assert.equal(outbound.afterPersist, true);
@@ -372,7 +372,7 @@ describe('Learner', () => {
         acked.push(outbound.message.instanceId);
       }
     }
-    assert.deepEqual(acked, [3, 7, 11]);
+    assert.deepEqual(acked, [49, 99], 'learnAckLead is 50 by default');
   });
 });
 
