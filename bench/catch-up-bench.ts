@@ -109,7 +109,8 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
       for (const build of builds) {
         const cpuProfileDir = flags['cpu-prof'] as string | undefined;
         const result = await gapRun({
-          build, label: label(build), instances, writers, profiling: cpuProfileDir !== undefined, load: () => loadavg()[0] as number,
+          build, label: label(build), instances, writers, profiling: cpuProfileDir !== undefined,
+          load: () => loadavg()[0] as number,
           timeoutMs: Math.max(CATCH_UP_TIMEOUT_MS, instances / 2),
           create: () => ChildCluster.create({ mode: 'paxos', lib: build, sync, cpuProfileDir }),
         });

@@ -95,8 +95,10 @@ export class Teacher {
     if (session === null || !session.confirmed || session.learner !== message.from) return;
     if (message.instanceId <= session.ackedInstanceId) return;
     session.ackedInstanceId = message.instanceId;
-    while (session.unacked.length > 0 && (session.unacked[0] as { instanceId: number }).instanceId < message.instanceId) {
-      session.unackedBytes -= (session.unacked.shift() as { bytes: number }).bytes;
+    for (let oldest = session.unacked[0]; oldest !== undefined && oldest.instanceId < message.instanceId;
+      oldest = session.unacked[0]) {
+      session.unackedBytes -= oldest.bytes;
+      session.unacked.shift();
     }
     session.lastActivityAt = this.context.nowMs;
     if (message.instanceId > session.nextToSend) {

@@ -241,6 +241,29 @@ describe('Teacher', () => {
     assert.equal(fixture.take().messages.length, 0, 'two behind, or no value in memory: silence');
   });
 
+  test('bytes bound the stream too: large values keep at most 16 MiB beyond the ack, reads included', () => {
+    const large = new Uint8Array(4 * 1024 * 1024);
+    // The default window (1,000 instances beyond the ack), not the small one of the other tests.
+    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: 500, nowMs: 1000 });
+    const fixture: TeacherFixture = { context, teacher: new Teacher(context, 0), take: () => context.outbox.take() };
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.take();
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 10 });
+    assert.deepEqual(fixture.take().reads, range(10, 42), 'sizes unknown yet: 32 reads to begin with');
+    for (let instanceId = 10; instanceId < 42; instanceId++) {
+      fixture.teacher.onLogRead(instanceId, { ...record(instanceId), value: large });
+    }
+    const { messages, reads } = fixture.take();
+    assert.equal(ofKind(messages, 'learnValue').length, 32, 'what was read is sent');
+    assert.deepEqual(reads, [], 'no more reads while 128 MiB wait for an ack');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 40 });
+    assert.deepEqual(fixture.take().reads, [42, 43], 'two values not acked (8 MiB) and two reads reach 16 MiB');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 42 });
+    assert.deepEqual(fixture.take().reads, [44, 45], 'everything sent is acked: four reads in flight in all');
+    fixture.teacher.onLogRead(42, { ...record(42), value: large });
+    assert.deepEqual(fixture.take().reads, [], 'a value sent counts until it is acked');
+  });
+
   test('a node below the min chosen instance is told so without taking the lock', () => {
     const fixture = teacherAt(50, 20);
     fixture.teacher.onAskForLearn(ask(2, 5), null);
