@@ -84,6 +84,8 @@ export class GroupCore {
    * the driver to execute after it, in order (see handOverAhead).
    */
   private handedOver: ChosenValue[] = [];
+  /** The first of `handedOver` not yet reached (an index: shifting a long array per instance costs). */
+  private handedHead = 0;
   private executeRetryAt: number | null = null;
   private executeRetryDelayMs: number;
   /** The value chosen at instanceId - 1, kept for the one-behind shortcut. */
@@ -502,6 +504,10 @@ export class GroupCore {
   private handOverAhead(): void {
     const learned = this.learned;
     if (learned === null || !this.executing) return;
+    if (this.handedHead === this.handedOver.length) {
+      this.handedOver = [];
+      this.handedHead = 0;
+    }
     let next = (this.handedOver[this.handedOver.length - 1]?.instanceId ?? learned.instanceId) + 1;
     for (let record = this.learnAhead.peek(next); record !== undefined; record = this.learnAhead.peek(++next)) {
       const chosen: ChosenValue = {
@@ -517,6 +523,7 @@ export class GroupCore {
     this.proposer.cancelSkipPrepare();
     // The driver stops at the failure: nothing handed over after it runs until it succeeds.
     this.handedOver = [];
+    this.handedHead = 0;
     this.context.outbox.cancelExecuteLater();
     this.executeRetryAt = this.context.nowMs + this.executeRetryDelayMs;
     this.executeRetryDelayMs = Math.min(this.executeRetryDelayMs * 2, timing.executeRetryMaxMs);
@@ -556,11 +563,13 @@ export class GroupCore {
     const ahead = this.learnAhead.take(context.instanceId);
     if (ahead !== undefined) this.acceptor.resumeFrom(ahead);
     this.proposer.newInstance();
-    const handed = this.handedOver.shift();
+    const handed = this.handedOver[this.handedHead];
     if (handed !== undefined) {
       // Its execution was handed to the driver with the previous one's: it is learned already.
-      assert(handed.instanceId === context.instanceId && ahead !== undefined,
-        `value handed over for ${handed.instanceId} reached at ${context.instanceId}`);
+      this.handedHead++;
+      if (handed.instanceId !== context.instanceId || ahead === undefined) {
+        assert(false, `value handed over for ${handed.instanceId} reached at ${context.instanceId}`);
+      }
       this.learned = handed;
       this.executing = true;
     }
