@@ -6,7 +6,9 @@
  * Requests (each reply echoes `id`):
  *   load {count, inFlight}  → paxos: `count` proposals of 100 bytes; kv: `count` puts of new keys;
  *                             {ok: false, code: 'NOT_MASTER'} from a KV node that is not serving
- *   status                  → nowInstanceId, minChosenInstanceId, the group's metrics, keys (kv)
+ *   status                  → nowInstanceId, minChosenInstanceId, the group's metrics, keys (kv),
+ *                             executions (paxos: values the counter executed, the last instance, and
+ *                             how many came at or below the one before: twice or out of order)
  *   write {inFlight}        → paxos: starts a closed loop of proposals of 100 bytes that runs until
  *   stopWrite                 stopWrite, which answers {proposals, seconds}
  *   stop                    → graceful stop, then the process exits
@@ -72,6 +74,8 @@ interface KvLike {
 }
 
 const VALUE_BYTES = 100;
+/** What the counting state machine executed in this process life (paxos mode). */
+const executions = { count: 0, last: -1, misordered: 0 };
 const POLL_MS = 2;
 const STALL_MS = 200;
 
@@ -92,6 +96,10 @@ async function main(): Promise<void> {
       id: 1,
       ...(checkpoint === undefined ? {} : { checkpointInstanceId: () => checkpoint }),
       execute: ({ instanceId }: { instanceId: number }) => {
+        // Instances only ever go up: a value executed twice or out of order shows here.
+        if (instanceId <= executions.last) executions.misordered++;
+        executions.last = instanceId;
+        executions.count++;
         if (firstExecuted === undefined && performance.now() >= startReturned) {
           firstExecuted = { at: performance.now(), instanceId };
         }
@@ -138,7 +146,7 @@ async function handle(
       return {
         ok: true, nowInstanceId: node.nowInstanceId(0), minChosenInstanceId: node.minChosenInstanceId(0),
         metrics: node.metrics().groups[0], keys: kv?.machine.stats().keys,
-        serving: kv?.status()[0]?.serving, written: writer.running?.proposals ?? 0,
+        serving: kv?.status()[0]?.serving, written: writer.running?.proposals ?? 0, executions,
       };
     case 'write':
       writer.start(node, request.inFlight ?? 64);
