@@ -25,6 +25,8 @@ export interface DriverFaults {
   readonly skipFsync?: boolean;
   /** A batch chosen at its first attempt is proposed once more, as a retry that forgot it succeeded. */
   readonly reproposeChosen?: boolean;
+  /** A catch-up's run (Ready.executeAfter) executes before the records that make it durable are written. */
+  readonly executeBeforePersist?: boolean;
 }
 
 export interface GroupDriverOptions {
@@ -274,10 +276,15 @@ export class GroupDriver {
     this.options.onTimersChanged();
   }
 
-  private async handle(ready: Ready): Promise<void> {
+  private async handle(taken: Ready): Promise<void> {
+    let ready = taken;
     const replyEarly = this.options.faults?.replyBeforePersist === true;
     for (const outbound of ready.messages) {
       if (!outbound.afterPersist || replyEarly) this.send(outbound.to, outbound.message);
+    }
+    if (this.options.faults?.executeBeforePersist === true && ready.execute === null) {
+      await this.executeInOrder(ready);
+      ready = { ...ready, executeAfter: [] };
     }
     if (ready.records.length > 0) {
       try {
