@@ -276,16 +276,13 @@ export class GroupDriver {
     this.options.onTimersChanged();
   }
 
-  private async handle(taken: Ready): Promise<void> {
-    let ready = taken;
+  private async handle(ready: Ready): Promise<void> {
     const replyEarly = this.options.faults?.replyBeforePersist === true;
     for (const outbound of ready.messages) {
       if (!outbound.afterPersist || replyEarly) this.send(outbound.to, outbound.message);
     }
-    if (this.options.faults?.executeBeforePersist === true && ready.execute === null) {
-      await this.executeInOrder(ready);
-      ready = { ...ready, executeAfter: [] };
-    }
+    const executeEarly = this.options.faults?.executeBeforePersist === true && ready.execute === null;
+    if (executeEarly) await this.executeInOrder(ready);
     if (ready.records.length > 0) {
       try {
         const sync = this.syncWrites && ready.mustSync && this.options.faults?.skipFsync !== true;
@@ -319,7 +316,7 @@ export class GroupDriver {
       if (this.stopped) return;
       ready.reads.forEach((instanceId, index) => this.core.onLogRead(instanceId, records[index]));
     }
-    await this.executeInOrder(ready);
+    if (!executeEarly) await this.executeInOrder(ready);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
   }
