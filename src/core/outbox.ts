@@ -7,6 +7,8 @@ import type { PaxosMessage } from './messages.js';
 import { waitsForPersist } from './persist-order.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, OutboundMessage, ProposalResult, Ready } from './ready.js';
 
+const NO_EXECUTIONS: readonly ChosenValue[] = Object.freeze([]);
+
 export class Outbox {
   private records: AcceptorRecord[] = [];
   private messages: OutboundMessage[] = [];
@@ -78,7 +80,9 @@ export class Outbox {
       messages: this.messages,
       reads: this.reads,
       execute: this.execute,
-      executeAfter: this.executeAfter,
+      // A Ready without a run shares one frozen empty list: no allocation per Ready on the
+      // proposal path. A run's list is handed over and replaced, never shared with the next Ready.
+      executeAfter: this.executeAfter.length === 0 ? NO_EXECUTIONS : this.executeAfter,
       results: this.results,
       halted: this.halted,
     };
@@ -87,7 +91,7 @@ export class Outbox {
     this.reads = [];
     this.results = [];
     this.execute = null;
-    this.executeAfter = [];
+    if (this.executeAfter.length > 0) this.executeAfter = [];
     this.halted = null;
     return ready;
   }
