@@ -94,7 +94,6 @@ export async function gapRun(options: GapOptions): Promise<GapRun> {
     await cluster.start(3, target);
     const report = await cluster.caughtUp(3, options.timeoutMs);
     const caughtUpAt = performance.now();
-    if (process.env.CATCH_UP_DEBUG !== undefined) console.error(JSON.stringify(report.metrics));
     const after = await status(cluster, 1);
     const writersDuringPerSec = ((after.written as number) - (before.written as number)) /
       ((caughtUpAt - startedAt) / 1000);
