@@ -457,10 +457,12 @@ export class GroupCore {
       this.handOverAhead();
       // Acks follow execution, not what was written ahead: the teacher then stays within one window
       // of what this node executes, so nothing it sends falls beyond the future window and is lost.
-      if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
+      if (message.needAck) this.learner.ackStreamed(message.from, now + 1, message.value.length);
       return;
     }
-    if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);
+    if (message.needAck) {
+      this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1, message.value.length);
+    }
   }
 
   private learn(ballot: Ballot, value: Uint8Array, knownChecksum: number): void {

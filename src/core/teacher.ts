@@ -23,9 +23,9 @@ interface TeachingSession {
   /** Values sent at or beyond the last ack, oldest first, with their sizes (see TEACH_BYTES_BEYOND_ACK). */
   readonly unacked: { instanceId: number; bytes: number }[];
   unackedBytes: number;
-  /** Values sent in this session, and their bytes: the average sizes the reads in flight. */
+  /** Values sent in this session, and the largest of them: what each read in flight may bring. */
   sentValues: number;
-  sentBytes: number;
+  largestBytes: number;
   /** Reads requested and not yet answered. */
   readsInFlight: number;
 }
@@ -129,7 +129,7 @@ export class Teacher {
     session.unacked.push({ instanceId, bytes: record.value.length });
     session.unackedBytes += record.value.length;
     session.sentValues++;
-    session.sentBytes += record.value.length;
+    if (record.value.length > session.largestBytes) session.largestBytes = record.value.length;
     this.context.outbox.send(session.learner, {
       kind: 'learnValue', from: this.context.nodeId, instanceId, ballot: record.accepted, value: record.value,
       checksum: record.checksum, needAck: true,
@@ -143,8 +143,10 @@ export class Teacher {
    * what was sent: a Ready's reads are awaited before the group handles its next Ready, so a
    * whole window read at once on a slow disk would hold this node's own consensus work for seconds
    * (simulator seed 1326). Each value sent tops the reads up again. Bytes bound the window too:
-   * reads stop while what the learner has not acked, and what the reads in flight may bring (at
-   * the average size sent so far), reach TEACH_BYTES_BEYOND_ACK.
+   * reads stop while what the learner has not acked, and what the reads in flight may bring (each
+   * at the largest size sent so far: an average would let a few large values among small ones
+   * overshoot), reach TEACH_BYTES_BEYOND_ACK. One read is always allowed when nothing is
+   * outstanding, so a value larger than the budget still goes.
    */
   pump(): void {
     const session = this.session;
@@ -153,9 +155,9 @@ export class Teacher {
       session.nextToSend + READS_IN_FLIGHT);
     // Until a value was sent, sizes are unknown: a few reads first.
     const maxReads = session.sentValues === 0 ? FIRST_READS : READS_IN_FLIGHT;
-    const averageBytes = session.sentValues === 0 ? 0 : session.sentBytes / session.sentValues;
     while (session.nextToRead < limit && session.readsInFlight < maxReads &&
-      session.unackedBytes + (session.readsInFlight + 1) * averageBytes <= TEACH_BYTES_BEYOND_ACK) {
+      (session.unackedBytes + (session.readsInFlight + 1) * session.largestBytes <= TEACH_BYTES_BEYOND_ACK ||
+        (session.unacked.length === 0 && session.readsInFlight === 0))) {
       session.readsInFlight++;
       this.context.outbox.read(session.nextToRead++);
     }
@@ -187,7 +189,7 @@ export class Teacher {
     this.session = {
       learner, beginInstanceId, confirmed: false, nextToRead: beginInstanceId, nextToSend: beginInstanceId,
       ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs, unacked: [], unackedBytes: 0,
-      sentValues: 0, sentBytes: 0, readsInFlight: 0,
+      sentValues: 0, largestBytes: 0, readsInFlight: 0,
     };
     return true;
   }

@@ -3,11 +3,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GroupContext } from '../../src/core/group-context.js';
-import { Learner } from '../../src/core/learner.js';
+import { LEARN_ACK_BYTES, Learner } from '../../src/core/learner.js';
 import type { SendNowInstanceIdMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, ChosenValue, OutboundMessage } from '../../src/core/ready.js';
 import { proposalBody } from '../../src/core/proposal-identity.js';
-import { Teacher } from '../../src/core/teacher.js';
+import { TEACH_BYTES_BEYOND_ACK, Teacher } from '../../src/core/teacher.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { ballot, makeContext, ofKind, text } from './fixtures.js';
@@ -388,7 +388,7 @@ describe('Learner', () => {
     const { context, learner } = learnerAt(0);
     const acked: number[] = [];
     for (let next = 1; next <= 120; next++) {
-      learner.ackStreamed(1, next);
+      learner.ackStreamed(1, next, 10);
       for (const outbound of ofKind(context.outbox.take().messages, 'learnValueAck')) {
         assert.equal(outbound.afterPersist, true);
         assert.equal(outbound.to, 1);
@@ -396,6 +396,18 @@ describe('Learner', () => {
       }
     }
     assert.deepEqual(acked, [49, 99], 'learnAckLead is 50 by default');
+  });
+
+  test('acks large values once LEARN_ACK_BYTES (a quarter of the teacher\'s budget) came since the last ack', () => {
+    const { context, learner } = learnerAt(0);
+    const valueBytes = 1024 * 1024;
+    assert.equal(LEARN_ACK_BYTES, TEACH_BYTES_BEYOND_ACK / 4);
+    const acked: number[] = [];
+    for (let next = 1; next <= 12; next++) {
+      learner.ackStreamed(1, next, valueBytes);
+      acked.push(...ofKind(context.outbox.take().messages, 'learnValueAck').map((ack) => ack.message.instanceId));
+    }
+    assert.deepEqual(acked, [4, 8, 12], 'an ack every 4 MiB of values, long before 50 instances');
   });
 });
 
