@@ -15,7 +15,7 @@ import type { GroupCoreConfig } from './config.js';
 import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
 import { LearnAhead } from './learn-ahead.js';
-import { Learner } from './learner.js';
+import { LEARN_ACK_BYTES, Learner } from './learner.js';
 import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
 import { isProposal, proposalBody, wrapProposal, type ProposalIdentity } from './proposal-identity.js';
 import { Proposer } from './proposer.js';
@@ -86,6 +86,8 @@ export class GroupCore {
   private handedOver: ChosenValue[] = [];
   /** The first of `handedOver` not yet reached (an index: shifting a long array per instance costs). */
   private handedHead = 0;
+  /** Bytes of the values handed over and not yet reached (see handOverAhead's bound). */
+  private handedBytes = 0;
   private executeRetryAt: number | null = null;
   private executeRetryDelayMs: number;
   /** The value chosen at instanceId - 1, kept for the one-behind shortcut. */
@@ -509,13 +511,22 @@ export class GroupCore {
     if (this.handedHead === this.handedOver.length) {
       this.handedOver = [];
       this.handedHead = 0;
+      this.handedBytes = 0;
     }
+    // Messages made while a run executes (the acks among them) leave with the next Ready: a run of
+    // at most learnAckLead values, or LEARN_ACK_BYTES, keeps them flowing to the teacher even with
+    // a slow state machine. The rest is handed over when the run's last value is reached.
+    const maxValues = this.context.config.timing.learnAckLead;
     let next = (this.handedOver[this.handedOver.length - 1]?.instanceId ?? learned.instanceId) + 1;
     for (let record = this.learnAhead.peek(next); record !== undefined; record = this.learnAhead.peek(++next)) {
+      const outstanding = this.handedOver.length - this.handedHead;
+      const overBytes = outstanding > 0 && this.handedBytes + record.value.length > LEARN_ACK_BYTES;
+      if (outstanding >= maxValues || overBytes) break;
       const chosen: ChosenValue = {
         instanceId: next, ballot: record.accepted, value: record.value, checksum: record.checksum, proposalToken: null,
       };
       this.handedOver.push(chosen);
+      this.handedBytes += record.value.length;
       this.context.outbox.executeLater(chosen);
     }
   }
@@ -526,6 +537,7 @@ export class GroupCore {
     // The driver stops at the failure: nothing handed over after it runs until it succeeds.
     this.handedOver = [];
     this.handedHead = 0;
+    this.handedBytes = 0;
     this.context.outbox.cancelExecuteLater();
     this.executeRetryAt = this.context.nowMs + this.executeRetryDelayMs;
     this.executeRetryDelayMs = Math.min(this.executeRetryDelayMs * 2, timing.executeRetryMaxMs);
@@ -569,11 +581,17 @@ export class GroupCore {
     if (handed !== undefined) {
       // Its execution was handed to the driver with the previous one's: it is learned already.
       this.handedHead++;
+      this.handedBytes -= handed.value.length;
       if (handed.instanceId !== context.instanceId || ahead === undefined) {
         assert(false, `value handed over for ${handed.instanceId} reached at ${context.instanceId}`);
       }
       this.learned = handed;
       this.executing = true;
+    } else if (ahead !== undefined) {
+      // A value written ahead is chosen and chained (learn-ahead.ts): learn it now, which hands the
+      // next run over, rather than wait for its message to be replayed (the future window may have
+      // dropped it to stay within its bounds).
+      this.learn(ahead.accepted, ahead.value, ahead.checksum);
     }
     this.learner.onInstanceAdvanced();
     for (const message of replayOrder(this.future.take(context.instanceId))) {

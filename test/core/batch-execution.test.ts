@@ -159,12 +159,46 @@ describe('Batch execution of values written ahead', () => {
     const core = makeCore({ nodeId: 3, timing: { learnAckLead: 4 } });
     for (let instanceId = 1; instanceId < VALUES; instanceId++) core.step(learnValue(instanceId));
     core.step(learnValue(0));
-    const ready = drain(core);
-    executeAll(core, ready);
-    const acks = [...ofKind(ready.messages, 'learnValueAck'), ...ofKind(drain(core).messages, 'learnValueAck')];
-    assert.ok(acks.length >= 2, `${acks.length} acks`);
-    assert.ok(acks.every((ack) => ack.afterPersist && ack.to === 1));
-    for (const ack of acks) assert.ok(ack.message.instanceId <= core.nowInstanceId + 1);
+    // Ready by Ready, as a driver does: write the records, send (an ack marked afterPersist leaves
+    // once this Ready's records are written), then execute the run.
+    const durable = new Set<number>();
+    const acked: number[] = [];
+    for (let round = 0; round < 20 && core.hasReady(); round++) {
+      const executedBefore = core.nowInstanceId;
+      const ready = drain(core);
+      for (const ack of ofKind(ready.messages, 'learnValueAck')) {
+        assert.equal(ack.to, 1);
+        const written = new Set(durable);
+        if (ack.afterPersist) for (const record of ready.records) written.add(record.instanceId);
+        for (const instanceId of range(0, ack.message.instanceId)) {
+          assert.ok(written.has(instanceId), `ack ${ack.message.instanceId} leaves before #${instanceId} is durable`);
+        }
+        // Acks follow execution: each was made once the instance two below it was executed.
+        assert.ok(ack.message.instanceId <= executedBefore + 2, `ack ${ack.message.instanceId} after ${executedBefore}`);
+        acked.push(ack.message.instanceId);
+      }
+      for (const record of ready.records) durable.add(record.instanceId);
+      executeAll(core, ready);
+    }
+    assert.equal(core.nowInstanceId, VALUES);
+    assert.ok(acked.length >= 2, `acks ${acked.join(', ')}`);
+  });
+
+  test('a run is handed over learnAckLead values at a time, so its acks leave between runs', () => {
+    const core = makeCore({ nodeId: 3, timing: { learnAckLead: 4 } });
+    for (let instanceId = 1; instanceId < VALUES; instanceId++) core.step(learnValue(instanceId));
+    core.step(learnValue(0));
+    const runs: number[][] = [];
+    const acksPerReady: number[][] = [];
+    for (let round = 0; round < 20 && core.hasReady(); round++) {
+      const ready = drain(core);
+      acksPerReady.push(ofKind(ready.messages, 'learnValueAck').map((ack) => ack.message.instanceId));
+      runs.push(executeAll(core, ready));
+    }
+    assert.deepEqual(runs.filter((run) => run.length > 0), [range(0, 5), range(5, 10), range(10, 12)],
+      'the one executing, then at most four handed over after it');
+    assert.ok(acksPerReady.slice(1).some((acks) => acks.length > 0), 'acks made during a run leave with the next Ready');
+    assert.equal(core.nowInstanceId, VALUES);
   });
 });
 
