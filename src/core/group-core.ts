@@ -462,8 +462,17 @@ export class GroupCore {
       if (message.needAck) this.learner.ackStreamed(message.from, now + 1, message.value.length);
       return;
     }
+    const learned = this.learned;
+    if (message.instanceId === now && learned !== null && message.checksum !== 0 && learned.checksum !== 0 &&
+      message.checksum !== learned.checksum) {
+      // Learned already (written ahead and handed over, or chosen here): a peer whose chain differs
+      // at this instance has diverged from this node, whichever value arrived first.
+      this.diverged(`instance ${now}: value from node ${message.from} has checksum ${message.checksum}, ` +
+        `this node learned ${learned.checksum}`);
+      return;
+    }
     if (message.needAck) {
-      this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1, message.value.length);
+      this.learner.ackStreamed(message.from, learned === null ? now : now + 1, message.value.length);
     }
   }
 

@@ -120,6 +120,27 @@ describe('Batch execution of values written ahead', () => {
     assert.equal(drain(core).halted?.code, 'DIVERGED');
   });
 
+  test('a value handed over is still compared with what another peer sends for it; a different chain halts', () => {
+    const core = learner();
+    for (let instanceId = 1; instanceId < 6; instanceId++) core.step(learnValue(instanceId));
+    // Node 2 streams instance 3 too, with a chain that disagrees: it is kept, not written ahead.
+    core.step(learnValue(3, 2, 12345));
+    core.step(learnValue(0));
+    const ready = drain(core);
+    assert.deepEqual(executions(ready).map((chosen) => chosen.instanceId), range(0, 6), 'node 1\'s run is handed over');
+    const done: number[] = [];
+    for (const chosen of executions(ready)) {
+      if (core.isHalted) break;
+      core.onExecuted(chosen.instanceId, { ok: true, result: undefined });
+      done.push(chosen.instanceId);
+    }
+    assert.equal(core.isHalted, true, 'reaching instance 3 replays node 2\'s value, whose chain differs');
+    assert.deepEqual(done, [0, 1, 2], 'nothing runs after the halt');
+    const halted = drain(core).halted;
+    assert.equal(halted?.code, 'DIVERGED');
+    assert.match(halted?.message ?? '', /instance 3: value from node 2/);
+  });
+
   test('a failed execution stops the run; the retry resumes there and nothing runs twice or out of order', () => {
     const core = learner();
     for (let instanceId = 1; instanceId < 8; instanceId++) core.step(learnValue(instanceId));
