@@ -241,7 +241,7 @@ describe('Teacher', () => {
     assert.equal(fixture.take().messages.length, 0, 'two behind, or no value in memory: silence');
   });
 
-  test('bytes bound the stream too: large values keep at most 16 MiB beyond the ack, reads included', () => {
+  test('bytes bound the stream once sizes are known: 16 MiB beyond the ack, reads in flight included', () => {
     const large = new Uint8Array(4 * 1024 * 1024);
     // The default window (1,000 instances beyond the ack), not the small one of the other tests.
     const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: 500, nowMs: 1000 });
@@ -255,6 +255,8 @@ describe('Teacher', () => {
     }
     const { messages, reads } = fixture.take();
     assert.equal(ofKind(messages, 'learnValue').length, 32, 'what was read is sent');
+    // The 32 first reads go out before any size is known, so this session starts at 128 MiB beyond
+    // its ack; from then on reads wait until what is unacked, and what they may bring, fit 16 MiB.
     assert.deepEqual(reads, [], 'no more reads while 128 MiB wait for an ack');
     fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 40 });
     assert.deepEqual(fixture.take().reads, [42, 43], 'two values not acked (8 MiB) and two reads reach 16 MiB');
@@ -262,6 +264,31 @@ describe('Teacher', () => {
     assert.deepEqual(fixture.take().reads, [44, 45], 'everything sent is acked: four reads in flight in all');
     fixture.teacher.onLogRead(42, { ...record(42), value: large });
     assert.deepEqual(fixture.take().reads, [], 'a value sent counts until it is acked');
+  });
+
+  test('reads in flight count at the largest value sent, not the average; a value beyond the budget still goes', () => {
+    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: 500, nowMs: 1000 });
+    const fixture: TeacherFixture = { context, teacher: new Teacher(context, 0), take: () => context.outbox.take() };
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.take();
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 10 });
+    assert.deepEqual(fixture.take().reads, range(10, 42));
+    // One value of 4 MiB among small ones: the average would allow hundreds of reads.
+    fixture.teacher.onLogRead(10, { ...record(10), value: new Uint8Array(4 * 1024 * 1024) });
+    for (let instanceId = 11; instanceId < 42; instanceId++) fixture.teacher.onLogRead(instanceId, record(instanceId));
+    assert.deepEqual(fixture.take().reads, [42, 43], '4 MiB unacked and two reads of up to 4 MiB: a third would pass 16');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 42 });
+    assert.deepEqual(fixture.take().reads, [44, 45], 'all acked: four reads of up to 4 MiB in flight');
+    // A value larger than the whole budget: alone, once nothing else is outstanding.
+    fixture.teacher.onLogRead(42, { ...record(42), value: new Uint8Array(TEACH_BYTES_BEYOND_ACK + 1) });
+    for (let instanceId = 43; instanceId < 46; instanceId++) fixture.teacher.onLogRead(instanceId, record(instanceId));
+    assert.equal(ofKind(fixture.take().messages, 'learnValue').length, 4);
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 46 });
+    assert.deepEqual(fixture.take().reads, [46], 'one read at a time while values may exceed the budget');
+    fixture.teacher.onLogRead(46, record(46));
+    assert.deepEqual(fixture.take().reads, [], 'nothing more until the learner acks it');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 47 });
+    assert.deepEqual(fixture.take().reads, [47]);
   });
 
   test('a node below the min chosen instance is told so without taking the lock', () => {
