@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chainStep } from '../../src/core/group-context.js';
 import type { GroupCore } from '../../src/core/group-core.js';
-import type { LearnValueMessage } from '../../src/core/messages.js';
+import type { AcceptMessage, LearnValueMessage } from '../../src/core/messages.js';
 import type { ChosenValue, Ready } from '../../src/core/ready.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import { fullCrc32 } from '../../src/testing/crc32.js';
@@ -41,6 +41,12 @@ function executeAll(core: GroupCore, ready: Ready): number[] {
     done.push(chosen.instanceId);
   }
   return done;
+}
+
+/** An accept from node 2 for `instanceId` (a live proposal's, while node 3 catches up). */
+function acceptFor(instanceId: number): AcceptMessage {
+  return { kind: 'accept', from: 2, instanceId, ballot: ballot(9, 2), value: utf8('live'), lastChecksum: 0,
+    previousBallot: ballot(5, 1) };
 }
 
 function range(from: number, to: number): number[] {
@@ -203,6 +209,25 @@ describe('Batch execution of values written ahead', () => {
     }
     assert.equal(core.nowInstanceId, VALUES);
     assert.ok(acked.length >= 2, `acks ${acked.join(', ')}`);
+  });
+
+  test('values written ahead whose messages the future window dropped still execute, in order, once', () => {
+    const core = makeCore({ nodeId: 3, timing: { learnAckLead: 2 } });
+    const large = (instanceId: number): LearnValueMessage => ({
+      ...learnValue(instanceId), value: new Uint8Array(8 * 1024 * 1024).fill(instanceId), checksum: 0,
+    });
+    for (let instanceId = 1; instanceId < 6; instanceId++) core.step(large(instanceId));
+    core.step(large(0));
+    const first = drain(core);
+    assert.deepEqual(first.records.map((record) => record.instanceId), range(0, 6), 'all written ahead');
+    assert.deepEqual(executions(first).map((chosen) => chosen.instanceId), [0, 1], 'one 8 MiB value after 0 (runs of 4 MiB)');
+    // An accept of almost 40 MiB for instance 1 pushes the window past its 64 MiB: the farthest
+    // values go, 5 and 4, and 4 starts a run (runs of 4 MiB: the one learned and one handed over).
+    core.step({ ...acceptFor(1), value: new Uint8Array(40 * 1024 * 1024 - 100) });
+    const executed = [...executeAll(core, first)];
+    for (let round = 0; round < 10 && core.hasReady(); round++) executed.push(...executeAll(core, drain(core)));
+    assert.deepEqual(executed, range(0, 6), 'learned from their durable records on reaching them');
+    assert.equal(core.nowInstanceId, 6);
   });
 
   test('a run is handed over learnAckLead values at a time, so its acks leave between runs', () => {
