@@ -20,23 +20,30 @@ import { fileURLToPath } from 'node:url';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { ChildCluster } from './catch-up-cluster.js';
 import type { CaughtUp } from './catch-up-child.js';
+import { gapRun, type GapRun } from './catch-up-gap.js';
+import { recordBytesOnDisk } from '../src/io/file-log-store.js';
 
 const FLAGS: FlagSpec = {
   part: 'string', instances: 'number', keys: 'number', runs: 'number', compare: 'string', 'snapshot-every': 'number',
-  hold: 'number', sync: 'boolean', 'cpu-prof': 'string', json: 'boolean', help: 'boolean',
+  hold: 'number', sync: 'boolean', writers: 'number', 'cpu-prof': 'string', json: 'boolean', help: 'boolean',
 };
 const THIS_BUILD = fileURLToPath(new URL('..', import.meta.url));
 const CATCH_UP_TIMEOUT_MS = 120_000;
+/** A 100-byte proposal as the log holds it: framed for its state machine (4) in the identity envelope (32). */
+const PROPOSED_VALUE_BYTES = 136;
 
-export const CATCH_UP_USAGE = `usage: npm run bench -- catch-up [--part log|snapshot|both] [--instances 20000] [--runs 3]
-                               [--compare <other build's dist dir>] [--keys 200000] [--snapshot-every 1000]
-                               [--hold 500] [--sync=false] [--cpu-prof <dir>] [--json]
+export const CATCH_UP_USAGE = `usage: npm run bench -- catch-up [--part log|gap|snapshot|all] [--instances N] [--runs 3]
+                               [--writers 64] [--compare <other build's dist dir>] [--keys 200000]
+                               [--snapshot-every 1000] [--hold 500] [--sync=false] [--cpu-prof <dir>] [--json]
 
 A node of a 3-process cluster (loopback, fsync on) stops, the others go on, and it starts again.
-log: --instances instances to learn from its peers' logs; instances/s from first learned to caught
-up (--compare runs an older build's nodes in alternate runs). snapshot: --keys KV puts while it is
-down, the log cleaned past it; MiB/s of the snapshot transfer and install, and time to caught up.
-Medians of --runs. --cpu-prof writes every node's CPU profile into <dir>.`;
+log: --instances (20,000) instances proposed while it is down, learned from its peers' logs.
+gap: --instances (1,000,000) instances missed (written into its peers' logs directly), learned
+while node 1 runs a closed loop of --writers proposals. Both report instances/s and MB/s of log
+records from first learned to caught up (--compare runs an older build's nodes in alternate runs).
+snapshot: --keys KV puts while it is down, the log cleaned past it; MiB/s of the snapshot
+transfer and install, and time to caught up. Medians of --runs. --cpu-prof writes every node's
+CPU profile into <dir>. --part all (the default) runs the three.`;
 
 interface LogRun {
   readonly build: string;
@@ -45,6 +52,8 @@ interface LogRun {
   readonly toFirstLearnMs: number;
   readonly streamMs: number;
   readonly instancesPerSec: number;
+  /** Log record bytes learned per second (each value as proposed: 100 bytes, framed and enveloped). */
+  readonly mbPerSec: number;
   /** Pauses (≥ 200 ms) in the stream, and the rate without them. */
   readonly stallsMs: readonly number[];
   readonly streamingPerSec: number;
@@ -57,15 +66,15 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
     console.log(CATCH_UP_USAGE);
     return 0;
   }
-  const part = (flags.part as string | undefined) ?? 'both';
-  if (!['log', 'snapshot', 'both'].includes(part)) throw new UsageError('--part is log, snapshot or both');
+  const part = (flags.part as string | undefined) ?? 'all';
+  if (!['log', 'gap', 'snapshot', 'all'].includes(part)) throw new UsageError('--part is log, gap, snapshot or all');
   const runs = (flags.runs as number | undefined) ?? 3;
   const sync = flags.sync !== false;
   const json = flags.json === true;
   if (!json) console.log(machine());
-  if (part !== 'snapshot') {
+  const builds = [THIS_BUILD, ...(flags.compare === undefined ? [] : [flags.compare as string])];
+  if (part === 'log' || part === 'all') {
     const instances = (flags.instances as number | undefined) ?? 20_000;
-    const builds = [THIS_BUILD, ...(flags.compare === undefined ? [] : [flags.compare as string])];
     const results: LogRun[] = [];
     for (let run = 0; run < runs; run++) {
       for (const build of builds) {
@@ -73,7 +82,7 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
         results.push(result);
         if (json) console.log(JSON.stringify({ part: 'log', ...result }));
         else console.log(`  log, ${label(build)}: ${result.instancesPerSec}/s (${result.instances} instances in ` +
-          `${result.streamMs} ms; stalls [${result.stallsMs.join(', ')}] ms, ${result.streamingPerSec}/s without them; ` +
+          `${result.streamMs} ms, ${result.mbPerSec} MB/s; stalls [${result.stallsMs.join(', ')}] ms, ${result.streamingPerSec}/s without them; ` +
           `start ${result.startMs} ms, then first learned after ${result.toFirstLearnMs} ms; load ${result.load})`);
       }
     }
@@ -91,7 +100,46 @@ export async function catchUpBench(argv: readonly string[]): Promise<number> {
         `${summary.medianToFirstLearnMs} ms after start`);
     }
   }
-  if (part !== 'log') {
+  if (part === 'gap' || part === 'all') {
+    const instances = (flags.instances as number | undefined) ?? 1_000_000;
+    const writers = (flags.writers as number | undefined) ?? 64;
+    if (instances < 1 || writers < 1) throw new UsageError('--instances and --writers must be positive');
+    const results: GapRun[] = [];
+    for (let run = 0; run < runs; run++) {
+      for (const build of builds) {
+        const cpuProfileDir = flags['cpu-prof'] as string | undefined;
+        const result = await gapRun({
+          build, label: label(build), instances, writers, profiling: cpuProfileDir !== undefined,
+          load: () => loadavg()[0] as number,
+          timeoutMs: Math.max(CATCH_UP_TIMEOUT_MS, instances / 2),
+          create: () => ChildCluster.create({ mode: 'paxos', lib: build, sync, cpuProfileDir }),
+        });
+        results.push(result);
+        if (json) console.log(JSON.stringify({ part: 'gap', ...result }));
+        else console.log(`  gap, ${result.build}: ${result.instancesPerSec}/s, ${result.mbPerSec} MB/s (${result.instances} ` +
+          `instances in ${result.streamMs} ms; stalls [${result.stallsMs.join(', ')}] ms); caught up ` +
+          `${result.toCaughtUpMs} ms after start (first learned after ${result.toFirstLearnMs} ms), current ` +
+          `${result.thenCurrentMs} ms later; writers ${result.writersDuringPerSec}/s during, ${result.writersAlonePerSec}/s ` +
+          `alone; fixture ${result.fixtureMs} ms; load ${result.load}`);
+      }
+    }
+    for (const build of builds) {
+      const mine = results.filter((result) => result.build === label(build));
+      const summary = {
+        part: 'gap', build: label(build), runs: mine.length, instances,
+        medianInstancesPerSec: median(mine.map((result) => result.instancesPerSec)),
+        medianMbPerSec: median(mine.map((result) => result.mbPerSec)),
+        medianToCaughtUpMs: median(mine.map((result) => result.toCaughtUpMs)),
+        medianWritersDuringPerSec: median(mine.map((result) => result.writersDuringPerSec)),
+        medianWritersAlonePerSec: median(mine.map((result) => result.writersAlonePerSec)),
+      };
+      if (json) console.log(JSON.stringify(summary));
+      else console.log(`gap of ${instances}, ${summary.build}: median ${summary.medianInstancesPerSec} instances/s, ` +
+        `${summary.medianMbPerSec} MB/s of ${summary.runs} runs; caught up ${summary.medianToCaughtUpMs} ms after ` +
+        `start; writers ${summary.medianWritersDuringPerSec}/s during (${summary.medianWritersAlonePerSec}/s alone)`);
+    }
+  }
+  if (part === 'snapshot' || part === 'all') {
     const keys = (flags.keys as number | undefined) ?? 200_000;
     if (keys < 1) throw new UsageError('--keys must be positive');
     const snapshotEvery = (flags['snapshot-every'] as number | undefined) ?? 1_000;
@@ -133,6 +181,7 @@ async function logRun(build: string, instances: number, sync: boolean, cpuProfil
       build: label(build), instances: learned, startMs: Math.round(report.startMs),
       toFirstLearnMs: Math.round(report.firstLearnMs), streamMs: Math.round(streamMs),
       instancesPerSec: Math.round(learned / (streamMs / 1000)), stallsMs: report.stallsMs,
+      mbPerSec: round(learned * recordBytesOnDisk(PROPOSED_VALUE_BYTES) / 1e6 / (streamMs / 1000)),
       streamingPerSec: Math.round(learned / ((streamMs - report.stallsMs.reduce((sum, ms) => sum + ms, 0)) / 1000)),
       load: round(load),
     };

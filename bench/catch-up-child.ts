@@ -6,7 +6,11 @@
  * Requests (each reply echoes `id`):
  *   load {count, inFlight}  → paxos: `count` proposals of 100 bytes; kv: `count` puts of new keys;
  *                             {ok: false, code: 'NOT_MASTER'} from a KV node that is not serving
- *   status                  → nowInstanceId, minChosenInstanceId, the group's metrics, keys (kv)
+ *   status                  → nowInstanceId, minChosenInstanceId, the group's metrics, keys (kv),
+ *                             executions (paxos: values the counter executed, the last instance, and
+ *                             how many came at or below the one before: twice or out of order)
+ *   write {inFlight}        → paxos: starts a closed loop of proposals of 100 bytes that runs until
+ *   stopWrite                 stopWrite, which answers {proposals, seconds}
  *   stop                    → graceful stop, then the process exits
  * With `watchTarget`, the node times its own catch-up from the moment its start returns and sends
  * one {type: 'caughtUp', ...} message when its nowInstanceId reaches the target.
@@ -25,6 +29,11 @@ export interface ChildSettings {
   readonly snapshotEvery?: number;
   readonly holdInstances?: number;
   readonly watchTarget?: number;
+  /**
+   * paxos: the counting state machine reports this checkpoint (a log extended by the fixture
+   * builder is then not replayed at start-up), and the log is never cleaned.
+   */
+  readonly checkpointThrough?: number;
   /** Each node writes a CPU profile (node --cpu-prof) here when it stops. */
   readonly cpuProfileDir?: string;
 }
@@ -65,6 +74,8 @@ interface KvLike {
 }
 
 const VALUE_BYTES = 100;
+/** What the counting state machine executed in this process life (paxos mode). */
+const executions = { count: 0, last: -1, misordered: 0 };
 const POLL_MS = 2;
 const STALL_MS = 200;
 
@@ -80,16 +91,25 @@ async function main(): Promise<void> {
     const { PaxosNode } = await import(join(settings.lib, 'src/node/paxos-node.js')) as {
       PaxosNode: { start(options: unknown): Promise<NodeLike> };
     };
+    const checkpoint = settings.checkpointThrough;
     const counter = {
       id: 1,
+      ...(checkpoint === undefined ? {} : { checkpointInstanceId: () => checkpoint }),
       execute: ({ instanceId }: { instanceId: number }) => {
+        // Instances only ever go up: a value executed twice or out of order shows here.
+        if (instanceId <= executions.last) executions.misordered++;
+        executions.last = instanceId;
+        executions.count++;
         if (firstExecuted === undefined && performance.now() >= startReturned) {
           firstExecuted = { at: performance.now(), instanceId };
         }
       },
     };
     // One value per instance: instances = values.
-    node = await PaxosNode.start({ ...common, maxBatchCount: 1, stateMachines: [counter] });
+    node = await PaxosNode.start({
+      ...common, maxBatchCount: 1, stateMachines: [counter],
+      ...(checkpoint === undefined ? {} : { logCleaning: { intervalMs: 0 } }),
+    });
   } else {
     const { KvService } = await import(join(settings.lib, 'src/kv/kv-service.js')) as {
       KvService: { start(options: unknown): Promise<KvLike> };
@@ -126,8 +146,13 @@ async function handle(
       return {
         ok: true, nowInstanceId: node.nowInstanceId(0), minChosenInstanceId: node.minChosenInstanceId(0),
         metrics: node.metrics().groups[0], keys: kv?.machine.stats().keys,
-        serving: kv?.status()[0]?.serving,
+        serving: kv?.status()[0]?.serving, written: writer.running?.proposals ?? 0, executions,
       };
+    case 'write':
+      writer.start(node, request.inFlight ?? 64);
+      return { ok: true };
+    case 'stopWrite':
+      return { ok: true, ...await writer.stop() };
     case 'stop':
       await (kv ?? node).stop();
       setImmediate(() => process.exit(0));
@@ -161,6 +186,33 @@ async function load(node: NodeLike, kv: KvLike | undefined, count: number, inFli
     }
   }));
 }
+
+/** A closed loop of proposals (paxos mode), started and stopped by requests. */
+const writer = {
+  running: null as null | { stopping: boolean; proposals: number; began: number; done: Promise<void> },
+  start(node: NodeLike, inFlight: number): void {
+    if (this.running !== null) return;
+    const value = Buffer.alloc(VALUE_BYTES, 'x');
+    const state = { stopping: false, proposals: 0, began: performance.now(), done: Promise.resolve() };
+    state.done = Promise.all(Array.from({ length: inFlight }, async () => {
+      while (!state.stopping) {
+        await node.propose(0, value);
+        state.proposals++;
+      }
+    })).then(() => {});
+    this.running = state;
+  },
+  async stop(): Promise<{ proposals: number; seconds: number }> {
+    const state = this.running;
+    if (state === null) return { proposals: 0, seconds: 0 };
+    state.stopping = true;
+    const seconds = (performance.now() - state.began) / 1000;
+    const proposals = state.proposals;
+    await state.done;
+    this.running = null;
+    return { proposals, seconds };
+  },
+};
 
 /** Poll the node's progress (cheap counters) until it reaches `target`, then report once. */
 function watch(

@@ -22,22 +22,30 @@ interface Running {
   output: string;
 }
 
+/** What every node of a cluster shares. */
+type SharedSettings = Omit<ChildSettings, 'nodeId' | 'dataDir' | 'watchTarget' | 'checkpointThrough'>;
+
 export class ChildCluster {
   private readonly running = new Map<number, Running>();
   private nextId = 1;
 
   private constructor(
-    private readonly base: Omit<ChildSettings, 'nodeId' | 'dataDir' | 'watchTarget'>, readonly root: string,
+    private readonly base: SharedSettings, readonly root: string,
   ) {}
 
-  static async create(base: Omit<ChildSettings, 'nodeId' | 'dataDir' | 'watchTarget' | 'ports'>): Promise<ChildCluster> {
+  static async create(base: Omit<SharedSettings, 'ports'>): Promise<ChildCluster> {
     const ports = [await freePort(), await freePort(), await freePort()];
     return new ChildCluster({ ...base, ports }, await mkdtemp(join(tmpdir(), 'multipaxos-catch-up-')));
   }
 
-  /** Start node `id` (1-based); with `watchTarget`, `caughtUp(id)` resolves when it gets there. */
-  async start(id: number, watchTarget?: number): Promise<void> {
-    const settings: ChildSettings = { ...this.base, nodeId: id, dataDir: join(this.root, `node-${id}`), watchTarget };
+  /**
+   * Start node `id` (1-based); with `watchTarget`, `caughtUp(id)` resolves when it gets there.
+   * `checkpointThrough`: see ChildSettings.
+   */
+  async start(id: number, watchTarget?: number, checkpointThrough?: number): Promise<void> {
+    const settings: ChildSettings = {
+      ...this.base, nodeId: id, dataDir: this.dataDir(id), watchTarget, checkpointThrough,
+    };
     const execArgv = this.base.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', this.base.cpuProfileDir];
     const child = fork(CHILD, [JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
     child.on('error', () => {});
@@ -70,6 +78,10 @@ export class ChildCluster {
         reject(new Error(`node ${id} exited with ${code}: ${running.output}`));
       });
     });
+  }
+
+  dataDir(id: number): string {
+    return join(this.root, `node-${id}`);
   }
 
   async caughtUp(id: number, timeoutMs: number): Promise<CaughtUp> {

@@ -15,7 +15,7 @@ import type { GroupCoreConfig } from './config.js';
 import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
 import { LearnAhead } from './learn-ahead.js';
-import { Learner } from './learner.js';
+import { LEARN_ACK_BYTES, Learner } from './learner.js';
 import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
 import { isProposal, proposalBody, wrapProposal, type ProposalIdentity } from './proposal-identity.js';
 import { Proposer } from './proposer.js';
@@ -79,6 +79,15 @@ export class GroupCore {
   /** The current instance's chosen value, once learned, until it is executed. */
   private learned: ChosenValue | null = null;
   private executing = false;
+  /**
+   * Values written ahead (learn-ahead) for the instances after the one executing, already handed to
+   * the driver to execute after it, in order (see handOverAhead).
+   */
+  private handedOver: ChosenValue[] = [];
+  /** The first of `handedOver` not yet reached (an index: shifting a long array per instance costs). */
+  private handedHead = 0;
+  /** Bytes of the values handed over and not yet reached (see handOverAhead's bound). */
+  private handedBytes = 0;
   private executeRetryAt: number | null = null;
   private executeRetryDelayMs: number;
   /** The value chosen at instanceId - 1, kept for the one-behind shortcut. */
@@ -432,6 +441,7 @@ export class GroupCore {
       const learned = this.learned;
       if (learned !== null && this.context.isMember(message.from)) {
         this.learnAhead.extend(this.future, learned.checksum, this.acceptor.promised);
+        this.handOverAhead();
       }
       return;
     }
@@ -446,12 +456,24 @@ export class GroupCore {
       this.acceptor.adoptLearned(message.ballot, message.value, checksum);
       this.learn(message.ballot, message.value, checksum);
       this.learnAhead.extend(this.future, checksum, this.acceptor.promised);
+      this.handOverAhead();
       // Acks follow execution, not what was written ahead: the teacher then stays within one window
       // of what this node executes, so nothing it sends falls beyond the future window and is lost.
-      if (message.needAck) this.learner.ackStreamed(message.from, now + 1);
+      if (message.needAck) this.learner.ackStreamed(message.from, now + 1, message.value.length);
       return;
     }
-    if (message.needAck) this.learner.ackStreamed(message.from, this.learned === null ? now : now + 1);
+    const learned = this.learned;
+    if (message.instanceId === now && learned !== null && message.checksum !== 0 && learned.checksum !== 0 &&
+      message.checksum !== learned.checksum) {
+      // Learned already (written ahead and handed over, or chosen here): a peer whose chain differs
+      // at this instance has diverged from this node, whichever value arrived first.
+      this.diverged(`instance ${now}: value from node ${message.from} has checksum ${message.checksum}, ` +
+        `this node learned ${learned.checksum}`);
+      return;
+    }
+    if (message.needAck) {
+      this.learner.ackStreamed(message.from, learned === null ? now : now + 1, message.value.length);
+    }
   }
 
   private learn(ballot: Ballot, value: Uint8Array, knownChecksum: number): void {
@@ -482,11 +504,50 @@ export class GroupCore {
     if (learned === null || this.executing) return;
     this.executing = true;
     this.context.outbox.executeNext(learned);
+    this.handOverAhead();
+  }
+
+  /**
+   * Execute a catch-up's run in one Ready, not one Ready per instance: the values written ahead
+   * right after the one executing are chosen, their checksum chain verified (learn-ahead.ts), and
+   * durable once the Ready carrying them is written, so the driver executes them in order after it.
+   * Each becomes the learned value when the node reaches its instance (moveToNextInstance); a
+   * failed execution cancels whatever was handed over after it (onExecuteFailed).
+   */
+  private handOverAhead(): void {
+    const learned = this.learned;
+    if (learned === null || !this.executing) return;
+    if (this.handedHead === this.handedOver.length) {
+      this.handedOver = [];
+      this.handedHead = 0;
+      this.handedBytes = 0;
+    }
+    // Messages made while a run executes (the acks among them) leave with the next Ready: a run of
+    // at most learnAckLead values, or LEARN_ACK_BYTES, keeps them flowing to the teacher even with
+    // a slow state machine. The rest is handed over when the run's last value is reached.
+    const maxValues = this.context.config.timing.learnAckLead;
+    let next = (this.handedOver[this.handedOver.length - 1]?.instanceId ?? learned.instanceId) + 1;
+    for (let record = this.learnAhead.peek(next); record !== undefined; record = this.learnAhead.peek(++next)) {
+      const outstanding = this.handedOver.length - this.handedHead;
+      const overBytes = outstanding > 0 && this.handedBytes + record.value.length > LEARN_ACK_BYTES;
+      if (outstanding >= maxValues || overBytes) break;
+      const chosen: ChosenValue = {
+        instanceId: next, ballot: record.accepted, value: record.value, checksum: record.checksum, proposalToken: null,
+      };
+      this.handedOver.push(chosen);
+      this.handedBytes += record.value.length;
+      this.context.outbox.executeLater(chosen);
+    }
   }
 
   private onExecuteFailed(learned: ChosenValue, error: unknown): void {
     const timing = this.context.config.timing;
     this.proposer.cancelSkipPrepare();
+    // The driver stops at the failure: nothing handed over after it runs until it succeeds.
+    this.handedOver = [];
+    this.handedHead = 0;
+    this.handedBytes = 0;
+    this.context.outbox.cancelExecuteLater();
     this.executeRetryAt = this.context.nowMs + this.executeRetryDelayMs;
     this.executeRetryDelayMs = Math.min(this.executeRetryDelayMs * 2, timing.executeRetryMaxMs);
     if (learned.proposalToken !== null) {
@@ -525,6 +586,22 @@ export class GroupCore {
     const ahead = this.learnAhead.take(context.instanceId);
     if (ahead !== undefined) this.acceptor.resumeFrom(ahead);
     this.proposer.newInstance();
+    const handed = this.handedOver[this.handedHead];
+    if (handed !== undefined) {
+      // Its execution was handed to the driver with the previous one's: it is learned already.
+      this.handedHead++;
+      this.handedBytes -= handed.value.length;
+      if (handed.instanceId !== context.instanceId || ahead === undefined) {
+        assert(false, `value handed over for ${handed.instanceId} reached at ${context.instanceId}`);
+      }
+      this.learned = handed;
+      this.executing = true;
+    } else if (ahead !== undefined) {
+      // A value written ahead is chosen and chained (learn-ahead.ts): learn it now, which hands the
+      // next run over, rather than wait for its message to be replayed (the future window may have
+      // dropped it to stay within its bounds).
+      this.learn(ahead.accepted, ahead.value, ahead.checksum);
+    }
     this.learner.onInstanceAdvanced();
     for (const message of replayOrder(this.future.take(context.instanceId))) {
       if (this.halted !== null || context.instanceId !== learned.instanceId + 1) break;

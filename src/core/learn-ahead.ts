@@ -27,6 +27,8 @@ export class LearnAhead {
   /** The highest instance persisted ahead (-1: none). */
   private through = -1;
   private throughChecksum = 0;
+  /** No record is kept below this instance (the records run without a gap up to `through`). */
+  private lowest = 0;
 
   constructor(context: GroupContext) {
     this.context = context;
@@ -62,6 +64,7 @@ export class LearnAhead {
         accepted: message.ballot, value: message.value, checksum: computed !== 0 ? computed : message.checksum,
       };
       context.outbox.persist(record);
+      if (this.records.size === 0) this.lowest = instanceId;
       this.records.set(instanceId, record);
       this.through = instanceId;
       this.throughChecksum = record.checksum;
@@ -71,14 +74,23 @@ export class LearnAhead {
     return Math.max(context.instanceId + 1, this.through + 1);
   }
 
+  /** The record persisted ahead for `instanceId`, left in place (undefined: none). */
+  peek(instanceId: number): AcceptorRecord | undefined {
+    return this.records.get(instanceId);
+  }
+
   /** The record persisted ahead for `instanceId`, once; records below it are forgotten. */
   take(instanceId: number): AcceptorRecord | undefined {
-    for (const key of this.records.keys()) {
-      if (key >= instanceId) break;
-      this.records.delete(key);
-    }
+    if (this.records.size === 0) return undefined;
+    // By instance, not by iterating the map: its deleted entries stay in the way until it is
+    // rehashed, and that walk was the learner's largest cost per instance in a long catch-up.
+    const end = Math.min(instanceId, this.through + 1);
+    for (; this.lowest < end; this.lowest++) this.records.delete(this.lowest);
     const record = this.records.get(instanceId);
-    this.records.delete(instanceId);
+    if (record !== undefined) {
+      this.records.delete(instanceId);
+      this.lowest = instanceId + 1;
+    }
     return record;
   }
 }

@@ -7,12 +7,15 @@ import type { PaxosMessage } from './messages.js';
 import { waitsForPersist } from './persist-order.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, OutboundMessage, ProposalResult, Ready } from './ready.js';
 
+const NO_EXECUTIONS: readonly ChosenValue[] = Object.freeze([]);
+
 export class Outbox {
   private records: AcceptorRecord[] = [];
   private messages: OutboundMessage[] = [];
   private reads: number[] = [];
   private results: ProposalResult[] = [];
   private execute: ChosenValue | null = null;
+  private executeAfter: ChosenValue[] = [];
   private halted: HaltReason | null = null;
 
   persist(record: AcceptorRecord): void {
@@ -38,6 +41,16 @@ export class Outbox {
     this.execute = chosen;
   }
 
+  /** A value to execute after `execute` (or after the one executing), in instance order. */
+  executeLater(chosen: ChosenValue): void {
+    this.executeAfter.push(chosen);
+  }
+
+  /** Drop the values queued with `executeLater` (one before them failed and will be retried first). */
+  cancelExecuteLater(): void {
+    this.executeAfter = [];
+  }
+
   halt(reason: HaltReason): void {
     this.halted = reason;
   }
@@ -48,6 +61,7 @@ export class Outbox {
     this.messages = [];
     this.reads = [];
     this.execute = null;
+    this.executeAfter = [];
   }
 
   get hasPendingRecords(): boolean {
@@ -56,7 +70,7 @@ export class Outbox {
 
   isEmpty(): boolean {
     return this.records.length === 0 && this.messages.length === 0 && this.reads.length === 0 &&
-      this.results.length === 0 && this.execute === null && this.halted === null;
+      this.results.length === 0 && this.execute === null && this.executeAfter.length === 0 && this.halted === null;
   }
 
   take(): Ready {
@@ -66,6 +80,9 @@ export class Outbox {
       messages: this.messages,
       reads: this.reads,
       execute: this.execute,
+      // A Ready without a run shares one frozen empty list: no allocation per Ready on the
+      // proposal path. A run's list is handed over and replaced, never shared with the next Ready.
+      executeAfter: this.executeAfter.length === 0 ? NO_EXECUTIONS : this.executeAfter,
       results: this.results,
       halted: this.halted,
     };
@@ -74,6 +91,7 @@ export class Outbox {
     this.reads = [];
     this.results = [];
     this.execute = null;
+    if (this.executeAfter.length > 0) this.executeAfter = [];
     this.halted = null;
     return ready;
   }

@@ -24,6 +24,7 @@
  * Readers of agreed values strip it (`proposalBody`); a value without one (the no-op that finishes
  * a stalled instance, or a log written before identities existed) belongs to no live proposal.
  */
+import { readUint32LE } from '../util/bytes.js';
 import type { Random } from '../util/random.js';
 
 /** Reserved in the state machine id space (ids from 100000000 up belong to the library). */
@@ -67,8 +68,7 @@ export function wrapProposal(identity: ProposalIdentity, body: Uint8Array): Uint
 }
 
 export function hasProposalEnvelope(value: Uint8Array): boolean {
-  return value.length >= PROPOSAL_HEADER_BYTES &&
-    new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true) === PROPOSAL_ENVELOPE_ID;
+  return value.length >= PROPOSAL_HEADER_BYTES && readUint32LE(value, 0) === PROPOSAL_ENVELOPE_ID;
 }
 
 /** The value as its proposer handed it over: the envelope removed, if it has one. */

@@ -8,7 +8,8 @@
  *      survive a crash (a rejection reveals nothing that needs to, and leaves in step 1). The rule
  *      is decided in one place, `waitsForPersist` (persist-order.ts);
  *   4. answer `reads` with `onLogRead`;
- *   5. execute `execute` on the state machines and report with `onExecuted`;
+ *   5. execute `execute`, then each of `executeAfter`, in order, on the state machines, reporting each
+ *      with `onExecuted`; the first that fails (or a halt) ends the run, the core retries it;
  *   6. hand `results` to the callers.
  */
 import type { Ballot } from './ballot.js';
@@ -71,6 +72,11 @@ export interface Ready {
   readonly messages: readonly OutboundMessage[];
   readonly reads: readonly number[];
   readonly execute: ChosenValue | null;
+  /**
+   * Values chosen at the instances right after `execute` (or after the one executing, when
+   * `execute` is null), durable once `records` are: a catch-up executes a run of them in one Ready.
+   */
+  readonly executeAfter: readonly ChosenValue[];
   readonly results: readonly ProposalResult[];
   /** Set once, in the Ready that first reports the halt. */
   readonly halted: HaltReason | null;

@@ -20,10 +20,26 @@ interface TeachingSession {
   /** The learner holds everything below this. */
   ackedInstanceId: number;
   lastActivityAt: number;
+  /** Values sent at or beyond the last ack, oldest first, with their sizes (see TEACH_BYTES_BEYOND_ACK). */
+  readonly unacked: { instanceId: number; bytes: number }[];
+  unackedBytes: number;
+  /** Values sent in this session, and the largest of them: what each read in flight may bring. */
+  sentValues: number;
+  largestBytes: number;
+  /** Reads requested and not yet answered. */
+  readsInFlight: number;
 }
 
-/** Log reads a teacher keeps requested beyond the values it has sent (see `pump`). */
-const READS_IN_FLIGHT = 32;
+/** Log reads a teacher keeps requested beyond the values it has sent, at most (see `pump`). */
+const READS_IN_FLIGHT = 256;
+/**
+ * Bytes of values a teacher lets the learner hold beyond its last ack, reads in flight included:
+ * the ack lead counts instances, and a window of large values would otherwise fill the learner's
+ * memory (its future window keeps what it cannot execute yet).
+ */
+export const TEACH_BYTES_BEYOND_ACK = 16 * 1024 * 1024;
+/** Reads of a session's start, before any value told the teacher how large they are. */
+const FIRST_READS = 32;
 
 export class Teacher {
   private readonly context: GroupContext;
@@ -79,6 +95,11 @@ export class Teacher {
     if (session === null || !session.confirmed || session.learner !== message.from) return;
     if (message.instanceId <= session.ackedInstanceId) return;
     session.ackedInstanceId = message.instanceId;
+    for (let oldest = session.unacked[0]; oldest !== undefined && oldest.instanceId < message.instanceId;
+      oldest = session.unacked[0]) {
+      session.unackedBytes -= oldest.bytes;
+      session.unacked.shift();
+    }
     session.lastActivityAt = this.context.nowMs;
     if (message.instanceId > session.nextToSend) {
       if (message.instanceId >= this.context.instanceId) {
@@ -97,12 +118,18 @@ export class Teacher {
   /** A value requested through `Ready.reads` came back (undefined: not in the log). */
   onLogRead(instanceId: number, record: AcceptorRecord | undefined): void {
     const session = this.session;
-    if (session === null || !session.confirmed || instanceId !== session.nextToSend) return;
+    if (session === null || !session.confirmed) return;
+    if (session.readsInFlight > 0) session.readsInFlight--;
+    if (instanceId !== session.nextToSend) return;
     if (record === undefined || record.instanceId !== instanceId || isNullBallot(record.accepted)) {
       this.endSession(false);
       return;
     }
     session.nextToSend++;
+    session.unacked.push({ instanceId, bytes: record.value.length });
+    session.unackedBytes += record.value.length;
+    session.sentValues++;
+    if (record.value.length > session.largestBytes) session.largestBytes = record.value.length;
     this.context.outbox.send(session.learner, {
       kind: 'learnValue', from: this.context.nodeId, instanceId, ballot: record.accepted, value: record.value,
       checksum: record.checksum, needAck: true,
@@ -115,14 +142,25 @@ export class Teacher {
    * Request more values from the log while the ack window allows, at most READS_IN_FLIGHT ahead of
    * what was sent: a Ready's reads are awaited before the group handles its next Ready, so a
    * whole window read at once on a slow disk would hold this node's own consensus work for seconds
-   * (simulator seed 1326). Each value sent tops the reads up again.
+   * (simulator seed 1326). Each value sent tops the reads up again. Bytes bound the window too:
+   * reads stop while what the learner has not acked, and what the reads in flight may bring (each
+   * at the largest size sent so far: an average would let a few large values among small ones
+   * overshoot), reach TEACH_BYTES_BEYOND_ACK. One read is always allowed when nothing is
+   * outstanding, so a value larger than the budget still goes.
    */
   pump(): void {
     const session = this.session;
     if (session === null || !session.confirmed) return;
     const limit = Math.min(this.context.instanceId, session.ackedInstanceId + this.ackLead,
       session.nextToSend + READS_IN_FLIGHT);
-    while (session.nextToRead < limit) this.context.outbox.read(session.nextToRead++);
+    // Until a value was sent, sizes are unknown: a few reads first.
+    const maxReads = session.sentValues === 0 ? FIRST_READS : READS_IN_FLIGHT;
+    while (session.nextToRead < limit && session.readsInFlight < maxReads &&
+      (session.unackedBytes + (session.readsInFlight + 1) * session.largestBytes <= TEACH_BYTES_BEYOND_ACK ||
+        (session.unacked.length === 0 && session.readsInFlight === 0))) {
+      session.readsInFlight++;
+      this.context.outbox.read(session.nextToRead++);
+    }
   }
 
   tick(nowMs: number): void {
@@ -150,7 +188,8 @@ export class Teacher {
     if (this.session !== null && this.session.learner !== learner && this.session.confirmed) return false;
     this.session = {
       learner, beginInstanceId, confirmed: false, nextToRead: beginInstanceId, nextToSend: beginInstanceId,
-      ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs,
+      ackedInstanceId: beginInstanceId, lastActivityAt: this.context.nowMs, unacked: [], unackedBytes: 0,
+      sentValues: 0, largestBytes: 0, readsInFlight: 0,
     };
     return true;
   }

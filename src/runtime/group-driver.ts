@@ -25,6 +25,8 @@ export interface DriverFaults {
   readonly skipFsync?: boolean;
   /** A batch chosen at its first attempt is proposed once more, as a retry that forgot it succeeded. */
   readonly reproposeChosen?: boolean;
+  /** A catch-up's run (Ready.executeAfter) executes before the records that make it durable are written. */
+  readonly executeBeforePersist?: boolean;
 }
 
 export interface GroupDriverOptions {
@@ -279,6 +281,8 @@ export class GroupDriver {
     for (const outbound of ready.messages) {
       if (!outbound.afterPersist || replyEarly) this.send(outbound.to, outbound.message);
     }
+    const executeEarly = this.options.faults?.executeBeforePersist === true && ready.execute === null;
+    if (executeEarly) await this.executeInOrder(ready);
     if (ready.records.length > 0) {
       try {
         const sync = this.syncWrites && ready.mustSync && this.options.faults?.skipFsync !== true;
@@ -312,7 +316,7 @@ export class GroupDriver {
       if (this.stopped) return;
       ready.reads.forEach((instanceId, index) => this.core.onLogRead(instanceId, records[index]));
     }
-    if (ready.execute !== null) await this.execute(ready.execute);
+    if (!executeEarly) await this.executeInOrder(ready);
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
   }
@@ -340,7 +344,19 @@ export class GroupDriver {
     this.options.send(this.groupIndex, to, message);
   }
 
-  private async execute(chosen: ChosenValue): Promise<void> {
+  /**
+   * `execute`, then the values handed over after it (a catch-up's run), in order. The first that
+   * fails ends the run: the core retries it, and cancelled what came after.
+   */
+  private async executeInOrder(ready: Ready): Promise<void> {
+    if (ready.execute !== null && !await this.execute(ready.execute)) return;
+    for (const chosen of ready.executeAfter) {
+      if (this.stopped || this.core.isHalted || !await this.execute(chosen)) return;
+    }
+  }
+
+  /** Execute one chosen value and report it to the core; true when it succeeded. */
+  private async execute(chosen: ChosenValue): Promise<boolean> {
     const batch = chosen.proposalToken === null ? undefined : this.inFlight.get(chosen.proposalToken);
     let report: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
@@ -360,16 +376,17 @@ export class GroupDriver {
           group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),
         });
         if (!this.stopped) this.haltOnStorageError('execution', error);
-        return;
+        return false;
       }
       this.options.logger.warn('execution failed; it will be retried', {
         group: this.groupIndex, instanceId: chosen.instanceId, error: String(error),
       });
       report = { ok: false, error };
     }
-    if (this.stopped) return;
+    if (this.stopped) return false;
     this.core.tick(this.options.clock.now());
     this.core.onExecuted(chosen.instanceId, report);
+    return report.ok;
   }
 
   private settle(token: number, outcome: ProposalOutcome): void {

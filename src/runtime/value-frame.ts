@@ -5,6 +5,7 @@
  * an envelope with another reserved id (core/proposal-identity.ts) around this frame.
  */
 import { PROPOSAL_ENVELOPE_ID } from '../core/proposal-identity.js';
+import { readUint32LE } from '../util/bytes.js';
 
 export const NO_STATE_MACHINE_ID = 0;
 export const SYSTEM_STATE_MACHINE_ID = 100_000_000;
@@ -32,6 +33,5 @@ export function frameValue(stateMachineId: number, payload: Uint8Array): Uint8Ar
 /** Values shorter than the id are agreed on but executed as no-ops, as in PhxPaxos. */
 export function unframeValue(value: Uint8Array): FramedValue {
   if (value.length < 4) return { stateMachineId: NO_STATE_MACHINE_ID, payload: value };
-  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
-  return { stateMachineId: view.getUint32(0, true), payload: value.subarray(4) };
+  return { stateMachineId: readUint32LE(value, 0), payload: value.subarray(4) };
 }

@@ -297,17 +297,18 @@ export class CoreHarness {
       this.sent.push(entry);
     }
     for (const instanceId of ready.reads) node.core.onLogRead(instanceId, node.durable.get(instanceId));
-    if (ready.execute !== null) {
-      const chosen = ready.execute;
+    // In order, stopping at the first failure (or a halt), as GroupDriver does.
+    for (const chosen of ready.execute === null ? ready.executeAfter : [ready.execute, ...ready.executeAfter]) {
+      if (node.core.isHalted) break;
       if (node.failExecutions) {
         this.log(`execute n${node.id} #${chosen.instanceId} failed on purpose`);
         node.core.onExecuted(chosen.instanceId, { ok: false, error: new Error('execution failed on purpose') });
-      } else {
-        node.executed.push(chosen);
-        const body = fromUtf8(proposalBody(chosen.value));
-        this.log(`execute n${node.id} #${chosen.instanceId} "${body}"`);
-        node.core.onExecuted(chosen.instanceId, { ok: true, result: `result of ${body}` });
+        break;
       }
+      node.executed.push(chosen);
+      const body = fromUtf8(proposalBody(chosen.value));
+      this.log(`execute n${node.id} #${chosen.instanceId} "${body}"`);
+      node.core.onExecuted(chosen.instanceId, { ok: true, result: `result of ${body}` });
     }
     for (const result of ready.results) {
       node.results.push(result);

@@ -3,11 +3,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GroupContext } from '../../src/core/group-context.js';
-import { Learner } from '../../src/core/learner.js';
+import { LEARN_ACK_BYTES, Learner } from '../../src/core/learner.js';
 import type { SendNowInstanceIdMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, ChosenValue, OutboundMessage } from '../../src/core/ready.js';
 import { proposalBody } from '../../src/core/proposal-identity.js';
-import { Teacher } from '../../src/core/teacher.js';
+import { TEACH_BYTES_BEYOND_ACK, Teacher } from '../../src/core/teacher.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { ballot, makeContext, ofKind, text } from './fixtures.js';
@@ -241,6 +241,56 @@ describe('Teacher', () => {
     assert.equal(fixture.take().messages.length, 0, 'two behind, or no value in memory: silence');
   });
 
+  test('bytes bound the stream once sizes are known: 16 MiB beyond the ack, reads in flight included', () => {
+    const large = new Uint8Array(4 * 1024 * 1024);
+    // The default window (1,000 instances beyond the ack), not the small one of the other tests.
+    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: 500, nowMs: 1000 });
+    const fixture: TeacherFixture = { context, teacher: new Teacher(context, 0), take: () => context.outbox.take() };
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.take();
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 10 });
+    assert.deepEqual(fixture.take().reads, range(10, 42), 'sizes unknown yet: 32 reads to begin with');
+    for (let instanceId = 10; instanceId < 42; instanceId++) {
+      fixture.teacher.onLogRead(instanceId, { ...record(instanceId), value: large });
+    }
+    const { messages, reads } = fixture.take();
+    assert.equal(ofKind(messages, 'learnValue').length, 32, 'what was read is sent');
+    // The 32 first reads go out before any size is known, so this session starts at 128 MiB beyond
+    // its ack; from then on reads wait until what is unacked, and what they may bring, fit 16 MiB.
+    assert.deepEqual(reads, [], 'no more reads while 128 MiB wait for an ack');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 40 });
+    assert.deepEqual(fixture.take().reads, [42, 43], 'two values not acked (8 MiB) and two reads reach 16 MiB');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 42 });
+    assert.deepEqual(fixture.take().reads, [44, 45], 'everything sent is acked: four reads in flight in all');
+    fixture.teacher.onLogRead(42, { ...record(42), value: large });
+    assert.deepEqual(fixture.take().reads, [], 'a value sent counts until it is acked');
+  });
+
+  test('reads in flight count at the largest value sent, not the average; a value beyond the budget still goes', () => {
+    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: 500, nowMs: 1000 });
+    const fixture: TeacherFixture = { context, teacher: new Teacher(context, 0), take: () => context.outbox.take() };
+    fixture.teacher.onAskForLearn(ask(2, 10), null);
+    fixture.take();
+    fixture.teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 10 });
+    assert.deepEqual(fixture.take().reads, range(10, 42));
+    // One value of 4 MiB among small ones: the average would allow hundreds of reads.
+    fixture.teacher.onLogRead(10, { ...record(10), value: new Uint8Array(4 * 1024 * 1024) });
+    for (let instanceId = 11; instanceId < 42; instanceId++) fixture.teacher.onLogRead(instanceId, record(instanceId));
+    assert.deepEqual(fixture.take().reads, [42, 43], '4 MiB unacked and two reads of up to 4 MiB: a third would pass 16');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 42 });
+    assert.deepEqual(fixture.take().reads, [44, 45], 'all acked: four reads of up to 4 MiB in flight');
+    // A value larger than the whole budget: alone, once nothing else is outstanding.
+    fixture.teacher.onLogRead(42, { ...record(42), value: new Uint8Array(TEACH_BYTES_BEYOND_ACK + 1) });
+    for (let instanceId = 43; instanceId < 46; instanceId++) fixture.teacher.onLogRead(instanceId, record(instanceId));
+    assert.equal(ofKind(fixture.take().messages, 'learnValue').length, 4);
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 46 });
+    assert.deepEqual(fixture.take().reads, [46], 'one read at a time while values may exceed the budget');
+    fixture.teacher.onLogRead(46, record(46));
+    assert.deepEqual(fixture.take().reads, [], 'nothing more until the learner acks it');
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 47 });
+    assert.deepEqual(fixture.take().reads, [47]);
+  });
+
   test('a node below the min chosen instance is told so without taking the lock', () => {
     const fixture = teacherAt(50, 20);
     fixture.teacher.onAskForLearn(ask(2, 5), null);
@@ -364,15 +414,27 @@ describe('Learner', () => {
   test('acks streamed values every learnAckLead instances, after persistence', () => {
     const { context, learner } = learnerAt(0);
     const acked: number[] = [];
-    for (let next = 1; next <= 12; next++) {
-      learner.ackStreamed(1, next);
+    for (let next = 1; next <= 120; next++) {
+      learner.ackStreamed(1, next, 10);
       for (const outbound of ofKind(context.outbox.take().messages, 'learnValueAck')) {
         assert.equal(outbound.afterPersist, true);
         assert.equal(outbound.to, 1);
         acked.push(outbound.message.instanceId);
       }
     }
-    assert.deepEqual(acked, [3, 7, 11]);
+    assert.deepEqual(acked, [49, 99], 'learnAckLead is 50 by default');
+  });
+
+  test('acks large values once LEARN_ACK_BYTES (a quarter of the teacher\'s budget) came since the last ack', () => {
+    const { context, learner } = learnerAt(0);
+    const valueBytes = 1024 * 1024;
+    assert.equal(LEARN_ACK_BYTES, TEACH_BYTES_BEYOND_ACK / 4);
+    const acked: number[] = [];
+    for (let next = 1; next <= 12; next++) {
+      learner.ackStreamed(1, next, valueBytes);
+      acked.push(...ofKind(context.outbox.take().messages, 'learnValueAck').map((ack) => ack.message.instanceId));
+    }
+    assert.deepEqual(acked, [4, 8, 12], 'an ack every 4 MiB of values, long before 50 instances');
   });
 });
 

@@ -17,6 +17,7 @@ import { decodeMembership, encodeMembership } from '../../src/runtime/membership
 class Installer implements StateMachine {
   checkpoint = -1;
   failInstall = false;
+  installs = 0;
   constructor(readonly id: number) {}
   execute(_input: ExecuteInput): unknown {
     return undefined;
@@ -27,6 +28,7 @@ class Installer implements StateMachine {
   async installSnapshot(_groupIndex: number, received: ReceivedSnapshot): Promise<void> {
     for await (const _piece of received.chunks) { /* read whole */ }
     if (this.failInstall) throw new Error(`state machine ${this.id} cannot install`);
+    this.installs++;
     this.checkpoint = received.instanceId;
   }
 }
@@ -47,7 +49,9 @@ const CHECKPOINT_MEMBERSHIP = encodeMembership({ gid: 77, version: 6, members: M
  * A node at instance 2 (0 and 1 chosen, a promise at 2) with its own variables installs a checkpoint
  * at 9 that carries others. `rebuild` does what start-up does first: settle the pending install.
  */
-async function install(secondFails: boolean): Promise<{ store: MemoryLogStore; failure: unknown }> {
+async function install(
+  secondFails: boolean, secondCheckpoint = -1,
+): Promise<{ store: MemoryLogStore; failure: unknown; machines: Installer[] }> {
   const store = new MemoryLogStore();
   await store.put(0, [record(0, true), record(1, true), record(2, false)]);
   await store.setSystemVariables(0, OWN_MEMBERSHIP);
@@ -55,6 +59,7 @@ async function install(secondFails: boolean): Promise<{ store: MemoryLogStore; f
   const first = new Installer(1);
   const second = new Installer(2);
   second.failInstall = secondFails;
+  second.checkpoint = secondCheckpoint;
   const registry = new StateMachineRegistry(0, [first, second]);
   const runtime = {
     registry, driver: { nowInstanceId: 2 }, membership: { membership: decodeMembership(OWN_MEMBERSHIP) },
@@ -82,7 +87,7 @@ async function install(secondFails: boolean): Promise<{ store: MemoryLogStore; f
   } catch (error) {
     failure = error;
   }
-  return { store, failure };
+  return { store, failure, machines: [first, second] };
 }
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : fromUtf8(bytes));
@@ -110,6 +115,20 @@ test('an install that took gives the group the checkpoint\'s variables, and the 
   assert.equal(await store.minChosenInstanceId(0), 10);
   const kept = await store.get(0, 10);
   assert.deepEqual(kept?.promised, { proposalId: 4, nodeId: 2 }, 'the promise is kept above the checkpoint');
+});
+
+test('a state machine already past the checkpoint keeps its state; the others install', async () => {
+  // Sim seeds 1367 and 1439: an earlier install gave it a newer snapshot than this one carries;
+  // installing took it back, and the rebuilt group skipped its instances up to its checkpoint.
+  const { store, failure, machines } = await install(false, 12);
+  const [first, second] = machines as [Installer, Installer];
+  assert.equal(failure, null);
+  assert.equal(first.installs, 1);
+  assert.equal(first.checkpoint, 9);
+  assert.equal(second.installs, 0, 'not taken back');
+  assert.equal(second.checkpoint, 12);
+  assert.equal(await store.pendingCheckpoint(0), undefined, 'the install was completed');
+  assert.equal(await store.minChosenInstanceId(0), 10);
 });
 
 test('settling a completed install writes the checkpoint\'s variables, once', async () => {

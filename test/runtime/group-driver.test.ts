@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { proposalBody, proposalIdentityOf } from '../../src/core/proposal-identity.js';
+import { chainStep } from '../../src/core/group-context.js';
 import { GroupCore } from '../../src/core/group-core.js';
 import type { PaxosMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, HaltReason } from '../../src/core/ready.js';
@@ -15,6 +16,7 @@ import type { ProposeSuccess } from '../../src/runtime/proposal-queue.js';
 import { restoreGroup } from '../../src/runtime/restore.js';
 import { StateMachineRegistry } from '../../src/runtime/state-machine-registry.js';
 import { frameValue } from '../../src/runtime/value-frame.js';
+import { fullCrc32 } from '../../src/testing/crc32.js';
 import { fromUtf8, utf8 } from '../../src/util/bytes.js';
 import {
   acceptMsg, acceptOkMsg, ballot, makeConfig, prepareMsg, prepareRejectMsg, promiseMsg,
@@ -535,5 +537,71 @@ describe('GroupDriver batching', () => {
       (error: unknown) => error instanceof PaxosError && error.code === 'BAD_OPTIONS');
     await writeUntil(store, () => store.puts.length === 0);
     assert.deepEqual(machine.executed, ['a'], 'the sent value is still chosen; the queued and refused ones never are');
+  });
+});
+
+describe('GroupDriver: a catch-up run (Ready.executeAfter)', () => {
+  /** Values 0..count-1 streamed by node 2, with their checksum chain. */
+  function stream(count: number): PaxosMessage[] {
+    const messages: PaxosMessage[] = [];
+    let checksum = 0;
+    for (let instanceId = 0; instanceId < count; instanceId++) {
+      const value = framed(`v${instanceId}`);
+      checksum = chainStep(fullCrc32, checksum, value);
+      messages.push({ kind: 'learnValue', from: 2, instanceId, ballot: ballot(4, 2), value, checksum, needAck: true });
+    }
+    return messages;
+  }
+
+  test('executes the whole run in order once its write is durable, not before', async () => {
+    const store = new GatedStore();
+    const { driver, machine } = await rig(store, [1, 2, 3]);
+    const [first, ...rest] = stream(10);
+    for (const message of rest) driver.step(message);
+    driver.step(first as PaxosMessage);
+    await turns();
+    assert.equal(store.puts.length, 1, 'one write for the run');
+    assert.deepEqual(store.puts[0]?.records.map((record) => record.instanceId), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(machine.executed, [], 'nothing executes before the write is durable');
+    store.puts.shift()?.resolve();
+    await turns();
+    assert.deepEqual(machine.executed, Array.from({ length: 10 }, (_, index) => `v${index}`));
+    assert.equal(driver.nowInstanceId, 10);
+    assert.equal(driver.counters.instancesExecuted, 10);
+  });
+
+  test('a failure ends the run there; the retry executes the rest once, in order', async () => {
+    const store = new MemoryLogStore();
+    const { driver, machine, clock } = await rig(store, [1, 2, 3]);
+    let failed = false;
+    machine.execute = ((execute) => (input: ExecuteInput): unknown => {
+      if (input.instanceId === 4 && !failed) {
+        failed = true;
+        machine.failNext = 1;
+      }
+      return execute(input);
+    })(machine.execute.bind(machine));
+    const [first, ...rest] = stream(10);
+    for (const message of rest) driver.step(message);
+    driver.step(first as PaxosMessage);
+    await turns();
+    assert.deepEqual(machine.executed, ['v0', 'v1', 'v2', 'v3'], 'the run stops at the failed value');
+    assert.equal(driver.nowInstanceId, 4);
+    clock.ms += 1_000;
+    driver.tick();
+    await turns();
+    assert.deepEqual(machine.executed, Array.from({ length: 10 }, (_, index) => `v${index}`));
+    assert.equal(driver.nowInstanceId, 10);
+  });
+
+  test('a failed write executes nothing of the run', async () => {
+    const store = new FailingStore(1);
+    const { driver, machine, halts } = await rig(store, [1, 2, 3]);
+    const [first, ...rest] = stream(5);
+    for (const message of rest) driver.step(message);
+    driver.step(first as PaxosMessage);
+    await turns();
+    assert.deepEqual(machine.executed, []);
+    assert.equal(halts[0]?.code, 'GROUP_HALTED');
   });
 });

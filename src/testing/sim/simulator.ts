@@ -28,12 +28,13 @@ import { Workload, type WorkloadStats } from './workload.js';
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
-  'clean-before-checkpoint-durable',
+  'clean-before-checkpoint-durable', 'execute-before-persist',
 ] as const;
 /** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'master-ignores-drift', 'own-by-bytes', 'repropose-chosen', 'clean-before-checkpoint-durable',
+  'execute-before-persist',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -277,6 +278,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'reply-before-persist': return { driverFaults: { replyBeforePersist: true } };
     case 'skip-fsync': return { driverFaults: { skipFsync: true } };
     case 'repropose-chosen': return { driverFaults: { reproposeChosen: true } };
+    case 'execute-before-persist': return { driverFaults: { executeBeforePersist: true } };
     case 'forget-promise': return { coreFaults: { forgetPromise: true } };
     case 'accept-lower-ballot': return { coreFaults: { acceptLowerBallot: true } };
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
