@@ -9,7 +9,7 @@ import type { ChosenValue, Ready } from '../../src/core/ready.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import { fullCrc32 } from '../../src/testing/crc32.js';
 import { utf8 } from '../../src/util/bytes.js';
-import { ballot, drain, makeCore, ofKind, text } from './fixtures.js';
+import { ballot, drain, makeCore, ofKind, stabilizeWithout, text } from './fixtures.js';
 
 const VALUES = 12;
 const values = Array.from({ length: VALUES }, (_, index) => utf8(`value-${index}`));
@@ -249,16 +249,6 @@ describe('Batch execution of values written ahead', () => {
 });
 
 describe('Batch execution between cores', () => {
-  function stabilizeWithout(harness: CoreHarness, isolated: number): void {
-    for (let round = 0; round < 10_000; round++) {
-      harness.process();
-      harness.drop({ to: isolated });
-      harness.drop({ from: isolated });
-      if (harness.network.length === 0) return;
-      harness.deliver({}, harness.network.length);
-    }
-    throw new Error('no quiescence');
-  }
 
   function missed(count: number, seed: number): { harness: CoreHarness; values: string[] } {
     const harness = new CoreHarness({ nodes: 3, seed });

@@ -4,18 +4,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_TIMING } from '../../src/core/config.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
+import { stabilizeWithout } from './fixtures.js';
 
-/** Deliver everything except what goes to or comes from `isolated`, which is dropped. */
-function stabilizeWithout(harness: CoreHarness, isolated: number): void {
-  for (let round = 0; round < 10_000; round++) {
-    harness.process();
-    harness.drop({ to: isolated });
-    harness.drop({ from: isolated });
-    if (harness.network.length === 0) return;
-    harness.deliver({}, harness.network.length);
-  }
-  throw new Error('no quiescence');
-}
 
 /** Node 3 misses `count` values of `valueBytes` each; the simulated ms from its first ask until it holds them. */
 function catchUpMs(count: number, valueBytes: number): number {

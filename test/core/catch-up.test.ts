@@ -10,7 +10,7 @@ import { proposalBody } from '../../src/core/proposal-identity.js';
 import { TEACH_BYTES_BEYOND_ACK, Teacher } from '../../src/core/teacher.js';
 import { CoreHarness } from '../../src/testing/core-harness.js';
 import { utf8 } from '../../src/util/bytes.js';
-import { ballot, makeContext, ofKind, text } from './fixtures.js';
+import { ballot, makeContext, ofKind, stabilizeWithout, text } from './fixtures.js';
 
 function record(instanceId: number): AcceptorRecord {
   return { instanceId, promised: ballot(3, 1), accepted: ballot(3, 1), value: utf8(`v${instanceId}`),
@@ -439,17 +439,6 @@ describe('Learner', () => {
 });
 
 describe('Catch-up between cores', () => {
-  /** Deliver everything except what goes to or comes from `isolated`, which is dropped. */
-  function stabilizeWithout(harness: CoreHarness, isolated: number): void {
-    for (let round = 0; round < 10_000; round++) {
-      harness.process();
-      harness.drop({ to: isolated });
-      harness.drop({ from: isolated });
-      if (harness.network.length === 0) return;
-      harness.deliver({}, harness.network.length);
-    }
-    throw new Error('no quiescence');
-  }
 
   test('a node that missed 30 instances learns them through one teacher, within the ack window', () => {
     const harness = new CoreHarness({ nodes: 3, seed: 5, timing: SMALL_WINDOW });

@@ -8,6 +8,7 @@ import type {
   AcceptMessage, AcceptReplyMessage, PaxosMessage, PrepareMessage, PrepareReplyMessage,
 } from '../../src/core/messages.js';
 import type { OutboundMessage, Ready } from '../../src/core/ready.js';
+import type { CoreHarness } from '../../src/testing/core-harness.js';
 import { fullCrc32 } from '../../src/testing/crc32.js';
 import { EMPTY_BYTES, fromUtf8, utf8 } from '../../src/util/bytes.js';
 import { SeededRandom } from '../../src/util/random.js';
@@ -126,4 +127,16 @@ export function chain(previous: number, ...values: (string | Uint8Array)[]): num
   let checksum = previous;
   for (const value of values) checksum = fullCrc32(typeof value === 'string' ? utf8(value) : value, checksum);
   return checksum;
+}
+
+/** Deliver everything except what goes to or comes from `isolated`, which is dropped. */
+export function stabilizeWithout(harness: CoreHarness, isolated: number): void {
+  for (let round = 0; round < 10_000; round++) {
+    harness.process();
+    harness.drop({ to: isolated });
+    harness.drop({ from: isolated });
+    if (harness.network.length === 0) return;
+    harness.deliver({}, harness.network.length);
+  }
+  throw new Error('no quiescence');
 }

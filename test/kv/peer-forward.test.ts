@@ -4,7 +4,6 @@
 // down the node forwards over HTTP instead; the master authenticates the caller's token again;
 // a session write forwarded twice is applied once; frames that do not decode are counted and change
 // nothing.
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,6 +15,7 @@ import { KvService } from '../../src/kv/kv-service.js';
 import type { PeerForwarder } from '../../src/kv/peer-forward.js';
 import { TokenStore } from '../../src/security/tokens.js';
 import { freePort, tempRoot } from '../support/local.js';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
 
 const READ_TOKEN = 'read-token-0123456789abcdef';
 const WRITE_TOKEN = 'write-token-0123456789abcdef';
@@ -23,60 +23,11 @@ const WRITE_TOKEN = 'write-token-0123456789abcdef';
 /** Node 1's transport connections leave from this loopback address, so a relay can tell them apart. */
 const NODE_ONE_ADDRESS = '127.0.0.11';
 
-/** A TCP relay in front of a node's transport port that can cut node 1's connections through it. */
-interface Relay {
-  readonly port: number;
-  cutNodeOne(): void;
-  heal(): void;
-  close(): Promise<void>;
-}
-
-async function relay(targetPort: number): Promise<Relay> {
-  const sockets = new Set<Socket>();
-  let open = true;
-  const server: Server = createServer((inbound) => {
-    if (!open && inbound.remoteAddress === NODE_ONE_ADDRESS) {
-      inbound.destroy();
-      return;
-    }
-    const outbound = connect(targetPort, '127.0.0.1');
-    sockets.add(inbound);
-    for (const socket of [inbound, outbound]) {
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        sockets.delete(socket);
-        inbound.destroy();
-        outbound.destroy();
-      });
-    }
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    port,
-    cutNodeOne() {
-      open = false;
-      for (const socket of sockets) {
-        if (socket.remoteAddress === NODE_ONE_ADDRESS) socket.destroy();
-      }
-    },
-    heal() {
-      open = true;
-    },
-    close: () => new Promise((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
-  };
-}
-
 interface Cluster {
   readonly services: KvService[];
   readonly servers: KvHttpServer[];
   /** Nodes 2 and 3 are reached through these relays. */
-  readonly relays: Relay[];
+  readonly relays: TcpRelay[];
   stop(): Promise<void>;
 }
 
@@ -87,7 +38,7 @@ before(async () => {
   const tokens = join(root, 'tokens');
   await writeFile(tokens, `read ${READ_TOKEN}\nwrite ${WRITE_TOKEN}\n`, { mode: 0o600 });
   const ports = [await freePort(), await freePort(), await freePort()];
-  const relays = [await relay(ports[1] as number), await relay(ports[2] as number)];
+  const relays = [await startTcpRelay(ports[1] as number), await startTcpRelay(ports[2] as number)];
   // Node 1 dials nodes 2 and 3 (the lower id dials), node 2 dials node 3, all through the relays
   // (the members' addresses); node 1 dials from its own address, so its connections can be cut alone.
   const members: MemberAddress[] = [
@@ -275,8 +226,8 @@ test('with the connection to the master down, a node forwards over HTTP; back up
     const { key, master } = await keyMasteredElsewhere('fallback-');
     await provenOverTransport(master, key);
     const server = cluster.servers[0] as KvHttpServer;
-    const cut = cluster.relays[master - 2] as Relay;
-    cut.cutNodeOne();
+    const cut = cluster.relays[master - 2] as TcpRelay;
+    cut.cut(NODE_ONE_ADDRESS);
     try {
       const deadline = Date.now() + 5_000;
       while (cluster.services[0]?.node.metrics().transport !== undefined &&

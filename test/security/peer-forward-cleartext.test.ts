@@ -2,7 +2,6 @@
 // on and no TLS, HTTP served on 127.0.0.1 (so forwarding over HTTP may carry the token) but the
 // nodes' transport reaching the masters through a non-loopback address, node 1 forwards key
 // requests over HTTP, and the bytes on the transport connection hold no token.
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { KvHttpServer } from '../../src/kv/http-server.js';
 import { KvService } from '../../src/kv/kv-service.js';
 import { TokenStore } from '../../src/security/tokens.js';
 import { freePort, tempRoot } from '../support/local.js';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
 
 const WRITE_TOKEN = 'write-token-that-must-not-leak-0123456789';
 
@@ -27,41 +27,10 @@ function externalAddress(): string | undefined {
   return undefined;
 }
 
-/** A TCP relay on `host` in front of a node's transport port, keeping every byte sent through it. */
-async function recordingRelay(host: string, targetPort: number): Promise<{ port: number; seen: () => Buffer;
-  close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const chunks: Buffer[] = [];
-  const server: Server = createServer((inbound) => {
-    const outbound = connect(targetPort, '127.0.0.1');
-    for (const socket of [inbound, outbound]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-      socket.on('close', () => {
-        sockets.delete(socket);
-        inbound.destroy();
-        outbound.destroy();
-      });
-    }
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    seen: () => Buffer.concat(chunks),
-    close: () => new Promise((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
-  };
-}
-
 const external = externalAddress();
 let services: KvService[] = [];
 let servers: KvHttpServer[] = [];
-let relays: Awaited<ReturnType<typeof recordingRelay>>[] = [];
+let relays: TcpRelay[] = [];
 
 before(async () => {
   if (external === undefined) return;
@@ -69,7 +38,10 @@ before(async () => {
   const tokens = join(root, 'tokens');
   await writeFile(tokens, `write ${WRITE_TOKEN}\n`, { mode: 0o600 });
   const ports = [await freePort(), await freePort(), await freePort()];
-  relays = [await recordingRelay(external, ports[1] as number), await recordingRelay(external, ports[2] as number)];
+  relays = [
+    await startTcpRelay(ports[1] as number, { host: external, record: true }),
+    await startTcpRelay(ports[2] as number, { host: external, record: true }),
+  ];
   // Node 1 dials nodes 2 and 3 through the relays, at the machine's external address.
   const members: MemberAddress[] = [
     { id: 1, host: '127.0.0.1', port: ports[0] as number },
