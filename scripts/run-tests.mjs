@@ -15,10 +15,12 @@ function collect(dir) {
   return files;
 }
 
-const filter = process.argv[2];
-const files = collect('dist/test').filter((file) => !filter || file.includes(filter));
+// Each argument is a substring of a test file's path; a file runs when it matches any of them.
+const filters = process.argv.slice(2);
+const files = collect('dist/test').filter((file) => filters.length === 0 || filters.some((filter) => file.includes(filter)));
 if (files.length === 0) {
-  console.error('no test files found under dist/test; did the build run?');
+  console.error(filters.length === 0 ? 'no test files found under dist/test; did the build run?'
+    : `no test file under dist/test matches ${filters.join(' or ')}`);
   process.exit(1);
 }
 // The real-process tests (whole clusters of node processes under load, with timing-based liveness
