@@ -217,15 +217,18 @@ export class PeerForwarder {
         }
         this.serving.set(from, serving + 1);
         this.counters.served++;
-        void this.serve(from, request, this.channel.certifiedPeers).then((reply) => {
-          const left = (this.serving.get(from) ?? 1) - 1;
-          if (left === 0) this.serving.delete(from);
-          else this.serving.set(from, left);
-          this.reply(from, request, reply);
-        }).catch(() => {
-          // `serve` never rejects and `reply` does not throw; nothing here may end the process.
-          this.counters.unsent++;
-        });
+        void this.serve(from, request, this.channel.certifiedPeers)
+          .then((reply) => this.reply(from, request, reply))
+          .catch(() => {
+            // `serve` never rejects and `reply` does not throw; nothing here may end the process.
+            this.counters.unsent++;
+          })
+          .finally(() => {
+            // The slot is given back whatever happened, or a peer would lose it for good.
+            const left = (this.serving.get(from) ?? 1) - 1;
+            if (left === 0) this.serving.delete(from);
+            else this.serving.set(from, left);
+          });
         return;
       }
       case FORWARD_REPLY: {

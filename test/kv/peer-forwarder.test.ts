@@ -146,6 +146,30 @@ test('a peer gets at most MAX_SERVING_PER_PEER requests served at once; beyond, 
   master.close();
 });
 
+test('a service that fails (it must not, but if it did) still gives the peer its serving slot back', async () => {
+  const { one, two } = channelPair();
+  const asker = new PeerForwarder(one, echo);
+  let failing = true;
+  const master = new PeerForwarder(two, async (from, request) => {
+    if (failing) throw new Error('a bug in the service');
+    return { status: 200, headers: {}, body: Buffer.from(request.path) };
+  });
+  await proven(asker, 2);
+  // Every slot is taken by a request whose serving fails; the asker is left to time out on each.
+  const lost = Array.from({ length: MAX_SERVING_PER_PEER }, (_, i) =>
+    asker.forward(2, { timeoutMs: 200, method: 'GET', path: `/v1/kv/k${i}`, isWrite: false }));
+  const outcomes = await Promise.allSettled(lost);
+  assert.ok(outcomes.every((outcome) => outcome.status === 'rejected'), 'no answer came for any of them');
+  assert.equal(master.counters.unsent, MAX_SERVING_PER_PEER);
+  failing = false;
+  await proven(asker, 2);
+  const reply = await asker.forward(2, { timeoutMs: 5_000, method: 'GET', path: '/v1/kv/after', isWrite: false });
+  assert.equal(reply?.status, 200, 'served: the failed requests gave their slots back');
+  assert.equal(master.counters.overloaded, 0);
+  asker.close();
+  master.close();
+});
+
 test('a reply too large for a frame: a read is asked again over HTTP, a write fails at once (maybe applied); no TIMEOUT', async () => {
   const { one, two } = channelPair();
   const asker = new PeerForwarder(one, echo);
