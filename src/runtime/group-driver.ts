@@ -49,6 +49,11 @@ export interface GroupDriverOptions {
   readonly onFatal: (error: unknown) => void;
   readonly onHalt?: (reason: HaltReason) => void;
   readonly faults?: DriverFaults;
+  /**
+   * Runs the next batch's hand-over once the callers just answered have had their turn to propose
+   * again (default: after the current turn's microtasks, see deferUntilMicrotasksDrain).
+   */
+  readonly deferFeed?: (feed: () => void) => void;
 }
 
 export interface ProposeOptions {
@@ -79,6 +84,16 @@ export class GroupDriver {
     messagesOut: {} as Partial<Record<PaxosMessage['kind'], number>>,
   };
   private stopped = false;
+  /** Callers were just answered: the next batch waits for what they propose in the same turn. */
+  private feedDeferred = false;
+  /**
+   * A batch of ours executed: its callers are answered by the Ready after the one that executed it
+   * (the core reports an outcome once told the execution's result), so the next batch waits that
+   * long. Counts the Readies still to handle until then: 2 at the execution, 0 once answered.
+   */
+  private readiesUntilAnswered = 0;
+  private readonly deferFeed: (feed: () => void) => void;
+  private readonly feedDeferredBound = (): void => this.runDeferredFeed();
   private executedThroughInstanceId = -1;
   private haltReason: HaltReason | null = null;
 
@@ -87,6 +102,7 @@ export class GroupDriver {
     this.core = options.core;
     this.queue = new ProposalQueue(options.queueLimits);
     this.syncWrites = options.syncWrites;
+    this.deferFeed = options.deferFeed ?? deferUntilMicrotasksDrain;
   }
 
   /** PhxPaxos SetLogSync: fsync acceptor records or not, from the next write on. */
@@ -159,7 +175,7 @@ export class GroupDriver {
         settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`, NOT_CHOSEN));
         return;
       }
-      this.feedProposals();
+      if (!this.feedWaits) this.feedProposals();
       this.kick();
     });
   }
@@ -268,7 +284,13 @@ export class GroupDriver {
         const ready = this.core.ready();
         await this.handle(ready);
         this.core.advance();
-        this.feedProposals();
+        if (this.readiesUntilAnswered > 0) this.readiesUntilAnswered--;
+        if (!this.feedWaits) this.feedProposals();
+      }
+      // No Ready answered the batch that executed: nothing may stay queued waiting for that answer.
+      if (this.readiesUntilAnswered > 0) {
+        this.readiesUntilAnswered = 0;
+        this.scheduleFeed();
       }
     } finally {
       this.pumping = false;
@@ -317,6 +339,11 @@ export class GroupDriver {
       ready.reads.forEach((instanceId, index) => this.core.onLogRead(instanceId, records[index]));
     }
     if (!executeEarly) await this.executeInOrder(ready);
+    // Before the callers learn their outcome: their continuations run as soon as they are answered.
+    if (ready.results.length > 0) {
+      this.readiesUntilAnswered = 0;
+      this.scheduleFeed();
+    }
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
   }
@@ -358,6 +385,7 @@ export class GroupDriver {
   /** Execute one chosen value and report it to the core; true when it succeeded. */
   private async execute(chosen: ChosenValue): Promise<boolean> {
     const batch = chosen.proposalToken === null ? undefined : this.inFlight.get(chosen.proposalToken);
+    if (batch !== undefined) this.readiesUntilAnswered = 2;
     let report: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
       const context = batch === undefined ? undefined
@@ -440,6 +468,34 @@ export class GroupDriver {
         for (const proposal of batch) settle(proposal, haltError(outcome.reason, outcome.mayBeChosen));
         return;
     }
+  }
+
+  /**
+   * Callers answered by a Ready usually propose again at once (a closed loop, a batch of requests
+   * that each wait for the one before): cutting the next batch now would take only the values
+   * that waited during the instance, and those callers would wait a whole instance more. So the
+   * hand-over waits until their continuations have run, and they share the next instance.
+   */
+  private get feedWaits(): boolean {
+    return this.feedDeferred || this.readiesUntilAnswered > 0;
+  }
+
+  private scheduleFeed(): void {
+    if (this.feedDeferred) return;
+    this.feedDeferred = true;
+    this.deferFeed(this.feedDeferredBound);
+  }
+
+  private runDeferredFeed(): void {
+    this.feedDeferred = false;
+    if (this.stopped) return;
+    try {
+      this.feedProposals();
+    } catch (error) {
+      this.options.onFatal(error);
+      return;
+    }
+    this.kick();
   }
 
   /**
@@ -530,6 +586,17 @@ export class GroupDriver {
     this.inFlight.clear();
     this.options.onHalt?.(reason);
   }
+}
+
+/**
+ * Runs `callback` once every promise continuation queued so far, and those they queue, has run,
+ * still within the current turn (before I/O, timers and setImmediate). A tick queued from inside
+ * the microtask queue runs only after that queue is drained, so a microtask that queues a tick is
+ * the end of the turn's microtasks. Inside this turn, the sends and writes it makes still join
+ * the turn's one socket write and one log flush.
+ */
+export function deferUntilMicrotasksDrain(callback: () => void): void {
+  queueMicrotask(() => process.nextTick(callback));
 }
 
 function abortError(mayBeChosen: boolean): PaxosError {

@@ -116,7 +116,10 @@ interface Rig {
  * Node 1 of a group with `members`. Messages to itself come back through the "transport" on a
  * later turn, as a real loopback would deliver them.
  */
-async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8, batchCount = 1): Promise<Rig> {
+async function rig(
+  store: LogStore, members: number[] = [1], queueCapacity = 8, batchCount = 1,
+  deferFeed?: (feed: () => void) => void,
+): Promise<Rig> {
   const clock = new ManualClock();
   const machine = new EchoStateMachine();
   const registry = new StateMachineRegistry(0, [machine]);
@@ -136,6 +139,7 @@ async function rig(store: LogStore, members: number[] = [1], queueCapacity = 8, 
     onTimersChanged: () => {},
     onFatal: (error) => fatal.push(error),
     onHalt: (reason) => halts.push(reason),
+    ...(deferFeed === undefined ? {} : { deferFeed }),
   });
   return { driver, clock, machine, sent, halts, fatal };
 }
@@ -454,6 +458,35 @@ describe('GroupDriver batching', () => {
     assert.deepEqual(machine.executed, ['a', 'b', 'c', 'd']);
     assert.deepEqual(machine.inputs.map((input) => [input.instanceId, input.context]),
       [[0, 'ctx a'], [1, 'ctx b'], [1, 'ctx c'], [1, 'ctx d']], 'each entry gets its own proposer context');
+  });
+
+  /** Four callers that each propose again as soon as they are answered: the instance each value got. */
+  async function closedLoopInstances(deferFeed?: (feed: () => void) => void): Promise<number[][]> {
+    const store = new GatedStore();
+    const { driver } = await rig(store, [1], 16, 16, deferFeed);
+    const instances: number[][] = [[], [], [], []];
+    const caller = async (index: number): Promise<void> => {
+      for (let round = 0; round < 3; round++) {
+        const { instanceId } = await driver.propose(framed(`${index}.${round}`), { timeoutMs: 60_000 });
+        instances[index]?.push(instanceId);
+      }
+    };
+    const first = caller(0);
+    await turns();
+    const rest = [1, 2, 3].map((index) => caller(index));
+    let finished = false;
+    void Promise.all([first, ...rest]).then(() => { finished = true; });
+    await writeUntil(store, () => finished);
+    return instances;
+  }
+
+  test('callers answered together propose again into one shared instance, not one split by who came first', async () => {
+    // Caller 0 goes alone; 1-3 queue meanwhile. From then on every answer sends all four back at
+    // once: each instance must carry all four, so none waits an extra instance behind the others.
+    assert.deepEqual(await closedLoopInstances(), [[0, 1, 2], [1, 2, 3], [1, 2, 3], [1, 2, 3]]);
+    // Cutting the batch as soon as the callers are answered (before they can propose) splits it.
+    const cutAtOnce = await closedLoopInstances((feed) => feed());
+    assert.notDeepEqual(cutAtOnce, [[0, 1, 2], [1, 2, 3], [1, 2, 3], [1, 2, 3]]);
   });
 
   test('a batch entry that fails is retried alone: the entries before it never run twice', async () => {
