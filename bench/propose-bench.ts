@@ -16,12 +16,12 @@ import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
 
 const FLAGS: FlagSpec = {
   nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
-  'max-batch': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean', tls: 'boolean',
+  'max-batch': 'number', 'inline-write-bytes': 'number', sync: 'boolean', matrix: 'boolean', json: 'boolean', help: 'boolean', tls: 'boolean',
   rounds: 'number', runs: 'number', compare: 'string', 'cpu-prof': 'string',
 };
 
 export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--groups 1] [--concurrency 64] [--value-bytes 100]
-                              [--seconds 10] [--max-batch N] [--sync=false] [--json] [--matrix]
+                              [--seconds 10] [--max-batch N] [--inline-write-bytes N] [--sync=false] [--json] [--matrix]
                               [--tls [--rounds N]] [--runs N] [--compare <other builds' dist dirs>]
                               [--cpu-prof DIR]
 
@@ -63,6 +63,9 @@ export async function proposeBench(argv: readonly string[]): Promise<number> {
   const extraFlags: string[] = [];
   if (typeof flags['max-batch'] === 'number') extraFlags.push('--max-batch', String(flags['max-batch']));
   if (flags.sync === false) extraFlags.push('--sync=false');
+  if (typeof flags['inline-write-bytes'] === 'number') {
+    extraFlags.push('--inline-write-bytes', String(flags['inline-write-bytes']));
+  }
   const base: RunSettings = {
     nodes: (flags.nodes as number | undefined) ?? 3,
     groups: (flags.groups as number | undefined) ?? 1,
