@@ -8,6 +8,7 @@
  *   await node.stop();
  */
 import { hasErrorCode, NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
+import { atEndOfMicrotasks } from '../util/end-of-microtasks.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
@@ -177,12 +178,17 @@ export class PaxosNode {
     const incarnation = randomIncarnation(random);
     const ownsStore = resolved.store === undefined;
     // The store blocks the loop for a small durable write; what the node has queued to send goes
-    // out first. The transport is opened after the store, hence the indirection.
+    // out first, and what the write's callers send once it is durable (an acceptor's replies) goes
+    // as soon as they have sent it, not a loop iteration later. The transport is opened after the
+    // store, hence the indirection.
     const sendQueued = { now: (): void => {} };
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
       segmentBytes: resolved.segmentBytes, inlineWriteBytes: resolved.inlineWriteBytes,
-      beforeInlineWrite: () => sendQueued.now(),
+      beforeInlineWrite: () => {
+        sendQueued.now();
+        atEndOfMicrotasks(() => sendQueued.now());
+      },
     });
     let transport: NodeTransport | undefined;
     try {

@@ -16,6 +16,7 @@ import {
   type QueueLimits,
 } from './proposal-queue.js';
 import type { StateMachineRegistry } from './state-machine-registry.js';
+import { atEndOfMicrotasks } from '../util/end-of-microtasks.js';
 
 /** Deliberate bugs for the simulator's canaries; never set in production. */
 export interface DriverFaults {
@@ -51,7 +52,7 @@ export interface GroupDriverOptions {
   readonly faults?: DriverFaults;
   /**
    * Runs the next batch's hand-over once the callers just answered have had their turn to propose
-   * again (default: after the current turn's microtasks, see deferUntilMicrotasksDrain).
+   * again (default: after the current turn's microtasks, see atEndOfMicrotasks).
    */
   readonly deferFeed?: (feed: () => void) => void;
 }
@@ -102,7 +103,7 @@ export class GroupDriver {
     this.core = options.core;
     this.queue = new ProposalQueue(options.queueLimits);
     this.syncWrites = options.syncWrites;
-    this.deferFeed = options.deferFeed ?? deferUntilMicrotasksDrain;
+    this.deferFeed = options.deferFeed ?? atEndOfMicrotasks;
   }
 
   /** PhxPaxos SetLogSync: fsync acceptor records or not, from the next write on. */
@@ -586,17 +587,6 @@ export class GroupDriver {
     this.inFlight.clear();
     this.options.onHalt?.(reason);
   }
-}
-
-/**
- * Runs `callback` once every promise continuation queued so far, and those they queue, has run,
- * still within the current turn (before I/O, timers and setImmediate). A tick queued from inside
- * the microtask queue runs only after that queue is drained, so a microtask that queues a tick is
- * the end of the turn's microtasks. Inside this turn, the sends and writes it makes still join
- * the turn's one socket write and one log flush.
- */
-export function deferUntilMicrotasksDrain(callback: () => void): void {
-  queueMicrotask(() => process.nextTick(callback));
 }
 
 function abortError(mayBeChosen: boolean): PaxosError {
