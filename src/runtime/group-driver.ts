@@ -51,8 +51,9 @@ export interface GroupDriverOptions {
   readonly onHalt?: (reason: HaltReason) => void;
   readonly faults?: DriverFaults;
   /**
-   * Runs the next batch's hand-over once the callers just answered have had their turn to propose
-   * again (default: after the current turn's microtasks, see atEndOfMicrotasks).
+   * For tests only (the default is the one to use): runs the next batch's hand-over once the
+   * callers just answered have had their turn to propose again (default: at the end of the current
+   * turn's microtasks, see atEndOfMicrotasks). It must call `feed` exactly once, or proposals wait.
    */
   readonly deferFeed?: (feed: () => void) => void;
 }
@@ -201,7 +202,8 @@ export class GroupDriver {
       this.core.tick(now);
       this.queue.expire(now);
       this.expireInFlight(now);
-      this.feedProposals();
+      // A pending deferred feed or answer runs without a timer: cutting now would split its batch.
+      if (!this.feedWaits) this.feedProposals();
     } catch (error) {
       this.options.onFatal(error);
       return;
@@ -288,7 +290,8 @@ export class GroupDriver {
         if (this.readiesUntilAnswered > 0) this.readiesUntilAnswered--;
         if (!this.feedWaits) this.feedProposals();
       }
-      // No Ready answered the batch that executed: nothing may stay queued waiting for that answer.
+      // A safety net: the core reports an outcome in the Ready after an execution (or a halt), so
+      // the loop should never end still waiting for one; if it did, nothing may stay queued.
       if (this.readiesUntilAnswered > 0) {
         this.readiesUntilAnswered = 0;
         this.scheduleFeed();
