@@ -17,6 +17,7 @@ import {
 } from './proposal-queue.js';
 import type { StateMachineRegistry } from './state-machine-registry.js';
 import { atEndOfMicrotasks } from '../util/end-of-microtasks.js';
+import { BatchCut } from './batch-cut.js';
 
 /** Deliberate bugs for the simulator's canaries; never set in production. */
 export interface DriverFaults {
@@ -86,16 +87,7 @@ export class GroupDriver {
     messagesOut: {} as Partial<Record<PaxosMessage['kind'], number>>,
   };
   private stopped = false;
-  /** Callers were just answered: the next batch waits for what they propose in the same turn. */
-  private feedDeferred = false;
-  /**
-   * A batch of ours executed: its callers are answered by the Ready after the one that executed it
-   * (the core reports an outcome once told the execution's result), so the next batch waits that
-   * long. Counts the Readies still to handle until then: 2 at the execution, 0 once answered.
-   */
-  private readiesUntilAnswered = 0;
-  private readonly deferFeed: (feed: () => void) => void;
-  private readonly feedDeferredBound = (): void => this.runDeferredFeed();
+  private readonly batchCut: BatchCut;
   private executedThroughInstanceId = -1;
   private haltReason: HaltReason | null = null;
 
@@ -104,7 +96,7 @@ export class GroupDriver {
     this.core = options.core;
     this.queue = new ProposalQueue(options.queueLimits);
     this.syncWrites = options.syncWrites;
-    this.deferFeed = options.deferFeed ?? atEndOfMicrotasks;
+    this.batchCut = new BatchCut(() => this.runDeferredFeed(), options.deferFeed ?? atEndOfMicrotasks);
   }
 
   /** PhxPaxos SetLogSync: fsync acceptor records or not, from the next write on. */
@@ -177,7 +169,7 @@ export class GroupDriver {
         settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`, NOT_CHOSEN));
         return;
       }
-      if (!this.feedWaits) this.feedProposals();
+      if (this.batchCut.open) this.feedProposals();
       this.kick();
     });
   }
@@ -203,7 +195,7 @@ export class GroupDriver {
       this.queue.expire(now);
       this.expireInFlight(now);
       // A pending deferred feed or answer runs without a timer: cutting now would split its batch.
-      if (!this.feedWaits) this.feedProposals();
+      if (this.batchCut.open) this.feedProposals();
     } catch (error) {
       this.options.onFatal(error);
       return;
@@ -287,15 +279,10 @@ export class GroupDriver {
         const ready = this.core.ready();
         await this.handle(ready);
         this.core.advance();
-        if (this.readiesUntilAnswered > 0) this.readiesUntilAnswered--;
-        if (!this.feedWaits) this.feedProposals();
+        this.batchCut.readyHandled();
+        if (this.batchCut.open) this.feedProposals();
       }
-      // A safety net: the core reports an outcome in the Ready after an execution (or a halt), so
-      // the loop should never end still waiting for one; if it did, nothing may stay queued.
-      if (this.readiesUntilAnswered > 0) {
-        this.readiesUntilAnswered = 0;
-        this.scheduleFeed();
-      }
+      this.batchCut.idle();
     } finally {
       this.pumping = false;
     }
@@ -344,10 +331,7 @@ export class GroupDriver {
     }
     if (!executeEarly) await this.executeInOrder(ready);
     // Before the callers learn their outcome: their continuations run as soon as they are answered.
-    if (ready.results.length > 0) {
-      this.readiesUntilAnswered = 0;
-      this.scheduleFeed();
-    }
+    if (ready.results.length > 0) this.batchCut.answering();
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
   }
@@ -389,7 +373,7 @@ export class GroupDriver {
   /** Execute one chosen value and report it to the core; true when it succeeded. */
   private async execute(chosen: ChosenValue): Promise<boolean> {
     const batch = chosen.proposalToken === null ? undefined : this.inFlight.get(chosen.proposalToken);
-    if (batch !== undefined) this.readiesUntilAnswered = 2;
+    if (batch !== undefined) this.batchCut.ownBatchExecuted();
     let report: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
       const context = batch === undefined ? undefined
@@ -474,24 +458,8 @@ export class GroupDriver {
     }
   }
 
-  /**
-   * Callers answered by a Ready usually propose again at once (a closed loop, a batch of requests
-   * that each wait for the one before): cutting the next batch now would take only the values
-   * that waited during the instance, and those callers would wait a whole instance more. So the
-   * hand-over waits until their continuations have run, and they share the next instance.
-   */
-  private get feedWaits(): boolean {
-    return this.feedDeferred || this.readiesUntilAnswered > 0;
-  }
-
-  private scheduleFeed(): void {
-    if (this.feedDeferred) return;
-    this.feedDeferred = true;
-    this.deferFeed(this.feedDeferredBound);
-  }
-
+  /** The cut BatchCut deferred until the callers just answered had proposed again. */
   private runDeferredFeed(): void {
-    this.feedDeferred = false;
     if (this.stopped) return;
     try {
       this.feedProposals();
