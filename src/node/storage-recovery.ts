@@ -24,6 +24,7 @@
 import type { HaltReason } from '../core/ready.js';
 import { hasErrorCode, PaxosError } from '../errors.js';
 import type { Clock, LogStore, Logger } from '../runtime/interfaces.js';
+import { isReplayExecutionFailure } from '../runtime/restore.js';
 import type { TimedGroup } from './node-timer.js';
 import type { GroupRuntime } from './group-runtime.js';
 
@@ -180,6 +181,13 @@ export class StorageRecovery implements TimedGroup {
         if (hasErrorCode(error, 'STORAGE_UNAVAILABLE') || store.storageFailure?.() !== undefined) {
           this.retryLater(error);
           return;
+        }
+        if (isReplayExecutionFailure(error)) {
+          // A state machine threw while the log was replayed, as it may while the node runs (where
+          // the execution is retried): the group stays halted for storage and is rebuilt again soon.
+          logger.warn('a state machine failed while the group was rebuilt after its storage resumed; trying again',
+            { group: runtime.groupIndex, error: String(error) });
+          continue;
         }
         logger.error('a group could not be rebuilt after its storage resumed, for another reason than the ' +
           'storage; it stays halted until the node restarts', { group: runtime.groupIndex, error: String(error) });

@@ -4,7 +4,9 @@
  * as soon as the instance ends would take only the values that waited meanwhile, and the callers
  * just answered would wait a whole instance more behind them (64 such callers settle into two
  * alternating half-batches, at half the throughput). So once a batch of ours has executed, the cut
- * waits for the Ready that answers its callers, and then for their continuations to run.
+ * waits for the Ready that answers its callers, and then for their continuations to run. A value
+ * proposed to an idle group waits only for the end of the turn's microtasks, so the values proposed
+ * together in one turn (the requests of one network read) share an instance.
  */
 export class BatchCut {
   /** Callers were just answered: the cut is scheduled for when their continuations have run. */
@@ -31,6 +33,11 @@ export class BatchCut {
   /** A batch may be cut now: no answer is due and none was just given. */
   get open(): boolean {
     return !this.scheduled && this.readiesUntilAnswered === 0;
+  }
+
+  /** A value was queued: cut at the end of the turn's microtasks unless a cut waits for more. */
+  proposed(): void {
+    if (this.readiesUntilAnswered === 0) this.schedule();
   }
 
   /** A batch of ours executed in the Ready being handled. */

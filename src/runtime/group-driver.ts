@@ -169,8 +169,7 @@ export class GroupDriver {
         settle(proposal, new PaxosError('OVERLOADED', `group ${this.groupIndex} is overloaded: ${full}`, NOT_CHOSEN));
         return;
       }
-      if (this.batchCut.open) this.feedProposals();
-      this.kick();
+      this.batchCut.proposed();
     });
   }
 

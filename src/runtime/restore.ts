@@ -147,11 +147,25 @@ async function replay(
         break;
       } catch (error) {
         if (attempt >= attempts) {
-          throw startupError(groupIndex, `replaying instance ${instanceId} failed: ${String(error)}`, error);
+          const failure = startupError(groupIndex, `replaying instance ${instanceId} failed: ${String(error)}`, error);
+          replayExecutionFailures.add(failure);
+          throw failure;
         }
       }
     }
   }
+}
+
+/** Errors that say a state machine threw while the log was replayed (see isReplayExecutionFailure). */
+const replayExecutionFailures = new WeakSet<object>();
+
+/**
+ * A group could not be restored because one of its state machines threw while the log was
+ * replayed: not a broken log, so trying again later may succeed (as executions are retried while
+ * a node runs). Its code is still STARTUP_FAILED.
+ */
+export function isReplayExecutionFailure(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && replayExecutionFailures.has(error);
 }
 
 function startupError(groupIndex: number, detail: string, cause?: unknown): PaxosError {

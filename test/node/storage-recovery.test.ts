@@ -80,3 +80,55 @@ test('a halt after the store resumed rebuilds that group only: no second failure
   assert.equal(recovery.resumes, 1, 'one failure, one resume');
   assert.equal(recovery.lastReason, 'ENOSPC', 'kept after the resume, for the metrics');
 });
+
+test('a rebuild whose replay a state machine failed is tried again soon, not halted for good', async () => {
+  // The error restoreGroup gives when a state machine throws on every try of a replayed instance.
+  const { restoreGroup } = await import('../../src/runtime/restore.js');
+  const { MemoryLogStore } = await import('../../src/io/memory-log-store.js');
+  const { StateMachineRegistry } = await import('../../src/runtime/state-machine-registry.js');
+  const { frameValue } = await import('../../src/runtime/value-frame.js');
+  const log = new MemoryLogStore();
+  await log.put(0, [{
+    instanceId: 0, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
+    value: frameValue(1, new Uint8Array([1])), checksum: 0,
+  }, {
+    instanceId: 1, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
+    value: frameValue(1, new Uint8Array([2])), checksum: 0,
+  }]);
+  const failing = new StateMachineRegistry(0, [{ id: 1, execute: () => { throw new Error('busy'); } }]);
+  const replayFailure = await restoreGroup(log, 0, failing, { executedThrough: -1 }).catch((error: unknown) => error);
+  assert.ok(replayFailure instanceof Error, 'the replay failed');
+
+  let now = 0;
+  const store = new FakeStore();
+  const groups = [fakeGroup(0)];
+  let attempts = 0;
+  const recovery = new StorageRecovery({
+    store: store as unknown as LogStore & ResumableStore, clock: { now: () => now }, logger: SILENT_LOGGER,
+    groups: () => groups,
+    rebuild: (groupIndex) => {
+      attempts++;
+      if (attempts === 1) return Promise.reject(replayFailure);
+      groups[groupIndex] = fakeGroup(groupIndex);
+      return Promise.resolve();
+    },
+    busy: () => false,
+    haltForGood: () => assert.fail('a state machine that failed once must not halt the group for good'),
+    onTimersChanged: () => {},
+  });
+  store.failure = { reason: 'ENOSPC', message: 'log write failed: ENOSPC' };
+  (groups[0] as GroupRuntime).driver.haltForStorage(REFUSED);
+  recovery.onGroupHalted(REFUSED);
+  now = 500;
+  recovery.tick();
+  await recovery.whenIdle();
+  assert.equal(attempts, 1);
+  assert.equal(recovery.failure, undefined, 'the storage itself is fine: no failure is reported for it');
+  const next = recovery.nextTimerAt();
+  assert.ok(next !== undefined, 'another attempt is planned');
+  now = next;
+  recovery.tick();
+  await recovery.whenIdle();
+  assert.equal(attempts, 2);
+  assert.equal((groups[0] as GroupRuntime).driver.halted, null, 'rebuilt');
+});

@@ -52,3 +52,23 @@ test('idle with no answer due schedules nothing', () => {
   assert.equal(deferred.length, 0);
   assert.equal(cut.open, true);
 });
+
+test('a value proposed to an idle group is cut at the end of the turn, with those proposed beside it', () => {
+  const { cut, cuts, deferred } = rig();
+  cut.proposed();
+  cut.proposed();
+  assert.equal(cut.open, false);
+  assert.equal(deferred.length, 1, 'one cut for the whole turn');
+  deferred.shift()?.();
+  assert.equal(cuts(), 1);
+});
+
+test('a value proposed while an answer is due waits for that answer', () => {
+  const { cut, deferred } = rig();
+  cut.ownBatchExecuted();
+  cut.proposed();
+  assert.equal(deferred.length, 0);
+  cut.readyHandled();
+  cut.answering();
+  assert.equal(deferred.length, 1);
+});

@@ -206,6 +206,8 @@ describe('GroupDriver', () => {
     const store = new GatedStore();
     const { driver } = await rig(store, [1], 1);
     const first = track(driver.propose(framed('a'), { timeoutMs: 5000 }));
+    await turns(1);
+    assert.equal(driver.queueDepth.proposals, 0, 'the first went at the end of its turn');
     const second = track(driver.propose(framed('b'), { timeoutMs: 5000 }));
     const third = track(driver.propose(framed('c'), { timeoutMs: 5000 }));
     await turns();
@@ -516,6 +518,7 @@ describe('GroupDriver batching', () => {
   });
 
   test('the batch limits cap how many proposals one instance carries', async () => {
+    // Proposed in one turn to an idle group: they share instances from the first on.
     const store = new GatedStore();
     const { driver } = await rig(store, [1], 16, 2);
     const all = ['a', 'b', 'c', 'd', 'e'].map((value) => track(driver.propose(framed(value), { timeoutMs: 60_000 })));
@@ -526,7 +529,7 @@ describe('GroupDriver batching', () => {
     assert.deepEqual(all.map((state) => {
       const settled = state();
       return settled !== 'pending' && settled.ok ? [settled.value.instanceId, settled.value.batchIndex] : settled;
-    }), [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1]]);
+    }), [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0]]);
   });
 
   test('a caller whose deadline passes while its batch is in flight gets TIMEOUT; the others go on', async () => {

@@ -5,7 +5,7 @@ import type { AcceptorRecord } from '../../src/core/ready.js';
 import { PaxosError } from '../../src/errors.js';
 import { MemoryLogStore } from '../../src/io/memory-log-store.js';
 import type { ExecuteInput, LogStore, StateMachine } from '../../src/runtime/interfaces.js';
-import { restoreGroup } from '../../src/runtime/restore.js';
+import { isReplayExecutionFailure, restoreGroup } from '../../src/runtime/restore.js';
 import { StateMachineRegistry } from '../../src/runtime/state-machine-registry.js';
 import { frameValue } from '../../src/runtime/value-frame.js';
 import { fromUtf8, utf8 } from '../../src/util/bytes.js';
@@ -141,8 +141,9 @@ describe('restoreGroup', () => {
   test('a hole or an unchosen record below the log end refuses to start', async () => {
     const store = await logUpTo(4);
     await store.put(0, [{ ...chosenRecord(2), accepted: NULL_BALLOT }], { sync: true });
-    await startupError(restoreGroup(store, 0, new StateMachineRegistry(0, [new Recorder()])),
-      /instance 2 is below the log's end but has no chosen value/);
+    const refusal = await restoreGroup(store, 0, new StateMachineRegistry(0, [new Recorder()])).catch((error) => error);
+    await startupError(Promise.reject(refusal), /instance 2 is below the log's end but has no chosen value/);
+    assert.equal(isReplayExecutionFailure(refusal), false, 'a broken log is not a state machine failure');
   });
 
   test('a failing replay refuses to start and keeps the cause', async () => {
@@ -153,6 +154,7 @@ describe('restoreGroup', () => {
         assert.ok(error instanceof PaxosError);
         assert.equal(error.code, 'STARTUP_FAILED');
         assert.match(String((error.cause as Error).message), /cannot execute 1/);
+        assert.equal(isReplayExecutionFailure(error), true, 'told apart from a broken log');
         return true;
       });
     assert.deepEqual(machine.executed.map((entry) => entry.instanceId), [0]);

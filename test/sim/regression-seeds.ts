@@ -55,4 +55,6 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 379, found: 'a node restarted on a full disk failed start-up replay (a membership change writes the ' +
     'metadata) with STARTUP_FAILED, taken for a broken log (it is now STORAGE_UNAVAILABLE, retried)' },
   { seed: 882, found: 'same as seed 379, with two groups' },
+  { seed: 1768, found: 'a state machine failed three times in a row while a group was rebuilt after its storage ' +
+    'resumed, and the node halted the group for good (a replay failure is now retried like the storage)' },
 ];

@@ -30,6 +30,7 @@ import type { ProcessGate, SimDevice } from './sim-device.js';
 import type { SimDisk } from './sim-disk.js';
 import type { SimFileStorage } from './sim-file-system.js';
 import type { SimNetwork } from './sim-network.js';
+import { DurableInstances } from './durable-instances.js';
 import { ProposalMarker } from './proposal-marker.js';
 import { simTimerHost } from './sim-timer-host.js';
 import { DigestStateMachine, type SnapshotHost } from './digest-state-machine.js';
@@ -124,6 +125,8 @@ export class SimNode {
   private readonly leaseVersions = new Map<number, number>();
   /** Per group, the state machines of the current life, as the application made them. */
   private readonly machines = new Map<number, readonly StateMachine[]>();
+  /** What the current life's log holds durably (checked at every execution). */
+  private durable: DurableInstances | undefined;
   /** A crash armed to strike at the next checkpoint step of its kind. */
   private checkpointTrap: { readonly point: CheckpointCrashPoint; readonly onCrash: () => void } | null = null;
   /** Checkpoint metrics of the lives that ended (a crash abandons a PaxosNode with its counters). */
@@ -228,8 +231,9 @@ export class SimNode {
     this.options.trace(`n${this.id} start life ${life}`);
     const gate = this.gateFor(life);
     try {
-      const store = await this.openStore(gate);
+      const { store, durable } = DurableInstances.watch(await this.openStore(gate));
       if (life !== this.life) return;
+      this.durable = durable;
       for (let groupIndex = 0; groupIndex < this.options.groupCount; groupIndex++) {
         this.options.executions.onLifeStart(this.id, groupIndex);
       }
@@ -583,6 +587,9 @@ export class SimNode {
         // The simulator's marker is its own business: the state machine sees no context, as on other nodes.
         const marker = given.context instanceof ProposalMarker ? given.context : undefined;
         const input = marker === undefined ? given : { ...given, context: undefined };
+        // Checked before the execution: a state machine that saves snapshots may persist it at once.
+        const early = life === this.life ? this.durable?.checkExecution(groupIndex, input.instanceId) : undefined;
+        if (early !== undefined) this.options.onViolation(`node ${this.id} (life ${life}) group ${groupIndex}: ${early}`);
         const executed = (result: unknown): unknown => {
           if (marker !== undefined) {
             if (marker.executed) {
