@@ -21,7 +21,7 @@ import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 const FLAGS: FlagSpec = {
   values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
   'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean', 'system-warmup-ms': 'number',
-  'http-groups': 'number', 'ours-cli': 'string',
+  'http-groups': 'number', 'ours-cli': 'string', 'node-cpu-prof': 'string',
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
@@ -37,7 +37,7 @@ export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
                          [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd,ours-http,no-consensus,etcd-http]
-                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--json]
+                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--node-cpu-prof DIR] [--json]
 
 Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
 etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
@@ -68,6 +68,8 @@ parses the same JSON body and answers like our PUT from memory, with no consensu
   --http-groups N    groups of ours-http (default 3, cluster up's default)
   --ours-cli PATH    the multipaxos CLI (dist/src/cli/main.js) that starts ours (default this build's):
                      another build's, to measure two commits with the same generator
+  --node-cpu-prof DIR  every process of our clusters writes a CPU profile into DIR when it stops
+                     (node-N-PID.cpuprofile; each system of ours is a cluster of its own)
   --json             one JSON object per line per cell and system, and nothing else on stdout:
                        {"system":"ours"|"ours-no-sessions"|"ours-tls"|"etcd"|"ours-http"|"no-consensus"|"etcd-http","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
                         "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
@@ -83,6 +85,7 @@ export interface KvBenchSettings {
   readonly groups: number;
   readonly httpGroups: number;
   readonly oursCli: string | undefined;
+  readonly nodeCpuProfileDir: string | undefined;
   readonly json: boolean;
   readonly help: boolean;
 }
@@ -122,6 +125,7 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
     groups,
     httpGroups,
     oursCli: flags['ours-cli'] as string | undefined,
+    nodeCpuProfileDir: flags['node-cpu-prof'] as string | undefined,
     json: flags.json === true,
     help: flags.help === true,
   };
@@ -249,9 +253,10 @@ async function startSystem(
       const { startNoConsensusTarget } = await import('./no-consensus-target.js');
       return await startNoConsensusTarget({ clients });
     }
-    case 'ours-http': return await startOurs({ groups: settings.httpGroups, clients, plainHttp: true, cli: settings.oursCli });
+    case 'ours-http': return await startOurs({ groups: settings.httpGroups, clients, plainHttp: true,
+      cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir });
     default: return await startOurs({ groups: settings.groups, clients, tls: system === 'ours-tls',
-      sessions: system !== 'ours-no-sessions', cli: settings.oursCli });
+      sessions: system !== 'ours-no-sessions', cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir });
   }
 }
 

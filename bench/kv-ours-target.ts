@@ -8,14 +8,16 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { KvClient } from '../src/kv/client.js';
 import type { KvBenchTarget } from './etcd-cluster.js';
+import { CPU_PROFILE_DIR_ENV } from './node-cpu-profile.js';
 import { plainHttpLoad } from './plain-http-load.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CPU_PROFILE_PRELOAD = new URL('./node-cpu-profile.js', import.meta.url).href;
 const READY_TIMEOUT_MS = 60_000;
 
 export interface OursTargetOptions {
@@ -28,6 +30,8 @@ export interface OursTargetOptions {
   readonly plainHttp?: boolean;
   /** The CLI that runs `cluster up` (default this build's): another build's, to compare two commits. */
   readonly cli?: string;
+  /** Write a CPU profile of every node process into this directory when it stops (node-cpu-profile.ts). */
+  readonly nodeCpuProfileDir?: string;
 }
 
 export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget> {
@@ -51,7 +55,7 @@ async function startCluster(dir: string, basePort: number, options: OursTargetOp
   const data = join(dir, `data-${basePort}`);
   const child = spawn(process.execPath, [options.cli ?? CLI, 'cluster', 'up', '--dir', data,
     '--base-port', String(basePort), '--groups', String(options.groups), '--json', ...(tls ? ['--tls'] : [])],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
+  { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnvironment(options.nodeCpuProfileDir) });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // The reason comes first (a usage error is followed by the whole usage text): keep the head.
   let stderr = '';
@@ -108,4 +112,12 @@ async function startCluster(dir: string, basePort: number, options: OursTargetOp
       await stopCluster();
     },
   };
+}
+
+/** The environment of `cluster up` and so of its nodes: with a profile directory, each profiles itself. */
+function nodeEnvironment(profileDir: string | undefined): NodeJS.ProcessEnv {
+  if (profileDir === undefined) return process.env;
+  const inherited = process.env.NODE_OPTIONS ?? '';
+  return { ...process.env, [CPU_PROFILE_DIR_ENV]: resolve(profileDir),
+    NODE_OPTIONS: `${inherited} --import ${CPU_PROFILE_PRELOAD}`.trim() };
 }
