@@ -83,7 +83,6 @@ const TWO_32 = 0x1_0000_0000;
 /** Above this, the high word of a u64 makes it exceed Number.MAX_SAFE_INTEGER. */
 const MAX_SAFE_HIGH_WORD = 0x1f_ffff;
 
-const encoder = new TextEncoder();
 // ignoreBOM: a key that starts with U+FEFF must keep it, or it would decode to a different key.
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -247,11 +246,13 @@ function setUint64(view: DataView, offset: number, value: number): void {
 }
 
 function text(value: string, what: string, minBytes: number, maxBytes: number): Uint8Array {
-  // TextEncoder would silently turn a lone surrogate into U+FFFD, which decodes as a different string.
+  // UTF-8 encoding would silently turn a lone surrogate into U+FFFD, which decodes as a different string.
   if (typeof value !== 'string' || LONE_SURROGATE.test(value)) {
     throw new KvCommandError(`${what} is not a well-formed string`);
   }
-  const bytes = encoder.encode(value);
+  // Buffer's encoder, several times faster than TextEncoder on short strings (the same bytes for a
+  // well-formed string); the bytes are copied into the command, so its pooled memory is not kept.
+  const bytes = Buffer.from(value, 'utf8');
   if (bytes.length < minBytes || bytes.length > maxBytes) {
     throw new KvCommandError(`${what} has ${bytes.length} UTF-8 bytes, not ${minBytes} to ${maxBytes}`);
   }
