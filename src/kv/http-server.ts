@@ -44,6 +44,7 @@ import { nodeIdsOf, roleOf } from '../security/node-identity.js';
 import type { TLSSocket } from 'node:tls';
 import { authorizeCounted } from './http-auth.js';
 import { isLoopbackHost } from './cleartext-guard.js';
+import { connectionSignal } from './connection-signal.js';
 import { Forwarder } from './http-forward.js';
 import { MAX_REPLY_BODY_BYTES, PeerForwarder, type PeerReply } from './peer-forward.js';
 import { isForwardMethod } from './peer-forward-codec.js';
@@ -327,12 +328,11 @@ export class KvHttpServer {
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${path} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
     }
-    const abort = new AbortController();
-    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     return await this.keyRequest({
       key, method, url, rawUrl: request.url ?? '/', headers: request.headers, began, timeoutMs: timeoutOf(request),
-      signal: abort.signal, certificateCaller, readBody: (limit) => readBody(request, this.bodies, limit),
-      overTransport: true,
+      // The client going away ends what this request waits for (shared by the connection's requests).
+      signal: connectionSignal(request.socket), certificateCaller,
+      readBody: (limit) => readBody(request, this.bodies, limit), overTransport: true,
     }, countAs);
   }
 
