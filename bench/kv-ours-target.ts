@@ -15,6 +15,7 @@ import { KvClient } from '../src/kv/client.js';
 import type { KvBenchTarget } from './etcd-cluster.js';
 import { CPU_PROFILE_DIR_ENV } from './node-cpu-profile.js';
 import { plainHttpLoad } from './plain-http-load.js';
+import { processTreeCpuMs, type ServerCpu } from './server-cpu.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const CPU_PROFILE_PRELOAD = new URL('./node-cpu-profile.js', import.meta.url).href;
@@ -34,7 +35,7 @@ export interface OursTargetOptions {
   readonly nodeCpuProfileDir?: string;
 }
 
-export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget> {
+export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget & ServerCpu> {
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
   // cluster up refuses ports in use; a few random bases find free ones.
   for (let attempt = 0; ; attempt++) {
@@ -50,7 +51,9 @@ export async function startOursTarget(options: OursTargetOptions): Promise<KvBen
   }
 }
 
-async function startCluster(dir: string, basePort: number, options: OursTargetOptions): Promise<KvBenchTarget> {
+async function startCluster(
+  dir: string, basePort: number, options: OursTargetOptions,
+): Promise<KvBenchTarget & ServerCpu> {
   const tls = options.tls === true && options.plainHttp !== true;
   const data = join(dir, `data-${basePort}`);
   const child = spawn(process.execPath, [options.cli ?? CLI, 'cluster', 'up', '--dir', data,
@@ -91,6 +94,7 @@ async function startCluster(dir: string, basePort: number, options: OursTargetOp
     });
     return {
       put: (key, value) => load.put(key, value),
+      serverCpuMs: () => processTreeCpuMs(child.pid),
       async stop() {
         load.close();
         await stopCluster();
@@ -107,6 +111,7 @@ async function startCluster(dir: string, basePort: number, options: OursTargetOp
     async put(key, value) {
       await client.put(key, value);
     },
+    serverCpuMs: () => processTreeCpuMs(child.pid),
     async stop() {
       client.close();
       await stopCluster();

@@ -312,6 +312,9 @@ test('npm run bench -- kv --systems ours: a short real run against our cluster p
   assert.deepEqual(lines.map((line) => [line.system, line.valueBytes, line.clients]), [['ours', 100, 1], ['ours', 100, 4]]);
   for (const line of lines) {
     assert.ok((line.ops as number) > 0 && (line.opsPerSec as number) > 0, JSON.stringify(line));
+    // The three nodes' CPU a put, read from /proc (null where there is none).
+    if (existsSync('/proc/self/stat')) assert.ok((line.serverCpuMsPerPut as number) > 0, JSON.stringify(line));
+    else assert.equal(line.serverCpuMsPerPut, null);
     assert.equal(line.errors, 0);
     assert.ok((line.p50Ms as number) > 0 && (line.p99Ms as number) >= (line.p50Ms as number));
   }
