@@ -691,9 +691,11 @@ export class KvHttpServer {
     return this.answerHeaders?.common ?? {};
   }
 
-  /** The headers of an answer about a key of `group`. */
+  /** The headers of an answer about a key of `group` (key requests run only once attached). */
   private groupHeaders(group: number): Readonly<Record<string, string>> {
-    return this.answerHeaders?.groups[group] ?? { ...this.commonHeaders(), 'x-multipaxos-group': String(group) };
+    const headers = this.answerHeaders?.groups[group];
+    if (headers === undefined) throw new KvError('UNAVAILABLE', 'the node is starting', NOT_APPLIED);
+    return headers;
   }
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
-import { connectionSignal } from '../../src/kv/connection-signal.js';
+import { connectionSignal, MAX_WAITERS } from '../../src/kv/connection-signal.js';
 
 /** A connected pair over loopback: the server's end (what the HTTP server hands a request) and the client's. */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close: () => Promise<void> }> {
@@ -52,7 +52,10 @@ test('another connection has its own signal; a connection closed already gives a
   const second = await socketPair();
   try {
     assert.notEqual(connectionSignal(first.server), connectionSignal(second.server));
+    const secondSignal = connectionSignal(second.server);
     second.server.destroy();
+    await once(secondSignal, 'abort');
+    assert.equal(secondSignal.aborted, true, 'closed by this side: its waiters stop too');
     const closed = await socketPair();
     closed.server.destroy();
     assert.equal(connectionSignal(closed.server).aborted, true);
@@ -61,5 +64,31 @@ test('another connection has its own signal; a connection closed already gives a
   } finally {
     await first.close();
     await second.close();
+  }
+});
+
+test('a listener left behind on a connection that lives long still raises Node\'s leak warning', async () => {
+  const pair = await socketPair();
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => { warnings.push(warning); };
+  process.on('warning', onWarning);
+  try {
+    const signal = connectionSignal(pair.server);
+    const listeners: (() => void)[] = [];
+    for (let i = 0; i < MAX_WAITERS; i++) {
+      const listener = (): void => {};
+      listeners.push(listener);
+      signal.addEventListener('abort', listener);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(warnings.length, 0, 'up to MAX_WAITERS at once is allowed');
+    signal.addEventListener('abort', () => {});
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(warnings.length, 1, 'one more is taken for a leak');
+    assert.match(warnings[0]?.message ?? '', /MaxListenersExceeded|memory leak/i);
+    for (const listener of listeners) signal.removeEventListener('abort', listener);
+  } finally {
+    process.off('warning', onWarning);
+    await pair.close();
   }
 });
