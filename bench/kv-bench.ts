@@ -16,12 +16,13 @@ import { cpus, totalmem } from 'node:os';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import { ETCD_NOT_FOUND, etcdVersion, findEtcd, startEtcdTarget, type KvBenchTarget } from './etcd-cluster.js';
 import type { OursTargetOptions } from './kv-ours-target.js';
+import type { ServerCpu } from './server-cpu.js';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 
 const FLAGS: FlagSpec = {
   values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
   'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean', 'system-warmup-ms': 'number',
-  'http-groups': 'number', 'ours-cli': 'string',
+  'http-groups': 'number', 'ours-cli': 'string', 'node-cpu-prof': 'string',
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
@@ -37,7 +38,7 @@ export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
                          [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd,ours-http,no-consensus,etcd-http]
-                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--json]
+                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--node-cpu-prof DIR] [--json]
 
 Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
 etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
@@ -68,9 +69,14 @@ parses the same JSON body and answers like our PUT from memory, with no consensu
   --http-groups N    groups of ours-http (default 3, cluster up's default)
   --ours-cli PATH    the multipaxos CLI (dist/src/cli/main.js) that starts ours (default this build's):
                      another build's, to measure two commits with the same generator
+  --node-cpu-prof DIR  every process of our clusters writes a CPU profile into DIR when it stops
+                     (node-N-PID.cpuprofile; each system of ours is a cluster of its own)
   --json             one JSON object per line per cell and system, and nothing else on stdout:
                        {"system":"ours"|"ours-no-sessions"|"ours-tls"|"etcd"|"ours-http"|"no-consensus"|"etcd-http","valueBytes":100,"clients":16,"ops":..,"opsPerSec":..,
-                        "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..}`;
+                        "p50Ms":..,"p99Ms":..,"errors":..,"warmupErrors":..,"durationMs":..,"serverCpuMsPerPut":..|null}
+                     serverCpuMsPerPut: user+system CPU of the server's processes (ours: cluster up and its
+                     nodes; no-consensus: its process; Linux only, null for etcd) over the cell's warm-up and
+                     measurement, divided by the puts asked for in it`;
 
 export interface KvBenchSettings {
   readonly valueSizes: readonly number[];
@@ -83,6 +89,7 @@ export interface KvBenchSettings {
   readonly groups: number;
   readonly httpGroups: number;
   readonly oursCli: string | undefined;
+  readonly nodeCpuProfileDir: string | undefined;
   readonly json: boolean;
   readonly help: boolean;
 }
@@ -91,6 +98,8 @@ export interface KvCellResult extends ClosedLoopResult {
   readonly system: KvSystem;
   readonly valueBytes: number;
   readonly clients: number;
+  /** CPU ms the server's processes used a put (ours and no-consensus on Linux; not etcd). */
+  readonly serverCpuMsPerPut: number | undefined;
 }
 
 /** The settings of a run; UsageError for anything malformed. */
@@ -122,6 +131,7 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
     groups,
     httpGroups,
     oursCli: flags['ours-cli'] as string | undefined,
+    nodeCpuProfileDir: flags['node-cpu-prof'] as string | undefined,
     json: flags.json === true,
     help: flags.help === true,
   };
@@ -180,7 +190,7 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
   const failures: string[] = [];
   for (const system of systems) {
     log(`starting ${describeSystem(system, settings, etcdLabel)}`);
-    let target: KvBenchTarget;
+    let target: KvBenchTarget & Partial<ServerCpu>;
     try {
       target = await startSystem(system, settings, etcdBinary as string, maxClients);
     } catch (error) {
@@ -200,14 +210,24 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
       for (const [valueBytes, value] of values) {
         for (const clients of settings.clients) {
           log(`${system}: ${valueBytes} B values × ${clients} clients…`);
+          // The server's CPU over the whole cell (warm-up included) and every put it was asked for.
+          let puts = 0;
+          const cpuBefore = target.serverCpuMs?.();
           const result = await runClosedLoop({
             clients, durationMs: settings.durationMs, warmupMs: settings.warmupMs,
-            put: (clientIndex, sequence) => target.put(`bench-${clientIndex}-${sequence}`, value),
+            put: (clientIndex, sequence) => {
+              puts++;
+              return target.put(`bench-${clientIndex}-${sequence}`, value);
+            },
           });
-          const cell: KvCellResult = { system, valueBytes, clients, ...result };
+          const cpuAfter = target.serverCpuMs?.();
+          const serverCpuMsPerPut = cpuBefore === undefined || cpuAfter === undefined || puts === 0 ? undefined
+            : (cpuAfter - cpuBefore) / puts;
+          const cell: KvCellResult = { system, valueBytes, clients, ...result, serverCpuMsPerPut };
           results.push(cell);
           log(`${system}: ${valueBytes} B × ${clients}: ${Math.round(cell.opsPerSec)} ops/s, ` +
-            `p50 ${fixed(cell.p50Ms)} ms, p99 ${fixed(cell.p99Ms)} ms, ${cell.errors} errors`);
+            `p50 ${fixed(cell.p50Ms)} ms, p99 ${fixed(cell.p99Ms)} ms, ${cell.errors} errors` +
+            (serverCpuMsPerPut === undefined ? '' : `, server CPU ${serverCpuMsPerPut.toFixed(3)} ms a put`));
           if (settings.json) console.log(JSON.stringify(jsonLine(cell)));
         }
       }
@@ -241,7 +261,7 @@ function describeSystem(system: KvSystem, settings: KvBenchSettings, etcdLabel: 
 
 async function startSystem(
   system: KvSystem, settings: KvBenchSettings, etcdBinary: string, clients: number,
-): Promise<KvBenchTarget> {
+): Promise<KvBenchTarget & Partial<ServerCpu>> {
   switch (system) {
     case 'etcd': return await startEtcdTarget({ binary: etcdBinary, clients });
     case 'etcd-http': return await startEtcdTarget({ binary: etcdBinary, clients, spread: true });
@@ -249,14 +269,15 @@ async function startSystem(
       const { startNoConsensusTarget } = await import('./no-consensus-target.js');
       return await startNoConsensusTarget({ clients });
     }
-    case 'ours-http': return await startOurs({ groups: settings.httpGroups, clients, plainHttp: true, cli: settings.oursCli });
+    case 'ours-http': return await startOurs({ groups: settings.httpGroups, clients, plainHttp: true,
+      cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir });
     default: return await startOurs({ groups: settings.groups, clients, tls: system === 'ours-tls',
-      sessions: system !== 'ours-no-sessions', cli: settings.oursCli });
+      sessions: system !== 'ours-no-sessions', cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir });
   }
 }
 
 /** Loaded only when ours runs, so `--systems etcd` does not depend on it. */
-async function startOurs(options: OursTargetOptions): Promise<KvBenchTarget> {
+async function startOurs(options: OursTargetOptions): Promise<KvBenchTarget & ServerCpu> {
   const { startOursTarget } = await import('./kv-ours-target.js');
   return startOursTarget(options);
 }
@@ -266,6 +287,7 @@ function jsonLine(cell: KvCellResult): Record<string, unknown> {
     system: cell.system, valueBytes: cell.valueBytes, clients: cell.clients, ops: cell.ops,
     opsPerSec: round(cell.opsPerSec, 1), p50Ms: round(cell.p50Ms, 3), p99Ms: round(cell.p99Ms, 3),
     errors: cell.errors, warmupErrors: cell.warmupErrors, durationMs: Math.round(cell.durationMs),
+    serverCpuMsPerPut: cell.serverCpuMsPerPut === undefined ? null : round(cell.serverCpuMsPerPut, 4),
   };
 }
 

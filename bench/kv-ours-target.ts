@@ -8,14 +8,17 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { KvClient } from '../src/kv/client.js';
 import type { KvBenchTarget } from './etcd-cluster.js';
+import { CPU_PROFILE_DIR_ENV } from './node-cpu-profile.js';
 import { plainHttpLoad } from './plain-http-load.js';
+import { processTreeCpuMs, type ServerCpu } from './server-cpu.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CPU_PROFILE_PRELOAD = new URL('./node-cpu-profile.js', import.meta.url).href;
 const READY_TIMEOUT_MS = 60_000;
 
 export interface OursTargetOptions {
@@ -28,9 +31,11 @@ export interface OursTargetOptions {
   readonly plainHttp?: boolean;
   /** The CLI that runs `cluster up` (default this build's): another build's, to compare two commits. */
   readonly cli?: string;
+  /** Write a CPU profile of every node process into this directory when it stops (node-cpu-profile.ts). */
+  readonly nodeCpuProfileDir?: string;
 }
 
-export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget> {
+export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget & ServerCpu> {
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-bench-'));
   // cluster up refuses ports in use; a few random bases find free ones.
   for (let attempt = 0; ; attempt++) {
@@ -46,12 +51,14 @@ export async function startOursTarget(options: OursTargetOptions): Promise<KvBen
   }
 }
 
-async function startCluster(dir: string, basePort: number, options: OursTargetOptions): Promise<KvBenchTarget> {
+async function startCluster(
+  dir: string, basePort: number, options: OursTargetOptions,
+): Promise<KvBenchTarget & ServerCpu> {
   const tls = options.tls === true && options.plainHttp !== true;
   const data = join(dir, `data-${basePort}`);
   const child = spawn(process.execPath, [options.cli ?? CLI, 'cluster', 'up', '--dir', data,
     '--base-port', String(basePort), '--groups', String(options.groups), '--json', ...(tls ? ['--tls'] : [])],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
+  { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnvironment(options.nodeCpuProfileDir) });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // The reason comes first (a usage error is followed by the whole usage text): keep the head.
   let stderr = '';
@@ -87,6 +94,7 @@ async function startCluster(dir: string, basePort: number, options: OursTargetOp
     });
     return {
       put: (key, value) => load.put(key, value),
+      serverCpuMs: () => processTreeCpuMs(child.pid),
       async stop() {
         load.close();
         await stopCluster();
@@ -103,9 +111,18 @@ async function startCluster(dir: string, basePort: number, options: OursTargetOp
     async put(key, value) {
       await client.put(key, value);
     },
+    serverCpuMs: () => processTreeCpuMs(child.pid),
     async stop() {
       client.close();
       await stopCluster();
     },
   };
+}
+
+/** The environment of `cluster up` and so of its nodes: with a profile directory, each profiles itself. */
+function nodeEnvironment(profileDir: string | undefined): NodeJS.ProcessEnv {
+  if (profileDir === undefined) return process.env;
+  const inherited = process.env.NODE_OPTIONS ?? '';
+  return { ...process.env, [CPU_PROFILE_DIR_ENV]: resolve(profileDir),
+    NODE_OPTIONS: `${inherited} --import ${CPU_PROFILE_PRELOAD}`.trim() };
 }

@@ -7,11 +7,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { KvBenchTarget } from './etcd-cluster.js';
 import { plainHttpLoad } from './plain-http-load.js';
+import { processTreeCpuMs, type ServerCpu } from './server-cpu.js';
 
 const SERVER = fileURLToPath(new URL('./no-consensus-server.js', import.meta.url));
 const READY_TIMEOUT_MS = 10_000;
 
-export async function startNoConsensusTarget(options: { clients: number }): Promise<KvBenchTarget> {
+export async function startNoConsensusTarget(options: { clients: number }): Promise<KvBenchTarget & ServerCpu> {
   // stdin is a pipe the server watches: it exits when this process does, however this one ends.
   const child = spawn(process.execPath, [SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -37,6 +38,7 @@ export async function startNoConsensusTarget(options: { clients: number }): Prom
   });
   return {
     put: (key, value) => load.put(key, value),
+    serverCpuMs: () => processTreeCpuMs(child.pid),
     async stop() {
       load.close();
       child.stdin.end();

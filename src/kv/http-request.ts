@@ -19,6 +19,33 @@ export interface PutBody {
   readonly version: number | undefined;
 }
 
+/** What the routes read of a request target: its path (for messages) and its query. */
+export interface RequestTarget {
+  readonly pathname: string;
+  readonly searchParams: URLSearchParams;
+}
+
+/**
+ * A plain path of unreserved, sub-delimiter and percent-encoded characters, with no query or
+ * fragment and not `//` (which the URL parser reads as a host): what nearly every key request is.
+ */
+const PLAIN_PATH = /^\/(?!\/)[\w\-.~%!$&'()*+,;=:@/]*$/;
+
+/**
+ * The request target (origin-form, as HTTP received it) parsed; a plain path with no query skips
+ * the URL parser (about 0.4 µs, on the node asked and again on the master it forwards to). Routes
+ * are chosen on the raw path either way (http-server.ts rawPathOf); the URL parser's pathname, which
+ * resolves dot segments, is only ever shown in messages.
+ */
+export function requestTargetOf(raw: string): RequestTarget {
+  if (PLAIN_PATH.test(raw)) return { pathname: raw, searchParams: new URLSearchParams() };
+  try {
+    return new URL(raw, 'http://kv.invalid');
+  } catch {
+    throw new KvError('BAD_REQUEST', 'the request target is not a valid path', NOT_APPLIED);
+  }
+}
+
 /** The key of `/v1/kv/{key}` (percent-decoded), or undefined for any other path. */
 export function keyOfPath(pathname: string): string | undefined {
   if (!pathname.startsWith(KV_PATH_PREFIX)) return undefined;
@@ -37,7 +64,7 @@ export function keyOfPath(pathname: string): string | undefined {
 }
 
 /** Refuse query parameters the route does not know, so a typo is not silently ignored. */
-export function checkQuery(url: URL, allowed: readonly string[]): void {
+export function checkQuery(url: RequestTarget, allowed: readonly string[]): void {
   for (const name of url.searchParams.keys()) {
     if (!allowed.includes(name)) {
       const known = allowed.length === 0 ? 'none' : allowed.join(', ');
@@ -46,14 +73,14 @@ export function checkQuery(url: URL, allowed: readonly string[]): void {
   }
 }
 
-export function booleanParameter(url: URL, name: string): boolean {
+export function booleanParameter(url: RequestTarget, name: string): boolean {
   const raw = url.searchParams.get(name);
   if (raw === null || raw === 'false') return false;
   if (raw === 'true' || raw === '') return true;
   throw new KvError('BAD_REQUEST', `${name} must be true or false, got "${raw}"`, NOT_APPLIED);
 }
 
-export function versionParameter(url: URL): number | undefined {
+export function versionParameter(url: RequestTarget): number | undefined {
   const raw = url.searchParams.get('version');
   if (raw === null) return undefined;
   return parseVersion(raw);
@@ -78,7 +105,7 @@ export function parsePutBody(text: string): PutBody {
  * uses), not both. No body (or an empty one) and no parameter: unconditional. Unknown fields, a
  * malformed version or a body that is not a JSON object are refused, never ignored.
  */
-export function deleteVersion(url: URL, text: string): number | undefined {
+export function deleteVersion(url: RequestTarget, text: string): number | undefined {
   const fromQuery = versionParameter(url);
   if (text.length === 0) return fromQuery;
   const body = jsonObject(text, 'a DELETE body, if any, is {"version": n}');

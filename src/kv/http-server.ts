@@ -44,6 +44,7 @@ import { nodeIdsOf, roleOf } from '../security/node-identity.js';
 import type { TLSSocket } from 'node:tls';
 import { authorizeCounted } from './http-auth.js';
 import { isLoopbackHost } from './cleartext-guard.js';
+import { connectionSignal } from './connection-signal.js';
 import { Forwarder } from './http-forward.js';
 import { MAX_REPLY_BODY_BYTES, PeerForwarder, type PeerReply } from './peer-forward.js';
 import { isForwardMethod } from './peer-forward-codec.js';
@@ -57,7 +58,7 @@ import {
 } from './http-headers.js';
 import {
   BodyBudget, booleanParameter, checkQuery, deleteVersion, keyOfPath, MAX_TIMEOUT_MS, parsePutBody, readBody,
-  sessionOfRequest, sessionTtlOf,
+  requestTargetOf, sessionOfRequest, sessionTtlOf, type RequestTarget,
 } from './http-request.js';
 import { ClusterStatus } from './cluster-status.js';
 import { isKvErrorCode, KvError, NOT_APPLIED, type MasterHint } from './kv-error.js';
@@ -106,7 +107,7 @@ interface ForwardSource {
 /** A key's GET, PUT or DELETE, from HTTP or from another node over the transport. */
 interface KeyRequest extends ForwardSource {
   readonly key: string;
-  readonly url: URL;
+  readonly url: RequestTarget;
   readonly began: number;
   readonly timeoutMs: number;
   /** Fires when the HTTP client goes away; none over the transport (the asker does not cancel). */
@@ -129,6 +130,11 @@ export class KvHttpServer {
   /** Bytes of request bodies being received, over all connections. */
   private readonly bodies = new BodyBudget(MAX_BODY_BYTES_IN_FLIGHT);
   private service: KvService | undefined;
+  /** What commonHeaders and groupHeaders answer, once attached. */
+  private answerHeaders: {
+    readonly common: Readonly<Record<string, string>>;
+    readonly groups: readonly Readonly<Record<string, string>>[];
+  } | undefined;
   private readonly history = new StatusHistory(Date.now());
   private readonly cluster: ClusterStatus;
   private readonly logger: Logger | undefined;
@@ -198,6 +204,16 @@ export class KvHttpServer {
   /** Start serving the KV API with this node's service. */
   attach(service: KvService): void {
     this.service = service;
+    const common = Object.freeze({
+      'x-multipaxos-node': String(service.nodeId),
+      'x-multipaxos-endpoint': this.endpoint,
+      'x-multipaxos-groups': String(service.groups),
+    });
+    this.answerHeaders = {
+      common,
+      groups: Array.from({ length: service.groups },
+        (_, group) => Object.freeze({ ...common, 'x-multipaxos-group': String(group) })),
+    };
     const channel = service.node.applicationChannel;
     if (channel !== undefined) {
       const host: ForwardedRequestHost = {
@@ -263,7 +279,7 @@ export class KvHttpServer {
   private async route(
     request: IncomingMessage, response: ServerResponse, countAs: (operation: KvOperation) => void,
   ): Promise<Reply> {
-    const url = parseUrl(request.url);
+    const url = requestTargetOf(request.url ?? '/');
     // Authorized and routed on one path, the raw one (see rawPathOf): the URL parser's
     // normalisation of `..`, `%2e` and `\` must not make the two disagree.
     const path = rawPathOf(request, url);
@@ -312,12 +328,11 @@ export class KvHttpServer {
     if (key === undefined) {
       throw new KvError('NOT_FOUND', `no such path: ${path} (try /v1/kv/{key}, /status, /metrics or /ui)`, NOT_APPLIED);
     }
-    const abort = new AbortController();
-    response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     return await this.keyRequest({
       key, method, url, rawUrl: request.url ?? '/', headers: request.headers, began, timeoutMs: timeoutOf(request),
-      signal: abort.signal, certificateCaller, readBody: (limit) => readBody(request, this.bodies, limit),
-      overTransport: true,
+      // The client going away ends what this request waits for (shared by the connection's requests).
+      signal: connectionSignal(request.socket), certificateCaller,
+      readBody: (limit) => readBody(request, this.bodies, limit), overTransport: true,
     }, countAs);
   }
 
@@ -328,7 +343,7 @@ export class KvHttpServer {
   private async keyRequest(request: KeyRequest, countAs: (operation: KvOperation) => void): Promise<Reply> {
     const { key, method, url, timeoutMs, signal } = request;
     const service = this.attached();
-    const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(service.groupOf(key)) };
+    const headers = this.groupHeaders(service.groupOf(key));
     const forwardable = (body: string | undefined, isWrite: boolean) =>
       (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body,
         timeoutMs - (performance.now() - request.began), isWrite, signal, request.certificateCaller);
@@ -502,7 +517,7 @@ export class KvHttpServer {
    * no-forward header says: the listing needs every group); the parts are merged in key order.
    */
   private async list(
-    request: IncomingMessage, response: ServerResponse, url: URL, method: string, began: number,
+    request: IncomingMessage, response: ServerResponse, url: RequestTarget, method: string, began: number,
     certificateCaller: Role | undefined,
   ): Promise<Reply> {
     if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, url.pathname, 'GET, HEAD');
@@ -542,7 +557,7 @@ export class KvHttpServer {
 
   /** One group's page from its master. */
   private async fetchPage(
-    endpoint: string, url: URL, group: number, timeoutMs: number, signal: AbortSignal,
+    endpoint: string, url: RequestTarget, group: number, timeoutMs: number, signal: AbortSignal,
     request: IncomingMessage, certificateCaller: Role | undefined,
   ): Promise<{ items: { key: string; value: string; version: number }[]; more: boolean }> {
     const query = new URLSearchParams(url.searchParams);
@@ -573,7 +588,7 @@ export class KvHttpServer {
    * unknown is harmless: a session opened and never used only expires.
    */
   private async openSession(
-    request: IncomingMessage, response: ServerResponse, url: URL, method: string, began: number,
+    request: IncomingMessage, response: ServerResponse, url: RequestTarget, method: string, began: number,
     certificateCaller: Role | undefined,
   ): Promise<Reply> {
     if (method !== 'POST') throw methodNotAllowed(method, url.pathname, 'POST');
@@ -603,7 +618,7 @@ export class KvHttpServer {
   }
 
   /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */
-  private async snapshot(method: string, url: URL): Promise<Reply> {
+  private async snapshot(method: string, url: RequestTarget): Promise<Reply> {
     if (method !== 'POST') throw methodNotAllowed(method, url.pathname, 'POST');
     checkQuery(url, ['group']);
     const raw = url.searchParams.get('group');
@@ -671,13 +686,16 @@ export class KvHttpServer {
     return this.service;
   }
 
-  private commonHeaders(): Record<string, string> {
-    if (this.service === undefined) return {};
-    return {
-      'x-multipaxos-node': String(this.service.nodeId),
-      'x-multipaxos-endpoint': this.endpoint,
-      'x-multipaxos-groups': String(this.service.groups),
-    };
+  /** The headers of every answer (none before `attach`); built once, shared and never changed. */
+  private commonHeaders(): Readonly<Record<string, string>> {
+    return this.answerHeaders?.common ?? {};
+  }
+
+  /** The headers of an answer about a key of `group` (key requests run only once attached). */
+  private groupHeaders(group: number): Readonly<Record<string, string>> {
+    const headers = this.answerHeaders?.groups[group];
+    if (headers === undefined) throw new KvError('UNAVAILABLE', 'the node is starting', NOT_APPLIED);
+    return headers;
   }
 }
 
@@ -695,7 +713,7 @@ const PAGE_HEADERS: Readonly<Record<string, string>> = {
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 1_000;
 
-function listQueryOf(url: URL): { prefix: string; after: string | undefined; limit: number; stale: boolean } {
+function listQueryOf(url: RequestTarget): { prefix: string; after: string | undefined; limit: number; stale: boolean } {
   const rawLimit = url.searchParams.get('limit');
   if (rawLimit !== null && (!/^\d{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_LIST_LIMIT)) {
     throw new KvError('BAD_REQUEST', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`, NOT_APPLIED);
@@ -726,17 +744,9 @@ function writtenBody(
  * The path as it was sent: URL parsing resolves dot segments, which would turn the keys "." and ".."
  * (sent as /v1/kv/. and /v1/kv/..) into other paths.
  */
-function rawPathOf(request: IncomingMessage, url: URL): string {
+function rawPathOf(request: IncomingMessage, url: RequestTarget): string {
   const raw = request.url ?? '/';
   return raw.startsWith('/') ? raw.split('?', 1)[0] as string : url.pathname;
-}
-
-function parseUrl(target: string | undefined): URL {
-  try {
-    return new URL(target ?? '/', 'http://kv.invalid');
-  } catch {
-    throw new KvError('BAD_REQUEST', 'the request target is not a valid path', NOT_APPLIED);
-  }
 }
 
 function timeoutOf(request: IncomingMessage): number {

@@ -22,7 +22,7 @@
  * docs/kv-service.md for how to combine it with a listing).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkQuery } from './http-request.js';
+import { checkQuery, type RequestTarget } from './http-request.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 import type { KvService } from './kv-service.js';
 import { formatCursor, parseCursor, type WatchPosition } from './watch-cursor.js';
@@ -34,7 +34,7 @@ const MAX_HEARTBEAT_MS = 60_000;
 const MAX_PREFIX_BYTES = 4096;
 
 export async function serveWatch(
-  service: KvService, request: IncomingMessage, response: ServerResponse, url: URL, waitMs: number,
+  service: KvService, request: IncomingMessage, response: ServerResponse, url: RequestTarget, waitMs: number,
   headers: Readonly<Record<string, string>>,
 ): Promise<void> {
   checkQuery(url, ['prefix', 'key', 'fromVersion', 'cursor', 'heartbeatMs']);
@@ -145,7 +145,7 @@ function compacted(
 }
 
 /** `fromVersion=N` (with `key`, without a cursor): the key's changes to versions above N. */
-function fromVersionOf(url: URL, key: string | null): number | undefined {
+function fromVersionOf(url: RequestTarget, key: string | null): number | undefined {
   const raw = url.searchParams.get('fromVersion');
   if (raw === null) return undefined;
   if (key === null) throw new KvError('BAD_REQUEST', 'fromVersion goes with key=K (one key\'s versions)', NOT_APPLIED);

@@ -83,41 +83,78 @@ const TWO_32 = 0x1_0000_0000;
 /** Above this, the high word of a u64 makes it exceed Number.MAX_SAFE_INTEGER. */
 const MAX_SAFE_HIGH_WORD = 0x1f_ffff;
 
-const encoder = new TextEncoder();
 // ignoreBOM: a key that starts with U+FEFF must keep it, or it would decode to a different key.
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function encodeKvCommand(command: KvCommand): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const header = new DataView(new ArrayBuffer(14));
-  header.setUint8(0, FORMAT);
-  header.setUint8(1, kindByte(command));
-  header.setUint32(2, checkNodeId(command.fence.nodeId));
-  setUint64(header, 6, checkVersion(command.fence.masterVersion, 'master version'));
-  parts.push(new Uint8Array(header.buffer));
+  const kind = kindByte(command);
+  const nodeId = checkNodeId(command.fence.nodeId);
+  const masterVersion = checkVersion(command.fence.masterVersion, 'master version');
+  // Checked and sized first, then written into one buffer: the servers encode a command per write.
+  let size = 14;
+  let address: Uint8Array | undefined;
+  let key: Uint8Array | undefined;
+  let value: Uint8Array | undefined;
   if (command.kind === 'fence') {
-    parts.push(...lengthPrefixed(text(command.httpAddress, 'http address', 0, MAX_HTTP_ADDRESS_BYTES)));
+    address = text(command.httpAddress, 'http address', 0, MAX_HTTP_ADDRESS_BYTES);
+    size += 4 + address.length;
   } else if (command.kind === 'register') {
-    const view = new DataView(new ArrayBuffer(12));
-    setUint64(view, 0, checkVersion(command.at, 'stamp'));
-    view.setUint32(8, checkTtl(command.ttlMs));
-    parts.push(new Uint8Array(view.buffer));
+    checkVersion(command.at, 'stamp');
+    checkTtl(command.ttlMs);
+    size += 12;
   } else {
-    if (command.session !== undefined) parts.push(sessionBytes(command.session));
-    parts.push(expectedVersionBytes(command.expectedVersion));
-    parts.push(...lengthPrefixed(text(command.key, 'key', 1, MAX_KEY_BYTES)));
+    if (command.session !== undefined) {
+      checkPositive(command.session.id, 'session id');
+      checkPositive(command.session.sequence, 'sequence number');
+      checkVersion(command.session.at, 'stamp');
+      size += 24;
+    }
+    if (command.expectedVersion !== undefined) checkVersion(command.expectedVersion, 'expected version');
+    size += command.expectedVersion === undefined ? 1 : 9;
+    key = text(command.key, 'key', 1, MAX_KEY_BYTES);
+    size += 4 + key.length;
     if (command.kind === 'put') {
       if (!(command.value instanceof Uint8Array) || command.value.length > MAX_KV_VALUE_BYTES) {
         throw new KvCommandError(`a value is a Uint8Array of at most ${MAX_KV_VALUE_BYTES} bytes`);
       }
-      parts.push(...lengthPrefixed(command.value));
+      value = command.value;
+      size += 4 + value.length;
     }
   }
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, FORMAT);
+  view.setUint8(1, kind);
+  view.setUint32(2, nodeId);
+  setUint64(view, 6, masterVersion);
+  let offset = 14;
+  const putBytes = (bytes: Uint8Array): void => {
+    view.setUint32(offset, bytes.length);
+    out.set(bytes, offset + 4);
+    offset += 4 + bytes.length;
+  };
+  if (command.kind === 'register') {
+    setUint64(view, offset, command.at);
+    view.setUint32(offset + 8, command.ttlMs);
+  } else if (address !== undefined) {
+    putBytes(address);
+  } else if (command.kind !== 'fence') {
+    if (command.session !== undefined) {
+      setUint64(view, offset, command.session.id);
+      setUint64(view, offset + 8, command.session.sequence);
+      setUint64(view, offset + 16, command.session.at);
+      offset += 24;
+    }
+    if (command.expectedVersion === undefined) {
+      view.setUint8(offset, 0);
+      offset += 1;
+    } else {
+      view.setUint8(offset, 1);
+      setUint64(view, offset + 1, command.expectedVersion);
+      offset += 9;
+    }
+    putBytes(key as Uint8Array);
+    if (value !== undefined) putBytes(value);
   }
   return out;
 }
@@ -190,14 +227,6 @@ function checkTtl(ttlMs: number): number {
   return ttlMs;
 }
 
-function sessionBytes(session: SessionStamp): Uint8Array {
-  const view = new DataView(new ArrayBuffer(24));
-  setUint64(view, 0, checkPositive(session.id, 'session id'));
-  setUint64(view, 8, checkPositive(session.sequence, 'sequence number'));
-  setUint64(view, 16, checkVersion(session.at, 'stamp'));
-  return new Uint8Array(view.buffer);
-}
-
 function readSession(reader: Reader): SessionStamp {
   const id = reader.uint64('session id');
   const sequence = reader.uint64('sequence number');
@@ -216,30 +245,18 @@ function setUint64(view: DataView, offset: number, value: number): void {
   view.setUint32(offset + 4, value % TWO_32);
 }
 
-function expectedVersionBytes(expectedVersion: number | undefined): Uint8Array {
-  if (expectedVersion === undefined) return Uint8Array.of(0);
-  const view = new DataView(new ArrayBuffer(9));
-  view.setUint8(0, 1);
-  setUint64(view, 1, checkVersion(expectedVersion, 'expected version'));
-  return new Uint8Array(view.buffer);
-}
-
 function text(value: string, what: string, minBytes: number, maxBytes: number): Uint8Array {
-  // TextEncoder would silently turn a lone surrogate into U+FFFD, which decodes as a different string.
+  // UTF-8 encoding would silently turn a lone surrogate into U+FFFD, which decodes as a different string.
   if (typeof value !== 'string' || LONE_SURROGATE.test(value)) {
     throw new KvCommandError(`${what} is not a well-formed string`);
   }
-  const bytes = encoder.encode(value);
+  // Buffer's encoder, several times faster than TextEncoder on short strings (the same bytes for a
+  // well-formed string); the bytes are copied into the command, so its pooled memory is not kept.
+  const bytes = Buffer.from(value, 'utf8');
   if (bytes.length < minBytes || bytes.length > maxBytes) {
     throw new KvCommandError(`${what} has ${bytes.length} UTF-8 bytes, not ${minBytes} to ${maxBytes}`);
   }
   return bytes;
-}
-
-function lengthPrefixed(bytes: Uint8Array): Uint8Array[] {
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, bytes.length);
-  return [length, bytes];
 }
 
 /** Reads fields in order; every read checks the buffer's bounds first. */

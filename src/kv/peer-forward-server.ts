@@ -10,7 +10,9 @@ import { isRole, type Role, type TokenStore } from '../security/tokens.js';
 import { authorizeCounted } from './http-auth.js';
 import { FORWARDED_HEADER, SEQUENCE_HEADER, SESSION_HEADER } from './http-headers.js';
 import { failureOf, failureReply, outcomeOf, payloadOf, type Reply } from './http-reply.js';
-import { type BodyBudget, keyOfPath, MAX_BODY_BYTES, MAX_TIMEOUT_MS } from './http-request.js';
+import {
+  type BodyBudget, keyOfPath, MAX_BODY_BYTES, MAX_TIMEOUT_MS, requestTargetOf, type RequestTarget,
+} from './http-request.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 import type { KvOperation, KvRequestMetrics } from './kv-metrics.js';
 import type { PeerReply } from './peer-forward.js';
@@ -20,7 +22,7 @@ import type { ForwardedRequest, ForwardMethod } from './peer-forward-codec.js';
 export interface ForwardedKeyRequest {
   readonly key: string;
   readonly method: ForwardMethod;
-  readonly url: URL;
+  readonly url: RequestTarget;
   readonly rawUrl: string;
   readonly headers: IncomingHttpHeaders;
   readonly began: number;
@@ -37,7 +39,7 @@ export interface ForwardedRequestHost {
   readonly openMonitoring: boolean;
   readonly requests: KvRequestMetrics;
   readonly bodies: BodyBudget;
-  commonHeaders(): Record<string, string>;
+  commonHeaders(): Readonly<Record<string, string>>;
   keyRequest(request: ForwardedKeyRequest, countAs: (operation: KvOperation) => void): Promise<Reply>;
 }
 
@@ -74,12 +76,7 @@ async function routeForwarded(
   host: ForwardedRequestHost, from: number, forwarded: ForwardedRequest, certifiedPeer: boolean,
   countAs: (operation: KvOperation) => void,
 ): Promise<Reply> {
-  let url: URL;
-  try {
-    url = new URL(forwarded.path, 'http://kv.invalid');
-  } catch {
-    throw new KvError('BAD_REQUEST', 'the request target is not a valid path', NOT_APPLIED);
-  }
+  const url = requestTargetOf(forwarded.path);
   // The raw path, as HTTP routes it (see http-server.ts rawPathOf).
   const path = forwarded.path.startsWith('/') ? forwarded.path.split('?', 1)[0] as string : url.pathname;
   const callerRole = certifiedPeer && forwarded.callerRole !== undefined && isRole(forwarded.callerRole)

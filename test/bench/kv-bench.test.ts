@@ -136,6 +136,8 @@ test('kv flags: defaults, lists, and the order of systems', () => {
   assert.equal(defaults.httpGroups, 3, 'ours-http runs a default cluster up');
   assert.equal(defaults.json, false);
   assert.equal(defaults.etcdBin, undefined);
+  assert.equal(defaults.nodeCpuProfileDir, undefined);
+  assert.equal(parseKvFlags(['--node-cpu-prof', 'profiles']).nodeCpuProfileDir, 'profiles');
   const custom = parseKvFlags(['--values', '64, 64,1024', '--clients=8', '--systems', 'etcd,ours', '--json',
     '--duration-ms', '250', '--warmup-ms', '0', '--groups', '4', '--etcd-bin', '/opt/etcd']);
   assert.deepEqual(custom.valueSizes, [64, 1024]);
@@ -310,6 +312,9 @@ test('npm run bench -- kv --systems ours: a short real run against our cluster p
   assert.deepEqual(lines.map((line) => [line.system, line.valueBytes, line.clients]), [['ours', 100, 1], ['ours', 100, 4]]);
   for (const line of lines) {
     assert.ok((line.ops as number) > 0 && (line.opsPerSec as number) > 0, JSON.stringify(line));
+    // The three nodes' CPU a put, read from /proc (null where there is none).
+    if (existsSync('/proc/self/stat')) assert.ok((line.serverCpuMsPerPut as number) > 0, JSON.stringify(line));
+    else assert.equal(line.serverCpuMsPerPut, null);
     assert.equal(line.errors, 0);
     assert.ok((line.p50Ms as number) > 0 && (line.p99Ms as number) >= (line.p50Ms as number));
   }
@@ -331,6 +336,25 @@ test('npm run bench -- kv --systems ours-http,no-consensus: plain HTTP over ever
   assert.equal(errors, '0 / - / 0', row);
   // A default cluster up: three groups, so most puts land on a node that must forward them.
   assert.match(run.stderr, /ours-http \(3 nodes, 3 group\(s\), plain HTTP spread over the nodes\)/);
+});
+
+test('kv --node-cpu-prof DIR: every node of our cluster writes a CPU profile there when it stops', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-prof-'));
+  try {
+    const run = spawnSync(process.execPath, [BENCH, 'kv', '--systems', 'ours-http', '--values', '100', '--clients', '2',
+      '--duration-ms', '300', '--warmup-ms', '50', '--system-warmup-ms', '0', '--json', '--node-cpu-prof', dir],
+    { encoding: 'utf8', timeout: 90_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const files = readdirSync(dir).sort();
+    for (const id of [1, 2, 3]) {
+      const file = files.find((name) => name.startsWith(`node-${id}-`) && name.endsWith('.cpuprofile'));
+      assert.ok(file !== undefined, `node ${id}'s profile is among ${files.join(', ')}`);
+      const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes?: unknown[]; samples?: unknown[] };
+      assert.ok((profile.nodes?.length ?? 0) > 0 && (profile.samples?.length ?? 0) > 0, `${file} has samples`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('plainHttpLoad spreads puts round-robin over the endpoints and fails on a non-2xx answer', async () => {

@@ -41,6 +41,20 @@ test('long keys wrap like uint32 arithmetic', () => {
   assert.equal(groupOfKey(text, 97), Number(referenceHash(new TextEncoder().encode(text)) % 97n));
 });
 
+test('a string key hashes as its UTF-8 bytes, ASCII or not, whatever the mix', () => {
+  const random = new SeededRandom(23);
+  // ASCII (the fast path), a character from each UTF-8 length, and ASCII turning non-ASCII late.
+  const alphabet = ['a', 'Z', '~', '\u007f', '\u0000', 'é', '€', '🔑', '\u0080', '\uffff'];
+  for (let round = 0; round < 500; round++) {
+    const length = random.int(0, 40);
+    const key = Array.from({ length }, () => alphabet[random.int(0, round % 2 === 0 ? 5 : alphabet.length)]).join('');
+    const expected = referenceHash(new TextEncoder().encode(key));
+    for (const groups of [1, 3, 8, 0xffff_ffff]) {
+      assert.equal(groupOfKey(key, groups), Number(expected % BigInt(groups)), `${JSON.stringify(key)} in ${groups}`);
+    }
+  }
+});
+
 test('10,000 keys spread roughly evenly over the groups', () => {
   for (const groups of [3, 8]) {
     const counts = new Array<number>(groups).fill(0);
