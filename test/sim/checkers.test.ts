@@ -130,6 +130,21 @@ test('master leases: two nodes holding one group\'s lease at the same true time 
   assert.equal(leases.masterChanges, 6);
 });
 
+test('master leases: a holder\'s lease must end no later than any other node takes the same version\'s to end', () => {
+  const violations = new Violations();
+  const leases = new MasterLeaseChecker(violations);
+  leases.hold(0, 1, 100, 1_000, 7);
+  leases.view(0, 2, 1, 7, 1_100);
+  leases.view(0, 3, 1, 7, 1_000);
+  leases.view(0, 1, 1, 7, 500);
+  assert.equal(violations.any, false, 'others count as long or longer; the holder\'s own view is not a view');
+  leases.view(0, 3, 1, 8, 900);
+  leases.hold(0, 1, 950, 1_200, 8);
+  assert.match(violations.list[0] ?? '', /group 0: node 1 believed its master lease \(version 8\) lasted until true time 1200\.000 ms, but node 3 took it to end at 900\.000 ms/);
+  leases.view(0, 2, 1, 8, 800);
+  assert.equal(violations.list.length, 1, 'said once per version');
+});
+
 test('membership: votes count over the members of each instance, and every node must see the same change', () => {
   const violations = new Violations();
   const agreement = new AgreementChecker([1, 2, 3], violations);

@@ -377,13 +377,18 @@ export class SimNode {
     if (node === undefined) return;
     for (const groupIndex of this.groups()) {
       const info = node.master(groupIndex);
-      if (info === undefined || info.nodeId !== this.id) continue;
+      if (info === undefined) continue;
+      if (info.nodeId !== this.id) {
+        this.options.leases.view(groupIndex, this.id, info.nodeId, info.version,
+          this.clock.trueTimeOf(info.leaseExpiresAt));
+        continue;
+      }
       if (this.leaseVersions.get(groupIndex) !== info.version) {
         this.leaseVersions.set(groupIndex, info.version);
         this.options.trace(`n${this.id} g${groupIndex} holds the master lease (version ${info.version})`);
       }
       this.options.leases.hold(groupIndex, this.id, this.options.scheduler.now,
-        this.clock.trueTimeOf(info.leaseExpiresAt));
+        this.clock.trueTimeOf(info.leaseExpiresAt), info.version);
     }
   }
 
