@@ -90,11 +90,28 @@ test('300 seeds pass', () => {
   }
 });
 
+test('a canary run through the CLI stops at a failure, exits with status 1 and prints the replay command', () => {
+  const { status, summary, stdout } = runCli(['--seeds', '200', '--canary', 'skip-fsync', '--stop-on-failure']);
+  assert.ok((summary.failures as number) >= 1, `canary skip-fsync survived 200 seeds:\n${stdout}`);
+  assert.equal(status, 1, 'a failing run exits with status 1');
+  assert.match(stdout, /replay: npm run sim -- --seed \d+ --canary/);
+});
+
+/**
+ * Caught once by luck is not caught: a canary that fails 1 seed in 100 can vanish from the first
+ * 200 after any change of timing elsewhere (execute-before-persist did, until its direct check).
+ * Each frequent canary must fail at least 5 of the first 200 seeds (the weakest fails about 13%;
+ * master-ignores-drift failed 4 before its direct check).
+ */
+const CANARY_CATCHES = 5;
 for (const canary of FREQUENT_CANARIES) {
-  test(`canary ${canary} is caught within 200 seeds`, () => {
-    const { status, summary, stdout } = runCli(['--seeds', '200', '--canary', canary, '--stop-on-failure']);
-    assert.ok((summary.failures as number) >= 1, `canary ${canary} survived 200 seeds:\n${stdout}`);
-    assert.equal(status, 1, 'a failing run exits with status 1');
-    assert.match(stdout, /replay: npm run sim -- --seed \d+ --canary/);
+  test(`canary ${canary} fails at least ${CANARY_CATCHES} of the first 200 seeds`, async () => {
+    let failed = 0;
+    let seed = 1;
+    for (; seed <= 200 && failed < CANARY_CATCHES; seed++) {
+      if (!(await runSeed({ seed, canary })).ok) failed++;
+    }
+    assert.ok(failed >= CANARY_CATCHES, `canary ${canary} failed only ${failed} of the first 200 seeds: ` +
+      `too rare to be trusted (npm run sim -- --canary ${canary} --seeds 200)`);
   });
 }
