@@ -30,7 +30,7 @@ export const CANARIES = [
   'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
   'clean-before-checkpoint-durable', 'execute-before-persist',
 ] as const;
-/** Canaries the simulator must catch within 200 seeds; the others are rarer (see their docs). */
+/** Canaries that must fail at least 5 of the first 200 seeds (test/sim); the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'master-ignores-drift', 'own-by-bytes', 'repropose-chosen', 'clean-before-checkpoint-durable',
