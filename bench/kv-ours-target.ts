@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { KvClient } from '../src/kv/client.js';
 import type { KvBenchTarget } from './etcd-cluster.js';
 import { CPU_PROFILE_DIR_ENV } from './node-cpu-profile.js';
-import { plainHttpLoad } from './plain-http-load.js';
+import { kvPutRequest, plainHttpLoad } from './plain-http-load.js';
 import { processTreeCpuMs, type ServerCpu } from './server-cpu.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -90,7 +90,7 @@ async function startCluster(
   if (options.plainHttp === true) {
     const load = plainHttpLoad({
       endpoints, clients: options.clients,
-      encode: (key, value) => ({ method: 'PUT', path: `/v1/kv/${encodeURIComponent(key)}`, body: JSON.stringify({ value }) }),
+      encode: kvPutRequest,
     });
     return {
       put: (key, value) => load.put(key, value),

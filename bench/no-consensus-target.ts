@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { KvBenchTarget } from './etcd-cluster.js';
-import { plainHttpLoad } from './plain-http-load.js';
+import { kvPutRequest, plainHttpLoad } from './plain-http-load.js';
 import { processTreeCpuMs, type ServerCpu } from './server-cpu.js';
 
 const SERVER = fileURLToPath(new URL('./no-consensus-server.js', import.meta.url));
@@ -34,7 +34,7 @@ export async function startNoConsensusTarget(options: { clients: number }): Prom
   });
   const load = plainHttpLoad({
     endpoints: [endpoint], clients: options.clients,
-    encode: (key, value) => ({ method: 'PUT', path: `/v1/kv/${encodeURIComponent(key)}`, body: JSON.stringify({ value }) }),
+    encode: kvPutRequest,
   });
   return {
     put: (key, value) => load.put(key, value),

@@ -21,6 +21,11 @@ export interface PlainHttpLoad {
   close(): void;
 }
 
+/** A put as our KV API and the no-consensus server take it: PUT /v1/kv/KEY with {"value": ...}. */
+export function kvPutRequest(key: string, value: string): PlainHttpRequest {
+  return { method: 'PUT', path: `/v1/kv/${encodeURIComponent(key)}`, body: JSON.stringify({ value }) };
+}
+
 /**
  * `clients`: the most puts in flight at once; each endpoint's agent may keep that many connections,
  * so no put ever waits for a socket. `encode` turns a put into the target's request.

@@ -8,7 +8,6 @@
  *   await node.stop();
  */
 import { hasErrorCode, NOT_CHOSEN, PaxosError, type PaxosErrorCode } from '../errors.js';
-import { atEndOfMicrotasks } from '../util/end-of-microtasks.js';
 import { FileLogStore } from '../io/file-log-store.js';
 import type { GroupDriver } from '../runtime/group-driver.js';
 import type { GroupStatus } from '../core/group-core.js';
@@ -35,6 +34,7 @@ import {
   resolveNodeOptions, type ClosableTransport, type NodeAddress, type PaxosNodeOptions, type ResolvedNodeOptions,
 } from './node-options.js';
 import { NodeTimer, type TimedGroup } from './node-timer.js';
+import { sendsAroundInlineWrite } from './sends-around-inline-write.js';
 import { StorageRecovery, type ResumableStore, type StorageFailure } from './storage-recovery.js';
 import { openTcpTransport, type ApplicationChannel, type NodeTransport } from './node-transport.js';
 import { timeoutTimerHost } from './timeout-timer-host.js';
@@ -177,18 +177,13 @@ export class PaxosNode {
     // This life's part of every proposal's identity: fresh bits from the OS, or from the injected stream.
     const incarnation = randomIncarnation(random);
     const ownsStore = resolved.store === undefined;
-    // The store blocks the loop for a small durable write; what the node has queued to send goes
-    // out first, and what the write's callers send once it is durable (an acceptor's replies) goes
-    // as soon as they have sent it, not a loop iteration later. The transport is opened after the
-    // store, hence the indirection.
+    // The store blocks the loop for a small durable write: the transport sends around it (see
+    // sendsAroundInlineWrite). The transport is opened after the store, hence the indirection.
     const sendQueued = { now: (): void => {} };
     const store = resolved.store ?? await FileLogStore.open({
       directory: resolved.dataDir as string, sync: resolved.sync, logger: resolved.logger,
       segmentBytes: resolved.segmentBytes, inlineWriteBytes: resolved.inlineWriteBytes,
-      beforeInlineWrite: () => {
-        sendQueued.now();
-        atEndOfMicrotasks(() => sendQueued.now());
-      },
+      beforeInlineWrite: sendsAroundInlineWrite(() => sendQueued.now()),
     });
     let transport: NodeTransport | undefined;
     try {

@@ -158,10 +158,11 @@ export class GroupDriver {
     }
     if (signal?.aborted === true) return Promise.reject(abortError(false));
     return new Promise<ProposeSuccess>((resolve, reject) => {
+      const { stateMachineId } = unframeValue(value);
       const proposal: PendingProposal = {
         value, context: options.context, deadline: this.options.clock.now() + options.timeoutMs, attempts: 0,
-        settled: false, resolve, reject, alone: !isUserStateMachineId(unframeValue(value).stateMachineId) &&
-          unframeValue(value).stateMachineId !== NO_STATE_MACHINE_ID,
+        settled: false, resolve, reject,
+        alone: !isUserStateMachineId(stateMachineId) && stateMachineId !== NO_STATE_MACHINE_ID,
       };
       if (signal !== undefined) this.watchAbort(proposal, signal);
       const full = this.queue.push(proposal);
