@@ -8,6 +8,8 @@
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
+const MAX_ERROR_SAMPLES = 3;
+
 export interface ClosedLoopOptions {
   readonly clients: number;
   readonly durationMs: number;
@@ -27,6 +29,8 @@ export interface ClosedLoopResult {
   readonly errors: number;
   /** Puts that failed during the warm-up (not part of the measurement). */
   readonly warmupErrors: number;
+  /** The first few distinct messages of failed puts (measured or warm-up), so a run says why. */
+  readonly errorSamples: readonly string[];
   /** From the end of the warm-up until the last measured put settled. */
   readonly durationMs: number;
 }
@@ -42,6 +46,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
   const latencies: number[] = [];
   let errors = 0;
   let warmupErrors = 0;
+  const errorSamples = new Set<string>();
   let lastSettled = measureFrom;
 
   const client = async (clientIndex: number): Promise<void> => {
@@ -52,8 +57,10 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
       let failed = false;
       try {
         await put(clientIndex, sequence);
-      } catch {
+      } catch (error) {
         failed = true;
+        const message = error instanceof Error ? error.message : String(error);
+        if (errorSamples.size < MAX_ERROR_SAMPLES) errorSamples.add(message);
       }
       const settled = performance.now();
       if (measured) {
@@ -78,6 +85,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
     p99Ms: percentile(latencies, 99),
     errors,
     warmupErrors,
+    errorSamples: [...errorSamples],
     durationMs: elapsedMs,
   };
 }

@@ -228,6 +228,7 @@ export async function kvBench(argv: readonly string[]): Promise<number> {
           log(`${system}: ${valueBytes} B × ${clients}: ${Math.round(cell.opsPerSec)} ops/s, ` +
             `p50 ${fixed(cell.p50Ms)} ms, p99 ${fixed(cell.p99Ms)} ms, ${cell.errors} errors` +
             (serverCpuMsPerPut === undefined ? '' : `, server CPU ${serverCpuMsPerPut.toFixed(3)} ms a put`));
+          for (const sample of cell.errorSamples) log(`${system}: a put failed: ${sample}`);
           if (settings.json) console.log(JSON.stringify(jsonLine(cell)));
         }
       }

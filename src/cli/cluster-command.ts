@@ -33,7 +33,8 @@ export const CLUSTER_USAGE = `usage: multipaxos cluster up [--nodes 3] [--dir ./
 
 Starts a local replicated KV cluster: one \`multipaxos kv serve\` process per node, node i with its
 HTTP API on BASE+i and Paxos on BASE+100+i, its data in DIR/node-i. Prints the endpoints, a status
-line on every change, and "ready URL,URL,..." once every group has a master. A node that dies
+line on every change, and "ready URL,URL,..." once every group has a master and every running
+node knows where each group's master is (or 10 s after the masters, if one node lags). A node that dies
 (a crash, kill -9, a non-zero exit) is restarted after 0.5 s, doubling on each death in a row up to
 10 s (30 s of running resets it); one that fails to start 5 times in a row is reported and left
 down. A node that exits 0 (stopped with SIGTERM/SIGINT) stays down. Ctrl-C or SIGTERM stops every
@@ -56,6 +57,8 @@ the same --dir and the data is still there. \`npm start\` runs it.
   --json             print events as JSON lines instead of text`;
 
 const POLL_MS = 500;
+/** Every group has had a master this long: ready, even if a live node does not know them all yet. */
+const READY_WITHOUT_EVERY_NODE_MS = 10_000;
 const STOP_GRACE_MS = 15_000;
 
 export async function clusterCommand(argv: readonly string[]): Promise<number> {
@@ -129,6 +132,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
     ...(secrets === undefined ? {} : { ca: await readFile(secrets.ca), token: secrets.adminToken }),
   });
   let ready = false;
+  let mastersSince: number | undefined;
   let lastSummary = '';
   let killed: number[] = [];
   try {
@@ -144,9 +148,16 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
         lastSummary = view.summary;
         say('status', { up: view.up, masters: view.masters }, `status: ${view.summary}`);
       }
-      if (!ready && !stopping && view.masters.every((master) => master !== null)) {
+      const mastered = view.masters.every((master) => master !== null);
+      mastersSince = mastered ? mastersSince ?? performance.now() : undefined;
+      // Ready once a request to any live node is served: each knows where every group's master is.
+      // A node that does not get there (a long replay at restart) holds the line back at most a while.
+      const live = nodes.filter((node) => node.state === 'running').map((node) => node.id);
+      const everyNodeRoutes = live.every((id) => view.routing.includes(id));
+      if (!ready && !stopping && mastersSince !== undefined &&
+        (everyNodeRoutes || performance.now() - mastersSince >= READY_WITHOUT_EVERY_NODE_MS)) {
         ready = true;
-        say('ready', { endpoints }, `ready ${endpoints.join(',')}`);
+        say('ready', { endpoints, routing: view.routing }, `ready ${endpoints.join(',')}`);
       }
       await Promise.race([sleep(POLL_MS, undefined, { ref: false }), new Promise<void>((wake) => { wakeUp = wake; })]);
     }
@@ -208,6 +219,8 @@ async function loadShape(dir: string, given: Partial<ClusterShape>): Promise<Clu
 
 interface ClusterView {
   readonly up: number[];
+  /** The nodes that know, for every group, the master to send its requests to (or are it). */
+  readonly routing: number[];
   /** Per group, the node serving it as master, or null. */
   readonly masters: (number | null)[];
   readonly summary: string;
@@ -216,22 +229,35 @@ interface ClusterView {
 async function observe(client: KvClient, endpoints: readonly string[], groups: number): Promise<ClusterView> {
   const masters: (number | null)[] = new Array<number | null>(groups).fill(null);
   const up: number[] = [];
+  const routing: number[] = [];
   // A node that exited is still asked: someone may have started it again by hand.
   await Promise.all(endpoints.map(async (endpoint, index) => {
     try {
       const status = await client.status(endpoint, { timeoutMs: 1_000 });
       up.push(index + 1);
-      for (const group of (status.groups as { group: number; serving: boolean }[] | undefined) ?? []) {
+      const reported = (status.groups as GroupReport[] | undefined) ?? [];
+      for (const group of reported) {
         if (group.serving && group.group < groups) masters[group.group] = index + 1;
       }
+      const routes = (group: number): boolean => reported.some((report) => report.group === group &&
+        (report.serving || typeof report.master?.endpoint === 'string'));
+      if (Array.from({ length: groups }, (_, group) => group).every(routes)) routing.push(index + 1);
     } catch {
       // Not answering (yet): it counts as down in this round.
     }
   }));
   up.sort((a, b) => a - b);
+  routing.sort((a, b) => a - b);
   const summary = `nodes up ${up.length}/${endpoints.length} [${up.join(',')}] | ` +
     masters.map((master, group) => `g${group} master ${master ?? 'none'}`).join(' | ');
-  return { up, masters, summary };
+  return { up, routing, masters, summary };
+}
+
+/** What `observe` reads of a group in a node's /status. */
+interface GroupReport {
+  readonly group: number;
+  readonly serving: boolean;
+  readonly master?: { readonly endpoint?: string | null } | null;
 }
 
 async function checkPortFree(host: string, port: number): Promise<void> {

@@ -53,6 +53,7 @@ import {
   failureOf, failureReply, methodNotAllowed, outcomeOf, RawJson, RawText, sendReply, type Reply,
 } from './http-reply.js';
 import { serveWatch } from './http-watch.js';
+import { untilMasterAnswers } from './master-wait.js';
 import {
   FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
 } from './http-headers.js';
@@ -341,33 +342,38 @@ export class KvHttpServer {
    * transport (peer-forward-server.ts): the same checks, the same answers.
    */
   private async keyRequest(request: KeyRequest, countAs: (operation: KvOperation) => void): Promise<Reply> {
-    const { key, method, url, timeoutMs, signal } = request;
+    const { key, method, url, signal } = request;
     const service = this.attached();
     const headers = this.groupHeaders(service.groupOf(key));
-    const forwardable = (body: string | undefined, isWrite: boolean) =>
-      (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body,
-        timeoutMs - (performance.now() - request.began), isWrite, signal, request.certificateCaller);
+    // Each attempt has what is left of the caller's time (see untilAnswered).
+    const forwardable = (body: string | undefined, isWrite: boolean, timeoutMs: number) =>
+      (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body, timeoutMs, isWrite, signal,
+        request.certificateCaller);
     // What this node would refuse with NOT_MASTER at once goes straight on to the master.
-    const forwardAtOnce = (body: string | undefined, isWrite: boolean): Promise<Reply> | undefined => {
+    const forwardAtOnce = (
+      body: string | undefined, isWrite: boolean, timeoutMs: number,
+    ): Promise<Reply> | undefined => {
       const master = service.forwardingTarget(key);
-      return master === undefined ? undefined : this.forwardToMaster(master, request, body,
-        timeoutMs - (performance.now() - request.began), isWrite, signal, request.certificateCaller);
+      return master === undefined ? undefined
+        : this.forwardToMaster(master, request, body, timeoutMs, isWrite, signal, request.certificateCaller);
     };
     switch (method) {
       case 'GET': {
         countAs('get');
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
-        const early = stale ? undefined : forwardAtOnce(undefined, false);
-        if (early !== undefined) return await early;
-        const record = await service.get(key, { stale, timeoutMs, signal })
-          .catch(forwardable(undefined, false));
-        if ('status' in record) return record;
-        if (record.value === undefined) {
-          throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { ...NOT_APPLIED, version: record.version });
-        }
-        const value = Buffer.from(record.value).toString('utf8');
-        return { status: 200, body: { key, value, version: record.version }, headers };
+        return await this.untilAnswered(request, async (timeoutMs) => {
+          const early = stale ? undefined : forwardAtOnce(undefined, false, timeoutMs);
+          if (early !== undefined) return await early;
+          const record = await service.get(key, { stale, timeoutMs, signal })
+            .catch(forwardable(undefined, false, timeoutMs));
+          if ('status' in record) return record;
+          if (record.value === undefined) {
+            throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { ...NOT_APPLIED, version: record.version });
+          }
+          const value = Buffer.from(record.value).toString('utf8');
+          return { status: 200, body: { key, value, version: record.version }, headers };
+        });
       }
       case 'PUT': {
         countAs('put');
@@ -375,11 +381,13 @@ export class KvHttpServer {
         const text = await request.readBody(undefined);
         const body = parsePutBody(text);
         const session = sessionOfRequest(request.headers, service.groupOf(key));
-        const early = forwardAtOnce(text, true);
-        if (early !== undefined) return await early;
-        const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal, session })
-          .catch(forwardable(text, true));
-        return 'status' in written ? written : { status: 200, body: writtenBody(key, written, this.requests), headers };
+        return await this.untilAnswered(request, async (timeoutMs) => {
+          const early = forwardAtOnce(text, true, timeoutMs);
+          if (early !== undefined) return await early;
+          const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal, session })
+            .catch(forwardable(text, true, timeoutMs));
+          return 'status' in written ? written : { status: 200, body: writtenBody(key, written, this.requests), headers };
+        });
       }
       case 'DELETE': {
         countAs('delete');
@@ -387,15 +395,36 @@ export class KvHttpServer {
         const text = await request.readBody(MAX_DELETE_BODY_BYTES);
         const version = deleteVersion(url, text);
         const session = sessionOfRequest(request.headers, service.groupOf(key));
-        const early = forwardAtOnce(text.length === 0 ? undefined : text, true);
-        if (early !== undefined) return await early;
-        const deleted = await service.delete(key, { version, timeoutMs, signal, session })
-          .catch(forwardable(text.length === 0 ? undefined : text, true));
-        return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
+        const forwardedBody = text.length === 0 ? undefined : text;
+        return await this.untilAnswered(request, async (timeoutMs) => {
+          const early = forwardAtOnce(forwardedBody, true, timeoutMs);
+          if (early !== undefined) return await early;
+          const deleted = await service.delete(key, { version, timeoutMs, signal, session })
+            .catch(forwardable(forwardedBody, true, timeoutMs));
+          return 'status' in deleted ? deleted : { status: 200, body: writtenBody(key, deleted, this.requests), headers };
+        });
       }
       default:
         throw methodNotAllowed(method, url.pathname, 'GET, PUT, DELETE');
     }
+  }
+
+  /**
+   * `attempt` with the time the caller has left; for a plain request, tried again while the group
+   * has no master it can reach, within the caller's deadline (master-wait.ts). A request that
+   * follows masters itself (KvClient) or was forwarded here is answered at once.
+   */
+  private async untilAnswered(
+    request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>,
+    attempt: (timeoutMs: number) => Promise<Reply>,
+  ): Promise<Reply> {
+    if (request.headers[FORWARDED_HEADER] !== undefined || request.headers[NO_FORWARD_HEADER] !== undefined) {
+      return await attempt(Math.max(1, request.timeoutMs - (performance.now() - request.began)));
+    }
+    return await untilMasterAnswers({
+      began: request.began, timeoutMs: request.timeoutMs, signal: request.signal,
+      onRetry: () => { this.requests.retriedForMaster++; },
+    }, attempt);
   }
 
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
@@ -603,18 +632,20 @@ export class KvHttpServer {
     const timeoutMs = timeoutOf(request);
     const abort = new AbortController();
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
-    const opened = await service.openSession(key === null ? { group: Number(rawGroup) } : { key },
-      { ttlMs, timeoutMs, signal: abort.signal })
-      .catch((error: unknown) => this.forwardOrThrow(error,
-        { method: request.method ?? 'POST', rawUrl: request.url ?? '/', headers: request.headers, overTransport: false },
-        text.length === 0 ? undefined : text,
-        timeoutMs - (performance.now() - began), true, abort.signal, certificateCaller));
-    if ('status' in opened) return opened;
-    const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(opened.group) };
-    return {
-      status: 200, headers,
-      body: { group: opened.group, session: `${opened.group}.${opened.session}`, ttlMs: opened.ttlMs },
-    };
+    const source = { method: request.method ?? 'POST', rawUrl: request.url ?? '/', headers: request.headers, overTransport: false };
+    const wait = { headers: request.headers, began, timeoutMs, signal: abort.signal };
+    return await this.untilAnswered(wait, async (remainingMs) => {
+      const opened = await service.openSession(key === null ? { group: Number(rawGroup) } : { key },
+        { ttlMs, timeoutMs: remainingMs, signal: abort.signal })
+        .catch((error: unknown) => this.forwardOrThrow(error, source, text.length === 0 ? undefined : text,
+          remainingMs, true, abort.signal, certificateCaller));
+      if ('status' in opened) return opened;
+      const headers = { ...this.commonHeaders(), 'x-multipaxos-group': String(opened.group) };
+      return {
+        status: 200, headers,
+        body: { group: opened.group, session: `${opened.group}.${opened.session}`, ttlMs: opened.ttlMs },
+      };
+    });
   }
 
   /** An operator's request for snapshots now (`multipaxos snapshot create`); resolves once they are durable. */

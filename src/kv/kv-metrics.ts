@@ -29,6 +29,8 @@ export class KvRequestMetrics {
   forwarded = 0;
   /** Of those, forwarded over the nodes' own transport connection rather than HTTP. */
   forwardedOverTransport = 0;
+  /** Attempts of plain requests made again because their group had no master they could reach. */
+  retriedForMaster = 0;
   /** Requests refused by the API's token check: no valid token (401), too small a role (403). */
   unauthenticated = 0;
   forbidden = 0;
@@ -78,6 +80,9 @@ export class KvRequestMetrics {
     out.family('multipaxos_kv_forwarded_over_transport_total', 'counter',
       'KV requests forwarded to the master over the nodes\' own connection instead of HTTP.');
     out.sample('multipaxos_kv_forwarded_over_transport_total', {}, this.forwardedOverTransport);
+    out.family('multipaxos_kv_master_wait_retries_total', 'counter',
+      'Attempts of KV requests made again, within their deadline, because their group had no master they could reach.');
+    out.sample('multipaxos_kv_master_wait_retries_total', {}, this.retriedForMaster);
     out.family('multipaxos_http_auth_refused_total', 'counter',
       'HTTP requests refused by the token check: unauthenticated (401) or forbidden (403).');
     out.sample('multipaxos_http_auth_refused_total', { reason: 'unauthenticated' }, this.unauthenticated);

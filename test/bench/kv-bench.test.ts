@@ -74,6 +74,8 @@ test('runClosedLoop counts failed puts as errors instead of throwing', async () 
   const share = result.errors / (result.errors + result.ops);
   assert.ok(share > 0.4 && share < 0.6, `half the puts fail: ${share}`);
   assert.equal(result.warmupErrors, 0);
+  // Each distinct message once, so a run can say why its puts failed.
+  assert.deepEqual([...result.errorSamples].sort(), ['fails at once', 'fails later']);
 });
 
 test('runClosedLoop leaves the warm-up out of the counts and the latencies', async () => {
@@ -333,7 +335,7 @@ test('npm run bench -- kv --systems ours-http,no-consensus: plain HTTP over ever
   assert.equal(etcdOps, '-', 'etcd-http was not asked for');
   assert.equal(toEtcd, '-');
   assert.equal(toBare, (Number(oursOps) / Number(bareOps)).toFixed(2), row);
-  assert.equal(errors, '0 / - / 0', row);
+  assert.equal(errors, '0 / - / 0', `${row}\n${run.stderr}`);
   // A default cluster up: three groups, so most puts land on a node that must forward them.
   assert.match(run.stderr, /ours-http \(3 nodes, 3 group\(s\), plain HTTP spread over the nodes\)/);
 });

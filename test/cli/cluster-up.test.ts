@@ -172,6 +172,10 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     const cluster = await startClusterUp({ dir, json: true, flags: LEASE_FLAGS, track, reuseBasePort: basePort });
     assert.deepEqual(cluster.endpoints, endpoints);
     for (const line of cluster.stdout().trim().split('\n')) JSON.parse(line);
+    // Ready means any endpoint serves any key at once: every node knew where each group's master was.
+    const ready = cluster.stdout().trim().split('\n').map((line) => JSON.parse(line) as { event: string; routing?: number[] })
+      .find((line) => line.event === 'ready');
+    assert.deepEqual(ready?.routing, [1, 2, 3]);
     let run = await kv('kv', 'get', 'kept');
     assert.deepEqual([run.code, run.stdout], [0, 'still here\n'], run.stderr);
     run = await kv('kv', 'get', 'raw');

@@ -1,0 +1,122 @@
+// The wait of a plain HTTP request for its group's master (src/kv/master-wait.ts), with scripted
+// attempts: which refusals are tried again, that the deadline and the caller leaving end the wait,
+// and that the answer is whatever the last attempt gave.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KvError, NOT_APPLIED } from '../../src/kv/kv-error.js';
+import { RawJson, type Reply } from '../../src/kv/http-reply.js';
+import {
+  FIRST_PAUSE_MS, isRetriedRefusal, isRetriedReply, LAST_PAUSE_MS, MIN_ATTEMPT_MS, untilMasterAnswers, type MasterWait,
+} from '../../src/kv/master-wait.js';
+
+const OK: Reply = { status: 200, body: { key: 'k', version: 1 } };
+
+/** A master's refusal as a forwarded request brings it back: a 503 with its JSON. */
+function passedOn(error: string, mayHaveBeenApplied: boolean): Reply {
+  return { status: 503, body: new RawJson(Buffer.from(JSON.stringify({ error, message: 'm', mayHaveBeenApplied }))) };
+}
+
+/** Runs `outcomes` in turn (an Error is thrown, a Reply returned), recording the time given to each. */
+function scripted(outcomes: readonly (Reply | Error)[]): { attempt: (ms: number) => Promise<Reply>; given: number[] } {
+  const given: number[] = [];
+  return {
+    given,
+    attempt: (remainingMs) => {
+      const outcome = outcomes[given.length];
+      given.push(remainingMs);
+      if (outcome === undefined) throw new Error('attempted once too often');
+      return outcome instanceof Error ? Promise.reject(outcome) : Promise.resolve(outcome);
+    },
+  };
+}
+
+function waitOf(timeoutMs: number, signal?: AbortSignal): { wait: MasterWait; retries: () => number } {
+  let retries = 0;
+  return {
+    wait: { began: performance.now(), timeoutMs, signal, onRetry: () => { retries++; } },
+    retries: () => retries,
+  };
+}
+
+test('NO_MASTER, NOT_MASTER and UNAVAILABLE that changed nothing are tried again until an answer comes', async () => {
+  const { attempt, given } = scripted([
+    new KvError('NO_MASTER', 'no master', NOT_APPLIED),
+    new KvError('UNAVAILABLE', 'connection refused', NOT_APPLIED),
+    passedOn('NOT_MASTER', false),
+    new KvError('NOT_MASTER', 'endpoint not known yet', NOT_APPLIED),
+    OK,
+  ]);
+  const { wait, retries } = waitOf(5_000);
+  const began = performance.now();
+  assert.equal(await untilMasterAnswers(wait, attempt), OK);
+  assert.equal(given.length, 5);
+  assert.equal(retries(), 4);
+  // The pauses double: 20 + 40 + 80 + 160 ms at least between the first attempt and the last.
+  const pauses = FIRST_PAUSE_MS * (1 + 2 + 4 + 8);
+  assert.ok(performance.now() - began >= pauses - 5, `${Math.round(performance.now() - began)} ms`);
+  // Each attempt is given what is left of the caller's time, less each time.
+  assert.ok(given.every((ms, index) => ms <= 5_000 && (index === 0 || ms < (given[index - 1] as number))), `${given}`);
+});
+
+test('anything that may have been applied, or that waiting cannot mend, is the answer at once', async () => {
+  const once: (Reply | Error)[] = [
+    new KvError('TIMEOUT', 'sent, no answer', { mayHaveBeenApplied: true }),
+    new KvError('UNAVAILABLE', 'the forward failed after it was sent', { mayHaveBeenApplied: true }),
+    new KvError('NO_MASTER', 'a site that did not say'),
+    new KvError('OVERLOADED', 'too many', NOT_APPLIED),
+    new KvError('STORAGE_UNAVAILABLE', 'disk full', NOT_APPLIED),
+    new KvError('VERSION_CONFLICT', 'version 3', { ...NOT_APPLIED, version: 3 }),
+    new Error('not a KvError'),
+    passedOn('NOT_MASTER', true),
+    passedOn('TIMEOUT', false),
+    { status: 503, body: new RawJson(Buffer.from('not json')) },
+    { status: 503, body: { error: 'NO_MASTER', mayHaveBeenApplied: false } },
+    { status: 404, body: new RawJson(Buffer.from('{"error":"KEY_NOT_FOUND","mayHaveBeenApplied":false}')) },
+  ];
+  for (const outcome of once) {
+    const { attempt, given } = scripted([outcome]);
+    const { wait, retries } = waitOf(5_000);
+    if (outcome instanceof Error) await assert.rejects(untilMasterAnswers(wait, attempt), (error) => error === outcome);
+    else assert.equal(await untilMasterAnswers(wait, attempt), outcome);
+    assert.equal(given.length, 1, String(outcome instanceof Error ? outcome.message : JSON.stringify(outcome.body)));
+    assert.equal(retries(), 0);
+  }
+});
+
+test('the deadline ends the wait with the last refusal, before the caller gives up', async () => {
+  const refusal = new KvError('NO_MASTER', 'no master', NOT_APPLIED);
+  const attempt = (): Promise<Reply> => Promise.reject(refusal);
+  const { wait, retries } = waitOf(400);
+  const began = performance.now();
+  await assert.rejects(untilMasterAnswers(wait, attempt), (error) => error === refusal);
+  const elapsed = performance.now() - began;
+  // No new attempt starts with less than MIN_ATTEMPT_MS left, so the answer comes before 400 ms.
+  assert.ok(elapsed <= 400 && elapsed >= 400 - MIN_ATTEMPT_MS - LAST_PAUSE_MS, `${Math.round(elapsed)} ms`);
+  assert.ok(retries() >= 3, `${retries()} retries`);
+  // A passed-on refusal is the answer the same way.
+  const reply = passedOn('NO_MASTER', false);
+  const { wait: short } = waitOf(120);
+  assert.equal(await untilMasterAnswers(short, () => Promise.resolve(reply)), reply);
+});
+
+test('a caller that goes away ends the wait at once', async () => {
+  const abort = new AbortController();
+  const refusal = new KvError('NO_MASTER', 'no master', NOT_APPLIED);
+  let attempts = 0;
+  const { wait } = waitOf(10_000, abort.signal);
+  setTimeout(() => abort.abort(), 100);
+  const began = performance.now();
+  await assert.rejects(untilMasterAnswers(wait, () => {
+    attempts++;
+    return Promise.reject(refusal);
+  }), (error) => error === refusal);
+  assert.ok(performance.now() - began < 1_000, 'not held to the deadline');
+  assert.ok(attempts >= 2 && attempts <= 5, `${attempts} attempts`);
+});
+
+test('what is tried again, by code and outcome', () => {
+  assert.equal(isRetriedRefusal(new KvError('NO_MASTER', 'm', NOT_APPLIED)), true);
+  assert.equal(isRetriedRefusal(new KvError('NO_MASTER', 'm')), false, 'may have been applied by default');
+  assert.equal(isRetriedReply(passedOn('UNAVAILABLE', false)), true);
+  assert.equal(isRetriedReply({ status: 200, body: new RawJson(Buffer.from('{"error":"NO_MASTER","mayHaveBeenApplied":false}')) }), false);
+});
