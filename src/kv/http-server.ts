@@ -53,7 +53,7 @@ import {
   failureOf, failureReply, methodNotAllowed, outcomeOf, RawJson, RawText, sendReply, type Reply,
 } from './http-reply.js';
 import { serveWatch } from './http-watch.js';
-import { untilMasterAnswers } from './master-wait.js';
+import { isRetriedReply, untilMasterAnswers } from './master-wait.js';
 import {
   FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
 } from './http-headers.js';
@@ -418,13 +418,21 @@ export class KvHttpServer {
     request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>,
     attempt: (timeoutMs: number) => Promise<Reply>,
   ): Promise<Reply> {
+    return await this.waitingForMaster(request, attempt, isRetriedReply);
+  }
+
+  /** untilAnswered for any answer: `isRefusal` names the answers that are refusals to try again. */
+  private async waitingForMaster<T>(
+    request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>,
+    attempt: (timeoutMs: number) => Promise<T>, isRefusal: (answer: T) => boolean,
+  ): Promise<T> {
     if (request.headers[FORWARDED_HEADER] !== undefined || request.headers[NO_FORWARD_HEADER] !== undefined) {
       return await attempt(Math.max(1, request.timeoutMs - (performance.now() - request.began)));
     }
     return await untilMasterAnswers({
       began: request.began, timeoutMs: request.timeoutMs, signal: request.signal,
       onRetry: () => { this.requests.retriedForMaster++; },
-    }, attempt);
+    }, attempt, isRefusal);
   }
 
   /** A NOT_MASTER with the master's endpoint is forwarded there once; anything else is the answer. */
@@ -560,9 +568,11 @@ export class KvHttpServer {
     const rawGroup = url.searchParams.get('group');
     const groups = rawGroup === null ? Array.from({ length: service.groups }, (_, group) => group)
       : [groupOf(rawGroup)];
-    const pages = await Promise.all(groups.map(async (group) => {
+    // Each group's part waits for its master like a key's request (master-wait.ts).
+    const wait = { headers: request.headers, began, timeoutMs, signal: abort.signal };
+    const pages = await Promise.all(groups.map((group) => this.waitingForMaster(wait, async (remainingMs) => {
       try {
-        const page = await service.list(group, options);
+        const page = await service.list(group, { ...options, timeoutMs: remainingMs });
         return {
           items: page.records.map(({ key, value, version }) =>
             ({ key, value: Buffer.from(value as Uint8Array).toString('utf8'), version })),
@@ -573,10 +583,9 @@ export class KvHttpServer {
         if (endpoint === undefined || endpoint === this.endpoint || request.headers[FORWARDED_HEADER] !== undefined) {
           throw error;
         }
-        return await this.fetchPage(endpoint, url, group, timeoutMs - (performance.now() - began), abort.signal,
-          request, certificateCaller);
+        return await this.fetchPage(endpoint, url, group, remainingMs, abort.signal, request, certificateCaller);
       }
-    }));
+    }, () => false)));
     const merged = pages.flatMap((page) => page.items).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const items = merged.slice(0, query.limit);
     const more = merged.length > query.limit || pages.some((page) => page.more);

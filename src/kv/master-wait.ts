@@ -38,24 +38,26 @@ export interface MasterWait {
 }
 
 /**
- * `attempt(remainingMs)` until it gives an answer other than a retried refusal, or the deadline
- * leaves no room for another try; then that answer (thrown or replied) is the request's.
+ * `attempt(remainingMs)` until it gives an answer other than a retried refusal (thrown, or an
+ * answer `isRefusal` names, such as a master's refusal passed on: isRetriedReply), or the deadline
+ * leaves no room for another try; then that answer, thrown or returned, is the request's.
  */
-export async function untilMasterAnswers(
-  wait: MasterWait, attempt: (remainingMs: number) => Promise<Reply>,
-): Promise<Reply> {
+export async function untilMasterAnswers<T>(
+  wait: MasterWait, attempt: (remainingMs: number) => Promise<T>,
+  isRefusal: (answer: T) => boolean = () => false,
+): Promise<T> {
   let pauseMs = FIRST_PAUSE_MS;
   for (;;) {
     const remainingMs = Math.max(1, wait.timeoutMs - (performance.now() - wait.began));
-    let reply: Reply;
+    let answer: T;
     try {
-      reply = await attempt(remainingMs);
+      answer = await attempt(remainingMs);
     } catch (error) {
       if (!isRetriedRefusal(error) || !(await pausedForAnother(wait, pauseMs))) throw error;
       pauseMs = Math.min(LAST_PAUSE_MS, pauseMs * 2);
       continue;
     }
-    if (!isRetriedReply(reply) || !(await pausedForAnother(wait, pauseMs))) return reply;
+    if (!isRefusal(answer) || !(await pausedForAnother(wait, pauseMs))) return answer;
     pauseMs = Math.min(LAST_PAUSE_MS, pauseMs * 2);
   }
 }

@@ -72,3 +72,20 @@ test('with no quorum, a plain PUT is answered before its deadline, certainly not
   // It waited (tried again), and answered before the caller's 700 ms ran out (with a little slack).
   assert.ok(elapsed >= 300 && elapsed < 1_000, `answered after ${Math.round(elapsed)} ms`);
 });
+
+test('a plain listing waits for every group\'s master the same way', async (t) => {
+  const cluster = await startKvCluster({ groups: 2, leaseMs: LEASE_MS });
+  t.after(() => cluster.stop());
+  const keys = [0, 1].map((group) => keyInGroup(cluster.services[0] as KvService, group, 'listed'));
+  for (const key of keys) {
+    const put = await httpCall(cluster.endpoints[0] as string, 'PUT', kvPath(key), { body: '{"value":"v"}' });
+    assert.equal(put.status, 200, put.text);
+  }
+  const stopped = await stopMasterOf(cluster, 0);
+  const survivor = cluster.endpoints[(stopped + 1) % 3] as string;
+  const refused = await httpCall(survivor, 'GET', '/v1/kv?prefix=listed', { headers: { [NO_FORWARD_HEADER]: '1' } });
+  assert.equal(refused.status, 503, `KvClient's listing is refused at once: ${refused.text}`);
+  const listing = await httpCall(survivor, 'GET', '/v1/kv?prefix=listed', { headers: { [TIMEOUT_HEADER]: '8000' } });
+  assert.equal(listing.status, 200, listing.text);
+  assert.deepEqual((jsonOf(listing).items as { key: string }[]).map((item) => item.key), [...keys].sort());
+});

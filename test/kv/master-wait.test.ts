@@ -48,7 +48,7 @@ test('NO_MASTER, NOT_MASTER and UNAVAILABLE that changed nothing are tried again
   ]);
   const { wait, retries } = waitOf(5_000);
   const began = performance.now();
-  assert.equal(await untilMasterAnswers(wait, attempt), OK);
+  assert.equal(await untilMasterAnswers(wait, attempt, isRetriedReply), OK);
   assert.equal(given.length, 5);
   assert.equal(retries(), 4);
   // The pauses double: 20 + 40 + 80 + 160 ms at least between the first attempt and the last.
@@ -76,8 +76,11 @@ test('anything that may have been applied, or that waiting cannot mend, is the a
   for (const outcome of once) {
     const { attempt, given } = scripted([outcome]);
     const { wait, retries } = waitOf(5_000);
-    if (outcome instanceof Error) await assert.rejects(untilMasterAnswers(wait, attempt), (error) => error === outcome);
-    else assert.equal(await untilMasterAnswers(wait, attempt), outcome);
+    if (outcome instanceof Error) {
+      await assert.rejects(untilMasterAnswers(wait, attempt, isRetriedReply), (error) => error === outcome);
+    } else {
+      assert.equal(await untilMasterAnswers(wait, attempt, isRetriedReply), outcome);
+    }
     assert.equal(given.length, 1, String(outcome instanceof Error ? outcome.message : JSON.stringify(outcome.body)));
     assert.equal(retries(), 0);
   }
@@ -96,7 +99,11 @@ test('the deadline ends the wait with the last refusal, before the caller gives 
   // A passed-on refusal is the answer the same way.
   const reply = passedOn('NO_MASTER', false);
   const { wait: short } = waitOf(120);
-  assert.equal(await untilMasterAnswers(short, () => Promise.resolve(reply)), reply);
+  assert.equal(await untilMasterAnswers(short, () => Promise.resolve(reply), isRetriedReply), reply);
+  // Without a predicate for answers, only thrown refusals are tried again.
+  const { attempt: once, given } = scripted([reply]);
+  assert.equal(await untilMasterAnswers(waitOf(5_000).wait, once), reply);
+  assert.equal(given.length, 1);
 });
 
 test('a caller that goes away ends the wait at once', async () => {
