@@ -5,12 +5,15 @@
  * just as the master it was forwarded to dies, would otherwise get a 503 although a master will
  * answer a few hundred milliseconds later (a write to etcd waits for a leader in the same way).
  *
- * Only refusals that certainly changed nothing are tried again: NO_MASTER, NOT_MASTER (a master
- * not yet reachable, or one that had just lost its tenure when the forward reached it) and
- * UNAVAILABLE, each with mayHaveBeenApplied false, whether raised here or answered by the master
- * a request was forwarded to. So a retried write is applied at most once, and the answer stays
- * honest: a later attempt that may have applied it says so. Everything else (a TIMEOUT, OVERLOADED,
- * a full disk here, a version conflict) is the answer at once.
+ * Only refusals that certainly changed nothing are tried again (mayHaveBeenApplied false):
+ * NO_MASTER and NOT_MASTER (a master not yet reachable, or one that had just lost its tenure when
+ * the forward reached it), raised here or answered by the master a request was forwarded to; and
+ * UNAVAILABLE when the forward could not connect (the master's process is gone: the next master
+ * comes within a lease). So a retried write is applied at most once, and the answer stays honest:
+ * a later attempt that may have applied it says so. Everything else is the answer at once: a
+ * TIMEOUT, OVERLOADED, a full disk here, a version conflict, a forward refused for a master that
+ * went silent lately (so that callers do not each wait on it, see http-forward.ts) or refused for
+ * good (credentials over plain HTTP).
  *
  * Requests that follow masters themselves (KvClient's NO_FORWARD_HEADER) and forwarded ones
  * (the forwarding node waits, not the master) are not held: they get the refusal at once.
@@ -25,7 +28,7 @@ export const LAST_PAUSE_MS = 250;
 /** Not worth trying again with less than this left: the last refusal is the answer. */
 export const MIN_ATTEMPT_MS = 50;
 
-const RETRIED_CODES: ReadonlySet<string> = new Set(['NO_MASTER', 'NOT_MASTER', 'UNAVAILABLE']);
+const NO_REACHABLE_MASTER: ReadonlySet<string> = new Set(['NO_MASTER', 'NOT_MASTER']);
 
 export interface MasterWait {
   /** When the request arrived (performance.now()), and how long its caller gives it. */
@@ -76,7 +79,14 @@ async function pausedForAnother(wait: MasterWait, pauseMs: number): Promise<bool
 }
 
 export function isRetriedRefusal(error: unknown): boolean {
-  return error instanceof KvError && !error.mayHaveBeenApplied && RETRIED_CODES.has(error.code);
+  if (!(error instanceof KvError) || error.mayHaveBeenApplied) return false;
+  return NO_REACHABLE_MASTER.has(error.code) || (error.code === 'UNAVAILABLE' && isConnectionFailure(error.cause));
+}
+
+/** A system error of a socket (ECONNREFUSED, ECONNRESET, ...), as a forward that could not connect has. */
+function isConnectionFailure(cause: unknown): boolean {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return cause instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code);
 }
 
 /** A master's refusal passed on as it answered a forwarded request (a 503 with the error's JSON). */
@@ -90,5 +100,5 @@ export function isRetriedReply(reply: Reply): boolean {
   }
   if (typeof body !== 'object' || body === null) return false;
   const { error, mayHaveBeenApplied } = body as { error?: unknown; mayHaveBeenApplied?: unknown };
-  return typeof error === 'string' && RETRIED_CODES.has(error) && mayHaveBeenApplied === false;
+  return typeof error === 'string' && NO_REACHABLE_MASTER.has(error) && mayHaveBeenApplied === false;
 }

@@ -38,10 +38,16 @@ function waitOf(timeoutMs: number, signal?: AbortSignal): { wait: MasterWait; re
   };
 }
 
-test('NO_MASTER, NOT_MASTER and UNAVAILABLE that changed nothing are tried again until an answer comes', async () => {
+/** What a forward that could not connect to the master raises (http-forward.ts). */
+function refusedConnection(): KvError {
+  const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+  return new KvError('UNAVAILABLE', 'forwarding to the master failed', { mayHaveBeenApplied: false, cause });
+}
+
+test('NO_MASTER, NOT_MASTER and a master that refuses connections, having changed nothing, are tried again', async () => {
   const { attempt, given } = scripted([
     new KvError('NO_MASTER', 'no master', NOT_APPLIED),
-    new KvError('UNAVAILABLE', 'connection refused', NOT_APPLIED),
+    refusedConnection(),
     passedOn('NOT_MASTER', false),
     new KvError('NOT_MASTER', 'endpoint not known yet', NOT_APPLIED),
     OK,
@@ -61,7 +67,12 @@ test('NO_MASTER, NOT_MASTER and UNAVAILABLE that changed nothing are tried again
 test('anything that may have been applied, or that waiting cannot mend, is the answer at once', async () => {
   const once: (Reply | Error)[] = [
     new KvError('TIMEOUT', 'sent, no answer', { mayHaveBeenApplied: true }),
-    new KvError('UNAVAILABLE', 'the forward failed after it was sent', { mayHaveBeenApplied: true }),
+    new KvError('UNAVAILABLE', 'the forward failed after it was sent',
+      { mayHaveBeenApplied: true, cause: (refusedConnection().cause as Error) }),
+    // A master that went silent lately is not forwarded to for a while: callers must not all wait on it.
+    new KvError('UNAVAILABLE', 'the master did not answer lately; not forwarding to it for now', NOT_APPLIED),
+    new KvError('UNAVAILABLE', 'not forwarding over plain HTTP (credentials)', NOT_APPLIED),
+    new KvError('UNAVAILABLE', 'the node is starting', NOT_APPLIED),
     new KvError('NO_MASTER', 'a site that did not say'),
     new KvError('OVERLOADED', 'too many', NOT_APPLIED),
     new KvError('STORAGE_UNAVAILABLE', 'disk full', NOT_APPLIED),
@@ -69,6 +80,7 @@ test('anything that may have been applied, or that waiting cannot mend, is the a
     new Error('not a KvError'),
     passedOn('NOT_MASTER', true),
     passedOn('TIMEOUT', false),
+    passedOn('UNAVAILABLE', false),
     { status: 503, body: new RawJson(Buffer.from('not json')) },
     { status: 503, body: { error: 'NO_MASTER', mayHaveBeenApplied: false } },
     { status: 404, body: new RawJson(Buffer.from('{"error":"KEY_NOT_FOUND","mayHaveBeenApplied":false}')) },
@@ -124,6 +136,8 @@ test('a caller that goes away ends the wait at once', async () => {
 test('what is tried again, by code and outcome', () => {
   assert.equal(isRetriedRefusal(new KvError('NO_MASTER', 'm', NOT_APPLIED)), true);
   assert.equal(isRetriedRefusal(new KvError('NO_MASTER', 'm')), false, 'may have been applied by default');
-  assert.equal(isRetriedReply(passedOn('UNAVAILABLE', false)), true);
+  assert.equal(isRetriedRefusal(refusedConnection()), true);
+  assert.equal(isRetriedReply(passedOn('NO_MASTER', false)), true);
+  assert.equal(isRetriedReply(passedOn('UNAVAILABLE', false)), false);
   assert.equal(isRetriedReply({ status: 200, body: new RawJson(Buffer.from('{"error":"NO_MASTER","mayHaveBeenApplied":false}')) }), false);
 });
