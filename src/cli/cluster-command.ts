@@ -229,25 +229,26 @@ interface ClusterView {
 async function observe(client: KvClient, endpoints: readonly string[], groups: number): Promise<ClusterView> {
   const masters: (number | null)[] = new Array<number | null>(groups).fill(null);
   const up: number[] = [];
-  const routing: number[] = [];
+  const reports = new Map<number, readonly GroupReport[]>();
   // A node that exited is still asked: someone may have started it again by hand.
   await Promise.all(endpoints.map(async (endpoint, index) => {
     try {
       const status = await client.status(endpoint, { timeoutMs: 1_000 });
       up.push(index + 1);
       const reported = (status.groups as GroupReport[] | undefined) ?? [];
+      reports.set(index + 1, reported);
       for (const group of reported) {
         if (group.serving && group.group < groups) masters[group.group] = index + 1;
       }
-      const routes = (group: number): boolean => reported.some((report) => report.group === group &&
-        (report.serving || typeof report.master?.endpoint === 'string'));
-      if (Array.from({ length: groups }, (_, group) => group).every(routes)) routing.push(index + 1);
     } catch {
       // Not answering (yet): it counts as down in this round.
     }
   }));
   up.sort((a, b) => a - b);
-  routing.sort((a, b) => a - b);
+  // A node routes a group when it serves it, or names its serving master with an endpoint.
+  const routing = up.filter((nodeId) => masters.every((master, group) => master !== null &&
+    (reports.get(nodeId) ?? []).some((report) => report.group === group && (report.serving ||
+      (report.master?.nodeId === master && typeof report.master.endpoint === 'string')))));
   const summary = `nodes up ${up.length}/${endpoints.length} [${up.join(',')}] | ` +
     masters.map((master, group) => `g${group} master ${master ?? 'none'}`).join(' | ');
   return { up, routing, masters, summary };
@@ -257,7 +258,7 @@ async function observe(client: KvClient, endpoints: readonly string[], groups: n
 interface GroupReport {
   readonly group: number;
   readonly serving: boolean;
-  readonly master?: { readonly endpoint?: string | null } | null;
+  readonly master?: { readonly nodeId?: number; readonly endpoint?: string | null } | null;
 }
 
 async function checkPortFree(host: string, port: number): Promise<void> {

@@ -344,7 +344,8 @@ export class KvHttpServer {
   private async keyRequest(request: KeyRequest, countAs: (operation: KvOperation) => void): Promise<Reply> {
     const { key, method, url, signal } = request;
     const service = this.attached();
-    const headers = this.groupHeaders(service.groupOf(key));
+    const group = service.groupOf(key);
+    const headers = this.groupHeaders(group);
     // Each attempt has what is left of the caller's time (see untilAnswered).
     const forwardable = (body: string | undefined, isWrite: boolean, timeoutMs: number) =>
       (error: unknown): Promise<Reply> => this.forwardOrThrow(error, request, body, timeoutMs, isWrite, signal,
@@ -362,7 +363,7 @@ export class KvHttpServer {
         countAs('get');
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
-        return await this.untilAnswered(request, async (timeoutMs) => {
+        return await this.untilAnswered(request, group, async (timeoutMs) => {
           const early = stale ? undefined : forwardAtOnce(undefined, false, timeoutMs);
           if (early !== undefined) return await early;
           const record = await service.get(key, { stale, timeoutMs, signal })
@@ -380,8 +381,8 @@ export class KvHttpServer {
         checkQuery(url, []);
         const text = await request.readBody(undefined);
         const body = parsePutBody(text);
-        const session = sessionOfRequest(request.headers, service.groupOf(key));
-        return await this.untilAnswered(request, async (timeoutMs) => {
+        const session = sessionOfRequest(request.headers, group);
+        return await this.untilAnswered(request, group, async (timeoutMs) => {
           const early = forwardAtOnce(text, true, timeoutMs);
           if (early !== undefined) return await early;
           const written = await service.put(key, body.value, { version: body.version, timeoutMs, signal, session })
@@ -394,9 +395,9 @@ export class KvHttpServer {
         checkQuery(url, ['version']);
         const text = await request.readBody(MAX_DELETE_BODY_BYTES);
         const version = deleteVersion(url, text);
-        const session = sessionOfRequest(request.headers, service.groupOf(key));
+        const session = sessionOfRequest(request.headers, group);
         const forwardedBody = text.length === 0 ? undefined : text;
-        return await this.untilAnswered(request, async (timeoutMs) => {
+        return await this.untilAnswered(request, group, async (timeoutMs) => {
           const early = forwardAtOnce(forwardedBody, true, timeoutMs);
           if (early !== undefined) return await early;
           const deleted = await service.delete(key, { version, timeoutMs, signal, session })
@@ -415,23 +416,25 @@ export class KvHttpServer {
    * follows masters itself (KvClient) or was forwarded here is answered at once.
    */
   private async untilAnswered(
-    request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>,
+    request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
     attempt: (timeoutMs: number) => Promise<Reply>,
   ): Promise<Reply> {
-    return await this.waitingForMaster(request, attempt, isRetriedReply);
+    return await this.waitingForMaster(request, group, attempt, isRetriedReply);
   }
 
   /** untilAnswered for any answer: `isRefusal` names the answers that are refusals to try again. */
   private async waitingForMaster<T>(
-    request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>,
+    request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
     attempt: (timeoutMs: number) => Promise<T>, isRefusal: (answer: T) => boolean,
   ): Promise<T> {
     if (request.headers[FORWARDED_HEADER] !== undefined || request.headers[NO_FORWARD_HEADER] !== undefined) {
       return await attempt(Math.max(1, request.timeoutMs - (performance.now() - request.began)));
     }
+    const service = this.attached();
     return await untilMasterAnswers({
       began: request.began, timeoutMs: request.timeoutMs, signal: request.signal,
       onRetry: () => { this.requests.retriedForMaster++; },
+      hopeless: () => service.masterlessForMs(group) > service.masterLeaseMs,
     }, attempt, isRefusal);
   }
 
@@ -570,7 +573,7 @@ export class KvHttpServer {
       : [groupOf(rawGroup)];
     // Each group's part waits for its master like a key's request (master-wait.ts).
     const wait = { headers: request.headers, began, timeoutMs, signal: abort.signal };
-    const pages = await Promise.all(groups.map((group) => this.waitingForMaster(wait, async (remainingMs) => {
+    const pages = await Promise.all(groups.map((group) => this.waitingForMaster(wait, group, async (remainingMs) => {
       try {
         const page = await service.list(group, { ...options, timeoutMs: remainingMs });
         return {
@@ -585,7 +588,10 @@ export class KvHttpServer {
         }
         return await this.fetchPage(endpoint, url, group, remainingMs, abort.signal, request, certificateCaller);
       }
-    }, () => false)));
+    }, () => false))).finally(() => {
+      // One part's failure is the answer: the parts still waiting for their master stop.
+      abort.abort();
+    });
     const merged = pages.flatMap((page) => page.items).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const items = merged.slice(0, query.limit);
     const more = merged.length > query.limit || pages.some((page) => page.more);
@@ -643,7 +649,8 @@ export class KvHttpServer {
     response.once('close', () => { if (!response.writableFinished) abort.abort(); });
     const source = { method: request.method ?? 'POST', rawUrl: request.url ?? '/', headers: request.headers, overTransport: false };
     const wait = { headers: request.headers, began, timeoutMs, signal: abort.signal };
-    return await this.untilAnswered(wait, async (remainingMs) => {
+    const group = key === null ? Number(rawGroup) : service.groupOf(key);
+    return await this.untilAnswered(wait, group, async (remainingMs) => {
       const opened = await service.openSession(key === null ? { group: Number(rawGroup) } : { key },
         { ttlMs, timeoutMs: remainingMs, signal: abort.signal })
         .catch((error: unknown) => this.forwardOrThrow(error, source, text.length === 0 ? undefined : text,

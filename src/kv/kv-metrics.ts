@@ -75,7 +75,7 @@ export class KvRequestMetrics {
       out.sample('multipaxos_kv_request_duration_seconds_sum', { op }, histogram.sum);
       out.sample('multipaxos_kv_request_duration_seconds_count', { op }, histogram.count);
     }
-    out.family('multipaxos_kv_forwarded_total', 'counter', 'KV requests forwarded to the master of their group.');
+    out.family('multipaxos_kv_forwarded_total', 'counter', 'Forwards of KV requests to the master of their group (a request tried again forwards again).');
     out.sample('multipaxos_kv_forwarded_total', {}, this.forwarded);
     out.family('multipaxos_kv_forwarded_over_transport_total', 'counter',
       'KV requests forwarded to the master over the nodes\' own connection instead of HTTP.');

@@ -18,6 +18,7 @@ import { NOT_CHOSEN, PaxosError } from '../errors.js';
 import { PaxosNode } from '../node/paxos-node.js';
 import { NODE_DEFAULTS, type PaxosNodeOptions } from '../node/node-options.js';
 import { SILENT_LOGGER } from '../runtime/interfaces.js';
+import { DEFAULT_MASTER_OPTIONS } from '../runtime/master/master-manager.js';
 import type { MasterInfo } from '../runtime/master/master-state-machine.js';
 import { groupOfKey } from './key-hash.js';
 import {
@@ -152,6 +153,10 @@ export class KvService {
   /** Fences again where this node is master without a current fence (a fence that failed or timed out). */
   private readonly fenceWatch: ReturnType<typeof setInterval>;
   private readonly snapshotter: KvSnapshotter | undefined;
+  /** The groups' master lease (how long an election may take after a master is lost). */
+  readonly masterLeaseMs: number;
+  /** Per group: since when (performance.now()) this node has known no master; undefined while it knows one. */
+  private readonly masterlessSince: (number | undefined)[];
 
   private constructor(
     node: PaxosNode, machine: KvStateMachine, groups: number, options: KvServiceOptions,
@@ -169,6 +174,9 @@ export class KvService {
       tenure: undefined, current: undefined, pending: undefined, pendingTenure: undefined,
     }));
     this.defaultTimeoutMs = options.proposeTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.masterLeaseMs = options.masterLeaseMs ?? DEFAULT_MASTER_OPTIONS.leaseMs;
+    const now = performance.now();
+    this.masterlessSince = Array.from({ length: groups }, () => now);
     this.fenceWatch = setInterval(() => this.fenceWhereMaster(), FENCE_WATCH_MS);
     this.fenceWatch.unref();
   }
@@ -543,9 +551,22 @@ export class KvService {
     }
   }
 
+  /**
+   * How long this node has known no master of `group` (0 while it knows one): a plain request
+   * stops waiting for a master once this passes a lease (master-wait.ts), as no election is
+   * finishing where this node can see it (a minority side of a partition, a lost quorum).
+   */
+  masterlessForMs(group: number): number {
+    if (this.node.master(group) !== undefined) return 0;
+    const since = this.masterlessSince[group];
+    return since === undefined ? 0 : performance.now() - since;
+  }
+
   private onMasterChange(group: number, master: MasterInfo | undefined): void {
     const state = this.fences[group];
     if (state === undefined) return;
+    // Reported on every change, a lease running out included (master-manager.ts checkChange).
+    this.masterlessSince[group] = master === undefined ? performance.now() : undefined;
     // Master changes are reported as each bid executes, so a tenure that ended is always seen to end.
     this.endTenure(state);
     if (master?.nodeId !== this.nodeId) return;

@@ -8,25 +8,30 @@
  * Only refusals that certainly changed nothing are tried again (mayHaveBeenApplied false):
  * NO_MASTER and NOT_MASTER (a master not yet reachable, or one that had just lost its tenure when
  * the forward reached it), raised here or answered by the master a request was forwarded to; and
- * UNAVAILABLE when the forward could not connect (the master's process is gone: the next master
- * comes within a lease). So a retried write is applied at most once, and the answer stays honest:
+ * UNAVAILABLE when the forward found nothing listening at the master's address (its process is
+ * gone: the next master comes within a lease; a master whose host is lost or cut off is not this
+ * case, its forward ends in TIMEOUT). So a retried write is applied at most once, and the answer stays honest:
  * a later attempt that may have applied it says so. Everything else is the answer at once: a
  * TIMEOUT, OVERLOADED, a full disk here, a version conflict, a forward refused for a master that
  * went silent lately (so that callers do not each wait on it, see http-forward.ts) or refused for
  * good (credentials over plain HTTP).
  *
  * Requests that follow masters themselves (KvClient's NO_FORWARD_HEADER) and forwarded ones
- * (the forwarding node waits, not the master) are not held: they get the refusal at once.
+ * (the forwarding node waits, not the master) are not held: they get the refusal at once. Nor is
+ * a request whose group has been without a master here for longer than a lease (`hopeless`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvError } from './kv-error.js';
 import { RawJson, type Reply } from './http-reply.js';
 
-/** The first pause before trying again, doubled after each refusal up to the last. */
+/** The first pause before trying again, doubled after each refusal up to the last (each ±50%). */
 export const FIRST_PAUSE_MS = 20;
 export const LAST_PAUSE_MS = 250;
-/** Not worth trying again with less than this left: the last refusal is the answer. */
-export const MIN_ATTEMPT_MS = 50;
+/**
+ * Not worth trying again with less than this left after the pause: the last refusal is the answer.
+ * An attempt started with less would turn a clean refusal into a TIMEOUT that may have applied.
+ */
+export const MIN_ATTEMPT_MS = 200;
 
 const NO_REACHABLE_MASTER: ReadonlySet<string> = new Set(['NO_MASTER', 'NOT_MASTER']);
 
@@ -38,6 +43,12 @@ export interface MasterWait {
   readonly signal: AbortSignal | undefined;
   /** Called before each new attempt (counted in the metrics). */
   readonly onRetry: () => void;
+  /**
+   * True when waiting longer is pointless although the deadline allows it: the group has had no
+   * master here for longer than an election takes (a minority side of a partition, no quorum),
+   * so the refusal is answered at once, for a load balancer to try elsewhere.
+   */
+  readonly hopeless?: () => boolean;
 }
 
 /**
@@ -67,10 +78,12 @@ export async function untilMasterAnswers<T>(
 
 /** Pauses and says true when another attempt fits before the deadline; false (at once) when not. */
 async function pausedForAnother(wait: MasterWait, pauseMs: number): Promise<boolean> {
+  // Jittered, so that the requests held by one election do not all come back at once.
+  const pause = pauseMs * (0.5 + Math.random());
   const left = wait.timeoutMs - (performance.now() - wait.began);
-  if (left - pauseMs < MIN_ATTEMPT_MS || wait.signal?.aborted === true) return false;
+  if (left - pause < MIN_ATTEMPT_MS || wait.signal?.aborted === true || wait.hopeless?.() === true) return false;
   try {
-    await sleep(pauseMs, undefined, wait.signal === undefined ? undefined : { signal: wait.signal });
+    await sleep(pause, undefined, wait.signal === undefined ? undefined : { signal: wait.signal });
   } catch {
     return false; // the caller went away
   }
@@ -83,10 +96,13 @@ export function isRetriedRefusal(error: unknown): boolean {
   return NO_REACHABLE_MASTER.has(error.code) || (error.code === 'UNAVAILABLE' && isConnectionFailure(error.cause));
 }
 
-/** A system error of a socket (ECONNREFUSED, ECONNRESET, ...), as a forward that could not connect has. */
+/**
+ * The forward found nothing listening at the master's address: its process is gone, and the next
+ * master comes within a lease. Other socket errors are answered: a wrong address or protocol does
+ * not mend, and a connection broken after a write was sent may have applied it.
+ */
 function isConnectionFailure(cause: unknown): boolean {
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-  return cause instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code);
+  return cause instanceof Error && (cause as NodeJS.ErrnoException).code === 'ECONNREFUSED';
 }
 
 /** A master's refusal passed on as it answered a forwarded request (a 503 with the error's JSON). */
