@@ -74,6 +74,11 @@ test('the vote counter counts distinct nodes and resets', () => {
   assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [1, 2, 3]);
   votes.reset();
   assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [0, 0, 0]);
+  // A node heard twice with different answers (a duplicated request answered after a new promise)
+  // counts in both tallies, once in the replies.
+  votes.grant(2);
+  votes.reject(2);
+  assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [1, 1, 1]);
 });
 
 test('a halt discards pending records, messages, reads and execution but keeps proposal results', () => {
