@@ -54,6 +54,25 @@ test('the queue takes out the notification, keeps its order and its byte count r
   assert.equal(queue.byteLength, 12 + 13 + 14 + 5);
 });
 
+test('a removal across the end of the ring keeps every other entry in order', () => {
+  const queue = new OutboundQueue(16, 1_000_000);
+  for (let i = 0; i < 16; i++) queue.push(1, ask(1, i), 1, 0);
+  for (let i = 0; i < 10; i++) queue.shift();
+  // Entries 10..15 sit at the end of the ring; the next ones wrap to its start.
+  queue.push(0, ask(1, 100), 1, 0);
+  queue.push(2, chosen(6), 1, 0);
+  queue.push(0, ask(1, 101), 1, 0);
+  assert.equal(queue.removeChosenAnsweredBy(2, accept(7)), true);
+  queue.push(2, accept(7), 1, 0);
+  const kinds = Array.from({ length: queue.length }, (_, i) => {
+    const message = queue.messageAt(i) as PaxosMessage;
+    return `${queue.groupAt(i)}:${message.kind}:${message.instanceId}`;
+  });
+  assert.deepEqual(kinds, [10, 11, 12, 13, 14, 15].map((id) => `1:askForLearn:${id}`)
+    .concat(['0:askForLearn:100', '0:askForLearn:101', '2:accept:7']));
+  assert.equal(queue.byteLength, 9);
+});
+
 test('a notification too far back in a long queue is left alone (the look-back is bounded)', () => {
   const queue = new OutboundQueue(1000, 1_000_000);
   queue.push(0, chosen(6), 10, 0);
