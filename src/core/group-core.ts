@@ -158,12 +158,13 @@ export class GroupCore {
   /** The earliest clock reading at which `tick` has work to do. */
   nextTimerAt(): number | undefined {
     if (this.halted !== null) return undefined;
+    // Asked for every group at each turn that changed anything: no array of candidates.
     let at = this.learner.nextTimerAt();
-    const commitTimeoutAt = this.commit !== null && !this.isExecutingCommit() ? this.commit.timeoutAt : undefined;
-    const candidates = [this.proposer.nextTimerAt(), this.teacher.nextTimerAt(), commitTimeoutAt,
-      this.executeRetryAt ?? undefined, this.stallAt ?? undefined];
-    for (const candidate of candidates) if (candidate !== undefined && candidate < at) at = candidate;
-    return at;
+    if (this.commit !== null && !this.isExecutingCommit()) at = earlier(at, this.commit.timeoutAt);
+    at = earlier(at, this.proposer.nextTimerAt());
+    at = earlier(at, this.teacher.nextTimerAt());
+    at = earlier(at, this.executeRetryAt);
+    return earlier(at, this.stallAt);
   }
 
   /**
@@ -668,6 +669,10 @@ export class GroupCore {
     commit.instanceId = this.context.instanceId;
     this.proposer.newValue(commit.value);
   }
+}
+
+function earlier(at: number, candidate: number | null | undefined): number {
+  return candidate !== undefined && candidate !== null && candidate < at ? candidate : at;
 }
 
 /**

@@ -8,6 +8,10 @@ import { waitsForPersist } from './persist-order.js';
 import type { AcceptorRecord, ChosenValue, HaltReason, OutboundMessage, ProposalResult, Ready } from './ready.js';
 
 const NO_EXECUTIONS: readonly ChosenValue[] = Object.freeze([]);
+const NO_RECORDS: readonly AcceptorRecord[] = Object.freeze([]);
+const NO_MESSAGES: readonly OutboundMessage[] = Object.freeze([]);
+const NO_READS: readonly number[] = Object.freeze([]);
+const NO_RESULTS: readonly ProposalResult[] = Object.freeze([]);
 
 export class Outbox {
   private records: AcceptorRecord[] = [];
@@ -74,22 +78,23 @@ export class Outbox {
   }
 
   take(): Ready {
+    // An empty list is handed over as one shared frozen empty list, and the outbox keeps its own:
+    // most Readies use one or two of the lists, and a Ready is taken several times an instance.
+    // A list with entries is handed over and replaced, never shared with the next Ready.
     const ready: Ready = {
-      records: this.records,
+      records: this.records.length === 0 ? NO_RECORDS : this.records,
       mustSync: this.records.length > 0,
-      messages: this.messages,
-      reads: this.reads,
+      messages: this.messages.length === 0 ? NO_MESSAGES : this.messages,
+      reads: this.reads.length === 0 ? NO_READS : this.reads,
       execute: this.execute,
-      // A Ready without a run shares one frozen empty list: no allocation per Ready on the
-      // proposal path. A run's list is handed over and replaced, never shared with the next Ready.
       executeAfter: this.executeAfter.length === 0 ? NO_EXECUTIONS : this.executeAfter,
-      results: this.results,
+      results: this.results.length === 0 ? NO_RESULTS : this.results,
       halted: this.halted,
     };
-    this.records = [];
-    this.messages = [];
-    this.reads = [];
-    this.results = [];
+    if (this.records.length > 0) this.records = [];
+    if (this.messages.length > 0) this.messages = [];
+    if (this.reads.length > 0) this.reads = [];
+    if (this.results.length > 0) this.results = [];
     this.execute = null;
     if (this.executeAfter.length > 0) this.executeAfter = [];
     this.halted = null;

@@ -6,8 +6,9 @@
  * A ring of parallel arrays, so queuing a message allocates nothing once the ring has grown; the
  * ring grows by doubling up to the message bound, so an idle peer costs little.
  */
-import type { PaxosMessage } from '../core/messages.js';
+import type { AcceptMessage, PaxosMessage } from '../core/messages.js';
 import { ApplicationPayload } from './application-frame.js';
+import { chosenAnsweredByAccept } from './chosen-elision.js';
 
 /** A Paxos message, or an application's opaque frame going the same way. */
 export type Outbound = PaxosMessage | ApplicationPayload;
@@ -15,6 +16,8 @@ export type Outbound = PaxosMessage | ApplicationPayload;
 const INITIAL_CAPACITY = 16;
 /** The share of the queue's bounds application frames may take (the rest is the Paxos messages'). */
 const APPLICATION_SHARE = 4;
+/** How far back removeChosenAnsweredBy looks: a turn's messages to one peer, with room to spare. */
+const CHOSEN_LOOKBACK = 64;
 
 export class OutboundQueue {
   readonly maxMessages: number;
@@ -121,6 +124,25 @@ export class OutboundQueue {
     this.count--;
   }
 
+  /**
+   * An accept for `group` is about to be queued: take out the chosen notification it makes
+   * redundant, when one still waits here (see chosen-elision.ts). Looks back over the newest
+   * CHOSEN_LOOKBACK entries only, where the notification sits when the next instance starts in
+   * the same turn. Returns whether one was taken out.
+   */
+  removeChosenAnsweredBy(group: number, accept: AcceptMessage): boolean {
+    const oldest = Math.max(0, this.count - CHOSEN_LOOKBACK);
+    for (let i = this.count - 1; i >= oldest; i--) {
+      const slot = this.slot(i);
+      const queued = this.messages[slot];
+      if (this.groups[slot] !== group || queued === undefined || queued instanceof ApplicationPayload) continue;
+      if (!chosenAnsweredByAccept(queued, accept)) continue;
+      this.removeAt(i);
+      return true;
+    }
+    return false;
+  }
+
   /** Drop the entries queued before `time`; returns how many. */
   dropQueuedBefore(time: number): number {
     let dropped = 0;
@@ -136,6 +158,22 @@ export class OutboundQueue {
     const dropped = this.count;
     while (this.count > 0) this.shift();
     return dropped;
+  }
+
+  /** Take out the i-th oldest entry, a Paxos message: the newer ones move up one place. */
+  private removeAt(i: number): void {
+    const removed = this.slot(i);
+    this.bytes -= this.sizes[removed] as number;
+    for (let j = i; j < this.count - 1; j++) {
+      const to = this.slot(j);
+      const from = this.slot(j + 1);
+      this.groups[to] = this.groups[from] as number;
+      this.messages[to] = this.messages[from];
+      this.sizes[to] = this.sizes[from] as number;
+      this.times[to] = this.times[from] as number;
+    }
+    this.messages[this.slot(this.count - 1)] = undefined;
+    this.count--;
   }
 
   private slot(i: number): number {

@@ -336,6 +336,7 @@ export class TcpTransport implements Transport {
         { to, kind: message.kind, frameBytes: size, maxFrameBytes: this.options.maxFrameBytes });
       return;
     }
+    if (message.kind === 'accept' && peer.queue.removeChosenAnsweredBy(groupIndex, message)) this.counters.chosenElided++;
     const dropped = peer.queue.push(groupIndex, message, size, monotonicNow());
     if (dropped !== 0) this.onQueueOverflow(peer, dropped);
     this.scheduleFlush(peer);

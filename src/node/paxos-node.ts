@@ -213,9 +213,11 @@ export class PaxosNode {
       });
       // The cleaner, checkpoint transfers and storage recovery ride the node's one timer like a
       // group, so the simulator runs them too.
-      // Asked once per turn in which anything changed: one flat array, no spread of temporaries.
+      // Asked once per turn in which anything changed: one flat array, refilled in place (the timer
+      // walks it at once and keeps nothing), no spread of temporaries.
+      const timed: TimedGroup[] = [];
       const timer = new NodeTimer(timers, () => {
-        const timed: TimedGroup[] = [];
+        timed.length = 0;
         for (const group of groups) {
           timed.push(group.driver);
           if (group.masterManager !== undefined) timed.push(group.masterManager);

@@ -329,7 +329,8 @@ export class GroupDriver {
       if (this.stopped) return;
       ready.reads.forEach((instanceId, index) => this.core.onLogRead(instanceId, records[index]));
     }
-    if (!executeEarly) await this.executeInOrder(ready);
+    // Most Readies execute nothing (a follower's accept, a proposer's broadcast): no await for them.
+    if (!executeEarly && (ready.execute !== null || ready.executeAfter.length > 0)) await this.executeInOrder(ready);
     // Before the callers learn their outcome: their continuations run as soon as they are answered.
     if (ready.results.length > 0) this.batchCut.answering();
     for (const { token, outcome } of ready.results) this.settle(token, outcome);

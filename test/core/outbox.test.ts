@@ -74,6 +74,11 @@ test('the vote counter counts distinct nodes and resets', () => {
   assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [1, 2, 3]);
   votes.reset();
   assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [0, 0, 0]);
+  // A node heard twice with different answers (a duplicated request answered after a new promise)
+  // counts in both tallies, once in the replies.
+  votes.grant(2);
+  votes.reject(2);
+  assert.deepEqual([votes.grantedCount, votes.rejectedCount, votes.receivedCount], [1, 1, 1]);
 });
 
 test('a halt discards pending records, messages, reads and execution but keeps proposal results', () => {
@@ -92,4 +97,24 @@ test('a halt discards pending records, messages, reads and execution but keeps p
   assert.equal(ready.execute, null);
   assert.deepEqual(ready.results.map((result) => result.token), [9]);
   assert.equal(ready.halted?.code, 'GROUP_HALTED');
+});
+
+test('a Ready keeps its lists: what the outbox collects next goes into fresh ones, empty lists are frozen', () => {
+  const outbox = new Outbox();
+  outbox.persist(record(3, 'x'));
+  outbox.send(2, prepareMsg(1, 3, ballot(4, 1)));
+  const first = outbox.take();
+  outbox.persist(record(4, 'y'));
+  outbox.read(1);
+  outbox.result({ token: 9, outcome: { kind: 'timeout', mayBeChosen: true } });
+  const second = outbox.take();
+  assert.deepEqual(first.records.map((r) => r.instanceId), [3]);
+  assert.equal(first.messages.length, 1);
+  assert.deepEqual([first.reads, first.results], [[], []]);
+  assert.equal(Object.isFrozen(first.reads) && Object.isFrozen(first.results), true);
+  assert.deepEqual(second.records.map((r) => r.instanceId), [4]);
+  assert.deepEqual(second.reads, [1]);
+  assert.equal(second.results.length, 1);
+  assert.equal(second.messages.length, 0);
+  assert.equal(outbox.isEmpty(), true);
 });
