@@ -56,11 +56,12 @@ test('the queue takes out the notification, keeps its order and its byte count r
 
 test('a removal across the end of the ring keeps every other entry in order', () => {
   const queue = new OutboundQueue(16, 1_000_000);
-  for (let i = 0; i < 16; i++) queue.push(1, ask(1, i), 1, 0);
-  for (let i = 0; i < 10; i++) queue.shift();
-  // Entries 10..15 sit at the end of the ring; the next ones wrap to its start.
-  queue.push(0, ask(1, 100), 1, 0);
+  for (let i = 0; i < 15; i++) queue.push(1, ask(1, i), 1, 0);
+  for (let i = 0; i < 11; i++) queue.shift();
+  // Entries 11..14 sit in slots 11..14; the notification takes the ring's last slot (15) and the
+  // next entries wrap to its start (0, 1): taking it out moves them back across the end.
   queue.push(2, chosen(6), 1, 0);
+  queue.push(0, ask(1, 100), 1, 0);
   queue.push(0, ask(1, 101), 1, 0);
   assert.equal(queue.removeChosenAnsweredBy(2, accept(7)), true);
   queue.push(2, accept(7), 1, 0);
@@ -68,9 +69,17 @@ test('a removal across the end of the ring keeps every other entry in order', ()
     const message = queue.messageAt(i) as PaxosMessage;
     return `${queue.groupAt(i)}:${message.kind}:${message.instanceId}`;
   });
-  assert.deepEqual(kinds, [10, 11, 12, 13, 14, 15].map((id) => `1:askForLearn:${id}`)
+  assert.deepEqual(kinds, [11, 12, 13, 14].map((id) => `1:askForLearn:${id}`)
     .concat(['0:askForLearn:100', '0:askForLearn:101', '2:accept:7']));
-  assert.equal(queue.byteLength, 9);
+  assert.equal(queue.byteLength, 7);
+  // The ring keeps working past the wrap: everything leaves in order.
+  const left: string[] = [];
+  while (queue.length > 0) {
+    left.push((queue.messageAt(0) as PaxosMessage).kind);
+    queue.shift();
+  }
+  assert.deepEqual(left, ['askForLearn', 'askForLearn', 'askForLearn', 'askForLearn', 'askForLearn', 'askForLearn', 'accept']);
+  assert.equal(queue.byteLength, 0);
 });
 
 test('a notification too far back in a long queue is left alone (the look-back is bounded)', () => {
@@ -106,4 +115,19 @@ test('over real sockets: a notification and the next accept sent in one turn arr
   await waitFor(() => two.received.length === 6, 'the accept of 8 delivered');
   assert.deepEqual(two.received.slice(4).map(({ message }) => message.kind), ['chosen', 'accept']);
   assert.equal(one.stats().chosenElided - before.chosenElided, 1);
+});
+
+test('an accept too large for the peer\'s queue takes nothing out: the notification still goes', async (t) => {
+  const nodes = await startCluster([1, 2], { maxQueueBytes: 4_096 });
+  t.after(() => closeAll(nodes));
+  const [one, two] = nodes as [TestNode, TestNode];
+  one.transport.send(0, 2, ask(1, 0));
+  await waitFor(() => two.received.length === 1, 'connected');
+  const before = one.stats();
+  one.transport.send(0, 2, chosen(6));
+  // The accept's frame is above the queue's byte bound, so the transport refuses it.
+  one.transport.send(0, 2, { ...accept(7), value: new Uint8Array(8_192) });
+  await waitFor(() => two.received.length === 2, 'the notification delivered');
+  assert.equal(two.received[1]?.message.kind, 'chosen');
+  assert.equal(one.stats().chosenElided - before.chosenElided, 0);
 });
