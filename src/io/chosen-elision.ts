@@ -9,9 +9,10 @@
  * So when the accept for i + 1 is queued to a peer while `chosen(i)` with that same ballot still
  * waits in the peer's queue, the notification tells the peer nothing the accept will not: it is
  * taken out, and the accept, queued behind it, reaches the peer in the same write or a later one
- * (the queue drops its oldest messages first, so the accept never survives a drop the notification
- * would not have). Leaving it out is, at worst, one of the message losses Paxos tolerates and the
- * simulator injects; a peer that could not learn from the accept could not have learned from the
+ * (the queue drops its oldest messages first, so the accept is never dropped where the
+ * notification would have been kept; an accept too large for the queue takes nothing out).
+ * Leaving it out is, at worst, one of the message losses Paxos tolerates and the simulator
+ * injects; a peer that could not learn from the accept could not have learned from the
  * notification either. What it saves is a message per instance and peer to encode, frame, check
  * and dispatch: with several groups, each instance carries fewer values and this cost counts.
  */

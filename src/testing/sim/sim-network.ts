@@ -57,11 +57,21 @@ export class SimNetwork {
   private readonly receivers = new Map<number, (groupIndex: number, message: PaxosMessage) => void>();
   private readonly cutLinks = new Set<string>();
 
-  constructor(scheduler: SimScheduler, random: SeededRandom, faults: NetworkFaults, tap: MessageTap) {
+  /** Whether links leave out chosen notifications as the TCP transport does (see the header). */
+  private readonly elideChosen: boolean;
+
+  /**
+   * `elideChosen` false: every notification goes out as sent (the simulator does so in odd seeds,
+   * so that the runs keep checking both ways a peer learns: from the notification and from the
+   * next accept).
+   */
+  constructor(scheduler: SimScheduler, random: SeededRandom, faults: NetworkFaults, tap: MessageTap,
+    elideChosen = true) {
     this.scheduler = scheduler;
     this.random = random;
     this.faults = faults;
     this.tap = tap;
+    this.elideChosen = elideChosen;
   }
 
   /** The Transport a node's runtime uses; `accepts()` lets the node refuse sends (crashed, paused). */
@@ -85,11 +95,11 @@ export class SimNetwork {
       this.scheduler.after(0, () => this.deliver(groupIndex, to, message));
       return;
     }
-    if (message.kind === 'chosen') {
+    if (message.kind === 'chosen' && this.elideChosen) {
       this.hold({ groupIndex, to, message, elided: false });
       return;
     }
-    if (message.kind === 'accept') {
+    if (message.kind === 'accept' && this.held.length > 0) {
       for (const held of this.held) {
         if (held.elided || held.groupIndex !== groupIndex || held.to !== to) continue;
         if (!chosenAnsweredByAccept(held.message, message)) continue;
