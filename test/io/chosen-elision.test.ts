@@ -1,11 +1,12 @@
 // The transport leaves out a chosen notification when the accept of the next instance, queued to
 // the same peer behind it, tells the peer the same: the rule, the queue, and real sockets.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AcceptMessage, ChosenMessage, PaxosMessage } from '../../src/core/messages.js';
 import { chosenAnsweredByAccept } from '../../src/io/chosen-elision.js';
 import { OutboundQueue } from '../../src/io/outbound-queue.js';
 import { ApplicationPayload } from '../../src/io/application-frame.js';
+import type { TcpTransportOptions } from '../../src/io/tcp-transport-options.js';
 import { closeAll, startCluster, waitFor, ask, type TestNode } from './transport-fixtures.js';
 
 const B = { proposalId: 5, nodeId: 1 };
@@ -90,12 +91,20 @@ test('a notification too far back in a long queue is left alone (the look-back i
   assert.equal(queue.length, 65);
 });
 
-test('over real sockets: a notification and the next accept sent in one turn arrive as the accept alone', async (t) => {
-  const nodes = await startCluster([1, 2]);
+/** Nodes 1 and 2 over real sockets, node 2 having received one message from node 1 already. */
+async function connectedPair(
+  t: TestContext, overrides: Partial<TcpTransportOptions> = {},
+): Promise<[TestNode, TestNode]> {
+  const nodes = await startCluster([1, 2], overrides);
   t.after(() => closeAll(nodes));
   const [one, two] = nodes as [TestNode, TestNode];
   one.transport.send(0, 2, ask(1, 0));
   await waitFor(() => two.received.length === 1, 'connected');
+  return [one, two];
+}
+
+test('over real sockets: a notification and the next accept sent in one turn arrive as the accept alone', async (t) => {
+  const [one, two] = await connectedPair(t);
   const before = one.stats();
   // One turn: group 0 and group 1 each decide instance 6 and start 7; group 1's next accept names
   // another ballot (it does not answer the notification), so that notification must still go.
@@ -118,11 +127,7 @@ test('over real sockets: a notification and the next accept sent in one turn arr
 });
 
 test('an accept too large for the peer\'s queue takes nothing out: the notification still goes', async (t) => {
-  const nodes = await startCluster([1, 2], { maxQueueBytes: 4_096 });
-  t.after(() => closeAll(nodes));
-  const [one, two] = nodes as [TestNode, TestNode];
-  one.transport.send(0, 2, ask(1, 0));
-  await waitFor(() => two.received.length === 1, 'connected');
+  const [one, two] = await connectedPair(t, { maxQueueBytes: 4_096 });
   const before = one.stats();
   one.transport.send(0, 2, chosen(6));
   // The accept's frame is above the queue's byte bound, so the transport refuses it.
