@@ -274,6 +274,12 @@ export class TcpTransport implements Transport {
     return [peer.address.host, peer.connection.socket.remoteAddress ?? ''];
   }
 
+  /** The open connection to node `to` (undefined without one), for the application to compare. */
+  connectionOf(to: number): object | undefined {
+    const connection = this.peers.get(to)?.connection;
+    return connection !== null && connection !== undefined && connection.isOpen ? connection : undefined;
+  }
+
   /** Whether every peer was authenticated by a certificate naming its node id (mutual TLS). */
   get certifiedPeers(): boolean {
     return this.tls !== null;

@@ -8,10 +8,11 @@
  * Only refusals that certainly changed nothing are tried again (mayHaveBeenApplied false):
  * NO_MASTER and NOT_MASTER (a master not yet reachable, or one that had just lost its tenure when
  * the forward reached it), raised here or answered by the master a request was forwarded to; and
- * UNAVAILABLE when the forward found nothing listening at the master's address (its process is
- * gone: the next master comes within a lease; a master whose host is lost or cut off is not this
- * case, its forward ends in TIMEOUT). So a retried write is applied at most once, and the answer stays honest:
- * a later attempt that may have applied it says so. Everything else is the answer at once: a
+ * UNAVAILABLE when the forward found nothing listening at the master's address or lost its
+ * connection to it before a read's reply (its process is gone: the next master comes within a
+ * lease; a master whose host is lost or cut off is not this case, its forward ends in TIMEOUT).
+ * So a retried write is applied at most once, and the answer stays honest: a later attempt that
+ * may have applied it says so. Everything else is the answer at once: a
  * TIMEOUT, OVERLOADED, a full disk here, a version conflict, a forward refused for a master that
  * went silent lately (so that callers do not each wait on it, see http-forward.ts) or refused for
  * good (credentials over plain HTTP).
@@ -97,15 +98,22 @@ export function isRetriedRefusal(error: unknown): boolean {
 }
 
 /**
- * The forward found nothing listening at the master's address: its process is gone, and the next
- * master comes within a lease. Other socket errors are answered: a wrong address or protocol does
- * not mend, and a connection broken after a write was sent may have applied it.
+ * The forward found nothing listening at the master's address, or its connection to the master
+ * closed before the reply: the master's process is gone, and the next master comes within a lease
+ * (a write whose connection closed after it was sent may have been applied, and is never retried:
+ * only refusals with mayHaveBeenApplied false get here). Other socket errors are answered: a wrong
+ * address or protocol does not mend.
  */
 function isConnectionFailure(cause: unknown): boolean {
-  return cause instanceof Error && (cause as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET';
 }
 
-/** A master's refusal passed on as it answered a forwarded request (a 503 with the error's JSON). */
+/**
+ * A master's refusal passed on as it answered a forwarded request (a 503 with the error's JSON):
+ * NO_MASTER, NOT_MASTER, or UNAVAILABLE from a master still starting after a restart (every node
+ * would forward there, so waiting for the next master is the way out), each not applied.
+ */
 export function isRetriedReply(reply: Reply): boolean {
   if (reply.status !== 503 || !(reply.body instanceof RawJson)) return false;
   let body: unknown;
@@ -116,5 +124,6 @@ export function isRetriedReply(reply: Reply): boolean {
   }
   if (typeof body !== 'object' || body === null) return false;
   const { error, mayHaveBeenApplied } = body as { error?: unknown; mayHaveBeenApplied?: unknown };
-  return typeof error === 'string' && NO_REACHABLE_MASTER.has(error) && mayHaveBeenApplied === false;
+  return typeof error === 'string' && (NO_REACHABLE_MASTER.has(error) || error === 'UNAVAILABLE') &&
+    mayHaveBeenApplied === false;
 }

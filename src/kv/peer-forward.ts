@@ -31,6 +31,8 @@ import { KvError } from './kv-error.js';
 const MAX_PENDING = 16_384;
 /** How often an unproven peer is asked whether it speaks this protocol. */
 const HELLO_EVERY_MS = 1_000;
+/** How often requests are checked for a connection to their master that went down. */
+export const CONNECTION_CHECK_MS = 250;
 /** Requests served for one peer at once; beyond it, OVERLOADED (not applied). */
 export const MAX_SERVING_PER_PEER = 4_096;
 /**
@@ -66,6 +68,8 @@ export interface PeerForwardCounters {
   served: number;
   /** Replies the transport would not take (the connection went down): the asker times out. */
   unsent: number;
+  /** Requests failed because the connection to their master went down before the reply. */
+  connectionLost: number;
   /** Requests refused with OVERLOADED: too many served for their peer at once. */
   overloaded: number;
   /**
@@ -84,6 +88,8 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
   readonly onAbort: (() => void) | undefined;
   readonly signal: AbortSignal | undefined;
+  /** The connection it was sent on (ApplicationChannel.connectionOf). */
+  readonly connection: object | undefined;
 }
 
 export type PeerForwardRequest = Omit<ForwardedRequest, 'id'> & {
@@ -93,12 +99,19 @@ export type PeerForwardRequest = Omit<ForwardedRequest, 'id'> & {
 
 export class PeerForwarder {
   readonly counters: PeerForwardCounters = {
-    sent: 0, answered: 0, timedOut: 0, malformed: 0, unexpected: 0, served: 0, unsent: 0, overloaded: 0, replaced: 0,
+    sent: 0, answered: 0, timedOut: 0, malformed: 0, unexpected: 0, served: 0, unsent: 0, connectionLost: 0,
+    overloaded: 0, replaced: 0,
   };
+  /** Runs while requests wait: fails those whose master's connection went down (see forward). */
+  private connectionCheck: NodeJS.Timeout | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  /** Peers that answered a hello since their last timeout. */
-  private readonly provenPeers = new Set<number>();
+  /**
+   * Peers that answered a hello since their last timeout, with the connection they answered on: a
+   * new connection may be to a restarted process (not yet serving these frames, or an older
+   * version), which must answer a hello again before it is sent requests.
+   */
+  private readonly provenPeers = new Map<number, object>();
   private readonly helloSentAt = new Map<number, number>();
   private closed = false;
   /** Requests being served, by the peer that asked. */
@@ -117,13 +130,17 @@ export class PeerForwarder {
    * has not shown it speaks this protocol, its connection is down, or too many requests wait.
    * Without a reply within `waitMs` it fails with TIMEOUT (`request.timeoutMs`, what the master
    * is given, should be a little less, so that its own answer comes first). It resolves undefined
-   * when the master's reply to a read was too large for a frame: ask again over HTTP.
+   * when the master's reply to a read was too large for a frame: ask again over HTTP. When the
+   * connection to the master goes down before the reply (its process died), it fails within
+   * CONNECTION_CHECK_MS with UNAVAILABLE: maybe applied for a write (it was sent), not for a read,
+   * whose caller may ask again (master-wait.ts), rather than waiting out the deadline.
    */
   forward(
     to: number, request: PeerForwardRequest, waitMs: number = request.timeoutMs,
   ): Promise<PeerReply | undefined> | undefined {
     if (this.closed) return undefined;
-    if (!this.provenPeers.has(to)) {
+    if (!this.proven(to)) {
+      this.provenPeers.delete(to);
       this.hello(to);
       return undefined;
     }
@@ -137,6 +154,7 @@ export class PeerForwarder {
       // A field too long for its length prefix: nothing was sent, HTTP carries it.
       return undefined;
     }
+    const connection = this.channel.connectionOf(to);
     if (!this.channel.send(to, frame)) return undefined;
     this.counters.sent++;
     return new Promise<PeerReply | undefined>((resolve, reject) => {
@@ -154,22 +172,56 @@ export class PeerForwarder {
         reject(new KvError('ABORTED', 'the client went away', { mayHaveBeenApplied: isWrite }));
       };
       if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(id, { to, isWrite, resolve, reject, timer, onAbort, signal });
+      this.pending.set(id, { to, isWrite, resolve, reject, timer, onAbort, signal, connection });
+      this.checkConnections();
     });
   }
 
-  /** Whether `peer` has shown it speaks this protocol (requests to it go over the transport). */
+  /** Whether `peer` has shown, on its current connection, that it speaks this protocol (requests go over it). */
   proven(peer: number): boolean {
-    return this.provenPeers.has(peer);
+    const connection = this.provenPeers.get(peer);
+    return connection !== undefined && connection === this.channel.connectionOf(peer);
   }
 
   /** Every waiting request fails (UNAVAILABLE, maybe applied for writes: they were sent). */
   close(): void {
     this.closed = true;
+    clearInterval(this.connectionCheck);
+    this.connectionCheck = undefined;
     for (const id of [...this.pending.keys()]) {
       const waiting = this.settle(id);
       waiting?.reject(new KvError('UNAVAILABLE', 'the node is stopping'));
     }
+  }
+
+  private markProven(peer: number): void {
+    const connection = this.channel.connectionOf(peer);
+    if (connection === undefined) this.provenPeers.delete(peer);
+    else this.provenPeers.set(peer, connection);
+  }
+
+  /** Keeps the connection check running while requests wait, and only then. */
+  private checkConnections(): void {
+    if (this.connectionCheck !== undefined) return;
+    this.connectionCheck = setInterval(() => {
+      if (this.pending.size === 0) {
+        clearInterval(this.connectionCheck);
+        this.connectionCheck = undefined;
+        return;
+      }
+      for (const [id, waiting] of this.pending) {
+        // Not the connection it was sent on any more: the transport may deliver the frame again
+        // after a reconnect, but a master that died will not answer it; the caller hears now.
+        if (waiting.connection !== undefined && this.channel.connectionOf(waiting.to) === waiting.connection) continue;
+        this.settle(id);
+        this.counters.connectionLost++;
+        const cause = Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' });
+        waiting.reject(new KvError('UNAVAILABLE', `the connection to the master (node ${waiting.to}) closed before ` +
+          `its reply${waiting.isWrite ? '; the write may have been applied' : ''}`,
+        { mayHaveBeenApplied: waiting.isWrite, cause }));
+      }
+    }, CONNECTION_CHECK_MS);
+    this.connectionCheck.unref();
   }
 
   private hello(to: number): void {
@@ -258,10 +310,10 @@ export class PeerForwarder {
       case FORWARD_HELLO:
         this.channel.send(from, encodeForwardSignal(FORWARD_HELLO_ACK, 0));
         // It speaks the protocol too: no need to ask it back.
-        this.provenPeers.add(from);
+        this.markProven(from);
         return;
       case FORWARD_HELLO_ACK:
-        this.provenPeers.add(from);
+        this.markProven(from);
         return;
     }
   }

@@ -24,6 +24,11 @@ export interface ApplicationChannel {
    * address); empty without an open connection. Without mutual TLS a secret goes only to loopback.
    */
   peerHosts(to: number): readonly string[];
+  /**
+   * The open connection to `to`, as a token to compare (undefined without one): another token
+   * means another connection since, perhaps to a restarted process that never saw what went before.
+   */
+  connectionOf(to: number): object | undefined;
   /** Peers are authenticated by certificates that name their node ids (mutual TLS). */
   readonly certifiedPeers: boolean;
 }
@@ -61,6 +66,7 @@ export async function openTcpTransport(options: ResolvedNodeOptions, random: Ran
       send: (to, body) => transport.sendApplication(to, body),
       onReceive: (handler) => transport.onApplication(handler),
       peerHosts: (to) => transport.peerHosts(to),
+      connectionOf: (to) => transport.connectionOf(to),
       certifiedPeers: transport.certifiedPeers,
     },
     close: () => transport.close(),

@@ -8,17 +8,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApplicationChannel } from '../../src/node/node-transport.js';
 import { KvError } from '../../src/kv/kv-error.js';
 import {
-  MAX_REPLY_BODY_BYTES, MAX_SERVING_PER_PEER, PeerForwarder, type ForwardedRequestServer,
+  CONNECTION_CHECK_MS, MAX_REPLY_BODY_BYTES, MAX_SERVING_PER_PEER, PeerForwarder, type ForwardedRequestServer,
 } from '../../src/kv/peer-forward.js';
+import { isRetriedRefusal } from '../../src/kv/master-wait.js';
 import { encodeForwardReply, encodeForwardRequest } from '../../src/kv/peer-forward-codec.js';
 
 /** Channels of nodes 1 and 2 wired to each other; delivery is asynchronous, like a socket's. */
-function channelPair(): { one: ApplicationChannel & { up: boolean }; two: ApplicationChannel & { up: boolean } } {
+type TestChannel = ApplicationChannel & { up: boolean; connection: object };
+
+/** `connection`: the current connection's token; replace it to stand for a reconnect. */
+function channelPair(): { one: TestChannel; two: TestChannel } {
   const handlers = new Map<number, (from: number, body: Uint8Array) => void>();
-  const make = (self: number, peer: number): ApplicationChannel & { up: boolean } => ({
+  const make = (self: number, peer: number): TestChannel => ({
     up: true,
+    connection: {},
     certifiedPeers: false,
     peerHosts: () => ['127.0.0.1'],
+    connectionOf(to) {
+      return this.up && to === peer ? this.connection : undefined;
+    },
     send(to, body) {
       if (!this.up || to !== peer) return false;
       const copy = Buffer.from(body);
@@ -216,4 +224,43 @@ test('after close, a request that arrives is not served', async () => {
   await sleep(20);
   assert.equal(served, 0);
   assert.equal(master.counters.served, 0);
+});
+
+test('the connection to the master goes down before the reply: UNAVAILABLE at once, a write maybe applied', async () => {
+  const { one, two } = channelPair();
+  const asker = new PeerForwarder(one, echo);
+  const silent = new PeerForwarder(two, () => new Promise(() => {}));
+  await proven(asker, 2);
+  const forwardBoth = (): [Promise<unknown>, Promise<unknown>] => [
+    asker.forward(2, { timeoutMs: 10_000, method: 'PUT', path: '/v1/kv/k', isWrite: true }) as Promise<unknown>,
+    asker.forward(2, { timeoutMs: 10_000, method: 'GET', path: '/v1/kv/k', isWrite: false }) as Promise<unknown>,
+  ];
+  const lost = async ([write, read]: [Promise<unknown>, Promise<unknown>]): Promise<void> => {
+    const began = performance.now();
+    await assert.rejects(write, (error: unknown) => error instanceof KvError && error.code === 'UNAVAILABLE' &&
+      error.mayHaveBeenApplied);
+    // A read changed nothing: the plain request it came from may try again (master-wait.ts).
+    await assert.rejects(read, (error: unknown) => error instanceof KvError && error.code === 'UNAVAILABLE' &&
+      !error.mayHaveBeenApplied && isRetriedRefusal(error));
+    assert.ok(performance.now() - began < CONNECTION_CHECK_MS * 4, 'not held to the deadline');
+  };
+  // The master's process died: no connection.
+  let waiting = forwardBoth();
+  await sleep(CONNECTION_CHECK_MS * 2);
+  one.up = false;
+  await lost(waiting);
+  assert.equal(asker.counters.connectionLost, 2);
+  one.up = true;
+  // It restarted at once: a new connection, to a process that never saw the requests. They fail
+  // the same way, and the peer must answer a hello on the new connection before it is asked again.
+  assert.equal(asker.proven(2), true);
+  waiting = forwardBoth();
+  await sleep(CONNECTION_CHECK_MS * 2);
+  one.connection = {};
+  assert.equal(asker.proven(2), false, 'proven on the old connection only');
+  await lost(waiting);
+  assert.equal(asker.counters.connectionLost, 4);
+  await proven(asker, 2);
+  asker.close();
+  silent.close();
 });
