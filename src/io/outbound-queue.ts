@@ -143,6 +143,20 @@ export class OutboundQueue {
     return false;
   }
 
+  /** Drop every queued application frame, keeping the other entries in order; returns how many. */
+  dropApplication(): number {
+    let dropped = 0;
+    for (let i = this.count - 1; i >= 0 && this.applicationCount > 0; i--) {
+      const slot = this.slot(i);
+      if (!(this.messages[slot] instanceof ApplicationPayload)) continue;
+      this.applicationCount--;
+      this.applicationBytes -= this.sizes[slot] as number;
+      this.removeAt(i);
+      dropped++;
+    }
+    return dropped;
+  }
+
   /** Drop the entries queued before `time`; returns how many. */
   dropQueuedBefore(time: number): number {
     let dropped = 0;

@@ -47,6 +47,8 @@ export function monotonicNow(): number {
 }
 
 export class PeerConnection {
+  /** Stands for this connection to the application (TcpTransport.connectionOf), and does nothing. */
+  readonly token: object = Object.freeze({});
   readonly socket: Socket;
   readonly role: ConnectionRole;
   readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME_BYTES);

@@ -274,10 +274,10 @@ export class TcpTransport implements Transport {
     return [peer.address.host, peer.connection.socket.remoteAddress ?? ''];
   }
 
-  /** The open connection to node `to` (undefined without one), for the application to compare. */
+  /** A token of the open connection to node `to` (undefined without one), for the application to compare. */
   connectionOf(to: number): object | undefined {
     const connection = this.peers.get(to)?.connection;
-    return connection !== null && connection !== undefined && connection.isOpen ? connection : undefined;
+    return connection !== null && connection !== undefined && connection.isOpen ? connection.token : undefined;
   }
 
   /** Whether every peer was authenticated by a certificate naming its node id (mutual TLS). */
@@ -693,6 +693,7 @@ export class TcpTransport implements Transport {
   /** The peer's current connection is gone, closed by either side. */
   private lost(peer: Peer, connection: PeerConnection): void {
     peer.connection = null;
+    this.dropApplicationFrames(peer);
     const now = monotonicNow();
     if (connection.openedAt >= 0 &&
       now - connection.openedAt >= STABLE_CONNECTION_FACTOR * this.options.reconnectMaxMs) peer.attempt = 0;
@@ -974,11 +975,20 @@ export class TcpTransport implements Transport {
   }
 
   /**
+   * Application frames are for the connection they were queued on: its asker fails them when that
+   * connection goes (see kv/peer-forward.ts), so none may reach the peer later on another one.
+   */
+  private dropApplicationFrames(peer: Peer): void {
+    this.counters.applicationFramesDropped += peer.queue.dropApplication();
+  }
+
+  /**
    * A peer's new connection replaced its old one. Once is a restart or a half-open connection; again
    * and again is two processes claiming the same node id, each replacing the other's connection.
    */
   private replaced(peer: Peer, previous: PeerConnection): void {
     this.counters.connectionsReplaced++;
+    this.dropApplicationFrames(peer);
     previous.close('replaced by a newer connection from the same peer');
     const now = monotonicNow();
     if (peer.replacedCount === 0 || now - peer.replacedSince >= REPLACEMENT_WINDOW_MS) {

@@ -18,6 +18,11 @@ export class TransportCounters {
   applicationFramesReceived = 0;
   /** Application frames received with no handler registered (dropped). */
   applicationFramesUnhandled = 0;
+  /**
+   * Application frames still queued when their connection closed or was replaced, dropped: they were
+   * meant for that connection's process (a forwarded request its asker has since failed).
+   */
+  applicationFramesDropped = 0;
 
   connectionsAccepted = 0;
   /** Outgoing connections that reached the peer (TCP connected). */

@@ -9,7 +9,7 @@
  * NO_MASTER and NOT_MASTER (a master not yet reachable, or one that had just lost its tenure when
  * the forward reached it), raised here or answered by the master a request was forwarded to; and
  * UNAVAILABLE when the forward found nothing listening at the master's address or lost its
- * connection to it before a read's reply (its process is gone: the next master comes within a
+ * transport connection to it before a read's reply (its process is gone: the next master comes within a
  * lease; a master whose host is lost or cut off is not this case, its forward ends in TIMEOUT).
  * So a retried write is applied at most once, and the answer stays honest: a later attempt that
  * may have applied it says so. Everything else is the answer at once: a
@@ -24,6 +24,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvError } from './kv-error.js';
 import { RawJson, type Reply } from './http-reply.js';
+import { PEER_CONNECTION_LOST } from './peer-forward.js';
 
 /** The first pause before trying again, doubled after each refusal up to the last (each ±50%). */
 export const FIRST_PAUSE_MS = 20;
@@ -106,7 +107,7 @@ export function isRetriedRefusal(error: unknown): boolean {
  */
 function isConnectionFailure(cause: unknown): boolean {
   const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
-  return code === 'ECONNREFUSED' || code === 'ECONNRESET';
+  return code === 'ECONNREFUSED' || code === PEER_CONNECTION_LOST;
 }
 
 /**

@@ -33,6 +33,8 @@ const MAX_PENDING = 16_384;
 const HELLO_EVERY_MS = 1_000;
 /** How often requests are checked for a connection to their master that went down. */
 export const CONNECTION_CHECK_MS = 250;
+/** The code of the cause of a request failed because its connection to the master went. */
+export const PEER_CONNECTION_LOST = 'ERR_PEER_CONNECTION_LOST';
 /** Requests served for one peer at once; beyond it, OVERLOADED (not applied). */
 export const MAX_SERVING_PER_PEER = 4_096;
 /**
@@ -132,8 +134,9 @@ export class PeerForwarder {
    * is given, should be a little less, so that its own answer comes first). It resolves undefined
    * when the master's reply to a read was too large for a frame: ask again over HTTP. When the
    * connection to the master goes down before the reply (its process died), it fails within
-   * CONNECTION_CHECK_MS with UNAVAILABLE: maybe applied for a write (it was sent), not for a read,
-   * whose caller may ask again (master-wait.ts), rather than waiting out the deadline.
+   * CONNECTION_CHECK_MS with UNAVAILABLE: maybe applied for a write (it may have been written before
+   * the connection went), not for a read, whose caller may ask again (master-wait.ts), rather than
+   * waiting out the deadline. A frame still queued then is dropped by the transport, not sent later.
    */
   forward(
     to: number, request: PeerForwardRequest, waitMs: number = request.timeoutMs,
@@ -210,12 +213,12 @@ export class PeerForwarder {
         return;
       }
       for (const [id, waiting] of this.pending) {
-        // Not the connection it was sent on any more: the transport may deliver the frame again
-        // after a reconnect, but a master that died will not answer it; the caller hears now.
+        // Not the connection it was sent on any more: a master that died will not answer, and the
+        // transport drops a frame still queued for that connection (it never reaches the next one).
         if (waiting.connection !== undefined && this.channel.connectionOf(waiting.to) === waiting.connection) continue;
         this.settle(id);
         this.counters.connectionLost++;
-        const cause = Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' });
+        const cause = Object.assign(new Error('the connection closed'), { code: PEER_CONNECTION_LOST });
         waiting.reject(new KvError('UNAVAILABLE', `the connection to the master (node ${waiting.to}) closed before ` +
           `its reply${waiting.isWrite ? '; the write may have been applied' : ''}`,
         { mayHaveBeenApplied: waiting.isWrite, cause }));

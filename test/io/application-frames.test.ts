@@ -118,3 +118,37 @@ test('many application frames at once: the ones beyond their share are refused, 
   await waitFor(() => got.length === 4 && two?.received.length === 1, 'the frames and the Paxos message');
   assert.equal(one?.stats().droppedQueueFull, 0);
 });
+
+test('dropping the application frames keeps every other entry, in order, and the counts right', () => {
+  const queue = new OutboundQueue(16, 1_000_000);
+  queue.push(0, ask(1, 1), 10, 0);
+  assert.equal(queue.pushApplication(new ApplicationPayload(Buffer.from('a')), 7, 0), true);
+  queue.push(1, ask(1, 2), 10, 0);
+  assert.equal(queue.pushApplication(new ApplicationPayload(Buffer.from('b')), 7, 0), true);
+  queue.push(0, ask(1, 3), 10, 0);
+  assert.equal(queue.dropApplication(), 2);
+  const left = Array.from({ length: queue.length },
+    (_, i) => `${queue.groupAt(i)}:${(queue.messageAt(i) as { instanceId: number }).instanceId}`);
+  assert.deepEqual(left, ['0:1', '1:2', '0:3']);
+  assert.deepEqual([queue.byteLength, queue.applicationLength, queue.applicationByteLength], [30, 0, 0]);
+  assert.equal(queue.dropApplication(), 0);
+});
+
+test('connectionOf: one token while a connection lasts, another after a reconnect, none while down', async () => {
+  const [one, two] = await startCluster([1, 2]);
+  running.push(one as TestNode, two as TestNode);
+  const first = one?.transport.connectionOf(2);
+  assert.notEqual(first, undefined);
+  one?.transport.send(0, 2, ask(1, 1));
+  await waitFor(() => (two?.received.length ?? 0) === 1, 'a message delivered');
+  assert.equal(one?.transport.connectionOf(2), first, 'the same connection, the same token');
+  assert.equal(one?.transport.connectionOf(9), undefined, 'no such peer');
+  // Cut it from node 2's side: node 1 sees it go, then the pair connects again.
+  type Peers = Map<number, { connection: { socket: { destroy(): void } } | null }>;
+  const peers = (two?.transport as unknown as { peers: Peers }).peers;
+  peers.get(1)?.connection?.socket.destroy();
+  await waitFor(() => one?.transport.connectionOf(2) !== first, 'the old connection gone');
+  await waitFor(() => one?.transport.connectionOf(2) !== undefined, 'connected again', 10_000);
+  assert.notEqual(one?.transport.connectionOf(2), first);
+  assert.ok(Object.isFrozen(one?.transport.connectionOf(2)), 'a token, not the connection');
+});

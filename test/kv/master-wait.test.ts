@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvError, NOT_APPLIED } from '../../src/kv/kv-error.js';
 import { RawJson, type Reply } from '../../src/kv/http-reply.js';
+import { PEER_CONNECTION_LOST } from '../../src/kv/peer-forward.js';
 import {
   FIRST_PAUSE_MS, isRetriedRefusal, isRetriedReply, LAST_PAUSE_MS, MIN_ATTEMPT_MS, untilMasterAnswers, type MasterWait,
 } from '../../src/kv/master-wait.js';
@@ -74,6 +75,14 @@ test('anything that may have been applied, or that waiting cannot mend, is the a
     new KvError('UNAVAILABLE', 'the master did not answer lately; not forwarding to it for now', NOT_APPLIED),
     new KvError('UNAVAILABLE', 'not forwarding over plain HTTP (credentials)', NOT_APPLIED),
     new KvError('UNAVAILABLE', 'the node is starting', NOT_APPLIED),
+    // A connection reset on an HTTP forward may be a wrong protocol (HTTP to an HTTPS port): answered.
+    new KvError('UNAVAILABLE', 'socket hang up', {
+      mayHaveBeenApplied: false, cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+    }),
+    // A write whose transport connection to the master went may have been applied: never retried.
+    new KvError('UNAVAILABLE', 'the connection to the master closed before its reply', {
+      mayHaveBeenApplied: true, cause: Object.assign(new Error('closed'), { code: PEER_CONNECTION_LOST }),
+    }),
     // Only a refused connection (nothing listening) is tried again: a wrong host does not mend.
     new KvError('UNAVAILABLE', 'getaddrinfo ENOTFOUND', {
       mayHaveBeenApplied: false, cause: Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }),
@@ -167,6 +176,10 @@ test('what is tried again, by code and outcome', () => {
   assert.equal(isRetriedRefusal(new KvError('NO_MASTER', 'm', NOT_APPLIED)), true);
   assert.equal(isRetriedRefusal(new KvError('NO_MASTER', 'm')), false, 'may have been applied by default');
   assert.equal(isRetriedRefusal(refusedConnection()), true);
+  // A read whose transport connection to the master went (peer-forward.ts): asked again.
+  assert.equal(isRetriedRefusal(new KvError('UNAVAILABLE', 'the connection to the master closed', {
+    mayHaveBeenApplied: false, cause: Object.assign(new Error('closed'), { code: PEER_CONNECTION_LOST }),
+  })), true);
   assert.equal(isRetriedReply(passedOn('NO_MASTER', false)), true);
   // The master restarted and is still starting: every node forwards there, so wait for the next.
   assert.equal(isRetriedReply(passedOn('UNAVAILABLE', false)), true);
