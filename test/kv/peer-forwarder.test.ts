@@ -242,7 +242,8 @@ test('the connection to the master goes down before the reply: UNAVAILABLE at on
     // A read changed nothing: the plain request it came from may try again (master-wait.ts).
     await assert.rejects(read, (error: unknown) => error instanceof KvError && error.code === 'UNAVAILABLE' &&
       !error.mayHaveBeenApplied && isRetriedRefusal(error));
-    assert.ok(performance.now() - began < CONNECTION_CHECK_MS * 4, 'not held to the deadline');
+    // Within a check or two (with room for a loaded machine), far from the 10 s deadline.
+    assert.ok(performance.now() - began < CONNECTION_CHECK_MS * 8, 'not held to the deadline');
   };
   // The master's process died: no connection.
   let waiting = forwardBoth();
