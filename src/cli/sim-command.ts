@@ -121,8 +121,7 @@ function printSummary(summary: SimSummary, canary: string | undefined, json: boo
   console.log(`${summary.seeds} seeds${label}: ${summary.failures} failed; ${summary.instancesChosen} instances chosen, ` +
     `${summary.crashes} crashes (${summary.crashesDuringWrite} mid-write), ${summary.partitions} partitions, ` +
     `${summary.pauses} pauses, ${summary.messages} messages (${summary.messagesLost} lost, ` +
-    `${summary.messagesDuplicated} duplicated, ${summary.chosenElided} chosen notifications left out for the next ` +
-    `accept); ${summary.simulatedSeconds} simulated s in ${summary.wallSeconds} s ` +
+    `${summary.messagesDuplicated} duplicated); ${summary.simulatedSeconds} simulated s in ${summary.wallSeconds} s ` +
     `(${summary.seedsPerSecond} seeds/s, ${summary.instancesPerSecond} instances/s)`);
   if (summary.checkpointSeeds > 0) {
     console.log(`checkpoints in ${summary.checkpointSeeds} seeds: ${summary.snapshotsSaved} snapshots saved, ` +

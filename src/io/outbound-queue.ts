@@ -6,9 +6,8 @@
  * A ring of parallel arrays, so queuing a message allocates nothing once the ring has grown; the
  * ring grows by doubling up to the message bound, so an idle peer costs little.
  */
-import type { AcceptMessage, PaxosMessage } from '../core/messages.js';
+import type { PaxosMessage } from '../core/messages.js';
 import { ApplicationPayload } from './application-frame.js';
-import { chosenAnsweredByAccept } from './chosen-elision.js';
 
 /** A Paxos message, or an application's opaque frame going the same way. */
 export type Outbound = PaxosMessage | ApplicationPayload;
@@ -16,8 +15,6 @@ export type Outbound = PaxosMessage | ApplicationPayload;
 const INITIAL_CAPACITY = 16;
 /** The share of the queue's bounds application frames may take (the rest is the Paxos messages'). */
 const APPLICATION_SHARE = 4;
-/** How far back removeChosenAnsweredBy looks: a turn's messages to one peer, with room to spare. */
-const CHOSEN_LOOKBACK = 64;
 
 export class OutboundQueue {
   readonly maxMessages: number;
@@ -124,25 +121,6 @@ export class OutboundQueue {
     this.count--;
   }
 
-  /**
-   * An accept for `group` is about to be queued: take out the chosen notification it makes
-   * redundant, when one still waits here (see chosen-elision.ts). Looks back over the newest
-   * CHOSEN_LOOKBACK entries only, where the notification sits when the next instance starts in
-   * the same turn. Returns whether one was taken out.
-   */
-  removeChosenAnsweredBy(group: number, accept: AcceptMessage): boolean {
-    const oldest = Math.max(0, this.count - CHOSEN_LOOKBACK);
-    for (let i = this.count - 1; i >= oldest; i--) {
-      const slot = this.slot(i);
-      const queued = this.messages[slot];
-      if (this.groups[slot] !== group || queued === undefined || queued instanceof ApplicationPayload) continue;
-      if (!chosenAnsweredByAccept(queued, accept)) continue;
-      this.removeAt(i);
-      return true;
-    }
-    return false;
-  }
-
   /** Drop every queued application frame, keeping the other entries in order; returns how many. */
   dropApplication(): number {
     let dropped = 0;
@@ -174,7 +152,7 @@ export class OutboundQueue {
     return dropped;
   }
 
-  /** Take out the i-th oldest entry, a Paxos message: the newer ones move up one place. */
+  /** Take out the i-th oldest entry (its caller fixes the application counts): the newer ones move up one place. */
   private removeAt(i: number): void {
     const removed = this.slot(i);
     this.bytes -= this.sizes[removed] as number;

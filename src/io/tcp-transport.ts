@@ -342,10 +342,6 @@ export class TcpTransport implements Transport {
         { to, kind: message.kind, frameBytes: size, maxFrameBytes: this.options.maxFrameBytes });
       return;
     }
-    // Only for an accept the queue will take: one too large for it is refused below, and the peer
-    // must then still get the notification.
-    if (message.kind === 'accept' && size <= peer.queue.maxBytes &&
-      peer.queue.removeChosenAnsweredBy(groupIndex, message)) this.counters.chosenElided++;
     const dropped = peer.queue.push(groupIndex, message, size, monotonicNow());
     if (dropped !== 0) this.onQueueOverflow(peer, dropped);
     this.scheduleFlush(peer);

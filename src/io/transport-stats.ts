@@ -76,11 +76,6 @@ export class TransportCounters {
   /** Queued messages older than maxQueueAgeMs when their turn to be written came. */
   droppedStale = 0;
   /**
-   * Chosen notifications left out of a peer's queue because the accept of the next instance, queued
-   * behind them, tells the peer the same (see chosen-elision.ts).
-   */
-  chosenElided = 0;
-  /**
    * Messages that could not be encoded: not a message this version knows, or changed after `send`
    * so that it no longer encodes to the size it was queued with (say, its value's buffer was
    * transferred). Messages are encoded when written, so callers must not change them after sending.

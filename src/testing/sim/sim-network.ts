@@ -3,14 +3,8 @@
  * and may be lost or duplicated; links can be cut in either or both directions to form partitions
  * of any shape. A node's messages to itself are delivered reliably and at once, as a local call
  * would be. Every message accepted for sending is shown to the checkers' tap first.
- *
- * Like the TCP transport, a link leaves out a chosen notification that the accept of the next
- * instance, sent on the same link in the same turn (here: the same event), makes redundant (see
- * io/chosen-elision.ts): a notification waits until the event's continuations have run before it
- * takes the network's chances, so the runs check the learning path real nodes rely on.
  */
-import type { ChosenMessage, PaxosMessage } from '../../core/messages.js';
-import { chosenAnsweredByAccept } from '../../io/chosen-elision.js';
+import type { PaxosMessage } from '../../core/messages.js';
 import type { Transport } from '../../runtime/interfaces.js';
 import type { SeededRandom } from '../../util/random.js';
 import type { SimScheduler } from './scheduler.js';
@@ -34,44 +28,22 @@ export interface NetworkStats {
   duplicated: number;
   /** Messages sent, by kind (shows which protocol paths a run exercised). */
   byKind: Record<string, number>;
-  /** Chosen notifications left out because the next accept on the link answered them. */
-  chosenElided: number;
-}
-
-/** A chosen notification waiting for the end of the event it was sent in. */
-interface HeldChosen {
-  readonly groupIndex: number;
-  readonly to: number;
-  readonly message: ChosenMessage;
-  elided: boolean;
 }
 
 export class SimNetwork {
   faults: NetworkFaults;
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, duplicated: 0, byKind: {}, chosenElided: 0 };
-  /** Chosen notifications sent in the current event, not yet on their way. */
-  private held: HeldChosen[] = [];
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, cut: 0, duplicated: 0, byKind: {} };
   private readonly scheduler: SimScheduler;
   private readonly random: SeededRandom;
   private readonly tap: MessageTap;
   private readonly receivers = new Map<number, (groupIndex: number, message: PaxosMessage) => void>();
   private readonly cutLinks = new Set<string>();
 
-  /** Whether links leave out chosen notifications as the TCP transport does (see the header). */
-  private readonly elideChosen: boolean;
-
-  /**
-   * `elideChosen` false: every notification goes out as sent (the simulator does so in odd seeds,
-   * so that the runs keep checking both ways a peer learns: from the notification and from the
-   * next accept).
-   */
-  constructor(scheduler: SimScheduler, random: SeededRandom, faults: NetworkFaults, tap: MessageTap,
-    elideChosen = true) {
+  constructor(scheduler: SimScheduler, random: SeededRandom, faults: NetworkFaults, tap: MessageTap) {
     this.scheduler = scheduler;
     this.random = random;
     this.faults = faults;
     this.tap = tap;
-    this.elideChosen = elideChosen;
   }
 
   /** The Transport a node's runtime uses; `accepts()` lets the node refuse sends (crashed, paused). */
@@ -95,39 +67,6 @@ export class SimNetwork {
       this.scheduler.after(0, () => this.deliver(groupIndex, to, message));
       return;
     }
-    if (message.kind === 'chosen' && this.elideChosen) {
-      this.hold({ groupIndex, to, message, elided: false });
-      return;
-    }
-    if (message.kind === 'accept' && this.held.length > 0) {
-      for (const held of this.held) {
-        if (held.elided || held.groupIndex !== groupIndex || held.to !== to) continue;
-        if (!chosenAnsweredByAccept(held.message, message)) continue;
-        held.elided = true;
-        this.stats.chosenElided++;
-      }
-    }
-    this.transmit(groupIndex, to, message);
-  }
-
-  /**
-   * Hold a notification until the current event's continuations have run: an event at the same
-   * time, scheduled now, runs after them (the scheduler settles each event before the next).
-   */
-  private hold(held: HeldChosen): void {
-    if (this.held.length === 0) {
-      this.scheduler.after(0, () => {
-        const due = this.held;
-        this.held = [];
-        for (const { groupIndex, to, message, elided } of due) if (!elided) this.transmit(groupIndex, to, message);
-      });
-    }
-    this.held.push(held);
-  }
-
-  /** Across the link: cut, lost, delayed, or duplicated, as the faults say. */
-  private transmit(groupIndex: number, to: number, message: PaxosMessage): void {
-    const from = message.from;
     if (this.cutLinks.has(linkKey(from, to))) {
       this.stats.cut++;
       return;

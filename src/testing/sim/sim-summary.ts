@@ -15,8 +15,6 @@ export interface SimSummary {
   messages: number;
   messagesLost: number;
   messagesDuplicated: number;
-  /** Chosen notifications the next accept made redundant (see SimNetwork). */
-  chosenElided: number;
   messagesByKind: Record<string, number>;
   proposalsChosen: number;
   masterChanges: number;
@@ -42,7 +40,7 @@ export function emptySummary(canary: CanaryName | null): SimSummary {
   return {
     seeds: 0, failures: 0, failedSeeds: [], instancesChosen: 0, noopsChosen: 0, executions: 0, crashes: 0,
     crashesDuringWrite: 0,
-    partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, chosenElided: 0, messagesByKind: {},
+    partitions: 0, pauses: 0, messages: 0, messagesLost: 0, messagesDuplicated: 0, messagesByKind: {},
     proposalsChosen: 0, masterChanges: 0, masterDrops: 0, membershipChanges: 0,
     checkpointSeeds: 0, snapshotsSaved: 0, checkpointsSent: 0, checkpointsInstalled: 0, checkpointCrashes: 0,
     restoresChecked: 0, statesCompared: 0, ackedViaSnapshot: 0,
@@ -66,7 +64,6 @@ export function addRun(summary: SimSummary, run: SimRunResult): void {
   summary.messages += run.network.sent;
   summary.messagesLost += run.network.lost;
   summary.messagesDuplicated += run.network.duplicated;
-  summary.chosenElided += run.network.chosenElided;
   for (const [kind, count] of Object.entries(run.network.byKind)) {
     summary.messagesByKind[kind] = (summary.messagesByKind[kind] ?? 0) + count;
   }
