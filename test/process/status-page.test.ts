@@ -51,19 +51,34 @@ describe('the status page and status --watch on a real cluster', { timeout: 180_
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'status-page-'));
-    const http = await Promise.all(NODES.map(() => freePort()));
-    const paxos = await Promise.all(NODES.map(() => freePort()));
-    const peers = NODES.map((id) => `${id}=127.0.0.1:${paxos[id - 1]}`).join(',');
-    const httpPeers = NODES.map((id) => `${id}=127.0.0.1:${http[id - 1]}`).join(',');
-    endpoints = NODES.map((id) => `http://127.0.0.1:${http[id - 1]}`);
-    for (const id of NODES) {
-      const node = spawnCli(['kv', 'serve', '--id', String(id), '--listen', `127.0.0.1:${paxos[id - 1]}`,
-        '--http', `127.0.0.1:${http[id - 1]}`, '--peers', peers, '--http-peers', httpPeers,
-        '--data', join(dir, `node-${id}`), '--groups', String(GROUPS), '--master-lease', '1000', '--json']);
-      track.push(node);
-      nodes.set(id, node);
+    // A port found free can be taken before a node listens on it (another process's outgoing
+    // connection may get it as its local port): then the whole start is tried again on new ports.
+    for (let attempt = 1; ; attempt++) {
+      const http = await Promise.all(NODES.map(() => freePort()));
+      const paxos = await Promise.all(NODES.map(() => freePort()));
+      const peers = NODES.map((id) => `${id}=127.0.0.1:${paxos[id - 1]}`).join(',');
+      const httpPeers = NODES.map((id) => `${id}=127.0.0.1:${http[id - 1]}`).join(',');
+      endpoints = NODES.map((id) => `http://127.0.0.1:${http[id - 1]}`);
+      for (const id of NODES) {
+        const node = spawnCli(['kv', 'serve', '--id', String(id), '--listen', `127.0.0.1:${paxos[id - 1]}`,
+          '--http', `127.0.0.1:${http[id - 1]}`, '--peers', peers, '--http-peers', httpPeers,
+          '--data', join(dir, `node-${id}`), '--groups', String(GROUPS), '--master-lease', '1000', '--json']);
+        track.push(node);
+        nodes.set(id, node);
+      }
+      try {
+        for (const node of nodes.values()) await node.waitFor(/^\{"event":"started".*\}$/m, 30_000);
+        break;
+      } catch (error) {
+        const portTaken = [...nodes.values()].some((node) => /port is in use/.test(node.stderr()));
+        if (!portTaken || attempt >= 3) throw error;
+        await killEverything(track, dir);
+        track.length = 0;
+        nodes.clear();
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+      }
     }
-    for (const node of nodes.values()) await node.waitFor(/^\{"event":"started".*\}$/m, 30_000);
     await eventually('every node answers and every group has a master',
       () => fetchClusterStatus(endpoints[0] as string, 3_000),
       (report) => report.nodes.every((node) => node.reachable) && report.groups.length === GROUPS &&
