@@ -11,11 +11,11 @@ import { randomUUID } from 'node:crypto';
 import { accessSync, closeSync, constants, openSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePorts } from '../src/testing/free-port.js';
 import { plainHttpLoad, type PlainHttpLoad } from './plain-http-load.js';
 
 /** What kv-bench drives: the same shape as the "ours" target. */
@@ -238,18 +238,6 @@ async function terminate(child: ChildProcess): Promise<void> {
 /** etcd reads its flags from ETCD_* variables too; none of the caller's may leak in. */
 function etcdEnvironment(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('ETCD_')));
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>(
-    (resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })));
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  return ports;
 }
 
 async function waitUntilReady(endpoints: readonly string[], exits: readonly string[], timeoutMs: number,

@@ -107,15 +107,7 @@ export function ask(from: number, instanceId: number): PaxosMessage {
   return { kind: 'askForLearn', from, instanceId };
 }
 
-/** A port that was free a moment ago (for a peer that is not listening yet). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, LOCALHOST, resolve));
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
+export { freePort } from '../../src/testing/free-port.js';
 
 export function handshakeFrame(nodeId: number, targetNodeId: number, clusterId = CLUSTER, kind = FRAME_KIND_HANDSHAKE):
   Buffer {

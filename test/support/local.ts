@@ -3,19 +3,11 @@
 import { after } from 'node:test';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A loopback port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
+// Ports outside the kernel's ephemeral range (see src/testing/free-port.ts).
+export { freePort, freePorts } from '../../src/testing/free-port.js';
 
 const roots: string[] = [];
 
