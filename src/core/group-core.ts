@@ -251,6 +251,13 @@ export class GroupCore {
     this.afterInput();
   }
 
+  /** Reads requested in `Ready.reads` that the driver did not make (over `readBytesLimit`), in order. */
+  onLogReadsDeferred(instanceIds: readonly number[]): void {
+    if (this.halted !== null) return;
+    this.teacher.onLogReadsDeferred(instanceIds);
+    this.afterInput();
+  }
+
   /** Stop the group for good: a storage failure, or a divergence found by the core itself. */
   halt(reason: HaltReason): void {
     if (this.halted !== null) return;

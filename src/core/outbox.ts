@@ -17,6 +17,7 @@ export class Outbox {
   private records: AcceptorRecord[] = [];
   private messages: OutboundMessage[] = [];
   private reads: number[] = [];
+  private readBytesLimit = Infinity;
   private results: ProposalResult[] = [];
   private execute: ChosenValue | null = null;
   private executeAfter: ChosenValue[] = [];
@@ -35,6 +36,11 @@ export class Outbox {
 
   read(instanceId: number): void {
     this.reads.push(instanceId);
+  }
+
+  /** The reads of this Ready may bring at most `bytes` of values (the lowest limit set wins). */
+  limitReadBytes(bytes: number): void {
+    if (bytes < this.readBytesLimit) this.readBytesLimit = Math.max(0, bytes);
   }
 
   result(result: ProposalResult): void {
@@ -64,6 +70,7 @@ export class Outbox {
     this.records = [];
     this.messages = [];
     this.reads = [];
+    this.readBytesLimit = Infinity;
     this.execute = null;
     this.executeAfter = [];
   }
@@ -86,6 +93,7 @@ export class Outbox {
       mustSync: this.records.length > 0,
       messages: this.messages.length === 0 ? NO_MESSAGES : this.messages,
       reads: this.reads.length === 0 ? NO_READS : this.reads,
+      readBytesLimit: this.reads.length === 0 ? Infinity : this.readBytesLimit,
       execute: this.execute,
       executeAfter: this.executeAfter.length === 0 ? NO_EXECUTIONS : this.executeAfter,
       results: this.results.length === 0 ? NO_RESULTS : this.results,
@@ -94,6 +102,7 @@ export class Outbox {
     if (this.records.length > 0) this.records = [];
     if (this.messages.length > 0) this.messages = [];
     if (this.reads.length > 0) this.reads = [];
+    this.readBytesLimit = Infinity;
     if (this.results.length > 0) this.results = [];
     this.execute = null;
     if (this.executeAfter.length > 0) this.executeAfter = [];

@@ -7,7 +7,9 @@
  *      ack, a prepare whose ballot the local acceptor just promised): they reveal state that must
  *      survive a crash (a rejection reveals nothing that needs to, and leaves in step 1). The rule
  *      is decided in one place, `waitsForPersist` (persist-order.ts);
- *   4. answer `reads` with `onLogRead`;
+ *   4. answer `reads` with `onLogRead`, in order; the reads may stop once the values read reach
+ *      `readBytesLimit` bytes (at least one is read unless the limit is 0), and those not read
+ *      are handed back with `onLogReadsDeferred`, before the others are answered;
  *   5. execute `execute`, then each of `executeAfter`, in order, on the state machines, reporting each
  *      with `onExecuted`; the first that fails (or a halt) ends the run, the core retries it;
  *   6. hand `results` to the callers.
@@ -71,6 +73,12 @@ export interface Ready {
   readonly mustSync: boolean;
   readonly messages: readonly OutboundMessage[];
   readonly reads: readonly number[];
+  /**
+   * How many bytes of values `reads` may bring (what a teacher's budget has left: see teacher.ts):
+   * a driver reads in order until the values reach it, at least one unless it is 0, and defers the
+   * rest. Infinity: no limit.
+   */
+  readonly readBytesLimit: number;
   readonly execute: ChosenValue | null;
   /**
    * Values chosen at the instances right after `execute` (or after the one executing, when

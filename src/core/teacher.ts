@@ -115,6 +115,22 @@ export class Teacher {
     this.pump();
   }
 
+  /**
+   * Reads the driver did not make (they would have passed the Ready's readBytesLimit): `instanceIds`
+   * are the tail of the Ready's reads, in order. The driver reports them before it hands over the
+   * values it did read, so reading resumes at the first of them, sized by what those values weigh
+   * (each one sent tops the reads up again, see pump).
+   */
+  onLogReadsDeferred(instanceIds: readonly number[]): void {
+    const session = this.session;
+    const first = instanceIds[0];
+    if (session === null || !session.confirmed || first === undefined) return;
+    session.readsInFlight = Math.max(0, session.readsInFlight - instanceIds.length);
+    // A deferral from a Ready of an earlier session, or of reads this one gave up, is out of range.
+    if (first < session.nextToSend || first >= session.nextToRead) return;
+    session.nextToRead = first;
+  }
+
   /** A value requested through `Ready.reads` came back (undefined: not in the log). */
   onLogRead(instanceId: number, record: AcceptorRecord | undefined): void {
     const session = this.session;
@@ -146,7 +162,9 @@ export class Teacher {
    * reads stop while what the learner has not acked, and what the reads in flight may bring (each
    * at the largest size sent so far: an average would let a few large values among small ones
    * overshoot), reach TEACH_BYTES_BEYOND_ACK. One read is always allowed when nothing is
-   * outstanding, so a value larger than the budget still goes.
+   * outstanding, so a value larger than the budget still goes. The Ready also carries the bytes the
+   * budget has left (readBytesLimit): a store that can tell stops reading there, whatever the
+   * estimate said, and the reads it did not make come back through onLogReadsDeferred.
    */
   pump(): void {
     const session = this.session;
@@ -161,6 +179,11 @@ export class Teacher {
       session.readsInFlight++;
       this.context.outbox.read(session.nextToRead++);
     }
+    // The estimate above counts unread values at the largest size seen so far, which a run of
+    // small values followed by large ones defeats (256 reads of up to maxValueBytes each): what
+    // the reads may really bring is capped by the store at what the budget has left. Set at every
+    // pump, the lowest wins: the values sent since the reads were asked for count too.
+    this.context.outbox.limitReadBytes(TEACH_BYTES_BEYOND_ACK - session.unackedBytes);
   }
 
   tick(nowMs: number): void {

@@ -409,14 +409,19 @@ export class FileLogStore implements LogStore {
   /**
    * The records of `instanceIds` (undefined where there is none), as `get` would give each. Records
    * that lie one after another in a segment (a teacher's window of consecutive instances, as they
-   * were written) are read together: one read for the run instead of two per record.
+   * were written) are read together: one read for the run instead of two per record. With
+   * `maxBytes`, only a first part of them is read (see readableWithin), at least one.
    */
-  async getMany(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]> {
+  async getMany(
+    groupIndex: number, instanceIds: readonly number[], options?: { readonly maxBytes?: number },
+  ): Promise<(AcceptorRecord | undefined)[]> {
     this.assertOpen();
     await this.untilResumed();
     this.readsInFlight++;
     try {
-      return await this.readMany(groupIndex, instanceIds);
+      const locations = this.groups.get(groupIndex)?.locations;
+      const count = readableWithin(locations, instanceIds, options?.maxBytes ?? Infinity);
+      return await this.readMany(groupIndex, count === instanceIds.length ? instanceIds : instanceIds.slice(0, count));
     } finally {
       this.readsInFlight--;
     }
@@ -1048,4 +1053,33 @@ function copyMeta(meta: ReadonlyMap<number, GroupMeta>): Map<number, GroupMeta> 
 /** Bytes a record occupies in the log, for sizing segments and benchmarks. */
 export function recordBytesOnDisk(valueBytes: number): number {
   return FRAME_HEADER_BYTES + RECORD_FIXED_BYTES + valueBytes;
+}
+
+/**
+ * How many of `instanceIds`, from the first, to read so that what is read stays near `maxBytes`:
+ * the records before the last one read span at most `maxBytes` of their segment, so only the last
+ * one's own size is unknown until it is read (a teacher's budget is then passed by one value at
+ * most). A record's size is taken as the distance to the next one's, which also counts what lies
+ * between (other groups' records): that much is read too, since a run is read in one piece. Across
+ * a segment boundary the size is unknown without a read: the part ends there. At least one.
+ */
+function readableWithin(
+  locations: ReadonlyMap<number, number> | undefined, instanceIds: readonly number[], maxBytes: number,
+): number {
+  if (maxBytes === Infinity || locations === undefined) return instanceIds.length;
+  let bytes = 0;
+  let previous = locations.get(instanceIds[0] as number);
+  for (let count = 1; count < instanceIds.length; count++) {
+    const location = locations.get(instanceIds[count] as number);
+    if (previous !== undefined) {
+      if (location === undefined || Math.floor(location / TWO_32) !== Math.floor(previous / TWO_32) ||
+        location <= previous) {
+        return count;
+      }
+      bytes += location - previous;
+      if (bytes >= maxBytes) return count;
+    }
+    previous = location;
+  }
+  return instanceIds.length;
 }

@@ -311,30 +311,46 @@ export class GroupDriver {
     if (!replyEarly) {
       for (const outbound of ready.messages) if (outbound.afterPersist) this.send(outbound.to, outbound.message);
     }
-    if (ready.reads.length > 0) {
-      // Issued together (a teacher asks for a window of values at once) and handed over in order:
-      // one read at a time left catch-up waiting on the thread pool's round trip per value.
-      let records: (AcceptorRecord | undefined)[];
-      try {
-        const { store } = this.options;
-        records = ready.reads.length > 1 && store.getMany !== undefined
-          ? await store.getMany(this.groupIndex, ready.reads)
-          : await Promise.all(ready.reads.map((instanceId) => store.get(this.groupIndex, instanceId)));
-      } catch (error) {
-        // Not "no such record": the teacher would end the session and the learner ask again, and
-        // a broken disk would be hidden behind endless catch-up retries.
-        if (!this.stopped) this.storageFailed('log read', error, ready);
-        return;
-      }
-      if (this.stopped) return;
-      ready.reads.forEach((instanceId, index) => this.core.onLogRead(instanceId, records[index]));
-    }
+    if (ready.reads.length > 0 && !await this.answerReads(ready)) return;
     // Most Readies execute nothing (a follower's accept, a proposer's broadcast): no await for them.
     if (!executeEarly && (ready.execute !== null || ready.executeAfter.length > 0)) await this.executeInOrder(ready);
     // Before the callers learn their outcome: their continuations run as soon as they are answered.
     if (ready.results.length > 0) this.batchCut.answering();
     for (const { token, outcome } of ready.results) this.settle(token, outcome);
     if (ready.halted !== null) this.onHalted(ready.halted);
+  }
+
+  /**
+   * Answer the Ready's log reads, in order, within its byte limit: the values handed over stop once
+   * they reach it (whatever the store read; a store with getMany stops reading there itself), at
+   * least one unless the limit is 0 (the teacher's budget is spent: it asks again after an ack).
+   * Those not answered are handed back first, so the teacher asks for them again in order. False
+   * when the read failed (the group halts) or the driver stopped.
+   */
+  private async answerReads(ready: Ready): Promise<boolean> {
+    if (ready.readBytesLimit <= 0) {
+      this.core.onLogReadsDeferred(ready.reads);
+      return true;
+    }
+    // Issued together (a teacher asks for a window of values at once) and handed over in order:
+    // one read at a time left catch-up waiting on the thread pool's round trip per value.
+    let records: (AcceptorRecord | undefined)[];
+    try {
+      const { store } = this.options;
+      records = ready.reads.length > 1 && store.getMany !== undefined
+        ? await store.getMany(this.groupIndex, ready.reads, { maxBytes: ready.readBytesLimit })
+        : await Promise.all(ready.reads.map((instanceId) => store.get(this.groupIndex, instanceId)));
+    } catch (error) {
+      // Not "no such record": the teacher would end the session and the learner ask again, and
+      // a broken disk would be hidden behind endless catch-up retries.
+      if (!this.stopped) this.storageFailed('log read', error, ready);
+      return false;
+    }
+    if (this.stopped) return false;
+    const answered = withinBytes(records, ready.readBytesLimit);
+    if (answered < ready.reads.length) this.core.onLogReadsDeferred(ready.reads.slice(answered));
+    for (let index = 0; index < answered; index++) this.core.onLogRead(ready.reads[index] as number, records[index]);
+    return true;
   }
 
   /**
@@ -579,4 +595,18 @@ function storageUnavailable(error: unknown): boolean {
 
 function haltError(reason: HaltReason, mayBeChosen: boolean): PaxosError {
   return new PaxosError(reason.code, reason.message, { mayBeChosen });
+}
+
+/**
+ * How many of `records`, from the first, until their values reach `maxBytes`: at least one, even
+ * from a store that answered none (that read then counts as a record not found).
+ */
+function withinBytes(records: readonly (AcceptorRecord | undefined)[], maxBytes: number): number {
+  let bytes = 0;
+  if (records.length === 0) return 1;
+  for (let count = 0; count < records.length; count++) {
+    if (count > 0 && bytes >= maxBytes) return count;
+    bytes += records[count]?.value.length ?? 0;
+  }
+  return records.length;
 }

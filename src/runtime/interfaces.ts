@@ -13,8 +13,14 @@ import type { AcceptorRecord } from '../core/ready.js';
 export interface LogStore {
   put(groupIndex: number, records: readonly AcceptorRecord[], options: { readonly sync: boolean }): Promise<void>;
   get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined>;
-  /** Optional: several records at once, as `get` gives each (a store may read neighbours together). */
-  getMany?(groupIndex: number, instanceIds: readonly number[]): Promise<(AcceptorRecord | undefined)[]>;
+  /**
+   * Optional: several records at once, as `get` gives each (a store may read neighbours together),
+   * in the order asked. With `maxBytes`, the store may read only a first part of them, at least one,
+   * once what it read reaches about that many bytes: the answer is then shorter than the request.
+   */
+  getMany?(
+    groupIndex: number, instanceIds: readonly number[], options?: { readonly maxBytes?: number },
+  ): Promise<(AcceptorRecord | undefined)[]>;
   /** The highest instance with a record, or undefined when the group's log is empty. */
   maxInstanceId(groupIndex: number): Promise<number | undefined>;
   /** Delete every record below `instanceId` (log cleaning behind a checkpoint). */

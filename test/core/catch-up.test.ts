@@ -255,8 +255,10 @@ describe('Teacher', () => {
     }
     const { messages, reads } = fixture.take();
     assert.equal(ofKind(messages, 'learnValue').length, 32, 'what was read is sent');
-    // The 32 first reads go out before any size is known, so this session starts at 128 MiB beyond
-    // its ack; from then on reads wait until what is unacked, and what they may bring, fit 16 MiB.
+    // The 32 first reads go out before any size is known: a driver that read them all would put this
+    // session 128 MiB beyond its ack (a real one stops at the Ready's readBytesLimit: see the test
+    // of deferred reads below). From then on reads wait until what is unacked, and what they may
+    // bring, fit 16 MiB.
     assert.deepEqual(reads, [], 'no more reads while 128 MiB wait for an ack');
     fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 40 });
     assert.deepEqual(fixture.take().reads, [42, 43], 'two values not acked (8 MiB) and two reads reach 16 MiB');
@@ -289,6 +291,85 @@ describe('Teacher', () => {
     assert.deepEqual(fixture.take().reads, [], 'nothing more until the learner acks it');
     fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 47 });
     assert.deepEqual(fixture.take().reads, [47]);
+  });
+
+  test('a Ready\'s reads carry the budget left; reads a driver deferred are asked for again, in order', () => {
+    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: 500, nowMs: 1000 });
+    const teacher = new Teacher(context, 0);
+    teacher.onAskForLearn(ask(2, 10), null);
+    context.outbox.take();
+    teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 10 });
+    const first = context.outbox.take();
+    assert.deepEqual(first.reads, range(10, 42));
+    assert.equal(first.readBytesLimit, TEACH_BYTES_BEYOND_ACK, 'nothing unacked yet: the whole budget');
+    // The driver read 10..14 (1 MiB each) and stopped: 15..41 come back deferred first, then the values.
+    const mib = new Uint8Array(1024 * 1024);
+    teacher.onLogReadsDeferred(range(15, 42));
+    for (let instanceId = 10; instanceId < 15; instanceId++) {
+      teacher.onLogRead(instanceId, { ...record(instanceId), value: mib });
+    }
+    const next = context.outbox.take();
+    assert.deepEqual(ofKind(next.messages, 'learnValue').map((sent) => sent.message.instanceId), range(10, 15));
+    assert.equal(next.reads[0], 15, 'reading resumes at the first deferred instance');
+    assert.deepEqual(next.reads, range(15, 15 + next.reads.length), 'in order, none twice');
+    assert.equal(next.reads.length, 11, '5 MiB unacked: eleven more reads of up to 1 MiB fit the 16 MiB');
+    assert.equal(next.readBytesLimit, TEACH_BYTES_BEYOND_ACK - 5 * mib.length, 'the budget less what is unacked');
+    // A deferral that does not fit this session (an earlier Ready's, or one already re-read) changes nothing.
+    teacher.onLogReadsDeferred([12, 13]);
+    teacher.onLogReadsDeferred([400]);
+    assert.deepEqual(context.outbox.take().reads, []);
+  });
+
+  test('small values then large ones: what a learner holds beyond its ack stays within the budget and one value', () => {
+    // A log of small values followed by large ones: the teacher's estimate (reads in flight at the
+    // largest size sent so far) is up to 256 reads of 100 bytes when the large ones begin. A driver
+    // that stops at the Ready's readBytesLimit keeps the stream within the budget all the same.
+    const small = 100;
+    const large = 3 * 1024 * 1024;
+    const sizeAt = (instanceId: number): number => (instanceId < 400 ? small : large);
+    const end = 480;
+    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: end, nowMs: 1000 });
+    const teacher = new Teacher(context, 0);
+    teacher.onAskForLearn(ask(2, 0), null);
+    context.outbox.take();
+    teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 0 });
+    let acked = 0;
+    let sentThrough = 0;
+    let worstBeyondAck = 0;
+    let largestRead = 0;
+    for (let round = 0; round < 10_000 && acked < end; round++) {
+      const ready = context.outbox.take();
+      // The driver: reads in order until the values reach the limit (at least one unless it is 0),
+      // defers the rest.
+      let bytes = 0;
+      let answered = 0;
+      const limit = ready.readBytesLimit;
+      while (answered < ready.reads.length && limit > 0 && (answered === 0 || bytes < limit)) {
+        bytes += sizeAt(ready.reads[answered] as number);
+        answered++;
+      }
+      largestRead = Math.max(largestRead, bytes);
+      if (answered < ready.reads.length) teacher.onLogReadsDeferred(ready.reads.slice(answered));
+      for (const instanceId of ready.reads.slice(0, answered)) {
+        teacher.onLogRead(instanceId, { ...record(instanceId), value: new Uint8Array(sizeAt(instanceId)) });
+      }
+      for (const sent of ofKind(ready.messages, 'learnValue')) {
+        assert.equal(sent.message.instanceId, sentThrough, 'values go out in order, each once');
+        sentThrough++;
+      }
+      let beyondAck = 0;
+      for (let instanceId = acked; instanceId < sentThrough; instanceId++) beyondAck += sizeAt(instanceId);
+      worstBeyondAck = Math.max(worstBeyondAck, beyondAck + bytes);
+      if (ready.reads.length === 0 && ready.messages.length === 0) {
+        // Quiet: the learner acks everything it got.
+        acked = sentThrough;
+        teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: acked });
+      }
+    }
+    assert.equal(acked, end, 'the learner got the whole log');
+    assert.ok(worstBeyondAck <= TEACH_BYTES_BEYOND_ACK + large,
+      `at worst ${worstBeyondAck} bytes beyond the ack, the budget is ${TEACH_BYTES_BEYOND_ACK} and one value`);
+    assert.ok(largestRead <= TEACH_BYTES_BEYOND_ACK + large, `one Ready read ${largestRead} bytes`);
   });
 
   test('a node below the min chosen instance is told so without taking the lock', () => {

@@ -62,3 +62,42 @@ test('getMany reports a damaged record in a run as STORAGE_CORRUPT, like get', a
   assert.ok((await log.getMany(0, [0, 1, 2])).every((found) => found !== undefined));
   await log.close();
 });
+
+test('getMany with maxBytes reads a first part only: the records before the last one read stay within it', async () => {
+  const { store: log } = await store('max-bytes');
+  // 1,000-byte values, one group, one segment (16 KiB holds about fifteen of them).
+  const records = Array.from({ length: 12 }, (_, instanceId) =>
+    record(instanceId, patternBytes(1_000, instanceId + 1)));
+  await log.put(0, records, { sync: false });
+  const wanted = records.map(({ instanceId }) => instanceId);
+  const all = await log.getMany(0, wanted);
+  assert.equal(all.length, 12, 'no limit: everything');
+  const part = await log.getMany(0, wanted, { maxBytes: 3_500 });
+  assert.ok(part.length >= 3 && part.length <= 5, `3,500 bytes of 1,000-byte values: read ${part.length}`);
+  part.forEach((found, index) => assertRecord(found, all[index] as AcceptorRecord, `instance ${index}`));
+  const beforeLast = part.slice(0, -1).reduce((sum, found) => sum + (found?.value.length ?? 0), 0);
+  assert.ok(beforeLast < 3_500, `the records before the last one read hold ${beforeLast} bytes`);
+  assert.equal((await log.getMany(0, wanted, { maxBytes: 1 })).length, 1, 'at least one, however small the limit');
+  assert.equal((await log.getMany(0, wanted, { maxBytes: 10_000_000 })).length, 12);
+  await log.close();
+});
+
+test('getMany with maxBytes counts what lies between a group\'s records, and stops at a segment boundary', async () => {
+  const { store: log } = await store('max-bytes-interleaved');
+  // Group 1's 2,000-byte records lie between group 0's 200-byte ones: reading group 0's run reads them too.
+  for (let instanceId = 0; instanceId < 6; instanceId++) {
+    await log.put(0, [record(instanceId, patternBytes(200, instanceId + 1))], { sync: false });
+    await log.put(1, [record(instanceId, patternBytes(2_000, instanceId + 50))], { sync: false });
+  }
+  const part = await log.getMany(0, [0, 1, 2, 3, 4, 5], { maxBytes: 5_000 });
+  assert.ok(part.length >= 2 && part.length <= 3, `two or three records span 5,000 bytes with group 1's between: ${part.length}`);
+  // Many small records over several 16 KiB segments: one call never crosses into the next segment.
+  for (let instanceId = 10; instanceId < 200; instanceId++) {
+    await log.put(0, [record(instanceId, patternBytes(300, instanceId))], { sync: false });
+  }
+  const wanted = Array.from({ length: 190 }, (_, index) => 10 + index);
+  const first = await log.getMany(0, wanted, { maxBytes: 10_000_000 });
+  assert.ok(first.length < 190, `stopped at the segment's end after ${first.length}`);
+  assert.deepEqual(first.map((found) => found?.instanceId), wanted.slice(0, first.length));
+  await log.close();
+});

@@ -6,6 +6,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { proposalBody, proposalIdentityOf } from '../../src/core/proposal-identity.js';
 import { chainStep } from '../../src/core/group-context.js';
 import { GroupCore } from '../../src/core/group-core.js';
+import { TEACH_BYTES_BEYOND_ACK } from '../../src/core/teacher.js';
 import type { PaxosMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, HaltReason } from '../../src/core/ready.js';
 import { PaxosError } from '../../src/errors.js';
@@ -281,6 +282,33 @@ describe('GroupDriver', () => {
     assert.equal(sent.filter((entry) => entry.message.kind === 'learnValue').length, 0);
     await assert.rejects(driver.propose(framed('c'), { timeoutMs: 1000 }), (error: unknown) =>
       error instanceof PaxosError && error.code === 'GROUP_HALTED');
+    assert.deepEqual(fatal, []);
+  });
+
+  test('a learner is taught within the teacher\'s byte budget when large values follow many small ones', async () => {
+    // 300 small values, then 30 of 900 KB: the teacher's estimate (reads at the largest size sent so
+    // far) still says 100 bytes when it asks for the large ones. The store here (no getMany) reads
+    // all it is asked; the driver hands over only what fits the Ready's byte limit.
+    const store = new MemoryLogStore();
+    const { driver, sent, fatal } = await rig(store);
+    for (let index = 0; index < 300; index++) await driver.propose(framed(`small ${index}`), { timeoutMs: 60_000 });
+    const large = 'x'.repeat(900_000);
+    for (let index = 0; index < 30; index++) await driver.propose(framed(`${large}${index}`), { timeoutMs: 60_000 });
+    driver.step({ kind: 'askForLearn', from: 2, instanceId: 0 });
+    await turns();
+    driver.step({ kind: 'confirmAskForLearn', from: 2, instanceId: 0 });
+    await turns(200);
+    const taught = (): { instanceId: number; bytes: number }[] => sent.flatMap(({ to, message }) =>
+      to === 2 && message.kind === 'learnValue' ? [{ instanceId: message.instanceId, bytes: message.value.length }] : []);
+    const first = taught();
+    const bytes = first.reduce((sum, value) => sum + value.bytes, 0);
+    assert.ok(first.length > 300 && first.length < 330, `taught ${first.length} values before any ack`);
+    assert.ok(bytes <= TEACH_BYTES_BEYOND_ACK + 1_000_000, `${bytes} bytes beyond the ack`);
+    assert.deepEqual(first.map((value) => value.instanceId), first.map((_, index) => index), 'in order, each once');
+    // The learner acks what it has: the rest follows, still in order.
+    driver.step({ kind: 'learnValueAck', from: 2, instanceId: first.length });
+    await turns(200);
+    assert.deepEqual(taught().map((value) => value.instanceId), Array.from({ length: 330 }, (_, index) => index));
     assert.deepEqual(fatal, []);
   });
 
