@@ -22,6 +22,12 @@ export interface ProtocolTiming {
   readonly teachAckTimeoutMs: number;
   /** How many instances a teacher may stream beyond the last ack. */
   readonly teachAckLead: number;
+  /**
+   * Bytes of values a teacher lets a learner hold beyond its last ack, reads in flight included
+   * (teacher.ts); a learner acks every quarter of it at the latest (learner.ts). Every member of a
+   * group must use the same figure.
+   */
+  readonly teachBytesBeyondAck: number;
   /** A learner acks every this many instances. */
   readonly learnAckLead: number;
   /** Prepare/accept/chosen/learn messages for at most this many future instances are kept. */
@@ -51,6 +57,7 @@ export const DEFAULT_TIMING: ProtocolTiming = Object.freeze({
   teachLockTimeoutMs: 5000,
   teachAckTimeoutMs: 5000,
   teachAckLead: 1000,
+  teachBytesBeyondAck: 16 * 1024 * 1024,
   learnAckLead: 50,
   futureWindowInstances: 1500,
   stallMinMs: 3000,

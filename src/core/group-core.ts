@@ -15,7 +15,7 @@ import type { GroupCoreConfig } from './config.js';
 import { FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
 import { LearnAhead } from './learn-ahead.js';
-import { LEARN_ACK_BYTES, Learner } from './learner.js';
+import { learnAckBytes, Learner } from './learner.js';
 import type { AcceptMessage, ChosenMessage, LearnValueMessage, PaxosMessage, PrepareMessage } from './messages.js';
 import { isProposal, proposalBody, wrapProposal, type ProposalIdentity } from './proposal-identity.js';
 import { Proposer } from './proposer.js';
@@ -531,13 +531,14 @@ export class GroupCore {
       this.handedBytes = 0;
     }
     // Messages made while a run executes (the acks among them) leave with the next Ready: a run of
-    // at most learnAckLead values, or LEARN_ACK_BYTES, keeps them flowing to the teacher even with
+    // at most learnAckLead values, or learnAckBytes, keeps them flowing to the teacher even with
     // a slow state machine. The rest is handed over when the run's last value is reached.
     const maxValues = this.context.config.timing.learnAckLead;
+    const maxBytes = learnAckBytes(this.context.config.timing);
     let next = (this.handedOver[this.handedOver.length - 1]?.instanceId ?? learned.instanceId) + 1;
     for (let record = this.learnAhead.peek(next); record !== undefined; record = this.learnAhead.peek(++next)) {
       const outstanding = this.handedOver.length - this.handedHead;
-      const overBytes = outstanding > 0 && this.handedBytes + record.value.length > LEARN_ACK_BYTES;
+      const overBytes = outstanding > 0 && this.handedBytes + record.value.length > maxBytes;
       if (outstanding >= maxValues || overBytes) break;
       const chosen: ChosenValue = {
         instanceId: next, ballot: record.accepted, value: record.value, checksum: record.checksum, proposalToken: null,

@@ -5,14 +5,20 @@
  */
 import type { GroupContext } from './group-context.js';
 import type { SendNowInstanceIdMessage } from './messages.js';
+import type { ProtocolTiming } from './config.js';
 import { TEACH_BYTES_BEYOND_ACK } from './teacher.js';
 
 /**
  * Bytes of streamed values after which the learner acks even before `learnAckLead` instances: the
- * teacher stops reading at TEACH_BYTES_BEYOND_ACK unacked, so with large values an ack every
+ * teacher stops reading at timing.teachBytesBeyondAck unacked, so with large values an ack every
  * `learnAckLead` instances would never come and each session would wait out teachAckTimeoutMs.
  * A quarter of the teacher's budget keeps its reads flowing while the acks travel.
  */
+export function learnAckBytes(timing: ProtocolTiming): number {
+  return Math.max(1, Math.floor(timing.teachBytesBeyondAck / 4));
+}
+
+/** learnAckBytes under the default timing. */
 export const LEARN_ACK_BYTES = TEACH_BYTES_BEYOND_ACK / 4;
 
 export class Learner {
@@ -25,7 +31,7 @@ export class Learner {
   needsCheckpointFrom: number | null = null;
   private askAt: number;
   private lastAckedInstanceId = -1;
-  /** Bytes of the streamed values counted since the last ack (see LEARN_ACK_BYTES). */
+  /** Bytes of the streamed values counted since the last ack (see learnAckBytes). */
   private bytesSinceAck = 0;
   /** Where the current teacher was when the session began: the stream ends there. */
   private learningUntil = 0;
@@ -97,7 +103,7 @@ export class Learner {
   }
 
   /**
-   * Ack streamed values every `learnAckLead` instances, or once LEARN_ACK_BYTES of values came since
+   * Ack streamed values every `learnAckLead` instances, or once learnAckBytes of values came since
    * the last ack. `nextNeededInstanceId` says the learner holds everything below it durably (the ack
    * leaves only after this Ready's records are on disk); `valueBytes` is the streamed value's size.
    */
@@ -107,7 +113,7 @@ export class Learner {
     this.bytesSinceAck += valueBytes;
     if (nextNeededInstanceId <= this.lastAckedInstanceId) return;
     if (nextNeededInstanceId < this.lastAckedInstanceId + context.config.timing.learnAckLead &&
-      this.bytesSinceAck < LEARN_ACK_BYTES) return;
+      this.bytesSinceAck < learnAckBytes(context.config.timing)) return;
     this.lastAckedInstanceId = nextNeededInstanceId;
     this.bytesSinceAck = 0;
     context.outbox.send(teacher, { kind: 'learnValueAck', from: context.nodeId, instanceId: nextNeededInstanceId });

@@ -8,6 +8,7 @@ import type { GroupContext } from './group-context.js';
 import type { AskForLearnMessage, ConfirmAskForLearnMessage, LearnValueAckMessage } from './messages.js';
 import type { AcceptorRecord, ChosenValue } from './ready.js';
 import { isNullBallot } from './ballot.js';
+import { DEFAULT_TIMING } from './config.js';
 
 interface TeachingSession {
   readonly learner: number;
@@ -20,7 +21,7 @@ interface TeachingSession {
   /** The learner holds everything below this. */
   ackedInstanceId: number;
   lastActivityAt: number;
-  /** Values sent at or beyond the last ack, oldest first, with their sizes (see TEACH_BYTES_BEYOND_ACK). */
+  /** Values sent at or beyond the last ack, oldest first, with their sizes (see timing.teachBytesBeyondAck). */
   readonly unacked: { instanceId: number; bytes: number }[];
   unackedBytes: number;
   /** Values sent in this session, and the largest of them: what each read in flight may bring. */
@@ -33,11 +34,12 @@ interface TeachingSession {
 /** Log reads a teacher keeps requested beyond the values it has sent, at most (see `pump`). */
 const READS_IN_FLIGHT = 256;
 /**
- * Bytes of values a teacher lets the learner hold beyond its last ack, reads in flight included:
- * the ack lead counts instances, and a window of large values would otherwise fill the learner's
- * memory (its future window keeps what it cannot execute yet).
+ * Bytes of values a teacher lets the learner hold beyond its last ack by default, reads in flight
+ * included (timing.teachBytesBeyondAck): the ack lead counts instances, and a window of large
+ * values would otherwise fill the learner's memory (its future window keeps what it cannot execute
+ * yet).
  */
-export const TEACH_BYTES_BEYOND_ACK = 16 * 1024 * 1024;
+export const TEACH_BYTES_BEYOND_ACK = DEFAULT_TIMING.teachBytesBeyondAck;
 /** Reads of a session's start, before any value told the teacher how large they are. */
 const FIRST_READS = 32;
 
@@ -161,7 +163,7 @@ export class Teacher {
    * (simulator seed 1326). Each value sent tops the reads up again. Bytes bound the window too:
    * reads stop while what the learner has not acked, and what the reads in flight may bring (each
    * at the largest size sent so far: an average would let a few large values among small ones
-   * overshoot), reach TEACH_BYTES_BEYOND_ACK. One read is always allowed when nothing is
+   * overshoot), reach timing.teachBytesBeyondAck. One read is always allowed when nothing is
    * outstanding, so a value larger than the budget still goes. The Ready also carries the bytes the
    * budget has left (readBytesLimit): a store that can tell stops reading there, whatever the
    * estimate said, and the reads it did not make come back through onLogReadsDeferred.
@@ -173,8 +175,9 @@ export class Teacher {
       session.nextToSend + READS_IN_FLIGHT);
     // Until a value was sent, sizes are unknown: a few reads first.
     const maxReads = session.sentValues === 0 ? FIRST_READS : READS_IN_FLIGHT;
+    const budget = this.context.config.timing.teachBytesBeyondAck;
     while (session.nextToRead < limit && session.readsInFlight < maxReads &&
-      (session.unackedBytes + (session.readsInFlight + 1) * session.largestBytes <= TEACH_BYTES_BEYOND_ACK ||
+      (session.unackedBytes + (session.readsInFlight + 1) * session.largestBytes <= budget ||
         (session.unacked.length === 0 && session.readsInFlight === 0))) {
       session.readsInFlight++;
       this.context.outbox.read(session.nextToRead++);
@@ -183,7 +186,7 @@ export class Teacher {
     // small values followed by large ones defeats (256 reads of up to maxValueBytes each): what
     // the reads may really bring is capped by the store at what the budget has left. Set at every
     // pump, the lowest wins: the values sent since the reads were asked for count too.
-    this.context.outbox.limitReadBytes(TEACH_BYTES_BEYOND_ACK - session.unackedBytes);
+    this.context.outbox.limitReadBytes(budget - session.unackedBytes);
   }
 
   tick(nowMs: number): void {

@@ -3,6 +3,7 @@
  * many seeds cover many kinds of runs (TigerBeetle's VOPR does the same). Every run has message
  * loss, duplication and reordering, at least one crash and restart, and at least one partition.
  */
+import { DEFAULT_TIMING } from '../../core/config.js';
 import { SeededRandom } from '../../util/random.js';
 import type { DiskFaults } from './sim-disk.js';
 import type { NetworkFaults } from './sim-network.js';
@@ -15,6 +16,11 @@ export interface SwarmConfig {
   readonly storage: 'sim-disk' | 'file-log';
   /** How many waiting proposals one instance may carry (1: batching off). */
   readonly maxBatchCount: number;
+  /**
+   * The catch-up byte budget (timing.teachBytesBeyondAck): the default, or a few hundred bytes so
+   * that the simulator's small values fill it and reads are deferred and asked for again.
+   */
+  readonly teachBytesBeyondAck: number;
   /** Master election on every group, or null; `dropChance` is the share of faults that are dropMaster. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly dropChance: number } | null;
   /** A follower node (id after the members) and the member it follows, or null. */
@@ -88,6 +94,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     groupCount: random.chance(0.75) ? 1 : 2,
     storage: chooseStorage(random.seed),
     maxBatchCount: chooseBatchCount(random.seed),
+    teachBytesBeyondAck: chooseTeachBytes(random.seed),
     master,
     membershipChangeChance: chooseMembershipChanges(random.seed),
     follower: chooseFollower(random.seed, nodeCount),
@@ -129,7 +136,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
 export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage} ` +
-    `batch=${config.maxBatchCount} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
+    `batch=${config.maxBatchCount} teachBytes=${config.teachBytesBeyondAck} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
     `membership=${config.membershipChangeChance} follower=${config.follower === null ? 'none' : config.follower.follows} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
@@ -146,6 +153,12 @@ export function describeSwarm(config: SwarmConfig): string {
  */
 function chooseStorage(seed: number): SwarmConfig['storage'] {
   return new SeededRandom(seed * 2654435761 + 0x9e37).chance(0.3) ? 'file-log' : 'sim-disk';
+}
+
+/** A catch-up budget small enough to bind in a third of the seeds, from its own stream. */
+function chooseTeachBytes(seed: number): number {
+  const random = new SeededRandom(seed * 16807 + 0x7ac3);
+  return random.chance(1 / 3) ? random.pick([200, 600, 2_000]) : DEFAULT_TIMING.teachBytesBeyondAck;
 }
 
 /** Batching in most seeds, from its own stream for the same reason as the storage choice. */
