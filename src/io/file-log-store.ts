@@ -60,6 +60,11 @@ export interface FileLogStoreOptions {
    */
   readonly beforeInlineWrite?: () => void;
   /**
+   * The clock inline writes are timed by, in ms (default performance.now). The simulator passes its
+   * own, so a run's choice between inline and thread-pool writes does not depend on the machine.
+   */
+  readonly inlineWriteClock?: () => number;
+  /**
    * Runs a flush once the current turn's puts are queued (default setImmediate). The simulator
    * passes its own, deterministic, deferral.
    */
@@ -172,12 +177,13 @@ export class FileLogStore implements LogStore {
       logger: options.logger ?? SILENT_LOGGER, faults: options.faults,
       deferFlush: options.deferFlush ?? setImmediate,
       beforeInlineWrite: options.beforeInlineWrite ?? ((): void => {}),
+      inlineWriteClock: options.inlineWriteClock ?? ((): number => performance.now()),
     };
     this.fs = this.options.fileSystem;
     this.inlineWrites = new InlineWritePolicy({
       maxBytes: options.inlineWriteBytes ?? DEFAULT_INLINE_WRITE_BYTES,
       slowMs: options.slowInlineWriteMs ?? DEFAULT_SLOW_INLINE_WRITE_MS,
-      pauseMs: INLINE_WRITE_PAUSE_MS, now: () => performance.now(),
+      pauseMs: INLINE_WRITE_PAUSE_MS, now: this.options.inlineWriteClock,
       onPause: (averageMs) => this.options.logger.info(
         'durable writes are slow; they go to the thread pool for a while', { averageMs: Math.round(averageMs * 10) / 10 }),
     });
@@ -687,9 +693,9 @@ export class FileLogStore implements LogStore {
       // O_DSYNC makes only this write durable; after unsynced writes to the file, fdatasync covers them too.
       if (handle.writeDurablySync !== undefined && !this.activeUnsynced && this.inlineWrites.allows(bytes)) {
         this.beforeInlineWrite();
-        const began = performance.now();
+        const began = this.options.inlineWriteClock();
         handle.writeDurablySync(buffer, start);
-        this.inlineWrites.noteWrite(performance.now() - began);
+        this.inlineWrites.noteWrite(this.options.inlineWriteClock() - began);
       } else if (handle.writeDurably !== undefined && !this.activeUnsynced) {
         await handle.writeDurably(buffer, start);
       } else {

@@ -91,6 +91,26 @@ class Overlay {
     return extentsEnd(this.extents);
   }
 
+  /** Drop what the overlay holds of [offset, offset + length): the real file has newer bytes there. */
+  erase(offset: number, length: number): void {
+    if (length === 0) return;
+    const end = offset + length;
+    const kept: Extent[] = [];
+    for (const extent of this.extents) {
+      const extentEnd = extent.offset + extent.data.length;
+      if (extentEnd <= offset || extent.offset >= end) {
+        kept.push(extent);
+        continue;
+      }
+      if (extent.offset < offset) {
+        kept.push({ offset: extent.offset, data: extent.data.subarray(0, offset - extent.offset) });
+      }
+      if (extentEnd > end) kept.push({ offset: end, data: extent.data.subarray(end - extent.offset) });
+    }
+    this.extents = kept;
+    this.generation++;
+  }
+
   /** Drop extents that have reached the real file (by identity: later writes stay). */
   forget(synced: readonly Extent[]): void {
     const done = new Set(synced);
@@ -207,6 +227,12 @@ class LazyFileHandle implements FileHandle {
   private readonly readOnly: boolean;
   private readonly pageBytes: number;
   private readonly reverse: boolean;
+  /**
+   * A durable write on the calling thread, when the real file offers one: it bypasses the page
+   * cache this object models (O_DSYNC data is on the disk when the call returns), so it goes to the
+   * real file at once and replaces whatever unsynced bytes the overlay held in its range.
+   */
+  readonly writeDurablySync?: (data: Uint8Array, position: number) => void;
 
   constructor(inner: FileHandle, overlay: Overlay, readOnly: boolean, pageBytes: number, reverse: boolean) {
     this.inner = inner;
@@ -214,6 +240,14 @@ class LazyFileHandle implements FileHandle {
     this.readOnly = readOnly;
     this.pageBytes = pageBytes;
     this.reverse = reverse;
+    const durable = inner.writeDurablySync?.bind(inner);
+    if (durable !== undefined) {
+      this.writeDurablySync = (data, position) => {
+        if (this.readOnly) throw new Error('EBADF: write to a file opened read-only');
+        this.overlay.erase(position, data.length);
+        durable(data, position);
+      };
+    }
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {

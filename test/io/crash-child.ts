@@ -8,9 +8,12 @@
 // <instance>` before the call: the parent checks no record at or above what was announced is gone.
 // So segment unlinking and metadata replacement are killed at random too.
 //
-// usage: node crash-child.js <directory> [--skip-datasync] [--reverse-writeback]
+// usage: node crash-child.js <directory> [--skip-datasync] [--reverse-writeback] [--inline-writes]
 //   --skip-datasync      the store's test fault: puts resolve without fdatasync (the canary)
 //   --reverse-writeback  the LazyFileSystem writes pages back last first (out-of-order persistence)
+//   --inline-writes      durable writes as a node makes them by default: on the loop's thread, with
+//                        O_DSYNC (they bypass the LazyFileSystem's page cache); without the flag,
+//                        write + fdatasync, so the page cache's write-back is what a kill tears
 //
 // stdout lines: `ready <json>` once the store is open, then `ack ...` and `trim ...` lines.
 // process.stdout.write is synchronous for pipes on Linux, so a line is in the pipe before the next
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
   const fileSystem = new LazyFileSystem({ writeback: flags.includes('--reverse-writeback') ? 'reverse' : 'in-order' });
   const store = await FileLogStore.open({
     directory, sync: true, segmentBytes: SEGMENT_BYTES, fileSystem, faults: { skipDatasync },
+    inlineWriteBytes: flags.includes('--inline-writes') ? undefined : 0,
   });
   const groups: GroupState[] = [];
   for (let group = 0; group < GROUPS; group++) {

@@ -113,6 +113,33 @@ describe('LazyFileSystem', () => {
     await handle.close();
   });
 
+  test('writeDurablySync bypasses the page cache: on disk at once, replacing the unsynced bytes it covers', async () => {
+    const lazy = new LazyFileSystem();
+    const path = join(directory, 'f');
+    const handle = await lazy.create(path);
+    await handle.write(bytes('0123456789'), 0);
+    await handle.datasync();
+    await handle.write(bytes('abcdef'), 2);
+    assert.ok(handle.writeDurablySync !== undefined, 'the real file offers it, so the lazy handle does');
+    handle.writeDurablySync(bytes('XYZ'), 3);
+    assert.equal(await readReal(path), '012XYZ6789', 'durable at once');
+    assert.equal((await handle.read(100, 0)).toString('latin1'), '01aXYZef89', 'unsynced bytes outside it stay');
+    assert.equal(lazy.unsyncedBytes(path), 3);
+    lazy.crash();
+    assert.equal((await handle.read(100, 0)).toString('latin1'), '012XYZ6789', 'a crash keeps it, drops the rest');
+    await handle.close();
+    const readOnly = await lazy.open(path, true);
+    assert.throws(() => readOnly.writeDurablySync?.(bytes('no'), 0), /EBADF/);
+    await readOnly.close();
+    // Over a file system without it (a FileLogStore then writes and fdatasyncs), the lazy handle has none.
+    const plain: FileSystem = {
+      ...NODE_FILE_SYSTEM, create: async (file) => withoutSyncWrites(await NODE_FILE_SYSTEM.create(file)),
+    };
+    const withoutInner = await new LazyFileSystem({ inner: plain }).create(join(directory, 'g'));
+    assert.equal(withoutInner.writeDurablySync, undefined);
+    await withoutInner.close();
+  });
+
   test('the overlay belongs to the file: shared by handles, kept by close, moved by rename, dropped by unlink',
     async () => {
       const lazy = new LazyFileSystem();
@@ -231,4 +258,12 @@ class DyingFileSystem implements FileSystem {
       close: () => handle.close(),
     };
   }
+}
+
+/** A handle without the optional durable writes. */
+function withoutSyncWrites(handle: FileHandle): FileHandle {
+  return {
+    write: (data, position) => handle.write(data, position), read: (length, position) => handle.read(length, position),
+    datasync: () => handle.datasync(), size: () => handle.size(), close: () => handle.close(),
+  };
 }

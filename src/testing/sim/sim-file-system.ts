@@ -138,17 +138,29 @@ class SimFileHandle implements FileHandle {
 
   write(data: Uint8Array, position: number): Promise<void> {
     const copy = Buffer.from(data);
-    return this.storage.schedule(this.gate, () => {
-      if (this.storage.full && position + copy.length > this.storage.file(this.path).length) {
-        throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
-      }
-      if (this.storage.failing) {
-        // What a failed write leaves is unknown: here, its first half.
-        this.put(copy.subarray(0, Math.floor(copy.length / 2)), position);
-        throw ioError(`write ${this.path}`);
-      }
-      this.put(copy, position);
-    }, true);
+    return this.storage.schedule(this.gate, () => this.writeNow(copy, position), true);
+  }
+
+  /**
+   * A durable write made on the loop's thread (FileLogStore's inline writes): it is on the disk when
+   * it returns, and takes no simulated time, since the process does nothing else meanwhile. It
+   * fails as a scheduled write does; a crash cannot fall in its middle (nothing else runs then), so
+   * it is the scheduled writes and the write-backs of LazyFileSystem that end torn.
+   */
+  writeDurablySync(data: Uint8Array, position: number): void {
+    this.writeNow(Buffer.from(data), position);
+  }
+
+  private writeNow(copy: Buffer, position: number): void {
+    if (this.storage.full && position + copy.length > this.storage.file(this.path).length) {
+      throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
+    }
+    if (this.storage.failing) {
+      // What a failed write leaves is unknown: here, its first half.
+      this.put(copy.subarray(0, Math.floor(copy.length / 2)), position);
+      throw ioError(`write ${this.path}`);
+    }
+    this.put(copy, position);
   }
 
   private put(bytes: Buffer, position: number): void {

@@ -82,6 +82,8 @@ export interface SimNodeOptions {
   /** Chance that one execution attempt fails (it must be retried, never skipped). */
   readonly executeFailureRate: number;
   /** How many waiting proposals one instance may carry. */
+  /** Over the file store: small durable writes on the loop's thread (FileLogStore's default). */
+  readonly inlineWrites?: boolean;
   readonly maxBatchCount: number;
   /** Master election on every group (null: off); `ignoreDrift` is the master-ignores-drift canary. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly ignoreDrift: boolean } | null;
@@ -421,6 +423,10 @@ export class SimNode {
       directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate) }),
       // The end of the current event's turn, as setImmediate is on a real loop, but in a fixed order.
       deferFlush: queueMicrotask,
+      // Durable writes on the loop's thread, as a node makes them by default, in the seeds that ask
+      // for it; timed on simulated time, where they take none, so the choice never depends on the host.
+      inlineWriteBytes: this.options.inlineWrites === true ? undefined : 0,
+      inlineWriteClock: () => this.options.scheduler.now,
     });
   }
 

@@ -14,6 +14,11 @@ export interface SwarmConfig {
   readonly groupCount: number;
   /** Which LogStore the nodes run: the SimDisk model, or the real FileLogStore on a simulated file system. */
   readonly storage: 'sim-disk' | 'file-log';
+  /**
+   * Over the file store, whether small durable writes are made on the loop's thread (the
+   * production default) or as write + fdatasync through the page cache (where crashes tear them).
+   */
+  readonly inlineWrites: boolean;
   /** How many waiting proposals one instance may carry (1: batching off). */
   readonly maxBatchCount: number;
   /**
@@ -93,6 +98,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     nodeCount,
     groupCount: random.chance(0.75) ? 1 : 2,
     storage: chooseStorage(random.seed),
+    inlineWrites: new SeededRandom(random.seed * 22695477 + 0x51f7).chance(0.5),
     maxBatchCount: chooseBatchCount(random.seed),
     teachBytesBeyondAck: chooseTeachBytes(random.seed),
     master,
@@ -135,7 +141,8 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
 
 export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
-  return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage} ` +
+  return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage}` +
+    `${config.storage === 'file-log' && config.inlineWrites ? '+inline' : ''} ` +
     `batch=${config.maxBatchCount} teachBytes=${config.teachBytesBeyondAck} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
     `membership=${config.membershipChangeChance} follower=${config.follower === null ? 'none' : config.follower.follows} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
