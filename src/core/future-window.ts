@@ -8,8 +8,9 @@
 import type { PaxosMessage } from './messages.js';
 
 /**
- * The values a future window keeps, at most: 64 MiB. A teacher keeps at most 16 MiB beyond this
- * node's ack (TEACH_BYTES_BEYOND_ACK); four times that leaves room for a stream that a new session
+ * The values a future window keeps, at most: 64 MiB, or four times timing.teachBytesBeyondAck when
+ * that is larger. A teacher keeps at most that budget (16 MiB by default) and one value beyond this
+ * node's ack; four times it leaves room for a stream that a new session
  * replaced while its messages still arrive, and for the accepts of live proposals, while 1,500
  * instances of values up to 8 MiB could otherwise hold gigabytes.
  */

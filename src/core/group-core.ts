@@ -12,7 +12,7 @@
 import { Acceptor, type AcceptorState } from './acceptor.js';
 import { ballotsEqual, formatBallot, isNullBallot, NULL_BALLOT, type Ballot } from './ballot.js';
 import type { GroupCoreConfig } from './config.js';
-import { FutureWindow } from './future-window.js';
+import { FUTURE_WINDOW_BYTES, FutureWindow } from './future-window.js';
 import { GroupContext } from './group-context.js';
 import { LearnAhead } from './learn-ahead.js';
 import { learnAckBytes, Learner } from './learner.js';
@@ -116,7 +116,9 @@ export class GroupCore {
     }, restored.acceptor.promised);
     this.learner = new Learner(this.context);
     this.teacher = new Teacher(this.context, restored.minChosenInstanceId);
-    this.future = new FutureWindow(config.timing.futureWindowInstances, config.timing.futureWindowInstances * 4);
+    // Room for four teaching budgets of values (see FUTURE_WINDOW_BYTES), however large the budget.
+    this.future = new FutureWindow(config.timing.futureWindowInstances, config.timing.futureWindowInstances * 4,
+      Math.max(FUTURE_WINDOW_BYTES, 4 * config.timing.teachBytesBeyondAck));
     this.learnAhead = new LearnAhead(this.context);
     this.executeRetryDelayMs = config.timing.executeRetryStartMs;
     this.startPromise = restored.acceptor.promised.proposalId;
@@ -251,11 +253,14 @@ export class GroupCore {
     this.afterInput();
   }
 
-  /** Reads requested in `Ready.reads` that the driver did not make (over `readBytesLimit`), in order. */
+  /**
+   * Reads requested in `Ready.reads` that the driver did not make (over `readBytesLimit`), in order,
+   * reported before the reads it made. The teacher asks for them again as those values come back
+   * (see Teacher.onLogReadsDeferred), so nothing else needs doing here.
+   */
   onLogReadsDeferred(instanceIds: readonly number[]): void {
     if (this.halted !== null) return;
     this.teacher.onLogReadsDeferred(instanceIds);
-    this.afterInput();
   }
 
   /** Stop the group for good: a storage failure, or a divergence found by the core itself. */

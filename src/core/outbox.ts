@@ -38,9 +38,9 @@ export class Outbox {
     this.reads.push(instanceId);
   }
 
-  /** The reads of this Ready may bring at most `bytes` of values (the lowest limit set wins). */
+  /** The reads of this Ready may bring at most `bytes` of values (the last limit set holds). */
   limitReadBytes(bytes: number): void {
-    if (bytes < this.readBytesLimit) this.readBytesLimit = Math.max(0, bytes);
+    this.readBytesLimit = Math.max(0, bytes);
   }
 
   result(result: ProposalResult): void {

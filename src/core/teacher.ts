@@ -120,13 +120,16 @@ export class Teacher {
   /**
    * Reads the driver did not make (they would have passed the Ready's readBytesLimit): `instanceIds`
    * are the tail of the Ready's reads, in order. The driver reports them before it hands over the
-   * values it did read, so reading resumes at the first of them, sized by what those values weigh
-   * (each one sent tops the reads up again, see pump).
+   * values it did read, so reading resumes at the first of them. This does not pump: the values
+   * handed over next do, each sized by what they weigh; when there are none (the budget was spent),
+   * the learner's next ack does.
    */
   onLogReadsDeferred(instanceIds: readonly number[]): void {
     const session = this.session;
     const first = instanceIds[0];
     if (session === null || !session.confirmed || first === undefined) return;
+    // Counted off whatever Ready they came from, as onLogRead does: reads this session gave up (an
+    // ack that moved it past them) must not stay counted in flight, or it would stop reading.
     session.readsInFlight = Math.max(0, session.readsInFlight - instanceIds.length);
     // A deferral from a Ready of an earlier session, or of reads this one gave up, is out of range.
     if (first < session.nextToSend || first >= session.nextToRead) return;
@@ -163,10 +166,13 @@ export class Teacher {
    * (simulator seed 1326). Each value sent tops the reads up again. Bytes bound the window too:
    * reads stop while what the learner has not acked, and what the reads in flight may bring (each
    * at the largest size sent so far: an average would let a few large values among small ones
-   * overshoot), reach timing.teachBytesBeyondAck. One read is always allowed when nothing is
-   * outstanding, so a value larger than the budget still goes. The Ready also carries the bytes the
-   * budget has left (readBytesLimit): a store that can tell stops reading there, whatever the
-   * estimate said, and the reads it did not make come back through onLogReadsDeferred.
+   * overshoot), reach timing.teachBytesBeyondAck. The Ready also carries the bytes the budget has
+   * left (readBytesLimit): the driver stops reading there, whatever the estimate said, and the reads
+   * it did not make come back through onLogReadsDeferred. Because that limit, not the estimate,
+   * is what bounds the bytes, one read is always allowed while none is in flight and the budget is
+   * not spent: a value larger than the budget still goes alone, and a large value sent earlier in
+   * the session (which keeps the estimate high) cannot leave a few small unacked values waiting
+   * for an ack the learner only sends after learnAckLead values or a quarter of the budget.
    */
   pump(): void {
     const session = this.session;
@@ -178,14 +184,14 @@ export class Teacher {
     const budget = this.context.config.timing.teachBytesBeyondAck;
     while (session.nextToRead < limit && session.readsInFlight < maxReads &&
       (session.unackedBytes + (session.readsInFlight + 1) * session.largestBytes <= budget ||
-        (session.unacked.length === 0 && session.readsInFlight === 0))) {
+        (session.readsInFlight === 0 && session.unackedBytes < budget))) {
       session.readsInFlight++;
       this.context.outbox.read(session.nextToRead++);
     }
     // The estimate above counts unread values at the largest size seen so far, which a run of
     // small values followed by large ones defeats (256 reads of up to maxValueBytes each): what
-    // the reads may really bring is capped by the store at what the budget has left. Set at every
-    // pump, the lowest wins: the values sent since the reads were asked for count too.
+    // the reads may really bring is capped at what the budget has left. Every value sent and every
+    // ack pumps, so the last pump before the Ready is taken knows what is unacked then.
     this.context.outbox.limitReadBytes(budget - session.unackedBytes);
   }
 

@@ -448,6 +448,8 @@ function resolveTiming(value: Partial<ProtocolTiming> | undefined): ProtocolTimi
   if (value === undefined) return DEFAULT_TIMING;
   const timing = { ...DEFAULT_TIMING, ...value };
   for (const [name, ms] of Object.entries(timing)) integer(ms, `timing.${name}`, 1, 2 ** 31);
+  // A learner's future window keeps four budgets' worth of values: a larger one is memory, not speed.
+  integer(timing.teachBytesBeyondAck, 'timing.teachBytesBeyondAck', 1, 256 * 1024 * 1024);
   return timing;
 }
 

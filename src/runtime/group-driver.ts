@@ -18,6 +18,7 @@ import {
 import type { StateMachineRegistry } from './state-machine-registry.js';
 import { atEndOfMicrotasks } from '../util/end-of-microtasks.js';
 import { BatchCut } from './batch-cut.js';
+import { answeredWithin, readInChunks } from './read-budget.js';
 
 /** Deliberate bugs for the simulator's canaries; never set in production. */
 export interface DriverFaults {
@@ -339,7 +340,7 @@ export class GroupDriver {
       const { store } = this.options;
       records = ready.reads.length > 1 && store.getMany !== undefined
         ? await store.getMany(this.groupIndex, ready.reads, { maxBytes: ready.readBytesLimit })
-        : await Promise.all(ready.reads.map((instanceId) => store.get(this.groupIndex, instanceId)));
+        : await readInChunks((instanceId) => store.get(this.groupIndex, instanceId), ready.reads, ready.readBytesLimit);
     } catch (error) {
       // Not "no such record": the teacher would end the session and the learner ask again, and
       // a broken disk would be hidden behind endless catch-up retries.
@@ -347,7 +348,7 @@ export class GroupDriver {
       return false;
     }
     if (this.stopped) return false;
-    const answered = withinBytes(records, ready.readBytesLimit);
+    const answered = answeredWithin(records, ready.readBytesLimit);
     if (answered < ready.reads.length) this.core.onLogReadsDeferred(ready.reads.slice(answered));
     for (let index = 0; index < answered; index++) this.core.onLogRead(ready.reads[index] as number, records[index]);
     return true;
@@ -595,18 +596,4 @@ function storageUnavailable(error: unknown): boolean {
 
 function haltError(reason: HaltReason, mayBeChosen: boolean): PaxosError {
   return new PaxosError(reason.code, reason.message, { mayBeChosen });
-}
-
-/**
- * How many of `records`, from the first, until their values reach `maxBytes`: at least one, even
- * from a store that answered none (that read then counts as a record not found).
- */
-function withinBytes(records: readonly (AcceptorRecord | undefined)[], maxBytes: number): number {
-  let bytes = 0;
-  if (records.length === 0) return 1;
-  for (let count = 0; count < records.length; count++) {
-    if (count > 0 && bytes >= maxBytes) return count;
-    bytes += records[count]?.value.length ?? 0;
-  }
-  return records.length;
 }

@@ -13,6 +13,7 @@ import type { AcceptorRecord, ChosenValue, HaltReason, ProposalResult } from '..
 import { NULL_BALLOT } from '../core/ballot.js';
 import { EMPTY_BYTES, fromUtf8, utf8 } from '../util/bytes.js';
 import { SeededRandom } from '../util/random.js';
+import { answeredWithin } from '../runtime/read-budget.js';
 import { fullCrc32 } from './crc32.js';
 
 export interface InFlightMessage {
@@ -296,7 +297,13 @@ export class CoreHarness {
       this.network.push(entry);
       this.sent.push(entry);
     }
-    for (const instanceId of ready.reads) node.core.onLogRead(instanceId, node.durable.get(instanceId));
+    if (ready.reads.length > 0) {
+      // Within the Ready's byte limit, as GroupDriver answers them (runtime/read-budget.ts).
+      const records = ready.readBytesLimit <= 0 ? [] : ready.reads.map((instanceId) => node.durable.get(instanceId));
+      const answered = ready.readBytesLimit <= 0 ? 0 : answeredWithin(records, ready.readBytesLimit);
+      if (answered < ready.reads.length) node.core.onLogReadsDeferred(ready.reads.slice(answered));
+      for (let index = 0; index < answered; index++) node.core.onLogRead(ready.reads[index] as number, records[index]);
+    }
     // In order, stopping at the first failure (or a halt), as GroupDriver does.
     for (const chosen of ready.execute === null ? ready.executeAfter : [ready.execute, ...ready.executeAfter]) {
       if (node.core.isHalted) break;

@@ -6,6 +6,9 @@
  * opens thousands of such connections, and one did take a node's port in CI ("the port is in use").
  * So ports are drawn at random below the ephemeral range, where the kernel never assigns local
  * ports by itself, checked free by listening on them, and never handed out twice by one process.
+ * Two test processes (the runner runs two files at once) may still draw the same port between the
+ * check and the listen, as with listen(0) before, but only each other's, not any connection's.
+ * When the range has no free port left, the kernel's choice is the answer (in its ephemeral range).
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';

@@ -24,7 +24,7 @@ function ask(from: number, instanceId: number): { kind: 'askForLearn'; from: num
 interface TeacherFixture {
   readonly context: GroupContext;
   readonly teacher: Teacher;
-  take(): { messages: readonly OutboundMessage[]; reads: readonly number[] };
+  take(): { messages: readonly OutboundMessage[]; reads: readonly number[]; readBytesLimit: number };
 }
 
 /** A teacher window small enough to see its edges in a few instances. */
@@ -288,9 +288,16 @@ describe('Teacher', () => {
     fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 46 });
     assert.deepEqual(fixture.take().reads, [46], 'one read at a time while values may exceed the budget');
     fixture.teacher.onLogRead(46, record(46));
-    assert.deepEqual(fixture.take().reads, [], 'nothing more until the learner acks it');
+    // The estimate (the largest value so far, past the budget) allows nothing more, but the budget is
+    // not spent: one read whenever none is in flight, so small values never wait for an ack the
+    // learner sends only every learnAckLead values (the Ready's byte limit bounds what it brings).
+    const next = fixture.take();
+    assert.deepEqual(next.reads, [47], 'one read while none is in flight and the budget is not spent');
+    assert.equal(next.readBytesLimit, TEACH_BYTES_BEYOND_ACK - record(46).value.length);
     fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 47 });
-    assert.deepEqual(fixture.take().reads, [47]);
+    assert.deepEqual(fixture.take().reads, [], 'one read in flight already');
+    fixture.teacher.onLogRead(47, record(47));
+    assert.deepEqual(fixture.take().reads, [48]);
   });
 
   test('a Ready\'s reads carry the budget left; reads a driver deferred are asked for again, in order', () => {
@@ -320,56 +327,82 @@ describe('Teacher', () => {
     assert.deepEqual(context.outbox.take().reads, []);
   });
 
-  test('small values then large ones: what a learner holds beyond its ack stays within the budget and one value', () => {
-    // A log of small values followed by large ones: the teacher's estimate (reads in flight at the
-    // largest size sent so far) is up to 256 reads of 100 bytes when the large ones begin. A driver
-    // that stops at the Ready's readBytesLimit keeps the stream within the budget all the same.
-    const small = 100;
-    const large = 3 * 1024 * 1024;
-    const sizeAt = (instanceId: number): number => (instanceId < 400 ? small : large);
-    const end = 480;
-    const context = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: end, nowMs: 1000 });
-    const teacher = new Teacher(context, 0);
+  /**
+   * A whole teaching session between a real Teacher and a real Learner's ack rule (every
+   * learnAckLead values, or a quarter of the budget), through a driver that reads each Ready's
+   * reads in order until the values reach its readBytesLimit (at least one unless it is 0) and
+   * hands the rest back first. It fails if a round moves nothing (the teacher waits for an ack the
+   * learner will not send: a stall of teachAckTimeoutMs in a real run), and reports the most bytes
+   * the learner was sent, or the driver read, beyond its last ack.
+   */
+  function teachAll(sizeAt: (instanceId: number) => number, end: number, budget: number): { worstBeyondAck: number } {
+    const timing = { teachBytesBeyondAck: budget };
+    const teacherContext = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: end, nowMs: 1000, timing });
+    const learnerContext = makeContext({ nodeId: 2, members: [1, 2, 3], instanceId: 0, nowMs: 1000, timing });
+    const teacher = new Teacher(teacherContext, 0);
+    const learner = new Learner(learnerContext);
     teacher.onAskForLearn(ask(2, 0), null);
-    context.outbox.take();
+    teacherContext.outbox.take();
     teacher.onConfirmAskForLearn({ kind: 'confirmAskForLearn', from: 2, instanceId: 0 });
     let acked = 0;
-    let sentThrough = 0;
+    let received = 0;
     let worstBeyondAck = 0;
-    let largestRead = 0;
-    for (let round = 0; round < 10_000 && acked < end; round++) {
-      const ready = context.outbox.take();
-      // The driver: reads in order until the values reach the limit (at least one unless it is 0),
-      // defers the rest.
+    // The session ends once everything is sent: the learner then holds all the teacher had.
+    for (let round = 0; received < end; round++) {
+      assert.ok(round < 100_000, 'the session did not end');
+      const ready = teacherContext.outbox.take();
+      const limit = ready.readBytesLimit;
       let bytes = 0;
       let answered = 0;
-      const limit = ready.readBytesLimit;
       while (answered < ready.reads.length && limit > 0 && (answered === 0 || bytes < limit)) {
         bytes += sizeAt(ready.reads[answered] as number);
         answered++;
       }
-      largestRead = Math.max(largestRead, bytes);
       if (answered < ready.reads.length) teacher.onLogReadsDeferred(ready.reads.slice(answered));
       for (const instanceId of ready.reads.slice(0, answered)) {
         teacher.onLogRead(instanceId, { ...record(instanceId), value: new Uint8Array(sizeAt(instanceId)) });
       }
-      for (const sent of ofKind(ready.messages, 'learnValue')) {
-        assert.equal(sent.message.instanceId, sentThrough, 'values go out in order, each once');
-        sentThrough++;
+      const sent = ofKind(ready.messages, 'learnValue');
+      let beyondAck = bytes;
+      for (let instanceId = acked; instanceId < received + sent.length; instanceId++) beyondAck += sizeAt(instanceId);
+      worstBeyondAck = Math.max(worstBeyondAck, beyondAck);
+      for (const { message } of sent) {
+        assert.equal(message.instanceId, received, 'values go out in order, each once');
+        received++;
+        learner.ackStreamed(1, received, message.value.length);
       }
-      let beyondAck = 0;
-      for (let instanceId = acked; instanceId < sentThrough; instanceId++) beyondAck += sizeAt(instanceId);
-      worstBeyondAck = Math.max(worstBeyondAck, beyondAck + bytes);
-      if (ready.reads.length === 0 && ready.messages.length === 0) {
-        // Quiet: the learner acks everything it got.
-        acked = sentThrough;
-        teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: acked });
+      const acks = ofKind(learnerContext.outbox.take().messages, 'learnValueAck');
+      for (const { message } of acks) {
+        acked = message.instanceId;
+        teacher.onLearnValueAck(message);
+      }
+      if (received < end) {
+        assert.ok(ready.reads.length > 0 || sent.length > 0 || acks.length > 0,
+          `stalled at ${received} sent, ${acked} acked: nothing to read, send or ack`);
       }
     }
-    assert.equal(acked, end, 'the learner got the whole log');
-    assert.ok(worstBeyondAck <= TEACH_BYTES_BEYOND_ACK + large,
-      `at worst ${worstBeyondAck} bytes beyond the ack, the budget is ${TEACH_BYTES_BEYOND_ACK} and one value`);
-    assert.ok(largestRead <= TEACH_BYTES_BEYOND_ACK + large, `one Ready read ${largestRead} bytes`);
+    return { worstBeyondAck };
+  }
+
+  test('a whole session within the budget, whatever the mix of sizes, and never waiting for an ack', () => {
+    const mib = 1024 * 1024;
+    interface Case {
+      name: string; sizeAt: (instanceId: number) => number; end: number; budget: number; largest: number;
+    }
+    const cases: Case[] = [
+      // The estimate, sized by small values, asks for hundreds of large ones at once.
+      { name: 'small then large', sizeAt: (id) => (id < 400 ? 100 : 3 * mib), end: 480, budget: 16 * mib, largest: 3 * mib },
+      // A value near the budget keeps the estimate high for the rest of the session.
+      { name: 'one large then small', sizeAt: (id) => (id === 5 ? 900 : 10), end: 300, budget: 1000, largest: 900 },
+      { name: 'one larger than the budget then small', sizeAt: (id) => (id === 3 ? 5 * mib : 1024), end: 200,
+        budget: 4 * mib, largest: 5 * mib },
+      { name: 'mixed', sizeAt: (id) => ((id * 7919) % 13 === 0 ? 700 : 20 + (id % 50)), end: 600, budget: 600, largest: 700 },
+    ];
+    for (const { name, sizeAt, end, budget, largest } of cases) {
+      const { worstBeyondAck } = teachAll(sizeAt, end, budget);
+      assert.ok(worstBeyondAck <= budget + largest,
+        `${name}: at worst ${worstBeyondAck} bytes beyond the ack, the budget is ${budget} and one value ${largest}`);
+    }
   });
 
   test('a node below the min chosen instance is told so without taking the lock', () => {

@@ -101,3 +101,23 @@ test('getMany with maxBytes counts what lies between a group\'s records, and sto
   assert.deepEqual(first.map((found) => found?.instanceId), wanted.slice(0, first.length));
   await log.close();
 });
+
+test('getMany with maxBytes: a missing first record, a hole and a rewritten record out of offset order', async () => {
+  const { store: log } = await store('max-bytes-edges');
+  for (let instanceId = 0; instanceId < 8; instanceId++) {
+    if (instanceId === 4) continue; // a hole
+    await log.put(0, [record(instanceId, patternBytes(500, instanceId + 1))], { sync: false });
+  }
+  // Instance 2 written again at a higher ballot: its newest record now lies after 7's.
+  const rewritten = { ...record(2, patternBytes(500, 99)), accepted: { proposalId: 9, nodeId: 1 } };
+  await log.put(0, [rewritten], { sync: false });
+  const missingFirst = await log.getMany(0, [20, 0, 1], { maxBytes: 10_000 });
+  assert.equal(missingFirst[0], undefined, 'a first record not in the log comes back as such');
+  assert.ok(missingFirst.length >= 1);
+  const withHole = await log.getMany(0, [3, 4, 5, 6], { maxBytes: 10_000 });
+  assert.deepEqual(withHole.map((found) => found?.instanceId), [3], 'the part ends before the hole');
+  const outOfOrder = await log.getMany(0, [1, 2, 3], { maxBytes: 10_000 });
+  assert.deepEqual(outOfOrder.map((found) => found?.instanceId), [1, 2], 'the part ends where offsets go back (at 3)');
+  assertRecord((await log.getMany(0, [2, 3], { maxBytes: 10_000 }))[0], rewritten, 'the newest record of 2');
+  await log.close();
+});

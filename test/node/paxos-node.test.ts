@@ -54,6 +54,9 @@ describe('PaxosNode options', () => {
     // A value is logged as one record, and the file store reads records of at most 64 MiB.
     ['maxValueBytes', { maxValueBytes: 64 * 1024 * 1024 }, /option maxValueBytes must be an integer in \[1, 67043328\]/],
     ['timing', { timing: { prepareTimeoutStartMs: -1 } }, /option timing\.prepareTimeoutStartMs/],
+    // Four budgets of values fit a learner's future window: beyond 256 MiB that is memory, not speed.
+    ['timing', { timing: { teachBytesBeyondAck: 257 * 1024 * 1024 } },
+      /option timing\.teachBytesBeyondAck must be an integer in \[1, 268435456\]/],
     ['stateMachines', { stateMachines: 'echo' }, /option stateMachines/],
     ['timers', { timers: {} }, /option timers must have a setTimer function/],
     ['onHalt', { onHalt: 1 }, /option onHalt must be a function/],
