@@ -15,9 +15,10 @@
  * it could not persist, say) is dropped, so nothing is acknowledged that did not reach the disk.
  * A store that cannot resume (no `resume`, a custom store) leaves its groups halted as before.
  *
- * Only the storage is waited for. A group whose rebuild fails for another reason (its log behind
- * its state machines' checkpoint, a state machine that refuses a value) would fail the same way at
- * every attempt: it halts for good (GROUP_HALTED, until the node restarts) and the others go on. A
+ * Only the storage is waited for, and a state machine that throws while the log is replayed (as
+ * an execution that fails is retried while the node runs: with a backoff up to 8 s). A group whose
+ * rebuild fails for another reason (its log behind its state machines' checkpoint) would fail the
+ * same way at every attempt: it halts for good (GROUP_HALTED, until the node restarts) and the others go on. A
  * store found damaged when it resumes (STORAGE_CORRUPT) is not retried either: the node stops
  * trying and says so; a restart names the damage and refuses to start on it.
  */
@@ -171,6 +172,7 @@ export class StorageRecovery implements TimedGroup {
     }
     // Every group halted for storage comes back, including one that halted while the store was
     // resuming (its write was refused before the store took writes again).
+    let replayFailed = false;
     for (const runtime of this.options.groups()) {
       if (this.stopped) return;
       if (runtime.driver.halted?.code !== 'STORAGE_UNAVAILABLE' || this.options.busy(runtime.groupIndex)) continue;
@@ -185,8 +187,10 @@ export class StorageRecovery implements TimedGroup {
         if (isReplayExecutionFailure(error)) {
           // A state machine threw while the log was replayed, as it may while the node runs (where
           // the execution is retried): the group stays halted for storage and is rebuilt again soon.
-          logger.warn('a state machine failed while the group was rebuilt after its storage resumed; trying again',
-            { group: runtime.groupIndex, error: String(error) });
+          logger.warn('a state machine failed while the group was rebuilt after its storage resumed; trying again', {
+            group: runtime.groupIndex, error: String(error), retryInMs: Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS),
+          });
+          replayFailed = true;
           continue;
         }
         logger.error('a group could not be rebuilt after its storage resumed, for another reason than the ' +
@@ -198,7 +202,10 @@ export class StorageRecovery implements TimedGroup {
     const stillHalted = this.options.groups().some((runtime) =>
       runtime.driver.halted?.code === 'STORAGE_UNAVAILABLE');
     if (stillHalted) {
-      // A group busy with an install, or one that failed again at once: look again soon.
+      // A group busy with an install, or one that failed again at once: look again soon. A state
+      // machine that keeps failing its replay is retried for as long as it fails, as an execution
+      // is while the node runs, but backing off up to MAX_RESUME_DELAY_MS (and its warning with it).
+      if (replayFailed) this.delayMs = Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS);
       this.nextAttemptAt = this.options.clock.now() + this.delayMs;
       return;
     }

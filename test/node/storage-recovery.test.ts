@@ -132,3 +132,55 @@ test('a rebuild whose replay a state machine failed is tried again soon, not hal
   assert.equal(attempts, 2);
   assert.equal((groups[0] as GroupRuntime).driver.halted, null, 'rebuilt');
 });
+
+test('a replay a state machine keeps failing is retried, backing off from 1 s to 8 s', async () => {
+  const { restoreGroup } = await import('../../src/runtime/restore.js');
+  const { MemoryLogStore } = await import('../../src/io/memory-log-store.js');
+  const { StateMachineRegistry } = await import('../../src/runtime/state-machine-registry.js');
+  const { frameValue } = await import('../../src/runtime/value-frame.js');
+  const log = new MemoryLogStore();
+  await log.put(0, [{
+    instanceId: 0, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
+    value: frameValue(1, new Uint8Array([1])), checksum: 0,
+  }, {
+    instanceId: 1, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
+    value: frameValue(1, new Uint8Array([2])), checksum: 0,
+  }]);
+  const failing = new StateMachineRegistry(0, [{ id: 1, execute: () => { throw new Error('busy'); } }]);
+  const replayFailure = await restoreGroup(log, 0, failing, { executedThrough: -1 }).catch((error: unknown) => error);
+  assert.ok(replayFailure instanceof Error, 'the replay failed');
+
+  let now = 0;
+  const store = new FakeStore();
+  const groups = [fakeGroup(0)];
+  let attempts = 0;
+  const recovery = new StorageRecovery({
+    store: store as unknown as LogStore & ResumableStore, clock: { now: () => now }, logger: SILENT_LOGGER,
+    groups: () => groups,
+    rebuild: (groupIndex) => {
+      attempts++;
+      if (attempts <= 6) return Promise.reject(replayFailure);
+      groups[groupIndex] = fakeGroup(groupIndex);
+      return Promise.resolve();
+    },
+    busy: () => false,
+    haltForGood: () => assert.fail('a failing state machine must not halt the group for good'),
+    onTimersChanged: () => {},
+  });
+  store.failure = { reason: 'ENOSPC', message: 'log write failed: ENOSPC' };
+  (groups[0] as GroupRuntime).driver.haltForStorage(REFUSED);
+  recovery.onGroupHalted(REFUSED);
+  now = 500;
+  const gaps: number[] = [];
+  while (attempts < 7) {
+    recovery.tick();
+    await recovery.whenIdle();
+    const next = recovery.nextTimerAt();
+    if (next === undefined) break;
+    gaps.push(next - now);
+    now = next;
+  }
+  assert.equal(attempts, 7, 'tried until the state machine stopped failing');
+  assert.deepEqual(gaps.slice(0, 6), [1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+  assert.equal((groups[0] as GroupRuntime).driver.halted, null, 'rebuilt');
+});
