@@ -23,6 +23,9 @@ import { mayCarryCredentials } from './cleartext-guard.js';
 import { FORWARDED_HEADER, FORWARDED_ROLE_HEADER, TIMEOUT_HEADER } from './http-headers.js';
 import { KvError, NOT_APPLIED } from './kv-error.js';
 
+/** The cause code of a forward not sent because its master went silent lately (see silentMs). */
+export const MASTER_SILENT = 'ERR_MASTER_SILENT';
+
 export interface ForwardedReply {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
@@ -84,7 +87,8 @@ export class Forwarder {
     const silent = this.silentUntil.get(forwarded.endpoint);
     if (silent !== undefined && silent > performance.now()) {
       return Promise.reject(new KvError('UNAVAILABLE', `the master at ${forwarded.endpoint} did not answer lately; ` +
-        'not forwarding to it for now (the request was not sent), try again', NOT_APPLIED));
+        'not forwarding to it for now (the request was not sent), try again',
+      { ...NOT_APPLIED, cause: Object.assign(new Error('the master went silent'), { code: MASTER_SILENT }) }));
     }
     // The path goes as received: a URL would resolve the dot segments of keys "." and "..".
     const url = new URL(forwarded.endpoint);

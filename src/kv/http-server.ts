@@ -53,7 +53,7 @@ import {
   failureOf, failureReply, methodNotAllowed, outcomeOf, RawJson, RawText, sendReply, type Reply,
 } from './http-reply.js';
 import { serveWatch } from './http-watch.js';
-import { isRetriedReply, untilMasterAnswers } from './master-wait.js';
+import { isRetriedReply, readAttemptMs, untilMasterAnswers } from './master-wait.js';
 import {
   FORWARDED_HEADER, FORWARDED_ROLE_HEADER, NO_FORWARD_HEADER, SEQUENCE_HEADER, SESSION_HEADER, TIMEOUT_HEADER,
 } from './http-headers.js';
@@ -364,17 +364,19 @@ export class KvHttpServer {
         checkQuery(url, ['stale']);
         const stale = booleanParameter(url, 'stale');
         return await this.untilAnswered(request, group, async (timeoutMs) => {
-          const early = stale ? undefined : forwardAtOnce(undefined, false, timeoutMs);
+          // A forward waits for the master one attempt's time, not the whole deadline (master-wait.ts).
+          const forwardMs = readAttemptMs(timeoutMs);
+          const early = stale ? undefined : forwardAtOnce(undefined, false, forwardMs);
           if (early !== undefined) return await early;
           const record = await service.get(key, { stale, timeoutMs, signal })
-            .catch(forwardable(undefined, false, timeoutMs));
+            .catch(forwardable(undefined, false, forwardMs));
           if ('status' in record) return record;
           if (record.value === undefined) {
             throw new KvError('KEY_NOT_FOUND', `key "${key}" is not set`, { ...NOT_APPLIED, version: record.version });
           }
           const value = Buffer.from(record.value).toString('utf8');
           return { status: 200, body: { key, value, version: record.version }, headers };
-        });
+        }, true);
       }
       case 'PUT': {
         countAs('put');
@@ -417,15 +419,15 @@ export class KvHttpServer {
    */
   private async untilAnswered(
     request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
-    attempt: (timeoutMs: number) => Promise<Reply>,
+    attempt: (timeoutMs: number) => Promise<Reply>, readOnly = false,
   ): Promise<Reply> {
-    return await this.waitingForMaster(request, group, attempt, isRetriedReply);
+    return await this.waitingForMaster(request, group, attempt, isRetriedReply, readOnly);
   }
 
   /** untilAnswered for any answer: `isRefusal` names the answers that are refusals to try again. */
   private async waitingForMaster<T>(
     request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
-    attempt: (timeoutMs: number) => Promise<T>, isRefusal: (answer: T) => boolean,
+    attempt: (timeoutMs: number) => Promise<T>, isRefusal: (answer: T) => boolean, readOnly = false,
   ): Promise<T> {
     if (request.headers[FORWARDED_HEADER] !== undefined || request.headers[NO_FORWARD_HEADER] !== undefined) {
       return await attempt(Math.max(1, request.timeoutMs - (performance.now() - request.began)));
@@ -434,7 +436,7 @@ export class KvHttpServer {
     return await untilMasterAnswers({
       began: request.began, timeoutMs: request.timeoutMs, signal: request.signal,
       onRetry: () => { this.requests.retriedForMaster++; },
-      hopeless: () => service.masterlessForMs(group) > service.masterLeaseMs,
+      hopeless: () => service.masterlessForMs(group) > service.masterLeaseMs, readOnly,
     }, attempt, isRefusal);
   }
 
@@ -586,9 +588,11 @@ export class KvHttpServer {
         if (endpoint === undefined || endpoint === this.endpoint || request.headers[FORWARDED_HEADER] !== undefined) {
           throw error;
         }
-        return await this.fetchPage(endpoint, url, group, remainingMs, abort.signal, request, certificateCaller);
+        // One attempt's time for the master, as a key's read (master-wait.ts, READ_ATTEMPT_MS).
+        return await this.fetchPage(endpoint, url, group, readAttemptMs(remainingMs), abort.signal, request,
+          certificateCaller);
       }
-    }, () => false))).finally(() => {
+    }, () => false, true))).finally(() => {
       // One part's failure is the answer: the parts still waiting for their master stop.
       abort.abort();
     });

@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KvError } from './kv-error.js';
 import { RawJson, type Reply } from './http-reply.js';
 import { PEER_CONNECTION_LOST } from './peer-forward.js';
+import { MASTER_SILENT } from './http-forward.js';
 
 /** The first pause before trying again, doubled after each refusal up to the last (each ±50%). */
 export const FIRST_PAUSE_MS = 20;
@@ -34,6 +35,15 @@ export const LAST_PAUSE_MS = 250;
  * An attempt started with less would turn a clean refusal into a TIMEOUT that may have applied.
  */
 export const MIN_ATTEMPT_MS = 200;
+/**
+ * A plain read forwarded to its master waits at most this long for that master before it is
+ * tried again, as KvClient's attempts do: a master frozen (SIGSTOP, a stalled VM) or cut off
+ * stays named by the others until its lease runs out, and a read that waited on it for its whole
+ * deadline got TIMEOUT although the next master answers within a lease. A read changes nothing,
+ * so its attempt's TIMEOUT, and the refusal to forward to a master that went silent meanwhile, are
+ * tried again (see isRetriedRefusal). The last attempt that fits gets all the time left.
+ */
+export const READ_ATTEMPT_MS = 1_000;
 
 const NO_REACHABLE_MASTER: ReadonlySet<string> = new Set(['NO_MASTER', 'NOT_MASTER']);
 
@@ -45,6 +55,8 @@ export interface MasterWait {
   readonly signal: AbortSignal | undefined;
   /** Called before each new attempt (counted in the metrics). */
   readonly onRetry: () => void;
+  /** A read: a TIMEOUT of an attempt, and a forward held back from a silent master, are retried too. */
+  readonly readOnly?: boolean;
   /**
    * True when waiting longer is pointless although the deadline allows it: the group has had no
    * master here for longer than an election takes (a minority side of a partition, no quorum),
@@ -69,7 +81,7 @@ export async function untilMasterAnswers<T>(
     try {
       answer = await attempt(remainingMs);
     } catch (error) {
-      if (!isRetriedRefusal(error) || !(await pausedForAnother(wait, pauseMs))) throw error;
+      if (!isRetriedRefusal(error, wait.readOnly === true) || !(await pausedForAnother(wait, pauseMs))) throw error;
       pauseMs = Math.min(LAST_PAUSE_MS, pauseMs * 2);
       continue;
     }
@@ -93,9 +105,22 @@ async function pausedForAnother(wait: MasterWait, pauseMs: number): Promise<bool
   return true;
 }
 
-export function isRetriedRefusal(error: unknown): boolean {
+export function isRetriedRefusal(error: unknown, readOnly = false): boolean {
   if (!(error instanceof KvError) || error.mayHaveBeenApplied) return false;
-  return NO_REACHABLE_MASTER.has(error.code) || (error.code === 'UNAVAILABLE' && isConnectionFailure(error.cause));
+  if (NO_REACHABLE_MASTER.has(error.code) || (error.code === 'UNAVAILABLE' && isConnectionFailure(error.cause))) {
+    return true;
+  }
+  // A read that the master did not answer in its attempt's time, or that was not sent to a master
+  // that went silent lately: the master may be frozen, and the next one comes within a lease.
+  return readOnly && (error.code === 'TIMEOUT' || (error.code === 'UNAVAILABLE' && codeOf(error.cause) === MASTER_SILENT));
+}
+
+/**
+ * How long a plain read's forward may wait for the master, given `remainingMs` of its deadline:
+ * READ_ATTEMPT_MS, or everything left when no other attempt would fit after it.
+ */
+export function readAttemptMs(remainingMs: number): number {
+  return remainingMs - READ_ATTEMPT_MS < MIN_ATTEMPT_MS + LAST_PAUSE_MS ? remainingMs : READ_ATTEMPT_MS;
 }
 
 /**
@@ -106,8 +131,12 @@ export function isRetriedRefusal(error: unknown): boolean {
  * address or protocol does not mend.
  */
 function isConnectionFailure(cause: unknown): boolean {
-  const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
+  const code = codeOf(cause);
   return code === 'ECONNREFUSED' || code === PEER_CONNECTION_LOST;
+}
+
+function codeOf(cause: unknown): string | undefined {
+  return cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
 }
 
 /**

@@ -5,9 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvError, NOT_APPLIED } from '../../src/kv/kv-error.js';
 import { RawJson, type Reply } from '../../src/kv/http-reply.js';
+import { MASTER_SILENT } from '../../src/kv/http-forward.js';
 import { PEER_CONNECTION_LOST } from '../../src/kv/peer-forward.js';
 import {
-  FIRST_PAUSE_MS, isRetriedRefusal, isRetriedReply, LAST_PAUSE_MS, MIN_ATTEMPT_MS, untilMasterAnswers, type MasterWait,
+  FIRST_PAUSE_MS, isRetriedRefusal, isRetriedReply, LAST_PAUSE_MS, MIN_ATTEMPT_MS, READ_ATTEMPT_MS, readAttemptMs,
+  untilMasterAnswers, type MasterWait,
 } from '../../src/kv/master-wait.js';
 
 const OK: Reply = { status: 200, body: { key: 'k', version: 1 } };
@@ -185,4 +187,50 @@ test('what is tried again, by code and outcome', () => {
   assert.equal(isRetriedReply(passedOn('UNAVAILABLE', false)), true);
   assert.equal(isRetriedReply(passedOn('UNAVAILABLE', true)), false);
   assert.equal(isRetriedReply({ status: 200, body: new RawJson(Buffer.from('{"error":"NO_MASTER","mayHaveBeenApplied":false}')) }), false);
+});
+
+test('a read also tries again after its attempt timed out, or when a silent master was not asked', () => {
+  const timedOut = new KvError('TIMEOUT', 'the master did not answer', NOT_APPLIED);
+  const silent = new KvError('UNAVAILABLE', 'the master did not answer lately', {
+    ...NOT_APPLIED, cause: Object.assign(new Error('silent'), { code: MASTER_SILENT }),
+  });
+  const cleartext = new KvError('UNAVAILABLE', 'not forwarding over plain HTTP', NOT_APPLIED);
+  assert.equal(isRetriedRefusal(timedOut, true), true);
+  assert.equal(isRetriedRefusal(silent, true), true);
+  assert.equal(isRetriedRefusal(cleartext, true), false, 'a refusal for good is the answer, even for a read');
+  assert.equal(isRetriedRefusal(timedOut), false, 'not for a write (its TIMEOUT says maybe applied anyway)');
+  assert.equal(isRetriedRefusal(silent), false);
+  assert.equal(isRetriedRefusal(new KvError('TIMEOUT', 'maybe', { mayHaveBeenApplied: true }), true), false);
+});
+
+test('a read\'s attempt waits READ_ATTEMPT_MS for the master, the last one that fits everything left', () => {
+  assert.equal(readAttemptMs(5_000), READ_ATTEMPT_MS);
+  assert.equal(readAttemptMs(READ_ATTEMPT_MS + MIN_ATTEMPT_MS + LAST_PAUSE_MS), READ_ATTEMPT_MS);
+  assert.equal(readAttemptMs(READ_ATTEMPT_MS + MIN_ATTEMPT_MS + LAST_PAUSE_MS - 1),
+    READ_ATTEMPT_MS + MIN_ATTEMPT_MS + LAST_PAUSE_MS - 1, 'no room for another attempt: all of it');
+  assert.equal(readAttemptMs(300), 300);
+});
+
+test('a read held by a frozen master: attempts time out, are tried again and the next master answers', async () => {
+  // What the HTTP server does for a plain read: each attempt gives the master readAttemptMs.
+  const { wait } = waitOf(3_000);
+  let attempt = 0;
+  const began = performance.now();
+  const answer = await untilMasterAnswers({ ...wait, readOnly: true }, async (remainingMs) => {
+    attempt++;
+    if (attempt === 1) {
+      // The frozen master: nothing comes back within the attempt's time.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(readAttemptMs(remainingMs), 300)));
+      throw new KvError('TIMEOUT', 'the master did not answer', NOT_APPLIED);
+    }
+    if (attempt < 4) {
+      throw new KvError('UNAVAILABLE', 'silent', {
+        ...NOT_APPLIED, cause: Object.assign(new Error('silent'), { code: MASTER_SILENT }),
+      });
+    }
+    return 'the next master answered';
+  });
+  assert.equal(answer, 'the next master answered');
+  assert.equal(attempt, 4);
+  assert.ok(performance.now() - began < 2_000);
 });

@@ -1,0 +1,51 @@
+// A plain HTTP read (curl, a load balancer: no KvClient) sent to a surviving node while the master
+// of the key's group is frozen with SIGSTOP, on a `multipaxos cluster up` cluster with a 1 s lease.
+// The survivor forwards the read to the master it still knows; the frozen master answers nothing.
+// The read must be answered by the next master within its deadline, not time out waiting on the
+// frozen one (each forward waits READ_ATTEMPT_MS, then the read is tried again: master-wait.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KvClient } from '../../src/kv/client.js';
+import { TIMEOUT_HEADER } from '../../src/kv/http-headers.js';
+import { groupOfKey } from '../../src/kv/key-hash.js';
+import { clusterScope, startClusterUp } from '../support/cluster-up.js';
+import { MasterNemesis } from '../support/kv-nemesis.js';
+
+const LEASE_MS = 1_000;
+const GROUPS = 2;
+const KEY = 'frozen-read';
+const PAUSE_MS = 6_000;
+const DEADLINE_MS = 4_500;
+
+test('a plain read at a survivor while the master is frozen is answered by the next master within its deadline',
+  { timeout: 60_000 }, async (t) => {
+    assert.equal(groupOfKey(KEY, GROUPS), 1);
+    const { dir, track, undo } = await clusterScope(t, 'plain-read-frozen-master');
+    const cluster = await startClusterUp({
+      dir, json: true, flags: ['--groups', String(GROUPS), '--master-lease', String(LEASE_MS)], track,
+    });
+    const { endpoints } = cluster;
+    const client = new KvClient({ endpoints, timeoutMs: 5_000 });
+    const probe = new KvClient({ endpoints, timeoutMs: 1_000 });
+    const nemesis = new MasterNemesis({ dir, endpoints, probe, track });
+    undo.push(() => {
+      client.close();
+      probe.close();
+    });
+    undo.push(() => nemesis.thawAll());
+    const { version } = await client.put(KEY, 'before the freeze');
+
+    let answer: { status: number; body: string; ms: number } | undefined;
+    const fault = await nemesis.pause(1, PAUSE_MS, async (frozenId) => {
+      const survivor = endpoints.find((_, index) => index + 1 !== frozenId) as string;
+      const began = performance.now();
+      const response = await fetch(`${survivor}/v1/kv/${KEY}`, { headers: { [TIMEOUT_HEADER]: String(DEADLINE_MS) } });
+      answer = { status: response.status, body: await response.text(), ms: performance.now() - began };
+    });
+    assert.ok(answer !== undefined);
+    t.diagnostic(`node ${fault.nodeId} frozen; the read at a survivor answered ${answer.status} after ` +
+      `${Math.round(answer.ms)} ms: ${answer.body}`);
+    assert.equal(answer.status, 200, `the read failed: ${answer.body}`);
+    assert.deepEqual(JSON.parse(answer.body), { key: KEY, value: 'before the freeze', version });
+    assert.ok(answer.ms < DEADLINE_MS, `answered after ${Math.round(answer.ms)} ms`);
+  });
