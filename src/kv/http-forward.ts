@@ -106,7 +106,9 @@ export class Forwarder {
       // The backstop answers within the caller's time, and it runs from now, so a request waiting for
       // one of the agent's sockets is bounded too.
       const backstop = setTimeout(() => {
-        this.silentUntil.set(forwarded.endpoint, performance.now() + this.silentMs);
+        // Only a write's silence holds the master back: a read waits one short attempt for it
+        // (master-wait.ts, READ_ATTEMPT_MS), and a master merely slow to read still takes writes.
+        if (forwarded.isWrite) this.silentUntil.set(forwarded.endpoint, performance.now() + this.silentMs);
         outgoing.destroy(new KvError('TIMEOUT', `the master at ${forwarded.endpoint} did not answer within ` +
           `${Math.round(forwarded.timeoutMs)} ms${forwarded.isWrite ? '; the write may have been applied' : ''}`,
         { mayHaveBeenApplied: forwarded.isWrite }));

@@ -421,7 +421,7 @@ export class KvHttpServer {
     request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
     attempt: (timeoutMs: number) => Promise<Reply>, readOnly = false,
   ): Promise<Reply> {
-    return await this.waitingForMaster(request, group, attempt, isRetriedReply, readOnly);
+    return await this.waitingForMaster(request, group, attempt, (reply) => isRetriedReply(reply, readOnly), readOnly);
   }
 
   /** untilAnswered for any answer: `isRefusal` names the answers that are refusals to try again. */
@@ -480,8 +480,9 @@ export class KvHttpServer {
     if (overTransport !== undefined) {
       this.requests.forwardedOverTransport++;
       const reply = await overTransport.catch((failure: unknown) => {
-        // A master that let the request time out is held back from, over HTTP too (see http-forward.ts).
-        if (failure instanceof KvError && failure.code === 'TIMEOUT') this.forwarder.silence(endpoint);
+        // A master that let a write time out is held back from, over HTTP too (see http-forward.ts);
+        // a read's attempt is short by design (master-wait.ts) and holds nothing back.
+        if (failure instanceof KvError && failure.code === 'TIMEOUT' && isWrite) this.forwarder.silence(endpoint);
         throw failure;
       });
       // Undefined: a read whose reply was too large for a frame, asked again over HTTP below.

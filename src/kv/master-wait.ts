@@ -15,7 +15,11 @@
  * may have applied it says so. Everything else is the answer at once: a
  * TIMEOUT, OVERLOADED, a full disk here, a version conflict, a forward refused for a master that
  * went silent lately (so that callers do not each wait on it, see http-forward.ts) or refused for
- * good (credentials over plain HTTP).
+ * good (credentials over plain HTTP). Except for reads, which change nothing: a read's forward
+ * waits one attempt's time for its master (READ_ATTEMPT_MS), and its TIMEOUT, the master's own
+ * 504 TIMEOUT and the refusal to forward to a silent master are tried again too, so that a frozen
+ * or cut-off master, still named by the others until its lease runs out, does not take the read's
+ * whole deadline.
  *
  * Requests that follow masters themselves (KvClient's NO_FORWARD_HEADER) and forwarded ones
  * (the forwarding node waits, not the master) are not held: they get the refusal at once. Nor is
@@ -120,7 +124,8 @@ export function isRetriedRefusal(error: unknown, readOnly = false): boolean {
  * READ_ATTEMPT_MS, or everything left when no other attempt would fit after it.
  */
 export function readAttemptMs(remainingMs: number): number {
-  return remainingMs - READ_ATTEMPT_MS < MIN_ATTEMPT_MS + LAST_PAUSE_MS ? remainingMs : READ_ATTEMPT_MS;
+  // Room for the longest pause (LAST_PAUSE_MS jittered up by half) and a last attempt after it.
+  return remainingMs - READ_ATTEMPT_MS < MIN_ATTEMPT_MS + 1.5 * LAST_PAUSE_MS + 50 ? remainingMs : READ_ATTEMPT_MS;
 }
 
 /**
@@ -142,18 +147,27 @@ function codeOf(cause: unknown): string | undefined {
 /**
  * A master's refusal passed on as it answered a forwarded request (a 503 with the error's JSON):
  * NO_MASTER, NOT_MASTER, or UNAVAILABLE from a master still starting after a restart (every node
- * would forward there, so waiting for the next master is the way out), each not applied.
+ * would forward there, so waiting for the next master is the way out), each not applied. For a
+ * read also the master's own 504 TIMEOUT (it honours the short time a read's attempt gives it, as
+ * a master setting up its fence after an election may need more): it is asked again.
  */
-export function isRetriedReply(reply: Reply): boolean {
-  if (reply.status !== 503 || !(reply.body instanceof RawJson)) return false;
+export function isRetriedReply(reply: Reply, readOnly = false): boolean {
+  if (readOnly && reply.status === 504) return passedOnCode(reply) === 'TIMEOUT';
+  if (reply.status !== 503) return false;
+  const error = passedOnCode(reply);
+  return error !== undefined && (NO_REACHABLE_MASTER.has(error) || error === 'UNAVAILABLE');
+}
+
+/** The code of a refusal passed on as JSON that says it changed nothing; undefined otherwise. */
+function passedOnCode(reply: Reply): string | undefined {
+  if (!(reply.body instanceof RawJson)) return undefined;
   let body: unknown;
   try {
     body = JSON.parse(reply.body.bytes.toString('utf8'));
   } catch {
-    return false;
+    return undefined;
   }
-  if (typeof body !== 'object' || body === null) return false;
+  if (typeof body !== 'object' || body === null) return undefined;
   const { error, mayHaveBeenApplied } = body as { error?: unknown; mayHaveBeenApplied?: unknown };
-  return typeof error === 'string' && (NO_REACHABLE_MASTER.has(error) || error === 'UNAVAILABLE') &&
-    mayHaveBeenApplied === false;
+  return typeof error === 'string' && mayHaveBeenApplied === false ? error : undefined;
 }

@@ -164,9 +164,13 @@ export class PeerForwarder {
       const timer = setTimeout(() => {
         this.settle(id);
         this.counters.timedOut++;
-        // Unproven until it answers a hello again (asked at the next request).
-        this.provenPeers.delete(to);
-        this.helloSentAt.delete(to);
+        // Unproven until it answers a hello again (asked at the next request). Not for a read: a
+        // plain read waits one short attempt for its master (master-wait.ts, READ_ATTEMPT_MS), and a
+        // master merely slow to read must not lose the transport path for the writes sent to it.
+        if (isWrite) {
+          this.provenPeers.delete(to);
+          this.helloSentAt.delete(to);
+        }
         reject(new KvError('TIMEOUT', `the master (node ${to}) did not answer within ${Math.round(waitMs)} ms` +
           (isWrite ? '; the write may have been applied' : ''), { mayHaveBeenApplied: isWrite }));
       }, Math.max(1, waitMs));

@@ -67,6 +67,11 @@ export class StorageRecovery implements TimedGroup {
   private current: StorageFailure | undefined;
   private nextAttemptAt: number | undefined;
   private delayMs = FIRST_RESUME_DELAY_MS;
+  /**
+   * The backoff for a state machine that keeps failing a rebuild's replay: its own, so that other
+   * groups (one waiting for an install, say) are still looked at every FIRST_RESUME_DELAY_MS.
+   */
+  private replayDelayMs = FIRST_RESUME_DELAY_MS;
   private attempting = false;
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -187,9 +192,9 @@ export class StorageRecovery implements TimedGroup {
         if (isReplayExecutionFailure(error)) {
           // A state machine threw while the log was replayed, as it may while the node runs (where
           // the execution is retried): the group stays halted for storage and is rebuilt again soon.
-          logger.warn('a state machine failed while the group was rebuilt after its storage resumed; trying again', {
-            group: runtime.groupIndex, error: String(error), retryInMs: Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS),
-          });
+          const retryInMs = Math.min(this.replayDelayMs * 2, MAX_RESUME_DELAY_MS);
+          logger.warn('a state machine failed while the group was rebuilt after its storage resumed; trying again',
+            { group: runtime.groupIndex, error: String(error), retryInMs });
           replayFailed = true;
           continue;
         }
@@ -205,11 +210,12 @@ export class StorageRecovery implements TimedGroup {
       // A group busy with an install, or one that failed again at once: look again soon. A state
       // machine that keeps failing its replay is retried for as long as it fails, as an execution
       // is while the node runs, but backing off up to MAX_RESUME_DELAY_MS (and its warning with it).
-      if (replayFailed) this.delayMs = Math.min(this.delayMs * 2, MAX_RESUME_DELAY_MS);
-      this.nextAttemptAt = this.options.clock.now() + this.delayMs;
+      this.replayDelayMs = replayFailed ? Math.min(this.replayDelayMs * 2, MAX_RESUME_DELAY_MS) : FIRST_RESUME_DELAY_MS;
+      this.nextAttemptAt = this.options.clock.now() + (replayFailed ? this.replayDelayMs : this.delayMs);
       return;
     }
     this.delayMs = FIRST_RESUME_DELAY_MS;
+    this.replayDelayMs = FIRST_RESUME_DELAY_MS;
   }
 
   /** The storage still refuses writes (or refused one again): back off and try again. */

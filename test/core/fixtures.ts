@@ -76,7 +76,8 @@ export function drain(core: GroupCore): Ready {
 }
 
 export const EMPTY_READY: Ready = Object.freeze({
-  records: [], mustSync: false, messages: [], reads: [], readBytesLimit: Infinity, execute: null, executeAfter: [], results: [], halted: null,
+  records: [], mustSync: false, messages: [], reads: [], readBytesLimit: Infinity, execute: null, executeAfter: [],
+  results: [], halted: null,
 });
 
 export function prepareMsg(from: number, instanceId: number, b: Ballot): PrepareMessage {

@@ -46,6 +46,25 @@ test('a silent master: TIMEOUT within the caller\'s time, then at once UNAVAILAB
     assert.equal(master.seen.length, 3);
   });
 
+test('a read that the master does not answer in time holds nothing back: the next write goes', async () => {
+  // Silent for its first request (a read), then answering.
+  const master = await fakeServer((_, response, index) => {
+    if (index > 0) answer(response, 200, { key: 'k', version: 1 });
+  });
+  const forwarder = new Forwarder({ silentMs: 5_000 });
+  forwarders.push(forwarder);
+  await assert.rejects(forwarder.forward({
+    endpoint: master.endpoint, method: 'GET', path: '/v1/kv/k', body: undefined, fromNodeId: 2, timeoutMs: 150,
+    isWrite: false,
+  }), kvError('TIMEOUT', (error) => !error.mayHaveBeenApplied));
+  const reply = await forwarder.forward({
+    endpoint: master.endpoint, method: 'PUT', path: '/v1/kv/k', body: '{"value":"v"}', fromNodeId: 2, timeoutMs: 1_000,
+    isWrite: true,
+  });
+  assert.equal(reply.status, 200, 'the write was sent, not refused as to a silent master');
+  assert.equal(master.seen.length, 2);
+});
+
 test('localAddress: forwarded requests leave from it (all of 127.0.0.0/8 is loopback on Linux)', async () => {
   const sources: string[] = [];
   const master = createServer((request, response) => {

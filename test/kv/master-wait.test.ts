@@ -204,11 +204,22 @@ test('a read also tries again after its attempt timed out, or when a silent mast
 });
 
 test('a read\'s attempt waits READ_ATTEMPT_MS for the master, the last one that fits everything left', () => {
+  // Another attempt needs room for the longest pause (LAST_PAUSE_MS jittered up by half) and MIN_ATTEMPT_MS.
+  const room = READ_ATTEMPT_MS + MIN_ATTEMPT_MS + 1.5 * LAST_PAUSE_MS + 50;
   assert.equal(readAttemptMs(5_000), READ_ATTEMPT_MS);
-  assert.equal(readAttemptMs(READ_ATTEMPT_MS + MIN_ATTEMPT_MS + LAST_PAUSE_MS), READ_ATTEMPT_MS);
-  assert.equal(readAttemptMs(READ_ATTEMPT_MS + MIN_ATTEMPT_MS + LAST_PAUSE_MS - 1),
-    READ_ATTEMPT_MS + MIN_ATTEMPT_MS + LAST_PAUSE_MS - 1, 'no room for another attempt: all of it');
+  assert.equal(readAttemptMs(room), READ_ATTEMPT_MS);
+  assert.equal(readAttemptMs(room - 1), room - 1, 'no room for another attempt after the longest pause: all of it');
   assert.equal(readAttemptMs(300), 300);
+});
+
+test('a read also tries again after the master\'s own 504 TIMEOUT (it honoured the attempt\'s short time)', () => {
+  const passedOn504 = (mayHaveBeenApplied: boolean): Reply => ({
+    status: 504, body: new RawJson(Buffer.from(JSON.stringify({ error: 'TIMEOUT', message: 'm', mayHaveBeenApplied }))),
+  });
+  assert.equal(isRetriedReply(passedOn504(false), true), true);
+  assert.equal(isRetriedReply(passedOn504(false)), false, 'not for a write');
+  assert.equal(isRetriedReply(passedOn504(true), true), false, 'maybe applied: never');
+  assert.equal(isRetriedReply(passedOn('NO_MASTER', false), true), true, 'the 503s as before');
 });
 
 test('a read held by a frozen master: attempts time out, are tried again and the next master answers', async () => {
