@@ -407,6 +407,7 @@ export class GroupCore {
   private onChosen(message: ChosenMessage): void {
     if (!this.checksumAgrees(message.lastChecksum, message.from)) return;
     this.learnIfAccepted(message.ballot);
+    if (this.learned === null) this.learner.chosenUnderAnotherBallot();
   }
 
   /** Learn the local acceptor's value, provided it accepted exactly the chosen ballot. */
@@ -427,11 +428,16 @@ export class GroupCore {
    */
   private learnFromNextAccept(message: PrepareMessage | AcceptMessage): void {
     const acceptor = this.acceptor;
-    if (this.learned !== null || !acceptor.hasAccepted) return;
+    if (this.learned !== null) return;
     const byBallotOnly = this.context.config.faults?.learnNextByBallotOnly === true;
     const chosenBallot = byBallotOnly ? message.ballot : message.kind === 'accept' ? message.previousBallot : NULL_BALLOT;
-    if (isNullBallot(chosenBallot) || !ballotsEqual(acceptor.accepted, chosenBallot)) return;
-    this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
+    if (isNullBallot(chosenBallot)) return;
+    if (acceptor.hasAccepted && ballotsEqual(acceptor.accepted, chosenBallot)) {
+      this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
+    } else if (!byBallotOnly) {
+      // `now` was chosen, but not under the ballot accepted here: ask for its value (see Learner).
+      this.learner.chosenUnderAnotherBallot();
+    }
   }
 
   private onLearnValue(message: LearnValueMessage): void {

@@ -44,10 +44,18 @@ export class Learner {
   seen(instanceId: number): void {
     if (instanceId <= this.highestSeenInstanceId) return;
     this.highestSeenInstanceId = instanceId;
-    if (!this.isLatest && !this.isLearning) {
-      const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
-      if (soon < this.askAt) this.askAt = soon;
-    }
+    if (!this.isLatest && !this.isLearning) this.askSoon();
+  }
+
+  /**
+   * A member says this node's current instance was chosen under a ballot its acceptor did not
+   * accept (it accepted another proposer's ballot, or nothing): neither that notification nor the
+   * next accept can teach it the value, so it asks for the value soon instead of at its next
+   * periodic ask. Until it learns, its acceptor cannot vote on the next instance, and a group whose
+   * majority needs this node decides nothing meanwhile (simulator seed 244: 8 s).
+   */
+  chosenUnderAnotherBallot(): void {
+    if (!this.isLearning) this.askSoon();
   }
 
   tick(nowMs: number): void {
@@ -69,9 +77,7 @@ export class Learner {
   onInstanceAdvanced(): void {
     if (!this.isLearning || this.context.instanceId < this.learningUntil) return;
     this.isLearning = false;
-    if (this.isLatest) return;
-    const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
-    if (soon < this.askAt) this.askAt = soon;
+    if (!this.isLatest) this.askSoon();
   }
 
   /** A stream is alive: push the next ask further out (PhxPaxos ResetAskforLearnNoop). */
@@ -116,6 +122,12 @@ export class Learner {
   private askForLearn(): void {
     const context = this.context;
     context.broadcastToOthers({ kind: 'askForLearn', from: context.nodeId, instanceId: context.instanceId });
+  }
+
+  /** Ask within a retry delay, unless an ask is due sooner anyway. */
+  private askSoon(): void {
+    const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
+    if (soon < this.askAt) this.askAt = soon;
   }
 
   private askInterval(): number {

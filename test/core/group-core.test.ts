@@ -81,6 +81,62 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(2), ['a']);
   });
 
+  /**
+   * Node 2 accepted node 1's ballot, then promised and accepted node 3's higher one (node 3 adopted
+   * the same value in its phase 1); node 1's ballot wins with node 2's first reply. Neither node 1's
+   * notification nor its next accept names the ballot node 2 holds: node 2 must ask for the value.
+   */
+  function acceptedUnderAnotherBallot(): { harness: CoreHarness; agreed: Uint8Array } {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    const agreed = harness.node(1).executed[0]?.value;
+    assert.ok(agreed !== undefined);
+    const node2 = harness.node(2);
+    node2.core.step(prepareMsg(3, 0, ballot(2, 3)));
+    node2.core.step(acceptMsg(3, 0, ballot(2, 3), agreed));
+    harness.process(2);
+    harness.drop({ from: 2 });
+    return { harness, agreed };
+  }
+
+  test('a chosen notification naming another ballot than the one accepted here makes the node ask for the value at once', () => {
+    const { harness } = acceptedUnderAnotherBallot();
+    harness.drop({ kind: 'chosen', to: 3 });
+    harness.deliver({ kind: 'chosen', to: 2 });
+    assert.deepEqual(harness.executedValues(2), [], 'ballot 2.3 accepted here, 1.1 chosen');
+    // Within a retry delay (39 ms), not at the periodic ask (2.5-3 s): simulator seed 244 waited 8 s.
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 2 }).length, 2);
+    harness.drop({ kind: 'askForLearn', to: 3 });
+    harness.deliver({ kind: 'askForLearn', from: 2 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 2 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 2 });
+    harness.deliver({ kind: 'learnValue', to: 2 });
+    assert.deepEqual(harness.executedValues(2), ['a']);
+    assert.equal(harness.node(2).core.nowInstanceId, 1);
+  });
+
+  test('an accept for now+1 naming another chosen ballot than the one accepted here makes the node ask at once', () => {
+    const { harness } = acceptedUnderAnotherBallot();
+    harness.drop({ kind: 'chosen' });
+    harness.propose(1, 'b');
+    const [accept] = harness.pending({ kind: 'accept', to: 2, instanceId: 1 });
+    assert.ok(accept?.message.kind === 'accept' && accept.message.previousBallot.nodeId === 1);
+    harness.deliver({ kind: 'accept', to: 2, instanceId: 1 });
+    assert.equal(harness.node(2).core.nowInstanceId, 0, 'it cannot learn 0 from the accept');
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 2 }).length, 2);
+  });
+
+  test('a node whose acceptor holds the chosen ballot learns without asking', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.deliver({ kind: 'chosen' });
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn' }).length, 0);
+    assert.deepEqual(harness.executedValues(2), ['a']);
+  });
+
   test('the canary fault learnUnchecked learns whatever ballot is named', () => {
     const harness = new CoreHarness({ nodes: 3, faults: { learnUnchecked: true } });
     chooseOnNode1(harness, 'a');
