@@ -431,11 +431,12 @@ export class GroupCore {
     if (this.learned !== null) return;
     const byBallotOnly = this.context.config.faults?.learnNextByBallotOnly === true;
     const chosenBallot = byBallotOnly ? message.ballot : message.kind === 'accept' ? message.previousBallot : NULL_BALLOT;
-    if (isNullBallot(chosenBallot)) return;
-    if (acceptor.hasAccepted && ballotsEqual(acceptor.accepted, chosenBallot)) {
+    if (!isNullBallot(chosenBallot) && acceptor.hasAccepted && ballotsEqual(acceptor.accepted, chosenBallot)) {
       this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
     } else if (!byBallotOnly) {
-      // `now` was chosen, but not under the ballot accepted here: ask for its value (see Learner).
+      // A member works on now+1, so it learned `now`; what it sent cannot teach this node (`now`
+      // was chosen under a ballot not accepted here, or this is a prepare, which names none, sent
+      // after an accept that could have taught it was lost): ask for the value (see Learner).
       this.learner.chosenUnderAnotherBallot();
     }
   }

@@ -49,10 +49,11 @@ export class Learner {
 
   /**
    * A member says this node's current instance was chosen under a ballot its acceptor did not
-   * accept (it accepted another proposer's ballot, or nothing): neither that notification nor the
-   * next accept can teach it the value, so it asks for the value soon instead of at its next
-   * periodic ask. Until it learns, its acceptor cannot vote on the next instance, and a group whose
-   * majority needs this node decides nothing meanwhile (simulator seed 244: 8 s).
+   * accept (it accepted another proposer's ballot, or nothing), or prepares the next instance
+   * (a prepare names no chosen ballot): nothing it sent can teach this node the value, so it asks
+   * for the value soon instead of at its next periodic ask. Until it learns, its acceptor cannot
+   * vote on the next instance, and a group whose majority needs this node decides nothing
+   * meanwhile (simulator seed 244: 8 s).
    */
   chosenUnderAnotherBallot(): void {
     if (!this.isLearning) this.askSoon();
