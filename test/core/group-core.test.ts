@@ -196,6 +196,62 @@ describe('GroupCore: learning a chosen value', () => {
     assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 2);
   });
 
+  /**
+   * Node 3 accepted nothing of instance 0 (chosen by nodes 1 and 2), asked, and confirmed node 1
+   * as its teacher; the confirm is lost. Returns the harness at the moment of the loss.
+   */
+  function sessionWithLostConfirm(): CoreHarness {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen', to: 2 });
+    harness.deliver({ kind: 'chosen', to: 3 });
+    harness.tick(40);
+    harness.drop({ kind: 'askForLearn', from: 3, to: 2 });
+    harness.deliver({ kind: 'askForLearn', from: 3, to: 1 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    assert.equal(harness.drop({ kind: 'confirmAskForLearn', from: 3 }), 1);
+    assert.equal(harness.node(3).core.status().isLearning, true);
+    return harness;
+  }
+
+  test('a session whose teacher sent nothing for a few round trips no longer holds back the early ask', () => {
+    // Simulator seed 60: the session's value was lost, and every prepare for the next instance was
+    // ignored for the "open" session until the periodic ask (a 10 s wait).
+    const harness = sessionWithLostConfirm();
+    harness.node(3).core.step(prepareMsg(1, 1, ballot(2, 1)));
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 0,
+      'a session just confirmed may still stream: no ask yet');
+    harness.tick(400);
+    harness.node(3).core.step(prepareMsg(1, 1, ballot(2, 1)));
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 2, 'the silent session is dead: ask');
+    assert.ok(harness.nowMs < 2500, 'well before the periodic ask');
+    // The new ask opens a new session, which teaches the value.
+    harness.deliver({ kind: 'askForLearn', from: 3 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+    harness.deliver({ kind: 'learnValue', to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+  });
+
+  test('early asks are spaced by about a round trip however often a member prepares the next instance', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen' });
+    const node3 = harness.node(3);
+    // One prepare for instance 1 every 10 ms for a second; every ask is lost.
+    for (let step = 0; step < 100; step++) {
+      node3.core.step(prepareMsg(1, 1, ballot(2 + step, 1)));
+      harness.tick(10);
+      harness.drop({ kind: 'askForLearn' });
+      harness.drop({ kind: 'prepareReply' });
+    }
+    const asks = harness.sentOfKind('askForLearn', { from: 3 }).length / 2;
+    // At least 156 ms apart (4 retry delays): at most 7 in a second, not one every retry delay.
+    assert.ok(asks >= 4 && asks <= 7, `node 3 asked ${asks} times in 1 s`);
+  });
+
   test('a value chosen while the node waits for its own execution does not time out', () => {
     const harness = new CoreHarness({ nodes: 3 });
     const token = harness.propose(1, 'a', 1000);
