@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_TIMING } from '../../src/core/config.js';
 import { Violations } from '../../src/testing/sim/checkers.js';
-import { StallChecker, stallBoundMs, type StallProbe } from '../../src/testing/sim/stall-checker.js';
+import { STALL_GRACE_MS, StallChecker, stallBoundMs, type StallProbe } from '../../src/testing/sim/stall-checker.js';
 
 /** A cluster the test sets by hand: who is healthy, which links are cut, where proposals wait. */
 class FakeCluster implements StallProbe {
@@ -162,6 +162,23 @@ test('stall: a proposal that times out and is replaced does not restart the cloc
   cluster.waitingAt.add(2);
   run(stalls, 700, 1_100);
   assert.match(violations.list[0] ?? '', /from 0 ms/);
+});
+
+test('stall: the clock stops once nothing has waited for the grace period, and restarts with the next proposal', () => {
+  const cluster = new FakeCluster();
+  const { stalls, violations } = checker(cluster);
+  cluster.waitingAt.add(1);
+  run(stalls, 0, 110);
+  cluster.waitingAt.clear();
+  run(stalls, 110, 5_000);
+  assert.equal(violations.any, false, 'a proposal waited 100 ms, then nothing waited');
+  assert.equal(stalls.longest?.ms, 100, 'the wait ended when the proposal stopped waiting');
+  cluster.waitingAt.add(2);
+  run(stalls, 5_000, 5_900);
+  assert.equal(violations.any, false, 'a new wait, from 5000 ms');
+  run(stalls, 5_900, 6_200);
+  assert.match(violations.list[0] ?? '', /from 5000 ms/);
+  assert.ok(STALL_GRACE_MS < BOUND, 'the grace period is shorter than the bound it serves');
 });
 
 test('stall: each group has its own clock', () => {

@@ -17,10 +17,20 @@
  *   - the group's last decision;
  *   - the first proposal waiting in the core after both (a proposal that times out and is
  *     replaced does not restart the clock: the wait goes on).
+ * The wait ends at a decision, or at the last moment a proposal waited once none has for the
+ * grace period (STALL_GRACE_MS): a group with nothing to decide is not stalled, however long ago
+ * its last decision was.
  * The longest wait so measured is kept per run, whether or not it exceeds the bound.
  */
 import type { ProtocolTiming } from '../../core/config.js';
 import type { Violations } from './checkers.js';
+
+/**
+ * How long no proposal may wait in the core before the current wait is over: longer than the gap
+ * between a proposal that settled (timed out) and its replacement, at most twice the slowest
+ * client gap of the swarm (250 ms), so that a replaced proposal does not restart the clock.
+ */
+export const STALL_GRACE_MS = 600;
 
 /** What the checker reads from the cluster at each observation. */
 export interface StallProbe {
@@ -53,6 +63,8 @@ interface GroupWatch {
   lastDecisionMs: number;
   /** When a proposal first waited in the core after the later of the two above (null: none yet). */
   demandSince: number | null;
+  /** The last observation at which a proposal waited in the core. */
+  lastDemandMs: number;
   /** The violation for the current wait was reported. */
   reported: boolean;
 }
@@ -77,7 +89,8 @@ export class StallChecker {
   constructor(options: StallCheckerOptions) {
     this.options = options;
     this.groups = Array.from({ length: options.groupCount }, () => ({
-      highestChosen: -1, core: 0, coreSince: 0, lastDecisionMs: 0, demandSince: null, reported: false,
+      highestChosen: -1, core: 0, coreSince: 0, lastDecisionMs: 0, demandSince: null, lastDemandMs: 0,
+      reported: false,
     }));
   }
 
@@ -86,7 +99,8 @@ export class StallChecker {
     const watch = this.groups[groupIndex];
     if (watch === undefined) return;
     watch.highestChosen = Math.max(watch.highestChosen, instanceId);
-    this.measure(groupIndex, watch, nowMs);
+    // Between two observations: the wait runs to now unless it was already over.
+    this.measure(groupIndex, watch, nowMs - watch.lastDemandMs <= STALL_GRACE_MS ? nowMs : watch.lastDemandMs);
     watch.lastDecisionMs = nowMs;
     watch.demandSince = null;
     watch.reported = false;
@@ -98,15 +112,24 @@ export class StallChecker {
       const watch = this.groups[groupIndex] as GroupWatch;
       const core = this.coreOf(groupIndex);
       if (core !== watch.core) {
-        this.measure(groupIndex, watch, nowMs);
+        this.measure(groupIndex, watch, watch.lastDemandMs);
         watch.core = core;
         watch.coreSince = nowMs;
         watch.demandSince = null;
         watch.reported = false;
       }
       if (core === 0) continue;
-      if (watch.demandSince === null && this.demandIn(groupIndex, core)) watch.demandSince = nowMs;
-      const stall = this.measure(groupIndex, watch, nowMs);
+      if (this.demandIn(groupIndex, core)) {
+        if (watch.demandSince === null) watch.demandSince = nowMs;
+        watch.lastDemandMs = nowMs;
+      } else if (watch.demandSince !== null && nowMs - watch.lastDemandMs > STALL_GRACE_MS) {
+        // Nothing waits any more: the wait ended when the last proposal stopped waiting.
+        this.measure(groupIndex, watch, watch.lastDemandMs);
+        watch.demandSince = null;
+        watch.reported = false;
+        continue;
+      }
+      const stall = this.measure(groupIndex, watch, watch.lastDemandMs);
       if (stall !== null && stall.ms > this.options.boundMs && !watch.reported) {
         watch.reported = true;
         this.options.violations.add(`stall: group ${groupIndex} decided nothing for ${Math.round(stall.ms)} ms ` +
@@ -116,11 +139,11 @@ export class StallChecker {
     }
   }
 
-  /** The current wait of a group, recorded if it is the longest so far. */
-  private measure(groupIndex: number, watch: GroupWatch, nowMs: number): Stall | null {
+  /** The current wait of a group up to `endMs`, recorded if it is the longest so far. */
+  private measure(groupIndex: number, watch: GroupWatch, endMs: number): Stall | null {
     if (watch.core === 0 || watch.demandSince === null) return null;
     const fromMs = Math.max(watch.coreSince, watch.lastDecisionMs, watch.demandSince);
-    const stall = { groupIndex, fromMs, ms: nowMs - fromMs, core: idsOf(watch.core) };
+    const stall = { groupIndex, fromMs, ms: Math.max(0, endMs - fromMs), core: idsOf(watch.core) };
     if (this.longest === null || stall.ms > this.longest.ms) this.longest = stall;
     return stall;
   }
