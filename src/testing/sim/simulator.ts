@@ -44,6 +44,11 @@ export interface SimRunOptions {
   readonly canary?: CanaryName;
   /** Keep the event trace in the result. */
   readonly trace?: boolean;
+  /**
+   * How to replay this seed, for violation messages that carry it (the stall checker's); by default
+   * the simulator's own command, which runs its own application, not an embedder's.
+   */
+  readonly replay?: string;
 }
 
 export interface SimRunResult {
@@ -211,7 +216,8 @@ export async function runSimulation(
   const stalls = new StallChecker({
     groupCount: config.groupCount, violations,
     boundMs: stallBoundMs(DEFAULT_TIMING),
-    replay: `npm run sim -- --seed ${options.seed}${options.canary === undefined ? '' : ` --canary ${options.canary}`} --trace`,
+    replay: options.replay ??
+      `npm run sim -- --seed ${options.seed}${options.canary === undefined ? '' : ` --canary ${options.canary}`} --trace`,
     probe: {
       members: (groupIndex) => newestMembers(voters, groupIndex) ?? members,
       healthy: (id, groupIndex) => {
