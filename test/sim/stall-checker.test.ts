@@ -181,6 +181,19 @@ test('stall: the clock stops once nothing has waited for the grace period, and r
   assert.ok(STALL_GRACE_MS < BOUND, 'the grace period is shorter than the bound it serves');
 });
 
+test('stall: an instance at or below the highest chosen one seen chosen late is no decision', () => {
+  const cluster = new FakeCluster();
+  const { stalls, violations } = checker(cluster);
+  cluster.waitingAt.add(1);
+  for (const id of cluster.memberIds) cluster.positions.set(id, 6);
+  stalls.decided(0, 5, 0);
+  run(stalls, 0, 600);
+  stalls.decided(0, 4, 600);
+  stalls.decided(0, 5, 700);
+  run(stalls, 600, 1_100);
+  assert.match(violations.list[0] ?? '', /from 0 ms/);
+});
+
 test('stall: each group has its own clock', () => {
   const cluster = new FakeCluster();
   const violations = new Violations();

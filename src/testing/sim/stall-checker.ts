@@ -94,11 +94,14 @@ export class StallChecker {
     }));
   }
 
-  /** A value was chosen in the group (first time anyone sees a majority accept it). */
+  /**
+   * A value was chosen in the group (first time anyone sees a majority accept it). An instance at or
+   * below the highest chosen one is no progress (an older instance seen chosen late): ignored.
+   */
   decided(groupIndex: number, instanceId: number, nowMs: number): void {
     const watch = this.groups[groupIndex];
-    if (watch === undefined) return;
-    watch.highestChosen = Math.max(watch.highestChosen, instanceId);
+    if (watch === undefined || instanceId <= watch.highestChosen) return;
+    watch.highestChosen = instanceId;
     // Between two observations: the wait runs to now unless it was already over.
     this.measure(groupIndex, watch, nowMs - watch.lastDemandMs <= STALL_GRACE_MS ? nowMs : watch.lastDemandMs);
     watch.lastDecisionMs = nowMs;
