@@ -434,6 +434,10 @@ export class GroupCore {
     if (!isNullBallot(chosenBallot) && acceptor.hasAccepted && ballotsEqual(acceptor.accepted, chosenBallot)) {
       this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
     } else if (!byBallotOnly) {
+      // Not under the learn-next-by-ballot canary: it restores PhxPaxos's rule as PhxPaxos has it,
+      // without this ask, which would teach the node the chosen value from a peer and shorten the
+      // window in which the unsound rule can learn a losing one (caught in about 1 seed in 2,500).
+      //
       // A member works on now+1, so it learned `now`; what it sent cannot teach this node (`now`
       // was chosen under a ballot not accepted here, or this is a prepare, which names none, sent
       // after an accept that could have taught it was lost): ask for the value (see Learner).

@@ -165,6 +165,7 @@ export class Learner {
    * EARLY_ASK_SPACING_RETRY_DELAYS after the last ask.
    */
   private askSoon(): void {
+    if (this.context.config.faults?.slowCatchUp === true) return;
     const retryDelayMaxMs = this.context.config.timing.retryDelayMaxMs;
     const soon = Math.max(this.context.nowMs + this.context.randomBetween(1, retryDelayMaxMs),
       this.lastAskAt + EARLY_ASK_SPACING_RETRY_DELAYS * retryDelayMaxMs);
@@ -173,6 +174,7 @@ export class Learner {
 
   private askInterval(): number {
     const timing = this.context.config.timing;
-    return this.context.randomBetween(timing.askForLearnMinMs, timing.askForLearnMaxMs);
+    const interval = this.context.randomBetween(timing.askForLearnMinMs, timing.askForLearnMaxMs);
+    return this.context.config.faults?.slowCatchUp === true ? interval * 10 : interval;
   }
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { DEFAULT_TIMING } from '../../src/core/config.js';
 import { Violations } from '../../src/testing/sim/checkers.js';
 import { STALL_GRACE_MS, StallChecker, stallBoundMs, type StallProbe } from '../../src/testing/sim/stall-checker.js';
+import { runSeed } from '../../src/testing/sim/simulator.js';
 
 /** A cluster the test sets by hand: who is healthy, which links are cut, where proposals wait. */
 class FakeCluster implements StallProbe {
@@ -212,4 +213,25 @@ test('stall: each group has its own clock', () => {
 test('stall: the bound follows the timing the nodes run', () => {
   assert.equal(stallBoundMs(DEFAULT_TIMING), 8_000 + 2 * 2_999 + 1_000);
   assert.equal(stallBoundMs({ ...DEFAULT_TIMING, prepareTimeoutMaxMs: 2_000, askForLearnMaxMs: 1_000 }), 5_000);
+  // A slow clock's timeouts last longer in true time: 13998 ms of timers at rate 0.9.
+  assert.equal(stallBoundMs(DEFAULT_TIMING, 0.9), Math.ceil(13_998 / 0.9) + 1_000);
+});
+
+/**
+ * The canary that slows catching up (no early asks, periodic asks ten times apart) must be caught
+ * by this checker itself, not only by the liveness phase: at least 5 of the first 200 seeds fail
+ * with a stall (39 did on 2026-12-05). Each names the replay the run was given (simulate() gives
+ * its own; the simulator's command would replay the wrong application).
+ */
+test('stall: the slow-catch-up canary fails with a stall in at least 5 of the first 200 seeds, naming the given replay', async () => {
+  let stalled = 0;
+  for (let seed = 1; seed <= 200 && stalled < 5; seed++) {
+    const replay = `custom replay of seed ${seed}`;
+    const result = await runSeed({ seed, canary: 'slow-catch-up', replay });
+    const stalls = result.violations.filter((violation) => violation.startsWith('stall:'));
+    if (stalls.length === 0) continue;
+    stalled++;
+    for (const violation of stalls) assert.ok(violation.endsWith(`replay: ${replay}`), violation);
+  }
+  assert.ok(stalled >= 5, `only ${stalled} of the first 200 seeds stalled under slow-catch-up`);
 });

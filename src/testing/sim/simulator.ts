@@ -29,13 +29,13 @@ import { Workload, type WorkloadStats } from './workload.js';
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
-  'clean-before-checkpoint-durable', 'execute-before-persist',
+  'clean-before-checkpoint-durable', 'execute-before-persist', 'slow-catch-up',
 ] as const;
 /** Canaries that must fail at least 5 of the first 200 seeds (test/sim); the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'master-ignores-drift', 'own-by-bytes', 'repropose-chosen', 'clean-before-checkpoint-durable',
-  'execute-before-persist',
+  'execute-before-persist', 'slow-catch-up',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -215,7 +215,7 @@ export async function runSimulation(
 
   const stalls = new StallChecker({
     groupCount: config.groupCount, violations,
-    boundMs: stallBoundMs(DEFAULT_TIMING),
+    boundMs: stallBoundMs(DEFAULT_TIMING, Math.min(...config.clocks.map((clock) => clock.rate))),
     replay: options.replay ??
       `npm run sim -- --seed ${options.seed}${options.canary === undefined ? '' : ` --canary ${options.canary}`} --trace`,
     probe: {
@@ -320,6 +320,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
     case 'learn-next-by-ballot': return { coreFaults: { learnNextByBallotOnly: true } };
     case 'own-by-bytes': return { coreFaults: { ownByBytes: true } };
+    case 'slow-catch-up': return { coreFaults: { slowCatchUp: true } };
     case 'master-ignores-drift': return {}; // applied to the master managers, not the core
     case 'clean-before-checkpoint-durable': return {}; // applied to the simulator's state machines
   }
