@@ -235,3 +235,14 @@ test('stall: the slow-catch-up canary fails with a stall in at least 5 of the fi
   }
   assert.ok(stalled >= 5, `only ${stalled} of the first 200 seeds stalled under slow-catch-up`);
 });
+
+/**
+ * Seed 60 once waited 10.1 s (under the bound, seen in the longest-wait figures): its learner's
+ * session lost a message and every sign that it was behind was ignored for the "open" session
+ * until the periodic ask. Simulated time, so the figure is the same on any machine.
+ */
+test('stall: seed 60 no longer waits for a periodic ask behind a dead catch-up session', async () => {
+  const run = await runSeed({ seed: 60 });
+  assert.ok(run.ok, run.violations.join('; '));
+  assert.ok(run.longestStall !== null && run.longestStall.ms < 5_000, `longest wait ${run.longestStall?.ms} ms`);
+});
