@@ -52,6 +52,11 @@ async function replaySeed(seed: number, canary: CanaryName | undefined, trace: b
   console.log(`  instances chosen ${result.instancesChosen}, executions ${result.executions}, ` +
     `crashes ${result.faults.crashes}, partitions ${result.faults.partitions}, pauses ${result.faults.pauses}, ` +
     `simulated ${(result.simulatedMs / 1000).toFixed(1)} s, trace hash ${result.traceHash}`);
+  const stall = result.longestStall;
+  if (stall !== null) {
+    console.log(`  longest wait for a decision: ${Math.round(stall.ms)} ms in group ${stall.groupIndex} from ` +
+      `${Math.round(stall.fromMs)} ms, nodes {${stall.core.join(',')}} healthy and connected`);
+  }
   const { checkpoints } = result;
   if (result.config.includes('checkpoints=')) {
     console.log(`  snapshots saved ${checkpoints.saved}, checkpoints sent ${checkpoints.sent}, installed ` +
@@ -128,6 +133,12 @@ function printSummary(summary: SimSummary, canary: string | undefined, json: boo
       `${summary.checkpointsSent} sent, ${summary.checkpointsInstalled} installed, ${summary.checkpointCrashes} crashes ` +
       `during a save, transfer or install; ${summary.restoresChecked} restored states and ${summary.statesCompared} ` +
       `executed states checked, ${summary.ackedViaSnapshot} acknowledged values held through a snapshot`);
+  }
+  const worst = summary.worstStall;
+  if (worst !== null) {
+    console.log(`longest wait of a healthy majority for a decision, per seed: median ${summary.stallMedianMs} ms, ` +
+      `90th percentile ${summary.stallP90Ms} ms, worst ${worst.ms} ms (seed ${worst.seed}, group ${worst.groupIndex}, ` +
+      `from ${worst.fromMs} ms)`);
   }
   if (json) console.log(JSON.stringify(summary));
 }

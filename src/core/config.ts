@@ -90,6 +90,12 @@ export interface CoreFaults {
    * identity: two callers proposing the same bytes are both told their value was chosen.
    */
   readonly ownByBytes?: boolean;
+  /**
+   * The learner never asks early (after a sign that it is behind) and asks periodically ten times
+   * less often: a node that must learn before it can vote keeps its majority waiting for half a
+   * minute (the stall checker's canary).
+   */
+  readonly slowCatchUp?: boolean;
 }
 
 export interface GroupCoreConfig {

@@ -419,6 +419,7 @@ export class GroupCore {
   private onChosen(message: ChosenMessage): void {
     if (!this.checksumAgrees(message.lastChecksum, message.from)) return;
     this.learnIfAccepted(message.ballot);
+    if (this.learned === null) this.learner.chosenUnderAnotherBallot();
   }
 
   /** Learn the local acceptor's value, provided it accepted exactly the chosen ballot. */
@@ -439,11 +440,21 @@ export class GroupCore {
    */
   private learnFromNextAccept(message: PrepareMessage | AcceptMessage): void {
     const acceptor = this.acceptor;
-    if (this.learned !== null || !acceptor.hasAccepted) return;
+    if (this.learned !== null) return;
     const byBallotOnly = this.context.config.faults?.learnNextByBallotOnly === true;
     const chosenBallot = byBallotOnly ? message.ballot : message.kind === 'accept' ? message.previousBallot : NULL_BALLOT;
-    if (isNullBallot(chosenBallot) || !ballotsEqual(acceptor.accepted, chosenBallot)) return;
-    this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
+    if (!isNullBallot(chosenBallot) && acceptor.hasAccepted && ballotsEqual(acceptor.accepted, chosenBallot)) {
+      this.learn(acceptor.accepted, acceptor.acceptedValue, acceptor.acceptedChecksum);
+    } else if (!byBallotOnly) {
+      // Not under the learn-next-by-ballot canary: it restores PhxPaxos's rule as PhxPaxos has it,
+      // without this ask, which would teach the node the chosen value from a peer and shorten the
+      // window in which the unsound rule can learn a losing one (caught in about 1 seed in 2,500).
+      //
+      // A member works on now+1, so it learned `now`; what it sent cannot teach this node (`now`
+      // was chosen under a ballot not accepted here, or this is a prepare, which names none, sent
+      // after an accept that could have taught it was lost): ask for the value (see Learner).
+      this.learner.chosenUnderAnotherBallot();
+    }
   }
 
   private onLearnValue(message: LearnValueMessage): void {

@@ -21,6 +21,24 @@ export function learnAckBytes(timing: ProtocolTiming): number {
 /** learnAckBytes under the default timing. */
 export const LEARN_ACK_BYTES = TEACH_BYTES_BEYOND_ACK / 4;
 
+/**
+ * A catch-up session whose teacher sent no value for this many retry delays after the confirm (or
+ * after its last value) is taken for dead: 390 ms with the default timing. The first value follows
+ * the confirm by one round trip; this is two and a half of the simulator's slowest round trips
+ * (80 ms each way) and hundreds on a LAN, yet well under the periodic ask (2.5-3 s), which is all
+ * a lost confirm or first value would otherwise leave (simulator seed 60: 10 s).
+ */
+export const SESSION_SILENCE_RETRY_DELAYS = 10;
+
+/**
+ * An early ask (one not due to the periodic timer) waits until the last ask is this many retry
+ * delays old: 156 ms with the default timing, about one round trip of the simulator's slowest
+ * network. Asking again sooner cannot help, the answers to the last ask may still be on their way;
+ * without the spacing, a member preparing the next instance again and again would make this node
+ * broadcast an ask every retry delay for as long as it does.
+ */
+export const EARLY_ASK_SPACING_RETRY_DELAYS = 4;
+
 export class Learner {
   private readonly context: GroupContext;
   /** The highest instance any peer is known to be at. */
@@ -35,6 +53,10 @@ export class Learner {
   private bytesSinceAck = 0;
   /** Where the current teacher was when the session began: the stream ends there. */
   private learningUntil = 0;
+  /** When the current session last showed life (its confirm, then each streamed value). */
+  private sessionHeardAt = -Infinity;
+  /** When this node last broadcast an ask (-Infinity: never). */
+  private lastAskAt = -Infinity;
 
   constructor(context: GroupContext) {
     this.context = context;
@@ -50,10 +72,30 @@ export class Learner {
   seen(instanceId: number): void {
     if (instanceId <= this.highestSeenInstanceId) return;
     this.highestSeenInstanceId = instanceId;
-    if (!this.isLatest && !this.isLearning) {
-      const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
-      if (soon < this.askAt) this.askAt = soon;
-    }
+    if (!this.isLatest && !this.sessionAlive) this.askSoon();
+  }
+
+  /**
+   * A session is open and its teacher streamed something lately. A confirm or first value lost on
+   * the way leaves `isLearning` set until the periodic ask; past the silence the session no longer
+   * holds back an early ask, nor a new teacher's answer.
+   */
+  get sessionAlive(): boolean {
+    if (!this.isLearning) return false;
+    const silenceMs = SESSION_SILENCE_RETRY_DELAYS * this.context.config.timing.retryDelayMaxMs;
+    return this.context.nowMs - this.sessionHeardAt < silenceMs;
+  }
+
+  /**
+   * A member says this node's current instance was chosen under a ballot its acceptor did not
+   * accept (it accepted another proposer's ballot, or nothing), or prepares the next instance
+   * (a prepare names no chosen ballot): nothing it sent can teach this node the value, so it asks
+   * for the value soon instead of at its next periodic ask. Until it learns, its acceptor cannot
+   * vote on the next instance, and a group whose majority needs this node decides nothing
+   * meanwhile (simulator seed 244: 8 s, seen in the stall checker's longest-wait figures).
+   */
+  chosenUnderAnotherBallot(): void {
+    if (!this.sessionAlive) this.askSoon();
   }
 
   tick(nowMs: number): void {
@@ -75,14 +117,13 @@ export class Learner {
   onInstanceAdvanced(): void {
     if (!this.isLearning || this.context.instanceId < this.learningUntil) return;
     this.isLearning = false;
-    if (this.isLatest) return;
-    const soon = this.context.nowMs + this.context.randomBetween(1, this.context.config.timing.retryDelayMaxMs);
-    if (soon < this.askAt) this.askAt = soon;
+    if (!this.isLatest) this.askSoon();
   }
 
   /** A stream is alive: push the next ask further out (PhxPaxos ResetAskforLearnNoop). */
   postponeAsk(): void {
     this.askAt = this.context.nowMs + this.askInterval();
+    this.sessionHeardAt = this.context.nowMs;
   }
 
   onSendNowInstanceId(message: SendNowInstanceIdMessage): void {
@@ -93,7 +134,7 @@ export class Learner {
       this.needsCheckpointFrom = message.from;
       return;
     }
-    if (this.isLearning) return;
+    if (this.sessionAlive) return;
     this.isLearning = true;
     this.learningUntil = message.nowInstanceId;
     this.postponeAsk();
@@ -121,11 +162,25 @@ export class Learner {
 
   private askForLearn(): void {
     const context = this.context;
+    this.lastAskAt = context.nowMs;
     context.broadcastToOthers({ kind: 'askForLearn', from: context.nodeId, instanceId: context.instanceId });
+  }
+
+  /**
+   * Ask within a retry delay, unless an ask is due sooner anyway; never sooner than
+   * EARLY_ASK_SPACING_RETRY_DELAYS after the last ask.
+   */
+  private askSoon(): void {
+    if (this.context.config.faults?.slowCatchUp === true) return;
+    const retryDelayMaxMs = this.context.config.timing.retryDelayMaxMs;
+    const soon = Math.max(this.context.nowMs + this.context.randomBetween(1, retryDelayMaxMs),
+      this.lastAskAt + EARLY_ASK_SPACING_RETRY_DELAYS * retryDelayMaxMs);
+    if (soon < this.askAt) this.askAt = soon;
   }
 
   private askInterval(): number {
     const timing = this.context.config.timing;
-    return this.context.randomBetween(timing.askForLearnMinMs, timing.askForLearnMaxMs);
+    const interval = this.context.randomBetween(timing.askForLearnMinMs, timing.askForLearnMaxMs);
+    return this.context.config.faults?.slowCatchUp === true ? interval * 10 : interval;
   }
 }

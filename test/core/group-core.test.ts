@@ -81,6 +81,62 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(2), ['a']);
   });
 
+  /**
+   * Node 2 accepted node 1's ballot, then promised and accepted node 3's higher one (node 3 adopted
+   * the same value in its phase 1); node 1's ballot wins with node 2's first reply. Neither node 1's
+   * notification nor its next accept names the ballot node 2 holds: node 2 must ask for the value.
+   */
+  function acceptedUnderAnotherBallot(): { harness: CoreHarness; agreed: Uint8Array } {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    const agreed = harness.node(1).executed[0]?.value;
+    assert.ok(agreed !== undefined);
+    const node2 = harness.node(2);
+    node2.core.step(prepareMsg(3, 0, ballot(2, 3)));
+    node2.core.step(acceptMsg(3, 0, ballot(2, 3), agreed));
+    harness.process(2);
+    harness.drop({ from: 2 });
+    return { harness, agreed };
+  }
+
+  test('a chosen notification naming another ballot than the one accepted here makes the node ask for the value at once', () => {
+    const { harness } = acceptedUnderAnotherBallot();
+    harness.drop({ kind: 'chosen', to: 3 });
+    harness.deliver({ kind: 'chosen', to: 2 });
+    assert.deepEqual(harness.executedValues(2), [], 'ballot 2.3 accepted here, 1.1 chosen');
+    // Within a retry delay (39 ms), not at the periodic ask (2.5-3 s): simulator seed 244 waited 8 s.
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 2 }).length, 2);
+    harness.drop({ kind: 'askForLearn', to: 3 });
+    harness.deliver({ kind: 'askForLearn', from: 2 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 2 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 2 });
+    harness.deliver({ kind: 'learnValue', to: 2 });
+    assert.deepEqual(harness.executedValues(2), ['a']);
+    assert.equal(harness.node(2).core.nowInstanceId, 1);
+  });
+
+  test('an accept for now+1 naming another chosen ballot than the one accepted here makes the node ask at once', () => {
+    const { harness } = acceptedUnderAnotherBallot();
+    harness.drop({ kind: 'chosen' });
+    harness.propose(1, 'b');
+    const [accept] = harness.pending({ kind: 'accept', to: 2, instanceId: 1 });
+    assert.ok(accept?.message.kind === 'accept' && accept.message.previousBallot.nodeId === 1);
+    harness.deliver({ kind: 'accept', to: 2, instanceId: 1 });
+    assert.equal(harness.node(2).core.nowInstanceId, 0, 'it cannot learn 0 from the accept');
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 2 }).length, 2);
+  });
+
+  test('a node whose acceptor holds the chosen ballot learns without asking', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.deliver({ kind: 'chosen' });
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn' }).length, 0);
+    assert.deepEqual(harness.executedValues(2), ['a']);
+  });
+
   test('the canary fault learnUnchecked learns whatever ballot is named', () => {
     const harness = new CoreHarness({ nodes: 3, faults: { learnUnchecked: true } });
     chooseOnNode1(harness, 'a');
@@ -126,7 +182,7 @@ describe('GroupCore: learning a chosen value', () => {
     }
   });
 
-  test('a prepare for now+1 does not learn now, even with the accepted ballot', () => {
+  test('a prepare for now+1 does not learn now, even with the accepted ballot, but makes the node ask at once', () => {
     const harness = new CoreHarness({ nodes: 3 });
     chooseOnNode1(harness, 'a');
     harness.drop({ kind: 'chosen' });
@@ -134,6 +190,66 @@ describe('GroupCore: learning a chosen value', () => {
     harness.process(3);
     assert.deepEqual(harness.executedValues(3), []);
     assert.equal(harness.node(3).core.status().futureMessages, 1);
+    // The accept that named the chosen ballot was lost and its proposer prepares again: without
+    // the ask, node 3 would sit at 0 until its periodic ask (simulator seed 124 with the elision).
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 2);
+  });
+
+  /**
+   * Node 3 accepted nothing of instance 0 (chosen by nodes 1 and 2), asked, and confirmed node 1
+   * as its teacher; the confirm is lost. Returns the harness at the moment of the loss.
+   */
+  function sessionWithLostConfirm(): CoreHarness {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen', to: 2 });
+    harness.deliver({ kind: 'chosen', to: 3 });
+    harness.tick(40);
+    harness.drop({ kind: 'askForLearn', from: 3, to: 2 });
+    harness.deliver({ kind: 'askForLearn', from: 3, to: 1 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    assert.equal(harness.drop({ kind: 'confirmAskForLearn', from: 3 }), 1);
+    assert.equal(harness.node(3).core.status().isLearning, true);
+    return harness;
+  }
+
+  test('a session whose teacher sent nothing for a few round trips no longer holds back the early ask', () => {
+    // Simulator seed 60: the session's value was lost, and every prepare for the next instance was
+    // ignored for the "open" session until the periodic ask (a 10 s wait).
+    const harness = sessionWithLostConfirm();
+    harness.node(3).core.step(prepareMsg(1, 1, ballot(2, 1)));
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 0,
+      'a session just confirmed may still stream: no ask yet');
+    harness.tick(400);
+    harness.node(3).core.step(prepareMsg(1, 1, ballot(2, 1)));
+    harness.tick(40);
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 2, 'the silent session is dead: ask');
+    assert.ok(harness.nowMs < 2500, 'well before the periodic ask');
+    // The new ask opens a new session, which teaches the value.
+    harness.deliver({ kind: 'askForLearn', from: 3 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+    harness.deliver({ kind: 'learnValue', to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+  });
+
+  test('early asks are spaced by about a round trip however often a member prepares the next instance', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen' });
+    const node3 = harness.node(3);
+    // One prepare for instance 1 every 10 ms for a second; every ask is lost.
+    for (let step = 0; step < 100; step++) {
+      node3.core.step(prepareMsg(1, 1, ballot(2 + step, 1)));
+      harness.tick(10);
+      harness.drop({ kind: 'askForLearn' });
+      harness.drop({ kind: 'prepareReply' });
+    }
+    const asks = harness.sentOfKind('askForLearn', { from: 3 }).length / 2;
+    // At least 156 ms apart (4 retry delays): at most 7 in a second, not one every retry delay.
+    assert.ok(asks >= 4 && asks <= 7, `node 3 asked ${asks} times in 1 s`);
   });
 
   test('a value chosen while the node waits for its own execution does not time out', () => {

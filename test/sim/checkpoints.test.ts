@@ -12,6 +12,7 @@ const INSTALLING_SEEDS = [8, 10, 11];
 test('seeds with checkpoints install snapshots, and every state matches across nodes and lives', async () => {
   let installed = 0;
   let sent = 0;
+  let senderCrashes = 0;
   for (const seed of INSTALLING_SEEDS) {
     const run = await runSeed({ seed });
     assert.ok(run.ok, `seed ${seed}: ${run.violations.join('; ')}`);
@@ -22,9 +23,14 @@ test('seeds with checkpoints install snapshots, and every state matches across n
     assert.ok(run.checkpoints.ackedViaSnapshot > 0, `seed ${seed}: acknowledged values were found through snapshots`);
     installed += run.checkpoints.installed;
     sent += run.checkpoints.sent;
+    senderCrashes += run.faults.checkpointCrashes;
   }
   assert.ok(installed >= INSTALLING_SEEDS.length, `checkpoints installed: ${installed}`);
-  assert.ok(sent >= installed, `checkpoints sent: ${sent}`);
+  // A sender counts a transfer only when the final ack comes back; a crash aimed at a checkpoint
+  // step can stop it just after the last piece left, while the receiver installs (seed 8 since the
+  // learner's early asks changed its schedule: 1 sent, 2 installed, 1 such crash).
+  assert.ok(sent + senderCrashes >= installed, `checkpoints sent: ${sent}, crashes in checkpoint steps: ` +
+    `${senderCrashes}, installed: ${installed}`);
 });
 
 test('a seed without checkpoints runs as before: no snapshots, nothing installed', async () => {

@@ -86,6 +86,8 @@ export class AgreementChecker {
   private readonly grants = new Map<string, Map<number, Ballot>>();
   chosenCount = 0;
   noopsChosen = 0;
+  /** Told of every instance the moment it is first seen chosen (the stall checker listens). */
+  onChosen: ((groupIndex: number, instanceId: number) => void) | null = null;
 
   constructor(members: readonly number[], violations: Violations) {
     this.initialMembers = new Set(members);
@@ -188,6 +190,7 @@ export class AgreementChecker {
     if (chosen === undefined) {
       this.chosen.set(instanceKey, value);
       this.chosenCount++;
+      this.onChosen?.(groupIndex, instanceId);
       if (isNoop(value)) this.noopsChosen++;
       const proposed = (entry: Uint8Array): boolean => this.proposed.has(Buffer.from(entry).toString('latin1'));
       if (!isNoop(value) && !userEntriesOf(value).every(proposed)) {

@@ -206,6 +206,12 @@ export class SimNode {
     return true;
   }
 
+  /** Whether its disk is full or failing now (a fault of the file-store seeds). */
+  get diskFaulty(): boolean {
+    const files = this.options.files;
+    return files !== undefined && (files.full || files.failing);
+  }
+
   /** Why this node's storage refuses writes, while it does. */
   storageFailure(): string | undefined {
     return this.node?.storageFailure()?.reason;

@@ -111,7 +111,7 @@ export async function simulate<M extends StateMachine>(options: SimulateOptions<
   validate(options);
   const runs: SimulateRun[] = [];
   for (const seed of seedList(options.seeds)) {
-    const result = await runSimulation({ seed, trace: options.trace === true },
+    const result = await runSimulation({ seed, trace: options.trace === true, replay: replayOf(seed) },
       (config) => userApplication(options, seed, config.groupCount));
     const run: SimulateRun = {
       seed, ok: result.ok, violations: result.violations, config: result.config,
@@ -125,9 +125,14 @@ export async function simulate<M extends StateMachine>(options: SimulateOptions<
   }
   const failures = runs.filter((run) => !run.ok).map((run) => ({
     seed: run.seed, violations: run.violations,
-    replay: `simulate({ ...yourOptions, seeds: [${run.seed}], trace: true })`,
+    replay: replayOf(run.seed),
   }));
   return { ok: failures.length === 0, seeds: runs.length, failures, runs };
+}
+
+/** How an embedder replays one seed with its trace. */
+function replayOf(seed: number): string {
+  return `simulate({ ...yourOptions, seeds: [${seed}], trace: true })`;
 }
 
 function seedList(seeds: SimulateOptions['seeds']): readonly number[] {

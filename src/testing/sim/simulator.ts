@@ -4,7 +4,7 @@
  * then a liveness phase in which every fault is healed and the cluster must decide a new value and
  * bring every node up to date within a bound. Checkers watch throughout (checkers.ts).
  */
-import type { CoreFaults } from '../../core/config.js';
+import { DEFAULT_TIMING, type CoreFaults } from '../../core/config.js';
 import type { PaxosMessage } from '../../core/messages.js';
 import { MESSAGE_KINDS } from '../../core/messages.js';
 import type { DriverFaults } from '../../runtime/group-driver.js';
@@ -20,6 +20,7 @@ import { SimNode, type SimNodeOptions } from './sim-node.js';
 import { MasterLeaseChecker } from './master-lease-checker.js';
 import { builtInApplication, type SimApplication } from './sim-application.js';
 import { SnapshotShelf } from './snapshot-shelf.js';
+import { StallChecker, stallBoundMs, type Stall } from './stall-checker.js';
 import { compareFinalStates, StateDigestChecker } from './state-digest-checker.js';
 import { chooseCheckpoints, chooseSwarm, describeSwarm, type SwarmConfig } from './swarm.js';
 import { Workload, type WorkloadStats } from './workload.js';
@@ -28,13 +29,13 @@ import { Workload, type WorkloadStats } from './workload.js';
 export const CANARIES = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'learn-next-by-ballot', 'master-ignores-drift', 'own-by-bytes', 'repropose-chosen',
-  'clean-before-checkpoint-durable', 'execute-before-persist',
+  'clean-before-checkpoint-durable', 'execute-before-persist', 'slow-catch-up',
 ] as const;
 /** Canaries that must fail at least 5 of the first 200 seeds (test/sim); the others are rarer (see their docs). */
 export const FREQUENT_CANARIES: readonly CanaryName[] = [
   'reply-before-persist', 'skip-fsync', 'forget-promise', 'accept-lower-ballot', 'learn-unchecked',
   'master-ignores-drift', 'own-by-bytes', 'repropose-chosen', 'clean-before-checkpoint-durable',
-  'execute-before-persist',
+  'execute-before-persist', 'slow-catch-up',
 ];
 export type CanaryName = (typeof CANARIES)[number];
 
@@ -43,6 +44,11 @@ export interface SimRunOptions {
   readonly canary?: CanaryName;
   /** Keep the event trace in the result. */
   readonly trace?: boolean;
+  /**
+   * How to replay this seed, for violation messages that carry it (the stall checker's); by default
+   * the simulator's own command, which runs its own application, not an embedder's.
+   */
+  readonly replay?: string;
 }
 
 export interface SimRunResult {
@@ -63,6 +69,8 @@ export interface SimRunResult {
   readonly faults: FaultStats;
   readonly network: NetworkStats;
   readonly workload: WorkloadStats;
+  /** The longest a healthy majority waited for a decision with a proposal pending (stall-checker.ts). */
+  readonly longestStall: Stall | null;
   readonly simulatedMs: number;
   readonly events: number;
   readonly wallMs: number;
@@ -89,6 +97,8 @@ export interface CheckpointStats {
 /** Bound on the liveness phase: after healing, the cluster must decide and converge within it. */
 export const LIVENESS_BOUND_MS = 60_000;
 const EVENT_BUDGET = 3_000_000;
+/** How often (simulated ms) the stall checker looks at the cluster. */
+const STALL_SAMPLE_MS = 20;
 
 /** One run of the simulator's own application (sim-application.ts). */
 export function runSeed(options: SimRunOptions): Promise<SimRunResult> {
@@ -204,6 +214,32 @@ export async function runSimulation(
     },
   });
 
+  const stalls = new StallChecker({
+    groupCount: config.groupCount, violations,
+    boundMs: stallBoundMs(DEFAULT_TIMING, Math.min(...config.clocks.map((clock) => clock.rate))),
+    replay: options.replay ??
+      `npm run sim -- --seed ${options.seed}${options.canary === undefined ? '' : ` --canary ${options.canary}`} --trace`,
+    probe: {
+      members: (groupIndex) => newestMembers(voters, groupIndex) ?? members,
+      healthy: (id, groupIndex) => {
+        const node = nodes[id - 1];
+        return node !== undefined && node.isUp && !node.paused && !node.diskFaulty && !node.isHalted(groupIndex);
+      },
+      position: (id, groupIndex) => nodes[id - 1]?.nowInstanceId(groupIndex),
+      linked: (from, to) => !network.isCut(from, to),
+      waiting: (id, groupIndex) => workload.isWaiting(id, groupIndex),
+    },
+  });
+  agreement.onChosen = (groupIndex, instanceId) => stalls.decided(groupIndex, instanceId, scheduler.now);
+  // Looked at once per STALL_SAMPLE_MS of simulated time at most: waits are seconds long, and
+  // reading every node's status after every event would slow the runs by a third.
+  let stallObservedAt = -Infinity;
+  scheduler.afterEach(() => {
+    if (scheduler.now - stallObservedAt < STALL_SAMPLE_MS) return;
+    stallObservedAt = scheduler.now;
+    stalls.observe(scheduler.now);
+  });
+
   for (const node of nodes) void node.start();
   workload.start();
   faults.start(config.safetyMs);
@@ -239,7 +275,7 @@ export async function runSimulation(
       statesCompared: digests.compared + digests.finalCompared,
       ackedViaSnapshot: executions.heldBySnapshot,
     },
-    faults: faults.stats,
+    faults: faults.stats, longestStall: stalls.longest,
     network: network.stats, workload: workload.stats, simulatedMs: scheduler.now, events: scheduler.eventsRun,
     wallMs: performance.now() - started, traceHash: hash.toString(16).padStart(8, '0'), trace: traceLines,
   };
@@ -285,6 +321,7 @@ function canaryFaults(canary: CanaryName | undefined): { coreFaults?: CoreFaults
     case 'learn-unchecked': return { coreFaults: { learnUnchecked: true } };
     case 'learn-next-by-ballot': return { coreFaults: { learnNextByBallotOnly: true } };
     case 'own-by-bytes': return { coreFaults: { ownByBytes: true } };
+    case 'slow-catch-up': return { coreFaults: { slowCatchUp: true } };
     case 'master-ignores-drift': return {}; // applied to the master managers, not the core
     case 'clean-before-checkpoint-durable': return {}; // applied to the simulator's state machines
   }
@@ -385,6 +422,18 @@ async function checkLiveness(scheduler: SimScheduler, nodes: readonly SimNode[],
       `${LIVENESS_BOUND_MS} ms of healing (${where})`);
   }
   return true;
+}
+
+/** The group's members as the running node with the newest membership has them. */
+function newestMembers(nodes: readonly SimNode[], groupIndex: number): readonly number[] | undefined {
+  let newest: SimNode | undefined;
+  for (const node of nodes) {
+    if (!node.isUp) continue;
+    if (newest === undefined || node.membershipVersion(groupIndex) > newest.membershipVersion(groupIndex)) {
+      newest = node;
+    }
+  }
+  return newest?.members(groupIndex);
 }
 
 /**

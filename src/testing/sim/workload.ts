@@ -50,6 +50,8 @@ export class Workload {
   readonly stats: WorkloadStats = { issued: 0, chosen: 0, failures: {} };
   private readonly options: WorkloadOptions;
   private readonly inFlight = new Map<string, number>();
+  /** Proposals not yet settled, per node and group, the liveness probe's included (the stall checker reads them). */
+  private readonly unsettled = new Map<string, number>();
   /** (group, instance, batch index) → the success that claimed it. */
   private readonly claimed = new Map<string, string>();
   private sequence = 0;
@@ -81,8 +83,14 @@ export class Workload {
     const framed = frameValue(stateMachineId, payload);
     agreement.noteProposed(framed);
     this.stats.issued++;
+    const slot = `${node.id}:${groupIndex}`;
+    this.unsettled.set(slot, (this.unsettled.get(slot) ?? 0) + 1);
+    const settled = (): void => {
+      this.unsettled.set(slot, (this.unsettled.get(slot) ?? 1) - 1);
+    };
     return node.propose(groupIndex, stateMachineId, payload, timeoutMs, new ProposalMarker(caller)).then(
       (success) => {
+        settled();
         this.stats.chosen++;
         if (!executions.isResultOf(success.result, groupIndex, success.instanceId, success.batchIndex)) {
           this.options.violations.add(`n${node.id} g${groupIndex}: ${caller} (instance ${success.instanceId}, ` +
@@ -102,11 +110,17 @@ export class Workload {
         return 'OK';
       },
       (error: PaxosError) => {
+        settled();
         const code = error.code ?? 'UNKNOWN';
         this.stats.failures[code] = (this.stats.failures[code] ?? 0) + 1;
         return code;
       },
     );
+  }
+
+  /** Whether a proposal made at this node in this group has not settled yet. */
+  isWaiting(nodeId: number, groupIndex: number): boolean {
+    return (this.unsettled.get(`${nodeId}:${groupIndex}`) ?? 0) > 0;
   }
 
   private scheduleNext(node: SimNode, groupIndex: number): void {
