@@ -64,7 +64,13 @@ class Overlay {
   generation = 0;
 
   write(offset: number, data: Uint8Array): void {
-    const end = offset + data.length;
+    const kept = this.without(offset, offset + data.length);
+    if (data.length > 0) kept.push({ offset, data: Buffer.from(data) });
+    this.extents = kept.sort((a, b) => a.offset - b.offset);
+  }
+
+  /** The extents with [offset, end) cut out of them: the parts of older extents a range does not cover. */
+  private without(offset: number, end: number): Extent[] {
     const kept: Extent[] = [];
     for (const extent of this.extents) {
       const extentEnd = extent.offset + extent.data.length;
@@ -72,14 +78,12 @@ class Overlay {
         kept.push(extent);
         continue;
       }
-      // Keep the parts of an older extent that the new write does not cover.
       if (extent.offset < offset) {
         kept.push({ offset: extent.offset, data: extent.data.subarray(0, offset - extent.offset) });
       }
       if (extentEnd > end) kept.push({ offset: end, data: extent.data.subarray(end - extent.offset) });
     }
-    if (data.length > 0) kept.push({ offset, data: Buffer.from(data) });
-    this.extents = kept.sort((a, b) => a.offset - b.offset);
+    return kept;
   }
 
   /** Lay the overlay over `target`, which holds the file's bytes from `position`. */
@@ -94,20 +98,7 @@ class Overlay {
   /** Drop what the overlay holds of [offset, offset + length): the real file has newer bytes there. */
   erase(offset: number, length: number): void {
     if (length === 0) return;
-    const end = offset + length;
-    const kept: Extent[] = [];
-    for (const extent of this.extents) {
-      const extentEnd = extent.offset + extent.data.length;
-      if (extentEnd <= offset || extent.offset >= end) {
-        kept.push(extent);
-        continue;
-      }
-      if (extent.offset < offset) {
-        kept.push({ offset: extent.offset, data: extent.data.subarray(0, offset - extent.offset) });
-      }
-      if (extentEnd > end) kept.push({ offset: end, data: extent.data.subarray(end - extent.offset) });
-    }
-    this.extents = kept;
+    this.extents = this.without(offset, offset + length);
     this.generation++;
   }
 

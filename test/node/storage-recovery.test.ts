@@ -81,106 +81,81 @@ test('a halt after the store resumed rebuilds that group only: no second failure
   assert.equal(recovery.lastReason, 'ENOSPC', 'kept after the resume, for the metrics');
 });
 
-test('a rebuild whose replay a state machine failed is tried again soon, not halted for good', async () => {
-  // The error restoreGroup gives when a state machine throws on every try of a replayed instance.
+/** The error restoreGroup gives when a state machine throws on every try of a replayed instance. */
+async function replayFailure(): Promise<Error> {
   const { restoreGroup } = await import('../../src/runtime/restore.js');
   const { MemoryLogStore } = await import('../../src/io/memory-log-store.js');
   const { StateMachineRegistry } = await import('../../src/runtime/state-machine-registry.js');
   const { frameValue } = await import('../../src/runtime/value-frame.js');
   const log = new MemoryLogStore();
-  await log.put(0, [{
-    instanceId: 0, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
-    value: frameValue(1, new Uint8Array([1])), checksum: 0,
-  }, {
-    instanceId: 1, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
-    value: frameValue(1, new Uint8Array([2])), checksum: 0,
-  }]);
+  const ballot = { proposalId: 1, nodeId: 1 };
+  await log.put(0, [0, 1].map((instanceId) => ({
+    instanceId, promised: ballot, accepted: ballot, value: frameValue(1, new Uint8Array([instanceId + 1])), checksum: 0,
+  })));
   const failing = new StateMachineRegistry(0, [{ id: 1, execute: () => { throw new Error('busy'); } }]);
-  const replayFailure = await restoreGroup(log, 0, failing, { executedThrough: -1 }).catch((error: unknown) => error);
-  assert.ok(replayFailure instanceof Error, 'the replay failed');
+  const failure = await restoreGroup(log, 0, failing, { executedThrough: -1 }).catch((error: unknown) => error);
+  assert.ok(failure instanceof Error, 'the replay failed');
+  return failure;
+}
 
-  let now = 0;
+/**
+ * Group 0 halted for its storage, the store resumed, and a rebuild whose replay fails `failures`
+ * times: the recovery, the clock it runs on, and how many rebuilds were tried.
+ */
+function failingReplays(failure: Error, failures: number): {
+  recovery: StorageRecovery; groups: GroupRuntime[]; clock: { now: number }; attempts: () => number;
+} {
+  const clock = { now: 0 };
   const store = new FakeStore();
   const groups = [fakeGroup(0)];
   let attempts = 0;
   const recovery = new StorageRecovery({
-    store: store as unknown as LogStore & ResumableStore, clock: { now: () => now }, logger: SILENT_LOGGER,
+    store: store as unknown as LogStore & ResumableStore, clock: { now: () => clock.now }, logger: SILENT_LOGGER,
     groups: () => groups,
     rebuild: (groupIndex) => {
       attempts++;
-      if (attempts === 1) return Promise.reject(replayFailure);
+      if (attempts <= failures) return Promise.reject(failure);
       groups[groupIndex] = fakeGroup(groupIndex);
       return Promise.resolve();
     },
     busy: () => false,
-    haltForGood: () => assert.fail('a state machine that failed once must not halt the group for good'),
+    haltForGood: () => assert.fail('a state machine that fails its replay must not halt the group for good'),
     onTimersChanged: () => {},
   });
   store.failure = { reason: 'ENOSPC', message: 'log write failed: ENOSPC' };
   (groups[0] as GroupRuntime).driver.haltForStorage(REFUSED);
   recovery.onGroupHalted(REFUSED);
-  now = 500;
+  clock.now = 500;
+  return { recovery, groups, clock, attempts: () => attempts };
+}
+
+test('a rebuild whose replay a state machine failed is tried again soon, not halted for good', async () => {
+  const { recovery, groups, clock, attempts } = failingReplays(await replayFailure(), 1);
   recovery.tick();
   await recovery.whenIdle();
-  assert.equal(attempts, 1);
+  assert.equal(attempts(), 1);
   assert.equal(recovery.failure, undefined, 'the storage itself is fine: no failure is reported for it');
   const next = recovery.nextTimerAt();
   assert.ok(next !== undefined, 'another attempt is planned');
-  now = next;
+  clock.now = next;
   recovery.tick();
   await recovery.whenIdle();
-  assert.equal(attempts, 2);
+  assert.equal(attempts(), 2);
   assert.equal((groups[0] as GroupRuntime).driver.halted, null, 'rebuilt');
 });
 
 test('a replay a state machine keeps failing is retried, backing off from 1 s to 8 s', async () => {
-  const { restoreGroup } = await import('../../src/runtime/restore.js');
-  const { MemoryLogStore } = await import('../../src/io/memory-log-store.js');
-  const { StateMachineRegistry } = await import('../../src/runtime/state-machine-registry.js');
-  const { frameValue } = await import('../../src/runtime/value-frame.js');
-  const log = new MemoryLogStore();
-  await log.put(0, [{
-    instanceId: 0, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
-    value: frameValue(1, new Uint8Array([1])), checksum: 0,
-  }, {
-    instanceId: 1, promised: { proposalId: 1, nodeId: 1 }, accepted: { proposalId: 1, nodeId: 1 },
-    value: frameValue(1, new Uint8Array([2])), checksum: 0,
-  }]);
-  const failing = new StateMachineRegistry(0, [{ id: 1, execute: () => { throw new Error('busy'); } }]);
-  const replayFailure = await restoreGroup(log, 0, failing, { executedThrough: -1 }).catch((error: unknown) => error);
-  assert.ok(replayFailure instanceof Error, 'the replay failed');
-
-  let now = 0;
-  const store = new FakeStore();
-  const groups = [fakeGroup(0)];
-  let attempts = 0;
-  const recovery = new StorageRecovery({
-    store: store as unknown as LogStore & ResumableStore, clock: { now: () => now }, logger: SILENT_LOGGER,
-    groups: () => groups,
-    rebuild: (groupIndex) => {
-      attempts++;
-      if (attempts <= 6) return Promise.reject(replayFailure);
-      groups[groupIndex] = fakeGroup(groupIndex);
-      return Promise.resolve();
-    },
-    busy: () => false,
-    haltForGood: () => assert.fail('a failing state machine must not halt the group for good'),
-    onTimersChanged: () => {},
-  });
-  store.failure = { reason: 'ENOSPC', message: 'log write failed: ENOSPC' };
-  (groups[0] as GroupRuntime).driver.haltForStorage(REFUSED);
-  recovery.onGroupHalted(REFUSED);
-  now = 500;
+  const { recovery, groups, clock, attempts } = failingReplays(await replayFailure(), 6);
   const gaps: number[] = [];
-  while (attempts < 7) {
+  while (attempts() < 7) {
     recovery.tick();
     await recovery.whenIdle();
     const next = recovery.nextTimerAt();
     if (next === undefined) break;
-    gaps.push(next - now);
-    now = next;
+    gaps.push(next - clock.now);
+    clock.now = next;
   }
-  assert.equal(attempts, 7, 'tried until the state machine stopped failing');
+  assert.equal(attempts(), 7, 'tried until the state machine stopped failing');
   assert.deepEqual(gaps.slice(0, 6), [1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
   assert.equal((groups[0] as GroupRuntime).driver.halted, null, 'rebuilt');
 });

@@ -11,11 +11,9 @@
 // cover the client's side of it (NO_MASTER from the cut-off master sends the client to the others).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvClient } from '../../src/kv/client.js';
 import { groupOfKey } from '../../src/kv/key-hash.js';
 import { KvError } from '../../src/kv/kv-error.js';
-import { clusterScope, startClusterUp } from '../support/cluster-up.js';
-import { MasterNemesis } from '../support/kv-nemesis.js';
+import { MasterNemesis, startNemesisCluster } from '../support/kv-nemesis.js';
 
 const LEASE_MS = 1_000;
 const GROUPS = 2;
@@ -41,20 +39,8 @@ interface Operation {
 test('a KvClient fails over from a frozen master within the lease plus a second, and stays honest',
   { timeout: 60_000 }, async (t) => {
     assert.equal(groupOfKey(KEY, GROUPS), 0);
-    const { dir, track, undo } = await clusterScope(t, 'kv-client-failover');
-    const cluster = await startClusterUp({
-      dir, json: true, flags: ['--groups', String(GROUPS), '--master-lease', String(LEASE_MS)], track,
-    });
-    const { endpoints } = cluster;
-    const client = new KvClient({ endpoints, timeoutMs: CALL_TIMEOUT_MS });
-    const probe = new KvClient({ endpoints, timeoutMs: 1_000 });
-    const nemesis = new MasterNemesis({ dir, endpoints, probe, track });
-    undo.push(() => {
-      client.close();
-      probe.close();
-    });
-    // A frozen node ignores SIGINT and SIGTERM: thaw it before anything is stopped.
-    undo.push(() => nemesis.thawAll());
+    const { dir, track, undo, endpoints, client, probe, nemesis } = await startNemesisCluster(t, 'kv-client-failover',
+      { groups: GROUPS, leaseMs: LEASE_MS, clientTimeoutMs: CALL_TIMEOUT_MS });
 
     // The loop: put a new value, read it back, and so on, one call at a time, each outcome kept.
     const history: Operation[] = [];

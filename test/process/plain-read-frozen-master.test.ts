@@ -5,11 +5,9 @@
 // frozen one (each forward waits READ_ATTEMPT_MS, then the read is tried again: master-wait.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvClient } from '../../src/kv/client.js';
 import { TIMEOUT_HEADER } from '../../src/kv/http-headers.js';
 import { groupOfKey } from '../../src/kv/key-hash.js';
-import { clusterScope, startClusterUp } from '../support/cluster-up.js';
-import { MasterNemesis } from '../support/kv-nemesis.js';
+import { startNemesisCluster } from '../support/kv-nemesis.js';
 
 // The survivor answers at once once its group has had no master for a lease (a minority side):
 // a lease of 2 s leaves a loaded machine room for the election after the frozen master's lease.
@@ -22,19 +20,8 @@ const DEADLINE_MS = 8_000;
 test('a plain read at a survivor while the master is frozen is answered by the next master within its deadline',
   { timeout: 60_000 }, async (t) => {
     assert.equal(groupOfKey(KEY, GROUPS), 1);
-    const { dir, track, undo } = await clusterScope(t, 'plain-read-frozen-master');
-    const cluster = await startClusterUp({
-      dir, json: true, flags: ['--groups', String(GROUPS), '--master-lease', String(LEASE_MS)], track,
-    });
-    const { endpoints } = cluster;
-    const client = new KvClient({ endpoints, timeoutMs: 5_000 });
-    const probe = new KvClient({ endpoints, timeoutMs: 1_000 });
-    const nemesis = new MasterNemesis({ dir, endpoints, probe, track });
-    undo.push(() => {
-      client.close();
-      probe.close();
-    });
-    undo.push(() => nemesis.thawAll());
+    const { endpoints, client, nemesis } = await startNemesisCluster(t, 'plain-read-frozen-master',
+      { groups: GROUPS, leaseMs: LEASE_MS, clientTimeoutMs: 5_000 });
     const { version } = await client.put(KEY, 'before the freeze');
 
     let answer: { status: number; body: string; ms: number; survivor: string } | undefined;

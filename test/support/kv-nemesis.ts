@@ -2,9 +2,12 @@
 // it with the command line cluster up gave it, or freeze it with SIGSTOP and thaw it with SIGCONT.
 // The nodes are found in /proc (test/support/cluster-up.ts), so a node this nemesis restarted, which
 // is its own child rather than cluster up's, can be hit again later.
+import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KvClient } from '../../src/kv/client.js';
-import { CLI, kvServeProcess, spawnCli, type Spawned } from './cluster-up.js';
+import { KvClient } from '../../src/kv/client.js';
+import {
+  CLI, clusterScope, kvServeProcess, spawnCli, startClusterUp, type ClusterScope, type Spawned,
+} from './cluster-up.js';
 
 export interface Fault {
   readonly kind: 'kill' | 'pause';
@@ -123,4 +126,40 @@ export class MasterNemesis {
     if (found === undefined) throw new Error(`the process of node ${nodeId} is not found`);
     return { nodeId, pid: found.pid, argv: found.argv };
   }
+}
+
+/** A `cluster up` cluster with a KvClient, a probe client and a MasterNemesis, torn down with the test. */
+export interface NemesisCluster {
+  readonly dir: string;
+  readonly track: Spawned[];
+  /** Run when the test ends, last added first (the scope's own). */
+  readonly undo: ClusterScope['undo'];
+  readonly endpoints: readonly string[];
+  readonly client: KvClient;
+  readonly probe: KvClient;
+  readonly nemesis: MasterNemesis;
+}
+
+/**
+ * Start `cluster up` with `groups` groups and a `leaseMs` lease for test `t`: a client with calls of
+ * `clientTimeoutMs`, a 1 s probe for the nemesis, and cleanup that thaws any frozen node first (a
+ * frozen node ignores SIGINT and SIGTERM) and closes the clients.
+ */
+export async function startNemesisCluster(
+  t: TestContext, name: string, options: { groups: number; leaseMs: number; clientTimeoutMs: number },
+): Promise<NemesisCluster> {
+  const { dir, track, undo } = await clusterScope(t, name);
+  const cluster = await startClusterUp({
+    dir, json: true, flags: ['--groups', String(options.groups), '--master-lease', String(options.leaseMs)], track,
+  });
+  const { endpoints } = cluster;
+  const client = new KvClient({ endpoints, timeoutMs: options.clientTimeoutMs });
+  const probe = new KvClient({ endpoints, timeoutMs: 1_000 });
+  const nemesis = new MasterNemesis({ dir, endpoints, probe, track });
+  undo.push(() => {
+    client.close();
+    probe.close();
+  });
+  undo.push(() => nemesis.thawAll());
+  return { dir, track, undo, endpoints, client, probe, nemesis };
 }
