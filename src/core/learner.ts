@@ -22,11 +22,13 @@ export function learnAckBytes(timing: ProtocolTiming): number {
 export const LEARN_ACK_BYTES = TEACH_BYTES_BEYOND_ACK / 4;
 
 /**
- * A catch-up session whose teacher sent no value for this many retry delays after the confirm (or
- * after its last value) is taken for dead: 390 ms with the default timing. The first value follows
- * the confirm by one round trip; this is two and a half of the simulator's slowest round trips
- * (80 ms each way) and hundreds on a LAN, yet well under the periodic ask (2.5-3 s), which is all
- * a lost confirm or first value would otherwise leave (simulator seed 60: 10 s).
+ * A catch-up session whose teacher sent no value for this many retry delays after the confirm is
+ * taken for dead: 390 ms with the default timing. The first value follows the confirm by one round
+ * trip; this is two and a half of the simulator's slowest round trips (80 ms each way) and hundreds
+ * on a LAN, yet well under the periodic ask (2.5-3 s), which is all a lost confirm or first value
+ * would otherwise leave (simulator seed 60: 10 s). Once values flow, the session lives until the
+ * periodic ask, as before: one large value may take longer than this to arrive over a slow link,
+ * and a second teacher streaming the same values would only halve what each gets.
  */
 export const SESSION_SILENCE_RETRY_DELAYS = 10;
 
@@ -55,6 +57,8 @@ export class Learner {
   private learningUntil = 0;
   /** When the current session last showed life (its confirm, then each streamed value). */
   private sessionHeardAt = -Infinity;
+  /** The current session streamed a value: past that, it is not taken for dead by silence. */
+  private sessionStreamed = false;
   /** When this node last broadcast an ask (-Infinity: never). */
   private lastAskAt = -Infinity;
 
@@ -82,6 +86,7 @@ export class Learner {
    */
   get sessionAlive(): boolean {
     if (!this.isLearning) return false;
+    if (this.sessionStreamed) return true;
     const silenceMs = SESSION_SILENCE_RETRY_DELAYS * this.context.config.timing.retryDelayMaxMs;
     return this.context.nowMs - this.sessionHeardAt < silenceMs;
   }
@@ -136,6 +141,7 @@ export class Learner {
     }
     if (this.sessionAlive) return;
     this.isLearning = true;
+    this.sessionStreamed = false;
     this.learningUntil = message.nowInstanceId;
     this.postponeAsk();
     context.outbox.send(message.from, {
@@ -151,6 +157,7 @@ export class Learner {
   ackStreamed(teacher: number, nextNeededInstanceId: number, valueBytes: number): void {
     const context = this.context;
     this.postponeAsk();
+    if (this.isLearning) this.sessionStreamed = true;
     this.bytesSinceAck += valueBytes;
     if (nextNeededInstanceId <= this.lastAckedInstanceId) return;
     if (nextNeededInstanceId < this.lastAckedInstanceId + context.config.timing.learnAckLead &&

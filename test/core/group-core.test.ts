@@ -235,6 +235,36 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(3), ['a']);
   });
 
+  test('a session that streamed a value is not taken for dead by silence: a slow value opens no second one', () => {
+    // Instances 0 and 1 chosen without node 3; node 3 learns 0 from its teacher, and 1 is slow to come
+    // (a large value over a slow link): the session lives on, as before, until the periodic ask.
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen' });
+    chooseOnNode1(harness, 'b', [3]);
+    harness.drop({ kind: 'chosen' });
+    const node3 = harness.node(3);
+    // Node 1 prepares instance 2: node 3, at 0, sees it is behind and asks.
+    node3.core.step(prepareMsg(1, 2, ballot(2, 1)));
+    harness.tick(40);
+    harness.drop({ kind: 'askForLearn', from: 3, to: 2 });
+    harness.deliver({ kind: 'askForLearn', from: 3, to: 1 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+    harness.deliver({ kind: 'learnValue', to: 3, instanceId: 0 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+    const asksBefore = harness.sentOfKind('askForLearn', { from: 3 }).length;
+    harness.tick(1_000);
+    // Node 3 is at 1 now; node 1 prepares 2 again, the next instance, which makes a node without a
+    // live session ask at once.
+    node3.core.step(prepareMsg(1, 2, ballot(3, 1)));
+    harness.tick(40);
+    assert.equal(harness.sentOfKind('askForLearn', { from: 3 }).length, asksBefore,
+      'no early ask while the session that streamed waits for its next value');
+    harness.deliver({ kind: 'learnValue', to: 3, instanceId: 1 });
+    assert.deepEqual(harness.executedValues(3), ['a', 'b']);
+  });
+
   test('early asks are spaced by about a round trip however often a member prepares the next instance', () => {
     const harness = new CoreHarness({ nodes: 3 });
     chooseOnNode1(harness, 'a', [3]);
