@@ -350,7 +350,9 @@ export class GroupCore {
         else if (message.instanceId === now) this.onChosen(message);
         return;
       case 'askForLearn':
-        this.learner.seen(message.instanceId);
+        // Anyone may ask (followers learn so), but only a member's position says this node is
+        // behind: a non-member claiming a far instance would otherwise stop it proposing for good.
+        if (this.context.isMember(message.from)) this.learner.seen(message.instanceId);
         this.teacher.onAskForLearn(message, this.previous);
         return;
       case 'sendNowInstanceId':

@@ -265,6 +265,22 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(3), ['a', 'b']);
   });
 
+  test('an ask from a non-member at a far instance does not make the node think it is behind', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    const node1 = harness.node(1);
+    // Node 9 is no member (a follower, or anything that reached the transport): it claims instance 1000.
+    node1.core.step({ kind: 'askForLearn', from: 9, instanceId: 1_000 });
+    harness.process(1);
+    assert.equal(node1.core.status().highestSeenInstanceId, 0, 'not taken as a sign of being behind');
+    assert.equal(harness.pending({ kind: 'askForLearn', from: 1 }).length, 0);
+    chooseOnNode1(harness, 'a');
+    assert.deepEqual(harness.executedValues(1), ['a'], 'node 1 still proposes');
+    // The same ask from a member does say so.
+    node1.core.step({ kind: 'askForLearn', from: 2, instanceId: 1_000 });
+    harness.process(1);
+    assert.equal(node1.core.status().highestSeenInstanceId, 1_000);
+  });
+
   test('early asks are spaced by about a round trip however often a member prepares the next instance', () => {
     const harness = new CoreHarness({ nodes: 3 });
     chooseOnNode1(harness, 'a', [3]);
