@@ -376,7 +376,7 @@ export class KvHttpServer {
           }
           const value = Buffer.from(record.value).toString('utf8');
           return { status: 200, body: { key, value, version: record.version }, headers };
-        }, true);
+        }, { readOnly: true });
       }
       case 'PUT': {
         countAs('put');
@@ -419,15 +419,16 @@ export class KvHttpServer {
    */
   private async untilAnswered(
     request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
-    attempt: (timeoutMs: number) => Promise<Reply>, readOnly = false,
+    attempt: (timeoutMs: number) => Promise<Reply>, { readOnly = false } = {},
   ): Promise<Reply> {
-    return await this.waitingForMaster(request, group, attempt, (reply) => isRetriedReply(reply, readOnly), readOnly);
+    const isRefusal = (reply: Reply): boolean => isRetriedReply(reply, readOnly);
+    return await this.waitingForMaster(request, group, attempt, isRefusal, { readOnly });
   }
 
   /** untilAnswered for any answer: `isRefusal` names the answers that are refusals to try again. */
   private async waitingForMaster<T>(
     request: Pick<KeyRequest, 'headers' | 'began' | 'timeoutMs' | 'signal'>, group: number,
-    attempt: (timeoutMs: number) => Promise<T>, isRefusal: (answer: T) => boolean, readOnly = false,
+    attempt: (timeoutMs: number) => Promise<T>, isRefusal: (answer: T) => boolean, { readOnly = false } = {},
   ): Promise<T> {
     if (request.headers[FORWARDED_HEADER] !== undefined || request.headers[NO_FORWARD_HEADER] !== undefined) {
       return await attempt(Math.max(1, request.timeoutMs - (performance.now() - request.began)));
@@ -593,7 +594,7 @@ export class KvHttpServer {
         return await this.fetchPage(endpoint, url, group, readAttemptMs(remainingMs), abort.signal, request,
           certificateCaller);
       }
-    }, () => false, true))).finally(() => {
+    }, () => false, { readOnly: true }))).finally(() => {
       // One part's failure is the answer: the parts still waiting for their master stop.
       abort.abort();
     });

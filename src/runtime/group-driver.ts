@@ -329,6 +329,7 @@ export class GroupDriver {
    * when the read failed (the group halts) or the driver stopped.
    */
   private async answerReads(ready: Ready): Promise<boolean> {
+    // The budget is spent: nothing is read at all (answeredWithin would hand over none).
     if (ready.readBytesLimit <= 0) {
       this.core.onLogReadsDeferred(ready.reads);
       return true;

@@ -10,10 +10,12 @@ import type { AcceptorRecord } from '../core/ready.js';
 const CHUNK = 16;
 
 /**
- * How many of `records`, from the first, until their values reach `maxBytes`: at least one, even
- * from a store that answered none (that read then counts as a record not found).
+ * How many of `records`, from the first, until their values reach `maxBytes`: none when the limit is
+ * 0 (the budget is spent), else at least one, even from a store that answered none (that read then
+ * counts as a record not found).
  */
 export function answeredWithin(records: readonly (AcceptorRecord | undefined)[], maxBytes: number): number {
+  if (maxBytes <= 0) return 0;
   if (records.length === 0) return 1;
   let bytes = 0;
   for (let count = 0; count < records.length; count++) {

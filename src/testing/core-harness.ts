@@ -299,8 +299,8 @@ export class CoreHarness {
     }
     if (ready.reads.length > 0) {
       // Within the Ready's byte limit, as GroupDriver answers them (runtime/read-budget.ts).
-      const records = ready.readBytesLimit <= 0 ? [] : ready.reads.map((instanceId) => node.durable.get(instanceId));
-      const answered = ready.readBytesLimit <= 0 ? 0 : answeredWithin(records, ready.readBytesLimit);
+      const records = ready.reads.map((instanceId) => node.durable.get(instanceId));
+      const answered = answeredWithin(records, ready.readBytesLimit);
       if (answered < ready.reads.length) node.core.onLogReadsDeferred(ready.reads.slice(answered));
       for (let index = 0; index < answered; index++) node.core.onLogRead(ready.reads[index] as number, records[index]);
     }

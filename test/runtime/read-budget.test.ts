@@ -18,6 +18,7 @@ describe('read budget', () => {
     assert.equal(answeredWithin(records, Infinity), 4);
     assert.equal(answeredWithin([undefined, record(1, 500)], 100), 2, 'a record not found weighs nothing');
     assert.equal(answeredWithin([], 100), 1, 'a store that answered nothing: the first read counts as not found');
+    assert.equal(answeredWithin(records, 0), 0, 'a spent budget hands over nothing');
   });
 
   test('readInChunks: a few at a time, in order, stopping after the chunk that reaches the limit', async () => {
