@@ -24,8 +24,8 @@ export interface ProtocolTiming {
   readonly teachAckLead: number;
   /**
    * Bytes of values a teacher lets a learner hold beyond its last ack, reads in flight included
-   * (teacher.ts); a learner acks every quarter of it at the latest (learner.ts). Every member of a
-   * group must use the same figure.
+   * (teacher.ts); a learner acks every quarter of its own at the latest, or once the stream goes
+   * quiet (learner.ts), so members may use different figures.
    */
   readonly teachBytesBeyondAck: number;
   /** A learner acks every this many instances. */

@@ -41,6 +41,15 @@ export const SESSION_SILENCE_RETRY_DELAYS = 10;
  */
 export const EARLY_ASK_SPACING_RETRY_DELAYS = 4;
 
+/**
+ * Streamed values left unacked for this many retry delays are acked anyway: 39 ms with the default
+ * timing. The rule above (learnAckLead values, or learnAckBytes) is this node's own settings; a
+ * teacher configured with a smaller byte budget or ack lead stops sending before the learner's
+ * rule fires, and without this both would wait out teachAckTimeoutMs (5 s) for each window of
+ * values, then start again from an ask. Under a steady stream the rule acks long before this.
+ */
+export const QUIET_ACK_RETRY_DELAYS = 1;
+
 export class Learner {
   private readonly context: GroupContext;
   /** The highest instance any peer is known to be at. */
@@ -61,6 +70,9 @@ export class Learner {
   private sessionStreamed = false;
   /** When this node last broadcast an ask (-Infinity: never). */
   private lastAskAt = -Infinity;
+  /** The ack the rule held back (see QUIET_ACK_RETRY_DELAYS), and since when; null: none. */
+  private heldAck: { readonly teacher: number; readonly instanceId: number } | null = null;
+  private heldAckSince = 0;
 
   constructor(context: GroupContext) {
     this.context = context;
@@ -104,6 +116,8 @@ export class Learner {
   }
 
   tick(nowMs: number): void {
+    const held = this.heldAck;
+    if (held !== null && nowMs >= this.heldAckDueAt()) this.sendAck(held.teacher, held.instanceId);
     if (nowMs < this.askAt) return;
     this.askAt = nowMs + this.askInterval();
     this.isLearning = false;
@@ -111,7 +125,7 @@ export class Learner {
   }
 
   nextTimerAt(): number {
-    return this.askAt;
+    return this.heldAck === null ? this.askAt : Math.min(this.askAt, this.heldAckDueAt());
   }
 
   /**
@@ -151,8 +165,9 @@ export class Learner {
 
   /**
    * Ack streamed values every `learnAckLead` instances, or once learnAckBytes of values came since
-   * the last ack. `nextNeededInstanceId` says the learner holds everything below it durably (the ack
-   * leaves only after this Ready's records are on disk); `valueBytes` is the streamed value's size.
+   * the last ack, or QUIET_ACK_RETRY_DELAYS after the first value the rule left unacked.
+   * `nextNeededInstanceId` says the learner holds everything below it durably (the ack leaves only
+   * after this Ready's records are on disk); `valueBytes` is the streamed value's size.
    */
   ackStreamed(teacher: number, nextNeededInstanceId: number, valueBytes: number): void {
     const context = this.context;
@@ -161,10 +176,28 @@ export class Learner {
     this.bytesSinceAck += valueBytes;
     if (nextNeededInstanceId <= this.lastAckedInstanceId) return;
     if (nextNeededInstanceId < this.lastAckedInstanceId + context.config.timing.learnAckLead &&
-      this.bytesSinceAck < learnAckBytes(context.config.timing)) return;
-    this.lastAckedInstanceId = nextNeededInstanceId;
+      this.bytesSinceAck < learnAckBytes(context.config.timing)) {
+      // Held back; a later value from another teacher takes its place (the ack goes to whoever streams).
+      if (this.heldAck === null) this.heldAckSince = context.nowMs;
+      this.heldAck = { teacher, instanceId: nextNeededInstanceId };
+      return;
+    }
+    this.sendAck(teacher, nextNeededInstanceId);
+  }
+
+  /**
+   * A held ack leaves from a timer, in a later Ready than the records it vouches for: Readies are
+   * handled in order, so those records are durable before this one's acks leave.
+   */
+  private sendAck(teacher: number, instanceId: number): void {
+    this.lastAckedInstanceId = instanceId;
     this.bytesSinceAck = 0;
-    context.outbox.send(teacher, { kind: 'learnValueAck', from: context.nodeId, instanceId: nextNeededInstanceId });
+    this.heldAck = null;
+    this.context.outbox.send(teacher, { kind: 'learnValueAck', from: this.context.nodeId, instanceId });
+  }
+
+  private heldAckDueAt(): number {
+    return this.heldAckSince + QUIET_ACK_RETRY_DELAYS * this.context.config.timing.retryDelayMaxMs;
   }
 
   private askForLearn(): void {

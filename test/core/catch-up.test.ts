@@ -3,7 +3,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GroupContext } from '../../src/core/group-context.js';
-import { LEARN_ACK_BYTES, Learner } from '../../src/core/learner.js';
+import { LEARN_ACK_BYTES, Learner, QUIET_ACK_RETRY_DELAYS } from '../../src/core/learner.js';
+import { DEFAULT_TIMING, type ProtocolTiming } from '../../src/core/config.js';
 import type { SendNowInstanceIdMessage } from '../../src/core/messages.js';
 import type { AcceptorRecord, ChosenValue, OutboundMessage } from '../../src/core/ready.js';
 import { proposalBody } from '../../src/core/proposal-identity.js';
@@ -335,10 +336,13 @@ describe('Teacher', () => {
    * learner will not send: a stall of teachAckTimeoutMs in a real run), and reports the most bytes
    * the learner was sent, or the driver read, beyond its last ack.
    */
-  function teachAll(sizeAt: (instanceId: number) => number, end: number, budget: number): { worstBeyondAck: number } {
-    const timing = { teachBytesBeyondAck: budget };
+  function teachAll(sizeAt: (instanceId: number) => number, end: number, budget: number,
+    learnerTiming: Partial<ProtocolTiming> = { teachBytesBeyondAck: budget }, teacherTiming: Partial<ProtocolTiming> = {},
+  ): { worstBeyondAck: number; quietAcks: number } {
+    const timing = { ...teacherTiming, teachBytesBeyondAck: budget };
     const teacherContext = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: end, nowMs: 1000, timing });
-    const learnerContext = makeContext({ nodeId: 2, members: [1, 2, 3], instanceId: 0, nowMs: 1000, timing });
+    const learnerContext = makeContext({ nodeId: 2, members: [1, 2, 3], instanceId: 0, nowMs: 1000,
+      timing: learnerTiming });
     const teacher = new Teacher(teacherContext, 0);
     const learner = new Learner(learnerContext);
     teacher.onAskForLearn(ask(2, 0), null);
@@ -347,6 +351,7 @@ describe('Teacher', () => {
     let acked = 0;
     let received = 0;
     let worstBeyondAck = 0;
+    let quietAcks = 0;
     // The session ends once everything is sent: the learner then holds all the teacher had.
     for (let round = 0; received < end; round++) {
       assert.ok(round < 100_000, 'the session did not end');
@@ -371,8 +376,20 @@ describe('Teacher', () => {
         received++;
         learner.ackStreamed(1, received, message.value.length);
       }
-      const acks = ofKind(learnerContext.outbox.take().messages, 'learnValueAck');
+      let acks = ofKind(learnerContext.outbox.take().messages, 'learnValueAck');
+      if (received < end && ready.reads.length === 0 && sent.length === 0 && acks.length === 0) {
+        // Nothing moves until the learner acks: it must, within its quiet-ack delay (the teacher
+        // would end the session only after teachAckTimeoutMs).
+        const due = learner.nextTimerAt();
+        assert.ok(due - learnerContext.nowMs <= QUIET_ACK_RETRY_DELAYS * DEFAULT_TIMING.retryDelayMaxMs,
+          `stalled at ${received} sent, ${acked} acked: nothing to read, send or ack before ${due}`);
+        learnerContext.nowMs = due;
+        learner.tick(due);
+        acks = ofKind(learnerContext.outbox.take().messages, 'learnValueAck');
+        quietAcks += acks.length;
+      }
       for (const { message } of acks) {
+        assert.ok(message.instanceId > acked && message.instanceId <= received, 'an ack moves on, never past what came');
         acked = message.instanceId;
         teacher.onLearnValueAck(message);
       }
@@ -381,7 +398,7 @@ describe('Teacher', () => {
           `stalled at ${received} sent, ${acked} acked: nothing to read, send or ack`);
       }
     }
-    return { worstBeyondAck };
+    return { worstBeyondAck, quietAcks };
   }
 
   test('a whole session within the budget, whatever the mix of sizes, and never waiting for an ack', () => {
@@ -403,6 +420,20 @@ describe('Teacher', () => {
       assert.ok(worstBeyondAck <= budget + largest,
         `${name}: at worst ${worstBeyondAck} bytes beyond the ack, the budget is ${budget} and one value ${largest}`);
     }
+  });
+
+  test('a learner whose own ack rule is looser than the teacher\'s window acks when the stream goes quiet', () => {
+    const mib = 1024 * 1024;
+    const sizeAt = (): number => 100;
+    // The teacher's budget holds 10 values; the learner acks every 50 values or 4 MiB by its own settings.
+    const smallBudget = teachAll(sizeAt, 300, 1000, { teachBytesBeyondAck: 16 * mib });
+    assert.ok(smallBudget.quietAcks > 0, 'the quiet ack moved the session on');
+    assert.ok(smallBudget.worstBeyondAck <= 1000 + 100, `${smallBudget.worstBeyondAck} bytes beyond the ack`);
+    // The learner acks every 400 values; the teacher streams at most 40 beyond the ack.
+    const smallLead = teachAll(sizeAt, 300, 16 * mib, { learnAckLead: 400 }, { teachAckLead: 40 });
+    assert.ok(smallLead.quietAcks > 0, 'the quiet ack moved the session on');
+    // Matched settings never need it.
+    assert.equal(teachAll(sizeAt, 300, 1000).quietAcks, 0);
   });
 
   test('a node below the min chosen instance is told so without taking the lock', () => {
@@ -549,6 +580,31 @@ describe('Learner', () => {
       acked.push(...ofKind(context.outbox.take().messages, 'learnValueAck').map((ack) => ack.message.instanceId));
     }
     assert.deepEqual(acked, [4, 8, 12], 'an ack every 4 MiB of values, long before 50 instances');
+  });
+
+  test('an ack the rule holds back leaves QUIET_ACK_RETRY_DELAYS after the first value it held, to the last teacher', () => {
+    const { context, learner } = learnerAt(0, 1000);
+    const quietMs = QUIET_ACK_RETRY_DELAYS * DEFAULT_TIMING.retryDelayMaxMs;
+    learner.ackStreamed(1, 1, 10);
+    context.nowMs = 1010;
+    learner.ackStreamed(1, 2, 10);
+    assert.equal(ofKind(context.outbox.take().messages, 'learnValueAck').length, 0, 'two values: the rule waits');
+    assert.ok(learner.nextTimerAt() === 1000 + quietMs, `the timer is due at ${learner.nextTimerAt()}`);
+    learner.tick(1000 + quietMs - 1);
+    assert.equal(ofKind(context.outbox.take().messages, 'learnValueAck').length, 0);
+    context.nowMs = 1000 + quietMs;
+    learner.tick(context.nowMs);
+    const [ack, ...more] = ofKind(context.outbox.take().messages, 'learnValueAck');
+    assert.equal(more.length, 0);
+    assert.equal(ack?.to, 1);
+    assert.equal(ack?.message.instanceId, 2, 'it names the next instance the learner needs');
+    assert.equal(ack?.afterPersist, true, 'and leaves only after the records of its Ready are durable');
+    assert.ok(learner.nextTimerAt() > context.nowMs + 2000, 'nothing is held any more: the periodic ask is next');
+    // The rule counts again from that ack: 49 more values, then the 50th acks by itself.
+    for (let next = 3; next < 52; next++) learner.ackStreamed(1, next, 10);
+    assert.equal(ofKind(context.outbox.take().messages, 'learnValueAck').length, 0);
+    learner.ackStreamed(1, 52, 10);
+    assert.deepEqual(ofKind(context.outbox.take().messages, 'learnValueAck').map((a) => a.message.instanceId), [52]);
   });
 });
 

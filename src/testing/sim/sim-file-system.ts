@@ -23,8 +23,9 @@ export class SimFileStorage {
    */
   full = false;
   /**
-   * A failing device: every write puts half of its bytes on disk and fails with EIO, and every
-   * datasync and directory sync fails with EIO, appends into a pre-allocated segment included.
+   * A failing device: every write puts some of its pages on disk (see landedOfFailedWrite) and
+   * fails with EIO, and every datasync and directory sync fails with EIO, appends into a
+   * pre-allocated segment included.
    */
   failing = false;
 
@@ -156,8 +157,7 @@ class SimFileHandle implements FileHandle {
       throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
     }
     if (this.storage.failing) {
-      // What a failed write leaves is unknown: here, its first half.
-      this.put(copy.subarray(0, Math.floor(copy.length / 2)), position);
+      this.put(copy.subarray(0, landedOfFailedWrite(position, copy.length)), position);
       throw ioError(`write ${this.path}`);
     }
     this.put(copy, position);
@@ -192,6 +192,25 @@ class SimFileHandle implements FileHandle {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The unit a device takes a write in, the page size, as LazyFileSystem writes back and segment.ts assumes. */
+const PAGE_BYTES = 4096;
+
+/**
+ * How many bytes of a failed write reached the disk: what it leaves is unknown, but a device takes
+ * whole pages, so here the first half of the pages it touches (one, when it touches one or
+ * two), never part of a page. Half of its bytes instead tore pages in the middle: a failed write
+ * followed by a failed attempt to zero it left the zeros over the start of its first frame and its
+ * later frames intact, which no page-wise device produces and which segment.ts rightly takes for
+ * damage rather than a torn tail (simulator seed 64, once acks of catch-up moved its schedule).
+ */
+export function landedOfFailedWrite(position: number, length: number): number {
+  if (length === 0) return 0;
+  const firstPage = Math.floor(position / PAGE_BYTES);
+  const pages = Math.floor((position + length - 1) / PAGE_BYTES) - firstPage + 1;
+  const keptEnd = (firstPage + Math.max(1, Math.floor(pages / 2))) * PAGE_BYTES;
+  return Math.min(length, keptEnd - position);
 }
 
 function ioError(operation: string): Error {

@@ -9,6 +9,13 @@ import type { DiskFaults } from './sim-disk.js';
 import type { NetworkFaults } from './sim-network.js';
 import type { SimClockSettings } from './sim-clock.js';
 
+/** The catch-up settings a node may have of its own (see SwarmConfig.catchUpByNode). */
+export interface CatchUpTiming {
+  readonly teachBytesBeyondAck: number;
+  readonly learnAckLead: number;
+  readonly teachAckLead: number;
+}
+
 export interface SwarmConfig {
   readonly nodeCount: 3 | 5;
   readonly groupCount: number;
@@ -26,6 +33,13 @@ export interface SwarmConfig {
    * that the simulator's small values fill it and reads are deferred and asked for again.
    */
   readonly teachBytesBeyondAck: number;
+  /**
+   * Catch-up settings that differ between nodes (indexed by node id - 1; the follower last), or
+   * null when every node uses the seed's budget and the default ack lead. Members of a real
+   * cluster are configured one by one and restarted one at a time, so a teacher and its learner
+   * need not agree on how many bytes or instances go between acks.
+   */
+  readonly catchUpByNode: readonly CatchUpTiming[] | null;
   /** Master election on every group, or null; `dropChance` is the share of faults that are dropMaster. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly dropChance: number } | null;
   /** A follower node (id after the members) and the member it follows, or null. */
@@ -101,6 +115,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     inlineWrites: new SeededRandom(random.seed * 22695477 + 0x51f7).chance(0.5),
     maxBatchCount: chooseBatchCount(random.seed),
     teachBytesBeyondAck: chooseTeachBytes(random.seed),
+    catchUpByNode: chooseCatchUpByNode(random.seed, nodeCount + 1),
     master,
     membershipChangeChance: chooseMembershipChanges(random.seed),
     follower: chooseFollower(random.seed, nodeCount),
@@ -143,7 +158,9 @@ export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage}` +
     `${config.storage === 'file-log' && config.inlineWrites ? '+inline' : ''} ` +
-    `batch=${config.maxBatchCount} teachBytes=${config.teachBytesBeyondAck} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
+    `batch=${config.maxBatchCount} teachBytes=${config.teachBytesBeyondAck}` +
+    `${config.catchUpByNode === null ? '' : ` catchUp=${config.catchUpByNode.map((node) =>
+      `${node.teachBytesBeyondAck}/${node.learnAckLead}/${node.teachAckLead}`).join(',')}`} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
     `membership=${config.membershipChangeChance} follower=${config.follower === null ? 'none' : config.follower.follows} ` +
     `loss=${n.lossRate.toFixed(3)} ` +
     `dup=${n.duplicateRate.toFixed(3)} delay=${n.minDelayMs.toFixed(1)}-${n.maxDelayMs}ms ` +
@@ -166,6 +183,22 @@ function chooseStorage(seed: number): SwarmConfig['storage'] {
 function chooseTeachBytes(seed: number): number {
   const random = new SeededRandom(seed * 16807 + 0x7ac3);
   return random.chance(1 / 3) ? random.pick([200, 600, 2_000]) : DEFAULT_TIMING.teachBytesBeyondAck;
+}
+
+/**
+ * In a quarter of the seeds, every node (the follower included) draws its own catch-up budget,
+ * learner's ack lead and teacher's ack lead, from its own stream: a budget smaller than the
+ * learner's ack interval (a quarter of the learner's budget, or its ack lead in values) is a
+ * teacher waiting for an ack the learner's own rule would not send.
+ */
+function chooseCatchUpByNode(seed: number, nodes: number): readonly CatchUpTiming[] | null {
+  const random = new SeededRandom(seed * 48271 + 0x1ac5);
+  if (!random.chance(1 / 4)) return null;
+  return Array.from({ length: nodes }, () => ({
+    teachBytesBeyondAck: random.pick([200, 2_000, DEFAULT_TIMING.teachBytesBeyondAck]),
+    learnAckLead: random.pick([4, DEFAULT_TIMING.learnAckLead, 400]),
+    teachAckLead: random.pick([40, DEFAULT_TIMING.teachAckLead]),
+  }));
 }
 
 /** Batching in most seeds, from its own stream for the same reason as the storage choice. */
