@@ -337,7 +337,8 @@ describe('Teacher', () => {
    * the learner was sent, or the driver read, beyond its last ack.
    */
   function teachAll(sizeAt: (instanceId: number) => number, end: number, budget: number,
-    learnerTiming: Partial<ProtocolTiming> = { teachBytesBeyondAck: budget }, teacherTiming: Partial<ProtocolTiming> = {},
+    learnerTiming: Partial<ProtocolTiming> = { teachBytesBeyondAck: budget },
+    teacherTiming: Partial<ProtocolTiming> = {},
   ): { worstBeyondAck: number; quietAcks: number } {
     const timing = { ...teacherTiming, teachBytesBeyondAck: budget };
     const teacherContext = makeContext({ nodeId: 1, members: [1, 2, 3], instanceId: end, nowMs: 1000, timing });

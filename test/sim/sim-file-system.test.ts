@@ -23,14 +23,18 @@ test('a failed write, then a failed attempt to zero it, leaves a log that opens 
   const data = Buffer.alloc(64 * 1024);
   let offset = 0;
   for (let instanceId = 0; instanceId < 5; instanceId++) {
-    const record: AcceptorRecord = { instanceId, promised: ballot, accepted: ballot, value: Buffer.alloc(1530, 1), checksum: 0 };
+    const record: AcceptorRecord = {
+      instanceId, promised: ballot, accepted: ballot, value: Buffer.alloc(1530, 1), checksum: 0,
+    };
     offset = encodeRecord(data, offset, 0, 0, { write: instanceId, start: offset }, record);
   }
   const start = offset;
   const failed = Buffer.alloc(64 * 1024);
   let end = start;
   for (let instanceId = 5; instanceId < 16; instanceId++) {
-    const record: AcceptorRecord = { instanceId, promised: ballot, accepted: ballot, value: Buffer.alloc(60, 2), checksum: 0 };
+    const record: AcceptorRecord = {
+      instanceId, promised: ballot, accepted: ballot, value: Buffer.alloc(60, 2), checksum: 0,
+    };
     end = encodeRecord(failed, end, 0, 0, { write: 5, start }, record);
   }
   assert.ok(Math.floor(start / 4096) < Math.floor((end - 1) / 4096), 'the failed write crosses a page boundary');
