@@ -67,6 +67,7 @@ export class Teacher {
     const context = this.context;
     const asker = message.from;
     if (message.instanceId >= context.instanceId) return;
+    if (this.isStaleAsk(message)) return;
     if (message.instanceId >= this.minChosenInstanceId && !this.tryLock(asker, message.instanceId)) {
       if (message.instanceId === context.instanceId - 1 && previous !== null) {
         // Busy with another learner, but this one needs a single value: send it without a session.
@@ -212,8 +213,23 @@ export class Teacher {
     return session.lastActivityAt + (session.confirmed ? timing.teachAckTimeoutMs : timing.teachLockTimeoutMs);
   }
 
+  /**
+   * An ask from the learner of the confirmed session that it cannot have sent since: a learner
+   * never goes back below where its session began, nor more than one below what it acked (an ack
+   * names the instance after the one just learned, whose record is durable before the ack leaves;
+   * a learner that restarts resumes at that instance at the lowest). Such an ask is an old one the
+   * network duplicated or held back; answering it would replace a session that is streaming with
+   * one the learner, busy with this one, never confirms (simulator reordering).
+   */
+  private isStaleAsk(message: AskForLearnMessage): boolean {
+    const session = this.session;
+    if (session === null || !session.confirmed || session.learner !== message.from) return false;
+    return message.instanceId < Math.max(session.beginInstanceId, session.ackedInstanceId - 1);
+  }
+
   private tryLock(learner: number, beginInstanceId: number): boolean {
-    // A learner that asks again (it lost our answer, or its timer ran out) replaces its own session.
+    // A learner that asks again (it lost our answer, or its timer ran out) replaces its own session
+    // (an old ask of its own, duplicated or held back by the network, does not: isStaleAsk).
     // A session nobody confirmed yet is not held against another learner either: a learner that
     // asks every peer and confirms one would otherwise hold every other peer's lock, and two
     // learners asking in turn could starve the second forever (simulator seed 522).

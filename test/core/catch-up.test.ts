@@ -220,6 +220,28 @@ describe('Teacher', () => {
     assert.deepEqual(fixture.take().reads, range(12, 33));
   });
 
+  test('an old ask of the learner being taught, duplicated or held back, leaves its session streaming', () => {
+    const fixture = teacherAt(50);
+    assert.deepEqual(confirmedSession(fixture, 10), range(10, 31));
+    for (const instanceId of range(10, 31)) fixture.teacher.onLogRead(instanceId, record(instanceId));
+    fixture.take();
+    fixture.teacher.onLearnValueAck({ kind: 'learnValueAck', from: 2, instanceId: 20 });
+    assert.deepEqual(fixture.take().reads, range(31, 41));
+    // Below the session's begin, or more than one below the ack: the learner cannot be there.
+    for (const stale of [9, 10, 18]) {
+      fixture.teacher.onAskForLearn(ask(2, stale), null);
+      assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId').length, 0, `an ask at ${stale} is old`);
+    }
+    assert.equal(fixture.teacher.teaching, 2, 'the session goes on');
+    fixture.teacher.onLogRead(31, record(31));
+    assert.deepEqual(ofKind(fixture.take().messages, 'learnValue').map((sent) => sent.message.instanceId), [31]);
+    // One below the ack (a learner restarted with its last learned value not yet executed), or at
+    // or past it: a fresh ask, which replaces the session as before.
+    fixture.teacher.onAskForLearn(ask(2, 19), null);
+    assert.equal(ofKind(fixture.take().messages, 'sendNowInstanceId').length, 1);
+    assert.equal(fixture.teacher.teaching, null, 'a new session, not yet confirmed');
+  });
+
   test('one-behind shortcut: with the lock busy, a node one behind gets the previous value without a session', () => {
     const fixture = teacherAt(50);
     confirmedSession(fixture, 10);
