@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { NodeCluster } from '../src/testing/process-cluster.js';
 import { createCa, issueNodeCert } from '../src/security/cert-tool.js';
+import { processTreeCpuMs } from './server-cpu.js';
 
 const FLAGS: FlagSpec = {
   nodes: 'number', groups: 'number', concurrency: 'number', 'value-bytes': 'number', seconds: 'number',
@@ -28,14 +29,15 @@ export const PROPOSE_USAGE = `usage: npm run bench -- propose [--nodes 3] [--gro
 Starts --nodes real node processes on loopback (fsync on), runs a closed loop of --concurrency
 callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
 line: {"nodes","groups","concurrency","valueBytes","seconds","proposalsPerSec","p50Ms","p99Ms",
-"errors","valuesPerInstance",...}. --matrix runs groups 1 and 8 × concurrency 1, 16, 64 (100-byte
-values) and prints a table (or one JSON line per run with --json). --tls runs every cell twice, over
-plain TCP and then with mutual TLS between the nodes (certificates made for the run), and prints both
-with the TLS/plain ratio of proposals/s (the JSON lines say "tls": true or false). --rounds N
-(without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
+"errors","valuesPerInstance","cpuUsPerProposal",...} (cpuUsPerProposal: user + system CPU of the
+node processes during the measured load, in µs per proposal; null where /proc cannot tell).
+--matrix runs groups 1 and 8 × concurrency 1, 16, 64 (100-byte values) and prints a table (or one
+JSON line per run with --json). --tls runs every cell twice, over plain TCP and then with mutual TLS
+between the nodes (certificates made for the run), and prints both with the TLS/plain ratio of
+proposals/s (the JSON lines say "tls": true or false). --rounds N (without --matrix) alternates plain and TLS runs N times and compares their medians: on a shared
 machine, load that comes and goes then hits both alike. --runs N (not with --matrix or --tls) runs
-the cell N times and then prints the machine and the median of the runs (proposals/s, p50, p99)
-with each run's 1-minute load average; --compare DIR[,DIR...] runs other builds' nodes (their
+the cell N times and then prints the machine and the median of the runs (proposals/s, p50, p99,
+node CPU a proposal) with each run's 1-minute load average; --compare DIR[,DIR...] runs other builds' nodes (their
 dist directories) in alternate runs, N of each, the order flipped every round (ABBA), and prints
 every median and its ratio to this build (with --json: one line each for the machine, every run,
 every median and every ratio). --cpu-prof DIR writes a V8 CPU profile of every node process into
@@ -141,7 +143,8 @@ async function compareBuilds(
     if (json) console.log(JSON.stringify(summary));
     else console.log(`${summary.build}: median of ${summary.runs} runs ${summary.proposalsPerSec} proposals/s, ` +
       `p50 ${summary.p50Ms} ms, p99 ${summary.p99Ms} ms (${base.groups} group(s), ${base.concurrency} caller(s), ` +
-      `${base.valueBytes}-byte values; 1-minute load ${summary.loads.join(', ')})`);
+      `${base.valueBytes}-byte values; 1-minute load ${summary.loads.join(', ')})` +
+      (summary.cpuUsPerProposal === null ? '' : `; node CPU ${summary.cpuUsPerProposal} µs a proposal`));
   }
   const [mine, ...others] = summaries;
   const myRuns = results.get(undefined) ?? [];
@@ -156,22 +159,28 @@ async function compareBuilds(
       against: other.build, proposalsPerSec: round(mine.proposalsPerSec / Math.max(1, other.proposalsPerSec)),
       medianOfRoundRatios: round(median(ratios)), lowest: round(Math.min(...ratios)),
       highest: round(Math.max(...ratios)), p50Ms: round(mine.p50Ms / Math.max(0.001, other.p50Ms)),
+      cpuUsPerProposal: mine.cpuUsPerProposal === null || other.cpuUsPerProposal === null ? null
+        : round(mine.cpuUsPerProposal / Math.max(0.001, other.cpuUsPerProposal)),
     };
     if (json) console.log(JSON.stringify({ ratio }));
     else console.log(`this build ÷ ${other.build}: ${ratio.proposalsPerSec.toFixed(2)}× proposals/s (median of the ` +
       `rounds' ratios ${ratio.medianOfRoundRatios.toFixed(2)}×, ${ratio.lowest.toFixed(2)}–${ratio.highest.toFixed(2)}), ` +
-      `p50 ${ratio.p50Ms.toFixed(2)}×`);
+      `p50 ${ratio.p50Ms.toFixed(2)}×` +
+      (ratio.cpuUsPerProposal === null ? '' : `, node CPU a proposal ${ratio.cpuUsPerProposal.toFixed(2)}×`));
   }
   return 0;
 }
 
 function summarize(build: string | undefined, runs: readonly Record<string, unknown>[]): {
   build: string; runs: number; proposalsPerSec: number; p50Ms: number; p99Ms: number; loads: number[];
+  cpuUsPerProposal: number | null;
 } {
   const of = (field: string): number => median(runs.map((run) => run[field] as number));
+  const cpuKnown = runs.length > 0 && runs.every((run) => typeof run.cpuUsPerProposal === 'number');
   return {
     build: build ?? 'this build', runs: runs.length, proposalsPerSec: Math.round(of('proposalsPerSec')),
     p50Ms: round(of('p50Ms')), p99Ms: round(of('p99Ms')), loads: runs.map((run) => run.load as number),
+    cpuUsPerProposal: cpuKnown ? round(of('cpuUsPerProposal')) : null,
   };
 }
 
@@ -205,17 +214,23 @@ async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> 
     // Warm up: connections, the first prepare of every group, the JIT.
     await cluster.request(1, { type: 'load', concurrency: settings.concurrency, seconds: 1, valueBytes: settings.valueBytes });
     await sleep(100);
+    const pids = cluster.ids.map((id) => nodePid(cluster, id));
+    const cpuBefore = nodesCpuMs(pids);
     const reply = await cluster.request(1, {
       type: 'load', concurrency: settings.concurrency, seconds: settings.seconds, valueBytes: settings.valueBytes,
     });
+    const cpuAfter = nodesCpuMs(pids);
     if (!reply.ok) throw new Error(`load failed: ${reply.code} ${reply.message}`);
+    const completed = reply.completed as number;
+    const cpuUsPerProposal = cpuBefore === undefined || cpuAfter === undefined || completed === 0 ? null
+      : round((cpuAfter - cpuBefore) * 1000 / completed);
     return {
       nodes: settings.nodes, groups: settings.groups, concurrency: settings.concurrency,
       valueBytes: settings.valueBytes, seconds: round(reply.elapsedMs as number / 1000),
       proposalsPerSec: Math.round(reply.proposalsPerSec as number), p50Ms: round(reply.p50Ms as number),
       p99Ms: round(reply.p99Ms as number), errors: reply.errors, errorsByCode: reply.errorsByCode,
       completed: reply.completed, instances: reply.instances,
-      valuesPerInstance: round(reply.valuesPerInstance as number),
+      valuesPerInstance: round(reply.valuesPerInstance as number), cpuUsPerProposal,
       sync: !settings.extraFlags.includes('--sync=false'), tls: settings.tls === true,
       ...(settings.build === undefined ? {} : { build: settings.build }), load,
     };
@@ -224,6 +239,30 @@ async function runOnce(settings: RunSettings): Promise<Record<string, unknown>> 
     await cluster.destroy();
     if (tlsDir !== undefined) await rm(tlsDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Node `id`'s process id. Builds older than NodeCluster.pid keep their children in the same
+ * private map, read here so that --compare against them still reports CPU; undefined otherwise.
+ */
+function nodePid(cluster: NodeCluster, id: number): number | undefined {
+  if (typeof (cluster as Partial<NodeCluster>).pid === 'function') return cluster.pid(id);
+  const running = (cluster as unknown as { running?: Map<number, { child?: { pid?: number } }> }).running;
+  return running?.get(id)?.child?.pid;
+}
+
+/**
+ * User and system CPU time of the node processes, in ms (undefined where /proc cannot tell): per
+ * proposal, it moves less with other jobs on the machine than proposals per second do.
+ */
+function nodesCpuMs(pids: readonly (number | undefined)[]): number | undefined {
+  let total = 0;
+  for (const pid of pids) {
+    const ms = processTreeCpuMs(pid);
+    if (ms === undefined) return undefined;
+    total += ms;
+  }
+  return total;
 }
 
 /** A CA and a certificate per node, as `multipaxos cert` makes them, in a fresh directory. */

@@ -67,6 +67,11 @@ export class NodeCluster {
     return this.ports.map((_, index) => index + 1);
   }
 
+  /** The process id of node `id`, while it runs (benchmarks read its CPU time from /proc). */
+  pid(id: number): number | undefined {
+    return this.running.get(id)?.child.pid;
+  }
+
   isRunning(id: number): boolean {
     return this.running.has(id);
   }
