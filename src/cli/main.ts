@@ -16,7 +16,7 @@ const USAGE = `usage: multipaxos <command> [options]
 commands:
   cluster up    start a local replicated KV cluster (npm start runs it; multipaxos cluster --help)
   kv serve      run one node of the replicated KV service (multipaxos kv serve --help)
-  kv put|get|del  write, read and delete keys (multipaxos kv --help)
+  kv put|get|del|list|watch  write, read, delete, list and watch keys (multipaxos kv --help)
   status        show every node of a KV cluster (multipaxos status --help)
   node          run one node of a cluster with the echo state machine (see multipaxos node --help)
   members       list or change a group's members through a running node (multipaxos members --help)
@@ -34,7 +34,7 @@ async function kvCommand(argv: readonly string[]): Promise<number> {
     console.log(`${KV_SERVE_USAGE}\n\n${KV_CLIENT_USAGE}`);
     return 0;
   }
-  if (action === undefined) throw new UsageError('kv needs an action: serve, put, get, del or list');
+  if (action === undefined) throw new UsageError('kv needs an action: serve, put, get, del, list or watch');
   return action === 'serve' ? await kvServeCommand(rest) : await kvClientCommand(action, rest);
 }
 
