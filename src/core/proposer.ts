@@ -20,6 +20,19 @@ export interface ProposerHost {
 
 export type ProposerPhase = 'idle' | 'preparing' | 'accepting';
 
+/**
+ * A round an acceptor rejected, still short of both a majority of grants and a majority of
+ * rejections, fails this many retry delays after that rejection (156 ms with the default timing,
+ * about one round trip of the simulator's slowest network) plus a random retry delay, instead of
+ * at its phase timeout. It can now succeed only through members that have not answered: alive,
+ * they answer within a round trip; down, they never do. With exactly a majority up (one of three
+ * members down, two of five), one rejection used to leave the round waiting out the full timeout
+ * (1 s for an accept, 2 s for a prepare, doubling up to 8 s), and two proposers duelling for an
+ * instance (a master election after the master died) took seconds to settle (the nemesis suite:
+ * writes stopped for 3.4 s after a kill of two of five nodes; simulator seed 312: 9.7 s).
+ */
+export const REJECTED_ROUND_WAIT_RETRY_DELAYS = 4;
+
 interface PhaseTimer {
   readonly at: number;
   readonly instanceId: number;
@@ -123,6 +136,8 @@ export class Proposer {
       this.accept();
     } else if (this.roundFailed()) {
       this.armRetry();
+    } else if (message.rejectedBy !== 0) {
+      this.shortenRejectedRound();
     }
   }
 
@@ -141,6 +156,8 @@ export class Proposer {
       this.host.onChosenByMajority(ballot, chosen.value);
     } else if (this.roundFailed()) {
       this.armRetry();
+    } else if (message.rejectedBy !== 0) {
+      this.shortenRejectedRound();
     }
   }
 
@@ -210,6 +227,14 @@ export class Proposer {
 
   private roundFailed(): boolean {
     return this.votes.rejectedCount >= this.context.majority || this.votes.receivedCount >= this.context.members.length;
+  }
+
+  /** See REJECTED_ROUND_WAIT_RETRY_DELAYS: the round's timer moves in, never out. */
+  private shortenRejectedRound(): void {
+    const timing = this.context.config.timing;
+    const at = this.context.nowMs + REJECTED_ROUND_WAIT_RETRY_DELAYS * timing.retryDelayMaxMs +
+      this.context.randomBetween(timing.retryDelayMinMs, timing.retryDelayMaxMs);
+    if (this.timer === null || at < this.timer.at) this.timer = { at, instanceId: this.context.instanceId };
   }
 
   private armRetry(): void {

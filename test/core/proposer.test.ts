@@ -261,7 +261,9 @@ describe('Proposer.onPrepareReply', () => {
       const fixture = setup({ seed, nowMs: 5000 });
       fixture.proposer.newValue(utf8('a'));
       fixture.proposer.onPrepareReply(prepareRejectMsg(2, 0, ballot(100, 1), 120));
-      assert.equal(fixture.proposer.nextTimerAt(), 5000 + 2000, 'one reject out of three is not yet a failed round');
+      const wait = (fixture.proposer.nextTimerAt() ?? NaN) - 5000;
+      assert.ok(wait >= 156 + 10 && wait <= 156 + 39,
+        `one reject out of three is not yet a failed round: it waits ${wait} ms for node 3, not the 2 s timeout`);
       fixture.proposer.onPrepareReply(prepareRejectMsg(3, 0, ballot(100, 1), 110));
       const delay = (fixture.proposer.nextTimerAt() ?? NaN) - 5000;
       assert.ok(delay >= 10 && delay <= 39, `retry delay ${delay}`);
@@ -282,10 +284,53 @@ describe('Proposer.onPrepareReply', () => {
     fixture.proposer.onPrepareReply(promiseMsg(1, 0, b));
     fixture.proposer.onPrepareReply(promiseMsg(2, 0, b));
     fixture.proposer.onPrepareReply(prepareRejectMsg(3, 0, b, 100));
-    assert.equal(fixture.proposer.nextTimerAt(), 2100);
+    const wait = (fixture.proposer.nextTimerAt() ?? NaN) - 100;
+    assert.ok(wait >= 166 && wait <= 195, `after a reject, node 4 is waited for ${wait} ms, not 2 s`);
     fixture.proposer.onPrepareReply(prepareRejectMsg(4, 0, b, 100));
     const delay = (fixture.proposer.nextTimerAt() ?? NaN) - 100;
     assert.ok(delay >= 10 && delay <= 39, `retry delay ${delay}`);
+  });
+});
+
+describe('a rejected round with a member silent (exactly a majority up)', () => {
+  test('a prepare rejected by the one other member up is retried a round trip later, with a higher ballot', () => {
+    const fixture = setup({ nowMs: 1000 });
+    fixture.proposer.newValue(utf8('a'));
+    const b = ballot(100, 1);
+    fixture.proposer.onPrepareReply(promiseMsg(1, 0, b));
+    assert.equal(fixture.proposer.nextTimerAt(), 1000 + 2000, 'no reject: the phase timeout');
+    fixture.proposer.onPrepareReply(prepareRejectMsg(2, 0, b, 140));
+    const at = fixture.proposer.nextTimerAt() ?? NaN;
+    assert.ok(at >= 1000 + 166 && at <= 1000 + 195, `node 3 is down: the round ends at ${at}, not at 3000`);
+    fixture.context.nowMs = 1100;
+    fixture.proposer.onPrepareReply(prepareRejectMsg(2, 0, b, 140));
+    const end = fixture.proposer.nextTimerAt() ?? NaN;
+    assert.ok(end <= at, 'a reject repeated later never moves the end out');
+    fixture.context.nowMs = end;
+    fixture.proposer.tick(end);
+    assert.deepEqual(lastPrepareBallot(fixture), ballot(141, 1), 'above the ballot that rejected it');
+  });
+
+  test('an accept rejected by the one other member up goes back to prepare a round trip later', () => {
+    const fixture = setup({ nowMs: 0 });
+    fixture.proposer.newValue(utf8('a'));
+    passPrepare(fixture);
+    fixture.proposer.onAcceptReply(acceptOkMsg(1, 0, ballot(100, 1)));
+    assert.equal(fixture.proposer.nextTimerAt(), 1000, 'no reject: the accept timeout');
+    fixture.proposer.onAcceptReply(acceptRejectMsg(2, 0, ballot(100, 1), 150));
+    const at = fixture.proposer.nextTimerAt() ?? NaN;
+    assert.ok(at >= 166 && at <= 195, `node 3 is down: the round ends at ${at}, not at 1000`);
+    fixture.context.nowMs = at;
+    fixture.proposer.tick(at);
+    assert.deepEqual(lastPrepareBallot(fixture), ballot(151, 1));
+    assert.deepEqual(fixture.host.chosen, []);
+  });
+
+  test('a round with a timeout sooner than the wait keeps it', () => {
+    const fixture = setup({ nowMs: 0, timing: { prepareTimeoutStartMs: 100 } });
+    fixture.proposer.newValue(utf8('a'));
+    fixture.proposer.onPrepareReply(prepareRejectMsg(2, 0, ballot(100, 1), 120));
+    assert.equal(fixture.proposer.nextTimerAt(), 100);
   });
 });
 
