@@ -64,6 +64,8 @@ export class Learner {
   private bytesSinceAck = 0;
   /** Where the current teacher was when the session began: the stream ends there. */
   private learningUntil = 0;
+  /** The teacher this node confirmed last (null: none yet). */
+  private confirmedTeacher: number | null = null;
   /** When the current session last showed life (its confirm, then each streamed value). */
   private sessionHeardAt = -Infinity;
   /** The current session streamed a value: past that, it is not taken for dead by silence. */
@@ -157,6 +159,7 @@ export class Learner {
     this.isLearning = true;
     this.sessionStreamed = false;
     this.learningUntil = message.nowInstanceId;
+    this.confirmedTeacher = message.from;
     this.postponeAsk();
     context.outbox.send(message.from, {
       kind: 'confirmAskForLearn', from: context.nodeId, instanceId: context.instanceId,
@@ -177,9 +180,11 @@ export class Learner {
     if (nextNeededInstanceId <= this.lastAckedInstanceId) return;
     if (nextNeededInstanceId < this.lastAckedInstanceId + context.config.timing.learnAckLead &&
       this.bytesSinceAck < learnAckBytes(context.config.timing)) {
-      // Held back; a later value from another teacher takes its place (the ack goes to whoever streams).
+      // Held back, for the teacher of the session open now: a value of an older session's stream,
+      // late or duplicated, must not take the ack away from it (its stream would then wait).
       if (this.heldAck === null) this.heldAckSince = context.nowMs;
-      this.heldAck = { teacher, instanceId: nextNeededInstanceId };
+      const to = this.isLearning && this.confirmedTeacher !== null ? this.confirmedTeacher : teacher;
+      this.heldAck = { teacher: to, instanceId: nextNeededInstanceId };
       return;
     }
     this.sendAck(teacher, nextNeededInstanceId);

@@ -30,6 +30,8 @@ export type ProposerPhase = 'idle' | 'preparing' | 'accepting';
  * (1 s for an accept, 2 s for a prepare, doubling up to 8 s), and two proposers duelling for an
  * instance (a master election after the master died) took seconds to settle (the nemesis suite:
  * writes stopped for 3.4 s after a kill of two of five nodes; simulator seed 312: 9.7 s).
+ * Each round of an instance ended so waits twice as long as the last, up to the phase timeout:
+ * the backoff the doubling timeouts gave a duel, and room for members slower than the first wait.
  */
 export const REJECTED_ROUND_WAIT_RETRY_DELAYS = 4;
 
@@ -52,6 +54,8 @@ export class Proposer {
   private readonly votes = new VoteCounter();
   private prepareTimeoutMs: number;
   private acceptTimeoutMs: number;
+  /** How long the next rejected round waits for the members that have not answered (see above). */
+  private rejectedRoundWaitMs: number;
   private timer: PhaseTimer | null = null;
   /** The ballot and value sent in accept messages in this instance, to assert one value per ballot. */
   private sentAccept: { ballot: Ballot; value: Uint8Array } | null = null;
@@ -62,6 +66,7 @@ export class Proposer {
     this.proposalId = promised.proposalId + 1;
     this.prepareTimeoutMs = context.config.timing.prepareTimeoutStartMs;
     this.acceptTimeoutMs = context.config.timing.acceptTimeoutStartMs;
+    this.rejectedRoundWaitMs = REJECTED_ROUND_WAIT_RETRY_DELAYS * context.config.timing.retryDelayMaxMs;
   }
 
   get ballot(): Ballot {
@@ -83,6 +88,7 @@ export class Proposer {
     const timing = this.context.config.timing;
     this.prepareTimeoutMs = timing.prepareTimeoutStartMs;
     this.acceptTimeoutMs = timing.acceptTimeoutStartMs;
+    this.rejectedRoundWaitMs = REJECTED_ROUND_WAIT_RETRY_DELAYS * timing.retryDelayMaxMs;
     if (this.canSkipPrepare && !this.wasRejected) this.accept();
     else this.prepare(this.wasRejected);
   }
@@ -192,6 +198,7 @@ export class Proposer {
 
   newInstance(): void {
     this.exitPhase();
+    this.rejectedRoundWaitMs = REJECTED_ROUND_WAIT_RETRY_DELAYS * this.context.config.timing.retryDelayMaxMs;
     this.value = null;
     this.highestOtherProposalId = 0;
     this.highestOtherPreAccepted = NULL_BALLOT;
@@ -232,9 +239,12 @@ export class Proposer {
   /** See REJECTED_ROUND_WAIT_RETRY_DELAYS: the round's timer moves in, never out. */
   private shortenRejectedRound(): void {
     const timing = this.context.config.timing;
-    const at = this.context.nowMs + REJECTED_ROUND_WAIT_RETRY_DELAYS * timing.retryDelayMaxMs +
+    const at = this.context.nowMs + this.rejectedRoundWaitMs +
       this.context.randomBetween(timing.retryDelayMinMs, timing.retryDelayMaxMs);
-    if (this.timer === null || at < this.timer.at) this.timer = { at, instanceId: this.context.instanceId };
+    if (this.timer !== null && at >= this.timer.at) return;
+    this.timer = { at, instanceId: this.context.instanceId };
+    this.rejectedRoundWaitMs = Math.min(this.rejectedRoundWaitMs * 2,
+      Math.max(timing.prepareTimeoutMaxMs, timing.acceptTimeoutMaxMs));
   }
 
   private armRetry(): void {

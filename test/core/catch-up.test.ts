@@ -605,7 +605,21 @@ describe('Learner', () => {
     assert.deepEqual(acked, [4, 8, 12], 'an ack every 4 MiB of values, long before 50 instances');
   });
 
-  test('an ack the rule holds back leaves QUIET_ACK_RETRY_DELAYS after the first value it held, to the last teacher', () => {
+  test('a held ack goes to the teacher of the open session, not to a late value of an older one', () => {
+    const { context, learner } = learnerAt(10, 1000);
+    learner.onSendNowInstanceId({
+      kind: 'sendNowInstanceId', from: 2, instanceId: 10, nowInstanceId: 40, minChosenInstanceId: 0,
+    });
+    context.outbox.take();
+    learner.ackStreamed(2, 11, 10);
+    learner.ackStreamed(1, 12, 10);
+    context.nowMs = learner.nextTimerAt();
+    learner.tick(context.nowMs);
+    const acks = ofKind(context.outbox.take().messages, 'learnValueAck');
+    assert.deepEqual(acks.map((ack) => [ack.to, ack.message.instanceId]), [[2, 12]]);
+  });
+
+  test('an ack the rule holds back leaves QUIET_ACK_RETRY_DELAYS after the first value it held, to its sender outside a session', () => {
     const { context, learner } = learnerAt(0, 1000);
     const quietMs = QUIET_ACK_RETRY_DELAYS * DEFAULT_TIMING.retryDelayMaxMs;
     learner.ackStreamed(1, 1, 10);

@@ -326,6 +326,31 @@ describe('a rejected round with a member silent (exactly a majority up)', () => 
     assert.deepEqual(fixture.host.chosen, []);
   });
 
+  test('each rejected round of an instance waits twice as long as the last; a new instance starts over', () => {
+    const fixture = setup({ nowMs: 0 });
+    fixture.proposer.newValue(utf8('a'));
+    const waits: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const b = fixture.proposer.ballot;
+      const now = fixture.context.nowMs;
+      fixture.proposer.onPrepareReply(prepareRejectMsg(2, 0, b, b.proposalId + 10));
+      const at = fixture.proposer.nextTimerAt() ?? NaN;
+      waits.push(at - now);
+      fixture.context.nowMs = at;
+      fixture.proposer.tick(at);
+    }
+    assert.ok(waits[0]! >= 166 && waits[0]! <= 195, `first wait ${waits[0]}`);
+    assert.ok(waits[1]! >= 312 + 10 && waits[1]! <= 312 + 39, `second wait ${waits[1]}`);
+    assert.ok(waits[2]! >= 624 + 10 && waits[2]! <= 624 + 39, `third wait ${waits[2]}`);
+    fixture.proposer.newInstance();
+    fixture.context.instanceId = 1;
+    fixture.proposer.newValue(utf8('b'));
+    const now = fixture.context.nowMs;
+    fixture.proposer.onPrepareReply(prepareRejectMsg(2, 1, fixture.proposer.ballot, 500));
+    const wait = (fixture.proposer.nextTimerAt() ?? NaN) - now;
+    assert.ok(wait >= 166 && wait <= 195, `a new instance waits ${wait} again`);
+  });
+
   test('a round with a timeout sooner than the wait keeps it', () => {
     const fixture = setup({ nowMs: 0, timing: { prepareTimeoutStartMs: 100 } });
     fixture.proposer.newValue(utf8('a'));

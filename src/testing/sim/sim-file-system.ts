@@ -7,7 +7,7 @@
  */
 import { dirname } from 'node:path';
 import type { FileHandle, FileSystem } from '../../io/file-system.js';
-import type { SeededRandom } from '../../util/random.js';
+import { SeededRandom } from '../../util/random.js';
 import { SimDevice, type DeviceLatency, type ProcessGate } from './sim-device.js';
 import type { SimScheduler } from './scheduler.js';
 
@@ -23,14 +23,18 @@ export class SimFileStorage {
    */
   full = false;
   /**
-   * A failing device: every write puts some of its pages on disk (see landedOfFailedWrite) and
+   * A failing device: every write puts some of its pages on disk (see pageSpans) and
    * fails with EIO, and every datasync and directory sync fails with EIO, appends into a
    * pre-allocated segment included.
    */
   failing = false;
 
+  /** Which pages of a failed write land: a stream of its own, so the device's timing is unchanged. */
+  readonly tears: SeededRandom;
+
   constructor(scheduler: SimScheduler, random: SeededRandom, latency: DeviceLatency) {
     this.device = new SimDevice(scheduler, random, () => latency);
+    this.tears = new SeededRandom(random.seed * 40503 + 0x7ea5);
   }
 
   /** The file system one process life sees. */
@@ -157,7 +161,11 @@ class SimFileHandle implements FileHandle {
       throw Object.assign(new Error(`ENOSPC: no space left on device, write ${this.path}`), { code: 'ENOSPC' });
     }
     if (this.storage.failing) {
-      this.put(copy.subarray(0, landedOfFailedWrite(position, copy.length)), position);
+      // What a failed write leaves is unknown, but a device takes whole pages, in any order: each
+      // of its pages lands, or not.
+      for (const [from, to] of pageSpans(position, copy.length)) {
+        if (this.storage.tears.chance(0.5)) this.put(copy.subarray(from - position, to - position), from);
+      }
       throw ioError(`write ${this.path}`);
     }
     this.put(copy, position);
@@ -198,19 +206,20 @@ class SimFileHandle implements FileHandle {
 const PAGE_BYTES = 4096;
 
 /**
- * How many bytes of a failed write reached the disk: what it leaves is unknown, but a device takes
- * whole pages, so here the first half of the pages it touches (one, when it touches one or
- * two), never part of a page. Half of its bytes instead tore pages in the middle: a failed write
- * followed by a failed attempt to zero it left the zeros over the start of its first frame and its
- * later frames intact, which no page-wise device produces and which segment.ts rightly takes for
- * damage rather than a torn tail (simulator seed 64, once acks of catch-up moved its schedule).
+ * The parts of a write of `length` bytes at `position`, one per page it touches, as [from, to)
+ * file offsets. A failed write lands a random subset of them, never part of one: half of its bytes
+ * instead tore pages in the middle, and a failed write followed by a failed attempt to zero it
+ * left zeros over the start of its first frame with its later frames intact, which no page-wise
+ * device produces and which segment.ts rightly takes for damage (simulator seed 64).
  */
-export function landedOfFailedWrite(position: number, length: number): number {
-  if (length === 0) return 0;
-  const firstPage = Math.floor(position / PAGE_BYTES);
-  const pages = Math.floor((position + length - 1) / PAGE_BYTES) - firstPage + 1;
-  const keptEnd = (firstPage + Math.max(1, Math.floor(pages / 2))) * PAGE_BYTES;
-  return Math.min(length, keptEnd - position);
+export function pageSpans(position: number, length: number): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  for (let from = position; from < position + length;) {
+    const to = Math.min(position + length, (Math.floor(from / PAGE_BYTES) + 1) * PAGE_BYTES);
+    spans.push([from, to]);
+    from = to;
+  }
+  return spans;
 }
 
 function ioError(operation: string): Error {

@@ -81,9 +81,11 @@ export interface SimNodeOptions {
   readonly timing?: Partial<ProtocolTiming>;
   /** Chance that one execution attempt fails (it must be retried, never skipped). */
   readonly executeFailureRate: number;
-  /** How many waiting proposals one instance may carry. */
   /** Over the file store: small durable writes on the loop's thread (FileLogStore's default). */
   readonly inlineWrites?: boolean;
+  /** The page order of LazyFileSystem's write-back over the file store (default in file order). */
+  readonly writeback?: 'in-order' | 'reverse';
+  /** How many waiting proposals one instance may carry. */
   readonly maxBatchCount: number;
   /** Master election on every group (null: off); `ignoreDrift` is the master-ignores-drift canary. */
   readonly master: { readonly leaseMs: number; readonly driftBound: number; readonly ignoreDrift: boolean } | null;
@@ -426,7 +428,7 @@ export class SimNode {
     const files = this.options.files;
     if (files === undefined) return this.options.disk.open(gate);
     return await FileLogStore.open({
-      directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate) }),
+      directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate), writeback: this.options.writeback ?? 'in-order' }),
       // The end of the current event's turn, as setImmediate is on a real loop, but in a fixed order.
       deferFlush: queueMicrotask,
       // Durable writes on the loop's thread, as a node makes them by default, in the seeds that ask

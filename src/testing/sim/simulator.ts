@@ -157,7 +157,7 @@ export async function runSimulation(
     clock, random: nodeRandom, application, executions,
     executeFailureRate: config.executeFailureRate, maxBatchCount: config.maxBatchCount, leases, agreement,
     timing: config.catchUpByNode?.[id - 1] ?? { teachBytesBeyondAck: config.teachBytesBeyondAck },
-    inlineWrites: config.inlineWrites,
+    inlineWrites: config.inlineWrites, writeback: config.writeback,
     master: config.master === null ? null : { ...config.master, ignoreDrift: options.canary === 'master-ignores-drift' },
     coreFaults, driverFaults, trace,
     ...(config.checkpoints === null ? {} : {

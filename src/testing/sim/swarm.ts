@@ -26,6 +26,12 @@ export interface SwarmConfig {
    * production default) or as write + fdatasync through the page cache (where crashes tear them).
    */
   readonly inlineWrites: boolean;
+  /**
+   * Over the file store, the order a write-back puts pages on the disk: in file order, so a crash
+   * keeps a prefix, or last page first, so a crash keeps later pages without earlier ones, as a
+   * disk completing writes out of order may (LazyFileSystem's `writeback`).
+   */
+  readonly writeback: 'in-order' | 'reverse';
   /** How many waiting proposals one instance may carry (1: batching off). */
   readonly maxBatchCount: number;
   /**
@@ -113,6 +119,7 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
     groupCount: random.chance(0.75) ? 1 : 2,
     storage: chooseStorage(random.seed),
     inlineWrites: new SeededRandom(random.seed * 22695477 + 0x51f7).chance(0.5),
+    writeback: new SeededRandom(random.seed * 69069 + 0x3c6e).chance(0.5) ? 'reverse' : 'in-order',
     maxBatchCount: chooseBatchCount(random.seed),
     teachBytesBeyondAck: chooseTeachBytes(random.seed),
     catchUpByNode: chooseCatchUpByNode(random.seed, nodeCount + 1),
@@ -157,7 +164,8 @@ export function chooseSwarm(random: SeededRandom): SwarmConfig {
 export function describeSwarm(config: SwarmConfig): string {
   const n = config.network;
   return `nodes=${config.nodeCount} groups=${config.groupCount} storage=${config.storage}` +
-    `${config.storage === 'file-log' && config.inlineWrites ? '+inline' : ''} ` +
+    `${config.storage === 'file-log' && config.inlineWrites ? '+inline' : ''}` +
+    `${config.storage === 'file-log' && config.writeback === 'reverse' ? '+reverse' : ''} ` +
     `batch=${config.maxBatchCount} teachBytes=${config.teachBytesBeyondAck}` +
     `${config.catchUpByNode === null ? '' : ` catchUp=${config.catchUpByNode.map((node) =>
       `${node.teachBytesBeyondAck}/${node.learnAckLead}/${node.teachAckLead}`).join(',')}`} master=${config.master === null ? 'off' : config.master.leaseMs} ` +
