@@ -30,7 +30,8 @@ Starts --nodes real node processes on loopback (fsync on), runs a closed loop of
 callers inside node 1 over --groups groups for --seconds (after a 1 s warm-up), and prints one JSON
 line: {"nodes","groups","concurrency","valueBytes","seconds","proposalsPerSec","p50Ms","p99Ms",
 "errors","valuesPerInstance","cpuUsPerProposal",...} (cpuUsPerProposal: user + system CPU of the
-node processes during the measured load, in µs per proposal; null where /proc cannot tell).
+node processes during the measured load, in µs per proposal, the callers in node 1 included;
+null where /proc cannot tell).
 --matrix runs groups 1 and 8 × concurrency 1, 16, 64 (100-byte values) and prints a table (or one
 JSON line per run with --json). --tls runs every cell twice, over plain TCP and then with mutual TLS
 between the nodes (certificates made for the run), and prints both with the TLS/plain ratio of
