@@ -5,8 +5,7 @@
  */
 import type { GroupContext } from './group-context.js';
 import type { SendNowInstanceIdMessage } from './messages.js';
-import type { ProtocolTiming } from './config.js';
-import { TEACH_BYTES_BEYOND_ACK } from './teacher.js';
+import { DEFAULT_TIMING, type ProtocolTiming } from './config.js';
 
 /**
  * Bytes of streamed values after which the learner acks even before `learnAckLead` instances: the
@@ -19,7 +18,7 @@ export function learnAckBytes(timing: ProtocolTiming): number {
 }
 
 /** learnAckBytes under the default timing. */
-export const LEARN_ACK_BYTES = TEACH_BYTES_BEYOND_ACK / 4;
+export const LEARN_ACK_BYTES = learnAckBytes(DEFAULT_TIMING);
 
 /**
  * A catch-up session whose teacher sent no value for this many retry delays after the confirm is

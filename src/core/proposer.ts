@@ -66,7 +66,7 @@ export class Proposer {
     this.proposalId = promised.proposalId + 1;
     this.prepareTimeoutMs = context.config.timing.prepareTimeoutStartMs;
     this.acceptTimeoutMs = context.config.timing.acceptTimeoutStartMs;
-    this.rejectedRoundWaitMs = REJECTED_ROUND_WAIT_RETRY_DELAYS * context.config.timing.retryDelayMaxMs;
+    this.rejectedRoundWaitMs = this.firstRejectedRoundWaitMs();
   }
 
   get ballot(): Ballot {
@@ -88,7 +88,7 @@ export class Proposer {
     const timing = this.context.config.timing;
     this.prepareTimeoutMs = timing.prepareTimeoutStartMs;
     this.acceptTimeoutMs = timing.acceptTimeoutStartMs;
-    this.rejectedRoundWaitMs = REJECTED_ROUND_WAIT_RETRY_DELAYS * timing.retryDelayMaxMs;
+    this.rejectedRoundWaitMs = this.firstRejectedRoundWaitMs();
     if (this.canSkipPrepare && !this.wasRejected) this.accept();
     else this.prepare(this.wasRejected);
   }
@@ -198,7 +198,7 @@ export class Proposer {
 
   newInstance(): void {
     this.exitPhase();
-    this.rejectedRoundWaitMs = REJECTED_ROUND_WAIT_RETRY_DELAYS * this.context.config.timing.retryDelayMaxMs;
+    this.rejectedRoundWaitMs = this.firstRejectedRoundWaitMs();
     this.value = null;
     this.highestOtherProposalId = 0;
     this.highestOtherPreAccepted = NULL_BALLOT;
@@ -234,6 +234,10 @@ export class Proposer {
 
   private roundFailed(): boolean {
     return this.votes.rejectedCount >= this.context.majority || this.votes.receivedCount >= this.context.members.length;
+  }
+
+  private firstRejectedRoundWaitMs(): number {
+    return REJECTED_ROUND_WAIT_RETRY_DELAYS * this.context.config.timing.retryDelayMaxMs;
   }
 
   /** See REJECTED_ROUND_WAIT_RETRY_DELAYS: the round's timer moves in, never out. */

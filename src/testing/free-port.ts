@@ -20,7 +20,7 @@ const DEFAULT_EPHEMERAL_START = 32_768;
 const ATTEMPTS = 200;
 
 const handedOut = new Set<number>();
-let rangeEnd: number | undefined;
+let ephemeralRangeStart: number | undefined;
 
 /** A loopback port free at the moment of asking, outside the kernel's ephemeral range. */
 export async function freePort(): Promise<number> {
@@ -54,15 +54,15 @@ export async function freePorts(count: number): Promise<number[]> {
 }
 
 function ephemeralStart(): number {
-  if (rangeEnd !== undefined) return rangeEnd;
-  rangeEnd = DEFAULT_EPHEMERAL_START;
+  if (ephemeralRangeStart !== undefined) return ephemeralRangeStart;
+  ephemeralRangeStart = DEFAULT_EPHEMERAL_START;
   try {
     const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (low !== undefined && Number.isSafeInteger(low) && low > 0) rangeEnd = low;
+    if (low !== undefined && Number.isSafeInteger(low) && low > 0) ephemeralRangeStart = low;
   } catch {
     // Not Linux, or no /proc: the default.
   }
-  return rangeEnd;
+  return ephemeralRangeStart;
 }
 
 async function listensOn(port: number): Promise<boolean> {

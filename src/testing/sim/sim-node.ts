@@ -428,7 +428,8 @@ export class SimNode {
     const files = this.options.files;
     if (files === undefined) return this.options.disk.open(gate);
     return await FileLogStore.open({
-      directory: '/node', segmentBytes: 64 * 1024, fileSystem: new LazyFileSystem({ inner: files.open(gate), writeback: this.options.writeback ?? 'in-order' }),
+      directory: '/node', segmentBytes: 64 * 1024,
+      fileSystem: new LazyFileSystem({ inner: files.open(gate), writeback: this.options.writeback ?? 'in-order' }),
       // The end of the current event's turn, as setImmediate is on a real loop, but in a fixed order.
       deferFlush: queueMicrotask,
       // Durable writes on the loop's thread, as a node makes them by default, in the seeds that ask

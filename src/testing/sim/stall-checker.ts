@@ -216,7 +216,7 @@ function idsOf(set: number): number[] {
  * exceed the bound while healthy; what makes that rare is that the ask goes to every member and a
  * failed session is retried within half a second while the proposer keeps sending (Learner). The
  * bound is therefore calibrated: the per-seed worst wait over seeds 1-1000 of this build is at most
- * 9 s (docs/guarantees-and-testing.md, Stalls), and the bound leaves a margin of two thirds over it.
+ * 9.9 s (docs/guarantees-and-testing.md, Stalls), and the bound is half again as much.
  */
 export function stallBoundMs(timing: ProtocolTiming, slowestClockRate = 1): number {
   return Math.ceil((timing.prepareTimeoutMaxMs + 2 * timing.askForLearnMaxMs) / slowestClockRate) + 1_000;
