@@ -186,13 +186,28 @@ const PLAUSIBLE_WRITES_AHEAD = 1 << 20;
 const BLOCK_BYTES = 4096;
 
 /**
- * Does the gap [from, to) show a page that never reached the disk? Either the rest of the page the
- * gap starts in is zeros (the first page of the write kept its old content: data up to `from`, zeros
- * after), or a whole page inside the gap is zeros.
+ * The smallest unit a device writes whole (a 512-byte sector; NVMe with AWUPF = 0 guarantees no
+ * more). A page written to such a device can land in part: some of its sectors and not others.
+ */
+const SECTOR_BYTES = 512;
+
+/**
+ * Does the gap [from, to) show a page, or the sector holding the write's start, that never reached
+ * the disk? Either the rest of the sector the gap starts in is zeros (the write's first sector kept
+ * its old content: data up to `from`, zeros after; a whole sector of zeros when `from` is on a
+ * boundary), or a whole page inside the gap is zeros.
+ *
+ * The first sector may be that small a unit because zeros there cannot be damage to a frame that
+ * landed: `from` is where the data ends, so a frame that had landed there would have a non-zero
+ * length. A lost sector further into the gap is not taken as a tear, only a lost page: a zero sector
+ * there could also be a value's own zeros inside a frame damaged some other way, and cutting that
+ * frame could drop an acknowledged write. So a device that keeps a write's first sector and loses
+ * a later one, with frames of the write intact after it, still stops start-up (docs/architecture.md).
  */
 function hasLostPage(data: Buffer, from: number, to: number): boolean {
+  const firstSectorEnd = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES + SECTOR_BYTES;
+  if (firstSectorEnd <= to && isZero(data, from, firstSectorEnd)) return true;
   const firstBoundary = Math.ceil(from / BLOCK_BYTES) * BLOCK_BYTES;
-  if (firstBoundary > from && firstBoundary <= to && isZero(data, from, firstBoundary)) return true;
   for (let block = firstBoundary; block + BLOCK_BYTES <= to; block += BLOCK_BYTES) {
     if (isZero(data, block, block + BLOCK_BYTES)) return true;
   }

@@ -162,9 +162,17 @@ class SimFileHandle implements FileHandle {
     }
     if (this.storage.failing) {
       // What a failed write leaves is unknown, but a device takes whole pages, in any order: each
-      // of its pages lands, or not.
-      for (const [from, to] of pageSpans(position, copy.length)) {
-        if (this.storage.tears.chance(0.5)) this.put(copy.subarray(from - position, to - position), from);
+      // of its pages lands, or not. A quarter of the failed writes land on a device that takes
+      // 512-byte sectors instead (NVMe with AWUPF = 0), every sector but the one holding the start.
+      if (this.storage.tears.chance(0.25)) {
+        const firstSectorEnd = (Math.floor(position / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+        if (firstSectorEnd < position + copy.length) {
+          this.put(copy.subarray(firstSectorEnd - position), firstSectorEnd);
+        }
+      } else {
+        for (const [from, to] of pageSpans(position, copy.length)) {
+          if (this.storage.tears.chance(0.5)) this.put(copy.subarray(from - position, to - position), from);
+        }
       }
       throw ioError(`write ${this.path}`);
     }
@@ -204,6 +212,9 @@ class SimFileHandle implements FileHandle {
 
 /** The unit a device takes a write in, the page size, as LazyFileSystem writes back and segment.ts assumes. */
 const PAGE_BYTES = 4096;
+
+/** The unit of a device that only guarantees sectors; segment.ts cuts a write that lost its first. */
+const SECTOR_BYTES = 512;
 
 /**
  * The parts of a write of `length` bytes at `position`, one per page it touches, as [from, to)
