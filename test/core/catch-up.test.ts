@@ -508,8 +508,10 @@ describe('Learner', () => {
     const { context, learner } = learnerAt(7, 1_000);
     learner.onSendNowInstanceId(nowFrom(1, 7, 10));
     context.outbox.take();
-    const periodic = learner.nextTimerAt();
-    assert.ok(periodic >= 3_500, 'a confirmed session postpones the periodic ask');
+    // The node knows it is behind (the answer says so): should the session stay silent past its
+    // silence window (390 ms), it asks again (see PURSUIT_FIRST_RETRY_DELAYS); not before.
+    const next = learner.nextTimerAt();
+    assert.ok(next >= 1_000 + 390 + 156 && next < 2_000, `a confirmed session postpones the next ask to ${next}`);
     for (let instanceId = 8; instanceId <= 9; instanceId++) {
       context.instanceId = instanceId;
       learner.onInstanceAdvanced();

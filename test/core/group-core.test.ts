@@ -298,6 +298,56 @@ describe('GroupCore: learning a chosen value', () => {
     assert.ok(asks >= 4 && asks <= 7, `node 3 asked ${asks} times in 1 s`);
   });
 
+  test('a node that knows it is behind asks again after a round trip, then less and less often, while no answer comes', () => {
+    // Simulator seed 794: with 19% of the messages lost, node 3's asks found no session and its
+    // next chance was the periodic ask or a peer's next prepare, seconds apart (9.9 s stalled).
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen' });
+    harness.node(3).core.step(prepareMsg(1, 1, ballot(2, 1)));
+    const askedAt: number[] = [];
+    for (let step = 0; step < 240; step++) {
+      harness.tick(10);
+      const asks = harness.sentOfKind('askForLearn', { from: 3 }).length / 2;
+      if (asks > askedAt.length) askedAt.push(harness.nowMs);
+      harness.drop({ kind: 'askForLearn' });
+    }
+    const gaps = askedAt.slice(1).map((at, index) => at - (askedAt[index] as number));
+    // Asked at once, then about 156, 312 and 624 ms apart: four asks before the periodic one (2.5 s).
+    assert.ok(askedAt.length >= 4, `asked at ${JSON.stringify(askedAt)}`);
+    assert.ok((gaps[0] as number) >= 150 && (gaps[0] as number) <= 200, `gaps ${JSON.stringify(gaps)}`);
+    assert.ok(gaps.slice(1, 3).every((gap, index) => gap > (gaps[index] as number) * 1.5), `gaps ${JSON.stringify(gaps)}`);
+    // The next ask gets through; once node 3 has learned, it stops asking early.
+    while (harness.pending({ kind: 'askForLearn', from: 3 }).length === 0) harness.tick(10);
+    harness.drop({ kind: 'askForLearn', from: 3, to: 2 });
+    harness.deliver({ kind: 'askForLearn', from: 3, to: 1 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+    harness.deliver({ kind: 'learnValue', to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+    const asksBefore = harness.sentOfKind('askForLearn', { from: 3 }).length;
+    for (let step = 0; step < 200; step++) harness.tick(10);
+    assert.equal(harness.sentOfKind('askForLearn', { from: 3 }).length, asksBefore, 'no ask within 2 s of learning');
+  });
+
+  test('a confirmed session that never streams is followed by a new ask, without a prompt', () => {
+    // The confirm is lost and no member prepares: before, only the periodic ask ended the wait.
+    const harness = sessionWithLostConfirm();
+    const confirmedAt = harness.nowMs;
+    let askedAt: number | null = null;
+    for (let step = 0; step < 200 && askedAt === null; step++) {
+      harness.tick(10);
+      if (harness.pending({ kind: 'askForLearn', from: 3 }).length > 0) askedAt = harness.nowMs;
+    }
+    assert.ok(askedAt !== null && askedAt - confirmedAt >= 390 && askedAt - confirmedAt < 1_000,
+      `asked again ${askedAt === null ? 'never' : `${askedAt - confirmedAt} ms`} after the confirm`);
+    harness.deliver({ kind: 'askForLearn', from: 3 });
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+    harness.deliver({ kind: 'learnValue', to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+  });
+
   test('a value chosen while the node waits for its own execution does not time out', () => {
     const harness = new CoreHarness({ nodes: 3 });
     const token = harness.propose(1, 'a', 1000);

@@ -214,9 +214,10 @@ function idsOf(set: number): number[] {
  * It is not a proof: at the swarm's top loss rate (31%) a four-message exchange with one peer
  * succeeds about 0.69^4 = 23% of the time, so a run can lose more than two catch-ups in a row and
  * exceed the bound while healthy; what makes that rare is that the ask goes to every member and a
- * failed session is retried within half a second while the proposer keeps sending (Learner). The
- * bound is therefore calibrated: the per-seed worst wait over seeds 1-1000 of this build is at most
- * 9.9 s (docs/guarantees-and-testing.md, Stalls), and the bound is half again as much.
+ * failed session is retried within half a second while the proposer keeps sending, and a node that
+ * knows it is behind asks again by itself (Learner). The bound is therefore calibrated: the per-seed
+ * worst wait over seeds 1-1000 of this build is at most 8.9 s (docs/guarantees-and-testing.md,
+ * Stalls), and the bound is more than half again as much.
  */
 export function stallBoundMs(timing: ProtocolTiming, slowestClockRate = 1): number {
   return Math.ceil((timing.prepareTimeoutMaxMs + 2 * timing.askForLearnMaxMs) / slowestClockRate) + 1_000;
