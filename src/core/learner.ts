@@ -88,6 +88,8 @@ export class Learner {
   private pursuing = false;
   /** The wait before the next pursuit ask. */
   private pursuitDelayMs = 0;
+  /** When the pursuit's next ask is due (askAt, unless something else moved it since). */
+  private pursuitAt = -Infinity;
 
   constructor(context: GroupContext) {
     this.context = context;
@@ -152,7 +154,7 @@ export class Learner {
    * it missed), the next session starts soon rather than at the next periodic ask.
    */
   onInstanceAdvanced(): void {
-    this.pursuing = false;
+    this.stopPursuit();
     if (!this.isLearning || this.context.instanceId < this.learningUntil) return;
     this.isLearning = false;
     if (!this.isLatest) this.askSoon();
@@ -228,16 +230,32 @@ export class Learner {
     const context = this.context;
     this.lastAskAt = context.nowMs;
     context.broadcastToOthers({ kind: 'askForLearn', from: context.nodeId, instanceId: context.instanceId });
-    if (this.pursuing) {
-      this.pursueAfter(this.pursuitDelayMs);
-      this.pursuitDelayMs = Math.min(this.pursuitDelayMs * 2, context.config.timing.askForLearnMinMs);
+    if (!this.pursuing) return;
+    if (this.pursuitDelayMs >= context.config.timing.askForLearnMinMs) {
+      // As far apart as periodic asks: those take over, at their random interval.
+      this.pursuing = false;
+      return;
     }
+    this.pursueAfter(this.pursuitDelayMs);
+    this.pursuitDelayMs *= 2;
   }
 
   /** Ask again `delayMs` from now, unless an ask is due sooner anyway. */
   private pursueAfter(delayMs: number): void {
     const at = this.context.nowMs + delayMs;
-    if (at < this.askAt) this.askAt = at;
+    if (at >= this.askAt) return;
+    this.askAt = at;
+    this.pursuitAt = at;
+  }
+
+  /**
+   * The node moved on: no more pursuit, and an ask it scheduled goes back to the periodic interval,
+   * rather than leave as a needless ask that would also end a session just opened.
+   */
+  private stopPursuit(): void {
+    this.pursuing = false;
+    if (this.askAt === this.pursuitAt) this.askAt = this.context.nowMs + this.askInterval();
+    this.pursuitAt = -Infinity;
   }
 
   /**

@@ -124,9 +124,9 @@ export function scanSegment(data: Buffer, writesBefore: number, copyValues = tru
  * remains of the one write that was in flight at a crash, whose pages can reach the disk in any
  * order. Then they all carry one write number and say where that write began: either the write is
  * the next one and began exactly where the data ends, or it is the newest one, already begun before
- * the damage in this segment. And the gap before them shows a lost page: zeros from the end of the
- * data to a page boundary, or a whole page of zeros (a page that never reached the pre-allocated,
- * zero-filled segment keeps its old content).
+ * the damage in this segment. And the gap before them shows what never reached the pre-allocated,
+ * zero-filled segment (which then keeps its old content): zeros from the end of the data through
+ * the first frame's header to a sector boundary, or a whole page of zeros (see hasLostPage).
  * Anything else (frames of several writes, of an older one, or a gap with no lost page, like a
  * flipped bit) is damage to the log itself.
  */
@@ -192,21 +192,26 @@ const BLOCK_BYTES = 4096;
 const SECTOR_BYTES = 512;
 
 /**
- * Does the gap [from, to) show a page, or the sector holding the write's start, that never reached
- * the disk? Either the rest of the sector the gap starts in is zeros (the write's first sector kept
- * its old content: data up to `from`, zeros after; a whole sector of zeros when `from` is on a
- * boundary), or a whole page inside the gap is zeros.
+ * Does the gap [from, to) show a page, or the sectors holding the write's first frame header, that
+ * never reached the disk? Either everything from `from` to the end of the sector holding the first
+ * frame's kind byte is zeros (the write's first sectors kept their old content: data up to `from`,
+ * zeros after), or a whole page inside the gap is zeros.
  *
- * The first sector may be that small a unit because zeros there cannot be damage to a frame that
- * landed: `from` is where the data ends, so a frame that had landed there would have a non-zero
- * length. A lost sector further into the gap is not taken as a tear, only a lost page: a zero sector
- * there could also be a value's own zeros inside a frame damaged some other way, and cutting that
- * frame could drop an acknowledged write. So a device that keeps a write's first sector and loses
- * a later one, with frames of the write intact after it, still stops start-up (docs/architecture.md).
+ * Sectors may be that small a unit there because those zeros cannot be damage to a frame that
+ * landed: `from` is where the data ends, and a frame that had landed there would have a non-zero
+ * length and a kind byte of 1. All of the header and the kind byte must be zeros, not just the
+ * bytes left in `from`'s sector: a write starting 1-3 bytes before a sector's end would otherwise
+ * show only the low bytes of its length, which are zero for a body length that is a multiple of
+ * 256, and a bit flipped anywhere in that frame would have an acknowledged write cut as a tear.
+ * A lost sector further into the gap is not taken as a tear, only a lost page: a zero sector there
+ * could also be a value's own zeros inside a frame damaged some other way. So a device that keeps a
+ * write's first sector and loses a later one, with frames of the write intact after it, still stops
+ * start-up (docs/architecture.md).
  */
 function hasLostPage(data: Buffer, from: number, to: number): boolean {
-  const firstSectorEnd = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES + SECTOR_BYTES;
-  if (firstSectorEnd <= to && isZero(data, from, firstSectorEnd)) return true;
+  const kindByte = from + FRAME_HEADER_BYTES;
+  const headerSectorsEnd = Math.floor(kindByte / SECTOR_BYTES) * SECTOR_BYTES + SECTOR_BYTES;
+  if (headerSectorsEnd <= to && isZero(data, from, headerSectorsEnd)) return true;
   const firstBoundary = Math.ceil(from / BLOCK_BYTES) * BLOCK_BYTES;
   for (let block = firstBoundary; block + BLOCK_BYTES <= to; block += BLOCK_BYTES) {
     if (isZero(data, block, block + BLOCK_BYTES)) return true;

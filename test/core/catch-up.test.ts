@@ -527,15 +527,33 @@ describe('Learner', () => {
     assert.equal(ofKind(context.outbox.take().messages, 'askForLearn').length, 2);
   });
 
+  test('a streamed value puts off the ask a node behind scheduled for a silent session', () => {
+    const { context, learner } = learnerAt(7, 1_000);
+    learner.seen(10); // three behind: ask soon, and again while no session comes
+    context.nowMs = learner.nextTimerAt();
+    learner.tick(context.nowMs);
+    assert.equal(ofKind(context.outbox.take().messages, 'askForLearn').length, 2);
+    learner.onSendNowInstanceId(nowFrom(1, 7, 10));
+    context.outbox.take();
+    assert.ok(learner.nextTimerAt() < context.nowMs + 1_000, 'were the session to stay silent, an ask within a second');
+    context.nowMs += 50;
+    learner.ackStreamed(1, 8, 100);
+    context.nowMs += 40;
+    learner.tick(context.nowMs); // the held ack leaves; no ask
+    assert.equal(ofKind(context.outbox.take().messages, 'askForLearn').length, 0);
+    assert.ok(learner.nextTimerAt() >= context.nowMs + 2_400, `streaming: the next ask at ${learner.nextTimerAt()}`);
+  });
+
   test('a session that ends caught up does not ask early', () => {
     const { context, learner } = learnerAt(7, 1_000);
     learner.onSendNowInstanceId(nowFrom(1, 7, 9));
     context.outbox.take();
-    const periodic = learner.nextTimerAt();
+    assert.ok(learner.nextTimerAt() < 2_000, 'behind, with a session that may fall silent: an ask is scheduled');
     context.instanceId = 9;
     learner.onInstanceAdvanced();
     assert.equal(learner.isLearning, false);
-    assert.equal(learner.nextTimerAt(), periodic);
+    const next = learner.nextTimerAt();
+    assert.ok(next >= 1_000 + 2_500 && next < 1_000 + 3_000, `caught up: the next ask is the periodic one, at ${next}`);
   });
 
   test('the ask timer clears isLearning, so a later answer can be confirmed again', () => {

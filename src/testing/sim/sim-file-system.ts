@@ -163,12 +163,13 @@ class SimFileHandle implements FileHandle {
     if (this.storage.failing) {
       // What a failed write leaves is unknown, but a device takes whole pages, in any order: each
       // of its pages lands, or not. A quarter of the failed writes land on a device that takes
-      // 512-byte sectors instead (NVMe with AWUPF = 0), every sector but the one holding the start.
+      // 512-byte sectors instead (NVMe with AWUPF = 0), every sector but those holding the start
+      // of its first frame, through the kind byte after the 8-byte header (what segment.ts needs
+      // zeroed to call it a tear; a write starting in a sector's last bytes loses two).
       if (this.storage.tears.chance(0.25)) {
-        const firstSectorEnd = (Math.floor(position / SECTOR_BYTES) + 1) * SECTOR_BYTES;
-        if (firstSectorEnd < position + copy.length) {
-          this.put(copy.subarray(firstSectorEnd - position), firstSectorEnd);
-        }
+        const kindByte = position + FIRST_FRAME_HEADER_AND_KIND_BYTES - 1;
+        const lostEnd = (Math.floor(kindByte / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+        if (lostEnd < position + copy.length) this.put(copy.subarray(lostEnd - position), lostEnd);
       } else {
         for (const [from, to] of pageSpans(position, copy.length)) {
           if (this.storage.tears.chance(0.5)) this.put(copy.subarray(from - position, to - position), from);
@@ -215,6 +216,9 @@ const PAGE_BYTES = 4096;
 
 /** The unit of a device that only guarantees sectors; segment.ts cuts a write that lost its first. */
 const SECTOR_BYTES = 512;
+
+/** A log frame's header (length and CRC) and the record's kind byte after it. */
+const FIRST_FRAME_HEADER_AND_KIND_BYTES = 9;
 
 /**
  * The parts of a write of `length` bytes at `position`, one per page it touches, as [from, to)
