@@ -36,9 +36,12 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--canary must be one of ${CANARIES.join(', ')}; got "${canary}"`);
   }
   if (typeof flags.seed === 'number') return replaySeed(flags.seed, canary as CanaryName | undefined, flags.trace === true);
+  if (flags.trace === true) throw new UsageError('--trace replays one seed: give it with --seed S');
   const count = typeof flags.seeds === 'number' ? flags.seeds : 100;
+  if (count < 1) throw new UsageError(`--seeds must be at least 1; got ${count}`);
+  if (typeof flags.jobs === 'number' && flags.jobs < 1) throw new UsageError(`--jobs must be at least 1; got ${flags.jobs}`);
   const start = typeof flags.start === 'number' ? flags.start : 1;
-  const jobs = Math.max(1, Math.min(typeof flags.jobs === 'number' ? flags.jobs : availableParallelism(), count));
+  const jobs = Math.min(typeof flags.jobs === 'number' ? flags.jobs : availableParallelism(), count);
   const summary = await runMany(start, count, jobs, canary as CanaryName | undefined, flags['stop-on-failure'] === true,
     flags.json === true);
   printSummary(summary, canary, flags.json === true);

@@ -19,6 +19,9 @@ test('a usage error prints the error and one line pointing at the right --help, 
     [['members', 'list', '--bogus'], /unknown flag --bogus/, 'multipaxos members list --help'],
     [['log', 'inspect'], /log inspect needs --data DIR/, 'multipaxos log inspect --help'],
     [['status', 'extra'], /status takes no arguments/, 'multipaxos status --help'],
+    [['sim', '--seeds', '-3'], /--seeds must be at least 1; got -3/, 'multipaxos sim --help'],
+    [['sim', '--jobs', '0'], /--jobs must be at least 1/, 'multipaxos sim --help'],
+    [['sim', '--trace'], /--trace replays one seed: give it with --seed S/, 'multipaxos sim --help'],
   ];
   const runs = await Promise.all(cases.map(async ([args]) => await runCli(args)));
   runs.forEach((run, index) => {
