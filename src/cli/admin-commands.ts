@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { mayCarryCredentials } from '../kv/cleartext-guard.js';
 import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_USAGE, clientSecurityOf, requestSecurity } from './client-security.js';
-import { parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { CommandError, parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
 import { parseAddress } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
@@ -170,12 +170,13 @@ async function call(
         try {
           resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
         } catch {
-          reject(new Error(`the node at ${host}:${port} answered ${response.statusCode} with something that is not JSON`));
+          reject(new CommandError(`the node at ${host}:${port} answered ${response.statusCode} with something that is not JSON`));
         }
       });
     });
-    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`)));
-    outgoing.on('error', (error) => reject(new Error(`cannot reach the node at ${host}:${port}: ${error.message}`)));
+    outgoing.on('timeout', () => outgoing.destroy(new CommandError(`no answer from ${host}:${port} within ${timeoutMs} ms`)));
+    outgoing.on('error', (error) => reject(new CommandError(error instanceof CommandError ? error.message
+      : `cannot reach the node at ${host}:${port}: ${error.message}`)));
     outgoing.end(payload);
   });
 }

@@ -5,6 +5,8 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/local.js';
 
@@ -97,3 +99,34 @@ test('members list/add/remove/change and master show/drop against a running node
   child.kill('SIGINT');
   assert.equal(await exited, 0);
 });
+
+test('an admin command that cannot reach its node, or gets no answer, says so in one line, exit 1', async () => {
+  const closedPort = await freePort();
+  for (const args of [['members', 'list'], ['master', 'show'], ['snapshot', 'create']]) {
+    const run = cli(...args, '--node', `127.0.0.1:${closedPort}`);
+    assert.equal(run.status, 1, run.stderr);
+    assert.equal(run.stderr.trimEnd().split('\n').length, 1, `one line, no stack trace: ${run.stderr}`);
+    assert.match(run.stderr, new RegExp(`^multipaxos: cannot reach the node at 127\\.0\\.0\\.1:${closedPort}: .*ECONNREFUSED`));
+  }
+  // A listener that never answers: the command's deadline, one line.
+  const silent = createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (silent.address() as AddressInfo).port;
+    const run = await cliAsync('members', 'list', '--node', `127.0.0.1:${port}`, '--timeout-ms', '300');
+    assert.equal(run.status, 1, run.stderr);
+    assert.equal(run.stderr.trimEnd(), `multipaxos: no answer from 127.0.0.1:${port} within 300 ms`);
+  } finally {
+    silent.closeAllConnections();
+    silent.close();
+  }
+});
+
+/** cli() without blocking this process's event loop (the test's own server must answer meanwhile). */
+async function cliAsync(...args: string[]): Promise<{ status: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args]);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { status, stderr };
+}
