@@ -10,6 +10,7 @@ import type { AcceptorRecord } from '../../src/core/ready.js';
 import { PaxosError } from '../../src/errors.js';
 import { FileLogStore, recordBytesOnDisk, type FileLogStoreOptions } from '../../src/io/file-log-store.js';
 import { encodeRecord, MAX_RECORD_BYTES } from '../../src/io/record-codec.js';
+import { scanSegment } from '../../src/io/segment.js';
 import { utf8 } from '../../src/util/bytes.js';
 import { assertRecord, patternBytes, record } from '../contract/log-store-contract.js';
 import { RecordingFileSystem, RecordingLogger, segmentPath, segmentsOf, tempDirectory } from './file-store-fixtures.js';
@@ -142,6 +143,21 @@ const TORN: readonly TornCase[] = [
       return COUNT * FRAME;
     },
     reason: /CRC/, survivors: COUNT,
+  },
+  {
+    name: 'a write of four frames landed all but the sectors of its first header (a 512-byte-sector device)',
+    damage: async (path) => {
+      const from = COUNT * FRAME;
+      const write = scanSegment(await readFile(path), -1).highestWrite + 1;
+      const frames = Buffer.alloc(4 * FRAME);
+      for (let i = 0; i < 4; i++) {
+        encodeRecord(frames, i * FRAME, 0, 0, { write, start: from }, item(COUNT + i));
+      }
+      const headerSectorsEnd = (Math.floor((from + 8) / 512) + 1) * 512;
+      await patch(path, headerSectorsEnd, frames.subarray(headerSectorsEnd - from));
+      return from;
+    },
+    reason: /after the end of the log/, survivors: COUNT,
   },
   {
     name: 'the file ends inside the last frame',
