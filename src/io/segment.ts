@@ -186,8 +186,9 @@ const PLAUSIBLE_WRITES_AHEAD = 1 << 20;
 const BLOCK_BYTES = 4096;
 
 /**
- * The smallest unit a device writes whole (a 512-byte sector; NVMe with AWUPF = 0 guarantees no
- * more). A page written to such a device can land in part: some of its sectors and not others.
+ * The smallest unit a device writes whole (a 512-byte sector; NVMe formatted with 512-byte blocks
+ * and AWUPF = 0 guarantees no more). A page written to such a device can land in part: some of its
+ * sectors and not others.
  */
 const SECTOR_BYTES = 512;
 

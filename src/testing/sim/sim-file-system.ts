@@ -163,9 +163,9 @@ class SimFileHandle implements FileHandle {
     if (this.storage.failing) {
       // What a failed write leaves is unknown, but a device takes whole pages, in any order: each
       // of its pages lands, or not. A quarter of the failed writes land on a device that takes
-      // 512-byte sectors instead (NVMe with AWUPF = 0), every sector but those holding the start
-      // of its first frame, through the kind byte after the 8-byte header (what segment.ts needs
-      // zeroed to call it a tear; a write starting in a sector's last bytes loses two).
+      // 512-byte sectors instead (NVMe with 512-byte blocks and AWUPF = 0): every sector but those
+      // holding the start of its first frame, through the kind byte after the 8-byte header (what
+      // segment.ts needs zeroed to call it a tear; a write starting in a sector's last bytes loses two).
       if (this.storage.tears.chance(0.25)) {
         const kindByte = position + FIRST_FRAME_HEADER_AND_KIND_BYTES - 1;
         const lostEnd = (Math.floor(kindByte / SECTOR_BYTES) + 1) * SECTOR_BYTES;
