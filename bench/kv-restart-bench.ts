@@ -20,12 +20,15 @@ import { join } from 'node:path';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 import { KvService } from '../src/kv/kv-service.js';
 import type { MemberAddress } from '../src/node/node-options.js';
-import { freePort, waitServing } from './local-kv-node.js';
+import { waitServing } from './local-kv-node.js';
+
+/** The port the sole member is listed with: never dialed, and not where it listens. */
+const SOLE_MEMBER_PORT = 1;
 
 const FLAGS: FlagSpec = {
   keys: 'number', runs: 'number', baseline: 'boolean', json: 'boolean', help: 'boolean',
   // Internal: one restart in this process, reported as a JSON line to the parent.
-  'restart-child': 'string', port: 'number',
+  'restart-child': 'string',
 };
 const IN_FLIGHT = 256;
 const VALUE = 'v'.repeat(100);
@@ -62,15 +65,14 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (flags['restart-child'] !== undefined) {
-    return await restartChild(flags['restart-child'] as string, flags.port as number);
+    return await restartChild(flags['restart-child'] as string);
   }
   const keys = (flags.keys as number | undefined) ?? 1_000_000;
   const runs = (flags.runs as number | undefined) ?? 3;
   if (keys < 1 || runs < 1) throw new UsageError('--keys and --runs must be positive');
   const dir = await mkdtemp(join(tmpdir(), 'multipaxos-kv-restart-'));
   try {
-    const port = await freePort();
-    const start = (): Promise<KvService> => startNode(dir, port);
+    const start = (): Promise<KvService> => startNode(dir);
     const loadStarted = performance.now();
     let service = await start();
     // The node has been sole master before its first write can go through.
@@ -85,13 +87,13 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
     const loadSeconds = (performance.now() - loadStarted) / 1000;
     const instances = service.node.nowInstanceId(0);
     await service.stop();
-    const baseline = flags.baseline === false ? undefined : await restarts(dir, port, runs, keys);
+    const baseline = flags.baseline === false ? undefined : await restarts(dir, runs, keys);
     service = await start();
     await waitServing(service);
     const [taken] = await service.snapshot(0);
     if (taken?.path === undefined) throw new Error('no snapshot was written');
     await service.stop();
-    const withSnapshot = await restarts(dir, port, runs, keys);
+    const withSnapshot = await restarts(dir, runs, keys);
     const result = {
       keys, instances, loadSeconds: round(loadSeconds),
       snapshot: {
@@ -117,11 +119,11 @@ export async function kvRestartBench(argv: readonly string[]): Promise<number> {
 }
 
 /** Restart `runs` times, each in a new process, timed until the node serves linearizable reads. */
-async function restarts(dir: string, port: number, runs: number, keys: number): Promise<Series> {
+async function restarts(dir: string, runs: number, keys: number): Promise<Series> {
   const children: ChildRestart[] = [];
   for (let run = 0; run < runs; run++) {
     const output = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['--expose-gc', process.argv[1] as string, 'kv-restart', '--restart-child', dir, '--port', String(port)],
+      execFile(process.execPath, ['--expose-gc', process.argv[1] as string, 'kv-restart', '--restart-child', dir],
         { maxBuffer: 1 << 20 }, (error, stdout) => (error === null ? resolve(stdout) : reject(error)));
     });
     const child = JSON.parse(output) as ChildRestart;
@@ -138,8 +140,8 @@ async function restarts(dir: string, port: number, runs: number, keys: number): 
 }
 
 /** One restart, timed from this process's start (performance.now() counts from it). */
-async function restartChild(dir: string, port: number): Promise<number> {
-  const service = await startNode(dir, port);
+async function restartChild(dir: string): Promise<number> {
+  const service = await startNode(dir);
   const startMs = performance.now();
   // Serving means master with its fence executed: the log's last instance, which start-up
   // cannot know was chosen, has been decided again and executed by then.
@@ -167,10 +169,14 @@ function describe(what: string, series: Series, runs: number): string {
     `${series.heapUsedMb} MiB, array buffers ${series.arrayBuffersMb} MiB`;
 }
 
-async function startNode(dir: string, port: number): Promise<KvService> {
-  const members: MemberAddress[] = [{ id: 1, host: '127.0.0.1', port }];
+async function startNode(dir: string): Promise<KvService> {
+  // The node is its group's only member, so no peer dials the address it is listed with: it listens
+  // on a port the kernel picks at each start. A port chosen once and reused across the restarts
+  // could be taken in a gap between them by another process looking for a free one (a test run's
+  // files run two at a time; CI once saw "the port is in use" here).
+  const members: MemberAddress[] = [{ id: 1, host: '127.0.0.1', port: SOLE_MEMBER_PORT }];
   return await KvService.start({
-    nodeId: 1, members, dataDir: join(dir, 'node-1'), groups: 1,
+    nodeId: 1, members, listen: { host: '127.0.0.1', port: 0 }, dataDir: join(dir, 'node-1'), groups: 1,
     masterLeaseMs: 1_000, httpEndpoint: 'http://127.0.0.1:1', sync: false,
     // On demand only: every restart of a series starts from the same state on disk.
     snapshots: { intervalMs: 0, everyInstances: 0 },
