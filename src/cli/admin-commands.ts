@@ -173,6 +173,13 @@ async function call(
           reject(new CommandError(`the node at ${host}:${port} answered ${response.statusCode} with something that is not JSON`));
         }
       });
+      // An answer cut off is aborted without an error event; without this the command would end,
+      // exit status 0, having printed nothing.
+      response.on('close', () => {
+        if (!response.complete) {
+          reject(new CommandError(`the node at ${host}:${port} closed the connection in the middle of its answer`));
+        }
+      });
     });
     outgoing.on('timeout', () => outgoing.destroy(new CommandError(`no answer from ${host}:${port} within ${timeoutMs} ms`)));
     outgoing.on('error', (error) => reject(new CommandError(error instanceof CommandError ? error.message

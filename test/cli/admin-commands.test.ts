@@ -101,12 +101,12 @@ test('members list/add/remove/change and master show/drop against a running node
 });
 
 test('an admin command that cannot reach its node, or gets no answer, says so in one line, exit 1', async () => {
-  const closedPort = await freePort();
+  // Port 1 (tcpmux) is closed on any ordinary host, and no test of ours listens there.
   for (const args of [['members', 'list'], ['master', 'show'], ['snapshot', 'create']]) {
-    const run = cli(...args, '--node', `127.0.0.1:${closedPort}`);
+    const run = cli(...args, '--node', '127.0.0.1:1');
     assert.equal(run.status, 1, run.stderr);
     assert.equal(run.stderr.trimEnd().split('\n').length, 1, `one line, no stack trace: ${run.stderr}`);
-    assert.match(run.stderr, new RegExp(`^multipaxos: cannot reach the node at 127\\.0\\.0\\.1:${closedPort}: .*ECONNREFUSED`));
+    assert.match(run.stderr, /^multipaxos: cannot reach the node at 127\.0\.0\.1:1: .*ECONNREFUSED/);
   }
   // A listener that never answers: the command's deadline, one line.
   const silent = createServer(() => {});
@@ -120,13 +120,34 @@ test('an admin command that cannot reach its node, or gets no answer, says so in
     silent.closeAllConnections();
     silent.close();
   }
+  // A node that drops the connection in the middle of its answer.
+  const cut = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+    response.write('{"members":');
+    setTimeout(() => response.socket?.destroy(), 50);
+  });
+  await new Promise<void>((resolve) => cut.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (cut.address() as AddressInfo).port;
+    const run = await cliAsync('members', 'list', '--node', `127.0.0.1:${port}`);
+    assert.equal(run.status, 1, run.stderr);
+    assert.equal(run.stderr.trimEnd(), `multipaxos: the node at 127.0.0.1:${port} closed the connection in the middle of its answer`);
+  } finally {
+    cut.closeAllConnections();
+    cut.close();
+  }
 });
 
-/** cli() without blocking this process's event loop (the test's own server must answer meanwhile). */
+/**
+ * cli() without blocking this process's event loop (the test's own server must answer meanwhile);
+ * the child is killed after 20 s, and its output is complete once its streams close.
+ */
 async function cliAsync(...args: string[]): Promise<{ status: number | null; stderr: string }> {
   const child = spawn(process.execPath, [CLI, ...args]);
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
-  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  clearTimeout(killer);
   return { status, stderr };
 }

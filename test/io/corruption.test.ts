@@ -154,6 +154,7 @@ const TORN: readonly TornCase[] = [
         encodeRecord(frames, i * FRAME, 0, 0, { write, start: from }, item(COUNT + i));
       }
       const headerSectorsEnd = (Math.floor((from + 8) / 512) + 1) * 512;
+      assert.ok(headerSectorsEnd <= from + 3 * FRAME, 'a whole frame of the write lands after the lost sectors');
       await patch(path, headerSectorsEnd, frames.subarray(headerSectorsEnd - from));
       return from;
     },
