@@ -84,6 +84,19 @@ export class Teacher {
     });
   }
 
+  /**
+   * A member sent a prepare or accept for `instanceId`, below this node's instance: it is behind.
+   * Answered as an ask from it, unless this node is already teaching it (a catching-up proposer
+   * keeps preparing its current instance, and an ask would replace the session it streams).
+   */
+  onMemberBehind(member: number, instanceId: number, previous: ChosenValue | null): void {
+    // The slow-catch-up canary leaves catching up to the learner's periodic asks alone.
+    if (this.context.config.faults?.slowCatchUp === true) return;
+    const session = this.session;
+    if (session !== null && session.learner === member && session.confirmed) return;
+    this.onAskForLearn({ kind: 'askForLearn', from: member, instanceId }, previous);
+  }
+
   onConfirmAskForLearn(message: ConfirmAskForLearnMessage): void {
     const session = this.session;
     if (session === null || session.confirmed) return;

@@ -350,6 +350,41 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(3), ['a']);
   });
 
+  test('a prepare from a member still working on a chosen instance is answered as its ask would be', () => {
+    // Simulator seed 1837: node 2, an instance behind, prepared that instance again and again; the
+    // node ahead ignored it, and node 2 waited for its periodic ask while the group needed its vote.
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a', [3]);
+    harness.drop({ kind: 'chosen', to: 3 });
+    harness.drop({ kind: 'chosen' });
+    assert.equal(harness.node(3).core.nowInstanceId, 0);
+    harness.node(1).core.step(prepareMsg(3, 0, ballot(5, 3)));
+    harness.process(1);
+    assert.equal(harness.pending({ kind: 'sendNowInstanceId', from: 1, to: 3 }).length, 1, 'node 1 offers to teach');
+    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+    harness.deliver({ kind: 'learnValue', to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a']);
+    // Two more chosen without node 3; node 1 streams both to it. A prepare node 3 sends meanwhile
+    // (its values are still on their way) draws another offer, which node 3, its session alive,
+    // does not take: the values come once.
+    chooseOnNode1(harness, 'b', [3]);
+    harness.drop({ kind: 'chosen' });
+    chooseOnNode1(harness, 'c', [3]);
+    harness.drop({ kind: 'chosen' });
+    harness.node(1).core.step({ kind: 'askForLearn', from: 3, instanceId: 1 });
+    harness.process(1);
+    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
+    assert.equal(harness.pending({ kind: 'learnValue', from: 1, to: 3 }).length, 2, 'node 1 streams');
+    harness.node(1).core.step(prepareMsg(3, 1, ballot(6, 3)));
+    harness.process(1);
+    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
+    assert.equal(harness.pending({ kind: 'confirmAskForLearn', from: 3 }).length, 0, 'the session alive, no second one');
+    harness.deliver({ kind: 'learnValue', to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a', 'b', 'c']);
+  });
+
   test('a value chosen while the node waits for its own execution does not time out', () => {
     const harness = new CoreHarness({ nodes: 3 });
     const token = harness.propose(1, 'a', 1000);
@@ -414,11 +449,12 @@ describe('GroupCore: messages for later instances', () => {
     assert.equal(core.status().futureMessages, 2);
   });
 
-  test('messages about past instances are ignored', () => {
+  test('messages about past instances change nothing; a prepare or accept draws an offer to teach', () => {
     const core = makeCore({ nodeId: 3 }, { nowInstanceId: 5 });
     const ready = stepAndDrain(core, prepareMsg(1, 4, B1), acceptMsg(1, 4, B1, 'old'), chosenMsg(1, 4, B1));
     assert.equal(ready.records.length, 0);
-    assert.equal(ready.messages.length, 0);
+    assert.deepEqual(ready.messages.map(({ to, message }) => [to, message.kind, message.instanceId]),
+      [[1, 'sendNowInstanceId', 4], [1, 'sendNowInstanceId', 4]], 'node 1 is behind: offered what it misses');
     assert.equal(ready.execute, null);
     assert.equal(core.status().futureMessages, 0);
   });
