@@ -92,8 +92,8 @@ export interface CoreFaults {
   readonly ownByBytes?: boolean;
   /**
    * The learner never asks early (after a sign that it is behind) and asks periodically ten times
-   * less often: a node that must learn before it can vote keeps its majority waiting for half a
-   * minute (the stall checker's canary).
+   * less often, and the teacher offers nothing to a member it sees behind: a node that must learn
+   * before it can vote keeps its majority waiting for half a minute (the stall checker's canary).
    */
   readonly slowCatchUp?: boolean;
 }

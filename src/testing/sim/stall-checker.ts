@@ -217,7 +217,7 @@ function idsOf(set: number): number[] {
  * failed session is retried within half a second while the proposer keeps sending, and a node that
  * knows it is behind asks again by itself (Learner). The bound is therefore calibrated: the per-seed
  * worst wait over seeds 1-3000 of this build is at most 10.5 s (docs/guarantees-and-testing.md,
- * Stalls), and the bound is half again as much.
+ * Stalls), and the bound is about 1.4 times as much.
  */
 export function stallBoundMs(timing: ProtocolTiming, slowestClockRate = 1): number {
   return Math.ceil((timing.prepareTimeoutMaxMs + 2 * timing.askForLearnMaxMs) / slowestClockRate) + 1_000;
