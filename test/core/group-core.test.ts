@@ -42,6 +42,14 @@ function outcomeOf(harness: CoreHarness, node: number, token: number): ProposalO
 }
 
 /** Node 1 runs instance `now` with value `value`; accepts to the nodes in `skipAccept` are dropped. */
+/** Node 3's pending ask is answered: the offer, its confirm and the values it streams are delivered. */
+function teachNode3(harness: CoreHarness): void {
+  harness.deliver({ kind: 'askForLearn', from: 3 });
+  harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
+  harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
+  harness.deliver({ kind: 'learnValue', to: 3 });
+}
+
 function chooseOnNode1(harness: CoreHarness, value: string, skipAccept: number[] = []): number {
   const token = harness.propose(1, value);
   harness.deliver({ kind: 'prepare' });
@@ -228,10 +236,7 @@ describe('GroupCore: learning a chosen value', () => {
     assert.equal(harness.pending({ kind: 'askForLearn', from: 3 }).length, 2, 'the silent session is dead: ask');
     assert.ok(harness.nowMs < 2500, 'well before the periodic ask');
     // The new ask opens a new session, which teaches the value.
-    harness.deliver({ kind: 'askForLearn', from: 3 });
-    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
-    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
-    harness.deliver({ kind: 'learnValue', to: 3 });
+    teachNode3(harness);
     assert.deepEqual(harness.executedValues(3), ['a']);
   });
 
@@ -343,10 +348,7 @@ describe('GroupCore: learning a chosen value', () => {
     }
     assert.ok(askedAt !== null && askedAt - confirmedAt >= 390 && askedAt - confirmedAt < 1_000,
       `asked again ${askedAt === null ? 'never' : `${askedAt - confirmedAt} ms`} after the confirm`);
-    harness.deliver({ kind: 'askForLearn', from: 3 });
-    harness.deliver({ kind: 'sendNowInstanceId', to: 3 });
-    harness.deliver({ kind: 'confirmAskForLearn', from: 3 });
-    harness.deliver({ kind: 'learnValue', to: 3 });
+    teachNode3(harness);
     assert.deepEqual(harness.executedValues(3), ['a']);
   });
 
