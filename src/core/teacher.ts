@@ -69,13 +69,7 @@ export class Teacher {
     if (message.instanceId >= context.instanceId) return;
     if (this.isStaleAsk(message)) return;
     if (message.instanceId >= this.minChosenInstanceId && !this.tryLock(asker, message.instanceId)) {
-      if (message.instanceId === context.instanceId - 1 && previous !== null) {
-        // Busy with another learner, but this one needs a single value: send it without a session.
-        context.outbox.send(asker, {
-          kind: 'learnValue', from: context.nodeId, instanceId: previous.instanceId, ballot: previous.ballot,
-          value: previous.value, checksum: previous.checksum, needAck: false,
-        });
-      }
+      this.sendPreviousAlone(asker, message.instanceId, previous);
       return;
     }
     context.outbox.send(asker, {
@@ -86,14 +80,27 @@ export class Teacher {
 
   /**
    * A member sent a prepare or accept for `instanceId`, below this node's instance: it is behind.
-   * Answered as an ask from it, unless this node is already teaching it (a catching-up proposer
-   * keeps preparing its current instance, and an ask would replace the session it streams).
+   * Answered as an ask from it would be, except that it never replaces a session an ask opened:
+   * not this member's confirmed one (a catching-up proposer keeps preparing its current instance,
+   * and a new offer would stop the stream), not this member's offer for a later instance (the
+   * message is older than that ask, and its confirm would no longer match), and not another
+   * learner's offer, even unconfirmed (an ask means a confirm is coming; a prepare does not, and
+   * the member may be learning from another teacher). A busy teacher still sends a member one
+   * instance behind that value alone.
    */
   onMemberBehind(member: number, instanceId: number, previous: ChosenValue | null): void {
     // The slow-catch-up canary leaves catching up to the learner's periodic asks alone.
     if (this.context.config.faults?.slowCatchUp === true) return;
+    if (instanceId >= this.context.instanceId) return;
     const session = this.session;
-    if (session !== null && session.learner === member && session.confirmed) return;
+    // Below the log's cleaned start no session is opened: the answer points the member to a checkpoint.
+    if (session !== null && instanceId >= this.minChosenInstanceId) {
+      if (session.learner !== member) {
+        this.sendPreviousAlone(member, instanceId, previous);
+        return;
+      }
+      if (session.confirmed || instanceId < session.beginInstanceId) return;
+    }
     this.onAskForLearn({ kind: 'askForLearn', from: member, instanceId }, previous);
   }
 
@@ -253,6 +260,15 @@ export class Teacher {
       sentValues: 0, largestBytes: 0, readsInFlight: 0,
     };
     return true;
+  }
+
+  /** A learner one instance behind gets that value without a session (this node teaches another). */
+  private sendPreviousAlone(learner: number, instanceId: number, previous: ChosenValue | null): void {
+    if (instanceId !== this.context.instanceId - 1 || previous === null) return;
+    this.context.outbox.send(learner, {
+      kind: 'learnValue', from: this.context.nodeId, instanceId: previous.instanceId, ballot: previous.ballot,
+      value: previous.value, checksum: previous.checksum, needAck: false,
+    });
   }
 
   private endSession(completed: boolean): void {

@@ -399,12 +399,19 @@ export class FileLogStore implements LogStore {
     const offset = location % TWO_32;
     const segment = this.segments.get(sequence);
     if (segment === undefined) return undefined;
-    const handle = await this.handleOf(segment);
-    const header = await handle.read(FRAME_HEADER_BYTES, offset);
-    // Never trust a length read back from disk: a damaged one must not size the read (a 4 GiB read
-    // aborts the process). An implausible length is then reported by decodeFrame from the header.
-    const bodyLength = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
-    const frame = decodeFrame(await handle.read(FRAME_HEADER_BYTES + bodyLength, offset), 0);
+    let bytes: Buffer;
+    try {
+      const handle = await this.handleOf(segment);
+      const header = await handle.read(FRAME_HEADER_BYTES, offset);
+      // Never trust a length read back from disk: a damaged one must not size the read (a 4 GiB read
+      // aborts the process). An implausible length is then reported by decodeFrame from the header.
+      const bodyLength = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
+      bytes = await handle.read(FRAME_HEADER_BYTES + bodyLength, offset);
+    } catch (error) {
+      if (this.unlinkedUnder(segment)) return undefined;
+      throw error;
+    }
+    const frame = decodeFrame(bytes, 0);
     if (frame.kind !== 'record' || frame.stored.record.instanceId !== instanceId || frame.stored.groupIndex !== groupIndex) {
       throw new PaxosError('STORAGE_CORRUPT', `${segment.path}: record of group ${groupIndex} instance ${instanceId} ` +
         `at offset ${offset} no longer reads back (${frame.kind === 'bad' ? frame.reason : 'wrong record'})`);
@@ -473,13 +480,19 @@ export class FileLogStore implements LogStore {
   ): Promise<(AcceptorRecord | undefined)[]> {
     const segment = this.segments.get(sequence);
     if (segment === undefined) return instanceIds.map(() => undefined);
-    const handle = await this.handleOf(segment);
     const first = offsets[0] as number;
     const last = offsets.at(-1) as number;
-    const header = await handle.read(FRAME_HEADER_BYTES, last);
-    // As in get: a damaged length never sizes a read; the frame then fails to decode below.
-    const lastBody = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
-    const bytes = await handle.read(last - first + FRAME_HEADER_BYTES + lastBody, first);
+    let bytes: Buffer;
+    try {
+      const handle = await this.handleOf(segment);
+      const header = await handle.read(FRAME_HEADER_BYTES, last);
+      // As in get: a damaged length never sizes a read; the frame then fails to decode below.
+      const lastBody = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
+      bytes = await handle.read(last - first + FRAME_HEADER_BYTES + lastBody, first);
+    } catch (error) {
+      if (this.unlinkedUnder(segment)) return instanceIds.map(() => undefined);
+      throw error;
+    }
     return instanceIds.map((instanceId, at) => {
       const offset = offsets[at] as number;
       const frame = decodeFrame(bytes, offset - first);
@@ -839,6 +852,17 @@ export class FileLogStore implements LogStore {
       throw error;
     });
     return segment.opening;
+  }
+
+  /**
+   * Whether a read of `segment` failed because log cleaning unlinked it meanwhile (it left the map
+   * first, its records all below their low-water marks): the records are gone, not damaged, and the
+   * read answers "not in the log" as it would have a moment later. A teacher streaming them then
+   * ends its session, and its learner is sent to a checkpoint; failing the read would halt the group
+   * for good over a race with its own cleaning (simulator seed 130).
+   */
+  private unlinkedUnder(segment: Segment): boolean {
+    return this.segments.get(segment.sequence) !== segment;
   }
 
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */

@@ -387,6 +387,72 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(3), ['a', 'b', 'c']);
   });
 
+  test('a prepare from the member being taught draws no offer while its session still has values to send', () => {
+    // One value beyond the last ack at a time, each acked: the session stays open with two to go.
+    const harness = new CoreHarness({ nodes: 3, timing: { teachAckLead: 1, learnAckLead: 1 } });
+    for (const value of ['a', 'b', 'c']) {
+      chooseOnNode1(harness, value, [3]);
+      harness.drop({ kind: 'chosen' });
+    }
+    harness.node(1).core.step({ kind: 'askForLearn', from: 3, instanceId: 0 });
+    harness.process(1);
+    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
+    assert.equal(harness.pending({ kind: 'learnValue', from: 1, to: 3 }).length, 1, 'the first value of three');
+    harness.node(1).core.step(prepareMsg(3, 0, ballot(6, 3)));
+    harness.process(1);
+    assert.equal(harness.pending({ kind: 'sendNowInstanceId', from: 1, to: 3 }).length, 0,
+      'no offer: it would have replaced the session streaming to node 3');
+    for (let round = 0; round < 3; round++) {
+      harness.deliver({ kind: 'learnValue', from: 1, to: 3 });
+      harness.deliver({ kind: 'learnValueAck', from: 3, to: 1 });
+    }
+    assert.deepEqual(harness.executedValues(3), ['a', 'b', 'c']);
+  });
+
+  test('a prepare does not take over the offer another member asked for', () => {
+    // Five nodes: node 4 asks node 1 and is offered a session; a prepare from node 5, also behind,
+    // arrives before node 4's confirm. It used to replace node 4's offer, and node 4's confirm was
+    // then dropped; node 5 gets the one value it misses without a session instead.
+    const harness = new CoreHarness({ nodes: 5 });
+    chooseOnNode1(harness, 'a', [4, 5]);
+    harness.drop({ kind: 'chosen' });
+    harness.node(1).core.step({ kind: 'askForLearn', from: 4, instanceId: 0 });
+    harness.process(1);
+    harness.node(1).core.step(prepareMsg(5, 0, ballot(7, 5)));
+    harness.process(1);
+    assert.equal(harness.pending({ kind: 'sendNowInstanceId', from: 1, to: 5 }).length, 0, 'no offer to node 5');
+    assert.equal(harness.pending({ kind: 'learnValue', from: 1, to: 5 }).length, 1, 'the value alone');
+    harness.deliver({ kind: 'learnValue', from: 1, to: 5 });
+    assert.deepEqual(harness.executedValues(5), ['a']);
+    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 4 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 4, to: 1 });
+    harness.deliver({ kind: 'learnValue', from: 1, to: 4 });
+    assert.deepEqual(harness.executedValues(4), ['a'], 'node 4 is taught in the session it asked for');
+  });
+
+  test('a member\'s prepare older than its pending ask does not replace the offer made to that ask', () => {
+    const harness = new CoreHarness({ nodes: 3 });
+    chooseOnNode1(harness, 'a');
+    harness.deliver({ kind: 'chosen' });
+    for (const value of ['b', 'c']) {
+      chooseOnNode1(harness, value, [3]);
+      harness.drop({ kind: 'chosen' });
+    }
+    assert.equal(harness.node(3).core.nowInstanceId, 1);
+    harness.node(1).core.step({ kind: 'askForLearn', from: 3, instanceId: 1 });
+    harness.process(1);
+    // A prepare node 3 sent at instance 0, held back by the network, arrives after its ask.
+    harness.node(1).core.step(prepareMsg(3, 0, ballot(8, 3)));
+    harness.process(1);
+    assert.deepEqual(harness.pending({ kind: 'sendNowInstanceId', from: 1, to: 3 }).map((m) => m.message.instanceId),
+      [1], 'only the offer made to the ask');
+    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
+    harness.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
+    harness.deliver({ kind: 'learnValue', from: 1, to: 3 });
+    assert.deepEqual(harness.executedValues(3), ['a', 'b', 'c']);
+  });
+
   test('a value chosen while the node waits for its own execution does not time out', () => {
     const harness = new CoreHarness({ nodes: 3 });
     const token = harness.propose(1, 'a', 1000);

@@ -4,8 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { FileLogStore } from '../../src/io/file-log-store.js';
+import { NODE_FILE_SYSTEM, type FileSystem } from '../../src/io/file-system.js';
 import { record } from '../contract/log-store-contract.js';
 import { tempDirectory } from './file-store-fixtures.js';
 
@@ -48,6 +49,86 @@ test('steady writes to two groups, cleaned behind: segment files and disk bytes 
     }
     assert.equal(await reopened.maxInstanceId(0), 2_999);
     await reopened.close();
+  } finally {
+    await dir.remove();
+  }
+});
+
+/**
+ * The node's file system, except that opening a segment file whose name is in `held` waits until
+ * `release()` (once armed, after the store opened): a read that found its segment then waits there
+ * while cleaning unlinks it.
+ */
+function heldOpens(held: Set<string>): {
+  fileSystem: FileSystem; arm: () => void; release: () => void; waiting: () => number;
+} {
+  let armed = false;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let waiting = 0;
+  const fileSystem: FileSystem = {
+    ...NODE_FILE_SYSTEM,
+    async open(path, readOnly) {
+      if (armed && held.has(basename(path))) {
+        waiting++;
+        await released;
+      }
+      return NODE_FILE_SYSTEM.open(path, readOnly);
+    },
+  };
+  return { fileSystem, arm: () => { armed = true; }, release, waiting: () => waiting };
+}
+
+test('a read racing with the cleaning that unlinks its segment answers "not in the log", not an error', async () => {
+  // Simulator seed 130: a teacher's read of a segment that log cleaning unlinked under it failed
+  // with ENOENT, and the group halted for good on a healthy node.
+  const dir = await tempDirectory('multipaxos-cleaning-race');
+  try {
+    const writer = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT });
+    for (let instanceId = 0; instanceId < 300; instanceId++) {
+      await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
+    }
+    await writer.close();
+    const names = (await readdir(join(dir.path, 'log'))).filter((name) => name.endsWith('.log')).sort();
+    const first = names[0] as string;
+    const held = heldOpens(new Set([first]));
+    // Reopened: no segment file is open yet, so the reads below open the first one.
+    const store = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT, fileSystem: held.fileSystem });
+    held.arm();
+    const one = store.get(0, 1);
+    const run = store.getMany(0, [2, 3, 4]);
+    while (held.waiting() === 0) await new Promise((resolve) => setImmediate(resolve));
+    await store.deleteBelow(0, 250);
+    assert.ok(!(await readdir(join(dir.path, 'log'))).includes(first), 'the first segment was unlinked');
+    held.release();
+    assert.equal(await one, undefined);
+    assert.deepEqual(await run, [undefined, undefined, undefined]);
+    assert.equal((await store.get(0, 299))?.instanceId, 299, 'what cleaning kept still reads');
+    await store.close();
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('a read that fails on a segment still in use is still an error', async () => {
+  const dir = await tempDirectory('multipaxos-cleaning-read-error');
+  try {
+    const writer = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT });
+    for (let instanceId = 0; instanceId < 100; instanceId++) {
+      await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
+    }
+    await writer.close();
+    let failOpens = false;
+    const failing: FileSystem = {
+      ...NODE_FILE_SYSTEM,
+      open: (path, readOnly) => failOpens && path.endsWith('.log')
+        ? Promise.reject(Object.assign(new Error(`EIO: i/o error, open '${path}'`), { code: 'EIO' }))
+        : NODE_FILE_SYSTEM.open(path, readOnly),
+    };
+    const store = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT, fileSystem: failing });
+    failOpens = true;
+    await assert.rejects(store.get(0, 1), /EIO/);
+    await store.close();
   } finally {
     await dir.remove();
   }

@@ -55,7 +55,9 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     'start (a start without room now fails with STORAGE_UNAVAILABLE, and is retried as a supervisor would)' },
   { seed: 130, found: 'a follower\'s disk filled during a checkpoint install: the install\'s metadata write failed, ' +
     'no group halted, so the storage never resumed and every later install failed (any refused write now ' +
-    'halts every group and starts the resume)' },
+    'halts every group and starts the resume); later, with the teacher\'s offers to a member seen behind, ' +
+    'a teacher\'s log read met the segment that log cleaning had just unlinked, and the ENOENT halted the group ' +
+    'for good (a read of a segment cleaning unlinked now answers "not in the log")' },
   { seed: 379, found: 'a node restarted on a full disk failed start-up replay (a membership change writes the ' +
     'metadata) with STARTUP_FAILED, taken for a broken log (it is now STORAGE_UNAVAILABLE, retried)' },
   { seed: 882, found: 'same as seed 379, with two groups' },
