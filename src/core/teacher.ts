@@ -72,9 +72,14 @@ export class Teacher {
       this.sendPreviousAlone(asker, message.instanceId, previous);
       return;
     }
-    context.outbox.send(asker, {
-      kind: 'sendNowInstanceId', from: context.nodeId, instanceId: message.instanceId,
-      nowInstanceId: context.instanceId, minChosenInstanceId: this.minChosenInstanceId,
+    this.offer(asker, message.instanceId);
+  }
+
+  /** Tell a learner at `instanceId` where this node is (and where its log starts): the offer to teach. */
+  private offer(learner: number, instanceId: number): void {
+    this.context.outbox.send(learner, {
+      kind: 'sendNowInstanceId', from: this.context.nodeId, instanceId,
+      nowInstanceId: this.context.instanceId, minChosenInstanceId: this.minChosenInstanceId,
     });
   }
 
@@ -100,6 +105,12 @@ export class Teacher {
         return;
       }
       if (session.confirmed || instanceId < session.beginInstanceId) return;
+      if (instanceId === session.beginInstanceId) {
+        // Offered already (the offer may have been lost): again, without renewing the lock, so a
+        // member that keeps preparing cannot hold it past its timeout without ever confirming.
+        this.offer(member, instanceId);
+        return;
+      }
     }
     this.onAskForLearn({ kind: 'askForLearn', from: member, instanceId }, previous);
   }

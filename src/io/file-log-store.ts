@@ -339,6 +339,15 @@ export class FileLogStore implements LogStore {
     while (this.resuming !== null) await this.resuming.catch(() => undefined);
   }
 
+  /**
+   * Wait out a resume, then count a read in flight in the same step as the last check: a resume
+   * that began between the two would not wait for the read, and would close its handles under it.
+   */
+  private async beginRead(): Promise<void> {
+    while (this.resuming !== null) await this.resuming.catch(() => undefined);
+    this.readsInFlight++;
+  }
+
   /** Turn fdatasync on or off at run time (PhxPaxos SetLogSync). */
   setSync(sync: boolean): void {
     this.syncEnabled = sync;
@@ -382,8 +391,7 @@ export class FileLogStore implements LogStore {
 
   async get(groupIndex: number, instanceId: number): Promise<AcceptorRecord | undefined> {
     this.assertOpen();
-    await this.untilResumed();
-    this.readsInFlight++;
+    await this.beginRead();
     try {
       return await this.read(groupIndex, instanceId);
     } finally {
@@ -429,8 +437,7 @@ export class FileLogStore implements LogStore {
     groupIndex: number, instanceIds: readonly number[], options?: { readonly maxBytes?: number },
   ): Promise<(AcceptorRecord | undefined)[]> {
     this.assertOpen();
-    await this.untilResumed();
-    this.readsInFlight++;
+    await this.beginRead();
     try {
       const locations = this.groups.get(groupIndex)?.locations;
       const count = readableWithin(locations, instanceIds, options?.maxBytes ?? Infinity);
@@ -827,7 +834,8 @@ export class FileLogStore implements LogStore {
 
   private async makeSegment(sequence: number, capacity: number): Promise<Segment> {
     const segment: Segment = {
-      sequence, path: join(this.logDirectory, segmentName(sequence)), handle: null, opening: null, capacity,
+      sequence, path: join(this.logDirectory, segmentName(sequence)), handle: null, opening: null, unlinked: false,
+      capacity,
       writeOffset: 0,
       highest: new Map(),
     };
@@ -842,6 +850,8 @@ export class FileLogStore implements LogStore {
   }
 
   private async handleOf(segment: Segment): Promise<FileHandle> {
+    // Never reopened once cleaning took it out: the descriptor would outlive the segment.
+    if (segment.unlinked) throw new Error(`${segment.path} was deleted by log cleaning`);
     if (segment.handle !== null) return segment.handle;
     segment.opening ??= this.fs.open(segment.path, this.options.readOnly).then((handle) => {
       segment.handle = handle;
@@ -862,7 +872,7 @@ export class FileLogStore implements LogStore {
    * for good over a race with its own cleaning (simulator seed 130).
    */
   private unlinkedUnder(segment: Segment): boolean {
-    return this.segments.get(segment.sequence) !== segment;
+    return segment.unlinked;
   }
 
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
@@ -883,8 +893,14 @@ export class FileLogStore implements LogStore {
     const activeSequence = this.active?.sequence ?? 0;
     const dead = [...this.segments.values()]
       .filter((segment) => segment.sequence < activeSequence && this.isDead(segment));
-    for (const segment of dead) this.segments.delete(segment.sequence);
     for (const segment of dead) {
+      segment.unlinked = true;
+      this.segments.delete(segment.sequence);
+    }
+    for (const segment of dead) {
+      // A read may be opening it: its descriptor would outlive the segment (and keep its space).
+      await segment.opening?.catch(() => undefined);
+      segment.opening = null;
       await segment.handle?.close();
       segment.handle = null;
       await this.fs.unlink(segment.path);
@@ -987,7 +1003,8 @@ export class FileLogStore implements LogStore {
       const scan = scanSegment(await this.fs.readFile(path), highestWrite, false);
       highestWrite = scan.highestWrite;
       const segment: Segment = {
-        sequence, path, handle: null, opening: null, capacity: scan.fileBytes, writeOffset: scan.dataEnd,
+        sequence, path, handle: null, opening: null, unlinked: false, capacity: scan.fileBytes,
+        writeOffset: scan.dataEnd,
         highest: new Map(),
       };
       this.segments.set(sequence, segment);

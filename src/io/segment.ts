@@ -251,6 +251,8 @@ export interface Segment {
   handle: FileHandle | null;
   /** An open in progress, so concurrent readers share one descriptor. */
   opening: Promise<FileHandle> | null;
+  /** Log cleaning took it out to unlink it: every record in it is below its group's durable mark. */
+  unlinked: boolean;
   capacity: number;
   writeOffset: number;
   /** group → epoch → highest instance with a record here (decides when the segment may go). */

@@ -431,6 +431,23 @@ describe('GroupCore: learning a chosen value', () => {
     assert.deepEqual(harness.executedValues(4), ['a'], 'node 4 is taught in the session it asked for');
   });
 
+  test('a member that prepares again without confirming is offered again, but the lock is not renewed', () => {
+    const harness = new CoreHarness({ nodes: 5, timing: { teachLockTimeoutMs: 1_000 } });
+    chooseOnNode1(harness, 'a', [4, 5]);
+    harness.drop({ kind: 'chosen' });
+    const node1 = harness.node(1).core;
+    node1.step(prepareMsg(4, 0, ballot(9, 4)));
+    harness.tick(600);
+    node1.step(prepareMsg(4, 0, ballot(10, 4)));
+    harness.process(1);
+    assert.equal(harness.drop({ kind: 'sendNowInstanceId', from: 1, to: 4 }), 2, 'offered again');
+    harness.tick(600);
+    node1.step(prepareMsg(5, 0, ballot(9, 5)));
+    harness.process(1);
+    assert.equal(harness.pending({ kind: 'sendNowInstanceId', from: 1, to: 5 }).length, 1,
+      'the lock taken for node 4 ran out 1 s after its first offer: node 5 is offered a session');
+  });
+
   test('a member\'s prepare older than its pending ask does not replace the offer made to that ask', () => {
     const harness = new CoreHarness({ nodes: 3 });
     chooseOnNode1(harness, 'a');

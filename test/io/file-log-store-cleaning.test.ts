@@ -3,7 +3,7 @@
 // the low-water mark survives a reopen and the records above it are intact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FileLogStore } from '../../src/io/file-log-store.js';
 import { NODE_FILE_SYSTEM, type FileSystem } from '../../src/io/file-system.js';
@@ -55,60 +55,112 @@ test('steady writes to two groups, cleaned behind: segment files and disk bytes 
 });
 
 /**
- * The node's file system, except that opening a segment file whose name is in `held` waits until
- * `release()` (once armed, after the store opened): a read that found its segment then waits there
- * while cleaning unlinks it.
+ * The node's file system, except that, once armed (after the store opened), opening the segment file
+ * `name` waits until `release()` (`hold: 'open'`, and the file's unlink waits for that open), or
+ * reads through its handle do (`hold: 'read'`): a read that found its segment then waits there while
+ * log cleaning takes the segment out.
  */
-function heldOpens(held: Set<string>): {
-  fileSystem: FileSystem; arm: () => void; release: () => void; waiting: () => number;
+function heldSegment(name: string, hold: 'open' | 'read'): {
+  fileSystem: FileSystem; arm: () => void; release: () => void; waiting: () => number; closed: () => boolean;
 } {
   let armed = false;
+  let closed = false;
   let release!: () => void;
   const released = new Promise<void>((resolve) => { release = resolve; });
   let waiting = 0;
+  const gate = async (): Promise<void> => {
+    waiting++;
+    await released;
+  };
+  let heldOpenDone: Promise<unknown> = Promise.resolve();
   const fileSystem: FileSystem = {
     ...NODE_FILE_SYSTEM,
     async open(path, readOnly) {
-      if (armed && held.has(basename(path))) {
-        waiting++;
-        await released;
+      const held = basename(path) === name;
+      if (held && armed && hold === 'open') {
+        // The open completes before the file is unlinked (see unlink): its descriptor must not leak.
+        const opened = gate().then(() => NODE_FILE_SYSTEM.open(path, readOnly));
+        heldOpenDone = opened.catch(() => undefined);
+        return opened;
       }
-      return NODE_FILE_SYSTEM.open(path, readOnly);
+      const handle = await NODE_FILE_SYSTEM.open(path, readOnly);
+      if (!held || hold !== 'read') return handle;
+      return {
+        write: (data, position) => handle.write(data, position),
+        async read(length, position) {
+          if (armed) await gate();
+          return handle.read(length, position);
+        },
+        datasync: () => handle.datasync(),
+        size: () => handle.size(),
+        async close() {
+          await handle.close();
+          // Start-up's scan opens and closes it too, before the store is armed.
+          if (armed) closed = true;
+        },
+      };
     },
   };
-  return { fileSystem, arm: () => { armed = true; }, release, waiting: () => waiting };
+  fileSystem.unlink = async (path) => {
+    if (basename(path) === name) await heldOpenDone;
+    return NODE_FILE_SYSTEM.unlink(path);
+  };
+  return { fileSystem, arm: () => { armed = true; }, release, waiting: () => waiting, closed: () => closed };
 }
 
-test('a read racing with the cleaning that unlinks its segment answers "not in the log", not an error', async () => {
-  // Simulator seed 130: a teacher's read of a segment that log cleaning unlinked under it failed
-  // with ENOENT, and the group halted for good on a healthy node.
-  const dir = await tempDirectory('multipaxos-cleaning-race');
-  try {
-    const writer = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT });
-    for (let instanceId = 0; instanceId < 300; instanceId++) {
-      await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
-    }
-    await writer.close();
-    const names = (await readdir(join(dir.path, 'log'))).filter((name) => name.endsWith('.log')).sort();
-    const first = names[0] as string;
-    const held = heldOpens(new Set([first]));
-    // Reopened: no segment file is open yet, so the reads below open the first one.
-    const store = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT, fileSystem: held.fileSystem });
-    held.arm();
-    const one = store.get(0, 1);
-    const run = store.getMany(0, [2, 3, 4]);
-    while (held.waiting() === 0) await new Promise((resolve) => setImmediate(resolve));
-    await store.deleteBelow(0, 250);
-    assert.ok(!(await readdir(join(dir.path, 'log'))).includes(first), 'the first segment was unlinked');
-    held.release();
-    assert.equal(await one, undefined);
-    assert.deepEqual(await run, [undefined, undefined, undefined]);
-    assert.equal((await store.get(0, 299))?.instanceId, 299, 'what cleaning kept still reads');
-    await store.close();
-  } finally {
-    await dir.remove();
+/** The files under `directory` this process holds open (Linux: /proc/self/fd). */
+async function openFilesUnder(directory: string): Promise<string[]> {
+  const open: string[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target.startsWith(directory)) open.push(target);
   }
-});
+  return open;
+}
+
+for (const hold of ['open', 'read'] as const) {
+  test(`a read racing with the cleaning that unlinks its segment (held in ${hold}) answers "not in the log" ` +
+    'or the record, never an error', async () => {
+    // Simulator seed 130: a teacher's read of a segment that log cleaning unlinked under it failed
+    // with ENOENT, and the group halted for good on a healthy node.
+    const dir = await tempDirectory('multipaxos-cleaning-race');
+    try {
+      const writer = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT });
+      for (let instanceId = 0; instanceId < 300; instanceId++) {
+        await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
+      }
+      await writer.close();
+      const first = (await readdir(join(dir.path, 'log'))).filter((name) => name.endsWith('.log')).sort()[0] as string;
+      const held = heldSegment(first, hold);
+      // Reopened: the reads below open the first segment (held: in the open, or in the reads after it).
+      const store = await FileLogStore.open({
+        directory: dir.path, segmentBytes: SEGMENT, fileSystem: held.fileSystem,
+      });
+      held.arm();
+      const one = store.get(0, 1);
+      const run = store.getMany(0, [2, 3, 4]);
+      while (held.waiting() < (hold === 'open' ? 1 : 2)) await new Promise((resolve) => setImmediate(resolve));
+      const cleaning = store.deleteBelow(0, 250);
+      // Held in its reads, the segment's handle gets closed under them; held in its open, cleaning
+      // waits for that open (whose descriptor it then closes), so give it time to get there.
+      if (hold === 'read') while (!held.closed()) await new Promise((resolve) => setTimeout(resolve, 1));
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+      held.release();
+      await cleaning;
+      assert.ok(!(await readdir(join(dir.path, 'log'))).includes(first), 'the first segment was unlinked');
+      const answers = [await one, ...await run];
+      for (const [index, answer] of answers.entries()) {
+        assert.ok(answer === undefined || answer.instanceId === index + 1, `instance ${index + 1}: ${String(answer)}`);
+      }
+      if (hold === 'read') assert.deepEqual(answers, [undefined, undefined, undefined, undefined], 'the handle was closed');
+      assert.equal((await store.get(0, 299))?.instanceId, 299, 'what cleaning kept still reads');
+      await store.close();
+      assert.deepEqual(await openFilesUnder(dir.path), [], 'no descriptor of the unlinked segment is left open');
+    } finally {
+      await dir.remove();
+    }
+  });
+}
 
 test('a read that fails on a segment still in use is still an error', async () => {
   const dir = await tempDirectory('multipaxos-cleaning-read-error');

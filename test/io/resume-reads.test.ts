@@ -185,6 +185,31 @@ test('a read under way when a resume begins finishes on its file', { timeout: 30
   }
 });
 
+test('a read that begins in the same turn as a resume is waited for too', { timeout: 30_000 }, async () => {
+  // The read counted itself in flight one step after it checked for a resume: a resume begun in
+  // between closed the read's file under it, and the read came back empty for a record the log holds.
+  const { path: directory, remove } = await tempDirectory('resume-reads-');
+  try {
+    const fileSystem = new GatedFileSystem();
+    const store = await failedStore(directory, fileSystem);
+    fileSystem.readGate.close();
+    const reading = store.get(1, 10);
+    const many = store.getMany(1, [11, 12]);
+    const resuming = store.resume();
+    await until(() => fileSystem.readGate.waiting > 0, 'a read reaches its file');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    fileSystem.readGate.open();
+    assertRecord(await reading, fill(10), 'get');
+    const [eleven, twelve] = await many;
+    assertRecord(eleven, fill(11), 'getMany');
+    assertRecord(twelve, fill(12), 'getMany');
+    await resuming;
+    await store.close();
+  } finally {
+    await remove();
+  }
+});
+
 test('a resume that fails part way leaves the store reading from the index it had', { timeout: 30_000 },
   async () => {
     const { path: directory, remove } = await tempDirectory('resume-reads-');
