@@ -22,7 +22,7 @@ import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
 const FLAGS: FlagSpec = {
   values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
   'etcd-bin': 'string', groups: 'number', json: 'boolean', help: 'boolean', 'system-warmup-ms': 'number',
-  'http-groups': 'number', 'ours-cli': 'string', 'node-cpu-prof': 'string',
+  'http-groups': 'number', 'ours-cli': 'string', 'node-cpu-prof': 'string', masters: 'string',
 };
 /** Clients of the one-time warm-up of each system after it starts. */
 const SYSTEM_WARMUP_CLIENTS = 16;
@@ -38,7 +38,8 @@ export type KvSystem = (typeof SYSTEMS)[number];
 
 export const KV_USAGE = `usage: npm run bench -- kv [--values 100,2048] [--clients 1,16,64,256] [--duration-ms 5000]
                          [--warmup-ms 1000] [--systems ours,ours-no-sessions,etcd,ours-http,no-consensus,etcd-http]
-                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--node-cpu-prof DIR] [--json]
+                         [--etcd-bin PATH] [--groups 1] [--http-groups 3] [--masters together|spread]
+                         [--node-cpu-prof DIR] [--json]
 
 Runs the same closed-loop put workload against a local 3-node cluster of ours and a local 3-member
 etcd cluster (etcd's defaults: fsync on), one system after the other, and prints both side by side
@@ -67,6 +68,8 @@ parses the same JSON body and answers like our PUT from memory, with no consensu
   --etcd-bin PATH    the etcd binary (default: etcd on PATH; without one, only ours runs)
   --groups N         groups of ours, ours-no-sessions and ours-tls (default 1)
   --http-groups N    groups of ours-http (default 3, cluster up's default)
+  --masters P        where the masters of our clusters' groups start out: together or spread
+                     (default: cluster up's, together)
   --ours-cli PATH    the multipaxos CLI (dist/src/cli/main.js) that starts ours (default this build's):
                      another build's, to measure two commits with the same generator
   --node-cpu-prof DIR  every process of our clusters writes a CPU profile into DIR when it stops
@@ -88,6 +91,8 @@ export interface KvBenchSettings {
   readonly etcdBin: string | undefined;
   readonly groups: number;
   readonly httpGroups: number;
+  /** cluster up --masters for every cluster of ours (undefined: its default). */
+  readonly masters: 'spread' | 'together' | undefined;
   readonly oursCli: string | undefined;
   readonly nodeCpuProfileDir: string | undefined;
   readonly json: boolean;
@@ -115,6 +120,10 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
   if (groups < 1) throw new UsageError(`--groups must be at least 1; got ${groups}`);
   const httpGroups = (flags['http-groups'] as number | undefined) ?? DEFAULT_HTTP_GROUPS;
   if (httpGroups < 1) throw new UsageError(`--http-groups must be at least 1; got ${httpGroups}`);
+  const masters = flags.masters as string | undefined;
+  if (masters !== undefined && masters !== 'spread' && masters !== 'together') {
+    throw new UsageError(`--masters takes spread or together; got "${masters}"`);
+  }
   const systems = listOf('systems', (flags.systems as string | undefined) ?? DEFAULT_SYSTEMS.join(','), (item) => {
     const system = SYSTEMS.find((name) => name === item);
     if (system === undefined) throw new UsageError(`--systems takes ${SYSTEMS.join(', ')}; got "${item}"`);
@@ -130,6 +139,7 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
     etcdBin: flags['etcd-bin'] as string | undefined,
     groups,
     httpGroups,
+    masters,
     oursCli: flags['ours-cli'] as string | undefined,
     nodeCpuProfileDir: flags['node-cpu-prof'] as string | undefined,
     json: flags.json === true,
@@ -255,7 +265,8 @@ function describeSystem(system: KvSystem, settings: KvBenchSettings, etcdLabel: 
     case 'etcd': return `${etcdLabel}, 3 members, puts to the leader`;
     case 'etcd-http': return `${etcdLabel}, 3 members, puts spread over the members`;
     case 'no-consensus': return 'no-consensus Node HTTP server (in memory, no disk)';
-    case 'ours-http': return `ours-http (3 nodes, ${settings.httpGroups} group(s), plain HTTP spread over the nodes)`;
+    case 'ours-http': return `ours-http (3 nodes, ${settings.httpGroups} group(s), plain HTTP spread over the nodes` +
+      `${settings.masters === undefined ? '' : `, masters ${settings.masters}`})`;
     default: return `${system} (3 nodes, ${settings.groups} group(s)${system === 'ours-tls' ? ', mutual TLS, HTTPS, token' : ''})`;
   }
 }
@@ -271,9 +282,10 @@ async function startSystem(
       return await startNoConsensusTarget({ clients });
     }
     case 'ours-http': return await startOurs({ groups: settings.httpGroups, clients, plainHttp: true,
-      cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir });
+      cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir, masters: settings.masters });
     default: return await startOurs({ groups: settings.groups, clients, tls: system === 'ours-tls',
-      sessions: system !== 'ours-no-sessions', cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir });
+      sessions: system !== 'ours-no-sessions', cli: settings.oursCli, nodeCpuProfileDir: settings.nodeCpuProfileDir,
+      masters: settings.masters });
   }
 }
 

@@ -33,6 +33,8 @@ export interface OursTargetOptions {
   readonly cli?: string;
   /** Write a CPU profile of every node process into this directory when it stops (node-cpu-profile.ts). */
   readonly nodeCpuProfileDir?: string;
+  /** cluster up --masters (undefined: its default). */
+  readonly masters?: 'spread' | 'together';
 }
 
 export async function startOursTarget(options: OursTargetOptions): Promise<KvBenchTarget & ServerCpu> {
@@ -57,7 +59,8 @@ async function startCluster(
   const tls = options.tls === true && options.plainHttp !== true;
   const data = join(dir, `data-${basePort}`);
   const child = spawn(process.execPath, [options.cli ?? CLI, 'cluster', 'up', '--dir', data,
-    '--base-port', String(basePort), '--groups', String(options.groups), '--json', ...(tls ? ['--tls'] : [])],
+    '--base-port', String(basePort), '--groups', String(options.groups), '--json', ...(tls ? ['--tls'] : []),
+    ...(options.masters === undefined ? [] : ['--masters', options.masters])],
   { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnvironment(options.nodeCpuProfileDir) });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // The reason comes first (a usage error is followed by the whole usage text): keep the head.

@@ -45,6 +45,7 @@ export function nodeArgs(id: number, shape: ClusterShape, dir: string, flags: Re
     '--http', `${shape.host}:${shape.basePort + id}`, '--peers', peers, '--http-peers', httpPeers, '--data', join(dir, `node-${id}`),
     '--groups', String(shape.groups), '--master-lease', String(shape.masterLeaseMs), '--json'];
   if (flags.sync === false) args.push('--sync=false');
+  if (flags.masters !== undefined) args.push('--masters', String(flags.masters));
   if (shape.tls === true) {
     const secrets = clusterSecretsPaths(dir);
     const { cert, key } = secrets.node(id);

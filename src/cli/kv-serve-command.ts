@@ -21,7 +21,7 @@ import { parseAddress, parsePeers } from './peer-list.js';
 const FLAGS: FlagSpec = {
   id: 'number', listen: 'string', http: 'string', advertise: 'string', peers: 'string', followers: 'string',
   'http-peers': 'string',
-  data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number',
+  data: 'string', groups: 'number', cluster: 'string', sync: 'boolean', 'master-lease': 'number', masters: 'string',
   'timeout-ms': 'number', 'max-batch': 'number', snapshots: 'boolean', 'snapshot-interval': 'number',
   'snapshot-every': 'number', 'segment-mb': 'number', 'log-hold': 'number', 'clean-interval': 'number',
   'inline-write-bytes': 'number',
@@ -48,6 +48,9 @@ Runs one node of the replicated KV service: Paxos between nodes on --listen, the
   --data DIR         the node's log directory (created if missing)
   --groups G         Paxos groups the keys are spread over, each with its own master (default 3)
   --master-lease MS  the master lease (default 3000; at least 1000)
+  --masters P        where the groups' masters start out: spread (default; group g on the member at
+                     g mod n, by id) or together (all on the member with the lowest id); give every
+                     node the same (docs/kv-service.md, "How many groups, and where their masters go")
   --local-address IP the local address this node's connections to other nodes (Paxos and forwarded
                      requests) leave from (default: the system chooses); lets a firewall tell them
                      apart from clients'
@@ -93,6 +96,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
   const followers = flags.followers === undefined ? [] : parseFollowers(flags.followers as string);
   const isFollower = followers.some((follower) => follower.id === nodeId);
   if (!isFollower && !members.some((member) => member.id === nodeId)) members.push({ id: nodeId, ...listen });
+  const masterPlacement = masterPlacementOf(flags.masters);
 
   const tls = tlsFilesOf(flags);
   const tokens = flags.tokens === undefined ? undefined : openTokens(flags.tokens as string);
@@ -130,6 +134,7 @@ export async function kvServeCommand(argv: readonly string[]): Promise<number> {
       nodeId, members, followers, listen, localAddress, dataDir: required(flags.data, '--data') as string,
       groups: (flags.groups as number | undefined) ?? KV_DEFAULT_GROUPS,
       masterLeaseMs: (flags['master-lease'] as number | undefined) ?? KV_DEFAULT_LEASE_MS,
+      masterPlacement,
       clusterId: flags.cluster as string | undefined, sync: flags.sync as boolean | undefined,
       proposeTimeoutMs: flags['timeout-ms'] as number | undefined,
       maxBatchCount: flags['max-batch'] as number | undefined,
@@ -218,6 +223,12 @@ export function segmentBytesOf(megabytes: number | undefined): number | undefine
     throw new UsageError(`--segment-mb must be a whole number of MiB from 1 to 2048; got ${megabytes}`);
   }
   return megabytes * 1024 * 1024;
+}
+
+/** `--masters`: where the groups' masters start out (see KvServiceOptions.masterPlacement). */
+export function masterPlacementOf(value: unknown): 'spread' | 'together' | undefined {
+  if (value === undefined || value === 'spread' || value === 'together') return value;
+  throw new UsageError(`--masters must be spread or together; got "${String(value)}"`);
 }
 
 /** Merge the config file under the flags: a flag given on the command line wins. */

@@ -40,6 +40,14 @@ export interface KvServiceOptions extends Omit<PaxosNodeOptions, 'stateMachines'
   /** The master lease of every group (default 10,000 ms; at least 1,000). */
   readonly masterLeaseMs?: number;
   /**
+   * Where the groups' masters start out: 'spread' (default; group g on the member at g mod n, by
+   * id), so the proposing work is on different nodes, or 'together' (every group on the member with
+   * the lowest id), so the nodes' Paxos traffic is a star, not a mesh: far cheaper where the nodes
+   * share a machine's cores (docs/kv-service.md, "How many groups, and where their masters go").
+   * Only the start is steered: a master lost later is replaced by whichever node wins the election.
+   */
+  readonly masterPlacement?: 'spread' | 'together';
+  /**
    * When to snapshot each group's state into `<dataDir>/kv-snapshots/` (kv-snapshotter.ts), so a
    * restart replays only the log after the newest snapshot; false: never (every restart replays
    * the whole log). Snapshots need a dataDir and the built-in log store; otherwise none are taken.
@@ -184,6 +192,7 @@ export class KvService {
   static async start(options: KvServiceOptions): Promise<KvService> {
     const groups = options.groups ?? 1;
     checkEndpoint(options.httpEndpoint);
+    checkMasterPlacement(options.masterPlacement);
     const ownsLog = options.dataDir !== undefined && options.store === undefined;
     if (ownsLog) await checkGroupCount(options.dataDir as string, groups);
     // Snapshots sit beside the log they shorten: with a store of the caller's, the two could part ways.
@@ -203,8 +212,10 @@ export class KvService {
       ...options,
       logCleaning: logCleaningFor(options, snapshots),
       stateMachines: [machine],
-      // Spread: the groups' masters (and so the write load) start out on different nodes.
-      master: isFollower ? { groups: [] } : { groups: 'all', leaseMs: options.masterLeaseMs, spread: true },
+      master: isFollower ? { groups: [] } : {
+        groups: 'all', leaseMs: options.masterLeaseMs,
+        ...(options.masterPlacement === 'together' ? { together: true } : { spread: true }),
+      },
       // The service learns of the change first: its fencing must not depend on the caller's code.
       onMasterChange: (group, master) => {
         started.service?.onMasterChange(group, master);
@@ -647,6 +658,12 @@ function fromPaxosError(error: unknown): KvError {
 }
 
 /** The endpoint travels in every fence: one that cannot be encoded would leave the group unable to fence. */
+function checkMasterPlacement(placement: unknown): void {
+  if (placement === undefined || placement === 'spread' || placement === 'together') return;
+  throw new PaxosError('BAD_OPTIONS', `masterPlacement must be 'spread' or 'together', got ${JSON.stringify(placement)}`,
+    NOT_CHOSEN);
+}
+
 function checkEndpoint(endpoint: unknown): void {
   let valid = typeof endpoint === 'string' && Buffer.byteLength(endpoint) <= MAX_HTTP_ADDRESS_BYTES &&
     !LONE_SURROGATE.test(endpoint);

@@ -179,14 +179,16 @@ function forkRandom(random: Random): Random {
 }
 
 /**
- * With master.spread, group g prefers the member at index g mod n (members by id); the others give
- * it a head start of half a lease (at most 2 s) before their first bid: time for the preferred
- * node's bid and, if that first bid loses a race (to the group identity, say), its next one. Only the start is
+ * With master.spread, group g prefers the member at index g mod n (members by id); with
+ * master.together, every group prefers the member with the lowest id. The others give it a head
+ * start of half a lease (at most 2 s) before their first bid: time for the preferred node's bid
+ * and, if that first bid loses a race (to the group identity, say), its next one. Only the start is
  * steered: once a group has a master, nobody bids until its lease ends, so nothing moves back.
  */
 export function firstBidDelay(options: ResolvedNodeOptions, groupIndex: number, memberIds: readonly number[]): number {
-  if (!options.master.spread || memberIds.length === 0) return 0;
+  const placement = options.master.placement;
+  if (placement === 'any' || memberIds.length === 0) return 0;
   const sorted = [...memberIds].sort((a, b) => a - b);
-  const preferred = sorted[groupIndex % sorted.length];
+  const preferred = placement === 'together' ? sorted[0] : sorted[groupIndex % sorted.length];
   return preferred === options.nodeId ? 0 : Math.min(2_000, options.master.leaseMs / 2);
 }

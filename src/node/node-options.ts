@@ -126,13 +126,16 @@ export interface PaxosNodeOptions {
    * `driftBound` the most any clock's rate may differ from true time (default 0.01 = ±1%).
    * `spread`: at start, a node waits a little before its first bid in the groups it is not the
    * preferred master of (group g prefers the member at index g mod n, by id), so the masters of
-   * many groups, and their load, start out on different nodes (default false).
+   * many groups, and their load, start out on different nodes (default false). `together`: every
+   * group prefers the member with the lowest id, so the masters start out on one node, and the
+   * nodes' Paxos traffic is a star rather than a mesh (default false; not with `spread`).
    */
   readonly master?: {
     readonly groups?: readonly number[] | 'all';
     readonly leaseMs?: number;
     readonly driftBound?: number;
     readonly spread?: boolean;
+    readonly together?: boolean;
   };
   /**
    * Followers (PhxPaxos followers): nodes that learn every chosen value, pushed by the member they
@@ -174,6 +177,9 @@ export interface PaxosNodeOptions {
   readonly timers?: TimerHost;
 }
 
+/** Where the masters of a node's groups start out: wherever bids land, spread by group, or on one node. */
+export type MasterPlacement = 'any' | 'spread' | 'together';
+
 export interface ResolvedNodeOptions {
   readonly nodeId: number;
   readonly members: readonly MemberAddress[];
@@ -198,7 +204,9 @@ export interface ResolvedNodeOptions {
   readonly inlineWriteBytes: number;
   readonly logCleaning: LogCleaningSettings;
   readonly master: {
-    readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number; readonly spread: boolean;
+    readonly groups: readonly number[]; readonly leaseMs: number; readonly driftBound: number;
+    /** Which member each group's first bid favours (see PaxosNodeOptions.master): none, g mod n, or the lowest id. */
+    readonly placement: MasterPlacement;
   };
   readonly followers: readonly FollowerAddress[];
   /** This node is a follower: it learns and executes, never votes or proposes. */
@@ -383,7 +391,7 @@ function resolveStateMachines(
 }
 
 function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): ResolvedNodeOptions['master'] {
-  if (value === undefined) return { groups: [], ...DEFAULT_MASTER_OPTIONS, spread: false };
+  if (value === undefined) return { groups: [], ...DEFAULT_MASTER_OPTIONS, placement: 'any' };
   if (typeof value !== 'object' || value === null) throw bad('master', 'must be {groups, leaseMs, driftBound}');
   const all = Array.from({ length: groupCount }, (_, index) => index);
   let groups: number[];
@@ -399,7 +407,13 @@ function resolveMaster(value: PaxosNodeOptions['master'], groupCount: number): R
   }
   const spread = value.spread ?? false;
   if (typeof spread !== 'boolean') throw bad('master.spread', `must be true or false, got ${JSON.stringify(spread)}`);
-  return { groups: [...new Set(groups)], leaseMs, driftBound, spread };
+  const together = value.together ?? false;
+  if (typeof together !== 'boolean') {
+    throw bad('master.together', `must be true or false, got ${JSON.stringify(together)}`);
+  }
+  if (spread && together) throw bad('master.together', 'cannot be set with master.spread: choose one placement');
+  const placement: MasterPlacement = spread ? 'spread' : together ? 'together' : 'any';
+  return { groups: [...new Set(groups)], leaseMs, driftBound, placement };
 }
 
 function resolveLogCleaning(value: PaxosNodeOptions['logCleaning']): LogCleaningSettings {

@@ -140,6 +140,8 @@ test('kv flags: defaults, lists, and the order of systems', () => {
   assert.equal(defaults.etcdBin, undefined);
   assert.equal(defaults.nodeCpuProfileDir, undefined);
   assert.equal(parseKvFlags(['--node-cpu-prof', 'profiles']).nodeCpuProfileDir, 'profiles');
+  assert.equal(defaults.masters, undefined, 'cluster up\'s own default');
+  assert.equal(parseKvFlags(['--masters', 'spread']).masters, 'spread');
   const custom = parseKvFlags(['--values', '64, 64,1024', '--clients=8', '--systems', 'etcd,ours', '--json',
     '--duration-ms', '250', '--warmup-ms', '0', '--groups', '4', '--etcd-bin', '/opt/etcd']);
   assert.deepEqual(custom.valueSizes, [64, 1024]);
@@ -158,7 +160,7 @@ test('kv flags: malformed ones are usage errors', () => {
   const bad = [
     ['--clients', 'abc'], ['--clients', '0'], ['--clients', '4,'], ['--clients', '1.5'], ['--values', '-1'],
     ['--values', ''], ['--systems', 'zookeeper'], ['--systems', ''], ['--duration-ms', '0'], ['--warmup-ms', '-1'],
-    ['--groups', '0'], ['--duration-ms', 'soon'], ['--bogus'], ['--clients'], ['stray'],
+    ['--groups', '0'], ['--duration-ms', 'soon'], ['--bogus'], ['--clients'], ['stray'], ['--masters', 'sideways'],
   ];
   for (const argv of bad) assert.throws(() => parseKvFlags(argv), UsageError, argv.join(' '));
 });

@@ -52,6 +52,14 @@ interface StatusJson {
   }[];
 }
 
+/** The --masters each kv serve process under `dir` was started with, by node id. */
+async function mastersFlags(dir: string): Promise<string[]> {
+  const serving = (await processesMentioning(dir)).filter(({ argv }) => argv.includes('serve'));
+  const flagOf = (argv: readonly string[], flag: string): string => argv[argv.indexOf(flag) + 1] ?? '';
+  return serving.sort((a, b) => Number(flagOf(a.argv, '--id')) - Number(flagOf(b.argv, '--id')))
+    .map(({ argv }) => flagOf(argv, '--masters'));
+}
+
 /** SIGINT, as Ctrl-C: cluster up must exit 0 within 20 s, print that it stopped and leave no kv serve behind. */
 async function interrupt(cluster: ClusterUp, dir: string): Promise<void> {
   cluster.child.kill('SIGINT');
@@ -147,6 +155,9 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     assert.equal(run.stdout.trim().split('\n').length, 3, run.stdout);
     assert.match(run.stdout, new RegExp(`^node 2  ${endpoints[1]}  up \\S+( \\S+)?  g0: instance \\d+, master \\d`, 'm'));
 
+    // A local cluster's masters start out together on node 1 unless --masters says otherwise.
+    assert.deepEqual(await mastersFlags(dir), ['together', 'together', 'together']);
+
     // A plain HTTP PUT to a node that is not the master of the key's group is forwarded to the master.
     const group = groupOfKey('raw', DEFAULT_GROUPS);
     const master = status.nodes.find((node) => node.status?.groups[group]?.serving === true);
@@ -169,8 +180,11 @@ describe('multipaxos cluster up and the kv commands', { timeout: 90_000 }, () =>
     const shape = JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(shape, { nodes: 3, groups: DEFAULT_GROUPS, basePort, host: '127.0.0.1', masterLeaseMs: 1000 });
     // No --base-port: the saved one is used.
-    const cluster = await startClusterUp({ dir, json: true, flags: LEASE_FLAGS, track, reuseBasePort: basePort });
+    const cluster = await startClusterUp({
+      dir, json: true, flags: [...LEASE_FLAGS, '--masters', 'spread'], track, reuseBasePort: basePort,
+    });
     assert.deepEqual(cluster.endpoints, endpoints);
+    assert.deepEqual(await mastersFlags(dir), ['spread', 'spread', 'spread'], 'passed on to every node');
     for (const line of cluster.stdout().trim().split('\n')) JSON.parse(line);
     // Ready means any endpoint serves any key at once: every node knew where each group's master was.
     const ready = cluster.stdout().trim().split('\n').map((line) => JSON.parse(line) as { event: string; routing?: number[] })
@@ -221,6 +235,21 @@ test('every --help exits 0 with its usage; kv put without a VALUE is a usage err
   assert.match(missing.stderr, /^run 'multipaxos kv put --help' for usage$/m);
   assert.doesNotMatch(missing.stderr, /usage: multipaxos/, 'no command usage on a usage error');
   assert.equal(missing.stdout, '');
+  const dir = await mkdtemp(join(tmpdir(), 'cluster-up-masters-'));
+  try {
+    const placements = await Promise.all([
+      runCli(['cluster', 'up', '--dir', dir, '--masters', 'sideways']),
+      runCli(['kv', 'serve', '--id', '1', '--listen', '127.0.0.1:9', '--http', '127.0.0.1:9', '--peers', '1=127.0.0.1:9',
+        '--data', join(dir, 'serve'), '--masters', 'sideways']),
+    ]);
+    for (const run of placements) {
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /--masters must be spread or together; got "sideways"/);
+    }
+    assert.deepEqual(await processesMentioning(dir), [], 'nothing started');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('kill -9 of cluster up: its kv serve nodes notice and stop by themselves', { timeout: 60_000 }, async (t) => {

@@ -87,17 +87,25 @@ test('master options are validated, and a node outside a group\'s election canno
 
 test('master.spread: each group prefers one member by id, and the others wait half a lease (at most 2 s) to bid', () => {
   const members = [3, 1, 2].map((id) => ({ id, host: '127.0.0.1', port: 7000 + id }));
-  const resolved = (nodeId: number, spread: boolean, leaseMs = 3_000): ResolvedNodeOptions => resolveNodeOptions({
-    nodeId, members, dataDir: '/unused', groups: 4, master: { groups: 'all', leaseMs, spread },
+  const resolved = (nodeId: number, placement: { spread?: boolean; together?: boolean }, leaseMs = 3_000):
+    ResolvedNodeOptions => resolveNodeOptions({
+    nodeId, members, dataDir: '/unused', groups: 4, master: { groups: 'all', leaseMs, ...placement },
   });
   const ids = members.map((member) => member.id);
+  const delays = (placement: { spread?: boolean; together?: boolean }, leaseMs?: number): number[][] =>
+    [1, 2, 3].map((nodeId) => [0, 1, 2, 3].map((group) =>
+      firstBidDelay(resolved(nodeId, placement, leaseMs), group, ids)));
   // Group g prefers the member at g mod 3 in id order: 1, 2, 3, then 1 again.
-  const delays = (spread: boolean, leaseMs?: number): number[][] => [1, 2, 3].map((nodeId) =>
-    [0, 1, 2, 3].map((group) => firstBidDelay(resolved(nodeId, spread, leaseMs), group, ids)));
-  assert.deepEqual(delays(true), [[0, 1500, 1500, 0], [1500, 0, 1500, 1500], [1500, 1500, 0, 1500]]);
-  assert.deepEqual(delays(true, 10_000)[0], [0, 2000, 2000, 0]);
-  assert.deepEqual(delays(false), [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
-  assert.throws(() => resolveNodeOptions({ nodeId: 1, members, dataDir: '/unused',
-    master: { groups: 'all', spread: 'yes' as unknown as boolean } }), (error: unknown) =>
-    error instanceof PaxosError && error.code === 'BAD_OPTIONS' && /master.spread/.test(error.message));
+  assert.deepEqual(delays({ spread: true }), [[0, 1500, 1500, 0], [1500, 0, 1500, 1500], [1500, 1500, 0, 1500]]);
+  assert.deepEqual(delays({ spread: true }, 10_000)[0], [0, 2000, 2000, 0]);
+  // Together: every group prefers the lowest id.
+  assert.deepEqual(delays({ together: true }), [[0, 0, 0, 0], [1500, 1500, 1500, 1500], [1500, 1500, 1500, 1500]]);
+  assert.deepEqual(delays({}), [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
+  assert.deepEqual(delays({ spread: false, together: false }), [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
+  const refused = (master: Record<string, unknown>, pattern: RegExp): void => assert.throws(
+    () => resolveNodeOptions({ nodeId: 1, members, dataDir: '/unused', master: { groups: 'all', ...master } }),
+    (error: unknown) => error instanceof PaxosError && error.code === 'BAD_OPTIONS' && pattern.test(error.message));
+  refused({ spread: 'yes' }, /master.spread/);
+  refused({ together: 1 }, /master.together/);
+  refused({ spread: true, together: true }, /choose one placement/);
 });
