@@ -554,6 +554,11 @@ export class FileLogStore implements LogStore {
     await this.unlinkDeadSegments();
   }
 
+  /** Writes made to the segment files since the store opened (each may carry several groups' records). */
+  flushes(): number {
+    return this.stats.flushes;
+  }
+
   /** Bytes of the segment files (pre-allocated space included): the log's footprint on disk. */
   diskBytes(): number {
     let bytes = 0;

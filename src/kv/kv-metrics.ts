@@ -180,6 +180,12 @@ export function renderNodeMetrics(out: PrometheusWriter, metrics: NodeMetrics): 
     out.family('multipaxos_log_disk_bytes', 'gauge', 'Bytes of log segment files on disk, pre-allocated space included.');
     out.sample('multipaxos_log_disk_bytes', {}, metrics.logDiskBytes);
   }
+  if (metrics.logFlushes !== undefined) {
+    // Against the groups' multipaxos_log_writes_total: how many group writes each file write carried.
+    out.family('multipaxos_log_flushes_total', 'counter', 'Writes made to the log files, every group\'s records ' +
+      'together (group commit may put several groups\' writes in one).');
+    out.sample('multipaxos_log_flushes_total', {}, metrics.logFlushes);
+  }
   for (const direction of ['received', 'sent'] as const) {
     const name = `multipaxos_messages_${direction}_total`;
     out.family(name, 'counter', `Paxos messages ${direction}, by group and kind.`);

@@ -102,6 +102,8 @@ export interface NodeMetrics {
   readonly transport: Readonly<Record<string, unknown>> | undefined;
   /** Bytes of log files on disk (all groups share them), when the store can tell. */
   readonly logDiskBytes: number | undefined;
+  /** Writes the log store made to its files, every group's records together, when the store can tell. */
+  readonly logFlushes: number | undefined;
   /** Why the node's storage refuses writes (every group halted until it resumes); undefined: it takes them. */
   readonly storage: StorageFailure | undefined;
   /** Times the node took writes again, by itself, after its storage failed. */
@@ -527,6 +529,7 @@ export class PaxosNode {
       })),
       transport: this.transport.stats?.(),
       logDiskBytes: this.store.diskBytes?.(),
+      logFlushes: this.store.flushes?.(),
       storage: this.storage.failure,
       storageResumes: this.storage.resumes,
       lastStorageFailure: this.storage.lastReason,

@@ -55,6 +55,11 @@ export interface LogStore {
    * for metrics. A store that cannot tell leaves it out.
    */
   diskBytes?(): number;
+  /**
+   * Optional: the writes the store has made to its files since it opened, every group's records
+   * together (one group-committed write may carry several groups' records), for metrics.
+   */
+  flushes?(): number;
 }
 
 /** A checkpoint install under way (LogStore.pendingCheckpoint). */

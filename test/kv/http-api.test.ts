@@ -526,6 +526,12 @@ describe('the KV HTTP API of a 3-node cluster', () => {
     assert.equal(metricValue(metrics.text, 'multipaxos_master_node_id', { group: '0' }), master.nodeId);
     assert.equal(types.get('multipaxos_instance_id'), 'gauge');
     assert.equal(types.get('multipaxos_log_fsyncs_total'), 'counter');
+    // The store's file writes: at most the groups' writes together (group commit shares them).
+    const flushes = metricValue(metrics.text, 'multipaxos_log_flushes_total') ?? 0;
+    const groupWrites = ['0', '1'].reduce((sum, group) =>
+      sum + (metricValue(metrics.text, 'multipaxos_log_writes_total', { group }) ?? 0), 0);
+    assert.ok(flushes > 0 && flushes <= groupWrites, `${flushes} file writes for ${groupWrites} group writes`);
+    assert.equal(types.get('multipaxos_log_flushes_total'), 'counter');
     assert.equal(types.get('multipaxos_queue_proposals'), 'gauge');
     // Transport figures: counts are counters, levels (open connections, buffered bytes) are gauges.
     assert.equal(types.get('multipaxos_transport_frames_sent'), 'counter');

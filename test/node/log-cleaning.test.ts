@@ -76,6 +76,7 @@ test('a node cleans its log behind the checkpoint, keeps the hold, and restarts 
   const group = node.metrics().groups[0];
   assert.equal(group?.instancesCleaned, bound);
   assert.ok((node.metrics().logDiskBytes ?? 0) > 0, 'the file store reports its size');
+  assert.ok((node.metrics().logFlushes ?? 0) > 0, 'and its writes');
   await assert.rejects(node.instanceValues(0, bound - 1),
     (error: unknown) => error instanceof PaxosError && error.code === 'INSTANCE_UNAVAILABLE');
   for (let instanceId = bound; instanceId < node.nowInstanceId(0); instanceId++) {
