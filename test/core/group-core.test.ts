@@ -50,6 +50,14 @@ function teachNode3(harness: CoreHarness): void {
   harness.deliver({ kind: 'learnValue', to: 3 });
 }
 
+/** Node 3 asks node 1 from `instanceId`; node 1's offer and node 3's confirm are delivered. */
+function node1OpensSessionWith3(harness: CoreHarness, instanceId: number): void {
+  harness.node(1).core.step({ kind: 'askForLearn', from: 3, instanceId });
+  harness.process(1);
+  harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
+  harness.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
+}
+
 function chooseOnNode1(harness: CoreHarness, value: string, skipAccept: number[] = []): number {
   const token = harness.propose(1, value);
   harness.deliver({ kind: 'prepare' });
@@ -374,10 +382,7 @@ describe('GroupCore: learning a chosen value', () => {
     harness.drop({ kind: 'chosen' });
     chooseOnNode1(harness, 'c', [3]);
     harness.drop({ kind: 'chosen' });
-    harness.node(1).core.step({ kind: 'askForLearn', from: 3, instanceId: 1 });
-    harness.process(1);
-    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
-    harness.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
+    node1OpensSessionWith3(harness, 1);
     assert.equal(harness.pending({ kind: 'learnValue', from: 1, to: 3 }).length, 2, 'node 1 streams');
     harness.node(1).core.step(prepareMsg(3, 1, ballot(6, 3)));
     harness.process(1);
@@ -394,10 +399,7 @@ describe('GroupCore: learning a chosen value', () => {
       chooseOnNode1(harness, value, [3]);
       harness.drop({ kind: 'chosen' });
     }
-    harness.node(1).core.step({ kind: 'askForLearn', from: 3, instanceId: 0 });
-    harness.process(1);
-    harness.deliver({ kind: 'sendNowInstanceId', from: 1, to: 3 });
-    harness.deliver({ kind: 'confirmAskForLearn', from: 3, to: 1 });
+    node1OpensSessionWith3(harness, 0);
     assert.equal(harness.pending({ kind: 'learnValue', from: 1, to: 3 }).length, 1, 'the first value of three');
     harness.node(1).core.step(prepareMsg(3, 0, ballot(6, 3)));
     harness.process(1);

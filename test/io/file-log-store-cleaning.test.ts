@@ -108,6 +108,15 @@ function heldSegment(name: string, hold: 'open' | 'read'): {
   return { fileSystem, arm: () => { armed = true; }, release, waiting: () => waiting, closed: () => closed };
 }
 
+/** A store in `directory` holding instances 0 to count - 1 of group 0, closed again. */
+async function writeRecords(directory: string, count: number): Promise<void> {
+  const writer = await FileLogStore.open({ directory, segmentBytes: SEGMENT });
+  for (let instanceId = 0; instanceId < count; instanceId++) {
+    await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
+  }
+  await writer.close();
+}
+
 /** The files under `directory` this process holds open (Linux: /proc/self/fd). */
 async function openFilesUnder(directory: string): Promise<string[]> {
   const open: string[] = [];
@@ -125,11 +134,7 @@ for (const hold of ['open', 'read'] as const) {
     // with ENOENT, and the group halted for good on a healthy node.
     const dir = await tempDirectory('multipaxos-cleaning-race');
     try {
-      const writer = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT });
-      for (let instanceId = 0; instanceId < 300; instanceId++) {
-        await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
-      }
-      await writer.close();
+      await writeRecords(dir.path, 300);
       const first = (await readdir(join(dir.path, 'log'))).filter((name) => name.endsWith('.log')).sort()[0] as string;
       const held = heldSegment(first, hold);
       // Reopened: the reads below open the first segment (held: in the open, or in the reads after it).
@@ -165,11 +170,7 @@ for (const hold of ['open', 'read'] as const) {
 test('a read that fails on a segment still in use is still an error', async () => {
   const dir = await tempDirectory('multipaxos-cleaning-read-error');
   try {
-    const writer = await FileLogStore.open({ directory: dir.path, segmentBytes: SEGMENT });
-    for (let instanceId = 0; instanceId < 100; instanceId++) {
-      await writer.put(0, [record(instanceId, 'v'.repeat(100))], { sync: false });
-    }
-    await writer.close();
+    await writeRecords(dir.path, 100);
     let failOpens = false;
     const failing: FileSystem = {
       ...NODE_FILE_SYSTEM,
