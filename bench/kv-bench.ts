@@ -71,7 +71,8 @@ parses the same JSON body and answers like our PUT from memory, with no consensu
   --masters P        where the masters of our clusters' groups start out: together or spread
                      (default: cluster up's, together)
   --ours-cli PATH    the multipaxos CLI (dist/src/cli/main.js) that starts ours (default this build's):
-                     another build's, to measure two commits with the same generator
+                     another build's, to measure two commits with the same generator (a build
+                     before --masters starts its masters spread, and refuses --masters)
   --node-cpu-prof DIR  every process of our clusters writes a CPU profile into DIR when it stops
                      (node-N-PID.cpuprofile; each system of ours is a cluster of its own)
   --json             one JSON object per line per cell and system, and nothing else on stdout:
@@ -265,8 +266,8 @@ function describeSystem(system: KvSystem, settings: KvBenchSettings, etcdLabel: 
     case 'etcd': return `${etcdLabel}, 3 members, puts to the leader`;
     case 'etcd-http': return `${etcdLabel}, 3 members, puts spread over the members`;
     case 'no-consensus': return 'no-consensus Node HTTP server (in memory, no disk)';
-    case 'ours-http': return `ours-http (3 nodes, ${settings.httpGroups} group(s), plain HTTP spread over the nodes` +
-      `${settings.masters === undefined ? '' : `, masters ${settings.masters}`})`;
+    case 'ours-http': return `ours-http (3 nodes, ${settings.httpGroups} group(s), plain HTTP spread over the nodes, ` +
+      `masters ${settings.masters ?? 'as cluster up starts them'})`;
     default: return `${system} (3 nodes, ${settings.groups} group(s)${system === 'ours-tls' ? ', mutual TLS, HTTPS, token' : ''})`;
   }
 }

@@ -46,8 +46,10 @@ the same --dir and the data is still there. \`npm start\` runs it.
   --groups G         Paxos groups the keys are spread over (default ${KV_DEFAULT_GROUPS})
   --master-lease MS  master lease (default ${KV_DEFAULT_LEASE_MS})
   --masters P        where the groups' masters start out: together (default: all on node 1, so the
-                     nodes' Paxos traffic is a star; 1.5-2x the writes/s of spread on a 2-core
-                     machine, see docs/kv-service.md) or spread (group g on node g mod N + 1)
+                     nodes' Paxos traffic is a star; about 1.45x the writes/s of spread at 64
+                     clients on a 2-core machine, see docs/kv-service.md) or spread (group g on
+                     node g mod N + 1). Only the start is steered: a master lost later moves
+                     to whichever node wins the election
   --segment-mb N     each node's log segment size in MiB (default 8: a fresh node holds two, 16 MiB)
   --log-hold N       instances of log each node keeps below its newest snapshot (default 20000)
   --snapshot-every N each node snapshots a group after N instances (default 10000)

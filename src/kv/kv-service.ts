@@ -657,13 +657,13 @@ function fromPaxosError(error: unknown): KvError {
   }
 }
 
-/** The endpoint travels in every fence: one that cannot be encoded would leave the group unable to fence. */
 function checkMasterPlacement(placement: unknown): void {
   if (placement === undefined || placement === 'spread' || placement === 'together') return;
   throw new PaxosError('BAD_OPTIONS', `masterPlacement must be 'spread' or 'together', got ${JSON.stringify(placement)}`,
     NOT_CHOSEN);
 }
 
+/** The endpoint travels in every fence: one that cannot be encoded would leave the group unable to fence. */
 function checkEndpoint(endpoint: unknown): void {
   let valid = typeof endpoint === 'string' && Buffer.byteLength(endpoint) <= MAX_HTTP_ADDRESS_BYTES &&
     !LONE_SURROGATE.test(endpoint);

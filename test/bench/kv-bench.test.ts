@@ -341,7 +341,8 @@ test('npm run bench -- kv --systems ours-http,no-consensus: plain HTTP over ever
   assert.ok(Math.abs(Number(toBare) - Number(oursOps) / Number(bareOps)) <= 0.011, row);
   assert.equal(errors, '0 / - / 0', `${row}\n${run.stderr}`);
   // A default cluster up: three groups, so most puts land on a node that must forward them.
-  assert.match(run.stderr, /ours-http \(3 nodes, 3 group\(s\), plain HTTP spread over the nodes\)/);
+  assert.match(run.stderr,
+    /ours-http \(3 nodes, 3 group\(s\), plain HTTP spread over the nodes, masters as cluster up starts them\)/);
 });
 
 test('kv --node-cpu-prof DIR: every node of our cluster writes a CPU profile there when it stops', async () => {

@@ -85,7 +85,8 @@ test('master options are validated, and a node outside a group\'s election canno
   }
 });
 
-test('master.spread: each group prefers one member by id, and the others wait half a lease (at most 2 s) to bid', () => {
+test('master.spread and master.together: each group prefers one member by id, the others wait half a lease (at most 2 s)',
+  () => {
   const members = [3, 1, 2].map((id) => ({ id, host: '127.0.0.1', port: 7000 + id }));
   const resolved = (nodeId: number, placement: { spread?: boolean; together?: boolean }, leaseMs = 3_000):
     ResolvedNodeOptions => resolveNodeOptions({
