@@ -130,7 +130,8 @@ test('a follower serves stale reads of every write and points writes and lineari
   }
 });
 
-test('a node refuses to start with another group count than its data was written with, or a bad endpoint', async () => {
+test('a node refuses to start with another group count than its data was written with, a bad endpoint or placement',
+  async () => {
   const root = await tempRoot('kv-groups');
   const port = await freePort();
   const members = [{ id: 1, host: '127.0.0.1', port }];
@@ -145,6 +146,10 @@ test('a node refuses to start with another group count than its data was written
     await assert.rejects(KvService.start({ ...options, groups: 3, httpEndpoint }), (error: unknown) =>
       error instanceof PaxosError && error.code === 'BAD_OPTIONS', httpEndpoint);
   }
+  await assert.rejects(KvService.start({ ...options, groups: 3, masterPlacement: 'sideways' as 'spread' }),
+    (error: unknown) => error instanceof PaxosError && error.code === 'BAD_OPTIONS' && /masterPlacement/.test(error.message));
+  const together = await KvService.start({ ...options, groups: 3, masterPlacement: 'together' });
+  await together.stop();
 });
 
 test('an onMasterChange callback that throws changes nothing: the node still fences, serves and writes', async () => {
