@@ -18,6 +18,7 @@ import { ETCD_NOT_FOUND, etcdVersion, findEtcd, startEtcdTarget, type KvBenchTar
 import type { OursTargetOptions } from './kv-ours-target.js';
 import type { ServerCpu } from './server-cpu.js';
 import { parseFlags, UsageError, type FlagSpec } from '../src/cli/flags.js';
+import { masterPlacementOf, type MastersFlag } from '../src/cli/masters-flag.js';
 
 const FLAGS: FlagSpec = {
   values: 'string', clients: 'string', 'duration-ms': 'number', 'warmup-ms': 'number', systems: 'string',
@@ -93,7 +94,7 @@ export interface KvBenchSettings {
   readonly groups: number;
   readonly httpGroups: number;
   /** cluster up --masters for every cluster of ours (undefined: its default). */
-  readonly masters: 'spread' | 'together' | undefined;
+  readonly masters: MastersFlag | undefined;
   readonly oursCli: string | undefined;
   readonly nodeCpuProfileDir: string | undefined;
   readonly json: boolean;
@@ -121,10 +122,7 @@ export function parseKvFlags(argv: readonly string[]): KvBenchSettings {
   if (groups < 1) throw new UsageError(`--groups must be at least 1; got ${groups}`);
   const httpGroups = (flags['http-groups'] as number | undefined) ?? DEFAULT_HTTP_GROUPS;
   if (httpGroups < 1) throw new UsageError(`--http-groups must be at least 1; got ${httpGroups}`);
-  const masters = flags.masters as string | undefined;
-  if (masters !== undefined && masters !== 'spread' && masters !== 'together') {
-    throw new UsageError(`--masters takes spread or together; got "${masters}"`);
-  }
+  const masters = masterPlacementOf(flags.masters);
   const systems = listOf('systems', (flags.systems as string | undefined) ?? DEFAULT_SYSTEMS.join(','), (item) => {
     const system = SYSTEMS.find((name) => name === item);
     if (system === undefined) throw new UsageError(`--systems takes ${SYSTEMS.join(', ')}; got "${item}"`);

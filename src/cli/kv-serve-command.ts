@@ -16,6 +16,7 @@ import { stopSignal } from './stop-signal.js';
 import { readMaterial, type TlsFileOptions } from '../security/tls-files.js';
 import { TokenStore } from '../security/tokens.js';
 import { CommandError, listenFailure, parseFlags, UsageError, type FlagSpec, type Flags } from './flags.js';
+import { masterPlacementOf } from './masters-flag.js';
 import { parseAddress, parsePeers } from './peer-list.js';
 
 const FLAGS: FlagSpec = {
@@ -223,12 +224,6 @@ export function segmentBytesOf(megabytes: number | undefined): number | undefine
     throw new UsageError(`--segment-mb must be a whole number of MiB from 1 to 2048; got ${megabytes}`);
   }
   return megabytes * 1024 * 1024;
-}
-
-/** `--masters`: where the groups' masters start out (see KvServiceOptions.masterPlacement). */
-export function masterPlacementOf(value: unknown): 'spread' | 'together' | undefined {
-  if (value === undefined || value === 'spread' || value === 'together') return value;
-  throw new UsageError(`--masters must be spread or together; got "${String(value)}"`);
 }
 
 /** Merge the config file under the flags: a flag given on the command line wins. */

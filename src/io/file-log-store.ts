@@ -416,7 +416,11 @@ export class FileLogStore implements LogStore {
       const bodyLength = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
       bytes = await handle.read(FRAME_HEADER_BYTES + bodyLength, offset);
     } catch (error) {
-      if (this.unlinkedUnder(segment)) return undefined;
+      // Log cleaning took the segment out under the read (its records are all below their marks):
+      // gone, not damaged, so "not in the log", as a moment later. A teacher streaming them ends its
+      // session and its learner goes to a checkpoint; failing the read would halt the group for good
+      // over a race with its own cleaning (simulator seed 130).
+      if (segment.unlinked) return undefined;
       throw error;
     }
     const frame = decodeFrame(bytes, 0);
@@ -497,7 +501,7 @@ export class FileLogStore implements LogStore {
       const lastBody = header.length === FRAME_HEADER_BYTES ? Math.min(header.readUInt32LE(0), MAX_RECORD_BYTES) : 0;
       bytes = await handle.read(last - first + FRAME_HEADER_BYTES + lastBody, first);
     } catch (error) {
-      if (this.unlinkedUnder(segment)) return instanceIds.map(() => undefined);
+      if (segment.unlinked) return instanceIds.map(() => undefined); // as in read
       throw error;
     }
     return instanceIds.map((instanceId, at) => {
@@ -867,17 +871,6 @@ export class FileLogStore implements LogStore {
       throw error;
     });
     return segment.opening;
-  }
-
-  /**
-   * Whether a read of `segment` failed because log cleaning unlinked it meanwhile (it left the map
-   * first, its records all below their low-water marks): the records are gone, not damaged, and the
-   * read answers "not in the log" as it would have a moment later. A teacher streaming them then
-   * ends its session, and its learner is sent to a checkpoint; failing the read would halt the group
-   * for good over a race with its own cleaning (simulator seed 130).
-   */
-  private unlinkedUnder(segment: Segment): boolean {
-    return segment.unlinked;
   }
 
   /** Unlink sealed segments whose every record is below its group's low-water mark or cleared. */
